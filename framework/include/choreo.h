@@ -1,0 +1,367 @@
+/*
+ * choreo: choreographed sagas over NATS JetStream, with a transactional outbox
+ * and an idempotent inbox in each service's own SQLite database.
+ *
+ * This is the whole public surface of libchoreo. Conventions:
+ * - Fallible functions return a choreo_status; CHOREO_OK is 0. On failure,
+ *   choreo_last_error() on the same thread gives a sentence naming what failed
+ *   and what to do about it.
+ * - Out-parameters (T **out) are written only on success.
+ * - create functions copy what they are given; destroy functions accept NULL.
+ * - User code (handlers, request handlers) runs only on the service's
+ *   dispatcher thread, never on a NATS library thread.
+ */
+#ifndef CHOREO_H
+#define CHOREO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CHOREO_API __attribute__((visibility("default")))
+#define CHOREO_WUR __attribute__((warn_unused_result))
+#else
+#define CHOREO_API
+#define CHOREO_WUR
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. Append-only: values never change meaning.                  */
+
+typedef enum choreo_status {
+    CHOREO_OK = 0,
+    CHOREO_EINVAL = 1,      /* an argument is invalid (NULL, bad name, ...) */
+    CHOREO_ENOMEM = 2,      /* out of memory */
+    CHOREO_ECONFIG = 3,     /* a configuration setting is missing or invalid */
+    CHOREO_ESTORE = 4,      /* SQLite failed (I/O, corrupt, disk full, ...) */
+    CHOREO_EBUSY = 5,       /* SQLite stayed locked past busy_timeout */
+    CHOREO_ENATS = 6,       /* NATS or JetStream failed */
+    CHOREO_EAUTH = 7,       /* NATS refused the credentials */
+    CHOREO_ENOSERVER = 8,   /* no NATS server could be reached */
+    CHOREO_ETOOBIG = 9,     /* a size limit was exceeded */
+    CHOREO_EDECODE = 10,    /* malformed msgpack or envelope */
+    CHOREO_ESTATE = 11,     /* call not allowed in the object's current state */
+    CHOREO_ENOTFOUND = 12,  /* the named thing does not exist */
+    CHOREO_ESTREAM = 13,    /* the stream exists with an incompatible setup */
+    CHOREO_ETIMEOUT = 14,   /* an operation did not finish in time */
+    CHOREO_EDUPLICATE = 15, /* already registered / already exists */
+} choreo_status;
+
+/* A short constant text for a status ("invalid argument"). Never NULL. */
+CHOREO_API const char *choreo_status_str(choreo_status s);
+
+/* Detail of the most recent failure of a choreo call on this thread: what
+ * failed, with what, and what to do. Valid until the next failing call on
+ * this thread. Never NULL (empty when nothing failed). */
+CHOREO_API const char *choreo_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Logging: logfmt lines on stderr, e.g.
+ *   ts=2026-11-24T10:00:00.123Z level=info svc=order msg="relay published" n=12 */
+
+typedef enum choreo_log_level {
+    CHOREO_LOG_ERROR = 0,
+    CHOREO_LOG_WARN = 1,
+    CHOREO_LOG_INFO = 2,
+    CHOREO_LOG_DEBUG = 3,
+} choreo_log_level;
+
+/* ------------------------------------------------------------------------ */
+/* Configuration. Settings are named by keys; the same key is accepted as a
+ * command-line flag (--key-with-dashes VALUE or --key-with-dashes=VALUE) and
+ * as an environment variable (CHOREO_KEY_IN_CAPS). Precedence when both are
+ * applied in the usual order (env, then args): flags win.
+ *
+ * Keys (default in brackets):
+ *   service            service name, [A-Za-z0-9_-]{1,32} (required)
+ *   db                 path of the service's SQLite file (required)
+ *   nats_url           comma-separated server URLs [nats://127.0.0.1:4222]
+ *   stream             JetStream stream name [CHOREO]
+ *   prefix             subject prefix [choreo]
+ *   log_level          error|warn|info|debug [info]
+ *   synchronous        SQLite synchronous: off|normal|full|extra [full]
+ *   busy_timeout_ms    SQLite busy timeout [5000]
+ *   nats_user, nats_password, nats_token, nats_creds,
+ *   tls_ca, tls_cert, tls_key      NATS credentials (never logged)
+ *   connect_wait_ms    how long start waits for a first NATS connection;
+ *                      0 waits until stopped [0]
+ *   max_deliver        JetStream MaxDeliver per consumer [10]
+ *   ack_wait_ms        JetStream AckWait [30000]
+ *   max_ack_pending    JetStream MaxAckPending [1000]
+ *   batch_max          messages per group commit [256]
+ *   max_event_bytes    largest envelope accepted or emitted [1048576]
+ *   stream_max_age_s   stream max age when choreo creates it; 0 = none [604800]
+ *   stream_dup_window_s  stream duplicate window [120]
+ *   stream_replicas    stream replicas [1]
+ *   relay_scan_ms      relay's fallback scan period [500]
+ */
+typedef struct choreo_config choreo_config;
+
+/* Creates a configuration holding the defaults. */
+CHOREO_API CHOREO_WUR choreo_status choreo_config_create(choreo_config **out);
+
+/* Sets one key. Fails with CHOREO_ECONFIG naming the key and the accepted
+ * values when the key is unknown or the value is invalid. */
+CHOREO_API CHOREO_WUR choreo_status choreo_config_set(choreo_config *cfg,
+                                                      const char *key,
+                                                      const char *value);
+
+/* Applies every CHOREO_* environment variable. An unknown CHOREO_* variable is
+ * an error (it is most likely a typo). */
+CHOREO_API CHOREO_WUR choreo_status choreo_config_from_env(choreo_config *cfg);
+
+/* Applies command-line flags argv[1..argc-1]. Flags choreo knows are removed
+ * from argv and *argc is updated; other arguments are left in place, in
+ * order, for the program. "--" stops flag processing. */
+CHOREO_API CHOREO_WUR choreo_status choreo_config_from_args(choreo_config *cfg,
+                                                            int *argc,
+                                                            char **argv);
+
+/* Checks that required keys are set and values agree with each other. */
+CHOREO_API CHOREO_WUR choreo_status choreo_config_validate(const choreo_config *cfg);
+
+/* Returns the current value of a key as text, or NULL for an unknown key.
+ * Secrets come back as "***" when set. Valid until the next set. */
+CHOREO_API const char *choreo_config_get(const choreo_config *cfg, const char *key);
+
+/* Writes a help text listing every key, its flag, variable and default. */
+CHOREO_API void choreo_config_print_help(const choreo_config *cfg, void *file);
+
+CHOREO_API void choreo_config_destroy(choreo_config *cfg);
+
+/* ------------------------------------------------------------------------ */
+/* Events and transactions                                                  */
+
+/* Longest event id text (ULID: 26 characters) plus NUL. */
+#define CHOREO_ID_SIZE 27
+/* Longest saga id (characters [A-Za-z0-9_-]). */
+#define CHOREO_SAGA_MAX 64
+/* Longest event type name (UpperCamel ASCII). */
+#define CHOREO_TYPE_MAX 64
+
+/* A received event, borrowed: every pointer is valid only during the handler
+ * call. Strings are NUL-terminated. `data` is the msgpack map of the payload
+ * (see choreo_mp_reader below and the generated code in events/). */
+typedef struct choreo_event {
+    const char *id;       /* ULID */
+    const char *type;     /* e.g. "OrderCreated" */
+    uint32_t version;     /* schema version of data */
+    const char *saga;     /* saga id */
+    const char *cause;    /* id of the event that caused this one, or "" */
+    const char *source;   /* emitting service */
+    int64_t ts_ms;        /* emit time, unix milliseconds */
+    const uint8_t *data;  /* msgpack map */
+    size_t data_len;
+    uint32_t attempt;     /* delivery attempt, 1 for the first */
+} choreo_event;
+
+/* A local SQLite transaction of a service. Inside a handler it also carries
+ * the inbox mark of the event being handled. */
+typedef struct choreo_tx choreo_tx;
+
+typedef enum choreo_result {
+    CHOREO_DONE = 0,   /* commit business rows, emitted events and inbox mark */
+    CHOREO_RETRY = 1,  /* transient: roll back, redeliver later */
+    CHOREO_REJECT = 2, /* permanent: roll back, park for a person */
+} choreo_result;
+
+/* Handler for one event type. Runs on the dispatcher thread inside a
+ * transaction (a SAVEPOINT of a group commit). It must not begin, commit or
+ * roll back on the connection itself. */
+typedef choreo_result (*choreo_handler_fn)(choreo_tx *tx, const choreo_event *ev,
+                                           void *user);
+
+/* The transaction's connection, for business SQL. Owned by choreo. */
+CHOREO_API sqlite3 *choreo_tx_db(choreo_tx *tx);
+
+/* The event being handled, or NULL in a command or request transaction. */
+CHOREO_API const choreo_event *choreo_tx_event(const choreo_tx *tx);
+
+/* Emits an event: writes an outbox row in this transaction. It is published
+ * after the commit, and never if the transaction rolls back.
+ *   type     UpperCamel ASCII name, e.g. "PaymentAuthorized"
+ *   version  schema version of data (>= 1)
+ *   saga     saga id; NULL means the saga of the event being handled
+ *   data     msgpack map of the payload, copied; data_len may be 0 for {}
+ * The new event's id is written to id_out when it is not NULL.
+ * Fails with CHOREO_ETOOBIG when the envelope would exceed max_event_bytes. */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit(choreo_tx *tx, const char *type,
+                                                   uint32_t version, const char *saga,
+                                                   const void *data, size_t data_len,
+                                                   char id_out[CHOREO_ID_SIZE]);
+
+/* Like choreo_tx_emit, but the relay publishes it no earlier than delay_ms
+ * from now (a delayed event: deadlines and timeouts). */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit_after(choreo_tx *tx, int64_t delay_ms,
+                                                         const char *type, uint32_t version,
+                                                         const char *saga, const void *data,
+                                                         size_t data_len,
+                                                         char id_out[CHOREO_ID_SIZE]);
+
+/* Makes a fresh saga id (a ULID) into out. */
+CHOREO_API void choreo_saga_new(char out[CHOREO_ID_SIZE]);
+
+/* ------------------------------------------------------------------------ */
+/* Service                                                                  */
+
+typedef struct choreo_service choreo_service;
+
+/* Creates a service from a validated configuration (the configuration is
+ * copied). Opens or creates the SQLite file and migrates its tables; does not
+ * connect to NATS yet. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_create(choreo_service **out,
+                                                          const choreo_config *cfg);
+
+/* Registers the handler for an event type; before start only. Each handled
+ * type gets a durable JetStream consumer named "<service>_<type>". */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_on(choreo_service *svc, const char *type,
+                                                      choreo_handler_fn fn, void *user);
+
+/* Request/reply commands. The handler runs on the dispatcher thread in a
+ * transaction; the reply it sets with choreo_reply_set is sent after the
+ * commit (or, when the handler does not return DONE, after the rollback).
+ * The subject is "<prefix>-rpc.<service>.<name>"; several instances of a
+ * service share requests through a queue group. */
+typedef struct choreo_reply choreo_reply;
+typedef choreo_result (*choreo_request_fn)(choreo_tx *tx, const void *req, size_t req_len,
+                                           choreo_reply *reply, void *user);
+
+CHOREO_API CHOREO_WUR choreo_status choreo_service_on_request(choreo_service *svc,
+                                                              const char *name,
+                                                              choreo_request_fn fn,
+                                                              void *user);
+
+/* Sets the reply body (copied). Calling it again replaces the body. */
+CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const void *data,
+                                                     size_t len);
+
+/* Connects to NATS, ensures the stream and the consumers exist, and starts
+ * the dispatcher, fetch and relay threads. Returns once working. When no
+ * server is reachable it keeps trying (logging each attempt) for
+ * connect_wait_ms, or until choreo_service_stop when that is 0. Wrong
+ * credentials fail at once with CHOREO_EAUTH. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_start(choreo_service *svc);
+
+/* start, then block until SIGINT or SIGTERM arrives or choreo_service_stop is
+ * called, then stop. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_run(choreo_service *svc);
+
+/* Asks the service to stop. Thread-safe and async-signal-safe; returns at
+ * once. The current batch is finished, queued messages are handed back to
+ * JetStream for redelivery, and the relay publishes what it has in flight. */
+CHOREO_API void choreo_service_stop(choreo_service *svc);
+
+/* Waits for the threads started by start to finish after a stop. */
+CHOREO_API void choreo_service_wait(choreo_service *svc);
+
+/* Stops if needed, waits, closes everything and frees the service. */
+CHOREO_API void choreo_service_destroy(choreo_service *svc);
+
+/* The service's name as configured. */
+CHOREO_API const char *choreo_service_name(const choreo_service *svc);
+
+/* Commands from outside a handler: begin a transaction on the service's
+ * command connection, run business SQL and emits, then commit or roll back.
+ * Callable from any thread other than the dispatcher thread; concurrent
+ * commands are serialised. The tx is freed by commit and rollback. Commit
+ * wakes the relay. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_begin(choreo_service *svc,
+                                                         choreo_tx **out);
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_commit(choreo_tx *tx);
+CHOREO_API void choreo_tx_rollback(choreo_tx *tx);
+
+/* Counters and latencies since start, for monitoring and benchmarks. */
+typedef struct choreo_stats {
+    uint64_t handled;          /* events whose handler returned DONE */
+    uint64_t duplicates;       /* deliveries dropped by the inbox */
+    uint64_t retried;          /* handler RETRY results */
+    uint64_t parked;           /* messages moved to the dead-letter table */
+    uint64_t published;        /* outbox rows confirmed by a PubAck */
+    uint64_t publish_errors;   /* PubAck errors and timeouts (retried) */
+    uint64_t batches;          /* group commits */
+    uint64_t outbox_pending;   /* unpublished rows at the relay's last scan */
+    int64_t relay_p50_us;      /* outbox insert -> PubAck, microseconds */
+    int64_t relay_p99_us;
+} choreo_stats;
+
+CHOREO_API void choreo_service_stats(choreo_service *svc, choreo_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* A strict, bounded msgpack reader over a borrowed buffer, for decoding event
+ * data. Every read checks the type and the remaining length and fails with
+ * CHOREO_EDECODE without reading past the end. Strings and binaries are
+ * returned as pointers into the buffer (not NUL-terminated). */
+
+typedef struct choreo_mp_reader {
+    const uint8_t *pos;
+    const uint8_t *end;
+} choreo_mp_reader;
+
+typedef enum choreo_mp_type {
+    CHOREO_MP_NIL, CHOREO_MP_BOOL, CHOREO_MP_INT, CHOREO_MP_UINT, CHOREO_MP_FLOAT,
+    CHOREO_MP_STR, CHOREO_MP_BIN, CHOREO_MP_ARRAY, CHOREO_MP_MAP, CHOREO_MP_EXT,
+    CHOREO_MP_INVALID,
+} choreo_mp_type;
+
+CHOREO_API void choreo_mp_reader_init(choreo_mp_reader *r, const void *buf, size_t len);
+/* Type of the next value without consuming it; CHOREO_MP_INVALID at the end
+ * or on a reserved byte. */
+CHOREO_API choreo_mp_type choreo_mp_peek(const choreo_mp_reader *r);
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_nil(choreo_mp_reader *r);
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_bool(choreo_mp_reader *r, bool *out);
+/* Any msgpack integer that fits in int64_t. */
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_int(choreo_mp_reader *r, int64_t *out);
+/* Any non-negative msgpack integer. */
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_uint(choreo_mp_reader *r, uint64_t *out);
+/* float32, float64, or an integer converted to double. */
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_double(choreo_mp_reader *r, double *out);
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_str(choreo_mp_reader *r, const char **s,
+                                                       uint32_t *len);
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_bin(choreo_mp_reader *r, const uint8_t **b,
+                                                       uint32_t *len);
+/* Reads an array or map header. The count is checked against the bytes
+ * left (each element needs at least one byte), so a lying header fails here. */
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_array(choreo_mp_reader *r, uint32_t *count);
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_map(choreo_mp_reader *r, uint32_t *count);
+/* Skips one whole value, nested at most max_depth levels. */
+CHOREO_API CHOREO_WUR choreo_status choreo_mp_skip(choreo_mp_reader *r, int max_depth);
+
+/* A growable msgpack writer with a hard maximum size. Writes past the
+ * maximum (or after an allocation failure) set a sticky error, reported by
+ * choreo_mp_writer_status; the buffer stays valid up to the last good write. */
+typedef struct choreo_mp_writer {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+    size_t max;
+    choreo_status status;
+} choreo_mp_writer;
+
+/* max 0 means the default maximum event size (1 MiB). */
+CHOREO_API void choreo_mp_writer_init(choreo_mp_writer *w, size_t max);
+CHOREO_API void choreo_mp_writer_free(choreo_mp_writer *w);
+CHOREO_API choreo_status choreo_mp_writer_status(const choreo_mp_writer *w);
+CHOREO_API void choreo_mp_write_nil(choreo_mp_writer *w);
+CHOREO_API void choreo_mp_write_bool(choreo_mp_writer *w, bool v);
+CHOREO_API void choreo_mp_write_int(choreo_mp_writer *w, int64_t v);
+CHOREO_API void choreo_mp_write_uint(choreo_mp_writer *w, uint64_t v);
+CHOREO_API void choreo_mp_write_double(choreo_mp_writer *w, double v);
+CHOREO_API void choreo_mp_write_str(choreo_mp_writer *w, const char *s, size_t len);
+/* NUL-terminated convenience form of choreo_mp_write_str. */
+CHOREO_API void choreo_mp_write_cstr(choreo_mp_writer *w, const char *s);
+CHOREO_API void choreo_mp_write_bin(choreo_mp_writer *w, const void *b, size_t len);
+CHOREO_API void choreo_mp_write_array(choreo_mp_writer *w, uint32_t count);
+CHOREO_API void choreo_mp_write_map(choreo_mp_writer *w, uint32_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHOREO_H */

@@ -1,0 +1,36 @@
+/* Time helpers: unix milliseconds for the envelope and the outbox schedule,
+ * microseconds for latency figures, and deadlines for timed waits. */
+#include "clock.h"
+
+#include <errno.h>
+
+static int64_t read_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t choreo__now_ms(void) { return read_us(CLOCK_REALTIME) / 1000; }
+int64_t choreo__now_us(void) { return read_us(CLOCK_REALTIME); }
+int64_t choreo__mono_us(void) { return read_us(CLOCK_MONOTONIC); }
+
+struct timespec choreo__deadline_in_ms(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec += 1;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+void choreo__sleep_ms(int64_t ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}

@@ -1,0 +1,369 @@
+/* Table-driven configuration: each key has a type, a default, bounds or
+ * accepted values, and a line of help. Flags (--key-name) and environment
+ * variables (CHOREO_KEY_NAME) are derived from the key, so the three ways of
+ * configuring a service can never disagree about names. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "status.h"
+
+extern char **environ;
+
+enum kind { K_STR, K_NAME, K_SUBJECT, K_ENUM, K_INT, K_SECRET };
+
+struct key {
+    const char *name;
+    enum kind kind;
+    size_t offset;
+    const char *def;       /* default as text, NULL for none */
+    int64_t min, max;      /* K_INT bounds; K_NAME max length */
+    const char *choices;   /* K_ENUM: "a|b|c" */
+    const char *help;
+};
+
+#define S(f) offsetof(struct choreo_config, f)
+
+static const struct key keys[] = {
+    { "service", K_NAME, S(service), NULL, 1, 32, NULL,
+      "service name, [A-Za-z0-9_-], at most 32 characters (required)" },
+    { "db", K_STR, S(db), NULL, 0, 0, NULL, "path of the service's SQLite file (required)" },
+    { "nats_url", K_STR, S(nats_url), "nats://127.0.0.1:4222", 0, 0, NULL,
+      "NATS server URLs, comma-separated" },
+    { "stream", K_NAME, S(stream), "CHOREO", 1, 64, NULL, "JetStream stream name" },
+    { "prefix", K_SUBJECT, S(prefix), "choreo", 1, 32, NULL,
+      "subject prefix: events go to <prefix>.<Type>.<saga>" },
+    { "log_level", K_ENUM, S(log_level), "info", 0, 0, "error|warn|info|debug", "log level" },
+    { "synchronous", K_ENUM, S(synchronous), "full", 0, 0, "off|normal|full|extra",
+      "SQLite synchronous pragma" },
+    { "busy_timeout_ms", K_INT, S(busy_timeout_ms), "5000", 0, 600000, NULL,
+      "SQLite busy timeout in ms" },
+    { "nats_user", K_SECRET, S(nats_user), NULL, 0, 0, NULL, "NATS user name" },
+    { "nats_password", K_SECRET, S(nats_password), NULL, 0, 0, NULL, "NATS password" },
+    { "nats_token", K_SECRET, S(nats_token), NULL, 0, 0, NULL, "NATS token" },
+    { "nats_creds", K_STR, S(nats_creds), NULL, 0, 0, NULL, "NATS credentials file" },
+    { "tls_ca", K_STR, S(tls_ca), NULL, 0, 0, NULL, "TLS CA certificate file" },
+    { "tls_cert", K_STR, S(tls_cert), NULL, 0, 0, NULL, "TLS client certificate file" },
+    { "tls_key", K_STR, S(tls_key), NULL, 0, 0, NULL, "TLS client key file" },
+    { "connect_wait_ms", K_INT, S(connect_wait_ms), "0", 0, INT32_MAX, NULL,
+      "how long start waits for NATS; 0 waits until stopped" },
+    { "max_deliver", K_INT, S(max_deliver), "10", 2, 1000, NULL,
+      "deliveries of one message before it is parked" },
+    { "ack_wait_ms", K_INT, S(ack_wait_ms), "30000", 100, 3600000, NULL,
+      "JetStream AckWait: redelivery after a crash, in ms" },
+    { "max_ack_pending", K_INT, S(max_ack_pending), "1000", 1, 100000, NULL,
+      "JetStream MaxAckPending per consumer" },
+    { "batch_max", K_INT, S(batch_max), "256", 1, 10000, NULL,
+      "most messages in one group commit" },
+    { "max_event_bytes", K_INT, S(max_event_bytes), "1048576", 256, 8388608, NULL,
+      "largest event envelope emitted or accepted, bytes" },
+    { "stream_max_age_s", K_INT, S(stream_max_age_s), "604800", 0, INT32_MAX, NULL,
+      "max age of the stream when choreo creates it, s; 0 = unlimited" },
+    { "stream_dup_window_s", K_INT, S(stream_dup_window_s), "120", 1, 86400, NULL,
+      "JetStream duplicate window, s" },
+    { "stream_replicas", K_INT, S(stream_replicas), "1", 1, 5, NULL, "stream replicas" },
+    { "relay_scan_ms", K_INT, S(relay_scan_ms), "500", 10, 60000, NULL,
+      "relay's fallback scan period, ms" },
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static char **str_field(choreo_config *cfg, const struct key *k)
+{
+    return (char **)((char *)cfg + k->offset);
+}
+
+static int64_t *int_field(choreo_config *cfg, const struct key *k)
+{
+    return (int64_t *)((char *)cfg + k->offset);
+}
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+bool choreo__name_valid(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isalnum((unsigned char)s[n]) && s[n] != '_' && s[n] != '-')
+            return false;
+    return n >= 1 && n <= max;
+}
+
+static bool subject_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || s[0] == '.' || s[n - 1] == '.' || strstr(s, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
+static bool choice_valid(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0)
+            return true;
+        p += len + (bar ? 1 : 0);
+    }
+    return false;
+}
+
+static choreo_status apply(choreo_config *cfg, const struct key *k, const char *value,
+                           const char *origin)
+{
+    if (k->kind == K_INT) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < k->min || v > k->max)
+            return choreo__fail(CHOREO_ECONFIG,
+                                "%s: \"%s\" is not a whole number from %lld to %lld",
+                                origin, value, (long long)k->min, (long long)k->max);
+        *int_field(cfg, k) = v;
+        return CHOREO_OK;
+    }
+    if (k->kind == K_NAME && !choreo__name_valid(value, (size_t)k->max))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "%s: \"%s\" is not a valid name: use 1 to %lld characters "
+                            "from A-Z a-z 0-9 _ -",
+                            origin, value, (long long)k->max);
+    if (k->kind == K_SUBJECT && !subject_valid(value, (size_t)k->max))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "%s: \"%s\" is not a valid subject prefix: use dot-separated "
+                            "tokens of A-Z a-z 0-9 _ -, at most %lld characters",
+                            origin, value, (long long)k->max);
+    if (k->kind == K_ENUM && !choice_valid(k->choices, value))
+        return choreo__fail(CHOREO_ECONFIG, "%s: \"%s\" is not one of %s", origin, value,
+                            k->choices);
+    if (k->kind == K_STR && value[0] == '\0' && (strcmp(k->name, "db") == 0 ||
+                                                  strcmp(k->name, "nats_url") == 0))
+        return choreo__fail(CHOREO_ECONFIG, "%s: must not be empty", origin);
+    char *copy = strdup(value);
+    if (!copy)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory setting %s", k->name);
+    char **f = str_field(cfg, k);
+    free(*f);
+    *f = copy;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_config_create(choreo_config **out)
+{
+    if (!out)
+        return choreo__fail(CHOREO_EINVAL, "choreo_config_create: out is NULL");
+    choreo_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory creating a configuration");
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!keys[i].def)
+            continue;
+        if (apply(cfg, &keys[i], keys[i].def, keys[i].name) != CHOREO_OK) {
+            choreo_config_destroy(cfg);
+            return CHOREO_ENOMEM;
+        }
+    }
+    *out = cfg;
+    return CHOREO_OK;
+}
+
+void choreo_config_destroy(choreo_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].kind != K_INT)
+            free(*str_field(cfg, &keys[i]));
+    free(cfg);
+}
+
+choreo_config *choreo__config_clone(const choreo_config *src)
+{
+    choreo_config *cfg = malloc(sizeof *cfg);
+    if (!cfg)
+        return NULL;
+    memcpy(cfg, src, sizeof *cfg);
+    bool ok = true;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].kind == K_INT)
+            continue;
+        char **f = str_field(cfg, &keys[i]);
+        if (*f && !(*f = strdup(*f)))
+            ok = false;
+    }
+    if (!ok) {
+        choreo_config_destroy(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+choreo_status choreo_config_set(choreo_config *cfg, const char *key, const char *value)
+{
+    if (!cfg || !key || !value)
+        return choreo__fail(CHOREO_EINVAL, "choreo_config_set: cfg, key and value must not be NULL");
+    const struct key *k = find_key(key);
+    if (!k)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "unknown setting \"%s\": see --help for the list of settings", key);
+    return apply(cfg, k, value, key);
+}
+
+const char *choreo_config_get(const choreo_config *cfg, const char *key)
+{
+    const struct key *k = find_key(key);
+    if (!cfg || !k)
+        return NULL;
+    choreo_config *c = (choreo_config *)cfg;
+    if (k->kind == K_INT) {
+        snprintf(c->text, sizeof c->text, "%lld", (long long)*int_field(c, k));
+        return c->text;
+    }
+    const char *v = *str_field(c, k);
+    if (v && (k->kind == K_SECRET))
+        return "***";
+    return v;
+}
+
+choreo_status choreo_config_from_env(choreo_config *cfg)
+{
+    if (!cfg)
+        return choreo__fail(CHOREO_EINVAL, "choreo_config_from_env: cfg is NULL");
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "CHOREO_", 7) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        char name[64];
+        size_t n = (size_t)(eq - *e) - 7;
+        if (n >= sizeof name)
+            return choreo__fail(CHOREO_ECONFIG, "unknown environment variable %.*s",
+                                (int)(eq - *e), *e);
+        for (size_t i = 0; i < n; i++)
+            name[i] = (char)tolower((unsigned char)(*e)[7 + i]);
+        name[n] = '\0';
+        const struct key *k = find_key(name);
+        if (!k)
+            return choreo__fail(CHOREO_ECONFIG,
+                                "unknown environment variable %.*s: choreo reads only the "
+                                "CHOREO_* variables listed by --help",
+                                (int)(eq - *e), *e);
+        char origin[96];
+        snprintf(origin, sizeof origin, "environment variable %.*s", (int)(eq - *e), *e);
+        choreo_status s = apply(cfg, k, eq + 1, origin);
+        if (s != CHOREO_OK)
+            return s;
+    }
+    return CHOREO_OK;
+}
+
+/* Matches "--key-name" or "--key-name=value" against a key; sets *inline_value. */
+static const struct key *match_flag(const char *arg, const char **inline_value)
+{
+    char name[64];
+    size_t n = 0;
+    const char *p = arg + 2;
+    for (; *p && *p != '=' && n + 1 < sizeof name; p++)
+        name[n++] = *p == '-' ? '_' : *p;
+    name[n] = '\0';
+    *inline_value = *p == '=' ? p + 1 : NULL;
+    return find_key(name);
+}
+
+choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv)
+{
+    if (!cfg || !argc || !argv)
+        return choreo__fail(CHOREO_EINVAL, "choreo_config_from_args: NULL argument");
+    int out = 1;
+    int i = 1;
+    for (; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        const char *value = NULL;
+        const struct key *k = strncmp(a, "--", 2) == 0 ? match_flag(a, &value) : NULL;
+        if (!k) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= *argc)
+                return choreo__fail(CHOREO_ECONFIG, "flag %s needs a value", a);
+            value = argv[++i];
+        }
+        char origin[96];
+        snprintf(origin, sizeof origin, "flag --%s", k->name);
+        for (char *c = origin; *c; c++)
+            if (*c == '_')
+                *c = '-';
+        choreo_status s = apply(cfg, k, value, origin);
+        if (s != CHOREO_OK)
+            return s;
+    }
+    for (; i < *argc; i++)
+        argv[out++] = argv[i];
+    *argc = out;
+    argv[out] = NULL;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_config_validate(const choreo_config *cfg)
+{
+    if (!cfg)
+        return choreo__fail(CHOREO_EINVAL, "choreo_config_validate: cfg is NULL");
+    if (!cfg->service)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting service is required: pass --service NAME or set CHOREO_SERVICE");
+    if (!cfg->db)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting db is required: pass --db FILE or set CHOREO_DB");
+    if ((cfg->nats_user != NULL) != (cfg->nats_password != NULL))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "settings nats_user and nats_password go together: set both or neither");
+    if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "settings tls_cert and tls_key go together: set both or neither");
+    if (cfg->nats_token && cfg->nats_user)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "settings nats_token and nats_user are exclusive: use one way to log in");
+    return CHOREO_OK;
+}
+
+void choreo_config_print_help(const choreo_config *cfg, void *file)
+{
+    FILE *f = file ? file : stdout;
+    (void)cfg;
+    fprintf(f, "choreo settings (flag / environment variable, default):\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        char flag[64], env[64];
+        size_t n = 0;
+        for (const char *p = keys[i].name; *p && n + 1 < sizeof flag; p++, n++) {
+            flag[n] = *p == '_' ? '-' : *p;
+            env[n] = (char)toupper((unsigned char)*p);
+        }
+        flag[n] = env[n] = '\0';
+        fprintf(f, "  --%-22s CHOREO_%-22s %s", flag, env, keys[i].help);
+        if (keys[i].kind == K_ENUM)
+            fprintf(f, " (%s)", keys[i].choices);
+        if (keys[i].def)
+            fprintf(f, " [%s]", keys[i].def);
+        fputc('\n', f);
+    }
+}

@@ -1,0 +1,43 @@
+/* The service configuration: one table of keys drives defaults, parsing,
+ * validation, flags, environment variables and help. */
+#ifndef CHOREO_CONFIG_H
+#define CHOREO_CONFIG_H
+
+#include "choreo.h"
+
+struct choreo_config {
+    char *service;
+    char *db;
+    char *nats_url;
+    char *stream;
+    char *prefix;
+    char *log_level;
+    char *synchronous;
+    char *nats_user;
+    char *nats_password;
+    char *nats_token;
+    char *nats_creds;
+    char *tls_ca;
+    char *tls_cert;
+    char *tls_key;
+    int64_t busy_timeout_ms;
+    int64_t connect_wait_ms;
+    int64_t max_deliver;
+    int64_t ack_wait_ms;
+    int64_t max_ack_pending;
+    int64_t batch_max;
+    int64_t max_event_bytes;
+    int64_t stream_max_age_s;
+    int64_t stream_dup_window_s;
+    int64_t stream_replicas;
+    int64_t relay_scan_ms;
+    char text[64]; /* scratch for choreo_config_get of numbers */
+};
+
+/* Deep copy; returns NULL when out of memory. */
+choreo_config *choreo__config_clone(const choreo_config *cfg);
+
+/* True when s is a valid name token: [A-Za-z0-9_-]{1,max}. */
+bool choreo__name_valid(const char *s, size_t max);
+
+#endif

@@ -1,0 +1,27 @@
+/* Parking: a message the framework cannot or must not apply (rejected by its
+ * handler, undecodable, too large) is copied here with the reason, so that it
+ * is acknowledged and the consumer moves on, while nothing is lost. */
+#include "dead.h"
+
+#include "status.h"
+
+choreo_status choreo__dead_insert(choreo_store *st, const choreo_dead_row *row, int64_t now_ms)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_INSERT,
+        "INSERT INTO choreo_dead(consumer, event_id, event_type, subject, body, reason,"
+        " attempts, parked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, row->consumer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, row->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, row->event_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, row->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, row->body ? (const void *)row->body : "", (int)row->body_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, row->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, row->attempts);
+    sqlite3_bind_int64(s, 8, now_ms);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "parking a message");
+}

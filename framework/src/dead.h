@@ -1,0 +1,21 @@
+/* The dead-letter table: messages parked for a person to inspect. */
+#ifndef CHOREO_DEAD_H
+#define CHOREO_DEAD_H
+
+#include "store.h"
+
+typedef struct choreo_dead_row {
+    const char *consumer;
+    const char *event_id;   /* NULL when the body could not be decoded */
+    const char *event_type; /* NULL when unknown */
+    const char *subject;
+    const uint8_t *body;
+    size_t body_len;
+    const char *reason;
+    int64_t attempts;
+} choreo_dead_row;
+
+/* Inserts a parked message in the current transaction. */
+choreo_status choreo__dead_insert(choreo_store *st, const choreo_dead_row *row, int64_t now_ms);
+
+#endif

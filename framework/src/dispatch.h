@@ -1,0 +1,15 @@
+/* Fetch threads and the dispatcher thread with its group commit. */
+#ifndef CHOREO_DISPATCH_H
+#define CHOREO_DISPATCH_H
+
+#include "service.h"
+
+/* Subscribes every route and request route, then starts one fetch thread
+ * per route and the dispatcher thread. */
+choreo_status choreo__dispatch_start(choreo_service *svc);
+
+/* Joins the threads after svc->stop is set; queued messages are handed back
+ * to JetStream (nak) so that they are redelivered at once. */
+void choreo__dispatch_join(choreo_service *svc);
+
+#endif

@@ -1,0 +1,26 @@
+/* Inbox marks are written inside the handler's savepoint, before the handler
+ * runs: if the handler's work rolls back, so does the mark, and if it
+ * commits, a later delivery of the same event id finds the mark and is
+ * acknowledged without running the handler again. */
+#include "inbox.h"
+
+#include "status.h"
+
+choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
+                                 int64_t now_ms, bool *fresh)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_INBOX_MARK,
+        "INSERT OR IGNORE INTO choreo_inbox(consumer, event_id, processed_at)"
+        " VALUES (?1, ?2, ?3)");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, consumer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now_ms);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(st->db, rc, "writing an inbox mark");
+    *fresh = sqlite3_changes(st->db) == 1;
+    return CHOREO_OK;
+}

@@ -1,0 +1,28 @@
+/* logfmt logging to stderr with a level check before any formatting. */
+#ifndef CHOREO_LOG_H
+#define CHOREO_LOG_H
+
+#include "choreo.h"
+
+/* A logger bound to one service. Fields are logfmt "key=value" pairs given
+ * as a format string, e.g. choreo__log(lg, CHOREO_LOG_INFO, "relay started",
+ * "batch=%d", n). Values with spaces must be quoted by the caller with
+ * choreo__log_quote. */
+typedef struct choreo_logger {
+    choreo_log_level level;
+    char service[40];
+} choreo_logger;
+
+#define CHOREO_LOG(lg, lvl, msg, ...)                                  \
+    do {                                                               \
+        if ((lvl) <= (lg)->level)                                      \
+            choreo__log_write((lg), (lvl), (msg), __VA_ARGS__);        \
+    } while (0)
+
+void choreo__log_write(const choreo_logger *lg, choreo_log_level lvl, const char *msg,
+                       const char *fields_fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Parses "error|warn|info|debug"; returns false on anything else. */
+bool choreo__log_level_parse(const char *s, choreo_log_level *out);
+
+#endif

@@ -1,0 +1,132 @@
+/* Outbox rows: inserted inside the caller's transaction, read in seq order
+ * by the relay, and marked published only after JetStream acknowledged them.
+ * A row that is never marked is simply published again with the same
+ * Nats-Msg-Id, which JetStream or the consumer's inbox drops. */
+#include "outbox.h"
+
+#include <stdint.h>
+
+#include "status.h"
+
+choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_INSERT,
+        "INSERT INTO choreo_outbox(event_id, subject, headers, body, created_at, publish_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, row->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, row->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, row->headers, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, row->body, (int)row->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, row->created_us);
+    sqlite3_bind_int64(s, 6, row->publish_at);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_CONSTRAINT)
+        return choreo__fail(CHOREO_EDUPLICATE, "event %s is already in the outbox",
+                            row->event_id);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "writing an outbox row");
+}
+
+choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int limit,
+                                 bool (*fn)(const choreo_outbox_row *row, void *user),
+                                 void *user)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DUE,
+        "SELECT seq, event_id, subject, headers, body, created_at, publish_at"
+        " FROM choreo_outbox WHERE published_at IS NULL AND publish_at <= ?1"
+        " ORDER BY seq LIMIT ?2");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int(s, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        choreo_outbox_row row = {
+            .seq = sqlite3_column_int64(s, 0),
+            .event_id = (const char *)sqlite3_column_text(s, 1),
+            .subject = (const char *)sqlite3_column_text(s, 2),
+            .headers = (const char *)sqlite3_column_text(s, 3),
+            .body = sqlite3_column_blob(s, 4),
+            .body_len = (size_t)sqlite3_column_bytes(s, 4),
+            .created_us = sqlite3_column_int64(s, 5),
+            .publish_at = sqlite3_column_int64(s, 6),
+        };
+        if (!fn(&row, user)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "reading due outbox rows");
+}
+
+choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seqs, int n,
+                                            int64_t now_ms)
+{
+    if (n == 0)
+        return CHOREO_OK;
+    choreo_status s = choreo__store_begin(st);
+    if (s != CHOREO_OK)
+        return s;
+    sqlite3_stmt *stmt = choreo__store_stmt(st, STMT_OUTBOX_MARK,
+        "UPDATE choreo_outbox SET published_at = ?1, attempts = attempts + 1,"
+        " last_error = NULL WHERE seq = ?2");
+    if (!stmt) {
+        choreo__store_rollback(st);
+        return CHOREO_ESTORE;
+    }
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_int64(stmt, 1, now_ms);
+        sqlite3_bind_int64(stmt, 2, seqs[i]);
+        int rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE) {
+            s = choreo__store_error(st->db, rc, "marking outbox rows published");
+            choreo__store_rollback(st);
+            return s;
+        }
+    }
+    return choreo__store_commit(st);
+}
+
+choreo_status choreo__outbox_record_failure(choreo_store *st, int64_t seq, const char *error)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_FAILED,
+        "UPDATE choreo_outbox SET attempts = attempts + 1, last_error = ?1 WHERE seq = ?2");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, seq);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "recording a publish failure");
+}
+
+static choreo_status single_int(choreo_store *st, enum choreo_stmt id, const char *sql,
+                                int64_t if_null, int64_t *out, const char *what)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+    if (!s)
+        return CHOREO_ESTORE;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_type(s, 0) == SQLITE_NULL ? if_null : sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? CHOREO_OK : choreo__store_error(st->db, rc, what);
+}
+
+choreo_status choreo__outbox_next_due(choreo_store *st, int64_t *out_ms)
+{
+    return single_int(st, STMT_OUTBOX_NEXT_DUE,
+                      "SELECT MIN(publish_at) FROM choreo_outbox WHERE published_at IS NULL",
+                      INT64_MAX, out_ms, "finding the next due outbox row");
+}
+
+choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out)
+{
+    return single_int(st, STMT_OUTBOX_PENDING,
+                      "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0, out,
+                      "counting unpublished outbox rows");
+}

@@ -1,0 +1,41 @@
+/* The transactional outbox: events written with the business rows and
+ * published later by the relay. */
+#ifndef CHOREO_OUTBOX_H
+#define CHOREO_OUTBOX_H
+
+#include "store.h"
+
+typedef struct choreo_outbox_row {
+    int64_t seq;
+    const char *event_id;
+    const char *subject;
+    const char *headers; /* "Key: value\n" lines */
+    const uint8_t *body;
+    size_t body_len;
+    int64_t created_us;  /* unix microseconds */
+    int64_t publish_at;  /* unix milliseconds */
+} choreo_outbox_row;
+
+/* Inserts a row in the current transaction. */
+choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row);
+
+/* Calls fn for up to limit unpublished rows due at now_ms, in seq order.
+ * Row pointers are valid only during the call. fn returning false stops. */
+choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int limit,
+                                 bool (*fn)(const choreo_outbox_row *row, void *user),
+                                 void *user);
+
+/* Marks the rows published at now_ms, in one transaction. */
+choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seqs, int n,
+                                            int64_t now_ms);
+
+/* Records a failed publish attempt for a row (outside any transaction). */
+choreo_status choreo__outbox_record_failure(choreo_store *st, int64_t seq, const char *error);
+
+/* Earliest publish_at of an unpublished row, or INT64_MAX when none. */
+choreo_status choreo__outbox_next_due(choreo_store *st, int64_t *out_ms);
+
+/* Number of unpublished rows. */
+choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out);
+
+#endif

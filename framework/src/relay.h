@@ -1,0 +1,21 @@
+/* The relay: publishes committed outbox rows to JetStream. */
+#ifndef CHOREO_RELAY_H
+#define CHOREO_RELAY_H
+
+#include "service.h"
+
+/* Opens the relay's own SQLite connection. The thread starts with
+ * choreo__relay_start once the transport is connected. */
+choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc);
+choreo_status choreo__relay_start(choreo_relay *r);
+/* Wakes the relay after a commit that wrote outbox rows. Any thread. */
+void choreo__relay_wake(choreo_relay *r);
+/* Joins the thread (after svc->stop is set). */
+void choreo__relay_join(choreo_relay *r);
+void choreo__relay_destroy(choreo_relay *r);
+
+/* The jsPubAckHandler that the transport installs; closure is the relay. */
+void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+                          void *closure);
+
+#endif

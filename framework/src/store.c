@@ -1,0 +1,234 @@
+/* Opens a service's SQLite file, applies the pragmas choreo relies on (WAL so
+ * the relay reads while the dispatcher writes, a busy timeout, synchronous as
+ * configured) and migrates the framework tables by PRAGMA user_version. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+/* Migration i takes the schema from version i to i + 1. Append only. */
+static const char *const migrations[] = {
+    "CREATE TABLE choreo_outbox ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  event_id TEXT NOT NULL UNIQUE,"
+    "  subject TEXT NOT NULL,"
+    "  headers TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"   /* unix microseconds */
+    "  publish_at INTEGER NOT NULL,"   /* unix milliseconds */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  published_at INTEGER);"         /* unix milliseconds */
+    "CREATE INDEX choreo_outbox_pending ON choreo_outbox(seq) WHERE published_at IS NULL;"
+    "CREATE INDEX choreo_outbox_published ON choreo_outbox(published_at)"
+    "  WHERE published_at IS NOT NULL;"
+    "CREATE TABLE choreo_inbox ("
+    "  consumer TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  processed_at INTEGER NOT NULL," /* unix milliseconds */
+    "  PRIMARY KEY (consumer, event_id)) WITHOUT ROWID;"
+    "CREATE INDEX choreo_inbox_age ON choreo_inbox(processed_at);"
+    "CREATE TABLE choreo_barrier ("
+    "  saga TEXT NOT NULL,"
+    "  step TEXT NOT NULL,"
+    "  op TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (saga, step, op)) WITHOUT ROWID;"
+    "CREATE TABLE choreo_dead ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  consumer TEXT NOT NULL,"
+    "  event_id TEXT,"
+    "  event_type TEXT,"
+    "  subject TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL,"
+    "  parked_at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'parked',"
+    "  updated_at INTEGER);"
+    "CREATE INDEX choreo_dead_status ON choreo_dead(status, id);",
+};
+
+#define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+
+choreo_status choreo__store_error(sqlite3 *db, int rc, const char *what)
+{
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    int primary = rc & 0xff;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+        return choreo__fail(CHOREO_EBUSY,
+                            "%s: the database stayed locked (%s); another process holds a "
+                            "write lock, or raise busy_timeout_ms",
+                            what, msg);
+    if (primary == SQLITE_FULL)
+        return choreo__fail(CHOREO_ESTORE, "%s: the disk is full (%s); free space and retry",
+                            what, msg);
+    if (primary == SQLITE_NOMEM)
+        return choreo__fail(CHOREO_ENOMEM, "%s: SQLite is out of memory", what);
+    return choreo__fail(CHOREO_ESTORE, "%s: %s (SQLite code %d)", what, msg, rc);
+}
+
+choreo_status choreo__store_exec(choreo_store *st, const char *sql)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(st->db, rc, sql);
+    return CHOREO_OK;
+}
+
+static choreo_status user_version(choreo_store *st, int *out)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(st->db, rc, "reading the schema version");
+    rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? CHOREO_OK : choreo__store_error(st->db, rc, "reading the schema version");
+}
+
+static choreo_status migrate(choreo_store *st, const char *path)
+{
+    choreo_status s = choreo__store_begin(st);
+    if (s != CHOREO_OK)
+        return s;
+    int v;
+    s = user_version(st, &v);
+    if (s == CHOREO_OK && v > NMIGRATIONS)
+        s = choreo__fail(CHOREO_ESTORE,
+                         "database %s has choreo schema version %d, newer than this build's %d: "
+                         "run a newer choreo against it",
+                         path, v, NMIGRATIONS);
+    for (; s == CHOREO_OK && v < NMIGRATIONS; v++) {
+        s = choreo__store_exec(st, migrations[v]);
+        if (s == CHOREO_OK) {
+            char sql[64];
+            snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+            s = choreo__store_exec(st, sql);
+        }
+    }
+    if (s != CHOREO_OK) {
+        choreo__store_rollback(st);
+        return s;
+    }
+    return choreo__store_commit(st);
+}
+
+choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
+                                 int busy_timeout_ms)
+{
+    choreo_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", path);
+    int rc = sqlite3_open_v2(path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    choreo_status s;
+    if (rc != SQLITE_OK) {
+        s = choreo__fail(CHOREO_ESTORE,
+                         "cannot open database %s: %s; check that the directory exists and "
+                         "is writable",
+                         path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, busy_timeout_ms);
+    char sql[128];
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", synchronous);
+    s = choreo__store_exec(st, sql);
+    if (s != CHOREO_OK) {
+        s = choreo__fail(s, "cannot set up database %s: %s", path, choreo_last_error());
+        goto fail;
+    }
+    s = migrate(st, path);
+    if (s != CHOREO_OK)
+        goto fail;
+    *out = st;
+    return CHOREO_OK;
+fail:
+    choreo__store_close(st);
+    return s;
+}
+
+void choreo__store_close(choreo_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+sqlite3_stmt *choreo__store_stmt(choreo_store *st, enum choreo_stmt id, const char *sql)
+{
+    sqlite3_stmt *s = st->stmt[id];
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (rc != SQLITE_OK) {
+        choreo__store_error(st->db, rc, "preparing a statement");
+        return NULL;
+    }
+    st->stmt[id] = s;
+    return s;
+}
+
+static choreo_status step_done(choreo_store *st, enum choreo_stmt id, const char *sql,
+                               const char *what)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+    if (!s)
+        return CHOREO_ESTORE;
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, what);
+}
+
+choreo_status choreo__store_begin(choreo_store *st)
+{
+    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? CHOREO_OK : choreo__store_error(st->db, rc, "beginning a transaction");
+}
+
+choreo_status choreo__store_commit(choreo_store *st)
+{
+    int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return CHOREO_OK;
+    choreo_status s = choreo__store_error(st->db, rc, "committing a transaction");
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return s;
+}
+
+void choreo__store_rollback(choreo_store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+choreo_status choreo__store_savepoint(choreo_store *st)
+{
+    return step_done(st, STMT_SAVEPOINT, "SAVEPOINT choreo_msg", "opening a savepoint");
+}
+
+choreo_status choreo__store_release(choreo_store *st)
+{
+    return step_done(st, STMT_RELEASE, "RELEASE choreo_msg", "releasing a savepoint");
+}
+
+choreo_status choreo__store_rollback_to(choreo_store *st)
+{
+    choreo_status s = step_done(st, STMT_ROLLBACK_TO, "ROLLBACK TO choreo_msg",
+                                "rolling back a savepoint");
+    if (s != CHOREO_OK)
+        return s;
+    return choreo__store_release(st);
+}

@@ -1,0 +1,322 @@
+/* Connects to NATS with the settings a saga framework needs (reconnect
+ * forever, no publish batching delay, credentials from the configuration,
+ * never logged), and sets up the stream and durable consumers. nats.c
+ * callbacks here only log: user code never runs on NATS threads. */
+#include "transport.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "status.h"
+
+choreo_status choreo__nats_error(natsStatus s, const char *what)
+{
+    const char *detail = nats_GetLastError(NULL);
+    if (!detail || !detail[0])
+        detail = natsStatus_GetText(s);
+    switch (s) {
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+        return choreo__fail(CHOREO_EAUTH,
+                            "%s: NATS refused the credentials (%s); check nats_user/"
+                            "nats_password, nats_token or nats_creds",
+                            what, detail);
+    case NATS_NO_SERVER:
+        return choreo__fail(CHOREO_ENOSERVER,
+                            "%s: no NATS server reachable (%s); start nats-server with "
+                            "JetStream (-js) or fix nats_url",
+                            what, detail);
+    case NATS_TIMEOUT:
+        return choreo__fail(CHOREO_ETIMEOUT, "%s: timed out (%s)", what, detail);
+    case NATS_NO_MEMORY:
+        return choreo__fail(CHOREO_ENOMEM, "%s: out of memory in nats.c", what);
+    default:
+        return choreo__fail(CHOREO_ENATS, "%s: %s", what, detail);
+    }
+}
+
+void choreo__redact_urls(const char *urls, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *p = urls;
+    while (*p && n + 1 < cap) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *at = memchr(p, '@', len);
+        const char *scheme = strstr(p, "://");
+        if (at) {
+            size_t keep = scheme && scheme < at ? (size_t)(scheme + 3 - p) : 0;
+            n += (size_t)snprintf(out + n, cap - n, "%.*s***@%.*s", (int)keep, p,
+                                  (int)(len - (size_t)(at + 1 - p)), at + 1);
+        } else {
+            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)len, p);
+        }
+        if (n >= cap)
+            n = cap - 1;
+        if (!end)
+            break;
+        if (n + 1 < cap)
+            out[n++] = ',';
+        p = end + 1;
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    const choreo_logger *log = closure;
+    CHOREO_LOG(log, CHOREO_LOG_WARN, "disconnected from NATS; reconnecting", "%s", "");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    const choreo_logger *log = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    char safe[256];
+    choreo__redact_urls(url, safe, sizeof safe);
+    CHOREO_LOG(log, CHOREO_LOG_INFO, "reconnected to NATS", "url=%s", safe);
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
+                           void *closure)
+{
+    const choreo_logger *log = closure;
+    CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS asynchronous error", "err=\"%s\"",
+               natsStatus_GetText(err));
+}
+
+/* Splits the comma-separated list into the array nats.c wants. */
+static natsStatus set_servers(natsOptions *o, const char *urls)
+{
+    char *copy = strdup(urls);
+    if (!copy)
+        return NATS_NO_MEMORY;
+    const char *list[32];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && n < 32;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (*tok)
+            list[n++] = tok;
+    }
+    natsStatus s = n ? natsOptions_SetServers(o, list, n) : NATS_INVALID_ARG;
+    free(copy);
+    return s;
+}
+
+static choreo_status build_options(choreo_transport *tp, const choreo_config *cfg)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = set_servers(o, cfg->nats_url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, cfg->service);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(o, 64 * 1024 * 1024);
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, (void *)tp->log);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)tp->log);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_async_error, (void *)tp->log);
+    if (s == NATS_OK && cfg->nats_user)
+        s = natsOptions_SetUserInfo(o, cfg->nats_user, cfg->nats_password);
+    if (s == NATS_OK && cfg->nats_token)
+        s = natsOptions_SetToken(o, cfg->nats_token);
+    if (s == NATS_OK && cfg->nats_creds)
+        s = natsOptions_SetUserCredentialsFromFiles(o, cfg->nats_creds, NULL);
+    if (s == NATS_OK && (cfg->tls_ca || cfg->tls_cert))
+        s = natsOptions_SetSecure(o, true);
+    if (s == NATS_OK && cfg->tls_ca)
+        s = natsOptions_LoadCATrustedCertificates(o, cfg->tls_ca);
+    if (s == NATS_OK && cfg->tls_cert)
+        s = natsOptions_LoadCertificatesChain(o, cfg->tls_cert, cfg->tls_key);
+    if (s != NATS_OK) {
+        natsOptions_Destroy(o);
+        return choreo__nats_error(s, "setting up the NATS connection options (nats_url, "
+                                     "credentials or TLS files)");
+    }
+    tp->opts = o;
+    return CHOREO_OK;
+}
+
+static bool is_auth_failure(natsStatus s)
+{
+    if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
+        return true;
+    const char *e = nats_GetLastError(NULL);
+    return e && (strstr(e, "uthorization") || strstr(e, "uthentication"));
+}
+
+choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
+                                        const choreo_logger *log, const atomic_bool *stop,
+                                        jsPubAckHandler js_ack_handler, void *ack_closure)
+{
+    choreo_transport *tp = calloc(1, sizeof *tp);
+    if (!tp)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to NATS");
+    tp->log = log;
+    choreo_status st = build_options(tp, cfg);
+    if (st != CHOREO_OK)
+        goto fail;
+    char urls[512];
+    choreo__redact_urls(cfg->nats_url, urls, sizeof urls);
+    int64_t began = choreo__mono_us();
+    for (int attempt = 1;; attempt++) {
+        natsStatus s = natsConnection_Connect(&tp->nc, tp->opts);
+        if (s == NATS_OK)
+            break;
+        if (is_auth_failure(s)) {
+            st = choreo__fail(CHOREO_EAUTH,
+                              "NATS at %s refused the credentials (%s): check nats_user and "
+                              "nats_password, nats_token or nats_creds",
+                              urls, nats_GetLastError(NULL));
+            goto fail;
+        }
+        if (s != NATS_NO_SERVER) {
+            st = choreo__nats_error(s, "connecting to NATS");
+            goto fail;
+        }
+        int64_t waited_ms = (choreo__mono_us() - began) / 1000;
+        if (cfg->connect_wait_ms > 0 && waited_ms >= cfg->connect_wait_ms) {
+            st = choreo__fail(CHOREO_ENOSERVER,
+                              "no NATS server reachable at %s after %lld ms: start nats-server "
+                              "with JetStream (-js) or fix nats_url",
+                              urls, (long long)waited_ms);
+            goto fail;
+        }
+        if (attempt == 1 || attempt % 10 == 0)
+            CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS not reachable; retrying every second",
+                       "url=%s attempt=%d hint=\"start nats-server -js or fix nats_url\"",
+                       urls, attempt);
+        for (int i = 0; i < 20 && !atomic_load(stop); i++)
+            choreo__sleep_ms(50);
+        if (atomic_load(stop)) {
+            st = choreo__fail(CHOREO_ENOSERVER,
+                              "stopped while waiting for a NATS server at %s", urls);
+            goto fail;
+        }
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.AckHandler = js_ack_handler;
+    jo.PublishAsync.AckHandlerClosure = ack_closure;
+    jo.Wait = 5000;
+    natsStatus s = natsConnection_JetStream(&tp->js, tp->nc, &jo);
+    if (s != NATS_OK) {
+        st = choreo__nats_error(s, "opening a JetStream context");
+        goto fail;
+    }
+    CHOREO_LOG(log, CHOREO_LOG_INFO, "connected to NATS", "url=%s", urls);
+    *out = tp;
+    return CHOREO_OK;
+fail:
+    choreo__transport_close(tp);
+    return st;
+}
+
+static bool covers(jsStreamInfo *si, const char *want)
+{
+    for (int i = 0; i < si->Config->SubjectsLen; i++) {
+        const char *s = si->Config->Subjects[i];
+        if (strcmp(s, want) == 0 || strcmp(s, ">") == 0)
+            return true;
+    }
+    return false;
+}
+
+choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg)
+{
+    char subject[64];
+    snprintf(subject, sizeof subject, "%s.>", cfg->prefix);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetStreamInfo(&si, tp->js, cfg->stream, NULL, &jerr);
+        if (s == NATS_OK) {
+            bool ok = covers(si, subject);
+            jsStreamInfo_Destroy(si);
+            if (!ok)
+                return choreo__fail(CHOREO_ESTREAM,
+                                    "stream %s exists but does not cover subjects %s; choreo "
+                                    "never changes an existing stream: pick another stream "
+                                    "or prefix setting, or add the subject to the stream",
+                                    cfg->stream, subject);
+            return CHOREO_OK;
+        }
+        if (s != NATS_NOT_FOUND)
+            return choreo__nats_error(s, "looking up the JetStream stream (is JetStream "
+                                         "enabled on the server? start it with -js)");
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char *subjects[] = { subject };
+        sc.Name = cfg->stream;
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        sc.Storage = js_FileStorage;
+        sc.MaxAge = cfg->stream_max_age_s * 1000000000LL;
+        sc.Duplicates = cfg->stream_dup_window_s * 1000000000LL;
+        sc.Replicas = cfg->stream_replicas;
+        s = js_AddStream(&si, tp->js, &sc, NULL, &jerr);
+        if (s == NATS_OK) {
+            jsStreamInfo_Destroy(si);
+            CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created stream", "stream=%s subjects=%s",
+                       cfg->stream, subject);
+            return CHOREO_OK;
+        }
+        /* Another service may have created it meanwhile: look again. */
+    }
+    return choreo__nats_error(NATS_ERR, "creating the JetStream stream");
+}
+
+choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
+                                               const char *filter, const char *durable,
+                                               natsSubscription **out)
+{
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = cfg->stream;
+    so.Config.Durable = durable;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.MaxDeliver = cfg->max_deliver;
+    so.Config.AckWait = cfg->ack_wait_ms * 1000000LL;
+    so.Config.MaxAckPending = cfg->max_ack_pending;
+    so.Config.FilterSubject = filter;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PullSubscribe(out, tp->js, filter, durable, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "creating the durable consumer %s on %s (JetStream code %d)",
+                 durable, filter, (int)jerr);
+        return choreo__nats_error(s, what);
+    }
+    return CHOREO_OK;
+}
+
+void choreo__transport_close(choreo_transport *tp)
+{
+    if (!tp)
+        return;
+    jsCtx_Destroy(tp->js);
+    if (tp->nc) {
+        natsConnection_Close(tp->nc);
+        natsConnection_Destroy(tp->nc);
+    }
+    natsOptions_Destroy(tp->opts);
+    free(tp);
+}

@@ -1,0 +1,44 @@
+/* The service's NATS connection and JetStream context, the stream, and the
+ * durable pull consumers. The only module that maps natsStatus codes. */
+#ifndef CHOREO_TRANSPORT_H
+#define CHOREO_TRANSPORT_H
+
+#include <nats/nats.h>
+#include <stdatomic.h>
+
+#include "config.h"
+#include "log.h"
+
+typedef struct choreo_transport {
+    natsConnection *nc;
+    jsCtx *js;
+    const choreo_logger *log;
+    natsOptions *opts;
+} choreo_transport;
+
+/* Connects, retrying while no server is reachable (logging each attempt)
+ * until connected, *stop is set, or connect_wait_ms passes. Credentials
+ * refused by the server fail at once with CHOREO_EAUTH. js_ack_handler is
+ * installed for asynchronous publishes. */
+choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
+                                        const choreo_logger *log, const atomic_bool *stop,
+                                        jsPubAckHandler js_ack_handler, void *ack_closure);
+
+/* Creates the stream when absent; checks that an existing one covers
+ * "<prefix>.>" and otherwise fails with CHOREO_ESTREAM. */
+choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg);
+
+/* Creates or binds the durable pull consumer `durable` on `filter`. */
+choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
+                                               const char *filter, const char *durable,
+                                               natsSubscription **out);
+
+/* Maps a natsStatus to a choreo status with what failed. */
+choreo_status choreo__nats_error(natsStatus s, const char *what);
+
+void choreo__transport_close(choreo_transport *tp);
+
+/* Writes the URL list with any user:password@ part removed, for logs. */
+void choreo__redact_urls(const char *urls, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,180 @@
+/* Emitting events: an event becomes an envelope plus an outbox row in the
+ * caller's transaction, so it is published exactly when the business writes
+ * commit. Also the commands API (begin, commit, rollback from outside a
+ * handler) on the service's command connection. */
+#include "tx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "envelope.h"
+#include "outbox.h"
+#include "relay.h"
+#include "status.h"
+#include "ulid.h"
+
+sqlite3 *choreo_tx_db(choreo_tx *tx)
+{
+    return tx ? tx->st->db : NULL;
+}
+
+const choreo_event *choreo_tx_event(const choreo_tx *tx)
+{
+    return tx ? tx->ev : NULL;
+}
+
+static choreo_status emit(choreo_tx *tx, int64_t delay_ms, const char *type, uint32_t version,
+                          const char *saga, const void *data, size_t data_len,
+                          char id_out[CHOREO_ID_SIZE])
+{
+    if (!tx || !type)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_emit: tx and type must not be NULL");
+    if (!choreo__type_valid(type, strlen(type)))
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_emit: \"%s\" is not a valid event type: use UpperCamel "
+                            "ASCII letters and digits, at most %d characters",
+                            type, CHOREO_TYPE_MAX);
+    if (version < 1 || version > 65535)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_emit: version %u of %s is outside 1..65535",
+                            version, type);
+    if (!saga)
+        saga = tx->ev ? tx->ev->saga : NULL;
+    if (!saga)
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_emit: %s needs a saga id outside a handler: make one "
+                            "with choreo_saga_new",
+                            type);
+    if (!choreo__saga_valid(saga, strlen(saga)))
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_emit: saga id \"%.64s\" is not 1 to 64 characters of "
+                            "A-Z a-z 0-9 _ -",
+                            saga);
+    if (data_len > 0 && !data)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_emit: data is NULL but data_len is %zu",
+                            data_len);
+    if (delay_ms < 0)
+        delay_ms = 0;
+
+    choreo_service *svc = tx->svc;
+    choreo_envelope env;
+    memset(&env, 0, sizeof env);
+    choreo__ulid_new(env.id);
+    snprintf(env.type, sizeof env.type, "%s", type);
+    env.version = version;
+    snprintf(env.saga, sizeof env.saga, "%s", saga);
+    if (tx->ev)
+        snprintf(env.cause, sizeof env.cause, "%s", tx->ev->id);
+    snprintf(env.src, sizeof env.src, "%s", svc->cfg->service);
+    env.ts_ms = choreo__now_ms();
+    env.data = data;
+    env.data_len = data_len;
+
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, (size_t)svc->cfg->max_event_bytes);
+    choreo_status s = choreo__envelope_encode(&env, &w);
+    if (s != CHOREO_OK) {
+        choreo_mp_writer_free(&w);
+        return s;
+    }
+    char subject[256], headers[512];
+    snprintf(subject, sizeof subject, "%s.%s.%s", svc->cfg->prefix, type, saga);
+    snprintf(headers, sizeof headers,
+             "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n", env.id,
+             type, saga, svc->cfg->service);
+    choreo_outbox_row row = {
+        .event_id = env.id,
+        .subject = subject,
+        .headers = headers,
+        .body = w.buf,
+        .body_len = w.len,
+        .created_us = choreo__now_us(),
+        .publish_at = env.ts_ms + delay_ms,
+    };
+    s = choreo__outbox_insert(tx->st, &row);
+    choreo_mp_writer_free(&w);
+    if (s != CHOREO_OK)
+        return s;
+    tx->emitted++;
+    if (id_out)
+        memcpy(id_out, env.id, CHOREO_ID_SIZE);
+    return CHOREO_OK;
+}
+
+choreo_status choreo_tx_emit(choreo_tx *tx, const char *type, uint32_t version, const char *saga,
+                             const void *data, size_t data_len, char id_out[CHOREO_ID_SIZE])
+{
+    return emit(tx, 0, type, version, saga, data, data_len, id_out);
+}
+
+choreo_status choreo_tx_emit_after(choreo_tx *tx, int64_t delay_ms, const char *type,
+                                   uint32_t version, const char *saga, const void *data,
+                                   size_t data_len, char id_out[CHOREO_ID_SIZE])
+{
+    return emit(tx, delay_ms, type, version, saga, data, data_len, id_out);
+}
+
+choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
+{
+    if (!svc || !out)
+        return choreo__fail(CHOREO_EINVAL, "choreo_service_begin: svc and out must not be NULL");
+    if (pthread_equal(pthread_self(), svc->dispatcher) && svc->started)
+        return choreo__fail(CHOREO_ESTATE,
+                            "choreo_service_begin called on the dispatcher thread: a handler "
+                            "already has a transaction, use the tx it was given");
+    choreo_tx *tx = calloc(1, sizeof *tx);
+    if (!tx)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory beginning a command");
+    pthread_mutex_lock(&svc->cmd_lock);
+    choreo_status s = choreo__store_begin(svc->cmd_store);
+    if (s != CHOREO_OK) {
+        pthread_mutex_unlock(&svc->cmd_lock);
+        free(tx);
+        return s;
+    }
+    tx->svc = svc;
+    tx->st = svc->cmd_store;
+    tx->command = true;
+    *out = tx;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_tx_commit(choreo_tx *tx)
+{
+    if (!tx || !tx->command)
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_commit takes a tx from choreo_service_begin; handler "
+                            "transactions are committed by the dispatcher");
+    choreo_service *svc = tx->svc;
+    choreo_status s = choreo__store_commit(tx->st);
+    pthread_mutex_unlock(&svc->cmd_lock);
+    if (s == CHOREO_OK && tx->emitted > 0)
+        choreo__relay_wake(svc->relay);
+    free(tx);
+    return s;
+}
+
+void choreo_tx_rollback(choreo_tx *tx)
+{
+    if (!tx || !tx->command)
+        return;
+    choreo__store_rollback(tx->st);
+    pthread_mutex_unlock(&tx->svc->cmd_lock);
+    free(tx);
+}
+
+choreo_status choreo_reply_set(choreo_reply *reply, const void *data, size_t len)
+{
+    if (!reply || (len > 0 && !data))
+        return choreo__fail(CHOREO_EINVAL, "choreo_reply_set: reply is NULL or data is missing");
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory setting a reply");
+    if (len)
+        memcpy(copy, data, len);
+    free(reply->data);
+    reply->data = copy;
+    reply->len = len;
+    return CHOREO_OK;
+}

@@ -1,0 +1,20 @@
+/* Transactions handed to handlers and to commands from outside. */
+#ifndef CHOREO_TX_H
+#define CHOREO_TX_H
+
+#include "service.h"
+
+struct choreo_tx {
+    choreo_service *svc;
+    choreo_store *st;
+    const choreo_event *ev;  /* the event being handled, or NULL */
+    int emitted;             /* outbox rows written, to wake the relay */
+    bool command;            /* begun by choreo_service_begin */
+};
+
+struct choreo_reply {
+    uint8_t *data;
+    size_t len;
+};
+
+#endif
