@@ -246,8 +246,8 @@ choreo_status choreo_config_from_env(choreo_config *cfg)
     if (!cfg)
         return choreo__fail(CHOREO_EINVAL, "choreo_config_from_env: cfg is NULL");
     for (char **e = environ; *e; e++) {
-        if (strncmp(*e, "CHOREO_", 7) != 0)
-            continue;
+        if (strncmp(*e, "CHOREO_", 7) != 0 || strncmp(*e, "CHOREO_CRASH", 12) == 0)
+            continue; /* CHOREO_CRASHPOINTS and CHOREO_CRASH_SEED are read by crashpoint.c */
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;

@@ -53,6 +53,8 @@ static void *fetch_main(void *arg)
             }
             choreo__sleep_ms(100);
         }
+        if (list.Count > 0)
+            choreo__crashpoint(&svc->crash, CP_BETWEEN_FETCH_AND_DISPATCH);
         for (int i = 0; i < list.Count; i++) {
             choreo_item it = { list.Msgs[i], ITEM_EVENT, (int)(rt - svc->routes),
                                choreo__mono_us() };
@@ -236,6 +238,8 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
     int emitted = 0;
     if (s == CHOREO_OK) {
         for (int i = 0; i < n; i++) {
+            if (i > 0)
+                choreo__crashpoint(&svc->crash, CP_INSIDE_BATCH);
             out[i].nak_delay_ms = RETRY_DELAY_MS;
             if (items[i].kind == ITEM_EVENT)
                 out[i].act = apply_event(svc, items[i].msg, &svc->routes[items[i].route],
@@ -256,8 +260,11 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
     bool committed = s == CHOREO_OK;
     if (committed) {
         atomic_fetch_add(&svc->stats.batches, 1);
-        if (emitted > 0)
+        choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_ACK);
+        if (emitted > 0) {
+            choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
             choreo__relay_wake(svc->relay);
+        }
     }
     for (int i = 0; i < n; i++)
         finish(svc, &items[i], &out[i], committed);

@@ -60,7 +60,19 @@ static int append(void *data, const char *bytes, size_t n)
     return 0;
 }
 
-#define PACKER(w) msgpack_packer pk; msgpack_packer_init(&pk, (w), append)
+/* Declares a packer on w and remembers the length, so that a value that
+ * does not fit is removed whole rather than left half-written. */
+#define PACKER(w)                                                              \
+    msgpack_packer pk;                                                         \
+    msgpack_packer_init(&pk, (w), append);                                     \
+    size_t before = (w)->len;                                                  \
+    (void)before
+
+static void undo_partial(choreo_mp_writer *w, size_t before)
+{
+    if (w->status != CHOREO_OK)
+        w->len = before;
+}
 
 void choreo_mp_write_nil(choreo_mp_writer *w) { PACKER(w); msgpack_pack_nil(&pk); }
 
@@ -86,6 +98,7 @@ void choreo_mp_write_str(choreo_mp_writer *w, const char *s, size_t len)
     }
     if (msgpack_pack_str(&pk, len) == 0)
         msgpack_pack_str_body(&pk, s, len);
+    undo_partial(w, before);
 }
 
 void choreo_mp_write_cstr(choreo_mp_writer *w, const char *s)
@@ -102,6 +115,7 @@ void choreo_mp_write_bin(choreo_mp_writer *w, const void *b, size_t len)
     }
     if (msgpack_pack_bin(&pk, len) == 0)
         msgpack_pack_bin_body(&pk, b, len);
+    undo_partial(w, before);
 }
 
 void choreo_mp_write_array(choreo_mp_writer *w, uint32_t n) { PACKER(w); msgpack_pack_array(&pk, n); }

@@ -63,7 +63,7 @@ choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int limit,
 }
 
 choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seqs, int n,
-                                            int64_t now_ms)
+                                            int64_t now_ms, choreo_crashpoints *cp)
 {
     if (n == 0)
         return CHOREO_OK;
@@ -78,6 +78,8 @@ choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seq
         return CHOREO_ESTORE;
     }
     for (int i = 0; i < n; i++) {
+        if (cp && i == n / 2)
+            choreo__crashpoint(cp, CP_INSIDE_MARK);
         sqlite3_bind_int64(stmt, 1, now_ms);
         sqlite3_bind_int64(stmt, 2, seqs[i]);
         int rc = sqlite3_step(stmt);

@@ -3,6 +3,7 @@
 #ifndef CHOREO_OUTBOX_H
 #define CHOREO_OUTBOX_H
 
+#include "crashpoint.h"
 #include "store.h"
 
 typedef struct choreo_outbox_row {
@@ -25,9 +26,10 @@ choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int limit,
                                  bool (*fn)(const choreo_outbox_row *row, void *user),
                                  void *user);
 
-/* Marks the rows published at now_ms, in one transaction. */
+/* Marks the rows published at now_ms, in one transaction. cp (may be NULL)
+ * is consulted for the inside_mark crash point halfway through. */
 choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seqs, int n,
-                                            int64_t now_ms);
+                                            int64_t now_ms, choreo_crashpoints *cp);
 
 /* Records a failed publish attempt for a row (outside any transaction). */
 choreo_status choreo__outbox_record_failure(choreo_store *st, int64_t seq, const char *error);

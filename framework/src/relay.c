@@ -227,8 +227,11 @@ static int relay_round(choreo_relay *r)
     char err[256];
     snprintf(err, sizeof err, "%s", r->last_error);
     pthread_mutex_unlock(&r->lock);
+    if (acked > 0)
+        choreo__crashpoint(&svc->crash, CP_AFTER_PUBLISH_BEFORE_MARK);
     for (int attempt = 0; acked > 0; attempt++) {
-        s = choreo__outbox_mark_published(r->st, seqs, acked, choreo__now_ms());
+        s = choreo__outbox_mark_published(r->st, seqs, acked, choreo__now_ms(),
+                                              &svc->crash);
         if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt > 100)
             break;
         /* Unmarked rows would only be published again (and deduplicated),

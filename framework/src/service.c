@@ -33,6 +33,13 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     }
     choreo__log_level_parse(svc->cfg->log_level, &svc->log.level);
     snprintf(svc->log.service, sizeof svc->log.service, "%s", svc->cfg->service);
+    s = choreo__crashpoints_load(&svc->crash);
+    if (s != CHOREO_OK)
+        goto fail;
+    if (svc->crash.any)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "crash points are on (testing only)",
+                   "spec=\"%s\" seed=%llu", getenv("CHOREO_CRASHPOINTS"),
+                   (unsigned long long)svc->crash.seed);
     s = choreo__queue_init(&svc->queue, QUEUE_CAP);
     if (s != CHOREO_OK)
         goto fail;

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "crashpoint.h"
 #include "latency.h"
 #include "log.h"
 #include "queue.h"
@@ -60,6 +61,7 @@ struct choreo_service {
     atomic_bool dispatcher_done;
     struct choreo_stats_atomic stats;
     choreo_latency relay_latency;
+    choreo_crashpoints crash;
 };
 
 #endif

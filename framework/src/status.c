@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 
@@ -38,10 +39,14 @@ const char *choreo_last_error(void)
 
 choreo_status choreo__fail(choreo_status s, const char *fmt, ...)
 {
+    /* Format into a copy first: callers may pass choreo_last_error() itself
+     * as an argument to wrap the previous detail. */
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof text);
     return s;
 }
 

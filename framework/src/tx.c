@@ -149,8 +149,10 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
     choreo_service *svc = tx->svc;
     choreo_status s = choreo__store_commit(tx->st);
     pthread_mutex_unlock(&svc->cmd_lock);
-    if (s == CHOREO_OK && tx->emitted > 0)
+    if (s == CHOREO_OK && tx->emitted > 0) {
+        choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
         choreo__relay_wake(svc->relay);
+    }
     free(tx);
     return s;
 }

@@ -1,0 +1,73 @@
+/* Opening a service database: pragmas and migrations. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "unit_db.h"
+
+Test(store, new_file_gets_wal_and_the_current_schema)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    cr_assert_eq(unit_db_count(st, "PRAGMA user_version"), CHOREO_SCHEMA_VERSION);
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(st->db, "PRAGMA journal_mode", -1, &s, NULL);
+    sqlite3_step(s);
+    cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    const char *tables[] = { "choreo_outbox", "choreo_inbox", "choreo_barrier", "choreo_dead" };
+    for (int i = 0; i < 4; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM sqlite_master WHERE name = '%s'", tables[i]);
+        cr_assert_eq(unit_db_count(st, sql), 1, "%s missing", tables[i]);
+    }
+    choreo__store_close(st);
+}
+
+Test(store, reopening_keeps_rows_and_does_not_migrate_twice)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    cr_assert_eq(choreo__store_exec(st, "CREATE TABLE biz(x); INSERT INTO biz VALUES (1);"), CHOREO_OK);
+    choreo__store_close(st);
+    cr_assert_eq(choreo__store_open(&st, path, "full", 1000), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM biz"), 1);
+    cr_assert_eq(unit_db_count(st, "PRAGMA user_version"), CHOREO_SCHEMA_VERSION);
+    choreo__store_close(st);
+}
+
+Test(store, a_database_from_a_newer_build_is_refused)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    cr_assert_eq(choreo__store_exec(st, "PRAGMA user_version = 99"), CHOREO_OK);
+    choreo__store_close(st);
+    st = NULL;
+    cr_assert_eq(choreo__store_open(&st, path, "full", 1000), CHOREO_ESTORE);
+    cr_assert_null(st);
+    cr_assert(strstr(choreo_last_error(), "newer than this build"), "%s", choreo_last_error());
+}
+
+Test(store, an_unwritable_path_gets_a_clear_error)
+{
+    choreo_store *st = NULL;
+    cr_assert_eq(choreo__store_open(&st, "/nonexistent-dir/x.db", "full", 100), CHOREO_ESTORE);
+    cr_assert(strstr(choreo_last_error(), "/nonexistent-dir/x.db"), "%s", choreo_last_error());
+}
+
+Test(store, savepoints_roll_back_one_message_and_keep_the_others)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    cr_assert_eq(choreo__store_exec(st, "CREATE TABLE biz(x)"), CHOREO_OK);
+    cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_savepoint(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_exec(st, "INSERT INTO biz VALUES (1)"), CHOREO_OK);
+    cr_assert_eq(choreo__store_release(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_savepoint(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_exec(st, "INSERT INTO biz VALUES (2)"), CHOREO_OK);
+    cr_assert_eq(choreo__store_rollback_to(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_commit(st), CHOREO_OK);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM biz"), 1);
+    cr_assert_eq(unit_db_count(st, "SELECT SUM(x) FROM biz"), 1);
+    choreo__store_close(st);
+}
