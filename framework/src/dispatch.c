@@ -47,8 +47,10 @@ static void *fetch_main(void *arg)
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             int64_t now = choreo__mono_us();
             if (now - last_warn > 5000000) {
+                const char *detail = nats_GetLastError(NULL);
                 CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "fetch failed; retrying",
-                           "consumer=%s err=\"%s\"", rt->consumer, natsStatus_GetText(s));
+                           "consumer=%s err=\"%s\"", rt->consumer,
+                           detail && *detail ? detail : natsStatus_GetText(s));
                 last_warn = now;
             }
             choreo__sleep_ms(100);
@@ -277,7 +279,7 @@ static void *dispatch_main(void *arg)
     choreo_item *items = calloc((size_t)max, sizeof *items);
     struct outcome *out = calloc((size_t)max, sizeof *out);
     if (!items || !out) {
-        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "out of memory starting the dispatcher", "%s", "");
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "out of memory starting the dispatcher", NULL);
         atomic_store(&svc->stop, true);
     }
     while (items && out && !atomic_load(&svc->stop)) {

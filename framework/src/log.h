@@ -13,6 +13,7 @@ typedef struct choreo_logger {
     char service[40];
 } choreo_logger;
 
+/* Fields may be NULL for none. */
 #define CHOREO_LOG(lg, lvl, msg, ...)                                  \
     do {                                                               \
         if ((lvl) <= (lg)->level)                                      \

@@ -177,7 +177,7 @@ void choreo_service_wait(choreo_service *svc)
         choreo__dispatch_join(svc);
         choreo__relay_join(svc->relay);
         svc->started = false;
-        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service stopped", "%s", "");
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service stopped", NULL);
     }
     if (svc->tp) {
         choreo__transport_close(svc->tp);

@@ -67,7 +67,9 @@ void choreo__redact_urls(const char *urls, char *out, size_t cap)
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     const choreo_logger *log = closure;
-    CHOREO_LOG(log, CHOREO_LOG_WARN, "disconnected from NATS; reconnecting", "%s", "");
+    if (natsConnection_IsClosed(nc))
+        return; /* our own close at stop, not an outage */
+    CHOREO_LOG(log, CHOREO_LOG_WARN, "disconnected from NATS; reconnecting", NULL);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)

@@ -1,0 +1,41 @@
+/* Shared pieces of the integration tests: a private nats-server, temp
+ * directories, services configured for tests, and waiting for conditions. */
+#ifndef CHOREO_TEST_SUPPORT_H
+#define CHOREO_TEST_SUPPORT_H
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+
+#include "choreo.h"
+#include "natsd.h"
+
+/* A fresh directory under /tmp. */
+void support_tmpdir(char *out, size_t cap);
+
+/* Starts a nats-server in dir/nats (asserting success). */
+void support_server(natsd *d, const char *dir, const char *user, const char *pass);
+
+/* A service configuration for tests: name, db at dir/<name>.db, the server's
+ * URL, a short ack_wait; extra "key=value" settings may follow, NULL-ended. */
+choreo_config *support_config(const char *dir, const char *name, const char *url, ...);
+
+/* Creates a service (asserting success). */
+choreo_service *support_service(const choreo_config *cfg);
+
+/* Polls cond(arg) every 10 ms up to timeout_ms; true when it held. */
+bool support_wait(bool (*cond)(void *), void *arg, int timeout_ms);
+
+/* Opens the service's database file read-only and runs a one-number query. */
+long long support_count(const char *dir, const char *name, const char *sql);
+
+/* Creates a business table in a service's database before it starts. */
+void support_exec(const char *dir, const char *name, const char *sql);
+
+/* Emits one event of type with data {"n": n} in its own command transaction. */
+void support_emit(choreo_service *svc, const char *type, const char *saga, int64_t n,
+                  char id_out[CHOREO_ID_SIZE]);
+
+/* Reads field "n" from an event's data map. */
+int64_t support_data_n(const choreo_event *ev);
+
+#endif

@@ -1,0 +1,147 @@
+/* Handler results against a real nats-server: RETRY rolls back and is
+ * redelivered, REJECT rolls back and parks, malformed messages are parked
+ * without stopping the consumer. */
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+static atomic_int calls;
+
+/* Writes a row and emits, then asks for a retry on the first two attempts. */
+static choreo_result flaky(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&calls, 1);
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO applied(n) VALUES (1)", NULL, NULL, NULL);
+    if (choreo_tx_emit(tx, "Applied", 1, NULL, NULL, 0, NULL) != CHOREO_OK)
+        return CHOREO_REJECT;
+    return ev->attempt <= 2 ? CHOREO_RETRY : CHOREO_DONE;
+}
+
+/* Writes a row and emits, then rejects: none of it may survive. */
+static choreo_result rejecting(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO applied(n) VALUES (2)", NULL, NULL, NULL);
+    if (choreo_tx_emit(tx, "Applied", 1, NULL, NULL, 0, NULL) != CHOREO_OK)
+        return CHOREO_RETRY;
+    return CHOREO_REJECT;
+}
+
+static choreo_result counting(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO applied(n) VALUES (3)", NULL, NULL, NULL);
+    return CHOREO_DONE;
+}
+
+struct stat_arg {
+    choreo_service *svc;
+    int which; /* 0 handled, 1 parked */
+    uint64_t want;
+};
+
+static bool stat_reaches(void *p)
+{
+    struct stat_arg *a = p;
+    choreo_stats s;
+    choreo_service_stats(a->svc, &s);
+    return (a->which == 0 ? s.handled : s.parked) >= a->want;
+}
+
+static choreo_service *start_worker(const char *dir, const char *url, const char *type,
+                                    choreo_handler_fn fn)
+{
+    support_exec(dir, "worker", "CREATE TABLE IF NOT EXISTS applied(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "worker", url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, type, fn, NULL), CHOREO_OK);
+    if (strcmp(type, "Good") != 0)
+        cr_assert_eq(choreo_service_on(svc, "Good", counting, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    return svc;
+}
+
+Test(handler, retry_twice_then_done_is_applied_exactly_once, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url, "Flaky", flaky);
+    support_emit(svc, "Flaky", "s1", 1, NULL);
+    struct stat_arg a = { svc, 0, 1 };
+    cr_assert(support_wait(stat_reaches, &a, 15000), "never handled");
+    cr_assert_eq(atomic_load(&calls), 3);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied"), 1);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_outbox WHERE subject LIKE 'choreo.Applied.%'"), 1);
+    choreo_stats s;
+    choreo_service_stats(svc, &s);
+    cr_assert_eq(s.retried, 2);
+    cr_assert_eq(s.handled, 1);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(handler, reject_rolls_back_everything_and_parks_the_message, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url, "Doomed", rejecting);
+    char id[CHOREO_ID_SIZE];
+    support_emit(svc, "Doomed", "s2", 1, id);
+    support_emit(svc, "Good", "s3", 1, NULL);
+    struct stat_arg parked = { svc, 1, 1 };
+    cr_assert(support_wait(stat_reaches, &parked, 15000), "never parked");
+    struct stat_arg good = { svc, 0, 1 };
+    cr_assert(support_wait(stat_reaches, &good, 15000), "the consumer stopped after a rejection");
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied WHERE n = 2"), 0);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_outbox WHERE subject LIKE 'choreo.Applied.%'"), 0);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_inbox WHERE consumer = 'worker_Doomed'"), 0);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM choreo_dead WHERE event_id = '%s' AND reason LIKE '%%REJECT%%'", id);
+    cr_assert_eq(support_count(dir, "worker", sql), 1);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(handler, malformed_messages_are_parked_with_a_reason_and_the_queue_moves_on, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url, "Good", counting);
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    const char *garbage[] = { "not msgpack at all", "\x93\x01\x02\x03", "" };
+    for (int i = 0; i < 3; i++) {
+        jsPubAck *pa = NULL;
+        cr_assert_eq(js_Publish(&pa, js, "choreo.Good.s9", garbage[i], (int)strlen(garbage[i]),
+                                NULL, NULL), NATS_OK);
+        jsPubAck_Destroy(pa);
+    }
+    support_emit(svc, "Good", "s4", 1, NULL);
+    struct stat_arg parked = { svc, 1, 3 };
+    cr_assert(support_wait(stat_reaches, &parked, 15000), "malformed messages were not parked");
+    struct stat_arg good = { svc, 0, 1 };
+    cr_assert(support_wait(stat_reaches, &good, 15000), "the good event was held up");
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%msgpack map%'"), 2);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%empty%'"), 1);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}

@@ -1,0 +1,288 @@
+/* The core promise end to end, against a real nats-server: a handler's
+ * business row, emitted event and inbox mark commit together and the event
+ * reaches the next service; duplicates are applied once; a crash between
+ * commit and publish loses nothing. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+/* inventory: OrderCreated -> reserve row + StockReserved */
+static choreo_result on_order_created(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sqlite3 *db = choreo_tx_db(tx);
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO reserved(n) VALUES (%lld)", (long long)support_data_n(ev));
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return CHOREO_RETRY;
+    if (choreo_tx_emit(tx, "StockReserved", 1, NULL, ev->data, ev->data_len, NULL) != CHOREO_OK)
+        return CHOREO_RETRY;
+    return CHOREO_DONE;
+}
+
+/* order: StockReserved -> done row */
+static choreo_result on_stock_reserved(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO done(n, cause) VALUES (%lld, '%s')",
+             (long long)support_data_n(ev), ev->cause);
+    return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
+                                                                             : CHOREO_RETRY;
+}
+
+struct world {
+    char dir[256];
+    natsd server;
+    choreo_service *inv, *ord;
+};
+
+static void setup_tables(struct world *w)
+{
+    support_exec(w->dir, "inv", "CREATE TABLE IF NOT EXISTS reserved(n INTEGER)");
+    support_exec(w->dir, "ord", "CREATE TABLE IF NOT EXISTS done(n INTEGER, cause TEXT)");
+}
+
+static choreo_service *make_inv(struct world *w, const char *extra)
+{
+    choreo_config *cfg = support_config(w->dir, "inv", w->server.url, extra, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "OrderCreated", on_order_created, NULL), CHOREO_OK);
+    return svc;
+}
+
+static choreo_service *make_ord(struct world *w, const char *extra)
+{
+    choreo_config *cfg = support_config(w->dir, "ord", w->server.url, extra, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "StockReserved", on_stock_reserved, NULL), CHOREO_OK);
+    return svc;
+}
+
+static void world_up(struct world *w)
+{
+    support_tmpdir(w->dir, sizeof w->dir);
+    support_server(&w->server, w->dir, NULL, NULL);
+    setup_tables(w);
+}
+
+static void world_down(struct world *w)
+{
+    choreo_service_destroy(w->inv);
+    choreo_service_destroy(w->ord);
+    natsd_stop(&w->server, SIGTERM);
+}
+
+struct count_arg {
+    const char *dir, *name, *sql;
+    long long want;
+};
+
+static bool count_reaches(void *p)
+{
+    struct count_arg *a = p;
+    return support_count(a->dir, a->name, a->sql) >= a->want;
+}
+
+Test(pipeline, business_row_event_and_inbox_mark_commit_together_and_the_event_travels,
+     .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    w.inv = make_inv(&w, "log_level=warn");
+    w.ord = make_ord(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+
+    char saga[CHOREO_ID_SIZE], id[CHOREO_ID_SIZE];
+    choreo_saga_new(saga);
+    support_emit(w.ord, "OrderCreated", saga, 42, id);
+
+    struct count_arg done = { w.dir, "ord", "SELECT COUNT(*) FROM done", 1 };
+    cr_assert(support_wait(count_reaches, &done, 15000), "StockReserved never reached order");
+    cr_assert_eq(support_count(w.dir, "ord", "SELECT n FROM done"), 42);
+    /* inventory committed its row, its outbox row and its inbox mark, all
+     * for this one event */
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved WHERE n = 42"), 1);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM choreo_inbox WHERE consumer = 'inv_OrderCreated' AND event_id = '%s'", id);
+    cr_assert_eq(support_count(w.dir, "inv", sql), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM choreo_outbox WHERE subject = 'choreo.StockReserved.%s'", saga);
+    cr_assert_eq(support_count(w.dir, "inv", sql), 1);
+    /* the emitted event names the event that caused it */
+    sqlite3 *db;
+    char path[600];
+    snprintf(path, sizeof path, "%s/ord.db", w.dir);
+    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT cause FROM done", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), id);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    struct count_arg marked = { w.dir, "inv",
+        "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL", 1 };
+    cr_assert(support_wait(count_reaches, &marked, 5000), "outbox row never marked published");
+    choreo_stats st_inv;
+    choreo_service_stats(w.inv, &st_inv);
+    cr_assert_eq(st_inv.handled, 1);
+    cr_assert_eq(st_inv.published, 1);
+    world_down(&w);
+}
+
+struct dup_arg {
+    choreo_service *svc;
+    uint64_t want;
+};
+
+static bool duplicates_reach(void *p)
+{
+    struct dup_arg *a = p;
+    choreo_stats s;
+    choreo_service_stats(a->svc, &s);
+    return s.duplicates >= a->want;
+}
+
+Test(pipeline, a_redelivery_after_a_kill_before_the_ack_is_applied_once, .timeout = 90)
+{
+    struct world w;
+    world_up(&w);
+    /* The first inventory process dies right after its first commit, before
+     * acking: JetStream redelivers to the next process, whose inbox must
+     * recognise the event. */
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+        setenv("CHOREO_CRASHPOINTS", "after_commit_before_ack", 1);
+        choreo_service *inv = make_inv(&w, "log_level=error");
+        if (choreo_service_start(inv) != CHOREO_OK)
+            _exit(3);
+        sleep(30);
+        _exit(4); /* the crash point never fired */
+    }
+    w.ord = make_ord(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    char saga[CHOREO_ID_SIZE];
+    choreo_saga_new(saga);
+    support_emit(w.ord, "OrderCreated", saga, 7, NULL);
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the first inventory process should have died by its crash point (status %d)", status);
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1,
+                 "the killed process had committed");
+
+    w.inv = make_inv(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    struct dup_arg d = { w.inv, 1 };
+    cr_assert(support_wait(duplicates_reach, &d, 20000), "the redelivery never came");
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1);
+    choreo_stats s;
+    choreo_service_stats(w.inv, &s);
+    cr_assert_eq(s.handled, 0, "the handler must not run again");
+    struct count_arg done = { w.dir, "ord", "SELECT COUNT(*) FROM done", 1 };
+    cr_assert(support_wait(count_reaches, &done, 15000));
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM choreo_outbox"), 1,
+                 "StockReserved must be emitted once");
+    world_down(&w);
+}
+
+/* Publishes a stored outbox body again under a new Nats-Msg-Id, as a
+ * republish after the broker's duplicate window would. */
+static void republish(const char *url, const char *dir, const char *name, const char *msg_id)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    sqlite3 *db;
+    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT subject, body FROM choreo_outbox ORDER BY seq LIMIT 1", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    natsMsg *m;
+    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
+                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    jsPubAck *pa = NULL;
+    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    w.inv = make_inv(&w, "log_level=warn");
+    w.ord = make_ord(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    char saga[CHOREO_ID_SIZE];
+    choreo_saga_new(saga);
+    support_emit(w.ord, "OrderCreated", saga, 9, NULL);
+    struct count_arg done = { w.dir, "ord", "SELECT COUNT(*) FROM done", 1 };
+    cr_assert(support_wait(count_reaches, &done, 15000));
+
+    /* Same body (same event id) under another broker msg id: JetStream keeps
+     * it, the inbox must drop it. */
+    republish(w.server.url, w.dir, "ord", "some-other-msg-id");
+    struct dup_arg d = { w.inv, 1 };
+    cr_assert(support_wait(duplicates_reach, &d, 15000), "the republished event never arrived");
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1);
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM choreo_outbox"), 1);
+    choreo_stats s;
+    choreo_service_stats(w.inv, &s);
+    cr_assert_eq(s.handled, 1);
+    world_down(&w);
+}
+
+Test(pipeline, a_service_killed_after_commit_before_publish_publishes_at_restart, .timeout = 90)
+{
+    struct world w;
+    world_up(&w);
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+        /* A long scan period keeps the relay from racing the crash point. */
+        setenv("CHOREO_CRASHPOINTS", "after_commit_before_publish", 1);
+        choreo_service *ord = make_ord(&w, "relay_scan_ms=60000");
+        if (choreo_service_start(ord) != CHOREO_OK)
+            _exit(3);
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        support_emit(ord, "OrderCreated", saga, 1, NULL);
+        _exit(4); /* the crash point never fired */
+    }
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
+    cr_assert_eq(support_count(w.dir, "ord",
+                               "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL"), 1,
+                 "the committed event must be waiting in the outbox");
+
+    w.inv = make_inv(&w, "log_level=warn");
+    w.ord = make_ord(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    struct count_arg reserved = { w.dir, "inv", "SELECT COUNT(*) FROM reserved", 1 };
+    cr_assert(support_wait(count_reaches, &reserved, 15000), "the pending event was never published");
+    struct count_arg marked = { w.dir, "ord",
+        "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL", 1 };
+    cr_assert(support_wait(count_reaches, &marked, 5000));
+    world_down(&w);
+}

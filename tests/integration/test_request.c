@@ -1,0 +1,98 @@
+/* Request/reply commands: the handler runs in a transaction on the
+ * dispatcher thread, and the reply is sent only after the commit. */
+#include <signal.h>
+#include <string.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+struct ctx {
+    char dir[256];
+};
+
+static choreo_result place_order(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                                 void *user)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "INSERT INTO orders(body) VALUES ('%.*s')", (int)len, (const char *)req);
+    if (sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) != SQLITE_OK)
+        return CHOREO_REJECT;
+    char saga[CHOREO_ID_SIZE], id[CHOREO_ID_SIZE];
+    choreo_saga_new(saga);
+    if (choreo_tx_emit(tx, "OrderCreated", 1, saga, NULL, 0, id) != CHOREO_OK)
+        return CHOREO_REJECT;
+    char text[80];
+    snprintf(text, sizeof text, "accepted %s", id);
+    if (choreo_reply_set(reply, text, strlen(text)) != CHOREO_OK)
+        return CHOREO_REJECT;
+    return CHOREO_DONE;
+}
+
+static choreo_result refuse(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                            void *user)
+{
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO orders(body) VALUES ('refused')", NULL, NULL, NULL);
+    if (choreo_reply_set(reply, "no", 2) != CHOREO_OK)
+        return CHOREO_RETRY;
+    return CHOREO_REJECT;
+}
+
+static choreo_result on_created(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    return sqlite3_exec(choreo_tx_db(tx), "INSERT INTO seen(x) VALUES (1)", NULL, NULL, NULL) == SQLITE_OK
+               ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+static bool seen_one(void *p)
+{
+    return support_count(p, "inv", "SELECT COUNT(*) FROM seen") >= 1;
+}
+
+Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
+    support_exec(dir, "inv", "CREATE TABLE seen(x)");
+    choreo_config *cfg = support_config(dir, "ord", server.url, NULL);
+    choreo_service *ord = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on_request(ord, "PlaceOrder", place_order, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on_request(ord, "Refuse", refuse, NULL), CHOREO_OK);
+    cfg = support_config(dir, "inv", server.url, NULL);
+    choreo_service *inv = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(inv, "OrderCreated", on_created, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(ord), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(inv), CHOREO_OK, "%s", choreo_last_error());
+
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    natsMsg *reply = NULL;
+    cr_assert_eq(natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.PlaceOrder", "apple", 5000),
+                 NATS_OK, "no reply to PlaceOrder");
+    /* The reply is sent after the commit: the row and the event are already
+     * in the database when the client reads the reply. */
+    cr_assert_eq(strncmp(natsMsg_GetData(reply), "accepted ", 9), 0);
+    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'apple'"), 1);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM choreo_outbox WHERE event_id = '%s'",
+             natsMsg_GetData(reply) + 9);
+    cr_assert_eq(support_count(dir, "ord", sql), 1);
+    natsMsg_Destroy(reply);
+    cr_assert(support_wait(seen_one, dir, 15000), "the emitted event never reached inventory");
+
+    /* A rejected command rolls back but still answers. */
+    reply = NULL;
+    cr_assert_eq(natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.Refuse", "x", 5000), NATS_OK);
+    cr_assert_eq(natsMsg_GetDataLength(reply), 2);
+    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'refused'"), 0);
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+    choreo_service_destroy(inv);
+    choreo_service_destroy(ord);
+    natsd_stop(&server, SIGTERM);
+}
