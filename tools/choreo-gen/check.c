@@ -1,0 +1,395 @@
+/* Checks a parsed schema before any code is generated from it: names, types,
+ * size bounds, defaults, record references, and the C identifiers the
+ * generator will derive, so that generated code always compiles. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schema.h"
+
+static const char *const scalar_names[] = {
+    "string", "bytes", "bool", "i32", "i64", "u64", "f64", "timestamp", "list",
+};
+
+/* C and C++ keywords, and names that <stdbool.h> makes macros: a field may
+ * not be called any of these since it becomes a struct member. */
+static const char *const reserved[] = {
+    "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool",
+    "break", "case", "catch", "char", "class", "compl", "const", "const_cast",
+    "constexpr", "continue", "decltype", "default", "delete", "do", "double",
+    "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float",
+    "for", "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace",
+    "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq", "private",
+    "protected", "public", "register", "reinterpret_cast", "restrict", "return", "short",
+    "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
+    "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid",
+    "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t",
+    "while", "xor", "xor_eq", "errno", "assert",
+};
+
+static bool upper_camel(const char *s)
+{
+    if (!(s[0] >= 'A' && s[0] <= 'Z'))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
+static bool snake_case(const char *s)
+{
+    if (!(s[0] >= 'a' && s[0] <= 'z'))
+        return false;
+    for (const char *p = s; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+        if (!ok || (p[0] == '_' && (p[1] == '_' || p[1] == '\0')))
+            return false;
+    }
+    return true;
+}
+
+const char *gen_snake(const char *name, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; name[i] && n + 2 < size; i++) {
+        char c = name[i];
+        bool up = c >= 'A' && c <= 'Z';
+        if (up && i > 0) {
+            char prev = name[i - 1], nxt = name[i + 1];
+            bool prev_low = (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9');
+            bool prev_up = prev >= 'A' && prev <= 'Z';
+            bool next_low = nxt >= 'a' && nxt <= 'z';
+            if (prev_low || (prev_up && next_low))
+                buf[n++] = '_';
+        }
+        buf[n++] = up ? (char)(c - 'A' + 'a') : c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 30 || lb > 30)
+        return 99;
+    size_t row[32];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest known type name to an unknown one, or NULL. */
+static const char *suggest(const gen_schema *s, const char *name)
+{
+    const char *best = NULL;
+    size_t bd = 3;
+    for (size_t i = 0; i < sizeof scalar_names / sizeof scalar_names[0]; i++) {
+        size_t d = edit_distance(name, scalar_names[i]);
+        if (d < bd) {
+            bd = d;
+            best = scalar_names[i];
+        }
+    }
+    for (size_t i = 0; i < s->ndecls; i++) {
+        if (s->decls[i].is_event)
+            continue;
+        size_t d = edit_distance(name, s->decls[i].name);
+        if (d < bd) {
+            bd = d;
+            best = s->decls[i].name;
+        }
+    }
+    return best;
+}
+
+typedef struct checker {
+    gen_schema *s;
+    gen_diags *diags;
+    size_t errors;
+} checker;
+
+#define ERR(c, loc, ...)                                \
+    do {                                                \
+        gen_diag_add((c)->diags, (loc), __VA_ARGS__);   \
+        (c)->errors++;                                  \
+    } while (0)
+
+/* Resolves and checks a field type; idx is the declaration being checked
+ * (records used as types must be declared before it). */
+static void check_type(checker *c, gen_type *t, size_t idx, bool in_list, int *depth)
+{
+    if (t->kind == GEN_LIST) {
+        if (in_list) {
+            ERR(c, t->loc, "lists of lists are not supported: put the inner list in a record");
+            return;
+        }
+        check_type(c, t->elem, idx, true, depth);
+        return;
+    }
+    if (t->max && t->kind != GEN_STRING && t->kind != GEN_BYTES)
+        ERR(c, t->loc, "a size bound applies to string, bytes and list only, not to %s",
+            t->kind == GEN_RECORD ? t->record_name : gen_kind_name(t->kind));
+    if (t->kind != GEN_RECORD)
+        return;
+    const gen_decl *self = &c->s->decls[idx];
+    gen_decl *r = gen_schema_find(c->s, t->record_name);
+    if (!r) {
+        const char *hint = suggest(c->s, t->record_name);
+        if (hint)
+            ERR(c, t->loc, "unknown type '%s'; did you mean '%s'?", t->record_name, hint);
+        else
+            ERR(c, t->loc, "unknown type '%s': use string, bytes, bool, i32, i64, u64, f64, "
+                "timestamp, list<T> or a record declared above", t->record_name);
+        return;
+    }
+    if (r->is_event) {
+        ERR(c, t->loc, "'%s' is an event: only records can be field types (declare "
+            "'record %s { ... }' for the shared fields)", r->name, r->name);
+        return;
+    }
+    if (r == self) {
+        ERR(c, t->loc, "record %s cannot contain itself", r->name);
+        return;
+    }
+    if (r > self) {
+        ERR(c, t->loc, "record %s is used before its declaration at line %d: declare "
+            "records above the events and records that use them", r->name, r->loc.line);
+        return;
+    }
+    t->record = r;
+    if (r->depth + 1 > *depth)
+        *depth = r->depth + 1;
+}
+
+static bool int_fits(const gen_value *v, gen_kind k, char *range, size_t size)
+{
+    switch (k) {
+    case GEN_I32:
+        snprintf(range, size, "-2147483648 to 2147483647");
+        return !v->overflow && (v->neg ? v->mag <= 2147483648u : v->mag <= 2147483647u);
+    case GEN_U64:
+        snprintf(range, size, "0 to 18446744073709551615");
+        return !v->overflow && (!v->neg || v->mag == 0);
+    default:
+        snprintf(range, size, "-9223372036854775808 to 9223372036854775807");
+        return !v->overflow &&
+               (v->neg ? v->mag <= (uint64_t)INT64_MAX + 1 : v->mag <= (uint64_t)INT64_MAX);
+    }
+}
+
+static void check_value(checker *c, const gen_field *f, const gen_type *t, const gen_value *v)
+{
+    char tbuf[300], range[64];
+    const char *tname = gen_type_str(t, tbuf, sizeof tbuf);
+    switch (t->kind) {
+    case GEN_STRING:
+    case GEN_BYTES:
+        if (v->kind != GEN_LIT_STRING) {
+            ERR(c, v->loc, "default of field '%s' must be a string literal (\"...\") for %s",
+                f->name, tname);
+            return;
+        }
+        if (t->max && v->len > t->max)
+            ERR(c, v->loc, "default of field '%s' is %zu bytes long, more than its bound %u",
+                f->name, v->len, t->max);
+        return;
+    case GEN_BOOL:
+        if (v->kind != GEN_LIT_BOOL)
+            ERR(c, v->loc, "default of field '%s' must be true or false", f->name);
+        return;
+    case GEN_I32:
+    case GEN_I64:
+    case GEN_U64:
+    case GEN_TIMESTAMP:
+        if (v->kind != GEN_LIT_INT) {
+            ERR(c, v->loc, "default of field '%s' must be an integer for %s", f->name, tname);
+            return;
+        }
+        if (!int_fits(v, t->kind, range, sizeof range))
+            ERR(c, v->loc, "default %s of field '%s' is out of range for %s (%s)", v->text,
+                f->name, tname, range);
+        return;
+    case GEN_F64:
+        if (v->kind != GEN_LIT_INT && v->kind != GEN_LIT_FLOAT) {
+            ERR(c, v->loc, "default of field '%s' must be a number for f64", f->name);
+            return;
+        }
+        if (!isfinite(v->f))
+            ERR(c, v->loc, "default %s of field '%s' is out of range for f64", v->text, f->name);
+        return;
+    case GEN_LIST: {
+        if (v->kind != GEN_LIT_LIST) {
+            ERR(c, v->loc, "default of field '%s' must be a list [...] for %s", f->name, tname);
+            return;
+        }
+        uint32_t max = t->max ? t->max : GEN_LIST_DEFAULT_MAX;
+        if (v->nitems > max)
+            ERR(c, v->loc, "default of field '%s' has %zu items, more than its bound %u",
+                f->name, v->nitems, max);
+        if (t->elem->kind == GEN_RECORD && v->nitems) {
+            ERR(c, v->loc, "default of field '%s': a list of records can only default to []",
+                f->name);
+            return;
+        }
+        for (size_t i = 0; i < v->nitems; i++)
+            check_value(c, f, t->elem, &v->items[i]);
+        return;
+    }
+    case GEN_RECORD:
+        ERR(c, v->loc, "field '%s' of record type %s cannot have a default: make it required, "
+            "or a list<%s> = []", f->name, t->record_name, t->record_name);
+        return;
+    }
+}
+
+static bool is_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcmp(reserved[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void check_fields(checker *c, gen_decl *d, size_t idx)
+{
+    const char *what = d->is_event ? "event" : "record";
+    if (d->nfields > GEN_FIELDS_MAX)
+        ERR(c, d->loc, "%s %s has %zu fields, more than the limit of %d", what, d->name,
+            d->nfields, GEN_FIELDS_MAX);
+    int depth = 0;
+    for (size_t i = 0; i < d->nfields; i++) {
+        gen_field *f = &d->fields[i];
+        if (strlen(f->name) > GEN_FIELD_NAME_MAX)
+            ERR(c, f->loc, "field name '%.20s...' is longer than %d characters", f->name,
+                GEN_FIELD_NAME_MAX);
+        else if (!snake_case(f->name))
+            ERR(c, f->loc, "bad field name '%s': use snake_case ([a-z][a-z0-9_]*, no '__', "
+                "no trailing '_'), e.g. order_id", f->name);
+        else if (is_reserved(f->name))
+            ERR(c, f->loc, "bad field name '%s': it is a C or C++ keyword; choose another "
+                "name", f->name);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(d->fields[j].name, f->name) == 0) {
+                ERR(c, f->loc, "duplicate field '%s' in %s %s (first at line %d)", f->name,
+                    what, d->name, d->fields[j].loc.line);
+                break;
+            }
+        }
+        size_t before = c->errors;
+        check_type(c, f->type, idx, false, &depth);
+        if (f->dflt && c->errors == before)
+            check_value(c, f, f->type, f->dflt);
+    }
+    d->depth = depth;
+    if (depth > GEN_NESTING_MAX)
+        ERR(c, d->loc, "%s %s nests records %d levels deep, more than the limit of %d", what,
+            d->name, depth, GEN_NESTING_MAX);
+}
+
+/* Every C identifier the generator derives from the schema, without the
+ * prefix, so that two declarations can never produce the same name. */
+typedef struct ident {
+    char name[GEN_NAME_MAX * 2 + 32];
+    const gen_decl *owner;
+} ident;
+
+static void check_identifiers(checker *c)
+{
+    static const char *const builtin[] = {
+        "mem", "bytes", "list_string", "list_bytes", "list_bool", "list_i32", "list_i64",
+        "list_u64", "list_f64", "list_timestamp", "events",
+    };
+    /* Each generated name as text before and after the snake name. */
+    static const char *const rec_fix[][2] = {{"", ""},        {"", "_init"},  {"", "_encode"},
+                                             {"", "_decode"}, {"", "_check"}, {"", "_free"},
+                                             {"list_", ""}};
+    static const char *const ev_fix[][2] = {{"emit_", ""}, {"emit_", "_after"}, {"on_", ""},
+                                            {"", "_handler"}};
+    size_t cap = 0, n = 0;
+    for (size_t i = 0; i < c->s->ndecls; i++)
+        cap += 11;
+    ident *ids = gen_arena_alloc(c->s->arena, (cap + 16) * sizeof *ids);
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
+        snprintf(ids[n].name, sizeof ids[n].name, "%s", builtin[i]);
+        ids[n++].owner = NULL;
+    }
+    for (size_t i = 0; i < c->s->ndecls; i++) {
+        const gen_decl *d = &c->s->decls[i];
+        size_t first = n;
+        for (size_t k = 0; k < sizeof rec_fix / sizeof rec_fix[0]; k++) {
+            snprintf(ids[n].name, sizeof ids[n].name, "%s%s%s", rec_fix[k][0], d->snake,
+                     rec_fix[k][1]);
+            ids[n++].owner = d;
+        }
+        for (size_t k = 0; d->is_event && k < sizeof ev_fix / sizeof ev_fix[0]; k++) {
+            snprintf(ids[n].name, sizeof ids[n].name, "%s%s%s", ev_fix[k][0], d->snake,
+                     ev_fix[k][1]);
+            ids[n++].owner = d;
+        }
+        bool reported = false;
+        for (size_t k = first; k < n && !reported; k++) {
+            for (size_t j = 0; j < first && !reported; j++) {
+                if (strcmp(ids[j].name, ids[k].name) != 0)
+                    continue;
+                reported = true;
+                if (ids[j].owner)
+                    ERR(c, d->loc, "%s %s clashes with %s %s (line %d): both generate the C "
+                        "name <prefix>_%s; rename one", d->is_event ? "event" : "record",
+                        d->name, ids[j].owner->is_event ? "event" : "record",
+                        ids[j].owner->name, ids[j].owner->loc.line, ids[k].name);
+                else
+                    ERR(c, d->loc, "%s %s would generate the C name <prefix>_%s, which "
+                        "choreo-gen uses itself; rename it", d->is_event ? "event" : "record",
+                        d->name, ids[k].name);
+            }
+        }
+    }
+}
+
+size_t gen_schema_check(gen_schema *s, gen_diags *diags)
+{
+    checker c = {s, diags, 0};
+    char buf[GEN_NAME_MAX * 2 + 8];
+    for (size_t i = 0; i < s->ndecls; i++) {
+        gen_decl *d = &s->decls[i];
+        const char *what = d->is_event ? "event" : "record";
+        if (strlen(d->name) > GEN_NAME_MAX)
+            ERR(&c, d->loc, "%s name '%.20s...' is longer than %d characters", what, d->name,
+                GEN_NAME_MAX);
+        else if (!upper_camel(d->name))
+            ERR(&c, d->loc, "bad %s name '%s': use UpperCamel ASCII ([A-Z][A-Za-z0-9]*), "
+                "e.g. OrderCreated", what, d->name);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->decls[j].name, d->name) == 0) {
+                ERR(&c, d->loc, "%s %s is already declared at line %d", what, d->name,
+                    s->decls[j].loc.line);
+                break;
+            }
+        }
+        d->snake = gen_arena_strndup(s->arena, gen_snake(d->name, buf, sizeof buf),
+                                     strlen(gen_snake(d->name, buf, sizeof buf)));
+    }
+    if (c.errors)
+        return c.errors;
+    for (size_t i = 0; i < s->ndecls; i++)
+        check_fields(&c, &s->decls[i], i);
+    if (c.errors == 0)
+        check_identifiers(&c);
+    return c.errors;
+}

@@ -1,0 +1,25 @@
+/* C code generation from a checked schema. */
+#ifndef CHOREO_GEN_EMIT_H
+#define CHOREO_GEN_EMIT_H
+
+#include "schema.h"
+
+/* A growable text buffer. */
+typedef struct gen_buf {
+    char *data;
+    size_t len, cap;
+} gen_buf;
+
+void gen_buf_free(gen_buf *b);
+
+/* True for a valid C prefix: [a-z][a-z0-9]*(_[a-z0-9]+)*, at most 32 chars. */
+bool gen_prefix_valid(const char *prefix);
+
+/* Generates the header and source text for schema s. `prefix` starts every
+ * generated name; `source_name` (the schema file's base name) is quoted in
+ * the "generated from" line; `header_name` is what the source #includes.
+ * Aborts when out of memory. */
+void gen_emit(const gen_schema *s, const char *prefix, const char *source_name,
+              const char *header_name, gen_buf *header, gen_buf *source);
+
+#endif

@@ -1,0 +1,263 @@
+/* choreo-gen: the command line. Reads an event schema and writes its C API,
+ * checks a schema, or compares two versions of one for compatibility. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "emit.h"
+#include "schema.h"
+
+enum {
+    EXIT_INCOMPATIBLE = 1,
+    EXIT_SCHEMA = 2,
+    EXIT_IO = 3,
+    EXIT_USAGE = 64,
+};
+
+static const char usage_text[] =
+    "Usage: choreo-gen [-p PREFIX] [-o DIR] SCHEMA.events\n"
+    "       choreo-gen --check SCHEMA.events\n"
+    "       choreo-gen --check-compat OLD.events NEW.events\n"
+    "\n"
+    "Generates the C API of an event schema: PREFIX_events.h and PREFIX_events.c,\n"
+    "with a struct per event and record, encode/decode/check/free functions, typed\n"
+    "emits (choreo_tx_emit) and typed handler registration (choreo_service_on).\n"
+    "The schema language is described in events/README.md.\n"
+    "\n"
+    "Options:\n"
+    "  -p, --prefix PREFIX      start of every generated name and of the file names,\n"
+    "                           [a-z][a-z0-9_]*, at most 32 characters\n"
+    "                           (default: the schema's file name without .events)\n"
+    "  -o, --output-dir DIR     directory to write the two files into (default: .);\n"
+    "                           each file is written whole or not at all\n"
+    "      --check              read and check the schema only; write nothing\n"
+    "      --check-compat OLD NEW\n"
+    "                           compare two versions of a schema and print one line\n"
+    "                           per change: file:line: breaking|warning|compatible: ...\n"
+    "  -h, --help               show this help and exit\n"
+    "  -V, --version            show the version and exit\n"
+    "\n"
+    "Exit status:\n"
+    "  0   success; for --check-compat, NEW can replace OLD\n"
+    "  1   --check-compat found breaking changes\n"
+    "  2   a schema has errors, printed as file:line:col: error: ...\n"
+    "  3   a file could not be read or written\n"
+    "  64  wrong usage\n";
+
+static int usage_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("choreo-gen: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'choreo-gen --help'.\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Loads a schema; exit code in *code when it returns NULL. */
+static gen_schema *load(const char *path, int *code)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "choreo-gen: cannot read %s: %s\n", path, strerror(errno));
+        *code = EXIT_IO;
+        return NULL;
+    }
+    fclose(f);
+    gen_diags diags;
+    memset(&diags, 0, sizeof diags);
+    gen_schema *s = gen_schema_load(path, &diags);
+    if (!s) {
+        gen_diags_print(&diags, stderr);
+        *code = EXIT_SCHEMA;
+    }
+    return s;
+}
+
+/* Writes data to dir/name through a temporary file and a rename, so that
+ * an interrupted run never leaves half a file for the build to pick up. */
+static int write_file(const char *dir, const char *name, const gen_buf *b)
+{
+    char path[4096], tmp[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, name) >= (int)sizeof tmp) {
+        fprintf(stderr, "choreo-gen: output path %s/%s is too long\n", dir, name);
+        return EXIT_IO;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "choreo-gen: cannot create a file in %s: %s\n", dir, strerror(errno));
+        return EXIT_IO;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        fprintf(stderr, "choreo-gen: cannot write %s: %s\n", path, strerror(errno));
+        return EXIT_IO;
+    }
+    size_t n = fwrite(b->data, 1, b->len, f);
+    int err = errno;
+    if (fclose(f) != 0 && n == b->len) {
+        n = 0;
+        err = errno;
+    }
+    if (n != b->len) {
+        unlink(tmp);
+        fprintf(stderr, "choreo-gen: cannot write %s: %s\n", path, strerror(err));
+        return EXIT_IO;
+    }
+    /* mkstemp creates the file 0600; generated sources are ordinary files. */
+    if (chmod(tmp, 0644) != 0 || rename(tmp, path) != 0) {
+        err = errno;
+        unlink(tmp);
+        fprintf(stderr, "choreo-gen: cannot write %s: %s\n", path, strerror(err));
+        return EXIT_IO;
+    }
+    return 0;
+}
+
+/* "dir/shop.events" -> "shop.events" */
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static int generate(const char *schema_path, const char *prefix, const char *dir)
+{
+    char derived[64];
+    const char *base = base_name(schema_path);
+    if (!prefix) {
+        size_t n = strlen(base);
+        if (n > 7 && strcmp(base + n - 7, ".events") == 0)
+            n -= 7;
+        snprintf(derived, sizeof derived, "%.*s", (int)(n < 63 ? n : 63), base);
+        prefix = derived;
+        if (!gen_prefix_valid(prefix))
+            return usage_error("the file name does not make a valid C prefix: "
+                               "choose one with --prefix (e.g. --prefix shop); got '%s'",
+                               prefix);
+    } else if (!gen_prefix_valid(prefix)) {
+        return usage_error("bad --prefix '%s': use [a-z][a-z0-9_]*, no '__', no trailing '_', "
+                           "at most 32 characters", prefix);
+    }
+    int code = 0;
+    gen_schema *s = load(schema_path, &code);
+    if (!s)
+        return code;
+    char hname[80], cname[80];
+    snprintf(hname, sizeof hname, "%s_events.h", prefix);
+    snprintf(cname, sizeof cname, "%s_events.c", prefix);
+    gen_buf h = {0}, c = {0};
+    gen_emit(s, prefix, base, hname, &h, &c);
+    code = write_file(dir, hname, &h);
+    if (code == 0)
+        code = write_file(dir, cname, &c);
+    gen_buf_free(&h);
+    gen_buf_free(&c);
+    gen_schema_free(s);
+    return code;
+}
+
+static int check_compat(const char *old_path, const char *new_path)
+{
+    int code = 0;
+    gen_schema *o = load(old_path, &code);
+    gen_schema *n = o ? load(new_path, &code) : NULL;
+    if (!o || !n) {
+        gen_schema_free(o);
+        return code;
+    }
+    gen_compat_counts k = gen_compat_check(o, n, stdout);
+    fflush(stdout);
+    fprintf(stderr, "choreo-gen: %s -> %s: %zu breaking, %zu warnings, %zu compatible\n",
+            old_path, new_path, k.breaking, k.warnings, k.compatible);
+    gen_schema_free(o);
+    gen_schema_free(n);
+    return k.breaking ? EXIT_INCOMPATIBLE : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *prefix = NULL, *dir = ".", *schema = NULL, *compat[2] = {NULL, NULL};
+    bool check_only = false, want_compat = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        size_t optlen = 0;
+        if (strncmp(a, "--", 2) == 0 && strchr(a, '=')) {
+            optlen = (size_t)(strchr(a, '=') - a);
+            val = a + optlen + 1;
+        }
+#define IS(opt) (val ? (strlen(opt) == optlen && strncmp(a, opt, optlen) == 0) : strcmp(a, opt) == 0)
+#define TAKE()                                                               \
+    do {                                                                     \
+        if (!val) {                                                          \
+            if (i + 1 >= argc)                                               \
+                return usage_error("option %s needs a value", a);            \
+            val = argv[++i];                                                 \
+        }                                                                    \
+    } while (0)
+        if (IS("-h") || IS("--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (IS("-V") || IS("--version")) {
+            puts("choreo-gen 0.1.0");
+            return 0;
+        } else if (IS("-p") || IS("--prefix")) {
+            TAKE();
+            prefix = val;
+        } else if (IS("-o") || IS("--output-dir")) {
+            TAKE();
+            dir = val;
+        } else if (IS("--check") && !val) {
+            check_only = true;
+        } else if (IS("--check-compat") && !val) {
+            if (i + 2 >= argc)
+                return usage_error("%s needs two files: OLD.events NEW.events", a);
+            want_compat = true;
+            compat[0] = argv[++i];
+            compat[1] = argv[++i];
+        } else if (strcmp(a, "--") == 0) {
+            if (i + 1 < argc && !schema)
+                schema = argv[++i];
+            if (i + 1 < argc)
+                return usage_error("unexpected argument '%s'", argv[i + 1]);
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("unknown option '%s'", a);
+        } else if (!schema) {
+            schema = a;
+        } else {
+            return usage_error("unexpected argument '%s': give one schema file", a);
+        }
+#undef IS
+#undef TAKE
+    }
+    if (want_compat) {
+        if (schema || check_only)
+            return usage_error("%s", "--check-compat takes exactly two files and no other mode");
+        return check_compat(compat[0], compat[1]);
+    }
+    if (!schema)
+        return usage_error("%s", "no schema file given");
+    if (check_only) {
+        int code = 0;
+        gen_schema *s = load(schema, &code);
+        gen_schema_free(s);
+        return s ? 0 : code;
+    }
+    return generate(schema, prefix, dir);
+}
