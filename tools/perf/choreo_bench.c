@@ -1,0 +1,448 @@
+/* choreo-bench: measures the raw JetStream pipeline and one choreo hop on
+ * this machine and prints the figures (see tools/bench --help). The
+ * consumer service runs in its own process (this program re-executed with
+ * --role consumer) so that its peak RSS is its own. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "choreo.h"
+#include "natsd.h"
+
+struct opts {
+    long events;
+    long per_tx;
+    long lat_events;
+    long lat_rate;
+    const char *synchronous;
+    bool json;
+    /* consumer role */
+    const char *role, *url, *db, *type;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "choreo-bench: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int64_t pct(int64_t *v, long n, double q)
+{
+    if (n == 0)
+        return 0;
+    long i = (long)(q * (double)n);
+    return v[i >= n ? n - 1 : i];
+}
+
+/* ---- raw pipeline: js_PublishAsync into a stream, a pull consumer acks ---- */
+
+struct raw_consumer {
+    jsCtx *js;
+    long want;
+    atomic_long got;
+    int64_t done_us;
+};
+
+static void *raw_consume(void *arg)
+{
+    struct raw_consumer *rc = arg;
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.MaxAckPending = 20000;
+    jsErrCode jerr;
+    if (js_PullSubscribe(&sub, rc->js, "rawbench.>", "rawbench", NULL, &so, &jerr) != NATS_OK)
+        die("raw pull subscribe", nats_GetLastError(NULL));
+    while (atomic_load(&rc->got) < rc->want) {
+        natsMsgList list = { 0 };
+        natsStatus s = natsSubscription_Fetch(&list, sub, 256, 1000, NULL);
+        if (s != NATS_OK && s != NATS_TIMEOUT)
+            die("raw fetch", natsStatus_GetText(s));
+        for (int i = 0; i < list.Count; i++)
+            natsMsg_Ack(list.Msgs[i], NULL);
+        atomic_fetch_add(&rc->got, list.Count);
+        natsMsgList_Destroy(&list);
+    }
+    rc->done_us = now_us();
+    natsSubscription_Destroy(sub);
+    return NULL;
+}
+
+static double raw_pipeline(const char *url, long n)
+{
+    natsOptions *o;
+    natsConnection *nc;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, url);
+    natsOptions_SetSendAsap(o, true);
+    if (natsConnection_Connect(&nc, o) != NATS_OK)
+        die("raw connect", nats_GetLastError(NULL));
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4000;
+    jsCtx *js;
+    natsConnection_JetStream(&js, nc, &jo);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subj[] = { "rawbench.>" };
+    sc.Name = "RAWBENCH";
+    sc.Subjects = subj;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    jsErrCode jerr;
+    if (js_AddStream(NULL, js, &sc, NULL, &jerr) != NATS_OK)
+        die("raw stream", nats_GetLastError(NULL));
+    struct raw_consumer rc = { .js = js, .want = n };
+    pthread_t t;
+    pthread_create(&t, NULL, raw_consume, &rc);
+    char body[128];
+    memset(body, 'x', sizeof body);
+    int64_t start = now_us();
+    for (long i = 0; i < n; i++) {
+        natsMsg *m;
+        char id[32];
+        snprintf(id, sizeof id, "raw-%ld", i);
+        natsMsg_Create(&m, "rawbench.e", NULL, body, sizeof body);
+        natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+        if (js_PublishMsgAsync(js, &m, NULL) != NATS_OK)
+            die("raw publish", nats_GetLastError(NULL));
+        natsMsg_Destroy(m);
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 30000;
+    js_PublishAsyncComplete(js, &po);
+    pthread_join(t, NULL);
+    double rate = (double)n / ((double)(rc.done_us - start) / 1e6);
+    js_DeleteStream(js, "RAWBENCH", NULL, NULL);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(o);
+    return rate;
+}
+
+/* ---- consumer role: a service whose handler writes one business row ---- */
+
+struct consumer {
+    long want;
+    atomic_long got;
+    int64_t *lat;
+};
+
+static choreo_result on_bench(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    struct consumer *c = user;
+    choreo_mp_reader r;
+    choreo_mp_reader_init(&r, ev->data, ev->data_len);
+    uint32_t n;
+    const char *k;
+    uint32_t klen;
+    int64_t sent = 0;
+    if (choreo_mp_read_map(&r, &n) != CHOREO_OK || n != 1 ||
+        choreo_mp_read_str(&r, &k, &klen) != CHOREO_OK || choreo_mp_read_int(&r, &sent) != CHOREO_OK)
+        return CHOREO_REJECT;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO bench(event_id, sent_us) VALUES (?1, ?2)",
+                           -1, &s, NULL) != SQLITE_OK)
+        return CHOREO_RETRY;
+    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, sent);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return CHOREO_RETRY;
+    long i = atomic_fetch_add(&c->got, 1);
+    if (i < c->want)
+        c->lat[i] = now_us() - sent;
+    return CHOREO_DONE;
+}
+
+static long committed_rows(sqlite3 *db)
+{
+    sqlite3_stmt *s;
+    long n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM bench", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+static int consumer_main(const struct opts *o)
+{
+    sqlite3 *db;
+    sqlite3_open(o->db, &db);
+    sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS bench(event_id TEXT PRIMARY KEY, sent_us INTEGER)",
+                 NULL, NULL, NULL);
+    choreo_config *cfg;
+    if (choreo_config_create(&cfg) != CHOREO_OK ||
+        choreo_config_set(cfg, "service", "benchsink") != CHOREO_OK ||
+        choreo_config_set(cfg, "db", o->db) != CHOREO_OK ||
+        choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
+        choreo_config_set(cfg, "synchronous", o->synchronous) != CHOREO_OK ||
+        choreo_config_set(cfg, "log_level", "warn") != CHOREO_OK)
+        die("consumer config", choreo_last_error());
+    struct consumer c = { .want = o->events };
+    c.lat = calloc((size_t)o->events, sizeof *c.lat);
+    choreo_service *svc;
+    if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
+        choreo_service_on(svc, o->type, on_bench, &c) != CHOREO_OK ||
+        choreo_service_start(svc) != CHOREO_OK)
+        die("consumer start", choreo_last_error());
+    printf("ready\n");
+    fflush(stdout);
+    int64_t last = 0;
+    for (int64_t deadline = now_us() + 600 * 1000000LL; now_us() < deadline;) {
+        if (atomic_load(&c.got) >= c.want && committed_rows(db) >= c.want) {
+            last = now_us();
+            break;
+        }
+        sleep_us(1000);
+    }
+    choreo_service_destroy(svc);
+    choreo_config_destroy(cfg);
+    sqlite3_close(db);
+    long got = atomic_load(&c.got);
+    long n = got < c.want ? got : c.want;
+    qsort(c.lat, (size_t)n, sizeof *c.lat, cmp_i64);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("handled=%ld last_us=%" PRId64 " p50_us=%" PRId64 " p99_us=%" PRId64 " rss_kb=%ld\n", got,
+           last, pct(c.lat, n, 0.50), pct(c.lat, n, 0.99), ru.ru_maxrss);
+    free(c.lat);
+    return last ? 0 : 1;
+}
+
+/* ---- producer side ---- */
+
+struct child {
+    pid_t pid;
+    FILE *out;
+};
+
+static struct child spawn_consumer(const struct opts *o, const char *db, const char *type,
+                                   long events)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    char n[32];
+    snprintf(n, sizeof n, "%ld", events);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        execl("/proc/self/exe", "choreo-bench", "--role", "consumer", "--url", o->url, "--db", db,
+              "--type", type, "--events", n, "--synchronous", o->synchronous, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    struct child c = { pid, fdopen(fds[0], "r") };
+    char line[256];
+    if (!fgets(line, sizeof line, c.out) || strncmp(line, "ready", 5) != 0)
+        die("consumer", "did not start");
+    return c;
+}
+
+struct result {
+    long handled;
+    int64_t last_us, p50, p99;
+    long rss_kb;
+};
+
+static struct result wait_consumer(struct child c)
+{
+    struct result r = { 0 };
+    char line[256];
+    if (!fgets(line, sizeof line, c.out) ||
+        sscanf(line, "handled=%ld last_us=%" SCNd64 " p50_us=%" SCNd64 " p99_us=%" SCNd64 " rss_kb=%ld",
+               &r.handled, &r.last_us, &r.p50, &r.p99, &r.rss_kb) != 5)
+        die("consumer", "no result");
+    fclose(c.out);
+    int st;
+    waitpid(c.pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("consumer", "did not handle every event in time");
+    return r;
+}
+
+static choreo_service *producer(const struct opts *o, const char *db)
+{
+    choreo_config *cfg;
+    choreo_service *svc;
+    if (choreo_config_create(&cfg) != CHOREO_OK ||
+        choreo_config_set(cfg, "service", "benchsource") != CHOREO_OK ||
+        choreo_config_set(cfg, "db", db) != CHOREO_OK ||
+        choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
+        choreo_config_set(cfg, "synchronous", o->synchronous) != CHOREO_OK ||
+        choreo_config_set(cfg, "log_level", "warn") != CHOREO_OK ||
+        choreo_service_create(&svc, cfg) != CHOREO_OK || choreo_service_start(svc) != CHOREO_OK)
+        die("producer start", choreo_last_error());
+    choreo_config_destroy(cfg);
+    return svc;
+}
+
+static void emit_batch(choreo_service *svc, const char *type, long count)
+{
+    choreo_tx *tx;
+    if (choreo_service_begin(svc, &tx) != CHOREO_OK)
+        die("begin", choreo_last_error());
+    char saga[CHOREO_ID_SIZE];
+    for (long i = 0; i < count; i++) {
+        uint8_t buf[32];
+        choreo_mp_writer w = { .buf = buf, .cap = sizeof buf, .max = sizeof buf };
+        choreo_mp_write_map(&w, 1);
+        choreo_mp_write_cstr(&w, "t");
+        choreo_mp_write_int(&w, now_us());
+        choreo_saga_new(saga);
+        if (choreo_tx_emit(tx, type, 1, saga, w.buf, w.len, NULL) != CHOREO_OK)
+            die("emit", choreo_last_error());
+    }
+    if (choreo_tx_commit(tx) != CHOREO_OK)
+        die("commit", choreo_last_error());
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: choreo-bench [--events N] [--per-tx K] [--latency-events M]\n"
+            "                    [--latency-rate R] [--synchronous full|normal] [--json]\n"
+            "  --events N          events in the raw and the hop throughput runs [20000]\n"
+            "  --per-tx K          events the producer emits per transaction [100]\n"
+            "  --latency-events M  events in the paced latency run [1000]\n"
+            "  --latency-rate R    events per second in the latency run, one per transaction [500]\n"
+            "  --synchronous S     SQLite synchronous setting of both services [full]\n"
+            "  --json              print one JSON object\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = { .events = 20000, .per_tx = 100, .lat_events = 1000, .lat_rate = 500,
+                      .synchronous = "full", .role = "main" };
+    static const struct option longs[] = {
+        { "events", 1, 0, 'n' }, { "per-tx", 1, 0, 'k' }, { "latency-events", 1, 0, 'm' },
+        { "latency-rate", 1, 0, 'r' }, { "synchronous", 1, 0, 's' }, { "json", 0, 0, 'j' },
+        { "role", 1, 0, 'R' }, { "url", 1, 0, 'u' }, { "db", 1, 0, 'd' }, { "type", 1, 0, 't' },
+        { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+    for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
+        switch (c) {
+        case 'n': o.events = strtol(optarg, NULL, 10); break;
+        case 'k': o.per_tx = strtol(optarg, NULL, 10); break;
+        case 'm': o.lat_events = strtol(optarg, NULL, 10); break;
+        case 'r': o.lat_rate = strtol(optarg, NULL, 10); break;
+        case 's': o.synchronous = optarg; break;
+        case 'j': o.json = true; break;
+        case 'R': o.role = optarg; break;
+        case 'u': o.url = optarg; break;
+        case 'd': o.db = optarg; break;
+        case 't': o.type = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1) {
+        fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers\n");
+        return 2;
+    }
+    if (strcmp(o.role, "consumer") == 0)
+        return consumer_main(&o);
+
+    char dir[] = "/tmp/choreo-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp", strerror(errno));
+    char sd[256];
+    snprintf(sd, sizeof sd, "%s/nats", dir);
+    natsd server;
+    if (natsd_start(&server, sd, 0, NULL, NULL) != 0)
+        die("nats-server", "could not start");
+    o.url = server.url;
+
+    /* (b) first, in child processes, before this process starts nats.c
+     * threads of its own. */
+    char db_a[300], db_b[300];
+    snprintf(db_b, sizeof db_b, "%s/sink1.db", dir);
+    snprintf(db_a, sizeof db_a, "%s/source1.db", dir);
+    struct child c1 = spawn_consumer(&o, db_b, "BenchHop", o.events);
+    choreo_service *src = producer(&o, db_a);
+    int64_t start = now_us();
+    for (long done = 0; done < o.events; done += o.per_tx)
+        emit_batch(src, "BenchHop", o.events - done < o.per_tx ? o.events - done : o.per_tx);
+    struct result hop = wait_consumer(c1);
+    double hop_rate = (double)o.events / ((double)(hop.last_us - start) / 1e6);
+    choreo_service_destroy(src);
+
+    /* latency: one event per transaction at a steady rate */
+    snprintf(db_b, sizeof db_b, "%s/sink2.db", dir);
+    snprintf(db_a, sizeof db_a, "%s/source2.db", dir);
+    struct child c2 = spawn_consumer(&o, db_b, "BenchLat", o.lat_events);
+    src = producer(&o, db_a);
+    int64_t gap = 1000000 / o.lat_rate, next = now_us();
+    for (long i = 0; i < o.lat_events; i++) {
+        emit_batch(src, "BenchLat", 1);
+        next += gap;
+        int64_t wait = next - now_us();
+        if (wait > 0)
+            sleep_us(wait);
+    }
+    struct result lat = wait_consumer(c2);
+    choreo_stats st;
+    choreo_service_stats(src, &st);
+    choreo_service_destroy(src);
+
+    double raw_rate = raw_pipeline(server.url, o.events);
+    natsd_stop(&server, SIGTERM);
+    long rss = hop.rss_kb > lat.rss_kb ? hop.rss_kb : lat.rss_kb;
+    double ratio = hop_rate / raw_rate;
+    if (o.json) {
+        printf("{\"events\": %ld, \"per_tx\": %ld, \"synchronous\": \"%s\", "
+               "\"raw_events_per_s\": %.0f, \"hop_events_per_s\": %.0f, \"hop_ratio\": %.3f, "
+               "\"relay_p50_us\": %" PRId64 ", \"relay_p99_us\": %" PRId64 ", "
+               "\"hop_p50_us\": %" PRId64 ", \"hop_p99_us\": %" PRId64 ", \"service_rss_kb\": %ld}\n",
+               o.events, o.per_tx, o.synchronous, raw_rate, hop_rate, ratio, st.relay_p50_us,
+               st.relay_p99_us, lat.p50, lat.p99, rss);
+    } else {
+        printf("choreo-bench: %ld events, %ld per producer transaction, synchronous=%s\n",
+               o.events, o.per_tx, o.synchronous);
+        printf("  raw JetStream pipeline   %10.0f events/s\n", raw_rate);
+        printf("  one choreo hop           %10.0f events/s   (ratio %.3f)\n", hop_rate, ratio);
+        printf("  latency run: %ld events at %ld/s, one per transaction\n", o.lat_events, o.lat_rate);
+        printf("  relay insert->PubAck     p50 %6" PRId64 " us   p99 %6" PRId64 " us\n",
+               st.relay_p50_us, st.relay_p99_us);
+        printf("  emit->handled            p50 %6" PRId64 " us   p99 %6" PRId64 " us\n", lat.p50, lat.p99);
+        printf("  consumer peak RSS        %10ld KiB\n", rss);
+    }
+    return 0;
+}
