@@ -204,7 +204,10 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
             CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS not reachable; retrying every second",
                        "url=%s attempt=%d hint=\"start nats-server -js or fix nats_url\"",
                        urls, attempt);
-        for (int i = 0; i < 20 && !atomic_load(stop); i++)
+        int64_t pause_ms = 1000;
+        if (cfg->connect_wait_ms > 0 && cfg->connect_wait_ms - waited_ms < pause_ms)
+            pause_ms = cfg->connect_wait_ms - waited_ms;
+        for (int64_t slept = 0; slept < pause_ms && !atomic_load(stop); slept += 50)
             choreo__sleep_ms(50);
         if (atomic_load(stop)) {
             st = choreo__fail(CHOREO_ENOSERVER,
