@@ -92,7 +92,9 @@ typedef enum choreo_log_level {
  *   tls_ca, tls_cert, tls_key      NATS credentials (never logged)
  *   connect_wait_ms    how long start waits for a first NATS connection;
  *                      0 waits until stopped [0]
- *   max_deliver        JetStream MaxDeliver per consumer [10]
+ *   max_deliver        deliveries of one message, JetStream MaxDeliver [10];
+ *                      the handler runs on at most max_deliver - 1 of them,
+ *                      the last one parks the message without running it
  *   ack_wait_ms        JetStream AckWait [30000]
  *   max_ack_pending    JetStream MaxAckPending [1000]
  *   batch_max          messages per group commit [256]
@@ -101,6 +103,13 @@ typedef enum choreo_log_level {
  *   stream_dup_window_s  stream duplicate window [120]
  *   stream_replicas    stream replicas [1]
  *   relay_scan_ms      relay's fallback scan period [500]
+ *   retry_base_ms      first RETRY redelivery delay [200]
+ *   retry_cap_ms       longest RETRY redelivery delay [30000]; delays double
+ *                      from the base up to the cap, with up to 25% jitter
+ *   outbox_retention_s published outbox rows are deleted after this [86400]
+ *   inbox_retention_s  inbox marks are deleted after this; must outlive the
+ *                      stream's max age [691200 = 8 days]
+ *   prune_interval_s   how often old rows are pruned [60]
  */
 typedef struct choreo_config choreo_config;
 
@@ -205,6 +214,32 @@ CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit_after(choreo_tx *tx, int64_t 
                                                          size_t data_len,
                                                          char id_out[CHOREO_ID_SIZE]);
 
+/* Like choreo_tx_emit, but published no earlier than the unix time at_ms. */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_ms,
+                                                      const char *type, uint32_t version,
+                                                      const char *saga, const void *data,
+                                                      size_t data_len,
+                                                      char id_out[CHOREO_ID_SIZE]);
+
+/* Barrier for a saga step and its compensation (the DTM barrier), written in
+ * this transaction. Call it first in a handler, and do the step's work only
+ * when *run is true:
+ *   - ACTION runs once per (saga, step); a repeat is skipped, and so is an
+ *     action that arrives after its compensation ("no hanging").
+ *   - COMPENSATION runs once, and only if the action ran ("null
+ *     compensation": a compensation that arrives before, or without, its
+ *     action does nothing and blocks the late action).
+ * saga NULL means the saga of the event being handled. step is the name of
+ * the forward step, e.g. "reserve-stock", 1..64 characters. */
+typedef enum choreo_barrier_op {
+    CHOREO_BARRIER_ACTION = 0,
+    CHOREO_BARRIER_COMPENSATION = 1,
+} choreo_barrier_op;
+
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_barrier(choreo_tx *tx, const char *saga,
+                                                      const char *step, choreo_barrier_op op,
+                                                      bool *run);
+
 /* Makes a fresh saga id (a ULID) into out. */
 CHOREO_API void choreo_saga_new(char out[CHOREO_ID_SIZE]);
 
@@ -223,6 +258,14 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_create(choreo_service **out,
  * type gets a durable JetStream consumer named "<service>_<type>". */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_on(choreo_service *svc, const char *type,
                                                       choreo_handler_fn fn, void *user);
+
+/* Limits the schema versions a handler accepts (default: every version).
+ * Events of other versions are parked with the reason, not handled. Before
+ * start only; the type must have a handler. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_accept_versions(choreo_service *svc,
+                                                                   const char *type,
+                                                                   uint32_t min_version,
+                                                                   uint32_t max_version);
 
 /* Request/reply commands. The handler runs on the dispatcher thread in a
  * transaction; the reply it sets with choreo_reply_set is sent after the
@@ -292,6 +335,53 @@ typedef struct choreo_stats {
 } choreo_stats;
 
 CHOREO_API void choreo_service_stats(choreo_service *svc, choreo_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Repair: parked (dead-letter) messages of a service's database, for
+ * operators and tools such as choreoctl. An admin handle opens the database
+ * named by the configuration's db setting; it connects to NATS (with the
+ * configuration's URL and credentials) only to retry. It may be used while
+ * the service runs. Not thread-safe.                                       */
+
+typedef struct choreo_admin choreo_admin;
+
+typedef struct choreo_dead_entry {
+    int64_t id;
+    char consumer[128];
+    char event_id[CHOREO_ID_SIZE];   /* "" when the body could not be decoded */
+    char event_type[CHOREO_TYPE_MAX + 1];
+    char subject[256];
+    char reason[512];
+    int64_t attempts;
+    int64_t parked_at_ms;
+    int64_t updated_at_ms;           /* 0 when never retried or dropped */
+    char status[16];                 /* "parked", "retried" or "dropped" */
+    size_t body_len;
+} choreo_dead_entry;
+
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg);
+CHOREO_API void choreo_admin_close(choreo_admin *adm);
+
+/* Lists entries with the given status ("parked", "retried", "dropped", or
+ * NULL for all), oldest first. *out is an array of *n entries to free with
+ * free(); NULL when *n is 0. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_list(choreo_admin *adm, const char *status,
+                                                           choreo_dead_entry **out, size_t *n);
+
+/* One entry and a copy of its message body (free() it). */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id,
+                                                          choreo_dead_entry *out,
+                                                          uint8_t **body, size_t *body_len);
+
+/* Publishes a parked message again on its original subject with its original
+ * body (so its original event id), waits for the PubAck and marks the entry
+ * "retried". Every consumer of that subject sees it again; those that applied
+ * it already drop it in their inbox. Fails with CHOREO_ESTATE unless the
+ * entry is parked. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id);
+
+/* Marks a parked entry "dropped" (kept for the record, never retried). */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id);
 
 /* ------------------------------------------------------------------------ */
 /* A strict, bounded msgpack reader over a borrowed buffer, for decoding event
