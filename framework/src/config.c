@@ -70,6 +70,16 @@ static const struct key keys[] = {
     { "stream_replicas", K_INT, S(stream_replicas), "1", 1, 5, NULL, "stream replicas" },
     { "relay_scan_ms", K_INT, S(relay_scan_ms), "500", 10, 60000, NULL,
       "relay's fallback scan period, ms" },
+    { "retry_base_ms", K_INT, S(retry_base_ms), "200", 1, 3600000, NULL,
+      "first redelivery delay after RETRY, ms (doubles each attempt)" },
+    { "retry_cap_ms", K_INT, S(retry_cap_ms), "30000", 1, 86400000, NULL,
+      "longest redelivery delay after RETRY, ms" },
+    { "outbox_retention_s", K_INT, S(outbox_retention_s), "86400", 0, INT32_MAX, NULL,
+      "published outbox rows are deleted after this, s; 0 keeps them" },
+    { "inbox_retention_s", K_INT, S(inbox_retention_s), "691200", 0, INT32_MAX, NULL,
+      "inbox marks are deleted after this, s (longer than stream_max_age_s); 0 keeps them" },
+    { "prune_interval_s", K_INT, S(prune_interval_s), "60", 1, 86400, NULL,
+      "how often old outbox and inbox rows are pruned, s" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -340,6 +350,18 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
     if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
         return choreo__fail(CHOREO_ECONFIG,
                             "settings tls_cert and tls_key go together: set both or neither");
+    if (cfg->retry_cap_ms < cfg->retry_base_ms)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting retry_cap_ms (%lld) is below retry_base_ms (%lld): the cap "
+                            "must be at least the first delay",
+                            (long long)cfg->retry_cap_ms, (long long)cfg->retry_base_ms);
+    if (cfg->inbox_retention_s > 0 &&
+        (cfg->stream_max_age_s == 0 || cfg->inbox_retention_s <= cfg->stream_max_age_s))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting inbox_retention_s (%lld) must be longer than "
+                            "stream_max_age_s (%lld, 0 = unlimited), or 0 to keep inbox marks: "
+                            "otherwise an event still in the stream could be applied twice",
+                            (long long)cfg->inbox_retention_s, (long long)cfg->stream_max_age_s);
     if (cfg->nats_token && cfg->nats_user)
         return choreo__fail(CHOREO_ECONFIG,
                             "settings nats_token and nats_user are exclusive: use one way to log in");

@@ -31,6 +31,11 @@ struct choreo_config {
     int64_t stream_dup_window_s;
     int64_t stream_replicas;
     int64_t relay_scan_ms;
+    int64_t retry_base_ms;
+    int64_t retry_cap_ms;
+    int64_t outbox_retention_s;
+    int64_t inbox_retention_s;
+    int64_t prune_interval_s;
     char text[64]; /* scratch for choreo_config_get of numbers */
 };
 

@@ -80,6 +80,23 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
         natsMsg_Destroy(msg); /* stopping: the requester times out and retries */
 }
 
+/* Exponential backoff for RETRY: base * 2^(attempt-1), capped, then reduced
+ * by up to 25% at random so that retries of many messages spread out. */
+static int64_t retry_delay_ms(choreo_service *svc, int64_t attempt)
+{
+    int64_t d = svc->cfg->retry_base_ms;
+    for (int64_t i = 1; i < attempt && d < svc->cfg->retry_cap_ms; i++)
+        d *= 2;
+    if (d > svc->cfg->retry_cap_ms)
+        d = svc->cfg->retry_cap_ms;
+    uint64_t x = svc->jitter_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    svc->jitter_state = x;
+    return d - (int64_t)(x % (uint64_t)(d / 4 + 1));
+}
+
 /* Parks a message inside the batch transaction, in its own savepoint. */
 static enum action park(choreo_service *svc, const choreo_route *rt, natsMsg *msg,
                         const choreo_envelope *env, const char *reason, int64_t attempts)
@@ -131,6 +148,13 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
                  "envelope type %s does not match the subject's type %s", env.type, rt->type);
         return park(svc, rt, msg, &env, reason, attempt);
     }
+    if (env.version < rt->min_version || env.version > rt->max_version) {
+        char reason[200];
+        snprintf(reason, sizeof reason,
+                 "schema version %u of %s is not supported by this handler (it accepts %u..%u)",
+                 env.version, env.type, rt->min_version, rt->max_version);
+        return park(svc, rt, msg, &env, reason, attempt);
+    }
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
     bool fresh = false;
@@ -178,9 +202,10 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_RETRY) {
         atomic_fetch_add(&svc->stats.retried, 1);
-        *nak_delay_ms = RETRY_DELAY_MS;
-        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry", "consumer=%s event=%s saga=%s attempt=%lld",
-                   rt->consumer, env.id, env.saga, (long long)attempt);
+        *nak_delay_ms = retry_delay_ms(svc, attempt);
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
+                   "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld", rt->consumer,
+                   env.id, env.saga, (long long)attempt, (long long)*nak_delay_ms);
         return ACT_NAK;
     }
     return park(svc, rt, msg, &env, "handler returned REJECT", attempt);

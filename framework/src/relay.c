@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "outbox.h"
+#include "prune.h"
 #include "status.h"
 
 #define RELAY_BATCH 256
@@ -250,12 +251,31 @@ static int relay_round(choreo_relay *r)
     return r->nbatch;
 }
 
+/* Deletes old rows when prune_interval_s has passed since the last time. */
+static void maybe_prune(choreo_relay *r, int64_t *last_us)
+{
+    choreo_service *svc = r->svc;
+    int64_t now = choreo__mono_us();
+    if (*last_us && now - *last_us < svc->cfg->prune_interval_s * 1000000)
+        return;
+    *last_us = now;
+    int64_t now_ms = choreo__now_ms(), deleted = 0;
+    int64_t outbox_before = svc->cfg->outbox_retention_s ? now_ms - svc->cfg->outbox_retention_s * 1000 : 0;
+    int64_t inbox_before = svc->cfg->inbox_retention_s ? now_ms - svc->cfg->inbox_retention_s * 1000 : 0;
+    if (choreo__prune(r->st, outbox_before, inbox_before, &svc->stop, &deleted) != CHOREO_OK)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "pruning old rows failed; will try again",
+                   "err=\"%s\"", choreo_last_error());
+    else if (deleted > 0)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "pruned old rows", "rows=%lld", (long long)deleted);
+}
+
 static void *relay_main(void *arg)
 {
     choreo_relay *r = arg;
     choreo_service *svc = r->svc;
-    int64_t backoff_ms = 0;
+    int64_t backoff_ms = 0, last_prune_us = 0;
     while (!atomic_load(&svc->stop)) {
+        maybe_prune(r, &last_prune_us);
         int n = relay_round(r);
         if (n < 0) {
             backoff_ms = backoff_ms ? backoff_ms * 2 : 50;

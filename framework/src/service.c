@@ -40,6 +40,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "crash points are on (testing only)",
                    "spec=\"%s\" seed=%llu", getenv("CHOREO_CRASHPOINTS"),
                    (unsigned long long)svc->crash.seed);
+    svc->jitter_state = (uint64_t)choreo__now_us() ^ (uint64_t)(uintptr_t)svc;
     s = choreo__queue_init(&svc->queue, QUEUE_CAP);
     if (s != CHOREO_OK)
         goto fail;
@@ -92,9 +93,37 @@ choreo_status choreo_service_on(choreo_service *svc, const char *type, choreo_ha
     snprintf(rt->filter, sizeof rt->filter, "%s.%s.*", svc->cfg->prefix, type);
     rt->fn = fn;
     rt->user = user;
+    rt->min_version = 1;
+    rt->max_version = 65535;
     for (int i = 0; i < svc->nroutes; i++)
         svc->routes[i].svc = svc;
     return CHOREO_OK;
+}
+
+choreo_status choreo_service_accept_versions(choreo_service *svc, const char *type,
+                                             uint32_t min_version, uint32_t max_version)
+{
+    if (!svc || !type)
+        return choreo__fail(CHOREO_EINVAL, "choreo_service_accept_versions: NULL argument");
+    if (svc->started)
+        return choreo__fail(CHOREO_ESTATE, "choreo_service_accept_versions(%s): before start only",
+                            type);
+    if (min_version < 1 || max_version > 65535 || min_version > max_version)
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_service_accept_versions(%s): %u..%u is not a range within "
+                            "1..65535",
+                            type, min_version, max_version);
+    for (int i = 0; i < svc->nroutes; i++) {
+        if (strcmp(svc->routes[i].type, type) == 0) {
+            svc->routes[i].min_version = min_version;
+            svc->routes[i].max_version = max_version;
+            return CHOREO_OK;
+        }
+    }
+    return choreo__fail(CHOREO_ENOTFOUND,
+                        "choreo_service_accept_versions: %s has no handler; register it with "
+                        "choreo_service_on first",
+                        type);
 }
 
 choreo_status choreo_service_on_request(choreo_service *svc, const char *name,

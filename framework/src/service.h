@@ -20,6 +20,7 @@ typedef struct choreo_route {
     char filter[160];        /* <prefix>.<type>.* */
     choreo_handler_fn fn;
     void *user;
+    uint32_t min_version, max_version; /* accepted schema versions */
     natsSubscription *sub;
     pthread_t fetcher;
     bool fetcher_started;
@@ -62,6 +63,7 @@ struct choreo_service {
     struct choreo_stats_atomic stats;
     choreo_latency relay_latency;
     choreo_crashpoints crash;
+    uint64_t jitter_state;     /* dispatcher thread only */
 };
 
 #endif

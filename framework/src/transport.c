@@ -218,7 +218,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 4096;
-    jo.PublishAsync.AckHandler = js_ack_handler;
+    jo.PublishAsync.AckHandler = js_ack_handler; /* may be NULL: no async publishing */
     jo.PublishAsync.AckHandlerClosure = ack_closure;
     jo.Wait = 5000;
     natsStatus s = natsConnection_JetStream(&tp->js, tp->nc, &jo);

@@ -25,7 +25,8 @@ const choreo_event *choreo_tx_event(const choreo_tx *tx)
     return tx ? tx->ev : NULL;
 }
 
-static choreo_status emit(choreo_tx *tx, int64_t delay_ms, const char *type, uint32_t version,
+/* at_ms 0 means now; otherwise the unix time to publish at. */
+static choreo_status emit(choreo_tx *tx, int64_t at_ms, const char *type, uint32_t version,
                           const char *saga, const void *data, size_t data_len,
                           char id_out[CHOREO_ID_SIZE])
 {
@@ -54,8 +55,6 @@ static choreo_status emit(choreo_tx *tx, int64_t delay_ms, const char *type, uin
     if (data_len > 0 && !data)
         return choreo__fail(CHOREO_EINVAL, "choreo_tx_emit: data is NULL but data_len is %zu",
                             data_len);
-    if (delay_ms < 0)
-        delay_ms = 0;
 
     choreo_service *svc = tx->svc;
     choreo_envelope env;
@@ -90,7 +89,7 @@ static choreo_status emit(choreo_tx *tx, int64_t delay_ms, const char *type, uin
         .body = w.buf,
         .body_len = w.len,
         .created_us = choreo__now_us(),
-        .publish_at = env.ts_ms + delay_ms,
+        .publish_at = at_ms > env.ts_ms ? at_ms : env.ts_ms,
     };
     s = choreo__outbox_insert(tx->st, &row);
     choreo_mp_writer_free(&w);
@@ -112,7 +111,15 @@ choreo_status choreo_tx_emit_after(choreo_tx *tx, int64_t delay_ms, const char *
                                    uint32_t version, const char *saga, const void *data,
                                    size_t data_len, char id_out[CHOREO_ID_SIZE])
 {
-    return emit(tx, delay_ms, type, version, saga, data, data_len, id_out);
+    return emit(tx, delay_ms > 0 ? choreo__now_ms() + delay_ms : 0, type, version, saga, data,
+                data_len, id_out);
+}
+
+choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_ms, const char *type, uint32_t version,
+                                const char *saga, const void *data, size_t data_len,
+                                char id_out[CHOREO_ID_SIZE])
+{
+    return emit(tx, at_ms, type, version, saga, data, data_len, id_out);
 }
 
 choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)

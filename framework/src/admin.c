@@ -1,0 +1,260 @@
+/* Repair of parked messages for operators: list, show, retry and drop the
+ * rows of choreo_dead in a service's database. A retry publishes the original
+ * body on the original subject, so the event keeps its id and every
+ * consumer's inbox still guards against applying it twice. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "status.h"
+#include "store.h"
+#include "transport.h"
+
+struct choreo_admin {
+    choreo_config *cfg;
+    choreo_store *st;
+    choreo_logger log;
+};
+
+choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg)
+{
+    if (!out || !cfg)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_open: out and cfg must not be NULL");
+    if (!cfg->db)
+        return choreo__fail(CHOREO_ECONFIG, "setting db is required: pass --db FILE");
+    choreo_admin *adm = calloc(1, sizeof *adm);
+    if (!adm)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", cfg->db);
+    adm->cfg = choreo__config_clone(cfg);
+    if (!adm->cfg) {
+        free(adm);
+        return choreo__fail(CHOREO_ENOMEM, "out of memory copying the configuration");
+    }
+    choreo__log_level_parse(adm->cfg->log_level, &adm->log.level);
+    snprintf(adm->log.service, sizeof adm->log.service, "%s",
+             adm->cfg->service ? adm->cfg->service : "choreoctl");
+    choreo_status s = choreo__store_open(&adm->st, adm->cfg->db, adm->cfg->synchronous,
+                                         (int)adm->cfg->busy_timeout_ms);
+    if (s != CHOREO_OK) {
+        choreo_admin_close(adm);
+        return s;
+    }
+    *out = adm;
+    return CHOREO_OK;
+}
+
+void choreo_admin_close(choreo_admin *adm)
+{
+    if (!adm)
+        return;
+    choreo__store_close(adm->st);
+    choreo_config_destroy(adm->cfg);
+    free(adm);
+}
+
+#define COLUMNS "id, consumer, event_id, event_type, subject, reason, attempts, parked_at," \
+                " updated_at, status, length(body)"
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void read_entry(sqlite3_stmt *s, choreo_dead_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->id = sqlite3_column_int64(s, 0);
+    copy_text(e->consumer, sizeof e->consumer, s, 1);
+    copy_text(e->event_id, sizeof e->event_id, s, 2);
+    copy_text(e->event_type, sizeof e->event_type, s, 3);
+    copy_text(e->subject, sizeof e->subject, s, 4);
+    copy_text(e->reason, sizeof e->reason, s, 5);
+    e->attempts = sqlite3_column_int64(s, 6);
+    e->parked_at_ms = sqlite3_column_int64(s, 7);
+    e->updated_at_ms = sqlite3_column_int64(s, 8);
+    copy_text(e->status, sizeof e->status, s, 9);
+    e->body_len = (size_t)sqlite3_column_int64(s, 10);
+}
+
+choreo_status choreo_admin_dead_list(choreo_admin *adm, const char *status,
+                                     choreo_dead_entry **out, size_t *n)
+{
+    if (!adm || !out || !n)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_list: NULL argument");
+    if (status && strcmp(status, "parked") && strcmp(status, "retried") && strcmp(status, "dropped"))
+        return choreo__fail(CHOREO_EINVAL,
+                            "unknown status \"%s\": use parked, retried or dropped", status);
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db,
+                                "SELECT " COLUMNS " FROM choreo_dead"
+                                " WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "listing parked messages");
+    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+    choreo_dead_entry *list = NULL;
+    size_t count = 0, cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            choreo_dead_entry *grown = realloc(list, cap * sizeof *list);
+            if (!grown) {
+                free(list);
+                sqlite3_finalize(s);
+                return choreo__fail(CHOREO_ENOMEM, "out of memory listing parked messages");
+            }
+            list = grown;
+        }
+        read_entry(s, &list[count++]);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(list);
+        return choreo__store_error(adm->st->db, rc, "listing parked messages");
+    }
+    *out = list;
+    *n = count;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id, choreo_dead_entry *out,
+                                    uint8_t **body, size_t *body_len)
+{
+    if (!adm || !out)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_get: NULL argument");
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db,
+                                "SELECT " COLUMNS ", body FROM choreo_dead WHERE id = ?1", -1, &s,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "reading a parked message");
+    sqlite3_bind_int64(s, 1, id);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        if (rc == SQLITE_DONE)
+            return choreo__fail(CHOREO_ENOTFOUND,
+                                "no parked message with id %lld in %s: see choreoctl dead list",
+                                (long long)id, adm->cfg->db);
+        return choreo__store_error(adm->st->db, rc, "reading a parked message");
+    }
+    read_entry(s, out);
+    if (body) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 11);
+        uint8_t *copy = malloc(len ? len : 1);
+        if (!copy) {
+            sqlite3_finalize(s);
+            return choreo__fail(CHOREO_ENOMEM, "out of memory reading a parked message");
+        }
+        if (len)
+            memcpy(copy, sqlite3_column_blob(s, 11), len);
+        *body = copy;
+        if (body_len)
+            *body_len = len;
+    }
+    sqlite3_finalize(s);
+    return CHOREO_OK;
+}
+
+static choreo_status set_status(choreo_admin *adm, int64_t id, const char *status)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db,
+                                "UPDATE choreo_dead SET status = ?1, updated_at = ?2"
+                                " WHERE id = ?3 AND status = 'parked'",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "updating a parked message");
+    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, choreo__now_ms());
+    sqlite3_bind_int64(s, 3, id);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(adm->st->db, rc, "updating a parked message");
+    if (sqlite3_changes(adm->st->db) != 1)
+        return choreo__fail(CHOREO_ESTATE, "message %lld is no longer parked", (long long)id);
+    return CHOREO_OK;
+}
+
+static choreo_status require_parked(choreo_admin *adm, int64_t id, choreo_dead_entry *e,
+                                    uint8_t **body, size_t *len)
+{
+    choreo_status s = choreo_admin_dead_get(adm, id, e, body, len);
+    if (s != CHOREO_OK)
+        return s;
+    if (strcmp(e->status, "parked") != 0) {
+        if (body)
+            free(*body);
+        return choreo__fail(CHOREO_ESTATE, "message %lld is %s, not parked: nothing to do",
+                            (long long)id, e->status);
+    }
+    return CHOREO_OK;
+}
+
+choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id)
+{
+    if (!adm)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_drop: adm is NULL");
+    choreo_dead_entry e;
+    choreo_status s = require_parked(adm, id, &e, NULL, NULL);
+    return s == CHOREO_OK ? set_status(adm, id, "dropped") : s;
+}
+
+/* Publishes body on subject and waits for the PubAck. */
+static choreo_status republish(choreo_admin *adm, const choreo_dead_entry *e, const uint8_t *body,
+                               size_t len)
+{
+    choreo_config *cfg = adm->cfg;
+    if (cfg->connect_wait_ms == 0)
+        cfg->connect_wait_ms = 5000; /* an operator's command should not wait forever */
+    atomic_bool never = false;
+    choreo_transport *tp = NULL;
+    choreo_status s = choreo__transport_connect(&tp, cfg, &adm->log, &never, NULL, NULL);
+    if (s != CHOREO_OK)
+        return s;
+    natsMsg *m = NULL;
+    natsStatus ns = natsMsg_Create(&m, e->subject, NULL, (const char *)body, (int)len);
+    /* A fresh broker msg id: the original may still be in the duplicate
+     * window, and then JetStream would drop the retry. */
+    char msg_id[96];
+    snprintf(msg_id, sizeof msg_id, "%s-retry-%lld-%lld", e->event_id[0] ? e->event_id : "raw",
+             (long long)e->id, (long long)choreo__now_ms());
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    if (ns == NATS_OK && e->event_type[0])
+        ns = natsMsgHeader_Set(m, "Choreo-Type", e->event_type);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(m, "Choreo-Retry-Of", e->event_id[0] ? e->event_id : "-");
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    if (ns == NATS_OK)
+        ns = js_PublishMsg(&pa, tp->js, m, NULL, &jerr);
+    if (ns != NATS_OK)
+        s = choreo__nats_error(ns, "publishing the parked message again");
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    choreo__transport_close(tp);
+    return s;
+}
+
+choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id)
+{
+    if (!adm)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_retry: adm is NULL");
+    choreo_dead_entry e;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    choreo_status s = require_parked(adm, id, &e, &body, &len);
+    if (s != CHOREO_OK)
+        return s;
+    s = republish(adm, &e, body, len);
+    free(body);
+    /* Published first, marked second: a crash in between means a second
+     * retry, which the consumers' inboxes drop. */
+    return s == CHOREO_OK ? set_status(adm, id, "retried") : s;
+}

@@ -1,0 +1,70 @@
+/* The saga barrier (as in DTM): rows (saga, step, op) inserted with INSERT OR
+ * IGNORE in the handler's own transaction decide whether a forward step or
+ * its compensation may run. A compensation first claims its own row (a
+ * repeat finds it taken), then the action's row: if it gets that one too,
+ * the action never ran, so the compensation does nothing and the action,
+ * should it arrive late, finds its row taken and is skipped. */
+#include <string.h>
+
+#include "clock.h"
+#include "envelope.h"
+#include "status.h"
+#include "tx.h"
+
+/* Inserts (saga, step, op); *inserted tells whether the row is new. */
+static choreo_status claim(choreo_tx *tx, const char *saga, const char *step, const char *op,
+                           bool *inserted)
+{
+    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_BARRIER_INSERT,
+        "INSERT OR IGNORE INTO choreo_barrier(saga, step, op, created_at) VALUES (?1, ?2, ?3, ?4)");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, op, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, choreo__now_ms());
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(tx->st->db, rc, "writing a barrier row");
+    *inserted = sqlite3_changes(tx->st->db) == 1;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_tx_barrier(choreo_tx *tx, const char *saga, const char *step,
+                                choreo_barrier_op op, bool *run)
+{
+    if (!tx || !step || !run)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_barrier: tx, step and run must not be NULL");
+    if (!saga)
+        saga = tx->ev ? tx->ev->saga : NULL;
+    if (!saga || !choreo__saga_valid(saga, strlen(saga)))
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_barrier: a valid saga id is needed (outside a handler, "
+                            "pass it explicitly)");
+    size_t n = strlen(step);
+    if (n == 0 || n > 64)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_barrier: step must be 1 to 64 characters");
+    bool inserted;
+    choreo_status s;
+    if (op == CHOREO_BARRIER_ACTION) {
+        s = claim(tx, saga, step, "action", &inserted);
+        if (s == CHOREO_OK)
+            *run = inserted;
+        return s;
+    }
+    if (op != CHOREO_BARRIER_COMPENSATION)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_barrier: unknown op %d", (int)op);
+    s = claim(tx, saga, step, "compensation", &inserted);
+    if (s != CHOREO_OK)
+        return s;
+    if (!inserted) { /* a repeated compensation */
+        *run = false;
+        return CHOREO_OK;
+    }
+    bool action_was_free;
+    s = claim(tx, saga, step, "action", &action_was_free);
+    if (s == CHOREO_OK)
+        *run = !action_was_free; /* free: the action never ran (null compensation) */
+    return s;
+}
