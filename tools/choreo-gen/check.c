@@ -208,6 +208,9 @@ static void check_value(checker *c, const gen_field *f, const gen_type *t, const
         if (t->max && v->len > t->max)
             ERR(c, v->loc, "default of field '%s' is %zu bytes long, more than its bound %u",
                 f->name, v->len, t->max);
+        else if (v->len > GEN_DEFAULT_STRING_MAX)
+            ERR(c, v->loc, "default of field '%s' is %zu bytes long; defaults are limited to "
+                "%d bytes", f->name, v->len, GEN_DEFAULT_STRING_MAX);
         return;
     case GEN_BOOL:
         if (v->kind != GEN_LIT_BOOL)

@@ -189,9 +189,11 @@ static void compare_fields(cmp *c, const gen_decl *od, const gen_decl *nd)
             report(c, COMPATIBLE, nf->loc, "%s %s: field '%s' became optional (generated "
                    "encoders always write it)", what, nd->name, nf->name);
         } else if (of->dflt && nf->dflt && !same_value(of->dflt, nf->dflt)) {
-            report(c, WARNING, nf->loc, "%s %s: default of field '%s' changed; data without "
-                   "the field now means something else to new and old consumers", what,
-                   nd->name, nf->name);
+            char va[120], vb[120];
+            report(c, WARNING, nf->loc, "%s %s: default of field '%s' changed from %s to %s; "
+                   "data without the field now means different things to old and new "
+                   "consumers", what, nd->name, nf->name, gen_value_str(of->dflt, va, sizeof va),
+                   gen_value_str(nf->dflt, vb, sizeof vb));
         }
     }
 }

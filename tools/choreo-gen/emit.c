@@ -244,51 +244,6 @@ static void c_scalar(emitter *e, const gen_type *t, const gen_value *v)
     }
 }
 
-/* The schema spelling of a default, for comments. */
-static void schema_value(char *buf, size_t size, const gen_value *v)
-{
-    size_t n = 0;
-    switch (v->kind) {
-    case GEN_LIT_STRING:
-        buf[n++] = '"';
-        for (size_t i = 0; i < v->len && n + 8 < size; i++) {
-            unsigned char c = (unsigned char)v->str[i];
-            if (c == '"' || c == '\\') {
-                buf[n++] = '\\';
-                buf[n++] = (char)c;
-            } else if (c < 0x20 || c >= 0x7f || (c == '/' && i > 0 && v->str[i - 1] == '*')) {
-                n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
-            } else {
-                buf[n++] = (char)c;
-            }
-        }
-        if (n + 5 >= size)
-            n = size - 5;
-        buf[n++] = '"';
-        buf[n] = '\0';
-        return;
-    case GEN_LIT_INT:
-    case GEN_LIT_FLOAT:
-        snprintf(buf, size, "%s", v->text);
-        return;
-    case GEN_LIT_BOOL:
-        snprintf(buf, size, "%s", v->b ? "true" : "false");
-        return;
-    case GEN_LIT_LIST:
-        n = (size_t)snprintf(buf, size, "[");
-        for (size_t i = 0; i < v->nitems && n + 8 < size; i++) {
-            char item[128];
-            schema_value(item, sizeof item, &v->items[i]);
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", item);
-        }
-        if (n + 5 >= size)
-            n = (size_t)snprintf(buf + size - 6, 6, "...]") + size - 6;
-        else
-            snprintf(buf + n, size - n, "]");
-        return;
-    }
-}
-
 /* Writes a schema comment as a C comment with the given indent: one line
  * when it fits, else a block. */
 static void doc_comment(emitter *e, const char *doc, const char *indent)
@@ -444,7 +399,7 @@ static void emit_header_decl(emitter *e, const gen_decl *d)
         c_type(e, f->type, ty, sizeof ty);
         gen_type_str(f->type, tbuf, sizeof tbuf);
         if (f->dflt) {
-            schema_value(dv, sizeof dv, f->dflt);
+            gen_value_str(f->dflt, dv, sizeof dv);
             out(e, "    %s%s; /* %s = %s */\n", ty, f->name, tbuf, dv);
         } else {
             out(e, "    %s%s; /* %s, required */\n", ty, f->name, tbuf);
@@ -670,9 +625,19 @@ static void emit_decode(emitter *e, const gen_decl *d)
     char dst[GEN_FIELD_NAME_MAX + 8];
     out(e, "static choreo_status %s__%s__decode(%s__ctx *c, %s_%s *v)\n{\n", p, x, p, p, x);
     if (d->nfields) {
+        size_t col = 40;
         out(e, "    static const char *const names[] = {");
-        for (size_t k = 0; k < d->nfields; k++)
-            out(e, "%s\"%s\"", k ? ", " : "", d->fields[k].name);
+        for (size_t k = 0; k < d->nfields; k++) {
+            size_t w = strlen(d->fields[k].name) + 4;
+            if (k && col + w > 98) {
+                out(e, ",\n        ");
+                col = 8;
+            } else if (k) {
+                out(e, ", ");
+            }
+            out(e, "\"%s\"", d->fields[k].name);
+            col += w;
+        }
         out(e, "};\n    unsigned char seen[%zu];\n", d->nfields);
     }
     out(e, "    uint32_t n, i;\n    choreo_status st;\n");

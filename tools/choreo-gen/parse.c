@@ -95,6 +95,8 @@ void gen_diag_add(gen_diags *d, gen_loc loc, const char *fmt, ...)
     }
     gen_diag *g = &d->items[d->n++];
     g->loc = loc;
+    snprintf(g->file, sizeof g->file, "%s", loc.file ? loc.file : "?");
+    g->loc.file = g->file;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g->msg, sizeof g->msg, fmt, ap);
@@ -469,6 +471,9 @@ static token lex_next(lexer *lx)
                     lex_error(lx, t.loc, "unexpected byte 0x%02x (only ASCII is allowed "
                               "outside strings and comments)", u);
                 advance_char(lx);
+                /* One report for a whole run of non-ASCII bytes (one character). */
+                while (u >= 0x80 && lx->p < lx->end && (unsigned char)*lx->p >= 0x80)
+                    advance_char(lx);
                 t.kind = T_BAD;
             }
         }
@@ -509,11 +514,13 @@ static void perr(parser *p, gen_loc loc, const char *fmt, ...)
 {
     char msg[sizeof(((gen_diag *)0)->msg)];
     va_list ap;
+    p->errors++;
+    if (p->cur.kind == T_BAD)
+        return; /* the lexer has said what is wrong with this token */
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     gen_diag_add(p->diags, loc, "%s", msg);
-    p->errors++;
 }
 
 static void next(parser *p)
@@ -1004,5 +1011,59 @@ const char *gen_type_str(const gen_type *t, char *buf, size_t size)
         snprintf(buf, size, "%s", t->record_name);
     else
         snprintf(buf, size, "%s%s", gen_kind_name(t->kind), bound);
+    return buf;
+}
+
+const char *gen_value_str(const gen_value *v, char *buf, size_t size)
+{
+    size_t n = 0;
+    switch (v->kind) {
+    case GEN_LIT_STRING: {
+        size_t i;
+        buf[n++] = '"';
+        for (i = 0; i < v->len && n + 10 < size; i++) {
+            unsigned char c = (unsigned char)v->str[i];
+            if (c == '"' || c == '\\') {
+                buf[n++] = '\\';
+                buf[n++] = (char)c;
+            } else if (c < 0x20 || c == 0x7f || (c == '/' && i > 0 && v->str[i - 1] == '*')) {
+                n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
+            } else {
+                buf[n++] = (char)c; /* UTF-8 stays as it is */
+            }
+        }
+        if (i < v->len) {
+            /* Cut before a UTF-8 continuation byte would split a character. */
+            while (n > 1 && ((unsigned char)buf[n - 1] & 0xc0) == 0x80)
+                n--;
+            if (n > 1 && (unsigned char)buf[n - 1] >= 0xc0)
+                n--;
+            memcpy(buf + n, "...", 3);
+            n += 3;
+        }
+        buf[n++] = '"';
+        buf[n] = '\0';
+        return buf;
+    }
+    case GEN_LIT_INT:
+    case GEN_LIT_FLOAT:
+        snprintf(buf, size, "%s", v->text);
+        return buf;
+    case GEN_LIT_BOOL:
+        snprintf(buf, size, "%s", v->b ? "true" : "false");
+        return buf;
+    case GEN_LIT_LIST:
+        n = (size_t)snprintf(buf, size, "[");
+        for (size_t i = 0; i < v->nitems && n + 8 < size; i++) {
+            char item[128];
+            gen_value_str(&v->items[i], item, sizeof item);
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", item);
+        }
+        if (n + 5 >= size)
+            n = (size_t)snprintf(buf + size - 6, 6, "...]") + size - 6;
+        else
+            snprintf(buf + n, size - n, "]");
+        return buf;
+    }
     return buf;
 }

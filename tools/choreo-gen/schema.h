@@ -17,6 +17,8 @@
 #define GEN_BOUND_MAX 16777216u
 /* Items a list accepts when its schema gives no bound. */
 #define GEN_LIST_DEFAULT_MAX 4096u
+/* Longest string or bytes default (it becomes a C string literal). */
+#define GEN_DEFAULT_STRING_MAX 1024
 /* How deeply records may nest inside one another. */
 #define GEN_NESTING_MAX 8
 /* Diagnostics kept per run; the rest is counted and summarised. */
@@ -105,8 +107,10 @@ typedef struct gen_schema {
     gen_arena *arena; /* owns every node and string above */
 } gen_schema;
 
+/* A diagnostic owns a copy of its file name: it outlives the schema. */
 typedef struct gen_diag {
-    gen_loc loc;
+    gen_loc loc; /* loc.file points to file below */
+    char file[256];
     char msg[400];
 } gen_diag;
 
@@ -141,6 +145,11 @@ gen_decl *gen_schema_find(const gen_schema *s, const char *name);
 
 /* The schema spelling of a type, e.g. "list<string(64)>", into buf. */
 const char *gen_type_str(const gen_type *t, char *buf, size_t size);
+
+/* The schema spelling of a value, e.g. "a\"b" or [1, 2], into buf (at least
+ * 16 bytes; long values are cut with "..."). Comment-safe: never holds the
+ * two characters that close a C comment. */
+const char *gen_value_str(const gen_value *v, char *buf, size_t size);
 
 /* The name of a scalar kind as written in schemas ("i32"). */
 const char *gen_kind_name(gen_kind k);

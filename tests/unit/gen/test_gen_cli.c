@@ -1,0 +1,229 @@
+/* The choreo-gen program as a build or a person runs it: exit codes, the
+ * files it writes, its messages, and --help. $CHOREO_GEN names the program
+ * and $GEN_TEST_DIR this folder (both set by meson). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs choreo-gen with the given arguments (NULL-ended); its stdout and
+ * stderr together go to out. Returns the exit code. */
+static int run(char *out, size_t cap, ...)
+{
+    const char *prog = getenv("CHOREO_GEN");
+    cr_assert_not_null(prog, "CHOREO_GEN must name the choreo-gen program");
+    char *argv[16];
+    int argc = 0;
+    argv[argc++] = (char *)prog;
+    va_list ap;
+    va_start(ap, cap);
+    for (char *a; argc < 15 && (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        execv(prog, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t k;
+    while ((k = read(fds[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    out[n] = '\0';
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void tmpdir(char *out, size_t cap)
+{
+    snprintf(out, cap, "/tmp/choreo-gen-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(out));
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+static size_t count_entries(const char *dir)
+{
+    char cmd[600], out[64];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_not_null(fgets(out, sizeof out, p));
+    pclose(p);
+    return (size_t)strtoul(out, NULL, 10);
+}
+
+static void schema_path(char *out, size_t cap, const char *name)
+{
+    const char *dir = getenv("GEN_TEST_DIR");
+    cr_assert_not_null(dir, "GEN_TEST_DIR must name tests/unit/gen");
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+Test(gen_cli, help_describes_every_option_and_exit_code)
+{
+    char out[8192];
+    cr_assert_eq(run(out, sizeof out, "--help", NULL), 0);
+    static const char *const must[] = {"--prefix", "--output-dir", "--check", "--check-compat",
+                                       "--version", "events/README.md", "  0 ", "  1 ", "  2 ",
+                                       "  3 ", "  64 "};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        cr_expect(strstr(out, must[i]), "--help does not mention %s", must[i]);
+    cr_assert_eq(run(out, sizeof out, "-h", NULL), 0);
+    cr_assert_eq(run(out, sizeof out, "--version", NULL), 0);
+    cr_assert(strncmp(out, "choreo-gen ", 11) == 0, "%s", out);
+}
+
+Test(gen_cli, generates_the_header_and_source_named_after_the_prefix)
+{
+    char dir[64], schema[512], out[4096];
+    tmpdir(dir, sizeof dir);
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(run(out, sizeof out, "--prefix", "demo", "-o", dir, schema, NULL), 0, "%s", out);
+    cr_assert_str_eq(out, "");
+    cr_assert(exists(dir, "demo_events.h"));
+    cr_assert(exists(dir, "demo_events.c"));
+    cr_assert_eq(count_entries(dir), 2, "temporary files were left behind");
+    char h[512];
+    snprintf(h, sizeof h, "%s/demo_events.h", dir);
+    FILE *f = fopen(h, "r");
+    cr_assert_not_null(f);
+    char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(text, "#ifndef DEMO_EVENTS_H"));
+    cr_assert(strstr(text, "choreo_status demo_emit_all_types(choreo_tx *tx, const char *saga,"));
+    cr_assert(strstr(text, "from all_types.events."), "the header names its schema");
+}
+
+Test(gen_cli, the_prefix_defaults_to_the_schema_file_name)
+{
+    char dir[64], schema[512], out[4096];
+    tmpdir(dir, sizeof dir);
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(chdir(dir), 0);
+    cr_assert_eq(run(out, sizeof out, schema, NULL), 0, "%s", out);
+    cr_assert(exists(dir, "all_types_events.h"));
+    cr_assert(exists(dir, "all_types_events.c"));
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(run(out, sizeof out, "--output-dir=sub", "--prefix=x", schema, NULL), 0, "%s",
+                 out);
+    cr_assert(exists(sub, "x_events.h"));
+}
+
+Test(gen_cli, schema_errors_exit_2_with_file_line_and_column)
+{
+    char dir[64], path[128], out[4096];
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bad.events", dir);
+    write_text(path, "event A v1 {\n  n: integer\n  n: i32\n}\n");
+    cr_assert_eq(run(out, sizeof out, "-o", dir, path, NULL), 2);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s:2:6: error: unknown type 'integer': use string, bytes, bool, i32, i64, u64, "
+             "f64, timestamp, list<T> or a record declared above\n",
+             path);
+    cr_assert(strstr(out, want), "got:\n%s", out);
+    cr_assert_eq(count_entries(dir), 1, "nothing may be written for a bad schema");
+    cr_assert_eq(run(out, sizeof out, "--check", path, NULL), 2);
+}
+
+Test(gen_cli, check_writes_nothing)
+{
+    char dir[64], schema[512], out[4096];
+    tmpdir(dir, sizeof dir);
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(chdir(dir), 0);
+    cr_assert_eq(run(out, sizeof out, "--check", schema, NULL), 0, "%s", out);
+    cr_assert_eq(count_entries(dir), 0);
+}
+
+Test(gen_cli, io_errors_exit_3)
+{
+    char out[4096], schema[512];
+    cr_assert_eq(run(out, sizeof out, "/nonexistent/shop.events", NULL), 3);
+    cr_assert(strstr(out, "cannot read /nonexistent/shop.events: No such file or directory"),
+              "%s", out);
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(run(out, sizeof out, "-o", "/nonexistent/dir", schema, NULL), 3);
+    cr_assert(strstr(out, "cannot create a file in /nonexistent/dir"), "%s", out);
+}
+
+Test(gen_cli, usage_errors_exit_64)
+{
+    char out[4096], schema[512];
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(run(out, sizeof out, NULL), 64);
+    cr_assert(strstr(out, "no schema file given"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--frobnicate", NULL), 64);
+    cr_assert(strstr(out, "unknown option '--frobnicate'"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--prefix", "Shop", schema, NULL), 64);
+    cr_assert(strstr(out, "bad --prefix 'Shop'"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--prefix", NULL), 64);
+    cr_assert_eq(run(out, sizeof out, schema, schema, NULL), 64);
+    cr_assert_eq(run(out, sizeof out, "--check-compat", schema, NULL), 64);
+    char dir[64], odd[128];
+    tmpdir(dir, sizeof dir);
+    snprintf(odd, sizeof odd, "%s/my-shop.events", dir);
+    write_text(odd, "");
+    cr_assert_eq(run(out, sizeof out, odd, NULL), 64);
+    cr_assert(strstr(out, "choose one with --prefix"), "%s", out);
+}
+
+Test(gen_cli, check_compat_exit_codes)
+{
+    char out[8192], a[512], b[512], c[512];
+    schema_path(a, sizeof a, "compat/add_optional_field.old.events");
+    schema_path(b, sizeof b, "compat/add_optional_field.new.events");
+    cr_assert_eq(run(out, sizeof out, "--check-compat", a, b, NULL), 0, "%s", out);
+    cr_assert(strstr(out, ": compatible: event OrderCreated: optional field 'coupon' was added"),
+              "%s", out);
+    cr_assert(strstr(out, "0 breaking, 0 warnings, 1 compatible"), "%s", out);
+    schema_path(a, sizeof a, "compat/change_type.old.events");
+    schema_path(b, sizeof b, "compat/change_type.new.events");
+    cr_assert_eq(run(out, sizeof out, "--check-compat", a, b, NULL), 1, "%s", out);
+    cr_assert(strstr(out, "change_type.new.events:8: breaking: event OrderCreated: field 'qty' "
+                          "changed type from i32 to i64"),
+              "%s", out);
+    char dir[64];
+    tmpdir(dir, sizeof dir);
+    snprintf(c, sizeof c, "%s/broken.events", dir);
+    write_text(c, "event {\n");
+    cr_assert_eq(run(out, sizeof out, "--check-compat", a, c, NULL), 2, "%s", out);
+    cr_assert(strstr(out, "broken.events:1:7: error: expected an event name after 'event'"),
+              "%s", out);
+}
