@@ -35,6 +35,12 @@ void support_exec(const char *dir, const char *name, const char *sql);
 void support_emit(choreo_service *svc, const char *type, const char *saga, int64_t n,
                   char id_out[CHOREO_ID_SIZE]);
 
+/* A loopback TCP port that was free a moment ago. */
+int support_free_port(void);
+
+/* Collects choreo_service_stats. */
+choreo_stats support_stats(choreo_service *svc);
+
 /* Reads field "n" from an event's data map. */
 int64_t support_data_n(const choreo_event *ev);
 

@@ -120,3 +120,24 @@ Test(config, validation_names_missing_and_conflicting_settings)
     cr_assert_str_eq(choreo_config_get(c, "nats_password"), "***", "secrets are never shown");
     choreo_config_destroy(c);
 }
+
+Test(config, retry_and_retention_settings_must_agree)
+{
+    choreo_config *c = fresh();
+    cr_assert_eq(choreo_config_set(c, "service", "s"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "db", "x.db"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "retry_base_ms", "500"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "retry_cap_ms", "100"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "retry_cap_ms"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_set(c, "retry_cap_ms", "1000"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "stream_max_age_s", "3600"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "inbox_retention_s", "600"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "inbox_retention_s"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_set(c, "stream_max_age_s", "0"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_ECONFIG, "an unlimited stream needs inbox marks kept");
+    cr_assert_eq(choreo_config_set(c, "inbox_retention_s", "0"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_OK, "%s", choreo_last_error());
+    choreo_config_destroy(c);
+}

@@ -1,0 +1,418 @@
+/* Failure handling against a real nats-server: RETRY backoff and parking,
+ * poison messages that do not hold others up, a handler that kills its
+ * process, delayed events, NATS down at start, a locked database, limits
+ * and unsupported schema versions. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct world {
+    char dir[256];
+    natsd server;
+};
+
+static void world_up(struct world *w)
+{
+    support_tmpdir(w->dir, sizeof w->dir);
+    support_server(&w->server, w->dir, NULL, NULL);
+    support_exec(w->dir, "worker", "CREATE TABLE IF NOT EXISTS applied(n INTEGER)");
+}
+
+static choreo_service *worker(struct world *w, const char *type, choreo_handler_fn fn,
+                              const char *s1, const char *s2, const char *s3)
+{
+    choreo_config *cfg = support_config(w->dir, "worker", w->server.url, "log_level=error",
+                                        s1 ? s1 : "log_level=error", s2 ? s2 : "log_level=error",
+                                        s3 ? s3 : "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, type, fn, NULL), CHOREO_OK);
+    return svc;
+}
+
+static bool parked_one(void *p)
+{
+    return support_stats(p).parked >= 1;
+}
+
+/* ---- RETRY backoff grows, stops at the cap, then parks ---- */
+
+static int64_t attempt_at[16];
+static atomic_int attempts;
+
+static choreo_result always_retry(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    int i = atomic_fetch_add(&attempts, 1);
+    if (i < 16)
+        attempt_at[i] = now_ms();
+    return CHOREO_RETRY;
+}
+
+Test(failure, retry_delays_grow_as_configured_stop_at_the_cap_then_the_message_is_parked,
+     .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    choreo_service *svc = worker(&w, "Flaky", always_retry, "retry_base_ms=200",
+                                 "retry_cap_ms=800", "max_deliver=6");
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    char id[CHOREO_ID_SIZE];
+    support_emit(svc, "Flaky", "s1", 1, id);
+    cr_assert(support_wait(parked_one, svc, 30000), "never parked");
+    /* max_deliver 6: the handler runs on deliveries 1..5, the 6th parks. */
+    cr_assert_eq(atomic_load(&attempts), 5);
+    const int64_t expect[] = { 200, 400, 800, 800 };
+    for (int i = 0; i < 4; i++) {
+        int64_t gap = attempt_at[i + 1] - attempt_at[i];
+        cr_expect_geq(gap, expect[i] * 3 / 4 - 20, "gap %d was %lld ms, expected about %lld", i,
+                      (long long)gap, (long long)expect[i]);
+        cr_expect_leq(gap, expect[i] + 300, "gap %d was %lld ms, expected about %lld", i,
+                      (long long)gap, (long long)expect[i]);
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT attempts FROM choreo_dead WHERE event_id = '%s' AND reason LIKE '%%max_deliver%%'", id);
+    cr_assert_eq(support_count(w.dir, "worker", sql), 6);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* ---- a poison message does not hold up the others ---- */
+
+static atomic_int good_done;
+
+static choreo_result poison_or_good(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    if (support_data_n(ev) == 666)
+        return CHOREO_RETRY;
+    atomic_fetch_add(&good_done, 1);
+    return CHOREO_DONE;
+}
+
+static bool fifty_good(void *p)
+{
+    return atomic_load(&good_done) >= 50;
+}
+
+Test(failure, a_poison_message_is_parked_while_the_others_keep_flowing, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    choreo_service *svc = worker(&w, "Work", poison_or_good, "retry_base_ms=500",
+                                 "retry_cap_ms=2000", "max_deliver=4");
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Work", "poison", 666, NULL);
+    for (int i = 0; i < 50; i++)
+        support_emit(svc, "Work", "good", i, NULL);
+    cr_assert(support_wait(fifty_good, NULL, 10000), "good messages were held up");
+    /* All fifty went through while the poison message was still being retried. */
+    cr_assert_eq(support_stats(svc).parked, 0, "the good ones must not wait for the poison one");
+    cr_assert_geq(support_stats(svc).retried, 1);
+    cr_assert(support_wait(parked_one, svc, 20000), "the poison message was never parked");
+    cr_assert_eq(atomic_load(&good_done), 50);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* ---- a handler that kills the process on one event ---- */
+
+static choreo_result abort_on_13(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    if (support_data_n(ev) == 13)
+        abort();
+    char sql[80];
+    snprintf(sql, sizeof sql, "INSERT INTO applied(n) VALUES (%lld)", (long long)support_data_n(ev));
+    return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
+                                                                             : CHOREO_RETRY;
+}
+
+static pid_t spawn_crashy(struct world *w)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        choreo_service *svc = worker(w, "Job", abort_on_13, "max_deliver=4", "ack_wait_ms=500",
+                                     NULL);
+        choreo_status s = choreo_service_run(svc); /* until SIGTERM */
+        choreo_service_destroy(svc);
+        _exit(s == CHOREO_OK ? 0 : 3);
+    }
+    return pid;
+}
+
+Test(failure, a_handler_that_aborts_is_parked_after_max_deliver_and_the_service_runs_on,
+     .timeout = 90)
+{
+    struct world w;
+    world_up(&w);
+    choreo_config *cfg = support_config(w.dir, "client", w.server.url, NULL);
+    choreo_service *client = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(client), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(client, "Job", "deadly", 13, NULL);
+
+    int deaths = 0;
+    pid_t pid = spawn_crashy(&w);
+    for (int64_t until = now_ms() + 40000; now_ms() < until;) {
+        int status;
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid) {
+            cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %d", status);
+            deaths++;
+            pid = spawn_crashy(&w); /* the supervisor's part: restart it */
+            continue;
+        }
+        if (support_count(w.dir, "worker", "SELECT COUNT(*) FROM choreo_dead") == 1)
+            break;
+        usleep(20000);
+    }
+    cr_assert_eq(support_count(w.dir, "worker", "SELECT COUNT(*) FROM choreo_dead"), 1,
+                 "the deadly event was never parked");
+    cr_assert_eq(deaths, 3, "max_deliver 4: three deliveries crash, the fourth parks");
+    /* The service is still alive and handles other work. */
+    support_emit(client, "Job", "fine", 7, NULL);
+    for (int64_t until = now_ms() + 15000;
+         now_ms() < until && support_count(w.dir, "worker", "SELECT COUNT(*) FROM applied") < 1;)
+        usleep(20000);
+    cr_assert_eq(support_count(w.dir, "worker", "SELECT COUNT(*) FROM applied WHERE n = 7"), 1);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service died again");
+    kill(pid, SIGTERM);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    choreo_service_destroy(client);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* ---- delayed events ---- */
+
+static atomic_llong delayed_arrival;
+
+static choreo_result note_arrival(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_store(&delayed_arrival, now_ms());
+    return CHOREO_DONE;
+}
+
+static bool arrived(void *p)
+{
+    return atomic_load(&delayed_arrival) != 0;
+}
+
+static void emit_delayed(choreo_service *svc, int64_t delay_ms)
+{
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    cr_assert_eq(choreo_tx_emit_after(tx, delay_ms, "Deadline", 1, "d1", NULL, 0, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+}
+
+Test(failure, a_delayed_event_arrives_on_time, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    atomic_store(&delayed_arrival, 0);
+    choreo_service *svc = worker(&w, "Deadline", note_arrival, NULL, NULL, NULL);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    int64_t due = now_ms() + 1500;
+    emit_delayed(svc, 1500);
+    cr_assert(support_wait(arrived, NULL, 10000), "the delayed event never arrived");
+    int64_t late = atomic_load(&delayed_arrival) - due;
+    cr_assert_geq(late, 0, "arrived %lld ms early", (long long)-late);
+    cr_assert_leq(late, 300, "arrived %lld ms late", (long long)late);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+Test(failure, a_delayed_event_arrives_on_time_across_a_restart, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    atomic_store(&delayed_arrival, 0);
+    choreo_config *cfg = support_config(w.dir, "timer", w.server.url, NULL);
+    choreo_service *timer = support_service(cfg);
+    cr_assert_eq(choreo_service_start(timer), CHOREO_OK, "%s", choreo_last_error());
+    int64_t due = now_ms() + 2500;
+    emit_delayed(timer, 2500);
+    choreo_service_destroy(timer); /* stopped long before the event is due */
+    choreo_service *svc = worker(&w, "Deadline", note_arrival, NULL, NULL, NULL);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    usleep(800 * 1000);
+    timer = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(timer), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(support_wait(arrived, NULL, 10000), "the delayed event never arrived");
+    int64_t late = atomic_load(&delayed_arrival) - due;
+    cr_assert_geq(late, 0, "arrived %lld ms early", (long long)-late);
+    cr_assert_leq(late, 300, "arrived %lld ms late", (long long)late);
+    choreo_service_destroy(timer);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* ---- NATS down at start ---- */
+
+static choreo_result apply_n(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "INSERT INTO applied(n) VALUES (%lld)", (long long)support_data_n(ev));
+    return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
+                                                                             : CHOREO_RETRY;
+}
+
+struct starter {
+    choreo_service *svc;
+    choreo_status result;
+    int64_t returned_ms;
+};
+
+static void *start_in_background(void *p)
+{
+    struct starter *s = p;
+    s->result = choreo_service_start(s->svc);
+    s->returned_ms = now_ms();
+    return NULL;
+}
+
+static bool applied_one(void *dir)
+{
+    return support_count(dir, "worker", "SELECT COUNT(*) FROM applied") >= 1;
+}
+
+Test(failure, a_service_started_before_nats_is_up_starts_working_once_it_is, .timeout = 60)
+{
+    struct world w;
+    support_tmpdir(w.dir, sizeof w.dir);
+    support_exec(w.dir, "worker", "CREATE TABLE applied(n INTEGER)");
+    int port = support_free_port();
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(w.dir, "worker", url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", apply_n, NULL), CHOREO_OK);
+    /* A command committed while NATS is down waits in the outbox. */
+    support_emit(svc, "Job", "early", 5, NULL);
+    struct starter st = { svc, CHOREO_EINVAL, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, start_in_background, &st);
+    usleep(1500 * 1000);
+    cr_assert_eq(st.returned_ms, 0, "start must keep waiting while NATS is down");
+    char sd[600];
+    snprintf(sd, sizeof sd, "%s/nats", w.dir);
+    cr_assert_eq(natsd_start(&w.server, sd, port, NULL, NULL), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(st.result, CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(support_wait(applied_one, w.dir, 15000), "the service never started working");
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* ---- SQLite busy ---- */
+
+Test(failure, a_database_locked_by_another_process_delays_but_loses_nothing, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    choreo_service *svc = worker(&w, "Job", apply_n, "busy_timeout_ms=50", NULL, NULL);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    char path[600];
+    snprintf(path, sizeof path, "%s/worker.db", w.dir);
+    sqlite3 *locker;
+    cr_assert_eq(sqlite3_open(path, &locker), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    /* Another service sends the events: this one's own outbox needs the lock too. */
+    choreo_config *cfg = support_config(w.dir, "sender", w.server.url, NULL);
+    choreo_service *sender = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(sender), CHOREO_OK, "%s", choreo_last_error());
+    for (int i = 1; i <= 20; i++)
+        support_emit(sender, "Job", "busy", i, NULL);
+    sleep(3); /* the worker keeps failing to begin its transaction meanwhile */
+    cr_assert_eq(support_stats(svc).handled, 0);
+    sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(locker);
+    for (int64_t until = now_ms() + 30000;
+         now_ms() < until && support_count(w.dir, "worker", "SELECT COUNT(*) FROM applied") < 20;)
+        usleep(50000);
+    cr_assert_eq(support_count(w.dir, "worker", "SELECT COUNT(DISTINCT n) FROM applied"), 20);
+    cr_assert_eq(support_count(w.dir, "worker", "SELECT COUNT(*) FROM applied"), 20);
+    choreo_service_destroy(sender);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* ---- limits and versions ---- */
+
+Test(failure, an_oversized_emit_is_refused_and_an_oversized_message_is_parked, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    choreo_service *svc = worker(&w, "Job", apply_n, "max_event_bytes=1024", NULL, NULL);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    uint8_t data[2048];
+    choreo_mp_writer wr = { .buf = data, .cap = sizeof data, .max = sizeof data };
+    choreo_mp_write_map(&wr, 1);
+    choreo_mp_write_cstr(&wr, "blob");
+    uint8_t filler[1500] = { 0 };
+    choreo_mp_write_bin(&wr, filler, sizeof filler);
+    cr_assert_eq(choreo_mp_writer_status(&wr), CHOREO_OK);
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    cr_assert_eq(choreo_tx_emit(tx, "Job", 1, "big", wr.buf, wr.len, NULL), CHOREO_ETOOBIG);
+    cr_assert(strstr(choreo_last_error(), "max_event_bytes"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "the transaction stays usable");
+
+    /* Another service with a larger limit sends it; the small one parks it. */
+    choreo_config *cfg = support_config(w.dir, "big", w.server.url, NULL);
+    choreo_service *big = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(big), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_begin(big, &tx), CHOREO_OK);
+    cr_assert_eq(choreo_tx_emit(tx, "Job", 1, "big", wr.buf, wr.len, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+    support_emit(big, "Job", "small", 3, NULL);
+    cr_assert(support_wait(parked_one, svc, 15000), "the oversized message was not parked");
+    cr_assert_eq(support_count(w.dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%limit of 1024%'"), 1);
+    cr_assert(support_wait(applied_one, w.dir, 15000), "the next message was held up");
+    choreo_service_destroy(big);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+Test(failure, an_unsupported_schema_version_is_parked, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    choreo_service *svc = worker(&w, "Job", apply_n, NULL, NULL, NULL);
+    cr_assert_eq(choreo_service_accept_versions(svc, "Job", 1, 2), CHOREO_OK);
+    cr_assert_eq(choreo_service_accept_versions(svc, "Nope", 1, 2), CHOREO_ENOTFOUND);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    cr_assert_eq(choreo_tx_emit(tx, "Job", 3, "v3", NULL, 0, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+    cr_assert(support_wait(parked_one, svc, 15000));
+    cr_assert_eq(support_count(w.dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%schema version 3 of Job%'"), 1);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
