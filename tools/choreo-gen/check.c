@@ -322,11 +322,11 @@ static void check_identifiers(checker *c)
     static const char *const rec_fix[][2] = {{"", ""},        {"", "_init"},  {"", "_encode"},
                                              {"", "_decode"}, {"", "_check"}, {"", "_free"},
                                              {"list_", ""}};
-    static const char *const ev_fix[][2] = {{"emit_", ""}, {"emit_", "_after"}, {"on_", ""},
-                                            {"", "_handler"}};
+    static const char *const ev_fix[][2] = {{"emit_", ""}, {"emit_", "_after"}, {"emit_", "_at"},
+                                            {"on_", ""}, {"", "_handler"}};
     size_t cap = 0, n = 0;
     for (size_t i = 0; i < c->s->ndecls; i++)
-        cap += 11;
+        cap += 12;
     ident *ids = gen_arena_alloc(c->s->arena, (cap + 16) * sizeof *ids);
     for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
         snprintf(ids[n].name, sizeof ids[n].name, "%s", builtin[i]);

@@ -361,17 +361,21 @@ static const char header_intro[] =
     " *\n"
     " * @P_X_TYPE, @P_X_VERSION\n"
     " *     The type name on the wire and the schema version.\n"
-    " * @p_emit_x(tx, saga, v, id_out), @p_emit_x_after(tx, delay_ms, saga, v, id_out)\n"
-    " *     Encode v and call choreo_tx_emit (or choreo_tx_emit_after) with the\n"
-    " *     type name and version. saga NULL means the saga of the event being\n"
-    " *     handled; id_out may be NULL.\n"
+    " * @p_emit_x(tx, saga, v, id_out)\n"
+    " * @p_emit_x_after(tx, delay_ms, saga, v, id_out)\n"
+    " * @p_emit_x_at(tx, at_ms, saga, v, id_out)\n"
+    " *     Encode v and call choreo_tx_emit (choreo_tx_emit_after,\n"
+    " *     choreo_tx_emit_at) with the type name and version. saga NULL means\n"
+    " *     the saga of the event being handled; id_out may be NULL. A value that\n"
+    " *     fails its check is not emitted (see @p_x_check for the reason).\n"
     " * @p_on_x(svc, fn, user)\n"
     " *     Registers fn for X with choreo_service_on (before start). For each\n"
     " *     event a trampoline decodes the data, calls fn(tx, meta, v, user) and\n"
     " *     frees v when fn returns: v is valid only during the call. Data that\n"
     " *     does not decode is rejected (choreo parks it) with the reason logged\n"
     " *     on stderr, and fn is not called. Every version is decoded by field\n"
-    " *     name; meta->version says which one was sent.\n"
+    " *     name; meta->version says which one was sent (to refuse some, use\n"
+    " *     choreo_service_accept_versions).\n"
     " *\n"
     " * A list is {items, count}. A decoded list holds at most its bound, or\n"
     " * @P_LIST_DEFAULT_MAX items when the schema gives none. No function keeps a\n"
@@ -437,6 +441,10 @@ static void emit_header_decl(emitter *e, const gen_decl *d)
     sig(e, "CHOREO_WUR choreo_status ", name, params, ";\n");
     snprintf(name, sizeof name, "%s_emit_%s_after", p, x);
     snprintf(params, sizeof params, "choreo_tx *tx, int64_t delay_ms, const char *saga, "
+             "const %s_%s *v, char id_out[CHOREO_ID_SIZE]", p, x);
+    sig(e, "CHOREO_WUR choreo_status ", name, params, ";\n");
+    snprintf(name, sizeof name, "%s_emit_%s_at", p, x);
+    snprintf(params, sizeof params, "choreo_tx *tx, int64_t at_ms, const char *saga, "
              "const %s_%s *v, char id_out[CHOREO_ID_SIZE]", p, x);
     sig(e, "CHOREO_WUR choreo_status ", name, params, ";\n");
     snprintf(name, sizeof name, "(*%s_%s_handler)", p, x);
@@ -877,13 +885,13 @@ static void emit_event_api(emitter *e, const gen_decl *d)
     upper(U, sizeof U, x);
     char name[GEN_NAME_MAX * 2 + 80], params[GEN_NAME_MAX * 2 + 200];
     snprintf(name, sizeof name, "%s__%s__emit", p, x);
-    snprintf(params, sizeof params, "choreo_tx *tx, bool delayed, int64_t delay_ms, "
-             "const char *saga, const %s_%s *v, char *id_out", p, x);
+    snprintf(params, sizeof params, "choreo_tx *tx, %s__when when, int64_t ms, "
+             "const char *saga, const %s_%s *v, char *id_out", p, p, x);
     sig(e, "static choreo_status ", name, params, "\n{\n");
     out(e, "    choreo_mp_writer w;\n    choreo_status st;\n");
     out(e, "    if (!tx || !v)\n        return CHOREO_EINVAL;\n");
     out(e, "    choreo_mp_writer_init(&w, 0);\n    st = %s_%s_encode(v, &w);\n", p, x);
-    out(e, "    if (st == CHOREO_OK)\n        st = %s__emit(tx, delayed, delay_ms, %s_%s_TYPE,\n"
+    out(e, "    if (st == CHOREO_OK)\n        st = %s__emit(tx, when, ms, %s_%s_TYPE,\n"
         "                    %s_%s_VERSION, saga, &w, id_out);\n", p, e->P, U, e->P, U);
     out(e, "    choreo_mp_writer_free(&w);\n    return st;\n}\n\n");
     snprintf(name, sizeof name, "%s_emit_%s", p, x);
@@ -891,12 +899,18 @@ static void emit_event_api(emitter *e, const gen_decl *d)
              "choreo_tx *tx, const char *saga, const %s_%s *v, char id_out[CHOREO_ID_SIZE]", p,
              x);
     sig(e, "choreo_status ", name, params, "\n{\n");
-    out(e, "    return %s__%s__emit(tx, false, 0, saga, v, id_out);\n}\n\n", p, x);
+    out(e, "    return %s__%s__emit(tx, %s__NOW, 0, saga, v, id_out);\n}\n\n", p, x, e->P);
     snprintf(name, sizeof name, "%s_emit_%s_after", p, x);
     snprintf(params, sizeof params, "choreo_tx *tx, int64_t delay_ms, const char *saga, "
              "const %s_%s *v, char id_out[CHOREO_ID_SIZE]", p, x);
     sig(e, "choreo_status ", name, params, "\n{\n");
-    out(e, "    return %s__%s__emit(tx, true, delay_ms, saga, v, id_out);\n}\n\n", p, x);
+    out(e, "    return %s__%s__emit(tx, %s__AFTER, delay_ms, saga, v, id_out);\n}\n\n", p, x,
+        e->P);
+    snprintf(name, sizeof name, "%s_emit_%s_at", p, x);
+    snprintf(params, sizeof params, "choreo_tx *tx, int64_t at_ms, const char *saga, "
+             "const %s_%s *v, char id_out[CHOREO_ID_SIZE]", p, x);
+    sig(e, "choreo_status ", name, params, "\n{\n");
+    out(e, "    return %s__%s__emit(tx, %s__AT, at_ms, saga, v, id_out);\n}\n\n", p, x, e->P);
     snprintf(name, sizeof name, "%s__%s__on", p, x);
     sig(e, "static choreo_result ", name, "choreo_tx *tx, const choreo_event *meta, void *user",
         "\n{\n");

@@ -118,6 +118,26 @@ Test(gen_service, emit_after_delays_publication)
     choreo_service_destroy(svc);
 }
 
+Test(gen_service, emit_at_publishes_at_a_time)
+{
+    choreo_service *svc = make_service("scheduler");
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    gt_empty e;
+    gt_empty_init(&e);
+    char id[CHOREO_ID_SIZE];
+    const int64_t at = 4102444800000; /* 2100-01-01 */
+    cr_assert_eq(gt_emit_empty_at(tx, at, "saga-4", &e, id), CHOREO_OK, "%s",
+                 choreo_last_error());
+    choreo_envelope env;
+    uint8_t body[1024];
+    int64_t publish_at;
+    read_outbox(tx, id, &env, body, sizeof body, &publish_at);
+    cr_assert_eq(publish_at, at);
+    choreo_tx_rollback(tx);
+    choreo_service_destroy(svc);
+}
+
 Test(gen_service, an_invalid_value_is_not_emitted)
 {
     choreo_service *svc = make_service("refuser");
