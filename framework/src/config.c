@@ -350,6 +350,11 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
     if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL))
         return choreo__fail(CHOREO_ECONFIG,
                             "settings tls_cert and tls_key go together: set both or neither");
+    if (cfg->stream_max_age_s > 0 && cfg->stream_dup_window_s > cfg->stream_max_age_s)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting stream_dup_window_s (%lld) is longer than stream_max_age_s "
+                            "(%lld): JetStream refuses a duplicate window longer than the max age",
+                            (long long)cfg->stream_dup_window_s, (long long)cfg->stream_max_age_s);
     if (cfg->retry_cap_ms < cfg->retry_base_ms)
         return choreo__fail(CHOREO_ECONFIG,
                             "setting retry_cap_ms (%lld) is below retry_base_ms (%lld): the cap "

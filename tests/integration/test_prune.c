@@ -1,0 +1,98 @@
+/* Pruning keeps the framework tables bounded: 100,000 events through one hop
+ * with short retention, sampling the outbox and inbox sizes as they go. */
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#define EVENTS 100000
+#define PER_TX 200
+#define MAX_LAG 2000
+#define RATE 5000 /* events per second: the run lasts 20 s, longer than every retention */
+
+static choreo_result count_it(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    return CHOREO_DONE;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+Test(prune, outbox_and_inbox_stay_bounded_over_100000_events, .timeout = 300)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    const char *retention[] = { "stream_max_age_s=2", "inbox_retention_s=3",
+                                "outbox_retention_s=1", "prune_interval_s=1",
+                                "stream_dup_window_s=1" };
+    choreo_config *cfg = support_config(dir, "sink", server.url, retention[0], retention[1],
+                                        retention[2], retention[3], retention[4], NULL);
+    choreo_service *sink = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(sink, "Tick", count_it, NULL), CHOREO_OK);
+    cfg = support_config(dir, "source", server.url, retention[0], retention[1], retention[2],
+                         retention[3], retention[4], NULL);
+    choreo_service *source = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(sink), CHOREO_OK, "%s", choreo_last_error());
+
+    long long max_outbox = 0, max_inbox = 0;
+    int64_t last_sample = 0, start = now_ms();
+    uint8_t data[] = { 0x80 };
+    for (long sent = 0; sent < EVENTS;) {
+        if (sent > (now_ms() - start) * RATE / 1000) {
+            usleep(2000);
+            continue;
+        }
+        /* Keep the consumer at most MAX_LAG events behind, so that nothing
+         * outlives the stream's short max age before it is consumed. */
+        if ((long)sent - (long)support_stats(sink).handled > MAX_LAG) {
+            usleep(2000);
+            continue;
+        }
+        choreo_tx *tx;
+        cr_assert_eq(choreo_service_begin(source, &tx), CHOREO_OK);
+        for (int i = 0; i < PER_TX; i++)
+            cr_assert_eq(choreo_tx_emit(tx, "Tick", 1, "prune", data, 1, NULL), CHOREO_OK);
+        cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+        sent += PER_TX;
+        if (now_ms() - last_sample >= 500) {
+            last_sample = now_ms();
+            long long o = support_count(dir, "source", "SELECT COUNT(*) FROM choreo_outbox");
+            long long in = support_count(dir, "sink", "SELECT COUNT(*) FROM choreo_inbox");
+            max_outbox = o > max_outbox ? o : max_outbox;
+            max_inbox = in > max_inbox ? in : max_inbox;
+        }
+    }
+    for (int64_t until = now_ms() + 120000;
+         now_ms() < until && support_stats(sink).handled < EVENTS;)
+        usleep(20000);
+    cr_assert_eq(support_stats(sink).handled, EVENTS);
+    /* Once the retention periods pass, the tables drain to empty. */
+    long long outbox_end = -1, inbox_end = -1;
+    for (int64_t until = now_ms() + 15000; now_ms() < until && (outbox_end || inbox_end);) {
+        outbox_end = support_count(dir, "source", "SELECT COUNT(*) FROM choreo_outbox");
+        inbox_end = support_count(dir, "sink", "SELECT COUNT(*) FROM choreo_inbox");
+        usleep(200000);
+    }
+    fprintf(stderr, "prune: max outbox %lld, max inbox %lld, at the end %lld and %lld rows\n",
+            max_outbox, max_inbox, outbox_end, inbox_end);
+    /* At RATE events/s, a table keeps about RATE x (retention + prune
+     * interval) rows: 10,000 for the outbox and 20,000 for the inbox. */
+    cr_assert_lt(max_outbox, EVENTS / 4, "outbox grew to %lld rows", max_outbox);
+    cr_assert_lt(max_inbox, EVENTS * 3 / 10, "inbox grew to %lld rows", max_inbox);
+    cr_assert_eq(outbox_end, 0);
+    cr_assert_eq(inbox_end, 0);
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+}
