@@ -1,0 +1,234 @@
+/* The skeleton every shop service runs on: settings, schema, handlers, run,
+ * and small SQL and logging helpers so that handlers stay about business. */
+#include "shop_svc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Set once in shop_service_main before any thread starts. */
+static shop_log_level log_level = SHOP_INFO;
+static char log_service[40] = "shop";
+
+int64_t shop_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void shop_log(shop_log_level lvl, const char *msg, const char *fields_fmt, ...)
+{
+    static const char *names[] = { "error", "warn", "info", "debug" };
+    if (lvl > log_level)
+        return;
+    char line[1024];
+    int64_t us = shop_now_us();
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+    int w = snprintf(line + n, sizeof line - n, ".%03dZ level=%s svc=%s msg=\"%s\"",
+                     (int)((us / 1000) % 1000), names[lvl], log_service, msg);
+    n = w > 0 && (size_t)w < sizeof line - n ? n + (size_t)w : sizeof line - 2;
+    if (fields_fmt && fields_fmt[0] && n + 2 < sizeof line) {
+        line[n++] = ' ';
+        va_list ap;
+        va_start(ap, fields_fmt);
+        w = vsnprintf(line + n, sizeof line - n - 1, fields_fmt, ap);
+        va_end(ap);
+        if (w > 0)
+            n += (size_t)w < sizeof line - n - 1 ? (size_t)w : sizeof line - n - 2;
+    }
+    line[n++] = '\n';
+    line[n] = '\0';
+    fputs(line, stderr);
+}
+
+static sqlite3_stmt *stmt_get(shop_stmts *c, sqlite3 *db, int idx, const char *sql)
+{
+    if (idx < 0 || idx >= SHOP_STMTS_MAX)
+        return NULL;
+    if (c->db != db) {
+        shop_stmts_clear(c);
+        c->db = db;
+    }
+    if (!c->s[idx]) {
+        int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->s[idx], NULL);
+        if (rc != SQLITE_OK) {
+            shop_log(SHOP_ERROR, "cannot prepare a statement", "sql=\"%s\" err=\"%s\"", sql,
+                     sqlite3_errmsg(db));
+            c->s[idx] = NULL;
+            return NULL;
+        }
+    }
+    return c->s[idx];
+}
+
+int shop_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *s = stmt_get(c, db, idx, sql);
+    if (!s)
+        return SQLITE_ERROR;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    va_list ap;
+    va_start(ap, fmt);
+    for (int i = 0; fmt && fmt[i]; i++) {
+        if (fmt[i] == 't') {
+            const char *v = va_arg(ap, const char *);
+            if (v)
+                sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT);
+        } else {
+            sqlite3_bind_int64(s, i + 1, (sqlite3_int64)va_arg(ap, int64_t));
+        }
+    }
+    va_end(ap);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return rc;
+    if (rc != SQLITE_DONE)
+        shop_log(SHOP_ERROR, "statement failed", "sql=\"%s\" err=\"%s\"", sql, sqlite3_errmsg(db));
+    sqlite3_reset(s);
+    return rc;
+}
+
+sqlite3_stmt *shop_sql_stmt(shop_stmts *c, int idx)
+{
+    return idx >= 0 && idx < SHOP_STMTS_MAX ? c->s[idx] : NULL;
+}
+
+void shop_sql_reset(shop_stmts *c, int idx)
+{
+    if (idx >= 0 && idx < SHOP_STMTS_MAX && c->s[idx])
+        sqlite3_reset(c->s[idx]);
+}
+
+void shop_stmts_clear(shop_stmts *c)
+{
+    for (int i = 0; i < SHOP_STMTS_MAX; i++) {
+        sqlite3_finalize(c->s[i]);
+        c->s[i] = NULL;
+    }
+    c->db = NULL;
+}
+
+int shop_sql_exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        shop_log(SHOP_ERROR, "cannot run SQL", "err=\"%s\"", err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    return rc;
+}
+
+bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < min || v > max) {
+        fprintf(stderr, "%s: \"%s\" is not a whole number in %lld..%lld\n", flag, s ? s : "",
+                (long long)min, (long long)max);
+        return false;
+    }
+    *out = (int64_t)v;
+    return true;
+}
+
+/* Health check for supervisors: replies once the service's consumers and
+ * request subscriptions exist (they are created before requests are served). */
+static choreo_result on_ping(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                             void *user)
+{
+    (void)tx;
+    (void)req;
+    (void)len;
+    (void)user;
+    return choreo_reply_set(reply, "ok", 2) == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+static choreo_status create_schema(choreo_service *svc, const char *sql)
+{
+    choreo_tx *tx = NULL;
+    choreo_status s = choreo_service_begin(svc, &tx);
+    if (s != CHOREO_OK)
+        return s;
+    if (shop_sql_exec(choreo_tx_db(tx), sql) != SQLITE_OK) {
+        choreo_tx_rollback(tx);
+        return CHOREO_ESTORE;
+    }
+    return choreo_tx_commit(tx);
+}
+
+static void usage(const shop_service_def *def, const choreo_config *cfg, FILE *f)
+{
+    fprintf(f,
+            "usage: shop-%s [--service NAME] [--db FILE] [--nats-url URL] [choreo flags]%s\n"
+            "\nThe %s service of the choreo shop demo. Runs until SIGINT or SIGTERM.\n",
+            def->name, def->usage ? " [service flags]" : "", def->name);
+    if (def->usage)
+        fprintf(f, "\nService flags:\n%s", def->usage);
+    fprintf(f, "\nchoreo settings (flag, environment variable, default):\n");
+    choreo_config_print_help(cfg, f);
+}
+
+int shop_service_main(const shop_service_def *def, int argc, char **argv)
+{
+    choreo_config *cfg = NULL;
+    choreo_service *svc = NULL;
+    int rc = 1;
+    char db[300];
+    snprintf(log_service, sizeof log_service, "%s", def->name);
+    snprintf(db, sizeof db, "%s.db", def->name);
+    if (choreo_config_create(&cfg) != CHOREO_OK ||
+        choreo_config_set(cfg, "service", def->name) != CHOREO_OK ||
+        choreo_config_set(cfg, "db", db) != CHOREO_OK || choreo_config_from_env(cfg) != CHOREO_OK ||
+        choreo_config_from_args(cfg, &argc, argv) != CHOREO_OK) {
+        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(def, cfg, stdout);
+            rc = 0;
+            goto out;
+        }
+        int r = def->flag ? def->flag(argc, argv, &i, def->user) : 0;
+        if (r < 0)
+            goto out;
+        if (r == 0) {
+            fprintf(stderr, "shop-%s: unknown argument \"%s\" (see --help)\n", def->name, argv[i]);
+            goto out;
+        }
+    }
+    snprintf(log_service, sizeof log_service, "%s", choreo_config_get(cfg, "service"));
+    const char *lvl = choreo_config_get(cfg, "log_level");
+    log_level = strcmp(lvl, "error") == 0 ? SHOP_ERROR
+              : strcmp(lvl, "warn") == 0  ? SHOP_WARN
+              : strcmp(lvl, "debug") == 0 ? SHOP_DEBUG
+                                          : SHOP_INFO;
+    if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
+        create_schema(svc, def->schema_sql) != CHOREO_OK ||
+        choreo_service_on_request(svc, "Ping", on_ping, NULL) != CHOREO_OK ||
+        def->register_handlers(svc, def->user) != CHOREO_OK ||
+        choreo_service_run(svc) != CHOREO_OK) {
+        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        goto out;
+    }
+    rc = 0;
+out:
+    /* The service's threads are gone once run returns, so the handlers'
+     * statements can be finalized before the database closes. */
+    choreo_service_stop(svc);
+    choreo_service_wait(svc);
+    if (def->cleanup)
+        def->cleanup(def->user);
+    choreo_service_destroy(svc);
+    choreo_config_destroy(cfg);
+    return rc;
+}

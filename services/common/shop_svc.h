@@ -1,0 +1,82 @@
+/* What the four shop services share: the main() of a service (settings from
+ * CHOREO_* variables and flags, business schema, a Ping request for health
+ * checks, run until SIGINT or SIGTERM), a statement cache for handler SQL,
+ * and logfmt lines in the same shape as choreo's own. */
+#ifndef SHOP_SVC_H
+#define SHOP_SVC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <choreo.h>
+
+#define SHOP_STMTS_MAX 32
+
+/* Prepared statements of one connection, by index. A handler always runs on
+ * the same dispatcher connection, so statements are prepared once and kept.
+ * Single-threaded: one cache per connection. */
+typedef struct shop_stmts {
+    sqlite3 *db;
+    sqlite3_stmt *s[SHOP_STMTS_MAX];
+} shop_stmts;
+
+/* Binds the arguments described by fmt to statement idx (prepared from sql
+ * on db the first time) and steps it once. fmt has one letter per ?N
+ * parameter: 't' a const char * (NULL binds NULL), 'i' an int64_t.
+ * Returns SQLITE_ROW (read the columns from shop_sql_stmt, then call
+ * shop_sql_reset), SQLITE_DONE (already reset), or an error code (logged). */
+int shop_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *fmt, ...);
+
+/* The statement of the last shop_sql call with idx, for reading columns. */
+sqlite3_stmt *shop_sql_stmt(shop_stmts *c, int idx);
+
+/* Resets statement idx after its row has been read. */
+void shop_sql_reset(shop_stmts *c, int idx);
+
+/* Finalizes every statement; call before the service closes its database. */
+void shop_stmts_clear(shop_stmts *c);
+
+/* Runs a whole batch of DDL on db; returns SQLITE_OK or logs the error. */
+int shop_sql_exec(sqlite3 *db, const char *sql);
+
+typedef enum shop_log_level { SHOP_ERROR, SHOP_WARN, SHOP_INFO, SHOP_DEBUG } shop_log_level;
+
+/* One logfmt line on stderr:
+ *   ts=... level=warn svc=inventory msg="..." <fields>
+ * Lines above the service's log level are dropped before formatting. */
+void shop_log(shop_log_level lvl, const char *msg, const char *fields_fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Unix time in microseconds. */
+int64_t shop_now_us(void);
+
+/* A service's description for shop_service_main. */
+typedef struct shop_service_def {
+    /* Default service name; also the default database file "<name>.db". */
+    const char *name;
+    /* Business tables, as CREATE ... IF NOT EXISTS statements, created in
+     * one transaction before the service starts. */
+    const char *schema_sql;
+    /* Help for the service's own flags, printed by --help. */
+    const char *usage;
+    /* Parses the service's own flag at argv[*i] (advancing *i past a
+     * value). Returns 1 when consumed, 0 when unknown, -1 on a bad value
+     * (after printing why). May be NULL. */
+    int (*flag)(int argc, char **argv, int *i, void *user);
+    /* Registers the service's handlers. */
+    choreo_status (*register_handlers)(choreo_service *svc, void *user);
+    /* Called after the service stopped and before its database closes. */
+    void (*cleanup)(void *user);
+    void *user;
+} shop_service_def;
+
+/* The whole main() of a shop service. Returns the process exit status. */
+int shop_service_main(const shop_service_def *def, int argc, char **argv);
+
+/* Parses a decimal int64 flag value in [min, max]; prints why on failure. */
+bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out);
+
+#endif

@@ -1,0 +1,331 @@
+/* shop-order: the order service of the shop demo. It takes PlaceOrder
+ * requests (idempotent by the client's key), starts one saga per order with
+ * OrderCreated and a delayed OrderDeadline, and ends each saga exactly once:
+ * COMPLETED on PointsAwarded, CANCELLED on any rejection or on the deadline.
+ * "Exactly once" comes from the order's own state: only a PENDING order moves. */
+#include <stdio.h>
+#include <string.h>
+
+#include "shop_domain.h"
+#include "shop_events.h"
+#include "shop_msg.h"
+#include "shop_svc.h"
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS orders("
+    "  order_id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  product_id TEXT NOT NULL,"
+    "  qty INTEGER NOT NULL CHECK (qty > 0),"
+    "  amount_cents INTEGER NOT NULL CHECK (amount_cents >= 0),"
+    "  points INTEGER NOT NULL CHECK (points >= 0),"
+    "  state TEXT NOT NULL CHECK (state IN ('PENDING', 'COMPLETED', 'CANCELLED')),"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  detail TEXT NOT NULL DEFAULT '',"
+    "  created_us INTEGER NOT NULL,"
+    "  finished_us INTEGER);"
+    "CREATE INDEX IF NOT EXISTS orders_by_state ON orders(state);"
+    "CREATE TABLE IF NOT EXISTS order_keys("
+    "  idempotency_key TEXT PRIMARY KEY,"
+    "  order_id TEXT NOT NULL REFERENCES orders(order_id));";
+
+enum { Q_BY_KEY, Q_INSERT_ORDER, Q_INSERT_KEY, Q_FINISH, Q_STATE, Q_GET };
+
+struct order_svc {
+    shop_stmts st;
+    int64_t deadline_ms;
+};
+
+static choreo_result reply_with(choreo_reply *reply, const char *order_id, const char *status,
+                                const char *error)
+{
+    shop_place_order_reply r;
+    shop_place_order_reply_init(&r);
+    r.order_id = order_id;
+    r.status = status;
+    r.error = error;
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, 4096);
+    choreo_status s = shop_place_order_reply_encode(&r, &w);
+    if (s == CHOREO_OK)
+        s = choreo_reply_set(reply, w.buf, w.len);
+    choreo_mp_writer_free(&w);
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+static const char *invalid_order(const shop_place_order *in)
+{
+    if (!in->idempotency_key[0])
+        return "idempotency_key must not be empty";
+    if (!in->user_id[0] || !in->product_id[0])
+        return "user_id and product_id must not be empty";
+    if (in->qty < 1 || in->qty > 1000000)
+        return "qty must be 1 to 1000000";
+    if (in->amount_cents < 0 || in->amount_cents > INT64_C(1000000000000))
+        return "amount_cents must be 0 to 10^12";
+    return NULL;
+}
+
+/* A retried request (same key) gets the first order back, in its current
+ * state. The same key with a different order is refused. Returns -1 when
+ * the key is new, else the handler's result. */
+static int replay(struct order_svc *o, sqlite3 *db, const shop_place_order *in,
+                  choreo_reply *reply)
+{
+    int rc = shop_sql(&o->st, db, Q_BY_KEY,
+                      "SELECT o.order_id, o.state, o.user_id, o.product_id, o.qty, o.amount_cents "
+                      "FROM order_keys k JOIN orders o USING (order_id) "
+                      "WHERE k.idempotency_key = ?1",
+                      "t", in->idempotency_key);
+    if (rc == SQLITE_DONE)
+        return -1;
+    if (rc != SQLITE_ROW)
+        return CHOREO_RETRY;
+    sqlite3_stmt *s = shop_sql_stmt(&o->st, Q_BY_KEY);
+    char id[80], state[20];
+    snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(s, 1));
+    bool same = strcmp((const char *)sqlite3_column_text(s, 2), in->user_id) == 0 &&
+                strcmp((const char *)sqlite3_column_text(s, 3), in->product_id) == 0 &&
+                sqlite3_column_int64(s, 4) == in->qty &&
+                sqlite3_column_int64(s, 5) == in->amount_cents;
+    shop_sql_reset(&o->st, Q_BY_KEY);
+    if (!same)
+        return reply_with(reply, "", SHOP_REFUSED,
+                          "this idempotency_key was already used for a different order");
+    return reply_with(reply, id, state, "");
+}
+
+static choreo_result place_order(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                                 void *user)
+{
+    struct order_svc *o = user;
+    sqlite3 *db = choreo_tx_db(tx);
+    shop_place_order in;
+    char err[256];
+    if (shop_place_order_decode(&in, req, len, err, sizeof err) != CHOREO_OK)
+        return reply_with(reply, "", SHOP_REFUSED, err);
+    choreo_result res;
+    const char *bad = invalid_order(&in);
+    if (bad) {
+        res = reply_with(reply, "", SHOP_REFUSED, bad);
+        goto out;
+    }
+    int r = replay(o, db, &in, reply);
+    if (r >= 0) {
+        res = (choreo_result)r;
+        goto out;
+    }
+    /* The order id is the saga id: every event of this order carries it. */
+    char order_id[CHOREO_ID_SIZE];
+    choreo_saga_new(order_id);
+    int64_t points = in.amount_cents / 100;
+    res = CHOREO_RETRY;
+    if (shop_sql(&o->st, db, Q_INSERT_ORDER,
+                 "INSERT INTO orders(order_id, user_id, product_id, qty, amount_cents, points, "
+                 "state, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'PENDING', ?7)",
+                 "tttiiii", order_id, in.user_id, in.product_id, (int64_t)in.qty, in.amount_cents,
+                 points, shop_now_us()) != SQLITE_DONE ||
+        shop_sql(&o->st, db, Q_INSERT_KEY,
+                 "INSERT INTO order_keys(idempotency_key, order_id) VALUES (?1, ?2)", "tt",
+                 in.idempotency_key, order_id) != SQLITE_DONE)
+        goto out;
+    shop_order_created ev;
+    shop_order_created_init(&ev);
+    ev.order_id = order_id;
+    ev.user_id = in.user_id;
+    ev.product_id = in.product_id;
+    ev.qty = in.qty;
+    ev.amount_cents = in.amount_cents;
+    ev.points = points;
+    shop_order_deadline dl;
+    shop_order_deadline_init(&dl);
+    dl.order_id = order_id;
+    if (shop_emit_order_created(tx, order_id, &ev, NULL) != CHOREO_OK ||
+        shop_emit_order_deadline_after(tx, o->deadline_ms, order_id, &dl, NULL) != CHOREO_OK) {
+        shop_log(SHOP_ERROR, "cannot emit", "order=%s err=\"%s\"", order_id, choreo_last_error());
+        goto out;
+    }
+    res = reply_with(reply, order_id, SHOP_PENDING, "");
+out:
+    shop_place_order_free(&in);
+    return res;
+}
+
+/* Moves a PENDING order to its final state and emits the event that tells
+ * the other services; an order already final is left alone, so that of
+ * several failure events (or a failure and the deadline) only the first
+ * one cancels. */
+static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *order_id,
+                            bool completed, shop_reason reason, const char *detail)
+{
+    sqlite3 *db = choreo_tx_db(tx);
+    const char *code = completed ? "" : shop_reason_name(reason);
+    if (shop_sql(&o->st, db, Q_FINISH,
+                 "UPDATE orders SET state = ?2, reason = ?3, detail = ?4, finished_us = ?5 "
+                 "WHERE order_id = ?1 AND state = 'PENDING'",
+                 "tttti", order_id,
+                 completed ? SHOP_COMPLETED : SHOP_CANCELLED, code, detail,
+                 shop_now_us()) != SQLITE_DONE)
+        return CHOREO_RETRY;
+    if (sqlite3_changes(db) == 0) {
+        int rc = shop_sql(&o->st, db, Q_STATE, "SELECT state FROM orders WHERE order_id = ?1",
+                          "t", order_id);
+        if (rc == SQLITE_ROW) {
+            shop_log(SHOP_DEBUG, "order already final; event ignored", "order=%s state=%s",
+                     order_id, sqlite3_column_text(shop_sql_stmt(&o->st, Q_STATE), 0));
+            shop_sql_reset(&o->st, Q_STATE);
+            return CHOREO_DONE;
+        }
+        if (rc != SQLITE_DONE)
+            return CHOREO_RETRY;
+        shop_log(SHOP_WARN, "event for an unknown order; parking it", "order=%s", order_id);
+        return CHOREO_REJECT;
+    }
+    choreo_status s;
+    if (completed) {
+        shop_order_completed ev;
+        shop_order_completed_init(&ev);
+        ev.order_id = order_id;
+        s = shop_emit_order_completed(tx, NULL, &ev, NULL);
+    } else {
+        char why[256];
+        snprintf(why, sizeof why, "%s: %.200s", code, detail);
+        shop_order_cancelled ev;
+        shop_order_cancelled_init(&ev);
+        ev.order_id = order_id;
+        ev.reason = why;
+        s = shop_emit_order_cancelled(tx, NULL, &ev, NULL);
+    }
+    if (s != CHOREO_OK) {
+        shop_log(SHOP_ERROR, "cannot emit", "order=%s err=\"%s\"", order_id, choreo_last_error());
+        return CHOREO_RETRY;
+    }
+    return CHOREO_DONE;
+}
+
+static choreo_result on_stock_rejected(choreo_tx *tx, const choreo_event *meta,
+                                       const shop_stock_rejected *v, void *user)
+{
+    return finish(user, tx, v->order_id, false, SHOP_REASON_STOCK, v->reason);
+}
+
+static choreo_result on_payment_rejected(choreo_tx *tx, const choreo_event *meta,
+                                         const shop_payment_rejected *v, void *user)
+{
+    return finish(user, tx, v->order_id, false, SHOP_REASON_PAYMENT, v->reason);
+}
+
+static choreo_result on_points_rejected(choreo_tx *tx, const choreo_event *meta,
+                                        const shop_points_rejected *v, void *user)
+{
+    return finish(user, tx, v->order_id, false, SHOP_REASON_POINTS, v->reason);
+}
+
+static choreo_result on_deadline(choreo_tx *tx, const choreo_event *meta,
+                                 const shop_order_deadline *v, void *user)
+{
+    return finish(user, tx, v->order_id, false, SHOP_REASON_DEADLINE,
+                  "the saga did not finish before its deadline");
+}
+
+static choreo_result on_points_awarded(choreo_tx *tx, const choreo_event *meta,
+                                       const shop_points_awarded *v, void *user)
+{
+    return finish(user, tx, v->order_id, true, SHOP_REASON_COUNT, "");
+}
+
+/* GetOrder {order_id} or {idempotency_key} -> {found, order_id, state,
+ * reason, detail}: for clients and people, not used by the saga. */
+static choreo_result get_order(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                               void *user)
+{
+    struct order_svc *o = user;
+    char id[80] = "", key[80] = "", err[200];
+    shop_field in[] = { SHOP_FIELD_STR("order_id", id, false),
+                        SHOP_FIELD_STR("idempotency_key", key, false) };
+    char state[20] = "", reason[40] = "", detail[300] = "";
+    bool found = false;
+    if (shop_msg_decode(req, len, in, 2, err, sizeof err) == CHOREO_OK) {
+        int rc = shop_sql(&o->st, choreo_tx_db(tx), Q_GET,
+                          "SELECT order_id, state, reason, detail FROM orders "
+                          "WHERE order_id = ?1 OR order_id = "
+                          "(SELECT order_id FROM order_keys WHERE idempotency_key = ?2)",
+                          "tt", id, key);
+        if (rc == SQLITE_ROW) {
+            sqlite3_stmt *s = shop_sql_stmt(&o->st, Q_GET);
+            found = true;
+            snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(s, 0));
+            snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(s, 1));
+            snprintf(reason, sizeof reason, "%s", (const char *)sqlite3_column_text(s, 2));
+            snprintf(detail, sizeof detail, "%s", (const char *)sqlite3_column_text(s, 3));
+            shop_sql_reset(&o->st, Q_GET);
+        } else if (rc != SQLITE_DONE) {
+            return CHOREO_RETRY;
+        }
+    } else {
+        snprintf(detail, sizeof detail, "%s", err);
+    }
+    shop_field out[] = { SHOP_FIELD_BOOL("found", &found, false),
+                         SHOP_FIELD_STR("order_id", id, false),
+                         SHOP_FIELD_STR("state", state, false),
+                         SHOP_FIELD_STR("reason", reason, false),
+                         SHOP_FIELD_STR("detail", detail, false) };
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, 4096);
+    shop_msg_encode(&w, out, 5);
+    choreo_status s = choreo_mp_writer_status(&w);
+    if (s == CHOREO_OK)
+        s = choreo_reply_set(reply, w.buf, w.len);
+    choreo_mp_writer_free(&w);
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+static choreo_status register_handlers(choreo_service *svc, void *user)
+{
+    choreo_status s;
+    if ((s = choreo_service_on_request(svc, SHOP_RQ_PLACE_ORDER, place_order, user)) ||
+        (s = choreo_service_on_request(svc, SHOP_RQ_GET_ORDER, get_order, user)) ||
+        (s = shop_on_stock_rejected(svc, on_stock_rejected, user)) ||
+        (s = shop_on_payment_rejected(svc, on_payment_rejected, user)) ||
+        (s = shop_on_points_rejected(svc, on_points_rejected, user)) ||
+        (s = shop_on_points_awarded(svc, on_points_awarded, user)) ||
+        (s = shop_on_order_deadline(svc, on_deadline, user)))
+        return s;
+    return CHOREO_OK;
+}
+
+static int flag(int argc, char **argv, int *i, void *user)
+{
+    struct order_svc *o = user;
+    if (strcmp(argv[*i], "--deadline-ms") != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "shop-order: --deadline-ms needs a value\n");
+        return -1;
+    }
+    *i += 1;
+    return shop_parse_i64("--deadline-ms", argv[*i], 1, INT64_C(86400000), &o->deadline_ms) ? 1
+                                                                                          : -1;
+}
+
+static void cleanup(void *user)
+{
+    shop_stmts_clear(&((struct order_svc *)user)->st);
+}
+
+int main(int argc, char **argv)
+{
+    struct order_svc o = { .deadline_ms = 30000 };
+    shop_service_def def = {
+        .name = "order",
+        .schema_sql = SCHEMA,
+        .usage = "  --deadline-ms N   an order still PENDING N ms after it was placed is "
+                 "cancelled [30000]\n",
+        .flag = flag,
+        .register_handlers = register_handlers,
+        .cleanup = cleanup,
+        .user = &o,
+    };
+    return shop_service_main(&def, argc, argv);
+}

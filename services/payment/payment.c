@@ -1,0 +1,282 @@
+/* shop-payment: the accounts of the shop demo. StockReserved tries the
+ * payment by freezing the amount (balance -> frozen) and answers
+ * PaymentAuthorized or PaymentRejected; OrderCompleted captures the frozen
+ * amount (frozen -> spent); OrderCancelled unfreezes it, behind the saga
+ * barrier. An account flagged for review freezes the amount but holds the
+ * payment without an answer, so only the order's deadline ends the saga. */
+#include <stdio.h>
+#include <string.h>
+
+#include "shop_domain.h"
+#include "shop_events.h"
+#include "shop_msg.h"
+#include "shop_svc.h"
+
+/* balance + frozen + spent of an account always equals the sum of its
+ * deposits; frozen equals the amounts of its FROZEN and HELD payments. */
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS accounts("
+    "  user_id TEXT PRIMARY KEY,"
+    "  balance INTEGER NOT NULL CHECK (balance >= 0),"
+    "  frozen INTEGER NOT NULL CHECK (frozen >= 0),"
+    "  spent INTEGER NOT NULL CHECK (spent >= 0),"
+    "  review INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS deposits("
+    "  ref TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  amount_cents INTEGER NOT NULL CHECK (amount_cents >= 0),"
+    "  at_us INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS payments("
+    "  order_id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  amount_cents INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('FROZEN', 'HELD', 'CAPTURED', 'RELEASED', "
+    "'REJECTED')),"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  updated_us INTEGER NOT NULL);";
+
+enum { Q_ACCOUNT, Q_FREEZE, Q_INSERT, Q_PAY_GET, Q_PAY_SET, Q_UNFREEZE, Q_CAPTURE, Q_DEPOSIT_REF,
+       Q_DEPOSIT_ADD, Q_ACCOUNT_GET };
+
+struct payment_svc {
+    shop_stmts st;
+};
+
+static bool record(struct payment_svc *p, sqlite3 *db, const shop_stock_reserved *v,
+                   const char *state, const char *reason)
+{
+    return shop_sql(&p->st, db, Q_INSERT,
+                    "INSERT INTO payments(order_id, user_id, amount_cents, state, reason, "
+                    "updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "ttitti", v->order_id, v->user_id, v->amount_cents, state, reason,
+                    shop_now_us()) == SQLITE_DONE;
+}
+
+static choreo_result reject(struct payment_svc *p, choreo_tx *tx, const shop_stock_reserved *v,
+                            const char *reason)
+{
+    if (!record(p, choreo_tx_db(tx), v, "REJECTED", reason))
+        return CHOREO_RETRY;
+    shop_payment_rejected out;
+    shop_payment_rejected_init(&out);
+    out.order_id = v->order_id;
+    out.reason = reason;
+    return shop_emit_payment_rejected(tx, NULL, &out, NULL) == CHOREO_OK ? CHOREO_DONE
+                                                                         : CHOREO_RETRY;
+}
+
+/* Try: freeze the order's amount on the customer's account. */
+static choreo_result on_stock_reserved(choreo_tx *tx, const choreo_event *meta,
+                                       const shop_stock_reserved *v, void *user)
+{
+    struct payment_svc *p = user;
+    sqlite3 *db = choreo_tx_db(tx);
+    bool run;
+    if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
+        return CHOREO_RETRY;
+    if (!run) {
+        shop_log(SHOP_INFO, "payment skipped: the order was cancelled first", "order=%s",
+                 v->order_id);
+        return CHOREO_DONE;
+    }
+    if (v->amount_cents < 0)
+        return reject(p, tx, v, "invalid amount");
+    int rc = shop_sql(&p->st, db, Q_ACCOUNT,
+                      "SELECT balance, review FROM accounts WHERE user_id = ?1", "t", v->user_id);
+    if (rc == SQLITE_DONE)
+        return reject(p, tx, v, "unknown account");
+    if (rc != SQLITE_ROW)
+        return CHOREO_RETRY;
+    int64_t balance = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 0);
+    bool review = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 1) != 0;
+    shop_sql_reset(&p->st, Q_ACCOUNT);
+    if (balance < v->amount_cents)
+        return reject(p, tx, v, "insufficient funds");
+    if (shop_sql(&p->st, db, Q_FREEZE,
+                 "UPDATE accounts SET balance = balance - ?2, frozen = frozen + ?2 "
+                 "WHERE user_id = ?1",
+                 "ti", v->user_id, v->amount_cents) != SQLITE_DONE ||
+        !record(p, db, v, review ? "HELD" : "FROZEN", review ? "held for review" : ""))
+        return CHOREO_RETRY;
+    if (review) {
+        shop_log(SHOP_DEBUG, "payment held for review", "order=%s user=%s", v->order_id,
+                 v->user_id);
+        return CHOREO_DONE;
+    }
+    shop_payment_authorized out;
+    shop_payment_authorized_init(&out);
+    out.order_id = v->order_id;
+    out.user_id = v->user_id;
+    out.amount_cents = v->amount_cents;
+    out.points = v->points;
+    return shop_emit_payment_authorized(tx, NULL, &out, NULL) == CHOREO_OK ? CHOREO_DONE
+                                                                           : CHOREO_RETRY;
+}
+
+static int payment(struct payment_svc *p, sqlite3 *db, const char *order_id, char user_id[80],
+                   int64_t *amount, char state[16])
+{
+    int rc = shop_sql(&p->st, db, Q_PAY_GET,
+                      "SELECT user_id, amount_cents, state FROM payments WHERE order_id = ?1",
+                      "t", order_id);
+    if (rc != SQLITE_ROW)
+        return rc;
+    sqlite3_stmt *s = shop_sql_stmt(&p->st, Q_PAY_GET);
+    snprintf(user_id, 80, "%s", (const char *)sqlite3_column_text(s, 0));
+    *amount = sqlite3_column_int64(s, 1);
+    snprintf(state, 16, "%s", (const char *)sqlite3_column_text(s, 2));
+    shop_sql_reset(&p->st, Q_PAY_GET);
+    return rc;
+}
+
+static bool set_state(struct payment_svc *p, sqlite3 *db, const char *order_id, const char *state)
+{
+    return shop_sql(&p->st, db, Q_PAY_SET,
+                    "UPDATE payments SET state = ?2, updated_us = ?3 WHERE order_id = ?1", "tti",
+                    order_id, state, shop_now_us()) == SQLITE_DONE;
+}
+
+/* Cancel: unfreeze the amount, at most once and only if it was frozen. */
+static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
+                                        const shop_order_cancelled *v, void *user)
+{
+    struct payment_svc *p = user;
+    sqlite3 *db = choreo_tx_db(tx);
+    bool run;
+    if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_COMPENSATION, &run) !=
+        CHOREO_OK)
+        return CHOREO_RETRY;
+    if (!run)
+        return CHOREO_DONE;
+    char user_id[80], state[16];
+    int64_t amount;
+    int rc = payment(p, db, v->order_id, user_id, &amount, state);
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp(state, "REJECTED") == 0))
+        return CHOREO_DONE;
+    if (rc != SQLITE_ROW)
+        return CHOREO_RETRY;
+    if (strcmp(state, "FROZEN") != 0 && strcmp(state, "HELD") != 0) {
+        shop_log(SHOP_ERROR, "cancellation of an order whose payment is not frozen; parking it",
+                 "order=%s state=%s", v->order_id, state);
+        return CHOREO_REJECT;
+    }
+    if (shop_sql(&p->st, db, Q_UNFREEZE,
+                 "UPDATE accounts SET balance = balance + ?2, frozen = frozen - ?2 "
+                 "WHERE user_id = ?1",
+                 "ti", user_id, amount) != SQLITE_DONE ||
+        !set_state(p, db, v->order_id, "RELEASED"))
+        return CHOREO_RETRY;
+    return CHOREO_DONE;
+}
+
+/* Confirm: the frozen amount is captured. */
+static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
+                                        const shop_order_completed *v, void *user)
+{
+    struct payment_svc *p = user;
+    sqlite3 *db = choreo_tx_db(tx);
+    char user_id[80], state[16];
+    int64_t amount;
+    int rc = payment(p, db, v->order_id, user_id, &amount, state);
+    if (rc == SQLITE_ROW && strcmp(state, "CAPTURED") == 0)
+        return CHOREO_DONE;
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp(state, "FROZEN") != 0)) {
+        shop_log(SHOP_ERROR, "a completed order has no frozen payment to capture; parking it",
+                 "order=%s state=%s", v->order_id, rc == SQLITE_ROW ? state : "none");
+        return CHOREO_REJECT;
+    }
+    if (rc != SQLITE_ROW)
+        return CHOREO_RETRY;
+    if (shop_sql(&p->st, db, Q_CAPTURE,
+                 "UPDATE accounts SET frozen = frozen - ?2, spent = spent + ?2 "
+                 "WHERE user_id = ?1",
+                 "ti", user_id, amount) != SQLITE_DONE ||
+        !set_state(p, db, v->order_id, "CAPTURED"))
+        return CHOREO_RETRY;
+    return CHOREO_DONE;
+}
+
+/* Deposit {ref, user_id, amount_cents, review?} -> {ok, balance, error}:
+ * credits an account (opening it), once per ref. review, when present, sets
+ * the account's review flag. */
+static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                             void *user)
+{
+    struct payment_svc *p = user;
+    sqlite3 *db = choreo_tx_db(tx);
+    char ref[80] = "", user_id[80] = "", err[200] = "";
+    int64_t amount = 0, balance = 0;
+    bool review = false, ok = false;
+    shop_field in[] = { SHOP_FIELD_STR("ref", ref, true), SHOP_FIELD_STR("user_id", user_id, true),
+                        SHOP_FIELD_I64("amount_cents", &amount, true),
+                        SHOP_FIELD_BOOL("review", &review, false) };
+    if (shop_msg_decode(req, len, in, 4, err, sizeof err) != CHOREO_OK) {
+        /* err says why */
+    } else if (!ref[0] || !user_id[0] || amount < 0 || amount > INT64_C(1000000000000)) {
+        snprintf(err, sizeof err, "ref and user_id must not be empty, amount_cents 0 to 10^12");
+    } else {
+        int rc = shop_sql(&p->st, db, Q_DEPOSIT_REF,
+                          "INSERT OR IGNORE INTO deposits(ref, user_id, amount_cents, at_us) "
+                          "VALUES (?1, ?2, ?3, ?4)",
+                          "ttii", ref, user_id, amount, shop_now_us());
+        if (rc != SQLITE_DONE)
+            return CHOREO_RETRY;
+        if (sqlite3_changes(db) == 1 &&
+            shop_sql(&p->st, db, Q_DEPOSIT_ADD,
+                     "INSERT INTO accounts(user_id, balance, frozen, spent, review) "
+                     "VALUES (?1, ?2, 0, 0, ?3) ON CONFLICT (user_id) "
+                     "DO UPDATE SET balance = balance + excluded.balance, "
+                     "review = CASE WHEN ?4 THEN excluded.review ELSE review END",
+                     "tiii", user_id, amount, (int64_t)review, (int64_t)in[3].seen) != SQLITE_DONE)
+            return CHOREO_RETRY;
+        rc = shop_sql(&p->st, db, Q_ACCOUNT_GET, "SELECT balance FROM accounts WHERE user_id = ?1",
+                      "t", user_id);
+        if (rc == SQLITE_ROW) {
+            balance = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT_GET), 0);
+            shop_sql_reset(&p->st, Q_ACCOUNT_GET);
+            ok = true;
+        } else {
+            snprintf(err, sizeof err, "ref %s was already used for another account", ref);
+        }
+    }
+    shop_field out[] = { SHOP_FIELD_BOOL("ok", &ok, false),
+                         SHOP_FIELD_I64("balance", &balance, false),
+                         SHOP_FIELD_STR("error", err, false) };
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, 4096);
+    shop_msg_encode(&w, out, 3);
+    choreo_status s = choreo_mp_writer_status(&w);
+    if (s == CHOREO_OK)
+        s = choreo_reply_set(reply, w.buf, w.len);
+    choreo_mp_writer_free(&w);
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+static choreo_status register_handlers(choreo_service *svc, void *user)
+{
+    choreo_status s;
+    if ((s = shop_on_stock_reserved(svc, on_stock_reserved, user)) ||
+        (s = shop_on_order_cancelled(svc, on_order_cancelled, user)) ||
+        (s = shop_on_order_completed(svc, on_order_completed, user)) ||
+        (s = choreo_service_on_request(svc, SHOP_RQ_DEPOSIT, deposit, user)))
+        return s;
+    return CHOREO_OK;
+}
+
+static void cleanup(void *user)
+{
+    shop_stmts_clear(&((struct payment_svc *)user)->st);
+}
+
+int main(int argc, char **argv)
+{
+    struct payment_svc p = { 0 };
+    shop_service_def def = {
+        .name = "payment",
+        .schema_sql = SCHEMA,
+        .register_handlers = register_handlers,
+        .cleanup = cleanup,
+        .user = &p,
+    };
+    return shop_service_main(&def, argc, argv);
+}

@@ -1,0 +1,507 @@
+/* The supervisor: fork/exec of services with their log files, PR_SET_PDEATHSIG
+ * and kill-by-PID so that nothing outlives it, the broker through natsd, and
+ * readiness by a Ping request over its own NATS connection. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "natsd.h"
+
+extern char **environ;
+
+#define MAX_ARGS 64
+#define MAX_ENV 32
+
+struct child {
+    char name[64];
+    char binary[512];
+    char db[600];
+    char log[600];
+    char *args[MAX_ARGS];
+    int nargs;
+    char *env[MAX_ENV];
+    int nenv;
+    bool ping;
+    pid_t pid;
+    int starts;
+    int status;    /* last waitpid status, -1 none */
+    bool exited;   /* exited on its own (reaped by poll) */
+};
+
+struct sup {
+    sup_options opt;
+    char workdir[400];
+    bool fresh_dir;
+    char prefix[64];
+    char log_level[16];
+    natsd broker;
+    bool broker_started;
+    natsConnection *nc;
+    struct child *kids;
+    int nkids;
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static char *dup_or_die(const char *s)
+{
+    char *d = strdup(s ? s : "");
+    if (!d) {
+        fprintf(stderr, "supervisor: out of memory\n");
+        abort();
+    }
+    return d;
+}
+
+int sup_create(sup **out, const sup_options *opts)
+{
+    sup *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "supervisor: out of memory\n");
+        return -1;
+    }
+    if (opts)
+        s->opt = *opts;
+    if (s->opt.stop_timeout_ms <= 0)
+        s->opt.stop_timeout_ms = 10000;
+    if (s->opt.ready_timeout_ms <= 0)
+        s->opt.ready_timeout_ms = 20000;
+    snprintf(s->prefix, sizeof s->prefix, "%s", s->opt.prefix ? s->opt.prefix : "choreo");
+    snprintf(s->log_level, sizeof s->log_level, "%s",
+             s->opt.log_level ? s->opt.log_level : "warn");
+    if (s->opt.workdir) {
+        snprintf(s->workdir, sizeof s->workdir, "%s", s->opt.workdir);
+        if (mkdir(s->workdir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "supervisor: cannot create %s: %s\n", s->workdir, strerror(errno));
+            free(s);
+            return -1;
+        }
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(s->workdir, sizeof s->workdir, "%s/choreo-sup-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(s->workdir)) {
+            fprintf(stderr, "supervisor: cannot create a work directory in %s: %s\n",
+                    tmp && *tmp ? tmp : "/tmp", strerror(errno));
+            free(s);
+            return -1;
+        }
+        s->fresh_dir = true;
+    }
+    s->opt.workdir = s->workdir;
+    *out = s;
+    return 0;
+}
+
+int sup_add_service(sup *s, const sup_service_spec *spec)
+{
+    int nargs = 0, nenv = 0;
+    while (spec->args && spec->args[nargs])
+        nargs++;
+    while (spec->env && spec->env[nenv])
+        nenv++;
+    if (nargs > MAX_ARGS - 12 || nenv > MAX_ENV) {
+        fprintf(stderr, "supervisor: service %s has too many arguments or variables\n",
+                spec->name);
+        return -1;
+    }
+    struct child *k = realloc(s->kids, sizeof *k * (size_t)(s->nkids + 1));
+    if (!k) {
+        fprintf(stderr, "supervisor: out of memory\n");
+        return -1;
+    }
+    s->kids = k;
+    struct child *c = &k[s->nkids];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", spec->name);
+    snprintf(c->binary, sizeof c->binary, "%s", spec->binary);
+    snprintf(c->db, sizeof c->db, "%s/%s.db", s->workdir, spec->name);
+    snprintf(c->log, sizeof c->log, "%s/%s.log", s->workdir, spec->name);
+    for (int i = 0; i < nargs; i++)
+        c->args[c->nargs++] = dup_or_die(spec->args[i]);
+    for (int i = 0; i < nenv; i++)
+        c->env[c->nenv++] = dup_or_die(spec->env[i]);
+    c->ping = spec->ping;
+    c->status = -1;
+    return s->nkids++;
+}
+
+int sup_start_broker(sup *s)
+{
+    if (s->broker.pid > 0)
+        return 0;
+    if (s->broker_started)
+        return natsd_restart(&s->broker);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/nats", s->workdir);
+    if (natsd_start(&s->broker, dir, 0, NULL, NULL) != 0)
+        return -1;
+    s->broker_started = true;
+    return 0;
+}
+
+void sup_stop_broker(sup *s, int sig)
+{
+    natsd_stop(&s->broker, sig);
+}
+
+int sup_restart_broker(sup *s, int sig)
+{
+    sup_stop_broker(s, sig);
+    return sup_start_broker(s);
+}
+
+/* Builds the child's environment: the inherited one with the spec's
+ * entries added or replacing entries of the same name. */
+static char **child_env(const struct child *c)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + (size_t)c->nenv + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool replaced = false;
+        for (int j = 0; j < c->nenv && !replaced; j++) {
+            const char *eq = strchr(c->env[j], '=');
+            size_t len = eq ? (size_t)(eq - c->env[j]) : strlen(c->env[j]);
+            replaced = strncmp(environ[i], c->env[j], len) == 0 && environ[i][len] == '=';
+        }
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (int j = 0; j < c->nenv; j++)
+        env[k++] = c->env[j];
+    env[k] = NULL;
+    return env;
+}
+
+static int wait_ready(sup *s, struct child *c)
+{
+    if (!s->nc) {
+        natsOptions *o = NULL;
+        natsStatus st = natsOptions_Create(&o);
+        if (st == NATS_OK)
+            st = natsOptions_SetURL(o, s->broker.url);
+        if (st == NATS_OK)
+            st = natsOptions_SetMaxReconnect(o, -1);
+        if (st == NATS_OK)
+            st = natsOptions_SetReconnectWait(o, 100);
+        if (st == NATS_OK)
+            st = natsConnection_Connect(&s->nc, o);
+        natsOptions_Destroy(o);
+        if (st != NATS_OK) {
+            fprintf(stderr, "supervisor: cannot connect to %s for health checks: %s\n",
+                    s->broker.url, natsStatus_GetText(st));
+            s->nc = NULL;
+            return -1;
+        }
+    }
+    char subject[200];
+    snprintf(subject, sizeof subject, "%s-rpc.%s.Ping", s->prefix, c->name);
+    for (int waited = 0; waited < s->opt.ready_timeout_ms; waited += 100) {
+        natsMsg *m = NULL;
+        natsStatus st = natsConnection_Request(&m, s->nc, subject, "", 0, 100);
+        natsMsg_Destroy(m);
+        if (st == NATS_OK)
+            return 0;
+        int status;
+        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+            c->pid = 0;
+            c->status = status;
+            fprintf(stderr, "supervisor: %s exited at start (%s %d); see %s\n", c->name,
+                    WIFSIGNALED(status) ? "signal" : "status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), c->log);
+            return -1;
+        }
+        if (st != NATS_TIMEOUT)
+            sleep_ms(100);
+    }
+    fprintf(stderr, "supervisor: %s did not answer %s within %d ms; see %s\n", c->name, subject,
+            s->opt.ready_timeout_ms, c->log);
+    return -1;
+}
+
+int sup_start_service(sup *s, int i)
+{
+    if (i < 0 || i >= s->nkids)
+        return -1;
+    struct child *c = &s->kids[i];
+    if (c->pid > 0)
+        return 0;
+    if (s->broker.pid <= 0) {
+        fprintf(stderr, "supervisor: start the broker before %s\n", c->name);
+        return -1;
+    }
+    /* Everything the child needs is prepared before fork: between fork and
+     * exec only async-signal-safe calls are allowed. */
+    const char *argv[MAX_ARGS + 1];
+    int n = 0;
+    argv[n++] = c->binary;
+    argv[n++] = "--service";
+    argv[n++] = c->name;
+    argv[n++] = "--db";
+    argv[n++] = c->db;
+    argv[n++] = "--nats-url";
+    argv[n++] = s->broker.url;
+    argv[n++] = "--prefix";
+    argv[n++] = s->prefix;
+    argv[n++] = "--log-level";
+    argv[n++] = s->log_level;
+    for (int k = 0; k < c->nargs; k++)
+        argv[n++] = c->args[k];
+    argv[n] = NULL;
+    char **env = child_env(c);
+    int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!env || fd < 0 || devnull < 0) {
+        fprintf(stderr, "supervisor: cannot prepare %s (log %s): %s\n", c->name, c->log,
+                strerror(errno));
+        free(env);
+        if (fd >= 0)
+            close(fd);
+        if (devnull >= 0)
+            close(devnull);
+        return -1;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(devnull, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execve(argv[0], (char *const *)argv, env);
+        static const char msg[] = "supervisor: cannot execute the service binary\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(127);
+    }
+    int err = errno;
+    free(env);
+    close(fd);
+    close(devnull);
+    if (pid < 0) {
+        fprintf(stderr, "supervisor: cannot fork for %s: %s\n", c->name, strerror(err));
+        return -1;
+    }
+    c->pid = pid;
+    c->starts++;
+    c->exited = false;
+    return c->ping ? wait_ready(s, c) : 0;
+}
+
+int sup_start_all(sup *s)
+{
+    if (sup_start_broker(s) != 0)
+        return -1;
+    for (int i = 0; i < s->nkids; i++)
+        if (sup_start_service(s, i) != 0)
+            return -1;
+    return 0;
+}
+
+/* Waits up to timeout_ms for pid to exit; returns true when it did. */
+static bool reap(struct child *c, int timeout_ms)
+{
+    for (int waited = 0;; waited += 5) {
+        int status;
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        if (r == c->pid || (r < 0 && errno == ECHILD)) {
+            c->status = r == c->pid ? status : -1;
+            c->pid = 0;
+            return true;
+        }
+        if (waited >= timeout_ms)
+            return false;
+        sleep_ms(5);
+    }
+}
+
+int sup_kill_service(sup *s, int i, int sig)
+{
+    if (i < 0 || i >= s->nkids)
+        return -1;
+    struct child *c = &s->kids[i];
+    if (c->pid <= 0)
+        return 0;
+    kill(c->pid, sig);
+    if (reap(c, sig == SIGKILL ? 10000 : s->opt.stop_timeout_ms))
+        return 0;
+    fprintf(stderr, "supervisor: %s (pid %d) did not stop within %d ms; killing it\n", c->name,
+            (int)c->pid, s->opt.stop_timeout_ms);
+    kill(c->pid, SIGKILL);
+    return reap(c, 10000) ? 0 : -1;
+}
+
+int sup_restart_service(sup *s, int i, int sig)
+{
+    if (sup_kill_service(s, i, sig) != 0)
+        return -1;
+    return sup_start_service(s, i);
+}
+
+int sup_poll(sup *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->nkids; i++) {
+        struct child *c = &s->kids[i];
+        int status;
+        if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid) {
+            c->pid = 0;
+            c->status = status;
+            c->exited = true;
+            n++;
+        }
+    }
+    return n;
+}
+
+void sup_stop_all(sup *s)
+{
+    if (!s)
+        return;
+    /* Services first, all at once, so that they stop while the broker can
+     * still take what their relays have in flight. */
+    for (int i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid > 0)
+            kill(s->kids[i].pid, SIGTERM);
+    for (int i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid > 0)
+            sup_kill_service(s, i, SIGTERM);
+    if (s->nc) {
+        natsConnection_Destroy(s->nc);
+        s->nc = NULL;
+    }
+    natsd_stop(&s->broker, SIGTERM);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void sup_destroy(sup *s)
+{
+    if (!s)
+        return;
+    sup_stop_all(s);
+    if (s->fresh_dir && !s->opt.keep_workdir)
+        nftw(s->workdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    for (int i = 0; i < s->nkids; i++) {
+        for (int k = 0; k < s->kids[i].nargs; k++)
+            free(s->kids[i].args[k]);
+        for (int k = 0; k < s->kids[i].nenv; k++)
+            free(s->kids[i].env[k]);
+    }
+    free(s->kids);
+    free(s);
+}
+
+int sup_service_count(const sup *s)
+{
+    return s->nkids;
+}
+
+int sup_find(const sup *s, const char *name)
+{
+    for (int i = 0; i < s->nkids; i++)
+        if (strcmp(s->kids[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static bool valid(const sup *s, int i)
+{
+    return i >= 0 && i < s->nkids;
+}
+
+const char *sup_service_name(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].name : "";
+}
+
+pid_t sup_service_pid(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].pid : 0;
+}
+
+bool sup_service_running(const sup *s, int i)
+{
+    return valid(s, i) && s->kids[i].pid > 0;
+}
+
+int sup_service_starts(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].starts : 0;
+}
+
+int sup_service_exit_status(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].status : -1;
+}
+
+const char *sup_db_path(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].db : "";
+}
+
+const char *sup_log_path(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].log : "";
+}
+
+pid_t sup_broker_pid(const sup *s)
+{
+    return s->broker.pid;
+}
+
+const char *sup_url(const sup *s)
+{
+    return s->broker.url;
+}
+
+const char *sup_workdir(const sup *s)
+{
+    return s->workdir;
+}
+
+size_t sup_pids(const sup *s, pid_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (s->broker.pid > 0 && n < cap)
+        out[n++] = s->broker.pid;
+    for (int i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid > 0 && n < cap)
+            out[n++] = s->kids[i].pid;
+    return n;
+}

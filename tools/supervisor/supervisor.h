@@ -1,0 +1,111 @@
+/* A process supervisor for a choreo system on one machine: a private
+ * nats-server with JetStream (tools/natsd) storing into a work directory
+ * and listening on a free loopback port, and services as child processes,
+ * each with its own database and log file in that directory.
+ *
+ * It starts, kills, restarts and stops any of them on demand, and it never
+ * leaves a process behind: every child gets PR_SET_PDEATHSIG(SIGKILL) (so
+ * even a SIGKILL of the supervisor's process takes them down), and
+ * sup_stop_all / sup_destroy kill by PID every process it started and wait
+ * for each to be gone. It only ever signals and waits for its own PIDs.
+ *
+ * Shared by the shop demo (tools/supervisor/shop_demo.c) and the chaos
+ * harness. Not thread-safe: use one supervisor from one thread, and make it
+ * the thread that lives as long as the supervisor, since PR_SET_PDEATHSIG
+ * fires when the thread that forked a child exits. Functions returning int
+ * return 0 (or an index) on success and -1 after printing why to stderr. */
+#ifndef CHOREO_SUPERVISOR_H
+#define CHOREO_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct sup sup;
+
+typedef struct sup_options {
+    /* Work directory (created if needed). NULL: a fresh
+     * $TMPDIR/choreo-sup-XXXXXX that sup_destroy removes. */
+    const char *workdir;
+    /* Keep a fresh work directory on destroy (a given one is always kept). */
+    bool keep_workdir;
+    /* Subject prefix of the services (for the Ping health check) [choreo]. */
+    const char *prefix;
+    /* Log level passed to every service (--log-level) [warn]. */
+    const char *log_level;
+    /* Grace after SIGTERM before SIGKILL, in ms [10000]. */
+    int stop_timeout_ms;
+    /* How long start waits for a service to answer Ping, in ms [20000]. */
+    int ready_timeout_ms;
+} sup_options;
+
+/* A service to supervise. Everything is copied. */
+typedef struct sup_service_spec {
+    const char *name;     /* --service, and <workdir>/<name>.db and .log */
+    const char *binary;   /* path of the executable */
+    /* More arguments after the standard ones, NULL-terminated; may be NULL. */
+    const char *const *args;
+    /* KEY=VALUE entries added to (or replacing in) the inherited
+     * environment, NULL-terminated; may be NULL. */
+    const char *const *env;
+    /* Wait for "<prefix>-rpc.<name>.Ping" to answer after each start. */
+    bool ping;
+} sup_service_spec;
+
+int sup_create(sup **out, const sup_options *opts);
+
+/* Registers a service (not started). Returns its index. */
+int sup_add_service(sup *s, const sup_service_spec *spec);
+
+/* Starts the broker if needed, then every service not running, then waits
+ * until each service with ping set answers. */
+int sup_start_all(sup *s);
+
+/* Starts service i as
+ *   binary --service NAME --db WORKDIR/NAME.db --nats-url URL --log-level L ARGS...
+ * with stdout and stderr appended to WORKDIR/NAME.log, and waits until it
+ * answers Ping (when its spec asks for it). The broker must be running. */
+int sup_start_service(sup *s, int i);
+
+/* Sends sig to service i and waits until it exited (after SIGTERM, for at
+ * most stop_timeout_ms, then SIGKILL). A service not running is fine. */
+int sup_kill_service(sup *s, int i, int sig);
+
+/* sup_kill_service with sig, then sup_start_service. */
+int sup_restart_service(sup *s, int i, int sig);
+
+/* The broker: start (on the same port and store after a stop), stop with
+ * SIGTERM or SIGKILL, and both. Services keep running and reconnect. */
+int sup_start_broker(sup *s);
+void sup_stop_broker(sup *s, int sig);
+int sup_restart_broker(sup *s, int sig);
+
+/* Reaps children that exited on their own (never blocks). Returns how many
+ * services exited since the last call; see sup_service_running. */
+int sup_poll(sup *s);
+
+/* Stops every service (SIGTERM, then SIGKILL after the grace), then the
+ * broker, and waits until all are gone. Safe to call more than once. */
+void sup_stop_all(sup *s);
+
+/* sup_stop_all, removes a fresh work directory unless kept, frees. NULL ok. */
+void sup_destroy(sup *s);
+
+int sup_service_count(const sup *s);
+int sup_find(const sup *s, const char *name);       /* index or -1 */
+const char *sup_service_name(const sup *s, int i);
+pid_t sup_service_pid(const sup *s, int i);         /* 0 when not running */
+bool sup_service_running(const sup *s, int i);
+int sup_service_starts(const sup *s, int i);        /* times started */
+int sup_service_exit_status(const sup *s, int i);   /* last waitpid status, -1 if none */
+const char *sup_db_path(const sup *s, int i);
+const char *sup_log_path(const sup *s, int i);
+pid_t sup_broker_pid(const sup *s);                 /* 0 when not running */
+const char *sup_url(const sup *s);                  /* nats://127.0.0.1:PORT, "" before start */
+const char *sup_workdir(const sup *s);
+
+/* Writes the PIDs of every running child (broker included) into out (at
+ * most cap) and returns how many are running. */
+size_t sup_pids(const sup *s, pid_t *out, size_t cap);
+
+#endif
