@@ -1,0 +1,234 @@
+/* The schema model's services: the arena that owns a schema, diagnostics,
+ * loading a file, and printing types and values the way schemas write them.
+ * Reading the text itself is lex.c and parse.c; checking it is check.c. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema.h"
+
+/* ------------------------------------------------------------------------ */
+/* Arena: every node and string of a schema, freed at once. */
+
+struct gen_arena {
+    struct gen_arena *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+#define ARENA_CHUNK 16384
+
+gen_arena *gen_arena_create(void)
+{
+    gen_arena *a = calloc(1, sizeof *a + ARENA_CHUNK);
+    if (!a) {
+        fputs("choreo-gen: out of memory\n", stderr);
+        abort();
+    }
+    a->cap = ARENA_CHUNK;
+    return a;
+}
+
+void gen_arena_destroy(gen_arena *a)
+{
+    while (a) {
+        gen_arena *next = a->next;
+        free(a);
+        a = next;
+    }
+}
+
+void *gen_arena_alloc(gen_arena *a, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (a->cap - a->used < size) {
+        /* A new chunk goes second in the chain so that the head keeps
+         * serving small requests. */
+        size_t cap = size > ARENA_CHUNK ? size : ARENA_CHUNK;
+        gen_arena *c = calloc(1, sizeof *c + cap);
+        if (!c) {
+            fputs("choreo-gen: out of memory\n", stderr);
+            abort();
+        }
+        c->cap = cap;
+        c->used = size;
+        c->next = a->next;
+        a->next = c;
+        return c->data;
+    }
+    void *p = a->data + a->used;
+    a->used += size;
+    return p;
+}
+
+char *gen_arena_strndup(gen_arena *a, const char *s, size_t len)
+{
+    char *p = gen_arena_alloc(a, len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics */
+
+void gen_diag_add(gen_diags *d, gen_loc loc, const char *fmt, ...)
+{
+    if (d->n == GEN_DIAG_MAX) {
+        d->dropped++;
+        return;
+    }
+    gen_diag *g = &d->items[d->n++];
+    g->loc = loc;
+    snprintf(g->file, sizeof g->file, "%s", loc.file ? loc.file : "?");
+    g->loc.file = g->file;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->msg, sizeof g->msg, fmt, ap);
+    va_end(ap);
+}
+
+void gen_diags_print(const gen_diags *d, void *file)
+{
+    FILE *f = file;
+    for (size_t i = 0; i < d->n; i++) {
+        const gen_diag *g = &d->items[i];
+        if (g->loc.line > 0)
+            fprintf(f, "%s:%d:%d: error: %s\n", g->loc.file, g->loc.line, g->loc.col, g->msg);
+        else
+            fprintf(f, "%s: error: %s\n", g->loc.file, g->msg);
+    }
+    if (d->dropped)
+        fprintf(f, "choreo-gen: %zu more errors not shown\n", d->dropped);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files, lookups and printing */
+
+gen_schema *gen_schema_load(const char *path, gen_diags *diags)
+{
+    gen_loc loc = {path, 0, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        gen_diag_add(diags, loc, "cannot open the schema: %s", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fclose(f);
+            gen_diag_add(diags, loc, "out of memory reading the schema");
+            return NULL;
+        }
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap)
+            break;
+        if (cap >= (size_t)64 << 20) {
+            free(buf);
+            fclose(f);
+            gen_diag_add(diags, loc, "the schema is larger than 64 MiB: is it the right file?");
+            return NULL;
+        }
+        char *nb = realloc(buf, cap * 2);
+        if (!nb)
+            free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    bool failed = ferror(f);
+    int err = errno;
+    fclose(f);
+    if (failed) {
+        free(buf);
+        gen_diag_add(diags, loc, "cannot read the schema: %s", strerror(err));
+        return NULL;
+    }
+    gen_schema *s = gen_schema_parse(path, buf, len, diags);
+    free(buf);
+    return s;
+}
+
+void gen_schema_free(gen_schema *s)
+{
+    if (s)
+        gen_arena_destroy(s->arena);
+}
+
+gen_decl *gen_schema_find(const gen_schema *s, const char *name)
+{
+    for (size_t i = 0; i < s->ndecls; i++)
+        if (strcmp(s->decls[i].name, name) == 0)
+            return &s->decls[i];
+    return NULL;
+}
+
+const char *gen_type_str(const gen_type *t, char *buf, size_t size)
+{
+    char inner[256], bound[24] = "";
+    if (t->max)
+        snprintf(bound, sizeof bound, "(%u)", t->max);
+    if (t->kind == GEN_LIST)
+        snprintf(buf, size, "list<%s>%s", gen_type_str(t->elem, inner, sizeof inner), bound);
+    else if (t->kind == GEN_RECORD)
+        snprintf(buf, size, "%s", t->record_name);
+    else
+        snprintf(buf, size, "%s%s", gen_kind_name(t->kind), bound);
+    return buf;
+}
+
+const char *gen_value_str(const gen_value *v, char *buf, size_t size)
+{
+    size_t n = 0;
+    switch (v->kind) {
+    case GEN_LIT_STRING: {
+        size_t i;
+        buf[n++] = '"';
+        for (i = 0; i < v->len && n + 10 < size; i++) {
+            unsigned char c = (unsigned char)v->str[i];
+            if (c == '"' || c == '\\') {
+                buf[n++] = '\\';
+                buf[n++] = (char)c;
+            } else if (c < 0x20 || c == 0x7f || (c == '/' && i > 0 && v->str[i - 1] == '*')) {
+                n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
+            } else {
+                buf[n++] = (char)c; /* UTF-8 stays as it is */
+            }
+        }
+        if (i < v->len) {
+            /* Cut before a UTF-8 continuation byte would split a character. */
+            while (n > 1 && ((unsigned char)buf[n - 1] & 0xc0) == 0x80)
+                n--;
+            if (n > 1 && (unsigned char)buf[n - 1] >= 0xc0)
+                n--;
+            memcpy(buf + n, "...", 3);
+            n += 3;
+        }
+        buf[n++] = '"';
+        buf[n] = '\0';
+        return buf;
+    }
+    case GEN_LIT_INT:
+    case GEN_LIT_FLOAT:
+        snprintf(buf, size, "%s", v->text);
+        return buf;
+    case GEN_LIT_BOOL:
+        snprintf(buf, size, "%s", v->b ? "true" : "false");
+        return buf;
+    case GEN_LIT_LIST:
+        n = (size_t)snprintf(buf, size, "[");
+        for (size_t i = 0; i < v->nitems && n + 8 < size; i++) {
+            char item[128];
+            gen_value_str(&v->items[i], item, sizeof item);
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "", item);
+        }
+        if (n + 5 >= size)
+            n = (size_t)snprintf(buf + size - 6, 6, "...]") + size - 6;
+        else
+            snprintf(buf + n, size - n, "]");
+        return buf;
+    }
+    return buf;
+}
