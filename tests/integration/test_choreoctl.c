@@ -1,0 +1,378 @@
+/* choreoctl against a real nats-server and a real service: a handler that
+ * rejects while "broken" parks its events; once fixed, the real choreoctl
+ * binary lists, shows, retries (applied exactly once) and drops them, and
+ * refuses wrong usage with exit status 2. The binary's path comes from the
+ * CHOREOCTL environment variable, set by meson. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+extern char **environ;
+
+/* The "bug" in the handler: while set, every event is rejected and parked. */
+static atomic_bool broken;
+
+/* Records the event in a business row, then rejects while broken: the row
+ * must survive only when the handler returns DONE. */
+static choreo_result fragile(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO applied(event_id) VALUES (?1)", -1,
+                           &s, NULL) != SQLITE_OK)
+        return CHOREO_RETRY;
+    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return CHOREO_RETRY;
+    return atomic_load(&broken) ? CHOREO_REJECT : CHOREO_DONE;
+}
+
+struct stat_arg {
+    choreo_service *svc;
+    int which; /* 0 handled, 1 parked */
+    uint64_t want;
+};
+
+static bool stat_reaches(void *p)
+{
+    struct stat_arg *a = p;
+    choreo_stats s;
+    choreo_service_stats(a->svc, &s);
+    return (a->which == 0 ? s.handled : s.parked) >= a->want;
+}
+
+static choreo_service *start_worker(const char *dir, const char *url)
+{
+    support_exec(dir, "worker", "CREATE TABLE IF NOT EXISTS applied(event_id TEXT)");
+    choreo_config *cfg = support_config(dir, "worker", url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Fragile", fragile, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    return svc;
+}
+
+/* What one run of choreoctl did. */
+struct ctl_run {
+    int status;
+    char out[65536];
+    char err[8192];
+};
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot read %s", path);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Runs choreoctl with its output in files under dir. With a url, the
+ * arguments start with --db dir/worker.db --nats-url url; the other
+ * arguments follow, NULL-ended. CHOREO_* variables of the test's own
+ * environment are not passed on, so that only the arguments count. */
+static void ctl(struct ctl_run *r, const char *dir, const char *url, ...)
+{
+    const char *bin = getenv("CHOREOCTL");
+    cr_assert(bin && *bin, "CHOREOCTL is not set: run this test through meson test");
+    char db[600], out_path[600], err_path[600];
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    snprintf(out_path, sizeof out_path, "%s/ctl.out", dir);
+    snprintf(err_path, sizeof err_path, "%s/ctl.err", dir);
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = (char *)bin;
+    if (url) {
+        argv[argc++] = "--db";
+        argv[argc++] = db;
+        argv[argc++] = "--nats-url";
+        argv[argc++] = (char *)url;
+    }
+    va_list ap;
+    va_start(ap, url);
+    for (char *a; (a = va_arg(ap, char *)) != NULL;) {
+        cr_assert_lt(argc, 31);
+        argv[argc++] = a;
+    }
+    va_end(ap);
+    argv[argc] = NULL;
+    char *envp[256];
+    int envc = 0;
+    for (char **e = environ; *e && envc < 255; e++)
+        if (strncmp(*e, "CHOREO_", 7) != 0)
+            envp[envc++] = *e;
+    envp[envc] = NULL;
+    posix_spawn_file_actions_t fa;
+    cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
+    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 1, out_path,
+                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 2, err_path,
+                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot run %s: %s", bin, strerror(rc));
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        cr_assert_eq(errno, EINTR);
+    slurp(out_path, r->out, sizeof r->out);
+    slurp(err_path, r->err, sizeof r->err);
+    cr_assert(WIFEXITED(st), "choreoctl died by signal %d; stderr: %s",
+              WIFSIGNALED(st) ? WTERMSIG(st) : 0, r->err);
+    r->status = WEXITSTATUS(st);
+}
+
+/* The choreo_dead row id of an event, or 0. */
+static long long dead_id(const char *dir, const char *event_id)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT COALESCE(MAX(id), 0) FROM choreo_dead WHERE event_id = '%s'", event_id);
+    return support_count(dir, "worker", sql);
+}
+
+static long long applied(const char *dir, const char *event_id)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM applied WHERE event_id = '%s'", event_id);
+    return support_count(dir, "worker", sql);
+}
+
+static void dead_status_is(const char *dir, long long id, const char *status)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM choreo_dead WHERE id = %lld AND status = '%s'",
+             id, status);
+    cr_assert_eq(support_count(dir, "worker", sql), 1, "entry %lld is not %s", id, status);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+Test(choreoctl, retry_applies_a_fixed_event_once_and_drop_closes_another, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    char a[CHOREO_ID_SIZE], b[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-a", 41, a);
+    support_emit(svc, "Fragile", "saga-b", 42, b);
+    struct stat_arg parked = { svc, 1, 2 };
+    cr_assert(support_wait(stat_reaches, &parked, 20000), "the events were never parked");
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied"), 0);
+    long long id_a = dead_id(dir, a), id_b = dead_id(dir, b);
+    cr_assert(id_a > 0 && id_b > 0);
+    atomic_store(&broken, false); /* the fix is deployed */
+
+    struct ctl_run r;
+    char want[128], id_text[24];
+    ctl(&r, dir, server.url, "dead", "list", "--json", NULL);
+    cr_assert_eq(r.status, 0, "dead list --json: %s", r.err);
+    cr_assert_eq(r.out[0], '[', "not a JSON array: %s", r.out);
+    snprintf(want, sizeof want, "\"event_id\": \"%s\"", a);
+    cr_assert(strstr(r.out, want), "%s is not listed: %s", a, r.out);
+    snprintf(want, sizeof want, "\"id\": %lld,", id_b);
+    cr_assert(strstr(r.out, want), "entry %lld is not listed: %s", id_b, r.out);
+    cr_assert(strstr(r.out, "\"reason\": \"handler returned REJECT\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"status\": \"parked\""), "%s", r.out);
+
+    ctl(&r, dir, server.url, "dead", "list", NULL);
+    cr_assert_eq(r.status, 0, "dead list: %s", r.err);
+    cr_assert(strstr(r.out, "EVENT ID") && strstr(r.out, a) && strstr(r.out, b), "%s", r.out);
+
+    snprintf(id_text, sizeof id_text, "%lld", id_a);
+    ctl(&r, dir, server.url, "dead", "show", id_text, NULL);
+    cr_assert_eq(r.status, 0, "dead show: %s", r.err);
+    cr_assert(strstr(r.out, a), "dead show does not print the event id: %s", r.out);
+    cr_assert(strstr(r.out, "a choreo envelope") && strstr(r.out, "\"n\": 41"), "%s", r.out);
+    ctl(&r, dir, server.url, "dead", "show", id_text, "--json", NULL);
+    cr_assert_eq(r.status, 0, "dead show --json: %s", r.err);
+    snprintf(want, sizeof want, "\"id\": \"%s\"", a);
+    cr_assert(strstr(r.out, want) && strstr(r.out, "\"saga\": \"saga-a\""), "%s", r.out);
+
+    ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 0, "dead retry: %s", r.err);
+    cr_assert(strstr(r.out, a), "%s", r.out);
+    struct stat_arg handled = { svc, 0, 1 };
+    cr_assert(support_wait(stat_reaches, &handled, 20000), "the retried event was not handled");
+    dead_status_is(dir, id_a, "retried");
+    ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 1, "a second retry must fail: %s", r.out);
+    cr_assert(strstr(r.err, "already retried"), "unclear error: %s", r.err);
+
+    snprintf(id_text, sizeof id_text, "%lld", id_b);
+    ctl(&r, dir, server.url, "dead", "drop", id_text, NULL);
+    cr_assert_eq(r.status, 0, "dead drop: %s", r.err);
+    dead_status_is(dir, id_b, "dropped");
+    ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 1, "retrying a dropped message must fail");
+    cr_assert(strstr(r.err, "was dropped"), "unclear error: %s", r.err);
+    ctl(&r, dir, server.url, "dead", "list", "--json", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert_str_eq(r.out, "[]\n", "nothing should be parked any more");
+
+    /* Exactly once: give a stray second delivery time to show up. */
+    sleep_ms(1500);
+    choreo_stats st;
+    choreo_service_stats(svc, &st);
+    cr_assert_eq(st.handled, 1);
+    cr_assert_eq(st.parked, 2);
+    cr_assert_eq(applied(dir, a), 1);
+    cr_assert_eq(applied(dir, b), 0);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied"), 1);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"), 2);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(choreoctl, wrong_usage_exits_2_and_failures_exit_1_with_a_message, .timeout = 60)
+{
+    char dir[256];
+    support_tmpdir(dir, sizeof dir);
+    /* A database with a parked-message table but no service: choreoctl must
+     * not need NATS for anything but retry. */
+    support_exec(dir, "worker", "CREATE TABLE applied(event_id TEXT)");
+    choreo_config *cfg = support_config(dir, "worker", "nats://127.0.0.1:1", NULL);
+    choreo_service_destroy(support_service(cfg)); /* creates the choreo tables */
+    choreo_config_destroy(cfg);
+    const char *url = "nats://127.0.0.1:1";
+    struct ctl_run r;
+    static const struct {
+        const char *args[4];
+        int status;
+        const char *says;
+    } cases[] = {
+        { { "dead", "frob" }, 2, "unknown subcommand \"frob\"" },
+        { { "frob" }, 2, "unknown command \"frob\"" },
+        { { "dead" }, 2, "missing subcommand" },
+        { { "dead", "list", "--frob" }, 2, "unknown flag --frob" },
+        { { "dead", "list", "--status", "lost" }, 2, "unknown status \"lost\"" },
+        { { "dead", "show", "abc" }, 2, "invalid ID \"abc\"" },
+        { { "dead", "show" }, 2, "missing ID" },
+        { { "dead", "retry", "1", "--all" }, 2, "not both" },
+        { { "dead", "show", "99" }, 1, "no message with ID 99" },
+        { { "dead", "drop", "99" }, 1, "no message with ID 99" },
+        { { "dead", "list" }, 0, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const *a = cases[i].args;
+        ctl(&r, dir, url, a[0], a[1], a[2], a[3], NULL);
+        cr_assert_eq(r.status, cases[i].status, "case %zu (%s %s): exit %d, stderr: %s", i,
+                     a[0], a[1] ? a[1] : "", r.status, r.err);
+        if (cases[i].says) {
+            cr_assert(strstr(r.err, cases[i].says), "case %zu: %s", i, r.err);
+            cr_assert(strchr(r.err, '\n') == r.err + strlen(r.err) - 1,
+                      "case %zu: not one line: %s", i, r.err);
+        }
+    }
+    ctl(&r, dir, NULL, "dead", "list", NULL);
+    cr_assert_eq(r.status, 2, "missing --db: exit %d", r.status);
+    cr_assert(strstr(r.err, "--db"), "%s", r.err);
+    ctl(&r, dir, NULL, "--db", "/nonexistent/choreo.db", "dead", "list", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "/nonexistent/choreo.db"), "%s", r.err);
+    ctl(&r, dir, NULL, "dead", "list", "--help", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "--status") && strstr(r.out, "Exit status"), "%s", r.out);
+}
+
+/* A msgpack map {"id": <s>} as the body of a foreign, malformed message. */
+static size_t bad_body(uint8_t *out, const char *id)
+{
+    size_t n = strlen(id), len = 0;
+    out[len++] = 0x81;
+    out[len++] = 0xa2;
+    out[len++] = 'i';
+    out[len++] = 'd';
+    out[len++] = (uint8_t)(0xa0 | n);
+    memcpy(out + len, id, n);
+    return len + n;
+}
+
+Test(choreoctl, output_escapes_hostile_text_and_retry_all_retries_each, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    /* The parking reason quotes the bad id, with its quote, line break and
+     * control character. */
+    uint8_t body[64];
+    size_t len = bad_body(body, "bad\"id\n\x01");
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsPubAck *pa = NULL;
+    cr_assert_eq(js_Publish(&pa, js, "choreo.Fragile.x", body, (int)len, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    char c[CHOREO_ID_SIZE], d[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-c", 1, c);
+    support_emit(svc, "Fragile", "saga-d", 2, d);
+    struct stat_arg parked = { svc, 1, 3 };
+    cr_assert(support_wait(stat_reaches, &parked, 20000), "the messages were never parked");
+    long long bad = support_count(dir, "worker",
+                                  "SELECT id FROM choreo_dead WHERE event_id IS NULL OR event_id = ''");
+
+    struct ctl_run r;
+    ctl(&r, dir, server.url, "dead", "list", "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "is \\\"bad\\\"id\\n\\u0001\\\""), "reason badly escaped: %s", r.out);
+    ctl(&r, dir, server.url, "dead", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "bad\"id \\x01"), "control characters reach the terminal: %s", r.out);
+
+    char id_text[24], hex[160] = "";
+    snprintf(id_text, sizeof id_text, "%lld", bad);
+    ctl(&r, dir, server.url, "dead", "show", id_text, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "not a valid choreo envelope") && strstr(r.out, "  00000000  81 a2"),
+              "%s", r.out);
+    ctl(&r, dir, server.url, "dead", "show", id_text, "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    for (size_t i = 0; i < len; i++)
+        snprintf(hex + 2 * i, sizeof hex - 2 * i, "%02x", body[i]);
+    char want[256];
+    snprintf(want, sizeof want, "\"body_hex\": \"%s\"", hex);
+    cr_assert(strstr(r.out, "\"envelope\": null") && strstr(r.out, want), "%s", r.out);
+
+    atomic_store(&broken, false);
+    ctl(&r, dir, server.url, "dead", "retry", "--all", NULL);
+    cr_assert_eq(r.status, 0, "retry --all: %s", r.err);
+    cr_assert(strstr(r.out, "Retried 3 of 3"), "%s", r.out);
+    struct stat_arg handled = { svc, 0, 2 };
+    cr_assert(support_wait(stat_reaches, &handled, 20000), "the retried events were not handled");
+    /* The malformed message is parked again, as a new entry. */
+    struct stat_arg reparked = { svc, 1, 4 };
+    cr_assert(support_wait(stat_reaches, &reparked, 20000), "the malformed message vanished");
+    cr_assert_eq(applied(dir, c), 1);
+    cr_assert_eq(applied(dir, d), 1);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE status = 'retried'"), 3);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}

@@ -1,0 +1,147 @@
+/* Command-line parsing shared by choreoctl's commands. Settings flags (--db,
+ * --nats-url, ...) have already been taken out of argv by
+ * choreo_config_from_args; what is left here is the command's own flags and
+ * its ID, and anything else is a usage error with a pointer to --help. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void ctl_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("choreoctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* IDs are the positive row numbers that `dead list` shows. */
+static bool parse_id(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    if (!*s)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        int digit = *p - '0';
+        if (v > (INT64_MAX - digit) / 10)
+            return false;
+        v = v * 10 + digit;
+    }
+    if (v == 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int set_status(const char *cmd, const char *value, ctl_args *a)
+{
+    static const char *const known[] = { "parked", "retried", "dropped" };
+    if (strcmp(value, "all") == 0) {
+        a->status = NULL;
+        return CTL_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(value, known[i]) == 0) {
+            a->status = known[i];
+            return CTL_EXIT_OK;
+        }
+    }
+    ctl_error("%s: unknown status \"%s\": use parked, retried, dropped or all", cmd, value);
+    return CTL_EXIT_USAGE;
+}
+
+static int positional(const char *cmd, unsigned allowed, const char *arg, ctl_args *a)
+{
+    if (!(allowed & CTL_OPT_ID) || a->id > 0) {
+        ctl_error("%s: unexpected argument \"%s\": see choreoctl %s --help", cmd, arg, cmd);
+        return CTL_EXIT_USAGE;
+    }
+    if (!parse_id(arg, &a->id)) {
+        ctl_error("%s: invalid ID \"%s\": an ID is a positive whole number, as in the ID "
+                  "column of choreoctl dead list", cmd, arg);
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->status = "parked";
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            a->help = true;
+            return CTL_EXIT_OK;
+        }
+    }
+    bool flags = true;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        int rc = CTL_EXIT_OK;
+        /* "-12" is a wrong ID rather than an unknown flag. */
+        bool flag = flags && arg[0] == '-' && arg[1] != '\0' && !(arg[1] >= '0' && arg[1] <= '9');
+        if (flags && strcmp(arg, "--") == 0) {
+            flags = false;
+        } else if (!flag) {
+            rc = positional(cmd, allowed, arg, a);
+        } else if ((allowed & CTL_OPT_JSON) && strcmp(arg, "--json") == 0) {
+            a->json = true;
+        } else if ((allowed & CTL_OPT_ALL) && strcmp(arg, "--all") == 0) {
+            a->all = true;
+        } else if ((allowed & CTL_OPT_STATUS) && strncmp(arg, "--status=", 9) == 0) {
+            rc = set_status(cmd, arg + 9, a);
+        } else if ((allowed & CTL_OPT_STATUS) && strcmp(arg, "--status") == 0) {
+            if (i + 1 >= argc) {
+                ctl_error("%s: --status needs a value: parked, retried, dropped or all", cmd);
+                return CTL_EXIT_USAGE;
+            }
+            rc = set_status(cmd, argv[++i], a);
+        } else {
+            ctl_error("%s: unknown flag %s: see choreoctl %s --help", cmd, arg, cmd);
+            rc = CTL_EXIT_USAGE;
+        }
+        if (rc != CTL_EXIT_OK)
+            return rc;
+    }
+    if ((allowed & CTL_OPT_ID) && a->id > 0 && a->all) {
+        ctl_error("%s: give either an ID or --all, not both", cmd);
+        return CTL_EXIT_USAGE;
+    }
+    if ((allowed & CTL_OPT_ID) && a->id == 0 && !a->all) {
+        ctl_error("%s: missing ID%s: give the number from the ID column of choreoctl dead list",
+                  cmd, (allowed & CTL_OPT_ALL) ? " (or --all)" : "");
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_settings_check(ctl_settings *s)
+{
+    if (s->env_error[0]) {
+        ctl_error("%s", s->env_error);
+        return CTL_EXIT_USAGE;
+    }
+    if (!choreo_config_get(s->cfg, "db")) {
+        ctl_error("no database given: pass --db FILE (the service's SQLite file) or set "
+                  "CHOREO_DB");
+        return CTL_EXIT_USAGE;
+    }
+    /* choreoctl is not a service, but the library's checks of the other
+     * settings (credentials that go together, ...) apply to it as well, and
+     * they want a service name; it also names choreoctl in log lines. */
+    if (!choreo_config_get(s->cfg, "service") &&
+        choreo_config_set(s->cfg, "service", "choreoctl") != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    if (choreo_config_validate(s->cfg) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
+}

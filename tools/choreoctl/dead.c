@@ -1,0 +1,534 @@
+/* The dead subcommands. Reading (list, show) touches only the database;
+ * retry publishes through choreo_admin_dead_retry, which keeps the original
+ * subject and body, so consumers' inboxes still recognise the event. Each
+ * entry is read first so that errors can say what state it is in. */
+#include "dead.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "help.h"
+#include "json.h"
+#include "mpjson.h"
+#include "text.h"
+
+/* Largest JSON document choreoctl builds; parked bodies are at most
+ * max_event_bytes (8 MiB at most), twice that in hex. */
+#define JSON_MAX ((size_t)64 << 20)
+/* Bytes of a body that is not an envelope shown in the text hex dump. */
+#define HEXDUMP_MAX 256
+
+/* Refuses a path that is missing or is not a choreo database before
+ * choreo_admin_open, which would create or migrate it: a typo in --db must
+ * not leave a new database behind. */
+static int check_database(const char *db)
+{
+    struct stat st;
+    if (stat(db, &st) != 0) {
+        ctl_error("cannot open database %s: %s; pass the service's SQLite file with --db FILE",
+                  db, strerror(errno));
+        return CTL_EXIT_FAIL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ctl_error("%s is not a file: pass the service's SQLite file with --db FILE", db);
+        return CTL_EXIT_FAIL;
+    }
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(h, 5000);
+        rc = sqlite3_prepare_v2(h,
+                                "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                " AND name = 'choreo_dead'",
+                                -1, &q, NULL);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    int out = CTL_EXIT_OK;
+    if (rc == SQLITE_DONE) {
+        ctl_error("%s is not a choreo service's database (it has no table choreo_dead): pass "
+                  "the service's db setting with --db FILE", db);
+        out = CTL_EXIT_FAIL;
+    } else if (rc != SQLITE_ROW) {
+        ctl_error("cannot read database %s: %s; check that it is the service's SQLite file",
+                  db, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+        out = CTL_EXIT_FAIL;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return out;
+}
+
+/* A cleaned copy of s for a terminal, "-" for an empty string. */
+static char *cell(const char *s)
+{
+    return ctl_text_clean(*s ? s : "-", strlen(*s ? s : "-"));
+}
+
+static int oom(void)
+{
+    ctl_error("out of memory");
+    return CTL_EXIT_FAIL;
+}
+
+/* Characters left for the reason column. */
+static size_t reason_width(size_t used)
+{
+    struct winsize ws;
+    size_t cols = 0;
+    if (isatty(STDOUT_FILENO)) {
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+            cols = ws.ws_col;
+        if (cols == 0 && getenv("COLUMNS"))
+            cols = (size_t)strtoul(getenv("COLUMNS"), NULL, 10);
+        if (cols == 0)
+            cols = 80;
+    }
+    if (cols == 0)
+        return 100; /* into a pipe or a file: short enough to read, long enough to grep */
+    return cols > used + 30 ? cols - used : 30;
+}
+
+enum { COL_ID, COL_PARKED, COL_STATUS, COL_CONSUMER, COL_TYPE, COL_EVENT, COL_ATTEMPTS,
+       COL_REASON, NCOLS };
+
+static const char *const headers[NCOLS] = { "ID",   "PARKED (UTC)", "STATUS",   "CONSUMER",
+                                            "TYPE", "EVENT ID",     "ATTEMPTS", "REASON" };
+
+static bool fill_row(char **row, const choreo_dead_entry *e)
+{
+    char id[24], at[32], attempts[24];
+    snprintf(id, sizeof id, "%" PRId64, e->id);
+    ctl_time_iso(e->parked_at_ms, false, at);
+    snprintf(attempts, sizeof attempts, "%" PRId64, e->attempts);
+    const char *src[NCOLS] = { id, at, e->status, e->consumer, e->event_type, e->event_id,
+                               attempts, e->reason };
+    for (int c = 0; c < NCOLS; c++)
+        if (!(row[c] = cell(src[c])))
+            return false;
+    return true;
+}
+
+static int print_table(const choreo_dead_entry *list, size_t n)
+{
+    char **cells = calloc(n * NCOLS, sizeof *cells);
+    if (!cells)
+        return oom();
+    int rc = CTL_EXIT_OK;
+    size_t width[NCOLS];
+    for (int c = 0; c < NCOLS; c++)
+        width[c] = ctl_text_width(headers[c]);
+    for (size_t i = 0; i < n && rc == CTL_EXIT_OK; i++) {
+        if (!fill_row(cells + i * NCOLS, &list[i])) {
+            rc = oom();
+            break;
+        }
+        for (int c = 0; c < COL_REASON; c++) {
+            size_t w = ctl_text_width(cells[i * NCOLS + c]);
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    if (rc == CTL_EXIT_OK) {
+        size_t used = 0;
+        for (int c = 0; c < COL_REASON; c++)
+            used += width[c] + 2;
+        size_t rw = reason_width(used);
+        for (size_t i = 0; i <= n; i++) {
+            for (int c = 0; c < NCOLS; c++) {
+                if (i > 0 && c == COL_REASON)
+                    ctl_text_truncate(cells[(i - 1) * NCOLS + c], rw);
+                const char *s = i == 0 ? headers[c] : cells[(i - 1) * NCOLS + c];
+                if (c == COL_REASON)
+                    fputs(s, stdout);
+                else
+                    ctl_text_pad(stdout, s, width[c] + 2);
+            }
+            fputc('\n', stdout);
+        }
+    }
+    for (size_t i = 0; i < n * NCOLS; i++)
+        free(cells[i]);
+    free(cells);
+    return rc;
+}
+
+/* The fields of an entry as members of the JSON object being written. */
+static void entry_json(ctl_json *j, const choreo_dead_entry *e)
+{
+    char t[32];
+    ctl_json_key(j, "id");
+    ctl_json_int(j, e->id);
+    ctl_json_key(j, "consumer");
+    ctl_json_cstr(j, e->consumer);
+    ctl_json_key(j, "event_id");
+    ctl_json_cstr(j, e->event_id);
+    ctl_json_key(j, "event_type");
+    ctl_json_cstr(j, e->event_type);
+    ctl_json_key(j, "subject");
+    ctl_json_cstr(j, e->subject);
+    ctl_json_key(j, "reason");
+    ctl_json_cstr(j, e->reason);
+    ctl_json_key(j, "attempts");
+    ctl_json_int(j, e->attempts);
+    ctl_json_key(j, "parked_at_ms");
+    ctl_json_int(j, e->parked_at_ms);
+    ctl_json_key(j, "parked_at");
+    ctl_time_iso(e->parked_at_ms, true, t);
+    ctl_json_cstr(j, t);
+    ctl_json_key(j, "updated_at_ms");
+    ctl_json_int(j, e->updated_at_ms);
+    ctl_json_key(j, "updated_at");
+    if (e->updated_at_ms > 0) {
+        ctl_time_iso(e->updated_at_ms, true, t);
+        ctl_json_cstr(j, t);
+    } else {
+        ctl_json_null(j);
+    }
+    ctl_json_key(j, "status");
+    ctl_json_cstr(j, e->status);
+    ctl_json_key(j, "body_len");
+    ctl_json_uint(j, e->body_len);
+}
+
+/* Prints a finished document, or says why there is none. */
+static int print_json(ctl_json *j)
+{
+    if (j->failed) {
+        ctl_error("cannot build the JSON output: out of memory or larger than %zu MiB",
+                  JSON_MAX >> 20);
+        return CTL_EXIT_FAIL;
+    }
+    fputs(j->buf, stdout);
+    fputc('\n', stdout);
+    return CTL_EXIT_OK;
+}
+
+static int cmd_list(choreo_admin *adm, const ctl_args *a, const char *db)
+{
+    choreo_dead_entry *list = NULL;
+    size_t n = 0;
+    if (choreo_admin_dead_list(adm, a->status, &list, &n) != CHOREO_OK) {
+        ctl_error("dead list: %s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    int rc;
+    if (a->json) {
+        ctl_json j;
+        ctl_json_init(&j, JSON_MAX, true, 0);
+        ctl_json_array_begin(&j);
+        for (size_t i = 0; i < n; i++) {
+            ctl_json_object_begin(&j);
+            entry_json(&j, &list[i]);
+            ctl_json_object_end(&j);
+        }
+        ctl_json_array_end(&j);
+        rc = print_json(&j);
+        ctl_json_free(&j);
+    } else if (n == 0) {
+        printf("No %s messages in %s.\n", a->status ? a->status : "parked, retried or dropped",
+               db);
+        rc = CTL_EXIT_OK;
+    } else {
+        rc = print_table(list, n);
+    }
+    free(list);
+    return rc;
+}
+
+/* Reads an entry, saying what is wrong when it cannot. */
+static int get_entry(choreo_admin *adm, const char *cmd, int64_t id, const char *db,
+                     choreo_dead_entry *e, uint8_t **body, size_t *len)
+{
+    choreo_status s = choreo_admin_dead_get(adm, id, e, body, len);
+    if (s == CHOREO_ENOTFOUND) {
+        ctl_error("%s: no message with ID %" PRId64 " in %s: see choreoctl dead list "
+                  "--status all for the IDs there are", cmd, id, db);
+        return CTL_EXIT_FAIL;
+    }
+    if (s != CHOREO_OK) {
+        ctl_error("%s: %s", cmd, choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
+static void show_field(const char *label, const char *value)
+{
+    char *clean = cell(value);
+    printf("%-12s%s\n", label, clean ? clean : "(out of memory)");
+    free(clean);
+}
+
+static void show_envelope_field(const char *label, const char *s, uint32_t len)
+{
+    char *clean = len ? ctl_text_clean(s, len) : NULL;
+    printf("  %-9s%s\n", label, clean ? clean : "-");
+    free(clean);
+}
+
+static void show_entry_text(const choreo_dead_entry *e)
+{
+    char t[32];
+    printf("%-12s%" PRId64 "\n", "ID:", e->id);
+    show_field("Status:", e->status);
+    show_field("Consumer:", e->consumer);
+    show_field("Event id:", e->event_id);
+    show_field("Event type:", e->event_type);
+    show_field("Subject:", e->subject);
+    printf("%-12s%" PRId64 "\n", "Attempts:", e->attempts);
+    ctl_time_iso(e->parked_at_ms, true, t);
+    printf("%-12s%s\n", "Parked at:", t);
+    ctl_time_iso(e->updated_at_ms, true, t);
+    printf("%-12s%s\n", "Updated at:", t);
+    show_field("Reason:", e->reason);
+}
+
+static void show_text(const choreo_dead_entry *e, const uint8_t *body, size_t len,
+                      const ctl_envelope *env, const ctl_json *data, const char *why)
+{
+    show_entry_text(e);
+    if (!env) {
+        char *clean = ctl_text_clean(why, strlen(why));
+        printf("%-12s%zu bytes, not a valid choreo envelope: %s\n", "Body:", len,
+               clean ? clean : why);
+        free(clean);
+        ctl_hexdump(stdout, body, len, HEXDUMP_MAX, 2);
+        return;
+    }
+    char t[32];
+    printf("%-12s%zu bytes, a choreo envelope:\n", "Body:", len);
+    show_envelope_field("id:", env->id, env->id_len);
+    show_envelope_field("type:", env->type, env->type_len);
+    printf("  %-9s%" PRIu64 "\n", "v:", env->version);
+    show_envelope_field("saga:", env->saga, env->saga_len);
+    show_envelope_field("cause:", env->cause, env->has_cause ? env->cause_len : 0);
+    show_envelope_field("src:", env->src, env->src_len);
+    ctl_time_iso(env->ts_ms, true, t);
+    printf("  %-9s%" PRId64 " (%s)\n", "ts:", env->ts_ms, t);
+    printf("  %-9s%s\n", "data:", data->buf);
+}
+
+static void show_json(ctl_json *j, const choreo_dead_entry *e, const uint8_t *body, size_t len,
+                      const ctl_envelope *env, const ctl_json *data, const char *why)
+{
+    ctl_json_object_begin(j);
+    entry_json(j, e);
+    ctl_json_key(j, "envelope");
+    if (env) {
+        ctl_json_object_begin(j);
+        ctl_json_key(j, "id");
+        ctl_json_str(j, env->id, env->id_len);
+        ctl_json_key(j, "type");
+        ctl_json_str(j, env->type, env->type_len);
+        ctl_json_key(j, "v");
+        ctl_json_uint(j, env->version);
+        ctl_json_key(j, "saga");
+        ctl_json_str(j, env->saga, env->saga_len);
+        ctl_json_key(j, "cause");
+        if (env->has_cause)
+            ctl_json_str(j, env->cause, env->cause_len);
+        else
+            ctl_json_null(j);
+        ctl_json_key(j, "src");
+        ctl_json_str(j, env->src, env->src_len);
+        ctl_json_key(j, "ts");
+        ctl_json_int(j, env->ts_ms);
+        ctl_json_key(j, "data");
+        /* data was rendered at this depth and margin; splice its text in. */
+        ctl_json_raw(j, data->buf, data->len);
+        ctl_json_object_end(j);
+    } else {
+        ctl_json_null(j);
+        ctl_json_key(j, "envelope_error");
+        ctl_json_cstr(j, why);
+        ctl_json_key(j, "body_hex");
+        ctl_json_hex(j, body, len);
+    }
+    ctl_json_object_end(j);
+}
+
+static int cmd_show(choreo_admin *adm, const ctl_args *a, const char *db)
+{
+    choreo_dead_entry e;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int rc = get_entry(adm, "dead show", a->id, db, &e, &body, &len);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    ctl_envelope env;
+    char why[256] = "";
+    ctl_json data;
+    /* In JSON, data sits two levels deep (entry object, envelope object); in
+     * text, it follows the "  data:    " label. */
+    ctl_json_init(&data, JSON_MAX, true, a->json ? 4 : 11);
+    bool ok = ctl_envelope_read(body, len, &env, why, sizeof why);
+    if (ok) {
+        choreo_mp_reader r;
+        choreo_mp_reader_init(&r, env.data, env.data_len);
+        ok = ctl_mp_json(&r, &data, CTL_DATA_DEPTH, why, sizeof why);
+    }
+    if (ok && data.failed) {
+        rc = print_json(&data); /* says why there is no output */
+    } else if (a->json) {
+        ctl_json j;
+        ctl_json_init(&j, JSON_MAX, true, 0);
+        show_json(&j, &e, body, len, ok ? &env : NULL, &data, why);
+        rc = print_json(&j);
+        ctl_json_free(&j);
+    } else {
+        show_text(&e, body, len, ok ? &env : NULL, &data, why);
+    }
+    ctl_json_free(&data);
+    free(body);
+    return rc;
+}
+
+static const char *status_phrase(const char *status)
+{
+    return strcmp(status, "retried") == 0 ? "was already retried" : "was dropped";
+}
+
+/* Retries one entry; prints one line on stdout when it worked. */
+static int retry_one(choreo_admin *adm, int64_t id, const char *db)
+{
+    choreo_dead_entry e;
+    int rc = get_entry(adm, "dead retry", id, db, &e, NULL, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    char t[32];
+    if (strcmp(e.status, "parked") != 0) {
+        ctl_time_iso(e.updated_at_ms, false, t);
+        ctl_error("dead retry: message %" PRId64 " %s at %s; only parked messages can be "
+                  "retried, each once (see choreoctl dead list)", id, status_phrase(e.status), t);
+        return CTL_EXIT_FAIL;
+    }
+    if (choreo_admin_dead_retry(adm, id) != CHOREO_OK) {
+        ctl_error("dead retry: message %" PRId64 " stays parked: %s", id, choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    char *event = cell(e.event_id), *type = cell(e.event_type), *subject = cell(e.subject);
+    if (event && type && subject)
+        printf("retried message %" PRId64 ": event %s (%s) published again on %s\n", id, event,
+               type, subject);
+    else
+        printf("retried message %" PRId64 "\n", id);
+    free(event);
+    free(type);
+    free(subject);
+    return CTL_EXIT_OK;
+}
+
+static int cmd_retry(choreo_admin *adm, const ctl_args *a, const char *db)
+{
+    if (!a->all)
+        return retry_one(adm, a->id, db);
+    choreo_dead_entry *list = NULL;
+    size_t n = 0;
+    if (choreo_admin_dead_list(adm, "parked", &list, &n) != CHOREO_OK) {
+        ctl_error("dead retry --all: %s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    if (n == 0)
+        printf("No parked messages in %s: nothing to retry.\n", db);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++)
+        if (retry_one(adm, list[i].id, db) != CTL_EXIT_OK)
+            failed++;
+    free(list);
+    if (n > 0)
+        printf("Retried %zu of %zu parked messages%s.\n", n - failed, n,
+               failed ? "; see the errors above" : "");
+    return failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+}
+
+static int cmd_drop(choreo_admin *adm, const ctl_args *a, const char *db)
+{
+    choreo_dead_entry e;
+    int rc = get_entry(adm, "dead drop", a->id, db, &e, NULL, NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (strcmp(e.status, "parked") != 0) {
+        char t[32];
+        ctl_time_iso(e.updated_at_ms, false, t);
+        ctl_error("dead drop: message %" PRId64 " %s at %s; only parked messages can be "
+                  "dropped (see choreoctl dead list)", a->id, status_phrase(e.status), t);
+        return CTL_EXIT_FAIL;
+    }
+    if (choreo_admin_dead_drop(adm, a->id) != CHOREO_OK) {
+        ctl_error("dead drop: message %" PRId64 " stays parked: %s", a->id, choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    char *event = cell(e.event_id), *type = cell(e.event_type);
+    printf("dropped message %" PRId64 ": event %s (%s) will not be retried\n", a->id,
+           event ? event : "-", type ? type : "-");
+    free(event);
+    free(type);
+    return CTL_EXIT_OK;
+}
+
+struct subcommand {
+    const char *name;  /* "dead list" */
+    unsigned allowed;  /* enum ctl_opt */
+    void (*help)(FILE *f);
+    int (*run)(choreo_admin *adm, const ctl_args *a, const char *db);
+};
+
+static const struct subcommand subcommands[] = {
+    { "dead list", CTL_OPT_STATUS | CTL_OPT_JSON, ctl_help_dead_list, cmd_list },
+    { "dead show", CTL_OPT_ID | CTL_OPT_JSON, ctl_help_dead_show, cmd_show },
+    { "dead retry", CTL_OPT_ID | CTL_OPT_ALL, ctl_help_dead_retry, cmd_retry },
+    { "dead drop", CTL_OPT_ID, ctl_help_dead_drop, cmd_drop },
+};
+
+int ctl_dead_main(ctl_settings *s, int argc, char **argv)
+{
+    if (argc == 0) {
+        ctl_error("dead: missing subcommand: use list, show, retry or drop (see choreoctl dead "
+                  "--help)");
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        ctl_help_dead(stdout);
+        return CTL_EXIT_OK;
+    }
+    const struct subcommand *sub = NULL;
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (strcmp(argv[0], subcommands[i].name + 5) == 0)
+            sub = &subcommands[i];
+    if (!sub) {
+        if (argv[0][0] == '-')
+            ctl_error("dead: unknown flag %s: flags follow the subcommand, as in choreoctl dead "
+                      "list --json (see choreoctl dead --help)", argv[0]);
+        else
+            ctl_error("dead: unknown subcommand \"%s\": use list, show, retry or drop (see "
+                      "choreoctl dead --help)", argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    ctl_args a;
+    int rc = ctl_args_parse(sub->name, sub->allowed, argc - 1, argv + 1, &a);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (a.help) {
+        sub->help(stdout);
+        return CTL_EXIT_OK;
+    }
+    if ((rc = ctl_settings_check(s)) != CTL_EXIT_OK)
+        return rc;
+    const char *db = choreo_config_get(s->cfg, "db");
+    if ((rc = check_database(db)) != CTL_EXIT_OK)
+        return rc;
+    choreo_admin *adm = NULL;
+    if (choreo_admin_open(&adm, s->cfg) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    rc = sub->run(adm, &a, db);
+    choreo_admin_close(adm);
+    return rc;
+}

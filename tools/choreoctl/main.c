@@ -1,0 +1,71 @@
+/* choreoctl: the operator's tool for a choreo service's parked messages.
+ * Settings come exactly as for services (CHOREO_* variables, then flags);
+ * what is left on the command line is the command and its own flags. */
+#include <stdio.h>
+#include <string.h>
+
+#include <choreo.h>
+
+#include "cli.h"
+#include "dead.h"
+#include "help.h"
+
+static int run(ctl_settings *s, int argc, char **argv)
+{
+    if (argc == 0) {
+        ctl_error("missing command: try choreoctl --db FILE dead list, or see choreoctl --help");
+        return CTL_EXIT_USAGE;
+    }
+    const char *cmd = argv[0];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        ctl_help_main(stdout);
+        return CTL_EXIT_OK;
+    }
+    if (strcmp(cmd, "--help-settings") == 0) {
+        ctl_help_settings(stdout, s->cfg);
+        return CTL_EXIT_OK;
+    }
+    if (strcmp(cmd, "dead") == 0)
+        return ctl_dead_main(s, argc - 1, argv + 1);
+    if (cmd[0] == '-')
+        ctl_error("unknown flag %s: see choreoctl --help for the settings and commands", cmd);
+    else
+        ctl_error("unknown command \"%s\": choreoctl has the command dead (list, show, retry, "
+                  "drop); see choreoctl --help", cmd);
+    return CTL_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    ctl_settings s;
+    memset(&s, 0, sizeof s);
+    if (choreo_config_create(&s.cfg) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    int rc;
+    /* A command prints its result; the library's info lines ("connected to
+     * NATS") would only be noise. --log-level and CHOREO_LOG_LEVEL still win. */
+    if (choreo_config_set(s.cfg, "log_level", "warn") != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        rc = CTL_EXIT_FAIL;
+        goto done;
+    }
+    /* A refused variable is reported only when a command needs the
+     * settings, so that --help works in any environment. */
+    if (choreo_config_from_env(s.cfg) != CHOREO_OK)
+        snprintf(s.env_error, sizeof s.env_error, "%s", choreo_last_error());
+    if (choreo_config_from_args(s.cfg, &argc, argv) != CHOREO_OK) {
+        ctl_error("%s (see choreoctl --help)", choreo_last_error());
+        rc = CTL_EXIT_USAGE;
+        goto done;
+    }
+    rc = run(&s, argc - 1, argv + 1);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        ctl_error("cannot write the output: the terminal or pipe was closed");
+        rc = CTL_EXIT_FAIL;
+    }
+done:
+    choreo_config_destroy(s.cfg);
+    return rc;
+}
