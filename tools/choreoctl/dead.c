@@ -394,6 +394,31 @@ static const char *status_phrase(const char *status)
     return strcmp(status, "retried") == 0 ? "was already retried" : "was dropped";
 }
 
+/* "event 01J... (OrderCreated)", or what stands in for it when the body
+ * could not be decoded, cleaned for the terminal. */
+static void describe(const choreo_dead_entry *e, char *out, size_t cap)
+{
+    if (!e->event_id[0]) {
+        snprintf(out, cap, "a message without an event id");
+        return;
+    }
+    char *id = cell(e->event_id), *type = cell(e->event_type);
+    snprintf(out, cap, "event %s (%s)", id ? id : "?", type ? type : "?");
+    free(id);
+    free(type);
+}
+
+/* A failed retry or drop: NATS failures happen before anything changed,
+ * others may come from either side of the publish, so say where to look. */
+static void admin_failed(const char *cmd, int64_t id, choreo_status s)
+{
+    if (s == CHOREO_ENATS || s == CHOREO_ENOSERVER || s == CHOREO_EAUTH || s == CHOREO_ETIMEOUT)
+        ctl_error("%s: message %" PRId64 " stays parked: %s", cmd, id, choreo_last_error());
+    else
+        ctl_error("%s: message %" PRId64 ": %s; see its state with choreoctl dead show %" PRId64,
+                  cmd, id, choreo_last_error(), id);
+}
+
 /* Retries one entry; prints one line on stdout when it worked. */
 static int retry_one(choreo_admin *adm, int64_t id, const char *db)
 {
@@ -401,25 +426,22 @@ static int retry_one(choreo_admin *adm, int64_t id, const char *db)
     int rc = get_entry(adm, "dead retry", id, db, &e, NULL, NULL);
     if (rc != CTL_EXIT_OK)
         return rc;
-    char t[32];
+    char t[32], what[128];
     if (strcmp(e.status, "parked") != 0) {
         ctl_time_iso(e.updated_at_ms, false, t);
         ctl_error("dead retry: message %" PRId64 " %s at %s; only parked messages can be "
                   "retried, each once (see choreoctl dead list)", id, status_phrase(e.status), t);
         return CTL_EXIT_FAIL;
     }
-    if (choreo_admin_dead_retry(adm, id) != CHOREO_OK) {
-        ctl_error("dead retry: message %" PRId64 " stays parked: %s", id, choreo_last_error());
+    choreo_status s = choreo_admin_dead_retry(adm, id);
+    if (s != CHOREO_OK) {
+        admin_failed("dead retry", id, s);
         return CTL_EXIT_FAIL;
     }
-    char *event = cell(e.event_id), *type = cell(e.event_type), *subject = cell(e.subject);
-    if (event && type && subject)
-        printf("retried message %" PRId64 ": event %s (%s) published again on %s\n", id, event,
-               type, subject);
-    else
-        printf("retried message %" PRId64 "\n", id);
-    free(event);
-    free(type);
+    describe(&e, what, sizeof what);
+    char *subject = cell(e.subject);
+    printf("retried message %" PRId64 ": %s published again on %s\n", id, what,
+           subject ? subject : "its subject");
     free(subject);
     return CTL_EXIT_OK;
 }
@@ -460,15 +482,14 @@ static int cmd_drop(choreo_admin *adm, const ctl_args *a, const char *db)
                   "dropped (see choreoctl dead list)", a->id, status_phrase(e.status), t);
         return CTL_EXIT_FAIL;
     }
-    if (choreo_admin_dead_drop(adm, a->id) != CHOREO_OK) {
-        ctl_error("dead drop: message %" PRId64 " stays parked: %s", a->id, choreo_last_error());
+    choreo_status st = choreo_admin_dead_drop(adm, a->id);
+    if (st != CHOREO_OK) {
+        admin_failed("dead drop", a->id, st);
         return CTL_EXIT_FAIL;
     }
-    char *event = cell(e.event_id), *type = cell(e.event_type);
-    printf("dropped message %" PRId64 ": event %s (%s) will not be retried\n", a->id,
-           event ? event : "-", type ? type : "-");
-    free(event);
-    free(type);
+    char what[128];
+    describe(&e, what, sizeof what);
+    printf("dropped message %" PRId64 ": %s will not be retried\n", a->id, what);
     return CTL_EXIT_OK;
 }
 

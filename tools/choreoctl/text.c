@@ -12,17 +12,20 @@ size_t ctl_utf8_seq(const unsigned char *p, size_t n)
     unsigned char c = p[0];
     if (c < 0x80)
         return 1;
-    size_t len;
-    uint32_t cp, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2, cp = c & 0x1fu, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3, cp = c & 0x0fu, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4, cp = c & 0x07u, min = 0x10000;
-    } else {
+    /* Lead byte: sequence length, its payload bits, the smallest code point
+     * that needs this length (anything below is an overlong form). */
+    static const struct { unsigned char lo, hi, mask; size_t len; uint32_t min; } leads[] = {
+        { 0xc2, 0xdf, 0x1f, 2, 0x80 },
+        { 0xe0, 0xef, 0x0f, 3, 0x800 },
+        { 0xf0, 0xf4, 0x07, 4, 0x10000 },
+    };
+    size_t k = 0;
+    while (k < 3 && !(c >= leads[k].lo && c <= leads[k].hi))
+        k++;
+    if (k == 3)
         return 0;
-    }
+    size_t len = leads[k].len;
+    uint32_t cp = c & leads[k].mask, min = leads[k].min;
     if (n < len)
         return 0;
     for (size_t i = 1; i < len; i++) {
