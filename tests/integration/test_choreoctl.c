@@ -160,6 +160,26 @@ static void dead_status_is(const char *dir, long long id, const char *status)
     cr_assert_eq(support_count(dir, "worker", sql), 1, "entry %lld is not %s", id, status);
 }
 
+/* The service bumps its counters before the batch commits, so conditions
+ * that choreoctl or SQL must see are awaited in the database itself. */
+struct count_arg {
+    const char *dir;
+    const char *sql;
+    long long want;
+};
+
+static bool count_reaches(void *p)
+{
+    struct count_arg *a = p;
+    return support_count(a->dir, "worker", a->sql) >= a->want;
+}
+
+static bool wait_count(const char *dir, const char *sql, long long want)
+{
+    struct count_arg a = { dir, sql, want };
+    return support_wait(count_reaches, &a, 20000);
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -177,8 +197,8 @@ Test(choreoctl, retry_applies_a_fixed_event_once_and_drop_closes_another, .timeo
     char a[CHOREO_ID_SIZE], b[CHOREO_ID_SIZE];
     support_emit(svc, "Fragile", "saga-a", 41, a);
     support_emit(svc, "Fragile", "saga-b", 42, b);
-    struct stat_arg parked = { svc, 1, 2 };
-    cr_assert(support_wait(stat_reaches, &parked, 20000), "the events were never parked");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 2),
+              "the events were never parked");
     cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied"), 0);
     long long id_a = dead_id(dir, a), id_b = dead_id(dir, b);
     cr_assert(id_a > 0 && id_b > 0);
@@ -213,8 +233,8 @@ Test(choreoctl, retry_applies_a_fixed_event_once_and_drop_closes_another, .timeo
     ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
     cr_assert_eq(r.status, 0, "dead retry: %s", r.err);
     cr_assert(strstr(r.out, a), "%s", r.out);
-    struct stat_arg handled = { svc, 0, 1 };
-    cr_assert(support_wait(stat_reaches, &handled, 20000), "the retried event was not handled");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1),
+              "the retried event was not handled");
     dead_status_is(dir, id_a, "retried");
     ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
     cr_assert_eq(r.status, 1, "a second retry must fail: %s", r.out);
@@ -333,8 +353,8 @@ Test(choreoctl, output_escapes_hostile_text_and_retry_all_retries_each, .timeout
     char c[CHOREO_ID_SIZE], d[CHOREO_ID_SIZE];
     support_emit(svc, "Fragile", "saga-c", 1, c);
     support_emit(svc, "Fragile", "saga-d", 2, d);
-    struct stat_arg parked = { svc, 1, 3 };
-    cr_assert(support_wait(stat_reaches, &parked, 20000), "the messages were never parked");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 3),
+              "the messages were never parked");
     long long bad = support_count(dir, "worker",
                                   "SELECT id FROM choreo_dead WHERE event_id IS NULL OR event_id = ''");
 
@@ -364,11 +384,13 @@ Test(choreoctl, output_escapes_hostile_text_and_retry_all_retries_each, .timeout
     ctl(&r, dir, server.url, "dead", "retry", "--all", NULL);
     cr_assert_eq(r.status, 0, "retry --all: %s", r.err);
     cr_assert(strstr(r.out, "Retried 3 of 3"), "%s", r.out);
-    struct stat_arg handled = { svc, 0, 2 };
-    cr_assert(support_wait(stat_reaches, &handled, 20000), "the retried events were not handled");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 2),
+              "the retried events were not handled");
     /* The malformed message is parked again, as a new entry. */
-    struct stat_arg reparked = { svc, 1, 4 };
-    cr_assert(support_wait(stat_reaches, &reparked, 20000), "the malformed message vanished");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
+              "the malformed message vanished");
+    struct stat_arg handled = { svc, 0, 2 };
+    cr_assert(support_wait(stat_reaches, &handled, 20000));
     cr_assert_eq(applied(dir, c), 1);
     cr_assert_eq(applied(dir, d), 1);
     cr_assert_eq(support_count(dir, "worker",
