@@ -391,7 +391,11 @@ static int cmd_show(choreo_admin *adm, const ctl_args *a, const char *db)
 
 static const char *status_phrase(const char *status)
 {
-    return strcmp(status, "retried") == 0 ? "was already retried" : "was dropped";
+    if (strcmp(status, "retried") == 0)
+        return "was already retried";
+    if (strcmp(status, "dropped") == 0)
+        return "was dropped";
+    return "is not parked"; /* a status written by a newer choreo */
 }
 
 /* "event 01J... (OrderCreated)", or what stands in for it when the body
