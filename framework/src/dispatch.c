@@ -57,14 +57,16 @@ static void *fetch_main(void *arg)
         }
         if (list.Count > 0)
             choreo__crashpoint(&svc->crash, CP_BETWEEN_FETCH_AND_DISPATCH);
+        choreo_item items[FETCH_MAX];
+        int64_t now = choreo__mono_us();
+        for (int i = 0; i < list.Count; i++)
+            items[i] = (choreo_item){ list.Msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
+        int taken = choreo__queue_push_many(&svc->queue, items, list.Count, &svc->stop);
         for (int i = 0; i < list.Count; i++) {
-            choreo_item it = { list.Msgs[i], ITEM_EVENT, (int)(rt - svc->routes),
-                               choreo__mono_us() };
-            if (choreo__queue_push(&svc->queue, &it, &svc->stop)) {
-                list.Msgs[i] = NULL;
-            } else {
-                natsMsg_Nak(list.Msgs[i], NULL);
-            }
+            if (i < taken)
+                list.Msgs[i] = NULL; /* the queue owns it now */
+            else
+                natsMsg_Nak(list.Msgs[i], NULL); /* stopping: hand it back */
         }
         natsMsgList_Destroy(&list);
     }

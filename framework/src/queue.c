@@ -34,22 +34,32 @@ void choreo__queue_destroy(choreo_queue *q)
     pthread_cond_destroy(&q->not_full);
 }
 
+int choreo__queue_push_many(choreo_queue *q, const choreo_item *items, int n,
+                            const atomic_bool *stop)
+{
+    int done = 0;
+    pthread_mutex_lock(&q->lock);
+    while (done < n) {
+        if (q->count == q->cap) {
+            if (atomic_load(stop))
+                break;
+            pthread_cond_signal(&q->not_empty);
+            struct timespec until = choreo__deadline_in_ms(50);
+            pthread_cond_timedwait(&q->not_full, &q->lock, &until);
+            continue;
+        }
+        q->items[(q->head + q->count) % q->cap] = items[done++];
+        q->count++;
+    }
+    if (done > 0)
+        pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->lock);
+    return done;
+}
+
 bool choreo__queue_push(choreo_queue *q, const choreo_item *item, const atomic_bool *stop)
 {
-    pthread_mutex_lock(&q->lock);
-    while (q->count == q->cap) {
-        if (atomic_load(stop)) {
-            pthread_mutex_unlock(&q->lock);
-            return false;
-        }
-        struct timespec until = choreo__deadline_in_ms(50);
-        pthread_cond_timedwait(&q->not_full, &q->lock, &until);
-    }
-    q->items[(q->head + q->count) % q->cap] = *item;
-    q->count++;
-    pthread_cond_signal(&q->not_empty);
-    pthread_mutex_unlock(&q->lock);
-    return true;
+    return choreo__queue_push_many(q, item, 1, stop) == 1;
 }
 
 int choreo__queue_pop(choreo_queue *q, choreo_item *out, int max, int timeout_ms)

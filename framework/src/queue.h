@@ -33,6 +33,12 @@ void choreo__queue_destroy(choreo_queue *q); /* destroys messages still queued *
  * item not taken) once *stop becomes true. */
 bool choreo__queue_push(choreo_queue *q, const choreo_item *item, const atomic_bool *stop);
 
+/* Adds n items in order under one lock and one wake-up, waiting for room
+ * as needed. Returns how many were taken (all n unless *stop became true);
+ * the caller keeps the rest. */
+int choreo__queue_push_many(choreo_queue *q, const choreo_item *items, int n,
+                            const atomic_bool *stop);
+
 /* Takes up to max items that are already queued, waiting at most
  * timeout_ms for the first. Returns how many were taken. */
 int choreo__queue_pop(choreo_queue *q, choreo_item *out, int max, int timeout_ms);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -159,4 +161,17 @@ choreo_stats support_stats(choreo_service *svc)
     choreo_stats s;
     choreo_service_stats(svc, &s);
     return s;
+}
+
+pid_t support_fork(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork failed");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+    }
+    return pid;
 }

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "choreo.h"
 #include "natsd.h"
@@ -34,6 +35,10 @@ void support_exec(const char *dir, const char *name, const char *sql);
 /* Emits one event of type with data {"n": n} in its own command transaction. */
 void support_emit(choreo_service *svc, const char *type, const char *saga, int64_t n,
                   char id_out[CHOREO_ID_SIZE]);
+
+/* fork() for tests: the child is killed when the test process dies, so a
+ * failed assertion never leaves a service process behind. */
+pid_t support_fork(void);
 
 /* A loopback TCP port that was free a moment ago. */
 int support_free_port(void);

@@ -158,8 +158,7 @@ Test(pipeline, a_redelivery_after_a_kill_before_the_ack_is_applied_once, .timeou
     /* The first inventory process dies right after its first commit, before
      * acking: JetStream redelivers to the next process, whose inbox must
      * recognise the event. */
-    pid_t child = fork();
-    cr_assert_neq(child, -1);
+    pid_t child = support_fork();
     if (child == 0) {
         setenv("CHOREO_CRASHPOINTS", "after_commit_before_ack", 1);
         choreo_service *inv = make_inv(&w, "log_level=error");
@@ -255,8 +254,7 @@ Test(pipeline, a_service_killed_after_commit_before_publish_publishes_at_restart
 {
     struct world w;
     world_up(&w);
-    pid_t child = fork();
-    cr_assert_neq(child, -1);
+    pid_t child = support_fork();
     if (child == 0) {
         /* A long scan period keeps the relay from racing the crash point. */
         setenv("CHOREO_CRASHPOINTS", "after_commit_before_publish", 1);
