@@ -96,7 +96,8 @@ int sup_create(sup **out, const sup_options *opts)
         }
     } else {
         const char *tmp = getenv("TMPDIR");
-        snprintf(s->workdir, sizeof s->workdir, "%s/choreo-sup-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        snprintf(s->workdir, sizeof s->workdir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+                 s->opt.fresh_name ? s->opt.fresh_name : "choreo-sup");
         if (!mkdtemp(s->workdir)) {
             fprintf(stderr, "supervisor: cannot create a work directory in %s: %s\n",
                     tmp && *tmp ? tmp : "/tmp", strerror(errno));
@@ -219,6 +220,10 @@ static int wait_ready(sup *s, struct child *c)
     char subject[200];
     snprintf(subject, sizeof subject, "%s-rpc.%s.Ping", s->prefix, c->name);
     for (int waited = 0; waited < s->opt.ready_timeout_ms; waited += 100) {
+        if (s->opt.cancel && *s->opt.cancel) {
+            fprintf(stderr, "supervisor: interrupted while waiting for %s\n", c->name);
+            return -1;
+        }
         natsMsg *m = NULL;
         natsStatus st = natsConnection_Request(&m, s->nc, subject, "", 0, 100);
         natsMsg_Destroy(m);
@@ -425,6 +430,11 @@ void sup_destroy(sup *s)
     }
     free(s->kids);
     free(s);
+}
+
+void sup_keep_workdir(sup *s, bool keep)
+{
+    s->opt.keep_workdir = keep;
 }
 
 int sup_service_count(const sup *s)

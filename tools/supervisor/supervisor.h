@@ -17,6 +17,7 @@
 #ifndef CHOREO_SUPERVISOR_H
 #define CHOREO_SUPERVISOR_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -27,7 +28,10 @@ typedef struct sup_options {
     /* Work directory (created if needed). NULL: a fresh
      * $TMPDIR/choreo-sup-XXXXXX that sup_destroy removes. */
     const char *workdir;
-    /* Keep a fresh work directory on destroy (a given one is always kept). */
+    /* Name of a fresh work directory, completed by mkdtemp [choreo-sup]. */
+    const char *fresh_name;
+    /* Keep a fresh work directory on destroy (a given one is always kept);
+     * see also sup_keep_workdir. */
     bool keep_workdir;
     /* Subject prefix of the services (for the Ping health check) [choreo]. */
     const char *prefix;
@@ -37,6 +41,9 @@ typedef struct sup_options {
     int stop_timeout_ms;
     /* How long start waits for a service to answer Ping, in ms [20000]. */
     int ready_timeout_ms;
+    /* When not NULL and set non-zero (say by a signal handler), waiting for
+     * a service to answer gives up at once. */
+    volatile sig_atomic_t *cancel;
 } sup_options;
 
 /* A service to supervise. Everything is copied. */
@@ -90,6 +97,9 @@ void sup_stop_all(sup *s);
 
 /* sup_stop_all, removes a fresh work directory unless kept, frees. NULL ok. */
 void sup_destroy(sup *s);
+
+/* Changes whether sup_destroy keeps a fresh work directory. */
+void sup_keep_workdir(sup *s, bool keep);
 
 int sup_service_count(const sup *s);
 int sup_find(const sup *s, const char *name);       /* index or -1 */

@@ -1,0 +1,548 @@
+/* shop-demo: the whole shop saga in one command (tools/demo runs it). It
+ * starts nats-server and the four services through the supervisor, seeds
+ * the world, places N orders in a mix that goes down every path, waits
+ * until every saga is final, checks the invariants on the four databases,
+ * prints a summary (or one JSON object), and stops everything it started,
+ * also on Ctrl-C and SIGTERM. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "shop_check.h"
+#include "shop_client.h"
+#include "shop_svc.h"
+#include "shop_world.h"
+#include "supervisor.h"
+
+static const char USAGE[] =
+    "usage: shop-demo [--orders N] [--json] [--keep] [options]\n"
+    "\n"
+    "Runs the choreo shop demo: nats-server and the order, inventory, payment and\n"
+    "points services as separate processes, N orders through the saga, then the\n"
+    "invariant check on the four databases. Exit status 0 when every invariant holds.\n"
+    "\n"
+    "  --orders N          orders to place [1000]\n"
+    "  --json              print one JSON object instead of the text summary\n"
+    "  --keep              leave everything running afterwards, print how to talk\n"
+    "                      to it, and stop it all on Ctrl-C or SIGTERM\n"
+    "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
+    "  --window W          sagas in flight at most (placed, not yet final; orders\n"
+    "                      held for review do not count); 0 = no limit [200]\n"
+    "  --seed S            seed of the order mix [1]\n"
+    "  --deadline-ms MS    saga deadline of the order service [1500]\n"
+    "  --synchronous MODE  SQLite synchronous of the services: off|normal|full|extra [full]\n"
+    "  --dir DIR           work directory (kept) instead of a fresh temporary one\n"
+    "  --build-dir DIR     where the service binaries were built [this program's build]\n"
+    "  --timeout-s T       give up waiting for the sagas after T s [120]\n"
+    "  --log-level L       log level of the services [warn]\n";
+
+static volatile sig_atomic_t interrupted;
+static atomic_bool stop_load;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+    atomic_store(&stop_load, true);
+}
+
+struct opts {
+    long orders;
+    bool json, keep;
+    int concurrency;
+    long window;
+    uint64_t seed;
+    int64_t deadline_ms;
+    const char *synchronous, *dir, *build_dir, *log_level;
+    int64_t timeout_s;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t n;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(USAGE, stdout);
+            return 1;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(a, "--keep") == 0) {
+            o->keep = true;
+        } else if (!v) {
+            fprintf(stderr, "shop-demo: %s needs a value, or is unknown (see --help)\n", a);
+            return 2;
+        } else if (strcmp(a, "--orders") == 0) {
+            if (!shop_parse_i64(a, v, 1, 10000000, &n))
+                return 2;
+            o->orders = (long)n;
+            i++;
+        } else if (strcmp(a, "--concurrency") == 0) {
+            if (!shop_parse_i64(a, v, 1, 1024, &n))
+                return 2;
+            o->concurrency = (int)n;
+            i++;
+        } else if (strcmp(a, "--window") == 0) {
+            if (!shop_parse_i64(a, v, 0, 10000000, &n))
+                return 2;
+            o->window = (long)n;
+            i++;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!shop_parse_i64(a, v, 0, INT64_MAX, &n))
+                return 2;
+            o->seed = (uint64_t)n;
+            i++;
+        } else if (strcmp(a, "--deadline-ms") == 0) {
+            if (!shop_parse_i64(a, v, 1, 3600000, &o->deadline_ms))
+                return 2;
+            i++;
+        } else if (strcmp(a, "--timeout-s") == 0) {
+            if (!shop_parse_i64(a, v, 1, 86400, &o->timeout_s))
+                return 2;
+            i++;
+        } else if (strcmp(a, "--synchronous") == 0) {
+            o->synchronous = v;
+            i++;
+        } else if (strcmp(a, "--dir") == 0) {
+            o->dir = v;
+            i++;
+        } else if (strcmp(a, "--build-dir") == 0) {
+            o->build_dir = v;
+            i++;
+        } else if (strcmp(a, "--log-level") == 0) {
+            o->log_level = v;
+            i++;
+        } else {
+            fprintf(stderr, "shop-demo: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* The build directory holding services/<name>/shop-<name>: given, or two
+ * levels above this program (build/tools/supervisor/shop-demo). */
+static void build_dir(const struct opts *o, char *out, size_t cap)
+{
+    if (o->build_dir) {
+        snprintf(out, cap, "%s", o->build_dir);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(out, cap, "build");
+        return;
+    }
+    exe[n] = '\0';
+    snprintf(out, cap, "%s", dirname(dirname(dirname(exe))));
+}
+
+/* A read-only view of the order database for progress and the saga
+ * window: orders, those still PENDING, and those settled (final, or held
+ * for review and so only waiting for their deadline). */
+struct order_view {
+    sqlite3 *db;
+    sqlite3_stmt *count;
+    int64_t total, pending;
+    atomic_long settled;
+};
+
+static void view_refresh(struct order_view *v, const char *path)
+{
+    if (!v->db) {
+        if (sqlite3_open_v2(path, &v->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(v->db,
+                               "SELECT COUNT(*), COALESCE(SUM(state = 'PENDING'), 0), "
+                               "COALESCE(SUM(state != 'PENDING' OR user_id LIKE 'review-%'), 0) "
+                               "FROM orders",
+                               -1, &v->count, NULL) != SQLITE_OK) {
+            sqlite3_finalize(v->count);
+            sqlite3_close(v->db);
+            v->db = NULL;
+            v->count = NULL;
+            return;
+        }
+        sqlite3_busy_timeout(v->db, 2000);
+    }
+    if (sqlite3_step(v->count) == SQLITE_ROW) {
+        v->total = sqlite3_column_int64(v->count, 0);
+        v->pending = sqlite3_column_int64(v->count, 1);
+        atomic_store(&v->settled, (long)sqlite3_column_int64(v->count, 2));
+    }
+    sqlite3_reset(v->count);
+}
+
+static void view_close(struct order_view *v)
+{
+    sqlite3_finalize(v->count);
+    sqlite3_close(v->db);
+    v->db = NULL;
+    v->count = NULL;
+}
+
+static long view_settled(void *user)
+{
+    return atomic_load(&((struct order_view *)user)->settled);
+}
+
+static void progress(long n, long placed, int64_t final, int64_t t0_us)
+{
+    int width = 30, done = n ? (int)(final * width / n) : 0;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < done ? '#' : '-';
+    bar[width] = '\0';
+    printf("\r  [%s] placed %ld/%ld  final %lld/%ld  %.1f s ", bar, placed, n, (long long)final, n,
+           (double)(now_us() - t0_us) / 1e6);
+    fflush(stdout);
+}
+
+struct load_job {
+    shop_world *w;
+    shop_client *c;
+    shop_load_opts o;
+    shop_load_stats st;
+    atomic_bool done;
+};
+
+static void *load_main(void *arg)
+{
+    struct load_job *j = arg;
+    (void)shop_world_load(j->w, j->c, &j->o, &j->st);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+struct result {
+    shop_check_report rep;
+    bool checked;
+    int restarts;
+    double wall_s;
+};
+
+static void print_json(const struct opts *o, const sup *s, const struct load_job *j,
+                       const struct result *r)
+{
+    const shop_check_report *c = &r->rep;
+    double span_s = (double)(c->last_self_finished_us - c->first_created_us) / 1e6;
+    int64_t self = c->orders - c->pending - c->by_reason[SHOP_REASON_DEADLINE];
+    printf("{\"orders\": %ld, \"placed\": %ld, \"completed\": %lld, \"cancelled\": %lld, "
+           "\"pending\": %lld, \"by_reason\": {",
+           o->orders, atomic_load(&j->st.placed), (long long)c->completed,
+           (long long)c->cancelled, (long long)c->pending);
+    for (int i = 0; i < SHOP_REASON_COUNT; i++)
+        printf("%s\"%s\": %lld", i ? ", " : "", shop_reason_name((shop_reason)i),
+               (long long)c->by_reason[i]);
+    printf("}, \"by_kind\": {");
+    for (int i = 0; i < SHOP_KIND_COUNT; i++)
+        printf("%s\"%s\": %ld", i ? ", " : "", shop_kind_name((shop_kind)i), j->w->kinds[i]);
+    printf("}, \"compensations\": %lld, \"compensations_by_step\": {\"stock_released\": %lld, "
+           "\"payments_unfrozen\": %lld, \"points_revoked\": %lld}, ",
+           (long long)c->compensations, (long long)c->stock_released,
+           (long long)c->payments_released, (long long)c->points_revoked);
+    printf("\"invariants_ok\": %s, \"violations\": %zu, \"violation_samples\": [",
+           r->checked && c->ok ? "true" : "false", c->nviolations);
+    for (size_t i = 0; i < c->nkept && i < 10; i++) {
+        printf("%s\"", i ? ", " : "");
+        for (const char *p = c->violations[i]; *p; p++)
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if ((unsigned char)*p >= 0x20)
+                putchar(*p);
+        putchar('"');
+    }
+    printf("], \"sagas_per_s\": %.1f, \"p50_ms\": %.2f, \"p90_ms\": %.2f, \"p99_ms\": %.2f, "
+           "\"max_ms\": %.2f, ",
+           span_s > 0 ? (double)self / span_s : 0.0, (double)c->p50_us / 1e3,
+           (double)c->p90_us / 1e3, (double)c->p99_us / 1e3, (double)c->max_us / 1e3);
+    printf("\"deadline_ms\": %" PRId64 ", \"wall_s\": %.2f, \"stock\": {\"restocked\": %lld, "
+           "\"available\": %lld, \"reserved\": %lld, \"sold\": %lld}, \"money_cents\": "
+           "{\"deposited\": %lld, \"balance\": %lld, \"frozen\": %lld, \"spent\": %lld}, "
+           "\"points_held\": %lld, ",
+           o->deadline_ms, r->wall_s, (long long)c->stock_restocked,
+           (long long)c->stock_available, (long long)c->stock_reserved,
+           (long long)c->stock_sold, (long long)c->money_deposited,
+           (long long)c->money_balance, (long long)c->money_frozen, (long long)c->money_spent,
+           (long long)c->points_held);
+    printf("\"idempotent_replays\": %ld, \"idempotent_replays_same\": %ld, "
+           "\"requests_retried\": %ld, \"service_restarts\": %d, \"synchronous\": \"%s\", "
+           "\"workdir\": \"%s\"}\n",
+           j->st.replays, j->st.replays_same, atomic_load(&j->st.retried), r->restarts,
+           o->synchronous, sup_workdir(s));
+}
+
+static void print_text(const struct opts *o, const sup *s, const struct load_job *j,
+                       const struct result *r)
+{
+    const shop_check_report *c = &r->rep;
+    double span_s = (double)(c->last_self_finished_us - c->first_created_us) / 1e6;
+    int64_t self = c->orders - c->pending - c->by_reason[SHOP_REASON_DEADLINE];
+    printf("\nmix         ");
+    for (int i = 0; i < SHOP_KIND_COUNT; i++)
+        printf("%s%s %ld", i ? ", " : "", shop_kind_name((shop_kind)i), j->w->kinds[i]);
+    printf("\n");
+    shop_check_print(c, stdout);
+    printf("throughput  %.0f sagas/s (%lld sagas that ended on their own in %.2f s)\n",
+           span_s > 0 ? (double)self / span_s : 0.0, (long long)self, span_s);
+    printf("latency     p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (placed -> final; "
+           "deadline expiries excluded, they take %" PRId64 " ms by design)\n",
+           (double)c->p50_us / 1e3, (double)c->p90_us / 1e3, (double)c->p99_us / 1e3,
+           (double)c->max_us / 1e3, o->deadline_ms);
+    printf("idempotency %ld of %ld re-sent PlaceOrder keys returned their first order\n",
+           j->st.replays_same, j->st.replays);
+    if (r->restarts)
+        printf("restarts    %d service(s) died and were restarted (see the logs in %s)\n",
+               r->restarts, sup_workdir(s));
+    printf("wall time   %.1f s, SQLite synchronous=%s\n", r->wall_s, o->synchronous);
+}
+
+static void print_keep(const struct opts *o, const sup *s, const char *build, FILE *f)
+{
+    fprintf(f, "\nThe shop is still running; Ctrl-C (or SIGTERM to pid %d) stops all of it.\n",
+            (int)getpid());
+    fprintf(f, "  nats-server  %s  pid %d  store %s/nats\n", sup_url(s), (int)sup_broker_pid(s),
+            sup_workdir(s));
+    for (int i = 0; i < sup_service_count(s); i++)
+        fprintf(f, "  %-11s  pid %-7d db %s  log %s\n", sup_service_name(s, i),
+                (int)sup_service_pid(s, i), sup_db_path(s, i), sup_log_path(s, i));
+    fprintf(f, "Try:\n"
+               "  %s/tools/shop/shop --nats-url %s place --user user-000 --product apple "
+               "--qty 2 --wait\n"
+               "  %s/tools/shop/shop --nats-url %s place --user broke-000 --product pear "
+               "--qty 1 --wait\n"
+               "  %s/tools/shop/shop --nats-url %s status ORDER_ID\n"
+               "  %s/tools/shop/shop check --dir %s --final\n"
+               "  sqlite3 %s/order.db \"SELECT state, reason, COUNT(*) FROM orders GROUP BY 1, 2\"\n",
+            build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_workdir(s),
+            sup_workdir(s));
+    (void)o;
+}
+
+/* Waits until every placed order is final, showing progress on a terminal
+ * and keeping the saga window's count fresh. Services that die are
+ * restarted (and counted). Returns false on timeout or interruption. */
+static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct order_view *v,
+                       int64_t t0_us, bool tty, int *restarts)
+{
+    const char *path = sup_db_path(s, sup_find(s, "order"));
+    int64_t limit_us = now_us() + o->timeout_s * 1000000, drawn_us = 0;
+    for (;;) {
+        if (interrupted)
+            return false;
+        if (sup_poll(s) > 0) {
+            for (int i = 0; i < sup_service_count(s); i++) {
+                if (sup_service_running(s, i))
+                    continue;
+                fprintf(stderr, "\nshop-demo: %s exited unexpectedly (status %d); restarting it; "
+                        "see %s\n", sup_service_name(s, i), sup_service_exit_status(s, i),
+                        sup_log_path(s, i));
+                (*restarts)++;
+                if (sup_start_service(s, i) != 0)
+                    return false;
+            }
+        }
+        bool loaded = atomic_load(&j->done);
+        view_refresh(v, path);
+        long placed = atomic_load(&j->st.placed);
+        if (tty && now_us() - drawn_us > 100000) {
+            progress(o->orders, placed, v->total - v->pending, t0_us);
+            drawn_us = now_us();
+        }
+        if (loaded && v->total >= placed && v->pending == 0) {
+            if (tty)
+                progress(o->orders, placed, v->total - v->pending, t0_us);
+            return true;
+        }
+        if (now_us() > limit_us) {
+            fprintf(stderr, "\nshop-demo: %lld sagas still pending after %" PRId64 " s\n",
+                    (long long)v->pending, o->timeout_s);
+            return false;
+        }
+        sleep_ms(10);
+    }
+}
+
+/* Final sagas may still have compensations or confirmations in flight in
+ * the other services: check until the invariants hold or 20 s pass. */
+static bool settle(sup *s, struct result *r)
+{
+    shop_check_paths p = { sup_db_path(s, 0), sup_db_path(s, 1), sup_db_path(s, 2),
+                           sup_db_path(s, 3) };
+    char err[512];
+    for (int waited = 0;; waited += 100) {
+        if (r->checked)
+            shop_check_report_free(&r->rep);
+        r->checked = shop_check_run(&p, true, &r->rep, err, sizeof err) == CHOREO_OK;
+        if (!r->checked)
+            fprintf(stderr, "shop-demo: %s\n", err);
+        if ((r->checked && r->rep.ok) || waited >= 20000 || interrupted)
+            return r->checked && r->rep.ok;
+        sleep_ms(100);
+    }
+}
+
+static int run(const struct opts *o, sup *s, const char *build, bool tty)
+{
+    int64_t t0 = now_us();
+    if (!o->json)
+        printf("choreo shop demo: %ld orders through order -> inventory -> payment -> points\n"
+               "  work dir %s\n", o->orders, sup_workdir(s));
+    if (sup_start_all(s) != 0)
+        return 1;
+    if (!o->json)
+        printf("  nats-server %s and 4 services running (pids %d %d %d %d %d)\n", sup_url(s),
+               (int)sup_broker_pid(s), (int)sup_service_pid(s, 0), (int)sup_service_pid(s, 1),
+               (int)sup_service_pid(s, 2), (int)sup_service_pid(s, 3));
+    shop_client *c = NULL;
+    if (shop_client_create(&c, sup_url(s), "choreo") != CHOREO_OK) {
+        fprintf(stderr, "shop-demo: %s\n", shop_client_last_error());
+        return 1;
+    }
+    shop_world w;
+    char run_name[48];
+    snprintf(run_name, sizeof run_name, "demo%" PRIu64, o->seed);
+    int rc = 1;
+    struct load_job j = { .w = &w, .c = c };
+    atomic_init(&j.done, false);
+    struct result r = { 0 };
+    if (shop_world_plan(&w, o->orders, o->seed, run_name) != CHOREO_OK) {
+        shop_client_destroy(c);
+        return 1;
+    }
+    if (shop_world_seed(&w, c) != CHOREO_OK) {
+        fprintf(stderr, "shop-demo: seeding failed: %s\n", shop_client_last_error());
+        goto out;
+    }
+    struct order_view view = { 0 };
+    atomic_init(&view.settled, 0);
+    j.o = (shop_load_opts){ .concurrency = o->concurrency, .stop = &stop_load,
+                            .window = o->window, .settled = view_settled,
+                            .settled_user = &view };
+    pthread_t th;
+    if (pthread_create(&th, NULL, load_main, &j) != 0)
+        goto out;
+    int64_t t_load = now_us();
+    bool final = wait_final(o, s, &j, &view, t_load, tty, &r.restarts);
+    atomic_store(&stop_load, true);
+    pthread_join(th, NULL);
+    view_close(&view);
+    if (tty)
+        printf("\n");
+    if (interrupted)
+        goto out;
+    if (!final)
+        fprintf(stderr, "shop-demo: not every saga finished; checking what there is\n");
+    settle(s, &r);
+    r.wall_s = (double)(now_us() - t0) / 1e6;
+    if (o->json)
+        print_json(o, s, &j, &r);
+    else
+        print_text(o, s, &j, &r);
+    rc = final && r.checked && r.rep.ok && atomic_load(&j.st.failed) == 0 &&
+                 j.st.replays_same == j.st.replays
+             ? 0
+             : 1;
+    if (rc != 0 && !o->json)
+        printf("\nFAILED: see the violations above and the logs in %s\n", sup_workdir(s));
+    if (o->keep && !interrupted) {
+        print_keep(o, s, build, o->json ? stderr : stdout);
+        fflush(stdout);
+        while (!interrupted) {
+            sleep_ms(200);
+            sup_poll(s);
+        }
+    }
+out:
+    if (r.checked)
+        shop_check_report_free(&r.rep);
+    shop_world_free(&w);
+    shop_client_destroy(c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = { .orders = 1000, .concurrency = 32, .window = 200, .seed = 1, .deadline_ms = 1500,
+                      .synchronous = "full", .timeout_s = 120, .log_level = "warn" };
+    int p = parse(argc, argv, &o);
+    if (p)
+        return p == 1 ? 0 : 2;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char build[PATH_MAX], bin[4][PATH_MAX + 64];
+    build_dir(&o, build, sizeof build);
+    static const char *names[] = { "order", "inventory", "payment", "points" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(bin[i], sizeof bin[i], "%s/services/%s/shop-%s", build, names[i], names[i]);
+        if (access(bin[i], X_OK) != 0) {
+            fprintf(stderr, "shop-demo: %s is missing: build first (tools/demo does), or pass "
+                    "--build-dir\n", bin[i]);
+            return 2;
+        }
+    }
+    sup_options so = { .workdir = o.dir, .fresh_name = "choreo-demo", .log_level = o.log_level,
+                       .cancel = &interrupted };
+    sup *s = NULL;
+    if (sup_create(&s, &so) != 0)
+        return 1;
+    char deadline[32];
+    snprintf(deadline, sizeof deadline, "%" PRId64, o.deadline_ms);
+    const char *order_args[] = { "--synchronous", o.synchronous, "--deadline-ms", deadline, NULL };
+    const char *other_args[] = { "--synchronous", o.synchronous, NULL };
+    for (int i = 0; i < 4; i++) {
+        sup_service_spec spec = { .name = names[i], .binary = bin[i],
+                                  .args = i == 0 ? order_args : other_args, .ping = true };
+        if (sup_add_service(s, &spec) != i) {
+            sup_destroy(s);
+            return 1;
+        }
+    }
+    bool tty = isatty(STDOUT_FILENO) && !o.json;
+    int rc = run(&o, s, build, tty);
+    sup_stop_all(s);
+    if (interrupted) {
+        fprintf(stderr, "shop-demo: interrupted; stopped everything it started\n");
+        rc = 130;
+    }
+    /* A fresh directory is removed after a clean or interrupted run, and
+     * kept when asked for or when something failed, for its logs and
+     * databases. */
+    bool keep_dir = o.keep || (rc != 0 && rc != 130);
+    if (keep_dir && !o.dir)
+        fprintf(stderr, "shop-demo: logs and databases kept in %s\n", sup_workdir(s));
+    sup_keep_workdir(s, keep_dir);
+    sup_destroy(s);
+    nats_Close();
+    return rc;
+}
