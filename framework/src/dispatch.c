@@ -23,6 +23,13 @@
 
 enum action { ACT_ACK, ACT_NAK, ACT_TERM, ACT_REPLY, ACT_NONE };
 
+/* Counts of one batch, added to the service's statistics only once the
+ * batch has committed, so that a counter never runs ahead of the database. */
+struct tally {
+    uint64_t handled, duplicates, retried, parked;
+    int emitted;
+};
+
 struct outcome {
     enum action act;
     int64_t nak_delay_ms;
@@ -50,7 +57,7 @@ static void *fetch_main(void *arg)
                 const char *detail = nats_GetLastError(NULL);
                 CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "fetch failed; retrying",
                            "consumer=%s err=\"%s\"", rt->consumer,
-                           detail && *detail ? detail : natsStatus_GetText(s));
+                           CHOREO_SAFE(detail && *detail ? detail : natsStatus_GetText(s)));
                 last_warn = now;
             }
             choreo__sleep_ms(100);
@@ -101,7 +108,8 @@ static int64_t retry_delay_ms(choreo_service *svc, int64_t attempt)
 
 /* Parks a message inside the batch transaction, in its own savepoint. */
 static enum action park(choreo_service *svc, const choreo_route *rt, natsMsg *msg,
-                        const choreo_envelope *env, const char *reason, int64_t attempts)
+                        const choreo_envelope *env, const char *reason, int64_t attempts,
+                        struct tally *t)
 {
     choreo_dead_row row = {
         .consumer = rt->consumer,
@@ -117,21 +125,21 @@ static enum action park(choreo_service *svc, const choreo_route *rt, natsMsg *ms
         return ACT_NAK;
     if (choreo__dead_insert(svc->store, &row, choreo__now_ms()) != CHOREO_OK) {
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "cannot park a message; it will be redelivered",
-                   "consumer=%s err=\"%s\"", rt->consumer, choreo_last_error());
+                   "consumer=%s err=\"%s\"", rt->consumer, CHOREO_SAFE(choreo_last_error()));
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
     if (choreo__store_release(svc->store) != CHOREO_OK)
         return ACT_NAK;
-    atomic_fetch_add(&svc->stats.parked, 1);
+    t->parked++;
     CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "parked a message", "consumer=%s event=%s reason=\"%s\"",
-               rt->consumer, row.event_id ? row.event_id : "-", reason);
+               rt->consumer, row.event_id ? row.event_id : "-", CHOREO_SAFE(reason));
     return ACT_TERM;
 }
 
 /* Applies one event inside the open batch transaction. */
 static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_route *rt,
-                               int64_t *nak_delay_ms, int *emitted)
+                               int64_t *nak_delay_ms, struct tally *t)
 {
     jsMsgMetaData *meta = NULL;
     int64_t attempt = 1;
@@ -143,19 +151,19 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     const uint8_t *body = (const uint8_t *)natsMsg_GetData(msg);
     size_t len = (size_t)natsMsg_GetDataLength(msg);
     if (choreo__envelope_decode(&env, body, len, (size_t)svc->cfg->max_event_bytes) != CHOREO_OK)
-        return park(svc, rt, msg, NULL, choreo_last_error(), attempt);
+        return park(svc, rt, msg, NULL, choreo_last_error(), attempt, t);
     if (strcmp(env.type, rt->type) != 0) {
         char reason[256];
         snprintf(reason, sizeof reason,
                  "envelope type %s does not match the subject's type %s", env.type, rt->type);
-        return park(svc, rt, msg, &env, reason, attempt);
+        return park(svc, rt, msg, &env, reason, attempt, t);
     }
     if (env.version < rt->min_version || env.version > rt->max_version) {
         char reason[200];
         snprintf(reason, sizeof reason,
                  "schema version %u of %s is not supported by this handler (it accepts %u..%u)",
                  env.version, env.type, rt->min_version, rt->max_version);
-        return park(svc, rt, msg, &env, reason, attempt);
+        return park(svc, rt, msg, &env, reason, attempt, t);
     }
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
@@ -166,7 +174,7 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     }
     if (!fresh) {
         choreo__store_release(svc->store);
-        atomic_fetch_add(&svc->stats.duplicates, 1);
+        t->duplicates++;
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "duplicate delivery dropped by the inbox",
                    "consumer=%s event=%s saga=%s", rt->consumer, env.id, env.saga);
         return ACT_ACK;
@@ -181,7 +189,7 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
                  "delivered %lld times without success (max_deliver); the handler was not "
                  "run on this last delivery",
                  (long long)attempt);
-        return park(svc, rt, msg, &env, reason, attempt);
+        return park(svc, rt, msg, &env, reason, attempt, t);
     }
     choreo_event ev = {
         .id = env.id, .type = env.type, .version = env.version, .saga = env.saga,
@@ -195,27 +203,27 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
             choreo__store_rollback_to(svc->store);
             return ACT_NAK;
         }
-        *emitted += tx.emitted;
-        atomic_fetch_add(&svc->stats.handled, 1);
+        t->emitted += tx.emitted;
+        t->handled++;
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "handled", "consumer=%s event=%s saga=%s",
                    rt->consumer, env.id, env.saga);
         return ACT_ACK;
     }
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_RETRY) {
-        atomic_fetch_add(&svc->stats.retried, 1);
+        t->retried++;
         *nak_delay_ms = retry_delay_ms(svc, attempt);
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
                    "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld", rt->consumer,
                    env.id, env.saga, (long long)attempt, (long long)*nak_delay_ms);
         return ACT_NAK;
     }
-    return park(svc, rt, msg, &env, "handler returned REJECT", attempt);
+    return park(svc, rt, msg, &env, "handler returned REJECT", attempt, t);
 }
 
 /* Runs one request handler inside the open batch transaction. */
 static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_request_route *rq,
-                          struct outcome *out, int *emitted)
+                          struct outcome *out, struct tally *t)
 {
     out->act = natsMsg_GetReply(msg) ? ACT_REPLY : ACT_NONE;
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
@@ -224,7 +232,7 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
     if (res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK) {
-        *emitted += tx.emitted;
+        t->emitted += tx.emitted;
         return;
     }
     choreo__store_rollback_to(svc->store);
@@ -261,10 +269,10 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
         if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt >= 20)
             break;
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "cannot begin a transaction; retrying",
-                   "err=\"%s\"", choreo_last_error());
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
         choreo__sleep_ms(100);
     }
-    int emitted = 0;
+    struct tally t = { 0 };
     if (s == CHOREO_OK) {
         for (int i = 0; i < n; i++) {
             if (i > 0)
@@ -272,25 +280,28 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
             out[i].nak_delay_ms = RETRY_DELAY_MS;
             if (items[i].kind == ITEM_EVENT)
                 out[i].act = apply_event(svc, items[i].msg, &svc->routes[items[i].route],
-                                         &out[i].nak_delay_ms, &emitted);
+                                         &out[i].nak_delay_ms, &t);
             else
-                apply_request(svc, items[i].msg, &svc->requests[items[i].route], &out[i],
-                              &emitted);
+                apply_request(svc, items[i].msg, &svc->requests[items[i].route], &out[i], &t);
         }
         s = choreo__store_commit(svc->store);
         if (s != CHOREO_OK)
             CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                        "commit failed; the batch will be redelivered", "n=%d err=\"%s\"", n,
-                       choreo_last_error());
+                       CHOREO_SAFE(choreo_last_error()));
     } else {
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "cannot begin a transaction; batch handed back",
-                   "n=%d err=\"%s\"", n, choreo_last_error());
+                   "n=%d err=\"%s\"", n, CHOREO_SAFE(choreo_last_error()));
     }
     bool committed = s == CHOREO_OK;
     if (committed) {
         atomic_fetch_add(&svc->stats.batches, 1);
+        atomic_fetch_add(&svc->stats.handled, t.handled);
+        atomic_fetch_add(&svc->stats.duplicates, t.duplicates);
+        atomic_fetch_add(&svc->stats.retried, t.retried);
+        atomic_fetch_add(&svc->stats.parked, t.parked);
         choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_ACK);
-        if (emitted > 0) {
+        if (t.emitted > 0) {
             choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
             choreo__relay_wake(svc->relay);
         }

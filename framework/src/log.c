@@ -23,6 +23,24 @@ bool choreo__log_level_parse(const char *s, choreo_log_level *out)
     return false;
 }
 
+const char *choreo__log_safe(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; s && *s && n + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static size_t append_quoted(char *dst, size_t cap, const char *s)
 {
     size_t n = 0;

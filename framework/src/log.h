@@ -23,6 +23,15 @@ typedef struct choreo_logger {
 void choreo__log_write(const choreo_logger *lg, choreo_log_level lvl, const char *msg,
                        const char *fields_fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Escapes s for use inside a quoted logfmt value: quotes and backslashes
+ * get a backslash, control bytes become \xNN, so text that quotes message
+ * content can neither break the line nor send escape codes to a terminal.
+ * Returns buf. */
+const char *choreo__log_safe(const char *s, char *buf, size_t cap);
+
+/* choreo__log_safe with a buffer that lives until the end of the statement. */
+#define CHOREO_SAFE(s) choreo__log_safe((s), (char[512]){ 0 }, 512)
+
 /* Parses "error|warn|info|debug"; returns false on anything else. */
 bool choreo__log_level_parse(const char *s, choreo_log_level *out);
 

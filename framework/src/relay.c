@@ -212,7 +212,7 @@ static int relay_round(choreo_relay *r)
     choreo_status s = choreo__outbox_due(r->st, choreo__now_ms(), RELAY_BATCH, publish_row, &pc);
     if (s != CHOREO_OK)
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
-                   "err=\"%s\"", choreo_last_error());
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
     if (r->nbatch == 0)
         return s == CHOREO_OK ? 0 : -1;
     await_acks(r);
@@ -238,14 +238,14 @@ static int relay_round(choreo_relay *r)
         /* Unmarked rows would only be published again (and deduplicated),
          * but retrying keeps that rare. */
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot mark rows published; retrying",
-                   "err=\"%s\"", choreo_last_error());
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
         choreo__sleep_ms(100);
     }
     atomic_fetch_add(&svc->stats.published, (uint64_t)acked);
     if (failed > 0) {
         atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)failed);
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay publish failed; will retry with the same ids",
-                   "failed=%d acked=%d err=\"%s\"", failed, acked, err);
+                   "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
         return -1;
     }
     return r->nbatch;
@@ -264,7 +264,7 @@ static void maybe_prune(choreo_relay *r, int64_t *last_us)
     int64_t inbox_before = svc->cfg->inbox_retention_s ? now_ms - svc->cfg->inbox_retention_s * 1000 : 0;
     if (choreo__prune(r->st, outbox_before, inbox_before, &svc->stop, &deleted) != CHOREO_OK)
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "pruning old rows failed; will try again",
-                   "err=\"%s\"", choreo_last_error());
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
     else if (deleted > 0)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "pruned old rows", "rows=%lld", (long long)deleted);
 }

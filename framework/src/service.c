@@ -38,7 +38,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
         goto fail;
     if (svc->crash.any)
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "crash points are on (testing only)",
-                   "spec=\"%s\" seed=%llu", getenv("CHOREO_CRASHPOINTS"),
+                   "spec=\"%s\" seed=%llu", CHOREO_SAFE(getenv("CHOREO_CRASHPOINTS")),
                    (unsigned long long)svc->crash.seed);
     svc->jitter_state = (uint64_t)choreo__now_us() ^ (uint64_t)(uintptr_t)svc;
     s = choreo__queue_init(&svc->queue, QUEUE_CAP);
@@ -181,7 +181,7 @@ choreo_status choreo_service_start(choreo_service *svc)
         choreo_status keep = s;
         char detail[1024];
         snprintf(detail, sizeof detail, "%s", choreo_last_error());
-        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"", detail);
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"", CHOREO_SAFE(detail));
         choreo_service_stop(svc);
         choreo_service_wait(svc);
         return choreo__fail(keep, "%s", detail);

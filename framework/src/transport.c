@@ -87,7 +87,7 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
 {
     const choreo_logger *log = closure;
     CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS asynchronous error", "err=\"%s\"",
-               natsStatus_GetText(err));
+               CHOREO_SAFE(natsStatus_GetText(err)));
 }
 
 /* Splits the comma-separated list into the array nats.c wants. */
