@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The shop demo end to end: a small run must finish with every saga final,
+# every failure path taken and every invariant true, with no sanitizer
+# report in any service's log; then the invariant checker must catch
+# tampered copies of the databases, naming the order or the product.
+#
+#   test_demo.sh SHOP_DEMO SHOP BUILD_DIR
+set -euo pipefail
+demo=$1 shop=$2 build=$3
+dir=$(mktemp -d "${TMPDIR:-/tmp}/choreo-demo-test-XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$demo" --build-dir "$build" --orders 120 --json --deadline-ms 2500 --window 40 \
+    --dir "$dir/run" >"$dir/out.json" || { cat "$dir/out.json"; fail "shop-demo exited $?"; }
+
+python3 - "$dir/out.json" <<'PY' || fail "the demo's JSON summary is wrong: $(cat "$dir/out.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("orders", "completed", "cancelled", "by_reason", "compensations", "invariants_ok",
+          "sagas_per_s", "p50_ms", "p99_ms"):
+    assert k in d, "missing key " + k
+assert d["orders"] == 120 and d["placed"] == 120, d
+assert d["completed"] + d["cancelled"] == 120 and d["pending"] == 0, d
+assert d["invariants_ok"] is True and d["violations"] == 0, d
+reasons = d["by_reason"]
+assert set(reasons) == {"stock_rejected", "payment_rejected", "points_rejected", "deadline"}, reasons
+assert all(v > 0 for v in reasons.values()), reasons
+assert d["completed"] > 0 and d["compensations"] > 0, d
+# Each failure path is deterministic, except that a slow machine may let an
+# ordinary order reach its deadline: never fewer cancellations than planned.
+kinds = d["by_kind"]
+assert reasons["payment_rejected"] == kinds["broke"], (reasons, kinds)
+assert reasons["points_rejected"] == kinds["no_points"], (reasons, kinds)
+assert reasons["deadline"] >= kinds["review"], (reasons, kinds)
+assert d["idempotent_replays"] > 0 and d["idempotent_replays_same"] == d["idempotent_replays"], d
+assert d["service_restarts"] == 0, d
+assert d["sagas_per_s"] > 0 and 0 < d["p50_ms"] <= d["p99_ms"], d
+PY
+
+if grep -lE "AddressSanitizer|LeakSanitizer|runtime error" "$dir"/run/*.log; then
+    fail "a service reported a sanitizer error (logs above)"
+fi
+"$shop" check --dir "$dir/run" --final >"$dir/check.txt" || { cat "$dir/check.txt"; fail "check of the demo's databases"; }
+grep -q "invariants  OK" "$dir/check.txt" || fail "check output lacks 'invariants  OK'"
+
+# tamper NAME SQL_DB SQL EXPECTED: applies SQL (with {order}, the id of a
+# completed and {cancelled} of a cancelled order) to a copy and expects the
+# checker to fail with EXPECTED in its report.
+completed=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT order_id FROM orders WHERE state='COMPLETED' LIMIT 1\").fetchone()[0])" "$dir/run/order.db")
+cancelled=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT order_id FROM orders WHERE state='CANCELLED' AND reason='points_rejected' LIMIT 1\").fetchone()[0])" "$dir/run/order.db")
+tamper() {
+    local name=$1 db=$2 sql=$3 expected=$4 copy="$dir/$1"
+    mkdir -p "$copy"
+    cp "$dir"/run/*.db* "$copy/"
+    sql=${sql//\{order\}/$completed}
+    sql=${sql//\{cancelled\}/$cancelled}
+    python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()" "$copy/$db.db" "$sql"
+    if "$shop" check --dir "$copy" --final >"$copy/check.txt"; then
+        fail "$name: the checker did not notice: $sql"
+    fi
+    grep -qF -- "$expected" "$copy/check.txt" || { cat "$copy/check.txt"; fail "$name: no '$expected' in the report"; }
+}
+tamper captured_after_cancel payment \
+    "UPDATE payments SET state='CAPTURED' WHERE order_id='{cancelled}'" \
+    "order $cancelled is CANCELLED (points_rejected) but its payment is CAPTURED"
+tamper stock_from_nowhere inventory \
+    "UPDATE products SET available = available + 1 WHERE product_id = 'apple'" \
+    "product apple is not conserved"
+tamper points_lost points \
+    "DELETE FROM awards WHERE order_id='{order}'" \
+    "order $completed is COMPLETED but its points are missing"
+tamper money_left_frozen payment \
+    "UPDATE payments SET state='FROZEN' WHERE order_id='{cancelled}'; UPDATE accounts SET balance = balance - (SELECT amount_cents FROM payments WHERE order_id='{cancelled}'), frozen = frozen + (SELECT amount_cents FROM payments WHERE order_id='{cancelled}') WHERE user_id = (SELECT user_id FROM payments WHERE order_id='{cancelled}')" \
+    "still has"
+tamper not_final order \
+    "UPDATE orders SET state='PENDING' WHERE order_id='{order}'" \
+    "order $completed is still PENDING"
+tamper orphan inventory \
+    "INSERT INTO reservations VALUES ('NOSUCHORDER', 'apple', 1, 'RELEASED', '', 0)" \
+    "inventory reservation for order NOSUCHORDER (RELEASED) has no order"
+echo "ok: demo run and invariant checker"
