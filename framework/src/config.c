@@ -42,6 +42,9 @@ static const struct key keys[] = {
     { "log_level", K_ENUM, S(log_level), "info", 0, 0, "error|warn|info|debug", "log level" },
     { "synchronous", K_ENUM, S(synchronous), "full", 0, 0, "off|normal|full|extra",
       "SQLite synchronous pragma" },
+    { "delivery", K_ENUM, S(delivery), "outbox", 0, 0, "outbox|naive",
+      "outbox (transactional outbox and inbox); naive publishes after commit with no outbox "
+      "and no inbox, a demonstration of what that loses and doubles, never for production" },
     { "busy_timeout_ms", K_INT, S(busy_timeout_ms), "5000", 0, 600000, NULL,
       "SQLite busy timeout in ms" },
     { "nats_user", K_SECRET, S(nats_user), NULL, 0, 0, NULL, "NATS user name" },

@@ -13,6 +13,7 @@ struct choreo_config {
     char *prefix;
     char *log_level;
     char *synchronous;
+    char *delivery;
     char *nats_user;
     char *nats_password;
     char *nats_token;

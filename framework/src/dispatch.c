@@ -167,8 +167,9 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     }
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
-    bool fresh = false;
-    if (choreo__inbox_mark(svc->store, rt->consumer, env.id, choreo__now_ms(), &fresh) != CHOREO_OK) {
+    bool fresh = svc->naive; /* naive mode has no inbox */
+    if (!svc->naive &&
+        choreo__inbox_mark(svc->store, rt->consumer, env.id, choreo__now_ms(), &fresh) != CHOREO_OK) {
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
@@ -196,13 +197,15 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
         .cause = env.cause, .source = env.src, .ts_ms = env.ts_ms,
         .data = env.data, .data_len = env.data_len, .attempt = (uint32_t)attempt,
     };
-    choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev };
+    choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev,
+                     .naive = svc->naive ? &svc->naive_batch : NULL };
+    int naive_mark = svc->naive_batch.n;
     choreo_result res = rt->fn(&tx, &ev, rt->user);
+    if (res == CHOREO_DONE && choreo__store_release(svc->store) != CHOREO_OK)
+        res = CHOREO_RETRY; /* could not keep the work: roll it back, redeliver */
+    if (res != CHOREO_DONE)
+        choreo__naive_truncate(&svc->naive_batch, naive_mark);
     if (res == CHOREO_DONE) {
-        if (choreo__store_release(svc->store) != CHOREO_OK) {
-            choreo__store_rollback_to(svc->store);
-            return ACT_NAK;
-        }
         t->emitted += tx.emitted;
         t->handled++;
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "handled", "consumer=%s event=%s saga=%s",
@@ -228,13 +231,16 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     out->act = natsMsg_GetReply(msg) ? ACT_REPLY : ACT_NONE;
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return;
-    choreo_tx tx = { .svc = svc, .st = svc->store };
+    choreo_tx tx = { .svc = svc, .st = svc->store,
+                     .naive = svc->naive ? &svc->naive_batch : NULL };
+    int naive_mark = svc->naive_batch.n;
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
     if (res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK) {
         t->emitted += tx.emitted;
         return;
     }
+    choreo__naive_truncate(&svc->naive_batch, naive_mark);
     choreo__store_rollback_to(svc->store);
 }
 
@@ -294,6 +300,8 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
                    "n=%d err=\"%s\"", n, CHOREO_SAFE(choreo_last_error()));
     }
     bool committed = s == CHOREO_OK;
+    if (!committed)
+        choreo__naive_truncate(&svc->naive_batch, 0);
     if (committed) {
         atomic_fetch_add(&svc->stats.batches, 1);
         atomic_fetch_add(&svc->stats.handled, t.handled);
@@ -303,6 +311,11 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
         choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_ACK);
         if (t.emitted > 0) {
             choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
+            if (svc->naive_batch.n > 0 &&
+                choreo__naive_publish(&svc->naive_batch, svc->tp->js) > 0)
+                CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
+                           "naive delivery: publishing after commit failed; those events are lost",
+                           NULL);
             choreo__relay_wake(svc->relay);
         }
     }

@@ -33,6 +33,11 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     }
     choreo__log_level_parse(svc->cfg->log_level, &svc->log.level);
     snprintf(svc->log.service, sizeof svc->log.service, "%s", svc->cfg->service);
+    svc->naive = strcmp(svc->cfg->delivery, "naive") == 0;
+    if (svc->naive)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   "delivery=naive: events are published after commit without outbox or inbox; "
+                   "they can be lost or applied twice (demonstration only)", NULL);
     s = choreo__crashpoints_load(&svc->crash);
     if (s != CHOREO_OK)
         goto fail;
@@ -254,6 +259,7 @@ void choreo_service_destroy(choreo_service *svc)
     choreo__store_close(svc->store);
     choreo__store_close(svc->cmd_store);
     choreo__queue_destroy(&svc->queue);
+    choreo__naive_free(&svc->naive_batch);
     free(svc->routes);
     free(svc->requests);
     choreo_config_destroy(svc->cfg);

@@ -10,6 +10,7 @@
 #include "crashpoint.h"
 #include "latency.h"
 #include "log.h"
+#include "naive.h"
 #include "queue.h"
 #include "store.h"
 #include "transport.h"
@@ -64,6 +65,8 @@ struct choreo_service {
     choreo_latency relay_latency;
     choreo_crashpoints crash;
     uint64_t jitter_state;     /* dispatcher thread only */
+    bool naive;                /* delivery=naive: see naive.h */
+    choreo_naive_list naive_batch; /* dispatcher thread only */
 };
 
 #endif

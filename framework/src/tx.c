@@ -91,7 +91,12 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, const char *type, uint32
         .created_us = choreo__now_us(),
         .publish_at = at_ms > env.ts_ms ? at_ms : env.ts_ms,
     };
-    s = choreo__outbox_insert(tx->st, &row);
+    /* Delayed events keep using the outbox in naive mode too, so that the
+     * comparison isolates the dual write and the missing inbox. */
+    if (tx->naive && row.publish_at <= env.ts_ms)
+        s = choreo__naive_add(tx->naive, subject, w.buf, w.len);
+    else
+        s = choreo__outbox_insert(tx->st, &row);
     choreo_mp_writer_free(&w);
     if (s != CHOREO_OK)
         return s;
@@ -143,6 +148,8 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
     tx->svc = svc;
     tx->st = svc->cmd_store;
     tx->command = true;
+    if (svc->naive)
+        tx->naive = &tx->naive_own;
     *out = tx;
     return CHOREO_OK;
 }
@@ -158,8 +165,11 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
     pthread_mutex_unlock(&svc->cmd_lock);
     if (s == CHOREO_OK && tx->emitted > 0) {
         choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
+        if (tx->naive_own.n > 0 && svc->tp)
+            choreo__naive_publish(&tx->naive_own, svc->tp->js);
         choreo__relay_wake(svc->relay);
     }
+    choreo__naive_free(&tx->naive_own);
     free(tx);
     return s;
 }
@@ -170,6 +180,7 @@ void choreo_tx_rollback(choreo_tx *tx)
         return;
     choreo__store_rollback(tx->st);
     pthread_mutex_unlock(&tx->svc->cmd_lock);
+    choreo__naive_free(&tx->naive_own);
     free(tx);
 }
 

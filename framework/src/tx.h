@@ -2,6 +2,7 @@
 #ifndef CHOREO_TX_H
 #define CHOREO_TX_H
 
+#include "naive.h"
 #include "service.h"
 
 struct choreo_tx {
@@ -10,6 +11,8 @@ struct choreo_tx {
     const choreo_event *ev;  /* the event being handled, or NULL */
     int emitted;             /* outbox rows written, to wake the relay */
     bool command;            /* begun by choreo_service_begin */
+    choreo_naive_list *naive; /* delivery=naive: events held until the commit */
+    choreo_naive_list naive_own; /* the list of a command transaction */
 };
 
 struct choreo_reply {
