@@ -5,6 +5,7 @@
 #include "shop_client.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 struct shop_client {
     natsConnection *nc;
     char prefix[64];
+    atomic_bool cancelled;
 };
 
 static _Thread_local char last_error[512];
@@ -52,6 +54,7 @@ choreo_status shop_client_create(shop_client **out, const char *url, const char 
     if (!c)
         return fail(CHOREO_ENOMEM, "out of memory creating a shop client");
     snprintf(c->prefix, sizeof c->prefix, "%s", prefix && *prefix ? prefix : "choreo");
+    atomic_init(&c->cancelled, false);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
@@ -76,6 +79,12 @@ choreo_status shop_client_create(shop_client **out, const char *url, const char 
     return CHOREO_OK;
 }
 
+void shop_client_cancel(shop_client *c)
+{
+    atomic_store(&c->cancelled, true);
+    natsConnection_Close(c->nc);
+}
+
 void shop_client_destroy(shop_client *c)
 {
     if (!c)
@@ -94,6 +103,8 @@ static choreo_status request(shop_client *c, const char *service, const char *na
     snprintf(subject, sizeof subject, "%s-rpc.%s.%s", c->prefix, service, name);
     natsStatus last = NATS_OK;
     for (int i = 0; i < attempts; i++) {
+        if (atomic_load(&c->cancelled))
+            return fail(CHOREO_ESTATE, "%s: the client was cancelled", subject);
         natsMsg *m = NULL;
         if (sent)
             *sent = i + 1;

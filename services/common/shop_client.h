@@ -19,6 +19,11 @@ typedef struct shop_client shop_client;
 choreo_status shop_client_create(shop_client **out, const char *url, const char *prefix);
 void shop_client_destroy(shop_client *c);
 
+/* Makes every request in progress on c, in any thread, and every later one
+ * fail at once (CHOREO_ESTATE), by closing the connection. For shutting
+ * down a load quickly. Thread-safe. */
+void shop_client_cancel(shop_client *c);
+
 /* The outcome of a PlaceOrder request. */
 typedef struct shop_placed {
     char order_id[80];  /* "" when refused */

@@ -167,7 +167,8 @@ static void *worker(void *arg)
         if (s != CHOREO_OK) {
             atomic_fetch_sub(&l->started, 1);
             atomic_fetch_add(&l->st->failed, 1);
-            fprintf(stderr, "shop: order %s: %s\n", o->key, shop_client_last_error());
+            if (!l->o->stop || !atomic_load(l->o->stop))
+                fprintf(stderr, "shop: order %s: %s\n", o->key, shop_client_last_error());
             continue;
         }
         if (r.attempts > 1)

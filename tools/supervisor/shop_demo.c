@@ -48,6 +48,9 @@ static const char USAGE[] =
     "  --log-level L       log level of the services [warn]\n";
 
 static volatile sig_atomic_t interrupted;
+/* Set once the demo is only being kept running (--keep): a signal then is
+ * the normal end, not an interruption. */
+static bool keeping;
 static atomic_bool stop_load;
 
 static void on_signal(int sig)
@@ -209,15 +212,18 @@ static long view_settled(void *user)
     return atomic_load(&((struct order_view *)user)->settled);
 }
 
-static void progress(long n, long placed, int64_t final, int64_t t0_us)
+static void progress(long n, long placed, int64_t final, int64_t held, int64_t t0_us)
 {
     int width = 30, done = n ? (int)(final * width / n) : 0;
     char bar[64];
     for (int i = 0; i < width; i++)
         bar[i] = i < done ? '#' : '-';
     bar[width] = '\0';
-    printf("\r  [%s] placed %ld/%ld  final %lld/%ld  %.1f s ", bar, placed, n, (long long)final, n,
+    printf("\r  [%s] placed %ld/%ld  final %lld/%ld  %.1f s", bar, placed, n, (long long)final, n,
            (double)(now_us() - t0_us) / 1e6);
+    if (held > 0)
+        printf("  (%lld held for review wait for their deadline)", (long long)held);
+    printf("\033[K");
     fflush(stdout);
 }
 
@@ -354,6 +360,11 @@ static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct 
         if (interrupted)
             return false;
         if (sup_poll(s) > 0) {
+            /* Ctrl-C on a terminal reaches the services too: they may
+             * exit a moment before this process sees its own SIGINT. */
+            sleep_ms(100);
+            if (interrupted)
+                return false;
             for (int i = 0; i < sup_service_count(s); i++) {
                 if (sup_service_running(s, i))
                     continue;
@@ -369,12 +380,13 @@ static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct 
         view_refresh(v, path);
         long placed = atomic_load(&j->st.placed);
         if (tty && now_us() - drawn_us > 100000) {
-            progress(o->orders, placed, v->total - v->pending, t0_us);
+            progress(o->orders, placed, v->total - v->pending,
+                     atomic_load(&v->settled) - (v->total - v->pending), t0_us);
             drawn_us = now_us();
         }
         if (loaded && v->total >= placed && v->pending == 0) {
             if (tty)
-                progress(o->orders, placed, v->total - v->pending, t0_us);
+                progress(o->orders, placed, v->total - v->pending, 0, t0_us);
             return true;
         }
         if (now_us() > limit_us) {
@@ -448,6 +460,8 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     int64_t t_load = now_us();
     bool final = wait_final(o, s, &j, &view, t_load, tty, &r.restarts);
     atomic_store(&stop_load, true);
+    if (interrupted)
+        shop_client_cancel(c); /* requests in flight return now */
     pthread_join(th, NULL);
     view_close(&view);
     if (tty)
@@ -471,6 +485,7 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     if (o->keep && !interrupted) {
         print_keep(o, s, build, o->json ? stderr : stdout);
         fflush(stdout);
+        keeping = true;
         while (!interrupted) {
             sleep_ms(200);
             sup_poll(s);
@@ -532,8 +547,10 @@ int main(int argc, char **argv)
     int rc = run(&o, s, build, tty);
     sup_stop_all(s);
     if (interrupted) {
-        fprintf(stderr, "shop-demo: interrupted; stopped everything it started\n");
-        rc = 130;
+        fprintf(stderr, "shop-demo: %s; stopped everything it started\n",
+                keeping ? "signal received" : "interrupted");
+        if (!keeping)
+            rc = 130;
     }
     /* A fresh directory is removed after a clean or interrupted run, and
      * kept when asked for or when something failed, for its logs and
