@@ -288,25 +288,69 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
     return choreo__nats_error(NATS_ERR, "creating the JetStream stream");
 }
 
+/* Creates the durable consumer, or brings an existing one in line with the
+ * configuration (MaxDeliver, AckWait and MaxAckPending may change between
+ * deployments; JetStream would otherwise refuse to bind with new values). */
+static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *cfg,
+                                     const char *filter, const char *durable)
+{
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.MaxDeliver = cfg->max_deliver;
+    cc.AckWait = cfg->ack_wait_ms * 1000000LL;
+    cc.MaxAckPending = cfg->max_ack_pending;
+    cc.FilterSubject = filter;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
+    const char *action = "creating";
+    if (s == NATS_NOT_FOUND) {
+        s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
+    } else if (s == NATS_OK) {
+        jsConsumerConfig *have = ci->Config;
+        bool same = have->MaxDeliver == cc.MaxDeliver && have->AckWait == cc.AckWait &&
+                    have->MaxAckPending == cc.MaxAckPending;
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        if (!same) {
+            action = "updating";
+            s = js_UpdateConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
+            if (s == NATS_OK)
+                CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "updated consumer settings",
+                           "consumer=%s max_deliver=%lld ack_wait_ms=%lld max_ack_pending=%lld",
+                           durable, (long long)cfg->max_deliver, (long long)cfg->ack_wait_ms,
+                           (long long)cfg->max_ack_pending);
+        }
+    }
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "%s the durable consumer %s on %s (JetStream code %d)",
+                 action, durable, filter, (int)jerr);
+        return choreo__nats_error(s, what);
+    }
+    return CHOREO_OK;
+}
+
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
                                                natsSubscription **out)
 {
+    choreo_status st = ensure_consumer(tp, cfg, filter, durable);
+    if (st != CHOREO_OK)
+        return st;
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = cfg->stream;
-    so.Config.Durable = durable;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.MaxDeliver = cfg->max_deliver;
-    so.Config.AckWait = cfg->ack_wait_ms * 1000000LL;
-    so.Config.MaxAckPending = cfg->max_ack_pending;
-    so.Config.FilterSubject = filter;
+    so.Consumer = durable; /* bind to the consumer ensured above */
     jsErrCode jerr = 0;
     natsStatus s = js_PullSubscribe(out, tp->js, filter, durable, NULL, &so, &jerr);
     if (s != NATS_OK) {
         char what[256];
-        snprintf(what, sizeof what, "creating the durable consumer %s on %s (JetStream code %d)",
+        snprintf(what, sizeof what, "binding to the durable consumer %s on %s (JetStream code %d)",
                  durable, filter, (int)jerr);
         return choreo__nats_error(s, what);
     }

@@ -145,3 +145,35 @@ Test(handler, malformed_messages_are_parked_with_a_reason_and_the_queue_moves_on
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+Test(handler, changed_consumer_settings_are_applied_at_restart, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    const char *settings[][2] = { { "max_deliver=5", "ack_wait_ms=3000" },
+                                  { "max_deliver=7", "ack_wait_ms=4000" } };
+    for (int round = 0; round < 2; round++) {
+        choreo_config *cfg = support_config(dir, "worker", server.url, settings[round][0],
+                                            settings[round][1], NULL);
+        choreo_service *svc = support_service(cfg);
+        choreo_config_destroy(cfg);
+        cr_assert_eq(choreo_service_on(svc, "Good", counting, NULL), CHOREO_OK);
+        cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "round %d: %s", round,
+                     choreo_last_error());
+        choreo_service_destroy(svc);
+    }
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
+    cr_assert_eq(ci->Config->MaxDeliver, 7);
+    cr_assert_eq(ci->Config->AckWait, 4000 * 1000000LL);
+    jsConsumerInfo_Destroy(ci);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsd_stop(&server, SIGTERM);
+}
