@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -396,6 +397,20 @@ choreo_status shop_check_run(const shop_check_paths *paths, bool require_final,
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(db);
     return st;
+}
+
+choreo_status shop_check_wait(const shop_check_paths *paths, bool require_final, int timeout_ms,
+                              const volatile sig_atomic_t *cancel, shop_check_report *out,
+                              char *err, size_t errlen)
+{
+    for (int waited = 0;; waited += 100) {
+        choreo_status s = shop_check_run(paths, require_final, out, err, errlen);
+        if (s != CHOREO_OK || out->ok || waited >= timeout_ms || (cancel && *cancel))
+            return s;
+        shop_check_report_free(out);
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
 }
 
 void shop_check_report_free(shop_check_report *r)

@@ -45,7 +45,9 @@ static const char USAGE[] =
     "  --dir DIR           work directory (kept) instead of a fresh temporary one\n"
     "  --build-dir DIR     where the service binaries were built [this program's build]\n"
     "  --timeout-s T       give up waiting for the sagas after T s [120]\n"
-    "  --log-level L       log level of the services [warn]\n";
+    "  --log-level L       log level of the services [warn]\n"
+    "  --bin NAME=PATH     run PATH as service NAME (order, inventory, payment,\n"
+    "                      points) instead of the built shop-NAME\n";
 
 static volatile sig_atomic_t interrupted;
 /* Set once the demo is only being kept running (--keep): a signal then is
@@ -67,6 +69,7 @@ struct opts {
     uint64_t seed;
     int64_t deadline_ms;
     const char *synchronous, *dir, *build_dir, *log_level;
+    const char *bin[4]; /* --bin NAME=PATH overrides */
     int64_t timeout_s;
 };
 
@@ -134,6 +137,18 @@ static int parse(int argc, char **argv, struct opts *o)
             i++;
         } else if (strcmp(a, "--build-dir") == 0) {
             o->build_dir = v;
+            i++;
+        } else if (strcmp(a, "--bin") == 0) {
+            static const char *names[] = { "order=", "inventory=", "payment=", "points=" };
+            int k = 0;
+            while (k < 4 && strncmp(v, names[k], strlen(names[k])) != 0)
+                k++;
+            if (k == 4) {
+                fprintf(stderr, "shop-demo: --bin takes order=PATH, inventory=PATH, "
+                        "payment=PATH or points=PATH\n");
+                return 2;
+            }
+            o->bin[k] = v + strlen(names[k]);
             i++;
         } else if (strcmp(a, "--log-level") == 0) {
             o->log_level = v;
@@ -248,6 +263,7 @@ struct result {
     bool checked;
     int restarts;
     double wall_s;
+    bool kept; /* the work directory outlives the run */
 };
 
 static void print_json(const struct opts *o, const sup *s, const struct load_job *j,
@@ -296,9 +312,10 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            (long long)c->points_held);
     printf("\"idempotent_replays\": %ld, \"idempotent_replays_same\": %ld, "
            "\"requests_retried\": %ld, \"service_restarts\": %d, \"synchronous\": \"%s\", "
-           "\"workdir\": \"%s\"}\n",
+           "\"workdir\": %s%s%s}\n",
            j->st.replays, j->st.replays_same, atomic_load(&j->st.retried), r->restarts,
-           o->synchronous, sup_workdir(s));
+           o->synchronous, r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
+           r->kept ? "\"" : "");
 }
 
 static void print_text(const struct opts *o, const sup *s, const struct load_job *j,
@@ -400,21 +417,15 @@ static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct 
 
 /* Final sagas may still have compensations or confirmations in flight in
  * the other services: check until the invariants hold or 20 s pass. */
-static bool settle(sup *s, struct result *r)
+static void settle(sup *s, struct result *r)
 {
     shop_check_paths p = { sup_db_path(s, 0), sup_db_path(s, 1), sup_db_path(s, 2),
                            sup_db_path(s, 3) };
     char err[512];
-    for (int waited = 0;; waited += 100) {
-        if (r->checked)
-            shop_check_report_free(&r->rep);
-        r->checked = shop_check_run(&p, true, &r->rep, err, sizeof err) == CHOREO_OK;
-        if (!r->checked)
-            fprintf(stderr, "shop-demo: %s\n", err);
-        if ((r->checked && r->rep.ok) || waited >= 20000 || interrupted)
-            return r->checked && r->rep.ok;
-        sleep_ms(100);
-    }
+    r->checked = shop_check_wait(&p, true, 20000, &interrupted, &r->rep, err, sizeof err) ==
+                 CHOREO_OK;
+    if (!r->checked)
+        fprintf(stderr, "shop-demo: %s\n", err);
 }
 
 static int run(const struct opts *o, sup *s, const char *build, bool tty)
@@ -472,14 +483,15 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
         fprintf(stderr, "shop-demo: not every saga finished; checking what there is\n");
     settle(s, &r);
     r.wall_s = (double)(now_us() - t0) / 1e6;
-    if (o->json)
-        print_json(o, s, &j, &r);
-    else
-        print_text(o, s, &j, &r);
     rc = final && r.checked && r.rep.ok && atomic_load(&j.st.failed) == 0 &&
                  j.st.replays_same == j.st.replays
              ? 0
              : 1;
+    r.kept = o->keep || o->dir || rc != 0;
+    if (o->json)
+        print_json(o, s, &j, &r);
+    else
+        print_text(o, s, &j, &r);
     if (rc != 0 && !o->json)
         printf("\nFAILED: see the violations above and the logs in %s\n", sup_workdir(s));
     if (o->keep && !interrupted) {
@@ -519,7 +531,10 @@ int main(int argc, char **argv)
     build_dir(&o, build, sizeof build);
     static const char *names[] = { "order", "inventory", "payment", "points" };
     for (int i = 0; i < 4; i++) {
-        snprintf(bin[i], sizeof bin[i], "%s/services/%s/shop-%s", build, names[i], names[i]);
+        if (o.bin[i])
+            snprintf(bin[i], sizeof bin[i], "%s", o.bin[i]);
+        else
+            snprintf(bin[i], sizeof bin[i], "%s/services/%s/shop-%s", build, names[i], names[i]);
         if (access(bin[i], X_OK) != 0) {
             fprintf(stderr, "shop-demo: %s is missing: build first (tools/demo does), or pass "
                     "--build-dir\n", bin[i]);
