@@ -193,6 +193,11 @@ CHOREO_API sqlite3 *choreo_tx_db(choreo_tx *tx);
 /* The event being handled, or NULL in a command or request transaction. */
 CHOREO_API const choreo_event *choreo_tx_event(const choreo_tx *tx);
 
+/* Records why the handler is about to return RETRY or REJECT (copied, at
+ * most 255 bytes). It is logged, and a rejected message is parked with it:
+ * "handler returned REJECT: <reason>". */
+CHOREO_API void choreo_tx_set_reason(choreo_tx *tx, const char *reason);
+
 /* Emits an event: writes an outbox row in this transaction. It is published
  * after the commit, and never if the transaction rolls back.
  *   type     UpperCamel ASCII name, e.g. "PaymentAuthorized"

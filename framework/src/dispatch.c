@@ -217,11 +217,15 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
         t->retried++;
         *nak_delay_ms = retry_delay_ms(svc, attempt);
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
-                   "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld", rt->consumer,
-                   env.id, env.saga, (long long)attempt, (long long)*nak_delay_ms);
+                   "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld reason=\"%s\"",
+                   rt->consumer, env.id, env.saga, (long long)attempt, (long long)*nak_delay_ms,
+                   CHOREO_SAFE(tx.reason));
         return ACT_NAK;
     }
-    return park(svc, rt, msg, &env, "handler returned REJECT", attempt, t);
+    char reason[300];
+    snprintf(reason, sizeof reason, "handler returned REJECT%s%s", tx.reason[0] ? ": " : "",
+             tx.reason);
+    return park(svc, rt, msg, &env, reason, attempt, t);
 }
 
 /* Runs one request handler inside the open batch transaction. */

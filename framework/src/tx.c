@@ -20,6 +20,12 @@ sqlite3 *choreo_tx_db(choreo_tx *tx)
     return tx ? tx->st->db : NULL;
 }
 
+void choreo_tx_set_reason(choreo_tx *tx, const char *reason)
+{
+    if (tx)
+        snprintf(tx->reason, sizeof tx->reason, "%s", reason ? reason : "");
+}
+
 const choreo_event *choreo_tx_event(const choreo_tx *tx)
 {
     return tx ? tx->ev : NULL;

@@ -11,6 +11,7 @@ struct choreo_tx {
     const choreo_event *ev;  /* the event being handled, or NULL */
     int emitted;             /* outbox rows written, to wake the relay */
     bool command;            /* begun by choreo_service_begin */
+    char reason[256];        /* set by choreo_tx_set_reason */
     choreo_naive_list *naive; /* delivery=naive: events held until the commit */
     choreo_naive_list naive_own; /* the list of a command transaction */
 };

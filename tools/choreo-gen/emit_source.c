@@ -433,7 +433,7 @@ static void emit_event_api(emitter *e, const gen_decl *d)
         "    choreo_result res;\n", p, p, x);
     emit_out(e, "    if (%s_%s_decode(&v, meta->data, meta->data_len, err, sizeof err) !=\n"
         "        CHOREO_OK) {\n"
-        "        %s__log_reject(meta, err);\n        return CHOREO_REJECT;\n    }\n", p, x, p);
+        "        choreo_tx_set_reason(tx, err);\n        return CHOREO_REJECT;\n    }\n", p, x);
     emit_out(e, "    res = ((%s_%s_handler)b->fn)(tx, meta, &v, b->user);\n", p, x);
     emit_out(e, "    %s_%s_free(&v);\n    return res;\n}\n\n", p, x);
     snprintf(name, sizeof name, "%s_on_%s", p, x);
