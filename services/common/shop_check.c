@@ -343,6 +343,7 @@ choreo_status shop_check_run(const shop_check_paths *paths, bool require_final,
 {
     memset(out, 0, sizeof *out);
     out->ok = true;
+    out->require_final = require_final;
     char uri[1200];
     sqlite3 *db = NULL;
     ro_uri(uri, sizeof uri, paths->order);
@@ -443,7 +444,10 @@ void shop_check_print(const shop_check_report *r, FILE *f)
             (long long)r->money_frozen, (long long)r->money_spent);
     fprintf(f, "points      %lld held\n", (long long)r->points_held);
     if (r->ok) {
-        fprintf(f, "invariants  OK\n");
+        fprintf(f, "invariants  OK: every completed order moved its stock, money and points "
+                   "once, every cancelled one left no net effect, stock, money and points add "
+                   "up%s\n",
+                r->require_final ? ", nothing is left reserved or frozen" : "");
         return;
     }
     fprintf(f, "invariants  VIOLATED (%zu):\n", r->nviolations);

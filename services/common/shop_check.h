@@ -37,6 +37,7 @@ typedef struct shop_check_paths {
 
 typedef struct shop_check_report {
     bool ok;                  /* no violation */
+    bool require_final;       /* as passed to shop_check_run */
     int64_t orders, pending, completed, cancelled;
     int64_t by_reason[SHOP_REASON_COUNT]; /* cancelled orders by reason */
     /* Compensations that gave something back. */
