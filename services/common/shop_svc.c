@@ -173,7 +173,7 @@ static void usage(const shop_service_def *def, const choreo_config *cfg, FILE *f
             def->name, def->usage ? " [service flags]" : "", def->name);
     if (def->usage)
         fprintf(f, "\nService flags:\n%s", def->usage);
-    fprintf(f, "\nchoreo settings (flag, environment variable, default):\n");
+    fprintf(f, "\n");
     choreo_config_print_help(cfg, f);
 }
 
