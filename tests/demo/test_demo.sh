@@ -11,7 +11,7 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/choreo-demo-test-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-"$demo" --build-dir "$build" --orders 120 --json --deadline-ms 2500 --window 40 \
+"$demo" --build-dir "$build" --orders 120 --json --deadline-ms 3000 --window 40 \
     --dir "$dir/run" >"$dir/out.json" || { cat "$dir/out.json"; fail "shop-demo exited $?"; }
 
 python3 - "$dir/out.json" <<'PY' || fail "the demo's JSON summary is wrong: $(cat "$dir/out.json")"
@@ -27,11 +27,12 @@ reasons = d["by_reason"]
 assert set(reasons) == {"stock_rejected", "payment_rejected", "points_rejected", "deadline"}, reasons
 assert all(v > 0 for v in reasons.values()), reasons
 assert d["completed"] > 0 and d["compensations"] > 0, d
-# Each failure path is deterministic, except that a slow machine may let an
-# ordinary order reach its deadline: never fewer cancellations than planned.
+# Each failure path is deterministic, except that a very slow machine may let
+# an order reach its deadline before its own answer: the deadline can only
+# take orders from the other paths, never add rejections.
 kinds = d["by_kind"]
-assert reasons["payment_rejected"] == kinds["broke"], (reasons, kinds)
-assert reasons["points_rejected"] == kinds["no_points"], (reasons, kinds)
+assert 0 < reasons["payment_rejected"] <= kinds["broke"], (reasons, kinds)
+assert 0 < reasons["points_rejected"] <= kinds["no_points"], (reasons, kinds)
 assert reasons["deadline"] >= kinds["review"], (reasons, kinds)
 assert d["idempotent_replays"] > 0 and d["idempotent_replays_same"] == d["idempotent_replays"], d
 assert d["service_restarts"] == 0, d

@@ -74,15 +74,6 @@ static int need(const char *what)
     return 2;
 }
 
-static int open_client(shop_client **c, const char *url, const char *prefix)
-{
-    if (shop_client_create(c, url, prefix) != CHOREO_OK) {
-        fprintf(stderr, "shop: %s\n", shop_client_last_error());
-        return 1;
-    }
-    return 0;
-}
-
 static void unique_key(char *out, size_t cap, const char *what)
 {
     struct timespec ts;
@@ -203,6 +194,76 @@ static int cmd_check(const struct args *a)
     return rc;
 }
 
+static int cmd_status(shop_client *c, const struct args *a)
+{
+    const char *key = opt(a, "--key", NULL);
+    if (key)
+        return print_status(c, NULL, key);
+    if (a->i < a->argc)
+        return print_status(c, a->argv[a->i], NULL);
+    return need("status needs an order id or --key");
+}
+
+static int cmd_restock(shop_client *c, const struct args *a)
+{
+    char ref[80];
+    unique_key(ref, sizeof ref, "cli");
+    const char *product = opt(a, "--product", NULL);
+    int64_t n = 0;
+    if (!product || !num(a, "--qty", 0, 1, INT64_C(1000000000), &n) || n == 0)
+        return need("restock needs --product and --qty");
+    if (shop_client_restock(c, opt(a, "--ref", ref), product, n) != CHOREO_OK)
+        return 1;
+    printf("restocked %" PRId64 " x %s\n", n, product);
+    return 0;
+}
+
+static int cmd_deposit(shop_client *c, const struct args *a)
+{
+    char ref[80];
+    unique_key(ref, sizeof ref, "cli");
+    const char *user = opt(a, "--user", NULL), *review = opt(a, "--review", NULL);
+    int64_t n = -1;
+    if (!user || !num(a, "--amount", -1, 0, INT64_C(1000000000000), &n) || n < 0)
+        return need("deposit needs --user and --amount");
+    if (shop_client_deposit(c, opt(a, "--ref", ref), user, n, review != NULL,
+                            review && strcmp(review, "yes") == 0) != CHOREO_OK)
+        return 1;
+    printf("deposited %" PRId64 " cents for %s\n", n, user);
+    return 0;
+}
+
+static int cmd_enroll(shop_client *c, const struct args *a)
+{
+    const char *user = opt(a, "--user", NULL);
+    int64_t cap = 0;
+    if (!user || !num(a, "--cap", INT64_C(1000000000), 0, INT64_MAX, &cap))
+        return need("enroll needs --user");
+    if (shop_client_enroll(c, user, cap, has(a, "--no-points")) != CHOREO_OK)
+        return 1;
+    printf("enrolled %s\n", user);
+    return 0;
+}
+
+static int cmd_seed(shop_client *c, const struct args *a)
+{
+    return cmd_seed_or_load(c, a, false);
+}
+
+static int cmd_load(shop_client *c, const struct args *a)
+{
+    return cmd_seed_or_load(c, a, true);
+}
+
+static const struct command {
+    const char *name;
+    int (*fn)(shop_client *c, const struct args *a);
+} COMMANDS[] = {
+    { "place", cmd_place },     { "status", cmd_status }, { "restock", cmd_restock },
+    { "deposit", cmd_deposit }, { "enroll", cmd_enroll }, { "seed", cmd_seed },
+    { "load", cmd_load },
+};
+
 int main(int argc, char **argv)
 {
     const char *url = getenv("CHOREO_NATS_URL");
@@ -223,65 +284,25 @@ int main(int argc, char **argv)
     if (i >= argc)
         return need("a command is needed");
     signal(SIGPIPE, SIG_IGN);
-    const char *cmd = argv[i];
     struct args a = { argc, argv, i + 1 };
     if (has(&a, "--help")) {
         fputs(USAGE, stdout);
         return 0;
     }
-    if (strcmp(cmd, "check") == 0)
+    if (strcmp(argv[i], "check") == 0)
         return cmd_check(&a);
-    if (!url || !*url)
-        url = "nats://127.0.0.1:4222";
-    shop_client *c = NULL;
-    int rc;
-    if (strcmp(cmd, "place") != 0 && strcmp(cmd, "status") != 0 && strcmp(cmd, "restock") != 0 &&
-        strcmp(cmd, "deposit") != 0 && strcmp(cmd, "enroll") != 0 && strcmp(cmd, "seed") != 0 &&
-        strcmp(cmd, "load") != 0)
+    const struct command *cmd = NULL;
+    for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
+        if (strcmp(argv[i], COMMANDS[k].name) == 0)
+            cmd = &COMMANDS[k];
+    if (!cmd)
         return need("unknown command");
-    if ((rc = open_client(&c, url, prefix)) != 0)
-        return rc;
-    char ref[80];
-    unique_key(ref, sizeof ref, "cli");
-    int64_t n = 0;
-    if (strcmp(cmd, "place") == 0) {
-        rc = cmd_place(c, &a);
-    } else if (strcmp(cmd, "status") == 0) {
-        const char *key = opt(&a, "--key", NULL);
-        if (key)
-            rc = print_status(c, NULL, key);
-        else if (a.i < argc)
-            rc = print_status(c, argv[a.i], NULL);
-        else
-            rc = need("status needs an order id or --key");
-    } else if (strcmp(cmd, "restock") == 0) {
-        const char *product = opt(&a, "--product", NULL);
-        if (!product || !num(&a, "--qty", 0, 1, INT64_C(1000000000), &n) || n == 0)
-            rc = need("restock needs --product and --qty");
-        else if (shop_client_restock(c, opt(&a, "--ref", ref), product, n) != CHOREO_OK)
-            rc = 1;
-        else
-            printf("restocked %" PRId64 " x %s\n", n, product);
-    } else if (strcmp(cmd, "deposit") == 0) {
-        const char *user = opt(&a, "--user", NULL), *review = opt(&a, "--review", NULL);
-        if (!user || !num(&a, "--amount", -1, 0, INT64_C(1000000000000), &n) || n < 0)
-            rc = need("deposit needs --user and --amount");
-        else if (shop_client_deposit(c, opt(&a, "--ref", ref), user, n, review != NULL,
-                                     review && strcmp(review, "yes") == 0) != CHOREO_OK)
-            rc = 1;
-        else
-            printf("deposited %" PRId64 " cents for %s\n", n, user);
-    } else if (strcmp(cmd, "enroll") == 0) {
-        const char *user = opt(&a, "--user", NULL);
-        if (!user || !num(&a, "--cap", INT64_C(1000000000), 0, INT64_MAX, &n))
-            rc = need("enroll needs --user");
-        else if (shop_client_enroll(c, user, n, has(&a, "--no-points")) != CHOREO_OK)
-            rc = 1;
-        else
-            printf("enrolled %s\n", user);
-    } else {
-        rc = cmd_seed_or_load(c, &a, strcmp(cmd, "load") == 0);
+    shop_client *c = NULL;
+    if (shop_client_create(&c, url && *url ? url : "nats://127.0.0.1:4222", prefix) != CHOREO_OK) {
+        fprintf(stderr, "shop: %s\n", shop_client_last_error());
+        return 1;
     }
+    int rc = cmd->fn(c, &a);
     if (rc == 1 && shop_client_last_error()[0])
         fprintf(stderr, "shop: %s\n", shop_client_last_error());
     shop_client_destroy(c);

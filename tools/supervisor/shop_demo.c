@@ -343,7 +343,7 @@ static void print_text(const struct opts *o, const sup *s, const struct load_job
     printf("wall time   %.1f s, SQLite synchronous=%s\n", r->wall_s, o->synchronous);
 }
 
-static void print_keep(const struct opts *o, const sup *s, const char *build, FILE *f)
+static void print_keep(const sup *s, const char *build, FILE *f)
 {
     fprintf(f, "\nThe shop is still running; Ctrl-C (or SIGTERM to pid %d) stops all of it.\n",
             (int)getpid());
@@ -362,7 +362,6 @@ static void print_keep(const struct opts *o, const sup *s, const char *build, FI
                "  sqlite3 %s/order.db \"SELECT state, reason, COUNT(*) FROM orders GROUP BY 1, 2\"\n",
             build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_workdir(s),
             sup_workdir(s));
-    (void)o;
 }
 
 /* Waits until every placed order is final, showing progress on a terminal
@@ -495,7 +494,7 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     if (rc != 0 && !o->json)
         printf("\nFAILED: see the violations above and the logs in %s\n", sup_workdir(s));
     if (o->keep && !interrupted) {
-        print_keep(o, s, build, o->json ? stderr : stdout);
+        print_keep(s, build, o->json ? stderr : stdout);
         fflush(stdout);
         keeping = true;
         while (!interrupted) {
