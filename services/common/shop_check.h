@@ -61,17 +61,17 @@ typedef struct shop_check_report {
 /* Runs every check. Fails (with a sentence in err) only when a database
  * cannot be read; a broken invariant is a success of this call with
  * out->ok false. Free out with shop_check_report_free. */
-choreo_status shop_check_run(const shop_check_paths *paths, bool require_final,
-                             shop_check_report *out, char *err, size_t errlen);
+CHOREO_WUR choreo_status shop_check_run(const shop_check_paths *paths, bool require_final,
+                                        shop_check_report *out, char *err, size_t errlen);
 
 /* For a system that has just gone quiet: the last confirmations and
  * compensations of final sagas may still be on their way, so runs
  * shop_check_run every 100 ms until the invariants hold, timeout_ms pass,
  * or *cancel (when not NULL) becomes non-zero. out holds the last report
  * (free it with shop_check_report_free). */
-choreo_status shop_check_wait(const shop_check_paths *paths, bool require_final, int timeout_ms,
-                              const volatile sig_atomic_t *cancel, shop_check_report *out,
-                              char *err, size_t errlen);
+CHOREO_WUR choreo_status shop_check_wait(const shop_check_paths *paths, bool require_final,
+                                         int timeout_ms, const volatile sig_atomic_t *cancel,
+                                         shop_check_report *out, char *err, size_t errlen);
 
 void shop_check_report_free(shop_check_report *r);
 

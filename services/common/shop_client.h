@@ -16,7 +16,7 @@ typedef struct shop_client shop_client;
  * (NULL: "choreo"). Thread-safe once created: requests may be made from
  * several threads at once. Fails with CHOREO_ENOSERVER when no server
  * answers. */
-choreo_status shop_client_create(shop_client **out, const char *url, const char *prefix);
+CHOREO_WUR choreo_status shop_client_create(shop_client **out, const char *url, const char *prefix);
 void shop_client_destroy(shop_client *c);
 
 /* Makes every request in progress on c, in any thread, and every later one
@@ -36,19 +36,21 @@ typedef struct shop_placed {
  * no responders or an empty reply is retried with the same key, up to
  * attempts requests. A REFUSED answer is a success of this call (out says
  * why). Fails with CHOREO_ETIMEOUT when no attempt was answered. */
-choreo_status shop_client_place(shop_client *c, const char *idempotency_key, const char *user_id,
-                                const char *product_id, int32_t qty, int64_t amount_cents,
-                                int timeout_ms, int attempts, shop_placed *out);
+CHOREO_WUR choreo_status shop_client_place(shop_client *c, const char *idempotency_key,
+                                           const char *user_id, const char *product_id, int32_t qty,
+                                           int64_t amount_cents, int timeout_ms, int attempts,
+                                           shop_placed *out);
 
 /* Seeding, each idempotent: Restock adds qty once per ref; Deposit credits
  * once per ref and, when set_review, sets the account's review flag;
  * Enroll sets a points account's cap and opt-out. A refusal fails with
  * CHOREO_EINVAL and the service's reason in shop_client_last_error. */
-choreo_status shop_client_restock(shop_client *c, const char *ref, const char *product_id,
-                                  int64_t qty);
-choreo_status shop_client_deposit(shop_client *c, const char *ref, const char *user_id,
-                                  int64_t amount_cents, bool set_review, bool review);
-choreo_status shop_client_enroll(shop_client *c, const char *user_id, int64_t cap, bool no_points);
+CHOREO_WUR choreo_status shop_client_restock(shop_client *c, const char *ref,
+                                             const char *product_id, int64_t qty);
+CHOREO_WUR choreo_status shop_client_deposit(shop_client *c, const char *ref, const char *user_id,
+                                             int64_t amount_cents, bool set_review, bool review);
+CHOREO_WUR choreo_status shop_client_enroll(shop_client *c, const char *user_id, int64_t cap,
+                                            bool no_points);
 
 /* An order's state by order id or (when order_id is NULL) idempotency key. */
 typedef struct shop_order_status {
@@ -58,11 +60,11 @@ typedef struct shop_order_status {
     char reason[40];
     char detail[300];
 } shop_order_status;
-choreo_status shop_client_get_order(shop_client *c, const char *order_id, const char *key,
-                                    shop_order_status *out);
+CHOREO_WUR choreo_status shop_client_get_order(shop_client *c, const char *order_id,
+                                               const char *key, shop_order_status *out);
 
 /* Sends Ping to a service until it answers or timeout_ms passes. */
-choreo_status shop_client_ping(shop_client *c, const char *service, int timeout_ms);
+CHOREO_WUR choreo_status shop_client_ping(shop_client *c, const char *service, int timeout_ms);
 
 /* The last error of a failing shop_client call on this thread, as a
  * sentence naming what failed. Never NULL. */

@@ -26,15 +26,16 @@ typedef struct shop_field {
     bool seen;
 } shop_field;
 
-#define SHOP_FIELD_STR(n, buf, req) { (n), SHOP_F_STR, (buf), sizeof(buf), NULL, NULL, (req), false }
+#define SHOP_FIELD_STR(n, buf, req) \
+    { (n), SHOP_F_STR, (buf), sizeof(buf), NULL, NULL, (req), false }
 #define SHOP_FIELD_I64(n, p, req) { (n), SHOP_F_I64, NULL, 0, (p), NULL, (req), false }
 #define SHOP_FIELD_BOOL(n, p, req) { (n), SHOP_F_BOOL, NULL, 0, NULL, (p), (req), false }
 
 /* Decodes a msgpack map into the fields. Unknown keys are skipped. Fails
  * with CHOREO_EDECODE and a sentence in err when the data is not a map, a
  * field has the wrong type or does not fit, or a required one is missing. */
-choreo_status shop_msg_decode(const void *data, size_t len, shop_field *fields, size_t n,
-                              char *err, size_t errlen);
+CHOREO_WUR choreo_status shop_msg_decode(const void *data, size_t len, shop_field *fields, size_t n,
+                                         char *err, size_t errlen);
 
 /* Encodes the fields as a map into w (initialised by the caller). */
 void shop_msg_encode(choreo_mp_writer *w, const shop_field *fields, size_t n);

@@ -54,7 +54,7 @@ typedef struct shop_world {
 /* Plans a world for n orders (at least 1). The first orders take one of
  * each kind (so even a handful of orders covers every path), the rest are
  * drawn from seed. run (NULL: "demo") prefixes keys and refs. */
-choreo_status shop_world_plan(shop_world *w, long n, uint64_t seed, const char *run);
+CHOREO_WUR choreo_status shop_world_plan(shop_world *w, long n, uint64_t seed, const char *run);
 void shop_world_free(shop_world *w);
 
 /* The unit price of a product of the demo, or 100 cents for others. */
@@ -62,7 +62,7 @@ int64_t shop_price_cents(const char *product);
 
 /* Seeds stock, accounts and points rules through the services' requests.
  * Idempotent (refs carry the world's run name). */
-choreo_status shop_world_seed(const shop_world *w, shop_client *c);
+CHOREO_WUR choreo_status shop_world_seed(const shop_world *w, shop_client *c);
 
 typedef struct shop_load_opts {
     int concurrency;           /* requests in flight at most [32] */
@@ -92,7 +92,7 @@ typedef struct shop_load_stats {
 /* Places every order of w (filling order_id), concurrency requests at a
  * time, then re-sends every 25th key and counts how many got the same
  * order back. stats may be read by another thread while this runs. */
-choreo_status shop_world_load(shop_world *w, shop_client *c, const shop_load_opts *o,
-                              shop_load_stats *stats);
+CHOREO_WUR choreo_status shop_world_load(shop_world *w, shop_client *c, const shop_load_opts *o,
+                                         shop_load_stats *stats);
 
 #endif

@@ -200,7 +200,8 @@ static choreo_result restock(choreo_tx *tx, const void *req, size_t len, choreo_
     sqlite3 *db = choreo_tx_db(tx);
     char ref[80] = "", product[80] = "", err[200] = "";
     int64_t qty = 0, available = 0;
-    shop_field in[] = { SHOP_FIELD_STR("ref", ref, true), SHOP_FIELD_STR("product_id", product, true),
+    shop_field in[] = { SHOP_FIELD_STR("ref", ref, true),
+                        SHOP_FIELD_STR("product_id", product, true),
                         SHOP_FIELD_I64("qty", &qty, true) };
     bool ok = false;
     if (shop_msg_decode(req, len, in, 3, err, sizeof err) != CHOREO_OK) {

@@ -133,8 +133,9 @@ static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
     shop_sql_reset(&p->st, Q_AWARD_GET);
     if (strcmp(state, "AWARDED") != 0)
         return CHOREO_DONE; /* rejected: nothing was added */
-    if (shop_sql(&p->st, db, Q_REVOKE, "UPDATE accounts SET points = points - ?2 WHERE user_id = ?1",
-                 "ti", user_id, points) != SQLITE_DONE ||
+    if (shop_sql(&p->st, db, Q_REVOKE,
+                 "UPDATE accounts SET points = points - ?2 WHERE user_id = ?1", "ti", user_id,
+                 points) != SQLITE_DONE ||
         shop_sql(&p->st, db, Q_AWARD_SET,
                  "UPDATE awards SET state = 'REVOKED', updated_us = ?2 WHERE order_id = ?1", "ti",
                  v->order_id, shop_now_us()) != SQLITE_DONE)

@@ -159,7 +159,11 @@ static int cmd_seed_or_load(shop_client *c, const struct args *a, bool load)
         shop_load_opts o = { .concurrency = (int)conc };
         shop_load_stats st;
         memset(&st, 0, sizeof st);
-        (void)shop_world_load(&w, c, &o, &st);
+        if (shop_world_load(&w, c, &o, &st) != CHOREO_OK) {
+            fprintf(stderr, "shop: out of memory starting the load\n");
+            shop_world_free(&w);
+            return 1;
+        }
         double secs = (double)(st.ended_us - st.started_us) / 1e6;
         printf("placed %ld, refused %ld, failed %ld in %.2f s (%.0f orders/s); %ld retried; "
                "replayed keys: %ld of %ld gave the same order\n",

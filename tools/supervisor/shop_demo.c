@@ -247,13 +247,14 @@ struct load_job {
     shop_client *c;
     shop_load_opts o;
     shop_load_stats st;
+    choreo_status status;
     atomic_bool done;
 };
 
 static void *load_main(void *arg)
 {
     struct load_job *j = arg;
-    (void)shop_world_load(j->w, j->c, &j->o, &j->st);
+    j->status = shop_world_load(j->w, j->c, &j->o, &j->st);
     atomic_store(&j->done, true);
     return NULL;
 }
@@ -359,7 +360,8 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                "--qty 1 --wait\n"
                "  %s/tools/shop/shop --nats-url %s status ORDER_ID\n"
                "  %s/tools/shop/shop check --dir %s --final\n"
-               "  sqlite3 %s/order.db \"SELECT state, reason, COUNT(*) FROM orders GROUP BY 1, 2\"\n",
+               "  sqlite3 %s/order.db \"SELECT state, reason, COUNT(*) FROM orders "
+               "GROUP BY 1, 2\"\n",
             build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_workdir(s),
             sup_workdir(s));
 }
@@ -482,10 +484,9 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
         fprintf(stderr, "shop-demo: not every saga finished; checking what there is\n");
     settle(s, &r);
     r.wall_s = (double)(now_us() - t0) / 1e6;
-    rc = final && r.checked && r.rep.ok && atomic_load(&j.st.failed) == 0 &&
-                 j.st.replays_same == j.st.replays
-             ? 0
-             : 1;
+    bool loaded = j.status == CHOREO_OK && atomic_load(&j.st.failed) == 0 &&
+                  j.st.replays_same == j.st.replays;
+    rc = final && loaded && r.checked && r.rep.ok ? 0 : 1;
     r.kept = o->keep || o->dir || rc != 0;
     if (o->json)
         print_json(o, s, &j, &r);
@@ -512,8 +513,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    struct opts o = { .orders = 1000, .concurrency = 32, .window = 200, .seed = 1, .deadline_ms = 1500,
-                      .synchronous = "full", .timeout_s = 120, .log_level = "warn" };
+    struct opts o = { .orders = 1000, .concurrency = 32, .window = 200, .seed = 1,
+                      .deadline_ms = 1500, .synchronous = "full", .timeout_s = 120,
+                      .log_level = "warn" };
     int p = parse(argc, argv, &o);
     if (p)
         return p == 1 ? 0 : 2;
