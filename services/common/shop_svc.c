@@ -126,6 +126,17 @@ int shop_sql_exec(sqlite3 *db, const char *sql)
     return rc;
 }
 
+choreo_result shop_reject(choreo_tx *tx, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    choreo_tx_set_reason(tx, reason);
+    return CHOREO_REJECT;
+}
+
 bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end = NULL;

@@ -50,6 +50,16 @@ void shop_log(shop_log_level lvl, const char *msg, const char *fields_fmt, ...)
 #endif
     ;
 
+/* Gives up on the event being handled: sets the reason (formatted, at most
+ * 255 bytes) with choreo_tx_set_reason, so that choreo logs it and parks
+ * the message with it for a person, and returns CHOREO_REJECT. For states
+ * that should not exist, never for a business "no". */
+choreo_result shop_reject(choreo_tx *tx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Unix time in microseconds. */
 int64_t shop_now_us(void);
 

@@ -151,9 +151,8 @@ static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
     if (strcmp(state, "RESERVED") != 0) {
-        shop_log(SHOP_ERROR, "cancellation of an order whose stock is not reserved; parking it",
-                 "order=%s state=%s", v->order_id, state);
-        return CHOREO_REJECT;
+        return shop_reject(tx, "order %s is cancelled but its reservation is %s, not RESERVED",
+                           v->order_id, state);
     }
     if (shop_sql(&inv->st, db, Q_RELEASE,
                  "UPDATE products SET available = available + ?2, reserved = reserved - ?2 "
@@ -176,9 +175,8 @@ static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
     if (rc == SQLITE_ROW && strcmp(state, "SOLD") == 0)
         return CHOREO_DONE;
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp(state, "RESERVED") != 0)) {
-        shop_log(SHOP_ERROR, "a completed order has no reservation to confirm; parking it",
-                 "order=%s state=%s", v->order_id, rc == SQLITE_ROW ? state : "none");
-        return CHOREO_REJECT;
+        return shop_reject(tx, "order %s is completed but its reservation is %s, not RESERVED",
+                           v->order_id, rc == SQLITE_ROW ? state : "missing");
     }
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;

@@ -179,8 +179,7 @@ static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *orde
         }
         if (rc != SQLITE_DONE)
             return CHOREO_RETRY;
-        shop_log(SHOP_WARN, "event for an unknown order; parking it", "order=%s", order_id);
-        return CHOREO_REJECT;
+        return shop_reject(tx, "no order %s in this service", order_id);
     }
     choreo_status s;
     if (completed) {

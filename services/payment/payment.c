@@ -156,9 +156,8 @@ static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
     if (strcmp(state, "FROZEN") != 0 && strcmp(state, "HELD") != 0) {
-        shop_log(SHOP_ERROR, "cancellation of an order whose payment is not frozen; parking it",
-                 "order=%s state=%s", v->order_id, state);
-        return CHOREO_REJECT;
+        return shop_reject(tx, "order %s is cancelled but its payment is %s, not FROZEN or HELD",
+                           v->order_id, state);
     }
     if (shop_sql(&p->st, db, Q_UNFREEZE,
                  "UPDATE accounts SET balance = balance + ?2, frozen = frozen - ?2 "
@@ -181,9 +180,8 @@ static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
     if (rc == SQLITE_ROW && strcmp(state, "CAPTURED") == 0)
         return CHOREO_DONE;
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp(state, "FROZEN") != 0)) {
-        shop_log(SHOP_ERROR, "a completed order has no frozen payment to capture; parking it",
-                 "order=%s state=%s", v->order_id, rc == SQLITE_ROW ? state : "none");
-        return CHOREO_REJECT;
+        return shop_reject(tx, "order %s is completed but its payment is %s, not FROZEN",
+                           v->order_id, rc == SQLITE_ROW ? state : "missing");
     }
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
