@@ -45,6 +45,9 @@ static const struct key keys[] = {
     { "delivery", K_ENUM, S(delivery), "outbox", 0, 0, "outbox|naive",
       "outbox (transactional outbox and inbox); naive publishes after commit with no outbox "
       "and no inbox, a demonstration of what that loses and doubles, never for production" },
+    { "audit", K_ENUM, S(audit), "off", 0, 0, "off|on",
+      "on records every emitted and every applied event in choreo_audit_* tables, in the "
+      "same transactions, so that tools/chaos can count lost and doubled events" },
     { "busy_timeout_ms", K_INT, S(busy_timeout_ms), "5000", 0, 600000, NULL,
       "SQLite busy timeout in ms" },
     { "nats_user", K_SECRET, S(nats_user), NULL, 0, 0, NULL, "NATS user name" },

@@ -14,6 +14,7 @@ struct choreo_config {
     char *log_level;
     char *synchronous;
     char *delivery;
+    char *audit;
     char *nats_user;
     char *nats_password;
     char *nats_token;

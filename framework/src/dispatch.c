@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "audit.h"
 #include "dead.h"
 #include "envelope.h"
 #include "inbox.h"
@@ -201,6 +202,10 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
                      .naive = svc->naive ? &svc->naive_batch : NULL };
     int naive_mark = svc->naive_batch.n;
     choreo_result res = rt->fn(&tx, &ev, rt->user);
+    if (res == CHOREO_DONE && svc->audit &&
+        choreo__audit_applied(svc->store, rt->consumer, env.type, env.id, env.saga,
+                              choreo__now_ms()) != CHOREO_OK)
+        res = CHOREO_RETRY;
     if (res == CHOREO_DONE && choreo__store_release(svc->store) != CHOREO_OK)
         res = CHOREO_RETRY; /* could not keep the work: roll it back, redeliver */
     if (res != CHOREO_DONE)

@@ -34,6 +34,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     choreo__log_level_parse(svc->cfg->log_level, &svc->log.level);
     snprintf(svc->log.service, sizeof svc->log.service, "%s", svc->cfg->service);
     svc->naive = strcmp(svc->cfg->delivery, "naive") == 0;
+    svc->audit = strcmp(svc->cfg->audit, "on") == 0;
     if (svc->naive)
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
                    "delivery=naive: events are published after commit without outbox or inbox; "

@@ -66,6 +66,7 @@ struct choreo_service {
     choreo_crashpoints crash;
     uint64_t jitter_state;     /* dispatcher thread only */
     bool naive;                /* delivery=naive: see naive.h */
+    bool audit;                /* audit=on: see audit.h */
     choreo_naive_list naive_batch; /* dispatcher thread only */
 };
 

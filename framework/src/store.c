@@ -50,6 +50,19 @@ static const char *const migrations[] = {
     "  status TEXT NOT NULL DEFAULT 'parked',"
     "  updated_at INTEGER);"
     "CREATE INDEX choreo_dead_status ON choreo_dead(status, id);",
+    /* 2: the audit trail (setting audit=on), for proving delivery under chaos. */
+    "CREATE TABLE choreo_audit_emitted ("
+    "  event_id TEXT PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  saga TEXT NOT NULL,"
+    "  emitted_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE choreo_audit_applied ("
+    "  consumer TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  saga TEXT NOT NULL,"
+    "  applied_at INTEGER NOT NULL);"
+    "CREATE INDEX choreo_audit_applied_event ON choreo_audit_applied(event_id, consumer);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

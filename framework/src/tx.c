@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "envelope.h"
+#include "audit.h"
 #include "outbox.h"
 #include "relay.h"
 #include "status.h"
@@ -104,6 +105,8 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, const char *type, uint32
     else
         s = choreo__outbox_insert(tx->st, &row);
     choreo_mp_writer_free(&w);
+    if (s == CHOREO_OK && svc->audit)
+        s = choreo__audit_emitted(tx->st, env.id, type, saga, env.ts_ms);
     if (s != CHOREO_OK)
         return s;
     tx->emitted++;

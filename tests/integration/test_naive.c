@@ -21,7 +21,8 @@ static choreo_result apply(choreo_tx *tx, const choreo_event *ev, void *user)
 static choreo_service *naive_service(const char *dir, const char *name, const char *url,
                                      bool consumer)
 {
-    choreo_config *cfg = support_config(dir, name, url, "delivery=naive", "log_level=error", NULL);
+    choreo_config *cfg = support_config(dir, name, url, "delivery=naive", "log_level=error",
+                                        "audit=on", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     if (consumer)
@@ -65,6 +66,9 @@ Test(naive, a_crash_between_commit_and_publish_loses_the_event, .timeout = 60)
                  "only the later event arrives: the first one was lost");
     cr_assert_eq(support_count(dir, "source", "SELECT COUNT(*) FROM choreo_outbox"), 0,
                  "naive mode writes no outbox rows");
+    cr_assert_eq(support_count(dir, "source", "SELECT COUNT(*) FROM choreo_audit_emitted"), 2,
+                 "the audit trail knows both events were emitted (committed)");
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM choreo_audit_applied"), 1);
     choreo_service_destroy(src);
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
@@ -97,6 +101,9 @@ Test(naive, a_crash_between_commit_and_ack_applies_the_event_twice, .timeout = 6
         usleep(10000);
     cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM applied"), 2,
                  "with no inbox the redelivered event is applied a second time");
+    cr_assert_eq(support_count(dir, "sink",
+                               "SELECT COUNT(*) FROM choreo_audit_applied GROUP BY event_id"), 2,
+                 "the audit trail shows the same event id applied twice");
     choreo_service_destroy(sink);
     choreo_service_destroy(src);
     natsd_stop(&server, SIGTERM);

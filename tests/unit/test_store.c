@@ -71,3 +71,18 @@ Test(store, savepoints_roll_back_one_message_and_keep_the_others)
     cr_assert_eq(unit_db_count(st, "SELECT SUM(x) FROM biz"), 1);
     choreo__store_close(st);
 }
+
+Test(store, an_older_schema_is_migrated_forward)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    /* Turn the file back into a version 1 database. */
+    cr_assert_eq(choreo__store_exec(st, "DROP TABLE choreo_audit_emitted;"
+                                        "DROP TABLE choreo_audit_applied;"
+                                        "PRAGMA user_version = 1;"), CHOREO_OK);
+    choreo__store_close(st);
+    cr_assert_eq(choreo__store_open(&st, path, "full", 1000), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(unit_db_count(st, "PRAGMA user_version"), 2);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_audit_applied"), 0);
+    choreo__store_close(st);
+}
