@@ -25,8 +25,11 @@ const char *choreo__crashpoint_name(choreo_crashpoint_id id)
 choreo_status choreo__crashpoints_load(choreo_crashpoints *cp)
 {
     memset(cp, 0, sizeof *cp);
+    /* The PID is mixed in so that a restarted process does not crash at the
+     * very same draw again and again: a run is repeatable in its seed and
+     * its probabilities, not down to the draw. */
     const char *seed = getenv("CHOREO_CRASH_SEED");
-    cp->seed = seed ? strtoull(seed, NULL, 10) : (uint64_t)getpid();
+    cp->seed = (seed ? strtoull(seed, NULL, 10) : 0) * 0x9e3779b97f4a7c15ULL + (uint64_t)getpid();
     const char *spec = getenv("CHOREO_CRASHPOINTS");
     if (!spec || !*spec)
         return CHOREO_OK;
