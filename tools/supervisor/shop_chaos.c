@@ -527,6 +527,17 @@ static int run(const struct opts *o, sup *s, bool tty)
     if (!o->json)
         fprintf(stderr, "shop-chaos: load done; quiet period (crash points stay on)\n");
     bool final = quiet(o, s, &t, tty);
+    /* Events still on their way (a deadline not yet due, a redelivery after
+     * the last kill) are not lost: give them until the longest delay has
+     * passed, with the services still running and crash points still on. */
+    for (int64_t until = now_ms() + o->deadline_ms + 30000;;) {
+        struct tally probe = { 0 };
+        if (interrupted || reap(s, &t, tty) != 0 || audit(s, &w, &probe) != 0)
+            goto out;
+        if ((probe.lost_events == 0 && probe.unknown_orders == 0) || now_ms() > until)
+            break;
+        sleep_ms(500);
+    }
     t.pending = count_pending(sup_db_path(s, 0));
     shop_check_paths p = { sup_db_path(s, 0), sup_db_path(s, 1), sup_db_path(s, 2),
                            sup_db_path(s, 3) };
