@@ -140,7 +140,7 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
 {
     if (!svc || !out)
         return choreo__fail(CHOREO_EINVAL, "choreo_service_begin: svc and out must not be NULL");
-    if (pthread_equal(pthread_self(), svc->dispatcher) && svc->started)
+    if (svc->started && pthread_equal(pthread_self(), svc->dispatcher))
         return choreo__fail(CHOREO_ESTATE,
                             "choreo_service_begin called on the dispatcher thread: a handler "
                             "already has a transaction, use the tx it was given");

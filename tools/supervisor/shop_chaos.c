@@ -497,11 +497,21 @@ static int run(const struct opts *o, sup *s, bool tty)
     shop_world w;
     char run_name[48];
     snprintf(run_name, sizeof run_name, "chaos%" PRIu64, o->seed);
-    if (shop_world_plan(&w, o->sagas, o->seed, run_name) != CHOREO_OK ||
-        shop_world_seed(&w, c) != CHOREO_OK) {
-        fprintf(stderr, "shop-chaos: seeding failed: %s\n", shop_client_last_error());
+    if (shop_world_plan(&w, o->sagas, o->seed, run_name) != CHOREO_OK) {
         shop_client_destroy(c);
         return 1;
+    }
+    /* Crash points are already on: a service may die while the world is
+     * seeded. Seeding is idempotent, so restart what died and seed again. */
+    for (int attempt = 1;; attempt++) {
+        if (shop_world_seed(&w, c) == CHOREO_OK)
+            break;
+        if (attempt == 10 || interrupted || reap(s, &t, false) != 0) {
+            fprintf(stderr, "shop-chaos: seeding failed: %s\n", shop_client_last_error());
+            shop_world_free(&w);
+            shop_client_destroy(c);
+            return 1;
+        }
     }
     struct pacer pace = { now_ms(), o->duration_s * 1000, o->sagas };
     struct load_job j = { .w = &w, .c = c };
