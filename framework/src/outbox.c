@@ -29,18 +29,19 @@ choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *r
     return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "writing an outbox row");
 }
 
-choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int limit,
+choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int64_t after_seq, int limit,
                                  bool (*fn)(const choreo_outbox_row *row, void *user),
                                  void *user)
 {
     sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DUE,
         "SELECT seq, event_id, subject, headers, body, created_at, publish_at"
-        " FROM choreo_outbox WHERE published_at IS NULL AND publish_at <= ?1"
+        " FROM choreo_outbox WHERE published_at IS NULL AND publish_at <= ?1 AND seq > ?3"
         " ORDER BY seq LIMIT ?2");
     if (!s)
         return CHOREO_ESTORE;
     sqlite3_bind_int64(s, 1, now_ms);
     sqlite3_bind_int(s, 2, limit);
+    sqlite3_bind_int64(s, 3, after_seq);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         choreo_outbox_row row = {

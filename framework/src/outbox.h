@@ -20,9 +20,10 @@ typedef struct choreo_outbox_row {
 /* Inserts a row in the current transaction. */
 choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row);
 
-/* Calls fn for up to limit unpublished rows due at now_ms, in seq order.
- * Row pointers are valid only during the call. fn returning false stops. */
-choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int limit,
+/* Calls fn for up to limit unpublished rows due at now_ms with a seq above
+ * after_seq, in seq order. Row pointers are valid only during the call. fn
+ * returning false stops. */
+choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int64_t after_seq, int limit,
                                  bool (*fn)(const choreo_outbox_row *row, void *user),
                                  void *user);
 

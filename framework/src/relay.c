@@ -2,7 +2,10 @@
  * set to the event id, then marks the acknowledged rows published in one
  * transaction. Rows whose PubAck failed or timed out stay unpublished and go
  * out again with the same id, so an outage or a crash at any point can cause
- * a repeat that JetStream (or the consumer's inbox) drops, never a loss. */
+ * a repeat that JetStream (or the consumer's inbox) drops, never a loss.
+ * Under load, a batch's marking is deferred until the next batch is on the
+ * wire, so that SQLite and the broker work at the same time; a cursor keeps
+ * the acknowledged but not yet marked rows from being read again. */
 #include "relay.h"
 
 #include <stdio.h>
@@ -39,6 +42,12 @@ struct choreo_relay {
     int next_hint;             /* where the next ack is likely in batch */
     int outstanding;           /* acks still expected for the batch */
     char last_error[256];
+    /* Relay thread only: acknowledged rows not yet marked, and the cursor
+     * (highest seq handed to JetStream) that keeps them from being read again. */
+    int64_t held[RELAY_BATCH];
+    int nheld;
+    int64_t cursor;
+    int64_t cursor_since_us;
 };
 
 choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
@@ -161,7 +170,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     e->state = PENDING;
     r->outstanding++;
     pthread_mutex_unlock(&r->lock);
-    s = js_PublishMsgAsync(r->svc->tp->js, &m, NULL);
+    s = js_PublishMsgAsync(r->svc->tp->js_pub, &m, NULL);
     if (s != NATS_OK) {
         natsMsg_Destroy(m);
         pthread_mutex_lock(&r->lock);
@@ -189,7 +198,7 @@ static void await_acks(choreo_relay *r)
     if (!timed_out)
         return;
     natsMsgList pending = { 0 };
-    if (js_PublishAsyncGetPendingList(&pending, r->svc->tp->js) == NATS_OK)
+    if (js_PublishAsyncGetPendingList(&pending, r->svc->tp->js_pub) == NATS_OK)
         natsMsgList_Destroy(&pending);
     pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nbatch; i++)
@@ -200,39 +209,16 @@ static void await_acks(choreo_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* One round: publish up to a batch of due rows, wait, mark. Returns the
- * number of rows read, or -1 when publishing failed. */
-static int relay_round(choreo_relay *r)
+/* Marks the held rows published. */
+static void mark_held(choreo_relay *r)
 {
     choreo_service *svc = r->svc;
-    r->nbatch = 0;
-    r->next_hint = 0;
-    r->outstanding = 0;
-    struct publish_ctx pc = { r, NATS_OK };
-    choreo_status s = choreo__outbox_due(r->st, choreo__now_ms(), RELAY_BATCH, publish_row, &pc);
-    if (s != CHOREO_OK)
-        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
-                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
-    if (r->nbatch == 0)
-        return s == CHOREO_OK ? 0 : -1;
-    await_acks(r);
-    int64_t seqs[RELAY_BATCH];
-    int acked = 0, failed = 0;
-    pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < r->nbatch; i++) {
-        if (r->batch[i].state == ACKED)
-            seqs[acked++] = r->batch[i].seq;
-        else
-            failed++;
-    }
-    char err[256];
-    snprintf(err, sizeof err, "%s", r->last_error);
-    pthread_mutex_unlock(&r->lock);
-    if (acked > 0)
-        choreo__crashpoint(&svc->crash, CP_AFTER_PUBLISH_BEFORE_MARK);
-    for (int attempt = 0; acked > 0; attempt++) {
-        s = choreo__outbox_mark_published(r->st, seqs, acked, choreo__now_ms(),
-                                              &svc->crash);
+    if (r->nheld == 0)
+        return;
+    choreo__crashpoint(&svc->crash, CP_AFTER_PUBLISH_BEFORE_MARK);
+    for (int attempt = 0;; attempt++) {
+        choreo_status s = choreo__outbox_mark_published(r->st, r->held, r->nheld,
+                                                        choreo__now_ms(), &svc->crash);
         if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt > 100)
             break;
         /* Unmarked rows would only be published again (and deduplicated),
@@ -241,13 +227,67 @@ static int relay_round(choreo_relay *r)
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
         choreo__sleep_ms(100);
     }
-    atomic_fetch_add(&svc->stats.published, (uint64_t)acked);
+    atomic_fetch_add(&svc->stats.published, (uint64_t)r->nheld);
+    r->nheld = 0;
+}
+
+/* Marks what is held and reads from the start of the outbox again, which
+ * also picks up delayed rows that fell due below the cursor. */
+static void rewind_cursor(choreo_relay *r)
+{
+    mark_held(r);
+    r->cursor = 0;
+    r->cursor_since_us = 0;
+}
+
+/* One round: publish up to a batch of due rows, mark the previous batch
+ * while JetStream works, then wait for this batch's acks. Returns the
+ * number of rows read, or -1 when publishing failed. */
+static int relay_round(choreo_relay *r)
+{
+    choreo_service *svc = r->svc;
+    if (r->cursor && choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000)
+        rewind_cursor(r);
+    r->nbatch = 0;
+    r->next_hint = 0;
+    r->outstanding = 0;
+    struct publish_ctx pc = { r, NATS_OK };
+    choreo_status s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, RELAY_BATCH,
+                                         publish_row, &pc);
+    if (s != CHOREO_OK)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+    if (r->nbatch == 0) {
+        rewind_cursor(r);
+        return s == CHOREO_OK ? 0 : -1;
+    }
+    /* Sends what the buffered connection holds now; the PONG it waits for
+     * comes about when the PubAcks do. */
+    natsConnection_FlushTimeout(svc->tp->nc_pub, ACK_WAIT_MS);
+    mark_held(r); /* the previous batch, while JetStream stores this one */
+    await_acks(r);
+    int failed = 0;
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < r->nbatch; i++) {
+        if (r->batch[i].state == ACKED)
+            r->held[r->nheld++] = r->batch[i].seq;
+        else
+            failed++;
+    }
+    char err[256];
+    snprintf(err, sizeof err, "%s", r->last_error);
+    pthread_mutex_unlock(&r->lock);
     if (failed > 0) {
+        int acked = r->nheld;
+        rewind_cursor(r); /* the failed rows are read again from the start */
         atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)failed);
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay publish failed; will retry with the same ids",
                    "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
         return -1;
     }
+    if (!r->cursor)
+        r->cursor_since_us = choreo__mono_us();
+    r->cursor = r->batch[r->nbatch - 1].seq;
     return r->nbatch;
 }
 
@@ -311,6 +351,7 @@ static void *relay_main(void *arg)
         r->wake = false;
         pthread_mutex_unlock(&r->lock);
     }
+    mark_held(r);
     return NULL;
 }
 

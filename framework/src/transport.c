@@ -217,11 +217,22 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     }
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = 4096;
-    jo.PublishAsync.AckHandler = js_ack_handler; /* may be NULL: no async publishing */
-    jo.PublishAsync.AckHandlerClosure = ack_closure;
     jo.Wait = 5000;
     natsStatus s = natsConnection_JetStream(&tp->js, tp->nc, &jo);
+    if (s == NATS_OK && js_ack_handler) {
+        /* The relay publishes in batches: on a connection without SendAsap,
+         * nats.c packs a batch into a few large writes instead of one
+         * system call per event, and the relay flushes at the end of each
+         * batch, so nothing waits for the library's flush timer. */
+        natsOptions_SetSendAsap(tp->opts, false);
+        s = natsConnection_Connect(&tp->nc_pub, tp->opts);
+        natsOptions_SetSendAsap(tp->opts, true);
+        jo.PublishAsync.MaxPending = 4096;
+        jo.PublishAsync.AckHandler = js_ack_handler;
+        jo.PublishAsync.AckHandlerClosure = ack_closure;
+        if (s == NATS_OK)
+            s = natsConnection_JetStream(&tp->js_pub, tp->nc_pub, &jo);
+    }
     if (s != NATS_OK) {
         st = choreo__nats_error(s, "opening a JetStream context");
         goto fail;
@@ -361,6 +372,11 @@ void choreo__transport_close(choreo_transport *tp)
 {
     if (!tp)
         return;
+    jsCtx_Destroy(tp->js_pub);
+    if (tp->nc_pub) {
+        natsConnection_Close(tp->nc_pub);
+        natsConnection_Destroy(tp->nc_pub);
+    }
     jsCtx_Destroy(tp->js);
     if (tp->nc) {
         natsConnection_Close(tp->nc);

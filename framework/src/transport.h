@@ -10,16 +10,19 @@
 #include "log.h"
 
 typedef struct choreo_transport {
-    natsConnection *nc;
+    natsConnection *nc;     /* fetches, acks, requests: every write sent at once */
     jsCtx *js;
+    natsConnection *nc_pub; /* the relay's publishes: buffered, flushed per batch */
+    jsCtx *js_pub;
     const choreo_logger *log;
     natsOptions *opts;
 } choreo_transport;
 
 /* Connects, retrying while no server is reachable (logging each attempt)
  * until connected, *stop is set, or connect_wait_ms passes. Credentials
- * refused by the server fail at once with CHOREO_EAUTH. js_ack_handler is
- * installed for asynchronous publishes. */
+ * refused by the server fail at once with CHOREO_EAUTH. When js_ack_handler
+ * is not NULL, a second connection (nc_pub, js_pub) is opened for the
+ * relay's asynchronous publishes, with that handler. */
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
                                         const choreo_logger *log, const atomic_bool *stop,
                                         jsPubAckHandler js_ack_handler, void *ack_closure);

@@ -32,7 +32,7 @@ Test(outbox, due_rows_come_in_seq_order_and_delayed_rows_wait)
     insert(st, "b", 5000); /* delayed */
     insert(st, "c", 100);
     struct seen s = { 0 };
-    cr_assert_eq(choreo__outbox_due(st, 1000, 10, collect, &s), CHOREO_OK);
+    cr_assert_eq(choreo__outbox_due(st, 1000, 0, 10, collect, &s), CHOREO_OK);
     cr_assert_eq(s.n, 2);
     cr_assert_str_eq(s.ids[0], "a");
     cr_assert_str_eq(s.ids[1], "c");
@@ -43,12 +43,28 @@ Test(outbox, due_rows_come_in_seq_order_and_delayed_rows_wait)
     cr_assert_eq(choreo__outbox_next_due(st, &next), CHOREO_OK);
     cr_assert_eq(next, 5000);
     struct seen later = { 0 };
-    cr_assert_eq(choreo__outbox_due(st, 6000, 10, collect, &later), CHOREO_OK);
+    cr_assert_eq(choreo__outbox_due(st, 6000, 0, 10, collect, &later), CHOREO_OK);
     cr_assert_eq(later.n, 1);
     cr_assert_str_eq(later.ids[0], "b");
     int64_t pending;
     cr_assert_eq(choreo__outbox_pending(st, &pending), CHOREO_OK);
     cr_assert_eq(pending, 1);
+    choreo__store_close(st);
+}
+
+Test(outbox, rows_at_or_below_the_cursor_are_skipped)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    insert(st, "a", 0);
+    insert(st, "b", 0);
+    insert(st, "c", 0);
+    struct seen all = { 0 };
+    cr_assert_eq(choreo__outbox_due(st, 1, 0, 10, collect, &all), CHOREO_OK);
+    struct seen after = { 0 };
+    cr_assert_eq(choreo__outbox_due(st, 1, all.seq[1], 10, collect, &after), CHOREO_OK);
+    cr_assert_eq(after.n, 1);
+    cr_assert_str_eq(after.ids[0], "c");
     choreo__store_close(st);
 }
 
@@ -62,7 +78,7 @@ Test(outbox, limit_bounds_a_batch)
         insert(st, id, 0);
     }
     struct seen s = { 0 };
-    cr_assert_eq(choreo__outbox_due(st, 1, 4, collect, &s), CHOREO_OK);
+    cr_assert_eq(choreo__outbox_due(st, 1, 0, 4, collect, &s), CHOREO_OK);
     cr_assert_eq(s.n, 4);
     choreo__store_close(st);
 }
@@ -84,11 +100,11 @@ Test(outbox, failures_are_recorded_and_the_row_stays_due)
     choreo_store *st = unit_db_open(path, sizeof path);
     insert(st, "a", 0);
     struct seen s = { 0 };
-    cr_assert_eq(choreo__outbox_due(st, 1, 10, collect, &s), CHOREO_OK);
+    cr_assert_eq(choreo__outbox_due(st, 1, 0, 10, collect, &s), CHOREO_OK);
     cr_assert_eq(choreo__outbox_record_failure(st, s.seq[0], "no PubAck"), CHOREO_OK);
     cr_assert_eq(unit_db_count(st, "SELECT attempts FROM choreo_outbox"), 1);
     struct seen again = { 0 };
-    cr_assert_eq(choreo__outbox_due(st, 1, 10, collect, &again), CHOREO_OK);
+    cr_assert_eq(choreo__outbox_due(st, 1, 0, 10, collect, &again), CHOREO_OK);
     cr_assert_eq(again.n, 1);
     choreo__store_close(st);
 }
