@@ -104,3 +104,15 @@ void shop_msg_encode(choreo_mp_writer *w, const shop_field *fields, size_t n)
             choreo_mp_write_bool(w, *fields[i].b);
     }
 }
+
+choreo_result shop_msg_reply(choreo_reply *reply, const shop_field *fields, size_t n)
+{
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, 4096);
+    shop_msg_encode(&w, fields, n);
+    choreo_status s = choreo_mp_writer_status(&w);
+    if (s == CHOREO_OK)
+        s = choreo_reply_set(reply, w.buf, w.len);
+    choreo_mp_writer_free(&w);
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}

@@ -40,4 +40,8 @@ CHOREO_WUR choreo_status shop_msg_decode(const void *data, size_t len, shop_fiel
 /* Encodes the fields as a map into w (initialised by the caller). */
 void shop_msg_encode(choreo_mp_writer *w, const shop_field *fields, size_t n);
 
+/* Encodes fields as a request handler's reply: CHOREO_DONE when set,
+ * CHOREO_RETRY when it could not be (out of memory). */
+choreo_result shop_msg_reply(choreo_reply *reply, const shop_field *fields, size_t n);
+
 #endif

@@ -270,14 +270,7 @@ static choreo_result get_order(choreo_tx *tx, const void *req, size_t len, chore
                          SHOP_FIELD_STR("state", state, false),
                          SHOP_FIELD_STR("reason", reason, false),
                          SHOP_FIELD_STR("detail", detail, false) };
-    choreo_mp_writer w;
-    choreo_mp_writer_init(&w, 4096);
-    shop_msg_encode(&w, out, 5);
-    choreo_status s = choreo_mp_writer_status(&w);
-    if (s == CHOREO_OK)
-        s = choreo_reply_set(reply, w.buf, w.len);
-    choreo_mp_writer_free(&w);
-    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+    return shop_msg_reply(reply, out, 5);
 }
 
 static choreo_status register_handlers(choreo_service *svc, void *user)

@@ -169,14 +169,7 @@ static choreo_result enroll(choreo_tx *tx, const void *req, size_t len, choreo_r
         ok = true;
     }
     shop_field out[] = { SHOP_FIELD_BOOL("ok", &ok, false), SHOP_FIELD_STR("error", err, false) };
-    choreo_mp_writer w;
-    choreo_mp_writer_init(&w, 4096);
-    shop_msg_encode(&w, out, 2);
-    choreo_status s = choreo_mp_writer_status(&w);
-    if (s == CHOREO_OK)
-        s = choreo_reply_set(reply, w.buf, w.len);
-    choreo_mp_writer_free(&w);
-    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+    return shop_msg_reply(reply, out, 2);
 }
 
 static choreo_status register_handlers(choreo_service *svc, void *user)
