@@ -41,7 +41,7 @@ static const char USAGE[] =
     "  --duration-s D          spread the orders over D seconds of chaos [40]\n"
     "  --kill-interval-ms K    mean time between service kills [500]\n"
     "  --restart-delay-ms R    a killed service restarts after 0..R ms [800]\n"
-    "  --broker-interval-ms B  mean time between nats-server restarts [12000]\n"
+    "  --broker-interval-ms B  mean time between nats-server restarts [10000]\n"
     "  --crash-prob P          probability of each crash point per pass [0.0005]\n"
     "  --seed S                seed of the order mix and of the chaos [1]\n"
     "  --naive                 services use delivery=naive (no outbox, no inbox)\n"
@@ -580,7 +580,7 @@ out:
 int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = 40, .kill_ms = 500, .restart_ms = 800,
-                      .broker_ms = 12000, .quiet_s = 120, .deadline_ms = 8000,
+                      .broker_ms = 10000, .quiet_s = 120, .deadline_ms = 8000,
                       .crash_prob = 0.0005, .seed = 1, .log_level = "warn" };
     int p = parse(argc, argv, &o);
     if (p)
