@@ -32,9 +32,10 @@ const choreo_event *choreo_tx_event(const choreo_tx *tx)
     return tx ? tx->ev : NULL;
 }
 
-/* at_ms 0 means now; otherwise the unix time to publish at. */
-static choreo_status emit(choreo_tx *tx, int64_t at_ms, const char *type, uint32_t version,
-                          const char *saga, const void *data, size_t data_len,
+/* Published at the unix time at_ms, or delay_ms after the event's own
+ * timestamp, whichever is later (both 0: now). */
+static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const char *type,
+                          uint32_t version, const char *saga, const void *data, size_t data_len,
                           char id_out[CHOREO_ID_SIZE])
 {
     if (!tx || !type)
@@ -96,7 +97,7 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, const char *type, uint32
         .body = w.buf,
         .body_len = w.len,
         .created_us = choreo__now_us(),
-        .publish_at = at_ms > env.ts_ms ? at_ms : env.ts_ms,
+        .publish_at = at_ms > env.ts_ms + delay_ms ? at_ms : env.ts_ms + delay_ms,
     };
     /* Delayed events keep using the outbox in naive mode too, so that the
      * comparison isolates the dual write and the missing inbox. */
@@ -118,22 +119,21 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, const char *type, uint32
 choreo_status choreo_tx_emit(choreo_tx *tx, const char *type, uint32_t version, const char *saga,
                              const void *data, size_t data_len, char id_out[CHOREO_ID_SIZE])
 {
-    return emit(tx, 0, type, version, saga, data, data_len, id_out);
+    return emit(tx, 0, 0, type, version, saga, data, data_len, id_out);
 }
 
 choreo_status choreo_tx_emit_after(choreo_tx *tx, int64_t delay_ms, const char *type,
                                    uint32_t version, const char *saga, const void *data,
                                    size_t data_len, char id_out[CHOREO_ID_SIZE])
 {
-    return emit(tx, delay_ms > 0 ? choreo__now_ms() + delay_ms : 0, type, version, saga, data,
-                data_len, id_out);
+    return emit(tx, 0, delay_ms > 0 ? delay_ms : 0, type, version, saga, data, data_len, id_out);
 }
 
 choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_ms, const char *type, uint32_t version,
                                 const char *saga, const void *data, size_t data_len,
                                 char id_out[CHOREO_ID_SIZE])
 {
-    return emit(tx, at_ms, type, version, saga, data, data_len, id_out);
+    return emit(tx, at_ms, 0, type, version, saga, data, data_len, id_out);
 }
 
 choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
