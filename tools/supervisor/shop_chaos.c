@@ -8,7 +8,6 @@
  * applied twice (duplicated). --naive runs the same services with
  * delivery=naive, the dual write choreo replaces, for comparison. */
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 
 #include "shop_check.h"
 #include "shop_client.h"
+#include "shop_setup.h"
 #include "shop_svc.h"
 #include "shop_world.h"
 #include "supervisor.h"
@@ -173,19 +173,6 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     return 0;
-}
-
-/* The build directory: given, or three levels above this program. */
-static void build_dir(const struct opts *o, char *out, size_t cap)
-{
-    char exe[PATH_MAX];
-    ssize_t n = o->build_dir ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        snprintf(out, cap, "%s", o->build_dir ? o->build_dir : "build");
-        return;
-    }
-    exe[n] = '\0';
-    snprintf(out, cap, "%s", dirname(dirname(dirname(exe))));
 }
 
 /* ---- the load, paced over the chaos period ---- */
@@ -586,25 +573,14 @@ int main(int argc, char **argv)
     if (p)
         return p == 1 ? 0 : 2;
     rng_state = o.seed * 0x2545F4914F6CDD1DULL + 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    shop_catch_signals(on_signal);
 
-    char build[PATH_MAX], bin[4][PATH_MAX + 64];
-    build_dir(&o, build, sizeof build);
-    static const char *names[] = { "order", "inventory", "payment", "points" };
-    for (int i = 0; i < 4; i++) {
-        snprintf(bin[i], sizeof bin[i], "%s/services/%s/shop-%s", build, names[i], names[i]);
-        if (access(bin[i], X_OK) != 0) {
-            fprintf(stderr, "shop-chaos: %s is missing: build first (tools/chaos does), or "
-                    "pass --build-dir\n", bin[i]);
-            return 2;
-        }
-    }
+    char build[PATH_MAX], bin[SHOP_SERVICES][SHOP_BIN_MAX];
+    const char *const *names = shop_service_names;
+    shop_build_dir(o.build_dir, build, sizeof build);
+    if (shop_service_binaries(build, NULL, bin, "shop-chaos",
+                              "build first (tools/chaos does), or pass --build-dir") != 0)
+        return 2;
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-chaos", .log_level = o.log_level,
                        .cancel = &interrupted };
     sup *s = NULL;

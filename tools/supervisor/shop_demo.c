@@ -6,7 +6,6 @@
  * also on Ctrl-C and SIGTERM. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +20,7 @@
 
 #include "shop_check.h"
 #include "shop_client.h"
+#include "shop_setup.h"
 #include "shop_svc.h"
 #include "shop_world.h"
 #include "supervisor.h"
@@ -159,24 +159,6 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     return 0;
-}
-
-/* The build directory holding services/<name>/shop-<name>: given, or two
- * levels above this program (build/tools/supervisor/shop-demo). */
-static void build_dir(const struct opts *o, char *out, size_t cap)
-{
-    if (o->build_dir) {
-        snprintf(out, cap, "%s", o->build_dir);
-        return;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        snprintf(out, cap, "build");
-        return;
-    }
-    exe[n] = '\0';
-    snprintf(out, cap, "%s", dirname(dirname(dirname(exe))));
 }
 
 /* A read-only view of the order database for progress and the saga
@@ -519,29 +501,14 @@ int main(int argc, char **argv)
     int p = parse(argc, argv, &o);
     if (p)
         return p == 1 ? 0 : 2;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    shop_catch_signals(on_signal);
 
-    char build[PATH_MAX], bin[4][PATH_MAX + 64];
-    build_dir(&o, build, sizeof build);
-    static const char *names[] = { "order", "inventory", "payment", "points" };
-    for (int i = 0; i < 4; i++) {
-        if (o.bin[i])
-            snprintf(bin[i], sizeof bin[i], "%s", o.bin[i]);
-        else
-            snprintf(bin[i], sizeof bin[i], "%s/services/%s/shop-%s", build, names[i], names[i]);
-        if (access(bin[i], X_OK) != 0) {
-            fprintf(stderr, "shop-demo: %s is missing: build first (tools/demo does), or pass "
-                    "--build-dir\n", bin[i]);
-            return 2;
-        }
-    }
+    char build[PATH_MAX], bin[SHOP_SERVICES][SHOP_BIN_MAX];
+    const char *const *names = shop_service_names;
+    shop_build_dir(o.build_dir, build, sizeof build);
+    if (shop_service_binaries(build, o.bin, bin, "shop-demo",
+                              "build first (tools/demo does), or pass --build-dir") != 0)
+        return 2;
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-demo", .log_level = o.log_level,
                        .cancel = &interrupted };
     sup *s = NULL;
