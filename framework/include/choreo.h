@@ -10,6 +10,28 @@
  * - create functions copy what they are given; destroy functions accept NULL.
  * - User code (handlers, request handlers) runs only on the service's
  *   dispatcher thread, never on a NATS library thread.
+ *
+ * Threads. A running service has one dispatcher thread, one fetch thread per
+ * handled event type, one relay thread, and the threads of nats.c.
+ * - User code (event handlers and request handlers) runs only on the
+ *   dispatcher thread, one call at a time: handlers never run concurrently
+ *   with each other. While one runs, every other message of the service
+ *   waits, and its group commit holds the database's write lock, so command
+ *   transactions on other threads wait for it too (up to busy_timeout_ms).
+ * - nats.c callbacks never run user code: they only queue received
+ *   messages, record PubAcks and log.
+ * - Objects are single-threaded unless their comment says otherwise: a
+ *   choreo_config, choreo_tx, choreo_admin, msgpack reader or writer is
+ *   used by one thread at a time. A choreo_service is set up and started by
+ *   one thread; once started, other threads may call only the functions
+ *   documented as callable from any thread.
+ * - Each function says which threads may call it ("any thread", "only
+ *   before start", "only from a handler", "not from a handler") and what it
+ *   may block on: SQLite's busy timeout (busy_timeout_ms), the command lock,
+ *   NATS, or joining threads. A function that says nothing about blocking
+ *   does not block.
+ * - What choreo hands to a handler (the tx, the event and its data, a
+ *   request body, the reply) is borrowed and valid only during that call.
  */
 #ifndef CHOREO_H
 #define CHOREO_H
@@ -52,14 +74,19 @@ typedef enum choreo_status {
     CHOREO_ESTREAM = 13,    /* the stream exists with an incompatible setup */
     CHOREO_ETIMEOUT = 14,   /* an operation did not finish in time */
     CHOREO_EDUPLICATE = 15, /* already registered / already exists */
+    CHOREO_ELOCKED = 16,    /* another process holds the service's database file */
 } choreo_status;
 
-/* A short constant text for a status ("invalid argument"). Never NULL. */
+/* A short constant text for a status ("invalid argument"). Never NULL; a
+ * static string, not to be freed. Any thread. */
 CHOREO_API const char *choreo_status_str(choreo_status s);
 
 /* Detail of the most recent failure of a choreo call on this thread: what
  * failed, with what, and what to do. Valid until the next failing call on
- * this thread. Never NULL (empty when nothing failed). */
+ * this thread. Never NULL (empty when nothing failed). Any thread: each
+ * thread has its own text, owned by choreo; copy it to keep it. Read it
+ * right after the call that failed: a later call on the same thread may
+ * replace or clear it. */
 CHOREO_API const char *choreo_last_error(void);
 
 /* ------------------------------------------------------------------------ */
@@ -92,9 +119,10 @@ typedef enum choreo_log_level {
  *   tls_ca, tls_cert, tls_key      NATS credentials (never logged)
  *   connect_wait_ms    how long start waits for a first NATS connection;
  *                      0 waits until stopped [0]
- *   max_deliver        deliveries of one message, JetStream MaxDeliver [10];
- *                      the handler runs on at most max_deliver - 1 of them,
- *                      the last one parks the message without running it
+ *   max_deliver        deliveries of one message [10]; the handler runs on
+ *                      at most max_deliver - 1 of them, the last one parks
+ *                      the message without running it. choreo counts, not
+ *                      the server: the consumers' MaxDeliver is unlimited
  *   ack_wait_ms        JetStream AckWait [30000]
  *   max_ack_pending    JetStream MaxAckPending [1000]
  *   batch_max          messages per group commit [256]
@@ -113,36 +141,55 @@ typedef enum choreo_log_level {
  */
 typedef struct choreo_config choreo_config;
 
-/* Creates a configuration holding the defaults. */
+/* Creates a configuration holding the defaults; free it with
+ * choreo_config_destroy. A configuration is a plain single-threaded object:
+ * the functions below never block, and any thread may use it as long as one
+ * thread at a time does (choreo_config_get included, although cfg is const
+ * there). Services and admin handles copy it, so it may be destroyed once
+ * they are created. */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_create(choreo_config **out);
 
 /* Sets one key. Fails with CHOREO_ECONFIG naming the key and the accepted
- * values when the key is unknown or the value is invalid. */
+ * values when the key is unknown or the value is invalid, and then leaves
+ * the key unchanged. The value is copied. */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_set(choreo_config *cfg,
                                                       const char *key,
                                                       const char *value);
 
 /* Applies every CHOREO_* environment variable. An unknown CHOREO_* variable is
- * an error (it is most likely a typo). */
+ * an error (it is most likely a typo). On failure the variables read before
+ * the bad one stay applied. It reads environ: do not call it while another
+ * thread changes the environment (setenv, putenv). */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_from_env(choreo_config *cfg);
 
 /* Applies command-line flags argv[1..argc-1]. Flags choreo knows are removed
  * from argv and *argc is updated; other arguments are left in place, in
- * order, for the program. "--" stops flag processing. */
+ * order, for the program. "--" stops flag processing and is itself left in
+ * argv. Values are copied; argv's strings are not changed, only the order of
+ * the pointers. On failure *argc is unchanged, argv may be partly reordered,
+ * and the flags before the bad one stay applied: report the error and exit. */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_from_args(choreo_config *cfg,
                                                             int *argc,
                                                             char **argv);
 
-/* Checks that required keys are set and values agree with each other. */
+/* Checks that required keys are set and values agree with each other.
+ * choreo_service_create runs it too. It cannot see the stream: the inbox
+ * retention is checked again against the real stream at start. */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_validate(const choreo_config *cfg);
 
-/* Returns the current value of a key as text, or NULL for an unknown key.
- * Secrets come back as "***" when set. Valid until the next set. */
+/* Returns the current value of a key as text, or NULL for an unknown key or
+ * a key that has no value. Secrets come back as "***" when set. The text is
+ * owned by cfg: a text value stays valid until that key is set again or cfg
+ * is destroyed, but a number is formatted into one buffer inside cfg, which
+ * the next choreo_config_get overwrites; copy it to keep it. */
 CHOREO_API const char *choreo_config_get(const choreo_config *cfg, const char *key);
 
-/* Writes a help text listing every key, its flag, variable and default. */
+/* Writes a help text listing every key, its flag, variable and default.
+ * file is a FILE *; NULL means stdout. It lists the defaults, not cfg's
+ * values, and cfg may be NULL. */
 CHOREO_API void choreo_config_print_help(const choreo_config *cfg, void *file);
 
+/* Frees cfg and the strings it holds. NULL-safe. */
 CHOREO_API void choreo_config_destroy(choreo_config *cfg);
 
 /* ------------------------------------------------------------------------ */
@@ -172,7 +219,13 @@ typedef struct choreo_event {
 } choreo_event;
 
 /* A local SQLite transaction of a service. Inside a handler it also carries
- * the inbox mark of the event being handled. */
+ * the inbox mark of the event being handled.
+ * A handler's or request handler's tx is owned by choreo and valid only
+ * during that call; a command's tx (choreo_service_begin) is valid until
+ * choreo_tx_commit or choreo_tx_rollback frees it. The choreo_tx_* functions
+ * below are called by whoever holds the tx: a handler on the dispatcher
+ * thread, or the thread that began the command. They do not wait for locks,
+ * since the transaction already holds the database's write lock. */
 typedef struct choreo_tx choreo_tx;
 
 typedef enum choreo_result {
@@ -183,43 +236,69 @@ typedef enum choreo_result {
 
 /* Handler for one event type. Runs on the dispatcher thread inside a
  * transaction (a SAVEPOINT of a group commit). It must not begin, commit or
- * roll back on the connection itself. */
+ * roll back on the connection itself. tx and ev (with every string and the
+ * data it points to) are borrowed and valid only during the call: copy what
+ * you keep. user is the pointer given to choreo_service_on. A handler
+ * blocks the whole service while it runs (see "Threads" above), so it should
+ * not wait long on anything outside its transaction. It must not call
+ * choreo_service_begin, choreo_service_wait or choreo_service_destroy; it
+ * may call choreo_service_stop. Anything it does outside the transaction (an
+ * HTTP call, a mail) may run again: it runs again after a crash, a failed
+ * commit or a RETRY. */
 typedef choreo_result (*choreo_handler_fn)(choreo_tx *tx, const choreo_event *ev,
                                            void *user);
 
-/* The transaction's connection, for business SQL. Owned by choreo. */
+/* The transaction's connection, for business SQL. Owned by choreo: do not
+ * close it, and do not run BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE on
+ * it. Use it only while the tx is valid and on the thread that holds the tx
+ * (SQLite's per-connection mutex is off); finalize the statements you
+ * prepare on it before the handler returns or the command commits. Writes
+ * do not wait on the busy timeout (the transaction holds the write lock).
+ * NULL when tx is NULL. */
 CHOREO_API sqlite3 *choreo_tx_db(choreo_tx *tx);
 
-/* The event being handled, or NULL in a command or request transaction. */
+/* The event being handled, or NULL in a command or request transaction.
+ * Borrowed like the handler's ev: valid only during the handler call. */
 CHOREO_API const choreo_event *choreo_tx_event(const choreo_tx *tx);
 
 /* Records why the handler is about to return RETRY or REJECT (copied, at
  * most 255 bytes). It is logged, and a rejected message is parked with it:
- * "handler returned REJECT: <reason>". */
+ * "handler returned REJECT: <reason>". NULL clears it. Only event handlers'
+ * reasons are used: in a request handler or a command it has no effect. */
 CHOREO_API void choreo_tx_set_reason(choreo_tx *tx, const char *reason);
 
 /* Emits an event: writes an outbox row in this transaction. It is published
  * after the commit, and never if the transaction rolls back.
  *   type     UpperCamel ASCII name, e.g. "PaymentAuthorized"
  *   version  schema version of data (>= 1)
- *   saga     saga id; NULL means the saga of the event being handled
+ *   saga     saga id; NULL means the saga of the event being handled, so
+ *            it must be given in a request handler or a command
  *   data     msgpack map of the payload, copied; data_len may be 0 for {}
- * The new event's id is written to id_out when it is not NULL.
- * Fails with CHOREO_ETOOBIG when the envelope would exceed max_event_bytes. */
+ * The new event's id is written to id_out when it is not NULL, and only on
+ * success. type, saga and data are copied into the outbox row before it
+ * returns. Fails with CHOREO_EINVAL when data is not one well-formed msgpack
+ * map (nested at most 32 levels), and with CHOREO_ETOOBIG when the envelope
+ * would exceed max_event_bytes or, once the service is connected, the
+ * message with its headers would exceed the NATS server's max_payload;
+ * after either nothing was written and the transaction stays usable. Called by whoever holds tx (see choreo_tx); it
+ * does not block on NATS: the relay publishes later, from its own thread. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit(choreo_tx *tx, const char *type,
                                                    uint32_t version, const char *saga,
                                                    const void *data, size_t data_len,
                                                    char id_out[CHOREO_ID_SIZE]);
 
 /* Like choreo_tx_emit, but the relay publishes it no earlier than delay_ms
- * from now (a delayed event: deadlines and timeouts). */
+ * from now (a delayed event: deadlines and timeouts), that is delay_ms after
+ * the new event's own ts. delay_ms <= 0 publishes it at once. Delayed events
+ * go out when due, not in emit order. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit_after(choreo_tx *tx, int64_t delay_ms,
                                                          const char *type, uint32_t version,
                                                          const char *saga, const void *data,
                                                          size_t data_len,
                                                          char id_out[CHOREO_ID_SIZE]);
 
-/* Like choreo_tx_emit, but published no earlier than the unix time at_ms. */
+/* Like choreo_tx_emit, but published no earlier than the unix time at_ms
+ * (milliseconds); a time in the past publishes it at once. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_ms,
                                                       const char *type, uint32_t version,
                                                       const char *saga, const void *data,
@@ -235,7 +314,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_
  *     compensation": a compensation that arrives before, or without, its
  *     action does nothing and blocks the late action).
  * saga NULL means the saga of the event being handled. step is the name of
- * the forward step, e.g. "reserve-stock", 1..64 characters. */
+ * the forward step, e.g. "reserve-stock", 1..64 characters. *run is written
+ * only on success. The barrier rows roll back with the transaction, so a
+ * handler that returns RETRY or REJECT leaves no trace in them. Called by
+ * whoever holds tx (see choreo_tx). */
 typedef enum choreo_barrier_op {
     CHOREO_BARRIER_ACTION = 0,
     CHOREO_BARRIER_COMPENSATION = 1,
@@ -245,7 +327,8 @@ CHOREO_API CHOREO_WUR choreo_status choreo_tx_barrier(choreo_tx *tx, const char 
                                                       const char *step, choreo_barrier_op op,
                                                       bool *run);
 
-/* Makes a fresh saga id (a ULID) into out. */
+/* Makes a fresh saga id (a ULID) into out. Any thread; ids made by one
+ * process are unique and increase. */
 CHOREO_API void choreo_saga_new(char out[CHOREO_ID_SIZE]);
 
 /* ------------------------------------------------------------------------ */
@@ -255,18 +338,33 @@ typedef struct choreo_service choreo_service;
 
 /* Creates a service from a validated configuration (the configuration is
  * copied). Opens or creates the SQLite file and migrates its tables; does not
- * connect to NATS yet. */
+ * connect to NATS yet. One process per database file: the service locks
+ * "<db>.lock" until it is destroyed, and fails with CHOREO_ELOCKED, naming
+ * the holder's service and pid, while another process (or another service
+ * object) holds it. Read-only tools and choreo_admin_open are not refused.
+ * Any thread; that thread then owns the service: it registers handlers,
+ * starts, waits for and destroys it (see "Threads"). It blocks on SQLite: it opens the file three times (the
+ * dispatcher's, the relay's and the commands' connections) and migrates the
+ * tables in a write transaction, which waits up to busy_timeout_ms for
+ * another writer. cfg may be destroyed once it returns. *out is written
+ * only on success; free the service with choreo_service_destroy. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_create(choreo_service **out,
                                                           const choreo_config *cfg);
 
-/* Registers the handler for an event type; before start only. Each handled
- * type gets a durable JetStream consumer named "<service>_<type>". */
+/* Registers the handler for an event type; before start only, on the thread
+ * that owns svc (CHOREO_ESTATE after start). Each handled type gets a durable
+ * JetStream consumer named "<service>_<type>". type is copied; fn and user
+ * are kept: user must stay valid until the service has stopped
+ * (choreo_service_wait or choreo_service_destroy returned), and choreo never
+ * frees it. A second handler for the same type fails with
+ * CHOREO_EDUPLICATE. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_on(choreo_service *svc, const char *type,
                                                       choreo_handler_fn fn, void *user);
 
 /* Limits the schema versions a handler accepts (default: every version).
  * Events of other versions are parked with the reason, not handled. Before
- * start only; the type must have a handler. */
+ * start only, on the thread that owns svc; the type must have a handler
+ * (CHOREO_ENOTFOUND otherwise). */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_accept_versions(choreo_service *svc,
                                                                    const char *type,
                                                                    uint32_t min_version,
@@ -274,19 +372,30 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_accept_versions(choreo_servic
 
 /* Request/reply commands. The handler runs on the dispatcher thread in a
  * transaction; the reply it sets with choreo_reply_set is sent after the
- * commit (or, when the handler does not return DONE, after the rollback).
- * The subject is "<prefix>-rpc.<service>.<name>"; several instances of a
- * service share requests through a queue group. */
+ * commit (or, when the handler does not return DONE, after the rollback),
+ * with an empty body when the handler set none.
+ * The subject is "<prefix>-rpc.<service>.<name>", served through a queue
+ * group named after the service. When the batch's commit fails, no reply
+ * is sent and the requester times out. choreo does not deduplicate
+ * requests: a requester that retries runs the handler again, so requests
+ * carry their own idempotency key.
+ * req (req_len bytes) and reply are borrowed and valid only during the
+ * call; tx is as for an event handler, with no event and no inbox mark
+ * (choreo_tx_event returns NULL, and emits need an explicit saga). */
 typedef struct choreo_reply choreo_reply;
 typedef choreo_result (*choreo_request_fn)(choreo_tx *tx, const void *req, size_t req_len,
                                            choreo_reply *reply, void *user);
 
+/* Registers the request handler for name ([A-Za-z0-9_-], at most 64
+ * characters); before start only, on the thread that owns svc. name is
+ * copied; fn and user are kept as by choreo_service_on. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_on_request(choreo_service *svc,
                                                               const char *name,
                                                               choreo_request_fn fn,
                                                               void *user);
 
-/* Sets the reply body (copied). Calling it again replaces the body. */
+/* Sets the reply body (copied). Calling it again replaces the body. Only
+ * from the request handler that was given reply, during that call. */
 CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const void *data,
                                                      size_t len);
 
@@ -294,35 +403,79 @@ CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const 
  * the dispatcher, fetch and relay threads. Returns once working. When no
  * server is reachable it keeps trying (logging each attempt) for
  * connect_wait_ms, or until choreo_service_stop when that is 0. Wrong
- * credentials fail at once with CHOREO_EAUTH. */
+ * credentials fail at once with CHOREO_EAUTH. A stream whose max age is not
+ * shorter than inbox_retention_s fails with CHOREO_ECONFIG.
+ * Call it on the thread that owns svc, not from a handler; on a started
+ * service it fails with CHOREO_ESTATE. It blocks on NATS: the connection,
+ * then JetStream requests for the stream and each consumer (each waits up to
+ * 5 s). On failure it has already stopped and joined whatever it had
+ * started: report the error and destroy the service. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_start(choreo_service *svc);
 
 /* start, then block until SIGINT or SIGTERM arrives or choreo_service_stop is
- * called, then stop. */
+ * called, then stop and wait. Returns start's status, or CHOREO_OK after a
+ * stop. Call it from the main thread, before the program starts threads of
+ * its own (or block SIGINT and SIGTERM in them): it blocks both signals in
+ * the calling thread (the threads that start creates inherit that) and takes
+ * them with sigtimedwait, and a thread that has them unblocked could receive
+ * one instead, whose default action ends the process. The signal mask is
+ * restored before it returns. Not from a handler. It blocks as start, and
+ * then as choreo_service_wait. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_run(choreo_service *svc);
 
 /* Asks the service to stop. Thread-safe and async-signal-safe; returns at
  * once. The current batch is finished, queued messages are handed back to
- * JetStream for redelivery, and the relay publishes what it has in flight. */
+ * JetStream for redelivery, and the relay publishes what it has in flight.
+ * Any thread, a handler and a signal handler included. NULL-safe. */
 CHOREO_API void choreo_service_stop(choreo_service *svc);
 
-/* Waits for the threads started by start to finish after a stop. */
+/* Waits for the threads started by start to finish after a stop, then
+ * closes the NATS connections. Call it on the thread that owns svc, never
+ * from a handler (it would wait for itself). It blocks until another thread
+ * or a signal handler calls choreo_service_stop, if nobody has yet, then on
+ * joining the threads: the dispatcher finishes its batch (its handlers, and
+ * SQLite up to busy_timeout_ms) and the relay waits for PubAcks already on
+ * the wire (up to 5 s). Does nothing on a service that is not started.
+ * NULL-safe. */
 CHOREO_API void choreo_service_wait(choreo_service *svc);
 
-/* Stops if needed, waits, closes everything and frees the service. */
+/* Stops if needed, waits, closes everything and frees the service; it
+ * blocks as choreo_service_wait. Call it on the thread that owns svc, never
+ * from a handler, and only once every command transaction is committed or
+ * rolled back and no other thread uses svc any more. Releases the lock on
+ * the database file. NULL-safe. */
 CHOREO_API void choreo_service_destroy(choreo_service *svc);
 
-/* The service's name as configured. */
+/* The service's name as configured, owned by svc and valid until
+ * choreo_service_destroy. Any thread. */
 CHOREO_API const char *choreo_service_name(const choreo_service *svc);
 
 /* Commands from outside a handler: begin a transaction on the service's
  * command connection, run business SQL and emits, then commit or roll back.
  * Callable from any thread other than the dispatcher thread; concurrent
  * commands are serialised. The tx is freed by commit and rollback. Commit
- * wakes the relay. */
+ * wakes the relay.
+ * choreo_service_begin may be called before start (the events then wait in
+ * the outbox until the relay runs) and while the service runs; from a
+ * handler it fails with CHOREO_ESTATE (use the handler's tx). It blocks on
+ * the command lock while another thread's command is open, then on SQLite's
+ * write lock, which the dispatcher holds during each group commit and the
+ * relay while it marks or prunes rows: after busy_timeout_ms it fails with
+ * CHOREO_EBUSY. *out is written only on success. The command lock is held
+ * until commit or rollback: finish the command promptly, on the thread that
+ * began it, and do not begin a second one on that thread before (it would
+ * deadlock). */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_begin(choreo_service *svc,
                                                          choreo_tx **out);
+
+/* Commits a command's tx and frees it, whether or not the commit succeeds
+ * (on failure the transaction is rolled back and nothing of it is kept). It
+ * blocks on the commit's disk sync (the synchronous setting). A handler's tx
+ * fails with CHOREO_EINVAL: the dispatcher commits it. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_commit(choreo_tx *tx);
+
+/* Rolls back a command's tx and frees it. NULL-safe; does nothing to a
+ * handler's tx (a handler undoes its work by returning RETRY or REJECT). */
 CHOREO_API void choreo_tx_rollback(choreo_tx *tx);
 
 /* Counters and latencies since start, for monitoring and benchmarks. */
@@ -339,6 +492,9 @@ typedef struct choreo_stats {
     int64_t relay_p99_us;
 } choreo_stats;
 
+/* Fills *out (which must not be NULL; all zero when svc is NULL). Any
+ * thread, also while the service runs: it reads atomic counters and never
+ * blocks. The counters start at 0 when the service is created. */
 CHOREO_API void choreo_service_stats(choreo_service *svc, choreo_stats *out);
 
 /* ------------------------------------------------------------------------ */
@@ -346,7 +502,9 @@ CHOREO_API void choreo_service_stats(choreo_service *svc, choreo_stats *out);
  * operators and tools such as choreoctl. An admin handle opens the database
  * named by the configuration's db setting; it connects to NATS (with the
  * configuration's URL and credentials) only to retry. It may be used while
- * the service runs. Not thread-safe.                                       */
+ * the service runs. Not thread-safe: any thread may use a handle, one at a
+ * time. Every call below reads or writes the database and may wait up to
+ * busy_timeout_ms for the service's write lock (then CHOREO_EBUSY).        */
 
 typedef struct choreo_admin choreo_admin;
 
@@ -364,35 +522,55 @@ typedef struct choreo_dead_entry {
     size_t body_len;
 } choreo_dead_entry;
 
+/* Opens the database of cfg's db setting (the only setting it needs),
+ * creating it and migrating choreo's tables if needed, which may wait for the
+ * write lock as above. cfg is copied. It takes no lock of its own, so it is
+ * not refused while a service runs on the file. *out is written only on
+ * success; close it with choreo_admin_close. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg);
+
+/* Closes the database and frees adm. NULL-safe. */
 CHOREO_API void choreo_admin_close(choreo_admin *adm);
 
 /* Lists entries with the given status ("parked", "retried", "dropped", or
  * NULL for all), oldest first. *out is an array of *n entries to free with
- * free(); NULL when *n is 0. */
+ * free(); NULL when *n is 0. *out and *n are written only on success. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_list(choreo_admin *adm, const char *status,
                                                            choreo_dead_entry **out, size_t *n);
 
-/* One entry and a copy of its message body (free() it). */
+/* One entry and a copy of its message body (free() it). body and body_len
+ * may be NULL when the body is not wanted. *body and *body_len are written
+ * only on success; fails with CHOREO_ENOTFOUND for an unknown id. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id,
                                                           choreo_dead_entry *out,
                                                           uint8_t **body, size_t *body_len);
 
 /* Publishes a parked message again on its original subject with its original
  * body (so its original event id), waits for the PubAck and marks the entry
- * "retried". Every consumer of that subject sees it again; those that applied
- * it already drop it in their inbox. Fails with CHOREO_ESTATE unless the
- * entry is parked. */
+ * "retried". The message carries the header Choreo-Retry-For: <consumer>
+ * (the entry's consumer): only that consumer applies it; every other consumer
+ * of the subject acks it without running its handler, even when its inbox
+ * mark of the event was pruned long ago. Fails with CHOREO_ESTATE unless the
+ * entry is parked. Besides the database, it blocks on NATS: it connects
+ * (waiting up to connect_wait_ms, or 5 s when that is 0) and waits for the
+ * PubAck (up to 5 s). */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id);
 
-/* Marks a parked entry "dropped" (kept for the record, never retried). */
+/* Marks a parked entry "dropped" (kept for the record, never retried).
+ * Fails with CHOREO_ESTATE unless the entry is parked. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id);
 
 /* ------------------------------------------------------------------------ */
 /* A strict, bounded msgpack reader over a borrowed buffer, for decoding event
  * data. Every read checks the type and the remaining length and fails with
  * CHOREO_EDECODE without reading past the end. Strings and binaries are
- * returned as pointers into the buffer (not NUL-terminated). */
+ * returned as pointers into the buffer (not NUL-terminated).
+ * A reader is a plain value owned by the caller (any thread, one at a time;
+ * nothing to free). It borrows buf, which must outlive the reader and every
+ * pointer it returned; in a handler, ev->data is valid only during the
+ * call. Out-parameters are written only on success, and a failed read leaves
+ * the position where it was, except choreo_mp_skip, which may stop inside a
+ * container it was skipping. None of these functions allocate or block. */
 
 typedef struct choreo_mp_reader {
     const uint8_t *pos;
@@ -430,7 +608,12 @@ CHOREO_API CHOREO_WUR choreo_status choreo_mp_skip(choreo_mp_reader *r, int max_
 
 /* A growable msgpack writer with a hard maximum size. Writes past the
  * maximum (or after an allocation failure) set a sticky error, reported by
- * choreo_mp_writer_status; the buffer stays valid up to the last good write. */
+ * choreo_mp_writer_status; the buffer stays valid up to the last good write.
+ * A writer is a plain value owned by the caller (any thread, one at a time).
+ * buf belongs to the writer: it moves when the buffer grows, so a pointer
+ * into it is valid only until the next write, and choreo_mp_writer_free
+ * releases it (init again to reuse the writer). Writes allocate with
+ * realloc and never block. */
 typedef struct choreo_mp_writer {
     uint8_t *buf;
     size_t len;
@@ -439,8 +622,11 @@ typedef struct choreo_mp_writer {
     choreo_status status;
 } choreo_mp_writer;
 
-/* max 0 means the default maximum event size (1 MiB). */
+/* max 0 means the default maximum event size (1 MiB). Allocates nothing
+ * until the first write. */
 CHOREO_API void choreo_mp_writer_init(choreo_mp_writer *w, size_t max);
+/* Frees buf and empties the writer; the sticky status stays until the next
+ * init. */
 CHOREO_API void choreo_mp_writer_free(choreo_mp_writer *w);
 CHOREO_API choreo_status choreo_mp_writer_status(const choreo_mp_writer *w);
 CHOREO_API void choreo_mp_write_nil(choreo_mp_writer *w);

@@ -1,13 +1,17 @@
 /* Repair of parked messages for operators: list, show, retry and drop the
  * rows of choreo_dead in a service's database. A retry publishes the original
- * body on the original subject, so the event keeps its id and every
- * consumer's inbox still guards against applying it twice. */
+ * body on the original subject, so the event keeps its id, with a header
+ * Choreo-Retry-For naming the consumer that parked it: every other consumer
+ * of that type acks it without applying it. Their inbox marks alone could not
+ * be trusted to, since they are pruned after inbox_retention_s and a retry
+ * may come later than that. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "config.h"
+#include "envelope.h"
 #include "log.h"
 #include "status.h"
 #include "store.h"
@@ -205,7 +209,36 @@ choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id)
     return s == CHOREO_OK ? set_status(adm, id, "dropped") : s;
 }
 
-/* Publishes body on subject and waits for the PubAck. */
+/* Sets the headers of a retry: a fresh broker msg id (the original may still
+ * be in the duplicate window, and then JetStream would drop the retry), the
+ * original event's type, saga and source as the emitter set them (the saga
+ * and source from the envelope, when the body is one), the original id in
+ * Choreo-Retry-Of, and in Choreo-Retry-For the one consumer meant to
+ * handle it. */
+static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const uint8_t *body,
+                                size_t len, size_t max_bytes)
+{
+    char msg_id[96];
+    snprintf(msg_id, sizeof msg_id, "%s-retry-%lld-%lld", e->event_id[0] ? e->event_id : "raw",
+             (long long)e->id, (long long)choreo__now_ms());
+    natsStatus ns = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    if (ns == NATS_OK && e->event_type[0])
+        ns = natsMsgHeader_Set(m, "Choreo-Type", e->event_type);
+    choreo_envelope env;
+    if (ns == NATS_OK && choreo__envelope_decode(&env, body, len, max_bytes) == CHOREO_OK) {
+        ns = natsMsgHeader_Set(m, "Choreo-Saga", env.saga);
+        if (ns == NATS_OK)
+            ns = natsMsgHeader_Set(m, "Choreo-Source", env.src);
+    }
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(m, "Choreo-Retry-Of", e->event_id[0] ? e->event_id : "-");
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(m, "Choreo-Retry-For", e->consumer);
+    return ns;
+}
+
+/* Publishes body on subject, for the consumer that parked it only, and
+ * waits for the PubAck. */
 static choreo_status republish(choreo_admin *adm, const choreo_dead_entry *e, const uint8_t *body,
                                size_t len)
 {
@@ -219,17 +252,8 @@ static choreo_status republish(choreo_admin *adm, const choreo_dead_entry *e, co
         return s;
     natsMsg *m = NULL;
     natsStatus ns = natsMsg_Create(&m, e->subject, NULL, (const char *)body, (int)len);
-    /* A fresh broker msg id: the original may still be in the duplicate
-     * window, and then JetStream would drop the retry. */
-    char msg_id[96];
-    snprintf(msg_id, sizeof msg_id, "%s-retry-%lld-%lld", e->event_id[0] ? e->event_id : "raw",
-             (long long)e->id, (long long)choreo__now_ms());
     if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
-    if (ns == NATS_OK && e->event_type[0])
-        ns = natsMsgHeader_Set(m, "Choreo-Type", e->event_type);
-    if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Choreo-Retry-Of", e->event_id[0] ? e->event_id : "-");
+        ns = retry_headers(m, e, body, len, (size_t)cfg->max_event_bytes);
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     if (ns == NATS_OK)

@@ -15,10 +15,19 @@ int64_t choreo__now_ms(void) { return read_us(CLOCK_REALTIME) / 1000; }
 int64_t choreo__now_us(void) { return read_us(CLOCK_REALTIME); }
 int64_t choreo__mono_us(void) { return read_us(CLOCK_MONOTONIC); }
 
+void choreo__cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 struct timespec choreo__deadline_in_ms(int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (ms % 1000) * 1000000;
     if (ts.tv_nsec >= 1000000000) {

@@ -2,7 +2,13 @@
  * are queued (up to batch_max) and applies them in one SQLite transaction, a
  * SAVEPOINT per message, so one fsync covers the whole batch; acks and
  * replies go out only after the COMMIT. Fetch threads (one per durable pull
- * consumer) and request callbacks only enqueue. */
+ * consumer) and request callbacks only enqueue.
+ *
+ * Who decides that a message is given up: choreo, not the server. The
+ * durable consumers have no MaxDeliver on the server; the dispatcher parks
+ * a message on its max_deliver-th delivery, in the batch transaction. When
+ * that commit fails or the process dies first, the server simply delivers
+ * the message again, so an event always ends applied or parked. */
 #include "dispatch.h"
 
 #include <stdio.h>
@@ -10,17 +16,14 @@
 #include <string.h>
 
 #include "clock.h"
-#include "audit.h"
 #include "dead.h"
 #include "envelope.h"
+#include "extras.h"
 #include "inbox.h"
 #include "relay.h"
 #include "status.h"
+#include "tuning.h"
 #include "tx.h"
-
-#define FETCH_MAX 128
-#define FETCH_WAIT_MS 200
-#define RETRY_DELAY_MS 100
 
 enum action { ACT_ACK, ACT_NAK, ACT_TERM, ACT_REPLY, ACT_NONE };
 
@@ -29,6 +32,7 @@ enum action { ACT_ACK, ACT_NAK, ACT_TERM, ACT_REPLY, ACT_NONE };
 struct tally {
     uint64_t handled, duplicates, retried, parked;
     int emitted;
+    bool last_delivery; /* an event on one of its last two deliveries */
 };
 
 struct outcome {
@@ -37,6 +41,25 @@ struct outcome {
     choreo_reply reply;
 };
 
+/* One event being applied: what was read from the message, and the reason
+ * text when it is parked. */
+struct delivery {
+    const choreo_route *rt;
+    natsMsg *msg;
+    int64_t attempt;
+    bool decoded;
+    choreo_envelope env;
+    char reason[CHOREO_REASON_MAX];
+};
+
+/* The service whose dispatcher runs on this thread, if any. */
+static _Thread_local const choreo_service *dispatcher_of;
+
+bool choreo__dispatch_on_dispatcher(const choreo_service *svc)
+{
+    return dispatcher_of == svc;
+}
+
 static void *fetch_main(void *arg)
 {
     choreo_route *rt = arg;
@@ -44,28 +67,28 @@ static void *fetch_main(void *arg)
     int64_t last_warn = 0;
     while (!atomic_load(&svc->stop)) {
         int want = choreo__queue_space(&svc->queue);
-        if (want > FETCH_MAX)
-            want = FETCH_MAX;
+        if (want > CHOREO_FETCH_MAX)
+            want = CHOREO_FETCH_MAX;
         if (want == 0) {
             choreo__sleep_ms(5);
             continue;
         }
         natsMsgList list = { 0 };
-        natsStatus s = natsSubscription_Fetch(&list, rt->sub, want, FETCH_WAIT_MS, NULL);
+        natsStatus s = natsSubscription_Fetch(&list, rt->sub, want, CHOREO_FETCH_WAIT_MS, NULL);
         if (s != NATS_OK && s != NATS_TIMEOUT) {
             int64_t now = choreo__mono_us();
-            if (now - last_warn > 5000000) {
+            if (now - last_warn > CHOREO_FETCH_WARN_EVERY_US) {
                 const char *detail = nats_GetLastError(NULL);
                 CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "fetch failed; retrying",
                            "consumer=%s err=\"%s\"", rt->consumer,
                            CHOREO_SAFE(detail && *detail ? detail : natsStatus_GetText(s)));
                 last_warn = now;
             }
-            choreo__sleep_ms(100);
+            choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS);
         }
         if (list.Count > 0)
-            choreo__crashpoint(&svc->crash, CP_BETWEEN_FETCH_AND_DISPATCH);
-        choreo_item items[FETCH_MAX];
+            choreo__extras_crash(&svc->extras, CP_BETWEEN_FETCH_AND_DISPATCH);
+        choreo_item items[CHOREO_FETCH_MAX];
         int64_t now = choreo__mono_us();
         for (int i = 0; i < list.Count; i++)
             items[i] = (choreo_item){ list.Msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
@@ -107,26 +130,27 @@ static int64_t retry_delay_ms(choreo_service *svc, int64_t attempt)
     return d - (int64_t)(x % (uint64_t)(d / 4 + 1));
 }
 
-/* Parks a message inside the batch transaction, in its own savepoint. */
-static enum action park(choreo_service *svc, const choreo_route *rt, natsMsg *msg,
-                        const choreo_envelope *env, const char *reason, int64_t attempts,
-                        struct tally *t)
+/* Parks the delivery with d->reason, inside the batch transaction in its
+ * own savepoint. When the row cannot be written the message is handed back
+ * and parked on a later delivery. */
+static enum action park(choreo_service *svc, struct delivery *d, struct tally *t)
 {
+    const choreo_envelope *env = d->decoded ? &d->env : NULL;
     choreo_dead_row row = {
-        .consumer = rt->consumer,
+        .consumer = d->rt->consumer,
         .event_id = env && env->id[0] ? env->id : NULL,
         .event_type = env && env->type[0] ? env->type : NULL,
-        .subject = natsMsg_GetSubject(msg),
-        .body = (const uint8_t *)natsMsg_GetData(msg),
-        .body_len = (size_t)natsMsg_GetDataLength(msg),
-        .reason = reason,
-        .attempts = attempts,
+        .subject = natsMsg_GetSubject(d->msg),
+        .body = (const uint8_t *)natsMsg_GetData(d->msg),
+        .body_len = (size_t)natsMsg_GetDataLength(d->msg),
+        .reason = d->reason,
+        .attempts = d->attempt,
     };
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
     if (choreo__dead_insert(svc->store, &row, choreo__now_ms()) != CHOREO_OK) {
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "cannot park a message; it will be redelivered",
-                   "consumer=%s err=\"%s\"", rt->consumer, CHOREO_SAFE(choreo_last_error()));
+                   "consumer=%s err=\"%s\"", d->rt->consumer, CHOREO_SAFE(choreo_last_error()));
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
@@ -134,43 +158,105 @@ static enum action park(choreo_service *svc, const choreo_route *rt, natsMsg *ms
         return ACT_NAK;
     t->parked++;
     CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "parked a message", "consumer=%s event=%s reason=\"%s\"",
-               rt->consumer, row.event_id ? row.event_id : "-", CHOREO_SAFE(reason));
+               d->rt->consumer, row.event_id ? row.event_id : "-", CHOREO_SAFE(d->reason));
     return ACT_TERM;
 }
 
-/* Applies one event inside the open batch transaction. */
+enum verdict { GO, PARK, SKIP };
+
+/* Stage 1: reads the delivery count and the envelope, and checks that this
+ * handler may take the event. */
+static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
+{
+    jsMsgMetaData *meta = NULL;
+    d->attempt = 1;
+    if (natsMsg_GetMetaData(&meta, d->msg) == NATS_OK) {
+        d->attempt = (int64_t)meta->NumDelivered;
+        jsMsgMetaData_Destroy(meta);
+    }
+    const char *retry_for = NULL;
+    if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_FOR, &retry_for) == NATS_OK && retry_for &&
+        strcmp(retry_for, d->rt->consumer) != 0)
+        return SKIP; /* an operator's retry meant for another consumer */
+    const uint8_t *body = (const uint8_t *)natsMsg_GetData(d->msg);
+    size_t len = (size_t)natsMsg_GetDataLength(d->msg);
+    if (choreo__envelope_decode(&d->env, body, len, (size_t)svc->cfg->max_event_bytes) !=
+        CHOREO_OK) {
+        snprintf(d->reason, sizeof d->reason, "%s", choreo_last_error());
+        return PARK;
+    }
+    d->decoded = true;
+    if (strcmp(d->env.type, d->rt->type) != 0) {
+        snprintf(d->reason, sizeof d->reason,
+                 "envelope type %s does not match the subject's type %s", d->env.type,
+                 d->rt->type);
+        return PARK;
+    }
+    if (d->env.version < d->rt->min_version || d->env.version > d->rt->max_version) {
+        snprintf(d->reason, sizeof d->reason,
+                 "schema version %u of %s is not supported by this handler (it accepts %u..%u)",
+                 d->env.version, d->env.type, d->rt->min_version, d->rt->max_version);
+        return PARK;
+    }
+    return GO;
+}
+
+/* Stage 3: runs the handler in the open savepoint and keeps or undoes its
+ * work. Returns the handler's result, RETRY when its work could not be kept. */
+static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct tally *t)
+{
+    const choreo_envelope *env = &d->env;
+    choreo_event ev = {
+        .id = env->id, .type = env->type, .version = env->version, .saga = env->saga,
+        .cause = env->cause, .source = env->src, .ts_ms = env->ts_ms,
+        .data = env->data, .data_len = env->data_len, .attempt = (uint32_t)d->attempt,
+    };
+    choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch };
+    int mark = svc->extras.batch.n;
+    choreo_result res;
+    if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver))
+        res = CHOREO_RETRY;
+    else
+        res = d->rt->fn(&tx, &ev, d->rt->user);
+    if (res == CHOREO_DONE &&
+        (choreo__extras_applied(&svc->extras, svc->store, d->rt->consumer, &ev) != CHOREO_OK ||
+         choreo__store_release(svc->store) != CHOREO_OK))
+        res = CHOREO_RETRY; /* could not keep the work: roll it back, redeliver */
+    if (res == CHOREO_DONE) {
+        t->emitted += tx.emitted;
+        return res;
+    }
+    choreo__extras_rolled_back(&svc->extras.batch, mark);
+    choreo__store_rollback_to(svc->store);
+    if (res == CHOREO_REJECT)
+        snprintf(d->reason, sizeof d->reason, "handler returned REJECT%s%s",
+                 tx.reason[0] ? ": " : "", tx.reason);
+    else
+        snprintf(d->reason, sizeof d->reason, "%s", tx.reason);
+    return res;
+}
+
+/* Applies one event inside the open batch transaction: read it, claim it in
+ * the inbox, park it on its last delivery, or run its handler. */
 static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_route *rt,
                                int64_t *nak_delay_ms, struct tally *t)
 {
-    jsMsgMetaData *meta = NULL;
-    int64_t attempt = 1;
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        attempt = (int64_t)meta->NumDelivered;
-        jsMsgMetaData_Destroy(meta);
-    }
-    choreo_envelope env;
-    const uint8_t *body = (const uint8_t *)natsMsg_GetData(msg);
-    size_t len = (size_t)natsMsg_GetDataLength(msg);
-    if (choreo__envelope_decode(&env, body, len, (size_t)svc->cfg->max_event_bytes) != CHOREO_OK)
-        return park(svc, rt, msg, NULL, choreo_last_error(), attempt, t);
-    if (strcmp(env.type, rt->type) != 0) {
-        char reason[256];
-        snprintf(reason, sizeof reason,
-                 "envelope type %s does not match the subject's type %s", env.type, rt->type);
-        return park(svc, rt, msg, &env, reason, attempt, t);
-    }
-    if (env.version < rt->min_version || env.version > rt->max_version) {
-        char reason[200];
-        snprintf(reason, sizeof reason,
-                 "schema version %u of %s is not supported by this handler (it accepts %u..%u)",
-                 env.version, env.type, rt->min_version, rt->max_version);
-        return park(svc, rt, msg, &env, reason, attempt, t);
-    }
+    struct delivery d = { .rt = rt, .msg = msg };
+    enum verdict v = read_delivery(svc, &d);
+    if (d.attempt >= svc->cfg->max_deliver - 1)
+        t->last_delivery = true;
+    if (v == SKIP)
+        return ACT_ACK;
+    if (v == PARK)
+        return park(svc, &d, t);
+
+    /* Stage 2: the inbox. A duplicate is acked without running anything. */
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
-    bool fresh = svc->naive; /* naive mode has no inbox */
-    if (!svc->naive &&
-        choreo__inbox_mark(svc->store, rt->consumer, env.id, choreo__now_ms(), &fresh) != CHOREO_OK) {
+    bool fresh = true;
+    if (!choreo__extras_skip_inbox(&svc->extras) &&
+        choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh) !=
+            CHOREO_OK) {
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
@@ -178,59 +264,36 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
         choreo__store_release(svc->store);
         t->duplicates++;
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "duplicate delivery dropped by the inbox",
-                   "consumer=%s event=%s saga=%s", rt->consumer, env.id, env.saga);
+                   "consumer=%s event=%s saga=%s", rt->consumer, d.env.id, d.env.saga);
         return ACT_ACK;
     }
-    if (attempt >= svc->cfg->max_deliver) {
-        /* The last delivery JetStream will make: park it without running the
-         * handler, so that a handler that crashes the process on this
-         * message cannot crash-loop the service. */
+    if (d.attempt >= svc->cfg->max_deliver) {
+        /* Parked without running the handler, so that a handler that
+         * crashes the process on this message cannot crash-loop the service. */
         choreo__store_rollback_to(svc->store);
-        char reason[160];
-        snprintf(reason, sizeof reason,
+        snprintf(d.reason, sizeof d.reason,
                  "delivered %lld times without success (max_deliver); the handler was not "
                  "run on this last delivery",
-                 (long long)attempt);
-        return park(svc, rt, msg, &env, reason, attempt, t);
+                 (long long)d.attempt);
+        return park(svc, &d, t);
     }
-    choreo_event ev = {
-        .id = env.id, .type = env.type, .version = env.version, .saga = env.saga,
-        .cause = env.cause, .source = env.src, .ts_ms = env.ts_ms,
-        .data = env.data, .data_len = env.data_len, .attempt = (uint32_t)attempt,
-    };
-    choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev,
-                     .naive = svc->naive ? &svc->naive_batch : NULL };
-    int naive_mark = svc->naive_batch.n;
-    choreo_result res = rt->fn(&tx, &ev, rt->user);
-    if (res == CHOREO_DONE && svc->audit &&
-        choreo__audit_applied(svc->store, rt->consumer, env.type, env.id, env.saga,
-                              choreo__now_ms()) != CHOREO_OK)
-        res = CHOREO_RETRY;
-    if (res == CHOREO_DONE && choreo__store_release(svc->store) != CHOREO_OK)
-        res = CHOREO_RETRY; /* could not keep the work: roll it back, redeliver */
-    if (res != CHOREO_DONE)
-        choreo__naive_truncate(&svc->naive_batch, naive_mark);
+
+    choreo_result res = run_handler(svc, &d, t);
     if (res == CHOREO_DONE) {
-        t->emitted += tx.emitted;
         t->handled++;
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "handled", "consumer=%s event=%s saga=%s",
-                   rt->consumer, env.id, env.saga);
+                   rt->consumer, d.env.id, d.env.saga);
         return ACT_ACK;
     }
-    choreo__store_rollback_to(svc->store);
-    if (res == CHOREO_RETRY) {
-        t->retried++;
-        *nak_delay_ms = retry_delay_ms(svc, attempt);
-        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
-                   "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld reason=\"%s\"",
-                   rt->consumer, env.id, env.saga, (long long)attempt, (long long)*nak_delay_ms,
-                   CHOREO_SAFE(tx.reason));
-        return ACT_NAK;
-    }
-    char reason[300];
-    snprintf(reason, sizeof reason, "handler returned REJECT%s%s", tx.reason[0] ? ": " : "",
-             tx.reason);
-    return park(svc, rt, msg, &env, reason, attempt, t);
+    if (res == CHOREO_REJECT)
+        return park(svc, &d, t);
+    t->retried++;
+    *nak_delay_ms = retry_delay_ms(svc, d.attempt);
+    CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
+               "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld reason=\"%s\"",
+               rt->consumer, d.env.id, d.env.saga, (long long)d.attempt,
+               (long long)*nak_delay_ms, CHOREO_SAFE(d.reason));
+    return ACT_NAK;
 }
 
 /* Runs one request handler inside the open batch transaction. */
@@ -240,16 +303,15 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     out->act = natsMsg_GetReply(msg) ? ACT_REPLY : ACT_NONE;
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return;
-    choreo_tx tx = { .svc = svc, .st = svc->store,
-                     .naive = svc->naive ? &svc->naive_batch : NULL };
-    int naive_mark = svc->naive_batch.n;
+    choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch };
+    int mark = svc->extras.batch.n;
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
     if (res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK) {
         t->emitted += tx.emitted;
         return;
     }
-    choreo__naive_truncate(&svc->naive_batch, naive_mark);
+    choreo__extras_rolled_back(&svc->extras.batch, mark);
     choreo__store_rollback_to(svc->store);
 }
 
@@ -263,8 +325,9 @@ static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool
             natsConnection_Publish(svc->tp->nc, natsMsg_GetReply(msg), o->reply.data,
                                    (int)o->reply.len);
         free(o->reply.data);
+        o->reply.data = NULL;
     } else if (!committed) {
-        natsMsg_NakWithDelay(msg, RETRY_DELAY_MS, NULL);
+        natsMsg_NakWithDelay(msg, CHOREO_REDELIVER_DELAY_MS, NULL);
     } else if (o->act == ACT_ACK) {
         natsMsg_Ack(msg, NULL);
     } else if (o->act == ACT_TERM) {
@@ -275,34 +338,74 @@ static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool
     natsMsg_Destroy(msg);
 }
 
-static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *out, int n)
+/* BEGIN, retried while the database stays locked. */
+static choreo_status begin_batch(choreo_service *svc)
 {
-    memset(out, 0, sizeof *out * (size_t)n);
     choreo_status s;
-    for (int attempt = 0;; attempt++) {
+    for (int attempt = 1;; attempt++) {
         s = choreo__store_begin(svc->store);
-        if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt >= 20)
-            break;
+        if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt >= CHOREO_BEGIN_ATTEMPTS)
+            return s;
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "cannot begin a transaction; retrying",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
-        choreo__sleep_ms(100);
+        choreo__sleep_ms(CHOREO_BEGIN_PAUSE_MS);
     }
+}
+
+static choreo_status commit_batch(choreo_service *svc)
+{
+    if (choreo__extras_commit_fails(&svc->extras)) {
+        choreo__store_rollback(svc->store);
+        return choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
+    }
+    return choreo__store_commit(svc->store);
+}
+
+/* Tells the server that a message which waited long in the queue is still
+ * being worked on, so that its AckWait starts again. */
+static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
+{
+    if (it->kind == ITEM_EVENT && now_us - it->queued_us > svc->cfg->ack_wait_ms * 500) {
+        natsMsg_InProgress(it->msg, NULL);
+        it->queued_us = now_us;
+    }
+}
+
+/* Applies items in one transaction until they are done or the part has run
+ * for its time budget; commits, then acks. Returns how many items it took. */
+static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out, int n)
+{
+    int64_t budget_us = svc->cfg->ack_wait_ms * 1000 / CHOREO_BATCH_CUT_DIVISOR;
+    if (budget_us > CHOREO_BATCH_CUT_MAX_MS * 1000)
+        budget_us = CHOREO_BATCH_CUT_MAX_MS * 1000;
+    memset(out, 0, sizeof *out * (size_t)n);
     struct tally t = { 0 };
+    int taken = n;
+    choreo_status s = begin_batch(svc);
     if (s == CHOREO_OK) {
+        int64_t began = choreo__mono_us();
         for (int i = 0; i < n; i++) {
+            int64_t now = choreo__mono_us();
+            if (i > 0 && now - began > budget_us) {
+                taken = i; /* the rest go into the next transaction */
+                break;
+            }
             if (i > 0)
-                choreo__crashpoint(&svc->crash, CP_INSIDE_BATCH);
-            out[i].nak_delay_ms = RETRY_DELAY_MS;
+                choreo__extras_crash(&svc->extras, CP_INSIDE_BATCH);
+            keep_alive(svc, &items[i], now);
+            out[i].nak_delay_ms = CHOREO_REDELIVER_DELAY_MS;
             if (items[i].kind == ITEM_EVENT)
                 out[i].act = apply_event(svc, items[i].msg, &svc->routes[items[i].route],
                                          &out[i].nak_delay_ms, &t);
             else
                 apply_request(svc, items[i].msg, &svc->requests[items[i].route], &out[i], &t);
         }
-        s = choreo__store_commit(svc->store);
+        if (t.last_delivery)
+            choreo__extras_crash(&svc->extras, CP_LAST_DELIVERY);
+        s = commit_batch(svc);
         if (s != CHOREO_OK)
             CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
-                       "commit failed; the batch will be redelivered", "n=%d err=\"%s\"", n,
+                       "commit failed; the batch will be redelivered", "n=%d err=\"%s\"", taken,
                        CHOREO_SAFE(choreo_last_error()));
     } else {
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "cannot begin a transaction; batch handed back",
@@ -310,31 +413,32 @@ static void run_batch(choreo_service *svc, choreo_item *items, struct outcome *o
     }
     bool committed = s == CHOREO_OK;
     if (!committed)
-        choreo__naive_truncate(&svc->naive_batch, 0);
+        choreo__extras_rolled_back(&svc->extras.batch, 0);
     if (committed) {
         atomic_fetch_add(&svc->stats.batches, 1);
         atomic_fetch_add(&svc->stats.handled, t.handled);
         atomic_fetch_add(&svc->stats.duplicates, t.duplicates);
         atomic_fetch_add(&svc->stats.retried, t.retried);
         atomic_fetch_add(&svc->stats.parked, t.parked);
-        choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_ACK);
+        choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_ACK);
         if (t.emitted > 0) {
-            choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
-            if (svc->naive_batch.n > 0 &&
-                choreo__naive_publish(&svc->naive_batch, svc->tp->js) > 0)
+            choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);
+            if (choreo__extras_committed(&svc->extras, &svc->extras.batch, svc->tp->js) > 0)
                 CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                            "naive delivery: publishing after commit failed; those events are lost",
                            NULL);
             choreo__relay_wake(svc->relay);
         }
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < taken; i++)
         finish(svc, &items[i], &out[i], committed);
+    return taken;
 }
 
 static void *dispatch_main(void *arg)
 {
     choreo_service *svc = arg;
+    dispatcher_of = svc;
     int max = (int)svc->cfg->batch_max;
     choreo_item *items = calloc((size_t)max, sizeof *items);
     struct outcome *out = calloc((size_t)max, sizeof *out);
@@ -343,12 +447,13 @@ static void *dispatch_main(void *arg)
         atomic_store(&svc->stop, true);
     }
     while (items && out && !atomic_load(&svc->stop)) {
-        int n = choreo__queue_pop(&svc->queue, items, max, 50);
-        if (n > 0)
-            run_batch(svc, items, out, n);
+        int n = choreo__queue_pop(&svc->queue, items, max, CHOREO_STOP_SLICE_MS);
+        for (int done = 0; done < n;)
+            done += run_part(svc, items + done, out + done, n - done);
     }
     free(items);
     free(out);
+    dispatcher_of = NULL;
     atomic_store(&svc->dispatcher_done, true);
     return NULL;
 }
@@ -369,13 +474,13 @@ choreo_status choreo__dispatch_start(choreo_service *svc)
         if (ns != NATS_OK)
             return choreo__nats_error(ns, "subscribing to a request subject");
     }
+    atomic_store(&svc->dispatcher_done, false);
     if (pthread_create(&svc->dispatcher, NULL, dispatch_main, svc) != 0)
         return choreo__fail(CHOREO_ENOMEM, "cannot start the dispatcher thread");
+    svc->dispatcher_started = true;
     for (int i = 0; i < svc->nroutes; i++) {
-        if (pthread_create(&svc->routes[i].fetcher, NULL, fetch_main, &svc->routes[i]) != 0) {
-            atomic_store(&svc->stop, true);
+        if (pthread_create(&svc->routes[i].fetcher, NULL, fetch_main, &svc->routes[i]) != 0)
             return choreo__fail(CHOREO_ENOMEM, "cannot start a fetch thread");
-        }
         svc->routes[i].fetcher_started = true;
     }
     return CHOREO_OK;
@@ -396,8 +501,13 @@ void choreo__dispatch_join(choreo_service *svc)
             svc->routes[i].fetcher_started = false;
         }
     }
-    pthread_join(svc->dispatcher, NULL);
-    /* Hand back what was fetched but not dispatched, for prompt redelivery. */
+    if (svc->dispatcher_started) {
+        pthread_join(svc->dispatcher, NULL);
+        svc->dispatcher_started = false;
+    }
+    /* Hand back what was fetched but not dispatched, for prompt redelivery
+     * (the server has no MaxDeliver, so a handed-back last delivery comes
+     * back and is parked then). */
     choreo_item it;
     while (choreo__queue_pop(&svc->queue, &it, 1, 0) == 1) {
         if (it.kind == ITEM_EVENT)

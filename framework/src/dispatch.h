@@ -12,4 +12,7 @@ choreo_status choreo__dispatch_start(choreo_service *svc);
  * to JetStream (nak) so that they are redelivered at once. */
 void choreo__dispatch_join(choreo_service *svc);
 
+/* True on the thread that runs svc's dispatcher. */
+bool choreo__dispatch_on_dispatcher(const choreo_service *svc);
+
 #endif

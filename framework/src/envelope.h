@@ -7,6 +7,11 @@
 #define CHOREO_SOURCE_MAX 64
 #define CHOREO_ENVELOPE_DEPTH 32
 
+/* A header that an operator's retry of a parked message carries: the one
+ * consumer that must apply it; every other consumer of the type acks it
+ * without applying it. */
+#define CHOREO_HDR_RETRY_FOR "Choreo-Retry-For"
+
 /* A decoded envelope. Strings are copied and NUL-terminated; data points
  * into the decoded buffer and is valid as long as that buffer is. */
 typedef struct choreo_envelope {

@@ -1,7 +1,9 @@
 /* Outbox rows: inserted inside the caller's transaction, read in seq order
  * by the relay, and marked published only after JetStream acknowledged them.
  * A row that is never marked is simply published again with the same
- * Nats-Msg-Id, which JetStream or the consumer's inbox drops. */
+ * Nats-Msg-Id, which JetStream or the consumer's inbox drops. Every query
+ * of unpublished rows goes through a partial index on them, so its cost
+ * does not grow with the delayed rows waiting for their time. */
 #include "outbox.h"
 
 #include <stdint.h>
@@ -33,10 +35,22 @@ choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int64_t after
                                  bool (*fn)(const choreo_outbox_row *row, void *user),
                                  void *user)
 {
+    /* Two bounded reads, merged in seq order: the next `limit` unpublished
+     * rows after the cursor in seq order (the rows emitted for now, in commit
+     * order), and the `limit` earliest due rows after the cursor by
+     * publish_at (delayed rows that fell due). Either one alone would walk
+     * every delayed row not yet due: the first when they come before the
+     * due rows in seq order, the second ordered by seq. */
     sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DUE,
-        "SELECT seq, event_id, subject, headers, body, created_at, publish_at"
-        " FROM choreo_outbox WHERE published_at IS NULL AND publish_at <= ?1 AND seq > ?3"
-        " ORDER BY seq LIMIT ?2");
+        "WITH head AS (SELECT seq, publish_at FROM choreo_outbox"
+        "              WHERE published_at IS NULL AND seq > ?3 ORDER BY seq LIMIT ?2),"
+        " ready AS (SELECT seq FROM head WHERE publish_at <= ?1"
+        "           UNION"
+        "           SELECT seq FROM (SELECT seq FROM choreo_outbox"
+        "                            WHERE published_at IS NULL AND publish_at <= ?1 AND seq > ?3"
+        "                            ORDER BY publish_at LIMIT ?2))"
+        " SELECT o.seq, o.event_id, o.subject, o.headers, o.body, o.created_at, o.publish_at"
+        " FROM ready JOIN choreo_outbox o ON o.seq = ready.seq ORDER BY o.seq LIMIT ?2");
     if (!s)
         return CHOREO_ESTORE;
     sqlite3_bind_int64(s, 1, now_ms);

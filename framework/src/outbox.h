@@ -3,7 +3,7 @@
 #ifndef CHOREO_OUTBOX_H
 #define CHOREO_OUTBOX_H
 
-#include "crashpoint.h"
+#include "faults.h"
 #include "store.h"
 
 typedef struct choreo_outbox_row {
@@ -21,8 +21,12 @@ typedef struct choreo_outbox_row {
 choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row);
 
 /* Calls fn for up to limit unpublished rows due at now_ms with a seq above
- * after_seq, in seq order. Row pointers are valid only during the call. fn
- * returning false stops. */
+ * after_seq, in seq order: the next due rows in seq order, with the
+ * earliest delayed rows that fell due further on. A due row that is skipped
+ * (below the last seq returned, when more than limit rows are due) comes
+ * with a later call from a lower after_seq. The cost grows with limit and
+ * the due rows below after_seq, not with the delayed rows waiting. Row
+ * pointers are valid only during the call. fn returning false stops. */
 choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int64_t after_seq, int limit,
                                  bool (*fn)(const choreo_outbox_row *row, void *user),
                                  void *user);

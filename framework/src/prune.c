@@ -1,8 +1,9 @@
-/* Pruning keeps the framework tables bounded: published outbox rows and old
- * inbox marks go in batches of a few hundred rows, each batch its own short
- * transaction, so that handlers and the relay never wait long for the write
- * lock. The inbox retention is validated to outlive the stream's max age, so
- * a mark is only forgotten once its event can no longer be delivered. */
+/* Pruning keeps the framework tables bounded: published outbox rows, old
+ * inbox marks and old barrier rows go in batches of a few hundred rows, each
+ * batch its own short transaction, so that handlers and the relay never wait
+ * long for the write lock. The inbox retention is checked against the
+ * stream's real max age, so a mark or a barrier row is only forgotten once
+ * no delivery of an event that could need it can arrive. */
 #include "prune.h"
 
 #include "status.h"
@@ -43,6 +44,19 @@ choreo_status choreo__prune(choreo_store *st, int64_t outbox_before_ms, int64_t 
                         "DELETE FROM choreo_inbox WHERE (consumer, event_id) IN (SELECT consumer, event_id"
                         " FROM choreo_inbox"
                         " WHERE processed_at < ?1 LIMIT ?2)",
+                        inbox_before_ms, stop, deleted);
+    /* A parked message can be retried long after that, and a retried one
+     * may still be on its way: the barrier rows of their sagas stay (the
+     * saga is the subject's last token) until the retry is that old too. */
+    if (s == CHOREO_OK && inbox_before_ms > 0)
+        s = prune_table(st, STMT_PRUNE_BARRIER,
+                        "DELETE FROM choreo_barrier WHERE (saga, step, op) IN ("
+                        " SELECT saga, step, op FROM choreo_barrier WHERE created_at < ?1"
+                        " AND saga NOT IN (SELECT substr(subject,"
+                        "   length(rtrim(subject, replace(subject, '.', ''))) + 1)"
+                        "   FROM choreo_dead WHERE status = 'parked'"
+                        "   OR (status = 'retried' AND updated_at >= ?1))"
+                        " LIMIT ?2)",
                         inbox_before_ms, stop, deleted);
     return s;
 }

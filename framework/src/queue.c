@@ -16,8 +16,8 @@ choreo_status choreo__queue_init(choreo_queue *q, int cap)
     q->cap = cap;
     q->head = q->count = 0;
     pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->not_empty, NULL);
-    pthread_cond_init(&q->not_full, NULL);
+    choreo__cond_init(&q->not_empty);
+    choreo__cond_init(&q->not_full);
     return CHOREO_OK;
 }
 

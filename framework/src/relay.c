@@ -3,9 +3,24 @@
  * transaction. Rows whose PubAck failed or timed out stay unpublished and go
  * out again with the same id, so an outage or a crash at any point can cause
  * a repeat that JetStream (or the consumer's inbox) drops, never a loss.
- * Under load, a batch's marking is deferred until the next batch is on the
- * wire, so that SQLite and the broker work at the same time; a cursor keeps
- * the acknowledged but not yet marked rows from being read again. */
+ * A row the broker refuses for good (larger than its max_payload, or a
+ * stream limit) is set aside into choreo_dead, where choreoctl shows it, and
+ * the relay goes on with the rows after it.
+ *
+ * State and invariants:
+ * - Relay thread only: cursor, cursor_since_us, held[], nheld, aside[],
+ *   naside. held are seqs whose PubAck arrived but which are not yet marked
+ *   published; every held seq is <= cursor, and rows with seq <= cursor are
+ *   not read again until the cursor rewinds (to 0), which first marks held.
+ *   So a row is in flight, held, or read afresh: never two at once.
+ * - Under lock (shared with the PubAck callback on a nats.c thread): wake,
+ *   batch[], nbatch, next_hint, outstanding, last_error. outstanding is the
+ *   number of batch entries still PENDING; the relay thread resets the batch
+ *   only under the lock, and only after outstanding reached 0 or the wait
+ *   timed out (then the pending messages were taken back from nats.c first,
+ *   so that no later callback refers to them).
+ * - A batch's marking is deferred until the next batch is on the wire, so
+ *   that SQLite and the broker work at the same time. */
 #include "relay.h"
 
 #include <stdio.h>
@@ -13,20 +28,32 @@
 #include <string.h>
 
 #include "clock.h"
+#include "envelope.h"
+#include "extras.h"
 #include "outbox.h"
 #include "prune.h"
 #include "status.h"
+#include "tuning.h"
 
-#define RELAY_BATCH 256
-#define ACK_WAIT_MS 5000
+/* JetStream's error code for a message larger than the stream allows. */
+#define JS_ERR_MESSAGE_TOO_BIG 10054
 
-enum { PENDING, ACKED, FAILED };
+enum { PENDING, ACKED, FAILED, REFUSED };
 
 struct entry {
     int64_t seq;
     int64_t created_us;
     char event_id[CHOREO_ID_SIZE];
+    char type[CHOREO_TYPE_MAX + 1];
     int state;
+    char why[160]; /* REFUSED: the broker's reason */
+};
+
+/* A row to set aside, with the reason. */
+struct aside {
+    int64_t seq;
+    char type[CHOREO_TYPE_MAX + 1];
+    char reason[CHOREO_REASON_MAX];
 };
 
 struct choreo_relay {
@@ -34,18 +61,18 @@ struct choreo_relay {
     choreo_store *st;
     pthread_t thread;
     bool started;
-    pthread_mutex_t lock;      /* guards wake, the batch and its states */
+    pthread_mutex_t lock;
     pthread_cond_t cond;
     bool wake;
-    struct entry batch[RELAY_BATCH];
+    struct entry batch[CHOREO_RELAY_BATCH];
     int nbatch;
-    int next_hint;             /* where the next ack is likely in batch */
-    int outstanding;           /* acks still expected for the batch */
+    int next_hint;
+    int outstanding;
     char last_error[256];
-    /* Relay thread only: acknowledged rows not yet marked, and the cursor
-     * (highest seq handed to JetStream) that keeps them from being read again. */
-    int64_t held[RELAY_BATCH];
+    int64_t held[CHOREO_RELAY_BATCH];
     int nheld;
+    struct aside aside[CHOREO_RELAY_BATCH];
+    int naside;
     int64_t cursor;
     int64_t cursor_since_us;
 };
@@ -66,7 +93,7 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
     }
     r->svc = svc;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
+    choreo__cond_init(&r->cond);
     *out = r;
     return CHOREO_OK;
 }
@@ -81,6 +108,7 @@ void choreo__relay_wake(choreo_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Under lock. */
 static struct entry *find_entry(choreo_relay *r, const char *id)
 {
     for (int k = 0; k < r->nbatch; k++) {
@@ -106,10 +134,12 @@ void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
             e->state = ACKED;
             choreo__latency_record(&r->svc->relay_latency, now - e->created_us);
         } else {
-            e->state = FAILED;
-            snprintf(r->last_error, sizeof r->last_error, "%s (JetStream code %d)",
-                     pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR),
-                     pae ? (int)pae->ErrCode : 0);
+            const char *text = pae && pae->ErrText ? pae->ErrText
+                                                   : natsStatus_GetText(pae ? pae->Err : NATS_ERR);
+            int code = pae ? (int)pae->ErrCode : 0;
+            e->state = code == JS_ERR_MESSAGE_TOO_BIG ? REFUSED : FAILED;
+            snprintf(e->why, sizeof e->why, "%s (JetStream code %d)", text, code);
+            snprintf(r->last_error, sizeof r->last_error, "%s", e->why);
         }
         if (--r->outstanding == 0)
             pthread_cond_broadcast(&r->cond);
@@ -147,9 +177,30 @@ static natsStatus make_msg(const choreo_outbox_row *row, natsMsg **out)
     return NATS_OK;
 }
 
+/* The event type from a subject "<prefix>.<Type>.<saga>". */
+static void type_of(const char *subject, char *out, size_t cap)
+{
+    const char *dot = strchr(subject, '.');
+    const char *start = dot ? dot + 1 : subject;
+    const char *end = strchr(start, '.');
+    size_t len = end ? (size_t)(end - start) : strlen(start);
+    snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), start);
+}
+
+static void plan_aside(choreo_relay *r, int64_t seq, const char *type, const char *why)
+{
+    struct aside *a = &r->aside[r->naside++];
+    a->seq = seq;
+    snprintf(a->type, sizeof a->type, "%s", type);
+    snprintf(a->reason, sizeof a->reason,
+             "the broker refuses this event for good: %s; raise the limit (max_payload, the "
+             "stream's max_msg_size) and retry it, or drop it",
+             why);
+}
+
 struct publish_ctx {
     choreo_relay *r;
-    natsStatus err;
+    natsStatus err; /* a transient failure that ends the round */
 };
 
 static bool publish_row(const choreo_outbox_row *row, void *user)
@@ -158,30 +209,39 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     choreo_relay *r = pc->r;
     natsMsg *m = NULL;
     natsStatus s = make_msg(row, &m);
-    if (s != NATS_OK) {
-        pc->err = s;
-        return false;
-    }
-    pthread_mutex_lock(&r->lock);
-    struct entry *e = &r->batch[r->nbatch++];
-    e->seq = row->seq;
-    e->created_us = row->created_us;
-    snprintf(e->event_id, sizeof e->event_id, "%s", row->event_id);
-    e->state = PENDING;
-    r->outstanding++;
-    pthread_mutex_unlock(&r->lock);
-    s = js_PublishMsgAsync(r->svc->tp->js_pub, &m, NULL);
-    if (s != NATS_OK) {
-        natsMsg_Destroy(m);
+    if (s == NATS_OK) {
+        pthread_mutex_lock(&r->lock);
+        struct entry *e = &r->batch[r->nbatch++];
+        e->seq = row->seq;
+        e->created_us = row->created_us;
+        snprintf(e->event_id, sizeof e->event_id, "%s", row->event_id);
+        type_of(row->subject, e->type, sizeof e->type);
+        e->state = PENDING;
+        r->outstanding++;
+        pthread_mutex_unlock(&r->lock);
+        s = js_PublishMsgAsync(r->svc->tp->js_pub, &m, NULL);
+        if (s == NATS_OK)
+            return true;
+        natsMsg_Destroy(m); /* still ours: nats.c did not take it */
         pthread_mutex_lock(&r->lock);
         e->state = FAILED;
         r->outstanding--;
-        snprintf(r->last_error, sizeof r->last_error, "%s", natsStatus_GetText(s));
         pthread_mutex_unlock(&r->lock);
-        pc->err = s;
-        return false;
     }
-    return true;
+    char why[256];
+    const char *detail = nats_GetLastError(NULL);
+    snprintf(why, sizeof why, "%s", detail && *detail ? detail : natsStatus_GetText(s));
+    if (s == NATS_MAX_PAYLOAD || s == NATS_INVALID_ARG || s == NATS_INVALID_SUBJECT) {
+        char type[CHOREO_TYPE_MAX + 1];
+        type_of(row->subject, type, sizeof type);
+        plan_aside(r, row->seq, type, why);
+        return r->naside < CHOREO_RELAY_BATCH;
+    }
+    pthread_mutex_lock(&r->lock);
+    snprintf(r->last_error, sizeof r->last_error, "%s", why);
+    pthread_mutex_unlock(&r->lock);
+    pc->err = s;
+    return false;
 }
 
 /* Waits for the batch's acks; takes back what is still pending after the
@@ -189,7 +249,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
 static void await_acks(choreo_relay *r)
 {
     pthread_mutex_lock(&r->lock);
-    struct timespec until = choreo__deadline_in_ms(ACK_WAIT_MS);
+    struct timespec until = choreo__deadline_in_ms(CHOREO_RELAY_ACK_WAIT_MS);
     while (r->outstanding > 0)
         if (pthread_cond_timedwait(&r->cond, &r->lock, &until) != 0)
             break;
@@ -197,6 +257,8 @@ static void await_acks(choreo_relay *r)
     pthread_mutex_unlock(&r->lock);
     if (!timed_out)
         return;
+    /* Taken back from nats.c before the entries are given up, so that no
+     * callback for them can come after this. */
     natsMsgList pending = { 0 };
     if (js_PublishAsyncGetPendingList(&pending, r->svc->tp->js_pub) == NATS_OK)
         natsMsgList_Destroy(&pending);
@@ -205,7 +267,8 @@ static void await_acks(choreo_relay *r)
         if (r->batch[i].state == PENDING)
             r->batch[i].state = FAILED;
     r->outstanding = 0;
-    snprintf(r->last_error, sizeof r->last_error, "no PubAck within %d ms", ACK_WAIT_MS);
+    snprintf(r->last_error, sizeof r->last_error, "no PubAck within %d ms",
+             CHOREO_RELAY_ACK_WAIT_MS);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -215,20 +278,82 @@ static void mark_held(choreo_relay *r)
     choreo_service *svc = r->svc;
     if (r->nheld == 0)
         return;
-    choreo__crashpoint(&svc->crash, CP_AFTER_PUBLISH_BEFORE_MARK);
-    for (int attempt = 0;; attempt++) {
-        choreo_status s = choreo__outbox_mark_published(r->st, r->held, r->nheld,
-                                                        choreo__now_ms(), &svc->crash);
-        if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt > 100)
+    choreo__extras_crash(&svc->extras, CP_AFTER_PUBLISH_BEFORE_MARK);
+    for (int attempt = 1;; attempt++) {
+        choreo_status s;
+        if (choreo__extras_commit_fails(&svc->extras))
+            s = choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
+        else
+            s = choreo__outbox_mark_published(r->st, r->held, r->nheld, choreo__now_ms(),
+                                              &svc->extras.crash);
+        if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt >= CHOREO_RELAY_MARK_ATTEMPTS)
             break;
         /* Unmarked rows would only be published again (and deduplicated),
          * but retrying keeps that rare. */
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot mark rows published; retrying",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
-        choreo__sleep_ms(100);
+        choreo__sleep_ms(CHOREO_BEGIN_PAUSE_MS);
     }
     atomic_fetch_add(&svc->stats.published, (uint64_t)r->nheld);
     r->nheld = 0;
+}
+
+/* Moves one refused row from the outbox to choreo_dead in one transaction. */
+static choreo_status set_aside_one(choreo_relay *r, const struct aside *a)
+{
+    sqlite3 *db = r->st->db;
+    choreo_status s = choreo__store_begin(r->st);
+    if (s != CHOREO_OK)
+        return s;
+    sqlite3_stmt *ins = NULL, *del = NULL;
+    int rc = sqlite3_prepare_v2(db,
+        "INSERT INTO choreo_dead(consumer, event_id, event_type, subject, body, reason,"
+        " attempts, parked_at) SELECT ?1, event_id, ?2, subject, body, ?3, attempts + 1, ?4"
+        " FROM choreo_outbox WHERE seq = ?5 AND published_at IS NULL", -1, &ins, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "DELETE FROM choreo_outbox WHERE seq = ?1", -1, &del, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(ins, 1, CHOREO_OUTBOX_CONSUMER, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, a->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, a->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 4, choreo__now_ms());
+        sqlite3_bind_int64(ins, 5, a->seq);
+        rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(del, 1, a->seq);
+        rc = sqlite3_step(del) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    if (rc != SQLITE_OK) {
+        s = choreo__store_error(db, rc, "setting aside an outbox row the broker refuses");
+        choreo__store_rollback(r->st);
+        return s;
+    }
+    return choreo__store_commit(r->st);
+}
+
+/* Sets aside the rows planned this round. A row that cannot be moved now is
+ * simply read and refused again next round. */
+static void set_aside(choreo_relay *r)
+{
+    choreo_service *svc = r->svc;
+    for (int i = 0; i < r->naside; i++) {
+        if (set_aside_one(r, &r->aside[i]) != CHOREO_OK) {
+            CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot set aside a refused row; "
+                       "will try again", "seq=%lld err=\"%s\"", (long long)r->aside[i].seq,
+                       CHOREO_SAFE(choreo_last_error()));
+            continue;
+        }
+        atomic_fetch_add(&svc->stats.parked, 1);
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
+                   "the broker refuses an outbox row for good; it is set aside in choreo_dead "
+                   "(see choreoctl dead list) and the relay goes on",
+                   "seq=%lld type=%s reason=\"%s\"", (long long)r->aside[i].seq,
+                   r->aside[i].type, CHOREO_SAFE(r->aside[i].reason));
+    }
+    r->naside = 0;
 }
 
 /* Marks what is held and reads from the start of the outbox again, which
@@ -248,47 +373,57 @@ static int relay_round(choreo_relay *r)
     choreo_service *svc = r->svc;
     if (r->cursor && choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000)
         rewind_cursor(r);
+    pthread_mutex_lock(&r->lock);
     r->nbatch = 0;
     r->next_hint = 0;
     r->outstanding = 0;
+    pthread_mutex_unlock(&r->lock);
     struct publish_ctx pc = { r, NATS_OK };
-    choreo_status s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, RELAY_BATCH,
+    choreo_status s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, CHOREO_RELAY_BATCH,
                                          publish_row, &pc);
     if (s != CHOREO_OK)
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+    int read = r->nbatch + r->naside;
     if (r->nbatch == 0) {
+        set_aside(r);
         rewind_cursor(r);
-        return s == CHOREO_OK ? 0 : -1;
+        return s == CHOREO_OK && pc.err == NATS_OK ? read : -1;
     }
     /* Sends what the buffered connection holds now; the PONG it waits for
      * comes about when the PubAcks do. */
-    natsConnection_FlushTimeout(svc->tp->nc_pub, ACK_WAIT_MS);
+    natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
     mark_held(r); /* the previous batch, while JetStream stores this one */
     await_acks(r);
     int failed = 0;
+    int64_t last_seq = 0;
+    char err[256];
     pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nbatch; i++) {
-        if (r->batch[i].state == ACKED)
-            r->held[r->nheld++] = r->batch[i].seq;
+        struct entry *e = &r->batch[i];
+        if (e->state == ACKED)
+            r->held[r->nheld++] = e->seq;
+        else if (e->state == REFUSED)
+            plan_aside(r, e->seq, e->type, e->why);
         else
             failed++;
+        last_seq = e->seq;
     }
-    char err[256];
     snprintf(err, sizeof err, "%s", r->last_error);
     pthread_mutex_unlock(&r->lock);
-    if (failed > 0) {
+    set_aside(r);
+    if (failed > 0 || pc.err != NATS_OK) {
         int acked = r->nheld;
         rewind_cursor(r); /* the failed rows are read again from the start */
-        atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)failed);
+        atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)(failed ? failed : 1));
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay publish failed; will retry with the same ids",
                    "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
         return -1;
     }
     if (!r->cursor)
         r->cursor_since_us = choreo__mono_us();
-    r->cursor = r->batch[r->nbatch - 1].seq;
-    return r->nbatch;
+    r->cursor = last_seq;
+    return read;
 }
 
 /* Deletes old rows when prune_interval_s has passed since the last time. */
@@ -309,6 +444,24 @@ static void maybe_prune(choreo_relay *r, int64_t *last_us)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "pruned old rows", "rows=%lld", (long long)deleted);
 }
 
+/* Sleeps until a commit wakes the relay, wait_ms pass, or the service
+ * stops, in short slices so that a stop is noticed promptly. */
+static void relay_sleep(choreo_relay *r, int64_t wait_ms)
+{
+    pthread_mutex_lock(&r->lock);
+    int64_t deadline = choreo__mono_us() + wait_ms * 1000;
+    while (!r->wake && !atomic_load(&r->svc->stop)) {
+        int64_t left_ms = (deadline - choreo__mono_us()) / 1000;
+        if (left_ms <= 0)
+            break;
+        struct timespec until =
+            choreo__deadline_in_ms(left_ms < CHOREO_STOP_SLICE_MS ? left_ms : CHOREO_STOP_SLICE_MS);
+        pthread_cond_timedwait(&r->cond, &r->lock, &until);
+    }
+    r->wake = false;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void *relay_main(void *arg)
 {
     choreo_relay *r = arg;
@@ -318,13 +471,13 @@ static void *relay_main(void *arg)
         maybe_prune(r, &last_prune_us);
         int n = relay_round(r);
         if (n < 0) {
-            backoff_ms = backoff_ms ? backoff_ms * 2 : 50;
-            if (backoff_ms > 2000)
-                backoff_ms = 2000;
+            backoff_ms = backoff_ms ? backoff_ms * 2 : CHOREO_RELAY_BACKOFF_FIRST_MS;
+            if (backoff_ms > CHOREO_RELAY_BACKOFF_MAX_MS)
+                backoff_ms = CHOREO_RELAY_BACKOFF_MAX_MS;
         } else {
             backoff_ms = 0;
         }
-        if (n == RELAY_BATCH)
+        if (n >= CHOREO_RELAY_BATCH)
             continue; /* more may be due right now */
         int64_t wait_ms = svc->cfg->relay_scan_ms;
         int64_t next = INT64_MAX, pending = 0;
@@ -337,19 +490,7 @@ static void *relay_main(void *arg)
             atomic_store(&svc->stats.outbox_pending, (uint64_t)pending);
         if (backoff_ms > wait_ms || (backoff_ms && wait_ms == 0))
             wait_ms = backoff_ms;
-        /* Wait for a commit, the next due row or the fallback scan, in short
-         * slices so that a stop is noticed promptly. */
-        pthread_mutex_lock(&r->lock);
-        int64_t deadline = choreo__mono_us() + wait_ms * 1000;
-        while (!r->wake && !atomic_load(&svc->stop)) {
-            int64_t left_ms = (deadline - choreo__mono_us()) / 1000;
-            if (left_ms <= 0)
-                break;
-            struct timespec until = choreo__deadline_in_ms(left_ms < 50 ? left_ms : 50);
-            pthread_cond_timedwait(&r->cond, &r->lock, &until);
-        }
-        r->wake = false;
-        pthread_mutex_unlock(&r->lock);
+        relay_sleep(r, wait_ms);
     }
     mark_held(r);
     return NULL;
@@ -357,6 +498,10 @@ static void *relay_main(void *arg)
 
 choreo_status choreo__relay_start(choreo_relay *r)
 {
+    r->cursor = 0;
+    r->cursor_since_us = 0;
+    r->nheld = 0;
+    r->naside = 0;
     if (pthread_create(&r->thread, NULL, relay_main, r) != 0)
         return choreo__fail(CHOREO_ENOMEM, "cannot start the relay thread");
     r->started = true;

@@ -12,8 +12,8 @@
 #include "envelope.h"
 #include "relay.h"
 #include "status.h"
+#include "tuning.h"
 
-#define QUEUE_CAP 1024
 
 choreo_status choreo_service_create(choreo_service **out, const choreo_config *cfg)
 {
@@ -33,25 +33,17 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     }
     choreo__log_level_parse(svc->cfg->log_level, &svc->log.level);
     snprintf(svc->log.service, sizeof svc->log.service, "%s", svc->cfg->service);
-    svc->naive = strcmp(svc->cfg->delivery, "naive") == 0;
-    svc->audit = strcmp(svc->cfg->audit, "on") == 0;
-    if (svc->naive)
-        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
-                   "delivery=naive: events are published after commit without outbox or inbox; "
-                   "they can be lost or applied twice (demonstration only)", NULL);
-    s = choreo__crashpoints_load(&svc->crash);
+    s = choreo__extras_init(&svc->extras, svc->cfg, &svc->log);
     if (s != CHOREO_OK)
         goto fail;
-    if (svc->crash.any)
-        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "crash points are on (testing only)",
-                   "spec=\"%s\" seed=%llu", CHOREO_SAFE(getenv("CHOREO_CRASHPOINTS")),
-                   (unsigned long long)svc->crash.seed);
     svc->jitter_state = (uint64_t)choreo__now_us() ^ (uint64_t)(uintptr_t)svc;
-    s = choreo__queue_init(&svc->queue, QUEUE_CAP);
+    s = choreo__queue_init(&svc->queue, CHOREO_QUEUE_CAP);
     if (s != CHOREO_OK)
         goto fail;
     int busy = (int)svc->cfg->busy_timeout_ms;
-    s = choreo__store_open(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy);
+    s = choreo__dblock_acquire(&svc->dblock, svc->cfg->db, svc->cfg->service);
+    if (s == CHOREO_OK)
+        s = choreo__store_open(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy);
     if (s == CHOREO_OK)
         s = choreo__store_open(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy);
     if (s == CHOREO_OK)
@@ -166,32 +158,51 @@ choreo_status choreo_service_on_request(choreo_service *svc, const char *name,
     return CHOREO_OK;
 }
 
+/* Joins whatever threads exist and closes the connections; safe after a
+ * partial start. Owner thread only. */
+static void shut_down(choreo_service *svc)
+{
+    choreo__dispatch_join(svc);
+    choreo__relay_join(svc->relay);
+    svc->started = false;
+    if (svc->tp) {
+        choreo__transport_close(svc->tp);
+        svc->tp = NULL;
+    }
+}
+
 choreo_status choreo_service_start(choreo_service *svc)
 {
+    choreo__clear_error();
     if (!svc)
         return choreo__fail(CHOREO_EINVAL, "choreo_service_start: svc is NULL");
     if (svc->started || svc->tp)
-        return choreo__fail(CHOREO_ESTATE, "service %s was already started", svc->cfg->service);
+        return choreo__fail(CHOREO_ESTATE,
+                            "service %s is already started: call choreo_service_stop and "
+                            "choreo_service_wait before starting it again",
+                            svc->cfg->service);
     atomic_store(&svc->stop, false);
     choreo_status s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->log, &svc->stop,
                                                 choreo__relay_on_ack, svc->relay);
     if (s == CHOREO_OK)
         s = choreo__transport_ensure_stream(svc->tp, svc->cfg);
-    if (s == CHOREO_OK)
-        s = choreo__relay_start(svc->relay);
     if (s == CHOREO_OK) {
-        svc->started = true;
-        s = choreo__dispatch_start(svc);
+        atomic_store(&svc->max_payload, natsConnection_GetMaxPayload(svc->tp->nc_pub));
+        s = choreo__relay_start(svc->relay);
     }
+    if (s == CHOREO_OK)
+        s = choreo__dispatch_start(svc);
     if (s != CHOREO_OK) {
+        /* Undo exactly what was started: only threads that exist are joined. */
         choreo_status keep = s;
         char detail[1024];
         snprintf(detail, sizeof detail, "%s", choreo_last_error());
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"", CHOREO_SAFE(detail));
-        choreo_service_stop(svc);
-        choreo_service_wait(svc);
+        atomic_store(&svc->stop, true);
+        shut_down(svc);
         return choreo__fail(keep, "%s", detail);
     }
+    svc->started = true;
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service started",
                "handlers=%d requests=%d db=%s stream=%s", svc->nroutes, svc->nrequests,
                svc->cfg->db, svc->cfg->stream);
@@ -208,43 +219,83 @@ void choreo_service_wait(choreo_service *svc)
 {
     if (!svc)
         return;
-    if (svc->started) {
-        choreo__dispatch_join(svc);
-        choreo__relay_join(svc->relay);
-        svc->started = false;
+    bool was_started = svc->started;
+    shut_down(svc);
+    if (was_started)
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service stopped", NULL);
+}
+
+/* The signal watcher of choreo_service_run: SIGINT and SIGTERM are blocked
+ * in every thread, and this one takes them, so that a signal that comes
+ * while the service is still connecting, or a second one while it is
+ * stopping, is answered and never kills the process before its cleanup. */
+struct watcher {
+    choreo_service *svc;
+    sigset_t set;
+    atomic_bool done;
+    atomic_int signals;
+};
+
+static void *watch_main(void *arg)
+{
+    struct watcher *w = arg;
+    struct timespec slice = { 0, CHOREO_STOP_SLICE_MS * 1000000L };
+    while (!atomic_load(&w->done)) {
+        int sig = sigtimedwait(&w->set, NULL, &slice);
+        if (sig != SIGINT && sig != SIGTERM)
+            continue;
+        const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (atomic_fetch_add(&w->signals, 1) == 0)
+            CHOREO_LOG(&w->svc->log, CHOREO_LOG_INFO, "signal received; stopping", "signal=%s",
+                       name);
+        else
+            CHOREO_LOG(&w->svc->log, CHOREO_LOG_INFO,
+                       "signal received while stopping; still finishing the work in hand",
+                       "signal=%s", name);
+        choreo_service_stop(w->svc);
     }
-    if (svc->tp) {
-        choreo__transport_close(svc->tp);
-        svc->tp = NULL;
-    }
+    return NULL;
 }
 
 choreo_status choreo_service_run(choreo_service *svc)
 {
+    choreo__clear_error();
     if (!svc)
         return choreo__fail(CHOREO_EINVAL, "choreo_service_run: svc is NULL");
+    if (svc->started || svc->tp)
+        return choreo__fail(CHOREO_ESTATE, "choreo_service_run: service %s is already running",
+                            svc->cfg->service);
     /* Block the signals before any thread exists, so that every thread
-     * (nats.c's included) inherits the mask and only sigtimedwait below
-     * receives them. */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+     * (nats.c's included) inherits the mask and only the watcher takes them. */
+    struct watcher w = { .svc = svc };
+    sigemptyset(&w.set);
+    sigaddset(&w.set, SIGINT);
+    sigaddset(&w.set, SIGTERM);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &w.set, &old);
+    pthread_t watcher;
+    if (pthread_create(&watcher, NULL, watch_main, &w) != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return choreo__fail(CHOREO_ENOMEM, "cannot start the signal watcher thread");
+    }
     choreo_status s = choreo_service_start(svc);
     if (s == CHOREO_OK) {
-        struct timespec slice = { 0, 100 * 1000000 };
-        while (!atomic_load(&svc->stop) && !atomic_load(&svc->dispatcher_done)) {
-            int sig = sigtimedwait(&set, NULL, &slice);
-            if (sig == SIGINT || sig == SIGTERM) {
-                CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "signal received; stopping",
-                           "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-                break;
-            }
-        }
+        while (!atomic_load(&svc->stop) && !atomic_load(&svc->dispatcher_done))
+            choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
         choreo_service_stop(svc);
         choreo_service_wait(svc);
+    } else if (atomic_load(&w.signals) > 0) {
+        /* Asked to stop before it could start: a clean stop, not a failure. */
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "stopped before the service started", NULL);
+        choreo__clear_error();
+        s = CHOREO_OK;
+    }
+    atomic_store(&w.done, true);
+    pthread_join(watcher, NULL);
+    /* A signal that came after the watcher's last look is consumed here:
+     * the service has stopped, which is what it asked for. */
+    struct timespec zero = { 0, 0 };
+    while (sigtimedwait(&w.set, NULL, &zero) > 0) {
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return s;
@@ -259,8 +310,9 @@ void choreo_service_destroy(choreo_service *svc)
     choreo__relay_destroy(svc->relay);
     choreo__store_close(svc->store);
     choreo__store_close(svc->cmd_store);
+    choreo__dblock_release(&svc->dblock);
     choreo__queue_destroy(&svc->queue);
-    choreo__naive_free(&svc->naive_batch);
+    choreo__extras_free(&svc->extras);
     free(svc->routes);
     free(svc->requests);
     choreo_config_destroy(svc->cfg);

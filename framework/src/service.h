@@ -1,5 +1,7 @@
 /* The service object shared by the dispatcher, relay and transaction
- * modules. Fields are set before the threads start unless marked. */
+ * modules. Fields are set before the threads start and only read by them,
+ * unless marked. start, wait and destroy run on the thread that owns the
+ * object; stop may come from any thread or a signal handler. */
 #ifndef CHOREO_SERVICE_H
 #define CHOREO_SERVICE_H
 
@@ -7,10 +9,10 @@
 #include <stdatomic.h>
 
 #include "config.h"
-#include "crashpoint.h"
+#include "dblock.h"
+#include "extras.h"
 #include "latency.h"
 #include "log.h"
-#include "naive.h"
 #include "queue.h"
 #include "store.h"
 #include "transport.h"
@@ -47,6 +49,7 @@ struct choreo_stats_atomic {
 struct choreo_service {
     choreo_config *cfg;
     choreo_logger log;
+    choreo_dblock *dblock;     /* held from create to destroy: one process per db */
     choreo_store *store;       /* the dispatcher's connection */
     choreo_store *cmd_store;   /* commands from outside, under cmd_lock */
     pthread_mutex_t cmd_lock;
@@ -58,16 +61,15 @@ struct choreo_service {
     choreo_request_route *requests;
     int nrequests;
     pthread_t dispatcher;
-    bool started;              /* threads running (until wait joins them) */
+    bool dispatcher_started;   /* owner thread: dispatcher must be joined */
+    bool started;              /* owner thread: start succeeded, wait not yet run */
     atomic_bool stop;          /* set by stop(), any thread or signal handler */
     atomic_bool dispatcher_done;
+    atomic_int_fast64_t max_payload; /* the server's limit, 0 until connected */
     struct choreo_stats_atomic stats;
     choreo_latency relay_latency;
-    choreo_crashpoints crash;
     uint64_t jitter_state;     /* dispatcher thread only */
-    bool naive;                /* delivery=naive: see naive.h */
-    bool audit;                /* audit=on: see audit.h */
-    choreo_naive_list naive_batch; /* dispatcher thread only */
+    choreo_extras extras;      /* demonstration and testing machinery */
 };
 
 #endif

@@ -63,9 +63,16 @@ static const char *const migrations[] = {
     "  saga TEXT NOT NULL,"
     "  applied_at INTEGER NOT NULL);"
     "CREATE INDEX choreo_audit_applied_event ON choreo_audit_applied(event_id, consumer);",
+    /* 3: indexes so that the relay finds due delayed rows, and pruning finds
+     * old barrier rows, without reading every row of their table. */
+    "CREATE INDEX choreo_outbox_due ON choreo_outbox(publish_at, published_at)"
+    "  WHERE published_at IS NULL;" /* published_at: covering for COUNT and MIN */
+    "CREATE INDEX choreo_barrier_age ON choreo_barrier(created_at);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+_Static_assert(NMIGRATIONS == CHOREO_SCHEMA_VERSION,
+               "CHOREO_SCHEMA_VERSION must be the number of migrations");
 
 choreo_status choreo__store_error(sqlite3 *db, int rc, const char *what)
 {

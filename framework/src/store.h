@@ -21,6 +21,7 @@ enum choreo_stmt {
     STMT_BARRIER_INSERT,
     STMT_PRUNE_OUTBOX,
     STMT_PRUNE_INBOX,
+    STMT_PRUNE_BARRIER,
     STMT_AUDIT_EMITTED,
     STMT_AUDIT_APPLIED,
     STMT_SAVEPOINT,
@@ -35,7 +36,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to (PRAGMA user_version). */
-#define CHOREO_SCHEMA_VERSION 2
+#define CHOREO_SCHEMA_VERSION 3
 
 /* Opens (creating if needed) the database at path, sets WAL, busy_timeout
  * and synchronous, and migrates the framework tables. */

@@ -255,6 +255,35 @@ static bool covers(jsStreamInfo *si, const char *want)
     return false;
 }
 
+/* The inbox retention must outlive the stream's real max age, not only the
+ * configured one (which applies only when this service creates the stream):
+ * a mark pruned while its event is still in the stream lets a redelivery,
+ * or a consumer recreated with DeliverAll, apply that event a second time. */
+static choreo_status check_retention(const jsStreamInfo *si, const choreo_config *cfg)
+{
+    int64_t max_age_ns = si->Config->MaxAge, keep_s = cfg->inbox_retention_s;
+    long long max_age_s = (long long)(max_age_ns / 1000000000LL);
+    if (keep_s == 0)
+        return CHOREO_OK; /* inbox marks are kept forever */
+    if (max_age_ns <= 0)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "stream %s keeps its messages forever (max age unlimited), but "
+                            "inbox_retention_s=%lld forgets inbox marks after that many seconds: "
+                            "an event still in the stream would then be applied twice; set "
+                            "inbox_retention_s=0 to keep the marks, or give the stream a max age "
+                            "below %lld s",
+                            cfg->stream, (long long)keep_s, (long long)keep_s);
+    if (keep_s * 1000000000LL <= max_age_ns)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "stream %s keeps its messages for %lld s (its max age), but "
+                            "inbox_retention_s=%lld forgets inbox marks no later: an event still "
+                            "in the stream would then be applied twice; set inbox_retention_s "
+                            "above %lld (or 0 to keep the marks), or lower the stream's max age "
+                            "(stream_max_age_s applies only when a service creates the stream)",
+                            cfg->stream, max_age_s, (long long)keep_s, max_age_s);
+    return CHOREO_OK;
+}
+
 choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg)
 {
     char subject[64];
@@ -265,6 +294,13 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
         natsStatus s = js_GetStreamInfo(&si, tp->js, cfg->stream, NULL, &jerr);
         if (s == NATS_OK) {
             bool ok = covers(si, subject);
+            choreo_status st = ok ? check_retention(si, cfg) : CHOREO_OK;
+            if (st == CHOREO_OK && si->Config->MaxAge != cfg->stream_max_age_s * 1000000000LL)
+                CHOREO_LOG(tp->log, CHOREO_LOG_INFO,
+                           "the stream's own max age applies, not stream_max_age_s",
+                           "stream=%s max_age_s=%lld stream_max_age_s=%lld", cfg->stream,
+                           (long long)(si->Config->MaxAge / 1000000000LL),
+                           (long long)cfg->stream_max_age_s);
             jsStreamInfo_Destroy(si);
             if (!ok)
                 return choreo__fail(CHOREO_ESTREAM,
@@ -272,7 +308,7 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
                                     "never changes an existing stream: pick another stream "
                                     "or prefix setting, or add the subject to the stream",
                                     cfg->stream, subject);
-            return CHOREO_OK;
+            return st;
         }
         if (s != NATS_NOT_FOUND)
             return choreo__nats_error(s, "looking up the JetStream stream (is JetStream "
@@ -289,10 +325,11 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
         sc.Replicas = cfg->stream_replicas;
         s = js_AddStream(&si, tp->js, &sc, NULL, &jerr);
         if (s == NATS_OK) {
+            choreo_status st = check_retention(si, cfg);
             jsStreamInfo_Destroy(si);
             CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created stream", "stream=%s subjects=%s",
                        cfg->stream, subject);
-            return CHOREO_OK;
+            return st;
         }
         /* Another service may have created it meanwhile: look again. */
     }
@@ -310,7 +347,11 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     cc.Durable = durable;
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
-    cc.MaxDeliver = cfg->max_deliver;
+    /* No limit on the server: choreo parks a message itself on its
+     * max_deliver-th delivery, inside a transaction. With a server limit, a
+     * crash or a failed commit on the last delivery would leave the event
+     * neither applied nor parked, since the server never sends it again. */
+    cc.MaxDeliver = -1;
     cc.AckWait = cfg->ack_wait_ms * 1000000LL;
     cc.MaxAckPending = cfg->max_ack_pending;
     cc.FilterSubject = filter;
@@ -331,8 +372,9 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
             s = js_UpdateConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
             if (s == NATS_OK)
                 CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "updated consumer settings",
-                           "consumer=%s max_deliver=%lld ack_wait_ms=%lld max_ack_pending=%lld",
-                           durable, (long long)cfg->max_deliver, (long long)cfg->ack_wait_ms,
+                           "consumer=%s server_max_deliver=unlimited ack_wait_ms=%lld "
+                           "max_ack_pending=%lld",
+                           durable, (long long)cfg->ack_wait_ms,
                            (long long)cfg->max_ack_pending);
         }
     }

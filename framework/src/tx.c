@@ -10,7 +10,8 @@
 
 #include "clock.h"
 #include "envelope.h"
-#include "audit.h"
+#include "dispatch.h"
+#include "extras.h"
 #include "outbox.h"
 #include "relay.h"
 #include "status.h"
@@ -38,6 +39,7 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
                           uint32_t version, const char *saga, const void *data, size_t data_len,
                           char id_out[CHOREO_ID_SIZE])
 {
+    choreo__clear_error();
     if (!tx || !type)
         return choreo__fail(CHOREO_EINVAL, "choreo_tx_emit: tx and type must not be NULL");
     if (!choreo__type_valid(type, strlen(type)))
@@ -87,9 +89,21 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
     }
     char subject[256], headers[512];
     snprintf(subject, sizeof subject, "%s.%s.%s", svc->cfg->prefix, type, saga);
-    snprintf(headers, sizeof headers,
-             "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n", env.id,
-             type, saga, svc->cfg->service);
+    int hlen = snprintf(headers, sizeof headers,
+                        "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n",
+                        env.id, type, saga, svc->cfg->service);
+    /* What the relay will put on the wire: the body plus the headers as NATS
+     * encodes them ("NATS/1.0\r\n", one "Key: value\r\n" each, "\r\n"). */
+    int64_t wire = (int64_t)w.len + 12 + hlen + 4;
+    int64_t limit = atomic_load(&svc->max_payload);
+    if (limit > 0 && wire > limit) {
+        choreo_mp_writer_free(&w);
+        return choreo__fail(CHOREO_ETOOBIG,
+                            "choreo_tx_emit: %s would be %lld bytes on the wire with its "
+                            "headers, over the NATS server's max_payload of %lld: send less "
+                            "data, or raise max_payload in the server's configuration",
+                            type, (long long)wire, (long long)limit);
+    }
     choreo_outbox_row row = {
         .event_id = env.id,
         .subject = subject,
@@ -99,15 +113,12 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
         .created_us = choreo__now_us(),
         .publish_at = at_ms > env.ts_ms + delay_ms ? at_ms : env.ts_ms + delay_ms,
     };
-    /* Delayed events keep using the outbox in naive mode too, so that the
-     * comparison isolates the dual write and the missing inbox. */
-    if (tx->naive && row.publish_at <= env.ts_ms)
-        s = choreo__naive_add(tx->naive, subject, w.buf, w.len);
-    else
+    bool taken = false;
+    s = choreo__extras_emit(&svc->extras, tx->naive, tx->st, env.id, type, saga, subject, w.buf,
+                            w.len, env.ts_ms, row.publish_at <= env.ts_ms, &taken);
+    if (s == CHOREO_OK && !taken)
         s = choreo__outbox_insert(tx->st, &row);
     choreo_mp_writer_free(&w);
-    if (s == CHOREO_OK && svc->audit)
-        s = choreo__audit_emitted(tx->st, env.id, type, saga, env.ts_ms);
     if (s != CHOREO_OK)
         return s;
     tx->emitted++;
@@ -140,7 +151,8 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
 {
     if (!svc || !out)
         return choreo__fail(CHOREO_EINVAL, "choreo_service_begin: svc and out must not be NULL");
-    if (svc->started && pthread_equal(pthread_self(), svc->dispatcher))
+    choreo__clear_error();
+    if (choreo__dispatch_on_dispatcher(svc))
         return choreo__fail(CHOREO_ESTATE,
                             "choreo_service_begin called on the dispatcher thread: a handler "
                             "already has a transaction, use the tx it was given");
@@ -157,8 +169,7 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
     tx->svc = svc;
     tx->st = svc->cmd_store;
     tx->command = true;
-    if (svc->naive)
-        tx->naive = &tx->naive_own;
+    tx->naive = &tx->naive_own;
     *out = tx;
     return CHOREO_OK;
 }
@@ -169,13 +180,19 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
         return choreo__fail(CHOREO_EINVAL,
                             "choreo_tx_commit takes a tx from choreo_service_begin; handler "
                             "transactions are committed by the dispatcher");
+    choreo__clear_error();
     choreo_service *svc = tx->svc;
-    choreo_status s = choreo__store_commit(tx->st);
+    choreo_status s;
+    if (choreo__extras_commit_fails(&svc->extras)) {
+        choreo__store_rollback(tx->st);
+        s = choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
+    } else {
+        s = choreo__store_commit(tx->st);
+    }
     pthread_mutex_unlock(&svc->cmd_lock);
     if (s == CHOREO_OK && tx->emitted > 0) {
-        choreo__crashpoint(&svc->crash, CP_AFTER_COMMIT_BEFORE_PUBLISH);
-        if (tx->naive_own.n > 0 && svc->tp)
-            choreo__naive_publish(&tx->naive_own, svc->tp->js);
+        choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);
+        choreo__extras_committed(&svc->extras, &tx->naive_own, svc->tp ? svc->tp->js : NULL);
         choreo__relay_wake(svc->relay);
     }
     choreo__naive_free(&tx->naive_own);

@@ -39,7 +39,8 @@ assert d["service_restarts"] == 0, d
 assert d["sagas_per_s"] > 0 and 0 < d["p50_ms"] <= d["p99_ms"], d
 PY
 
-if grep -lE "AddressSanitizer|LeakSanitizer|runtime error" "$dir"/run/*.log; then
+if grep -lE "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$dir"/run/*.log; then
+    grep -hE -A40 "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$dir"/run/*.log | head -200 >&2 || true
     fail "a service reported a sanitizer error (logs above)"
 fi
 "$shop" check --dir "$dir/run" --final >"$dir/check.txt" || { cat "$dir/check.txt"; fail "check of the demo's databases"; }

@@ -282,17 +282,19 @@ static choreo_result apply_n(choreo_tx *tx, const choreo_event *ev, void *user)
                                                                              : CHOREO_RETRY;
 }
 
+/* result is read only after the join; returned_ms is polled while the
+ * starting thread runs, so it is atomic. */
 struct starter {
     choreo_service *svc;
     choreo_status result;
-    int64_t returned_ms;
+    atomic_llong returned_ms;
 };
 
 static void *start_in_background(void *p)
 {
     struct starter *s = p;
     s->result = choreo_service_start(s->svc);
-    s->returned_ms = now_ms();
+    atomic_store(&s->returned_ms, now_ms());
     return NULL;
 }
 
@@ -319,7 +321,7 @@ Test(failure, a_service_started_before_nats_is_up_starts_working_once_it_is, .ti
     pthread_t t;
     pthread_create(&t, NULL, start_in_background, &st);
     usleep(1500 * 1000);
-    cr_assert_eq(st.returned_ms, 0, "start must keep waiting while NATS is down");
+    cr_assert_eq(atomic_load(&st.returned_ms), 0, "start must keep waiting while NATS is down");
     char sd[600];
     snprintf(sd, sizeof sd, "%s/nats", w.dir);
     cr_assert_eq(natsd_start(&w.server, sd, port, NULL, NULL), 0);

@@ -146,32 +146,47 @@ Test(handler, malformed_messages_are_parked_with_a_reason_and_the_queue_moves_on
     natsd_stop(&server, SIGTERM);
 }
 
+static void start_worker_round(const char *dir, const char *url, const char *a, const char *b)
+{
+    choreo_config *cfg = support_config(dir, "worker", url, a, b, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Good", counting, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+}
+
+/* The server's MaxDeliver stays unlimited whatever max_deliver says: choreo
+ * parks on the max_deliver-th delivery itself, so that a crash or a failed
+ * commit on that delivery cannot leave the event neither applied nor parked.
+ * A consumer left with a server limit (by an older choreo, or by hand) is
+ * brought back to unlimited at start. */
 Test(handler, changed_consumer_settings_are_applied_at_restart, .timeout = 60)
 {
     char dir[256];
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    const char *settings[][2] = { { "max_deliver=5", "ack_wait_ms=3000" },
-                                  { "max_deliver=7", "ack_wait_ms=4000" } };
-    for (int round = 0; round < 2; round++) {
-        choreo_config *cfg = support_config(dir, "worker", server.url, settings[round][0],
-                                            settings[round][1], NULL);
-        choreo_service *svc = support_service(cfg);
-        choreo_config_destroy(cfg);
-        cr_assert_eq(choreo_service_on(svc, "Good", counting, NULL), CHOREO_OK);
-        cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "round %d: %s", round,
-                     choreo_last_error());
-        choreo_service_destroy(svc);
-    }
+    start_worker_round(dir, server.url, "max_deliver=5", "ack_wait_ms=3000");
+    start_worker_round(dir, server.url, "max_deliver=7", "ack_wait_ms=4000");
     natsConnection *nc;
     cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
     jsCtx *js;
     cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     jsConsumerInfo *ci = NULL;
     cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
-    cr_assert_eq(ci->Config->MaxDeliver, 7);
+    cr_assert_eq(ci->Config->MaxDeliver, -1);
     cr_assert_eq(ci->Config->AckWait, 4000 * 1000000LL);
+    jsConsumerConfig cc = *ci->Config;
+    cc.MaxDeliver = 7;
+    jsConsumerInfo *updated = NULL;
+    cr_assert_eq(js_UpdateConsumer(&updated, js, "CHOREO", &cc, NULL, NULL), NATS_OK);
+    jsConsumerInfo_Destroy(updated);
+    jsConsumerInfo_Destroy(ci);
+
+    start_worker_round(dir, server.url, "max_deliver=7", "ack_wait_ms=4000");
+    cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
+    cr_assert_eq(ci->Config->MaxDeliver, -1, "a server limit was left in place");
     jsConsumerInfo_Destroy(ci);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);

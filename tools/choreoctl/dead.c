@@ -1,6 +1,7 @@
 /* The dead subcommands. Reading (list, show) touches only the database;
  * retry publishes through choreo_admin_dead_retry, which keeps the original
- * subject and body, so consumers' inboxes still recognise the event. Each
+ * subject and body and addresses the message to the consumer that parked it
+ * (header Choreo-Retry-For), so no other consumer applies it again. Each
  * entry is read first so that errors can say what state it is in. */
 #include "dead.h"
 
@@ -443,10 +444,11 @@ static int retry_one(choreo_admin *adm, int64_t id, const char *db)
         return CTL_EXIT_FAIL;
     }
     describe(&e, what, sizeof what);
-    char *subject = cell(e.subject);
-    printf("retried message %" PRId64 ": %s published again on %s\n", id, what,
-           subject ? subject : "its subject");
+    char *subject = cell(e.subject), *consumer = cell(e.consumer);
+    printf("retried message %" PRId64 ": %s published again on %s for consumer %s\n", id, what,
+           subject ? subject : "its subject", consumer ? consumer : "-");
     free(subject);
+    free(consumer);
     return CTL_EXIT_OK;
 }
 

@@ -1,12 +1,17 @@
 /* shop-chaos: the shop demo under fire (tools/chaos runs it). While orders
- * are placed at a steady pace, a chaos loop SIGKILLs random services at
- * random intervals and restarts them after a random delay, restarts
- * nats-server now and then (SIGKILL or SIGTERM), and the services run with
- * crash points on. After the load and a quiet period it checks the
+ * are placed at a steady pace, a chaos loop SIGKILLs random services and
+ * restarts them, restarts nats-server now and then (SIGKILL or SIGTERM), and
+ * the services run with crash points on and, when asked, injected faults (a
+ * full disk, slow handlers, events that succeed only on their last delivery).
+ * After the load it does what an operator would (restart the services
+ * without faults, retry every parked message with choreoctl), checks the
  * invariants and counts, from the services' audit trails (audit=on), every
  * event some consumer never applied (lost) and every event a consumer
- * applied twice (duplicated). --naive runs the same services with
- * delivery=naive, the dual write choreo replaces, for comparison. */
+ * applied twice (duplicated). A service that exits in any way other than a
+ * crash point or one of the harness's own kills fails the run. --naive runs
+ * the same services with delivery=naive, the dual write choreo replaces. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,27 +36,57 @@
 #include "supervisor.h"
 
 static const char USAGE[] =
-    "usage: shop-chaos [--sagas N] [--json] [--naive] [options]\n"
+    "usage: shop-chaos [--sagas N] [--json] [--naive] [--faults] [options]\n"
     "\n"
     "Runs the shop demo while killing its services and its broker, with crash points\n"
-    "on, then proves from the audit trails that no event was lost or applied twice and\n"
-    "that every invariant holds. Exit status 0 when so (with --naive: when the run\n"
-    "completed; its losses are the point of it), 1 otherwise, 2 for bad flags.\n"
+    "on (and with --faults, injected faults), then does what an operator would (restart\n"
+    "the services without faults, retry every parked message with choreoctl), and\n"
+    "proves from the audit trails that no event was lost or applied twice and that\n"
+    "every invariant holds. Any exit of a service that is neither a crash point nor\n"
+    "one of the harness's own kills (an abort, a crash, exit 1, a sanitizer report)\n"
+    "fails the run. Exit status 0 when all is well (with --naive: when the run\n"
+    "completed with no such exit; its losses are the point of it), 1 otherwise, 2 for\n"
+    "bad flags.\n"
     "\n"
-    "  --sagas N               orders to place [2000]\n"
-    "  --duration-s D          spread the orders over D seconds of chaos [40]\n"
-    "  --kill-interval-ms K    mean time between service kills [500]\n"
-    "  --restart-delay-ms R    a killed service restarts after 0..R ms [800]\n"
-    "  --broker-interval-ms B  mean time between nats-server restarts [10000]\n"
-    "  --crash-prob P          probability of each crash point per pass [0.0005]\n"
-    "  --seed S                seed of the order mix and of the chaos [1]\n"
-    "  --naive                 services use delivery=naive (no outbox, no inbox)\n"
-    "  --quiet-s Q             after the load, wait at most Q s for every saga [120]\n"
-    "  --deadline-ms MS        saga deadline [8000]\n"
-    "  --json                  print one JSON object\n"
-    "  --dir DIR               work directory (kept) instead of a fresh one\n"
-    "  --build-dir DIR         where the services were built [this program's build]\n"
-    "  --log-level L           log level of the services [warn]\n";
+    "Load and chaos:\n"
+    "  --sagas N                  orders to place [2000]\n"
+    "  --duration-s D             spread the orders over D s of chaos [sagas/50, at least 10]\n"
+    "  --kill-interval-ms K       mean time between service kills [500]\n"
+    "  --restart-delay-ms R       a killed service restarts after 0..R ms [800]\n"
+    "  --broker-interval-ms B     mean time between nats-server restarts [10000]\n"
+    "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
+    "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
+    "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
+    "                             [120 + sagas/50]\n"
+    "  --deadline-ms MS           saga deadline [8000]\n"
+    "  --naive                    services use delivery=naive (no outbox, no inbox)\n"
+    "\n"
+    "Faults (each off unless given; --faults turns on every one not given, with the\n"
+    "value in brackets):\n"
+    "  --faults                   all of the faults below\n"
+    "  --disk-full-prob P         each commit starts a \"disk full\" episode, in which\n"
+    "                             every commit of that process fails [0.002]\n"
+    "  --disk-full-ms MS          length of an episode [1000]\n"
+    "  --slow-handler-prob P      a handler first sleeps --slow-handler-ms [0.003]\n"
+    "  --slow-handler-ms MS       longer than --ack-wait-ms, so batches outlast it [1500]\n"
+    "  --retry-until-last-prob P  share of events retried on every delivery before the\n"
+    "                             last one on which the handler may run [0.01]\n"
+    "  --last-delivery-kill-prob P  crash point last_delivery: before the commit of a\n"
+    "                             batch holding an event on one of its last two\n"
+    "                             deliveries [0.25]\n"
+    "\n"
+    "Service settings:\n"
+    "  --ack-wait-ms MS           JetStream AckWait [2000; 1000 with slow handlers]\n"
+    "  --max-deliver N            deliveries before a message is parked [choreo's, 10]\n"
+    "  --retry-base-ms MS         first RETRY delay [choreo's; 20 with faults]\n"
+    "  --retry-cap-ms MS          longest RETRY delay [choreo's; 100 with faults]\n"
+    "  --log-level L              log level of the services [warn]\n"
+    "\n"
+    "Output and files:\n"
+    "  --json                     print one JSON object on stdout\n"
+    "  --dir DIR                  work directory (kept) instead of a fresh one\n"
+    "  --build-dir DIR            where the services and choreoctl were built\n"
+    "                             [this program's build]\n";
 
 static volatile sig_atomic_t interrupted;
 static atomic_bool stop_load;
@@ -61,20 +97,44 @@ static void on_signal(int sig)
     atomic_store(&stop_load, true);
 }
 
+/* Values below zero are "not given" until resolve() fills them in. */
 struct opts {
     long sagas;
     int64_t duration_s, kill_ms, restart_ms, broker_ms, quiet_s, deadline_ms;
-    double crash_prob;
+    int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
+    int64_t disk_full_ms, slow_handler_ms;
+    double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
+        last_delivery_prob;
     uint64_t seed;
-    bool json, naive;
+    bool json, naive, faults;
     const char *dir, *build_dir, *log_level;
 };
 
+static bool faulty(const struct opts *o)
+{
+    return o->disk_full_prob > 0 || o->slow_handler_prob > 0 || o->retry_until_last_prob > 0 ||
+           o->last_delivery_prob > 0;
+}
+
+/* Unexpected exits kept with their details (all are counted). */
+#define EXITS_KEPT 32
+
+struct bad_exit {
+    int service;
+    char status[48];   /* "signal 6", "exit 1", "no answer to Ping" */
+    const char *phase;
+};
+
 struct tally {
+    const char *phase; /* what the run is doing: start, seed, load, quiet, repair, check, stop */
     int kills, broker_restarts, crash_exits, unexpected_exits;
-    long crashpoints_fired;
-    long lost_events, lost_sagas, duplicated_events, duplicated_sagas, parked, pending;
+    struct bad_exit bad[EXITS_KEPT];
+    long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
+        retry_until_last;
+    bool audited;
+    long lost_events, lost_sagas, duplicated_events, duplicated_sagas, pending;
     long unknown_orders; /* placed (the client got an id) but not in the order database */
+    long parked, parked_retried, still_parked, retry_failures;
 };
 
 static int64_t now_ms(void)
@@ -107,11 +167,80 @@ static int64_t around(int64_t mean)
     return mean / 2 + (int64_t)(rnd() % (uint64_t)(mean + 1));
 }
 
+/* ---- flags ---- */
+
+static bool parse_prob(const char *flag, const char *v, double *out)
+{
+    char *end;
+    double p = strtod(v, &end);
+    if (end == v || *end || !(p >= 0 && p <= 1)) {
+        fprintf(stderr, "shop-chaos: %s takes a probability from 0 to 1, not \"%s\"\n", flag, v);
+        return false;
+    }
+    *out = p;
+    return true;
+}
+
+/* Flags taking an integer: name, bounds and field. */
+static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *known)
+{
+    static const struct {
+        const char *name;
+        int64_t min, max;
+        size_t off;
+    } flags[] = {
+        { "--duration-s", 1, 86400, offsetof(struct opts, duration_s) },
+        { "--kill-interval-ms", 10, 3600000, offsetof(struct opts, kill_ms) },
+        { "--restart-delay-ms", 0, 600000, offsetof(struct opts, restart_ms) },
+        { "--broker-interval-ms", 100, 3600000, offsetof(struct opts, broker_ms) },
+        { "--quiet-s", 1, 86400, offsetof(struct opts, quiet_s) },
+        { "--deadline-ms", 100, 3600000, offsetof(struct opts, deadline_ms) },
+        { "--ack-wait-ms", 100, 3600000, offsetof(struct opts, ack_wait_ms) },
+        { "--max-deliver", 2, 1000, offsetof(struct opts, max_deliver) },
+        { "--retry-base-ms", 1, 3600000, offsetof(struct opts, retry_base_ms) },
+        { "--retry-cap-ms", 1, 86400000, offsetof(struct opts, retry_cap_ms) },
+        { "--disk-full-ms", 0, 3600000, offsetof(struct opts, disk_full_ms) },
+        { "--slow-handler-ms", 0, 3600000, offsetof(struct opts, slow_handler_ms) },
+    };
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        if (strcmp(a, flags[k].name) != 0)
+            continue;
+        *known = true;
+        return shop_parse_i64(a, v, flags[k].min, flags[k].max,
+                              (int64_t *)((char *)o + flags[k].off));
+    }
+    *known = false;
+    return true;
+}
+
+static bool parse_prob_flag(struct opts *o, const char *a, const char *v, bool *known)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } flags[] = {
+        { "--crash-prob", offsetof(struct opts, crash_prob) },
+        { "--disk-full-prob", offsetof(struct opts, disk_full_prob) },
+        { "--slow-handler-prob", offsetof(struct opts, slow_handler_prob) },
+        { "--retry-until-last-prob", offsetof(struct opts, retry_until_last_prob) },
+        { "--last-delivery-kill-prob", offsetof(struct opts, last_delivery_prob) },
+    };
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        if (strcmp(a, flags[k].name) != 0)
+            continue;
+        *known = true;
+        return parse_prob(a, v, (double *)((char *)o + flags[k].off));
+    }
+    *known = false;
+    return true;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n;
+        bool known;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(USAGE, stdout);
             return 1;
@@ -121,46 +250,27 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--naive") == 0) {
             o->naive = true;
             continue;
+        } else if (strcmp(a, "--faults") == 0) {
+            o->faults = true;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "shop-chaos: %s needs a value, or is unknown (see --help)\n", a);
             return 2;
         }
         i++;
+        if (!parse_int_flag(o, a, v, &known) || (!known && !parse_prob_flag(o, a, v, &known)))
+            return 2;
+        if (known)
+            continue;
         if (strcmp(a, "--sagas") == 0) {
             if (!shop_parse_i64(a, v, 1, 1000000, &n))
                 return 2;
             o->sagas = (long)n;
-        } else if (strcmp(a, "--duration-s") == 0) {
-            if (!shop_parse_i64(a, v, 1, 86400, &o->duration_s))
-                return 2;
-        } else if (strcmp(a, "--kill-interval-ms") == 0) {
-            if (!shop_parse_i64(a, v, 10, 3600000, &o->kill_ms))
-                return 2;
-        } else if (strcmp(a, "--restart-delay-ms") == 0) {
-            if (!shop_parse_i64(a, v, 0, 600000, &o->restart_ms))
-                return 2;
-        } else if (strcmp(a, "--broker-interval-ms") == 0) {
-            if (!shop_parse_i64(a, v, 100, 3600000, &o->broker_ms))
-                return 2;
-        } else if (strcmp(a, "--quiet-s") == 0) {
-            if (!shop_parse_i64(a, v, 1, 86400, &o->quiet_s))
-                return 2;
-        } else if (strcmp(a, "--deadline-ms") == 0) {
-            if (!shop_parse_i64(a, v, 100, 3600000, &o->deadline_ms))
-                return 2;
         } else if (strcmp(a, "--seed") == 0) {
             if (!shop_parse_i64(a, v, 0, INT64_MAX, &n))
                 return 2;
             o->seed = (uint64_t)n;
-        } else if (strcmp(a, "--crash-prob") == 0) {
-            char *end;
-            o->crash_prob = strtod(v, &end);
-            if (*end || o->crash_prob < 0 || o->crash_prob > 1) {
-                fprintf(stderr, "shop-chaos: --crash-prob takes a probability from 0 to 1, "
-                        "not \"%s\"\n", v);
-                return 2;
-            }
         } else if (strcmp(a, "--dir") == 0) {
             o->dir = v;
         } else if (strcmp(a, "--build-dir") == 0) {
@@ -173,6 +283,41 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     return 0;
+}
+
+/* Fills in what was not given: the length of the run from its size, the
+ * faults --faults turns on, and settings that suit the faults. */
+static void resolve(struct opts *o)
+{
+    if (o->duration_s < 0)
+        o->duration_s = o->sagas / 50 > 10 ? o->sagas / 50 : 10;
+    if (o->quiet_s < 0)
+        o->quiet_s = 120 + o->sagas / 50;
+    struct {
+        double *p, def;
+    } probs[] = {
+        { &o->disk_full_prob, 0.002 },
+        { &o->slow_handler_prob, 0.003 },
+        { &o->retry_until_last_prob, 0.01 },
+        { &o->last_delivery_prob, 0.25 },
+    };
+    for (size_t k = 0; k < sizeof probs / sizeof probs[0]; k++)
+        if (*probs[k].p < 0)
+            *probs[k].p = o->faults ? probs[k].def : 0;
+    if (o->disk_full_ms < 0)
+        o->disk_full_ms = 1000;
+    if (o->slow_handler_ms < 0)
+        o->slow_handler_ms = 1500;
+    /* A short AckWait, so that work a killed process held is redelivered in
+     * seconds rather than the default 30; shorter than a slow handler, so
+     * that its batch is redelivered while it still runs. */
+    if (o->ack_wait_ms < 0)
+        o->ack_wait_ms = o->slow_handler_prob > 0 ? 1000 : 2000;
+    /* Events retried until their last delivery finish within the run. */
+    if (faulty(o) && o->retry_base_ms < 0)
+        o->retry_base_ms = 20;
+    if (faulty(o) && o->retry_cap_ms < 0)
+        o->retry_cap_ms = 100;
 }
 
 /* ---- the load, paced over the chaos period ---- */
@@ -210,26 +355,129 @@ static void *load_main(void *arg)
     return NULL;
 }
 
-/* ---- chaos ---- */
+/* ---- how services exit ---- */
 
-/* Starts service i; a crash point may fire while it starts (it does work
- * right away: the relay publishes, fetches begin), which counts as a crash
- * and is followed by another start. */
-static int start_service(sup *s, int i, struct tally *t)
+/* Prints the last lines of a service's log, to show why it died. */
+static void print_tail(const char *path, int lines)
 {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char buf[8192];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    long from = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
+    size_t n = fseek(f, from, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    fclose(f);
+    buf[n] = '\0';
+    char *start = buf + n;
+    for (int seen = 0; start > buf; start--)
+        if (start[-1] == '\n' && start != buf + n && ++seen > lines)
+            break;
+    for (char *line = start, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) {
+            fprintf(stderr, "    | %s\n", line);
+            break;
+        }
+        fprintf(stderr, "    | %.*s\n", (int)(nl - line), line);
+    }
+}
+
+/* Whether service i's latest process wrote its crash point line before it
+ * died: a crash point is the only SIGKILL the harness did not send itself
+ * that is expected (the kernel's OOM killer, say, is not). */
+static bool crash_point_fired(const sup *s, int i)
+{
+    char want[48];
+    snprintf(want, sizeof want, " fired (pid %d)", (int)sup_service_last_pid(s, i));
+    FILE *f = fopen(sup_log_path(s, i), "r");
+    if (!f)
+        return false;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        fseek(f, size > 65536 ? size - 65536 : 0, SEEK_SET);
+    }
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "choreo: crash point ") && strstr(line, want);
+    fclose(f);
+    return found;
+}
+
+static void describe_status(int st, char *out, size_t cap)
+{
+    if (st == -1)
+        snprintf(out, cap, "exit status unknown");
+    else if (WIFSIGNALED(st))
+        snprintf(out, cap, "signal %d", WTERMSIG(st));
+    else if (WIFEXITED(st))
+        snprintf(out, cap, "exit %d", WEXITSTATUS(st));
+    else
+        snprintf(out, cap, "wait status %d", st);
+}
+
+/* Records an exit the harness did not cause, and shows the end of the log. */
+static void unexpected(struct tally *t, const sup *s, int i, const char *status, bool tty)
+{
+    if (t->unexpected_exits < EXITS_KEPT) {
+        struct bad_exit *b = &t->bad[t->unexpected_exits];
+        b->service = i;
+        snprintf(b->status, sizeof b->status, "%s", status);
+        b->phase = t->phase;
+    }
+    t->unexpected_exits++;
+    fprintf(stderr, "%sshop-chaos: UNEXPECTED: %s (pid %d) %s during %s, neither a crash point "
+            "nor a kill of shop-chaos; the end of %s:\n",
+            tty ? "\n" : "", sup_service_name(s, i), (int)sup_service_last_pid(s, i), status,
+            t->phase, sup_log_path(s, i));
+    print_tail(sup_log_path(s, i), 25);
+}
+
+/* Judges a service that died on its own: a crash point is expected,
+ * anything else fails the run. */
+static void judge_exit(const sup *s, int i, struct tally *t, bool tty)
+{
+    int st = sup_service_exit_status(s, i);
+    if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && crash_point_fired(s, i)) {
+        t->crash_exits++;
+        return;
+    }
+    char what[48];
+    describe_status(st, what, sizeof what);
+    unexpected(t, s, i, what, tty);
+}
+
+/* Starts service i. A crash point may fire while it starts (it works right
+ * away: the relay publishes, fetches begin), which is followed by another
+ * start. Any other failure is an unexpected exit; after three of them in a
+ * row it gives up. */
+static int start_service(sup *s, int i, struct tally *t, bool tty)
+{
+    int failures = 0;
     for (int attempt = 0; attempt < 50 && !interrupted; attempt++) {
+        int starts = sup_service_starts(s, i);
         if (sup_start_service(s, i) == 0)
             return 0;
-        int st = sup_service_exit_status(s, i);
-        if (sup_service_running(s, i) || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+        if (interrupted || sup_service_starts(s, i) == starts)
+            return -1; /* not even started: the supervisor said why */
+        int before = t->unexpected_exits;
+        if (sup_service_running(s, i)) {
+            sup_kill_service(s, i, SIGKILL);
+            unexpected(t, s, i, "no answer to Ping", tty);
+        } else {
+            judge_exit(s, i, t, tty);
+        }
+        if (t->unexpected_exits > before && ++failures == 3) {
+            fprintf(stderr, "shop-chaos: %s failed to start three times; giving up\n",
+                    sup_service_name(s, i));
             return -1;
-        t->crash_exits++;
+        }
     }
     return -1;
 }
 
-/* Restarts services that died on their own: SIGKILL is a crash point (the
- * framework kills itself there), anything else is a real failure. */
+/* Judges and restarts services that died on their own. */
 static int reap(sup *s, struct tally *t, bool tty)
 {
     if (sup_poll(s) == 0)
@@ -237,19 +485,41 @@ static int reap(sup *s, struct tally *t, bool tty)
     for (int i = 0; i < sup_service_count(s); i++) {
         if (sup_service_running(s, i))
             continue;
-        int st = sup_service_exit_status(s, i);
-        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
-            t->crash_exits++;
-        } else {
-            t->unexpected_exits++;
-            fprintf(stderr, "%sshop-chaos: %s exited with status %d (not a crash point); see %s\n",
-                    tty ? "\n" : "", sup_service_name(s, i), st, sup_log_path(s, i));
-        }
-        if (start_service(s, i, t) != 0)
+        judge_exit(s, i, t, tty);
+        if (start_service(s, i, t, tty) != 0)
             return -1;
     }
     return 0;
 }
+
+/* Stops every service with SIGTERM, as an operator would, and judges how
+ * each went: exit status 0, or a crash point that fired on the way out. A
+ * service still running after the supervisor's grace is SIGKILLed, and
+ * that is a failure too. */
+static void stop_services(sup *s, struct tally *t, bool tty)
+{
+    if (sup_poll(s) > 0)
+        for (int i = 0; i < sup_service_count(s); i++)
+            if (!sup_service_running(s, i))
+                judge_exit(s, i, t, tty);
+    for (int i = 0; i < sup_service_count(s); i++)
+        if (sup_service_running(s, i))
+            kill(sup_service_pid(s, i), SIGTERM);
+    for (int i = 0; i < sup_service_count(s); i++) {
+        if (!sup_service_running(s, i))
+            continue;
+        sup_kill_service(s, i, SIGTERM);
+        int st = sup_service_exit_status(s, i);
+        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            continue;
+        if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && !crash_point_fired(s, i))
+            unexpected(t, s, i, "still running after SIGTERM and the grace", tty);
+        else
+            judge_exit(s, i, t, tty);
+    }
+}
+
+/* ---- chaos ---- */
 
 static void progress(const struct load_job *j, long n, const struct tally *t, int64_t t0)
 {
@@ -258,29 +528,39 @@ static void progress(const struct load_job *j, long n, const struct tally *t, in
             (double)(now_ms() - t0) / 1e3);
 }
 
+/* SIGKILLs one service at random and restarts it after a random delay. */
+static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
+{
+    int i = (int)(rnd() % (uint64_t)sup_service_count(s));
+    if (sup_kill_service(s, i, SIGKILL) != 0)
+        return -1;
+    /* It may have died on its own just before the kill; then its status
+     * says how, and that is judged like any other exit. */
+    int st = sup_service_exit_status(s, i);
+    if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+        t->kills++;
+    else
+        judge_exit(s, i, t, tty);
+    sleep_ms(o->restart_ms ? (int64_t)(rnd() % (uint64_t)(o->restart_ms + 1)) : 0);
+    return start_service(s, i, t, tty);
+}
+
 /* Kills and restarts until the load has placed every order. */
 static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), drawn = 0;
     while (!atomic_load(&j->done)) {
-        if (interrupted)
-            return -1;
-        if (reap(s, t, tty) != 0)
+        if (interrupted || reap(s, t, tty) != 0)
             return -1;
         int64_t now = now_ms();
         if (now >= next_kill) {
-            int i = (int)(rnd() % (uint64_t)sup_service_count(s));
-            sup_kill_service(s, i, SIGKILL);
-            t->kills++;
-            sleep_ms(o->restart_ms ? (int64_t)(rnd() % (uint64_t)(o->restart_ms + 1)) : 0);
-            if (start_service(s, i, t) != 0)
+            if (kill_one(o, s, t, tty) != 0)
                 return -1;
             next_kill = now_ms() + around(o->kill_ms);
         }
         if (now >= next_broker) {
-            int sig = rnd() % 2 ? SIGKILL : SIGTERM;
-            sup_stop_broker(s, sig);
+            sup_stop_broker(s, rnd() % 2 ? SIGKILL : SIGTERM);
             sleep_ms((int64_t)(rnd() % 1000));
             if (sup_start_broker(s) != 0)
                 return -1;
@@ -296,17 +576,17 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
     return 0;
 }
 
-/* ---- after the storm ---- */
+/* ---- reading the databases ---- */
 
-static long count_pending(const char *order_db)
+/* One number from a database opened read-only; -1 when it cannot be read. */
+static long db_count(const char *path, const char *sql)
 {
     sqlite3 *db;
     long n = -1;
-    if (sqlite3_open_v2(order_db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
         sqlite3_busy_timeout(db, 2000);
-        if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM orders WHERE state = 'PENDING'", -1,
-                               &st, NULL) == SQLITE_OK &&
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW)
             n = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
@@ -315,18 +595,9 @@ static long count_pending(const char *order_db)
     return n;
 }
 
-/* Waits (still restarting crashed services) until no saga is pending. */
-static bool quiet(const struct opts *o, sup *s, struct tally *t, bool tty)
+static long count_pending(const sup *s)
 {
-    const char *order_db = sup_db_path(s, 0);
-    for (int64_t until = now_ms() + o->quiet_s * 1000; now_ms() < until;) {
-        if (interrupted || reap(s, t, tty) != 0)
-            return false;
-        if (count_pending(order_db) == 0)
-            return true;
-        sleep_ms(50);
-    }
-    return false;
+    return db_count(sup_db_path(s, 0), "SELECT COUNT(*) FROM orders WHERE state = 'PENDING'");
 }
 
 static long one_number(sqlite3 *db, const char *sql)
@@ -341,10 +612,40 @@ static long one_number(sqlite3 *db, const char *sql)
     return n;
 }
 
+static const char AUDIT_SQL[] =
+    "CREATE TEMP VIEW emitted AS"
+    "  SELECT event_id, type, saga FROM s0.choreo_audit_emitted UNION ALL"
+    "  SELECT event_id, type, saga FROM s1.choreo_audit_emitted UNION ALL"
+    "  SELECT event_id, type, saga FROM s2.choreo_audit_emitted UNION ALL"
+    "  SELECT event_id, type, saga FROM s3.choreo_audit_emitted;"
+    "CREATE TEMP TABLE applied AS"
+    "  SELECT consumer, type, event_id, saga FROM s0.choreo_audit_applied UNION ALL"
+    "  SELECT consumer, type, event_id, saga FROM s1.choreo_audit_applied UNION ALL"
+    "  SELECT consumer, type, event_id, saga FROM s2.choreo_audit_applied UNION ALL"
+    "  SELECT consumer, type, event_id, saga FROM s3.choreo_audit_applied;"
+    "CREATE INDEX temp.applied_key ON applied(event_id, consumer);"
+    "CREATE TEMP TABLE dead AS"
+    "  SELECT consumer, event_id, status FROM s0.choreo_dead UNION ALL"
+    "  SELECT consumer, event_id, status FROM s1.choreo_dead UNION ALL"
+    "  SELECT consumer, event_id, status FROM s2.choreo_dead UNION ALL"
+    "  SELECT consumer, event_id, status FROM s3.choreo_dead;"
+    "CREATE TEMP TABLE consumers AS SELECT DISTINCT consumer, type FROM applied;"
+    /* A message still parked is not lost: a person sees it in dead list.
+     * One the operator retried counts once its consumer applied it. */
+    "CREATE TEMP TABLE missing AS"
+    "  SELECT e.event_id, e.saga, c.consumer FROM emitted e JOIN consumers c ON c.type = e.type"
+    "  WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.event_id = e.event_id"
+    "                    AND a.consumer = c.consumer)"
+    "    AND NOT EXISTS (SELECT 1 FROM dead d WHERE d.event_id = e.event_id"
+    "                    AND d.consumer = c.consumer AND d.status = 'parked');"
+    "CREATE TEMP TABLE doubled AS"
+    "  SELECT consumer, event_id, saga FROM applied GROUP BY consumer, event_id"
+    "  HAVING COUNT(*) > 1;";
+
 /* The audit trails of the four services, read together: an emitted event
- * that a consumer of its type never applied (and did not park) is lost;
- * a (consumer, event) applied more than once is duplicated. */
-static int audit(sup *s, const shop_world *w, struct tally *t)
+ * that a consumer of its type never applied (and that is not parked there)
+ * is lost; a (consumer, event) applied more than once is duplicated. */
+static int audit(const sup *s, const shop_world *w, struct tally *t)
 {
     sqlite3 *db;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
@@ -359,40 +660,21 @@ static int audit(sup *s, const shop_world *w, struct tally *t)
             return -1;
         }
     }
-    sqlite3_exec(db,
-        "CREATE TEMP VIEW emitted AS"
-        "  SELECT event_id, type, saga FROM s0.choreo_audit_emitted UNION ALL"
-        "  SELECT event_id, type, saga FROM s1.choreo_audit_emitted UNION ALL"
-        "  SELECT event_id, type, saga FROM s2.choreo_audit_emitted UNION ALL"
-        "  SELECT event_id, type, saga FROM s3.choreo_audit_emitted;"
-        "CREATE TEMP TABLE applied AS"
-        "  SELECT consumer, type, event_id, saga FROM s0.choreo_audit_applied UNION ALL"
-        "  SELECT consumer, type, event_id, saga FROM s1.choreo_audit_applied UNION ALL"
-        "  SELECT consumer, type, event_id, saga FROM s2.choreo_audit_applied UNION ALL"
-        "  SELECT consumer, type, event_id, saga FROM s3.choreo_audit_applied;"
-        "CREATE INDEX temp.applied_key ON applied(event_id, consumer);"
-        "CREATE TEMP TABLE dead AS"
-        "  SELECT consumer, event_id FROM s0.choreo_dead UNION ALL"
-        "  SELECT consumer, event_id FROM s1.choreo_dead UNION ALL"
-        "  SELECT consumer, event_id FROM s2.choreo_dead UNION ALL"
-        "  SELECT consumer, event_id FROM s3.choreo_dead;"
-        "CREATE TEMP TABLE consumers AS SELECT DISTINCT consumer, type FROM applied;"
-        "CREATE TEMP TABLE missing AS"
-        "  SELECT e.event_id, e.saga, c.consumer FROM emitted e JOIN consumers c ON c.type = e.type"
-        "  WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.event_id = e.event_id"
-        "                    AND a.consumer = c.consumer)"
-        "    AND NOT EXISTS (SELECT 1 FROM dead d WHERE d.event_id = e.event_id"
-        "                    AND d.consumer = c.consumer);"
-        "CREATE TEMP TABLE doubled AS"
-        "  SELECT consumer, event_id, saga FROM applied GROUP BY consumer, event_id"
-        "  HAVING COUNT(*) > 1;",
-        NULL, NULL, NULL);
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_exec(db, AUDIT_SQL, NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "shop-chaos: cannot read the audit trails: %s\n", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return -1;
+    }
     t->lost_events = one_number(db, "SELECT COUNT(*) FROM missing");
     t->lost_sagas = one_number(db, "SELECT COUNT(DISTINCT saga) FROM missing");
     t->duplicated_events = one_number(db, "SELECT COUNT(*) FROM doubled");
     t->duplicated_sagas = one_number(db, "SELECT COUNT(DISTINCT saga) FROM doubled");
     t->parked = one_number(db, "SELECT COUNT(*) FROM dead");
+    t->parked_retried = one_number(db, "SELECT COUNT(*) FROM dead WHERE status = 'retried'");
+    t->still_parked = one_number(db, "SELECT COUNT(*) FROM dead WHERE status = 'parked'");
     /* Orders the client was told exist must exist. */
+    t->unknown_orders = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM s0.orders WHERE id = ?1", -1, &st, NULL) ==
         SQLITE_OK) {
@@ -410,209 +692,572 @@ static int audit(sup *s, const shop_world *w, struct tally *t)
     return t->lost_events < 0 || t->duplicated_events < 0 || t->parked < 0 ? -1 : 0;
 }
 
-/* Crash points that fired, as the services wrote them in their logs. */
-static long crashpoints_in_logs(const sup *s)
+/* Crash points and faults that fired, from the lines the services wrote
+ * in their logs: "choreo: crash point NAME fired (pid N)" and
+ * "choreo: fault NAME fired (pid N)". */
+static void count_firings(const sup *s, struct tally *t)
 {
-    long n = 0;
+    static const struct {
+        const char *prefix;
+        size_t off;
+    } lines[] = {
+        { "choreo: crash point last_delivery fired", offsetof(struct tally, last_delivery_kills) },
+        { "choreo: crash point ", offsetof(struct tally, crashpoints_fired) },
+        { "choreo: fault disk_full fired", offsetof(struct tally, disk_full_episodes) },
+        { "choreo: fault slow_handler fired", offsetof(struct tally, slow_handlers) },
+        { "choreo: fault retry_until_last fired", offsetof(struct tally, retry_until_last) },
+    };
+    for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
+        *(long *)((char *)t + lines[k].off) = 0;
     for (int i = 0; i < sup_service_count(s); i++) {
         FILE *f = fopen(sup_log_path(s, i), "r");
         if (!f)
             continue;
         char line[1024];
-        while (fgets(line, sizeof line, f))
-            if (strstr(line, "choreo: crash point ") && strstr(line, " fired"))
-                n++;
+        while (fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, "choreo: ");
+            if (!p || !strstr(p, " fired"))
+                continue;
+            for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
+                if (strncmp(p, lines[k].prefix, strlen(lines[k].prefix)) == 0)
+                    (*(long *)((char *)t + lines[k].off))++;
+        }
         fclose(f);
     }
-    return n;
 }
 
-static void print_json(const struct opts *o, const struct load_job *j, const struct tally *t,
-                       const shop_check_report *c, bool checked, double wall_s)
-{
-    printf("{\"mode\": \"%s\", \"sagas\": %ld, \"placed\": %ld, \"failed_requests\": %ld, "
-           "\"kills\": %d, \"broker_restarts\": %d, \"crashpoints_fired\": %ld, "
-           "\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
-           "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
-           "\"invariants_ok\": %s, \"violations\": %zu, \"completed\": %lld, "
-           "\"cancelled\": %lld, \"unexpected_exits\": %d, \"seed\": %" PRIu64 ", "
-           "\"crash_prob\": %g, \"wall_s\": %.1f}\n",
-           o->naive ? "naive" : "outbox", o->sagas, atomic_load(&j->st.placed),
-           atomic_load(&j->st.failed), t->kills, t->broker_restarts, t->crashpoints_fired,
-           t->lost_sagas + t->pending + t->unknown_orders, t->lost_events, t->pending,
-           t->unknown_orders, t->duplicated_sagas, t->duplicated_events, t->parked,
-           checked && c->ok ? "true" : "false", checked ? c->nviolations : 0,
-           checked ? (long long)c->completed : -1LL, checked ? (long long)c->cancelled : -1LL,
-           t->unexpected_exits, o->seed, o->crash_prob, wall_s);
-}
+/* ---- after the storm ---- */
 
-static void print_text(const struct opts *o, const struct load_job *j, const struct tally *t,
-                       const shop_check_report *c, bool checked, double wall_s)
+/* Waits (still restarting crashed services) until no saga is pending. */
+static int quiet(const struct opts *o, sup *s, struct tally *t, bool tty, bool *final)
 {
-    printf("\nchaos (%s delivery): %ld sagas placed of %ld in %.1f s\n",
-           o->naive ? "naive" : "outbox", atomic_load(&j->st.placed), o->sagas, wall_s);
-    printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
-           t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
-    printf("  lost        %ld sagas (%ld events never applied by a consumer, %ld sagas never "
-           "final, %ld orders unknown)\n",
-           t->lost_sagas + t->pending + t->unknown_orders, t->lost_events, t->pending,
-           t->unknown_orders);
-    printf("  duplicated  %ld sagas (%ld events applied twice by the same consumer)\n",
-           t->duplicated_sagas, t->duplicated_events);
-    printf("  parked      %ld messages\n", t->parked);
-    if (checked)
-        shop_check_print(c, stdout);
-}
-
-static int run(const struct opts *o, sup *s, bool tty)
-{
-    int64_t t0 = now_ms();
-    struct tally t = { 0 };
-    if (sup_start_broker(s) != 0)
-        return 1;
-    for (int i = 0; i < sup_service_count(s); i++)
-        if (start_service(s, i, &t) != 0)
-            return 1;
-    if (!o->json)
-        fprintf(stderr, "shop-chaos: %s delivery, nats-server %s, work dir %s\n",
-                o->naive ? "naive" : "outbox", sup_url(s), sup_workdir(s));
-    shop_client *c = NULL;
-    if (shop_client_create(&c, sup_url(s), "choreo") != CHOREO_OK) {
-        fprintf(stderr, "shop-chaos: %s\n", shop_client_last_error());
-        return 1;
-    }
-    shop_world w;
-    char run_name[48];
-    snprintf(run_name, sizeof run_name, "chaos%" PRIu64, o->seed);
-    if (shop_world_plan(&w, o->sagas, o->seed, run_name) != CHOREO_OK) {
-        shop_client_destroy(c);
-        return 1;
-    }
-    /* Crash points are already on: a service may die while the world is
-     * seeded. Seeding is idempotent, so restart what died and seed again. */
-    for (int attempt = 1;; attempt++) {
-        if (shop_world_seed(&w, c) == CHOREO_OK)
+    int64_t drawn = 0;
+    *final = false;
+    for (int64_t until = now_ms() + o->quiet_s * 1000; now_ms() < until;) {
+        if (interrupted || reap(s, t, tty) != 0)
+            return -1;
+        long pending = count_pending(s);
+        if (pending == 0) {
+            *final = true;
             break;
-        if (attempt == 10 || interrupted || reap(s, &t, false) != 0) {
-            fprintf(stderr, "shop-chaos: seeding failed: %s\n", shop_client_last_error());
-            shop_world_free(&w);
-            shop_client_destroy(c);
-            return 1;
         }
+        if (tty && now_ms() - drawn > 500) {
+            fprintf(stderr, "\r  %s: %ld sagas pending\033[K", t->phase, pending);
+            drawn = now_ms();
+        }
+        sleep_ms(50);
     }
-    struct pacer pace = { now_ms(), o->duration_s * 1000, o->sagas };
-    struct load_job j = { .w = &w, .c = c };
-    atomic_init(&j.done, false);
-    j.o = (shop_load_opts){ .concurrency = 16, .timeout_ms = 2000, .attempts = 100,
-                            .stop = &stop_load, .window = 1, .settled = paced,
-                            .settled_user = &pace };
-    pthread_t th;
-    int rc = 1;
-    shop_check_report rep;
-    bool checked = false;
-    if (pthread_create(&th, NULL, load_main, &j) != 0)
-        goto out;
-    int chaos_rc = chaos(o, s, &j, &t, tty);
-    atomic_store(&stop_load, true);
-    if (chaos_rc != 0)
-        shop_client_cancel(c);
-    pthread_join(th, NULL);
     if (tty)
-        fprintf(stderr, "\n");
-    if (chaos_rc != 0 || interrupted)
-        goto out;
-    if (!o->json)
-        fprintf(stderr, "shop-chaos: load done; quiet period (crash points stay on)\n");
-    bool final = quiet(o, s, &t, tty);
-    /* Events still on their way (a deadline not yet due, a redelivery after
-     * the last kill) are not lost: give them until the longest delay has
-     * passed, with the services still running and crash points still on. */
+        fprintf(stderr, "\r\033[K");
+    return 0;
+}
+
+/* Events still on their way (a deadline not yet due, a redelivery after the
+ * last kill, a retried message) are not lost: gives them until the longest
+ * delay has passed, with the services still running. */
+static int in_flight(const struct opts *o, sup *s, const shop_world *w, struct tally *t, bool tty)
+{
     for (int64_t until = now_ms() + o->deadline_ms + 30000;;) {
         struct tally probe = { 0 };
-        if (interrupted || reap(s, &t, tty) != 0 || audit(s, &w, &probe) != 0)
-            goto out;
+        if (interrupted || reap(s, t, tty) != 0 || audit(s, w, &probe) != 0)
+            return -1;
         if ((probe.lost_events == 0 && probe.unknown_orders == 0) || now_ms() > until)
-            break;
+            return 0;
         sleep_ms(500);
     }
-    t.pending = count_pending(sup_db_path(s, 0));
-    shop_check_paths p = { sup_db_path(s, 0), sup_db_path(s, 1), sup_db_path(s, 2),
-                           sup_db_path(s, 3) };
-    char err[512];
-    checked = shop_check_wait(&p, true, 20000, &interrupted, &rep, err, sizeof err) == CHOREO_OK;
-    if (!checked)
-        fprintf(stderr, "shop-chaos: %s\n", err);
-    if (audit(s, &w, &t) != 0)
-        goto out;
-    t.crashpoints_fired = crashpoints_in_logs(s);
-    double wall_s = (double)(now_ms() - t0) / 1e3;
-    if (o->json)
-        print_json(o, &j, &t, &rep, checked, wall_s);
+}
+
+/* Runs choreoctl with args, its output appended to log; waits at most
+ * two minutes. Returns its wait status, or -1 when it could not run. */
+static int run_choreoctl(const char *const *args, const char *log)
+{
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "shop-chaos: cannot open %s: %s\n", log, strerror(errno));
+        return -1;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    close(fd);
+    if (pid < 0) {
+        fprintf(stderr, "shop-chaos: cannot fork for choreoctl: %s\n", strerror(errno));
+        return -1;
+    }
+    int st = -1;
+    for (int64_t until = now_ms() + 120000; waitpid(pid, &st, WNOHANG) == 0;) {
+        if (now_ms() > until || interrupted) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            break;
+        }
+        sleep_ms(20);
+    }
+    return st;
+}
+
+/* What an operator does after the incident: restart the services with the
+ * faults off (crash points stay on), then retry every parked message of
+ * every service with choreoctl dead retry. */
+static int repair(const char *choreoctl, sup *s, const char *const *const env[],
+                  struct tally *t, bool tty)
+{
+    stop_services(s, t, tty);
+    for (int i = 0; i < sup_service_count(s); i++)
+        if (sup_set_service_env(s, i, env[i]) != 0 || start_service(s, i, t, tty) != 0)
+            return -1;
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/choreoctl.log", sup_workdir(s));
+    for (int i = 0; i < sup_service_count(s); i++) {
+        const char *db = sup_db_path(s, i);
+        long parked = db_count(db, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'");
+        if (parked <= 0)
+            continue;
+        const char *args[] = { choreoctl, "--db", db, "--nats-url", sup_url(s), "dead", "retry",
+                               "--all", NULL };
+        int st = run_choreoctl(args, log);
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char what[48];
+            describe_status(st, what, sizeof what);
+            fprintf(stderr, "shop-chaos: choreoctl dead retry --all for %s failed (%s); the end "
+                    "of %s:\n", sup_service_name(s, i), what, log);
+            print_tail(log, 15);
+            t->retry_failures++;
+        }
+    }
+    return 0;
+}
+
+/* ---- the report ---- */
+
+/* Writes s as a JSON string (the harness's own texts and paths). */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+struct outcome {
+    const struct opts *o;
+    const struct load_job *j;
+    const struct tally *t;
+    const shop_check_report *c;
+    bool checked, final, ok;
+    const char *error;   /* why the run ended early, or NULL */
+    const char *faults;  /* CHOREO_FAULTS as given to the services */
+    const sup *s;
+    double wall_s;
+};
+
+/* -1 for what was not measured (the run ended before the audit). */
+static long lost_total(const struct tally *t)
+{
+    return t->audited ? t->lost_sagas + t->pending + t->unknown_orders : -1;
+}
+
+static void print_json(const struct outcome *r)
+{
+    const struct opts *o = r->o;
+    const struct tally *t = r->t;
+    long na = t->audited ? 0 : -1;
+#define A(x) (t->audited ? (x) : na)
+    printf("{\"mode\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
+           "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
+           "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
+           "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
+           o->naive ? "naive" : "outbox", r->ok ? "true" : "false", o->sagas,
+           atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
+           t->broker_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           t->slow_handlers, t->retry_until_last);
+    printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
+           "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
+           "\"parked_retried\": %ld, \"still_parked\": %ld, \"retry_failures\": %ld, ",
+           lost_total(t), A(t->lost_events), A(t->pending), A(t->unknown_orders),
+           A(t->duplicated_sagas), A(t->duplicated_events), A(t->parked), A(t->parked_retried),
+           A(t->still_parked), t->retry_failures);
+#undef A
+    printf("\"invariants_ok\": %s, \"violations\": %zu, \"completed\": %lld, "
+           "\"cancelled\": %lld, \"unexpected_exits\": %d, \"unexpected\": [",
+           r->checked && r->c->ok ? "true" : "false", r->checked ? r->c->nviolations : 0,
+           r->checked ? (long long)r->c->completed : -1LL,
+           r->checked ? (long long)r->c->cancelled : -1LL, t->unexpected_exits);
+    for (int k = 0; k < t->unexpected_exits && k < EXITS_KEPT; k++)
+        printf("%s{\"service\": \"%s\", \"status\": \"%s\", \"phase\": \"%s\"}", k ? ", " : "",
+               sup_service_name(r->s, t->bad[k].service), t->bad[k].status, t->bad[k].phase);
+    printf("], \"faults\": ");
+    json_str(r->faults);
+    printf(", \"seed\": %" PRIu64 ", \"crash_prob\": %g, \"last_delivery_kill_prob\": %g, "
+           "\"duration_s\": %" PRId64 ", \"wall_s\": %.1f, \"error\": ",
+           o->seed, o->crash_prob, o->last_delivery_prob, o->duration_s, r->wall_s);
+    if (r->error)
+        json_str(r->error);
     else
-        print_text(o, &j, &t, &rep, checked, wall_s);
-    bool clean = final && checked && rep.ok && t.lost_events == 0 && t.pending == 0 &&
-                 t.unknown_orders == 0 && t.duplicated_events == 0 && t.unexpected_exits == 0 &&
-                 atomic_load(&j.st.failed) == 0;
-    rc = clean || (o->naive && checked) ? 0 : 1;
-    if (!clean && !o->naive && !o->json)
-        printf("\nFAILED: see the logs and databases in %s\n", sup_workdir(s));
-out:
-    if (checked)
-        shop_check_report_free(&rep);
-    shop_world_free(&w);
-    shop_client_destroy(c);
+        printf("null");
+    if (!r->ok) {
+        printf(", \"workdir\": ");
+        json_str(sup_workdir(r->s));
+    }
+    printf("}\n");
+}
+
+static void print_text(const struct outcome *r)
+{
+    const struct tally *t = r->t;
+    printf("\nchaos (%s delivery): %ld sagas placed of %ld in %.1f s\n",
+           r->o->naive ? "naive" : "outbox", atomic_load(&r->j->st.placed), r->o->sagas,
+           r->wall_s);
+    printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
+           t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
+    for (int k = 0; k < t->unexpected_exits && k < EXITS_KEPT; k++)
+        printf("    %s: %s during %s\n", sup_service_name(r->s, t->bad[k].service),
+               t->bad[k].status, t->bad[k].phase);
+    if (*r->faults || r->o->last_delivery_prob > 0)
+        printf("  faults: %ld disk full episodes, %ld slow handlers, %ld events retried until "
+               "their last delivery, %ld last-delivery kills\n",
+               t->disk_full_episodes, t->slow_handlers, t->retry_until_last,
+               t->last_delivery_kills);
+    if (r->error)
+        printf("  the run ended early: %s\n", r->error);
+    if (!t->audited)
+        return;
+    printf("  lost        %ld sagas (%ld events never applied by a consumer, %ld sagas never "
+           "final, %ld orders unknown)\n",
+           lost_total(t), t->lost_events, t->pending, t->unknown_orders);
+    printf("  duplicated  %ld sagas (%ld events applied twice by the same consumer)\n",
+           t->duplicated_sagas, t->duplicated_events);
+    printf("  parked      %ld messages (%ld retried with choreoctl, %ld still parked)\n",
+           t->parked, t->parked_retried, t->still_parked);
+    if (r->checked)
+        shop_check_print(r->c, stdout);
+}
+
+/* ---- the run ---- */
+
+/* The environments of the services: with the faults during the chaos,
+ * without them once the operator has restarted the services. */
+struct envs {
+    char faults[256];
+    const char *const *chaos[SHOP_SERVICES];
+    const char *const *repair[SHOP_SERVICES];
+};
+
+struct run {
+    const struct opts *o;
+    sup *s;
+    const struct envs *env;
+    const char *choreoctl;
+    bool tty;
+    struct tally t;
+    shop_world w;
+    shop_client *c;
+    struct load_job j;
+    shop_check_report rep;
+    bool checked, final;
+    const char *error;
+};
+
+/* Starts everything and seeds the world. Crash points are already on: a
+ * service may die while the world is seeded. Seeding is idempotent, so it
+ * restarts what died and seeds again. */
+static int set_up(struct run *r)
+{
+    r->t.phase = "start";
+    if (sup_start_broker(r->s) != 0)
+        return r->error = "nats-server did not start", -1;
+    for (int i = 0; i < sup_service_count(r->s); i++)
+        if (start_service(r->s, i, &r->t, false) != 0)
+            return r->error = "a service did not start", -1;
+    if (!r->o->json)
+        fprintf(stderr, "shop-chaos: %s delivery, nats-server %s, work dir %s\n",
+                r->o->naive ? "naive" : "outbox", sup_url(r->s), sup_workdir(r->s));
+    if (shop_client_create(&r->c, sup_url(r->s), "choreo") != CHOREO_OK) {
+        fprintf(stderr, "shop-chaos: %s\n", shop_client_last_error());
+        return r->error = "cannot connect the client", -1;
+    }
+    char run_name[48];
+    snprintf(run_name, sizeof run_name, "chaos%" PRIu64, r->o->seed);
+    if (shop_world_plan(&r->w, r->o->sagas, r->o->seed, run_name) != CHOREO_OK)
+        return r->error = "cannot plan the orders", -1;
+    r->t.phase = "seed";
+    for (int attempt = 1;; attempt++) {
+        if (shop_world_seed(&r->w, r->c) == CHOREO_OK)
+            return 0;
+        if (attempt == 10 || interrupted || reap(r->s, &r->t, false) != 0) {
+            fprintf(stderr, "shop-chaos: seeding failed: %s\n", shop_client_last_error());
+            return r->error = "seeding failed", -1;
+        }
+    }
+}
+
+/* The paced load, with the chaos loop on this thread. */
+static int load(struct run *r)
+{
+    const struct opts *o = r->o;
+    struct pacer pace = { now_ms(), o->duration_s * 1000, o->sagas };
+    r->j.w = &r->w;
+    r->j.c = r->c;
+    r->j.o = (shop_load_opts){ .concurrency = 16, .timeout_ms = 2000, .attempts = 100,
+                               .stop = &stop_load, .window = 1, .settled = paced,
+                               .settled_user = &pace };
+    r->t.phase = "load";
+    pthread_t th;
+    if (pthread_create(&th, NULL, load_main, &r->j) != 0)
+        return r->error = "cannot start the load", -1;
+    int rc = chaos(o, r->s, &r->j, &r->t, r->tty);
+    atomic_store(&stop_load, true);
+    if (rc != 0)
+        shop_client_cancel(r->c);
+    pthread_join(th, NULL);
+    if (r->tty)
+        fprintf(stderr, "\n");
+    if (rc != 0)
+        r->error = "the chaos loop could not restart a service or the broker";
     return rc;
+}
+
+/* After the load: the sagas settle with the chaos over (crash points and
+ * faults still on); then, when faults were on or messages were parked, the
+ * operator's repair and the sagas settle again. */
+static int settle(struct run *r)
+{
+    const struct opts *o = r->o;
+    if (!o->json)
+        fprintf(stderr, "shop-chaos: load done; quiet period (crash points stay on)\n");
+    r->t.phase = "quiet";
+    if (quiet(o, r->s, &r->t, r->tty, &r->final) != 0 ||
+        in_flight(o, r->s, &r->w, &r->t, r->tty) != 0)
+        return r->error = "a service could not be restarted after the load", -1;
+    long parked = 0;
+    for (int i = 0; i < sup_service_count(r->s); i++)
+        parked += db_count(sup_db_path(r->s, i),
+                           "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'");
+    if (o->naive || (!faulty(o) && parked == 0))
+        return 0;
+    if (!o->json)
+        fprintf(stderr, "shop-chaos: restarting the services without faults and retrying %ld "
+                "parked messages with choreoctl\n", parked);
+    r->t.phase = "repair";
+    if (repair(r->choreoctl, r->s, r->env->repair, &r->t, r->tty) != 0)
+        return r->error = "a service did not restart for the repair", -1;
+    if (quiet(o, r->s, &r->t, r->tty, &r->final) != 0 ||
+        in_flight(o, r->s, &r->w, &r->t, r->tty) != 0)
+        return r->error = "a service could not be restarted after the repair", -1;
+    return 0;
+}
+
+/* The invariants and the audit, with the services still running, since the
+ * last confirmations of final sagas may still be on their way. */
+static void check(struct run *r)
+{
+    r->t.phase = "check";
+    r->t.pending = count_pending(r->s);
+    shop_check_paths p = { sup_db_path(r->s, 0), sup_db_path(r->s, 1), sup_db_path(r->s, 2),
+                           sup_db_path(r->s, 3) };
+    char err[512];
+    r->checked = shop_check_wait(&p, true, 20000, &interrupted, &r->rep, err, sizeof err) ==
+                 CHOREO_OK;
+    if (!r->checked)
+        fprintf(stderr, "shop-chaos: %s\n", err);
+    r->t.audited = audit(r->s, &r->w, &r->t) == 0;
+    if (!r->t.audited)
+        r->error = "cannot read the audit trails";
+}
+
+static int run(const struct opts *o, sup *s, const struct envs *env, const char *choreoctl,
+               bool tty)
+{
+    int64_t t0 = now_ms();
+    static struct run r; /* large (the check report); one run per process */
+    r = (struct run){ .o = o, .s = s, .env = env, .choreoctl = choreoctl, .tty = tty };
+    atomic_init(&r.j.done, false);
+    if (set_up(&r) == 0 && load(&r) == 0 && !interrupted && settle(&r) == 0 && !interrupted)
+        check(&r);
+    r.t.phase = "stop";
+    stop_services(s, &r.t, tty);
+    count_firings(s, &r.t);
+    const struct tally *t = &r.t;
+    bool clean = !r.error && r.final && r.checked && r.rep.ok && t->audited &&
+                 t->lost_events == 0 && t->pending == 0 && t->unknown_orders == 0 &&
+                 t->duplicated_events == 0 && t->retry_failures == 0 &&
+                 atomic_load(&r.j.st.failed) == 0;
+    /* An exit the harness did not cause fails every run, naive ones too. */
+    bool ok = t->unexpected_exits == 0 && !interrupted &&
+              (clean || (o->naive && !r.error && r.checked));
+    struct outcome out = { .o = o, .j = &r.j, .t = t, .c = &r.rep, .checked = r.checked,
+                           .final = r.final, .ok = ok, .error = r.error,
+                           .faults = env->faults, .s = s,
+                           .wall_s = (double)(now_ms() - t0) / 1e3 };
+    if (interrupted)
+        ; /* main says so */
+    else if (o->json)
+        print_json(&out);
+    else
+        print_text(&out);
+    if (!ok && !o->naive && !o->json && !interrupted)
+        printf("\nFAILED: see the logs and databases in %s\n", sup_workdir(s));
+    if (r.checked)
+        shop_check_report_free(&r.rep);
+    if (r.w.orders)
+        shop_world_free(&r.w);
+    shop_client_destroy(r.c);
+    return ok ? 0 : 1;
+}
+
+/* ---- setting up the services ---- */
+
+/* Arguments and environments of the four services; everything a spec
+ * points to lives here until the supervisor has copied it. */
+struct setup {
+    char ack[24], deadline[24], max_deliver[24], retry_base[24], retry_cap[24];
+    const char *args[2][20];
+    char points[640], points_repair[640], faults_var[300], seeds[SHOP_SERVICES][48];
+    const char *env_chaos[SHOP_SERVICES][4], *env_repair[SHOP_SERVICES][4];
+};
+
+/* A flag and its value, appended when the value was given. */
+static void add_arg(const char **args, int *n, const char *flag, char *buf, size_t cap,
+                    int64_t v)
+{
+    if (v < 0)
+        return;
+    snprintf(buf, cap, "%" PRId64, v);
+    args[(*n)++] = flag;
+    args[(*n)++] = buf;
+}
+
+static void build_args(const struct opts *o, struct setup *u)
+{
+    for (int k = 0; k < 2; k++) { /* 0: order, 1: the others */
+        const char **a = u->args[k];
+        int n = 0;
+        a[n++] = "--audit";
+        a[n++] = "on";
+        a[n++] = "--delivery";
+        a[n++] = o->naive ? "naive" : "outbox";
+        add_arg(a, &n, "--ack-wait-ms", u->ack, sizeof u->ack, o->ack_wait_ms);
+        add_arg(a, &n, "--max-deliver", u->max_deliver, sizeof u->max_deliver, o->max_deliver);
+        add_arg(a, &n, "--retry-base-ms", u->retry_base, sizeof u->retry_base, o->retry_base_ms);
+        add_arg(a, &n, "--retry-cap-ms", u->retry_cap, sizeof u->retry_cap, o->retry_cap_ms);
+        if (k == 0)
+            add_arg(a, &n, "--deadline-ms", u->deadline, sizeof u->deadline, o->deadline_ms);
+        a[n] = NULL;
+    }
+}
+
+/* CHOREO_CRASHPOINTS, CHOREO_FAULTS and CHOREO_CRASH_SEED. The repair
+ * environment keeps the crash points but not last_delivery nor the faults. */
+static void build_env(const struct opts *o, struct setup *u, struct envs *e)
+{
+    double p = o->crash_prob;
+    int len = snprintf(u->points, sizeof u->points,
+                       "CHOREO_CRASHPOINTS=after_commit_before_ack=%g,"
+                       "after_commit_before_publish=%g,after_publish_before_mark=%g,"
+                       "inside_batch=%g,inside_mark=%g,between_fetch_and_dispatch=%g",
+                       p, p, p, p, p, p);
+    snprintf(u->points_repair, sizeof u->points_repair, "%s", u->points);
+    if (o->last_delivery_prob > 0 && len > 0 && (size_t)len < sizeof u->points)
+        snprintf(u->points + len, sizeof u->points - (size_t)len, ",last_delivery=%g",
+                 o->last_delivery_prob);
+    char *f = e->faults;
+    size_t cap = sizeof e->faults, used = 0;
+    f[0] = '\0';
+    if (o->disk_full_prob > 0)
+        used += (size_t)snprintf(f + used, cap - used, "disk_full=%g,disk_full_ms=%" PRId64 ",",
+                                 o->disk_full_prob, o->disk_full_ms);
+    if (o->slow_handler_prob > 0 && used < cap)
+        used += (size_t)snprintf(f + used, cap - used, "slow_handler=%g,slow_handler_ms=%" PRId64
+                                 ",", o->slow_handler_prob, o->slow_handler_ms);
+    if (o->retry_until_last_prob > 0 && used < cap)
+        used += (size_t)snprintf(f + used, cap - used, "retry_until_last=%g,",
+                                 o->retry_until_last_prob);
+    if (used > 0 && used < cap)
+        f[used - 1] = '\0'; /* the last comma */
+    snprintf(u->faults_var, sizeof u->faults_var, "CHOREO_FAULTS=%s", f);
+    bool points = p > 0 || o->last_delivery_prob > 0;
+    for (int i = 0; i < SHOP_SERVICES; i++) {
+        snprintf(u->seeds[i], sizeof u->seeds[i], "CHOREO_CRASH_SEED=%" PRIu64,
+                 o->seed * 4 + (uint64_t)i);
+        int n = 0, m = 0;
+        u->env_chaos[i][n++] = u->seeds[i];
+        u->env_repair[i][m++] = u->seeds[i];
+        if (points)
+            u->env_chaos[i][n++] = u->points;
+        if (p > 0)
+            u->env_repair[i][m++] = u->points_repair;
+        if (f[0])
+            u->env_chaos[i][n++] = u->faults_var;
+        u->env_chaos[i][n] = NULL;
+        u->env_repair[i][m] = NULL;
+        e->chaos[i] = u->env_chaos[i];
+        e->repair[i] = u->env_repair[i];
+    }
 }
 
 int main(int argc, char **argv)
 {
-    struct opts o = { .sagas = 2000, .duration_s = 40, .kill_ms = 500, .restart_ms = 800,
-                      .broker_ms = 10000, .quiet_s = 120, .deadline_ms = 8000,
-                      .crash_prob = 0.0005, .seed = 1, .log_level = "warn" };
+    struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
+                      .broker_ms = 10000, .quiet_s = -1, .deadline_ms = 8000,
+                      .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
+                      .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
+                      .crash_prob = 0.0005, .disk_full_prob = -1, .slow_handler_prob = -1,
+                      .retry_until_last_prob = -1, .last_delivery_prob = -1, .seed = 1,
+                      .log_level = "warn" };
     int p = parse(argc, argv, &o);
     if (p)
         return p == 1 ? 0 : 2;
+    resolve(&o);
     rng_state = o.seed * 0x2545F4914F6CDD1DULL + 1;
     shop_catch_signals(on_signal);
 
-    char build[PATH_MAX], bin[SHOP_SERVICES][SHOP_BIN_MAX];
-    const char *const *names = shop_service_names;
+    char build[PATH_MAX], bin[SHOP_SERVICES][SHOP_BIN_MAX], choreoctl[PATH_MAX + 32];
     shop_build_dir(o.build_dir, build, sizeof build);
     if (shop_service_binaries(build, NULL, bin, "shop-chaos",
                               "build first (tools/chaos does), or pass --build-dir") != 0)
         return 2;
+    snprintf(choreoctl, sizeof choreoctl, "%s/tools/choreoctl/choreoctl", build);
+    if (!o.naive && access(choreoctl, X_OK) != 0) {
+        fprintf(stderr, "shop-chaos: %s is missing: the repair after the load retries parked "
+                "messages with it; build first (tools/chaos does), or pass --build-dir\n",
+                choreoctl);
+        return 2;
+    }
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-chaos", .log_level = o.log_level,
                        .cancel = &interrupted };
     sup *s = NULL;
     if (sup_create(&s, &so) != 0)
         return 1;
-    char deadline[32], points[512], seeds[4][48];
-    snprintf(deadline, sizeof deadline, "%" PRId64, o.deadline_ms);
-    snprintf(points, sizeof points,
-             "CHOREO_CRASHPOINTS=after_commit_before_ack=%g,after_commit_before_publish=%g,"
-             "after_publish_before_mark=%g,inside_batch=%g,inside_mark=%g,"
-             "between_fetch_and_dispatch=%g",
-             o.crash_prob, o.crash_prob, o.crash_prob, o.crash_prob, o.crash_prob, o.crash_prob);
-    const char *delivery = o.naive ? "naive" : "outbox";
-    /* A short AckWait, so that work a killed process held is redelivered in
-     * seconds rather than the default 30. */
-    const char *order_args[] = { "--audit", "on", "--delivery", delivery, "--ack-wait-ms", "2000",
-                                 "--deadline-ms", deadline, NULL };
-    const char *other_args[] = { "--audit", "on", "--delivery", delivery, "--ack-wait-ms", "2000",
-                                 NULL };
-    for (int i = 0; i < 4; i++) {
-        snprintf(seeds[i], sizeof seeds[i], "CHOREO_CRASH_SEED=%" PRIu64, o.seed * 4 + (uint64_t)i);
-        const char *env[] = { points, seeds[i], NULL };
-        sup_service_spec spec = { .name = names[i], .binary = bin[i],
-                                  .args = i == 0 ? order_args : other_args,
-                                  .env = o.crash_prob > 0 ? env : NULL, .ping = true };
+    static struct setup u;
+    struct envs env;
+    build_args(&o, &u);
+    build_env(&o, &u, &env);
+    for (int i = 0; i < SHOP_SERVICES; i++) {
+        sup_service_spec spec = { .name = shop_service_names[i], .binary = bin[i],
+                                  .args = u.args[i == 0 ? 0 : 1], .env = env.chaos[i],
+                                  .ping = true };
         if (sup_add_service(s, &spec) != i) {
             sup_destroy(s);
             return 1;
         }
     }
     bool tty = isatty(STDERR_FILENO) && !o.json;
-    int rc = run(&o, s, tty);
+    int rc = run(&o, s, &env, choreoctl, tty);
     sup_stop_all(s);
     if (interrupted) {
         fprintf(stderr, "shop-chaos: interrupted; stopped everything it started\n");

@@ -37,6 +37,7 @@ struct child {
     int nenv;
     bool ping;
     pid_t pid;
+    pid_t last_pid; /* the latest process, kept after it exited */
     int starts;
     int status;    /* last waitpid status, -1 none */
     bool exited;   /* exited on its own (reaped by poll) */
@@ -316,6 +317,7 @@ int sup_start_service(sup *s, int i)
         return -1;
     }
     c->pid = pid;
+    c->last_pid = pid;
     c->starts++;
     c->exited = false;
     return c->ping ? wait_ready(s, c) : 0;
@@ -362,6 +364,26 @@ int sup_kill_service(sup *s, int i, int sig)
             (int)c->pid, s->opt.stop_timeout_ms);
     kill(c->pid, SIGKILL);
     return reap(c, 10000) ? 0 : -1;
+}
+
+int sup_set_service_env(sup *s, int i, const char *const *env)
+{
+    if (i < 0 || i >= s->nkids)
+        return -1;
+    int nenv = 0;
+    while (env && env[nenv])
+        nenv++;
+    if (nenv > MAX_ENV) {
+        fprintf(stderr, "supervisor: service %s has too many variables\n", s->kids[i].name);
+        return -1;
+    }
+    struct child *c = &s->kids[i];
+    for (int k = 0; k < c->nenv; k++)
+        free(c->env[k]);
+    c->nenv = 0;
+    for (int k = 0; k < nenv; k++)
+        c->env[c->nenv++] = dup_or_die(env[k]);
+    return 0;
 }
 
 int sup_restart_service(sup *s, int i, int sig)
@@ -463,6 +485,11 @@ const char *sup_service_name(const sup *s, int i)
 pid_t sup_service_pid(const sup *s, int i)
 {
     return valid(s, i) ? s->kids[i].pid : 0;
+}
+
+pid_t sup_service_last_pid(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].last_pid : 0;
 }
 
 bool sup_service_running(const sup *s, int i)

@@ -78,6 +78,11 @@ int sup_start_service(sup *s, int i);
  * most stop_timeout_ms, then SIGKILL). A service not running is fine. */
 int sup_kill_service(sup *s, int i, int sig);
 
+/* Replaces the environment entries of service i (as sup_service_spec.env:
+ * KEY=VALUE, NULL-terminated, copied; NULL for none) for its next start; a
+ * running service keeps the environment it was started with. */
+int sup_set_service_env(sup *s, int i, const char *const *env);
+
 /* sup_kill_service with sig, then sup_start_service. */
 int sup_restart_service(sup *s, int i, int sig);
 
@@ -105,6 +110,7 @@ int sup_service_count(const sup *s);
 int sup_find(const sup *s, const char *name);       /* index or -1 */
 const char *sup_service_name(const sup *s, int i);
 pid_t sup_service_pid(const sup *s, int i);         /* 0 when not running */
+pid_t sup_service_last_pid(const sup *s, int i);    /* latest process, even exited; 0 never */
 bool sup_service_running(const sup *s, int i);
 int sup_service_starts(const sup *s, int i);        /* times started */
 int sup_service_exit_status(const sup *s, int i);   /* last waitpid status, -1 if none */

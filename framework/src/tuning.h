@@ -1,0 +1,56 @@
+/* The fixed sizes and times of the delivery path, in one place. Settings a
+ * user may want to change are in config.c instead; these are the internal
+ * choices behind them, each with the reason for its value. */
+#ifndef CHOREO_TUNING_H
+#define CHOREO_TUNING_H
+
+/* Dispatch queue slots: the bound that pushes back on fetching, so that a
+ * slow dispatcher leaves messages on the server, not in memory. */
+#define CHOREO_QUEUE_CAP 1024
+
+/* Messages asked for by one pull request, and how long it waits for the
+ * first: short enough that a stop is noticed promptly. */
+#define CHOREO_FETCH_MAX 128
+#define CHOREO_FETCH_WAIT_MS 200
+
+/* A fetch thread's pause after a failed pull (broker away), and how often
+ * it says so in the log. */
+#define CHOREO_FETCH_ERROR_PAUSE_MS 100
+#define CHOREO_FETCH_WARN_EVERY_US 5000000
+
+/* Redelivery delay for a message whose batch could not commit or begin. */
+#define CHOREO_REDELIVER_DELAY_MS 100
+
+/* BEGIN attempts of a batch before it is handed back to the server, with
+ * the pause between them (each also waits up to busy_timeout_ms). */
+#define CHOREO_BEGIN_ATTEMPTS 20
+#define CHOREO_BEGIN_PAUSE_MS 100
+
+/* A batch is committed early once it has run this share of ack_wait_ms
+ * (and at most CHOREO_BATCH_CUT_MAX_MS), so that a batch of slow handlers
+ * neither outlives its messages' AckWait nor holds the write lock for long;
+ * a message that waited half of ack_wait_ms in the queue is told to the
+ * server as still in progress before it is handled. */
+#define CHOREO_BATCH_CUT_DIVISOR 3
+#define CHOREO_BATCH_CUT_MAX_MS 1000
+
+/* One size for every reason text written to choreo_dead. */
+#define CHOREO_REASON_MAX 512
+
+/* The relay: rows per publish batch, and how long it waits for a batch's
+ * PubAcks before taking the rest back to send again. */
+#define CHOREO_RELAY_BATCH 256
+#define CHOREO_RELAY_ACK_WAIT_MS 5000
+#define CHOREO_RELAY_BACKOFF_FIRST_MS 50
+#define CHOREO_RELAY_BACKOFF_MAX_MS 2000
+#define CHOREO_RELAY_MARK_ATTEMPTS 100
+
+/* Slices of the waits of threads that must notice a stop promptly. */
+#define CHOREO_STOP_SLICE_MS 50
+
+/* The consumer name under which the relay parks an outbox row that the
+ * broker refuses for good (too big, invalid): never a handler's consumer,
+ * since those are <service>_<Type>. */
+#define CHOREO_OUTBOX_CONSUMER "(outbox)"
+
+#endif
