@@ -146,16 +146,22 @@ choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id, choreo_dead_e
                                 (long long)id, adm->cfg->db);
         return choreo__store_error(adm->st->db, rc, "reading a parked message");
     }
-    read_entry(s, out);
+    /* Everything that can fail comes first: the out-parameters are written
+     * only on success. */
+    uint8_t *copy = NULL;
+    size_t len = 0;
     if (body) {
-        size_t len = (size_t)sqlite3_column_bytes(s, 11);
-        uint8_t *copy = malloc(len ? len : 1);
+        len = (size_t)sqlite3_column_bytes(s, 11);
+        copy = malloc(len ? len : 1);
         if (!copy) {
             sqlite3_finalize(s);
             return choreo__fail(CHOREO_ENOMEM, "out of memory reading a parked message");
         }
         if (len)
             memcpy(copy, sqlite3_column_blob(s, 11), len);
+    }
+    read_entry(s, out);
+    if (body) {
         *body = copy;
         if (body_len)
             *body_len = len;

@@ -25,3 +25,24 @@ choreo_status choreo__dead_insert(choreo_store *st, const choreo_dead_row *row, 
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "parking a message");
 }
+
+choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
+                                     bool *out)
+{
+    *out = false;
+    if (!event_id)
+        return CHOREO_OK;
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_IS_PARKED,
+        "SELECT 1 FROM choreo_dead WHERE event_id = ?1 AND consumer = ?2 AND status = 'parked'");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, consumer, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        *out = true;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? CHOREO_OK
+               : choreo__store_error(st->db, rc, "looking for a parked message");
+}

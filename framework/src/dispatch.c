@@ -146,6 +146,11 @@ static enum action park(choreo_service *svc, struct delivery *d, struct tally *t
         .reason = d->reason,
         .attempts = d->attempt,
     };
+    bool already = false;
+    if (choreo__dead_is_parked(svc->store, row.consumer, row.event_id, &already) != CHOREO_OK)
+        return ACT_NAK;
+    if (already)
+        return ACT_TERM; /* parked before; its Term was lost to a crash or a stop */
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
     if (choreo__dead_insert(svc->store, &row, choreo__now_ms()) != CHOREO_OK) {
@@ -361,8 +366,8 @@ static choreo_status commit_batch(choreo_service *svc)
     return choreo__store_commit(svc->store);
 }
 
-/* Tells the server that a message which waited long in the queue is still
- * being worked on, so that its AckWait starts again. */
+/* Tells the server that a message which has waited half its AckWait in
+ * this batch is still being worked on, so that its AckWait starts again. */
 static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
 {
     if (it->kind == ITEM_EVENT && now_us - it->queued_us > svc->cfg->ack_wait_ms * 500) {
@@ -392,7 +397,8 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
             }
             if (i > 0)
                 choreo__extras_crash(&svc->extras, CP_INSIDE_BATCH);
-            keep_alive(svc, &items[i], now);
+            for (int k = i; k < n; k++)
+                keep_alive(svc, &items[k], now);
             out[i].nak_delay_ms = CHOREO_REDELIVER_DELAY_MS;
             if (items[i].kind == ITEM_EVENT)
                 out[i].act = apply_event(svc, items[i].msg, &svc->routes[items[i].route],

@@ -1,0 +1,243 @@
+/* The last delivery against a real nats-server: whatever happens around the
+ * delivery on which choreo parks a message (a batch handed back because the
+ * database stays locked, a SIGKILL, a graceful stop), the event ends parked,
+ * never neither applied nor parked. And batches of slow handlers that
+ * together outlast ack_wait_ms are not redelivered while they run. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "support.h"
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* Holds the database's write lock from the test, as another process or a
+ * stuck transaction would. */
+static sqlite3 *lock_db(const char *dir, const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    return db;
+}
+
+static void unlock_db(sqlite3 *db)
+{
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+}
+
+static long long parked(const char *dir)
+{
+    return support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead");
+}
+
+/* ---- the batch holding the last delivery is handed back ---- */
+
+static atomic_int runs;
+
+static choreo_result always_retry(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&runs, 1);
+    return CHOREO_RETRY;
+}
+
+static bool ran_twice(void *p)
+{
+    return atomic_load(&runs) >= 2;
+}
+
+Test(lastdelivery, a_last_delivery_handed_back_by_a_locked_database_is_parked_later,
+     .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "max_deliver=3",
+                                        "retry_base_ms=1500", "retry_cap_ms=1500",
+                                        "busy_timeout_ms=100", "log_level=info", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", always_retry, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Job", "s1", 1, NULL);
+    cr_assert(support_wait(ran_twice, NULL, 20000), "the handler did not run twice");
+    /* The third delivery (max_deliver) comes while the database is locked:
+     * its batch cannot begin and is handed back to the server. */
+    sqlite3 *lock = lock_db(dir, "worker");
+    sleep_ms(7000);
+    cr_assert_eq(parked(dir), 0);
+    unlock_db(lock);
+    int64_t until = mono_ms() + 20000;
+    while (parked(dir) == 0 && mono_ms() < until)
+        sleep_ms(50);
+    cr_assert_eq(parked(dir), 1, "the event was neither applied nor parked");
+    cr_assert_eq(atomic_load(&runs), 2, "the handler ran on the last delivery");
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- the process dies or stops with the last delivery in hand ---- */
+
+/* The worker in a child process: counts handler runs in a file (outside
+ * any transaction, so that a RETRY does not undo the count). */
+static char runs_path[600];
+
+static choreo_result retry_and_count(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    int fd = open(runs_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, "x", 1);
+        close(fd);
+    }
+    return CHOREO_RETRY;
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static pid_t spawn_worker(const char *dir, const char *url, bool emit)
+{
+    pid_t pid = support_fork();
+    if (pid != 0)
+        return pid;
+    choreo_config *cfg = support_config(dir, "worker", url, "max_deliver=3",
+                                        "retry_base_ms=1500", "retry_cap_ms=1500",
+                                        "busy_timeout_ms=100", "log_level=error", NULL);
+    choreo_service *svc = NULL;
+    if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
+        choreo_service_on(svc, "Job", retry_and_count, NULL) != CHOREO_OK)
+        _exit(3);
+    choreo_config_destroy(cfg);
+    if (emit)
+        support_emit(svc, "Job", "s1", 1, NULL);
+    choreo_status s = choreo_service_run(svc);
+    choreo_service_destroy(svc);
+    _exit(s == CHOREO_OK ? 0 : 4);
+}
+
+static void last_delivery_in_hand(int sig)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    snprintf(runs_path, sizeof runs_path, "%s/runs", dir);
+    pid_t pid = spawn_worker(dir, server.url, true);
+    int64_t until = mono_ms() + 20000;
+    while (file_size(runs_path) < 2 && mono_ms() < until)
+        sleep_ms(20);
+    cr_assert_eq(file_size(runs_path), 2, "the handler did not run twice");
+    /* The third delivery arrives (after 1.1 to 1.5 s) and waits in a batch
+     * that cannot begin; then the process is killed or stopped. */
+    sqlite3 *lock = lock_db(dir, "worker");
+    sleep_ms(2500);
+    kill(pid, sig);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    if (sig == SIGTERM)
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    unlock_db(lock);
+    pid = spawn_worker(dir, server.url, false);
+    until = mono_ms() + 20000;
+    while (parked(dir) == 0 && mono_ms() < until)
+        sleep_ms(50);
+    cr_assert_eq(parked(dir), 1, "the event was neither applied nor parked");
+    cr_assert_eq(file_size(runs_path), 2, "the handler ran on the last delivery");
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(lastdelivery, a_sigkill_with_the_last_delivery_fetched_still_ends_parked, .timeout = 90)
+{
+    last_delivery_in_hand(SIGKILL);
+}
+
+Test(lastdelivery, a_graceful_stop_that_hands_back_the_last_delivery_still_ends_parked,
+     .timeout = 90)
+{
+    last_delivery_in_hand(SIGTERM);
+}
+
+/* ---- a batch of slow handlers outlasting ack_wait_ms ---- */
+
+static atomic_int slow_runs, redelivered;
+
+static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&slow_runs, 1);
+    if (ev->attempt > 1)
+        atomic_fetch_add(&redelivered, 1);
+    sleep_ms(250);
+    return CHOREO_DONE;
+}
+
+static bool twelve_done(void *p)
+{
+    return support_stats(p).handled >= 12;
+}
+
+Test(lastdelivery, slow_batches_longer_than_ack_wait_are_not_redelivered_while_they_run,
+     .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "ack_wait_ms=1000",
+                                        "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Slow", slow, NULL), CHOREO_OK);
+    /* Twelve events published at once: one fetch, one dispatch batch of
+     * 3 s of handlers against an AckWait of 1 s. */
+    for (int i = 0; i < 12; i++) {
+        char saga[16];
+        snprintf(saga, sizeof saga, "s%d", i);
+        support_emit(svc, "Slow", saga, i, NULL);
+    }
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(support_wait(twelve_done, svc, 30000), "not all handled");
+    sleep_ms(1500); /* a late redelivery would show now */
+    choreo_stats st = support_stats(svc);
+    cr_assert_eq(atomic_load(&redelivered), 0, "%d deliveries were repeated while the batch ran",
+                 atomic_load(&redelivered));
+    cr_assert_eq(st.duplicates, 0);
+    cr_assert_eq(atomic_load(&slow_runs), 12);
+    cr_assert_gt(st.batches, 2, "the batch was not cut by time");
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}

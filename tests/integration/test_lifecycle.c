@@ -1,0 +1,206 @@
+/* Starting and stopping a service, against a real nats-server: a failed
+ * start undoes exactly what it started and can be tried again; signals are
+ * answered while the service is still connecting and while it is stopping;
+ * run can be called again after it returned; an error text never outlives
+ * the next successful call. */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+static choreo_result done(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    return CHOREO_DONE;
+}
+
+/* Waits up to ms for the child; returns true with its status when it ended. */
+static bool wait_child(pid_t pid, int ms, int *status)
+{
+    for (int64_t until = mono_ms() + ms; mono_ms() < until; sleep_ms(10))
+        if (waitpid(pid, status, WNOHANG) == pid)
+            return true;
+    return false;
+}
+
+Test(lifecycle, a_failed_start_can_be_retried_on_the_same_service_object, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Good", done, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_stop(svc);
+    choreo_service_wait(svc);
+
+    /* Someone replaces the worker's durable consumer with a push consumer
+     * of the same name: binding fails after the relay and the stream are up. */
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "worker_Good";
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = "choreo.Good.*";
+    cc.DeliverSubject = "elsewhere";
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_AddConsumer(&ci, js, "CHOREO", &cc, NULL, NULL), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+
+    for (int i = 0; i < 2; i++) {
+        choreo_status s = choreo_service_start(svc);
+        cr_assert_neq(s, CHOREO_OK, "start %d succeeded against a conflicting consumer", i);
+        cr_assert(strstr(choreo_last_error(), "worker_Good"), "%s", choreo_last_error());
+    }
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(svc), CHOREO_ESTATE, "a second start of a running service");
+    support_emit(svc, "Good", "s1", 1, NULL);
+    choreo_service_destroy(svc);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- signals ---- */
+
+static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sleep_ms(1500);
+    return CHOREO_DONE;
+}
+
+/* A child running choreo_service_run rounds times; exit 0 when every run
+ * returned CHOREO_OK. */
+static pid_t spawn_run(const char *dir, const char *url, choreo_handler_fn fn, int rounds,
+                       int events, const char *extra)
+{
+    pid_t pid = support_fork();
+    if (pid != 0)
+        return pid;
+    choreo_config *cfg = support_config(dir, "worker", url, "log_level=error",
+                                        extra ? extra : "log_level=error", NULL);
+    choreo_service *svc = NULL;
+    if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
+        choreo_service_on(svc, "Work", fn, NULL) != CHOREO_OK)
+        _exit(3);
+    choreo_config_destroy(cfg);
+    for (int i = 0; i < events; i++)
+        support_emit(svc, "Work", "s1", i, NULL);
+    for (int i = 0; i < rounds; i++) {
+        if (choreo_service_run(svc) != CHOREO_OK) {
+            fprintf(stderr, "run %d: %s\n", i, choreo_last_error());
+            _exit(4);
+        }
+        fprintf(stderr, "run %d returned\n", i);
+    }
+    choreo_service_destroy(svc);
+    _exit(0);
+}
+
+Test(lifecycle, a_second_sigterm_while_stopping_does_not_kill_the_service, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    pid_t pid = spawn_run(dir, server.url, slow, 1, 3, NULL);
+    sleep_ms(1000); /* the first slow handler is running */
+    kill(pid, SIGTERM);
+    sleep_ms(100);
+    kill(pid, SIGTERM);
+    int status;
+    cr_assert(wait_child(pid, 20000, &status), "the service did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "killed by the second signal (status %d)", status);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(lifecycle, sigterm_stops_a_service_that_cannot_reach_nats, .timeout = 60)
+{
+    char dir[256];
+    support_tmpdir(dir, sizeof dir);
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", support_free_port());
+    pid_t pid = spawn_run(dir, url, done, 1, 0, NULL);
+    sleep_ms(1500); /* it is retrying the connection now */
+    int64_t sent = mono_ms();
+    kill(pid, SIGTERM);
+    int status;
+    cr_assert(wait_child(pid, 5000, &status), "SIGTERM was ignored while connecting");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    cr_assert_lt(mono_ms() - sent, 2000);
+
+    pid = spawn_run(dir, url, done, 1, 0, NULL);
+    sleep_ms(500);
+    kill(pid, SIGINT);
+    cr_assert(wait_child(pid, 5000, &status), "SIGINT was ignored while connecting");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+}
+
+Test(lifecycle, run_can_be_called_again_after_it_returned, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    pid_t pid = spawn_run(dir, server.url, done, 2, 1, NULL);
+    sleep_ms(800);
+    kill(pid, SIGTERM);
+    int status;
+    cr_assert_not(wait_child(pid, 1500, &status),
+                  "the second run returned at once (status %d)", status);
+    kill(pid, SIGTERM);
+    cr_assert(wait_child(pid, 10000, &status), "the second run did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    cr_assert_eq(choreo_tx_emit(tx, "not a type", 1, "s1", NULL, 0, NULL), CHOREO_EINVAL);
+    cr_assert_neq(choreo_last_error()[0], '\0');
+    cr_assert_eq(choreo_tx_emit(tx, "Fine", 1, "s1", NULL, 0, NULL), CHOREO_OK);
+    cr_assert_str_empty(choreo_last_error(), "stale error after a successful emit: %s",
+                        choreo_last_error());
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+    cr_assert_str_empty(choreo_last_error());
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
