@@ -12,7 +12,8 @@
  *   dispatcher thread, never on a NATS library thread.
  *
  * Threads. A running service has one dispatcher thread, one fetch thread per
- * handled event type, one relay thread, and the threads of nats.c.
+ * handled event type, one relay thread, the threads of nats.c, and under
+ * choreo_service_run a signal watcher.
  * - User code (event handlers and request handlers) runs only on the
  *   dispatcher thread, one call at a time: handlers never run concurrently
  *   with each other. While one runs, every other message of the service
@@ -74,7 +75,7 @@ typedef enum choreo_status {
     CHOREO_ESTREAM = 13,    /* the stream exists with an incompatible setup */
     CHOREO_ETIMEOUT = 14,   /* an operation did not finish in time */
     CHOREO_EDUPLICATE = 15, /* already registered / already exists */
-    CHOREO_ELOCKED = 16,    /* another process holds the service's database file */
+    CHOREO_ELOCKED = 16,    /* another process runs this service (its database or consumers) */
 } choreo_status;
 
 /* A short constant text for a status ("invalid argument"). Never NULL; a
@@ -135,8 +136,9 @@ typedef enum choreo_log_level {
  *   retry_cap_ms       longest RETRY redelivery delay [30000]; delays double
  *                      from the base up to the cap, with up to 25% jitter
  *   outbox_retention_s published outbox rows are deleted after this [86400]
- *   inbox_retention_s  inbox marks are deleted after this; must outlive the
- *                      stream's max age [691200 = 8 days]
+ *   inbox_retention_s  inbox marks and barrier rows are deleted after this;
+ *                      must outlive the real stream's max age, checked at
+ *                      start [691200 = 8 days]
  *   prune_interval_s   how often old rows are pruned [60]
  */
 typedef struct choreo_config choreo_config;
@@ -280,8 +282,9 @@ CHOREO_API void choreo_tx_set_reason(choreo_tx *tx, const char *reason);
  * map (nested at most 32 levels), and with CHOREO_ETOOBIG when the envelope
  * would exceed max_event_bytes or, once the service is connected, the
  * message with its headers would exceed the NATS server's max_payload;
- * after either nothing was written and the transaction stays usable. Called by whoever holds tx (see choreo_tx); it
- * does not block on NATS: the relay publishes later, from its own thread. */
+ * after either nothing was written and the transaction stays usable.
+ * Called by whoever holds tx (see choreo_tx); it does not block on NATS:
+ * the relay publishes later, from its own thread. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_emit(choreo_tx *tx, const char *type,
                                                    uint32_t version, const char *saga,
                                                    const void *data, size_t data_len,
@@ -343,11 +346,12 @@ typedef struct choreo_service choreo_service;
  * the holder's service and pid, while another process (or another service
  * object) holds it. Read-only tools and choreo_admin_open are not refused.
  * Any thread; that thread then owns the service: it registers handlers,
- * starts, waits for and destroys it (see "Threads"). It blocks on SQLite: it opens the file three times (the
- * dispatcher's, the relay's and the commands' connections) and migrates the
- * tables in a write transaction, which waits up to busy_timeout_ms for
- * another writer. cfg may be destroyed once it returns. *out is written
- * only on success; free the service with choreo_service_destroy. */
+ * starts, waits for and destroys it (see "Threads"). It blocks on SQLite:
+ * it opens the file three times (the dispatcher's, the relay's and the
+ * commands' connections) and migrates the tables in a write transaction,
+ * which waits up to busy_timeout_ms for another writer. cfg may be
+ * destroyed once it returns. *out is written only on success; free the
+ * service with choreo_service_destroy. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_create(choreo_service **out,
                                                           const choreo_config *cfg);
 
@@ -409,18 +413,21 @@ CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const 
  * service it fails with CHOREO_ESTATE. It blocks on NATS: the connection,
  * then JetStream requests for the stream and each consumer (each waits up to
  * 5 s). On failure it has already stopped and joined whatever it had
- * started: report the error and destroy the service. */
+ * started. A service that was stopped and waited for may be started
+ * again. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_start(choreo_service *svc);
 
 /* start, then block until SIGINT or SIGTERM arrives or choreo_service_stop is
  * called, then stop and wait. Returns start's status, or CHOREO_OK after a
- * stop. Call it from the main thread, before the program starts threads of
- * its own (or block SIGINT and SIGTERM in them): it blocks both signals in
- * the calling thread (the threads that start creates inherit that) and takes
- * them with sigtimedwait, and a thread that has them unblocked could receive
- * one instead, whose default action ends the process. The signal mask is
- * restored before it returns. Not from a handler. It blocks as start, and
- * then as choreo_service_wait. */
+ * stop (also when a signal came while it was still starting). Call it from
+ * the main thread, before the program starts threads of its own (or block
+ * SIGINT and SIGTERM in them): it blocks both signals in the calling thread,
+ * which the threads it creates inherit, and a watcher thread of its own takes
+ * them with sigtimedwait; a thread that has them unblocked could receive one
+ * instead, whose default action ends the process. The signal mask is
+ * restored before it returns. On the thread that owns svc, not from a
+ * handler; on a started service it fails with CHOREO_ESTATE. It blocks as
+ * start, and then as choreo_service_wait. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_run(choreo_service *svc);
 
 /* Asks the service to stop. Thread-safe and async-signal-safe; returns at

@@ -28,7 +28,7 @@ const char *choreo_status_str(choreo_status s)
     case CHOREO_ESTREAM: return "stream setup conflict";
     case CHOREO_ETIMEOUT: return "timed out";
     case CHOREO_EDUPLICATE: return "already exists";
-    case CHOREO_ELOCKED: return "database in use by another process";
+    case CHOREO_ELOCKED: return "service already running in another process";
     }
     return "unknown status";
 }

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "status.h"
+#include "tuning.h"
 
 choreo_status choreo__nats_error(natsStatus s, const char *what)
 {
@@ -336,6 +337,24 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
     return choreo__nats_error(NATS_ERR, "creating the JetStream stream");
 }
 
+/* A consumer that has pull requests waiting is read by some process. One
+ * that just died leaves requests that expire within a fetch wait, so only
+ * requests still there on every look for a while mean a live reader. */
+static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const char *durable)
+{
+    for (int look = 0; look < 3; look++) {
+        choreo__sleep_ms(CHOREO_FETCH_WAIT_MS + 100);
+        jsConsumerInfo *ci = NULL;
+        if (js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL) != NATS_OK)
+            return true;
+        bool waiting = ci->NumWaiting > 0;
+        jsConsumerInfo_Destroy(ci);
+        if (!waiting)
+            return true;
+    }
+    return false;
+}
+
 /* Creates the durable consumer, or brings an existing one in line with the
  * configuration (MaxDeliver, AckWait and MaxAckPending may change between
  * deployments; JetStream would otherwise refuse to bind with new values). */
@@ -362,6 +381,16 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     if (s == NATS_NOT_FOUND) {
         s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
     } else if (s == NATS_OK) {
+        if (ci->NumWaiting > 0 && !consumer_idle(tp, cfg, durable)) {
+            jsConsumerInfo_Destroy(ci);
+            return choreo__fail(CHOREO_ELOCKED,
+                                "the durable consumer %s is being read by another process: "
+                                "another instance of service %s is running, perhaps with "
+                                "another database file; with SQLite a service runs as one "
+                                "process: stop the other one, or give this one another "
+                                "service name",
+                                durable, cfg->service);
+        }
         jsConsumerConfig *have = ci->Config;
         bool same = have->MaxDeliver == cc.MaxDeliver && have->AckWait == cc.AckWait &&
                     have->MaxAckPending == cc.MaxAckPending;

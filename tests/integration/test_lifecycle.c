@@ -204,3 +204,31 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* ---- a second instance on its own database file ---- */
+
+Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .timeout = 60)
+{
+    char dir[256], dir2[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    pid_t first = spawn_run(dir, server.url, done, 1, 0, NULL);
+    sleep_ms(1000); /* its fetch threads are reading the consumer now */
+    choreo_config *cfg = support_config(dir2, "worker", server.url, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Work", done, NULL), CHOREO_OK);
+    choreo_status s = choreo_service_start(svc);
+    cr_assert_eq(s, CHOREO_ELOCKED, "status %d: %s", s, choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "worker_Work is being read by another process"), "%s",
+              choreo_last_error());
+    kill(first, SIGTERM);
+    int status;
+    cr_assert(wait_child(first, 10000, &status));
+    /* Once the first has stopped, the second may take over. */
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
