@@ -14,6 +14,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "status.h"
+#include "tuning.h"
 #include "store.h"
 #include "transport.h"
 
@@ -224,9 +225,17 @@ choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id)
 static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const uint8_t *body,
                                 size_t len, size_t max_bytes)
 {
+    /* A row the relay set aside never reached the stream: it goes to every
+     * consumer, under its own id, so that repeating the retry is dropped by
+     * the broker's duplicate window. */
+    bool from_outbox = strcmp(e->consumer, CHOREO_OUTBOX_CONSUMER) == 0 && e->event_id[0];
     char msg_id[96];
-    snprintf(msg_id, sizeof msg_id, "%s-retry-%lld-%lld", e->event_id[0] ? e->event_id : "raw",
-             (long long)e->id, (long long)choreo__now_ms());
+    if (from_outbox)
+        snprintf(msg_id, sizeof msg_id, "%s", e->event_id);
+    else
+        snprintf(msg_id, sizeof msg_id, "%s-retry-%lld-%lld",
+                 e->event_id[0] ? e->event_id : "raw", (long long)e->id,
+                 (long long)choreo__now_ms());
     natsStatus ns = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
     if (ns == NATS_OK && e->event_type[0])
         ns = natsMsgHeader_Set(m, "Choreo-Type", e->event_type);
@@ -236,10 +245,12 @@ static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const ui
         if (ns == NATS_OK)
             ns = natsMsgHeader_Set(m, "Choreo-Source", env.src);
     }
+    if (from_outbox)
+        return ns;
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(m, "Choreo-Retry-Of", e->event_id[0] ? e->event_id : "-");
     if (ns == NATS_OK)
-        ns = natsMsgHeader_Set(m, "Choreo-Retry-For", e->consumer);
+        ns = natsMsgHeader_Set(m, CHOREO_HDR_RETRY_FOR, e->consumer);
     return ns;
 }
 

@@ -8,12 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
 #include "support.h"
 
-static atomic_int small_seen;
+static atomic_int small_seen, big_seen;
+
+static choreo_result on_big(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&big_seen, 1);
+    return CHOREO_DONE;
+}
+
+static bool big_arrived(void *p)
+{
+    return atomic_load(&big_seen) >= 1;
+}
 
 static choreo_result on_small(choreo_tx *tx, const choreo_event *ev, void *user)
 {
@@ -66,6 +78,7 @@ static choreo_service *worker(const char *dir, const char *url)
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Small", on_small, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on(svc, "Big", on_big, NULL), CHOREO_OK);
     return svc;
 }
 
@@ -149,6 +162,26 @@ Test(refused, a_row_over_the_streams_size_limit_is_set_aside_and_the_relay_goes_
                                               " AND reason LIKE '%10054%'"), 1);
     cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_outbox"
                                               " WHERE published_at IS NULL"), 0);
+
+    /* The operator raises the stream's limit and retries the row: it reaches
+     * its consumer, once. */
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    sc.MaxMsgSize = -1;
+    cr_assert_eq(js_UpdateStream(&si, js, &sc, NULL, NULL), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    choreo_config *acfg = support_config(dir, "worker", server.url, "log_level=error", NULL);
+    choreo_admin *adm = NULL;
+    cr_assert_eq(choreo_admin_open(&adm, acfg), CHOREO_OK, "%s", choreo_last_error());
+    long long id = support_count(dir, "worker", "SELECT id FROM choreo_dead");
+    cr_assert_eq(choreo_admin_dead_retry(adm, id), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(support_wait(big_arrived, NULL, 10000), "the retried row never arrived");
+    choreo_admin_close(adm);
+    choreo_config_destroy(acfg);
+    sleep(1);
+    cr_assert_eq(atomic_load(&big_seen), 1);
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
