@@ -376,8 +376,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_accept_versions(choreo_servic
 
 /* Request/reply commands. The handler runs on the dispatcher thread in a
  * transaction; the reply it sets with choreo_reply_set is sent after the
- * commit (or, when the handler does not return DONE, after the rollback),
- * with an empty body when the handler set none.
+ * commit, with an empty body when the handler set none. A handler that
+ * returns REJECT has its work rolled back and its reply (an error answer,
+ * say) still sent; one that returns RETRY, or whose work cannot be kept,
+ * sends no reply, so that the requester times out and asks again.
  * The subject is "<prefix>-rpc.<service>.<name>", served through a queue
  * group named after the service. When the batch's commit fails, no reply
  * is sent and the requester times out. choreo does not deduplicate

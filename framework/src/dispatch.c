@@ -318,6 +318,8 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     }
     choreo__extras_rolled_back(&svc->extras.batch, mark);
     choreo__store_rollback_to(svc->store);
+    if (res != CHOREO_REJECT)
+        out->act = ACT_NONE; /* RETRY: no reply, the requester times out and asks again */
 }
 
 static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool committed)

@@ -38,6 +38,14 @@ static choreo_result refuse(choreo_tx *tx, const void *req, size_t len, choreo_r
     return CHOREO_REJECT;
 }
 
+static choreo_result not_now(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                             void *user)
+{
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO orders(body) VALUES ('later')", NULL, NULL, NULL);
+    (void)!choreo_reply_set(reply, "half", 4);
+    return CHOREO_RETRY;
+}
+
 static choreo_result on_created(choreo_tx *tx, const choreo_event *ev, void *user)
 {
     return sqlite3_exec(choreo_tx_db(tx), "INSERT INTO seen(x) VALUES (1)", NULL, NULL, NULL) == SQLITE_OK
@@ -62,6 +70,7 @@ Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 6
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on_request(ord, "PlaceOrder", place_order, NULL), CHOREO_OK);
     cr_assert_eq(choreo_service_on_request(ord, "Refuse", refuse, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on_request(ord, "NotNow", not_now, NULL), CHOREO_OK);
     cfg = support_config(dir, "inv", server.url, NULL);
     choreo_service *inv = support_service(cfg);
     choreo_config_destroy(cfg);
@@ -91,6 +100,13 @@ Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 6
     cr_assert_eq(natsMsg_GetDataLength(reply), 2);
     cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'refused'"), 0);
     natsMsg_Destroy(reply);
+
+    /* A command that asks to be retried rolls back and does not answer:
+     * the requester times out and asks again. */
+    reply = NULL;
+    cr_assert_eq(natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.NotNow", "x", 1000),
+                 NATS_TIMEOUT, "a RETRY was answered");
+    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'later'"), 0);
     natsConnection_Destroy(nc);
     choreo_service_destroy(inv);
     choreo_service_destroy(ord);
