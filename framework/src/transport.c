@@ -122,13 +122,13 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectWait(o, 250);
+        s = natsOptions_SetReconnectWait(o, CHOREO_NATS_RECONNECT_WAIT_MS);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectBufSize(o, 64 * 1024 * 1024);
+        s = natsOptions_SetReconnectBufSize(o, CHOREO_NATS_RECONNECT_BUF);
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
-        s = natsOptions_SetTimeout(o, 2000);
+        s = natsOptions_SetTimeout(o, CHOREO_NATS_TIMEOUT_MS);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, (void *)tp->log);
     if (s == NATS_OK)
@@ -205,11 +205,11 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
             CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS not reachable; retrying every second",
                        "url=%s attempt=%d hint=\"start nats-server -js or fix nats_url\"",
                        urls, attempt);
-        int64_t pause_ms = 1000;
+        int64_t pause_ms = CHOREO_CONNECT_RETRY_MS;
         if (cfg->connect_wait_ms > 0 && cfg->connect_wait_ms - waited_ms < pause_ms)
             pause_ms = cfg->connect_wait_ms - waited_ms;
-        for (int64_t slept = 0; slept < pause_ms && !atomic_load(stop); slept += 50)
-            choreo__sleep_ms(50);
+        for (int64_t slept = 0; slept < pause_ms && !atomic_load(stop); slept += CHOREO_STOP_SLICE_MS)
+            choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
         if (atomic_load(stop)) {
             st = choreo__fail(CHOREO_ENOSERVER,
                               "stopped while waiting for a NATS server at %s", urls);
@@ -218,7 +218,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     }
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = 5000;
+    jo.Wait = CHOREO_JS_API_WAIT_MS;
     natsStatus s = natsConnection_JetStream(&tp->js, tp->nc, &jo);
     if (s == NATS_OK && js_ack_handler) {
         /* The relay publishes in batches: on a connection without SendAsap,
@@ -228,7 +228,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
         natsOptions_SetSendAsap(tp->opts, false);
         s = natsConnection_Connect(&tp->nc_pub, tp->opts);
         natsOptions_SetSendAsap(tp->opts, true);
-        jo.PublishAsync.MaxPending = 4096;
+        jo.PublishAsync.MaxPending = CHOREO_JS_MAX_PENDING;
         jo.PublishAsync.AckHandler = js_ack_handler;
         jo.PublishAsync.AckHandlerClosure = ack_closure;
         if (s == NATS_OK)
