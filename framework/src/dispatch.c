@@ -322,6 +322,20 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
         out->act = ACT_NONE; /* RETRY: no reply, the requester times out and asks again */
 }
 
+/* The delay before a message of a batch that could not begin or commit
+ * comes back: the RETRY backoff of its delivery count, so that a database
+ * that stays locked or a disk that stays full for a while uses up few of
+ * the max_deliver deliveries before the handler ever ran. */
+static int64_t redeliver_delay_ms(choreo_service *svc, natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
+        return CHOREO_REDELIVER_DELAY_MS;
+    int64_t attempt = (int64_t)meta->NumDelivered;
+    jsMsgMetaData_Destroy(meta);
+    return retry_delay_ms(svc, attempt);
+}
+
 static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool committed)
 {
     natsMsg *msg = it->msg;
@@ -334,7 +348,7 @@ static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool
         free(o->reply.data);
         o->reply.data = NULL;
     } else if (!committed) {
-        natsMsg_NakWithDelay(msg, CHOREO_REDELIVER_DELAY_MS, NULL);
+        natsMsg_NakWithDelay(msg, redeliver_delay_ms(svc, msg), NULL);
     } else if (o->act == ACT_ACK) {
         natsMsg_Ack(msg, NULL);
     } else if (o->act == ACT_TERM) {

@@ -18,7 +18,8 @@
 #define CHOREO_FETCH_ERROR_PAUSE_MS 100
 #define CHOREO_FETCH_WARN_EVERY_US 5000000
 
-/* Redelivery delay for a message whose batch could not commit or begin. */
+/* Redelivery delay of a message whose batch could not commit or begin, when
+ * its delivery count is unknown (otherwise it backs off as a RETRY does). */
 #define CHOREO_REDELIVER_DELAY_MS 100
 
 /* BEGIN attempts of a batch before it is handed back to the server, with
