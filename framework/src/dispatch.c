@@ -445,7 +445,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
         choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_ACK);
         if (t.emitted > 0) {
             choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);
-            if (choreo__extras_committed(&svc->extras, &svc->extras.batch, svc->tp->js) > 0)
+            if (choreo__extras_committed(&svc->extras, &svc->extras.batch) > 0)
                 CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                            "naive delivery: publishing after commit failed; those events are lost",
                            NULL);

@@ -90,10 +90,16 @@ bool choreo__extras_commit_fails(choreo_extras *x)
     return x->faults.any && choreo__fault_disk_full(&x->faults);
 }
 
-int choreo__extras_committed(choreo_extras *x, choreo_naive_list *naive, jsCtx *js)
+int choreo__extras_committed(choreo_extras *x, choreo_naive_list *naive)
 {
-    if (!x->naive || !naive || naive->n == 0 || !js)
+    if (!x->naive || !naive || naive->n == 0)
         return 0;
+    jsCtx *js = atomic_load(&x->js);
+    if (!js) {
+        int lost = naive->n;
+        choreo__naive_truncate(naive, 0);
+        return lost; /* not connected: lost, as a naive service would lose them */
+    }
     return choreo__naive_publish(naive, js);
 }
 

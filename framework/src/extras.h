@@ -8,6 +8,7 @@
 #define CHOREO_EXTRAS_H
 
 #include <nats/nats.h>
+#include <stdatomic.h>
 
 #include "config.h"
 #include "faults.h"
@@ -21,6 +22,7 @@ typedef struct choreo_extras {
     choreo_crashpoints crash;
     choreo_faults faults;
     choreo_naive_list batch;    /* naive: the dispatcher batch's events (dispatcher only) */
+    _Atomic(jsCtx *) js;        /* naive: where held events go, set while started */
 } choreo_extras;
 
 /* Reads the settings and environment; logs a warning for each thing on. */
@@ -54,9 +56,9 @@ choreo_status choreo__extras_emit(choreo_extras *x, choreo_naive_list *naive, ch
 /* Just before a COMMIT: true when it must fail as on a full disk. */
 bool choreo__extras_commit_fails(choreo_extras *x);
 
-/* After a commit: naive mode publishes the held events (returns how many
- * failed, which are lost: that is the demonstration). */
-int choreo__extras_committed(choreo_extras *x, choreo_naive_list *naive, jsCtx *js);
+/* After a commit: naive mode publishes the held events through x->js
+ * (returns how many failed, which are lost: that is the demonstration). */
+int choreo__extras_committed(choreo_extras *x, choreo_naive_list *naive);
 
 /* A rolled-back handler or batch forgets its held events after mark. */
 void choreo__extras_rolled_back(choreo_naive_list *naive, int mark);

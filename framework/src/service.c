@@ -165,6 +165,7 @@ static void shut_down(choreo_service *svc)
     choreo__dispatch_join(svc);
     choreo__relay_join(svc->relay);
     svc->started = false;
+    atomic_store(&svc->extras.js, NULL);
     if (svc->tp) {
         choreo__transport_close(svc->tp);
         svc->tp = NULL;
@@ -188,6 +189,7 @@ choreo_status choreo_service_start(choreo_service *svc)
         s = choreo__transport_ensure_stream(svc->tp, svc->cfg);
     if (s == CHOREO_OK) {
         atomic_store(&svc->max_payload, natsConnection_GetMaxPayload(svc->tp->nc_pub));
+        atomic_store(&svc->extras.js, svc->tp->js);
         s = choreo__relay_start(svc->relay);
     }
     if (s == CHOREO_OK)

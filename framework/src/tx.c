@@ -192,7 +192,7 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
     pthread_mutex_unlock(&svc->cmd_lock);
     if (s == CHOREO_OK && tx->emitted > 0) {
         choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);
-        choreo__extras_committed(&svc->extras, &tx->naive_own, svc->tp ? svc->tp->js : NULL);
+        choreo__extras_committed(&svc->extras, &tx->naive_own);
         choreo__relay_wake(svc->relay);
     }
     choreo__naive_free(&tx->naive_own);
