@@ -83,9 +83,10 @@ static const struct key keys[] = {
     { "outbox_retention_s", K_INT, S(outbox_retention_s), "86400", 0, INT32_MAX, NULL,
       "published outbox rows are deleted after this, s; 0 keeps them" },
     { "inbox_retention_s", K_INT, S(inbox_retention_s), "691200", 0, INT32_MAX, NULL,
-      "inbox marks are deleted after this, s (longer than stream_max_age_s); 0 keeps them" },
+      "inbox marks and barrier rows are deleted after this, s (longer than the stream's max "
+      "age); 0 keeps them" },
     { "prune_interval_s", K_INT, S(prune_interval_s), "60", 1, 86400, NULL,
-      "how often old outbox and inbox rows are pruned, s" },
+      "how often old outbox, inbox and barrier rows are pruned, s" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -262,8 +263,9 @@ choreo_status choreo_config_from_env(choreo_config *cfg)
     if (!cfg)
         return choreo__fail(CHOREO_EINVAL, "choreo_config_from_env: cfg is NULL");
     for (char **e = environ; *e; e++) {
-        if (strncmp(*e, "CHOREO_", 7) != 0 || strncmp(*e, "CHOREO_CRASH", 12) == 0)
-            continue; /* CHOREO_CRASHPOINTS and CHOREO_CRASH_SEED are read by crashpoint.c */
+        if (strncmp(*e, "CHOREO_", 7) != 0 || strncmp(*e, "CHOREO_CRASH", 12) == 0 ||
+            strncmp(*e, "CHOREO_FAULTS=", 14) == 0)
+            continue; /* CHOREO_CRASHPOINTS, CHOREO_CRASH_SEED and CHOREO_FAULTS: faults.c */
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;
