@@ -31,7 +31,7 @@ struct holder {
     char started[32];
 };
 
-bool choreo__dblock_path(const char *db, char *out, size_t cap)
+static bool lock_path(const char *db, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s.lock", db);
     return n > 0 && (size_t)n < cap;
@@ -130,8 +130,10 @@ choreo_status choreo__dblock_acquire(choreo_dblock **out, const char *db, const 
     if (db[0] == '\0' || strcmp(db, ":memory:") == 0)
         return CHOREO_OK; /* private to this connection: nothing to share */
     char path[LOCK_PATH_MAX];
-    if (!choreo__dblock_path(db, path, sizeof path))
+    if (!lock_path(db, path, sizeof path))
         return choreo__fail(CHOREO_ECONFIG, "setting db: the path %.64s... is too long", db);
+    /* Close-on-exec, so that a program the service starts does not hold
+     * the lock after the service is gone. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return choreo__fail(CHOREO_ESTORE,
@@ -139,8 +141,9 @@ choreo_status choreo__dblock_acquire(choreo_dblock **out, const char *db, const 
                             "directory exists and is writable",
                             path, db, strerror(errno));
     int rc;
-    while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
-    }
+    do
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    while (rc != 0 && errno == EINTR);
     choreo_status s;
     if (rc != 0) {
         s = errno == EWOULDBLOCK
@@ -167,12 +170,11 @@ void choreo__dblock_release(choreo_dblock **lk)
     if (!lk || !*lk)
         return;
     /* Emptied first, so that the file does not name a process that is gone;
-     * a process killed before this leaves its record, which the next
-     * holder overwrites. */
-    if (ftruncate((*lk)->fd, 0) != 0) {
-        /* Nothing to do: the lock goes with the descriptor either way. */
-    }
-    close((*lk)->fd);
+     * a process killed before this (or a failed truncate) leaves its
+     * record, which the next holder overwrites. */
+    int rc = ftruncate((*lk)->fd, 0);
+    (void)rc;
+    close((*lk)->fd); /* releases the lock */
     free(*lk);
     *lk = NULL;
 }

@@ -23,8 +23,4 @@ choreo_status choreo__dblock_acquire(choreo_dblock **out, const char *db, const 
  * removing it would let two later processes lock two different files. */
 void choreo__dblock_release(choreo_dblock **lk);
 
-/* The lock file's path for db, "<db>.lock", in out (cap bytes). False when
- * it does not fit. */
-bool choreo__dblock_path(const char *db, char *out, size_t cap);
-
 #endif

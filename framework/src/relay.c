@@ -466,7 +466,7 @@ static void *relay_main(void *arg)
 {
     choreo_relay *r = arg;
     choreo_service *svc = r->svc;
-    int64_t backoff_ms = 0, last_prune_us = 0;
+    int64_t backoff_ms = 0, last_prune_us = 0, last_count_us = 0;
     while (!atomic_load(&svc->stop)) {
         maybe_prune(r, &last_prune_us);
         int n = relay_round(r);
@@ -486,8 +486,13 @@ static void *relay_main(void *arg)
             if (until < wait_ms)
                 wait_ms = until < 0 ? 0 : until;
         }
-        if (choreo__outbox_pending(r->st, &pending) == CHOREO_OK)
-            atomic_store(&svc->stats.outbox_pending, (uint64_t)pending);
+        /* Counting walks an index of every pending row: at most once a scan. */
+        int64_t now_us = choreo__mono_us();
+        if (now_us - last_count_us >= svc->cfg->relay_scan_ms * 1000) {
+            last_count_us = now_us;
+            if (choreo__outbox_pending(r->st, &pending) == CHOREO_OK)
+                atomic_store(&svc->stats.outbox_pending, (uint64_t)pending);
+        }
         if (backoff_ms > wait_ms || (backoff_ms && wait_ms == 0))
             wait_ms = backoff_ms;
         relay_sleep(r, wait_ms);

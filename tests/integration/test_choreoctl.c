@@ -398,3 +398,69 @@ Test(choreoctl, output_escapes_hostile_text_and_retry_all_retries_each, .timeout
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Applies every event: a second consumer of the type, in its own service. */
+static choreo_result steady(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO applied(event_id) VALUES (?1)", -1,
+                           &s, NULL) != SQLITE_OK)
+        return CHOREO_RETRY;
+    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+static long long applied_in(const char *dir, const char *name, const char *event_id)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM applied WHERE event_id = '%s'", event_id);
+    return support_count(dir, name, sql);
+}
+
+/* A retry is for the consumer that parked the event. Another consumer of
+ * the type applied it long ago and has since pruned its inbox mark (as
+ * inbox_retention_s does): it must not apply the retried event again. */
+Test(choreoctl, retry_reaches_only_the_consumer_that_parked_the_event, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    support_exec(dir, "other", "CREATE TABLE applied(event_id TEXT)");
+    choreo_config *cfg = support_config(dir, "other", server.url, NULL);
+    choreo_service *other = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(other, "Fragile", steady, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(other), CHOREO_OK, "%s", choreo_last_error());
+
+    char a[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-once", 7, a);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
+              "the event was never parked");
+    struct stat_arg handled = { other, 0, 1 };
+    cr_assert(support_wait(stat_reaches, &handled, 20000), "the other service never applied it");
+    sleep_ms(300); /* its batch commits just after the counter moves */
+    cr_assert_eq(applied_in(dir, "other", a), 1);
+    support_exec(dir, "other", "DELETE FROM choreo_inbox"); /* pruned, as after retention */
+    atomic_store(&broken, false);
+
+    char id_text[24];
+    snprintf(id_text, sizeof id_text, "%lld", dead_id(dir, a));
+    struct ctl_run r;
+    ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 0, "dead retry: %s", r.err);
+    cr_assert(strstr(r.out, "for consumer worker_Fragile"), "%s", r.out);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1), "the retry was not applied");
+    /* Give the other service time to receive it too. */
+    sleep_ms(1500);
+    cr_assert_eq(applied(dir, a), 1, "the parking consumer applied it %lld times",
+                 applied(dir, a));
+    cr_assert_eq(applied_in(dir, "other", a), 1, "the other consumer applied the retry again");
+    choreo_service_destroy(other);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}

@@ -1,9 +1,14 @@
 /* Pruning keeps the framework tables bounded: 100,000 events through one hop
- * with short retention, sampling the outbox and inbox sizes as they go. */
+ * with short retention, sampling the outbox and inbox sizes as they go; and
+ * a service refuses to start when its inbox marks would be pruned before the
+ * real stream forgets their events. */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <nats/nats.h>
 
 #include "support.h"
 
@@ -94,5 +99,71 @@ Test(prune, outbox_and_inbox_stay_bounded_over_100000_events, .timeout = 300)
     cr_assert_eq(inbox_end, 0);
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* The stream a service joins may not be the one its settings would create:
+ * start compares the inbox retention with the real stream's max age. */
+Test(prune, start_refuses_a_stream_that_keeps_events_longer_than_the_inbox_marks, .timeout = 60)
+{
+    static const struct {
+        int64_t max_age_s;     /* of the existing stream; 0 = unlimited */
+        const char *retention; /* inbox_retention_s */
+        const char *says;      /* NULL: starts */
+    } cases[] = {
+        { 3600, "120", "keeps its messages for 3600 s (its max age), but inbox_retention_s=120" },
+        { 120, "120", "keeps its messages for 120 s (its max age), but inbox_retention_s=120" },
+        { 0, "120", "keeps its messages forever (max age unlimited), but inbox_retention_s=120" },
+        { 60, "120", NULL },
+        { 0, "0", NULL },
+    };
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char stream[16], subject[16], prefix[16], name[16], set_stream[32], set_prefix[32],
+            set_retention[48];
+        snprintf(stream, sizeof stream, "S%zu", i);
+        snprintf(prefix, sizeof prefix, "p%zu", i);
+        snprintf(subject, sizeof subject, "p%zu.>", i);
+        snprintf(name, sizeof name, "svc%zu", i);
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char *subjects[] = { subject };
+        sc.Name = stream;
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        sc.MaxAge = cases[i].max_age_s * 1000000000LL;
+        sc.Duplicates = 30 * 1000000000LL;
+        cr_assert_eq(js_AddStream(NULL, js, &sc, NULL, NULL), NATS_OK);
+        /* Settings that pass validation: a configured max age of 60 s,
+         * which does not change the existing stream. */
+        snprintf(set_stream, sizeof set_stream, "stream=%s", stream);
+        snprintf(set_prefix, sizeof set_prefix, "prefix=%s", prefix);
+        snprintf(set_retention, sizeof set_retention, "inbox_retention_s=%s", cases[i].retention);
+        choreo_config *cfg = support_config(dir, name, server.url, set_stream, set_prefix,
+                                            set_retention, "stream_max_age_s=60",
+                                            "stream_dup_window_s=30", "connect_wait_ms=5000",
+                                            NULL);
+        choreo_service *svc = support_service(cfg);
+        choreo_config_destroy(cfg);
+        choreo_status s = choreo_service_start(svc);
+        if (cases[i].says) {
+            cr_assert_eq(s, CHOREO_ECONFIG, "case %zu started: %s", i, choreo_last_error());
+            cr_assert(strstr(choreo_last_error(), cases[i].says), "case %zu: %s", i,
+                      choreo_last_error());
+            cr_assert(strstr(choreo_last_error(), stream), "case %zu: %s", i, choreo_last_error());
+        } else {
+            cr_assert_eq(s, CHOREO_OK, "case %zu: %s", i, choreo_last_error());
+        }
+        choreo_service_destroy(svc);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
     natsd_stop(&server, SIGTERM);
 }

@@ -72,17 +72,39 @@ Test(store, savepoints_roll_back_one_message_and_keep_the_others)
     choreo__store_close(st);
 }
 
+/* What each migration added, undone newest first to make an older file. */
+static const char *const undo[] = {
+    NULL,
+    "DROP TABLE choreo_audit_emitted; DROP TABLE choreo_audit_applied;",
+    "DROP INDEX choreo_outbox_due; DROP INDEX choreo_barrier_age;",
+};
+
 Test(store, an_older_schema_is_migrated_forward)
 {
-    char path[256];
-    choreo_store *st = unit_db_open(path, sizeof path);
-    /* Turn the file back into a version 1 database. */
-    cr_assert_eq(choreo__store_exec(st, "DROP TABLE choreo_audit_emitted;"
-                                        "DROP TABLE choreo_audit_applied;"
-                                        "PRAGMA user_version = 1;"), CHOREO_OK);
-    choreo__store_close(st);
-    cr_assert_eq(choreo__store_open(&st, path, "full", 1000), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(unit_db_count(st, "PRAGMA user_version"), 2);
-    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_audit_applied"), 0);
-    choreo__store_close(st);
+    for (int from = 1; from < CHOREO_SCHEMA_VERSION; from++) {
+        char path[256];
+        choreo_store *st = unit_db_open(path, sizeof path);
+        /* Turn the file back into a version `from` database, with rows. */
+        for (int v = CHOREO_SCHEMA_VERSION - 1; v >= from; v--)
+            cr_assert_eq(choreo__store_exec(st, undo[v]), CHOREO_OK, "%s", choreo_last_error());
+        char sql[400];
+        snprintf(sql, sizeof sql,
+                 "PRAGMA user_version = %d;"
+                 "INSERT INTO choreo_barrier VALUES ('s', 'reserve', 'action', 1);"
+                 "INSERT INTO choreo_outbox(event_id, subject, headers, body, created_at,"
+                 " publish_at) VALUES ('e', 'choreo.T.s', '', x'80', 1, 5);", from);
+        cr_assert_eq(choreo__store_exec(st, sql), CHOREO_OK, "%s", choreo_last_error());
+        choreo__store_close(st);
+        cr_assert_eq(choreo__store_open(&st, path, "full", 1000), CHOREO_OK, "from %d: %s", from,
+                     choreo_last_error());
+        cr_assert_eq(unit_db_count(st, "PRAGMA user_version"), CHOREO_SCHEMA_VERSION);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_audit_applied"), 0);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
+                                       " ('choreo_outbox_due', 'choreo_barrier_age')"), 2,
+                     "from %d: the version 3 indexes are missing", from);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_barrier"), 1);
+        cr_assert_eq(unit_db_count(st, "SELECT MIN(publish_at) FROM choreo_outbox"
+                                       " WHERE published_at IS NULL"), 5);
+        choreo__store_close(st);
+    }
 }
