@@ -109,7 +109,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     choreo_request_route *rq = closure;
     choreo_service *svc = rq->svc;
     choreo_item it = { msg, ITEM_REQUEST, (int)(rq - svc->requests), choreo__mono_us() };
-    if (!choreo__queue_push(&svc->queue, &it, &svc->stop))
+    if (atomic_load(&svc->stop) || !choreo__queue_push(&svc->queue, &it, &svc->stop))
         natsMsg_Destroy(msg); /* stopping: the requester times out and retries */
 }
 

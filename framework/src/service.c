@@ -14,7 +14,6 @@
 #include "status.h"
 #include "tuning.h"
 
-
 choreo_status choreo_service_create(choreo_service **out, const choreo_config *cfg)
 {
     if (!out || !cfg)
