@@ -171,17 +171,9 @@ static void shut_down(choreo_service *svc)
     }
 }
 
-choreo_status choreo_service_start(choreo_service *svc)
+/* Connects and sets up everything start needs, in order. */
+static choreo_status set_up(choreo_service *svc)
 {
-    choreo__clear_error();
-    if (!svc)
-        return choreo__fail(CHOREO_EINVAL, "choreo_service_start: svc is NULL");
-    if (svc->started || svc->tp)
-        return choreo__fail(CHOREO_ESTATE,
-                            "service %s is already started: call choreo_service_stop and "
-                            "choreo_service_wait before starting it again",
-                            svc->cfg->service);
-    atomic_store(&svc->stop, false);
     choreo_status s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->log, &svc->stop,
                                                 choreo__relay_on_ack, svc->relay);
     if (s == CHOREO_OK)
@@ -193,15 +185,53 @@ choreo_status choreo_service_start(choreo_service *svc)
     }
     if (s == CHOREO_OK)
         s = choreo__dispatch_start(svc);
-    if (s != CHOREO_OK) {
+    return s;
+}
+
+choreo_status choreo_service_start(choreo_service *svc)
+{
+    choreo__clear_error();
+    if (!svc)
+        return choreo__fail(CHOREO_EINVAL, "choreo_service_start: svc is NULL");
+    if (svc->started || svc->tp)
+        return choreo__fail(CHOREO_ESTATE,
+                            "service %s is already started: call choreo_service_stop and "
+                            "choreo_service_wait before starting it again",
+                            svc->cfg->service);
+    atomic_store(&svc->stop_requested, false);
+    atomic_store(&svc->stop, false);
+    int64_t began = choreo__mono_us();
+    for (int attempt = 1;; attempt++) {
+        choreo_status s = set_up(svc);
+        if (s == CHOREO_OK)
+            break;
         /* Undo exactly what was started: only threads that exist are joined. */
-        choreo_status keep = s;
         char detail[1024];
         snprintf(detail, sizeof detail, "%s", choreo_last_error());
-        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"", CHOREO_SAFE(detail));
+        bool stopping = atomic_load(&svc->stop_requested);
         atomic_store(&svc->stop, true);
         shut_down(svc);
-        return choreo__fail(keep, "%s", detail);
+        /* A broker that goes away in the middle of the set-up (a restart, a
+         * cluster election) is waited for, as one that is not there yet is. */
+        int64_t waited_ms = (choreo__mono_us() - began) / 1000;
+        bool transient = s == CHOREO_ENOSERVER || s == CHOREO_ETIMEOUT;
+        if (!transient || stopping ||
+            (svc->cfg->connect_wait_ms > 0 && waited_ms >= svc->cfg->connect_wait_ms)) {
+            CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"",
+                       CHOREO_SAFE(detail));
+            return choreo__fail(s, "%s", detail);
+        }
+        if (attempt == 1 || attempt % 10 == 0)
+            CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "NATS failed while starting; trying again",
+                       "attempt=%d err=\"%s\"", attempt, CHOREO_SAFE(detail));
+        /* A stop that came meanwhile stays in stop_requested. */
+        atomic_store(&svc->stop, atomic_load(&svc->stop_requested));
+        for (int64_t slept = 0;
+             slept < CHOREO_CONNECT_RETRY_MS && !atomic_load(&svc->stop_requested);
+             slept += CHOREO_STOP_SLICE_MS)
+            choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
+        if (atomic_load(&svc->stop_requested))
+            return choreo__fail(s, "stopped while starting: %s", detail);
     }
     svc->started = true;
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service started",
@@ -212,8 +242,10 @@ choreo_status choreo_service_start(choreo_service *svc)
 
 void choreo_service_stop(choreo_service *svc)
 {
-    if (svc)
+    if (svc) {
+        atomic_store(&svc->stop_requested, true);
         atomic_store(&svc->stop, true);
+    }
 }
 
 void choreo_service_wait(choreo_service *svc)

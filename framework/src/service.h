@@ -63,7 +63,8 @@ struct choreo_service {
     pthread_t dispatcher;
     bool dispatcher_started;   /* owner thread: dispatcher must be joined */
     bool started;              /* owner thread: start succeeded, wait not yet run */
-    atomic_bool stop;          /* set by stop(), any thread or signal handler */
+    atomic_bool stop;          /* threads end: set by stop(), and by start to undo itself */
+    atomic_bool stop_requested; /* set only by stop(), any thread or signal handler */
     atomic_bool dispatcher_done;
     atomic_int_fast64_t max_payload; /* the server's limit, 0 until connected */
     struct choreo_stats_atomic stats;

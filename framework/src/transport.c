@@ -24,6 +24,16 @@ choreo_status choreo__nats_error(natsStatus s, const char *what)
                             "%s: NATS refused the credentials (%s); check nats_user/"
                             "nats_password, nats_token or nats_creds",
                             what, detail);
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_IO_ERROR:
+    case NATS_NO_RESPONDERS:
+        return choreo__fail(CHOREO_ENOSERVER,
+                            "%s: the NATS server went away or its JetStream is not answering "
+                            "(%s); choreo tries again; if it lasts, check that nats-server runs "
+                            "with JetStream (-js)",
+                            what, detail);
     case NATS_NO_SERVER:
         return choreo__fail(CHOREO_ENOSERVER,
                             "%s: no NATS server reachable (%s); start nats-server with "
@@ -35,6 +45,22 @@ choreo_status choreo__nats_error(natsStatus s, const char *what)
         return choreo__fail(CHOREO_ENOMEM, "%s: out of memory in nats.c", what);
     default:
         return choreo__fail(CHOREO_ENATS, "%s: %s", what, detail);
+    }
+}
+
+bool choreo__nats_transient(natsStatus s)
+{
+    switch (s) {
+    case NATS_NO_SERVER:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_IO_ERROR:
+    case NATS_NO_RESPONDERS:
+    case NATS_TIMEOUT:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -189,7 +215,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
                               urls, nats_GetLastError(NULL));
             goto fail;
         }
-        if (s != NATS_NO_SERVER) {
+        if (!choreo__nats_transient(s)) {
             st = choreo__nats_error(s, "connecting to NATS");
             goto fail;
         }
@@ -203,8 +229,9 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
         }
         if (attempt == 1 || attempt % 10 == 0)
             CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS not reachable; retrying every second",
-                       "url=%s attempt=%d hint=\"start nats-server -js or fix nats_url\"",
-                       urls, attempt);
+                       "url=%s attempt=%d hint=\"start nats-server -js or fix nats_url\" "
+                       "err=\"%s\"",
+                       urls, attempt, CHOREO_SAFE(natsStatus_GetText(s)));
         int64_t pause_ms = CHOREO_CONNECT_RETRY_MS;
         if (cfg->connect_wait_ms > 0 && cfg->connect_wait_ms - waited_ms < pause_ms)
             pause_ms = cfg->connect_wait_ms - waited_ms;

@@ -39,6 +39,10 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
 /* Maps a natsStatus to a choreo status with what failed. */
 choreo_status choreo__nats_error(natsStatus s, const char *what);
 
+/* True for failures that pass by themselves: no server, a connection that
+ * closed or broke, JetStream not answering yet, a timeout. */
+bool choreo__nats_transient(natsStatus s);
+
 void choreo__transport_close(choreo_transport *tp);
 
 /* Writes the URL list with any user:password@ part removed, for logs. */

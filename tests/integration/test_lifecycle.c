@@ -3,6 +3,7 @@
  * answered while the service is still connecting and while it is stopping;
  * run can be called again after it returned; an error text never outlives
  * the next successful call. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -230,5 +231,62 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
     /* Once the first has stopped, the second may take over. */
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
     choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- a broker that is not ready while the service starts ---- */
+
+struct starter {
+    choreo_service *svc;
+    atomic_int result; /* -1 while start runs */
+};
+
+static void *start_main(void *arg)
+{
+    struct starter *st = arg;
+    atomic_store(&st->result, (int)choreo_service_start(st->svc));
+    return NULL;
+}
+
+Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .timeout = 60)
+{
+    char dir[256];
+    support_tmpdir(dir, sizeof dir);
+    int port = support_free_port();
+    char portstr[16], url[64];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    /* A server that answers but has no JetStream yet, as one that is still
+     * starting up or electing its stream leader does. */
+    pid_t plain = support_fork();
+    if (plain == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execl(natsd_binary(), natsd_binary(), "-a", "127.0.0.1", "-p", portstr, (char *)NULL);
+        _exit(127);
+    }
+    sleep_ms(500);
+    choreo_config *cfg = support_config(dir, "worker", url, "log_level=error", NULL);
+    struct starter st = { .svc = support_service(cfg) };
+    choreo_config_destroy(cfg);
+    atomic_store(&st.result, -1);
+    cr_assert_eq(choreo_service_on(st.svc, "Work", done, NULL), CHOREO_OK);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
+    sleep_ms(2500);
+    cr_assert_eq(atomic_load(&st.result), -1, "start gave up on a broker that is not ready: %d",
+                 atomic_load(&st.result));
+    kill(plain, SIGTERM);
+    waitpid(plain, NULL, 0);
+    natsd server;
+    char sd[600];
+    snprintf(sd, sizeof sd, "%s/nats", dir);
+    cr_assert_eq(natsd_start(&server, sd, port, NULL, NULL), 0);
+    for (int64_t until = mono_ms() + 15000; atomic_load(&st.result) == -1 && mono_ms() < until;)
+        sleep_ms(20);
+    cr_assert_eq(atomic_load(&st.result), CHOREO_OK, "start: %d", atomic_load(&st.result));
+    pthread_join(t, NULL);
+    support_emit(st.svc, "Work", "s1", 1, NULL);
+    choreo_service_destroy(st.svc);
     natsd_stop(&server, SIGTERM);
 }
