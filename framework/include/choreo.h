@@ -407,10 +407,14 @@ CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const 
 
 /* Connects to NATS, ensures the stream and the consumers exist, and starts
  * the dispatcher, fetch and relay threads. Returns once working. When no
- * server is reachable it keeps trying (logging each attempt) for
- * connect_wait_ms, or until choreo_service_stop when that is 0. Wrong
- * credentials fail at once with CHOREO_EAUTH. A stream whose max age is not
- * shorter than inbox_retention_s fails with CHOREO_ECONFIG.
+ * server is reachable, or the server goes away or its JetStream does not
+ * answer during the set-up (a restart, a leader election), it keeps trying
+ * (logging the first attempt and every tenth) for connect_wait_ms, or until
+ * choreo_service_stop when that is 0. Wrong credentials fail at once with
+ * CHOREO_EAUTH. A stream whose max age is not shorter than
+ * inbox_retention_s fails with CHOREO_ECONFIG. A durable consumer that
+ * another process is reading (another instance of the service) fails with
+ * CHOREO_ELOCKED.
  * Call it on the thread that owns svc, not from a handler; on a started
  * service it fails with CHOREO_ESTATE. It blocks on NATS: the connection,
  * then JetStream requests for the stream and each consumer (each waits up to
