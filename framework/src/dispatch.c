@@ -60,6 +60,33 @@ bool choreo__dispatch_on_dispatcher(const choreo_service *svc)
     return dispatcher_of == svc;
 }
 
+/* Queues what one fetch returned, in chunks: nats.c 3.4.1 can return more
+ * messages than were asked for after a reconnect (it compares the running
+ * count with the batch size it has already reduced), so the list's count is
+ * never taken as a bound. What the queue does not take (stopping) is handed
+ * back. */
+static void enqueue(choreo_service *svc, choreo_route *rt, natsMsgList *list)
+{
+    choreo_item items[CHOREO_FETCH_MAX];
+    int64_t now = choreo__mono_us();
+    for (int from = 0; from < list->Count; from += CHOREO_FETCH_MAX) {
+        int n = list->Count - from;
+        if (n > CHOREO_FETCH_MAX)
+            n = CHOREO_FETCH_MAX;
+        for (int i = 0; i < n; i++)
+            items[i] = (choreo_item){ list->Msgs[from + i], ITEM_EVENT, (int)(rt - svc->routes),
+                                      now };
+        int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
+        for (int i = 0; i < n; i++) {
+            if (i < taken)
+                list->Msgs[from + i] = NULL; /* the queue owns it now */
+            else
+                natsMsg_Nak(list->Msgs[from + i], NULL); /* stopping: hand it back */
+        }
+    }
+    natsMsgList_Destroy(list);
+}
+
 static void *fetch_main(void *arg)
 {
     choreo_route *rt = arg;
@@ -88,18 +115,7 @@ static void *fetch_main(void *arg)
         }
         if (list.Count > 0)
             choreo__extras_crash(&svc->extras, CP_BETWEEN_FETCH_AND_DISPATCH);
-        choreo_item items[CHOREO_FETCH_MAX];
-        int64_t now = choreo__mono_us();
-        for (int i = 0; i < list.Count; i++)
-            items[i] = (choreo_item){ list.Msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
-        int taken = choreo__queue_push_many(&svc->queue, items, list.Count, &svc->stop);
-        for (int i = 0; i < list.Count; i++) {
-            if (i < taken)
-                list.Msgs[i] = NULL; /* the queue owns it now */
-            else
-                natsMsg_Nak(list.Msgs[i], NULL); /* stopping: hand it back */
-        }
-        natsMsgList_Destroy(&list);
+        enqueue(svc, rt, &list);
     }
     return NULL;
 }
