@@ -430,8 +430,11 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_start(choreo_service *svc);
  * SIGINT and SIGTERM in them): it blocks both signals in the calling thread,
  * which the threads it creates inherit, and a watcher thread of its own takes
  * them with sigtimedwait; a thread that has them unblocked could receive one
- * instead, whose default action ends the process. The signal mask is
- * restored before it returns. On the thread that owns svc, not from a
+ * instead, whose default action ends the process. The two signals stay
+ * blocked in the calling thread after it returns, so that a late one (a
+ * supervisor's second SIGTERM) cannot end the process in the middle of its
+ * cleanup; unblock them with pthread_sigmask if the program needs them
+ * again. On the thread that owns svc, not from a
  * handler; on a started service it fails with CHOREO_ESTATE. It blocks as
  * start, and then as choreo_service_wait. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_run(choreo_service *svc);

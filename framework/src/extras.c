@@ -87,7 +87,9 @@ choreo_status choreo__extras_emit(choreo_extras *x, choreo_naive_list *naive, ch
 
 bool choreo__extras_commit_fails(choreo_extras *x)
 {
-    return x->faults.any && choreo__fault_disk_full(&x->faults);
+    /* Only while the service runs: an injected fault at the service's own
+     * set-up (its schema) would only stop it from starting. */
+    return x->faults.any && atomic_load(&x->js) && choreo__fault_disk_full(&x->faults);
 }
 
 int choreo__extras_committed(choreo_extras *x, choreo_naive_list *naive)

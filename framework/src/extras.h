@@ -22,7 +22,8 @@ typedef struct choreo_extras {
     choreo_crashpoints crash;
     choreo_faults faults;
     choreo_naive_list batch;    /* naive: the dispatcher batch's events (dispatcher only) */
-    _Atomic(jsCtx *) js;        /* naive: where held events go, set while started */
+    _Atomic(jsCtx *) js;        /* set while started: where naive events go, and
+                                 * whether injected faults are armed */
 } choreo_extras;
 
 /* Reads the settings and environment; logs a warning for each thing on. */

@@ -325,12 +325,14 @@ choreo_status choreo_service_run(choreo_service *svc)
     }
     atomic_store(&w.done, true);
     pthread_join(watcher, NULL);
-    /* A signal that came after the watcher's last look is consumed here:
-     * the service has stopped, which is what it asked for. */
+    /* SIGINT and SIGTERM stay blocked: one that comes from now on (a
+     * supervisor's second SIGTERM, say) must not end the process in the
+     * middle of the caller's cleanup; the service has stopped, which is all
+     * such a signal asks for. Signals already pending are consumed. */
     struct timespec zero = { 0, 0 };
     while (sigtimedwait(&w.set, NULL, &zero) > 0) {
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    (void)old;
     return s;
 }
 

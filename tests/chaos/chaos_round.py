@@ -1,41 +1,79 @@
 #!/usr/bin/env python3
-"""The short chaos round of the test suite: about 300 sagas while services
-are killed (at least 10 times), nats-server is restarted (at least once) and
-crash points fire. Fails on any lost or duplicated event, any broken
-invariant, or too little chaos to prove anything.
+"""The short chaos rounds of the test suite, about 300 sagas each.
 
-chaos_round.py SHOP_CHAOS_BINARY
+chaos_round.py SHOP_CHAOS_BINARY            services killed (at least 10 times),
+                                            nats-server restarted (at least once),
+                                            crash points on
+chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault on
+                                            (full disk, slow handlers, events
+                                            retried until their last delivery, kills
+                                            on a last delivery), then the operator's
+                                            repair: restart without faults and retry
+                                            every parked message
+
+Fails on any lost or duplicated event, any broken invariant, any service exit
+the harness did not cause, or too little chaos (or too few faults) to prove
+anything.
 """
 import json
 import subprocess
 import sys
 
-cmd = [sys.argv[1], "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "500",
-       "--broker-interval-ms", "5000", "--crash-prob", "0.001", "--seed", "7", "--json"]
+binary = sys.argv[1]
+faults = "--faults" in sys.argv[2:]
+if faults:
+    cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "1000",
+           "--broker-interval-ms", "8000", "--crash-prob", "0.001", "--faults",
+           "--disk-full-prob", "0.008", "--slow-handler-prob", "0.004",
+           "--retry-until-last-prob", "0.02", "--seed", "11", "--json"]
+else:
+    cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "500",
+           "--broker-interval-ms", "5000", "--crash-prob", "0.001", "--seed", "7", "--json"]
 print("running:", " ".join(cmd), flush=True)
 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-sys.stderr.write(proc.stderr[-4000:])
+sys.stderr.write(proc.stderr[-6000:])
 print(proc.stdout)
 try:
     r = json.loads(proc.stdout.strip().splitlines()[-1])
 except (ValueError, IndexError):
     sys.exit(f"no JSON result (exit status {proc.returncode})")
+
 problems = []
 for key, want in (("lost", 0), ("duplicated", 0), ("lost_events", 0), ("duplicated_events", 0),
-                  ("unexpected_exits", 0), ("failed_requests", 0)):
+                  ("unexpected_exits", 0), ("sanitizer_reports", 0), ("failed_requests", 0),
+                  ("retry_failures", 0)):
     if r[key] != want:
         problems.append(f"{key} is {r[key]}, expected {want}")
+for u in r["unexpected"]:
+    problems.append(f"{u['service']} exited with {u['status']} during {u['phase']}")
 if r["invariants_ok"] is not True:
     problems.append("the invariants do not hold")
+if r["error"]:
+    problems.append(f"the run ended early: {r['error']}")
 if r["placed"] != r["sagas"]:
     problems.append(f"only {r['placed']} of {r['sagas']} orders were placed")
-if r["kills"] < 10:
-    problems.append(f"only {r['kills']} kills (at least 10 expected)")
-if r["broker_restarts"] < 1:
-    problems.append("nats-server was never restarted")
+if faults:
+    for key in ("disk_full_episodes", "slow_handlers", "retry_until_last", "last_delivery_kills"):
+        if r[key] < 1:
+            problems.append(f"{key} is {r[key]}: that fault never fired")
+else:
+    if r["kills"] < 10:
+        problems.append(f"only {r['kills']} kills (at least 10 expected)")
+    if r["broker_restarts"] < 1:
+        problems.append("nats-server was never restarted")
 if proc.returncode != 0:
     problems.append(f"shop-chaos exited with {proc.returncode}")
+if r["ok"] is not (proc.returncode == 0):
+    problems.append(f"\"ok\" is {r['ok']} but the exit status is {proc.returncode}")
 if problems:
     sys.exit("chaos round failed: " + "; ".join(problems))
-print(f"chaos round ok: {r['sagas']} sagas, {r['kills']} kills, {r['broker_restarts']} broker "
-      f"restarts, {r['crashpoints_fired']} crash points fired, nothing lost or doubled")
+if faults:
+    print(f"chaos round with faults ok: {r['sagas']} sagas, {r['disk_full_episodes']} disk full "
+          f"episodes, {r['slow_handlers']} slow handlers, {r['retry_until_last']} events retried "
+          f"until their last delivery, {r['last_delivery_kills']} last-delivery kills, "
+          f"{r['parked']} parked, {r['parked_retried']} retried, {r['still_parked']} still parked; "
+          f"nothing lost or doubled")
+else:
+    print(f"chaos round ok: {r['sagas']} sagas, {r['kills']} kills, {r['broker_restarts']} "
+          f"broker restarts, {r['crashpoints_fired']} crash points fired, nothing lost or "
+          f"doubled")

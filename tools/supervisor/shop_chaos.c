@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,11 @@ static const char USAGE[] =
     "Faults (each off unless given; --faults turns on every one not given, with the\n"
     "value in brackets):\n"
     "  --faults                   all of the faults below\n"
-    "  --disk-full-prob P         each commit starts a \"disk full\" episode, in which\n"
-    "                             every commit of that process fails [0.002]\n"
+    "  --disk-full-prob P         probability that a commit starts a \"disk full\"\n"
+    "                             episode, in which every commit of that process fails\n"
+    "                             [0.002]\n"
     "  --disk-full-ms MS          length of an episode [1000]\n"
-    "  --slow-handler-prob P      a handler first sleeps --slow-handler-ms [0.003]\n"
+    "  --slow-handler-prob P      a handler first sleeps --slow-handler-ms [0.001]\n"
     "  --slow-handler-ms MS       longer than --ack-wait-ms, so batches outlast it [1500]\n"
     "  --retry-until-last-prob P  share of events retried on every delivery before the\n"
     "                             last one on which the handler may run [0.01]\n"
@@ -125,12 +127,19 @@ struct bad_exit {
     const char *phase;
 };
 
+/* What the run does, in order; the report says how long each took. */
+static const char *const PHASES[] = { "start", "seed", "load", "quiet", "repair", "check", "stop" };
+#define NPHASES (sizeof PHASES / sizeof PHASES[0])
+
 struct tally {
-    const char *phase; /* what the run is doing: start, seed, load, quiet, repair, check, stop */
+    const char *phase; /* one of PHASES */
+    int64_t phase_since_ms;
+    double phase_s[NPHASES];
     int kills, broker_restarts, crash_exits, unexpected_exits;
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
+    long sanitizer_reports; /* AddressSanitizer, UBSan, LeakSanitizer, TSan in the logs */
     bool audited;
     long lost_events, lost_sagas, duplicated_events, duplicated_sagas, pending;
     long unknown_orders; /* placed (the client got an id) but not in the order database */
@@ -159,6 +168,17 @@ static uint64_t rnd(void)
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
+}
+
+/* Moves the run to the next phase, adding the time spent to the last. */
+static void enter(struct tally *t, const char *phase)
+{
+    int64_t now = now_ms();
+    for (size_t k = 0; k < NPHASES && t->phase; k++)
+        if (strcmp(PHASES[k], t->phase) == 0)
+            t->phase_s[k] += (double)(now - t->phase_since_ms) / 1e3;
+    t->phase = phase;
+    t->phase_since_ms = now;
 }
 
 /* Uniform in [mean/2, 3*mean/2]. */
@@ -297,7 +317,7 @@ static void resolve(struct opts *o)
         double *p, def;
     } probs[] = {
         { &o->disk_full_prob, 0.002 },
-        { &o->slow_handler_prob, 0.003 },
+        { &o->slow_handler_prob, 0.001 },
         { &o->retry_until_last_prob, 0.01 },
         { &o->last_delivery_prob, 0.25 },
     };
@@ -369,9 +389,13 @@ static void print_tail(const char *path, int lines)
     size_t n = fseek(f, from, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf - 1, f) : 0;
     fclose(f);
     buf[n] = '\0';
+    if (n == 0) {
+        fprintf(stderr, "    (the log is empty)\n");
+        return;
+    }
     char *start = buf + n;
     for (int seen = 0; start > buf; start--)
-        if (start[-1] == '\n' && start != buf + n && ++seen > lines)
+        if (start[-1] == '\n' && start != buf + n && ++seen >= lines)
             break;
     for (char *line = start, *nl; *line; line = nl + 1) {
         nl = strchr(line, '\n');
@@ -445,6 +469,8 @@ static void judge_exit(const sup *s, int i, struct tally *t, bool tty)
     }
     char what[48];
     describe_status(st, what, sizeof what);
+    if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+        snprintf(what, sizeof what, "signal 9 without a crash point");
     unexpected(t, s, i, what, tty);
 }
 
@@ -477,18 +503,37 @@ static int start_service(sup *s, int i, struct tally *t, bool tty)
     return -1;
 }
 
+/* Reaps services that died on their own since the last look, judges each
+ * and sets died[i]. Returns how many died. */
+static int poll_exits(sup *s, struct tally *t, bool tty, bool died[SHOP_SERVICES])
+{
+    bool was[SHOP_SERVICES];
+    for (int i = 0; i < SHOP_SERVICES; i++) {
+        was[i] = sup_service_running(s, i);
+        died[i] = false;
+    }
+    if (sup_poll(s) == 0)
+        return 0;
+    int n = 0;
+    for (int i = 0; i < SHOP_SERVICES; i++) {
+        died[i] = was[i] && !sup_service_running(s, i);
+        if (died[i]) {
+            judge_exit(s, i, t, tty);
+            n++;
+        }
+    }
+    return n;
+}
+
 /* Judges and restarts services that died on their own. */
 static int reap(sup *s, struct tally *t, bool tty)
 {
-    if (sup_poll(s) == 0)
+    bool died[SHOP_SERVICES];
+    if (poll_exits(s, t, tty, died) == 0)
         return 0;
-    for (int i = 0; i < sup_service_count(s); i++) {
-        if (sup_service_running(s, i))
-            continue;
-        judge_exit(s, i, t, tty);
-        if (start_service(s, i, t, tty) != 0)
+    for (int i = 0; i < SHOP_SERVICES; i++)
+        if (died[i] && start_service(s, i, t, tty) != 0)
             return -1;
-    }
     return 0;
 }
 
@@ -498,17 +543,15 @@ static int reap(sup *s, struct tally *t, bool tty)
  * that is a failure too. */
 static void stop_services(sup *s, struct tally *t, bool tty)
 {
-    if (sup_poll(s) > 0)
-        for (int i = 0; i < sup_service_count(s); i++)
-            if (!sup_service_running(s, i))
-                judge_exit(s, i, t, tty);
+    bool died[SHOP_SERVICES];
+    poll_exits(s, t, tty, died);
     for (int i = 0; i < sup_service_count(s); i++)
         if (sup_service_running(s, i))
             kill(sup_service_pid(s, i), SIGTERM);
     for (int i = 0; i < sup_service_count(s); i++) {
         if (!sup_service_running(s, i))
             continue;
-        sup_kill_service(s, i, SIGTERM);
+        sup_kill_service(s, i, 0); /* it has its SIGTERM: wait, then SIGKILL after the grace */
         int st = sup_service_exit_status(s, i);
         if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
             continue;
@@ -655,7 +698,8 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
         int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
         sqlite3_free(sql);
         if (rc != SQLITE_OK) {
-            fprintf(stderr, "shop-chaos: cannot read %s: %s\n", sup_db_path(s, i), sqlite3_errmsg(db));
+            fprintf(stderr, "shop-chaos: cannot read %s: %s\n", sup_db_path(s, i),
+                    sqlite3_errmsg(db));
             sqlite3_close(db);
             return -1;
         }
@@ -693,12 +737,13 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
 }
 
 /* Crash points and faults that fired, from the lines the services wrote
- * in their logs: "choreo: crash point NAME fired (pid N)" and
- * "choreo: fault NAME fired (pid N)". */
-static void count_firings(const sup *s, struct tally *t)
+ * in their logs ("choreo: crash point NAME fired (pid N)", "choreo: fault
+ * NAME fired (pid N)"), and sanitizer reports, which fail the run even when
+ * the sanitizer was told to carry on. */
+static void count_log_lines(const sup *s, struct tally *t)
 {
     static const struct {
-        const char *prefix;
+        const char *needle;
         size_t off;
     } lines[] = {
         { "choreo: crash point last_delivery fired", offsetof(struct tally, last_delivery_kills) },
@@ -706,6 +751,10 @@ static void count_firings(const sup *s, struct tally *t)
         { "choreo: fault disk_full fired", offsetof(struct tally, disk_full_episodes) },
         { "choreo: fault slow_handler fired", offsetof(struct tally, slow_handlers) },
         { "choreo: fault retry_until_last fired", offsetof(struct tally, retry_until_last) },
+        { "runtime error: ", offsetof(struct tally, sanitizer_reports) },
+        { "ERROR: AddressSanitizer", offsetof(struct tally, sanitizer_reports) },
+        { "ERROR: LeakSanitizer", offsetof(struct tally, sanitizer_reports) },
+        { "WARNING: ThreadSanitizer", offsetof(struct tally, sanitizer_reports) },
     };
     for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
         *(long *)((char *)t + lines[k].off) = 0;
@@ -715,12 +764,11 @@ static void count_firings(const sup *s, struct tally *t)
             continue;
         char line[1024];
         while (fgets(line, sizeof line, f)) {
-            const char *p = strstr(line, "choreo: ");
-            if (!p || !strstr(p, " fired"))
-                continue;
-            for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
-                if (strncmp(p, lines[k].prefix, strlen(lines[k].prefix)) == 0)
+            for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {
+                const char *p = strstr(line, lines[k].needle);
+                if (p && (strncmp(p, "choreo: ", 8) != 0 || strstr(p, " fired")))
                     (*(long *)((char *)t + lines[k].off))++;
+            }
         }
         fclose(f);
     }
@@ -728,10 +776,36 @@ static void count_firings(const sup *s, struct tally *t)
 
 /* ---- after the storm ---- */
 
-/* Waits (still restarting crashed services) until no saga is pending. */
-static int quiet(const struct opts *o, sup *s, struct tally *t, bool tty, bool *final)
+/* Rows that grow while sagas make progress (events emitted and applied,
+ * messages parked, in each database) and the pending sagas: while anything
+ * moves, one of them changes. */
+struct activity {
+    long rows[SHOP_SERVICES][3];
+    long pending;
+};
+
+static void measure(const sup *s, struct activity *a)
 {
-    int64_t drawn = 0;
+    static const char *const sql[3] = { "SELECT COUNT(*) FROM choreo_audit_emitted",
+                                        "SELECT COUNT(*) FROM choreo_audit_applied",
+                                        "SELECT COUNT(*) FROM choreo_dead" };
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < SHOP_SERVICES; i++)
+        for (int k = 0; k < 3; k++)
+            a->rows[i][k] = db_count(sup_db_path(s, i), sql[k]);
+    a->pending = count_pending(s);
+}
+
+/* Waits (still restarting crashed services) until no saga is pending, or,
+ * when still_ms > 0, until nothing has moved for still_ms: with faults on,
+ * a saga whose event is parked stays pending until the operator retries
+ * it, and waiting longer would not change that. */
+static int quiet(const struct opts *o, sup *s, struct tally *t, bool tty, int64_t still_ms,
+                 bool *final)
+{
+    int64_t drawn = 0, measured_at = 0, moved_at = now_ms();
+    struct activity last, now;
+    memset(&last, 0, sizeof last);
     *final = false;
     for (int64_t until = now_ms() + o->quiet_s * 1000; now_ms() < until;) {
         if (interrupted || reap(s, t, tty) != 0)
@@ -740,6 +814,15 @@ static int quiet(const struct opts *o, sup *s, struct tally *t, bool tty, bool *
         if (pending == 0) {
             *final = true;
             break;
+        }
+        if (still_ms > 0 && now_ms() - measured_at >= 1000) {
+            measure(s, &now);
+            measured_at = now_ms();
+            if (memcmp(&now, &last, sizeof now) != 0)
+                moved_at = measured_at;
+            else if (measured_at - moved_at >= still_ms)
+                break;
+            last = now;
         }
         if (tty && now_ms() - drawn > 500) {
             fprintf(stderr, "\r  %s: %ld sagas pending\033[K", t->phase, pending);
@@ -782,6 +865,7 @@ static int run_choreoctl(const char *const *args, const char *log)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
+        signal(SIGPIPE, SIG_DFL); /* ignored here, and that would be inherited */
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         execv(args[0], (char *const *)args);
@@ -804,23 +888,51 @@ static int run_choreoctl(const char *const *args, const char *log)
     return st;
 }
 
-/* What an operator does after the incident: restart the services with the
- * faults off (crash points stay on), then retry every parked message of
- * every service with choreoctl dead retry. */
-static int repair(const char *choreoctl, sup *s, const char *const *const env[],
-                  struct tally *t, bool tty)
+/* Waits until nothing has moved for still_ms (at most --quiet-s). */
+static int wait_still(const struct opts *o, sup *s, struct tally *t, bool tty, int64_t still_ms)
 {
-    stop_services(s, t, tty);
-    for (int i = 0; i < sup_service_count(s); i++)
-        if (sup_set_service_env(s, i, env[i]) != 0 || start_service(s, i, t, tty) != 0)
-            return -1;
+    struct activity last, now;
+    measure(s, &last);
+    for (int64_t moved = now_ms(), until = moved + o->quiet_s * 1000;
+         now_ms() - moved < still_ms && now_ms() < until;) {
+        for (int k = 0; k < 20; k++) {
+            if (interrupted || reap(s, t, tty) != 0)
+                return -1;
+            sleep_ms(50);
+        }
+        measure(s, &now);
+        if (memcmp(&now, &last, sizeof now) != 0)
+            moved = now_ms();
+        last = now;
+    }
+    return 0;
+}
+
+static long count_parked(const sup *s, int i)
+{
+    return db_count(sup_db_path(s, i), "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'");
+}
+
+/* Messages parked in all four databases (those that can be read). */
+static long total_parked(const sup *s)
+{
+    long n = 0;
+    for (int i = 0; i < sup_service_count(s); i++) {
+        long k = count_parked(s, i);
+        n += k > 0 ? k : 0;
+    }
+    return n;
+}
+
+/* choreoctl dead retry --all on every database that has parked messages. */
+static void retry_parked(const char *choreoctl, const sup *s, struct tally *t)
+{
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/choreoctl.log", sup_workdir(s));
     for (int i = 0; i < sup_service_count(s); i++) {
-        const char *db = sup_db_path(s, i);
-        long parked = db_count(db, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'");
-        if (parked <= 0)
+        if (count_parked(s, i) <= 0)
             continue;
+        const char *db = sup_db_path(s, i);
         const char *args[] = { choreoctl, "--db", db, "--nats-url", sup_url(s), "dead", "retry",
                                "--all", NULL };
         int st = run_choreoctl(args, log);
@@ -832,6 +944,30 @@ static int repair(const char *choreoctl, sup *s, const char *const *const env[],
             print_tail(log, 15);
             t->retry_failures++;
         }
+    }
+}
+
+/* What an operator does after the incident: restart the services with the
+ * faults off (crash points stay on), let what was on its way arrive (a
+ * message redelivered on its last delivery is parked only now), and retry
+ * every parked message with choreoctl dead retry; then look again, since
+ * a message can be parked while the retries run, at most three rounds. */
+static int repair(const struct opts *o, const char *choreoctl, sup *s,
+                  const char *const *const env[], struct tally *t, bool tty)
+{
+    stop_services(s, t, tty);
+    for (int i = 0; i < sup_service_count(s); i++)
+        if (sup_set_service_env(s, i, env[i]) != 0 || start_service(s, i, t, tty) != 0)
+            return -1;
+    for (int round = 0; round < 3; round++) {
+        if (wait_still(o, s, t, tty, 2 * o->ack_wait_ms + 1000) != 0)
+            return -1;
+        long parked = total_parked(s);
+        if (parked == 0)
+            break;
+        if (!o->json)
+            fprintf(stderr, "shop-chaos: retrying %ld parked messages with choreoctl\n", parked);
+        retry_parked(choreoctl, s, t);
     }
     return 0;
 }
@@ -859,25 +995,28 @@ struct outcome {
     const struct load_job *j;
     const struct tally *t;
     const shop_check_report *c;
-    bool checked, final, ok;
+    bool checked, ok;
     const char *error;   /* why the run ended early, or NULL */
     const char *faults;  /* CHOREO_FAULTS as given to the services */
     const sup *s;
     double wall_s;
 };
 
-/* -1 for what was not measured (the run ended before the audit). */
+/* The value, or -1 when the run ended before the audit measured it. */
+static long measured(const struct tally *t, long v)
+{
+    return t->audited ? v : -1;
+}
+
 static long lost_total(const struct tally *t)
 {
-    return t->audited ? t->lost_sagas + t->pending + t->unknown_orders : -1;
+    return measured(t, t->lost_sagas + t->pending + t->unknown_orders);
 }
 
 static void print_json(const struct outcome *r)
 {
     const struct opts *o = r->o;
     const struct tally *t = r->t;
-    long na = t->audited ? 0 : -1;
-#define A(x) (t->audited ? (x) : na)
     printf("{\"mode\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
@@ -889,19 +1028,24 @@ static void print_json(const struct outcome *r)
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
            "\"parked_retried\": %ld, \"still_parked\": %ld, \"retry_failures\": %ld, ",
-           lost_total(t), A(t->lost_events), A(t->pending), A(t->unknown_orders),
-           A(t->duplicated_sagas), A(t->duplicated_events), A(t->parked), A(t->parked_retried),
-           A(t->still_parked), t->retry_failures);
-#undef A
+           lost_total(t), measured(t, t->lost_events), measured(t, t->pending),
+           measured(t, t->unknown_orders), measured(t, t->duplicated_sagas),
+           measured(t, t->duplicated_events), measured(t, t->parked),
+           measured(t, t->parked_retried), measured(t, t->still_parked), t->retry_failures);
     printf("\"invariants_ok\": %s, \"violations\": %zu, \"completed\": %lld, "
-           "\"cancelled\": %lld, \"unexpected_exits\": %d, \"unexpected\": [",
+           "\"cancelled\": %lld, \"sanitizer_reports\": %ld, \"unexpected_exits\": %d, "
+           "\"unexpected\": [",
            r->checked && r->c->ok ? "true" : "false", r->checked ? r->c->nviolations : 0,
            r->checked ? (long long)r->c->completed : -1LL,
-           r->checked ? (long long)r->c->cancelled : -1LL, t->unexpected_exits);
+           r->checked ? (long long)r->c->cancelled : -1LL, t->sanitizer_reports,
+           t->unexpected_exits);
     for (int k = 0; k < t->unexpected_exits && k < EXITS_KEPT; k++)
         printf("%s{\"service\": \"%s\", \"status\": \"%s\", \"phase\": \"%s\"}", k ? ", " : "",
                sup_service_name(r->s, t->bad[k].service), t->bad[k].status, t->bad[k].phase);
-    printf("], \"faults\": ");
+    printf("], \"phase_s\": {");
+    for (size_t k = 0; k < NPHASES; k++)
+        printf("%s\"%s\": %.1f", k ? ", " : "", PHASES[k], t->phase_s[k]);
+    printf("}, \"faults\": ");
     json_str(r->faults);
     printf(", \"seed\": %" PRIu64 ", \"crash_prob\": %g, \"last_delivery_kill_prob\": %g, "
            "\"duration_s\": %" PRId64 ", \"wall_s\": %.1f, \"error\": ",
@@ -925,6 +1069,8 @@ static void print_text(const struct outcome *r)
            r->wall_s);
     printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
+    if (t->sanitizer_reports > 0)
+        printf("  sanitizer reports in the services' logs: %ld\n", t->sanitizer_reports);
     for (int k = 0; k < t->unexpected_exits && k < EXITS_KEPT; k++)
         printf("    %s: %s during %s\n", sup_service_name(r->s, t->bad[k].service),
                t->bad[k].status, t->bad[k].phase);
@@ -933,6 +1079,9 @@ static void print_text(const struct outcome *r)
                "their last delivery, %ld last-delivery kills\n",
                t->disk_full_episodes, t->slow_handlers, t->retry_until_last,
                t->last_delivery_kills);
+    printf("  phases:");
+    for (size_t k = 0; k < NPHASES; k++)
+        printf(" %s %.1f s%s", PHASES[k], t->phase_s[k], k + 1 < NPHASES ? "," : "\n");
     if (r->error)
         printf("  the run ended early: %s\n", r->error);
     if (!t->audited)
@@ -978,7 +1127,7 @@ struct run {
  * restarts what died and seeds again. */
 static int set_up(struct run *r)
 {
-    r->t.phase = "start";
+    enter(&r->t, "start");
     if (sup_start_broker(r->s) != 0)
         return r->error = "nats-server did not start", -1;
     for (int i = 0; i < sup_service_count(r->s); i++)
@@ -995,7 +1144,7 @@ static int set_up(struct run *r)
     snprintf(run_name, sizeof run_name, "chaos%" PRIu64, r->o->seed);
     if (shop_world_plan(&r->w, r->o->sagas, r->o->seed, run_name) != CHOREO_OK)
         return r->error = "cannot plan the orders", -1;
-    r->t.phase = "seed";
+    enter(&r->t, "seed");
     for (int attempt = 1;; attempt++) {
         if (shop_world_seed(&r->w, r->c) == CHOREO_OK)
             return 0;
@@ -1016,7 +1165,7 @@ static int load(struct run *r)
     r->j.o = (shop_load_opts){ .concurrency = 16, .timeout_ms = 2000, .attempts = 100,
                                .stop = &stop_load, .window = 1, .settled = paced,
                                .settled_user = &pace };
-    r->t.phase = "load";
+    enter(&r->t, "load");
     pthread_t th;
     if (pthread_create(&th, NULL, load_main, &r->j) != 0)
         return r->error = "cannot start the load", -1;
@@ -1039,24 +1188,25 @@ static int settle(struct run *r)
 {
     const struct opts *o = r->o;
     if (!o->json)
-        fprintf(stderr, "shop-chaos: load done; quiet period (crash points stay on)\n");
-    r->t.phase = "quiet";
-    if (quiet(o, r->s, &r->t, r->tty, &r->final) != 0 ||
-        in_flight(o, r->s, &r->w, &r->t, r->tty) != 0)
+        fprintf(stderr, "shop-chaos: load done; quiet period (crash points%s stay on)\n",
+                faulty(o) ? " and faults" : "");
+    enter(&r->t, "quiet");
+    /* Before a repair, it is enough that nothing moves any more, for longer
+     * than a deadline takes to fire. */
+    bool repairs = faulty(o) && !o->naive;
+    if (quiet(o, r->s, &r->t, r->tty, repairs ? o->deadline_ms + 5000 : 0, &r->final) != 0 ||
+        (!repairs && in_flight(o, r->s, &r->w, &r->t, r->tty) != 0))
         return r->error = "a service could not be restarted after the load", -1;
-    long parked = 0;
-    for (int i = 0; i < sup_service_count(r->s); i++)
-        parked += db_count(sup_db_path(r->s, i),
-                           "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'");
-    if (o->naive || (!faulty(o) && parked == 0))
+    long parked = total_parked(r->s);
+    if (o->naive || (!repairs && parked == 0))
         return 0;
     if (!o->json)
-        fprintf(stderr, "shop-chaos: restarting the services without faults and retrying %ld "
-                "parked messages with choreoctl\n", parked);
-    r->t.phase = "repair";
-    if (repair(r->choreoctl, r->s, r->env->repair, &r->t, r->tty) != 0)
+        fprintf(stderr, "shop-chaos: the operator's repair: restarting the services without "
+                "faults; %ld messages are parked\n", parked);
+    enter(&r->t, "repair");
+    if (repair(o, r->choreoctl, r->s, r->env->repair, &r->t, r->tty) != 0)
         return r->error = "a service did not restart for the repair", -1;
-    if (quiet(o, r->s, &r->t, r->tty, &r->final) != 0 ||
+    if (quiet(o, r->s, &r->t, r->tty, 0, &r->final) != 0 ||
         in_flight(o, r->s, &r->w, &r->t, r->tty) != 0)
         return r->error = "a service could not be restarted after the repair", -1;
     return 0;
@@ -1066,7 +1216,7 @@ static int settle(struct run *r)
  * last confirmations of final sagas may still be on their way. */
 static void check(struct run *r)
 {
-    r->t.phase = "check";
+    enter(&r->t, "check");
     r->t.pending = count_pending(r->s);
     shop_check_paths p = { sup_db_path(r->s, 0), sup_db_path(r->s, 1), sup_db_path(r->s, 2),
                            sup_db_path(r->s, 3) };
@@ -1084,38 +1234,43 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
                bool tty)
 {
     int64_t t0 = now_ms();
-    static struct run r; /* large (the check report); one run per process */
-    r = (struct run){ .o = o, .s = s, .env = env, .choreoctl = choreoctl, .tty = tty };
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.s = s;
+    r.env = env;
+    r.choreoctl = choreoctl;
+    r.tty = tty;
     atomic_init(&r.j.done, false);
     if (set_up(&r) == 0 && load(&r) == 0 && !interrupted && settle(&r) == 0 && !interrupted)
         check(&r);
-    r.t.phase = "stop";
+    enter(&r.t, "stop");
     stop_services(s, &r.t, tty);
-    count_firings(s, &r.t);
+    enter(&r.t, NULL);
+    count_log_lines(s, &r.t);
     const struct tally *t = &r.t;
     bool clean = !r.error && r.final && r.checked && r.rep.ok && t->audited &&
                  t->lost_events == 0 && t->pending == 0 && t->unknown_orders == 0 &&
                  t->duplicated_events == 0 && t->retry_failures == 0 &&
                  atomic_load(&r.j.st.failed) == 0;
-    /* An exit the harness did not cause fails every run, naive ones too. */
-    bool ok = t->unexpected_exits == 0 && !interrupted &&
+    /* An exit the harness did not cause, or a sanitizer report, fails every
+     * run, naive ones too. */
+    bool ok = t->unexpected_exits == 0 && t->sanitizer_reports == 0 && !interrupted &&
               (clean || (o->naive && !r.error && r.checked));
     struct outcome out = { .o = o, .j = &r.j, .t = t, .c = &r.rep, .checked = r.checked,
-                           .final = r.final, .ok = ok, .error = r.error,
-                           .faults = env->faults, .s = s,
+                           .ok = ok, .error = r.error, .faults = env->faults, .s = s,
                            .wall_s = (double)(now_ms() - t0) / 1e3 };
-    if (interrupted)
-        ; /* main says so */
-    else if (o->json)
-        print_json(&out);
-    else
-        print_text(&out);
-    if (!ok && !o->naive && !o->json && !interrupted)
-        printf("\nFAILED: see the logs and databases in %s\n", sup_workdir(s));
+    if (!interrupted) { /* when interrupted, main says so and nothing was measured */
+        if (o->json)
+            print_json(&out);
+        else
+            print_text(&out);
+        if (!ok && !o->json)
+            printf("\nFAILED: see the logs and databases in %s\n", sup_workdir(s));
+    }
     if (r.checked)
         shop_check_report_free(&r.rep);
-    if (r.w.orders)
-        shop_world_free(&r.w);
+    shop_world_free(&r.w);
     shop_client_destroy(r.c);
     return ok ? 0 : 1;
 }

@@ -357,7 +357,8 @@ int sup_kill_service(sup *s, int i, int sig)
     struct child *c = &s->kids[i];
     if (c->pid <= 0)
         return 0;
-    kill(c->pid, sig);
+    if (sig != 0)
+        kill(c->pid, sig);
     if (reap(c, sig == SIGKILL ? 10000 : s->opt.stop_timeout_ms))
         return 0;
     fprintf(stderr, "supervisor: %s (pid %d) did not stop within %d ms; killing it\n", c->name,
@@ -414,13 +415,14 @@ void sup_stop_all(sup *s)
     if (!s)
         return;
     /* Services first, all at once, so that they stop while the broker can
-     * still take what their relays have in flight. */
+     * still take what their relays have in flight; then one SIGTERM each
+     * is all they get before the grace ends. */
     for (int i = 0; i < s->nkids; i++)
         if (s->kids[i].pid > 0)
             kill(s->kids[i].pid, SIGTERM);
     for (int i = 0; i < s->nkids; i++)
         if (s->kids[i].pid > 0)
-            sup_kill_service(s, i, SIGTERM);
+            sup_kill_service(s, i, 0);
     if (s->nc) {
         natsConnection_Destroy(s->nc);
         s->nc = NULL;

@@ -75,7 +75,10 @@ int sup_start_all(sup *s);
 int sup_start_service(sup *s, int i);
 
 /* Sends sig to service i and waits until it exited (after SIGTERM, for at
- * most stop_timeout_ms, then SIGKILL). A service not running is fine. */
+ * most stop_timeout_ms, then SIGKILL). sig 0 sends nothing and waits as
+ * after SIGTERM, for a service that was already sent one: a second SIGTERM
+ * could reach it after it stopped taking signals, in its cleanup. A service
+ * not running is fine. */
 int sup_kill_service(sup *s, int i, int sig);
 
 /* Replaces the environment entries of service i (as sup_service_spec.env:
