@@ -61,10 +61,8 @@ bool choreo__dispatch_on_dispatcher(const choreo_service *svc)
 }
 
 /* Queues what one fetch returned, in chunks: nats.c 3.4.1 can return more
- * messages than were asked for after a reconnect (it compares the running
- * count with the batch size it has already reduced), so the list's count is
- * never taken as a bound. What the queue does not take (stopping) is handed
- * back. */
+ * messages than were asked for (see fetch_main), so the list's count is never
+ * taken as a bound. What the queue does not take (stopping) is handed back. */
 static void enqueue(choreo_service *svc, choreo_route *rt, natsMsgList *list)
 {
     choreo_item items[CHOREO_FETCH_MAX];
@@ -100,6 +98,16 @@ static void *fetch_main(void *arg)
             choreo__sleep_ms(5);
             continue;
         }
+        /* nats.c 3.4.1 overruns its own array of batch entries when a fetch
+         * starts with messages already waiting in the subscription (late
+         * answers to an expired pull request, or after a reconnect) and
+         * they fill more than half the batch: it then waits for a count it
+         * has already passed. A batch of one cannot be overrun, so waiting
+         * messages are taken one at a time. */
+        int waiting = 0, waiting_bytes = 0;
+        if (natsSubscription_GetPending(rt->sub, &waiting, &waiting_bytes) == NATS_OK &&
+            waiting > 0)
+            want = 1;
         natsMsgList list = { 0 };
         natsStatus s = natsSubscription_Fetch(&list, rt->sub, want, CHOREO_FETCH_WAIT_MS, NULL);
         if (s != NATS_OK && s != NATS_TIMEOUT) {
