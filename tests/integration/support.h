@@ -46,6 +46,10 @@ int support_free_port(void);
 /* Collects choreo_service_stats. */
 choreo_stats support_stats(choreo_service *svc);
 
+/* Monotonic milliseconds, and a sleep of ms milliseconds. */
+int64_t support_mono_ms(void);
+void support_sleep_ms(int64_t ms);
+
 /* Reads field "n" from an event's data map. */
 int64_t support_data_n(const choreo_event *ev);
 

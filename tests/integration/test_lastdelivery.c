@@ -17,19 +17,6 @@
 
 #include "support.h"
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
-}
-
 /* Holds the database's write lock from the test, as another process or a
  * stuck transaction would. */
 static sqlite3 *lock_db(const char *dir, const char *name)
@@ -89,12 +76,12 @@ Test(lastdelivery, a_last_delivery_handed_back_by_a_locked_database_is_parked_la
     /* The third delivery (max_deliver) comes while the database is locked:
      * its batch cannot begin and is handed back to the server. */
     sqlite3 *lock = lock_db(dir, "worker");
-    sleep_ms(7000);
+    support_sleep_ms(7000);
     cr_assert_eq(parked(dir), 0);
     unlock_db(lock);
-    int64_t until = mono_ms() + 20000;
-    while (parked(dir) == 0 && mono_ms() < until)
-        sleep_ms(50);
+    int64_t until = support_mono_ms() + 20000;
+    while (parked(dir) == 0 && support_mono_ms() < until)
+        support_sleep_ms(50);
     cr_assert_eq(parked(dir), 1, "the event was neither applied nor parked");
     cr_assert_eq(atomic_load(&runs), 2, "the handler ran on the last delivery");
     choreo_service_destroy(svc);
@@ -156,14 +143,14 @@ static void last_delivery_in_hand(int sig)
     support_server(&server, dir, NULL, NULL);
     snprintf(runs_path, sizeof runs_path, "%s/runs", dir);
     pid_t pid = spawn_worker(dir, server.url, true);
-    int64_t until = mono_ms() + 20000;
-    while (file_size(runs_path) < 2 && mono_ms() < until)
-        sleep_ms(20);
+    int64_t until = support_mono_ms() + 20000;
+    while (file_size(runs_path) < 2 && support_mono_ms() < until)
+        support_sleep_ms(20);
     cr_assert_eq(file_size(runs_path), 2, "the handler did not run twice");
     /* The third delivery arrives (after 1.1 to 1.5 s) and waits in a batch
      * that cannot begin; then the process is killed or stopped. */
     sqlite3 *lock = lock_db(dir, "worker");
-    sleep_ms(2500);
+    support_sleep_ms(2500);
     kill(pid, sig);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -171,9 +158,9 @@ static void last_delivery_in_hand(int sig)
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
     unlock_db(lock);
     pid = spawn_worker(dir, server.url, false);
-    until = mono_ms() + 20000;
-    while (parked(dir) == 0 && mono_ms() < until)
-        sleep_ms(50);
+    until = support_mono_ms() + 20000;
+    while (parked(dir) == 0 && support_mono_ms() < until)
+        support_sleep_ms(50);
     cr_assert_eq(parked(dir), 1, "the event was neither applied nor parked");
     cr_assert_eq(file_size(runs_path), 2, "the handler ran on the last delivery");
     kill(pid, SIGTERM);
@@ -201,7 +188,7 @@ static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
     atomic_fetch_add(&slow_runs, 1);
     if (ev->attempt > 1)
         atomic_fetch_add(&redelivered, 1);
-    sleep_ms(250);
+    support_sleep_ms(250);
     return CHOREO_DONE;
 }
 
@@ -231,7 +218,7 @@ Test(lastdelivery, slow_batches_longer_than_ack_wait_are_not_redelivered_while_t
     }
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
     cr_assert(support_wait(twelve_done, svc, 30000), "not all handled");
-    sleep_ms(1500); /* a late redelivery would show now */
+    support_sleep_ms(1500); /* a late redelivery would show now */
     choreo_stats st = support_stats(svc);
     cr_assert_eq(atomic_load(&redelivered), 0, "%d deliveries were repeated while the batch ran",
                  atomic_load(&redelivered));

@@ -17,19 +17,6 @@
 
 #include "support.h"
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
-}
-
 static choreo_result done(choreo_tx *tx, const choreo_event *ev, void *user)
 {
     return CHOREO_DONE;
@@ -38,7 +25,7 @@ static choreo_result done(choreo_tx *tx, const choreo_event *ev, void *user)
 /* Waits up to ms for the child; returns true with its status when it ended. */
 static bool wait_child(pid_t pid, int ms, int *status)
 {
-    for (int64_t until = mono_ms() + ms; mono_ms() < until; sleep_ms(10))
+    for (int64_t until = support_mono_ms() + ms; support_mono_ms() < until; support_sleep_ms(10))
         if (waitpid(pid, status, WNOHANG) == pid)
             return true;
     return false;
@@ -94,7 +81,7 @@ Test(lifecycle, a_failed_start_can_be_retried_on_the_same_service_object, .timeo
 
 static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
 {
-    sleep_ms(1500);
+    support_sleep_ms(1500);
     return CHOREO_DONE;
 }
 
@@ -133,9 +120,9 @@ Test(lifecycle, a_second_sigterm_while_stopping_does_not_kill_the_service, .time
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     pid_t pid = spawn_run(dir, server.url, slow, 1, 3, NULL);
-    sleep_ms(1000); /* the first slow handler is running */
+    support_sleep_ms(1000); /* the first slow handler is running */
     kill(pid, SIGTERM);
-    sleep_ms(100);
+    support_sleep_ms(100);
     kill(pid, SIGTERM);
     int status;
     cr_assert(wait_child(pid, 20000, &status), "the service did not stop");
@@ -151,16 +138,16 @@ Test(lifecycle, sigterm_stops_a_service_that_cannot_reach_nats, .timeout = 60)
     char url[64];
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", support_free_port());
     pid_t pid = spawn_run(dir, url, done, 1, 0, NULL);
-    sleep_ms(1500); /* it is retrying the connection now */
-    int64_t sent = mono_ms();
+    support_sleep_ms(1500); /* it is retrying the connection now */
+    int64_t sent = support_mono_ms();
     kill(pid, SIGTERM);
     int status;
     cr_assert(wait_child(pid, 5000, &status), "SIGTERM was ignored while connecting");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-    cr_assert_lt(mono_ms() - sent, 2000);
+    cr_assert_lt(support_mono_ms() - sent, 2000);
 
     pid = spawn_run(dir, url, done, 1, 0, NULL);
-    sleep_ms(500);
+    support_sleep_ms(500);
     kill(pid, SIGINT);
     cr_assert(wait_child(pid, 5000, &status), "SIGINT was ignored while connecting");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
@@ -173,7 +160,7 @@ Test(lifecycle, run_can_be_called_again_after_it_returned, .timeout = 60)
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     pid_t pid = spawn_run(dir, server.url, done, 2, 1, NULL);
-    sleep_ms(800);
+    support_sleep_ms(800);
     kill(pid, SIGTERM);
     int status;
     cr_assert_not(wait_child(pid, 1500, &status),
@@ -216,7 +203,7 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
     support_tmpdir(dir2, sizeof dir2);
     support_server(&server, dir, NULL, NULL);
     pid_t first = spawn_run(dir, server.url, done, 1, 0, NULL);
-    sleep_ms(1000); /* its fetch threads are reading the consumer now */
+    support_sleep_ms(1000); /* its fetch threads are reading the consumer now */
     choreo_config *cfg = support_config(dir2, "worker", server.url, "log_level=error", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
@@ -265,7 +252,7 @@ Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .t
         execl(natsd_binary(), natsd_binary(), "-a", "127.0.0.1", "-p", portstr, (char *)NULL);
         _exit(127);
     }
-    sleep_ms(500);
+    support_sleep_ms(500);
     choreo_config *cfg = support_config(dir, "worker", url, "log_level=error", NULL);
     struct starter st = { .svc = support_service(cfg) };
     choreo_config_destroy(cfg);
@@ -273,7 +260,7 @@ Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .t
     cr_assert_eq(choreo_service_on(st.svc, "Work", done, NULL), CHOREO_OK);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
-    sleep_ms(2500);
+    support_sleep_ms(2500);
     cr_assert_eq(atomic_load(&st.result), -1, "start gave up on a broker that is not ready: %d",
                  atomic_load(&st.result));
     kill(plain, SIGTERM);
@@ -282,8 +269,8 @@ Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .t
     char sd[600];
     snprintf(sd, sizeof sd, "%s/nats", dir);
     cr_assert_eq(natsd_start(&server, sd, port, NULL, NULL), 0);
-    for (int64_t until = mono_ms() + 15000; atomic_load(&st.result) == -1 && mono_ms() < until;)
-        sleep_ms(20);
+    for (int64_t until = support_mono_ms() + 15000; atomic_load(&st.result) == -1 && support_mono_ms() < until;)
+        support_sleep_ms(20);
     cr_assert_eq(atomic_load(&st.result), CHOREO_OK, "start: %d", atomic_load(&st.result));
     pthread_join(t, NULL);
     support_emit(st.svc, "Work", "s1", 1, NULL);
