@@ -8,11 +8,23 @@
 set -euo pipefail
 demo=$1 shop=$2 build=$3
 dir=$(mktemp -d "${TMPDIR:-/tmp}/choreo-demo-test-XXXXXX")
-trap 'rm -rf "$dir"' EXIT
+sanitizers="AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error"
+# sanitizer_reports: what a sanitizer wrote into the services' logs.
+sanitizer_reports() {
+    grep -hE -A40 "$sanitizers" "$dir"/run/*.log 2>/dev/null | head -200 >&2 || true
+}
+# A failed run shows any sanitizer report before its logs are removed.
+cleanup() {
+    [ $? -ne 0 ] && sanitizer_reports
+    rm -rf "$dir"
+}
+trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+rc=0
 "$demo" --build-dir "$build" --orders 120 --json --deadline-ms 3000 --window 40 \
-    --dir "$dir/run" >"$dir/out.json" || { cat "$dir/out.json"; fail "shop-demo exited $?"; }
+    --dir "$dir/run" >"$dir/out.json" || rc=$?
+[ $rc -eq 0 ] || { cat "$dir/out.json"; fail "shop-demo exited $rc"; }
 
 python3 - "$dir/out.json" <<'PY' || fail "the demo's JSON summary is wrong: $(cat "$dir/out.json")"
 import json, sys
@@ -39,8 +51,7 @@ assert d["service_restarts"] == 0, d
 assert d["sagas_per_s"] > 0 and 0 < d["p50_ms"] <= d["p99_ms"], d
 PY
 
-if grep -lE "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$dir"/run/*.log; then
-    grep -hE -A40 "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$dir"/run/*.log | head -200 >&2 || true
+if grep -lE "$sanitizers" "$dir"/run/*.log; then
     fail "a service reported a sanitizer error (logs above)"
 fi
 "$shop" check --dir "$dir/run" --final >"$dir/check.txt" || { cat "$dir/check.txt"; fail "check of the demo's databases"; }

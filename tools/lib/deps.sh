@@ -1,6 +1,8 @@
 # Installs the Debian packages choreo needs when they are missing.
 # Sourced by tools/test and tools/demo; defines choreo_install_deps.
 
+# build-essential brings gcc's sanitizer runtimes (libasan8, libubsan1 and
+# libtsan2, through libgcc-12-dev) for the sanitizer builds of tools/test.
 CHOREO_PACKAGES="build-essential pkg-config meson ninja-build python3 nats-server \
 libnats-dev libmsgpack-dev libcriterion-dev libsqlite3-dev sqlite3"
 

@@ -52,6 +52,8 @@ void crshim_check(bool ok, bool fatal, const char *file, int line, const char *e
  * none; printf ignores an argument its format does not use. */
 #define CRSHIM_BOOL(fatal, cond, ...)                                                      \
     crshim_check((cond) ? true : false, fatal, __FILE__, __LINE__, #cond, __VA_ARGS__)
+#define CRSHIM_NOT(fatal, cond, ...)                                                       \
+    crshim_check((cond) ? false : true, fatal, __FILE__, __LINE__, "!(" #cond ")", __VA_ARGS__)
 #define CRSHIM_CMP(fatal, op, a, b, ...)                                                   \
     crshim_check((a) op (b), fatal, __FILE__, __LINE__, #a " " #op " " #b, __VA_ARGS__)
 #define CRSHIM_NULL(fatal, op, a, ...)                                                     \
@@ -59,8 +61,11 @@ void crshim_check(bool ok, bool fatal, const char *file, int line, const char *e
 #define CRSHIM_STR(fatal, op, a, b, ...)                                                   \
     crshim_check(strcmp((a), (b)) op 0, fatal, __FILE__, __LINE__,                         \
                  "strcmp(" #a ", " #b ") " #op " 0", __VA_ARGS__)
+#define CRSHIM_EMPTY(fatal, op, a, ...)                                                    \
+    crshim_check((a)[0] op '\0', fatal, __FILE__, __LINE__, #a "[0] " #op " '\\0'", __VA_ARGS__)
 
 #define cr_assert(...) CRSHIM_BOOL(true, __VA_ARGS__, "")
+#define cr_assert_not(...) CRSHIM_NOT(true, __VA_ARGS__, "")
 #define cr_assert_eq(...) CRSHIM_CMP(true, ==, __VA_ARGS__, "")
 #define cr_assert_neq(...) CRSHIM_CMP(true, !=, __VA_ARGS__, "")
 #define cr_assert_lt(...) CRSHIM_CMP(true, <, __VA_ARGS__, "")
@@ -71,13 +76,22 @@ void crshim_check(bool ok, bool fatal, const char *file, int line, const char *e
 #define cr_assert_not_null(...) CRSHIM_NULL(true, !=, __VA_ARGS__, "")
 #define cr_assert_str_eq(...) CRSHIM_STR(true, ==, __VA_ARGS__, "")
 #define cr_assert_str_neq(...) CRSHIM_STR(true, !=, __VA_ARGS__, "")
+#define cr_assert_str_empty(...) CRSHIM_EMPTY(true, ==, __VA_ARGS__, "")
+#define cr_assert_str_not_empty(...) CRSHIM_EMPTY(true, !=, __VA_ARGS__, "")
 
 #define cr_expect(...) CRSHIM_BOOL(false, __VA_ARGS__, "")
+#define cr_expect_not(...) CRSHIM_NOT(false, __VA_ARGS__, "")
 #define cr_expect_eq(...) CRSHIM_CMP(false, ==, __VA_ARGS__, "")
 #define cr_expect_neq(...) CRSHIM_CMP(false, !=, __VA_ARGS__, "")
 #define cr_expect_lt(...) CRSHIM_CMP(false, <, __VA_ARGS__, "")
 #define cr_expect_leq(...) CRSHIM_CMP(false, <=, __VA_ARGS__, "")
 #define cr_expect_gt(...) CRSHIM_CMP(false, >, __VA_ARGS__, "")
 #define cr_expect_geq(...) CRSHIM_CMP(false, >=, __VA_ARGS__, "")
+#define cr_expect_null(...) CRSHIM_NULL(false, ==, __VA_ARGS__, "")
+#define cr_expect_not_null(...) CRSHIM_NULL(false, !=, __VA_ARGS__, "")
+#define cr_expect_str_eq(...) CRSHIM_STR(false, ==, __VA_ARGS__, "")
+#define cr_expect_str_neq(...) CRSHIM_STR(false, !=, __VA_ARGS__, "")
+#define cr_expect_str_empty(...) CRSHIM_EMPTY(false, ==, __VA_ARGS__, "")
+#define cr_expect_str_not_empty(...) CRSHIM_EMPTY(false, !=, __VA_ARGS__, "")
 
 #endif
