@@ -406,11 +406,12 @@ static choreo_status commit_batch(choreo_service *svc)
     return choreo__store_commit(svc->store);
 }
 
-/* Tells the server that a message which has waited half its AckWait in
- * this batch is still being worked on, so that its AckWait starts again. */
+/* Tells the server that a message which has waited a share of its AckWait
+ * in this batch is still being worked on, so that its AckWait starts again. */
 static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
 {
-    if (it->kind == ITEM_EVENT && now_us - it->queued_us > svc->cfg->ack_wait_ms * 500) {
+    if (it->kind == ITEM_EVENT &&
+        now_us - it->queued_us > svc->cfg->ack_wait_ms * 1000 / CHOREO_KEEP_ALIVE_DIVISOR) {
         natsMsg_InProgress(it->msg, NULL);
         it->queued_us = now_us;
     }

@@ -30,10 +30,13 @@
 /* A batch is committed early once it has run this share of ack_wait_ms
  * (and at most CHOREO_BATCH_CUT_MAX_MS), so that a batch of slow handlers
  * neither outlives its messages' AckWait nor holds the write lock for long;
- * a message that waited half of ack_wait_ms in the queue is told to the
- * server as still in progress before it is handled. */
-#define CHOREO_BATCH_CUT_DIVISOR 3
+ * a message of the batch that has waited this share of ack_wait_ms since
+ * its fetch (or its last such signal) is told to the server as still in
+ * progress. A quarter leaves room for a handler, a commit and a busy
+ * machine between two looks before the AckWait runs out. */
+#define CHOREO_BATCH_CUT_DIVISOR 4
 #define CHOREO_BATCH_CUT_MAX_MS 1000
+#define CHOREO_KEEP_ALIVE_DIVISOR 4
 
 /* One size for every reason text written to choreo_dead. */
 #define CHOREO_REASON_MAX 512
