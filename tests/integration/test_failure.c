@@ -353,7 +353,9 @@ Test(failure, a_database_locked_by_another_process_delays_but_loses_nothing, .ti
     snprintf(path, sizeof path, "%s/worker.db", w.dir);
     sqlite3 *locker;
     cr_assert_eq(sqlite3_open(path, &locker), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(locker, 5000); /* the worker's relay may be writing right now */
+    cr_assert_eq(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(locker));
     /* Another service sends the events: this one's own outbox needs the lock too. */
     choreo_config *cfg = support_config(w.dir, "sender", w.server.url, NULL);
     choreo_service *sender = support_service(cfg);
