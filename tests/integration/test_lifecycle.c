@@ -203,7 +203,23 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
     support_tmpdir(dir2, sizeof dir2);
     support_server(&server, dir, NULL, NULL);
     pid_t first = spawn_run(dir, server.url, done, 1, 0, NULL);
-    support_sleep_ms(1000); /* its fetch threads are reading the consumer now */
+    /* Wait until its fetch threads are reading the consumer. */
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    bool reading = false;
+    for (int64_t until = support_mono_ms() + 20000; !reading && support_mono_ms() < until;) {
+        jsConsumerInfo *ci = NULL;
+        if (js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Work", NULL, NULL) == NATS_OK) {
+            reading = ci->NumWaiting > 0;
+            jsConsumerInfo_Destroy(ci);
+        }
+        support_sleep_ms(20);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    cr_assert(reading, "the first instance never started reading");
     choreo_config *cfg = support_config(dir2, "worker", server.url, "log_level=error", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
