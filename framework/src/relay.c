@@ -224,7 +224,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
             return true;
         natsMsg_Destroy(m); /* still ours: nats.c did not take it */
         pthread_mutex_lock(&r->lock);
-        e->state = FAILED;
+        r->nbatch--; /* never sent: no PubAck will come for it */
         r->outstanding--;
         pthread_mutex_unlock(&r->lock);
     }
