@@ -46,3 +46,24 @@ choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, con
                ? CHOREO_OK
                : choreo__store_error(st->db, rc, "looking for a parked message");
 }
+
+choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, const char *consumer,
+                                              const char *event_type, const char *reason,
+                                              int64_t now_ms)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_FROM_OUTBOX,
+        "INSERT INTO choreo_dead(consumer, event_id, event_type, subject, body, reason,"
+        " attempts, parked_at) SELECT ?1, event_id, ?2, subject, body, ?3, attempts + 1, ?4"
+        " FROM choreo_outbox WHERE seq = ?5 AND published_at IS NULL");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, consumer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, event_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now_ms);
+    sqlite3_bind_int64(s, 5, seq);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK
+                             : choreo__store_error(st->db, rc, "parking an outbox row");
+}

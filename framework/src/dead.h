@@ -18,6 +18,12 @@ typedef struct choreo_dead_row {
 /* Inserts a parked message in the current transaction. */
 choreo_status choreo__dead_insert(choreo_store *st, const choreo_dead_row *row, int64_t now_ms);
 
+/* Parks the unpublished outbox row seq (its event id, subject and body)
+ * under consumer, in the current transaction. */
+choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, const char *consumer,
+                                              const char *event_type, const char *reason,
+                                              int64_t now_ms);
+
 /* Whether the consumer already has this event parked (a repeated delivery
  * of a message whose park committed but whose Term never reached the server). */
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,

@@ -397,15 +397,6 @@ static choreo_status begin_batch(choreo_service *svc)
     }
 }
 
-static choreo_status commit_batch(choreo_service *svc)
-{
-    if (choreo__extras_commit_fails(&svc->extras)) {
-        choreo__store_rollback(svc->store);
-        return choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
-    }
-    return choreo__store_commit(svc->store);
-}
-
 /* Tells the server that a message which has waited a share of its AckWait
  * in this batch is still being worked on, so that its AckWait starts again. */
 static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
@@ -449,7 +440,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
         }
         if (t.last_delivery)
             choreo__extras_crash(&svc->extras, CP_LAST_DELIVERY);
-        s = commit_batch(svc);
+        s = choreo__extras_commit(&svc->extras, svc->store);
         if (s != CHOREO_OK)
             CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                        "commit failed; the batch will be redelivered", "n=%d err=\"%s\"", taken,

@@ -85,11 +85,23 @@ choreo_status choreo__extras_emit(choreo_extras *x, choreo_naive_list *naive, ch
     return s;
 }
 
-bool choreo__extras_commit_fails(choreo_extras *x)
+choreo_status choreo__extras_disk_full(choreo_extras *x)
 {
     /* Only while the service runs: an injected fault at the service's own
      * set-up (its schema) would only stop it from starting. */
-    return x->faults.any && atomic_load(&x->js) && choreo__fault_disk_full(&x->faults);
+    if (!x->faults.any || !atomic_load(&x->js) || !choreo__fault_disk_full(&x->faults))
+        return CHOREO_OK;
+    return choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
+}
+
+choreo_status choreo__extras_commit(choreo_extras *x, choreo_store *st)
+{
+    choreo_status s = choreo__extras_disk_full(x);
+    if (s != CHOREO_OK) {
+        choreo__store_rollback(st);
+        return s;
+    }
+    return choreo__store_commit(st);
 }
 
 int choreo__extras_committed(choreo_extras *x, choreo_naive_list *naive)

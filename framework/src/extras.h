@@ -54,8 +54,14 @@ choreo_status choreo__extras_emit(choreo_extras *x, choreo_naive_list *naive, ch
                                   const char *subject, const uint8_t *body, size_t len,
                                   int64_t ts_ms, bool due_now, bool *taken);
 
-/* Just before a COMMIT: true when it must fail as on a full disk. */
-bool choreo__extras_commit_fails(choreo_extras *x);
+/* Just before a write that commits: CHOREO_ESTORE, with the error text of a
+ * full disk, when an injected disk_full episode is under way or starts now;
+ * CHOREO_OK otherwise. */
+choreo_status choreo__extras_disk_full(choreo_extras *x);
+
+/* Commits st's open transaction, or rolls it back and fails as on a full
+ * disk when choreo__extras_disk_full says so. */
+choreo_status choreo__extras_commit(choreo_extras *x, choreo_store *st);
 
 /* After a commit: naive mode publishes the held events through x->js
  * (returns how many failed, which are lost: that is the demonstration). */

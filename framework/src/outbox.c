@@ -147,3 +147,16 @@ choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out)
                       "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0, out,
                       "counting unpublished outbox rows");
 }
+
+choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DELETE,
+                                         "DELETE FROM choreo_outbox WHERE seq = ?1");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_int64(s, 1, seq);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK
+                             : choreo__store_error(st->db, rc, "deleting an outbox row");
+}

@@ -39,6 +39,9 @@ choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seq
 /* Records a failed publish attempt for a row (outside any transaction). */
 choreo_status choreo__outbox_record_failure(choreo_store *st, int64_t seq, const char *error);
 
+/* Deletes row seq in the current transaction. */
+choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq);
+
 /* Earliest publish_at of an unpublished row, or INT64_MAX when none. */
 choreo_status choreo__outbox_next_due(choreo_store *st, int64_t *out_ms);
 

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dead.h"
 #include "envelope.h"
 #include "extras.h"
 #include "outbox.h"
@@ -280,10 +281,8 @@ static void mark_held(choreo_relay *r)
         return;
     choreo__extras_crash(&svc->extras, CP_AFTER_PUBLISH_BEFORE_MARK);
     for (int attempt = 1;; attempt++) {
-        choreo_status s;
-        if (choreo__extras_commit_fails(&svc->extras))
-            s = choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
-        else
+        choreo_status s = choreo__extras_disk_full(&svc->extras);
+        if (s == CHOREO_OK)
             s = choreo__outbox_mark_published(r->st, r->held, r->nheld, choreo__now_ms(),
                                               &svc->extras.crash);
         if (s == CHOREO_OK || atomic_load(&svc->stop) || attempt >= CHOREO_RELAY_MARK_ATTEMPTS)
@@ -301,33 +300,14 @@ static void mark_held(choreo_relay *r)
 /* Moves one refused row from the outbox to choreo_dead in one transaction. */
 static choreo_status set_aside_one(choreo_relay *r, const struct aside *a)
 {
-    sqlite3 *db = r->st->db;
     choreo_status s = choreo__store_begin(r->st);
     if (s != CHOREO_OK)
         return s;
-    sqlite3_stmt *ins = NULL, *del = NULL;
-    int rc = sqlite3_prepare_v2(db,
-        "INSERT INTO choreo_dead(consumer, event_id, event_type, subject, body, reason,"
-        " attempts, parked_at) SELECT ?1, event_id, ?2, subject, body, ?3, attempts + 1, ?4"
-        " FROM choreo_outbox WHERE seq = ?5 AND published_at IS NULL", -1, &ins, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "DELETE FROM choreo_outbox WHERE seq = ?1", -1, &del, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(ins, 1, CHOREO_OUTBOX_CONSUMER, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 2, a->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, a->reason, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 4, choreo__now_ms());
-        sqlite3_bind_int64(ins, 5, a->seq);
-        rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-    }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(del, 1, a->seq);
-        rc = sqlite3_step(del) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-    }
-    sqlite3_finalize(ins);
-    sqlite3_finalize(del);
-    if (rc != SQLITE_OK) {
-        s = choreo__store_error(db, rc, "setting aside an outbox row the broker refuses");
+    s = choreo__dead_insert_from_outbox(r->st, a->seq, CHOREO_OUTBOX_CONSUMER, a->type, a->reason,
+                                        choreo__now_ms());
+    if (s == CHOREO_OK)
+        s = choreo__outbox_delete(r->st, a->seq);
+    if (s != CHOREO_OK) {
         choreo__store_rollback(r->st);
         return s;
     }

@@ -182,13 +182,7 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
                             "transactions are committed by the dispatcher");
     choreo__clear_error();
     choreo_service *svc = tx->svc;
-    choreo_status s;
-    if (choreo__extras_commit_fails(&svc->extras)) {
-        choreo__store_rollback(tx->st);
-        s = choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
-    } else {
-        s = choreo__store_commit(tx->st);
-    }
+    choreo_status s = choreo__extras_commit(&svc->extras, tx->st);
     pthread_mutex_unlock(&svc->cmd_lock);
     if (s == CHOREO_OK && tx->emitted > 0) {
         choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);

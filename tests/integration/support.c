@@ -97,6 +97,18 @@ long long support_count(const char *dir, const char *name, const char *sql)
     return n;
 }
 
+bool support_wait_count(const char *dir, const char *name, const char *sql, long long want,
+                        int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        if (support_count(dir, name, sql) == want)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        support_sleep_ms(20);
+    }
+}
+
 void support_exec(const char *dir, const char *name, const char *sql)
 {
     sqlite3 *db = open_db(dir, name, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -187,4 +199,14 @@ void support_sleep_ms(int64_t ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
     nanosleep(&ts, NULL);
+}
+
+void support_env_without_choreo(char *envp[], int cap)
+{
+    extern char **environ;
+    int n = 0;
+    for (char **e = environ; *e && n < cap - 1; e++)
+        if (strncmp(*e, "CHOREO_", 7) != 0)
+            envp[n++] = *e;
+    envp[n] = NULL;
 }

@@ -29,6 +29,11 @@ bool support_wait(bool (*cond)(void *), void *arg, int timeout_ms);
 /* Opens the service's database file read-only and runs a one-number query. */
 long long support_count(const char *dir, const char *name, const char *sql);
 
+/* Polls support_count(dir, name, sql) every 20 ms up to timeout_ms; true
+ * once it returned want. */
+bool support_wait_count(const char *dir, const char *name, const char *sql, long long want,
+                        int timeout_ms);
+
 /* Creates a business table in a service's database before it starts. */
 void support_exec(const char *dir, const char *name, const char *sql);
 
@@ -39,6 +44,10 @@ void support_emit(choreo_service *svc, const char *type, const char *saga, int64
 /* fork() for tests: the child is killed when the test process dies, so a
  * failed assertion never leaves a service process behind. */
 pid_t support_fork(void);
+
+/* Fills envp (cap entries, NULL-terminated) with this process's environment
+ * less its CHOREO_* variables, for a program the test runs. */
+void support_env_without_choreo(char *envp[], int cap);
 
 /* A loopback TCP port that was free a moment ago. */
 int support_free_port(void);

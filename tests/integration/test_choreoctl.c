@@ -19,23 +19,28 @@
 
 #include "support.h"
 
-extern char **environ;
 
 /* The "bug" in the handler: while set, every event is rejected and parked. */
 static atomic_bool broken;
+
+/* Inserts the event's id into the business table "applied". */
+static bool record_applied(choreo_tx *tx, const choreo_event *ev)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO applied(event_id) VALUES (?1)", -1,
+                           &s, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE;
+}
 
 /* Records the event in a business row, then rejects while broken: the row
  * must survive only when the handler returns DONE. */
 static choreo_result fragile(choreo_tx *tx, const choreo_event *ev, void *user)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO applied(event_id) VALUES (?1)", -1,
-                           &s, NULL) != SQLITE_OK)
-        return CHOREO_RETRY;
-    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    if (!record_applied(tx, ev))
         return CHOREO_RETRY;
     return atomic_load(&broken) ? CHOREO_REJECT : CHOREO_DONE;
 }
@@ -111,11 +116,7 @@ static void ctl(struct ctl_run *r, const char *dir, const char *url, ...)
     va_end(ap);
     argv[argc] = NULL;
     char *envp[256];
-    int envc = 0;
-    for (char **e = environ; *e && envc < 255; e++)
-        if (strncmp(*e, "CHOREO_", 7) != 0)
-            envp[envc++] = *e;
-    envp[envc] = NULL;
+    support_env_without_choreo(envp, 256);
     posix_spawn_file_actions_t fa;
     cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
     cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 1, out_path,
@@ -402,14 +403,7 @@ Test(choreoctl, output_escapes_hostile_text_and_retry_all_retries_each, .timeout
 /* Applies every event: a second consumer of the type, in its own service. */
 static choreo_result steady(choreo_tx *tx, const choreo_event *ev, void *user)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO applied(event_id) VALUES (?1)", -1,
-                           &s, NULL) != SQLITE_OK)
-        return CHOREO_RETRY;
-    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? CHOREO_DONE : CHOREO_RETRY;
+    return record_applied(tx, ev) ? CHOREO_DONE : CHOREO_RETRY;
 }
 
 static long long applied_in(const char *dir, const char *name, const char *event_id)

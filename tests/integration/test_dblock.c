@@ -17,7 +17,6 @@
 
 #include "support.h"
 
-extern char **environ;
 
 static void slurp(const char *path, char *buf, size_t cap)
 {
@@ -166,11 +165,7 @@ static int run(const char *dir, char *const argv[], char *err, size_t cap)
     char err_path[600];
     snprintf(err_path, sizeof err_path, "%s/run.err", dir);
     char *envp[256];
-    int envc = 0;
-    for (char **e = environ; *e && envc < 255; e++)
-        if (strncmp(*e, "CHOREO_", 7) != 0)
-            envp[envc++] = *e;
-    envp[envc] = NULL;
+    support_env_without_choreo(envp, 256);
     posix_spawn_file_actions_t fa;
     cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
     cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0), 0);

@@ -66,7 +66,7 @@ Test(lastdelivery, a_last_delivery_handed_back_by_a_locked_database_is_parked_la
     support_server(&server, dir, NULL, NULL);
     choreo_config *cfg = support_config(dir, "worker", server.url, "max_deliver=3",
                                         "retry_base_ms=1500", "retry_cap_ms=1500",
-                                        "busy_timeout_ms=100", "log_level=info", NULL);
+                                        "busy_timeout_ms=100", "log_level=error", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Job", always_retry, NULL), CHOREO_OK);
@@ -79,9 +79,7 @@ Test(lastdelivery, a_last_delivery_handed_back_by_a_locked_database_is_parked_la
     support_sleep_ms(7000);
     cr_assert_eq(parked(dir), 0);
     unlock_db(lock);
-    int64_t until = support_mono_ms() + 20000;
-    while (parked(dir) == 0 && support_mono_ms() < until)
-        support_sleep_ms(50);
+    support_wait_count(dir, "worker", "SELECT COUNT(*) > 0 FROM choreo_dead", 1, 20000);
     cr_assert_eq(parked(dir), 1, "the event was neither applied nor parked");
     cr_assert_eq(atomic_load(&runs), 2, "the handler ran on the last delivery");
     choreo_service_destroy(svc);
@@ -158,9 +156,7 @@ static void last_delivery_in_hand(int sig)
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
     unlock_db(lock);
     pid = spawn_worker(dir, server.url, false);
-    until = support_mono_ms() + 20000;
-    while (parked(dir) == 0 && support_mono_ms() < until)
-        support_sleep_ms(50);
+    support_wait_count(dir, "worker", "SELECT COUNT(*) > 0 FROM choreo_dead", 1, 20000);
     cr_assert_eq(parked(dir), 1, "the event was neither applied nor parked");
     cr_assert_eq(file_size(runs_path), 2, "the handler ran on the last delivery");
     kill(pid, SIGTERM);

@@ -63,27 +63,16 @@ static choreo_status emit_big(choreo_service *svc, const char *type, size_t len)
 /* Waits up to 5 s for a row in choreo_dead. */
 static bool wait_parked(const char *dir)
 {
-    for (int waited = 0; waited < 5000; waited += 20) {
-        if (support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead") > 0)
-            return true;
-        struct timespec ts = { 0, 20 * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    return support_wait_count(dir, "worker", "SELECT COUNT(*) > 0 FROM choreo_dead", 1, 5000);
 }
 
 /* Waits up to 5 s until no outbox row is left unpublished (the relay marks
  * a batch published once the next one is on its way, or at its next scan). */
 static bool wait_all_published(const char *dir)
 {
-    for (int waited = 0; waited < 5000; waited += 20) {
-        if (support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_outbox"
-                                         " WHERE published_at IS NULL") == 0)
-            return true;
-        struct timespec ts = { 0, 20 * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    return false;
+    return support_wait_count(dir, "worker",
+                              "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0,
+                              5000);
 }
 
 static choreo_service *worker(const char *dir, const char *url)
