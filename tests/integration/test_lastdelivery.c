@@ -184,7 +184,7 @@ static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
     atomic_fetch_add(&slow_runs, 1);
     if (ev->attempt > 1)
         atomic_fetch_add(&redelivered, 1);
-    support_sleep_ms(250);
+    support_sleep_ms(300);
     return CHOREO_DONE;
 }
 
@@ -200,13 +200,13 @@ Test(lastdelivery, slow_batches_longer_than_ack_wait_are_not_redelivered_while_t
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    choreo_config *cfg = support_config(dir, "worker", server.url, "ack_wait_ms=1000",
+    choreo_config *cfg = support_config(dir, "worker", server.url, "ack_wait_ms=2000",
                                         "log_level=error", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Slow", slow, NULL), CHOREO_OK);
     /* Twelve events published at once: one fetch, one dispatch batch of
-     * 3 s of handlers against an AckWait of 1 s. */
+     * 3.6 s of handlers against an AckWait of 2 s. */
     for (int i = 0; i < 12; i++) {
         char saga[16];
         snprintf(saga, sizeof saga, "s%d", i);
@@ -214,7 +214,7 @@ Test(lastdelivery, slow_batches_longer_than_ack_wait_are_not_redelivered_while_t
     }
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
     cr_assert(support_wait(twelve_done, svc, 30000), "not all handled");
-    support_sleep_ms(1500); /* a late redelivery would show now */
+    support_sleep_ms(2500); /* a late redelivery would show now */
     choreo_stats st = support_stats(svc);
     cr_assert_eq(atomic_load(&redelivered), 0, "%d deliveries were repeated while the batch ran",
                  atomic_load(&redelivered));
