@@ -140,6 +140,11 @@ typedef enum choreo_log_level {
  *                      must outlive the real stream's max age, checked at
  *                      start [691200 = 8 days]
  *   prune_interval_s   how often old rows are pruned [60]
+ *   consumer_start     where a handler's new durable consumer starts: all
+ *                      (every event still in the stream), new (events
+ *                      published from then on) or an RFC 3339 time such as
+ *                      2026-11-30T08:00:00Z [all]; an existing consumer
+ *                      keeps its position
  */
 typedef struct choreo_config choreo_config;
 
@@ -164,15 +169,30 @@ CHOREO_API CHOREO_WUR choreo_status choreo_config_set(choreo_config *cfg,
  * thread changes the environment (setenv, putenv). */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_from_env(choreo_config *cfg);
 
-/* Applies command-line flags argv[1..argc-1]. Flags choreo knows are removed
- * from argv and *argc is updated; other arguments are left in place, in
- * order, for the program. "--" stops flag processing and is itself left in
- * argv. Values are copied; argv's strings are not changed, only the order of
- * the pointers. On failure *argc is unchanged, argv may be partly reordered,
- * and the flags before the bad one stay applied: report the error and exit. */
+/* Applies command-line flags argv[1..argc-1] ("--key-name value" or
+ * "--key-name=value"). Flags choreo knows are removed from argv and *argc is
+ * updated. Left in place, in order, for the program: arguments that do not
+ * start with "--" (including short flags such as -v), "--help", and the
+ * program's own flags declared with choreo_config_accept_flag (with their
+ * value). Any other "--flag" is refused with CHOREO_ECONFIG naming it and
+ * the closest known flag, so that a typo such as --nats-ulr cannot leave a
+ * setting at its default unnoticed. "--" stops flag processing and is
+ * itself left in argv. Values are copied; argv's strings are not changed,
+ * only the order of the pointers. On failure *argc is unchanged, argv may be
+ * partly reordered, and the flags before the bad one stay applied: report
+ * the error and exit. */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_from_args(choreo_config *cfg,
                                                             int *argc,
                                                             char **argv);
+
+/* Declares a flag of the program's own, "--name" or "name", so that
+ * choreo_config_from_args leaves it in argv instead of refusing it. With
+ * takes_value, the argument after it ("--orders 10") is left in argv too;
+ * "--orders=10" works either way. Fails with CHOREO_EINVAL for a name that
+ * is empty, holds '=', or is a choreo setting's flag. */
+CHOREO_API CHOREO_WUR choreo_status choreo_config_accept_flag(choreo_config *cfg,
+                                                              const char *flag,
+                                                              bool takes_value);
 
 /* Checks that required keys are set and values agree with each other.
  * choreo_service_create runs it too. It cannot see the stream: the inbox

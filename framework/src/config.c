@@ -10,13 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "status.h"
 
 extern char **environ;
 
-enum kind { K_STR, K_NAME, K_SUBJECT, K_ENUM, K_INT, K_SECRET };
+enum kind { K_STR, K_NAME, K_SUBJECT, K_ENUM, K_INT, K_SECRET, K_START };
 
 struct key {
     const char *name;
@@ -87,6 +88,10 @@ static const struct key keys[] = {
       "age); 0 keeps them" },
     { "prune_interval_s", K_INT, S(prune_interval_s), "60", 1, 86400, NULL,
       "how often old outbox, inbox and barrier rows are pruned, s" },
+    { "consumer_start", K_START, S(consumer_start), "all", 0, 0, NULL,
+      "where a handler's new durable consumer starts: all (every event still in the "
+      "stream), new (events published from then on), or a UTC time such as "
+      "2026-11-30T08:00:00Z; a consumer that exists keeps its position" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -142,9 +147,79 @@ static bool choice_valid(const char *choices, const char *v)
     return false;
 }
 
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Parses an RFC 3339 time, "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)",
+ * into ns since the epoch. */
+static bool parse_time(const char *s, int64_t *ns)
+{
+    int y, mo, d, h, mi, sec;
+    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
+        return false;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    const char *p = s + 19;
+    int64_t frac = 0, scale = 1000000000;
+    if (*p == '.') {
+        if (p[1] < '0' || p[1] > '9')
+            return false;
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (*p - '0') * scale;
+            }
+        }
+    }
+    int64_t offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        offset_s = (int64_t)(oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                     .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d) /* 2026-02-30 normalises to March */
+        return false;
+    *ns = ((int64_t)t - offset_s) * 1000000000LL + frac;
+    return true;
+}
+
 static choreo_status apply(choreo_config *cfg, const struct key *k, const char *value,
                            const char *origin)
 {
+    if (k->kind == K_START) {
+        int64_t ns = CHOREO_START_ALL;
+        if (strcmp(value, "new") == 0)
+            ns = CHOREO_START_NEW;
+        else if (strcmp(value, "all") != 0 && !parse_time(value, &ns))
+            return choreo__fail(CHOREO_ECONFIG,
+                                "%s: \"%s\" is not all, new or a UTC time such as "
+                                "2026-11-30T08:00:00Z (RFC 3339, with Z or an offset)",
+                                origin, value);
+        cfg->consumer_start_ns = ns;
+    }
     if (k->kind == K_INT) {
         char *end;
         errno = 0;
@@ -207,6 +282,10 @@ void choreo_config_destroy(choreo_config *cfg)
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].kind != K_INT)
             free(*str_field(cfg, &keys[i]));
+    for (int i = 0; i < cfg->nown_flags; i++)
+        free(cfg->own_flags[i]);
+    free(cfg->own_flags);
+    free(cfg->own_flag_value);
     free(cfg);
 }
 
@@ -216,6 +295,10 @@ choreo_config *choreo__config_clone(const choreo_config *src)
     if (!cfg)
         return NULL;
     memcpy(cfg, src, sizeof *cfg);
+    /* The program's own flags matter only to choreo_config_from_args. */
+    cfg->own_flags = NULL;
+    cfg->own_flag_value = NULL;
+    cfg->nown_flags = 0;
     bool ok = true;
     for (size_t i = 0; i < NKEYS; i++) {
         if (keys[i].kind == K_INT)
@@ -292,17 +375,124 @@ choreo_status choreo_config_from_env(choreo_config *cfg)
     return CHOREO_OK;
 }
 
-/* Matches "--key-name" or "--key-name=value" against a key; sets *inline_value. */
-static const struct key *match_flag(const char *arg, const char **inline_value)
+/* The flag's name without "--" and "=value", in *name (a key's spelling:
+ * '-' becomes '_' when underscores is set); *inline_value is the text after
+ * '=' or NULL. False when the name does not fit. */
+static bool flag_name(const char *arg, bool underscores, char *name, size_t cap,
+                      const char **inline_value)
 {
-    char name[64];
     size_t n = 0;
     const char *p = arg + 2;
-    for (; *p && *p != '=' && n + 1 < sizeof name; p++)
-        name[n++] = *p == '-' ? '_' : *p;
+    for (; *p && *p != '='; p++) {
+        if (n + 1 >= cap)
+            return false;
+        name[n++] = underscores && *p == '-' ? '_' : *p;
+    }
     name[n] = '\0';
     *inline_value = *p == '=' ? p + 1 : NULL;
-    return find_key(name);
+    return true;
+}
+
+/* Index of the program's own flag arg in cfg->own_flags, or -1. */
+static int own_flag(const choreo_config *cfg, const char *arg)
+{
+    char name[128];
+    const char *value;
+    if (!flag_name(arg, false, name, sizeof name, &value))
+        return -1;
+    for (int i = 0; i < cfg->nown_flags; i++)
+        if (strcmp(cfg->own_flags[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* Edit distance of a and b (both shorter than 64 characters). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 64 || lb >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Writes " (did you mean --x?)" into out for the known flag closest to
+ * name (a flag without "--"), or "" when none is close. */
+static void suggest(const choreo_config *cfg, const char *name, char *out, size_t cap)
+{
+    char best[64] = "", flag[64];
+    size_t best_d = strlen(name) / 3 + 1;
+    for (size_t i = 0; i < NKEYS + (size_t)cfg->nown_flags; i++) {
+        const char *cand = i < NKEYS ? keys[i].name : cfg->own_flags[i - NKEYS];
+        size_t n = 0;
+        for (const char *p = cand; *p && n + 1 < sizeof flag; p++)
+            flag[n++] = *p == '_' && i < NKEYS ? '-' : *p;
+        flag[n] = '\0';
+        size_t d = distance(name, flag);
+        if (d < best_d) {
+            best_d = d;
+            memcpy(best, flag, n + 1);
+        }
+    }
+    if (best[0])
+        snprintf(out, cap, " (did you mean --%s?)", best);
+    else
+        out[0] = '\0';
+}
+
+choreo_status choreo_config_accept_flag(choreo_config *cfg, const char *flag, bool takes_value)
+{
+    if (!cfg || !flag)
+        return choreo__fail(CHOREO_EINVAL, "choreo_config_accept_flag: cfg and flag must not be NULL");
+    const char *name = strncmp(flag, "--", 2) == 0 ? flag + 2 : flag;
+    size_t n = strlen(name);
+    if (n == 0 || n >= 64 || name[0] == '-' || strchr(name, '='))
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_config_accept_flag: \"%s\" is not a flag name: give it as "
+                            "\"--name\" or \"name\", 1 to 63 characters, without '='",
+                            flag);
+    char key[64];
+    for (size_t i = 0; i <= n; i++)
+        key[i] = name[i] == '-' ? '_' : name[i];
+    if (find_key(key))
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_config_accept_flag: --%s is a choreo setting already; "
+                            "a program's own flag needs another name",
+                            name);
+    char fake[70];
+    snprintf(fake, sizeof fake, "--%s", name);
+    int have = own_flag(cfg, fake);
+    if (have >= 0) {
+        cfg->own_flag_value[have] = takes_value;
+        return CHOREO_OK;
+    }
+    char **names = realloc(cfg->own_flags, (size_t)(cfg->nown_flags + 1) * sizeof *names);
+    if (!names)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory declaring flag --%s", name);
+    cfg->own_flags = names;
+    bool *values = realloc(cfg->own_flag_value, (size_t)(cfg->nown_flags + 1) * sizeof *values);
+    if (!values)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory declaring flag --%s", name);
+    cfg->own_flag_value = values;
+    if (!(names[cfg->nown_flags] = strdup(name)))
+        return choreo__fail(CHOREO_ENOMEM, "out of memory declaring flag --%s", name);
+    values[cfg->nown_flags++] = takes_value;
+    return CHOREO_OK;
 }
 
 choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv)
@@ -315,11 +505,29 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
         const char *a = argv[i];
         if (strcmp(a, "--") == 0)
             break;
-        const char *value = NULL;
-        const struct key *k = strncmp(a, "--", 2) == 0 ? match_flag(a, &value) : NULL;
-        if (!k) {
-            argv[out++] = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--help") == 0) {
+            argv[out++] = argv[i]; /* an argument, a short flag, or --help */
             continue;
+        }
+        int own = own_flag(cfg, a);
+        if (own >= 0) {
+            argv[out++] = argv[i];
+            if (cfg->own_flag_value[own] && !strchr(a, '=') && i + 1 < *argc)
+                argv[out++] = argv[++i];
+            continue;
+        }
+        char name[64];
+        const char *value = NULL;
+        const struct key *k = flag_name(a, true, name, sizeof name, &value) ? find_key(name) : NULL;
+        if (!k) {
+            char hint[96] = "";
+            char plain[128];
+            const char *ignored;
+            if (flag_name(a, false, plain, sizeof plain, &ignored))
+                suggest(cfg, plain, hint, sizeof hint);
+            return choreo__fail(CHOREO_ECONFIG,
+                                "unknown flag %.*s%s: see --help for the flags",
+                                (int)strcspn(a, "="), a, hint);
         }
         if (!value) {
             if (i + 1 >= *argc)

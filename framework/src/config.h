@@ -22,6 +22,7 @@ struct choreo_config {
     char *tls_ca;
     char *tls_cert;
     char *tls_key;
+    char *consumer_start;
     int64_t busy_timeout_ms;
     int64_t connect_wait_ms;
     int64_t max_deliver;
@@ -38,8 +39,19 @@ struct choreo_config {
     int64_t outbox_retention_s;
     int64_t inbox_retention_s;
     int64_t prune_interval_s;
+    /* consumer_start parsed: CHOREO_START_ALL, CHOREO_START_NEW, or the
+     * start time in ns since the epoch. */
+    int64_t consumer_start_ns;
+    /* The program's own flags (choreo_config_accept_flag): names without
+     * the leading "--", and whether each takes a value. */
+    char **own_flags;
+    bool *own_flag_value;
+    int nown_flags;
     char text[64]; /* scratch for choreo_config_get of numbers */
 };
+
+#define CHOREO_START_ALL 0
+#define CHOREO_START_NEW (-1)
 
 /* Deep copy; returns NULL when out of memory. */
 choreo_config *choreo__config_clone(const choreo_config *cfg);

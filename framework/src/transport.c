@@ -392,7 +392,16 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable;
     cc.AckPolicy = js_AckExplicit;
-    cc.DeliverPolicy = js_DeliverAll;
+    /* Where a new consumer starts; an existing one keeps its position (the
+     * server refuses to change a consumer's start). */
+    if (cfg->consumer_start_ns == CHOREO_START_NEW) {
+        cc.DeliverPolicy = js_DeliverNew;
+    } else if (cfg->consumer_start_ns > 0) {
+        cc.DeliverPolicy = js_DeliverByStartTime;
+        cc.OptStartTime = cfg->consumer_start_ns;
+    } else {
+        cc.DeliverPolicy = js_DeliverAll;
+    }
     /* No limit on the server: choreo parks a message itself on its
      * max_deliver-th delivery, inside a transaction. With a server limit, a
      * crash or a failed commit on the last delivery would leave the event
@@ -421,6 +430,8 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
         jsConsumerConfig *have = ci->Config;
         bool same = have->MaxDeliver == cc.MaxDeliver && have->AckWait == cc.AckWait &&
                     have->MaxAckPending == cc.MaxAckPending;
+        cc.DeliverPolicy = have->DeliverPolicy;
+        cc.OptStartTime = have->OptStartTime;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
         if (!same) {
@@ -441,7 +452,31 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
                  action, durable, filter, (int)jerr);
         return choreo__nats_error(s, what);
     }
+    if (strcmp(action, "creating") == 0)
+        CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created consumer", "consumer=%s start=%s",
+                   durable, cfg->consumer_start);
     return CHOREO_OK;
+}
+
+/* A handler whose type has no event in the stream is most often a typo
+ * (OrderComplete for OrderCompleted): say so once at start. It is only a
+ * note, since the first such event may simply not have happened yet. */
+static void note_if_no_events(choreo_transport *tp, const choreo_config *cfg,
+                              const char *filter, const char *durable)
+{
+    natsMsg *last = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&last, tp->js, cfg->stream, filter, NULL, &jerr);
+    natsMsg_Destroy(last);
+    if (s != NATS_NOT_FOUND)
+        return;
+    const char *type = filter + strlen(cfg->prefix) + 1;
+    int len = (int)strcspn(type, ".");
+    CHOREO_LOG(tp->log, CHOREO_LOG_INFO,
+               "no event of this handler's type in the stream yet; if the type is misspelt, "
+               "none will ever arrive",
+               "type=%.*s consumer=%s stream=%s subjects=%s", len, type, durable, cfg->stream,
+               filter);
 }
 
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
@@ -451,6 +486,7 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
     choreo_status st = ensure_consumer(tp, cfg, filter, durable);
     if (st != CHOREO_OK)
         return st;
+    note_if_no_events(tp, cfg, filter, durable);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = cfg->stream;

@@ -198,8 +198,17 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
     snprintf(db, sizeof db, "%s.db", def->name);
     if (choreo_config_create(&cfg) != CHOREO_OK ||
         choreo_config_set(cfg, "service", def->name) != CHOREO_OK ||
-        choreo_config_set(cfg, "db", db) != CHOREO_OK || choreo_config_from_env(cfg) != CHOREO_OK ||
-        choreo_config_from_args(cfg, &argc, argv) != CHOREO_OK) {
+        choreo_config_set(cfg, "db", db) != CHOREO_OK || choreo_config_from_env(cfg) != CHOREO_OK) {
+        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        goto out;
+    }
+    for (const char *const *f = def->flags; f && *f; f++) {
+        if (choreo_config_accept_flag(cfg, *f, true) != CHOREO_OK) {
+            fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+            goto out;
+        }
+    }
+    if (choreo_config_from_args(cfg, &argc, argv) != CHOREO_OK) {
         fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
         goto out;
     }

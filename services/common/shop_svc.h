@@ -72,6 +72,9 @@ typedef struct shop_service_def {
     const char *schema_sql;
     /* Help for the service's own flags, printed by --help. */
     const char *usage;
+    /* The service's own flags, each taking a value, NULL-terminated; they
+     * are declared to choreo_config_accept_flag. May be NULL. */
+    const char *const *flags;
     /* Parses the service's own flag at argv[*i] (advancing *i past a
      * value). Returns 1 when consumed, 0 when unknown, -1 on a bad value
      * (after printing why). May be NULL. */

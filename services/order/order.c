@@ -314,6 +314,7 @@ int main(int argc, char **argv)
         .schema_sql = SCHEMA,
         .usage = "  --deadline-ms N   an order still PENDING N ms after it was placed is "
                  "cancelled [30000]\n",
+        .flags = (const char *const[]){ "--deadline-ms", NULL },
         .flag = flag,
         .register_handlers = register_handlers,
         .cleanup = cleanup,

@@ -208,6 +208,7 @@ int main(int argc, char **argv)
         .schema_sql = SCHEMA,
         .usage = "  --default-cap N   points cap of accounts opened by a first award "
                  "[1000000000]\n",
+        .flags = (const char *const[]){ "--default-cap", NULL },
         .flag = flag,
         .register_handlers = register_handlers,
         .cleanup = cleanup,

@@ -27,14 +27,15 @@ Test(config, flags_are_consumed_and_other_arguments_kept_in_order)
 {
     choreo_config *c = fresh();
     char *argv[] = { "prog", "--service", "order", "keep1", "--db=/tmp/x.db",
-                     "--log-level", "debug", "--unknown", "--", "--service", NULL };
-    int argc = 10;
+                     "--log-level", "debug", "-v", "--help", "--", "--service", NULL };
+    int argc = 11;
     cr_assert_eq(choreo_config_from_args(c, &argc, argv), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(argc, 5);
+    cr_assert_eq(argc, 6);
     cr_assert_str_eq(argv[1], "keep1");
-    cr_assert_str_eq(argv[2], "--unknown");
-    cr_assert_str_eq(argv[3], "--");
-    cr_assert_str_eq(argv[4], "--service");
+    cr_assert_str_eq(argv[2], "-v");
+    cr_assert_str_eq(argv[3], "--help");
+    cr_assert_str_eq(argv[4], "--");
+    cr_assert_str_eq(argv[5], "--service");
     cr_assert_str_eq(choreo_config_get(c, "service"), "order");
     cr_assert_str_eq(choreo_config_get(c, "db"), "/tmp/x.db");
     cr_assert_str_eq(choreo_config_get(c, "log_level"), "debug");
@@ -81,6 +82,80 @@ Test(config, flag_errors_name_the_flag)
     argc = 2;
     cr_assert_eq(choreo_config_from_args(c, &argc, argv2), CHOREO_ECONFIG);
     cr_assert(strstr(choreo_last_error(), "needs a value"));
+    choreo_config_destroy(c);
+}
+
+Test(config, an_unknown_flag_is_an_error_naming_it_and_the_closest_flag)
+{
+    choreo_config *c = fresh();
+    char *argv[] = { "prog", "--service", "order", "--nats-ulr", "nats://10.0.0.1:4222", NULL };
+    int argc = 5;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv), CHOREO_ECONFIG);
+    cr_assert_eq(argc, 5, "argc is unchanged on failure");
+    cr_assert(strstr(choreo_last_error(), "unknown flag --nats-ulr (did you mean --nats-url?)"),
+              "%s", choreo_last_error());
+    cr_assert_str_eq(choreo_config_get(c, "nats_url"), "nats://127.0.0.1:4222");
+    char *argv2[] = { "prog", "--zzzzzzzz=1", NULL };
+    argc = 2;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv2), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "unknown flag --zzzzzzzz: see --help"), "%s",
+              choreo_last_error());
+    choreo_config_destroy(c);
+}
+
+Test(config, a_programs_own_flags_are_left_with_their_values)
+{
+    choreo_config *c = fresh();
+    cr_assert_eq(choreo_config_accept_flag(c, "--orders", true), CHOREO_OK);
+    cr_assert_eq(choreo_config_accept_flag(c, "json", false), CHOREO_OK);
+    char *argv[] = { "prog", "--orders", "--db", "--json", "--db", "x.db", "--orders=5", NULL };
+    int argc = 7;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(argc, 5);
+    cr_assert_str_eq(argv[1], "--orders");
+    cr_assert_str_eq(argv[2], "--db", "the value of --orders stays with it");
+    cr_assert_str_eq(argv[3], "--json");
+    cr_assert_str_eq(argv[4], "--orders=5");
+    cr_assert_str_eq(choreo_config_get(c, "db"), "x.db");
+    char *argv2[] = { "prog", "--ordres", "1", NULL };
+    argc = 3;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv2), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "(did you mean --orders?)"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_accept_flag(c, "--nats-url", true), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "is a choreo setting"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_accept_flag(c, "--a=b", false), CHOREO_EINVAL);
+    cr_assert_eq(choreo_config_accept_flag(c, "--", false), CHOREO_EINVAL);
+    /* A service's copy of the configuration does not carry them. */
+    choreo_config *copy = choreo__config_clone(c);
+    cr_assert_not_null(copy);
+    cr_assert_eq(copy->nown_flags, 0);
+    choreo_config_destroy(copy);
+    choreo_config_destroy(c);
+}
+
+Test(config, consumer_start_takes_all_new_or_a_time)
+{
+    choreo_config *c = fresh();
+    cr_assert_str_eq(choreo_config_get(c, "consumer_start"), "all");
+    cr_assert_eq(c->consumer_start_ns, CHOREO_START_ALL);
+    cr_assert_eq(choreo_config_set(c, "consumer_start", "new"), CHOREO_OK);
+    cr_assert_eq(c->consumer_start_ns, CHOREO_START_NEW);
+    cr_assert_eq(choreo_config_set(c, "consumer_start", "2026-11-30T08:00:00Z"), CHOREO_OK);
+    cr_assert_eq(c->consumer_start_ns, INT64_C(1796025600) * 1000000000);
+    cr_assert_eq(choreo_config_set(c, "consumer_start", "2026-11-30T09:30:00.25+01:30"),
+                 CHOREO_OK);
+    cr_assert_eq(c->consumer_start_ns, INT64_C(1796025600) * 1000000000 + 250000000);
+    static const char *const bad_times[] = { "yesterday", "2026-11-30", "2026-11-30T08:00:00",
+                                             "2026-02-30T08:00:00Z", "2026-11-30T24:00:00Z",
+                                             "2026-11-30T08:00:00Zx", "1969-12-31T23:59:59Z",
+                                             "2026-11-30T08:00:00.Z", "" };
+    for (size_t i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
+        cr_expect_eq(choreo_config_set(c, "consumer_start", bad_times[i]), CHOREO_ECONFIG, "%s",
+                     bad_times[i]);
+        cr_expect(strstr(choreo_last_error(), "is not all, new or a UTC time"), "%s",
+                  choreo_last_error());
+    }
+    cr_assert_str_eq(choreo_config_get(c, "consumer_start"), "2026-11-30T09:30:00.25+01:30");
     choreo_config_destroy(c);
 }
 

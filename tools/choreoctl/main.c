@@ -1,6 +1,7 @@
 /* choreoctl: the operator's tool for a choreo service's parked messages.
  * Settings come exactly as for services (CHOREO_* variables, then flags);
  * what is left on the command line is the command and its own flags. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,6 +56,18 @@ int main(int argc, char **argv)
      * settings, so that --help works in any environment. */
     if (choreo_config_from_env(s.cfg) != CHOREO_OK)
         snprintf(s.env_error, sizeof s.env_error, "%s", choreo_last_error());
+    /* The commands' own flags; any other --flag is refused as a typo. */
+    static const struct { const char *flag; bool value; } own[] = {
+        { "--json", false }, { "--all", false }, { "--status", true },
+        { "--force", false }, { "--help-settings", false },
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        if (choreo_config_accept_flag(s.cfg, own[i].flag, own[i].value) != CHOREO_OK) {
+            ctl_error("%s", choreo_last_error());
+            rc = CTL_EXIT_FAIL;
+            goto done;
+        }
+    }
     if (choreo_config_from_args(s.cfg, &argc, argv) != CHOREO_OK) {
         ctl_error("%s (see choreoctl --help)", choreo_last_error());
         rc = CTL_EXIT_USAGE;
