@@ -596,6 +596,46 @@ CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_retry(choreo_admin *adm, i
  * Fails with CHOREO_ESTATE unless the entry is parked. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id);
 
+/* A durable consumer of a service: one per handler, named <service>_<Type>,
+ * on the subjects <prefix>.<Type>.*. */
+typedef struct choreo_consumer_entry {
+    char name[128];
+    char type[CHOREO_TYPE_MAX + 1];
+    char subjects[160];
+    bool on_server;            /* the consumer exists on the stream */
+    bool registered;           /* the service's code registered a handler for
+                                * its type when it last started on this
+                                * database; false: stale, or never started */
+    int64_t registered_at_ms;  /* that start; 0 when not registered */
+    int64_t created_ms;        /* when the server created it; 0 when not on it */
+    uint64_t pending;          /* events not yet delivered to it */
+    uint64_t ack_pending;      /* delivered and not yet acknowledged */
+    uint64_t delivered;        /* deliveries so far */
+    int64_t waiting;           /* pull requests waiting: > 0 while a process reads it */
+} choreo_consumer_entry;
+
+/* Lists the durable consumers of a service, sorted by name: those on the
+ * stream (cfg's stream setting) whose name and subjects are a handler's of
+ * that service, and those the service registered when it last started on
+ * this database, which may be missing from the server. service NULL means
+ * the service recorded in the database (CHOREO_ENOTFOUND when it has never
+ * started there). *out is an array of *n entries to free with free(), NULL
+ * when *n is 0; both are written only on success. Blocks on NATS as
+ * choreo_admin_dead_retry does. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumers(choreo_admin *adm, const char *service,
+                                                           choreo_consumer_entry **out,
+                                                           size_t *n);
+
+/* Deletes the durable consumer name (as listed above) from the stream, with
+ * its position and its unacknowledged deliveries; events stay in the stream.
+ * Fails with CHOREO_ENOTFOUND when the service has no such consumer on the
+ * server, and, unless force is set, with CHOREO_ESTATE when the consumer is
+ * registered by the service's code (the service would create it anew at its
+ * next start, from consumer_start) or a process is reading it now. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumer_delete(choreo_admin *adm,
+                                                                 const char *service,
+                                                                 const char *name, bool force);
+
 /* ------------------------------------------------------------------------ */
 /* A strict, bounded msgpack reader over a borrowed buffer, for decoding event
  * data. Every read checks the type and the remaining length and fails with

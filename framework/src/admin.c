@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "clock.h"
 #include "config.h"
 #include "envelope.h"
@@ -18,11 +19,6 @@
 #include "store.h"
 #include "transport.h"
 
-struct choreo_admin {
-    choreo_config *cfg;
-    choreo_store *st;
-    choreo_logger log;
-};
 
 choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg)
 {
@@ -49,6 +45,14 @@ choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg)
     }
     *out = adm;
     return CHOREO_OK;
+}
+
+choreo_status choreo__admin_connect(choreo_admin *adm, choreo_transport **out)
+{
+    if (adm->cfg->connect_wait_ms == 0)
+        adm->cfg->connect_wait_ms = 5000; /* an operator's command should not wait forever */
+    atomic_bool never = false;
+    return choreo__transport_connect(out, adm->cfg, &adm->log, &never, NULL, NULL);
 }
 
 void choreo_admin_close(choreo_admin *adm)
@@ -260,11 +264,8 @@ static choreo_status republish(choreo_admin *adm, const choreo_dead_entry *e, co
                                size_t len)
 {
     choreo_config *cfg = adm->cfg;
-    if (cfg->connect_wait_ms == 0)
-        cfg->connect_wait_ms = 5000; /* an operator's command should not wait forever */
-    atomic_bool never = false;
     choreo_transport *tp = NULL;
-    choreo_status s = choreo__transport_connect(&tp, cfg, &adm->log, &never, NULL, NULL);
+    choreo_status s = choreo__admin_connect(adm, &tp);
     if (s != CHOREO_OK)
         return s;
     natsMsg *m = NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "clock.h"
+#include "consumers.h"
 #include "dispatch.h"
 #include "envelope.h"
 #include "relay.h"
@@ -198,6 +199,12 @@ choreo_status choreo_service_start(choreo_service *svc)
                             "service %s is already started: call choreo_service_stop and "
                             "choreo_service_wait before starting it again",
                             svc->cfg->service);
+    /* What the code registers, for choreoctl consumers to tell a stale
+     * consumer (a handler renamed or removed) from a live one. */
+    choreo_status rec = choreo__consumers_record(svc->store, svc->cfg, svc->routes, svc->nroutes,
+                                                 choreo__now_ms());
+    if (rec != CHOREO_OK)
+        return rec;
     atomic_store(&svc->stop_requested, false);
     atomic_store(&svc->stop, false);
     int64_t began = choreo__mono_us();

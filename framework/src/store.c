@@ -68,6 +68,15 @@ static const char *const migrations[] = {
     "CREATE INDEX choreo_outbox_due ON choreo_outbox(publish_at, published_at)"
     "  WHERE published_at IS NULL;" /* published_at: covering for COUNT and MIN */
     "CREATE INDEX choreo_barrier_age ON choreo_barrier(created_at);",
+    /* 4: the event handlers the service's code registered when it last
+     * started, so that choreoctl can tell them from stale consumers. */
+    "CREATE TABLE choreo_consumers ("
+    "  consumer TEXT PRIMARY KEY,"
+    "  service TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  subjects TEXT NOT NULL,"
+    "  stream TEXT NOT NULL,"
+    "  registered_at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

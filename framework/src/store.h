@@ -39,7 +39,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to (PRAGMA user_version). */
-#define CHOREO_SCHEMA_VERSION 3
+#define CHOREO_SCHEMA_VERSION 4
 
 /* Opens (creating if needed) the database at path, sets WAL, busy_timeout
  * and synchronous, and migrates the framework tables. */

@@ -414,7 +414,8 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     jsErrCode jerr = 0;
     natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
     const char *action = "creating";
-    if (s == NATS_NOT_FOUND) {
+    bool creating = s == NATS_NOT_FOUND;
+    if (creating) {
         s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
     } else if (s == NATS_OK) {
         if (ci->NumWaiting > 0 && !consumer_idle(tp, cfg, durable)) {
@@ -452,7 +453,7 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
                  action, durable, filter, (int)jerr);
         return choreo__nats_error(s, what);
     }
-    if (strcmp(action, "creating") == 0)
+    if (creating)
         CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created consumer", "consumer=%s start=%s",
                    durable, cfg->consumer_start);
     return CHOREO_OK;

@@ -293,3 +293,104 @@ Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .t
     choreo_service_destroy(st.svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Counts the events it handles in the business table seen(n). */
+static choreo_result count_seen(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    char sql[100];
+    snprintf(sql, sizeof sql, "INSERT INTO seen(n) VALUES (%lld)",
+             (long long)support_data_n(ev));
+    return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
+                                                                             : CHOREO_RETRY;
+}
+
+/* A service "name" with a Thing handler that starts its new consumer at
+ * start ("all", "new" or a time). */
+static choreo_service *start_reader(const char *dir, const char *url, const char *name,
+                                    const char *start)
+{
+    support_exec(dir, name, "CREATE TABLE IF NOT EXISTS seen(n INTEGER)");
+    char setting[96];
+    snprintf(setting, sizeof setting, "consumer_start=%s", start);
+    choreo_config *cfg = support_config(dir, name, url, "log_level=error", setting, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Thing", count_seen, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    return svc;
+}
+
+static void stop_reader(choreo_service *svc)
+{
+    choreo_service_stop(svc);
+    choreo_service_wait(svc);
+    choreo_service_destroy(svc);
+}
+
+static void emit_things(choreo_service *prod, int from, int to)
+{
+    for (int n = from; n <= to; n++)
+        support_emit(prod, "Thing", "saga", n, NULL);
+    for (int64_t until = support_mono_ms() + 10000;
+         support_stats(prod).published < (uint64_t)to && support_mono_ms() < until;)
+        support_sleep_ms(10);
+    cr_assert_eq(support_stats(prod).published, (uint64_t)to, "the relay did not publish");
+}
+
+Test(lifecycle, consumer_start_chooses_where_a_new_consumer_begins, .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "producer", server.url, "log_level=error", NULL);
+    choreo_service *prod = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(prod), CHOREO_OK, "%s", choreo_last_error());
+    emit_things(prod, 1, 3);
+
+    /* A time between the first three events and the last two. */
+    support_sleep_ms(100);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    char when[64], stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof when, "%s.%03ldZ", stamp, now.tv_nsec / 1000000);
+    support_sleep_ms(100);
+
+    choreo_service *fresh = start_reader(dir, server.url, "fresh", "new");
+    emit_things(prod, 4, 5);
+    choreo_service *all = start_reader(dir, server.url, "all", "all");
+    choreo_service *timed = start_reader(dir, server.url, "timed", when);
+    cr_assert(support_wait_count(dir, "all", "SELECT COUNT(*) FROM seen", 5, 10000),
+              "all: the whole stream was not delivered");
+    cr_assert(support_wait_count(dir, "fresh", "SELECT COUNT(*) FROM seen", 2, 10000),
+              "new: %lld events seen, want 2", support_count(dir, "fresh", "SELECT COUNT(*) FROM seen"));
+    cr_assert(support_wait_count(dir, "timed", "SELECT COUNT(*) FROM seen", 2, 10000),
+              "%s: %lld events seen, want 2", when,
+              support_count(dir, "timed", "SELECT COUNT(*) FROM seen"));
+    support_sleep_ms(500); /* time for anything earlier to arrive, wrongly */
+    cr_assert_eq(support_count(dir, "fresh", "SELECT COUNT(*) FROM seen WHERE n >= 4"), 2);
+    cr_assert_eq(support_count(dir, "fresh", "SELECT COUNT(*) FROM seen"), 2,
+                 "new: an event published before the consumer existed was delivered");
+    cr_assert_eq(support_count(dir, "timed", "SELECT COUNT(*) FROM seen WHERE n >= 4"), 2,
+                 "%s: events before the start time were delivered", when);
+    cr_assert_eq(support_count(dir, "timed", "SELECT COUNT(*) FROM seen"), 2);
+
+    /* An existing consumer keeps its position whatever consumer_start says:
+     * restarted with "all", fresh sees the next event only. */
+    stop_reader(fresh);
+    fresh = start_reader(dir, server.url, "fresh", "all");
+    emit_things(prod, 6, 6);
+    cr_assert(support_wait_count(dir, "fresh", "SELECT COUNT(*) FROM seen", 3, 10000));
+    support_sleep_ms(500);
+    cr_assert_eq(support_count(dir, "fresh", "SELECT COUNT(*) FROM seen"), 3,
+                 "restarting with consumer_start=all replayed the stream");
+    stop_reader(fresh);
+    stop_reader(all);
+    stop_reader(timed);
+    stop_reader(prod);
+    natsd_stop(&server, SIGTERM);
+}

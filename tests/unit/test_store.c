@@ -77,6 +77,7 @@ static const char *const undo[] = {
     NULL,
     "DROP TABLE choreo_audit_emitted; DROP TABLE choreo_audit_applied;",
     "DROP INDEX choreo_outbox_due; DROP INDEX choreo_barrier_age;",
+    "DROP TABLE choreo_consumers;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)
@@ -102,6 +103,7 @@ Test(store, an_older_schema_is_migrated_forward)
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM sqlite_master WHERE name IN"
                                        " ('choreo_outbox_due', 'choreo_barrier_age')"), 2,
                      "from %d: the version 3 indexes are missing", from);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_consumers"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_barrier"), 1);
         cr_assert_eq(unit_db_count(st, "SELECT MIN(publish_at) FROM choreo_outbox"
                                        " WHERE published_at IS NULL"), 5);

@@ -51,4 +51,9 @@ typedef struct ctl_settings {
  * CTL_EXIT_USAGE, or returns CTL_EXIT_OK. */
 int ctl_settings_check(ctl_settings *s);
 
+/* Refuses a path that is missing or is not a choreo database before
+ * choreo_admin_open, which would create or migrate it. Prints why and
+ * returns CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
+int ctl_check_database(const char *db);
+
 #endif

@@ -24,48 +24,6 @@
 /* Bytes of a body that is not an envelope shown in the text hex dump. */
 #define HEXDUMP_MAX 256
 
-/* Refuses a path that is missing or is not a choreo database before
- * choreo_admin_open, which would create or migrate it: a typo in --db must
- * not leave a new database behind. */
-static int check_database(const char *db)
-{
-    struct stat st;
-    if (stat(db, &st) != 0) {
-        ctl_error("cannot open database %s: %s; pass the service's SQLite file with --db FILE",
-                  db, strerror(errno));
-        return CTL_EXIT_FAIL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ctl_error("%s is not a file: pass the service's SQLite file with --db FILE", db);
-        return CTL_EXIT_FAIL;
-    }
-    sqlite3 *h = NULL;
-    sqlite3_stmt *q = NULL;
-    int rc = sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(h, 5000);
-        rc = sqlite3_prepare_v2(h,
-                                "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                                " AND name = 'choreo_dead'",
-                                -1, &q, NULL);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(q);
-    int out = CTL_EXIT_OK;
-    if (rc == SQLITE_DONE) {
-        ctl_error("%s is not a choreo service's database (it has no table choreo_dead): pass "
-                  "the service's db setting with --db FILE", db);
-        out = CTL_EXIT_FAIL;
-    } else if (rc != SQLITE_ROW) {
-        ctl_error("cannot read database %s: %s; check that it is the service's SQLite file",
-                  db, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
-        out = CTL_EXIT_FAIL;
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return out;
-}
-
 /* A cleaned copy of s for a terminal, "-" for an empty string. */
 static char *cell(const char *s)
 {
@@ -548,7 +506,7 @@ int ctl_dead_main(ctl_settings *s, int argc, char **argv)
     if ((rc = ctl_settings_check(s)) != CTL_EXIT_OK)
         return rc;
     const char *db = choreo_config_get(s->cfg, "db");
-    if ((rc = check_database(db)) != CTL_EXIT_OK)
+    if ((rc = ctl_check_database(db)) != CTL_EXIT_OK)
         return rc;
     choreo_admin *adm = NULL;
     if (choreo_admin_open(&adm, s->cfg) != CHOREO_OK) {

@@ -8,7 +8,8 @@ static const char settings_text[] =
     "flags win over variables):\n"
     "  --db FILE              CHOREO_DB               the service's SQLite file (required)\n"
     "  --nats-url URLS        CHOREO_NATS_URL         NATS servers, comma-separated, used by\n"
-    "                                                 retry [nats://127.0.0.1:4222]\n"
+    "                                                 retry and consumers\n"
+    "                                                 [nats://127.0.0.1:4222]\n"
     "  --nats-user NAME       CHOREO_NATS_USER        NATS user; needs --nats-password\n"
     "  --nats-password PASS   CHOREO_NATS_PASSWORD    NATS password\n"
     "  --nats-token TOKEN     CHOREO_NATS_TOKEN       NATS token (instead of a user)\n"
@@ -38,14 +39,17 @@ static const char exit_text[] =
 
 void ctl_help_main(FILE *f)
 {
-    fputs("choreoctl: inspect and repair the parked messages of a choreo service\n"
+    fputs("choreoctl: inspect and repair the parked messages and the durable consumers\n"
+          "of a choreo service\n"
           "\n"
           "Usage:\n"
           "  choreoctl [SETTINGS] dead list [--status parked|retried|dropped|all] [--json]\n"
           "  choreoctl [SETTINGS] dead show ID [--json]\n"
           "  choreoctl [SETTINGS] dead retry ID | --all\n"
           "  choreoctl [SETTINGS] dead drop ID\n"
-          "  choreoctl [dead [list|show|retry|drop]] --help\n"
+          "  choreoctl [SETTINGS] consumers list [--json]\n"
+          "  choreoctl [SETTINGS] consumers delete NAME [--force]\n"
+          "  choreoctl [dead [list|show|retry|drop] | consumers] --help\n"
           "  choreoctl --help-settings\n"
           "\n"
           "A service parks a message in its table choreo_dead when its handler returns\n"
@@ -62,6 +66,9 @@ void ctl_help_main(FILE *f)
           "  dead show     one message: every field and its decoded body\n"
           "  dead retry    publish a parked message again and mark it retried\n"
           "  dead drop     mark a parked message dropped, never to be retried\n"
+          "  consumers list    the service's durable consumers on the stream, and\n"
+          "                    which of them its code still registers\n"
+          "  consumers delete  delete a stale consumer from the stream\n"
           "Each has its own --help.\n"
           "\n",
           f);
@@ -72,6 +79,7 @@ void ctl_help_main(FILE *f)
           "  CHOREO_DB=inventory.db choreoctl dead show 12\n"
           "  choreoctl --db inventory.db --nats-url nats://nats:4222 dead retry 12\n"
           "  choreoctl --db inventory.db dead drop 13\n"
+          "  choreoctl --db inventory.db consumers list\n"
           "\n",
           f);
     fputs(exit_text, f);
@@ -232,6 +240,51 @@ void ctl_help_dead_drop(FILE *f)
           "\n"
           "Example:\n"
           "  choreoctl --db inventory.db dead drop 13\n"
+          "\n",
+          f);
+    fputs(settings_text, f);
+    fputc('\n', f);
+    fputs(exit_text, f);
+}
+
+void ctl_help_consumers(FILE *f)
+{
+    fputs("choreoctl consumers: the durable consumers of a service\n"
+          "\n"
+          "Usage:\n"
+          "  choreoctl [SETTINGS] [--service NAME] consumers list [--json]\n"
+          "  choreoctl [SETTINGS] [--service NAME] consumers delete NAME [--force]\n"
+          "\n"
+          "Each handler of a service reads the stream through a durable consumer named\n"
+          "<service>_<EventType>. A consumer stays on the server when its handler is\n"
+          "renamed or removed (or was registered for a misspelt type), keeping its\n"
+          "position and unacknowledged messages. At each start a service records the\n"
+          "handlers its code registers in its database; list sets the consumers on\n"
+          "the stream against that record:\n"
+          "  registered  a handler of the service reads it\n"
+          "  stale       on the server, but no handler reads it: delete it\n"
+          "  missing     registered, but not on the server (the service has not\n"
+          "              started since it was deleted; it creates it at start)\n"
+          "with PENDING (events not yet delivered), ACK PENDING (delivered, not yet\n"
+          "acknowledged), DELIVERED and whether a process reads it now.\n"
+          "\n"
+          "delete removes a consumer and its position from the stream; the events\n"
+          "stay. It refuses a registered consumer (the service would create it again,\n"
+          "from its consumer_start setting: all, new or a time) and one a process\n"
+          "is reading, unless --force is given.\n"
+          "\n"
+          "Flags:\n"
+          "  --service NAME  the service (default: the one recorded in the database)\n"
+          "  --json          list: one JSON array of objects with the keys name, type,\n"
+          "                  subjects, state, registered, registered_at, on_server and,\n"
+          "                  when on_server, created_at, pending, ack_pending,\n"
+          "                  delivered and pull_requests_waiting\n"
+          "  --force         delete: also a registered consumer, or one being read\n"
+          "  -h, --help      this text\n"
+          "\n"
+          "Examples:\n"
+          "  choreoctl --db shipping.db consumers list\n"
+          "  choreoctl --db shipping.db consumers delete shipping_OrderComplete\n"
           "\n",
           f);
     fputs(settings_text, f);

@@ -14,5 +14,6 @@ void ctl_help_dead_list(FILE *f);
 void ctl_help_dead_show(FILE *f);
 void ctl_help_dead_retry(FILE *f);
 void ctl_help_dead_drop(FILE *f);
+void ctl_help_consumers(FILE *f);
 
 #endif

@@ -8,6 +8,7 @@
 #include <choreo.h>
 
 #include "cli.h"
+#include "consumers.h"
 #include "dead.h"
 #include "help.h"
 
@@ -28,11 +29,13 @@ static int run(ctl_settings *s, int argc, char **argv)
     }
     if (strcmp(cmd, "dead") == 0)
         return ctl_dead_main(s, argc - 1, argv + 1);
+    if (strcmp(cmd, "consumers") == 0)
+        return ctl_consumers_main(s, argc - 1, argv + 1);
     if (cmd[0] == '-')
         ctl_error("unknown flag %s: see choreoctl --help for the settings and commands", cmd);
     else
-        ctl_error("unknown command \"%s\": choreoctl has the command dead (list, show, retry, "
-                  "drop); see choreoctl --help", cmd);
+        ctl_error("unknown command \"%s\": choreoctl has the commands dead (list, show, "
+                  "retry, drop) and consumers (list, delete); see choreoctl --help", cmd);
     return CTL_EXIT_USAGE;
 }
 

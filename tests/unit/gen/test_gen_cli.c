@@ -96,7 +96,7 @@ Test(gen_cli, help_describes_every_option_and_exit_code)
     char out[8192];
     cr_assert_eq(run(out, sizeof out, "--help", NULL), 0);
     static const char *const must[] = {"--prefix", "--output-dir", "--check", "--check-compat",
-                                       "--version", "events/README.md", "  0 ", "  1 ", "  2 ",
+                                       "--check-consumer PRODUCER CONSUMER", "--version", "events/README.md", "  0 ", "  1 ", "  2 ",
                                        "  3 ", "  64 "};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         cr_expect(strstr(out, must[i]), "--help does not mention %s", must[i]);
@@ -226,4 +226,48 @@ Test(gen_cli, check_compat_exit_codes)
     cr_assert_eq(run(out, sizeof out, "--check-compat", a, c, NULL), 2, "%s", out);
     cr_assert(strstr(out, "broken.events:1:7: error: expected an event name after 'event'"),
               "%s", out);
+}
+
+Test(gen_cli, check_consumer_exit_codes)
+{
+    char out[8192], p[512], c[512];
+    schema_path(p, sizeof p, "../../../events/shop.events");
+    schema_path(c, sizeof c, "shipping.events");
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", p, c, NULL), 0, "%s", out);
+    cr_assert(strstr(out, "shipping.events: 0 breaking, 0 warnings, 0 compatible"), "%s", out);
+    schema_path(p, sizeof p, "compat/missing_required_field.producer.events");
+    schema_path(c, sizeof c, "compat/missing_required_field.consumer.events");
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", p, c, NULL), 1, "%s", out);
+    cr_assert(strstr(out, "missing_required_field.consumer.events:3: breaking: event "
+                          "OrderCreated: required field 'coupon' is not declared by the "
+                          "producer"),
+              "%s", out);
+    char dir[64], broken[128];
+    tmpdir(dir, sizeof dir);
+    snprintf(broken, sizeof broken, "%s/broken.events", dir);
+    write_text(broken, "event {\n");
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", p, broken, NULL), 2, "%s", out);
+    cr_assert(strstr(out, "broken.events:1:7: error: expected an event name after 'event'"),
+              "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", "/nonexistent/p.events", c, NULL), 3,
+                 "%s", out);
+}
+
+Test(gen_cli, check_consumer_usage_errors_exit_64)
+{
+    char out[4096], p[512], c[512];
+    schema_path(p, sizeof p, "compat/subset_met.producer.events");
+    schema_path(c, sizeof c, "compat/subset_met.consumer.events");
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", p, NULL), 64);
+    cr_assert(strstr(out, "--check-consumer needs two files: PRODUCER.events CONSUMER.events"),
+              "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", NULL), 64);
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", p, c, p, NULL), 64);
+    cr_assert(strstr(out, "--check-consumer takes exactly two files and no other mode"), "%s",
+              out);
+    cr_assert_eq(run(out, sizeof out, "--check", "--check-consumer", p, c, NULL), 64);
+    cr_assert_eq(run(out, sizeof out, "--check-consumer", p, c, "--check-compat", p, c, NULL), 64);
+    cr_assert(strstr(out, "give one of --check-compat and --check-consumer"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--check-consumer=x", p, c, NULL), 64);
+    cr_assert(strstr(out, "unknown option '--check-consumer=x'"), "%s", out);
 }

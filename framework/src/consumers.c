@@ -1,0 +1,281 @@
+/* A service's durable consumers: the record of the handlers its code
+ * registered at its last start (table choreo_consumers), and the operator's
+ * view that sets it against the consumers on the server, so that a consumer
+ * left behind by a renamed or removed handler can be found and deleted. */
+#include "consumers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "clock.h"
+#include "status.h"
+
+choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cfg,
+                                       const choreo_route *routes, int n, int64_t now_ms)
+{
+    choreo_status s = choreo__store_begin(st);
+    if (s != CHOREO_OK)
+        return s;
+    s = choreo__store_exec(st, "DELETE FROM choreo_consumers");
+    sqlite3_stmt *ins = NULL;
+    if (s == CHOREO_OK) {
+        int rc = sqlite3_prepare_v2(st->db,
+                                    "INSERT INTO choreo_consumers(consumer, service, type,"
+                                    " subjects, stream, registered_at)"
+                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                    -1, &ins, NULL);
+        if (rc != SQLITE_OK)
+            s = choreo__store_error(st->db, rc, "recording the registered handlers");
+    }
+    for (int i = 0; s == CHOREO_OK && i < n; i++) {
+        sqlite3_bind_text(ins, 1, routes[i].consumer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, cfg->service, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, routes[i].type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, routes[i].filter, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, cfg->stream, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, now_ms);
+        int rc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (rc != SQLITE_DONE)
+            s = choreo__store_error(st->db, rc, "recording the registered handlers");
+    }
+    sqlite3_finalize(ins);
+    if (s == CHOREO_OK)
+        return choreo__store_commit(st);
+    choreo__store_rollback(st);
+    return s;
+}
+
+struct list {
+    choreo_consumer_entry *v;
+    size_t n, cap;
+};
+
+/* The entry named name, added when absent; NULL when out of memory. */
+static choreo_consumer_entry *entry(struct list *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].name, name) == 0)
+            return &l->v[i];
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        choreo_consumer_entry *grown = realloc(l->v, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        l->v = grown;
+        l->cap = cap;
+    }
+    choreo_consumer_entry *e = &l->v[l->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* The service recorded in the database, into out (size cap). */
+static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db, "SELECT service FROM choreo_consumers LIMIT 1", -1,
+                                &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        copy_text(out, cap, s, 0);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW)
+        return CHOREO_OK;
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
+    return choreo__fail(CHOREO_ENOTFOUND,
+                        "database %s records no registered handlers (no choreo service with "
+                        "handlers has started on it since choreo 0.1 recorded them): name the "
+                        "service with --service NAME",
+                        adm->cfg->db);
+}
+
+/* Adds the handlers the service registered at its last start. */
+static choreo_status add_registered(choreo_admin *adm, const char *service, struct list *l)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db,
+                                "SELECT consumer, type, subjects, registered_at"
+                                " FROM choreo_consumers WHERE service = ?1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
+    sqlite3_bind_text(s, 1, service, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        choreo_consumer_entry *e = entry(l, (const char *)sqlite3_column_text(s, 0));
+        if (!e) {
+            sqlite3_finalize(s);
+            return choreo__fail(CHOREO_ENOMEM, "out of memory listing consumers");
+        }
+        copy_text(e->type, sizeof e->type, s, 1);
+        copy_text(e->subjects, sizeof e->subjects, s, 2);
+        e->registered = true;
+        e->registered_at_ms = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? CHOREO_OK
+                             : choreo__store_error(adm->st->db, rc, "reading the registered handlers");
+}
+
+/* The type of a consumer of service, when its name is <service>_<Type> and
+ * its subjects end in .<Type>.*; NULL otherwise. */
+static const char *type_of(const char *service, const char *name, const char *subjects)
+{
+    size_t sl = strlen(service);
+    if (!subjects || strncmp(name, service, sl) != 0 || name[sl] != '_')
+        return NULL;
+    const char *type = name + sl + 1;
+    size_t tl = strlen(type), fl = strlen(subjects);
+    if (tl == 0 || fl < tl + 4 || strcmp(subjects + fl - 2, ".*") != 0 ||
+        subjects[fl - tl - 3] != '.' || strncmp(subjects + fl - tl - 2, type, tl) != 0)
+        return NULL;
+    return type;
+}
+
+/* Adds the service's consumers on the server. */
+static choreo_status add_on_server(choreo_transport *tp, const char *stream, const char *service,
+                                   struct list *l)
+{
+    jsConsumerInfoList *infos = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_Consumers(&infos, tp->js, stream, NULL, &jerr);
+    if (ns == NATS_NOT_FOUND)
+        return CHOREO_OK; /* no consumer at all on the stream */
+    if (ns != NATS_OK)
+        return choreo__nats_error(ns, "listing the stream's consumers");
+    choreo_status s = CHOREO_OK;
+    for (int i = 0; s == CHOREO_OK && i < infos->Count; i++) {
+        jsConsumerInfo *ci = infos->List[i];
+        const char *name = ci->Name, *subjects = ci->Config->FilterSubject;
+        const char *type = name ? type_of(service, name, subjects) : NULL;
+        if (!type)
+            continue;
+        choreo_consumer_entry *e = entry(l, name);
+        if (!e) {
+            s = choreo__fail(CHOREO_ENOMEM, "out of memory listing consumers");
+            break;
+        }
+        snprintf(e->type, sizeof e->type, "%s", type);
+        snprintf(e->subjects, sizeof e->subjects, "%s", subjects);
+        e->on_server = true;
+        e->created_ms = ci->Created / 1000000;
+        e->pending = ci->NumPending;
+        e->ack_pending = (uint64_t)ci->NumAckPending;
+        e->delivered = ci->Delivered.Consumer;
+        e->waiting = ci->NumWaiting;
+    }
+    jsConsumerInfoList_Destroy(infos);
+    return s;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const choreo_consumer_entry *)a)->name,
+                  ((const choreo_consumer_entry *)b)->name);
+}
+
+/* Fills l with the service's consumers; *service_out names the service. */
+static choreo_status collect(choreo_admin *adm, const char *service, char *name, size_t cap,
+                             struct list *l)
+{
+    choreo_status s = CHOREO_OK;
+    if (service)
+        snprintf(name, cap, "%s", service);
+    else
+        s = recorded_service(adm, name, cap);
+    if (s == CHOREO_OK)
+        s = add_registered(adm, name, l);
+    choreo_transport *tp = NULL;
+    if (s == CHOREO_OK)
+        s = choreo__admin_connect(adm, &tp);
+    if (s == CHOREO_OK)
+        s = add_on_server(tp, adm->cfg->stream, name, l);
+    choreo__transport_close(tp);
+    if (s != CHOREO_OK) {
+        free(l->v);
+        l->v = NULL;
+        l->n = 0;
+        return s;
+    }
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, by_name);
+    return CHOREO_OK;
+}
+
+choreo_status choreo_admin_consumers(choreo_admin *adm, const char *service,
+                                     choreo_consumer_entry **out, size_t *n)
+{
+    choreo__clear_error();
+    if (!adm || !out || !n)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_consumers: NULL argument");
+    struct list l = { 0 };
+    char name[64];
+    choreo_status s = collect(adm, service, name, sizeof name, &l);
+    if (s != CHOREO_OK)
+        return s;
+    if (l.n == 0) {
+        free(l.v);
+        l.v = NULL;
+    }
+    *out = l.v;
+    *n = l.n;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_admin_consumer_delete(choreo_admin *adm, const char *service,
+                                           const char *consumer, bool force)
+{
+    choreo__clear_error();
+    if (!adm || !consumer)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_consumer_delete: NULL argument");
+    struct list l = { 0 };
+    char name[64];
+    choreo_status s = collect(adm, service, name, sizeof name, &l);
+    if (s != CHOREO_OK)
+        return s;
+    choreo_consumer_entry e = { .on_server = false };
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.v[i].name, consumer) == 0)
+            e = l.v[i];
+    free(l.v);
+    if (!e.on_server)
+        return choreo__fail(CHOREO_ENOTFOUND,
+                            "service %s has no consumer %s on stream %s: choreoctl consumers list "
+                            "shows its consumers",
+                            name, consumer, adm->cfg->stream);
+    if (e.registered && !force)
+        return choreo__fail(CHOREO_ESTATE,
+                            "consumer %s belongs to the handler for %s that service %s registered "
+                            "at its last start: the service would create it again at its next "
+                            "start, from consumer_start; remove the handler first, or force it",
+                            consumer, e.type, name);
+    if (e.waiting > 0 && !force)
+        return choreo__fail(CHOREO_ESTATE,
+                            "consumer %s is being read by a running process (%lld pull "
+                            "requests waiting): stop that process first, or force it",
+                            consumer, (long long)e.waiting);
+    choreo_transport *tp = NULL;
+    s = choreo__admin_connect(adm, &tp);
+    if (s == CHOREO_OK) {
+        jsErrCode jerr = 0;
+        natsStatus ns = js_DeleteConsumer(tp->js, adm->cfg->stream, consumer, NULL, &jerr);
+        if (ns != NATS_OK)
+            s = choreo__nats_error(ns, "deleting the consumer");
+    }
+    choreo__transport_close(tp);
+    if (s == CHOREO_OK)
+        CHOREO_LOG(&adm->log, CHOREO_LOG_INFO, "deleted consumer", "consumer=%s stream=%s",
+                   consumer, adm->cfg->stream);
+    return s;
+}

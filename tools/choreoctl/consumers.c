@@ -1,0 +1,223 @@
+/* The consumers subcommands: the durable consumers of a service on the
+ * stream, set against the handlers its code registered at its last start
+ * (recorded in its database), so that a consumer a renamed or removed
+ * handler left behind shows as stale and can be deleted. */
+#include "consumers.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "help.h"
+#include "json.h"
+#include "text.h"
+
+/* "registered", "stale" (on the server, no handler) or "missing" (a
+ * handler whose consumer is not on the server: the service has not started
+ * since, or it was deleted). */
+static const char *state_of(const choreo_consumer_entry *e)
+{
+    if (e->registered)
+        return e->on_server ? "registered" : "missing";
+    return "stale";
+}
+
+static void print_text(const choreo_consumer_entry *list, size_t n)
+{
+    if (n == 0) {
+        printf("no durable consumers\n");
+        return;
+    }
+    size_t wname = strlen("CONSUMER"), wtype = strlen("TYPE");
+    for (size_t i = 0; i < n; i++) {
+        size_t a = strlen(list[i].name), b = strlen(list[i].type);
+        wname = a > wname ? a : wname;
+        wtype = b > wtype ? b : wtype;
+    }
+    printf("%-*s  %-*s  %-10s  %10s  %11s  %10s  %s\n", (int)wname, "CONSUMER", (int)wtype,
+           "TYPE", "STATE", "PENDING", "ACK PENDING", "DELIVERED", "READ BY A PROCESS");
+    for (size_t i = 0; i < n; i++) {
+        const choreo_consumer_entry *e = &list[i];
+        if (e->on_server)
+            printf("%-*s  %-*s  %-10s  %10" PRIu64 "  %11" PRIu64 "  %10" PRIu64 "  %s\n",
+                   (int)wname, e->name, (int)wtype, e->type, state_of(e), e->pending,
+                   e->ack_pending, e->delivered, e->waiting > 0 ? "yes" : "no");
+        else
+            printf("%-*s  %-*s  %-10s  %10s  %11s  %10s  %s\n", (int)wname, e->name, (int)wtype,
+                   e->type, state_of(e), "-", "-", "-", "-");
+    }
+    size_t stale = 0;
+    for (size_t i = 0; i < n; i++)
+        stale += !list[i].registered;
+    if (stale > 0)
+        printf("\n%zu stale: no handler of the service's code as it last started reads %s; "
+               "choreoctl consumers delete NAME removes one\n",
+               stale, stale == 1 ? "it" : "them");
+}
+
+static int print_json(const choreo_consumer_entry *list, size_t n)
+{
+    ctl_json j;
+    ctl_json_init(&j, (size_t)16 << 20, true, 0);
+    ctl_json_array_begin(&j);
+    for (size_t i = 0; i < n; i++) {
+        const choreo_consumer_entry *e = &list[i];
+        char t[32];
+        ctl_json_object_begin(&j);
+        ctl_json_key(&j, "name");
+        ctl_json_cstr(&j, e->name);
+        ctl_json_key(&j, "type");
+        ctl_json_cstr(&j, e->type);
+        ctl_json_key(&j, "subjects");
+        ctl_json_cstr(&j, e->subjects);
+        ctl_json_key(&j, "state");
+        ctl_json_cstr(&j, state_of(e));
+        ctl_json_key(&j, "registered");
+        ctl_json_bool(&j, e->registered);
+        ctl_json_key(&j, "registered_at");
+        if (e->registered_at_ms > 0) {
+            ctl_time_iso(e->registered_at_ms, true, t);
+            ctl_json_cstr(&j, t);
+        } else {
+            ctl_json_null(&j);
+        }
+        ctl_json_key(&j, "on_server");
+        ctl_json_bool(&j, e->on_server);
+        if (e->on_server) {
+            ctl_json_key(&j, "created_at");
+            ctl_time_iso(e->created_ms, true, t);
+            ctl_json_cstr(&j, t);
+            ctl_json_key(&j, "pending");
+            ctl_json_uint(&j, e->pending);
+            ctl_json_key(&j, "ack_pending");
+            ctl_json_uint(&j, e->ack_pending);
+            ctl_json_key(&j, "delivered");
+            ctl_json_uint(&j, e->delivered);
+            ctl_json_key(&j, "pull_requests_waiting");
+            ctl_json_int(&j, e->waiting);
+        }
+        ctl_json_object_end(&j);
+    }
+    ctl_json_array_end(&j);
+    int rc = CTL_EXIT_OK;
+    if (j.failed) {
+        ctl_error("out of memory writing the list");
+        rc = CTL_EXIT_FAIL;
+    } else {
+        printf("%s\n", j.buf ? j.buf : "[]");
+    }
+    ctl_json_free(&j);
+    return rc;
+}
+
+/* Says what went wrong in a choreo_admin_consumer* call; the status picks
+ * the exit code. */
+static int failed(choreo_status st)
+{
+    ctl_error("%s", choreo_last_error());
+    return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+}
+
+struct args {
+    bool help, json, force;
+    const char *name;
+};
+
+static int parse(const char *cmd, bool deleting, int argc, char **argv, struct args *a)
+{
+    memset(a, 0, sizeof *a);
+    bool flags = true;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (flags && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+            a->help = true;
+            return CTL_EXIT_OK;
+        }
+        if (flags && strcmp(arg, "--") == 0) {
+            flags = false;
+        } else if (flags && !deleting && strcmp(arg, "--json") == 0) {
+            a->json = true;
+        } else if (flags && deleting && strcmp(arg, "--force") == 0) {
+            a->force = true;
+        } else if (flags && arg[0] == '-') {
+            ctl_error("%s: unknown flag %s: see choreoctl %s --help", cmd, arg, cmd);
+            return CTL_EXIT_USAGE;
+        } else if (deleting && !a->name) {
+            a->name = arg;
+        } else {
+            ctl_error("%s: unexpected argument \"%s\": see choreoctl %s --help", cmd, arg, cmd);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (deleting && !a->name) {
+        ctl_error("%s: missing consumer name: give a name from the CONSUMER column of choreoctl "
+                  "consumers list", cmd);
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
+{
+    if (argc == 0) {
+        ctl_error("consumers: missing subcommand: use list or delete (see choreoctl consumers "
+                  "--help)");
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        ctl_help_consumers(stdout);
+        return CTL_EXIT_OK;
+    }
+    bool deleting = strcmp(argv[0], "delete") == 0;
+    if (!deleting && strcmp(argv[0], "list") != 0) {
+        ctl_error("consumers: unknown subcommand \"%s\": use list or delete (see choreoctl "
+                  "consumers --help)", argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    const char *cmd = deleting ? "consumers delete" : "consumers list";
+    struct args a;
+    int rc = parse(cmd, deleting, argc - 1, argv + 1, &a);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (a.help) {
+        ctl_help_consumers(stdout);
+        return CTL_EXIT_OK;
+    }
+    /* The service is the one given, or else the one recorded in the
+     * database; ctl_settings_check names choreoctl itself otherwise. */
+    char service[64] = "";
+    const char *given = choreo_config_get(s->cfg, "service");
+    if (given)
+        snprintf(service, sizeof service, "%s", given);
+    if ((rc = ctl_settings_check(s)) != CTL_EXIT_OK)
+        return rc;
+    const char *db = choreo_config_get(s->cfg, "db");
+    if ((rc = ctl_check_database(db)) != CTL_EXIT_OK)
+        return rc;
+    choreo_admin *adm = NULL;
+    if (choreo_admin_open(&adm, s->cfg) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    const char *svc = service[0] ? service : NULL;
+    if (deleting) {
+        choreo_status st = choreo_admin_consumer_delete(adm, svc, a.name, a.force);
+        if (st != CHOREO_OK)
+            rc = failed(st);
+        else
+            printf("deleted consumer %s; its events stay in the stream\n", a.name);
+    } else {
+        choreo_consumer_entry *list = NULL;
+        size_t n = 0;
+        choreo_status st = choreo_admin_consumers(adm, svc, &list, &n);
+        if (st != CHOREO_OK)
+            rc = failed(st);
+        else if (a.json)
+            rc = print_json(list, n);
+        else
+            print_text(list, n);
+        free(list);
+    }
+    choreo_admin_close(adm);
+    return rc;
+}
