@@ -406,29 +406,32 @@ static int own_flag(const choreo_config *cfg, const char *arg)
     return -1;
 }
 
-/* Edit distance of a and b (both shorter than 64 characters). */
+/* Edit distance of a and b, counting a swap of two neighbours as one edit
+ * (both shorter than 64 characters). */
 static size_t distance(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b), row[64];
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d[64][64];
     if (la >= 64 || lb >= 64)
         return SIZE_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned char)i;
     for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
+        d[0][j] = (unsigned char)j;
     for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+            unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1u < best)
+                best = d[i - 1][j] + 1u;
+            if (d[i][j - 1] + 1u < best)
+                best = d[i][j - 1] + 1u;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1u < best)
+                best = d[i - 2][j - 2] + 1u;
+            d[i][j] = (unsigned char)best;
         }
     }
-    return row[lb];
+    return d[la][lb];
 }
 
 /* Writes " (did you mean --x?)" into out for the known flag closest to

@@ -458,3 +458,109 @@ Test(choreoctl, retry_reaches_only_the_consumer_that_parked_the_event, .timeout 
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Starts the worker with handlers for the given types (NULL-ended) and its
+ * log, at info level, in dir/worker.log; stops it again at once. */
+static void run_worker_once(const char *dir, const char *url, ...)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    support_exec(dir, "worker", "CREATE TABLE IF NOT EXISTS applied(event_id TEXT)");
+    choreo_config *cfg = support_config(dir, "worker", url, "log_level=info", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    va_list ap;
+    va_start(ap, url);
+    for (const char *t; (t = va_arg(ap, const char *)) != NULL;)
+        cr_assert_eq(choreo_service_on(svc, t, steady, NULL), CHOREO_OK);
+    va_end(ap);
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    choreo_status st = choreo_service_start(svc);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+}
+
+Test(choreoctl, a_stale_consumer_is_listed_and_deleted, .timeout = 120)
+{
+    char dir[256], log[600], text[8192];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    /* A Fragile event is in the stream; OrderComplete is a misspelt type
+     * nobody emits: only its handler gets the startup note. */
+    choreo_service *svc = start_worker(dir, server.url);
+    support_emit(svc, "Fragile", "saga-1", 1, NULL);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1));
+    choreo_service_destroy(svc);
+    run_worker_once(dir, server.url, "Fragile", "OrderComplete", NULL);
+    slurp(log, text, sizeof text);
+    cr_assert(strstr(text, "no event of this handler's type in the stream yet") &&
+                  strstr(text, "type=OrderComplete consumer=worker_OrderComplete"),
+              "no note for the misspelt type: %s", text);
+    cr_assert_null(strstr(text, "type=Fragile"), "a note for a type with events: %s", text);
+    /* The typo is fixed: the next start registers Fragile only. */
+    run_worker_once(dir, server.url, "Fragile", NULL);
+
+    struct ctl_run r;
+    ctl(&r, dir, server.url, "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "consumers list: %s", r.err);
+    char *fragile = strstr(r.out, "worker_Fragile "), *stale = strstr(r.out, "worker_OrderComplete ");
+    cr_assert(fragile && stale, "%s", r.out);
+    cr_assert(strncmp(strstr(fragile, "registered"), "registered", 10) == 0 &&
+                  strstr(fragile, "registered") < strchr(fragile, '\n'),
+              "%s", r.out);
+    cr_assert(strstr(stale, "stale") && strstr(stale, "stale") < strchr(stale, '\n'), "%s", r.out);
+    cr_assert(strstr(r.out, "1 stale"), "%s", r.out);
+    ctl(&r, dir, server.url, "consumers", "list", "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"name\": \"worker_OrderComplete\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"state\": \"stale\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"state\": \"registered\""), "%s", r.out);
+
+    ctl(&r, dir, server.url, "consumers", "delete", "worker_Fragile", NULL);
+    cr_assert_eq(r.status, 1, "a registered consumer was deleted: %s", r.out);
+    cr_assert(strstr(r.err, "registered at its last start"), "%s", r.err);
+    ctl(&r, dir, server.url, "consumers", "delete", "worker_Nothing", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "has no consumer worker_Nothing"), "%s", r.err);
+    ctl(&r, dir, server.url, "consumers", "delete", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "missing consumer name"), "%s", r.err);
+    ctl(&r, dir, server.url, "consumers", "delete", "worker_OrderComplete", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    ctl(&r, dir, server.url, "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_null(strstr(r.out, "worker_OrderComplete"), "%s", r.out);
+    cr_assert(strstr(r.out, "worker_Fragile"), "%s", r.out);
+
+    /* Deleting a registered one by force: the next start creates it again. */
+    ctl(&r, dir, server.url, "consumers", "delete", "worker_Fragile", "--force", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    ctl(&r, dir, server.url, "consumers", "list", NULL);
+    cr_assert(strstr(r.out, "missing"), "%s", r.out);
+    run_worker_once(dir, server.url, "Fragile", NULL);
+    ctl(&r, dir, server.url, "consumers", "list", NULL);
+    cr_assert_null(strstr(r.out, "missing"), "%s", r.out);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(choreoctl, a_mistyped_flag_is_refused_with_the_closest_one, .timeout = 60)
+{
+    char dir[256];
+    support_tmpdir(dir, sizeof dir);
+    struct ctl_run r;
+    ctl(&r, dir, NULL, "--nats-ulr", "nats://127.0.0.1:1", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 2, "%s", r.out);
+    cr_assert(strstr(r.err, "unknown flag --nats-ulr (did you mean --nats-url?)"), "%s", r.err);
+    ctl(&r, dir, NULL, "dead", "list", "--jsno", NULL);
+    cr_assert_eq(r.status, 2, "%s", r.out);
+    cr_assert(strstr(r.err, "unknown flag --jsno (did you mean --json?)"), "%s", r.err);
+}

@@ -2,7 +2,9 @@
  * services built from either keep exchanging events. Events travel as maps
  * keyed by field name and services upgrade one at a time, so each change is
  * judged in both directions: new consumers reading old data, and old
- * consumers reading new data. The rules are listed in events/README.md. */
+ * consumers reading new data. Also decides whether a consumer's subset of a
+ * schema is met by the producer's schema, in the one direction data flows.
+ * The rules are listed in events/README.md. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -236,5 +238,108 @@ gen_compat_counts gen_compat_check(const gen_schema *old_s, const gen_schema *ne
             report(&c, COMPATIBLE, nd->loc, "%s %s was added", nd->is_event ? "event" : "record",
                    nd->name);
     }
+    return c.n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A consumer's expectations. A consumer may declare a subset of a producer's
+ * schema: the events and fields it reads. Its generated decoder skips the
+ * fields it does not declare, so only what it declares has to be met, in one
+ * direction: data written by the producer, read by the consumer. */
+
+/* Whether some value of type p, as the producer may send it, is over a size
+ * bound of type c at any level (both of the same kind). An unbounded string
+ * or bytes field of the consumer takes anything. */
+static bool bound_exceeded(const gen_type *p, const gen_type *c)
+{
+    uint32_t pb = effective_bound(p), cb = effective_bound(c);
+    if (cb != 0 && (pb == 0 || pb > cb))
+        return true;
+    return p->kind == GEN_LIST && bound_exceeded(p->elem, c->elem);
+}
+
+static void expect_field(cmp *c, const gen_decl *cd, const gen_field *cf, const gen_decl *pd)
+{
+    char ta[300], tb[300], va[120], vb[120];
+    const char *what = cd->is_event ? "event" : "record";
+    const gen_field *pf = find_field(pd, cf->name);
+    if (!pf) {
+        if (cf->dflt)
+            report(c, WARNING, cf->loc, "%s %s: optional field '%s' is not declared by the "
+                   "producer; the consumer always sees its default %s", what, cd->name,
+                   cf->name, gen_value_str(cf->dflt, va, sizeof va));
+        else
+            report(c, BREAKING, cf->loc, "%s %s: required field '%s' is not declared by the "
+                   "producer; the consumer would reject every %s %s (drop the field, or give it "
+                   "a default)", what, cd->name, cf->name, what, cd->name);
+        return;
+    }
+    gen_type_str(cf->type, ta, sizeof ta);
+    gen_type_str(pf->type, tb, sizeof tb);
+    if (!same_kind(cf->type, pf->type)) {
+        report(c, BREAKING, cf->loc, "%s %s: field '%s' is %s here but %s in the producer "
+               "(%s:%d); the consumer cannot decode it (declare the producer's type)", what,
+               cd->name, cf->name, ta, tb, pf->loc.file, pf->loc.line);
+    } else if (bound_exceeded(pf->type, cf->type)) {
+        report(c, BREAKING, cf->loc, "%s %s: field '%s' is %s here but %s in the producer "
+               "(%s:%d); the producer may send more than the consumer's bound allows, and the "
+               "consumer rejects such data (declare at least the producer's bound)", what,
+               cd->name, cf->name, ta, tb, pf->loc.file, pf->loc.line);
+    } else if (!cf->dflt && pf->dflt) {
+        report(c, BREAKING, cf->loc, "%s %s: field '%s' is required here but optional in the "
+               "producer (%s:%d); producers may leave it out, and the consumer would reject "
+               "that data (give it the producer's default, = %s)", what, cd->name, cf->name,
+               pf->loc.file, pf->loc.line, gen_value_str(pf->dflt, vb, sizeof vb));
+    } else if (cf->dflt && pf->dflt && !same_value(cf->dflt, pf->dflt)) {
+        report(c, WARNING, cf->loc, "%s %s: field '%s' defaults to %s here but to %s in the "
+               "producer (%s:%d); data without the field means different things to the two",
+               what, cd->name, cf->name, gen_value_str(cf->dflt, va, sizeof va),
+               gen_value_str(pf->dflt, vb, sizeof vb), pf->loc.file, pf->loc.line);
+    }
+}
+
+/* Checks one declaration of the consumer against the producer's. */
+static void expect_decl(cmp *c, const gen_decl *cd, const gen_schema *producer)
+{
+    const gen_decl *pd = gen_schema_find(producer, cd->name);
+    if (!pd) {
+        if (cd->is_event)
+            report(c, BREAKING, cd->loc, "event %s is not in the producer's schema %s, so that "
+                   "producer never emits it (if another service does, declare the event in a "
+                   "separate file checked against that service's schema)", cd->name,
+                   producer->file);
+        else
+            report(c, BREAKING, cd->loc, "record %s is not in the producer's schema %s "
+                   "(records are matched by name: use the producer's name)", cd->name,
+                   producer->file);
+        return;
+    }
+    if (cd->is_event != pd->is_event) {
+        report(c, BREAKING, cd->loc, "%s is %s here but %s in the producer (%s:%d); declare it "
+               "as the producer does", cd->name,
+               cd->is_event ? "an event" : "a record", pd->is_event ? "an event" : "a record",
+               pd->loc.file, pd->loc.line);
+        return;
+    }
+    if (cd->is_event && pd->version < cd->version)
+        report(c, BREAKING, cd->loc, "event %s: the producer declares v%u, older than the v%u "
+               "the consumer expects; versions only grow (check against the producer's current "
+               "schema)", cd->name, pd->version, cd->version);
+    else if (cd->is_event && pd->version > cd->version)
+        report(c, COMPATIBLE, cd->loc, "event %s: the producer declares v%u, newer than the "
+               "consumer's v%u (consumers decode every version by field name)", cd->name,
+               pd->version, cd->version);
+    for (size_t i = 0; i < cd->nfields; i++)
+        expect_field(c, cd, &cd->fields[i], pd);
+}
+
+gen_compat_counts gen_compat_consumer(const gen_schema *producer, const gen_schema *consumer,
+                                      void *file)
+{
+    cmp c;
+    memset(&c, 0, sizeof c);
+    c.out = file;
+    for (size_t i = 0; i < consumer->ndecls; i++)
+        expect_decl(&c, &consumer->decls[i], producer);
     return c.n;
 }

@@ -1,4 +1,5 @@
-/* Compatibility check between two versions of a schema. */
+/* Compatibility checks: between two versions of a schema, and between a
+ * producer's schema and a consumer's subset of it. */
 #ifndef CHOREO_GEN_COMPAT_H
 #define CHOREO_GEN_COMPAT_H
 
@@ -14,5 +15,14 @@ typedef struct gen_compat_counts {
  * FILE *): "file:line: breaking|warning|compatible: what changed". Returns
  * the counts; the schemas are compatible when counts.breaking is 0. */
 gen_compat_counts gen_compat_check(const gen_schema *old_s, const gen_schema *new_s, void *file);
+
+/* Checks that what `consumer` declares (a subset of a schema: the events,
+ * records and fields a service reads) is met by `producer`, the schema of
+ * the service that emits them, and prints one line per finding to `file` (a
+ * FILE *), in the format of gen_compat_check. Fields of the producer that
+ * the consumer does not declare are not reported: its decoder skips them.
+ * The expectations are met when counts.breaking is 0. */
+gen_compat_counts gen_compat_consumer(const gen_schema *producer, const gen_schema *consumer,
+                                      void *file);
 
 #endif

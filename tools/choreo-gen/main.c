@@ -1,5 +1,6 @@
 /* choreo-gen: the command line. Reads an event schema and writes its C API,
- * checks a schema, or compares two versions of one for compatibility. */
+ * checks a schema, compares two versions of one for compatibility, or checks
+ * a consumer's subset of a schema against the producer's. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ static const char usage_text[] =
     "Usage: choreo-gen [-p PREFIX] [-o DIR] SCHEMA.events\n"
     "       choreo-gen --check SCHEMA.events\n"
     "       choreo-gen --check-compat OLD.events NEW.events\n"
+    "       choreo-gen --check-consumer PRODUCER.events CONSUMER.events\n"
     "\n"
     "Generates the C API of an event schema: PREFIX_events.h and PREFIX_events.c,\n"
     "with a struct per event and record, encode/decode/check/free functions, typed\n"
@@ -39,12 +41,18 @@ static const char usage_text[] =
     "      --check-compat OLD NEW\n"
     "                           compare two versions of a schema and print one line\n"
     "                           per change: file:line: breaking|warning|compatible: ...\n"
+    "      --check-consumer PRODUCER CONSUMER\n"
+    "                           check that the events and fields a consumer declares\n"
+    "                           (a subset of the producer's schema: what it reads)\n"
+    "                           are met by the producer's schema; one line per finding,\n"
+    "                           as for --check-compat\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
     "Exit status:\n"
-    "  0   success; for --check-compat, NEW can replace OLD\n"
-    "  1   --check-compat found breaking changes\n"
+    "  0   success; for --check-compat, NEW can replace OLD; for --check-consumer,\n"
+    "      PRODUCER meets what CONSUMER expects\n"
+    "  1   --check-compat or --check-consumer found something breaking\n"
     "  2   a schema has errors, printed as file:line:col: error: ...\n"
     "  3   a file could not be read or written\n"
     "  64  wrong usage\n";
@@ -172,28 +180,32 @@ static int generate(const char *schema_path, const char *prefix, const char *dir
     return code;
 }
 
-static int check_compat(const char *old_path, const char *new_path)
+/* --check-compat OLD NEW, or --check-consumer PRODUCER CONSUMER: data flows
+ * from the first schema to the second. */
+static int check_pair(bool consumer, const char *from_path, const char *to_path)
 {
     int code = 0;
-    gen_schema *o = load(old_path, &code);
-    gen_schema *n = o ? load(new_path, &code) : NULL;
-    if (!o || !n) {
-        gen_schema_free(o);
+    gen_schema *from = load(from_path, &code);
+    gen_schema *to = from ? load(to_path, &code) : NULL;
+    if (!from || !to) {
+        gen_schema_free(from);
         return code;
     }
-    gen_compat_counts k = gen_compat_check(o, n, stdout);
+    gen_compat_counts k = consumer ? gen_compat_consumer(from, to, stdout)
+                                   : gen_compat_check(from, to, stdout);
     fflush(stdout);
     fprintf(stderr, "choreo-gen: %s -> %s: %zu breaking, %zu warnings, %zu compatible\n",
-            old_path, new_path, k.breaking, k.warnings, k.compatible);
-    gen_schema_free(o);
-    gen_schema_free(n);
+            from_path, to_path, k.breaking, k.warnings, k.compatible);
+    gen_schema_free(from);
+    gen_schema_free(to);
     return k.breaking ? EXIT_INCOMPATIBLE : 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *prefix = NULL, *dir = ".", *schema = NULL, *compat[2] = {NULL, NULL};
-    bool check_only = false, want_compat = false;
+    const char *prefix = NULL, *dir = ".", *schema = NULL, *pair[2] = {NULL, NULL};
+    const char *pair_opt = NULL; /* --check-compat or --check-consumer */
+    bool check_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -225,12 +237,18 @@ int main(int argc, char **argv)
             dir = val;
         } else if (IS("--check") && !val) {
             check_only = true;
-        } else if (IS("--check-compat") && !val) {
+        } else if ((IS("--check-compat") || IS("--check-consumer")) && !val) {
+            bool consumer = strcmp(a, "--check-consumer") == 0;
             if (i + 2 >= argc)
-                return usage_error("%s needs two files: OLD.events NEW.events", a);
-            want_compat = true;
-            compat[0] = argv[++i];
-            compat[1] = argv[++i];
+                return usage_error("%s needs two files: %s", a,
+                                   consumer ? "PRODUCER.events CONSUMER.events"
+                                            : "OLD.events NEW.events");
+            if (pair_opt && strcmp(pair_opt, a) != 0)
+                return usage_error("%s", "give either --check-compat or --check-consumer, "
+                                         "not both");
+            pair_opt = a;
+            pair[0] = argv[++i];
+            pair[1] = argv[++i];
         } else if (strcmp(a, "--") == 0) {
             if (i + 1 < argc && !schema)
                 schema = argv[++i];
@@ -246,10 +264,10 @@ int main(int argc, char **argv)
 #undef IS
 #undef TAKE
     }
-    if (want_compat) {
+    if (pair_opt) {
         if (schema || check_only)
-            return usage_error("%s", "--check-compat takes exactly two files and no other mode");
-        return check_compat(compat[0], compat[1]);
+            return usage_error("%s takes exactly two files and no other mode", pair_opt);
+        return check_pair(strcmp(pair_opt, "--check-consumer") == 0, pair[0], pair[1]);
     }
     if (!schema)
         return usage_error("%s", "no schema file given");

@@ -72,7 +72,8 @@ int main(int argc, char **argv)
         }
     }
     if (choreo_config_from_args(s.cfg, &argc, argv) != CHOREO_OK) {
-        ctl_error("%s (see choreoctl --help)", choreo_last_error());
+        const char *why = choreo_last_error();
+        ctl_error("%s%s", why, strstr(why, "--help") ? "" : " (see choreoctl --help)");
         rc = CTL_EXIT_USAGE;
         goto done;
     }
