@@ -60,11 +60,19 @@ choreo_status choreo__envelope_encode(const choreo_envelope *env, choreo_mp_writ
         choreo_mp_reader r;
         choreo_mp_reader_init(&r, env->data, env->data_len);
         if (choreo_mp_peek(&r) != CHOREO_MP_MAP)
-            return choreo__fail(CHOREO_EINVAL, "event data must be a msgpack map");
-        if (choreo_mp_skip(&r, CHOREO_ENVELOPE_DEPTH) != CHOREO_OK || r.pos != r.end)
             return choreo__fail(CHOREO_EINVAL,
-                                "event data is not one well-formed msgpack map (%s)",
-                                choreo_last_error());
+                                "data of %s must be one msgpack map, but its first byte 0x%02x "
+                                "starts another kind of value",
+                                env->type, env->data[0]);
+        if (choreo_mp_skip(&r, CHOREO_ENVELOPE_DEPTH) != CHOREO_OK)
+            return choreo__fail(CHOREO_EINVAL, "data of %s is not a well-formed msgpack map: %s",
+                                env->type, choreo_last_error());
+        if (r.pos != r.end)
+            return choreo__fail(CHOREO_EINVAL,
+                                "data of %s has %zu bytes after its msgpack map: the map ends at "
+                                "byte %zu of data_len %zu; pass the length of the map alone",
+                                env->type, (size_t)(r.end - r.pos), (size_t)(r.pos - env->data),
+                                env->data_len);
         choreo__mp_write_raw(w, env->data, env->data_len);
     }
     if (w->status == CHOREO_ETOOBIG)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "status.h"
 
 #define ID "01JD0000000000000000000001"
 
@@ -82,6 +83,42 @@ Test(envelope, encode_refuses_data_that_is_not_one_map_and_oversized_events)
     cr_assert_eq(choreo__envelope_encode(&e, &w), CHOREO_ETOOBIG);
     cr_assert(strstr(choreo_last_error(), "max_event_bytes"), "%s", choreo_last_error());
     choreo_mp_writer_free(&w);
+}
+
+/* Each refusal of event data says what is wrong with it, in its own
+ * sentence: never an empty text, nor one left over from an earlier failure. */
+Test(envelope, encode_errors_are_specific_and_never_stale)
+{
+    static const struct {
+        uint8_t bytes[8];
+        size_t len;
+        const char *says;
+    } cases[] = {
+        { { 0x80, 0x00 }, 2, "data of OrderCreated has 1 bytes after its msgpack map: the map "
+                             "ends at byte 1 of data_len 2" },
+        { { 0x81, 0xa1, 'x', 0x01, 0xc0, 0xc0 }, 6, "has 2 bytes after its msgpack map" },
+        { { 0x81, 0xa1, 'x' }, 3, "data of OrderCreated is not a well-formed msgpack map: "
+                                  "msgpack value truncated" },
+        { { 0x92, 0x01, 0x02 }, 3, "data of OrderCreated must be one msgpack map, but its first "
+                                   "byte 0x92" },
+        { { 0x81, 0xc1, 0x00 }, 3, "not a well-formed msgpack map: invalid msgpack byte 0xc1" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        choreo_envelope e = sample();
+        e.data = cases[i].bytes;
+        e.data_len = cases[i].len;
+        choreo_mp_writer w;
+        choreo_mp_writer_init(&w, 0);
+        (void)choreo__fail(CHOREO_ESTORE, "an earlier failure");
+        cr_expect_eq(choreo__envelope_encode(&e, &w), CHOREO_EINVAL, "case %zu", i);
+        const char *text = choreo_last_error();
+        cr_expect(strstr(text, cases[i].says), "case %zu: \"%s\"", i, text);
+        cr_expect_null(strstr(text, "earlier"), "case %zu: stale text \"%s\"", i, text);
+        cr_expect_null(strstr(strstr(text, "msgpack") ? strstr(text, "msgpack") + 1 : text,
+                              "data of"),
+                       "case %zu: nested twice: \"%s\"", i, text);
+        choreo_mp_writer_free(&w);
+    }
 }
 
 /* A field of a hand-built envelope: kind 's' string, 'i' int, 'u' uint,
