@@ -103,7 +103,7 @@ for p in $CHOREO_PACKAGES pkgconf; do
 done
 run "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q ${purge[*]}"
 run "DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q"
-gone="libnats-dev libnats3.4 libmsgpack-dev libsqlite3-dev libcriterion-dev pkgconf pkg-config meson"
+gone="libnats-dev libnats3.4 libmsgpack-dev libmsgpackc2 libsqlite3-dev libcriterion-dev pkgconf pkg-config meson"
 left=""
 for p in $gone; do
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
@@ -122,6 +122,13 @@ if dpkg-query -W -f='${Status}' libnats-dev 2>/dev/null | grep -q "ok installed"
     fail "libchoreo0 or choreo-tools pulled in libnats-dev: a runtime package depends on development files"
 fi
 run "DEBIAN_FRONTEND=noninteractive apt-get install -y -q $work/debs/*.deb"
+# choreo.h needs sqlite3.h only: the development package must not drag in
+# the development files of libnats or msgpack (and through it Boost).
+for p in libnats-dev libmsgpack-dev libboost-dev; do
+    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        fail "libchoreo-dev pulled in $p, which building against choreo does not need"
+    fi
+done
 run "dpkg-query -W -f='\${Package} \${Version} \${Status}\n' libchoreo0 libchoreo-dev choreo-tools"
 
 step "4. build the README's first handler against the installed packages"
