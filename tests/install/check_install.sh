@@ -54,7 +54,20 @@ wait_for() {
     done
 }
 
-# 1. Install, as the README says.
+# 1. Install, as the README says: the commands below are the README's own,
+# with P=$prefix, and must stay there word for word.
+for line in \
+    'meson setup build-release --buildtype=release -Dtests=disabled' \
+    'ninja -C build-release install' \
+    'ldconfig' \
+    'cc first.c $(pkg-config --cflags --libs choreo) -o first' \
+    'meson setup build-prefix --prefix "$P" --libdir lib --buildtype=release -Dtests=disabled' \
+    'ninja -C build-prefix install' \
+    'export PKG_CONFIG_PATH=$P/lib/pkgconfig PATH=$P/bin:$PATH' \
+    'cc first.c $(pkg-config --cflags --libs choreo) -Wl,-rpath,"$P/lib" -o first' \
+    'choreoctl --help'; do
+    grep -qF -- "$line" "$src/README.md" || fail "the README's Install section no longer says: $line"
+done
 if [ $system -eq 1 ]; then
     prefix=/usr/local
     step "system-wide install into $prefix"
@@ -78,15 +91,16 @@ echo "pkg-config: choreo $(pkg-config --modversion choreo), choreo_gen=$gen"
 
 # 2. The installed programs and the README's first example.
 step "installed choreoctl and choreo-gen run"
-"$prefix/bin/choreoctl" --help | head -1
-"$prefix/bin/choreo-gen" --help | head -1
+choreoctl --help | head -1
+choreo-gen --help | head -1
+[ "$(command -v choreoctl)" = "$prefix/bin/choreoctl" ] || fail "choreoctl on PATH is not the installed one"
 python3 "$src/tests/readme/extract.py" "$src/README.md" first_handler "$work/first.c"
 cd "$work"
 if [ $system -eq 1 ]; then
     cc first.c $(pkg-config --cflags --libs choreo) -o first
 else
-    cc first.c $(pkg-config --cflags --libs choreo) \
-        -Wl,-rpath,"$(pkg-config --variable=libdir choreo)" -o first
+    P=$prefix
+    cc first.c $(pkg-config --cflags --libs choreo) -Wl,-rpath,"$P/lib" -o first
 fi
 mkdir -p "$work/nats"
 /usr/sbin/nats-server -a 127.0.0.1 -p -1 --ports_file_dir "$work/nats" -js -sd "$work/nats" \
