@@ -185,7 +185,8 @@ static int by_name(const void *a, const void *b)
                   ((const choreo_consumer_entry *)b)->name);
 }
 
-/* Fills l with the service's consumers; *service_out names the service. */
+/* Fills l with the consumers of service (NULL: the one recorded in the
+ * database) and writes its name into name (size cap). */
 static choreo_status collect(choreo_admin *adm, const char *service, char *name, size_t cap,
                              struct list *l)
 {

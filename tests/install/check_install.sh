@@ -160,8 +160,12 @@ wait_for 30 compgen -G "$work/demo/nats/*.ports" >/dev/null || fail "the demo's 
 url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
     "$(compgen -G "$work/demo/nats/*.ports" | head -1)")
 db=$work/shipping.db
+# A killed run's unacknowledged deliveries come back after ack_wait_ms, and
+# an OrderCompleted handled before its OrderCreated is retried with backoff
+# up to retry_cap_ms: both short here, so the test does not wait for long.
 run_shipping() {
-    ./shipping --db "$db" --nats-url "$url" --log-level warn 2>>"$work/shipping.log" &
+    ./shipping --db "$db" --nats-url "$url" --log-level warn --ack-wait-ms 2000 \
+        --retry-cap-ms 2000 2>>"$work/shipping.log" &
     ship_pid=$!
 }
 kills=0 live_kills=0
@@ -182,7 +186,7 @@ created=$(sqlite3 "$work/demo/order.db" "SELECT COUNT(*) FROM orders")
 echo "demo: $created orders, $completed completed"
 [ "$completed" -gt 0 ] || fail "no order completed"
 parcels() { sqlite3 "$db" "SELECT COUNT(*) FROM parcels" 2>/dev/null || echo 0; }
-wait_for 120 test "$(parcels)" -eq "$completed" || fail "$(parcels) parcels for $completed completed orders"
+wait_for 240 test "$(parcels)" -eq "$completed" || fail "$(parcels) parcels for $completed completed orders"
 sleep 1
 kill -TERM $ship_pid
 wait $ship_pid || fail "shipping exited with $? on SIGTERM"
