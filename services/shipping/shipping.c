@@ -1,7 +1,7 @@
 /* shipping: a service of its own next to the choreo shop demo, built only
  * from an installed choreo (header, pkg-config file and choreo-gen). It
- * notes every OrderCreated, and for every OrderCompleted schedules one
- * parcel and emits ShipmentScheduled. It has no idempotency code: choreo's
+ * notes every OrderCreated and OrderCompleted, and once it has both of an
+ * order schedules one parcel and emits ShipmentScheduled. It has no idempotency code: choreo's
  * inbox applies each event once, whatever kills and redeliveries happen.
  *
  *   shipping --db shipping.db --nats-url nats://127.0.0.1:4222
@@ -15,15 +15,20 @@
 #include "shipping_events.h"
 #include "shop_orders_events.h"
 
+/* orders and completed get one row per event handled, with no key that
+ * would hide a second delivery: choreo's inbox is what keeps them single. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS orders("
     "  order_id TEXT NOT NULL,"
     "  user_id TEXT NOT NULL,"
     "  product_id TEXT NOT NULL,"
     "  qty INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS completed(order_id TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS parcels("
     "  order_id TEXT NOT NULL,"
-    "  scheduled_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);";
+    "  scheduled_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);"
+    "CREATE INDEX IF NOT EXISTS orders_id ON orders(order_id);"
+    "CREATE INDEX IF NOT EXISTS completed_id ON completed(order_id);";
 
 /* Runs one statement with text and integer parameters ("t" or "i" each);
  * returns sqlite3_step's result. */
@@ -46,49 +51,56 @@ static int run(sqlite3 *db, const char *sql, const char *kinds, ...)
     return rc;
 }
 
+/* Schedules the parcel of order_id once both its OrderCreated and its
+ * OrderCompleted are here. They come through two consumers, in either order;
+ * handlers run one at a time, so exactly one of the two finds the other. */
+static choreo_result ship_when_ready(choreo_tx *tx, const choreo_event *meta,
+                                     const char *order_id)
+{
+    sqlite3 *db = choreo_tx_db(tx);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT o.user_id, o.product_id, o.qty FROM orders o"
+                           " WHERE o.order_id = ?1"
+                           " AND EXISTS (SELECT 1 FROM completed c WHERE c.order_id = ?1)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return CHOREO_RETRY;
+    sqlite3_bind_text(q, 1, order_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    choreo_result out = rc == SQLITE_DONE ? CHOREO_DONE : CHOREO_RETRY; /* not both yet */
+    if (rc == SQLITE_ROW) {
+        shipping_shipment_scheduled parcel;
+        shipping_shipment_scheduled_init(&parcel);
+        parcel.order_id = order_id;
+        parcel.user_id = (const char *)sqlite3_column_text(q, 0);
+        parcel.product_id = (const char *)sqlite3_column_text(q, 1);
+        parcel.qty = sqlite3_column_int(q, 2);
+        if (run(db, "INSERT INTO parcels(order_id) VALUES (?1)", "t", order_id) == SQLITE_DONE &&
+            shipping_emit_shipment_scheduled(tx, meta->saga, &parcel, NULL) == CHOREO_OK)
+            out = CHOREO_DONE;
+    }
+    sqlite3_finalize(q);
+    return out;
+}
+
 static choreo_result on_order_created(choreo_tx *tx, const choreo_event *meta,
                                       const shop_orders_order_created *v, void *user)
 {
-    (void)meta;
     (void)user;
-    /* A plain INSERT: a second delivery of the same event never gets here. */
     if (run(choreo_tx_db(tx), "INSERT INTO orders VALUES (?1, ?2, ?3, ?4)", "ttti", v->order_id,
             v->user_id, v->product_id, (long long)v->qty) != SQLITE_DONE)
         return CHOREO_RETRY;
-    return CHOREO_DONE;
+    return ship_when_ready(tx, meta, v->order_id);
 }
 
 static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
                                         const shop_orders_order_completed *v, void *user)
 {
     (void)user;
-    sqlite3 *db = choreo_tx_db(tx);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT user_id, product_id, qty FROM orders WHERE order_id = ?1",
-                           -1, &q, NULL) != SQLITE_OK)
+    if (run(choreo_tx_db(tx), "INSERT INTO completed VALUES (?1)", "t", v->order_id) !=
+        SQLITE_DONE)
         return CHOREO_RETRY;
-    sqlite3_bind_text(q, 1, v->order_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(q);
-        /* The OrderCreated of this order comes through another consumer
-         * and may not be here yet: try again a little later. */
-        if (rc == SQLITE_DONE)
-            choreo_tx_set_reason(tx, "its OrderCreated has not been handled yet");
-        return CHOREO_RETRY;
-    }
-    shipping_shipment_scheduled parcel;
-    shipping_shipment_scheduled_init(&parcel);
-    parcel.order_id = v->order_id;
-    parcel.user_id = (const char *)sqlite3_column_text(q, 0);
-    parcel.product_id = (const char *)sqlite3_column_text(q, 1);
-    parcel.qty = sqlite3_column_int(q, 2);
-    choreo_result out = CHOREO_DONE;
-    if (run(db, "INSERT INTO parcels(order_id) VALUES (?1)", "t", v->order_id) != SQLITE_DONE ||
-        shipping_emit_shipment_scheduled(tx, meta->saga, &parcel, NULL) != CHOREO_OK)
-        out = CHOREO_RETRY;
-    sqlite3_finalize(q);
-    return out;
+    return ship_when_ready(tx, meta, v->order_id);
 }
 
 int main(int argc, char **argv)

@@ -160,12 +160,11 @@ wait_for 30 compgen -G "$work/demo/nats/*.ports" >/dev/null || fail "the demo's 
 url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
     "$(compgen -G "$work/demo/nats/*.ports" | head -1)")
 db=$work/shipping.db
-# A killed run's unacknowledged deliveries come back after ack_wait_ms, and
-# an OrderCompleted handled before its OrderCreated is retried with backoff
-# up to retry_cap_ms: both short here, so the test does not wait for long.
+# A killed run's unacknowledged deliveries come back after ack_wait_ms:
+# short here, so the test does not wait for long.
 run_shipping() {
     ./shipping --db "$db" --nats-url "$url" --log-level warn --ack-wait-ms 2000 \
-        --retry-cap-ms 2000 2>>"$work/shipping.log" &
+        2>>"$work/shipping.log" &
     ship_pid=$!
 }
 kills=0 live_kills=0
@@ -192,6 +191,7 @@ kill -TERM $ship_pid
 wait $ship_pid || fail "shipping exited with $? on SIGTERM"
 doubled=$(sqlite3 "$db" "SELECT COUNT(*) FROM (SELECT order_id FROM parcels GROUP BY 1 HAVING COUNT(*) > 1)")
 noted=$(sqlite3 "$db" "SELECT COUNT(*) FROM orders")
+marked=$(sqlite3 "$db" "SELECT COUNT(*) FROM completed")
 distinct=$(sqlite3 "$db" "SELECT COUNT(DISTINCT order_id) FROM orders")
 sqlite3 "$db" "ATTACH '$work/demo/order.db' AS shop;
                SELECT COUNT(*) FROM parcels p JOIN shop.orders o USING (order_id)
@@ -200,6 +200,7 @@ echo "shipping: $kills SIGKILLs ($live_kills while orders flowed), $(parcels) pa
 [ "$doubled" -eq 0 ] || fail "$doubled orders got more than one parcel"
 [ "$(cat "$work/joined")" -eq "$completed" ] || fail "parcels do not match the completed orders"
 [ "$noted" -eq "$created" ] && [ "$distinct" -eq "$created" ] || fail "OrderCreated noted $noted times for $created orders"
+[ "$marked" -eq "$completed" ] || fail "OrderCompleted noted $marked times for $completed completed orders"
 if grep -q -E 'level=error' "$work/shipping.log"; then
     grep -E 'level=error' "$work/shipping.log" | head -5
     fail "shipping logged errors"
