@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "consumers.h"
@@ -50,6 +51,12 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
         s = choreo__relay_create(&svc->relay, svc);
     if (s != CHOREO_OK)
         goto fail;
+    struct stat db_stat;
+    if (stat(svc->cfg->db, &db_stat) == 0 && (db_stat.st_mode & 077))
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   "the database is readable by other users of this machine; it holds the "
+                   "business rows and every event: chmod 600 it (choreo creates new ones so)",
+                   "db=%s mode=%04o", svc->cfg->db, (unsigned)(db_stat.st_mode & 07777));
     *out = svc;
     return CHOREO_OK;
 fail:

@@ -3,9 +3,11 @@
  * configured) and migrates the framework tables by PRAGMA user_version. */
 #include "store.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "status.h"
 
@@ -153,6 +155,14 @@ choreo_status choreo__store_open(choreo_store **out, const char *path, const cha
     choreo_store *st = calloc(1, sizeof *st);
     if (!st)
         return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", path);
+    /* A new database is readable by its owner only: it holds the business
+     * rows and every event. SQLite gives its -wal and -shm files the same
+     * mode. An existing file keeps the mode it has. */
+    if (path[0] != '\0' && path[0] != ':' && strncmp(path, "file:", 5) != 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
     int rc = sqlite3_open_v2(path, &st->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,4 +217,53 @@ Test(dblock, the_shop_services_exit_non_zero_when_their_database_is_taken, .time
         cr_assert(strstr(err, want), "shop-%s: %s", shop[i].name, err);
         choreo_service_destroy(holder);
     }
+}
+
+/* A database choreo creates is readable by its owner only, and so are its
+ * WAL files; one made by someone else keeps its mode, with a warning. */
+Test(dblock, a_new_database_is_private_and_an_open_one_is_reported, .timeout = 60)
+{
+    char dir[256], path[600], log[600], text[8192];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    umask(022);
+    choreo_config *cfg = support_config(dir, "private", server.url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Hello", "s1", 1, NULL);
+    static const char *const files[] = { "private.db", "private.db-wal", "private.db-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+        cr_assert_eq(st.st_mode & 0777, 0600, "%s has mode %o", files[i], st.st_mode & 0777);
+    }
+    choreo_service_destroy(svc);
+
+    /* Made by a tool with the usual umask: readable by everyone. */
+    support_exec(dir, "shared", "CREATE TABLE t(x)");
+    snprintf(path, sizeof path, "%s/shared.db", dir);
+    chmod(path, 0644);
+    snprintf(log, sizeof log, "%s/shared.log", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    cfg = support_config(dir, "shared", server.url, "log_level=warn", NULL);
+    svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    slurp(log, text, sizeof text);
+    cr_assert(strstr(text, "the database is readable by other users") && strstr(text, "mode=0644"),
+              "%s", text);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0644, "choreo changed the mode of a file it did not create");
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
 }
