@@ -76,6 +76,11 @@ typedef enum choreo_status {
     CHOREO_ETIMEOUT = 14,   /* an operation did not finish in time */
     CHOREO_EDUPLICATE = 15, /* already registered / already exists */
     CHOREO_ELOCKED = 16,    /* another process runs this service (its database or consumers) */
+    CHOREO_ETLS = 17,       /* the TLS handshake with NATS failed: the server's certificate
+                               is not trusted by tls_ca, has expired or names another host,
+                               the server refused the client certificate (tls_cert, tls_key)
+                               or asked for one, or TLS is set but the server offers none.
+                               Not retried: fix the certificates or the settings */
 } choreo_status;
 
 /* A short constant text for a status ("invalid argument"). Never NULL; a
@@ -116,8 +121,23 @@ typedef enum choreo_log_level {
  *   log_level          error|warn|info|debug [info]
  *   synchronous        SQLite synchronous: off|normal|full|extra [full]
  *   busy_timeout_ms    SQLite busy timeout [5000]
- *   nats_user, nats_password, nats_token, nats_creds,
- *   tls_ca, tls_cert, tls_key      NATS credentials (never logged)
+ *   nats_user, nats_password, nats_token, nats_creds
+ *                      NATS credentials; the password and the token are
+ *                      never logged, and choreo_config_get shows them as ***
+ *   nats_nkey          the user's public nkey (U..., not secret), with
+ *   nats_nkey_seed     the path of a file holding its seed (SU...); the
+ *                      file is the secret, its content is never logged.
+ *                      Both or neither; exclusive with nats_user,
+ *                      nats_token and nats_creds
+ *   tls_ca             PEM file of the CA that signed the server's
+ *                      certificate; the server's certificate must also name
+ *                      the host of nats_url (DNS name or IP address)
+ *   tls_cert, tls_key  PEM client certificate and its key, for servers that
+ *                      verify clients (both or neither). Any of the three
+ *                      turns TLS on; a server that requires TLS gets it
+ *                      anyway, checked against the system's CAs. The URL
+ *                      stays nats://. Unreadable files fail at start with
+ *                      CHOREO_ECONFIG, a failed handshake with CHOREO_ETLS
  *   connect_wait_ms    how long start waits for a first NATS connection;
  *                      0 waits until stopped [0]
  *   max_deliver        deliveries of one message [10]; the handler runs on

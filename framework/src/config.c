@@ -55,9 +55,15 @@ static const struct key keys[] = {
     { "nats_password", K_SECRET, S(nats_password), NULL, 0, 0, NULL, "NATS password" },
     { "nats_token", K_SECRET, S(nats_token), NULL, 0, 0, NULL, "NATS token" },
     { "nats_creds", K_STR, S(nats_creds), NULL, 0, 0, NULL, "NATS credentials file" },
-    { "tls_ca", K_STR, S(tls_ca), NULL, 0, 0, NULL, "TLS CA certificate file" },
-    { "tls_cert", K_STR, S(tls_cert), NULL, 0, 0, NULL, "TLS client certificate file" },
-    { "tls_key", K_STR, S(tls_key), NULL, 0, 0, NULL, "TLS client key file" },
+    { "nats_nkey", K_STR, S(nats_nkey), NULL, 0, 0, NULL,
+      "NATS user public nkey (U..., 56 characters), with nats_nkey_seed" },
+    { "nats_nkey_seed", K_STR, S(nats_nkey_seed), NULL, 0, 0, NULL,
+      "file holding the seed (SU...) of nats_nkey; the file is the secret: keep it private" },
+    { "tls_ca", K_STR, S(tls_ca), NULL, 0, 0, NULL,
+      "PEM file of the CA that signed the NATS server's certificate; turns TLS on" },
+    { "tls_cert", K_STR, S(tls_cert), NULL, 0, 0, NULL,
+      "PEM client certificate file, for servers that verify clients; turns TLS on" },
+    { "tls_key", K_STR, S(tls_key), NULL, 0, 0, NULL, "PEM private key file of tls_cert" },
     { "connect_wait_ms", K_INT, S(connect_wait_ms), "0", 0, INT32_MAX, NULL,
       "how long start waits for NATS; 0 waits until stopped" },
     { "max_deliver", K_INT, S(max_deliver), "10", 2, 1000, NULL,
@@ -553,6 +559,47 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
     return CHOREO_OK;
 }
 
+/* A user's public nkey: 'U' and 55 more characters of base32 (A-Z, 2-7). */
+static bool user_nkey_valid(const char *s)
+{
+    if (strlen(s) != 56 || s[0] != 'U')
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p >= 'A' && *p <= 'Z') && !(*p >= '2' && *p <= '7'))
+            return false;
+    return true;
+}
+
+/* The nkey's value is never quoted back: one who pasted the seed there by
+ * mistake must not find it in a log. */
+static choreo_status validate_nkey(const choreo_config *cfg)
+{
+    if (!cfg->nats_nkey && !cfg->nats_nkey_seed)
+        return CHOREO_OK;
+    if (!cfg->nats_nkey || !cfg->nats_nkey_seed)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "settings nats_nkey and nats_nkey_seed go together: set both (the "
+                            "user's public nkey, and the file holding its seed) or neither");
+    if (cfg->nats_nkey[0] == 'S')
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting nats_nkey holds what looks like a seed (it starts with S): "
+                            "a seed is a secret; put it in a private file named by "
+                            "nats_nkey_seed, give nats_nkey the user's public nkey (U...), and "
+                            "replace the seed if it was shared");
+    if (!user_nkey_valid(cfg->nats_nkey))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting nats_nkey is not a user's public nkey: that is 56 characters "
+                            "from A-Z and 2-7, starting with U (the one in the server's "
+                            "authorization users list)");
+    const char *other = cfg->nats_user ? "nats_user" : cfg->nats_token ? "nats_token"
+                        : cfg->nats_creds ? "nats_creds" : NULL;
+    if (other)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "settings nats_nkey and %s are exclusive: use one way to log in",
+                            other);
+    return CHOREO_OK;
+}
+
 choreo_status choreo_config_validate(const choreo_config *cfg)
 {
     if (!cfg)
@@ -589,7 +636,7 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
     if (cfg->nats_token && cfg->nats_user)
         return choreo__fail(CHOREO_ECONFIG,
                             "settings nats_token and nats_user are exclusive: use one way to log in");
-    return CHOREO_OK;
+    return validate_nkey(cfg);
 }
 
 void choreo_config_print_help(const choreo_config *cfg, void *file)

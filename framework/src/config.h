@@ -19,6 +19,8 @@ struct choreo_config {
     char *nats_password;
     char *nats_token;
     char *nats_creds;
+    char *nats_nkey;      /* the user's public nkey, "U..." */
+    char *nats_nkey_seed; /* path of the file holding its seed */
     char *tls_ca;
     char *tls_cert;
     char *tls_key;

@@ -29,6 +29,7 @@ const char *choreo_status_str(choreo_status s)
     case CHOREO_ETIMEOUT: return "timed out";
     case CHOREO_EDUPLICATE: return "already exists";
     case CHOREO_ELOCKED: return "service already running in another process";
+    case CHOREO_ETLS: return "TLS handshake with NATS failed";
     }
     return "unknown status";
 }

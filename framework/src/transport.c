@@ -9,20 +9,19 @@
 #include <string.h>
 
 #include "clock.h"
+#include "nats_auth.h"
 #include "status.h"
 #include "tuning.h"
 
 choreo_status choreo__nats_error(natsStatus s, const char *what)
 {
-    const char *detail = nats_GetLastError(NULL);
-    if (!detail || !detail[0])
-        detail = natsStatus_GetText(s);
+    const char *detail = choreo__nats_detail(s);
     switch (s) {
     case NATS_CONNECTION_AUTH_FAILED:
     case NATS_NOT_PERMITTED:
         return choreo__fail(CHOREO_EAUTH,
                             "%s: NATS refused the credentials (%s); check nats_user/"
-                            "nats_password, nats_token or nats_creds",
+                            "nats_password, nats_token, nats_nkey/nats_nkey_seed or nats_creds",
                             what, detail);
     case NATS_CONNECTION_CLOSED:
     case NATS_CONNECTION_DISCONNECTED:
@@ -113,8 +112,20 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
                            void *closure)
 {
     const choreo_logger *log = closure;
-    CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS asynchronous error", "err=\"%s\"",
-               CHOREO_SAFE(natsStatus_GetText(err)));
+    const char *detail = NULL;
+    natsConnection_GetLastError(nc, &detail);
+    if (err == NATS_NOT_PERMITTED) {
+        /* The server's -ERR text names the operation and the subject. A
+         * refused publish leaves its outbox row unpublished: the relay
+         * tries it again until the permissions allow it. */
+        CHOREO_LOG(log, CHOREO_LOG_ERROR,
+                   "NATS refused an operation this service's user is not permitted; check the "
+                   "user's permissions in the server configuration",
+                   "detail=\"%s\"", CHOREO_SAFE(detail ? detail : natsStatus_GetText(err)));
+        return;
+    }
+    CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS asynchronous error", "err=\"%s\" detail=\"%s\"",
+               CHOREO_SAFE(natsStatus_GetText(err)), CHOREO_SAFE(detail ? detail : ""));
 }
 
 /* Splits the comma-separated list into the array nats.c wants. */
@@ -161,33 +172,19 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
         s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)tp->log);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, (void *)tp->log);
-    if (s == NATS_OK && cfg->nats_user)
-        s = natsOptions_SetUserInfo(o, cfg->nats_user, cfg->nats_password);
-    if (s == NATS_OK && cfg->nats_token)
-        s = natsOptions_SetToken(o, cfg->nats_token);
-    if (s == NATS_OK && cfg->nats_creds)
-        s = natsOptions_SetUserCredentialsFromFiles(o, cfg->nats_creds, NULL);
-    if (s == NATS_OK && (cfg->tls_ca || cfg->tls_cert))
-        s = natsOptions_SetSecure(o, true);
-    if (s == NATS_OK && cfg->tls_ca)
-        s = natsOptions_LoadCATrustedCertificates(o, cfg->tls_ca);
-    if (s == NATS_OK && cfg->tls_cert)
-        s = natsOptions_LoadCertificatesChain(o, cfg->tls_cert, cfg->tls_key);
-    if (s != NATS_OK) {
+    choreo_status st = s == NATS_OK ? CHOREO_OK
+                                    : choreo__nats_error(s, "setting up the NATS connection "
+                                                            "options (nats_url)");
+    if (st == CHOREO_OK)
+        st = choreo__nats_set_credentials(o, cfg);
+    if (st == CHOREO_OK)
+        st = choreo__nats_set_tls(o, cfg);
+    if (st != CHOREO_OK) {
         natsOptions_Destroy(o);
-        return choreo__nats_error(s, "setting up the NATS connection options (nats_url, "
-                                     "credentials or TLS files)");
+        return st;
     }
     tp->opts = o;
     return CHOREO_OK;
-}
-
-static bool is_auth_failure(natsStatus s)
-{
-    if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
-        return true;
-    const char *e = nats_GetLastError(NULL);
-    return e && (strstr(e, "uthorization") || strstr(e, "uthentication"));
 }
 
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
@@ -205,16 +202,16 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     choreo__redact_urls(cfg->nats_url, urls, sizeof urls);
     int64_t began = choreo__mono_us();
     for (int attempt = 1;; attempt++) {
-        natsStatus s = natsConnection_Connect(&tp->nc, tp->opts);
+        natsStatus s = choreo__nats_connect(&tp->nc, tp->opts, cfg);
         if (s == NATS_OK)
             break;
-        if (is_auth_failure(s)) {
-            st = choreo__fail(CHOREO_EAUTH,
-                              "NATS at %s refused the credentials (%s): check nats_user and "
-                              "nats_password, nats_token or nats_creds",
-                              urls, nats_GetLastError(NULL));
+        if (choreo__nats_auth_failure(s)) {
+            st = choreo__fail(CHOREO_EAUTH, "NATS at %s refused the credentials (%s): %s", urls,
+                              choreo__nats_detail(s), choreo__nats_credentials_hint(cfg));
             goto fail;
         }
+        if ((st = choreo__nats_tls_failure(s, cfg, urls)) != CHOREO_OK)
+            goto fail;
         if (!choreo__nats_transient(s)) {
             st = choreo__nats_error(s, "connecting to NATS");
             goto fail;
@@ -231,7 +228,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
             CHOREO_LOG(log, CHOREO_LOG_WARN, "NATS not reachable; retrying every second",
                        "url=%s attempt=%d hint=\"start nats-server -js or fix nats_url\" "
                        "err=\"%s\"",
-                       urls, attempt, CHOREO_SAFE(natsStatus_GetText(s)));
+                       urls, attempt, CHOREO_SAFE(choreo__nats_detail(s)));
         int64_t pause_ms = CHOREO_CONNECT_RETRY_MS;
         if (cfg->connect_wait_ms > 0 && cfg->connect_wait_ms - waited_ms < pause_ms)
             pause_ms = cfg->connect_wait_ms - waited_ms;
@@ -253,7 +250,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
          * system call per event, and the relay flushes at the end of each
          * batch, so nothing waits for the library's flush timer. */
         natsOptions_SetSendAsap(tp->opts, false);
-        s = natsConnection_Connect(&tp->nc_pub, tp->opts);
+        s = choreo__nats_connect(&tp->nc_pub, tp->opts, cfg);
         natsOptions_SetSendAsap(tp->opts, true);
         jo.PublishAsync.MaxPending = CHOREO_JS_MAX_PENDING;
         jo.PublishAsync.AckHandler = js_ack_handler;

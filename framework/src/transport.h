@@ -20,7 +20,10 @@ typedef struct choreo_transport {
 
 /* Connects, retrying while no server is reachable (logging each attempt)
  * until connected, *stop is set, or connect_wait_ms passes. Credentials
- * refused by the server fail at once with CHOREO_EAUTH. When js_ack_handler
+ * refused by the server fail at once with CHOREO_EAUTH, a failed TLS
+ * handshake with CHOREO_ETLS, and a credential or TLS file that cannot be
+ * read or used with CHOREO_ECONFIG naming its setting; none of these texts
+ * holds a password, token or seed. When js_ack_handler
  * is not NULL, a second connection (nc_pub, js_pub) is opened for the
  * relay's asynchronous publishes, with that handler. */
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,

@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 
 void support_tmpdir(char *out, size_t cap)
 {
@@ -209,4 +211,172 @@ void support_env_without_choreo(char *envp[], int cap)
         if (strncmp(*e, "CHOREO_", 7) != 0)
             envp[n++] = *e;
     envp[n] = NULL;
+}
+
+void support_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    cr_assert_eq(fputs(text, f) >= 0 && fclose(f) == 0, true, "cannot write %s", path);
+}
+
+void support_slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot read %s", path);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+void support_server_config(natsd *d, const char *dir, const char *config_text)
+{
+    char sd[600], conf[600];
+    snprintf(sd, sizeof sd, "%s/nats", dir);
+    snprintf(conf, sizeof conf, "%s/nats.conf", dir);
+    support_write_file(conf, config_text);
+    cr_assert_eq(natsd_start_config(d, sd, 0, conf), 0,
+                 "cannot start nats-server (%s) with %s (see %s/nats-server.log):\n%s",
+                 natsd_binary(), conf, sd, config_text);
+}
+
+/* Runs a shell script with dir as $1, its output in dir/<log>; asserts it
+ * exited with 0. */
+static void run_script(const char *dir, const char *name, const char *script, const char *arg)
+{
+    char path[600], cmd[1400], log[600];
+    snprintf(path, sizeof path, "%s/%s.sh", dir, name);
+    snprintf(log, sizeof log, "%s/%s.log", dir, name);
+    support_write_file(path, script);
+    snprintf(cmd, sizeof cmd, "sh '%s' '%s' '%s' >'%s' 2>&1", path, dir, arg ? arg : "", log);
+    int rc = system(cmd);
+    char out[2048] = "";
+    FILE *f = fopen(log, "r");
+    if (f) {
+        out[fread(out, 1, sizeof out - 1, f)] = '\0';
+        fclose(f);
+    }
+    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+              "%s failed (status %d): it needs the openssl command (and python3 for nkeys); "
+              "output in %s:\n%s",
+              path, rc, log, out);
+}
+
+/* The test PKI. CA and leaf keys are P-256, much faster to make than RSA.
+ * "openssl x509 -req" of OpenSSL 3.0 cannot date a certificate in the
+ * past: the expired one is signed with "openssl ca", which can. */
+static const char certs_script[] =
+    "set -e\n"
+    "cd \"$1\"\n"
+    "ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+    "ca() {\n"
+    "  openssl req -x509 $ec -keyout \"$1-key.pem\" -out \"$1.pem\" -days 3 -subj \"/CN=$2\" \\\n"
+    "    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign\n"
+    "}\n"
+    "leaf() { # name, subject CN, signing CA, extension lines\n"
+    "  name=$1 cn=$2 by=$3\n"
+    "  shift 3\n"
+    "  openssl req $ec -keyout \"$name-key.pem\" -out \"$name.csr\" -subj \"/CN=$cn\"\n"
+    "  printf '%s\\n' \"$@\" > \"$name.ext\"\n"
+    "  openssl x509 -req -in \"$name.csr\" -CA \"$by.pem\" -CAkey \"$by-key.pem\" \\\n"
+    "    -CAcreateserial -days 3 -extfile \"$name.ext\" -out \"$name.pem\"\n"
+    "}\n"
+    "ca ca 'choreo test CA'\n"
+    "ca wrong-ca 'unrelated CA'\n"
+    "leaf server 127.0.0.1 ca subjectAltName=IP:127.0.0.1 extendedKeyUsage=serverAuth\n"
+    "leaf otherhost otherhost ca subjectAltName=IP:10.9.9.9 extendedKeyUsage=serverAuth\n"
+    "leaf client 'choreo client' ca extendedKeyUsage=clientAuth\n"
+    "leaf stranger 'stranger client' wrong-ca extendedKeyUsage=clientAuth\n"
+    "mkdir -p cadb\n"
+    ": > cadb/index.txt\n"
+    "echo 1000 > cadb/serial\n"
+    "cat > ca.cnf <<'EOF'\n"
+    "[ca]\n"
+    "default_ca = test\n"
+    "[test]\n"
+    "database = cadb/index.txt\n"
+    "serial = cadb/serial\n"
+    "new_certs_dir = cadb\n"
+    "default_md = sha256\n"
+    "policy = any\n"
+    "x509_extensions = server\n"
+    "unique_subject = no\n"
+    "[any]\n"
+    "commonName = supplied\n"
+    "[server]\n"
+    "subjectAltName = IP:127.0.0.1\n"
+    "extendedKeyUsage = serverAuth\n"
+    "EOF\n"
+    "openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca-key.pem -in server.csr \\\n"
+    "  -out expired.pem -startdate 20200101000000Z -enddate 20200102000000Z -notext\n"
+    "openssl verify -CAfile ca.pem server.pem client.pem otherhost.pem\n"
+    "if openssl verify -CAfile ca.pem expired.pem; then\n"
+    "  echo 'expired.pem is valid' >&2\n"
+    "  exit 1\n"
+    "fi\n";
+
+void support_make_certs(const char *dir)
+{
+    run_script(dir, "certs", certs_script, NULL);
+}
+
+/* An nkey is base32 (no padding) of prefix bytes, the 32 key bytes and a
+ * CRC-16/XMODEM, little-endian. The ed25519 seed and public key come from
+ * openssl: the last 32 bytes of the private key's and the public key's
+ * DER forms. */
+static const char nkey_script[] =
+    "set -e\n"
+    "cd \"$1\"\n"
+    "openssl genpkey -algorithm ed25519 -out \"$2.ed25519.pem\"\n"
+    "openssl pkey -in \"$2.ed25519.pem\" -outform DER -out \"$2.priv.der\"\n"
+    "openssl pkey -in \"$2.ed25519.pem\" -pubout -outform DER -out \"$2.pub.der\"\n"
+    "python3 - \"$2\" <<'EOF'\n"
+    "import base64, os, sys\n"
+    "def crc16(data):\n"
+    "    crc = 0\n"
+    "    for b in data:\n"
+    "        crc ^= b << 8\n"
+    "        for _ in range(8):\n"
+    "            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1\n"
+    "            crc &= 0xFFFF\n"
+    "    return crc\n"
+    "def encode(raw):\n"
+    "    c = crc16(raw)\n"
+    "    return base64.b32encode(raw + bytes([c & 0xFF, c >> 8])).decode().rstrip('=')\n"
+    "name = sys.argv[1]\n"
+    "seed = open(name + '.priv.der', 'rb').read()[-32:]\n"
+    "pub = open(name + '.pub.der', 'rb').read()[-32:]\n"
+    "user = 20 << 3\n"
+    "fd = os.open(name + '.nk', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+    "seed_prefix = bytes([18 << 3 | user >> 5, (user & 31) << 3])\n"
+    "os.write(fd, (encode(seed_prefix + seed) + '\\n').encode())\n"
+    "os.close(fd)\n"
+    "open(name + '.pub', 'w').write(encode(bytes([user]) + pub))\n"
+    "EOF\n"
+    "rm -f \"$2.ed25519.pem\" \"$2.priv.der\" \"$2.pub.der\"\n";
+
+void support_make_nkey(const char *dir, const char *name, char pub[64])
+{
+    run_script(dir, "nkey", nkey_script, name);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.pub", dir, name);
+    support_slurp(path, pub, 64);
+    cr_assert(strlen(pub) == 56 && pub[0] == 'U', "not a user public nkey in %s: %s", path, pub);
+}
+
+int support_stderr_to(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0, "cannot send stderr to %s", path);
+    dup2(fd, 2);
+    close(fd);
+    return saved;
+}
+
+void support_stderr_back(int saved)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
 }

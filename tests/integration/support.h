@@ -62,4 +62,31 @@ void support_sleep_ms(int64_t ms);
 /* Reads field "n" from an event's data map. */
 int64_t support_data_n(const choreo_event *ev);
 
+/* Writes text into the file path, and reads a file into buf (cut at
+ * cap - 1 bytes, NUL-terminated); both assert success. */
+void support_write_file(const char *path, const char *text);
+void support_slurp(const char *path, char *buf, size_t cap);
+
+/* Starts a nats-server in dir/nats reading the configuration config_text,
+ * written to dir/nats.conf (asserting success). */
+void support_server_config(natsd *d, const char *dir, const char *config_text);
+
+/* Makes a test PKI in dir with the openssl command (asserting success):
+ * ca.pem, and server.pem (for IP 127.0.0.1), client.pem (for client use),
+ * otherhost.pem (for IP 10.9.9.9) signed by it; wrong-ca.pem, an unrelated
+ * CA, and stranger.pem, a client certificate it signed; expired.pem, the
+ * server's certificate valid only on 2020-01-01. The key of X.pem is
+ * X-key.pem; expired.pem's is server-key.pem. */
+void support_make_certs(const char *dir);
+
+/* Makes a NATS user nkey pair: the seed in dir/<name>.nk (mode 0600), the
+ * public key (U..., 56 characters) in dir/<name>.pub and in pub. Needs the
+ * openssl command and python3. */
+void support_make_nkey(const char *dir, const char *name, char pub[64]);
+
+/* Sends this process's stderr to the file path; returns the saved
+ * descriptor, which support_stderr_back puts back. */
+int support_stderr_to(const char *path);
+void support_stderr_back(int saved);
+
 #endif

@@ -34,6 +34,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* A bare TCP connect that sends nothing, so it tells readiness whether or
+ * not the server's configuration requires TLS or credentials. */
 static bool port_open(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -46,7 +48,10 @@ static bool port_open(int port)
     return ok;
 }
 
-/* Reads the port from the ports file nats-server writes for -p -1. */
+/* Reads the client port from the ports file nats-server writes for -p -1:
+ * {"nats":["nats://127.0.0.1:PORT"]}, with tls:// instead when its
+ * configuration requires TLS, and more lists (monitoring, ...) when the
+ * configuration opens other ports. */
 static int read_port(const natsd *d)
 {
     char path[700];
@@ -58,8 +63,9 @@ static int read_port(const natsd *d)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    const char *p = strstr(buf, "nats://");
-    const char *colon = p ? strchr(p + 7, ':') : NULL;
+    const char *list = strstr(buf, "\"nats\"");
+    const char *scheme = list ? strstr(list, "://") : NULL;
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
     return colon ? (int)strtol(colon + 1, NULL, 10) : 0;
 }
 
@@ -72,6 +78,12 @@ static int spawn(natsd *d)
     const char *argv[20];
     int n = 0;
     argv[n++] = natsd_binary();
+    if (d->config[0]) {
+        /* Flags given on the command line override the file's settings, so
+         * the address, port and store below hold with any configuration. */
+        argv[n++] = "-c";
+        argv[n++] = d->config;
+    }
     argv[n++] = "-a";
     argv[n++] = "127.0.0.1";
     argv[n++] = "-p";
@@ -142,6 +154,23 @@ int natsd_start(natsd *d, const char *dir, int port, const char *user, const cha
         snprintf(d->user, sizeof d->user, "%s", user);
     if (pass)
         snprintf(d->pass, sizeof d->pass, "%s", pass);
+    return spawn(d);
+}
+
+int natsd_start_config(natsd *d, const char *dir, int port, const char *config_file)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "%s", dir);
+    mkdir(dir, 0700);
+    d->port = port;
+    if (config_file) {
+        if (strlen(config_file) >= sizeof d->config) {
+            fprintf(stderr, "natsd: configuration path too long (at most %zu bytes): %s\n",
+                    sizeof d->config - 1, config_file);
+            return -1;
+        }
+        snprintf(d->config, sizeof d->config, "%s", config_file);
+    }
     return spawn(d);
 }
 

@@ -13,6 +13,7 @@ typedef struct natsd {
     char url[64];          /* nats://127.0.0.1:PORT */
     char user[64];
     char pass[64];
+    char config[512];      /* configuration file given with -c, or "" */
 } natsd;
 
 /* The nats-server executable: $CHOREO_NATS_SERVER, /usr/sbin/nats-server, or
@@ -24,6 +25,16 @@ const char *natsd_binary(void);
  * connections. Returns 0, or -1 with a message on stderr. The server is
  * killed if the calling thread's process dies (PR_SET_PDEATHSIG). */
 int natsd_start(natsd *d, const char *dir, int port, const char *user, const char *pass);
+
+/* Starts a server as natsd_start does, with no user, also reading the
+ * nats-server configuration file config_file (-c) when it is not NULL: a
+ * tls block, an authorization block (token, users with nkeys), and so on.
+ * The address (127.0.0.1), the port, JetStream and the store directory
+ * given on the command line win over the file's. With TLS on, clients still
+ * connect to d->url (nats://127.0.0.1:PORT): the server announces that it
+ * requires TLS and the client upgrades the connection. The path is kept for
+ * natsd_restart; the file must stay until the server is stopped for good. */
+int natsd_start_config(natsd *d, const char *dir, int port, const char *config_file);
 
 /* Stops with sig (SIGTERM or SIGKILL) and waits until the process is gone. */
 void natsd_stop(natsd *d, int sig);
