@@ -451,7 +451,8 @@ CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const 
  * answer during the set-up (a restart, a leader election), it keeps trying
  * (logging the first attempt and every tenth) for connect_wait_ms, or until
  * choreo_service_stop when that is 0. Wrong credentials fail at once with
- * CHOREO_EAUTH. A stream whose max age is not shorter than
+ * CHOREO_EAUTH, a failed TLS handshake with CHOREO_ETLS, and a credential
+ * or TLS file that cannot be read or used with CHOREO_ECONFIG. A stream whose max age is not shorter than
  * inbox_retention_s fails with CHOREO_ECONFIG. A durable consumer that
  * another process is reading (another instance of the service) fails with
  * CHOREO_ELOCKED.

@@ -375,7 +375,8 @@ static void describe(const choreo_dead_entry *e, char *out, size_t cap)
  * others may come from either side of the publish, so say where to look. */
 static void admin_failed(const char *cmd, int64_t id, choreo_status s)
 {
-    if (s == CHOREO_ENATS || s == CHOREO_ENOSERVER || s == CHOREO_EAUTH || s == CHOREO_ETIMEOUT)
+    if (s == CHOREO_ENATS || s == CHOREO_ENOSERVER || s == CHOREO_EAUTH || s == CHOREO_ETLS ||
+        s == CHOREO_ETIMEOUT)
         ctl_error("%s: message %" PRId64 " stays parked: %s", cmd, id, choreo_last_error());
     else
         ctl_error("%s: message %" PRId64 ": %s; see its state with choreoctl dead show %" PRId64,
