@@ -50,6 +50,13 @@ static void sleep_ms(int ms)
 
 choreo_status shop_client_create(shop_client **out, const char *url, const char *prefix)
 {
+    return shop_client_create_secure(out, url, prefix, NULL, NULL, NULL);
+}
+
+choreo_status shop_client_create_secure(shop_client **out, const char *url, const char *prefix,
+                                        const char *user, const char *password,
+                                        const char *tls_ca)
+{
     shop_client *c = calloc(1, sizeof *c);
     if (!c)
         return fail(CHOREO_ENOMEM, "out of memory creating a shop client");
@@ -67,11 +74,20 @@ choreo_status shop_client_create(shop_client **out, const char *url, const char 
         s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, 5000);
+    if (s == NATS_OK && user)
+        s = natsOptions_SetUserInfo(o, user, password);
+    if (s == NATS_OK && tls_ca)
+        s = natsOptions_SetSecure(o, true);
+    if (s == NATS_OK && tls_ca)
+        s = natsOptions_LoadCATrustedCertificates(o, tls_ca);
     if (s == NATS_OK)
         s = natsConnection_Connect(&c->nc, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
         free(c);
+        if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
+            return fail(CHOREO_EAUTH, "NATS at %s refused the shop client's credentials: %s",
+                        url, natsStatus_GetText(s));
         return fail(CHOREO_ENOSERVER, "cannot connect to NATS at %s: %s", url,
                     natsStatus_GetText(s));
     }

@@ -94,9 +94,10 @@ debs=("$work"/debs/*.deb)
 step "2. purge the build dependencies"
 # What tools/lib/deps.sh installs, less what this check itself uses: the C
 # compiler (build-essential), python3 (the README extractor), nats-server
-# and the sqlite3 shell. pkgconf is the package behind pkg-config.
+# and the sqlite3 shell; openssl stays too, since ca-certificates needs it.
+# pkgconf is the package behind pkg-config.
 . tools/lib/deps.sh
-keep=" build-essential python3 nats-server sqlite3 "
+keep=" build-essential python3 nats-server sqlite3 openssl "
 purge=()
 for p in $CHOREO_PACKAGES pkgconf; do
     case "$keep" in *" $p "*) ;; *) purge+=("$p") ;; esac

@@ -69,7 +69,7 @@ const char *gen_snake(const char *name, char *buf, size_t size)
     return buf;
 }
 
-static size_t edit_distance(const char *a, const char *b)
+size_t gen_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 30 || lb > 30)
@@ -100,7 +100,7 @@ static const char *suggest(const gen_schema *s, const char *name)
     const char *best = NULL;
     size_t bd = 3;
     for (size_t i = 0; i < sizeof scalar_names / sizeof scalar_names[0]; i++) {
-        size_t d = edit_distance(name, scalar_names[i]);
+        size_t d = gen_edit_distance(name, scalar_names[i]);
         if (d < bd) {
             bd = d;
             best = scalar_names[i];
@@ -109,7 +109,7 @@ static const char *suggest(const gen_schema *s, const char *name)
     for (size_t i = 0; i < s->ndecls; i++) {
         if (s->decls[i].is_event)
             continue;
-        size_t d = edit_distance(name, s->decls[i].name);
+        size_t d = gen_edit_distance(name, s->decls[i].name);
         if (d < bd) {
             bd = d;
             best = s->decls[i].name;

@@ -40,21 +40,33 @@ static void buf_add(gen_buf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
+static void buf_vprintf(gen_buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n >= 0) {
+        buf_reserve(b, (size_t)n + 1);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
 
+void gen_buf_printf(gen_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
 
 void emit_out(emitter *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    buf_vprintf(e->b, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    buf_reserve(e->b, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(e->b->data + e->b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    e->b->len += (size_t)n;
 }
 
 /* Appends a template, replacing @p by the prefix and @P by it in capitals. */

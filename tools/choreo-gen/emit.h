@@ -12,6 +12,13 @@ typedef struct gen_buf {
 
 void gen_buf_free(gen_buf *b);
 
+/* Appends printf-style text. Aborts when out of memory. */
+void gen_buf_printf(gen_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* True for a valid C prefix: [a-z][a-z0-9]*(_[a-z0-9]+)*, at most 32 chars. */
 bool gen_prefix_valid(const char *prefix);
 

@@ -1,6 +1,7 @@
 /* choreo-gen: the command line. Reads an event schema and writes its C API,
- * checks a schema, compares two versions of one for compatibility, or checks
- * a consumer's subset of a schema against the producer's. */
+ * checks a schema, compares two versions of one for compatibility, checks
+ * a consumer's subset of a schema against the producer's, or writes the NATS
+ * permissions of the services a *.services file describes. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,7 +12,9 @@
 
 #include "compat.h"
 #include "emit.h"
+#include "perms.h"
 #include "schema.h"
+#include "services.h"
 
 enum {
     EXIT_INCOMPATIBLE = 1,
@@ -25,11 +28,17 @@ static const char usage_text[] =
     "       choreo-gen --check SCHEMA.events\n"
     "       choreo-gen --check-compat OLD.events NEW.events\n"
     "       choreo-gen --check-consumer PRODUCER.events CONSUMER.events\n"
+    "       choreo-gen --nats-permissions SERVICES.services SCHEMA.events\n"
+    "                  [--subject-prefix PREFIX] [--stream NAME] [--no-users]\n"
+    "                  [--private-inboxes] [-o FILE]\n"
     "\n"
     "Generates the C API of an event schema: PREFIX_events.h and PREFIX_events.c,\n"
     "with a struct per event and record, encode/decode/check/free functions, typed\n"
     "emits (choreo_tx_emit) and typed handler registration (choreo_service_on).\n"
-    "The schema language is described in events/README.md.\n"
+    "With --nats-permissions, writes the authorization part of a nats-server\n"
+    "configuration instead: what each service, client and operator of SERVICES\n"
+    "may publish and subscribe to, for the events of SCHEMA.\n"
+    "Both languages are described in events/README.md.\n"
     "\n"
     "Options:\n"
     "  -p, --prefix PREFIX      start of every generated name and of the file names,\n"
@@ -46,6 +55,22 @@ static const char usage_text[] =
     "                           (a subset of the producer's schema: what it reads)\n"
     "                           are met by the producer's schema; one line per finding,\n"
     "                           as for --check-compat\n"
+    "      --nats-permissions SERVICES SCHEMA\n"
+    "                           write nats-server permissions: a NAME_PERMISSIONS\n"
+    "                           variable per service, client and operator of\n"
+    "                           SERVICES, and an authorization block with a user\n"
+    "                           per name whose password is $NAME_PASSWORD, taken\n"
+    "                           from nats-server's environment; to standard output,\n"
+    "                           or to FILE with -o (written whole or not at all)\n"
+    "      --subject-prefix PREFIX\n"
+    "                           the services' prefix setting (default: choreo)\n"
+    "      --stream NAME        the services' stream setting (default: CHOREO)\n"
+    "      --no-users           write the NAME_PERMISSIONS variables only, for users\n"
+    "                           of your own (nkeys, say)\n"
+    "      --private-inboxes    let each user receive replies on _INBOX_<name>.> only,\n"
+    "                           instead of _INBOX.>; every program must then use\n"
+    "                           the inbox prefix _INBOX_<name>\n"
+    "  -o, --output FILE        with --nats-permissions: the file to write\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
@@ -53,7 +78,8 @@ static const char usage_text[] =
     "  0   success; for --check-compat, NEW can replace OLD; for --check-consumer,\n"
     "      PRODUCER meets what CONSUMER expects\n"
     "  1   --check-compat or --check-consumer found something breaking\n"
-    "  2   a schema has errors, printed as file:line:col: error: ...\n"
+    "  2   a schema or services file has errors, printed as\n"
+    "      file:line:col: error: ...\n"
     "  3   a file could not be read or written\n"
     "  64  wrong usage\n";
 
@@ -137,6 +163,25 @@ static int write_file(const char *dir, const char *name, const gen_buf *b)
     return 0;
 }
 
+/* Writes data to path, as write_file does. */
+static int write_path(const char *path, const gen_buf *b)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return write_file(".", path, b);
+    if (slash[1] == '\0') {
+        fprintf(stderr, "choreo-gen: cannot write %s: it names a directory, not a file\n", path);
+        return EXIT_IO;
+    }
+    if ((size_t)(slash - path) >= sizeof dir) {
+        fprintf(stderr, "choreo-gen: output path %s is too long\n", path);
+        return EXIT_IO;
+    }
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return write_file(dir, slash + 1, b);
+}
+
 /* "dir/shop.events" -> "shop.events" */
 static const char *base_name(const char *path)
 {
@@ -201,10 +246,60 @@ static int check_pair(bool consumer, const char *from_path, const char *to_path)
     return k.breaking ? EXIT_INCOMPATIBLE : 0;
 }
 
+/* --nats-permissions SERVICES SCHEMA: the permissions of the roles the
+ * services file declares, to out_file or to standard output when NULL. */
+static int nats_permissions(const char *services_path, const char *schema_path,
+                            gen_perms_opts *o, const char *out_file)
+{
+    if (!gen_subject_prefix_valid(o->subject_prefix))
+        return usage_error("bad --subject-prefix '%s': use dot-separated tokens of A-Z a-z 0-9 "
+                           "_ -, at most 32 characters (the services' prefix setting)",
+                           o->subject_prefix);
+    if (!gen_stream_name_valid(o->stream))
+        return usage_error("bad --stream '%s': use 1 to 64 characters from A-Z a-z 0-9 _ - "
+                           "(the services' stream setting)", o->stream);
+    int code = 0;
+    gen_schema *schema = load(schema_path, &code);
+    if (!schema)
+        return code;
+    FILE *f = fopen(services_path, "rb");
+    if (!f) {
+        fprintf(stderr, "choreo-gen: cannot read %s: %s\n", services_path, strerror(errno));
+        gen_schema_free(schema);
+        return EXIT_IO;
+    }
+    fclose(f);
+    gen_diags diags;
+    memset(&diags, 0, sizeof diags);
+    gen_services *s = gen_services_load(services_path, schema, &diags);
+    if (!s) {
+        gen_diags_print(&diags, stderr);
+        gen_schema_free(schema);
+        return EXIT_SCHEMA;
+    }
+    o->services_name = base_name(services_path);
+    o->schema_name = base_name(schema_path);
+    gen_buf b = {0};
+    gen_perms_emit(s, o, &b);
+    if (out_file) {
+        code = write_path(out_file, &b);
+    } else if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0) {
+        fprintf(stderr, "choreo-gen: cannot write to standard output: %s\n", strerror(errno));
+        code = EXIT_IO;
+    }
+    gen_buf_free(&b);
+    gen_services_free(s);
+    gen_schema_free(schema);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
-    const char *prefix = NULL, *dir = ".", *schema = NULL, *pair[2] = {NULL, NULL};
-    const char *pair_opt = NULL; /* --check-compat or --check-consumer */
+    const char *prefix = NULL, *out = NULL, *schema = NULL, *pair[2] = {NULL, NULL};
+    const char *pair_opt = NULL; /* --check-compat, --check-consumer or --nats-permissions */
+    const char *out_opt = NULL;  /* the spelling -o was given with */
+    const char *perms_only = NULL; /* an option that goes with --nats-permissions only */
+    gen_perms_opts po = {.subject_prefix = "choreo", .stream = "CHOREO"};
     bool check_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -232,20 +327,38 @@ int main(int argc, char **argv)
         } else if (IS("-p") || IS("--prefix")) {
             TAKE();
             prefix = val;
-        } else if (IS("-o") || IS("--output-dir")) {
+        } else if (IS("-o") || IS("--output-dir") || IS("--output")) {
+            out_opt = IS("-o") ? "-o" : IS("--output") ? "--output" : "--output-dir";
             TAKE();
-            dir = val;
+            out = val;
+        } else if (IS("--subject-prefix") || IS("--stream")) {
+            bool is_prefix = IS("--subject-prefix");
+            perms_only = is_prefix ? "--subject-prefix" : "--stream";
+            TAKE();
+            if (is_prefix)
+                po.subject_prefix = val;
+            else
+                po.stream = val;
+        } else if (IS("--no-users") && !val) {
+            perms_only = a;
+            po.no_users = true;
+        } else if (IS("--private-inboxes") && !val) {
+            perms_only = a;
+            po.private_inboxes = true;
         } else if (IS("--check") && !val) {
             check_only = true;
-        } else if ((IS("--check-compat") || IS("--check-consumer")) && !val) {
+        } else if ((IS("--check-compat") || IS("--check-consumer") || IS("--nats-permissions")) &&
+                   !val) {
             bool consumer = strcmp(a, "--check-consumer") == 0;
+            bool perms = strcmp(a, "--nats-permissions") == 0;
             if (i + 2 >= argc)
                 return usage_error("%s needs two files: %s", a,
-                                   consumer ? "PRODUCER.events CONSUMER.events"
-                                            : "OLD.events NEW.events");
+                                   perms      ? "SERVICES.services SCHEMA.events"
+                                   : consumer ? "PRODUCER.events CONSUMER.events"
+                                              : "OLD.events NEW.events");
             if (pair_opt && strcmp(pair_opt, a) != 0)
-                return usage_error("%s", "give either --check-compat or --check-consumer, "
-                                         "not both");
+                return usage_error("%s", "give one of --check-compat, --check-consumer and "
+                                         "--nats-permissions, not two");
             pair_opt = a;
             pair[0] = argv[++i];
             pair[1] = argv[++i];
@@ -264,6 +377,21 @@ int main(int argc, char **argv)
 #undef IS
 #undef TAKE
     }
+    bool perms = pair_opt && strcmp(pair_opt, "--nats-permissions") == 0;
+    if (perms_only && !perms)
+        return usage_error("%s goes with --nats-permissions only", perms_only);
+    if (perms) {
+        if (schema || check_only || prefix)
+            return usage_error("%s", "--nats-permissions takes exactly two files, and no other "
+                                     "mode or --prefix");
+        if (out_opt && strcmp(out_opt, "--output-dir") == 0)
+            return usage_error("%s", "--nats-permissions writes one file: name it with -o FILE "
+                                     "(or --output FILE), not --output-dir");
+        return nats_permissions(pair[0], pair[1], &po, out);
+    }
+    if (out_opt && strcmp(out_opt, "--output") == 0)
+        return usage_error("%s", "--output FILE goes with --nats-permissions; the C API is two "
+                                 "files: give their directory with -o DIR (--output-dir DIR)");
     if (pair_opt) {
         if (schema || check_only)
             return usage_error("%s takes exactly two files and no other mode", pair_opt);
@@ -277,5 +405,5 @@ int main(int argc, char **argv)
         gen_schema_free(s);
         return s ? 0 : code;
     }
-    return generate(schema, prefix, dir);
+    return generate(schema, prefix, out ? out : ".");
 }

@@ -107,29 +107,29 @@ void gen_diags_print(const gen_diags *d, void *file)
 /* ------------------------------------------------------------------------ */
 /* Files, lookups and printing */
 
-gen_schema *gen_schema_load(const char *path, gen_diags *diags)
+char *gen_read_text(const char *path, const char *what, size_t *len, gen_diags *diags)
 {
     gen_loc loc = {path, 0, 0};
     FILE *f = fopen(path, "rb");
     if (!f) {
-        gen_diag_add(diags, loc, "cannot open the schema: %s", strerror(errno));
+        gen_diag_add(diags, loc, "cannot open the %s: %s", what, strerror(errno));
         return NULL;
     }
-    size_t cap = 8192, len = 0;
+    size_t cap = 8192, n = 0;
     char *buf = malloc(cap);
     for (;;) {
         if (!buf) {
             fclose(f);
-            gen_diag_add(diags, loc, "out of memory reading the schema");
+            gen_diag_add(diags, loc, "out of memory reading the %s", what);
             return NULL;
         }
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap)
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
             break;
         if (cap >= (size_t)64 << 20) {
             free(buf);
             fclose(f);
-            gen_diag_add(diags, loc, "the schema is larger than 64 MiB: is it the right file?");
+            gen_diag_add(diags, loc, "the %s is larger than 64 MiB: is it the right file?", what);
             return NULL;
         }
         char *nb = realloc(buf, cap * 2);
@@ -143,9 +143,20 @@ gen_schema *gen_schema_load(const char *path, gen_diags *diags)
     fclose(f);
     if (failed) {
         free(buf);
-        gen_diag_add(diags, loc, "cannot read the schema: %s", strerror(err));
+        gen_diag_add(diags, loc, "cannot read the %s: %s", what, strerror(err));
         return NULL;
     }
+    buf[n] = '\0'; /* n < cap: the loop ends on a short read */
+    *len = n;
+    return buf;
+}
+
+gen_schema *gen_schema_load(const char *path, gen_diags *diags)
+{
+    size_t len = 0;
+    char *buf = gen_read_text(path, "schema", &len, diags);
+    if (!buf)
+        return NULL;
     gen_schema *s = gen_schema_parse(path, buf, len, diags);
     free(buf);
     return s;

@@ -166,6 +166,16 @@ void gen_arena_destroy(gen_arena *a);
  * number of errors added. Called by gen_schema_parse. */
 size_t gen_schema_check(gen_schema *s, gen_diags *diags);
 
+/* The edit distance (insertions, deletions, substitutions) between two
+ * names of at most 30 characters; 99 for longer ones. For did-you-mean. */
+size_t gen_edit_distance(const char *a, const char *b);
+
+/* Reads a whole file of at most 64 MiB into a malloc'd, NUL-terminated
+ * buffer (the caller frees it) and its length into *len. `what` names the
+ * file in errors ("schema"); failures are added to diags at loc (path, 0, 0)
+ * and return NULL. */
+char *gen_read_text(const char *path, const char *what, size_t *len, gen_diags *diags);
+
 /* snake_case of an UpperCamel name, into buf ("HTTPError" -> "http_error"). */
 const char *gen_snake(const char *name, char *buf, size_t size);
 

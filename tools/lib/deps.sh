@@ -4,7 +4,7 @@
 # build-essential brings gcc's sanitizer runtimes (libasan8, libubsan1 and
 # libtsan2, through libgcc-12-dev) for the sanitizer builds of tools/test.
 CHOREO_PACKAGES="build-essential pkg-config meson ninja-build python3 nats-server \
-libnats-dev libmsgpack-dev libcriterion-dev libsqlite3-dev sqlite3"
+libnats-dev libmsgpack-dev libcriterion-dev libsqlite3-dev sqlite3 openssl"
 
 choreo_install_deps() {
     local missing=() p

@@ -17,9 +17,14 @@
 #include "shop_world.h"
 
 static const char USAGE[] =
-    "usage: shop [--nats-url URL] [--prefix P] COMMAND [options]\n"
+    "usage: shop [--nats-url URL] [--prefix P] [--nats-user U] [--tls-ca FILE] COMMAND [options]\n"
     "\n"
-    "Commands (URL defaults to $CHOREO_NATS_URL, then nats://127.0.0.1:4222):\n"
+    "URL defaults to $CHOREO_NATS_URL, then nats://127.0.0.1:4222. Against a secure\n"
+    "shop (shop-demo --secure): --nats-user (or $CHOREO_NATS_USER) with its password\n"
+    "in $CHOREO_NATS_PASSWORD (never on the command line), and --tls-ca (or\n"
+    "$CHOREO_TLS_CA), the CA certificate that verifies the server.\n"
+    "\n"
+    "Commands:\n"
     "  place --user U --product P --qty Q [--amount CENTS] [--key K] [--wait]\n"
     "        place an order; the amount defaults to qty x the demo's unit price;\n"
     "        the same --key again returns the same order; --wait polls until final\n"
@@ -272,6 +277,7 @@ int main(int argc, char **argv)
 {
     const char *url = getenv("CHOREO_NATS_URL");
     const char *prefix = getenv("CHOREO_PREFIX");
+    const char *user = getenv("CHOREO_NATS_USER"), *ca = getenv("CHOREO_TLS_CA");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -281,6 +287,10 @@ int main(int argc, char **argv)
             url = argv[++i];
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
+        } else if (strcmp(argv[i], "--nats-user") == 0 && i + 1 < argc) {
+            user = argv[++i];
+        } else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc) {
+            ca = argv[++i];
         } else {
             return need("unknown option before the command");
         }
@@ -302,7 +312,9 @@ int main(int argc, char **argv)
     if (!cmd)
         return need("unknown command");
     shop_client *c = NULL;
-    if (shop_client_create(&c, url && *url ? url : "nats://127.0.0.1:4222", prefix) != CHOREO_OK) {
+    if (shop_client_create_secure(&c, url && *url ? url : "nats://127.0.0.1:4222", prefix,
+                                  user && *user ? user : NULL, getenv("CHOREO_NATS_PASSWORD"),
+                                  ca && *ca ? ca : NULL) != CHOREO_OK) {
         fprintf(stderr, "shop: %s\n", shop_client_last_error());
         return 1;
     }

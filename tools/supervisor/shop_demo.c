@@ -23,6 +23,7 @@
 #include "shop_setup.h"
 #include "shop_svc.h"
 #include "shop_world.h"
+#include "shop_secure.h"
 #include "supervisor.h"
 
 static const char USAGE[] =
@@ -36,6 +37,9 @@ static const char USAGE[] =
     "  --json              print one JSON object instead of the text summary\n"
     "  --keep              leave everything running afterwards, print how to talk\n"
     "                      to it, and stop it all on Ctrl-C or SIGTERM\n"
+    "  --secure            TLS to nats-server (a CA and a certificate made with\n"
+    "                      openssl), and one NATS user per service with only the\n"
+    "                      permissions choreo-gen --nats-permissions gives it\n"
     "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
     "  --window W          sagas in flight at most (placed, not yet final; orders\n"
     "                      held for review do not count); 0 = no limit [200]\n"
@@ -50,6 +54,8 @@ static const char USAGE[] =
     "                      points) instead of the built shop-NAME\n";
 
 static volatile sig_atomic_t interrupted;
+/* --secure: certificates, users and passwords of this run. */
+static shop_secure secure;
 /* Set once the demo is only being kept running (--keep): a signal then is
  * the normal end, not an interruption. */
 static bool keeping;
@@ -63,7 +69,7 @@ static void on_signal(int sig)
 
 struct opts {
     long orders;
-    bool json, keep;
+    bool json, keep, secure;
     int concurrency;
     long window;
     uint64_t seed;
@@ -98,6 +104,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->json = true;
         } else if (strcmp(a, "--keep") == 0) {
             o->keep = true;
+        } else if (strcmp(a, "--secure") == 0) {
+            o->secure = true;
         } else if (!v) {
             fprintf(stderr, "shop-demo: %s needs a value, or is unknown (see --help)\n", a);
             return 2;
@@ -295,9 +303,9 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            (long long)c->points_held);
     printf("\"idempotent_replays\": %ld, \"idempotent_replays_same\": %ld, "
            "\"requests_retried\": %ld, \"service_restarts\": %d, \"synchronous\": \"%s\", "
-           "\"workdir\": %s%s%s}\n",
+           "\"secure\": %s, \"workdir\": %s%s%s}\n",
            j->st.replays, j->st.replays_same, atomic_load(&j->st.retried), r->restarts,
-           o->synchronous, r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
+           o->synchronous, o->secure ? "true" : "false", r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
            r->kept ? "\"" : "");
 }
 
@@ -335,6 +343,12 @@ static void print_keep(const sup *s, const char *build, FILE *f)
     for (int i = 0; i < sup_service_count(s); i++)
         fprintf(f, "  %-11s  pid %-7d db %s  log %s\n", sup_service_name(s, i),
                 (int)sup_service_pid(s, i), sup_db_path(s, i), sup_log_path(s, i));
+    if (secure.config[0])
+        fprintf(f, "TLS and users are on (--secure): the shop client needs\n"
+                   "  export CHOREO_TLS_CA=%s CHOREO_NATS_USER=%s\n"
+                   "  export CHOREO_NATS_PASSWORD=$(sed -n 's/^%s_PASSWORD: \"\\(.*\\)\"$/\\1/p' "
+                   "%s)\n",
+                secure.ca, SHOP_SECURE_CLIENT, "SHOP", secure.config);
     fprintf(f, "Try:\n"
                "  %s/tools/shop/shop --nats-url %s place --user user-000 --product apple "
                "--qty 2 --wait\n"
@@ -424,7 +438,10 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
                (int)sup_broker_pid(s), (int)sup_service_pid(s, 0), (int)sup_service_pid(s, 1),
                (int)sup_service_pid(s, 2), (int)sup_service_pid(s, 3));
     shop_client *c = NULL;
-    if (shop_client_create(&c, sup_url(s), "choreo") != CHOREO_OK) {
+    const shop_secure *sec = o->secure ? &secure : NULL;
+    if (shop_client_create_secure(&c, sup_url(s), "choreo", sec ? SHOP_SECURE_CLIENT : NULL,
+                                  sec ? sec->password[SHOP_SERVICES] : NULL,
+                                  sec ? sec->ca : NULL) != CHOREO_OK) {
         fprintf(stderr, "shop-demo: %s\n", shop_client_last_error());
         return 1;
     }
@@ -518,9 +535,20 @@ int main(int argc, char **argv)
     snprintf(deadline, sizeof deadline, "%" PRId64, o.deadline_ms);
     const char *order_args[] = { "--synchronous", o.synchronous, "--deadline-ms", deadline, NULL };
     const char *other_args[] = { "--synchronous", o.synchronous, NULL };
+    if (o.secure) {
+        if (shop_secure_setup(&secure, sup_workdir(s), SHOP_CHOREO_GEN,
+                              SHOP_EVENTS_DIR "/shop.events",
+                              SHOP_EVENTS_DIR "/shop.services") != 0) {
+            sup_destroy(s);
+            return 1;
+        }
+        sup_secure(s, secure.config, SHOP_SECURE_CLIENT, secure.password[SHOP_SERVICES],
+                   secure.ca);
+    }
     for (int i = 0; i < 4; i++) {
         sup_service_spec spec = { .name = names[i], .binary = bin[i],
-                                  .args = i == 0 ? order_args : other_args, .ping = true };
+                                  .args = i == 0 ? order_args : other_args, .ping = true,
+                                  .env = o.secure ? secure.envp[i] : NULL };
         if (sup_add_service(s, &spec) != i) {
             sup_destroy(s);
             return 1;

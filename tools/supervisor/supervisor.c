@@ -51,6 +51,7 @@ struct sup {
     char log_level[16];
     natsd broker;
     bool broker_started;
+    const char *broker_config, *nats_user, *nats_password, *tls_ca; /* borrowed */
     natsConnection *nc;
     struct child *kids;
     int nkids;
@@ -145,6 +146,15 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
     return s->nkids++;
 }
 
+void sup_secure(sup *s, const char *broker_config, const char *user, const char *password,
+                const char *tls_ca)
+{
+    s->broker_config = broker_config;
+    s->nats_user = user;
+    s->nats_password = password;
+    s->tls_ca = tls_ca;
+}
+
 int sup_start_broker(sup *s)
 {
     if (s->broker.pid > 0)
@@ -153,7 +163,7 @@ int sup_start_broker(sup *s)
         return natsd_restart(&s->broker);
     char dir[600];
     snprintf(dir, sizeof dir, "%s/nats", s->workdir);
-    if (natsd_start(&s->broker, dir, 0, NULL, NULL) != 0)
+    if (natsd_start_config(&s->broker, dir, 0, s->broker_config) != 0)
         return -1;
     s->broker_started = true;
     return 0;
@@ -208,6 +218,12 @@ static int wait_ready(sup *s, struct child *c)
             st = natsOptions_SetMaxReconnect(o, -1);
         if (st == NATS_OK)
             st = natsOptions_SetReconnectWait(o, 100);
+        if (st == NATS_OK && s->nats_user)
+            st = natsOptions_SetUserInfo(o, s->nats_user, s->nats_password);
+        if (st == NATS_OK && s->tls_ca)
+            st = natsOptions_SetSecure(o, true);
+        if (st == NATS_OK && s->tls_ca)
+            st = natsOptions_LoadCATrustedCertificates(o, s->tls_ca);
         if (st == NATS_OK)
             st = natsConnection_Connect(&s->nc, o);
         natsOptions_Destroy(o);

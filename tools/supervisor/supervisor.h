@@ -61,6 +61,14 @@ typedef struct sup_service_spec {
 
 int sup_create(sup **out, const sup_options *opts);
 
+/* Before the broker first starts: a nats-server configuration file for it
+ * (TLS, users and their permissions), and the supervisor's own NATS
+ * identity for its health checks: a user and password, and the CA file that
+ * verifies the broker's TLS certificate. Each may be NULL. Borrowed: they
+ * must outlive the supervisor. */
+void sup_secure(sup *s, const char *broker_config, const char *user, const char *password,
+                const char *tls_ca);
+
 /* Registers a service (not started). Returns its index. */
 int sup_add_service(sup *s, const sup_service_spec *spec);
 

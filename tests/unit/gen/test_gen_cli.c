@@ -106,6 +106,9 @@ Test(gen_cli, help_describes_every_option_and_exit_code)
     cr_assert_eq(run(out, sizeof out, "--help", NULL), 0);
     static const char *const must[] = {"--prefix", "--output-dir", "--check", "--check-compat",
                                        "--check-consumer PRODUCER CONSUMER", "--version",
+                                       "--nats-permissions SERVICES SCHEMA",
+                                       "--subject-prefix PREFIX", "--stream NAME", "--no-users",
+                                       "--private-inboxes", "-o, --output FILE",
                                        "events/README.md", "  0 ", "  1 ", "  2 ", "  3 ",
                                        "  64 "};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
@@ -272,8 +275,140 @@ Test(gen_cli, check_consumer_usage_errors_exit_64)
               out);
     cr_assert_eq(run(out, sizeof out, "--check", "--check-consumer", p, c, NULL), 64);
     cr_assert_eq(run(out, sizeof out, "--check-consumer", p, c, "--check-compat", p, c, NULL), 64);
-    cr_assert(strstr(out, "give either --check-compat or --check-consumer, not both"), "%s",
-              out);
+    cr_assert(strstr(out, "give one of --check-compat, --check-consumer and --nats-permissions, "
+                          "not two"),
+              "%s", out);
     cr_assert_eq(run(out, sizeof out, "--check-consumer=x", p, c, NULL), 64);
     cr_assert(strstr(out, "unknown option '--check-consumer=x'"), "%s", out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* --nats-permissions */
+
+static void read_text(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot read %s", path);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+}
+
+Test(gen_cli, nats_permissions_writes_the_golden_text_to_stdout_or_a_file)
+{
+    char dir[64], services[512], events[512], golden_path[512], file[128];
+    static char out[65536], again[65536], golden[65536], written[65536];
+    tmpdir(dir, sizeof dir);
+    schema_path(services, sizeof services, "perms/mini.services");
+    schema_path(events, sizeof events, "perms/mini.events");
+    schema_path(golden_path, sizeof golden_path, "perms/mini.conf");
+    read_text(golden_path, golden, sizeof golden);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, NULL), 0, "%s",
+                 out);
+    cr_assert_str_eq(out, golden);
+    cr_assert_eq(run(again, sizeof again, "--nats-permissions", services, events, NULL), 0);
+    cr_assert_str_eq(again, out, "two runs gave different bytes");
+
+    snprintf(file, sizeof file, "%s/nats.conf", dir);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "-o", file, NULL),
+                 0, "%s", out);
+    cr_assert_str_eq(out, "");
+    read_text(file, written, sizeof written);
+    cr_assert_str_eq(written, golden);
+    cr_assert_eq(count_entries(dir), 1, "temporary files were left behind");
+
+    schema_path(golden_path, sizeof golden_path, "perms/mini-options.conf");
+    read_text(golden_path, golden, sizeof golden);
+    cr_assert_eq(run(out, sizeof out, "--subject-prefix", "acme.choreo", "--stream=ACME",
+                     "--nats-permissions", services, events, "--no-users", "--private-inboxes",
+                     "--output", file, NULL),
+                 0, "%s", out);
+    read_text(file, written, sizeof written);
+    cr_assert_str_eq(written, golden);
+}
+
+Test(gen_cli, nats_permissions_accepts_the_shops_description)
+{
+    char services[512], events[512];
+    static char out[65536];
+    schema_path(services, sizeof services, "../../../events/shop.services");
+    schema_path(events, sizeof events, "../../../events/shop.events");
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, NULL), 0, "%s",
+                 out);
+    cr_assert(strstr(out, "POINTS_PERMISSIONS = {\n"), "%s", out);
+    cr_assert(strstr(out, "{ user: \"choreoctl\", password: $CHOREOCTL_PASSWORD, "
+                          "permissions: $CHOREOCTL_PERMISSIONS }"),
+              "%s", out);
+}
+
+Test(gen_cli, nats_permissions_errors_exit_2_or_3_and_write_nothing)
+{
+    char dir[64], services[128], events[512], file[128], want[2048];
+    static char out[16384];
+    tmpdir(dir, sizeof dir);
+    schema_path(events, sizeof events, "perms/mini.events");
+    snprintf(services, sizeof services, "%s/bad.services", dir);
+    snprintf(file, sizeof file, "%s/nats.conf", dir);
+    write_text(services, "service depot {\n  emits ParcelBoked\n  handles Address\n}\n");
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "-o", file, NULL),
+                 2, "%s", out);
+    snprintf(want, sizeof want,
+             "%s:2:9: error: unknown event 'ParcelBoked'; did you mean 'ParcelBooked'?\n"
+             "%s:3:11: error: 'Address' is a record in %s, not an event: only events are "
+             "emitted and handled\n",
+             services, services, events);
+    cr_assert_str_eq(out, want);
+    cr_assert_eq(count_entries(dir), 1, "nothing may be written for a bad description");
+
+    char broken[128];
+    broken_schema(broken, sizeof broken);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, broken, NULL), 2);
+    cr_assert(strstr(out, "broken.events:1:7: error:"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", "/nonexistent/x.services", events,
+                     NULL),
+                 3);
+    cr_assert(strstr(out, "cannot read /nonexistent/x.services: No such file or directory"),
+              "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, "/nonexistent/x.events",
+                     NULL),
+                 3);
+    schema_path(services, sizeof services, "perms/mini.services");
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "-o",
+                     "/nonexistent/dir/nats.conf", NULL),
+                 3);
+    cr_assert(strstr(out, "cannot create a file in /nonexistent/dir"), "%s", out);
+}
+
+Test(gen_cli, nats_permissions_usage_errors_exit_64)
+{
+    char services[512], events[512];
+    static char out[8192];
+    schema_path(services, sizeof services, "perms/mini.services");
+    schema_path(events, sizeof events, "perms/mini.events");
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, NULL), 64);
+    cr_assert(strstr(out, "--nats-permissions needs two files: SERVICES.services SCHEMA.events"),
+              "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--stream", "X", events, NULL), 64);
+    cr_assert(strstr(out, "--stream goes with --nats-permissions only"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--no-users", events, NULL), 64);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "--output-dir",
+                     "/tmp", NULL),
+                 64);
+    cr_assert(strstr(out, "writes one file: name it with -o FILE"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--output", "/tmp/x", events, NULL), 64);
+    cr_assert(strstr(out, "--output FILE goes with --nats-permissions"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "--prefix", "x",
+                     NULL),
+                 64);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "--check-compat",
+                     events, events, NULL),
+                 64);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events,
+                     "--subject-prefix", "choreo.>", NULL),
+                 64);
+    cr_assert(strstr(out, "bad --subject-prefix 'choreo.>'"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, "--stream",
+                     "MY.STREAM", NULL),
+                 64);
+    cr_assert(strstr(out, "bad --stream 'MY.STREAM'"), "%s", out);
 }
