@@ -160,6 +160,9 @@ typedef enum choreo_log_level {
  *                      must outlive the real stream's max age, checked at
  *                      start [691200 = 8 days]
  *   prune_interval_s   how often old rows are pruned [60]
+ *   nats_inbox_prefix  subject prefix of the service's reply inboxes
+ *                      [_INBOX]; _INBOX_<service> with permissions that let
+ *                      each user read only its own replies
  *   consumer_start     where a handler's new durable consumer starts: all
  *                      (every event still in the stream), new (events
  *                      published from then on) or an RFC 3339 time such as

@@ -94,6 +94,10 @@ static const struct key keys[] = {
       "age); 0 keeps them" },
     { "prune_interval_s", K_INT, S(prune_interval_s), "60", 1, 86400, NULL,
       "how often old outbox, inbox and barrier rows are pruned, s" },
+    { "nats_inbox_prefix", K_SUBJECT, S(nats_inbox_prefix), "_INBOX", 1, 64, NULL,
+      "subject prefix of this service's reply inboxes (JetStream answers, PubAcks, fetched "
+      "events); one of its own, such as _INBOX_order, lets the server keep each service's "
+      "replies to itself (choreo-gen --nats-permissions --private-inboxes)" },
     { "consumer_start", K_START, S(consumer_start), "all", 0, 0, NULL,
       "where a handler's new durable consumer starts: all (every event still in the "
       "stream), new (events published from then on), or a UTC time such as "

@@ -25,6 +25,7 @@ struct choreo_config {
     char *tls_cert;
     char *tls_key;
     char *consumer_start;
+    char *nats_inbox_prefix;
     int64_t busy_timeout_ms;
     int64_t connect_wait_ms;
     int64_t max_deliver;

@@ -219,6 +219,13 @@ choreo_status choreo_service_start(choreo_service *svc)
         choreo_status s = set_up(svc);
         if (s == CHOREO_OK)
             break;
+        /* A JetStream call the user may not make only times out: waiting
+         * would not help, so say which one was refused. */
+        if (s == CHOREO_ETIMEOUT || s == CHOREO_ENATS) {
+            choreo_status refused = choreo__transport_refused(svc->tp);
+            if (refused != CHOREO_OK)
+                s = refused;
+        }
         /* Undo exactly what was started: only threads that exist are joined. */
         char detail[1024];
         snprintf(detail, sizeof detail, "%s", choreo_last_error());

@@ -172,9 +172,12 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
         s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)tp->log);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, (void *)tp->log);
+    if (s == NATS_OK && strcmp(cfg->nats_inbox_prefix, "_INBOX") != 0)
+        s = natsOptions_SetCustomInboxPrefix(o, cfg->nats_inbox_prefix);
     choreo_status st = s == NATS_OK ? CHOREO_OK
                                     : choreo__nats_error(s, "setting up the NATS connection "
-                                                            "options (nats_url)");
+                                                            "options (nats_url, "
+                                                            "nats_inbox_prefix)");
     if (st == CHOREO_OK)
         st = choreo__nats_set_credentials(o, cfg);
     if (st == CHOREO_OK)
@@ -496,6 +499,22 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
         snprintf(what, sizeof what, "binding to the durable consumer %s on %s (JetStream code %d)",
                  durable, filter, (int)jerr);
         return choreo__nats_error(s, what);
+    }
+    return CHOREO_OK;
+}
+
+choreo_status choreo__transport_refused(choreo_transport *tp)
+{
+    natsConnection *conns[2] = { tp ? tp->nc : NULL, tp ? tp->nc_pub : NULL };
+    for (int i = 0; i < 2; i++) {
+        const char *detail = NULL;
+        if (conns[i] && natsConnection_GetLastError(conns[i], &detail) == NATS_NOT_PERMITTED)
+            return choreo__fail(CHOREO_EAUTH,
+                                "NATS refused an operation this service needs: %s; the service's "
+                                "NATS user lacks that permission: add it to the user's "
+                                "permissions in the server's configuration (choreo-gen "
+                                "--nats-permissions lists what each service needs)",
+                                detail ? detail : "permissions violation");
     }
     return CHOREO_OK;
 }

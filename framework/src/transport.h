@@ -46,6 +46,11 @@ choreo_status choreo__nats_error(natsStatus s, const char *what);
  * closed or broke, JetStream not answering yet, a timeout. */
 bool choreo__nats_transient(natsStatus s);
 
+/* CHOREO_EAUTH, naming the operation, when the server refused one of the
+ * connection's operations for lack of permission (a JetStream call at start
+ * then only times out); CHOREO_OK otherwise. */
+choreo_status choreo__transport_refused(choreo_transport *tp);
+
 void choreo__transport_close(choreo_transport *tp);
 
 /* Writes the URL list with any user:password@ part removed, for logs. */

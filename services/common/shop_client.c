@@ -50,12 +50,12 @@ static void sleep_ms(int ms)
 
 choreo_status shop_client_create(shop_client **out, const char *url, const char *prefix)
 {
-    return shop_client_create_secure(out, url, prefix, NULL, NULL, NULL);
+    return shop_client_create_secure(out, url, prefix, NULL, NULL, NULL, NULL);
 }
 
 choreo_status shop_client_create_secure(shop_client **out, const char *url, const char *prefix,
                                         const char *user, const char *password,
-                                        const char *tls_ca)
+                                        const char *tls_ca, const char *inbox_prefix)
 {
     shop_client *c = calloc(1, sizeof *c);
     if (!c)
@@ -80,6 +80,8 @@ choreo_status shop_client_create_secure(shop_client **out, const char *url, cons
         s = natsOptions_SetSecure(o, true);
     if (s == NATS_OK && tls_ca)
         s = natsOptions_LoadCATrustedCertificates(o, tls_ca);
+    if (s == NATS_OK && inbox_prefix)
+        s = natsOptions_SetCustomInboxPrefix(o, inbox_prefix);
     if (s == NATS_OK)
         s = natsConnection_Connect(&c->nc, o);
     natsOptions_Destroy(o);

@@ -18,12 +18,14 @@ typedef struct shop_client shop_client;
  * answers. */
 CHOREO_WUR choreo_status shop_client_create(shop_client **out, const char *url, const char *prefix);
 
-/* The same with a NATS user and password and a CA file that verifies the
- * server's TLS certificate (TLS is used when tls_ca is set); each may be
- * NULL. Fails with CHOREO_EAUTH when the server refuses the credentials. */
+/* The same with a NATS user and password, a CA file that verifies the
+ * server's TLS certificate (TLS is used when tls_ca is set), and the
+ * subject prefix of the client's reply inboxes; each may be NULL. Fails
+ * with CHOREO_EAUTH when the server refuses the credentials. */
 CHOREO_WUR choreo_status shop_client_create_secure(shop_client **out, const char *url,
                                                    const char *prefix, const char *user,
-                                                   const char *password, const char *tls_ca);
+                                                   const char *password, const char *tls_ca,
+                                                   const char *inbox_prefix);
 void shop_client_destroy(shop_client *c);
 
 /* Makes every request in progress on c, in any thread, and every later one

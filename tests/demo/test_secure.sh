@@ -53,11 +53,17 @@ url=$(awk '/nats-server/ {print $2; exit}' "$dir/keep.txt")
 ca=$run/secure/ca.pem
 password() { sed -n "s/^$1_PASSWORD: \"\(.*\)\"\$/\1/p" "$run/secure/nats.conf"; }
 order=$(sqlite3 "$run/order.db" "SELECT order_id FROM orders LIMIT 1")
-# The shop's client, with its credentials, reads an order.
+# The shop's client, with its credentials and its own reply inbox, reads an
+# order; with another user's inbox it gets no answer.
 CHOREO_NATS_USER=shop CHOREO_NATS_PASSWORD=$(password SHOP) CHOREO_TLS_CA=$ca \
-    "$shop" --nats-url "$url" status "$order" >"$dir/ok.txt" 2>&1 ||
+    CHOREO_NATS_INBOX_PREFIX=_INBOX_shop "$shop" --nats-url "$url" status "$order" >"$dir/ok.txt" 2>&1 ||
     { cat "$dir/ok.txt"; fail "the shop client with its own user was refused"; }
 grep -q "$order" "$dir/ok.txt" || fail "status did not show the order: $(cat "$dir/ok.txt")"
+if CHOREO_NATS_USER=shop CHOREO_NATS_PASSWORD=$(password SHOP) CHOREO_TLS_CA=$ca \
+    CHOREO_NATS_INBOX_PREFIX=_INBOX_order timeout 60 "$shop" --nats-url "$url" status "$order" \
+    >"$dir/inbox.txt" 2>&1; then
+    fail "the shop client got answers on the order service's inbox"
+fi
 # No credentials: refused.
 if CHOREO_TLS_CA=$ca "$shop" --nats-url "$url" status "$order" >"$dir/anon.txt" 2>&1; then
     fail "a client without credentials was let in"
@@ -72,7 +78,7 @@ fi
 ! grep -q "not-the-password" "$dir/wrong.txt" || fail "the password appears in the error"
 # The points service's user may not ask the order service anything.
 if CHOREO_NATS_USER=points CHOREO_NATS_PASSWORD=$(password POINTS) CHOREO_TLS_CA=$ca \
-    timeout 60 "$shop" --nats-url "$url" status "$order" >"$dir/points.txt" 2>&1; then
+    CHOREO_NATS_INBOX_PREFIX=_INBOX_points timeout 60 "$shop" --nats-url "$url" status "$order" >"$dir/points.txt" 2>&1; then
     fail "the points service's user read an order: $(cat "$dir/points.txt")"
 fi
 # Without the CA the client cannot verify the server: no connection.

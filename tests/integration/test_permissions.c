@@ -835,3 +835,74 @@ Test(permissions, the_variables_serve_users_of_ones_own, .timeout = 60)
     cr_assert_null(strstr(text, "Permissions Violation"), "%s", text);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Real services with an inbox prefix of their own each (nats_inbox_prefix)
+ * under --private-inboxes: the saga step works, and no violation is logged. */
+Test(permissions, services_work_with_private_inboxes, .timeout = 90)
+{
+    char dir[256], log[600], text[65536];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    generate(dir, "permissions.conf", "--private-inboxes");
+    start_server(&server, dir, "permissions.conf", NULL);
+    snprintf(log, sizeof log, "%s/services.log", dir);
+    int saved = capture_stderr(log);
+    support_exec(dir, "inventory", "CREATE TABLE seen(n INTEGER)");
+    choreo_service *inventory = service_as(dir, "inventory", server.url, "inventory",
+                                           "nats_inbox_prefix=_INBOX_inventory");
+    choreo_service *order = service_as(dir, "order", server.url, "order",
+                                       "nats_inbox_prefix=_INBOX_order");
+    cr_assert_eq(choreo_service_on(inventory, "OrderCreated", reserve, NULL), CHOREO_OK);
+    choreo_status st_inv = choreo_service_start(inventory);
+    choreo_status st_ord = st_inv == CHOREO_OK ? choreo_service_start(order) : st_inv;
+    bool handled = false;
+    if (st_inv == CHOREO_OK && st_ord == CHOREO_OK) {
+        support_emit(order, "OrderCreated", "s1", 7, NULL);
+        handled = support_wait_count(dir, "inventory", "SELECT COUNT(*) FROM seen", 1, 10000);
+    }
+    choreo_service_destroy(inventory);
+    choreo_service_destroy(order);
+    restore_stderr(saved);
+    slurp(log, text, sizeof text);
+    cr_assert_eq(st_inv, CHOREO_OK, "inventory did not start; log:\n%s", text);
+    cr_assert_eq(st_ord, CHOREO_OK, "order did not start; log:\n%s", text);
+    cr_assert(handled, "OrderCreated was not handled; log:\n%s", text);
+    cr_assert_null(strstr(text, "Permissions Violation"), "a permission is missing:\n%s", text);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A handler the services file does not list: its consumer's JetStream calls
+ * are refused, which nats.c sees only as timeouts. The start must fail at
+ * once with CHOREO_EAUTH naming the refused subject, not wait forever. */
+Test(permissions, a_permission_missing_at_start_fails_the_start_naming_it, .timeout = 90)
+{
+    char dir[256], services[600];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    snprintf(services, sizeof services, "%s/narrow.services", dir);
+    support_write_file(services,
+                       "service order {\n  emits OrderCreated\n  serves Ping\n}\n"
+                       "service inventory {\n  emits StockReserved\n  handles OrderCancelled\n}\n"
+                       "service payment {\n  emits PaymentAuthorized\n}\n"
+                       "service points {\n  emits PointsAwarded\n}\n"
+                       "client shop {\n  calls order.*\n}\n"
+                       "operator choreoctl\n");
+    generate_from(dir, "permissions.conf", services, NULL);
+    start_server(&server, dir, "permissions.conf", NULL);
+    /* inventory's code also handles OrderCreated, which the file forgot. */
+    choreo_service *inventory = service_as(dir, "inventory", server.url, "inventory",
+                                           "log_level=error");
+    cr_assert_eq(choreo_service_on(inventory, "OrderCancelled", reserve, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on(inventory, "OrderCreated", reserve, NULL), CHOREO_OK);
+    int64_t t0 = support_mono_ms();
+    choreo_status st = choreo_service_start(inventory);
+    int64_t took = support_mono_ms() - t0;
+    cr_assert_eq(st, CHOREO_EAUTH, "start gave %d: %s", (int)st, choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "Permissions Violation") &&
+                  strstr(choreo_last_error(), "inventory_OrderCreated"),
+              "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "lacks that permission"), "%s", choreo_last_error());
+    cr_assert_lt(took, 30000, "start took %lld ms", (long long)took);
+    choreo_service_destroy(inventory);
+    natsd_stop(&server, SIGTERM);
+}

@@ -21,8 +21,9 @@ static const char USAGE[] =
     "\n"
     "URL defaults to $CHOREO_NATS_URL, then nats://127.0.0.1:4222. Against a secure\n"
     "shop (shop-demo --secure): --nats-user (or $CHOREO_NATS_USER) with its password\n"
-    "in $CHOREO_NATS_PASSWORD (never on the command line), and --tls-ca (or\n"
-    "$CHOREO_TLS_CA), the CA certificate that verifies the server.\n"
+    "in $CHOREO_NATS_PASSWORD (never on the command line), --tls-ca (or\n"
+    "$CHOREO_TLS_CA), the CA certificate that verifies the server, and its reply\n"
+    "inbox prefix in $CHOREO_NATS_INBOX_PREFIX.\n"
     "\n"
     "Commands:\n"
     "  place --user U --product P --qty Q [--amount CENTS] [--key K] [--wait]\n"
@@ -278,6 +279,7 @@ int main(int argc, char **argv)
     const char *url = getenv("CHOREO_NATS_URL");
     const char *prefix = getenv("CHOREO_PREFIX");
     const char *user = getenv("CHOREO_NATS_USER"), *ca = getenv("CHOREO_TLS_CA");
+    const char *inbox = getenv("CHOREO_NATS_INBOX_PREFIX");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -314,7 +316,8 @@ int main(int argc, char **argv)
     shop_client *c = NULL;
     if (shop_client_create_secure(&c, url && *url ? url : "nats://127.0.0.1:4222", prefix,
                                   user && *user ? user : NULL, getenv("CHOREO_NATS_PASSWORD"),
-                                  ca && *ca ? ca : NULL) != CHOREO_OK) {
+                                  ca && *ca ? ca : NULL, inbox && *inbox ? inbox : NULL) !=
+        CHOREO_OK) {
         fprintf(stderr, "shop: %s\n", shop_client_last_error());
         return 1;
     }

@@ -345,10 +345,11 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                 (int)sup_service_pid(s, i), sup_db_path(s, i), sup_log_path(s, i));
     if (secure.config[0])
         fprintf(f, "TLS and users are on (--secure): the shop client needs\n"
-                   "  export CHOREO_TLS_CA=%s CHOREO_NATS_USER=%s\n"
+                   "  export CHOREO_TLS_CA=%s CHOREO_NATS_USER=%s "
+                   "CHOREO_NATS_INBOX_PREFIX=%s\n"
                    "  export CHOREO_NATS_PASSWORD=$(sed -n 's/^%s_PASSWORD: \"\\(.*\\)\"$/\\1/p' "
                    "%s)\n",
-                secure.ca, SHOP_SECURE_CLIENT, "SHOP", secure.config);
+                secure.ca, SHOP_SECURE_CLIENT, SHOP_SECURE_CLIENT_INBOX, "SHOP", secure.config);
     fprintf(f, "Try:\n"
                "  %s/tools/shop/shop --nats-url %s place --user user-000 --product apple "
                "--qty 2 --wait\n"
@@ -441,7 +442,8 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     const shop_secure *sec = o->secure ? &secure : NULL;
     if (shop_client_create_secure(&c, sup_url(s), "choreo", sec ? SHOP_SECURE_CLIENT : NULL,
                                   sec ? sec->password[SHOP_SERVICES] : NULL,
-                                  sec ? sec->ca : NULL) != CHOREO_OK) {
+                                  sec ? sec->ca : NULL,
+                                  sec ? SHOP_SECURE_CLIENT_INBOX : NULL) != CHOREO_OK) {
         fprintf(stderr, "shop-demo: %s\n", shop_client_last_error());
         return 1;
     }
@@ -543,7 +545,7 @@ int main(int argc, char **argv)
             return 1;
         }
         sup_secure(s, secure.config, SHOP_SECURE_CLIENT, secure.password[SHOP_SERVICES],
-                   secure.ca);
+                   secure.ca, SHOP_SECURE_CLIENT_INBOX);
     }
     for (int i = 0; i < 4; i++) {
         sup_service_spec spec = { .name = names[i], .binary = bin[i],

@@ -25,7 +25,7 @@ static const char SETUP[] =
     "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > server.ext\n"
     "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \\\n"
     "    -out server.pem -days 7 -extfile server.ext 2>/dev/null\n"
-    "\"$2\" --nats-permissions \"$4\" \"$3\" -o permissions.conf\n";
+    "\"$2\" --nats-permissions \"$4\" \"$3\" --private-inboxes -o permissions.conf\n";
 
 static int run_setup(const char *dir, const char *gen, const char *schema, const char *services)
 {
@@ -149,9 +149,11 @@ int shop_secure_setup(shop_secure *sec, const char *workdir, const char *choreo_
         snprintf(sec->env[i][1], sizeof sec->env[i][1], "CHOREO_NATS_PASSWORD=%s",
                  sec->password[i]);
         snprintf(sec->env[i][2], sizeof sec->env[i][2], "CHOREO_TLS_CA=%s", sec->ca);
-        for (int k = 0; k < 3; k++)
+        snprintf(sec->env[i][3], sizeof sec->env[i][3], "CHOREO_NATS_INBOX_PREFIX=_INBOX_%s",
+                 users[i]);
+        for (int k = 0; k < 4; k++)
             sec->envp[i][k] = sec->env[i][k];
-        sec->envp[i][3] = NULL;
+        sec->envp[i][4] = NULL;
     }
     return 0;
 }

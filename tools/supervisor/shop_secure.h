@@ -16,6 +16,8 @@
  * of choreoctl (its operator). */
 #define SHOP_SECURE_CLIENT "shop"
 #define SHOP_SECURE_OPERATOR "choreoctl"
+/* The reply inbox prefix of the load client: each user's is _INBOX_<name>. */
+#define SHOP_SECURE_CLIENT_INBOX "_INBOX_shop"
 
 typedef struct shop_secure {
     char dir[PATH_MAX];
@@ -24,10 +26,11 @@ typedef struct shop_secure {
     /* Passwords of the services, in shop_service_names order, then of
      * SHOP_SECURE_CLIENT and SHOP_SECURE_OPERATOR. */
     char password[SHOP_SERVICES + 2][33];
-    /* Each service's CHOREO_NATS_USER, CHOREO_NATS_PASSWORD and
-     * CHOREO_TLS_CA, as a NULL-terminated environment list in envp. */
-    char env[SHOP_SERVICES][3][PATH_MAX + 64];
-    const char *envp[SHOP_SERVICES][4];
+    /* Each service's CHOREO_NATS_USER, CHOREO_NATS_PASSWORD, CHOREO_TLS_CA
+     * and CHOREO_NATS_INBOX_PREFIX, as a NULL-terminated environment list
+     * in envp. */
+    char env[SHOP_SERVICES][4][PATH_MAX + 64];
+    const char *envp[SHOP_SERVICES][5];
 } shop_secure;
 
 /* Makes all of the above under workdir, running openssl and choreo_gen

@@ -51,7 +51,8 @@ struct sup {
     char log_level[16];
     natsd broker;
     bool broker_started;
-    const char *broker_config, *nats_user, *nats_password, *tls_ca; /* borrowed */
+    /* sup_secure's, borrowed */
+    const char *broker_config, *nats_user, *nats_password, *tls_ca, *inbox_prefix;
     natsConnection *nc;
     struct child *kids;
     int nkids;
@@ -147,8 +148,9 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
 }
 
 void sup_secure(sup *s, const char *broker_config, const char *user, const char *password,
-                const char *tls_ca)
+                const char *tls_ca, const char *inbox_prefix)
 {
+    s->inbox_prefix = inbox_prefix;
     s->broker_config = broker_config;
     s->nats_user = user;
     s->nats_password = password;
@@ -224,6 +226,8 @@ static int wait_ready(sup *s, struct child *c)
             st = natsOptions_SetSecure(o, true);
         if (st == NATS_OK && s->tls_ca)
             st = natsOptions_LoadCATrustedCertificates(o, s->tls_ca);
+        if (st == NATS_OK && s->inbox_prefix)
+            st = natsOptions_SetCustomInboxPrefix(o, s->inbox_prefix);
         if (st == NATS_OK)
             st = natsConnection_Connect(&s->nc, o);
         natsOptions_Destroy(o);

@@ -63,11 +63,11 @@ int sup_create(sup **out, const sup_options *opts);
 
 /* Before the broker first starts: a nats-server configuration file for it
  * (TLS, users and their permissions), and the supervisor's own NATS
- * identity for its health checks: a user and password, and the CA file that
- * verifies the broker's TLS certificate. Each may be NULL. Borrowed: they
- * must outlive the supervisor. */
+ * identity for its health checks: a user and password, the CA file that
+ * verifies the broker's TLS certificate, and its reply inbox prefix. Each
+ * may be NULL. Borrowed: they must outlive the supervisor. */
 void sup_secure(sup *s, const char *broker_config, const char *user, const char *password,
-                const char *tls_ca);
+                const char *tls_ca, const char *inbox_prefix);
 
 /* Registers a service (not started). Returns its index. */
 int sup_add_service(sup *s, const sup_service_spec *spec);
