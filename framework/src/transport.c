@@ -397,8 +397,13 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     if (cfg->consumer_start_ns == CHOREO_START_NEW) {
         cc.DeliverPolicy = js_DeliverNew;
     } else if (cfg->consumer_start_ns > 0) {
+        /* nats.c 3.4.1 writes the fraction of a second without its leading
+         * zeros (.016 goes out as .16, .000000005 as .5), which would start
+         * the consumer late and skip events. A fraction below 0.1 s is
+         * dropped: the consumer may begin up to 0.1 s early, never late. */
+        int64_t frac = cfg->consumer_start_ns % 1000000000;
         cc.DeliverPolicy = js_DeliverByStartTime;
-        cc.OptStartTime = cfg->consumer_start_ns;
+        cc.OptStartTime = cfg->consumer_start_ns - (frac < 100000000 ? frac : 0);
     } else {
         cc.DeliverPolicy = js_DeliverAll;
     }

@@ -185,7 +185,8 @@ created=$(sqlite3 "$work/demo/order.db" "SELECT COUNT(*) FROM orders")
 echo "demo: $created orders, $completed completed"
 [ "$completed" -gt 0 ] || fail "no order completed"
 parcels() { sqlite3 "$db" "SELECT COUNT(*) FROM parcels" 2>/dev/null || echo 0; }
-wait_for 240 test "$(parcels)" -eq "$completed" || fail "$(parcels) parcels for $completed completed orders"
+all_shipped() { [ "$(parcels)" -eq "$completed" ]; }
+wait_for 240 all_shipped || fail "$(parcels) parcels for $completed completed orders"
 sleep 1
 kill -TERM $ship_pid
 wait $ship_pid || fail "shipping exited with $? on SIGTERM"

@@ -349,10 +349,17 @@ Test(lifecycle, consumer_start_chooses_where_a_new_consumer_begins, .timeout = 9
     cr_assert_eq(choreo_service_start(prod), CHOREO_OK, "%s", choreo_last_error());
     emit_things(prod, 1, 3);
 
-    /* A time between the first three events and the last two. */
+    /* A time between the first three events and the last two, at least
+     * 100 ms after the first three, with a fraction of a second of at
+     * least 0.15 s (choreo drops a fraction below 0.1 s, see below). */
     support_sleep_ms(100);
     struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    for (;;) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_nsec >= 150000000 && now.tv_nsec < 850000000)
+            break;
+        support_sleep_ms(20);
+    }
     struct tm tm;
     gmtime_r(&now.tv_sec, &tm);
     char when[64], stamp[32];
@@ -392,5 +399,43 @@ Test(lifecycle, consumer_start_chooses_where_a_new_consumer_begins, .timeout = 9
     stop_reader(all);
     stop_reader(timed);
     stop_reader(prod);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* nats.c 3.4.1 sends a start time's fraction of a second without its
+ * leading zeros (.016 as .16): choreo drops a fraction below 0.1 s, so the
+ * consumer starts at most that much early, never late. */
+Test(lifecycle, a_start_time_is_never_moved_later, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    static const struct {
+        const char *name, *start;
+        int64_t want_ns;
+    } cases[] = {
+        { "small", "2026-11-30T08:00:00.016Z", INT64_C(1796025600) * 1000000000 },
+        { "tiny", "2026-11-30T08:00:00.000000005Z", INT64_C(1796025600) * 1000000000 },
+        { "large", "2026-11-30T08:00:00.74Z", INT64_C(1796025600) * 1000000000 + 740000000 },
+    };
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        choreo_service *svc = start_reader(dir, server.url, cases[i].name, cases[i].start);
+        char durable[64];
+        snprintf(durable, sizeof durable, "%s_Thing", cases[i].name);
+        jsConsumerInfo *ci = NULL;
+        cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", durable, NULL, NULL), NATS_OK);
+        cr_expect_eq(ci->Config->OptStartTime, cases[i].want_ns, "%s: %lld, want %lld",
+                     cases[i].start, (long long)ci->Config->OptStartTime,
+                     (long long)cases[i].want_ns);
+        jsConsumerInfo_Destroy(ci);
+        stop_reader(svc);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
     natsd_stop(&server, SIGTERM);
 }
