@@ -261,6 +261,11 @@ typedef struct choreo_event {
     const uint8_t *data;  /* msgpack map */
     size_t data_len;
     uint32_t attempt;     /* delivery attempt, 1 for the first */
+    /* W3C trace context of the event ("00-<trace id>-<parent id>-<flags>"),
+     * or "" when it came without one. The events a handler emits carry the
+     * same trace id with parent ids of their own; events emitted outside a
+     * handler start a new trace. */
+    const char *traceparent;
 } choreo_event;
 
 /* A local SQLite transaction of a service. Inside a handler it also carries

@@ -22,6 +22,7 @@
 #include "inbox.h"
 #include "relay.h"
 #include "status.h"
+#include "trace.h"
 #include "tuning.h"
 #include "tx.h"
 
@@ -49,6 +50,7 @@ struct delivery {
     int64_t attempt;
     bool decoded;
     choreo_envelope env;
+    char trace[CHOREO_TRACEPARENT_SIZE]; /* its traceparent header, or "" */
     char reason[CHOREO_REASON_MAX];
 };
 
@@ -186,8 +188,10 @@ static enum action park(choreo_service *svc, struct delivery *d, struct tally *t
     if (choreo__store_release(svc->store) != CHOREO_OK)
         return ACT_NAK;
     t->parked++;
-    CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "parked a message", "consumer=%s event=%s reason=\"%s\"",
-               d->rt->consumer, row.event_id ? row.event_id : "-", CHOREO_SAFE(d->reason));
+    CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "parked a message",
+               "consumer=%s event=%s trace=%.32s reason=\"%s\"", d->rt->consumer,
+               row.event_id ? row.event_id : "-", d->trace[0] ? d->trace + 3 : "-",
+               CHOREO_SAFE(d->reason));
     return ACT_TERM;
 }
 
@@ -207,6 +211,10 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
     if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_FOR, &retry_for) == NATS_OK && retry_for &&
         strcmp(retry_for, d->rt->consumer) != 0)
         return SKIP; /* an operator's retry meant for another consumer */
+    const char *trace = NULL;
+    if (natsMsgHeader_Get(d->msg, CHOREO_HDR_TRACEPARENT, &trace) == NATS_OK &&
+        choreo__traceparent_valid(trace))
+        snprintf(d->trace, sizeof d->trace, "%s", trace);
     const uint8_t *body = (const uint8_t *)natsMsg_GetData(d->msg);
     size_t len = (size_t)natsMsg_GetDataLength(d->msg);
     if (choreo__envelope_decode(&d->env, body, len, (size_t)svc->cfg->max_event_bytes) !=
@@ -239,6 +247,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
         .id = env->id, .type = env->type, .version = env->version, .saga = env->saga,
         .cause = env->cause, .source = env->src, .ts_ms = env->ts_ms,
         .data = env->data, .data_len = env->data_len, .attempt = (uint32_t)d->attempt,
+        .traceparent = d->trace,
     };
     choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch };
     int mark = svc->extras.batch.n;
@@ -310,8 +319,9 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     choreo_result res = run_handler(svc, &d, t);
     if (res == CHOREO_DONE) {
         t->handled++;
-        CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "handled", "consumer=%s event=%s saga=%s",
-                   rt->consumer, d.env.id, d.env.saga);
+        CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "handled",
+                   "consumer=%s event=%s saga=%s trace=%.32s", rt->consumer, d.env.id,
+                   d.env.saga, d.trace[0] ? d.trace + 3 : "-");
         return ACT_ACK;
     }
     if (res == CHOREO_REJECT)
@@ -319,8 +329,10 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     t->retried++;
     *nak_delay_ms = retry_delay_ms(svc, d.attempt);
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
-               "consumer=%s event=%s saga=%s attempt=%lld delay_ms=%lld reason=\"%s\"",
-               rt->consumer, d.env.id, d.env.saga, (long long)d.attempt,
+               "consumer=%s event=%s saga=%s trace=%.32s attempt=%lld delay_ms=%lld "
+               "reason=\"%s\"",
+               rt->consumer, d.env.id, d.env.saga, d.trace[0] ? d.trace + 3 : "-",
+               (long long)d.attempt,
                (long long)*nak_delay_ms, CHOREO_SAFE(d.reason));
     return ACT_NAK;
 }

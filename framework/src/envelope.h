@@ -11,6 +11,8 @@
  * consumer that must apply it; every other consumer of the type acks it
  * without applying it. */
 #define CHOREO_HDR_RETRY_FOR "Choreo-Retry-For"
+/* W3C trace context of the event (trace.h). */
+#define CHOREO_HDR_TRACEPARENT "traceparent"
 
 /* A decoded envelope. Strings are copied and NUL-terminated; data points
  * into the decoded buffer and is valid as long as that buffer is. */

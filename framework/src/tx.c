@@ -15,6 +15,7 @@
 #include "outbox.h"
 #include "relay.h"
 #include "status.h"
+#include "trace.h"
 #include "ulid.h"
 
 sqlite3 *choreo_tx_db(choreo_tx *tx)
@@ -87,11 +88,22 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
         choreo_mp_writer_free(&w);
         return s;
     }
+    /* The event's trace: the handled event's, or one per transaction
+     * outside a handler (a saga's start). */
+    char trace[CHOREO_TRACEPARENT_SIZE];
+    if (tx->ev && tx->ev->traceparent && tx->ev->traceparent[0]) {
+        choreo__traceparent_child(tx->ev->traceparent, trace);
+    } else {
+        if (!tx->trace[0])
+            choreo__traceparent_child(NULL, tx->trace);
+        choreo__traceparent_child(tx->trace, trace);
+    }
     char subject[256], headers[512];
     snprintf(subject, sizeof subject, "%s.%s.%s", svc->cfg->prefix, type, saga);
     int hlen = snprintf(headers, sizeof headers,
-                        "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n",
-                        env.id, type, saga, svc->cfg->service);
+                        "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n"
+                        CHOREO_HDR_TRACEPARENT ": %s\n",
+                        env.id, type, saga, svc->cfg->service, trace);
     /* What the relay will put on the wire: the body plus the headers as NATS
      * encodes them ("NATS/1.0\r\n", one "Key: value\r\n" each, "\r\n"). */
     int64_t wire = (int64_t)w.len + 12 + hlen + 4;

@@ -4,6 +4,7 @@
 
 #include "naive.h"
 #include "service.h"
+#include "trace.h"
 
 struct choreo_tx {
     choreo_service *svc;
@@ -12,6 +13,7 @@ struct choreo_tx {
     int emitted;             /* outbox rows written, to wake the relay */
     bool command;            /* begun by choreo_service_begin */
     char reason[256];        /* set by choreo_tx_set_reason */
+    char trace[CHOREO_TRACEPARENT_SIZE]; /* the trace of its emits outside a handler */
     choreo_naive_list *naive; /* delivery=naive: events held until the commit */
     choreo_naive_list naive_own; /* the list of a command transaction */
 };

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,10 +49,12 @@ static choreo_result pay_charge(choreo_tx *tx, const choreo_event *ev, void *use
     return emit_next(tx, "PaymentRejected");
 }
 
-/* pay's refund handler is broken: the cancellation is parked. */
+/* pay's refund handler is broken: the cancellation is parked, with a
+ * reason that must be escaped in JSON, XML and on a terminal. */
+#define REFUND_REASON "refund desk \"closed\" <9 & up>\x01"
 static choreo_result pay_refund(choreo_tx *tx, const choreo_event *ev, void *user)
 {
-    choreo_tx_set_reason(tx, "refund desk closed");
+    choreo_tx_set_reason(tx, REFUND_REASON);
     return CHOREO_REJECT;
 }
 
@@ -134,22 +135,40 @@ struct ctl_run {
     char err[8192];
 };
 
-/* Starts argv[0] (NULL-terminated argv) with stdout and stderr in files,
- * without the test's CHOREO_* variables. */
+/* Variables ("NAME=value", NULL-ended) the next spawn adds to its
+ * environment, or NULL. */
+static char *const *spawn_env;
+
+/* Starts argv[0] (NULL-terminated argv, found on PATH) with stdout and
+ * stderr in files, without the test's CHOREO_* variables (but with
+ * spawn_env's). The child is killed when the test's process dies, so that
+ * a failed assertion leaves no tail running. */
 static pid_t spawn(char *const argv[], const char *out_path, const char *err_path)
 {
-    char *envp[256];
-    support_env_without_choreo(envp, 256);
-    posix_spawn_file_actions_t fa;
-    cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
-    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 1, out_path,
-                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 2, err_path,
-                                                  O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s: %s", argv[0], strerror(rc));
+    static char *envp[256];
+    support_env_without_choreo(envp, 240);
+    int n = 0;
+    while (envp[n])
+        n++;
+    for (int i = 0; spawn_env && spawn_env[i] && n < 255; i++)
+        envp[n++] = spawn_env[i];
+    envp[n] = NULL;
+    /* The files exist before the child runs, for those polling them. */
+    support_write_file(out_path, "");
+    support_write_file(err_path, "");
+    pid_t pid = support_fork();
+    if (pid == 0) {
+        extern char **environ;
+        int out = open(out_path, O_WRONLY);
+        int err = open(err_path, O_WRONLY);
+        if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        close(out);
+        close(err);
+        environ = envp;
+        execvp(argv[0], argv);
+        _exit(127);
+    }
     return pid;
 }
 
@@ -292,7 +311,7 @@ static const char json_check[] =
     "assert ev[3]['applied'][0]['barrier'] == [{'step': 'reserve', 'op': 'compensation'}]\n"
     "p = ev[3]['parked']\n"
     "assert len(p) == 1 and p[0]['consumer'] == 'pay_OrderCancelled', p\n"
-    "assert p[0]['reason'] == 'handler returned REJECT: refund desk closed', p\n"
+    "assert p[0]['reason'] == 'handler returned REJECT: ' + sys.argv[7], p\n"
     "assert p[0]['status'] == 'parked' and p[0]['service'] == 'pay', p\n"
     "assert all(not e['parked'] for e in ev[:3])\n"
     "assert [e['kind'] for e in ev] == ['normal', 'normal', 'failure', 'failure'],"
@@ -353,7 +372,8 @@ Test(ctl_saga, the_timeline_shows_every_event_as_text_json_and_svg, .timeout = 1
     cr_assert(strstr(line, "stock_OrderCancelled +") &&
                   strstr(line, "[barrier reserve compensation]") &&
                   strstr(line, "PARKED by pay_OrderCancelled") &&
-                  strstr(line, "handler returned REJECT: refund desk closed"), "%s", line);
+                  strstr(line, "handler returned REJECT: refund desk \"closed\" <9 & up>\\x01"),
+              "%s", line);
     cr_assert(strstr(r.out, "barrier marks of the saga"), "%s", r.out);
 
     char json[600], svg[600], err[4096];
@@ -364,11 +384,12 @@ Test(ctl_saga, the_timeline_shows_every_event_as_text_json_and_svg, .timeout = 1
     cr_assert_eq(r.status, 0, "saga --json --svg: %s", r.err);
     support_write_file(json, r.out);
     cr_assert(python(dir, err, sizeof err, json_check, json, ids.placed, ids.reserved,
-                     ids.rejected, ids.cancelled, saga, NULL),
+                     ids.rejected, ids.cancelled, saga, REFUND_REASON, NULL),
               "the JSON is wrong: %s\n%s", err, r.out);
     cr_assert(python(dir, err, sizeof err, svg_check, svg, "OrderPlaced", "StockReserved",
-                     "PaymentRejected", "OrderCancelled", "parked by pay_OrderCancelled",
-                     "stock_OrderCancelled", NULL),
+                     "PaymentRejected", "OrderCancelled", "stock_OrderCancelled",
+                     "parked by pay_OrderCancelled handler returned REJECT: refund desk "
+                     "\"closed\" <9 & up> ", NULL),
               "the SVG is wrong: %s", err);
 
     /* Several --db: only those databases are read. */
@@ -385,6 +406,13 @@ Test(ctl_saga, the_timeline_shows_every_event_as_text_json_and_svg, .timeout = 1
     ctl(&r, dir, "--nats-url", server.url, "saga", saga, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "no databases given") && strstr(r.out, ids.cancelled), "%s", r.out);
+
+    /* A bound on the events read, said on stderr. */
+    ctl(&r, dir, "--nats-url", server.url, "saga", saga, "--limit", "2", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "the first 2 of 4 events") && strstr(r.out, ids.reserved) &&
+                  !strstr(r.out, ids.rejected), "%s", r.out);
+    cr_assert(strstr(r.err, "only the first 2 are shown (raise --limit)"), "%s", r.err);
 
     ctl(&r, dir, "--nats-url", server.url, "saga", "NoSuchSaga", "--dir", dir, NULL);
     cr_assert_eq(r.status, 1, "an unknown saga: exit %d, %s", r.status, r.out);
@@ -411,7 +439,7 @@ Test(ctl_saga, wrong_usage_exits_2_and_a_missing_server_exits_1, .timeout = 60)
         { { "saga", "s1", "s2" }, 2, "unexpected argument \"s2\"" },
         { { "saga", "s1", "--limit", "0" }, 2, "invalid --limit \"0\"" },
         { { "saga", "s1", "--dir" }, 2, "--dir needs a value" },
-        { { "saga", "s1", "--status" }, 2, "unknown flag --status" },
+        { { "saga", "s1", "--all" }, 2, "unknown flag --all" },
         { { "tail", "--type", "orderPlaced" }, 2, "invalid --type \"orderPlaced\"" },
         { { "tail", "--saga", "x>" }, 2, "invalid --saga" },
         { { "tail", "extra" }, 2, "unexpected argument \"extra\"" },
@@ -500,7 +528,8 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     support_server(&server, dir, NULL, NULL);
     /* A service with a durable consumer, which tail must leave alone. */
     choreo_service *svc = start(dir, server.url, "stock", "Pong", stock_release, NULL, NULL);
-    char old[CHOREO_ID_SIZE], ping1[CHOREO_ID_SIZE], pong[CHOREO_ID_SIZE], ping2[CHOREO_ID_SIZE];
+    char old[CHOREO_ID_SIZE], ping1[CHOREO_ID_SIZE], pong[CHOREO_ID_SIZE], ping2[CHOREO_ID_SIZE],
+        other[CHOREO_ID_SIZE];
     support_emit(svc, "Ping", "s1", 0, old);
     cr_assert(support_wait_count(dir, "stock", "SELECT COUNT(*) FROM choreo_outbox WHERE "
                                  "published_at IS NOT NULL", 1, 20000));
@@ -523,6 +552,7 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
 
     support_emit(svc, "Ping", "s1", 1, ping1);
     support_emit(svc, "Pong", "s2", 2, pong);
+    support_emit(svc, "Pang", "s2", 4, other);
     support_emit(svc, "Ping", "s2", 3, ping2);
     char path[600];
     snprintf(path, sizeof path, "%s/all.out", dir);
@@ -549,16 +579,19 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     snprintf(path, sizeof path, "%s/all.out", dir);
     support_slurp(path, text, sizeof text);
     cr_assert_null(strstr(text, old), "an event from before the start: %s", text);
-    cr_assert_eq(count_of(text, "\n"), 3, "%s", text);
+    cr_assert(strstr(text, other), "%s", text);
+    cr_assert_eq(count_of(text, "\n"), 4, "%s", text);
     cr_assert(line_with(text, pong, line, sizeof line));
     cr_assert(strstr(line, "Z  Pong ") && strstr(line, " s2 ") && strstr(line, " stock "), "%s",
               line);
     snprintf(path, sizeof path, "%s/pongs.out", dir);
     support_slurp(path, text, sizeof text);
-    cr_assert(strstr(text, pong) && !strstr(text, ping1) && !strstr(text, ping2), "%s", text);
+    cr_assert(strstr(text, pong) && !strstr(text, ping1) && !strstr(text, ping2) &&
+                  !strstr(text, other), "%s", text);
     snprintf(path, sizeof path, "%s/both.out", dir);
     support_slurp(path, text, sizeof text);
-    cr_assert(strstr(text, pong) && strstr(text, ping2) && !strstr(text, ping1), "%s", text);
+    cr_assert(strstr(text, pong) && strstr(text, ping2) && !strstr(text, ping1) &&
+                  !strstr(text, other), "%s", text);
     snprintf(path, sizeof path, "%s/s1.out", dir);
     support_slurp(path, text, sizeof text);
     cr_assert(strstr(text, old) && strstr(text, ping1) && !strstr(text, pong), "%s", text);
@@ -569,18 +602,36 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     natsd_stop(&server, SIGTERM);
 }
 
-Test(ctl_saga, tail_goes_on_after_the_server_restarts, .timeout = 120)
+Test(ctl_saga, tail_goes_on_after_the_server_restarts_and_ends_while_it_is_away,
+     .timeout = 120)
 {
     char dir[256];
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     choreo_service *svc = start(dir, server.url, "stock", NULL, NULL, NULL, NULL);
-    char before[CHOREO_ID_SIZE], after[CHOREO_ID_SIZE], out[600], err[600];
+    char before[CHOREO_ID_SIZE], after[CHOREO_ID_SIZE], out[600], err[600], out2[600],
+        err2[600];
     snprintf(out, sizeof out, "%s/tail.out", dir);
     snprintf(err, sizeof err, "%s/tail.err", dir);
+    snprintf(out2, sizeof out2, "%s/pings.out", dir);
+    snprintf(err2, sizeof err2, "%s/pings.err", dir);
+    /* A Pong from before: the Pong tail gets nothing until the restart, and
+     * must not print this one after it either. */
+    char old_pong[CHOREO_ID_SIZE], new_pong[CHOREO_ID_SIZE], out3[600], err3[600];
+    snprintf(out3, sizeof out3, "%s/pongs.out", dir);
+    snprintf(err3, sizeof err3, "%s/pongs.err", dir);
+    support_emit(svc, "Pong", "s1", 0, old_pong);
+    cr_assert(support_wait_count(dir, "stock", "SELECT COUNT(*) FROM choreo_outbox WHERE "
+                                 "published_at IS NOT NULL", 1, 20000));
     pid_t tail = ctl_background(dir, "tail", "--nats-url", server.url, "tail", NULL);
+    pid_t pings = ctl_background(dir, "pings", "--nats-url", server.url, "tail", "--type",
+                                 "Ping", NULL);
+    pid_t pongs = ctl_background(dir, "pongs", "--nats-url", server.url, "tail", "--type",
+                                 "Pong", NULL);
     cr_assert(wait_file_has(err, "following", 20000), "tail did not start");
+    cr_assert(wait_file_has(err2, "following", 20000), "tail --type did not start");
+    cr_assert(wait_file_has(err3, "following", 20000), "tail --type Pong did not start");
     support_emit(svc, "Ping", "s1", 1, before);
     cr_assert(wait_file_has(out, before, 20000));
 
@@ -589,15 +640,79 @@ Test(ctl_saga, tail_goes_on_after_the_server_restarts, .timeout = 120)
     cr_assert_eq(natsd_restart(&server), 0);
     support_emit(svc, "Ping", "s1", 2, after);
     cr_assert(wait_file_has(out, after, 60000), "tail did not go on after the restart");
+    cr_assert(wait_file_has(out2, after, 60000), "tail --type did not go on after the restart");
     cr_assert(file_has(err, "connected to NATS at"), "no note of the reconnect");
+    support_emit(svc, "Pong", "s1", 3, new_pong);
+    cr_assert(wait_file_has(out3, new_pong, 60000), "tail --type Pong missed the new Pong");
+    cr_assert_eq(kill(pongs, SIGTERM), 0);
+    cr_assert_eq(reap(pongs, 10000), 0);
+    cr_assert(!file_has(out3, old_pong), "an event from before the start, after the restart");
+    cr_assert(wait_file_has(out, new_pong, 20000));
 
     cr_assert_eq(kill(tail, SIGTERM), 0);
     cr_assert_eq(reap(tail, 10000), 0);
     char text[65536];
     support_slurp(out, text, sizeof text);
     cr_assert_eq(count_of(text, before), 1, "an event printed twice: %s", text);
-    cr_assert_eq(count_of(text, "\n"), 2, "%s", text);
-    cr_assert_eq(ephemeral_consumers(server.url), 0);
+    cr_assert(!strstr(text, old_pong), "%s", text);
+    cr_assert_eq(count_of(text, "\n"), 3, "%s", text);
+    cr_assert_eq(ephemeral_consumers(server.url), 1, "only the other tail's consumer is left");
+
+    /* With the server gone for good, a signal still ends tail, promptly. */
+    natsd_stop(&server, SIGTERM);
+    cr_assert(wait_file_has(err2, "lost the connection to NATS", 20000));
+    int64_t t0 = support_mono_ms();
+    cr_assert_eq(kill(pings, SIGTERM), 0);
+    cr_assert_eq(reap(pings, 15000), 0, "tail did not end cleanly while the server was away");
+    cr_assert_lt(support_mono_ms() - t0, 3000, "tail took %lld ms to end",
+                 (long long)(support_mono_ms() - t0));
+    choreo_service_destroy(svc);
+}
+
+/* saga and tail log in with the settings' credentials, which
+ * choreo_config_get would show only as "***": from flags and from the
+ * CHOREO_* variables. A URL's password never appears in an error. */
+Test(ctl_saga, saga_and_tail_log_in_with_the_credentials_of_the_settings, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, "ctl", "s3cret");
+    choreo_config *cfg = support_config(dir, "stock", server.url, "nats_user=ctl",
+                                        "nats_password=s3cret", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    char id[CHOREO_ID_SIZE];
+    support_emit(svc, "Ping", "s1", 1, id);
+    cr_assert(support_wait_count(dir, "stock", "SELECT COUNT(*) FROM choreo_outbox WHERE "
+                                 "published_at IS NOT NULL", 1, 20000));
+
+    struct ctl_run r;
+    ctl(&r, dir, "--nats-url", server.url, "--nats-user", "ctl", "--nats-password=s3cret",
+        "saga", "s1", NULL);
+    cr_assert_eq(r.status, 0, "flags: %s", r.err);
+    cr_assert(strstr(r.out, id), "%s", r.out);
+    char *env[] = { "CHOREO_NATS_USER=ctl", "CHOREO_NATS_PASSWORD=s3cret", NULL };
+    spawn_env = env;
+    ctl(&r, dir, "--nats-url", server.url, "saga", "s1", NULL);
+    cr_assert_eq(r.status, 0, "variables: %s", r.err);
+    cr_assert(strstr(r.out, id), "%s", r.out);
+    /* A flag wins over its variable, as for every setting. */
+    ctl(&r, dir, "--nats-url", server.url, "--nats-password", "wrong", "saga", "s1", NULL);
+    spawn_env = NULL;
+    cr_assert_eq(r.status, 1, "a wrong password was accepted: %s", r.out);
+    cr_assert(strstr(r.err, "refused the login"), "%s", r.err);
+    ctl(&r, dir, "--nats-url", server.url, "tail", NULL);
+    cr_assert_eq(r.status, 1, "no credentials: %s", r.out);
+    cr_assert(strstr(r.err, "tail: the NATS server at") && strstr(r.err, "refused the login"),
+              "%s", r.err);
+    char url[128];
+    snprintf(url, sizeof url, "nats://ctl:topsecret@127.0.0.1:%d", server.port);
+    ctl(&r, dir, "--nats-url", url, "saga", "s1", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "nats://***@127.0.0.1:") && !strstr(r.err, "topsecret"), "%s",
+              r.err);
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }

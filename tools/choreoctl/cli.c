@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -18,6 +19,95 @@ void ctl_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+const ctl_own_flag ctl_own_flags[] = {
+    { "--json", false },      { "--all", false },         { "--status", true },
+    { "--force", false },     { "--help-settings", false }, { "--dir", true },
+    { "--svg", true },        { "--limit", true },        { "--type", true },
+    { "--saga", true },       { "--from-start", false },
+};
+const size_t ctl_own_flag_count = sizeof ctl_own_flags / sizeof ctl_own_flags[0];
+
+/* Whether the flag (up to any '=') is one of ours that takes no value. */
+static bool own_flag_without_value(const char *arg, size_t len)
+{
+    for (size_t i = 0; i < ctl_own_flag_count; i++)
+        if (strlen(ctl_own_flags[i].flag) == len && strncmp(arg, ctl_own_flags[i].flag, len) == 0)
+            return !ctl_own_flags[i].takes_value;
+    return strncmp(arg, "--help", len) == 0 && len == 6;
+}
+
+void ctl_settings_prescan(ctl_settings *s, int argc, char **argv)
+{
+    s->nats_user = getenv("CHOREO_NATS_USER");
+    s->nats_password = getenv("CHOREO_NATS_PASSWORD");
+    s->nats_token = getenv("CHOREO_NATS_TOKEN");
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            break;
+        if (strncmp(arg, "--", 2) != 0)
+            continue;
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = NULL;
+        if (eq)
+            value = eq + 1;
+        else if (!own_flag_without_value(arg, len) && i + 1 < argc)
+            value = argv[++i];
+        if (!value)
+            continue;
+        /* Every choreo setting takes a value, so skipping one keeps the
+         * scan in step with choreo_config_from_args. */
+        if (len == 4 && strncmp(arg, "--db", 4) == 0) {
+            if (s->ndbs < CTL_DB_MAX)
+                s->dbs[s->ndbs++] = value;
+            else
+                s->too_many_dbs = true;
+        } else if (len == 11 && strncmp(arg, "--nats-user", 11) == 0) {
+            s->nats_user = value;
+        } else if (len == 15 && strncmp(arg, "--nats-password", 15) == 0) {
+            s->nats_password = value;
+        } else if (len == 12 && strncmp(arg, "--nats-token", 12) == 0) {
+            s->nats_token = value;
+        }
+    }
+}
+
+int ctl_settings_check_nats(ctl_settings *s)
+{
+    if (s->env_error[0]) {
+        ctl_error("%s", s->env_error);
+        return CTL_EXIT_USAGE;
+    }
+    if (s->too_many_dbs) {
+        ctl_error("more than %d --db flags: put the databases in one directory and pass --dir",
+                  CTL_DB_MAX);
+        return CTL_EXIT_USAGE;
+    }
+    /* Without a --db flag, the db setting (CHOREO_DB) is the one database. */
+    const char *db = choreo_config_get(s->cfg, "db");
+    if (s->ndbs == 0 && db)
+        s->dbs[s->ndbs++] = db;
+    /* The library's checks of the other settings (credentials and TLS
+     * files that go together, ...) want a service and a database; these
+     * commands read databases only through s->dbs, so placeholders stand
+     * in for them. */
+    if (!choreo_config_get(s->cfg, "service") &&
+        choreo_config_set(s->cfg, "service", "choreoctl") != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    if (!db && choreo_config_set(s->cfg, "db", "-") != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    if (choreo_config_validate(s->cfg) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
 }
 
 /* IDs are the positive row numbers that `dead list` shows. */

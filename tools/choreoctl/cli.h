@@ -40,11 +40,43 @@ typedef struct ctl_args {
  * the problem and returns CTL_EXIT_USAGE. */
 int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl_args *a);
 
+/* Most --db flags one command line may give (saga reads several). */
+#define CTL_DB_MAX 64
+
 /* The settings, from the environment and the command line. */
 typedef struct ctl_settings {
     choreo_config *cfg;
     char env_error[512]; /* why the CHOREO_* variables were refused, or "" */
+    /* Every --db given, in order (choreo_config_from_args keeps only the
+     * last), and the NATS login as given: choreo_config_get shows secrets
+     * as "***", but saga and tail connect to NATS themselves. All point
+     * into argv or the environment; NULL when not given. */
+    const char *dbs[CTL_DB_MAX];
+    int ndbs;
+    bool too_many_dbs;
+    const char *nats_user, *nats_password, *nats_token;
 } ctl_settings;
+
+/* choreoctl's own flags, which choreo_config_from_args must leave in argv. */
+typedef struct ctl_own_flag {
+    const char *flag;
+    bool takes_value;
+} ctl_own_flag;
+
+extern const ctl_own_flag ctl_own_flags[];
+extern const size_t ctl_own_flag_count;
+
+/* Reads, before choreo_config_from_args reorders argv, every --db and the
+ * NATS login flags (--nats-user, --nats-password, --nats-token, falling
+ * back to CHOREO_NATS_USER, ...), with the precedence the settings have:
+ * the last flag wins over the environment. It stops at "--". */
+void ctl_settings_prescan(ctl_settings *s, int argc, char **argv);
+
+/* Checks the settings of a command that reads the stream and needs no
+ * database setting (saga, tail): no refused CHOREO_* variable, and
+ * settings that go together. Prints the problem and returns
+ * CTL_EXIT_USAGE, or returns CTL_EXIT_OK. */
+int ctl_settings_check_nats(ctl_settings *s);
 
 /* Checks the settings a command needs: no refused CHOREO_* variable, a db,
  * and credentials that go together. Prints the problem and returns

@@ -6,10 +6,13 @@
 static const char settings_text[] =
     "Settings (a flag anywhere on the command line, or a CHOREO_* variable;\n"
     "flags win over variables):\n"
-    "  --db FILE              CHOREO_DB               the service's SQLite file (required)\n"
+    "  --db FILE              CHOREO_DB               the service's SQLite file (required by\n"
+    "                                                 dead and consumers; saga takes several)\n"
     "  --nats-url URLS        CHOREO_NATS_URL         NATS servers, comma-separated, used by\n"
-    "                                                 retry and consumers\n"
+    "                                                 retry, consumers, saga and tail\n"
     "                                                 [nats://127.0.0.1:4222]\n"
+    "  --stream NAME          CHOREO_STREAM           the services' stream [CHOREO]\n"
+    "  --prefix PREFIX        CHOREO_PREFIX           the events' subject prefix [choreo]\n"
     "  --nats-user NAME       CHOREO_NATS_USER        NATS user; needs --nats-password\n"
     "  --nats-password PASS   CHOREO_NATS_PASSWORD    NATS password\n"
     "  --nats-token TOKEN     CHOREO_NATS_TOKEN       NATS token (instead of a user)\n"
@@ -40,7 +43,7 @@ static const char exit_text[] =
 void ctl_help_main(FILE *f)
 {
     fputs("choreoctl: inspect and repair the parked messages and the durable consumers\n"
-          "of a choreo service\n"
+          "of a choreo service, and follow the events of its sagas\n"
           "\n"
           "Usage:\n"
           "  choreoctl [SETTINGS] dead list [--status parked|retried|dropped|all] [--json]\n"
@@ -49,7 +52,11 @@ void ctl_help_main(FILE *f)
           "  choreoctl [SETTINGS] dead drop ID\n"
           "  choreoctl [SETTINGS] consumers list [--json]\n"
           "  choreoctl [SETTINGS] consumers delete NAME [--force]\n"
-          "  choreoctl [dead [list|show|retry|drop] | consumers] --help\n"
+          "  choreoctl [SETTINGS] saga SAGA_ID [--dir DIR]... [--db FILE]... [--json]\n"
+          "                       [--svg FILE] [--limit N]\n"
+          "  choreoctl [SETTINGS] tail [--type TYPE]... [--saga SAGA_ID] [--from-start]\n"
+          "                       [--json]\n"
+          "  choreoctl [dead [list|show|retry|drop] | consumers | saga | tail] --help\n"
           "  choreoctl --help-settings\n"
           "\n"
           "A service parks a message in its table choreo_dead when its handler returns\n"
@@ -58,8 +65,13 @@ void ctl_help_main(FILE *f)
           "works on that table in the service's database (--db), and may run while\n"
           "the service runs. Once the cause is fixed, `dead retry` publishes the\n"
           "message again with its original event id, for the consumer that parked it\n"
-          "only (the others ack it unapplied); `dead drop` closes it for good. Only\n"
-          "retry uses NATS.\n"
+          "only (the others ack it unapplied); `dead drop` closes it for good. Of the\n"
+          "dead commands, only retry uses NATS.\n"
+          "\n"
+          "`saga` reads one saga's events from the stream and sets them against the\n"
+          "services' databases: who applied each event and when, who parked it and\n"
+          "why, the saga barrier's marks; as text, JSON or an SVG sequence diagram.\n"
+          "`tail` prints the stream's events as they arrive.\n"
           "\n"
           "Commands:\n"
           "  dead list     list parked messages (or retried, dropped, all)\n"
@@ -69,6 +81,9 @@ void ctl_help_main(FILE *f)
           "  consumers list    the service's durable consumers on the stream, and\n"
           "                    which of them its code still registers\n"
           "  consumers delete  delete a stale consumer from the stream\n"
+          "  saga          one saga's timeline: its events from the stream and, from\n"
+          "                the services' databases, who applied or parked each one\n"
+          "  tail          print the events of the stream as they arrive\n"
           "Each has its own --help.\n"
           "\n",
           f);
@@ -80,6 +95,9 @@ void ctl_help_main(FILE *f)
           "  choreoctl --db inventory.db --nats-url nats://nats:4222 dead retry 12\n"
           "  choreoctl --db inventory.db dead drop 13\n"
           "  choreoctl --db inventory.db consumers list\n"
+          "  choreoctl --nats-url nats://nats:4222 saga 01M8820SZ077Y3ENXTCWDQ25YP \\\n"
+          "            --dir /var/lib/shop\n"
+          "  choreoctl --nats-url nats://nats:4222 tail --type OrderCancelled\n"
           "\n",
           f);
     fputs(exit_text, f);
@@ -88,8 +106,9 @@ void ctl_help_main(FILE *f)
 void ctl_help_settings(FILE *f, const choreo_config *cfg)
 {
     fputs("choreoctl reads the same settings as choreo services. It uses db, the NATS\n"
-          "settings (for retry), busy_timeout_ms and log_level; the others are accepted\n"
-          "and have no effect. service is not required.\n\n",
+          "settings (for retry, consumers, saga and tail), stream and prefix,\n"
+          "busy_timeout_ms and log_level; the others are accepted and have no effect.\n"
+          "service is not required.\n\n",
           f);
     choreo_config_print_help(cfg, f);
 }
@@ -290,4 +309,138 @@ void ctl_help_consumers(FILE *f)
     fputs(settings_text, f);
     fputc('\n', f);
     fputs(exit_text, f);
+}
+
+/* What saga and tail read of the settings: they connect to NATS themselves. */
+static const char stream_settings_text[] =
+    "NATS settings, as the services take them (a flag, or its CHOREO_* variable):\n"
+    "  --nats-url URLS, --stream NAME, --prefix PREFIX, --nats-inbox-prefix PREFIX,\n"
+    "  the login --nats-user and --nats-password, --nats-token, --nats-creds FILE\n"
+    "  or --nats-nkey and --nats-nkey-seed FILE, and TLS --tls-ca, --tls-cert and\n"
+    "  --tls-key.\n"
+    "The other choreo settings are accepted and have no effect here (choreoctl\n"
+    "--help-settings lists them all).\n";
+
+void ctl_help_saga(FILE *f)
+{
+    fputs("choreoctl saga: the timeline of one saga\n"
+          "\n"
+          "Usage:\n"
+          "  choreoctl [SETTINGS] saga SAGA_ID [--dir DIR]... [--db FILE]... [--json]\n"
+          "                       [--svg FILE] [--limit N]\n"
+          "\n"
+          "Reads every event of the saga from the stream (its subjects are\n"
+          "<prefix>.*.<SAGA_ID>; an ephemeral consumer reads them and is deleted\n"
+          "afterwards) and, from the services' databases, which consumers applied each\n"
+          "event and when, which parked it and why, and the marks of the saga barrier.\n"
+          "It prints one line per event, in the order of their emit time:\n"
+          "  OFFSET     milliseconds since the saga's first event (the envelopes' ts)\n"
+          "  TYPE, SRC  the event's type and the service that emitted it\n"
+          "  EVENT ID   the event's id\n"
+          "  CAUSE      the id of the event whose handler emitted it (\"-\": a command)\n"
+          "  KIND       failure (parked, not a choreo envelope, or Rejected or Failed in\n"
+          "             its type), compensation (a consumer applied it behind a barrier\n"
+          "             compensation, or Cancelled in its type) or normal\n"
+          "  APPLIED BY / PARKED BY  each consumer <service>_<Type> that applied it,\n"
+          "             with the offset of its transaction and the barrier marks it\n"
+          "             wrote, then each one that parked it, with its reason\n"
+          "and then the saga's barrier marks (offset, service, step, action or\n"
+          "compensation, and the application that wrote it). A mark is matched to the\n"
+          "application in the same database whose inbox mark precedes it most closely\n"
+          "(within a second); when two applications share that millisecond, it is left\n"
+          "unmatched. A database knows only what it still holds: inbox marks and barrier\n"
+          "rows are pruned after inbox_retention_s.\n"
+          "\n"
+          "Arguments and flags:\n"
+          "  SAGA_ID      the saga's id (1 to 64 of A-Z a-z 0-9 _ -)\n"
+          "  --dir DIR    read every choreo database (*.db) in DIR, such as the work\n"
+          "               directory that shop-demo --keep leaves; repeatable\n"
+          "  --db FILE    read this service's database; repeatable. Without --dir and\n"
+          "               --db, or CHOREO_DB, only the stream is read\n"
+          "  --json       one JSON object instead of text\n"
+          "  --svg FILE   also draw the timeline into FILE as an SVG sequence diagram:\n"
+          "               a lane per service, the events from top to bottom, an arrow\n"
+          "               from the emitter to each service that applied or parked the\n"
+          "               event; failures red, compensations orange\n"
+          "  --limit N    read at most N events [10000]; when the saga has more, the\n"
+          "               first N are shown and stderr says so\n"
+          "  -h, --help   this text\n"
+          "\n"
+          "The JSON object has the keys saga, stream, subjects, events_in_stream,\n"
+          "truncated, data_omitted, first_ts (unix ms) and at, databases (path, service),\n"
+          "events and barrier. Each event has seq (stream sequence), offset_ms, at, ts,\n"
+          "stored_offset_ms (when the stream stored it), type, id, src, cause (null for a\n"
+          "command), v, subject, kind, retry_for (the consumer a dead retry addressed, or\n"
+          "null), envelope_error (null for a choreo envelope), data, applied (consumer,\n"
+          "service, db, offset_ms, at, barrier: [{step, op}]) and parked (consumer,\n"
+          "service, db, dead_id, reason, status, attempts, offset_ms, at). Each barrier\n"
+          "mark has service, db, step, op, offset_ms, at, and event_id and consumer\n"
+          "(null when unmatched).\n"
+          "\n",
+          f);
+    fputs(stream_settings_text, f);
+    fputs("\n"
+          "Examples:\n"
+          "  choreoctl --nats-url nats://127.0.0.1:41613 saga 01M8820SZ077Y3ENXTCWDQ25YP \\\n"
+          "            --dir /tmp/choreo-demo-AMGHss\n"
+          "  choreoctl saga 01M8820SZ077Y3ENXTCWDQ25YP --db order.db --db payment.db \\\n"
+          "            --json | jq '.events[] | .type'\n"
+          "  choreoctl saga 01M8820SZ077Y3ENXTCWDQ25YP --dir /var/lib/shop --svg saga.svg\n"
+          "\n"
+          "Exit status:\n"
+          "  0  the timeline was printed (and drawn)\n"
+          "  1  no event of the saga in the stream, no such stream, NATS cannot be\n"
+          "     reached or refused the login, a database cannot be read, a --dir holds\n"
+          "     no choreo database, the SVG file cannot be written\n"
+          "  2  usage error: a missing or invalid saga id, an unknown flag, an invalid\n"
+          "     setting or CHOREO_* variable\n",
+          f);
+}
+
+void ctl_help_tail(FILE *f)
+{
+    fputs("choreoctl tail: print the events of the stream as they arrive\n"
+          "\n"
+          "Usage:\n"
+          "  choreoctl [SETTINGS] tail [--type TYPE]... [--saga SAGA_ID] [--from-start]\n"
+          "                       [--json]\n"
+          "\n"
+          "Prints one line per event, as the stream stores it, with the columns\n"
+          "  TIME (the event's emit time, UTC), TYPE, SAGA, SRC (the emitting service),\n"
+          "  EVENT ID and CAUSE (the id of the event whose handler emitted it, \"-\" for\n"
+          "  a command)\n"
+          "A message that is not a choreo envelope shows the type and saga of its\n"
+          "subject and why. tail reads through an ordered consumer: ephemeral, in\n"
+          "memory, without acks, unseen by the services. It deletes the consumer when\n"
+          "it ends; should it be killed, the server drops the consumer by itself\n"
+          "seconds later. SIGINT (Ctrl-C) and SIGTERM end it, with exit status 0.\n"
+          "When the connection to NATS is lost, tail says so on stderr, reconnects for\n"
+          "as long as it takes and goes on after the last event it printed.\n"
+          "\n"
+          "Flags:\n"
+          "  --type TYPE     only events of this type; repeatable (one type is filtered\n"
+          "                  by the server, several by tail)\n"
+          "  --saga SAGA_ID  only this saga's events\n"
+          "  --from-start    begin with the stream's first event instead of new ones\n"
+          "  --json          one JSON object per line, with the keys seq, time, ts,\n"
+          "                  subject, type, saga, src, id, cause, v and data (or\n"
+          "                  envelope_error), and retry_for on a dead retry\n"
+          "  -h, --help      this text\n"
+          "\n",
+          f);
+    fputs(stream_settings_text, f);
+    fputs("\n"
+          "Examples:\n"
+          "  choreoctl --nats-url nats://127.0.0.1:41613 tail\n"
+          "  choreoctl tail --type PaymentRejected --type OrderCancelled\n"
+          "  choreoctl tail --saga 01M8820SZ077Y3ENXTCWDQ25YP --from-start --json \\\n"
+          "            | jq .type\n"
+          "\n"
+          "Exit status:\n"
+          "  0  ended by SIGINT or SIGTERM\n"
+          "  1  NATS cannot be reached at the start or refused the login, no such\n"
+          "     stream, the subscription ended, or ending took more than 10 s\n"
+          "  2  usage error: an invalid --type or --saga, an unknown flag, an invalid\n"
+          "     setting or CHOREO_* variable\n",
+          f);
 }

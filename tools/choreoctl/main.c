@@ -1,4 +1,5 @@
-/* choreoctl: the operator's tool for a choreo service's parked messages.
+/* choreoctl: the operator's tool for a choreo service's parked messages,
+ * durable consumers, and the events of the stream (saga timelines, tail).
  * Settings come exactly as for services (CHOREO_* variables, then flags);
  * what is left on the command line is the command and its own flags. */
 #include <stdbool.h>
@@ -11,6 +12,8 @@
 #include "consumers.h"
 #include "dead.h"
 #include "help.h"
+#include "saga.h"
+#include "tail.h"
 
 static int run(ctl_settings *s, int argc, char **argv)
 {
@@ -31,11 +34,16 @@ static int run(ctl_settings *s, int argc, char **argv)
         return ctl_dead_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "consumers") == 0)
         return ctl_consumers_main(s, argc - 1, argv + 1);
+    if (strcmp(cmd, "saga") == 0)
+        return ctl_saga_main(s, argc - 1, argv + 1);
+    if (strcmp(cmd, "tail") == 0)
+        return ctl_tail_main(s, argc - 1, argv + 1);
     if (cmd[0] == '-')
         ctl_error("unknown flag %s: see choreoctl --help for the settings and commands", cmd);
     else
         ctl_error("unknown command \"%s\": choreoctl has the commands dead (list, show, "
-                  "retry, drop) and consumers (list, delete); see choreoctl --help", cmd);
+                  "retry, drop), consumers (list, delete), saga and tail; see choreoctl --help",
+                  cmd);
     return CTL_EXIT_USAGE;
 }
 
@@ -60,17 +68,16 @@ int main(int argc, char **argv)
     if (choreo_config_from_env(s.cfg) != CHOREO_OK)
         snprintf(s.env_error, sizeof s.env_error, "%s", choreo_last_error());
     /* The commands' own flags; any other --flag is refused as a typo. */
-    static const struct { const char *flag; bool value; } own[] = {
-        { "--json", false }, { "--all", false }, { "--status", true },
-        { "--force", false }, { "--help-settings", false },
-    };
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
-        if (choreo_config_accept_flag(s.cfg, own[i].flag, own[i].value) != CHOREO_OK) {
+    for (size_t i = 0; i < ctl_own_flag_count; i++) {
+        if (choreo_config_accept_flag(s.cfg, ctl_own_flags[i].flag,
+                                      ctl_own_flags[i].takes_value) != CHOREO_OK) {
             ctl_error("%s", choreo_last_error());
             rc = CTL_EXIT_FAIL;
             goto done;
         }
     }
+    /* Before the settings parse reorders argv and keeps one --db only. */
+    ctl_settings_prescan(&s, argc, argv);
     if (choreo_config_from_args(s.cfg, &argc, argv) != CHOREO_OK) {
         const char *why = choreo_last_error();
         ctl_error("%s%s", why, strstr(why, "--help") ? "" : " (see choreoctl --help)");

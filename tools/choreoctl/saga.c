@@ -1,0 +1,743 @@
+/* The saga command: reads one saga's events from the stream and what the
+ * given services' databases (--db, or every *.db of --dir) recorded about
+ * them, then prints one aligned line per event, or one JSON object, and may
+ * draw the timeline as an SVG sequence diagram (svg.c). */
+#include "saga.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "help.h"
+#include "json.h"
+#include "mpjson.h"
+#include "natsconn.h"
+#include "svg.h"
+#include "text.h"
+#include "timeline.h"
+
+/* Most --dir flags, and the largest JSON document. */
+#define DIRS_MAX 16
+#define JSON_MAX ((size_t)512 << 20)
+/* An event stored this long after its emit time was emitted with a delay
+ * (choreo_tx_emit_after): the text says when it went out. */
+#define DELAYED_MS 1000
+
+struct saga_args {
+    bool help, json;
+    const char *saga;
+    const char *svg;
+    const char *dirs[DIRS_MAX];
+    int ndirs;
+    size_t limit;
+};
+
+/* The value of --name VALUE or --name=VALUE at argv[*i]; NULL when arg is
+ * another flag. Reports a missing value. */
+static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *missing)
+{
+    size_t n = strlen(name);
+    const char *arg = argv[*i];
+    if (strncmp(arg, name, n) != 0)
+        return NULL;
+    if (arg[n] == '=')
+        return arg + n + 1;
+    if (arg[n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static bool parse_limit(const char *v, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || n < 1 || n > CTL_TIMELINE_LIMIT_MAX)
+        return false;
+    *out = (size_t)n;
+    return true;
+}
+
+static int parse(int argc, char **argv, struct saga_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->limit = CTL_TIMELINE_LIMIT;
+    bool flags = true;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *v;
+        bool missing = false;
+        if (flags && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
+            a->help = true;
+            return CTL_EXIT_OK;
+        }
+        if (flags && strcmp(arg, "--") == 0) {
+            flags = false;
+        } else if (flags && strcmp(arg, "--json") == 0) {
+            a->json = true;
+        } else if (flags && (v = flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
+            if (a->ndirs == DIRS_MAX) {
+                ctl_error("saga: more than %d --dir flags", DIRS_MAX);
+                return CTL_EXIT_USAGE;
+            }
+            a->dirs[a->ndirs++] = v;
+        } else if (flags && (v = flag_value("--svg", argc, argv, &i, &missing)) != NULL) {
+            a->svg = v;
+        } else if (flags && (v = flag_value("--limit", argc, argv, &i, &missing)) != NULL) {
+            if (!parse_limit(v, &a->limit)) {
+                ctl_error("saga: invalid --limit \"%s\": give a whole number from 1 to %d", v,
+                          CTL_TIMELINE_LIMIT_MAX);
+                return CTL_EXIT_USAGE;
+            }
+        } else if (missing) {
+            ctl_error("saga: %s needs a value (see choreoctl saga --help)", arg);
+            return CTL_EXIT_USAGE;
+        } else if (flags && arg[0] == '-') {
+            ctl_error("saga: unknown flag %s: see choreoctl saga --help", arg);
+            return CTL_EXIT_USAGE;
+        } else if (!a->saga) {
+            a->saga = arg;
+        } else {
+            ctl_error("saga: unexpected argument \"%s\": give one saga id (see choreoctl saga "
+                      "--help)", arg);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (!a->saga) {
+        ctl_error("saga: missing saga id: choreoctl saga SAGA_ID (see choreoctl saga --help)");
+        return CTL_EXIT_USAGE;
+    }
+    if (!ctl_saga_id_valid(a->saga)) {
+        ctl_error("saga: invalid saga id \"%s\": a saga id is 1 to %d of A-Z a-z 0-9 _ -",
+                  a->saga, CHOREO_SAGA_MAX);
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
+}
+
+/* ---- the databases ------------------------------------------------------ */
+
+/* The database paths: every --db, then every *.db file of each --dir, in
+ * name order. Paths from a directory are malloc'd into owned. */
+struct db_list {
+    const char *path[CTL_DB_MAX * 2];
+    char *owned[CTL_DB_MAX * 2];
+    size_t n;
+};
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether the file is a choreo database (has choreo's tables). */
+static bool is_choreo_db(const char *path)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    bool yes = false;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                              "'choreo_inbox'", -1, &q, NULL) == SQLITE_OK)
+        yes = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return yes;
+}
+
+/* Whether the list has path already, under this or another name (CHOREO_DB
+ * and a --dir holding the same file, say): each database is read once. */
+static bool listed(const struct db_list *l, const char *path)
+{
+    struct stat a, b;
+    if (stat(path, &a) != 0)
+        return false;
+    for (size_t i = 0; i < l->n; i++)
+        if (stat(l->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return true;
+    return false;
+}
+
+static int add_dir(struct db_list *l, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        ctl_error("saga: cannot read directory %s: %s; pass --dir with the directory that "
+                  "holds the services' databases", dir, strerror(errno));
+        return CTL_EXIT_FAIL;
+    }
+    char *found[CTL_DB_MAX];
+    size_t n = 0;
+    int rc = CTL_EXIT_OK;
+    struct dirent *de;
+    while (rc == CTL_EXIT_OK && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 4 || strcmp(de->d_name + len - 3, ".db") != 0)
+            continue;
+        if (n == CTL_DB_MAX) {
+            ctl_error("saga: %s holds more than %d *.db files; pass the services' ones with "
+                      "--db", dir, CTL_DB_MAX);
+            rc = CTL_EXIT_USAGE;
+        } else {
+            size_t cap = strlen(dir) + len + 2;
+            if ((found[n] = malloc(cap)) != NULL)
+                snprintf(found[n++], cap, "%s/%s", dir, de->d_name);
+            else
+                rc = CTL_EXIT_FAIL;
+        }
+    }
+    closedir(d);
+    qsort(found, n, sizeof *found, by_name);
+    if (rc == CTL_EXIT_FAIL)
+        ctl_error("saga: out of memory");
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        /* Other SQLite files may share the directory: only choreo's count. */
+        bool take = rc == CTL_EXIT_OK && stat(found[i], &st) == 0 && S_ISREG(st.st_mode) &&
+                    is_choreo_db(found[i]);
+        if (take && listed(l, found[i])) {
+            used++;
+            take = false;
+        } else if (take && l->n == sizeof l->path / sizeof l->path[0]) {
+            ctl_error("saga: more than %zu databases: pass fewer --db and --dir",
+                      sizeof l->path / sizeof l->path[0]);
+            rc = CTL_EXIT_USAGE;
+            take = false;
+        }
+        if (!take) {
+            free(found[i]);
+            continue;
+        }
+        l->path[l->n] = l->owned[l->n] = found[i];
+        l->n++;
+        used++;
+    }
+    if (rc == CTL_EXIT_OK && used == 0) {
+        ctl_error("saga: no choreo service database (*.db) in %s; pass the directory the "
+                  "services keep their databases in, or --db FILE", dir);
+        rc = CTL_EXIT_FAIL;
+    }
+    return rc;
+}
+
+static int collect_dbs(const ctl_settings *s, const struct saga_args *a, struct db_list *l)
+{
+    memset(l, 0, sizeof *l);
+    for (int i = 0; i < s->ndbs; i++) {
+        int rc = ctl_check_database(s->dbs[i]);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        if (!listed(l, s->dbs[i]))
+            l->path[l->n++] = s->dbs[i];
+    }
+    for (int i = 0; i < a->ndirs; i++) {
+        int rc = add_dir(l, a->dirs[i]);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+    }
+    return CTL_EXIT_OK;
+}
+
+static void free_dbs(struct db_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->owned[i]);
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+static char *clean(const char *s)
+{
+    return ctl_text_clean(*s ? s : "-", strlen(*s ? s : "-"));
+}
+
+static void put_clean(FILE *f, const char *s)
+{
+    char *c = clean(s);
+    fputs(c ? c : "?", f);
+    free(c);
+}
+
+/* Whether application a of event i wrote a mark of m's step with the op
+ * other than m's. A compensation whose application also took the action's
+ * row found the action never ran (choreo_tx_barrier takes that row so
+ * that a late action is skipped): a null compensation. */
+static bool with_other_op(const ctl_timeline *t, size_t i, size_t a, const ctl_mark *m)
+{
+    size_t cursor = 0;
+    for (const ctl_mark *o; (o = ctl_timeline_next_mark(t, i, a, &cursor)) != NULL;)
+        if (strcmp(o->op, m->op) != 0 && strcmp(o->step, m->step) == 0)
+            return true;
+    return false;
+}
+
+/* What the databases say about event i, for the last column. */
+static void write_outcome(FILE *f, const ctl_timeline *t, size_t i)
+{
+    const ctl_tl_event *e = &t->ev[i];
+    const char *sep = "";
+    if (!e->decoded) {
+        fputs("not a choreo envelope: ", f);
+        put_clean(f, e->why);
+        sep = "; ";
+    }
+    if (e->retry_for[0]) {
+        fprintf(f, "%sretry for ", sep);
+        put_clean(f, e->retry_for);
+        sep = "; ";
+    }
+    if (e->decoded && e->stored_ms - e->ts_ms >= DELAYED_MS) {
+        fprintf(f, "%sstored %+" PRId64 " ms (delayed)", sep, e->stored_ms - t->t0);
+        sep = "; ";
+    }
+    for (size_t a = 0; a < e->napplied; a++) {
+        fputs(sep, f);
+        put_clean(f, e->applied[a].consumer);
+        fprintf(f, " %+" PRId64 " ms", e->applied[a].at_ms - t->t0);
+        size_t cursor = 0;
+        for (const ctl_mark *m; (m = ctl_timeline_next_mark(t, i, a, &cursor)) != NULL;) {
+            bool paired = with_other_op(t, i, a, m);
+            if (paired && strcmp(m->op, "action") == 0)
+                continue; /* said with its compensation */
+            fputs(" [barrier ", f);
+            put_clean(f, m->step);
+            fputc(' ', f);
+            put_clean(f, m->op);
+            if (paired)
+                fputs(": the action never ran, so nothing to undo and a late action is skipped",
+                      f);
+            fputc(']', f);
+        }
+        sep = ", ";
+    }
+    for (size_t p = 0; p < e->nparked; p++) {
+        const ctl_park *pk = &e->parked[p];
+        fprintf(f, "%sPARKED by ", *sep ? "; " : "");
+        put_clean(f, pk->consumer);
+        fprintf(f, " %+" PRId64 " ms (dead id %" PRId64 ", %s after %" PRId64 " deliveries): ",
+                pk->at_ms - t->t0, pk->id, pk->status, pk->attempts);
+        put_clean(f, pk->reason);
+        sep = "; ";
+    }
+    if (!*sep && t->ndbs > 0)
+        fputs("not applied in these databases", f);
+}
+
+enum { C_OFFSET, C_TYPE, C_SRC, C_ID, C_CAUSE, C_KIND, C_OUTCOME, NCOLS };
+
+static const char *const headers[NCOLS] = { "OFFSET", "TYPE", "SRC", "EVENT ID", "CAUSE", "KIND",
+                                            "APPLIED BY (offset) / PARKED BY" };
+
+static char *outcome_cell(const ctl_timeline *t, size_t i)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    write_outcome(f, t, i);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static bool fill_row(const ctl_timeline *t, size_t i, char **row)
+{
+    const ctl_tl_event *e = &t->ev[i];
+    char offset[32];
+    snprintf(offset, sizeof offset, "%+" PRId64 " ms", e->ts_ms - t->t0);
+    const char *src[C_OUTCOME] = { offset, e->type, e->src, e->id, e->has_cause ? e->cause : "",
+                                   ctl_kind_name(ctl_timeline_kind(t, i)) };
+    for (int c = 0; c < C_OUTCOME; c++)
+        if (!(row[c] = clean(src[c])))
+            return false;
+    if (!(row[C_OUTCOME] = outcome_cell(t, i)))
+        return false;
+    return true;
+}
+
+static void print_marks(const ctl_timeline *t)
+{
+    size_t wsvc = 0, wstep = 0;
+    for (size_t k = 0; k < t->nmarks; k++) {
+        size_t a = ctl_text_width(t->marks[k].db->service), b = ctl_text_width(t->marks[k].step);
+        wsvc = a > wsvc ? a : wsvc;
+        wstep = b > wstep ? b : wstep;
+    }
+    printf("\nbarrier marks of the saga (choreo_barrier):\n");
+    for (size_t k = 0; k < t->nmarks; k++) {
+        const ctl_mark *m = &t->marks[k];
+        char *svc = clean(m->db->service), *step = clean(m->step);
+        printf("  %+8" PRId64 " ms  ", m->at_ms - t->t0);
+        ctl_text_pad(stdout, svc ? svc : "?", wsvc + 2);
+        ctl_text_pad(stdout, step ? step : "?", wstep + 2);
+        free(svc);
+        free(step);
+        ctl_text_pad(stdout, m->op, 14);
+        if (m->event >= 0) {
+            const ctl_tl_event *e = &t->ev[m->event];
+            fputs("written while applying ", stdout);
+            put_clean(stdout, e->type);
+            fputc(' ', stdout);
+            put_clean(stdout, e->id);
+            fputs(" (", stdout);
+            put_clean(stdout, e->applied[m->apply].consumer);
+            fputc(')', stdout);
+        } else {
+            fputs("(not matched to one application)", stdout);
+        }
+        fputc('\n', stdout);
+    }
+}
+
+static void print_header(const ctl_timeline *t)
+{
+    char at[32];
+    ctl_time_iso(t->t0, true, at);
+    int64_t last = t->n ? t->ev[t->n - 1].ts_ms - t->t0 : 0;
+    char count[64];
+    if (t->truncated)
+        snprintf(count, sizeof count, "the first %zu of %" PRIu64 " events", t->n, t->in_stream);
+    else
+        snprintf(count, sizeof count, "%zu event%s", t->n, t->n == 1 ? "" : "s");
+    printf("saga %s: %s in stream %s (subjects %s), first at %s, last %+" PRId64 " ms\n",
+           t->saga, count, t->stream, t->filter, at, last);
+    if (t->ndbs == 0) {
+        printf("no databases given: pass --dir DIR or --db FILE to see which consumers applied "
+               "each event\n");
+    } else {
+        printf("databases:");
+        for (size_t d = 0; d < t->ndbs; d++) {
+            printf("%s ", d ? "," : "");
+            put_clean(stdout, t->dbs[d].service);
+            fputs(" (", stdout);
+            put_clean(stdout, t->dbs[d].path);
+            fputc(')', stdout);
+        }
+        fputc('\n', stdout);
+    }
+    fputc('\n', stdout);
+}
+
+static int print_text(const ctl_timeline *t)
+{
+    char **cells = calloc(t->n * NCOLS, sizeof *cells);
+    if (!cells) {
+        ctl_error("saga: out of memory");
+        return CTL_EXIT_FAIL;
+    }
+    int rc = CTL_EXIT_OK;
+    size_t width[NCOLS];
+    for (int c = 0; c < NCOLS; c++)
+        width[c] = ctl_text_width(headers[c]);
+    for (size_t i = 0; i < t->n && rc == CTL_EXIT_OK; i++) {
+        if (!fill_row(t, i, cells + i * NCOLS)) {
+            ctl_error("saga: out of memory");
+            rc = CTL_EXIT_FAIL;
+            break;
+        }
+        for (int c = 0; c < C_OUTCOME; c++) {
+            size_t w = ctl_text_width(cells[i * NCOLS + c]);
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    if (rc == CTL_EXIT_OK) {
+        print_header(t);
+        for (size_t i = 0; i <= t->n; i++) {
+            for (int c = 0; c < NCOLS; c++) {
+                const char *s = i == 0 ? headers[c] : cells[(i - 1) * NCOLS + c];
+                if (c == C_OUTCOME)
+                    fputs(s, stdout);
+                else if (c == C_OFFSET) /* right-aligned, so the digits line up */
+                    printf("%*s  ", (int)width[c], s);
+                else
+                    ctl_text_pad(stdout, s, width[c] + 2);
+            }
+            fputc('\n', stdout);
+        }
+        if (t->nmarks > 0)
+            print_marks(t);
+    }
+    for (size_t i = 0; i < t->n * NCOLS; i++)
+        free(cells[i]);
+    free(cells);
+    return rc;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static void json_offset(ctl_json *j, const ctl_timeline *t, const char *key, int64_t at_ms)
+{
+    char iso[32];
+    ctl_json_key(j, key);
+    ctl_json_int(j, at_ms - t->t0);
+    ctl_json_key(j, "at");
+    ctl_time_iso(at_ms, true, iso);
+    ctl_json_cstr(j, iso);
+}
+
+static void json_applied(ctl_json *j, const ctl_timeline *t, size_t i)
+{
+    const ctl_tl_event *e = &t->ev[i];
+    ctl_json_key(j, "applied");
+    ctl_json_array_begin(j);
+    for (size_t a = 0; a < e->napplied; a++) {
+        ctl_json_object_begin(j);
+        ctl_json_key(j, "consumer");
+        ctl_json_cstr(j, e->applied[a].consumer);
+        ctl_json_key(j, "service");
+        ctl_json_cstr(j, e->applied[a].db->service);
+        ctl_json_key(j, "db");
+        ctl_json_cstr(j, e->applied[a].db->path);
+        json_offset(j, t, "offset_ms", e->applied[a].at_ms);
+        ctl_json_key(j, "barrier");
+        ctl_json_array_begin(j);
+        size_t cursor = 0;
+        for (const ctl_mark *m; (m = ctl_timeline_next_mark(t, i, a, &cursor)) != NULL;) {
+            ctl_json_object_begin(j);
+            ctl_json_key(j, "step");
+            ctl_json_cstr(j, m->step);
+            ctl_json_key(j, "op");
+            ctl_json_cstr(j, m->op);
+            ctl_json_object_end(j);
+        }
+        ctl_json_array_end(j);
+        ctl_json_object_end(j);
+    }
+    ctl_json_array_end(j);
+}
+
+static void json_parked(ctl_json *j, const ctl_timeline *t, const ctl_tl_event *e)
+{
+    ctl_json_key(j, "parked");
+    ctl_json_array_begin(j);
+    for (size_t p = 0; p < e->nparked; p++) {
+        const ctl_park *pk = &e->parked[p];
+        ctl_json_object_begin(j);
+        ctl_json_key(j, "consumer");
+        ctl_json_cstr(j, pk->consumer);
+        ctl_json_key(j, "service");
+        ctl_json_cstr(j, pk->db->service);
+        ctl_json_key(j, "db");
+        ctl_json_cstr(j, pk->db->path);
+        ctl_json_key(j, "dead_id");
+        ctl_json_int(j, pk->id);
+        ctl_json_key(j, "reason");
+        ctl_json_cstr(j, pk->reason);
+        ctl_json_key(j, "status");
+        ctl_json_cstr(j, pk->status);
+        ctl_json_key(j, "attempts");
+        ctl_json_int(j, pk->attempts);
+        json_offset(j, t, "offset_ms", pk->at_ms);
+        ctl_json_object_end(j);
+    }
+    ctl_json_array_end(j);
+}
+
+static void json_optional(ctl_json *j, const char *key, const char *value, bool present)
+{
+    ctl_json_key(j, key);
+    if (present)
+        ctl_json_cstr(j, value);
+    else
+        ctl_json_null(j);
+}
+
+/* The event's data as one line of JSON, or null when it was not kept. */
+static void json_data(ctl_json *j, const ctl_tl_event *e)
+{
+    ctl_json_key(j, "data");
+    if (!e->data) {
+        ctl_json_null(j);
+        return;
+    }
+    ctl_json d;
+    char why[256] = "";
+    ctl_json_init(&d, JSON_MAX, false, 0);
+    choreo_mp_reader r;
+    choreo_mp_reader_init(&r, e->data, e->data_len);
+    if (ctl_mp_json(&r, &d, CTL_DATA_DEPTH, why, sizeof why) && !d.failed)
+        ctl_json_raw(j, d.buf, d.len);
+    else
+        ctl_json_null(j);
+    ctl_json_free(&d);
+}
+
+static void json_event(ctl_json *j, const ctl_timeline *t, size_t i)
+{
+    const ctl_tl_event *e = &t->ev[i];
+    ctl_json_object_begin(j);
+    ctl_json_key(j, "seq");
+    ctl_json_uint(j, e->seq);
+    json_offset(j, t, "offset_ms", e->ts_ms);
+    ctl_json_key(j, "ts");
+    ctl_json_int(j, e->ts_ms);
+    ctl_json_key(j, "stored_offset_ms");
+    ctl_json_int(j, e->stored_ms - t->t0);
+    ctl_json_key(j, "type");
+    ctl_json_cstr(j, e->type);
+    json_optional(j, "id", e->id, e->decoded);
+    json_optional(j, "src", e->src, e->decoded);
+    json_optional(j, "cause", e->cause, e->has_cause);
+    ctl_json_key(j, "v");
+    ctl_json_uint(j, e->version);
+    ctl_json_key(j, "subject");
+    ctl_json_cstr(j, e->subject);
+    ctl_json_key(j, "kind");
+    ctl_json_cstr(j, ctl_kind_name(ctl_timeline_kind(t, i)));
+    json_optional(j, "retry_for", e->retry_for, e->retry_for[0] != '\0');
+    json_optional(j, "envelope_error", e->why, !e->decoded);
+    json_data(j, e);
+    json_applied(j, t, i);
+    json_parked(j, t, e);
+    ctl_json_object_end(j);
+}
+
+static void json_marks(ctl_json *j, const ctl_timeline *t)
+{
+    ctl_json_key(j, "barrier");
+    ctl_json_array_begin(j);
+    for (size_t k = 0; k < t->nmarks; k++) {
+        const ctl_mark *m = &t->marks[k];
+        ctl_json_object_begin(j);
+        ctl_json_key(j, "service");
+        ctl_json_cstr(j, m->db->service);
+        ctl_json_key(j, "db");
+        ctl_json_cstr(j, m->db->path);
+        ctl_json_key(j, "step");
+        ctl_json_cstr(j, m->step);
+        ctl_json_key(j, "op");
+        ctl_json_cstr(j, m->op);
+        json_offset(j, t, "offset_ms", m->at_ms);
+        bool known = m->event >= 0;
+        json_optional(j, "event_id", known ? t->ev[m->event].id : "", known);
+        json_optional(j, "consumer", known ? t->ev[m->event].applied[m->apply].consumer : "",
+                      known);
+        ctl_json_object_end(j);
+    }
+    ctl_json_array_end(j);
+}
+
+static int print_json(const ctl_timeline *t)
+{
+    ctl_json j;
+    ctl_json_init(&j, JSON_MAX, true, 0);
+    ctl_json_object_begin(&j);
+    ctl_json_key(&j, "saga");
+    ctl_json_cstr(&j, t->saga);
+    ctl_json_key(&j, "stream");
+    ctl_json_cstr(&j, t->stream);
+    ctl_json_key(&j, "subjects");
+    ctl_json_cstr(&j, t->filter);
+    ctl_json_key(&j, "events_in_stream");
+    ctl_json_uint(&j, t->in_stream);
+    ctl_json_key(&j, "truncated");
+    ctl_json_bool(&j, t->truncated);
+    ctl_json_key(&j, "data_omitted");
+    ctl_json_bool(&j, t->data_dropped);
+    char first[32];
+    ctl_time_iso(t->t0, true, first);
+    ctl_json_key(&j, "first_ts");
+    ctl_json_int(&j, t->t0);
+    ctl_json_key(&j, "first_at");
+    ctl_json_cstr(&j, first);
+    ctl_json_key(&j, "databases");
+    ctl_json_array_begin(&j);
+    for (size_t d = 0; d < t->ndbs; d++) {
+        ctl_json_object_begin(&j);
+        ctl_json_key(&j, "path");
+        ctl_json_cstr(&j, t->dbs[d].path);
+        ctl_json_key(&j, "service");
+        ctl_json_cstr(&j, t->dbs[d].service);
+        ctl_json_object_end(&j);
+    }
+    ctl_json_array_end(&j);
+    ctl_json_key(&j, "events");
+    ctl_json_array_begin(&j);
+    for (size_t i = 0; i < t->n; i++)
+        json_event(&j, t, i);
+    ctl_json_array_end(&j);
+    json_marks(&j, t);
+    ctl_json_object_end(&j);
+    int rc = CTL_EXIT_OK;
+    if (j.failed) {
+        ctl_error("saga: cannot build the JSON output: out of memory or larger than %zu MiB",
+                  JSON_MAX >> 20);
+        rc = CTL_EXIT_FAIL;
+    } else {
+        fputs(j.buf, stdout);
+        fputc('\n', stdout);
+    }
+    ctl_json_free(&j);
+    return rc;
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+static int run(ctl_settings *s, const struct saga_args *a, const struct db_list *dbs)
+{
+    const char *stream = choreo_config_get(s->cfg, "stream");
+    ctl_timeline t;
+    ctl_timeline_init(&t, a->saga, stream, choreo_config_get(s->cfg, "prefix"), a->limit);
+    ctl_nats n;
+    int rc = ctl_nats_open(&n, s, "saga", false);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    rc = ctl_nats_check_stream(&n, stream, NULL);
+    if (rc == CTL_EXIT_OK)
+        rc = ctl_timeline_read_stream(&t, &n);
+    ctl_nats_close(&n);
+    if (rc == CTL_EXIT_OK && t.n == 0) {
+        ctl_error("saga: no events of saga %s in stream %s (subjects %s): check the saga id, and "
+                  "--stream and --prefix if the services use others", t.saga, t.stream,
+                  t.filter);
+        rc = CTL_EXIT_FAIL;
+    }
+    for (size_t d = 0; d < dbs->n && rc == CTL_EXIT_OK; d++)
+        rc = ctl_timeline_read_db(&t, dbs->path[d]);
+    if (rc == CTL_EXIT_OK) {
+        ctl_timeline_finish(&t);
+        if (t.truncated)
+            fprintf(stderr, "choreoctl: saga: the stream holds %" PRIu64 " events of saga %s; "
+                    "only the first %zu are shown (raise --limit)\n", t.in_stream, t.saga,
+                    t.n);
+        if (t.data_dropped)
+            fprintf(stderr, "choreoctl: saga: the events' data are too large to keep them all; "
+                    "later events are shown without their data\n");
+        rc = a->json ? print_json(&t) : print_text(&t);
+        if (rc == CTL_EXIT_OK && a->svg)
+            rc = ctl_svg_write(&t, a->svg);
+    }
+    ctl_timeline_free(&t);
+    return rc;
+}
+
+int ctl_saga_main(ctl_settings *s, int argc, char **argv)
+{
+    struct saga_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (a.help) {
+        ctl_help_saga(stdout);
+        return CTL_EXIT_OK;
+    }
+    if ((rc = ctl_settings_check_nats(s)) != CTL_EXIT_OK)
+        return rc;
+    struct db_list dbs;
+    rc = collect_dbs(s, &a, &dbs);
+    if (rc == CTL_EXIT_OK)
+        rc = run(s, &a, &dbs);
+    free_dbs(&dbs);
+    return rc;
+}
