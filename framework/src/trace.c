@@ -25,23 +25,34 @@ bool choreo__traceparent_valid(const char *s)
            s[52] == '-' && (hex_run(s + 53, 2) || (s[53] == '0' && s[54] == '0'));
 }
 
-/* n random bytes as 2n hex digits, never all zero. */
+/* Ids need to be unique, not secret: a per-thread xorshift64* generator,
+ * seeded once from getrandom, keeps the emit path free of system calls. */
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t state;
+    while (state == 0) {
+        if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state)
+            state = 0;
+    }
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return state * UINT64_C(2685821657736338717);
+}
+
+/* n random bytes (8 or 16) as 2n hex digits, never all zero. */
 static void random_hex(char *out, size_t n)
 {
-    uint8_t b[16];
-    bool nonzero = false;
-    while (!nonzero) {
-        size_t got = 0;
-        while (got < n) {
-            ssize_t r = getrandom(b + got, n - got, 0);
-            if (r > 0)
-                got += (size_t)r;
-        }
-        for (size_t i = 0; i < n; i++)
-            nonzero |= b[i] != 0;
-    }
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    uint64_t a, b = 0;
+    do {
+        a = next_random();
+        if (n > 8)
+            b = next_random();
+    } while (a == 0 && b == 0);
+    if (n > 8)
+        snprintf(out, 2 * n + 1, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    else
+        snprintf(out, 2 * n + 1, "%016llx", (unsigned long long)a);
 }
 
 void choreo__traceparent_child(const char *parent, char out[CHOREO_TRACEPARENT_SIZE])

@@ -358,9 +358,12 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                "  %s/tools/shop/shop --nats-url %s status ORDER_ID\n"
                "  %s/tools/shop/shop check --dir %s --final\n"
                "  sqlite3 %s/order.db \"SELECT state, reason, COUNT(*) FROM orders "
-               "GROUP BY 1, 2\"\n",
+               "GROUP BY 1, 2\"\n"
+               "  %s/tools/choreoctl/choreoctl --nats-url %s saga SAGA_ID --dir %s   "
+               "(the order id is the saga id)\n"
+               "  %s/tools/choreoctl/choreoctl --nats-url %s tail\n",
             build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_workdir(s),
-            sup_workdir(s));
+            sup_workdir(s), build, sup_url(s), sup_workdir(s), build, sup_url(s));
 }
 
 /* Waits until every placed order is final, showing progress on a terminal
