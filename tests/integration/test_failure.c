@@ -70,8 +70,15 @@ Test(failure, retry_delays_grow_as_configured_stop_at_the_cap_then_the_message_i
 {
     struct world w;
     world_up(&w);
-    choreo_service *svc = worker(&w, "Flaky", always_retry, "retry_base_ms=200",
-                                 "retry_cap_ms=800", "max_deliver=6");
+    /* A long AckWait, so that a stall of the machine between a delivery
+     * and its handler cannot pass for a short retry delay: the server
+     * redelivers on AckWait expiry whatever the NAK's delay said. */
+    choreo_config *cfg = support_config(w.dir, "worker", w.server.url, "log_level=error",
+                                        "retry_base_ms=200", "retry_cap_ms=800", "max_deliver=6",
+                                        "ack_wait_ms=10000", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Flaky", always_retry, NULL), CHOREO_OK);
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
     char id[CHOREO_ID_SIZE];
     support_emit(svc, "Flaky", "s1", 1, id);
