@@ -188,12 +188,9 @@ static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
     return CHOREO_DONE;
 }
 
-/* Enough slow events for a batch about twice as long as the AckWait. */
-#define SLOW_EVENTS 24
-
-static bool all_slow_done(void *p)
+static bool twelve_done(void *p)
 {
-    return support_stats(p).handled >= SLOW_EVENTS;
+    return support_stats(p).handled >= 12;
 }
 
 Test(lastdelivery, slow_batches_longer_than_ack_wait_are_not_redelivered_while_they_run,
@@ -203,29 +200,26 @@ Test(lastdelivery, slow_batches_longer_than_ack_wait_are_not_redelivered_while_t
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    /* An AckWait of 4 s leaves room for a slow machine (the sanitizer
-     * builds) between two keep-alives, while the batch still runs far
-     * longer than it. */
-    choreo_config *cfg = support_config(dir, "worker", server.url, "ack_wait_ms=4000",
+    choreo_config *cfg = support_config(dir, "worker", server.url, "ack_wait_ms=2000",
                                         "log_level=error", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Slow", slow, NULL), CHOREO_OK);
-    /* The events published at once: one fetch, one dispatch batch of
-     * 7.2 s of handlers against an AckWait of 4 s. */
-    for (int i = 0; i < SLOW_EVENTS; i++) {
+    /* Twelve events published at once: one fetch, one dispatch batch of
+     * 3.6 s of handlers against an AckWait of 2 s. */
+    for (int i = 0; i < 12; i++) {
         char saga[16];
         snprintf(saga, sizeof saga, "s%d", i);
         support_emit(svc, "Slow", saga, i, NULL);
     }
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert(support_wait(all_slow_done, svc, 60000), "not all handled");
-    support_sleep_ms(4500); /* a late redelivery would show now */
+    cr_assert(support_wait(twelve_done, svc, 30000), "not all handled");
+    support_sleep_ms(2500); /* a late redelivery would show now */
     choreo_stats st = support_stats(svc);
     cr_assert_eq(atomic_load(&redelivered), 0, "%d deliveries were repeated while the batch ran",
                  atomic_load(&redelivered));
     cr_assert_eq(st.duplicates, 0);
-    cr_assert_eq(atomic_load(&slow_runs), SLOW_EVENTS);
+    cr_assert_eq(atomic_load(&slow_runs), 12);
     cr_assert_gt(st.batches, 2, "the batch was not cut by time");
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
