@@ -67,7 +67,7 @@ void choreo_admin_close(choreo_admin *adm)
 #define COLUMNS "id, consumer, event_id, event_type, subject, reason, attempts, parked_at," \
                 " updated_at, status, length(body)"
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+void choreo__admin_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
 {
     const unsigned char *t = sqlite3_column_text(s, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
@@ -77,15 +77,15 @@ static void read_entry(sqlite3_stmt *s, choreo_dead_entry *e)
 {
     memset(e, 0, sizeof *e);
     e->id = sqlite3_column_int64(s, 0);
-    copy_text(e->consumer, sizeof e->consumer, s, 1);
-    copy_text(e->event_id, sizeof e->event_id, s, 2);
-    copy_text(e->event_type, sizeof e->event_type, s, 3);
-    copy_text(e->subject, sizeof e->subject, s, 4);
-    copy_text(e->reason, sizeof e->reason, s, 5);
+    choreo__admin_copy_text(e->consumer, sizeof e->consumer, s, 1);
+    choreo__admin_copy_text(e->event_id, sizeof e->event_id, s, 2);
+    choreo__admin_copy_text(e->event_type, sizeof e->event_type, s, 3);
+    choreo__admin_copy_text(e->subject, sizeof e->subject, s, 4);
+    choreo__admin_copy_text(e->reason, sizeof e->reason, s, 5);
     e->attempts = sqlite3_column_int64(s, 6);
     e->parked_at_ms = sqlite3_column_int64(s, 7);
     e->updated_at_ms = sqlite3_column_int64(s, 8);
-    copy_text(e->status, sizeof e->status, s, 9);
+    choreo__admin_copy_text(e->status, sizeof e->status, s, 9);
     e->body_len = (size_t)sqlite3_column_int64(s, 10);
 }
 

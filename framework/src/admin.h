@@ -18,4 +18,7 @@ struct choreo_admin {
  * when that is 0). Close *out with choreo__transport_close. */
 choreo_status choreo__admin_connect(choreo_admin *adm, choreo_transport **out);
 
+/* Copies text column col of s into dst (cap bytes); "" for NULL. */
+void choreo__admin_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col);
+
 #endif

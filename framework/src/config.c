@@ -444,6 +444,15 @@ static size_t distance(const char *a, const char *b)
     return d[la][lb];
 }
 
+/* The flag of a key, without "--": its '_' become '-'. */
+static void flag_of(const char *key, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = key; *p && n + 1 < cap; p++)
+        out[n++] = *p == '_' ? '-' : *p;
+    out[n] = '\0';
+}
+
 /* Writes " (did you mean --x?)" into out for the known flag closest to
  * name (a flag without "--"), or "" when none is close. */
 static void suggest(const choreo_config *cfg, const char *name, char *out, size_t cap)
@@ -451,15 +460,14 @@ static void suggest(const choreo_config *cfg, const char *name, char *out, size_
     char best[64] = "", flag[64];
     size_t best_d = strlen(name) / 3 + 1;
     for (size_t i = 0; i < NKEYS + (size_t)cfg->nown_flags; i++) {
-        const char *cand = i < NKEYS ? keys[i].name : cfg->own_flags[i - NKEYS];
-        size_t n = 0;
-        for (const char *p = cand; *p && n + 1 < sizeof flag; p++)
-            flag[n++] = *p == '_' && i < NKEYS ? '-' : *p;
-        flag[n] = '\0';
+        if (i < NKEYS)
+            flag_of(keys[i].name, flag, sizeof flag);
+        else
+            snprintf(flag, sizeof flag, "%s", cfg->own_flags[i - NKEYS]);
         size_t d = distance(name, flag);
         if (d < best_d) {
             best_d = d;
-            memcpy(best, flag, n + 1);
+            memcpy(best, flag, sizeof best);
         }
     }
     if (best[0])
@@ -547,11 +555,9 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
                 return choreo__fail(CHOREO_ECONFIG, "flag %s needs a value", a);
             value = argv[++i];
         }
-        char origin[96];
-        snprintf(origin, sizeof origin, "flag --%s", k->name);
-        for (char *c = origin; *c; c++)
-            if (*c == '_')
-                *c = '-';
+        char flag[64], origin[96];
+        flag_of(k->name, flag, sizeof flag);
+        snprintf(origin, sizeof origin, "flag --%s", flag);
         choreo_status s = apply(cfg, k, value, origin);
         if (s != CHOREO_OK)
             return s;

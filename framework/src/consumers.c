@@ -72,12 +72,6 @@ static choreo_consumer_entry *entry(struct list *l, const char *name)
     return e;
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
-{
-    const unsigned char *t = sqlite3_column_text(s, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 /* The service recorded in the database, into out (size cap). */
 static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
 {
@@ -88,7 +82,7 @@ static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
         return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        copy_text(out, cap, s, 0);
+        choreo__admin_copy_text(out, cap, s, 0);
     sqlite3_finalize(s);
     if (rc == SQLITE_ROW)
         return CHOREO_OK;
@@ -118,8 +112,8 @@ static choreo_status add_registered(choreo_admin *adm, const char *service, stru
             sqlite3_finalize(s);
             return choreo__fail(CHOREO_ENOMEM, "out of memory listing consumers");
         }
-        copy_text(e->type, sizeof e->type, s, 1);
-        copy_text(e->subjects, sizeof e->subjects, s, 2);
+        choreo__admin_copy_text(e->type, sizeof e->type, s, 1);
+        choreo__admin_copy_text(e->subjects, sizeof e->subjects, s, 2);
         e->registered = true;
         e->registered_at_ms = sqlite3_column_int64(s, 3);
     }
@@ -185,10 +179,11 @@ static int by_name(const void *a, const void *b)
                   ((const choreo_consumer_entry *)b)->name);
 }
 
-/* Fills l with the consumers of service (NULL: the one recorded in the
- * database) and writes its name into name (size cap). */
+/* Connects (*tp, to close by the caller, also on failure) and fills l with
+ * the consumers of service (NULL: the one recorded in the database);
+ * writes its name into name (size cap). */
 static choreo_status collect(choreo_admin *adm, const char *service, char *name, size_t cap,
-                             struct list *l)
+                             choreo_transport **tp, struct list *l)
 {
     choreo_status s = CHOREO_OK;
     if (service)
@@ -197,12 +192,10 @@ static choreo_status collect(choreo_admin *adm, const char *service, char *name,
         s = recorded_service(adm, name, cap);
     if (s == CHOREO_OK)
         s = add_registered(adm, name, l);
-    choreo_transport *tp = NULL;
     if (s == CHOREO_OK)
-        s = choreo__admin_connect(adm, &tp);
+        s = choreo__admin_connect(adm, tp);
     if (s == CHOREO_OK)
-        s = add_on_server(tp, adm->cfg->stream, name, l);
-    choreo__transport_close(tp);
+        s = add_on_server(*tp, adm->cfg->stream, name, l);
     if (s != CHOREO_OK) {
         free(l->v);
         l->v = NULL;
@@ -222,15 +215,42 @@ choreo_status choreo_admin_consumers(choreo_admin *adm, const char *service,
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_consumers: NULL argument");
     struct list l = { 0 };
     char name[64];
-    choreo_status s = collect(adm, service, name, sizeof name, &l);
+    choreo_transport *tp = NULL;
+    choreo_status s = collect(adm, service, name, sizeof name, &tp, &l);
+    choreo__transport_close(tp);
     if (s != CHOREO_OK)
         return s;
-    if (l.n == 0) {
-        free(l.v);
-        l.v = NULL;
-    }
-    *out = l.v;
+    *out = l.v; /* NULL when empty: entry() allocates only to add one */
     *n = l.n;
+    return CHOREO_OK;
+}
+
+/* Deletes e, the consumer named consumer of service name, when allowed. */
+static choreo_status delete_one(choreo_admin *adm, choreo_transport *tp, const char *name,
+                                const char *consumer, const choreo_consumer_entry *e, bool force)
+{
+    if (!e->on_server)
+        return choreo__fail(CHOREO_ENOTFOUND,
+                            "service %s has no consumer %s on stream %s: choreoctl consumers list "
+                            "shows its consumers",
+                            name, consumer, adm->cfg->stream);
+    if (e->registered && !force)
+        return choreo__fail(CHOREO_ESTATE,
+                            "consumer %s belongs to the handler for %s that service %s registered "
+                            "at its last start: the service would create it again at its next "
+                            "start, from consumer_start; remove the handler first, or force it",
+                            consumer, e->type, name);
+    if (e->waiting > 0 && !force)
+        return choreo__fail(CHOREO_ESTATE,
+                            "consumer %s is being read by a running process (%lld pull "
+                            "requests waiting): stop that process first, or force it",
+                            consumer, (long long)e->waiting);
+    jsErrCode jerr = 0;
+    natsStatus ns = js_DeleteConsumer(tp->js, adm->cfg->stream, consumer, NULL, &jerr);
+    if (ns != NATS_OK)
+        return choreo__nats_error(ns, "deleting the consumer");
+    CHOREO_LOG(&adm->log, CHOREO_LOG_INFO, "deleted consumer", "consumer=%s stream=%s",
+               consumer, adm->cfg->stream);
     return CHOREO_OK;
 }
 
@@ -242,41 +262,15 @@ choreo_status choreo_admin_consumer_delete(choreo_admin *adm, const char *servic
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_consumer_delete: NULL argument");
     struct list l = { 0 };
     char name[64];
-    choreo_status s = collect(adm, service, name, sizeof name, &l);
-    if (s != CHOREO_OK)
-        return s;
+    choreo_transport *tp = NULL;
+    choreo_status s = collect(adm, service, name, sizeof name, &tp, &l);
     choreo_consumer_entry e = { .on_server = false };
     for (size_t i = 0; i < l.n; i++)
         if (strcmp(l.v[i].name, consumer) == 0)
             e = l.v[i];
     free(l.v);
-    if (!e.on_server)
-        return choreo__fail(CHOREO_ENOTFOUND,
-                            "service %s has no consumer %s on stream %s: choreoctl consumers list "
-                            "shows its consumers",
-                            name, consumer, adm->cfg->stream);
-    if (e.registered && !force)
-        return choreo__fail(CHOREO_ESTATE,
-                            "consumer %s belongs to the handler for %s that service %s registered "
-                            "at its last start: the service would create it again at its next "
-                            "start, from consumer_start; remove the handler first, or force it",
-                            consumer, e.type, name);
-    if (e.waiting > 0 && !force)
-        return choreo__fail(CHOREO_ESTATE,
-                            "consumer %s is being read by a running process (%lld pull "
-                            "requests waiting): stop that process first, or force it",
-                            consumer, (long long)e.waiting);
-    choreo_transport *tp = NULL;
-    s = choreo__admin_connect(adm, &tp);
-    if (s == CHOREO_OK) {
-        jsErrCode jerr = 0;
-        natsStatus ns = js_DeleteConsumer(tp->js, adm->cfg->stream, consumer, NULL, &jerr);
-        if (ns != NATS_OK)
-            s = choreo__nats_error(ns, "deleting the consumer");
-    }
-    choreo__transport_close(tp);
     if (s == CHOREO_OK)
-        CHOREO_LOG(&adm->log, CHOREO_LOG_INFO, "deleted consumer", "consumer=%s stream=%s",
-                   consumer, adm->cfg->stream);
+        s = delete_one(adm, tp, name, consumer, &e, force);
+    choreo__transport_close(tp);
     return s;
 }

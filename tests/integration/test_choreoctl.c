@@ -474,15 +474,9 @@ static void run_worker_once(const char *dir, const char *url, ...)
     for (const char *t; (t = va_arg(ap, const char *)) != NULL;)
         cr_assert_eq(choreo_service_on(svc, t, steady, NULL), CHOREO_OK);
     va_end(ap);
-    fflush(stderr);
-    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
+    int saved = support_stderr_to(log);
     choreo_status st = choreo_service_start(svc);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    support_stderr_back(saved);
     cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
     choreo_service_destroy(svc);
 }

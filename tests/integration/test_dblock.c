@@ -247,17 +247,11 @@ Test(dblock, a_new_database_is_private_and_an_open_one_is_reported, .timeout = 6
     snprintf(path, sizeof path, "%s/shared.db", dir);
     chmod(path, 0644);
     snprintf(log, sizeof log, "%s/shared.log", dir);
-    fflush(stderr);
-    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
+    int saved = support_stderr_to(log);
     cfg = support_config(dir, "shared", server.url, "log_level=warn", NULL);
     svc = support_service(cfg);
     choreo_config_destroy(cfg);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    support_stderr_back(saved);
     slurp(log, text, sizeof text);
     cr_assert(strstr(text, "the database is readable by other users") && strstr(text, "mode=0644"),
               "%s", text);

@@ -188,24 +188,6 @@ static choreo_service *service_as(const char *dir, const char *name, const char 
     return svc;
 }
 
-/* stderr into a file while services log there; returns the saved fd. */
-static int capture_stderr(const char *path)
-{
-    fflush(stderr);
-    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
-    return saved;
-}
-
-static void restore_stderr(int saved)
-{
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Plain nats.c connections, and the errors the server sends them */
 
@@ -388,7 +370,7 @@ Test(permissions, services_emit_handle_and_ack_under_the_generated_permissions, 
     generate(dir, "permissions.conf", NULL);
     start_server(&server, dir, "permissions.conf", NULL);
     snprintf(log, sizeof log, "%s/services.log", dir);
-    int saved = capture_stderr(log);
+    int saved = support_stderr_to(log);
 
     /* inventory creates the stream and its consumer, fetches, acks and
      * emits; order emits. */
@@ -399,7 +381,7 @@ Test(permissions, services_emit_handle_and_ack_under_the_generated_permissions, 
     choreo_status st_inv = choreo_service_start(inventory);
     choreo_status st_ord = st_inv == CHOREO_OK ? choreo_service_start(order) : st_inv;
     if (st_inv != CHOREO_OK || st_ord != CHOREO_OK)
-        restore_stderr(saved);
+        support_stderr_back(saved);
     cr_assert_eq(st_inv, CHOREO_OK, "inventory: %s", choreo_last_error());
     cr_assert_eq(st_ord, CHOREO_OK, "order: %s", choreo_last_error());
     support_emit(order, "OrderCreated", "s1", 7, NULL);
@@ -425,7 +407,7 @@ Test(permissions, services_emit_handle_and_ack_under_the_generated_permissions, 
     consumer_settled(&c);
     choreo_service_destroy(inventory);
     choreo_service_destroy(order);
-    restore_stderr(saved);
+    support_stderr_back(saved);
     slurp(log, text, sizeof text);
 
     cr_assert(handled, "inventory never handled OrderCreated; log:\n%s", text);
@@ -460,7 +442,7 @@ Test(permissions, a_service_without_requests_acks_through_its_own_subjects, .tim
     generate_from(dir, "permissions.conf", services, NULL);
     start_server(&server, dir, "permissions.conf", NULL);
     snprintf(log, sizeof log, "%s/services.log", dir);
-    int saved = capture_stderr(log);
+    int saved = support_stderr_to(log);
     choreo_service *audit = service_as(dir, "audit", server.url, "audit", NULL);
     choreo_service *order = service_as(dir, "order", server.url, "order", NULL);
     cr_assert_eq(choreo_service_on(audit, "OrderCreated", count, &handled_other), CHOREO_OK);
@@ -468,7 +450,7 @@ Test(permissions, a_service_without_requests_acks_through_its_own_subjects, .tim
     if (st == CHOREO_OK)
         st = choreo_service_start(order);
     if (st != CHOREO_OK)
-        restore_stderr(saved);
+        support_stderr_back(saved);
     cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
     support_emit(order, "OrderCreated", "s1", 1, NULL);
     natsConnection *ctl = login(server.url, "choreoctl", NULL);
@@ -477,7 +459,7 @@ Test(permissions, a_service_without_requests_acks_through_its_own_subjects, .tim
     bool acked = support_wait(consumer_settled, &c, 10000);
     choreo_service_destroy(audit);
     choreo_service_destroy(order);
-    restore_stderr(saved);
+    support_stderr_back(saved);
     slurp(log, text, sizeof text);
     cr_assert(acked, "not acknowledged: delivered %llu, ack pending %llu; log:\n%s",
               (unsigned long long)c.delivered, (unsigned long long)c.ack_pending, text);
@@ -513,7 +495,7 @@ Test(permissions, a_service_cannot_emit_an_event_another_service_owns, .timeout 
     generate(dir, "permissions.conf", NULL);
     start_server(&server, dir, "permissions.conf", NULL);
     snprintf(log, sizeof log, "%s/services.log", dir);
-    int saved = capture_stderr(log);
+    int saved = support_stderr_to(log);
 
     /* points handles PaymentAuthorized, but only payment may emit it. */
     choreo_service *points = service_as(dir, "points", server.url, "points", NULL);
@@ -526,7 +508,7 @@ Test(permissions, a_service_cannot_emit_an_event_another_service_owns, .timeout 
     if (st == CHOREO_OK)
         st = choreo_service_start(order);
     if (st != CHOREO_OK)
-        restore_stderr(saved);
+        support_stderr_back(saved);
     cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
     /* One transaction, so that the relay sends both in one batch: it waits
      * for the PubAcks of a batch, and a refused publish never gets one. */
@@ -550,7 +532,7 @@ Test(permissions, a_service_cannot_emit_an_event_another_service_owns, .timeout 
     uint64_t msgs = stream_messages(js);
     choreo_service_destroy(points);
     choreo_service_destroy(order);
-    restore_stderr(saved);
+    support_stderr_back(saved);
     slurp(log, text, sizeof text);
 
     cr_assert(allowed_one_arrived, "PointsAwarded, which points may emit, never arrived:\n%s",
@@ -812,7 +794,7 @@ Test(permissions, the_variables_serve_users_of_ones_own, .timeout = 60)
                  "}\n");
     char log[600], text[65536];
     snprintf(log, sizeof log, "%s/services.log", dir);
-    int saved = capture_stderr(log);
+    int saved = support_stderr_to(log);
     choreo_config *cfg = support_config(dir, "inventory", server.url, "nats_user=inv-1",
                                         "nats_password=s3cret", NULL);
     choreo_service *svc = support_service(cfg);
@@ -828,7 +810,7 @@ Test(permissions, the_variables_serve_users_of_ones_own, .timeout = 60)
                                       "NULL",
                                       0, 10000);
     choreo_service_destroy(svc);
-    restore_stderr(saved);
+    support_stderr_back(saved);
     slurp(log, text, sizeof text);
     cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
     cr_assert(relayed, "StockRejected was not published:\n%s", text);
@@ -846,7 +828,7 @@ Test(permissions, services_work_with_private_inboxes, .timeout = 90)
     generate(dir, "permissions.conf", "--private-inboxes");
     start_server(&server, dir, "permissions.conf", NULL);
     snprintf(log, sizeof log, "%s/services.log", dir);
-    int saved = capture_stderr(log);
+    int saved = support_stderr_to(log);
     support_exec(dir, "inventory", "CREATE TABLE seen(n INTEGER)");
     choreo_service *inventory = service_as(dir, "inventory", server.url, "inventory",
                                            "nats_inbox_prefix=_INBOX_inventory");
@@ -862,7 +844,7 @@ Test(permissions, services_work_with_private_inboxes, .timeout = 90)
     }
     choreo_service_destroy(inventory);
     choreo_service_destroy(order);
-    restore_stderr(saved);
+    support_stderr_back(saved);
     slurp(log, text, sizeof text);
     cr_assert_eq(st_inv, CHOREO_OK, "inventory did not start; log:\n%s", text);
     cr_assert_eq(st_ord, CHOREO_OK, "order did not start; log:\n%s", text);

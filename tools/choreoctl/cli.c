@@ -279,3 +279,31 @@ int ctl_check_database(const char *db)
     sqlite3_close(h);
     return out;
 }
+
+int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **argv,
+                         void (*help)(FILE *f))
+{
+    if (argc == 0) {
+        ctl_error("%s: missing subcommand: use %s (see choreoctl %s --help)", cmd, choices, cmd);
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        help(stdout);
+        return CTL_EXIT_OK;
+    }
+    return -1;
+}
+
+int ctl_admin_open(ctl_settings *s, choreo_admin **adm)
+{
+    int rc = ctl_settings_check(s);
+    if (rc == CTL_EXIT_OK)
+        rc = ctl_check_database(choreo_config_get(s->cfg, "db"));
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (choreo_admin_open(adm, s->cfg) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <choreo.h>
 
@@ -82,6 +83,17 @@ int ctl_settings_check_nats(ctl_settings *s);
  * and credentials that go together. Prints the problem and returns
  * CTL_EXIT_USAGE, or returns CTL_EXIT_OK. */
 int ctl_settings_check(ctl_settings *s);
+
+/* The first word after a command that has subcommands (dead, consumers):
+ * none is a usage error naming the choices ("list or delete"), and --help
+ * or -h prints help. Returns -1 when the subcommand in argv[0] is to be
+ * run, else the exit status. */
+int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **argv,
+                         void (*help)(FILE *f));
+
+/* Checks the settings and the database they name (ctl_settings_check,
+ * ctl_check_database), then opens it; *adm on CTL_EXIT_OK only. */
+int ctl_admin_open(ctl_settings *s, choreo_admin **adm);
 
 /* Refuses a path that is missing or is not a choreo database before
  * choreo_admin_open, which would create or migrate it. Prints why and

@@ -64,16 +64,11 @@ static int print_json(const choreo_consumer_entry *list, size_t n)
         const choreo_consumer_entry *e = &list[i];
         char t[32];
         ctl_json_object_begin(&j);
-        ctl_json_key(&j, "name");
-        ctl_json_cstr(&j, e->name);
-        ctl_json_key(&j, "type");
-        ctl_json_cstr(&j, e->type);
-        ctl_json_key(&j, "subjects");
-        ctl_json_cstr(&j, e->subjects);
-        ctl_json_key(&j, "state");
-        ctl_json_cstr(&j, state_of(e));
-        ctl_json_key(&j, "registered");
-        ctl_json_bool(&j, e->registered);
+        ctl_json_kstr(&j, "name", e->name);
+        ctl_json_kstr(&j, "type", e->type);
+        ctl_json_kstr(&j, "subjects", e->subjects);
+        ctl_json_kstr(&j, "state", state_of(e));
+        ctl_json_kbool(&j, "registered", e->registered);
         ctl_json_key(&j, "registered_at");
         if (e->registered_at_ms > 0) {
             ctl_time_iso(e->registered_at_ms, true, t);
@@ -81,20 +76,15 @@ static int print_json(const choreo_consumer_entry *list, size_t n)
         } else {
             ctl_json_null(&j);
         }
-        ctl_json_key(&j, "on_server");
-        ctl_json_bool(&j, e->on_server);
+        ctl_json_kbool(&j, "on_server", e->on_server);
         if (e->on_server) {
             ctl_json_key(&j, "created_at");
             ctl_time_iso(e->created_ms, true, t);
             ctl_json_cstr(&j, t);
-            ctl_json_key(&j, "pending");
-            ctl_json_uint(&j, e->pending);
-            ctl_json_key(&j, "ack_pending");
-            ctl_json_uint(&j, e->ack_pending);
-            ctl_json_key(&j, "delivered");
-            ctl_json_uint(&j, e->delivered);
-            ctl_json_key(&j, "pull_requests_waiting");
-            ctl_json_int(&j, e->waiting);
+            ctl_json_kuint(&j, "pending", e->pending);
+            ctl_json_kuint(&j, "ack_pending", e->ack_pending);
+            ctl_json_kuint(&j, "delivered", e->delivered);
+            ctl_json_kint(&j, "pull_requests_waiting", e->waiting);
         }
         ctl_json_object_end(&j);
     }
@@ -159,15 +149,9 @@ static int parse(const char *cmd, bool deleting, int argc, char **argv, struct a
 
 int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
 {
-    if (argc == 0) {
-        ctl_error("consumers: missing subcommand: use list or delete (see choreoctl consumers "
-                  "--help)");
-        return CTL_EXIT_USAGE;
-    }
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        ctl_help_consumers(stdout);
-        return CTL_EXIT_OK;
-    }
+    int rc = ctl_subcommand_intro("consumers", "list or delete", argc, argv, ctl_help_consumers);
+    if (rc >= 0)
+        return rc;
     bool deleting = strcmp(argv[0], "delete") == 0;
     if (!deleting && strcmp(argv[0], "list") != 0) {
         ctl_error("consumers: unknown subcommand \"%s\": use list or delete (see choreoctl "
@@ -176,7 +160,7 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     }
     const char *cmd = deleting ? "consumers delete" : "consumers list";
     struct args a;
-    int rc = parse(cmd, deleting, argc - 1, argv + 1, &a);
+    rc = parse(cmd, deleting, argc - 1, argv + 1, &a);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (a.help) {
@@ -189,16 +173,9 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     const char *given = choreo_config_get(s->cfg, "service");
     if (given)
         snprintf(service, sizeof service, "%s", given);
-    if ((rc = ctl_settings_check(s)) != CTL_EXIT_OK)
-        return rc;
-    const char *db = choreo_config_get(s->cfg, "db");
-    if ((rc = ctl_check_database(db)) != CTL_EXIT_OK)
-        return rc;
     choreo_admin *adm = NULL;
-    if (choreo_admin_open(&adm, s->cfg) != CHOREO_OK) {
-        ctl_error("%s", choreo_last_error());
-        return CTL_EXIT_FAIL;
-    }
+    if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)
+        return rc;
     const char *svc = service[0] ? service : NULL;
     if (deleting) {
         choreo_status st = choreo_admin_consumer_delete(adm, svc, a.name, a.force);

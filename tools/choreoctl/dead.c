@@ -121,27 +121,18 @@ static int print_table(const choreo_dead_entry *list, size_t n)
 static void entry_json(ctl_json *j, const choreo_dead_entry *e)
 {
     char t[32];
-    ctl_json_key(j, "id");
-    ctl_json_int(j, e->id);
-    ctl_json_key(j, "consumer");
-    ctl_json_cstr(j, e->consumer);
-    ctl_json_key(j, "event_id");
-    ctl_json_cstr(j, e->event_id);
-    ctl_json_key(j, "event_type");
-    ctl_json_cstr(j, e->event_type);
-    ctl_json_key(j, "subject");
-    ctl_json_cstr(j, e->subject);
-    ctl_json_key(j, "reason");
-    ctl_json_cstr(j, e->reason);
-    ctl_json_key(j, "attempts");
-    ctl_json_int(j, e->attempts);
-    ctl_json_key(j, "parked_at_ms");
-    ctl_json_int(j, e->parked_at_ms);
+    ctl_json_kint(j, "id", e->id);
+    ctl_json_kstr(j, "consumer", e->consumer);
+    ctl_json_kstr(j, "event_id", e->event_id);
+    ctl_json_kstr(j, "event_type", e->event_type);
+    ctl_json_kstr(j, "subject", e->subject);
+    ctl_json_kstr(j, "reason", e->reason);
+    ctl_json_kint(j, "attempts", e->attempts);
+    ctl_json_kint(j, "parked_at_ms", e->parked_at_ms);
     ctl_json_key(j, "parked_at");
     ctl_time_iso(e->parked_at_ms, true, t);
     ctl_json_cstr(j, t);
-    ctl_json_key(j, "updated_at_ms");
-    ctl_json_int(j, e->updated_at_ms);
+    ctl_json_kint(j, "updated_at_ms", e->updated_at_ms);
     ctl_json_key(j, "updated_at");
     if (e->updated_at_ms > 0) {
         ctl_time_iso(e->updated_at_ms, true, t);
@@ -149,10 +140,8 @@ static void entry_json(ctl_json *j, const choreo_dead_entry *e)
     } else {
         ctl_json_null(j);
     }
-    ctl_json_key(j, "status");
-    ctl_json_cstr(j, e->status);
-    ctl_json_key(j, "body_len");
-    ctl_json_uint(j, e->body_len);
+    ctl_json_kstr(j, "status", e->status);
+    ctl_json_kuint(j, "body_len", e->body_len);
 }
 
 /* Prints a finished document, or says why there is none. */
@@ -285,8 +274,7 @@ static void show_json(ctl_json *j, const choreo_dead_entry *e, const uint8_t *bo
         ctl_json_str(j, env->id, env->id_len);
         ctl_json_key(j, "type");
         ctl_json_str(j, env->type, env->type_len);
-        ctl_json_key(j, "v");
-        ctl_json_uint(j, env->version);
+        ctl_json_kuint(j, "v", env->version);
         ctl_json_key(j, "saga");
         ctl_json_str(j, env->saga, env->saga_len);
         ctl_json_key(j, "cause");
@@ -296,16 +284,14 @@ static void show_json(ctl_json *j, const choreo_dead_entry *e, const uint8_t *bo
             ctl_json_null(j);
         ctl_json_key(j, "src");
         ctl_json_str(j, env->src, env->src_len);
-        ctl_json_key(j, "ts");
-        ctl_json_int(j, env->ts_ms);
+        ctl_json_kint(j, "ts", env->ts_ms);
         ctl_json_key(j, "data");
         /* data was rendered at this depth and margin; splice its text in. */
         ctl_json_raw(j, data->buf, data->len);
         ctl_json_object_end(j);
     } else {
         ctl_json_null(j);
-        ctl_json_key(j, "envelope_error");
-        ctl_json_cstr(j, why);
+        ctl_json_kstr(j, "envelope_error", why);
         ctl_json_key(j, "body_hex");
         ctl_json_hex(j, body, len);
     }
@@ -474,15 +460,9 @@ static const struct subcommand subcommands[] = {
 
 int ctl_dead_main(ctl_settings *s, int argc, char **argv)
 {
-    if (argc == 0) {
-        ctl_error("dead: missing subcommand: use list, show, retry or drop (see choreoctl dead "
-                  "--help)");
-        return CTL_EXIT_USAGE;
-    }
-    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        ctl_help_dead(stdout);
-        return CTL_EXIT_OK;
-    }
+    int rc = ctl_subcommand_intro("dead", "list, show, retry or drop", argc, argv, ctl_help_dead);
+    if (rc >= 0)
+        return rc;
     const struct subcommand *sub = NULL;
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (strcmp(argv[0], subcommands[i].name + 5) == 0)
@@ -497,24 +477,17 @@ int ctl_dead_main(ctl_settings *s, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     ctl_args a;
-    int rc = ctl_args_parse(sub->name, sub->allowed, argc - 1, argv + 1, &a);
+    rc = ctl_args_parse(sub->name, sub->allowed, argc - 1, argv + 1, &a);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (a.help) {
         sub->help(stdout);
         return CTL_EXIT_OK;
     }
-    if ((rc = ctl_settings_check(s)) != CTL_EXIT_OK)
-        return rc;
-    const char *db = choreo_config_get(s->cfg, "db");
-    if ((rc = ctl_check_database(db)) != CTL_EXIT_OK)
-        return rc;
     choreo_admin *adm = NULL;
-    if (choreo_admin_open(&adm, s->cfg) != CHOREO_OK) {
-        ctl_error("%s", choreo_last_error());
-        return CTL_EXIT_FAIL;
-    }
-    rc = sub->run(adm, &a, db);
+    if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)
+        return rc;
+    rc = sub->run(adm, &a, choreo_config_get(s->cfg, "db"));
     choreo_admin_close(adm);
     return rc;
 }

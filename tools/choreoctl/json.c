@@ -236,3 +236,27 @@ void ctl_json_raw(ctl_json *j, const char *text, size_t len)
     element(j);
     put(j, text, len);
 }
+
+void ctl_json_kstr(ctl_json *j, const char *key, const char *s)
+{
+    ctl_json_key(j, key);
+    ctl_json_cstr(j, s);
+}
+
+void ctl_json_kint(ctl_json *j, const char *key, int64_t v)
+{
+    ctl_json_key(j, key);
+    ctl_json_int(j, v);
+}
+
+void ctl_json_kuint(ctl_json *j, const char *key, uint64_t v)
+{
+    ctl_json_key(j, key);
+    ctl_json_uint(j, v);
+}
+
+void ctl_json_kbool(ctl_json *j, const char *key, bool v)
+{
+    ctl_json_key(j, key);
+    ctl_json_bool(j, v);
+}

@@ -52,6 +52,11 @@ void ctl_json_uint(ctl_json *j, uint64_t v);
 void ctl_json_double(ctl_json *j, double v, bool single);
 void ctl_json_bool(ctl_json *j, bool v);
 void ctl_json_null(ctl_json *j);
+/* A key and its value, for the members of an object. */
+void ctl_json_kstr(ctl_json *j, const char *key, const char *s);
+void ctl_json_kint(ctl_json *j, const char *key, int64_t v);
+void ctl_json_kuint(ctl_json *j, const char *key, uint64_t v);
+void ctl_json_kbool(ctl_json *j, const char *key, bool v);
 /* Already rendered JSON text as the next value, as it is. */
 void ctl_json_raw(ctl_json *j, const char *text, size_t len);
 

@@ -195,15 +195,12 @@ static void print_json(const ctl_envelope *env, const char *why, const char *typ
     char at[32];
     ctl_json_init(&j, (size_t)64 << 20, false, 0);
     ctl_json_object_begin(&j);
-    ctl_json_key(&j, "seq");
-    ctl_json_uint(&j, seq);
+    ctl_json_kuint(&j, "seq", seq);
     ctl_json_key(&j, "time");
     ctl_time_iso(env ? env->ts_ms : stored_ms, true, at);
     ctl_json_cstr(&j, at);
-    ctl_json_key(&j, "ts");
-    ctl_json_int(&j, env ? env->ts_ms : stored_ms);
-    ctl_json_key(&j, "subject");
-    ctl_json_cstr(&j, natsMsg_GetSubject(m));
+    ctl_json_kint(&j, "ts", env ? env->ts_ms : stored_ms);
+    ctl_json_kstr(&j, "subject", natsMsg_GetSubject(m));
     if (env) {
         ctl_json_key(&j, "type");
         ctl_json_str(&j, env->type, env->type_len);
@@ -218,8 +215,7 @@ static void print_json(const ctl_envelope *env, const char *why, const char *typ
             ctl_json_str(&j, env->cause, env->cause_len);
         else
             ctl_json_null(&j);
-        ctl_json_key(&j, "v");
-        ctl_json_uint(&j, env->version);
+        ctl_json_kuint(&j, "v", env->version);
         ctl_json_key(&j, "data");
         choreo_mp_reader r;
         char dwhy[200];
@@ -227,17 +223,13 @@ static void print_json(const ctl_envelope *env, const char *why, const char *typ
         if (!ctl_mp_json(&r, &j, CTL_DATA_DEPTH, dwhy, sizeof dwhy))
             j.failed = true;
     } else {
-        ctl_json_key(&j, "type");
-        ctl_json_cstr(&j, type);
-        ctl_json_key(&j, "saga");
-        ctl_json_cstr(&j, saga);
-        ctl_json_key(&j, "envelope_error");
-        ctl_json_cstr(&j, why);
+        ctl_json_kstr(&j, "type", type);
+        ctl_json_kstr(&j, "saga", saga);
+        ctl_json_kstr(&j, "envelope_error", why);
     }
     const char *retry_for = NULL;
     if (natsMsgHeader_Get(m, "Choreo-Retry-For", &retry_for) == NATS_OK && retry_for) {
-        ctl_json_key(&j, "retry_for");
-        ctl_json_cstr(&j, retry_for);
+        ctl_json_kstr(&j, "retry_for", retry_for);
     }
     ctl_json_object_end(&j);
     if (j.failed)
