@@ -163,6 +163,14 @@ typedef enum choreo_log_level {
  *   nats_inbox_prefix  subject prefix of the service's reply inboxes
  *                      [_INBOX]; _INBOX_<service> with permissions that let
  *                      each user read only its own replies
+ *   metrics_addr       host:port of an HTTP endpoint serving the service's
+ *                      metrics in the Prometheus text format on /metrics,
+ *                      such as 127.0.0.1:9464 ([::1]:9464 for IPv6) [unset:
+ *                      no endpoint]. It is served by threads of its own from
+ *                      start to wait and never makes a handler or the relay
+ *                      wait; an address that cannot be bound fails start
+ *                      with CHOREO_ECONFIG. The metrics are listed in the
+ *                      README
  *   consumer_start     where a handler's new durable consumer starts: all
  *                      (every event still in the stream), new (events
  *                      published from then on) or an RFC 3339 time such as
@@ -378,6 +386,34 @@ CHOREO_API CHOREO_WUR choreo_status choreo_tx_barrier(choreo_tx *tx, const char 
                                                       const char *step, choreo_barrier_op op,
                                                       bool *run);
 
+/* How a saga ended, for choreo_tx_saga_end. */
+typedef enum choreo_saga_outcome {
+    CHOREO_SAGA_COMPLETED = 0, /* every step done */
+    CHOREO_SAGA_CANCELLED = 1, /* a step said no (out of stock, card declined) and the
+                                  steps before it were compensated: a business outcome */
+    CHOREO_SAGA_FAILED = 2,    /* ended by an error rather than a business decision */
+    CHOREO_SAGA_TIMED_OUT = 3, /* ended by a deadline (a delayed event) */
+} choreo_saga_outcome;
+
+/* Records that this transaction ends a saga, for the metrics
+ * choreo_sagas_total{outcome,reason} and choreo_saga_duration_seconds (see
+ * metrics_addr). Call it in the service that decides a saga's outcome (in
+ * the shop, the order service), in the transaction that writes that
+ * decision: it is counted when the transaction commits, and not at all if
+ * it rolls back (a handler's RETRY or REJECT). saga NULL means the saga of
+ * the event being handled. reason is a short code ("out_of_stock"): 0 to
+ * 32 characters of a-z 0-9 _, "" or NULL for none. It becomes a label, so
+ * the set of reasons must stay small (past 60 pairs of outcome and reason
+ * the rest count as "other"); put free text in your own tables. The
+ * duration runs from the time in the saga id when the id is a ULID from
+ * choreo_saga_new, and is not observed otherwise. A saga ended twice is
+ * counted twice: call it where the decision is written once. Fails with
+ * CHOREO_EINVAL for a bad saga id, outcome or reason. Called by whoever
+ * holds tx; it writes nothing to the database. */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_saga_end(choreo_tx *tx, const char *saga,
+                                                       choreo_saga_outcome outcome,
+                                                       const char *reason);
+
 /* Makes a fresh saga id (a ULID) into out. Any thread; ids made by one
  * process are unique and increase. */
 CHOREO_API void choreo_saga_new(char out[CHOREO_ID_SIZE]);
@@ -553,7 +589,7 @@ typedef struct choreo_stats {
     uint64_t publish_errors;   /* PubAck errors and timeouts (retried) */
     uint64_t batches;          /* group commits */
     uint64_t outbox_pending;   /* unpublished rows at the relay's last scan */
-    int64_t relay_p50_us;      /* outbox insert -> PubAck, microseconds */
+    int64_t relay_p50_us;      /* outbox insert (a delayed row: its due time) -> PubAck, us */
     int64_t relay_p99_us;
 } choreo_stats;
 

@@ -52,7 +52,8 @@ choreo_status choreo__admin_connect(choreo_admin *adm, choreo_transport **out)
     if (adm->cfg->connect_wait_ms == 0)
         adm->cfg->connect_wait_ms = 5000; /* an operator's command should not wait forever */
     atomic_bool never = false;
-    return choreo__transport_connect(out, adm->cfg, &adm->log, &never, NULL, NULL);
+    adm->watch = (choreo_nats_watch){ &adm->log, NULL };
+    return choreo__transport_connect(out, adm->cfg, &adm->watch, &never, NULL, NULL);
 }
 
 void choreo_admin_close(choreo_admin *adm)

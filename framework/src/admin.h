@@ -12,6 +12,7 @@ struct choreo_admin {
     choreo_config *cfg;
     choreo_store *st;
     choreo_logger log;
+    choreo_nats_watch watch;
 };
 
 /* Connects to NATS for one command, waiting up to connect_wait_ms (5 s

@@ -31,6 +31,33 @@ static choreo_status claim(choreo_tx *tx, const char *saga, const char *step, co
     return CHOREO_OK;
 }
 
+/* Whether (saga, step, op) is taken. */
+static choreo_status taken(choreo_tx *tx, const char *saga, const char *step, const char *op,
+                           bool *out)
+{
+    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_BARRIER_HAS,
+        "SELECT 1 FROM choreo_barrier WHERE saga = ?1 AND step = ?2 AND op = ?3");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, op, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return choreo__store_error(tx->st->db, rc, "reading a barrier row");
+    *out = rc == SQLITE_ROW;
+    return CHOREO_OK;
+}
+
+/* Notes what the barrier decided, for the metrics of the handler's
+ * consumer (commands have none). */
+static void note(choreo_tx *tx, enum choreo_mlog_kind kind)
+{
+    if (tx->route >= 0 && tx->mlog)
+        choreo__mlog_add(tx->mlog, kind, tx->route, 0, 0);
+}
+
 choreo_status choreo_tx_barrier(choreo_tx *tx, const char *saga, const char *step,
                                 choreo_barrier_op op, bool *run)
 {
@@ -49,12 +76,22 @@ choreo_status choreo_tx_barrier(choreo_tx *tx, const char *saga, const char *ste
     choreo_status s;
     if (op == CHOREO_BARRIER_ACTION) {
         s = claim(tx, saga, step, "action", &inserted);
-        if (s == CHOREO_OK)
-            *run = inserted;
-        return s;
+        bool late = false;
+        if (s == CHOREO_OK && !inserted)
+            s = taken(tx, saga, step, "compensation", &late);
+        if (s != CHOREO_OK)
+            return s;
+        if (late)
+            note(tx, ML_LATE_SKIP);
+        *run = inserted;
+        return CHOREO_OK;
     }
     if (op != CHOREO_BARRIER_COMPENSATION)
         return choreo__fail(CHOREO_EINVAL, "choreo_tx_barrier: unknown op %d", (int)op);
+    /* The handler is a compensation: its parked messages need a person. */
+    if (tx->route >= 0)
+        atomic_store_explicit(&tx->svc->routes[tx->route].m.compensation, true,
+                              memory_order_relaxed);
     s = claim(tx, saga, step, "compensation", &inserted);
     if (s != CHOREO_OK)
         return s;
@@ -64,7 +101,9 @@ choreo_status choreo_tx_barrier(choreo_tx *tx, const char *saga, const char *ste
     }
     bool action_was_free;
     s = claim(tx, saga, step, "action", &action_was_free);
-    if (s == CHOREO_OK)
-        *run = !action_was_free; /* free: the action never ran (null compensation) */
-    return s;
+    if (s != CHOREO_OK)
+        return s;
+    *run = !action_was_free; /* free: the action never ran (null compensation) */
+    note(tx, *run ? ML_COMP_RUN : ML_COMP_NULL);
+    return CHOREO_OK;
 }

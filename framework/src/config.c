@@ -17,7 +17,7 @@
 
 extern char **environ;
 
-enum kind { K_STR, K_NAME, K_SUBJECT, K_ENUM, K_INT, K_SECRET, K_START };
+enum kind { K_STR, K_NAME, K_SUBJECT, K_ENUM, K_INT, K_SECRET, K_START, K_ADDR };
 
 struct key {
     const char *name;
@@ -98,6 +98,9 @@ static const struct key keys[] = {
       "subject prefix of this service's reply inboxes (JetStream answers, PubAcks, fetched "
       "events); one of its own, such as _INBOX_order, lets the server keep each service's "
       "replies to itself (choreo-gen --nats-permissions --private-inboxes)" },
+    { "metrics_addr", K_ADDR, S(metrics_addr), NULL, 0, 0, NULL,
+      "host:port where the service serves Prometheus metrics on /metrics, such as "
+      "127.0.0.1:9464; unset or empty: no endpoint" },
     { "consumer_start", K_START, S(consumer_start), "all", 0, 0, NULL,
       "where a handler's new durable consumer starts: all (every event still in the "
       "stream), new (events published from then on), or a UTC time such as "
@@ -155,6 +158,27 @@ static bool choice_valid(const char *choices, const char *v)
         p += len + (bar ? 1 : 0);
     }
     return false;
+}
+
+/* "host:port" with a port of 0..65535; the host is checked when the
+ * endpoint binds it. */
+static bool addr_valid(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (*p - '0');
+    }
+    if (port > 65535)
+        return false;
+    for (const char *p = s; p < colon; p++)
+        if (*p == ' ' || *p == '/')
+            return false;
+    return true;
 }
 
 static bool digits(const char *s, int n, int *out)
@@ -251,6 +275,11 @@ static choreo_status apply(choreo_config *cfg, const struct key *k, const char *
                             "%s: \"%s\" is not a valid subject prefix: use dot-separated "
                             "tokens of A-Z a-z 0-9 _ -, at most %lld characters",
                             origin, value, (long long)k->max);
+    if (k->kind == K_ADDR && value[0] && !addr_valid(value))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "%s: \"%s\" is not host:port, such as 127.0.0.1:9464 or [::1]:9464 "
+                            "(port 0 to 65535), or empty for off",
+                            origin, value);
     if (k->kind == K_ENUM && !choice_valid(k->choices, value))
         return choreo__fail(CHOREO_ECONFIG, "%s: \"%s\" is not one of %s", origin, value,
                             k->choices);

@@ -26,6 +26,7 @@ struct choreo_config {
     char *tls_key;
     char *consumer_start;
     char *nats_inbox_prefix;
+    char *metrics_addr;   /* host:port of the metrics endpoint; NULL or "" = off */
     int64_t busy_timeout_ms;
     int64_t connect_wait_ms;
     int64_t max_deliver;

@@ -29,4 +29,11 @@ choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, con
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
                                      bool *out);
 
+/* Calls fn for each (consumer, type) with parked entries, with their
+ * count; type is "" when unknown. */
+choreo_status choreo__dead_parked_counts(choreo_store *st,
+                                         void (*fn)(const char *consumer, const char *type,
+                                                    int64_t count, void *user),
+                                         void *user);
+
 #endif

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "dead.h"
 #include "envelope.h"
+#include "exporter.h"
 #include "extras.h"
 #include "inbox.h"
 #include "relay.h"
@@ -159,7 +160,8 @@ static int64_t retry_delay_ms(choreo_service *svc, int64_t attempt)
 /* Parks the delivery with d->reason, inside the batch transaction in its
  * own savepoint. When the row cannot be written the message is handed back
  * and parked on a later delivery. */
-static enum action park(choreo_service *svc, struct delivery *d, struct tally *t)
+static enum action park(choreo_service *svc, struct delivery *d, enum choreo_outcome why,
+                        struct tally *t)
 {
     const choreo_envelope *env = d->decoded ? &d->env : NULL;
     choreo_dead_row row = {
@@ -188,6 +190,10 @@ static enum action park(choreo_service *svc, struct delivery *d, struct tally *t
     if (choreo__store_release(svc->store) != CHOREO_OK)
         return ACT_NAK;
     t->parked++;
+    int route = (int)(d->rt - svc->routes);
+    choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, why, 0);
+    if (atomic_load_explicit(&d->rt->m.compensation, memory_order_relaxed))
+        choreo__mlog_add(&svc->batch_mlog, ML_COMP_PARKED, route, 0, 0);
     CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "parked a message",
                "consumer=%s event=%s trace=%.32s reason=\"%s\"", d->rt->consumer,
                row.event_id ? row.event_id : "-", d->trace[0] ? d->trace + 3 : "-",
@@ -249,13 +255,18 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
         .data = env->data, .data_len = env->data_len, .attempt = (uint32_t)d->attempt,
         .traceparent = d->trace,
     };
-    choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch };
-    int mark = svc->extras.batch.n;
+    choreo_route *rt = &svc->routes[d->rt - svc->routes];
+    choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch,
+                     .route = (int)(rt - svc->routes), .mlog = &svc->batch_mlog };
+    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n;
     choreo_result res;
-    if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver))
+    if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver)) {
         res = CHOREO_RETRY;
-    else
-        res = d->rt->fn(&tx, &ev, d->rt->user);
+    } else {
+        int64_t began = choreo__mono_us();
+        res = rt->fn(&tx, &ev, rt->user);
+        choreo__hist_observe(&rt->m.handler, HIST_SECONDS, choreo__mono_us() - began);
+    }
     if (res == CHOREO_DONE &&
         (choreo__extras_applied(&svc->extras, svc->store, d->rt->consumer, &ev) != CHOREO_OK ||
          choreo__store_release(svc->store) != CHOREO_OK))
@@ -265,6 +276,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
         return res;
     }
     choreo__extras_rolled_back(&svc->extras.batch, mark);
+    choreo__mlog_truncate(&svc->batch_mlog, mlog_mark);
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_REJECT)
         snprintf(d->reason, sizeof d->reason, "handler returned REJECT%s%s",
@@ -286,7 +298,7 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
     if (v == SKIP)
         return ACT_ACK;
     if (v == PARK)
-        return park(svc, &d, t);
+        return park(svc, &d, OUT_PARKED, t);
 
     /* Stage 2: the inbox. A duplicate is acked without running anything. */
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
@@ -298,9 +310,11 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
+    int route = (int)(rt - svc->routes);
     if (!fresh) {
         choreo__store_release(svc->store);
         t->duplicates++;
+        choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_DUPLICATE, 0);
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "duplicate delivery dropped by the inbox",
                    "consumer=%s event=%s saga=%s", rt->consumer, d.env.id, d.env.saga);
         return ACT_ACK;
@@ -313,20 +327,22 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_r
                  "delivered %lld times without success (max_deliver); the handler was not "
                  "run on this last delivery",
                  (long long)d.attempt);
-        return park(svc, &d, t);
+        return park(svc, &d, OUT_PARKED, t);
     }
 
     choreo_result res = run_handler(svc, &d, t);
     if (res == CHOREO_DONE) {
         t->handled++;
+        choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_DONE, 0);
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "handled",
                    "consumer=%s event=%s saga=%s trace=%.32s", rt->consumer, d.env.id,
                    d.env.saga, d.trace[0] ? d.trace + 3 : "-");
         return ACT_ACK;
     }
     if (res == CHOREO_REJECT)
-        return park(svc, &d, t);
+        return park(svc, &d, OUT_REJECT, t);
     t->retried++;
+    choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_RETRY, 0);
     *nak_delay_ms = retry_delay_ms(svc, d.attempt);
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
                "consumer=%s event=%s saga=%s trace=%.32s attempt=%lld delay_ms=%lld "
@@ -344,16 +360,25 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     out->act = natsMsg_GetReply(msg) ? ACT_REPLY : ACT_NONE;
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return;
-    choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch };
-    int mark = svc->extras.batch.n;
+    int route = (int)(rq - svc->requests);
+    choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch, .route = -1,
+                     .mlog = &svc->batch_mlog };
+    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n;
+    int64_t began = choreo__mono_us();
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
+    choreo__hist_observe(&svc->requests[route].m.duration, HIST_SECONDS,
+                         choreo__mono_us() - began);
     if (res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK) {
         t->emitted += tx.emitted;
+        choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route, REQ_DONE, 0);
         return;
     }
     choreo__extras_rolled_back(&svc->extras.batch, mark);
+    choreo__mlog_truncate(&svc->batch_mlog, mlog_mark);
     choreo__store_rollback_to(svc->store);
+    choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route,
+                     res == CHOREO_REJECT ? REQ_REJECT : REQ_RETRY, 0);
     if (res != CHOREO_REJECT)
         out->act = ACT_NONE; /* RETRY: no reply, the requester times out and asks again */
 }
@@ -452,7 +477,13 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
         }
         if (t.last_delivery)
             choreo__extras_crash(&svc->extras, CP_LAST_DELIVERY);
+        int64_t commit_began = choreo__mono_us();
         s = choreo__extras_commit(&svc->extras, svc->store);
+        if (s == CHOREO_OK) {
+            choreo__hist_observe(&svc->metrics.commit, HIST_SECONDS,
+                                 choreo__mono_us() - commit_began);
+            choreo__hist_observe(&svc->metrics.batch, HIST_COUNT, taken);
+        }
         if (s != CHOREO_OK)
             CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                        "commit failed; the batch will be redelivered", "n=%d err=\"%s\"", taken,
@@ -462,9 +493,12 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
                    "n=%d err=\"%s\"", n, CHOREO_SAFE(choreo_last_error()));
     }
     bool committed = s == CHOREO_OK;
-    if (!committed)
+    if (!committed) {
         choreo__extras_rolled_back(&svc->extras.batch, 0);
+        choreo__mlog_truncate(&svc->batch_mlog, 0);
+    }
     if (committed) {
+        choreo__metrics_commit(svc, &svc->batch_mlog);
         atomic_fetch_add(&svc->stats.batches, 1);
         atomic_fetch_add(&svc->stats.handled, t.handled);
         atomic_fetch_add(&svc->stats.duplicates, t.duplicates);

@@ -148,6 +148,36 @@ choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out)
                       "counting unpublished outbox rows");
 }
 
+choreo_status choreo__outbox_backlog(choreo_store *st, int64_t now_ms, int64_t *due,
+                                     int64_t *oldest_created_us, int64_t *delayed)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_BACKLOG,
+        "SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM choreo_outbox"
+        " WHERE published_at IS NULL AND publish_at <= ?1");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *due = sqlite3_column_int64(s, 0);
+        *oldest_created_us = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return choreo__store_error(st->db, rc, "counting due outbox rows");
+    s = choreo__store_stmt(st, STMT_OUTBOX_DELAYED,
+        "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL AND publish_at > ?1");
+    if (!s)
+        return CHOREO_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *delayed = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? CHOREO_OK
+                            : choreo__store_error(st->db, rc, "counting delayed outbox rows");
+}
+
 choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
 {
     sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DELETE,

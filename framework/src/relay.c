@@ -43,7 +43,7 @@ enum { PENDING, ACKED, FAILED, REFUSED };
 
 struct entry {
     int64_t seq;
-    int64_t created_us;
+    int64_t due_us; /* the row's insert, or its publish time when delayed */
     char event_id[CHOREO_ID_SIZE];
     char type[CHOREO_TYPE_MAX + 1];
     int state;
@@ -133,7 +133,8 @@ void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
     if (e && e->state == PENDING) {
         if (pa) {
             e->state = ACKED;
-            choreo__latency_record(&r->svc->relay_latency, now - e->created_us);
+            choreo__latency_record(&r->svc->relay_latency, now - e->due_us);
+            choreo__hist_observe(&r->svc->metrics.relay, HIST_SECONDS, now - e->due_us);
         } else {
             const char *text = pae && pae->ErrText ? pae->ErrText
                                                    : natsStatus_GetText(pae ? pae->Err : NATS_ERR);
@@ -214,7 +215,8 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
         pthread_mutex_lock(&r->lock);
         struct entry *e = &r->batch[r->nbatch++];
         e->seq = row->seq;
-        e->created_us = row->created_us;
+        e->due_us = row->publish_at * 1000 > row->created_us ? row->publish_at * 1000
+                                                             : row->created_us;
         snprintf(e->event_id, sizeof e->event_id, "%s", row->event_id);
         type_of(row->subject, e->type, sizeof e->type);
         e->state = PENDING;
@@ -327,6 +329,9 @@ static void set_aside(choreo_relay *r)
             continue;
         }
         atomic_fetch_add(&svc->stats.parked, 1);
+        atomic_fetch_add_explicit(
+            &svc->metrics.types[choreo__metrics_type(&svc->metrics, r->aside[i].type)].set_aside,
+            1, memory_order_relaxed);
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                    "the broker refuses an outbox row for good; it is set aside in choreo_dead "
                    "(see choreoctl dead list) and the relay goes on",
@@ -381,8 +386,12 @@ static int relay_round(choreo_relay *r)
     pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nbatch; i++) {
         struct entry *e = &r->batch[i];
-        if (e->state == ACKED)
+        if (e->state == ACKED) {
             r->held[r->nheld++] = e->seq;
+            int slot = choreo__metrics_type(&svc->metrics, e->type);
+            atomic_fetch_add_explicit(&svc->metrics.types[slot].published, 1,
+                                      memory_order_relaxed);
+        }
         else if (e->state == REFUSED)
             plan_aside(r, e->seq, e->type, e->why);
         else

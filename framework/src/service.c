@@ -12,6 +12,7 @@
 #include "consumers.h"
 #include "dispatch.h"
 #include "envelope.h"
+#include "exporter.h"
 #include "relay.h"
 #include "status.h"
 #include "tuning.h"
@@ -27,6 +28,8 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     if (!svc)
         return choreo__fail(CHOREO_ENOMEM, "out of memory creating a service");
     pthread_mutex_init(&svc->cmd_lock, NULL);
+    choreo__metrics_init(&svc->metrics);
+    svc->watch = (choreo_nats_watch){ &svc->log, &svc->metrics };
     svc->cfg = choreo__config_clone(cfg);
     if (!svc->cfg) {
         s = choreo__fail(CHOREO_ENOMEM, "out of memory copying the configuration");
@@ -171,8 +174,10 @@ static void shut_down(choreo_service *svc)
 {
     choreo__dispatch_join(svc);
     choreo__relay_join(svc->relay);
+    choreo__sampler_join(svc);
     svc->started = false;
     atomic_store(&svc->extras.js, NULL);
+    atomic_store(&svc->metrics.nats_up, false);
     if (svc->tp) {
         choreo__transport_close(svc->tp);
         svc->tp = NULL;
@@ -182,10 +187,13 @@ static void shut_down(choreo_service *svc)
 /* Connects and sets up everything start needs, in order. */
 static choreo_status set_up(choreo_service *svc)
 {
-    choreo_status s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->log, &svc->stop,
+    choreo_status s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->watch, &svc->stop,
                                                 choreo__relay_on_ack, svc->relay);
-    if (s == CHOREO_OK)
+    if (s == CHOREO_OK) {
+        atomic_store(&svc->metrics.nats_down, 0);
+        atomic_store(&svc->metrics.nats_up, true);
         s = choreo__transport_ensure_stream(svc->tp, svc->cfg);
+    }
     if (s == CHOREO_OK) {
         atomic_store(&svc->max_payload, natsConnection_GetMaxPayload(svc->tp->nc_pub));
         atomic_store(&svc->extras.js, svc->tp->js);
@@ -193,6 +201,8 @@ static choreo_status set_up(choreo_service *svc)
     }
     if (s == CHOREO_OK)
         s = choreo__dispatch_start(svc);
+    if (s == CHOREO_OK)
+        s = choreo__sampler_start(svc);
     return s;
 }
 
@@ -212,6 +222,13 @@ choreo_status choreo_service_start(choreo_service *svc)
                                                  choreo__now_ms());
     if (rec != CHOREO_OK)
         return rec;
+    /* Up before NATS, so that a service waiting for its broker shows it. */
+    choreo_status up = choreo__exporter_start(svc);
+    if (up != CHOREO_OK) {
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"",
+                   CHOREO_SAFE(choreo_last_error()));
+        return up;
+    }
     atomic_store(&svc->stop_requested, false);
     atomic_store(&svc->stop, false);
     int64_t began = choreo__mono_us();
@@ -240,6 +257,7 @@ choreo_status choreo_service_start(choreo_service *svc)
             (svc->cfg->connect_wait_ms > 0 && waited_ms >= svc->cfg->connect_wait_ms)) {
             CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"",
                        CHOREO_SAFE(detail));
+            choreo__exporter_stop(svc);
             return choreo__fail(s, "%s", detail);
         }
         if (attempt == 1 || attempt % 10 == 0)
@@ -251,8 +269,10 @@ choreo_status choreo_service_start(choreo_service *svc)
              slept < CHOREO_CONNECT_RETRY_MS && !atomic_load(&svc->stop_requested);
              slept += CHOREO_STOP_SLICE_MS)
             choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
-        if (atomic_load(&svc->stop_requested))
+        if (atomic_load(&svc->stop_requested)) {
+            choreo__exporter_stop(svc);
             return choreo__fail(s, "stopped while starting: %s", detail);
+        }
     }
     svc->started = true;
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service started",
@@ -275,6 +295,7 @@ void choreo_service_wait(choreo_service *svc)
         return;
     bool was_started = svc->started;
     shut_down(svc);
+    choreo__exporter_stop(svc);
     if (was_started)
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service stopped", NULL);
 }
@@ -366,12 +387,15 @@ void choreo_service_destroy(choreo_service *svc)
     choreo__relay_destroy(svc->relay);
     choreo__store_close(svc->store);
     choreo__store_close(svc->cmd_store);
+    choreo__store_close(svc->sampler_store);
     choreo__dblock_release(&svc->dblock);
     choreo__queue_destroy(&svc->queue);
     choreo__extras_free(&svc->extras);
     free(svc->routes);
     free(svc->requests);
     choreo_config_destroy(svc->cfg);
+    choreo__mlog_free(&svc->batch_mlog);
+    choreo__metrics_free(&svc->metrics);
     pthread_mutex_destroy(&svc->cmd_lock);
     free(svc);
 }

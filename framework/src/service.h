@@ -13,6 +13,7 @@
 #include "extras.h"
 #include "latency.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "store.h"
 #include "transport.h"
@@ -28,6 +29,7 @@ typedef struct choreo_route {
     pthread_t fetcher;
     bool fetcher_started;
     struct choreo_service *svc;
+    choreo_route_metrics m;
 } choreo_route;
 
 typedef struct choreo_request_route {
@@ -37,9 +39,11 @@ typedef struct choreo_request_route {
     void *user;
     natsSubscription *sub;
     struct choreo_service *svc;
+    choreo_request_metrics m;
 } choreo_request_route;
 
 typedef struct choreo_relay choreo_relay;
+struct MHD_Daemon;
 
 struct choreo_stats_atomic {
     atomic_uint_fast64_t handled, duplicates, retried, parked, published, publish_errors,
@@ -69,6 +73,14 @@ struct choreo_service {
     atomic_int_fast64_t max_payload; /* the server's limit, 0 until connected */
     struct choreo_stats_atomic stats;
     choreo_latency relay_latency;
+    choreo_metrics metrics;
+    choreo_nats_watch watch;   /* the log and metrics the NATS callbacks report to */
+    choreo_mlog batch_mlog;    /* dispatcher thread: the batch's notes, counted at commit */
+    struct MHD_Daemon *httpd;  /* owner thread: the metrics endpoint, NULL when off */
+    char metrics_bound[300];   /* the address it listens on */
+    choreo_store *sampler_store; /* the sampler thread's connection */
+    pthread_t sampler;
+    bool sampler_started;      /* owner thread */
     uint64_t jitter_state;     /* dispatcher thread only */
     choreo_extras extras;      /* demonstration and testing machinery */
 };

@@ -92,15 +92,23 @@ void choreo__redact_urls(const char *urls, char *out, size_t cap)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-    const choreo_logger *log = closure;
+    const choreo_nats_watch *w = closure;
     if (natsConnection_IsClosed(nc))
         return; /* our own close at stop, not an outage */
-    CHOREO_LOG(log, CHOREO_LOG_WARN, "disconnected from NATS; reconnecting", NULL);
+    if (w->metrics)
+        atomic_fetch_add(&w->metrics->nats_down, 1);
+    CHOREO_LOG(w->log, CHOREO_LOG_WARN, "disconnected from NATS; reconnecting", NULL);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    const choreo_logger *log = closure;
+    const choreo_nats_watch *w = closure;
+    const choreo_logger *log = w->log;
+    if (w->metrics) {
+        atomic_fetch_add(&w->metrics->reconnects, 1);
+        if (atomic_fetch_sub(&w->metrics->nats_down, 1) <= 0)
+            atomic_store(&w->metrics->nats_down, 0);
+    }
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     char safe[256];
@@ -111,7 +119,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
                            void *closure)
 {
-    const choreo_logger *log = closure;
+    const choreo_logger *log = ((const choreo_nats_watch *)closure)->log;
     const char *detail = NULL;
     natsConnection_GetLastError(nc, &detail);
     if (err == NATS_NOT_PERMITTED) {
@@ -167,11 +175,11 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, CHOREO_NATS_TIMEOUT_MS);
     if (s == NATS_OK)
-        s = natsOptions_SetDisconnectedCB(o, on_disconnected, (void *)tp->log);
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, (void *)tp->watch);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)tp->log);
+        s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)tp->watch);
     if (s == NATS_OK)
-        s = natsOptions_SetErrorHandler(o, on_async_error, (void *)tp->log);
+        s = natsOptions_SetErrorHandler(o, on_async_error, (void *)tp->watch);
     if (s == NATS_OK && strcmp(cfg->nats_inbox_prefix, "_INBOX") != 0)
         s = natsOptions_SetCustomInboxPrefix(o, cfg->nats_inbox_prefix);
     choreo_status st = s == NATS_OK ? CHOREO_OK
@@ -191,13 +199,15 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
 }
 
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
-                                        const choreo_logger *log, const atomic_bool *stop,
+                                        const choreo_nats_watch *watch, const atomic_bool *stop,
                                         jsPubAckHandler js_ack_handler, void *ack_closure)
 {
     choreo_transport *tp = calloc(1, sizeof *tp);
     if (!tp)
         return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to NATS");
+    const choreo_logger *log = watch->log;
     tp->log = log;
+    tp->watch = watch;
     choreo_status st = build_options(tp, cfg);
     if (st != CHOREO_OK)
         goto fail;

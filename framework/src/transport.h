@@ -8,6 +8,14 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
+
+/* What the connection callbacks report to: the log, and the metrics'
+ * connection state (NULL: none). It must outlive the transport. */
+typedef struct choreo_nats_watch {
+    const choreo_logger *log;
+    choreo_metrics *metrics;
+} choreo_nats_watch;
 
 typedef struct choreo_transport {
     natsConnection *nc;     /* fetches, acks, requests: every write sent at once */
@@ -15,6 +23,7 @@ typedef struct choreo_transport {
     natsConnection *nc_pub; /* the relay's publishes: buffered, flushed per batch */
     jsCtx *js_pub;
     const choreo_logger *log;
+    const choreo_nats_watch *watch;
     natsOptions *opts;
 } choreo_transport;
 
@@ -27,7 +36,7 @@ typedef struct choreo_transport {
  * is not NULL, a second connection (nc_pub, js_pub) is opened for the
  * relay's asynchronous publishes, with that handler. */
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
-                                        const choreo_logger *log, const atomic_bool *stop,
+                                        const choreo_nats_watch *watch, const atomic_bool *stop,
                                         jsPubAckHandler js_ack_handler, void *ack_closure);
 
 /* Creates the stream when absent; checks that an existing one covers

@@ -66,6 +66,15 @@
 /* Slices of the waits of threads that must notice a stop promptly. */
 #define CHOREO_STOP_SLICE_MS 50
 
+/* The metrics endpoint: connections served at once and how long an idle
+ * one is kept; the sampler reads the backlog, the parked rows and the
+ * consumers' lag every CHOREO_METRICS_SAMPLE_MS, and gives a JetStream
+ * consumer info request CHOREO_METRICS_JS_WAIT_MS. */
+#define CHOREO_METRICS_CONNECTIONS 32
+#define CHOREO_METRICS_IDLE_S 10
+#define CHOREO_METRICS_SAMPLE_MS 2000
+#define CHOREO_METRICS_JS_WAIT_MS 2000
+
 /* The consumer name under which the relay parks an outbox row that the
  * broker refuses for good (too big, invalid): never a handler's consumer,
  * since those are <service>_<Type>. */

@@ -9,8 +9,9 @@
 #include <string.h>
 
 #include "clock.h"
-#include "envelope.h"
 #include "dispatch.h"
+#include "envelope.h"
+#include "exporter.h"
 #include "extras.h"
 #include "outbox.h"
 #include "relay.h"
@@ -134,6 +135,7 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
     if (s != CHOREO_OK)
         return s;
     tx->emitted++;
+    choreo__mlog_add(tx->mlog, ML_EMIT, -1, choreo__metrics_type(&svc->metrics, type), 0);
     if (id_out)
         memcpy(id_out, env.id, CHOREO_ID_SIZE);
     return CHOREO_OK;
@@ -159,6 +161,65 @@ choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_ms, const char *type, 
     return emit(tx, at_ms, 0, type, version, saga, data, data_len, id_out);
 }
 
+/* The unix milliseconds in a ULID saga id (choreo_saga_new), or -1. */
+static int64_t saga_start_ms(const char *saga)
+{
+    static const char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    if (strlen(saga) != 26 || !choreo__ulid_valid(saga, 26))
+        return -1;
+    int64_t ms = 0;
+    for (int i = 0; i < 10; i++) {
+        const char *d = strchr(digits, saga[i]);
+        if (!d)
+            return -1;
+        ms = ms * 32 + (d - digits);
+    }
+    return ms;
+}
+
+choreo_status choreo_tx_saga_end(choreo_tx *tx, const char *saga, choreo_saga_outcome outcome,
+                                 const char *reason)
+{
+    choreo__clear_error();
+    if (!tx)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_saga_end: tx must not be NULL");
+    if (!saga)
+        saga = tx->ev ? tx->ev->saga : NULL;
+    if (!saga || !choreo__saga_valid(saga, strlen(saga)))
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_saga_end: a valid saga id is needed (outside a handler, "
+                            "pass it explicitly)");
+    if ((unsigned)outcome > CHOREO_SAGA_TIMED_OUT)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_saga_end: unknown outcome %d",
+                            (int)outcome);
+    if (!reason)
+        reason = "";
+    size_t n = strlen(reason);
+    bool ok = n <= CHOREO_SAGA_REASON_MAX;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (reason[i] >= 'a' && reason[i] <= 'z') || (reason[i] >= '0' && reason[i] <= '9') ||
+             reason[i] == '_';
+    if (!ok)
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_saga_end: reason \"%.40s\" is not a short code of a-z "
+                            "0-9 _ (at most %d characters); it becomes a metric label, so "
+                            "keep the set small and put details in your own tables",
+                            reason, CHOREO_SAGA_REASON_MAX);
+    choreo_service *svc = tx->svc;
+    int64_t started = saga_start_ms(saga);
+    int64_t took_us = started >= 0 ? (choreo__now_ms() - started) * 1000 : -1;
+    choreo__mlog_add(tx->mlog, ML_SAGA, -1,
+                     choreo__metrics_saga(&svc->metrics, outcome, reason),
+                     took_us < 0 ? -1 : took_us);
+    CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "saga ended", "saga=%s outcome=%s reason=%s", saga,
+               outcome == CHOREO_SAGA_COMPLETED   ? "completed"
+               : outcome == CHOREO_SAGA_CANCELLED ? "cancelled"
+               : outcome == CHOREO_SAGA_FAILED    ? "failed"
+                                                  : "timed_out",
+               reason[0] ? reason : "-");
+    return CHOREO_OK;
+}
+
 choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
 {
     if (!svc || !out)
@@ -182,6 +243,8 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
     tx->st = svc->cmd_store;
     tx->command = true;
     tx->naive = &tx->naive_own;
+    tx->route = -1;
+    tx->mlog = &tx->mlog_own;
     *out = tx;
     return CHOREO_OK;
 }
@@ -196,12 +259,15 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
     choreo_service *svc = tx->svc;
     choreo_status s = choreo__extras_commit(&svc->extras, tx->st);
     pthread_mutex_unlock(&svc->cmd_lock);
+    if (s == CHOREO_OK)
+        choreo__metrics_commit(svc, &tx->mlog_own);
     if (s == CHOREO_OK && tx->emitted > 0) {
         choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);
         choreo__extras_committed(&svc->extras, &tx->naive_own);
         choreo__relay_wake(svc->relay);
     }
     choreo__naive_free(&tx->naive_own);
+    choreo__mlog_free(&tx->mlog_own);
     free(tx);
     return s;
 }
@@ -213,6 +279,7 @@ void choreo_tx_rollback(choreo_tx *tx)
     choreo__store_rollback(tx->st);
     pthread_mutex_unlock(&tx->svc->cmd_lock);
     choreo__naive_free(&tx->naive_own);
+    choreo__mlog_free(&tx->mlog_own);
     free(tx);
 }
 

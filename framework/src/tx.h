@@ -2,6 +2,7 @@
 #ifndef CHOREO_TX_H
 #define CHOREO_TX_H
 
+#include "metrics.h"
 #include "naive.h"
 #include "service.h"
 #include "trace.h"
@@ -10,6 +11,9 @@ struct choreo_tx {
     choreo_service *svc;
     choreo_store *st;
     const choreo_event *ev;  /* the event being handled, or NULL */
+    int route;               /* its handler's index in svc->routes, or -1 */
+    choreo_mlog *mlog;       /* notes counted at commit: the batch's, or mlog_own */
+    choreo_mlog mlog_own;    /* the notes of a command transaction */
     int emitted;             /* outbox rows written, to wake the relay */
     bool command;            /* begun by choreo_service_begin */
     char reason[256];        /* set by choreo_tx_set_reason */

@@ -181,7 +181,17 @@ static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *orde
             return CHOREO_RETRY;
         return shop_reject(tx, "no order %s in this service", order_id);
     }
-    choreo_status s;
+    /* The saga's outcome for the metrics, counted when this commits. */
+    choreo_status s = choreo_tx_saga_end(tx, order_id,
+                                         completed                        ? CHOREO_SAGA_COMPLETED
+                                         : reason == SHOP_REASON_DEADLINE ? CHOREO_SAGA_TIMED_OUT
+                                                                          : CHOREO_SAGA_CANCELLED,
+                                         code);
+    if (s != CHOREO_OK) {
+        shop_log(SHOP_ERROR, "cannot record the saga's end", "order=%s err=\"%s\"", order_id,
+                 choreo_last_error());
+        return CHOREO_RETRY;
+    }
     if (completed) {
         shop_order_completed ev;
         shop_order_completed_init(&ev);

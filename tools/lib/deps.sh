@@ -4,7 +4,8 @@
 # build-essential brings gcc's sanitizer runtimes (libasan8, libubsan1 and
 # libtsan2, through libgcc-12-dev) for the sanitizer builds of tools/test.
 CHOREO_PACKAGES="build-essential pkg-config meson ninja-build python3 nats-server \
-libnats-dev libmsgpack-dev libcriterion-dev libsqlite3-dev sqlite3 openssl"
+libnats-dev libmsgpack-dev libcriterion-dev libsqlite3-dev sqlite3 openssl \
+libmicrohttpd-dev prometheus"
 
 choreo_install_deps() {
     local missing=() p

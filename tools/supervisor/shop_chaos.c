@@ -1394,7 +1394,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-chaos", .log_level = o.log_level,
-                       .cancel = &interrupted };
+                       .metrics = true, .cancel = &interrupted };
     sup *s = NULL;
     if (sup_create(&s, &so) != 0)
         return 1;

@@ -303,10 +303,14 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            (long long)c->points_held);
     printf("\"idempotent_replays\": %ld, \"idempotent_replays_same\": %ld, "
            "\"requests_retried\": %ld, \"service_restarts\": %d, \"synchronous\": \"%s\", "
-           "\"secure\": %s, \"workdir\": %s%s%s}\n",
+           "\"secure\": %s, \"workdir\": %s%s%s, \"metrics\": {",
            j->st.replays, j->st.replays_same, atomic_load(&j->st.retried), r->restarts,
            o->synchronous, o->secure ? "true" : "false", r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
            r->kept ? "\"" : "");
+    for (int i = 0; i < sup_service_count(s); i++)
+        printf("%s\"%s\": \"http://%s/metrics\"", i ? ", " : "", sup_service_name(s, i),
+               sup_metrics_addr(s, i));
+    printf("}}\n");
 }
 
 static void print_text(const struct opts *o, const sup *s, const struct load_job *j,
@@ -341,8 +345,10 @@ static void print_keep(const sup *s, const char *build, FILE *f)
     fprintf(f, "  nats-server  %s  pid %d  store %s/nats\n", sup_url(s), (int)sup_broker_pid(s),
             sup_workdir(s));
     for (int i = 0; i < sup_service_count(s); i++)
-        fprintf(f, "  %-11s  pid %-7d db %s  log %s\n", sup_service_name(s, i),
-                (int)sup_service_pid(s, i), sup_db_path(s, i), sup_log_path(s, i));
+        fprintf(f, "  %-11s  pid %-7d db %s  log %s\n               metrics "
+                   "http://%s/metrics\n",
+                sup_service_name(s, i), (int)sup_service_pid(s, i), sup_db_path(s, i),
+                sup_log_path(s, i), sup_metrics_addr(s, i));
     if (secure.config[0])
         fprintf(f, "TLS and users are on (--secure): the shop client needs\n"
                    "  export CHOREO_TLS_CA=%s CHOREO_NATS_USER=%s "
@@ -361,9 +367,12 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                "GROUP BY 1, 2\"\n"
                "  %s/tools/choreoctl/choreoctl --nats-url %s saga SAGA_ID --dir %s   "
                "(the order id is the saga id)\n"
-               "  %s/tools/choreoctl/choreoctl --nats-url %s tail\n",
+               "  %s/tools/choreoctl/choreoctl --nats-url %s tail\n"
+               "  %s/tools/choreoctl/choreoctl --nats-url %s status --dir %s\n"
+               "  curl -s http://%s/metrics   (every service has its endpoint, above)\n",
             build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_workdir(s),
-            sup_workdir(s), build, sup_url(s), sup_workdir(s), build, sup_url(s));
+            sup_workdir(s), build, sup_url(s), sup_workdir(s), build, sup_url(s), build,
+            sup_url(s), sup_workdir(s), sup_metrics_addr(s, 0));
 }
 
 /* Waits until every placed order is final, showing progress on a terminal
@@ -532,7 +541,7 @@ int main(int argc, char **argv)
                               "build first (tools/demo does), or pass --build-dir") != 0)
         return 2;
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-demo", .log_level = o.log_level,
-                       .cancel = &interrupted };
+                       .metrics = true, .cancel = &interrupted };
     sup *s = NULL;
     if (sup_create(&s, &so) != 0)
         return 1;

@@ -6,12 +6,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +34,7 @@ struct child {
     char binary[512];
     char db[600];
     char log[600];
+    char metrics[32]; /* --metrics-addr, "" when off */
     char *args[MAX_ARGS];
     int nargs;
     char *env[MAX_ENV];
@@ -114,6 +118,22 @@ int sup_create(sup **out, const sup_options *opts)
     return 0;
 }
 
+/* A loopback port nobody listens on now (the kernel's pick). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
 int sup_add_service(sup *s, const sup_service_spec *spec)
 {
     int nargs = 0, nenv = 0;
@@ -121,7 +141,7 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
         nargs++;
     while (spec->env && spec->env[nenv])
         nenv++;
-    if (nargs > MAX_ARGS - 12 || nenv > MAX_ENV) {
+    if (nargs > MAX_ARGS - 13 || nenv > MAX_ENV) {
         fprintf(stderr, "supervisor: service %s has too many arguments or variables\n",
                 spec->name);
         return -1;
@@ -144,6 +164,15 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
         c->env[c->nenv++] = dup_or_die(spec->env[i]);
     c->ping = spec->ping;
     c->status = -1;
+    if (s->opt.metrics) {
+        int port = free_port();
+        if (port < 0) {
+            fprintf(stderr, "supervisor: no free loopback port for %s's metrics: %s\n",
+                    spec->name, strerror(errno));
+            return -1;
+        }
+        snprintf(c->metrics, sizeof c->metrics, "127.0.0.1:%d", port);
+    }
     return s->nkids++;
 }
 
@@ -293,6 +322,10 @@ int sup_start_service(sup *s, int i)
     argv[n++] = s->prefix;
     argv[n++] = "--log-level";
     argv[n++] = s->log_level;
+    if (c->metrics[0]) {
+        argv[n++] = "--metrics-addr";
+        argv[n++] = c->metrics;
+    }
     for (int k = 0; k < c->nargs; k++)
         argv[n++] = c->args[k];
     argv[n] = NULL;
@@ -537,6 +570,11 @@ const char *sup_db_path(const sup *s, int i)
 const char *sup_log_path(const sup *s, int i)
 {
     return valid(s, i) ? s->kids[i].log : "";
+}
+
+const char *sup_metrics_addr(const sup *s, int i)
+{
+    return valid(s, i) ? s->kids[i].metrics : "";
 }
 
 pid_t sup_broker_pid(const sup *s)

@@ -41,6 +41,9 @@ typedef struct sup_options {
     int stop_timeout_ms;
     /* How long start waits for a service to answer Ping, in ms [20000]. */
     int ready_timeout_ms;
+    /* Give every service a metrics endpoint (--metrics-addr) on a free
+     * loopback port, the same one across its restarts. */
+    bool metrics;
     /* When not NULL and set non-zero (say by a signal handler), waiting for
      * a service to answer gives up at once. */
     volatile sig_atomic_t *cancel;
@@ -127,6 +130,7 @@ int sup_service_starts(const sup *s, int i);        /* times started */
 int sup_service_exit_status(const sup *s, int i);   /* last waitpid status, -1 if none */
 const char *sup_db_path(const sup *s, int i);
 const char *sup_log_path(const sup *s, int i);
+const char *sup_metrics_addr(const sup *s, int i);  /* 127.0.0.1:PORT, "" when off */
 pid_t sup_broker_pid(const sup *s);                 /* 0 when not running */
 const char *sup_url(const sup *s);                  /* nats://127.0.0.1:PORT, "" before start */
 const char *sup_workdir(const sup *s);

@@ -1,0 +1,401 @@
+/* The metrics endpoint (metrics_addr) against a real nats-server: the
+ * counters equal what the handlers did (done, retry, reject, duplicate,
+ * compensations, late actions, saga ends, requests, emits, publishes), the
+ * sampler's gauges show the parked rows, the delayed rows and the
+ * consumers' lag, promtool accepts the output, NATS connected follows a
+ * broker outage (also while start still waits for its broker), and a bad or
+ * taken address fails with an error that names it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "support.h"
+
+/* ---- a minimal HTTP client ------------------------------------------- */
+
+/* Sends "METHOD path" to 127.0.0.1:port; returns the status code (-1 when
+ * the connection failed) and the body in buf. */
+static int http(int port, const char *method, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    ssize_t got;
+    while (len + 1 < cap && (got = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)got;
+    close(fd);
+    buf[len] = '\0';
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    char *body = strstr(buf, "\r\n\r\n");
+    if (body)
+        memmove(buf, body + 4, strlen(body + 4) + 1);
+    return status;
+}
+
+/* The value of the series named exactly by series (name{labels}), or -1. */
+static double value_of(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return -1;
+}
+
+struct scrape {
+    int port;
+    const char *series;
+    double want;
+    char text[131072];
+};
+
+static bool series_is(void *arg)
+{
+    struct scrape *s = arg;
+    return http(s->port, "GET", "/metrics", s->text, sizeof s->text) == 200 &&
+           value_of(s->text, s->series) == s->want;
+}
+
+/* Polls the endpoint until series has the value want (up to timeout_ms). */
+static void expect(int port, const char *series, double want, int timeout_ms)
+{
+    static struct scrape s;
+    s.port = port;
+    s.series = series;
+    s.want = want;
+    bool ok = support_wait(series_is, &s, timeout_ms);
+    cr_assert(ok, "%s is %g, not %g, after %d ms; the endpoint says:\n%s", series,
+              value_of(s.text, series), want, timeout_ms, s.text);
+}
+
+/* ---- the handlers ----------------------------------------------------- */
+
+/* Work {n}: the barrier's action on its saga, then by n % 4: 0 rejects,
+ * 1 asks to retry once, 2 completes its saga, 3 cancels it. */
+static choreo_result on_work(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    (void)user;
+    bool run = false;
+    if (choreo_tx_barrier(tx, NULL, "step", CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
+        return CHOREO_RETRY;
+    if (!run)
+        return CHOREO_DONE; /* late: its compensation came first */
+    int64_t n = support_data_n(ev);
+    if (n % 4 == 0) {
+        choreo_tx_set_reason(tx, "n is a multiple of 4");
+        return CHOREO_REJECT;
+    }
+    if (n % 4 == 1)
+        return ev->attempt == 1 ? CHOREO_RETRY : CHOREO_DONE;
+    choreo_status s = n % 4 == 2 ? choreo_tx_saga_end(tx, NULL, CHOREO_SAGA_COMPLETED, NULL)
+                                 : choreo_tx_saga_end(tx, NULL, CHOREO_SAGA_CANCELLED, "no_stock");
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_REJECT;
+}
+
+static choreo_result on_undo(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    (void)ev;
+    (void)user;
+    bool run = false;
+    return choreo_tx_barrier(tx, NULL, "step", CHOREO_BARRIER_COMPENSATION, &run) == CHOREO_OK
+               ? CHOREO_DONE
+               : CHOREO_RETRY;
+}
+
+static choreo_result on_echo(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                             void *user)
+{
+    (void)tx;
+    (void)user;
+    (void)reply;
+    return len == 2 && memcmp(req, "ok", 2) == 0 ? CHOREO_DONE : CHOREO_REJECT;
+}
+
+static choreo_service *metered(const char *dir, const char *url, int port)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(dir, "m", url, addr, "log_level=error",
+                                        "retry_base_ms=50", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Work", on_work, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on(svc, "Undo", on_undo, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on_request(svc, "Echo", on_echo, NULL), CHOREO_OK);
+    return svc;
+}
+
+/* Publishes the outbox body of event id again under another Nats-Msg-Id:
+ * the stream keeps it, the inbox must drop it. */
+static void republish(const char *url, const char *dir, const char *id)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/m.db", dir);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT subject, body FROM choreo_outbox WHERE event_id = ?1",
+                                    -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    natsConnection *nc;
+    jsCtx *js;
+    natsMsg *m;
+    jsPubAck *pa = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
+                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", "another-msg-id");
+    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void request(const char *url, const char *body)
+{
+    natsConnection *nc;
+    natsMsg *reply = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_RequestString(&reply, nc, "choreo-rpc.m.Echo", body, 5000),
+                 NATS_OK);
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+}
+
+#define H(consumer, type, outcome)                                                           \
+    "choreo_events_handled_total{service=\"m\",consumer=\"" consumer "\",type=\"" type       \
+    "\",outcome=\"" outcome "\"}"
+
+Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    int port = support_free_port();
+    choreo_service *svc = metered(dir, server.url, port);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+
+    char sagas[8][CHOREO_ID_SIZE], ids[8][CHOREO_ID_SIZE];
+    for (int n = 0; n < 8; n++) {
+        choreo_saga_new(sagas[n]);
+        support_emit(svc, "Work", sagas[n], n, ids[n]);
+    }
+    expect(port, H("m_Work", "Work", "done"), 6, 20000);
+    expect(port, H("m_Work", "Work", "retry"), 2, 5000);
+    expect(port, H("m_Work", "Work", "reject"), 2, 5000);
+    /* Compensations: two whose action ran, and one for a saga whose action
+     * never came (null), whose late action is then skipped. */
+    char fresh[CHOREO_ID_SIZE];
+    choreo_saga_new(fresh);
+    support_emit(svc, "Undo", sagas[2], 0, NULL);
+    support_emit(svc, "Undo", sagas[3], 0, NULL);
+    support_emit(svc, "Undo", fresh, 0, NULL);
+    expect(port, H("m_Undo", "Undo", "done"), 3, 20000);
+    support_emit(svc, "Work", fresh, 2, NULL);
+    expect(port, H("m_Work", "Work", "done"), 7, 20000);
+    republish(server.url, dir, ids[2]);
+    expect(port, H("m_Work", "Work", "duplicate"), 1, 20000);
+    request(server.url, "ok");
+    request(server.url, "no");
+    /* A delayed event, due in an hour, and an event nobody handles. */
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    cr_assert_eq(choreo_tx_emit_after(tx, 3600000, "Later", 1, fresh, NULL, 0, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+
+    expect(port, "choreo_outbox_delayed{service=\"m\"}", 1, 10000);
+    expect(port, "choreo_parked_messages{service=\"m\",consumer=\"m_Work\",type=\"Work\"}", 2,
+           10000);
+    expect(port, "choreo_outbox_pending{service=\"m\"}", 0, 10000);
+    expect(port, "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Work\"}", 0, 10000);
+    expect(port, "choreo_consumer_ack_pending_messages{service=\"m\",consumer=\"m_Undo\"}", 0,
+           10000);
+    expect(port, "choreo_requests_total{service=\"m\",request=\"Echo\",outcome=\"reject\"}", 1,
+           5000);
+
+    static char text[131072];
+    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    struct {
+        const char *series;
+        double want;
+    } want[] = {
+        { H("m_Work", "Work", "done"), 7 },
+        { H("m_Work", "Work", "retry"), 2 },
+        { H("m_Work", "Work", "reject"), 2 },
+        { H("m_Work", "Work", "duplicate"), 1 },
+        { H("m_Work", "Work", "parked"), 0 },
+        { H("m_Undo", "Undo", "done"), 3 },
+        { "choreo_parked_total{service=\"m\",consumer=\"m_Work\",type=\"Work\"}", 2 },
+        { "choreo_compensations_total{service=\"m\",consumer=\"m_Undo\",type=\"Undo\","
+          "result=\"run\"}", 2 },
+        { "choreo_compensations_total{service=\"m\",consumer=\"m_Undo\",type=\"Undo\","
+          "result=\"null\"}", 1 },
+        { "choreo_late_actions_skipped_total{service=\"m\",consumer=\"m_Work\",type=\"Work\"}", 1 },
+        { "choreo_compensations_parked_total{service=\"m\",consumer=\"m_Undo\",type=\"Undo\"}", 0 },
+        { "choreo_sagas_total{service=\"m\",outcome=\"completed\",reason=\"\"}", 2 },
+        { "choreo_sagas_total{service=\"m\",outcome=\"cancelled\",reason=\"no_stock\"}", 2 },
+        { "choreo_saga_duration_seconds_count{service=\"m\",outcome=\"completed\"}", 2 },
+        { "choreo_events_emitted_total{service=\"m\",type=\"Work\"}", 9 },
+        { "choreo_events_emitted_total{service=\"m\",type=\"Undo\"}", 3 },
+        { "choreo_events_emitted_total{service=\"m\",type=\"Later\"}", 1 },
+        { "choreo_events_published_total{service=\"m\",type=\"Work\"}", 9 },
+        { "choreo_events_published_total{service=\"m\",type=\"Later\"}", -1 },
+        { "choreo_requests_total{service=\"m\",request=\"Echo\",outcome=\"done\"}", 1 },
+        { "choreo_requests_total{service=\"m\",request=\"Echo\",outcome=\"reject\"}", 1 },
+        { "choreo_request_duration_seconds_count{service=\"m\",request=\"Echo\"}", 2 },
+        { "choreo_handler_duration_seconds_count{service=\"m\",consumer=\"m_Work\","
+          "type=\"Work\"}", 11 },
+        { "choreo_nats_connected{service=\"m\"}", 1 },
+        { "choreo_publish_failures_total{service=\"m\"}", 0 },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_eq(value_of(text, want[i].series), want[i].want, "%s is %g, not %g",
+                     want[i].series, value_of(text, want[i].series), want[i].want);
+    cr_expect(strstr(text, "\nchoreo_service_info{service=\"m\",version=\""), "%s", text);
+    /* A histogram's buckets are cumulative and end at its count. */
+    double inf = value_of(text, "choreo_relay_latency_seconds_bucket{service=\"m\",le=\"+Inf\"}");
+    cr_expect_eq(inf, value_of(text, "choreo_relay_latency_seconds_count{service=\"m\"}"));
+    cr_expect_eq(inf, 12, "12 events were published: the relay latency counts %g", inf);
+
+    /* promtool, Prometheus's own checker, finds nothing to say. */
+    char path[600], cmd[1200], out[4096];
+    snprintf(path, sizeof path, "%s/metrics.txt", dir);
+    support_write_file(path, text);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s > %s/promtool.out 2>&1", path, dir);
+    int rc = system(cmd);
+    snprintf(path, sizeof path, "%s/promtool.out", dir);
+    support_slurp(path, out, sizeof out);
+    cr_expect(rc == 0 && out[0] == '\0',
+              "promtool check metrics (exit %d; install the Debian package prometheus if it is "
+              "missing) says:\n%s", rc, out);
+
+    /* Anything but GET /metrics gets an answer that says where to look. */
+    cr_assert_eq(http(port, "GET", "/", text, sizeof text), 404);
+    cr_assert(strstr(text, "/metrics"), "%s", text);
+    cr_assert_eq(http(port, "POST", "/metrics", text, sizeof text), 405);
+    choreo_service_destroy(svc);
+    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), -1,
+                 "the endpoint outlived its service");
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(metrics, a_bad_or_taken_address_is_refused_with_its_name, .timeout = 60)
+{
+    choreo_config *cfg;
+    cr_assert_eq(choreo_config_create(&cfg), CHOREO_OK);
+    const char *bad[] = { "9464", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:94x4", ":9464" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(choreo_config_set(cfg, "metrics_addr", bad[i]), CHOREO_ECONFIG, "%s", bad[i]);
+        cr_assert(strstr(choreo_last_error(), "host:port"), "%s", choreo_last_error());
+    }
+    cr_assert_eq(choreo_config_set(cfg, "metrics_addr", ""), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(cfg, "metrics_addr", "[::1]:9464"), CHOREO_OK);
+    choreo_config_destroy(cfg);
+
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    /* Someone else listens on the port. */
+    int port = support_free_port();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    choreo_service *svc = metered(dir, server.url, port);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_ECONFIG);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    cr_assert(strstr(choreo_last_error(), "metrics_addr") && strstr(choreo_last_error(), want) &&
+                  strstr(choreo_last_error(), strerror(EADDRINUSE)),
+              "%s", choreo_last_error());
+    /* Once the port is free the same service starts. */
+    close(fd);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    static char text[65536];
+    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    choreo_service_destroy(svc);
+
+    /* An address of no interface of this machine. */
+    choreo_config *c2 = support_config(dir, "m2", server.url, "metrics_addr=192.0.2.1:9464",
+                                       "log_level=error", NULL);
+    choreo_service *s2 = support_service(c2);
+    choreo_config_destroy(c2);
+    cr_assert_eq(choreo_service_start(s2), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "192.0.2.1:9464"), "%s", choreo_last_error());
+    choreo_service_destroy(s2);
+    natsd_stop(&server, SIGTERM);
+}
+
+struct starter {
+    choreo_service *svc;
+    choreo_status s;
+    atomic_bool done;
+};
+
+static void *start_main(void *arg)
+{
+    struct starter *st = arg;
+    st->s = choreo_service_start(st->svc);
+    atomic_store(&st->done, true);
+    return NULL;
+}
+
+Test(metrics, nats_connected_follows_the_broker, .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    natsd_stop(&server, SIGTERM);
+    /* The endpoint is up while start still waits for its broker. */
+    int port = support_free_port();
+    struct starter st = { .svc = metered(dir, server.url, port) };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
+    expect(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
+    cr_assert(!atomic_load(&st.done));
+    cr_assert_eq(natsd_restart(&server), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(st.s, CHOREO_OK, "%s", choreo_last_error());
+    expect(port, "choreo_nats_connected{service=\"m\"}", 1, 5000);
+    expect(port, "choreo_nats_reconnects_total{service=\"m\"}", 0, 1000);
+    /* An outage and the way back. */
+    natsd_stop(&server, SIGKILL);
+    expect(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
+    cr_assert_eq(natsd_restart(&server), 0);
+    expect(port, "choreo_nats_connected{service=\"m\"}", 1, 20000);
+    static char text[65536];
+    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    cr_assert_geq(value_of(text, "choreo_nats_reconnects_total{service=\"m\"}"), 1, "%s", text);
+    choreo_service_destroy(st.svc);
+    natsd_stop(&server, SIGTERM);
+}
