@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,10 +30,11 @@ struct opts {
     long per_tx;
     long lat_events;
     long lat_rate;
+    long metrics_pairs;
     const char *synchronous;
     bool json;
     /* consumer role */
-    const char *role, *url, *db, *type;
+    const char *role, *url, *db, *type, *metrics_addr;
 };
 
 static int64_t now_us(void)
@@ -213,7 +218,8 @@ static int consumer_main(const struct opts *o)
         choreo_config_set(cfg, "db", o->db) != CHOREO_OK ||
         choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
         choreo_config_set(cfg, "synchronous", o->synchronous) != CHOREO_OK ||
-        choreo_config_set(cfg, "log_level", "warn") != CHOREO_OK)
+        choreo_config_set(cfg, "log_level", "warn") != CHOREO_OK ||
+        (o->metrics_addr && choreo_config_set(cfg, "metrics_addr", o->metrics_addr) != CHOREO_OK))
         die("consumer config", choreo_last_error());
     struct consumer c = { .want = o->events };
     c.lat = calloc((size_t)o->events, sizeof *c.lat);
@@ -254,7 +260,7 @@ struct child {
 };
 
 static struct child spawn_consumer(const struct opts *o, const char *db, const char *type,
-                                   long events)
+                                   long events, const char *metrics_addr)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -266,7 +272,8 @@ static struct child spawn_consumer(const struct opts *o, const char *db, const c
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         execl("/proc/self/exe", "choreo-bench", "--role", "consumer", "--url", o->url, "--db", db,
-              "--type", type, "--events", n, "--synchronous", o->synchronous, (char *)NULL);
+              "--type", type, "--events", n, "--synchronous", o->synchronous,
+              metrics_addr ? "--metrics-addr" : (char *)NULL, metrics_addr, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -299,11 +306,12 @@ static struct result wait_consumer(struct child c)
     return r;
 }
 
-static choreo_service *producer(const struct opts *o, const char *db)
+static choreo_service *producer(const struct opts *o, const char *db, const char *metrics_addr)
 {
     choreo_config *cfg;
     choreo_service *svc;
     if (choreo_config_create(&cfg) != CHOREO_OK ||
+        (metrics_addr && choreo_config_set(cfg, "metrics_addr", metrics_addr) != CHOREO_OK) ||
         choreo_config_set(cfg, "service", "benchsource") != CHOREO_OK ||
         choreo_config_set(cfg, "db", db) != CHOREO_OK ||
         choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
@@ -335,27 +343,134 @@ static void emit_batch(choreo_service *svc, const char *type, long count)
         die("commit", choreo_last_error());
 }
 
+/* ---- metrics on and off ---- */
+
+/* A loopback port that was free a moment ago. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        die("free port", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Reads http://127.0.0.1:port/metrics once; returns the bytes read. */
+static long scrape(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    long total = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+        if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
+            char buf[16384];
+            for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;)
+                total += n;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return total;
+}
+
+/* Reads both services' endpoints every second while a run goes, as a
+ * Prometheus server would: serving metrics includes being read. */
+struct scraper {
+    int ports[2];
+    atomic_bool stop;
+    long scrapes;
+};
+
+static void *scrape_main(void *arg)
+{
+    struct scraper *sc = arg;
+    while (!atomic_load(&sc->stop)) {
+        for (int i = 0; i < 2; i++)
+            if (scrape(sc->ports[i]) > 0)
+                sc->scrapes++;
+        for (int slept = 0; slept < 1000 && !atomic_load(&sc->stop); slept += 50)
+            sleep_us(50000);
+    }
+    return NULL;
+}
+
+/* One hop run on fresh databases and a fresh event type BenchHop<tag>:
+ * o->events events in transactions of o->per_tx, with or without metrics
+ * endpoints (scraped every second). Returns events/s from the first emit
+ * to the consumer's last commit. */
+static double hop_run(const struct opts *o, const char *dir, const char *tag, bool metrics,
+                      struct result *out)
+{
+    char db_a[300], db_b[300], type[64], addr_a[32], addr_b[32];
+    snprintf(db_a, sizeof db_a, "%s/source-%s.db", dir, tag);
+    snprintf(db_b, sizeof db_b, "%s/sink-%s.db", dir, tag);
+    snprintf(type, sizeof type, "BenchHop%s", tag);
+    struct scraper sc = { .ports = { free_port(), free_port() } };
+    snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", sc.ports[0]);
+    snprintf(addr_b, sizeof addr_b, "127.0.0.1:%d", sc.ports[1]);
+    struct child c = spawn_consumer(o, db_b, type, o->events, metrics ? addr_b : NULL);
+    choreo_service *src = producer(o, db_a, metrics ? addr_a : NULL);
+    pthread_t t;
+    if (metrics && pthread_create(&t, NULL, scrape_main, &sc) != 0)
+        die("scraper", strerror(errno));
+    int64_t start = now_us();
+    for (long done = 0; done < o->events; done += o->per_tx)
+        emit_batch(src, type, o->events - done < o->per_tx ? o->events - done : o->per_tx);
+    struct result r = wait_consumer(c);
+    if (metrics) {
+        atomic_store(&sc.stop, true);
+        pthread_join(t, NULL);
+        if (sc.scrapes == 0)
+            die("metrics", "no endpoint could be read during the run");
+    }
+    choreo_service_destroy(src);
+    if (out)
+        *out = r;
+    return (double)o->events / ((double)(r.last_us - start) / 1e6);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, long n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: choreo-bench [--events N] [--per-tx K] [--latency-events M]\n"
-            "                    [--latency-rate R] [--synchronous full|normal] [--json]\n"
+            "                    [--latency-rate R] [--synchronous full|normal]\n"
+            "                    [--metrics-pairs P] [--json]\n"
             "  --events N          events in the raw and the hop throughput runs [20000]\n"
             "  --per-tx K          events the producer emits per transaction [100]\n"
             "  --latency-events M  events in the paced latency run [1000]\n"
             "  --latency-rate R    events per second in the latency run, one per transaction [500]\n"
             "  --synchronous S     SQLite synchronous setting of both services [full]\n"
+            "  --metrics-pairs P   hop runs with metrics endpoints off and on, alternating, P\n"
+            "                      of each; their medians are compared [3]\n"
             "  --json              print one JSON object\n");
 }
 
 int main(int argc, char **argv)
 {
     struct opts o = { .events = 20000, .per_tx = 100, .lat_events = 1000, .lat_rate = 500,
-                      .synchronous = "full", .role = "main" };
+                      .metrics_pairs = 3, .synchronous = "full", .role = "main" };
     static const struct option longs[] = {
         { "events", 1, 0, 'n' }, { "per-tx", 1, 0, 'k' }, { "latency-events", 1, 0, 'm' },
         { "latency-rate", 1, 0, 'r' }, { "synchronous", 1, 0, 's' }, { "json", 0, 0, 'j' },
         { "role", 1, 0, 'R' }, { "url", 1, 0, 'u' }, { "db", 1, 0, 'd' }, { "type", 1, 0, 't' },
+        { "metrics-pairs", 1, 0, 'P' }, { "metrics-addr", 1, 0, 'M' },
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
@@ -369,14 +484,18 @@ int main(int argc, char **argv)
         case 'u': o.url = optarg; break;
         case 'd': o.db = optarg; break;
         case 't': o.type = optarg; break;
+        case 'P': o.metrics_pairs = strtol(optarg, NULL, 10); break;
+        case 'M': o.metrics_addr = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1) {
+    if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1 ||
+        o.metrics_pairs < 1 || o.metrics_pairs > 50) {
         fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers\n");
         return 2;
     }
+    umask(077); /* databases of business rows are private */
     if (strcmp(o.role, "consumer") == 0)
         return consumer_main(&o);
 
@@ -390,25 +509,18 @@ int main(int argc, char **argv)
         die("nats-server", "could not start");
     o.url = server.url;
 
-    /* (b) first, in child processes, before this process starts nats.c
-     * threads of its own. */
-    char db_a[300], db_b[300];
-    snprintf(db_b, sizeof db_b, "%s/sink1.db", dir);
-    snprintf(db_a, sizeof db_a, "%s/source1.db", dir);
-    struct child c1 = spawn_consumer(&o, db_b, "BenchHop", o.events);
-    choreo_service *src = producer(&o, db_a);
-    int64_t start = now_us();
-    for (long done = 0; done < o.events; done += o.per_tx)
-        emit_batch(src, "BenchHop", o.events - done < o.per_tx ? o.events - done : o.per_tx);
-    struct result hop = wait_consumer(c1);
-    double hop_rate = (double)o.events / ((double)(hop.last_us - start) / 1e6);
-    choreo_service_destroy(src);
+    /* The hop as a service runs it: metrics endpoints on, read every second. */
+    struct result hop;
+    double hop_rate = hop_run(&o, dir, "Main", true, &hop);
 
     /* latency: one event per transaction at a steady rate */
-    snprintf(db_b, sizeof db_b, "%s/sink2.db", dir);
-    snprintf(db_a, sizeof db_a, "%s/source2.db", dir);
-    struct child c2 = spawn_consumer(&o, db_b, "BenchLat", o.lat_events);
-    src = producer(&o, db_a);
+    char db_a[300], db_b[300], addr_a[32], addr_b[32];
+    snprintf(db_b, sizeof db_b, "%s/sink-lat.db", dir);
+    snprintf(db_a, sizeof db_a, "%s/source-lat.db", dir);
+    snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", free_port());
+    snprintf(addr_b, sizeof addr_b, "127.0.0.1:%d", free_port());
+    struct child c2 = spawn_consumer(&o, db_b, "BenchLat", o.lat_events, addr_b);
+    choreo_service *src = producer(&o, db_a, addr_a);
     int64_t gap = 1000000 / o.lat_rate, next = now_us();
     for (long i = 0; i < o.lat_events; i++) {
         emit_batch(src, "BenchLat", 1);
@@ -422,6 +534,29 @@ int main(int argc, char **argv)
     choreo_service_stats(src, &st);
     choreo_service_destroy(src);
 
+    /* What the metrics cost: hop runs with the endpoints off and on,
+     * alternating which goes first so that a drift of the machine falls
+     * on both. */
+    double *off = calloc((size_t)o.metrics_pairs, sizeof *off);
+    double *on = calloc((size_t)o.metrics_pairs, sizeof *on);
+    if (!off || !on)
+        die("metrics runs", "out of memory");
+    for (long i = 0; i < o.metrics_pairs; i++) {
+        char tag_off[16], tag_on[16];
+        snprintf(tag_off, sizeof tag_off, "Off%ld", i);
+        snprintf(tag_on, sizeof tag_on, "On%ld", i);
+        if (i % 2 == 0) {
+            off[i] = hop_run(&o, dir, tag_off, false, NULL);
+            on[i] = hop_run(&o, dir, tag_on, true, NULL);
+        } else {
+            on[i] = hop_run(&o, dir, tag_on, true, NULL);
+            off[i] = hop_run(&o, dir, tag_off, false, NULL);
+        }
+    }
+    double off_med = median(off, o.metrics_pairs), on_med = median(on, o.metrics_pairs);
+    free(off);
+    free(on);
+
     double raw_rate = raw_pipeline(server.url, o.events);
     natsd_stop(&server, SIGTERM);
     long rss = hop.rss_kb > lat.rss_kb ? hop.rss_kb : lat.rss_kb;
@@ -430,9 +565,12 @@ int main(int argc, char **argv)
         printf("{\"events\": %ld, \"per_tx\": %ld, \"synchronous\": \"%s\", "
                "\"raw_events_per_s\": %.0f, \"hop_events_per_s\": %.0f, \"hop_ratio\": %.3f, "
                "\"relay_p50_us\": %" PRId64 ", \"relay_p99_us\": %" PRId64 ", "
-               "\"hop_p50_us\": %" PRId64 ", \"hop_p99_us\": %" PRId64 ", \"service_rss_kb\": %ld}\n",
+               "\"hop_p50_us\": %" PRId64 ", \"hop_p99_us\": %" PRId64 ", \"service_rss_kb\": %ld, "
+               "\"metrics_pairs\": %ld, \"hop_metrics_off_events_per_s\": %.0f, "
+               "\"hop_metrics_on_events_per_s\": %.0f, \"metrics_on_off_ratio\": %.3f}\n",
                o.events, o.per_tx, o.synchronous, raw_rate, hop_rate, ratio, st.relay_p50_us,
-               st.relay_p99_us, lat.p50, lat.p99, rss);
+               st.relay_p99_us, lat.p50, lat.p99, rss, o.metrics_pairs, off_med, on_med,
+               on_med / off_med);
     } else {
         printf("choreo-bench: %ld events, %ld per producer transaction, synchronous=%s\n",
                o.events, o.per_tx, o.synchronous);
@@ -443,6 +581,10 @@ int main(int argc, char **argv)
                st.relay_p50_us, st.relay_p99_us);
         printf("  emit->handled            p50 %6" PRId64 " us   p99 %6" PRId64 " us\n", lat.p50, lat.p99);
         printf("  consumer peak RSS        %10ld KiB\n", rss);
+        printf("  metrics endpoints off    %10.0f events/s   (median of %ld hop runs)\n", off_med,
+               o.metrics_pairs);
+        printf("  metrics endpoints on     %10.0f events/s   (ratio on/off %.3f)\n", on_med,
+               on_med / off_med);
     }
     return 0;
 }
