@@ -296,6 +296,20 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
               "promtool check metrics (exit %d; install the Debian package prometheus if it is "
               "missing) says:\n%s", rc, out);
 
+    /* Clients that connect and never finish their request take a
+     * connection each, not the endpoint: a scrape still gets its answer. */
+    int idle[8];
+    for (int i = 0; i < 8; i++) {
+        idle[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert_eq(connect(idle[i], (struct sockaddr *)&a, sizeof a), 0);
+        cr_assert_eq(write(idle[i], "GET /metr", 9), 9);
+    }
+    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    for (int i = 0; i < 8; i++)
+        close(idle[i]);
+
     /* Anything but GET /metrics gets an answer that says where to look. */
     cr_assert_eq(http(port, "GET", "/", text, sizeof text), 404);
     cr_assert(strstr(text, "/metrics"), "%s", text);
