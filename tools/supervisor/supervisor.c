@@ -118,20 +118,37 @@ int sup_create(sup **out, const sup_options *opts)
     return 0;
 }
 
-/* A loopback port nobody listens on now (the kernel's pick). */
-static int free_port(void)
+/* A loopback port free now, below Linux's default range of ports for
+ * outgoing connections (32768-60999): a service keeps its metrics port
+ * across restarts, and a port from that range could be taken meanwhile as
+ * the local end of some connection, so that the restart could not bind it. */
+static int free_port(const sup *s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int attempt = 0; attempt < 200; attempt++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 20000 + (int)((seed >> 8) % 12000);
+        char mine[32];
+        snprintf(mine, sizeof mine, "127.0.0.1:%d", port);
+        bool taken = false;
+        for (int i = 0; i < s->nkids && !taken; i++)
+            taken = strcmp(s->kids[i].metrics, mine) == 0;
+        if (taken)
+            continue;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    errno = EADDRINUSE;
+    return -1;
 }
 
 int sup_add_service(sup *s, const sup_service_spec *spec)
@@ -165,7 +182,7 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
     c->ping = spec->ping;
     c->status = -1;
     if (s->opt.metrics) {
-        int port = free_port();
+        int port = free_port(s);
         if (port < 0) {
             fprintf(stderr, "supervisor: no free loopback port for %s's metrics: %s\n",
                     spec->name, strerror(errno));
