@@ -144,6 +144,7 @@ struct tally {
     long lost_events, lost_sagas, duplicated_events, duplicated_sagas, pending;
     long unknown_orders; /* placed (the client got an id) but not in the order database */
     long parked, parked_retried, still_parked, retry_failures;
+    int metrics_unanswered; /* endpoints that did not answer, or not connected, at the end */
 };
 
 static int64_t now_ms(void)
@@ -1033,12 +1034,12 @@ static void print_json(const struct outcome *r)
            measured(t, t->duplicated_events), measured(t, t->parked),
            measured(t, t->parked_retried), measured(t, t->still_parked), t->retry_failures);
     printf("\"invariants_ok\": %s, \"violations\": %zu, \"completed\": %lld, "
-           "\"cancelled\": %lld, \"sanitizer_reports\": %ld, \"unexpected_exits\": %d, "
-           "\"unexpected\": [",
+           "\"cancelled\": %lld, \"sanitizer_reports\": %ld, \"metrics_unanswered\": %d, "
+           "\"unexpected_exits\": %d, \"unexpected\": [",
            r->checked && r->c->ok ? "true" : "false", r->checked ? r->c->nviolations : 0,
            r->checked ? (long long)r->c->completed : -1LL,
            r->checked ? (long long)r->c->cancelled : -1LL, t->sanitizer_reports,
-           t->unexpected_exits);
+           t->metrics_unanswered, t->unexpected_exits);
     for (int k = 0; k < t->unexpected_exits && k < EXITS_KEPT; k++)
         printf("%s{\"service\": \"%s\", \"status\": \"%s\", \"phase\": \"%s\"}", k ? ", " : "",
                sup_service_name(r->s, t->bad[k].service), t->bad[k].status, t->bad[k].phase);
@@ -1071,6 +1072,9 @@ static void print_text(const struct outcome *r)
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
     if (t->sanitizer_reports > 0)
         printf("  sanitizer reports in the services' logs: %ld\n", t->sanitizer_reports);
+    if (t->metrics_unanswered)
+        printf("  metrics endpoints not answering (or not connected) at the end: %d\n",
+               t->metrics_unanswered);
     for (int k = 0; k < t->unexpected_exits && k < EXITS_KEPT; k++)
         printf("    %s: %s during %s\n", sup_service_name(r->s, t->bad[k].service),
                t->bad[k].status, t->bad[k].phase);
@@ -1228,6 +1232,27 @@ static void check(struct run *r)
     r->t.audited = audit(r->s, &r->w, &r->t) == 0;
     if (!r->t.audited)
         r->error = "cannot read the audit trails";
+    /* Every service's metrics endpoint outlived the faults and says it is
+     * connected again. */
+    static char text[262144];
+    for (int i = 0; i < sup_service_count(r->s); i++) {
+        char want[96];
+        snprintf(want, sizeof want, "\nchoreo_nats_connected{service=\"%s\"} 1\n",
+                 sup_service_name(r->s, i));
+        int status = -1;
+        for (int attempt = 0; attempt < 20; attempt++) { /* up to 10 s after a restart */
+            status = sup_scrape(r->s, i, text, sizeof text);
+            if (status == 200 && strstr(text, want))
+                break;
+            sleep_ms(500);
+        }
+        if (status != 200 || !strstr(text, want)) {
+            r->t.metrics_unanswered++;
+            fprintf(stderr, "shop-chaos: %s's metrics endpoint http://%s/metrics: %s\n",
+                    sup_service_name(r->s, i), sup_metrics_addr(r->s, i),
+                    status != 200 ? "no answer" : "not connected to NATS");
+        }
+    }
 }
 
 static int run(const struct opts *o, sup *s, const struct envs *env, const char *choreoctl,
@@ -1252,7 +1277,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
     bool clean = !r.error && r.final && r.checked && r.rep.ok && t->audited &&
                  t->lost_events == 0 && t->pending == 0 && t->unknown_orders == 0 &&
                  t->duplicated_events == 0 && t->retry_failures == 0 &&
-                 atomic_load(&r.j.st.failed) == 0;
+                 t->metrics_unanswered == 0 && atomic_load(&r.j.st.failed) == 0;
     /* An exit the harness did not cause, or a sanitizer report, fails every
      * run, naive ones too. */
     bool ok = t->unexpected_exits == 0 && t->sanitizer_reports == 0 && !interrupted &&

@@ -131,6 +131,9 @@ int sup_service_exit_status(const sup *s, int i);   /* last waitpid status, -1 i
 const char *sup_db_path(const sup *s, int i);
 const char *sup_log_path(const sup *s, int i);
 const char *sup_metrics_addr(const sup *s, int i);  /* 127.0.0.1:PORT, "" when off */
+/* GETs service i's /metrics into buf (NUL-terminated, cut at cap - 1);
+ * returns the HTTP status, or -1 when nothing answered within 5 s. */
+int sup_scrape(const sup *s, int i, char *buf, size_t cap);
 pid_t sup_broker_pid(const sup *s);                 /* 0 when not running */
 const char *sup_url(const sup *s);                  /* nats://127.0.0.1:PORT, "" before start */
 const char *sup_workdir(const sup *s);
