@@ -675,6 +675,7 @@ typedef struct choreo_consumer_entry {
     int64_t created_ms;        /* when the server created it; 0 when not on it */
     uint64_t pending;          /* events not yet delivered to it */
     uint64_t ack_pending;      /* delivered and not yet acknowledged */
+    uint64_t redelivered;      /* of those, delivered more than once */
     uint64_t delivered;        /* deliveries so far */
     int64_t waiting;           /* pull requests waiting: > 0 while a process reads it */
 } choreo_consumer_entry;

@@ -166,6 +166,7 @@ static choreo_status add_on_server(choreo_transport *tp, const char *stream, con
         e->created_ms = ci->Created / 1000000;
         e->pending = ci->NumPending;
         e->ack_pending = (uint64_t)ci->NumAckPending;
+        e->redelivered = (uint64_t)ci->NumRedelivered;
         e->delivered = ci->Delivered.Consumer;
         e->waiting = ci->NumWaiting;
     }

@@ -4,6 +4,7 @@
  * its ID, and anything else is a usage error with a pointer to --help. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -306,4 +307,137 @@ int ctl_admin_open(ctl_settings *s, choreo_admin **adm)
         return CTL_EXIT_FAIL;
     }
     return CTL_EXIT_OK;
+}
+
+/* Whether the file is a choreo database (has choreo's tables). */
+static bool is_choreo_db(const char *path)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    bool yes = false;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                              "'choreo_inbox'", -1, &q, NULL) == SQLITE_OK)
+        yes = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return yes;
+}
+
+/* Whether the list has path already, under this or another name (CHOREO_DB
+ * and a --dir holding the same file, say): each database is read once. */
+static bool listed(const ctl_db_list *l, const char *path)
+{
+    struct stat a, b;
+    if (stat(path, &a) != 0)
+        return false;
+    for (size_t i = 0; i < l->n; i++)
+        if (stat(l->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return true;
+    return false;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.db files of dir, malloc'd "dir/name" paths in name order. */
+static int dir_files(const char *cmd, const char *dir, char **found, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        ctl_error("%s: cannot read directory %s: %s; pass --dir with the directory that "
+                  "holds the services' databases", cmd, dir, strerror(errno));
+        return CTL_EXIT_FAIL;
+    }
+    int rc = CTL_EXIT_OK;
+    struct dirent *de;
+    *n = 0;
+    while (rc == CTL_EXIT_OK && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 4 || strcmp(de->d_name + len - 3, ".db") != 0)
+            continue;
+        if (*n == CTL_DB_MAX) {
+            ctl_error("%s: %s holds more than %d *.db files; pass the services' ones with "
+                      "--db", cmd, dir, CTL_DB_MAX);
+            rc = CTL_EXIT_USAGE;
+            break;
+        }
+        size_t cap = strlen(dir) + len + 2;
+        if ((found[*n] = malloc(cap)) == NULL) {
+            ctl_error("%s: out of memory", cmd);
+            rc = CTL_EXIT_FAIL;
+            break;
+        }
+        snprintf(found[(*n)++], cap, "%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    qsort(found, *n, sizeof *found, by_name);
+    return rc;
+}
+
+static int add_dir(const char *cmd, ctl_db_list *l, const char *dir)
+{
+    char *found[CTL_DB_MAX];
+    size_t n = 0, used = 0;
+    int rc = dir_files(cmd, dir, found, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        /* Other SQLite files may share the directory: only choreo's count. */
+        bool take = rc == CTL_EXIT_OK && stat(found[i], &st) == 0 && S_ISREG(st.st_mode) &&
+                    is_choreo_db(found[i]);
+        if (take && listed(l, found[i])) {
+            used++;
+            take = false;
+        } else if (take && l->n == sizeof l->path / sizeof l->path[0]) {
+            ctl_error("%s: more than %zu databases: pass fewer --db and --dir", cmd,
+                      sizeof l->path / sizeof l->path[0]);
+            rc = CTL_EXIT_USAGE;
+            take = false;
+        }
+        if (!take) {
+            free(found[i]);
+            continue;
+        }
+        l->path[l->n++] = found[i];
+        used++;
+    }
+    if (rc == CTL_EXIT_OK && used == 0) {
+        ctl_error("%s: no choreo service database (*.db) in %s; pass the directory the "
+                  "services keep their databases in, or --db FILE", cmd, dir);
+        rc = CTL_EXIT_FAIL;
+    }
+    return rc;
+}
+
+int ctl_db_list_collect(const char *cmd, const ctl_settings *s, const char *const *dirs,
+                        int ndirs, ctl_db_list *l)
+{
+    memset(l, 0, sizeof *l);
+    for (int i = 0; i < s->ndbs; i++) {
+        int rc = ctl_check_database(s->dbs[i]);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        if (listed(l, s->dbs[i]))
+            continue;
+        if ((l->path[l->n] = strdup(s->dbs[i])) == NULL) {
+            ctl_error("%s: out of memory", cmd);
+            return CTL_EXIT_FAIL;
+        }
+        l->n++;
+    }
+    for (int i = 0; i < ndirs; i++) {
+        int rc = add_dir(cmd, l, dirs[i]);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+    }
+    return CTL_EXIT_OK;
+}
+
+void ctl_db_list_free(ctl_db_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->path[i]);
+    l->n = 0;
 }

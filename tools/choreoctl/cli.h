@@ -100,4 +100,27 @@ int ctl_admin_open(ctl_settings *s, choreo_admin **adm);
  * returns CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
 int ctl_check_database(const char *db);
 
+/* Most --dir flags one command takes. */
+#define CTL_DIR_MAX 16
+
+/* The databases a command reads (saga, status): every --db given (or the
+ * db setting), then every choreo database (*.db) of each --dir in name
+ * order, each file once however it is named. The list owns its paths. */
+typedef struct ctl_db_list {
+    char *path[CTL_DB_MAX * 2];
+    size_t n;
+} ctl_db_list;
+
+/* Fills l from s->dbs (after ctl_settings_check_nats) and the directories
+ * dirs[0..ndirs): a --db must be a choreo database (ctl_check_database), a
+ * directory must hold at least one. cmd ("status") starts the error
+ * messages. Prints the problem and returns CTL_EXIT_FAIL (a path that
+ * cannot be read) or CTL_EXIT_USAGE (too many databases), or returns
+ * CTL_EXIT_OK. Free l with ctl_db_list_free in either case. */
+int ctl_db_list_collect(const char *cmd, const ctl_settings *s, const char *const *dirs,
+                        int ndirs, ctl_db_list *l);
+
+/* Frees the paths of l and empties it. */
+void ctl_db_list_free(ctl_db_list *l);
+
 #endif

@@ -15,6 +15,7 @@ void ctl_help_dead_show(FILE *f);
 void ctl_help_dead_retry(FILE *f);
 void ctl_help_dead_drop(FILE *f);
 void ctl_help_consumers(FILE *f);
+void ctl_help_status(FILE *f);
 void ctl_help_saga(FILE *f);
 void ctl_help_tail(FILE *f);
 

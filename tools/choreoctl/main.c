@@ -1,5 +1,6 @@
 /* choreoctl: the operator's tool for a choreo service's parked messages,
- * durable consumers, and the events of the stream (saga timelines, tail).
+ * durable consumers and status at a glance, and the events of the stream
+ * (saga timelines, tail).
  * Settings come exactly as for services (CHOREO_* variables, then flags);
  * what is left on the command line is the command and its own flags. */
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 #include "dead.h"
 #include "help.h"
 #include "saga.h"
+#include "status.h"
 #include "tail.h"
 
 static int run(ctl_settings *s, int argc, char **argv)
@@ -34,6 +36,8 @@ static int run(ctl_settings *s, int argc, char **argv)
         return ctl_dead_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "consumers") == 0)
         return ctl_consumers_main(s, argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return ctl_status_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "saga") == 0)
         return ctl_saga_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "tail") == 0)
@@ -42,7 +46,8 @@ static int run(ctl_settings *s, int argc, char **argv)
         ctl_error("unknown flag %s: see choreoctl --help for the settings and commands", cmd);
     else
         ctl_error("unknown command \"%s\": choreoctl has the commands dead (list, show, "
-                  "retry, drop), consumers (list, delete), saga and tail; see choreoctl --help",
+                  "retry, drop), consumers (list, delete), status, saga and tail; see choreoctl "
+                  "--help",
                   cmd);
     return CTL_EXIT_USAGE;
 }

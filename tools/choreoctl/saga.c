@@ -4,13 +4,11 @@
  * draw the timeline as an SVG sequence diagram (svg.c). */
 #include "saga.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "help.h"
 #include "json.h"
@@ -20,8 +18,7 @@
 #include "text.h"
 #include "timeline.h"
 
-/* Most --dir flags, and the largest JSON document. */
-#define DIRS_MAX 16
+/* The largest JSON document. */
 #define JSON_MAX ((size_t)512 << 20)
 /* An event stored this long after its emit time was emitted with a delay
  * (choreo_tx_emit_after): the text says when it went out. */
@@ -31,7 +28,7 @@ struct saga_args {
     bool help, json;
     const char *saga;
     const char *svg;
-    const char *dirs[DIRS_MAX];
+    const char *dirs[CTL_DIR_MAX];
     int ndirs;
     size_t limit;
 };
@@ -83,8 +80,8 @@ static int parse(int argc, char **argv, struct saga_args *a)
         } else if (flags && strcmp(arg, "--json") == 0) {
             a->json = true;
         } else if (flags && (v = flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
-            if (a->ndirs == DIRS_MAX) {
-                ctl_error("saga: more than %d --dir flags", DIRS_MAX);
+            if (a->ndirs == CTL_DIR_MAX) {
+                ctl_error("saga: more than %d --dir flags", CTL_DIR_MAX);
                 return CTL_EXIT_USAGE;
             }
             a->dirs[a->ndirs++] = v;
@@ -120,136 +117,6 @@ static int parse(int argc, char **argv, struct saga_args *a)
         return CTL_EXIT_USAGE;
     }
     return CTL_EXIT_OK;
-}
-
-/* ---- the databases ------------------------------------------------------ */
-
-/* The database paths: every --db, then every *.db file of each --dir, in
- * name order. Paths from a directory are malloc'd into owned. */
-struct db_list {
-    const char *path[CTL_DB_MAX * 2];
-    char *owned[CTL_DB_MAX * 2];
-    size_t n;
-};
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Whether the file is a choreo database (has choreo's tables). */
-static bool is_choreo_db(const char *path)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *q = NULL;
-    bool yes = false;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                              "'choreo_inbox'", -1, &q, NULL) == SQLITE_OK)
-        yes = sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return yes;
-}
-
-/* Whether the list has path already, under this or another name (CHOREO_DB
- * and a --dir holding the same file, say): each database is read once. */
-static bool listed(const struct db_list *l, const char *path)
-{
-    struct stat a, b;
-    if (stat(path, &a) != 0)
-        return false;
-    for (size_t i = 0; i < l->n; i++)
-        if (stat(l->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-            return true;
-    return false;
-}
-
-static int add_dir(struct db_list *l, const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        ctl_error("saga: cannot read directory %s: %s; pass --dir with the directory that "
-                  "holds the services' databases", dir, strerror(errno));
-        return CTL_EXIT_FAIL;
-    }
-    char *found[CTL_DB_MAX];
-    size_t n = 0;
-    int rc = CTL_EXIT_OK;
-    struct dirent *de;
-    while (rc == CTL_EXIT_OK && (de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (len < 4 || strcmp(de->d_name + len - 3, ".db") != 0)
-            continue;
-        if (n == CTL_DB_MAX) {
-            ctl_error("saga: %s holds more than %d *.db files; pass the services' ones with "
-                      "--db", dir, CTL_DB_MAX);
-            rc = CTL_EXIT_USAGE;
-        } else {
-            size_t cap = strlen(dir) + len + 2;
-            if ((found[n] = malloc(cap)) != NULL)
-                snprintf(found[n++], cap, "%s/%s", dir, de->d_name);
-            else
-                rc = CTL_EXIT_FAIL;
-        }
-    }
-    closedir(d);
-    qsort(found, n, sizeof *found, by_name);
-    if (rc == CTL_EXIT_FAIL)
-        ctl_error("saga: out of memory");
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct stat st;
-        /* Other SQLite files may share the directory: only choreo's count. */
-        bool take = rc == CTL_EXIT_OK && stat(found[i], &st) == 0 && S_ISREG(st.st_mode) &&
-                    is_choreo_db(found[i]);
-        if (take && listed(l, found[i])) {
-            used++;
-            take = false;
-        } else if (take && l->n == sizeof l->path / sizeof l->path[0]) {
-            ctl_error("saga: more than %zu databases: pass fewer --db and --dir",
-                      sizeof l->path / sizeof l->path[0]);
-            rc = CTL_EXIT_USAGE;
-            take = false;
-        }
-        if (!take) {
-            free(found[i]);
-            continue;
-        }
-        l->path[l->n] = l->owned[l->n] = found[i];
-        l->n++;
-        used++;
-    }
-    if (rc == CTL_EXIT_OK && used == 0) {
-        ctl_error("saga: no choreo service database (*.db) in %s; pass the directory the "
-                  "services keep their databases in, or --db FILE", dir);
-        rc = CTL_EXIT_FAIL;
-    }
-    return rc;
-}
-
-static int collect_dbs(const ctl_settings *s, const struct saga_args *a, struct db_list *l)
-{
-    memset(l, 0, sizeof *l);
-    for (int i = 0; i < s->ndbs; i++) {
-        int rc = ctl_check_database(s->dbs[i]);
-        if (rc != CTL_EXIT_OK)
-            return rc;
-        if (!listed(l, s->dbs[i]))
-            l->path[l->n++] = s->dbs[i];
-    }
-    for (int i = 0; i < a->ndirs; i++) {
-        int rc = add_dir(l, a->dirs[i]);
-        if (rc != CTL_EXIT_OK)
-            return rc;
-    }
-    return CTL_EXIT_OK;
-}
-
-static void free_dbs(struct db_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->owned[i]);
 }
 
 /* ---- text --------------------------------------------------------------- */
@@ -651,7 +518,7 @@ static int print_json(const ctl_timeline *t)
 
 /* ---- the command -------------------------------------------------------- */
 
-static int run(ctl_settings *s, const struct saga_args *a, const struct db_list *dbs)
+static int run(ctl_settings *s, const struct saga_args *a, const ctl_db_list *dbs)
 {
     const char *stream = choreo_config_get(s->cfg, "stream");
     ctl_timeline t;
@@ -701,10 +568,10 @@ int ctl_saga_main(ctl_settings *s, int argc, char **argv)
     }
     if ((rc = ctl_settings_check_nats(s)) != CTL_EXIT_OK)
         return rc;
-    struct db_list dbs;
-    rc = collect_dbs(s, &a, &dbs);
+    ctl_db_list dbs;
+    rc = ctl_db_list_collect("saga", s, a.dirs, a.ndirs, &dbs);
     if (rc == CTL_EXIT_OK)
         rc = run(s, &a, &dbs);
-    free_dbs(&dbs);
+    ctl_db_list_free(&dbs);
     return rc;
 }
