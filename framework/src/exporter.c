@@ -282,7 +282,8 @@ static void render_outbox(struct out *o, choreo_service *svc)
         series(o, svc, "choreo_outbox_delayed", NULL);
         put(o, "%lld\n", (long long)atomic_load(&m->outbox_delayed));
         family(o, "choreo_outbox_oldest_pending_age_seconds", "gauge",
-               "Age of the oldest due unpublished outbox row; 0 when there is none.");
+               "How long the longest-waiting due outbox row has been due (since its insert, or "
+               "its publish time when delayed); 0 when there is none.");
         series(o, svc, "choreo_outbox_oldest_pending_age_seconds", NULL);
         put(o, "%.3f\n", age_us > 0 ? (double)age_us / 1e6 : 0.0);
     }

@@ -149,10 +149,10 @@ choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out)
 }
 
 choreo_status choreo__outbox_backlog(choreo_store *st, int64_t now_ms, int64_t *due,
-                                     int64_t *oldest_created_us, int64_t *delayed)
+                                     int64_t *oldest_due_us, int64_t *delayed)
 {
     sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_BACKLOG,
-        "SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM choreo_outbox"
+        "SELECT COUNT(*), COALESCE(MIN(MAX(created_at, publish_at * 1000)), 0) FROM choreo_outbox"
         " WHERE published_at IS NULL AND publish_at <= ?1");
     if (!s)
         return CHOREO_ESTORE;
@@ -160,7 +160,7 @@ choreo_status choreo__outbox_backlog(choreo_store *st, int64_t now_ms, int64_t *
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *due = sqlite3_column_int64(s, 0);
-        *oldest_created_us = sqlite3_column_int64(s, 1);
+        *oldest_due_us = sqlite3_column_int64(s, 1);
     }
     sqlite3_reset(s);
     if (rc != SQLITE_ROW)

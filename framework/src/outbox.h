@@ -48,10 +48,10 @@ choreo_status choreo__outbox_next_due(choreo_store *st, int64_t *out_ms);
 /* Number of unpublished rows. */
 choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out);
 
-/* The backlog: unpublished rows due by now_ms, the created_at (unix
- * microseconds) of the oldest of them (0 when none), and the rows due
- * later. */
+/* The backlog: unpublished rows due by now_ms, the time (unix
+ * microseconds) the longest-waiting of them fell due (its insert, or its
+ * publish time when delayed; 0 when none), and the rows due later. */
 choreo_status choreo__outbox_backlog(choreo_store *st, int64_t now_ms, int64_t *due,
-                                     int64_t *oldest_created_us, int64_t *delayed);
+                                     int64_t *oldest_due_us, int64_t *delayed);
 
 #endif
