@@ -599,6 +599,123 @@ typedef struct choreo_stats {
 CHOREO_API void choreo_service_stats(choreo_service *svc, choreo_stats *out);
 
 /* ------------------------------------------------------------------------ */
+/* Orchestrated sagas. A saga defined as ordered steps, driven by the service
+ * that owns it (the orchestrator lives inside that service; there is no
+ * coordinator server). Each step sends a command event to a participant and
+ * waits for its reply event; the orchestrator advances an instance in the
+ * same transaction that consumes the reply, so the new state and the next
+ * command commit together, and a crash anywhere loses nothing: the reply
+ * is redelivered and applied once (the inbox), or the next command is in
+ * the outbox. On a failure reply or a timeout it runs the compensations of
+ * the steps done so far in reverse order, one at a time, resending a
+ * compensation that gets no answer until one comes, and ends FAILED; when
+ * every step is done it ends COMPLETED. A TCC group is a stage of steps
+ * whose tries are sent together; when every try succeeded their confirms
+ * are sent, otherwise their cancels (the group's compensations).
+ *
+ * Every instance is a row of choreo_saga_instances (its state, phase and
+ * each step's status) and every change a row of choreo_saga_transitions
+ * (time, event, from, to), in the owning service's database; choreoctl
+ * sagas and choreoctl saga read them.
+ *
+ * Commands carry the data the instance was started with (a msgpack map);
+ * replies may carry anything, and only their type counts. Commands and
+ * replies are ordinary events on the same outbox, inbox and relay, with the
+ * instance's saga id. Participants handle commands with ordinary handlers,
+ * behind the barrier with the step's name: the action's handler with
+ * CHOREO_BARRIER_ACTION, its compensation's with CHOREO_BARRIER_COMPENSATION
+ * (a compensation that comes before its action, say after a timeout, is then
+ * a no-op and blocks the late action); for a TCC step, the try and the
+ * cancel are the action and the compensation, and the confirm an action of
+ * the step "<name>.confirm" (idempotent). A participant must answer every
+ * command it takes, including a skipped late action (with its failure
+ * reply), and every compensation (with its compensated reply) even when the
+ * barrier said there was nothing to undo.
+ *
+ * Timeouts are delayed events of type ChoreoSagaTimeout, on the owning
+ * service's own subject <prefix>.ChoreoSagaTimeout.<saga>. */
+
+typedef struct choreo_saga_def choreo_saga_def;
+
+/* One step. Type names are event types (UpperCamel). */
+typedef struct choreo_saga_step_spec {
+    const char *name;        /* [A-Za-z0-9_-]{1,64}: the barrier step of its participant */
+    const char *state;       /* the instance's state once the step is done, such as
+                                "INVENTORY_DEDUCTED"; NULL: the name in capitals */
+    const char *command;     /* sent to the participant (for a TCC step: the try) */
+    const char *success;     /* the reply meaning the step is done */
+    const char *failure;     /* the reply meaning it failed; NULL: it only times out */
+    int64_t timeout_ms;      /* no reply within this: compensate; 0: wait for ever */
+    const char *compensate;  /* the command undoing the step (TCC: the cancel); NULL when
+                                there is nothing to undo */
+    const char *compensated; /* the reply to compensate (required with it) */
+    int64_t retry_ms;        /* a compensation or confirm unanswered this long is sent
+                                again [30000] */
+    const char *confirm;     /* TCC steps only: the confirm command */
+    const char *confirmed;   /* TCC steps only: its reply */
+} choreo_saga_step_spec;
+
+/* What an ending instance hands to the definition's end function. */
+typedef struct choreo_saga_info {
+    const char *saga;
+    const char *definition;
+    bool completed;            /* COMPLETED; false: FAILED */
+    const char *failed_step;   /* the step whose failure or timeout made it compensate;
+                                  NULL when completed */
+    bool timed_out;            /* that step timed out (no reply in timeout_ms) */
+    const char *failure_type;  /* the failure reply's type, "" on a timeout */
+    const uint8_t *failure_data; /* the failure reply's data, NULL on a timeout */
+    size_t failure_len;
+    const uint8_t *data;       /* the data the instance was started with */
+    size_t data_len;
+    int64_t started_ms;        /* when it was started (unix ms) */
+} choreo_saga_info;
+
+/* Runs in the transaction that ends an instance (COMPLETED or FAILED), on
+ * the dispatcher thread, so that the owning service writes its own outcome
+ * (an order's state, an event for others, choreo_tx_saga_end) atomically
+ * with the instance's end. Returns like an event handler: RETRY rolls the
+ * whole step back for a redelivery, REJECT parks the reply. info and what
+ * it points to are borrowed for the call. */
+typedef choreo_result (*choreo_saga_end_fn)(choreo_tx *tx, const choreo_saga_info *info,
+                                            void *user);
+
+/* Defines a saga named name ([A-Za-z0-9_-]{1,64}) owned by svc, whose
+ * instances start in initial_state (such as "ORDER_CREATED"). Before start
+ * only, on the thread that owns svc; the definition belongs to svc. At
+ * start the service registers a handler for each reply type of its
+ * definitions and for ChoreoSagaTimeout: a type that already has a handler
+ * of the program's own fails start with CHOREO_EDUPLICATE. on_end may be
+ * NULL; user must stay valid until the service has stopped. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_saga(choreo_service *svc, const char *name,
+                                                        const char *initial_state,
+                                                        choreo_saga_end_fn on_end, void *user,
+                                                        choreo_saga_def **out);
+
+/* Appends a step; CHOREO_EINVAL names a missing or invalid field. */
+CHOREO_API CHOREO_WUR choreo_status choreo_saga_step(choreo_saga_def *def,
+                                                     const choreo_saga_step_spec *step);
+
+/* Appends a TCC group of n steps (2..16), each with command (try), success,
+ * failure, compensate (cancel) with compensated, and confirm with
+ * confirmed; state is the instance's state once all are confirmed. A try
+ * that fails or times out cancels the whole group (and then compensates
+ * the steps before it). */
+CHOREO_API CHOREO_WUR choreo_status choreo_saga_tcc(choreo_saga_def *def, const char *state,
+                                                    const choreo_saga_step_spec *steps, int n);
+
+/* Starts an instance of the definition named def in tx: writes its row and
+ * emits the first stage's command(s) (and their timeouts), all committed
+ * with tx. saga is the instance's id (choreo_saga_new); data and data_len
+ * the msgpack map every command carries (data_len 0 for {}). Fails with
+ * CHOREO_ENOTFOUND for an unknown definition and CHOREO_EDUPLICATE when an
+ * instance with that saga id exists. Called by whoever holds tx (a command,
+ * a handler, a request handler of the owning service). */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_saga_start(choreo_tx *tx, const char *def,
+                                                         const char *saga, const void *data,
+                                                         size_t data_len);
+
+/* ------------------------------------------------------------------------ */
 /* Repair: parked (dead-letter) messages of a service's database, for
  * operators and tools such as choreoctl. An admin handle opens the database
  * named by the configuration's db setting; it connects to NATS (with the
@@ -701,6 +818,43 @@ CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumers(choreo_admin *adm, co
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumer_delete(choreo_admin *adm,
                                                                  const char *service,
                                                                  const char *name, bool force);
+
+/* An orchestrated saga instance as recorded by its owning service. */
+typedef struct choreo_saga_entry {
+    char saga[CHOREO_SAGA_MAX + 1];
+    char definition[65];
+    char state[65];          /* the last state reached: initial, a step's, COMPENSATING,
+                                COMPLETED or FAILED */
+    char phase[16];          /* RUNNING, CONFIRMING, COMPENSATING, COMPLETED, FAILED */
+    char position[128];      /* the stage or step it waits for, "" once ended */
+    char steps[33];          /* one letter per step: - not started, P sent, D done,
+                                F failed, T timed out, K confirmed, C compensated */
+    char failed_step[65];    /* "" unless it compensates or failed */
+    int64_t started_ms, updated_ms;
+    int64_t transitions;     /* rows in choreo_saga_transitions */
+} choreo_saga_entry;
+
+typedef struct choreo_saga_transition {
+    int64_t at_ms;
+    char event_id[CHOREO_ID_SIZE];   /* the event applied, "" when it started the instance */
+    char event_type[CHOREO_TYPE_MAX + 1];
+    char from[65], to[65];
+    char note[160];                  /* what happened: "StockReserved: reserve-stock done" */
+} choreo_saga_transition;
+
+/* Lists instances, newest first, at most limit (0: all); state NULL for all,
+ * or a state or phase name ("COMPENSATING"). *out is an array of *n to
+ * free(); written only on success. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_sagas(choreo_admin *adm, const char *state,
+                                                       size_t limit, choreo_saga_entry **out,
+                                                       size_t *n);
+
+/* One instance and its transitions, oldest first (*trans an array of *n to
+ * free()). CHOREO_ENOTFOUND when the database has no such instance. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_saga(choreo_admin *adm, const char *saga,
+                                                      choreo_saga_entry *out,
+                                                      choreo_saga_transition **trans,
+                                                      size_t *n);
 
 /* ------------------------------------------------------------------------ */
 /* A strict, bounded msgpack reader over a borrowed buffer, for decoding event

@@ -19,7 +19,7 @@
 static const char *const names[CP_COUNT] = {
     "after_commit_before_ack", "after_commit_before_publish", "after_publish_before_mark",
     "inside_batch",            "inside_mark",                 "between_fetch_and_dispatch",
-    "last_delivery",
+    "last_delivery",           "orchestrator_after_reply",    "orchestrator_between_compensations",
 };
 
 const char *choreo__crashpoint_name(choreo_crashpoint_id id)
@@ -70,7 +70,8 @@ choreo_status choreo__crashpoints_load(choreo_crashpoints *cp)
                              "CHOREO_CRASHPOINTS: unknown point \"%s\"; known points: "
                              "after_commit_before_ack, after_commit_before_publish, "
                              "after_publish_before_mark, inside_batch, inside_mark, "
-                             "between_fetch_and_dispatch, last_delivery",
+                             "between_fetch_and_dispatch, last_delivery, "
+                             "orchestrator_after_reply, orchestrator_between_compensations",
                              tok);
             break;
         }

@@ -21,6 +21,10 @@ typedef enum choreo_crashpoint_id {
     CP_BETWEEN_FETCH_AND_DISPATCH,   /* fetch thread: fetched, not yet queued */
     CP_LAST_DELIVERY,                /* dispatcher: before the commit of a batch holding an
                                       * event on one of its last two deliveries */
+    CP_ORCH_AFTER_REPLY,             /* orchestrator: a reply moved an instance on, its next
+                                      * command not yet written */
+    CP_ORCH_BETWEEN_COMPENSATIONS,   /* orchestrator: a compensation answered, the next one
+                                      * written, not yet committed */
     CP_COUNT
 } choreo_crashpoint_id;
 

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "envelope.h"
 #include "exporter.h"
+#include "orchestrator.h"
 #include "relay.h"
 #include "status.h"
 #include "tuning.h"
@@ -85,11 +86,20 @@ choreo_status choreo_service_on(choreo_service *svc, const char *type, choreo_ha
                             "choreo_service_on: \"%s\" is not a valid event type: use UpperCamel "
                             "ASCII letters and digits, at most %d characters",
                             type, CHOREO_TYPE_MAX);
-    for (int i = 0; i < svc->nroutes; i++)
-        if (strcmp(svc->routes[i].type, type) == 0)
+    for (int i = 0; i < svc->nroutes; i++) {
+        if (strcmp(svc->routes[i].type, type) != 0)
+            continue;
+        const char *saga = svc->routes[i].fn == choreo__saga_on_event
+                               ? choreo__saga_owner_of(svc, type) : NULL;
+        if (saga)
             return choreo__fail(CHOREO_EDUPLICATE,
-                                "choreo_service_on: %s already has a handler in service %s",
-                                type, svc->cfg->service);
+                                "choreo_service_on: %s is a reply of the orchestrated saga %s "
+                                "in service %s, which handles it",
+                                type, saga, svc->cfg->service);
+        return choreo__fail(CHOREO_EDUPLICATE,
+                            "choreo_service_on: %s already has a handler in service %s", type,
+                            svc->cfg->service);
+    }
     choreo_route *routes = realloc(svc->routes, sizeof *routes * (size_t)(svc->nroutes + 1));
     if (!routes)
         return choreo__fail(CHOREO_ENOMEM, "out of memory registering a handler");
@@ -393,6 +403,7 @@ void choreo_service_destroy(choreo_service *svc)
     choreo__extras_free(&svc->extras);
     free(svc->routes);
     free(svc->requests);
+    choreo__sagas_free(svc);
     choreo_config_destroy(svc->cfg);
     choreo__mlog_free(&svc->batch_mlog);
     choreo__metrics_free(&svc->metrics);

@@ -64,6 +64,7 @@ struct choreo_service {
     int nroutes;
     choreo_request_route *requests;
     int nrequests;
+    struct choreo_saga_def *sagas; /* orchestrated saga definitions, a list */
     pthread_t dispatcher;
     bool dispatcher_started;   /* owner thread: dispatcher must be joined */
     bool started;              /* owner thread: start succeeded, wait not yet run */

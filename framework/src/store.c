@@ -79,6 +79,35 @@ static const char *const migrations[] = {
     "  subjects TEXT NOT NULL,"
     "  stream TEXT NOT NULL,"
     "  registered_at INTEGER NOT NULL);",
+    /* 5: orchestrated sagas owned by the service: each instance's state,
+     * and every transition it went through. */
+    "CREATE TABLE choreo_saga_instances ("
+    "  saga TEXT PRIMARY KEY,"
+    "  definition TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  phase TEXT NOT NULL,"
+    "  pos INTEGER NOT NULL,"          /* the stage it runs or confirms, or the step it compensates */
+    "  steps TEXT NOT NULL,"           /* one status letter per step */
+    "  epoch INTEGER NOT NULL,"        /* the wait its timeout belongs to */
+    "  waiting TEXT NOT NULL DEFAULT '',"  /* what it waits for, in words */
+    "  failed_step TEXT NOT NULL DEFAULT '',"
+    "  timed_out INTEGER NOT NULL DEFAULT 0,"
+    "  failure_type TEXT NOT NULL DEFAULT '',"
+    "  failure_data BLOB,"
+    "  data BLOB NOT NULL,"
+    "  started_at INTEGER NOT NULL,"   /* unix milliseconds */
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX choreo_saga_instances_phase ON choreo_saga_instances(phase, updated_at);"
+    "CREATE TABLE choreo_saga_transitions ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  saga TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  event_type TEXT NOT NULL,"
+    "  from_state TEXT NOT NULL,"
+    "  to_state TEXT NOT NULL,"
+    "  note TEXT NOT NULL);"
+    "CREATE INDEX choreo_saga_transitions_saga ON choreo_saga_transitions(saga, id);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

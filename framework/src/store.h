@@ -34,6 +34,10 @@ enum choreo_stmt {
     STMT_OUTBOX_DELAYED,
     STMT_DEAD_PARKED_COUNTS,
     STMT_BARRIER_HAS,
+    STMT_SAGA_GET,
+    STMT_SAGA_INSERT,
+    STMT_SAGA_UPDATE,
+    STMT_SAGA_TRANSITION,
     STMT_COUNT
 };
 
@@ -43,7 +47,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to (PRAGMA user_version). */
-#define CHOREO_SCHEMA_VERSION 4
+#define CHOREO_SCHEMA_VERSION 5
 
 /* Opens (creating if needed) the database at path, sets WAL, busy_timeout
  * and synchronous, and migrates the framework tables. */

@@ -78,6 +78,7 @@ static const char *const undo[] = {
     "DROP TABLE choreo_audit_emitted; DROP TABLE choreo_audit_applied;",
     "DROP INDEX choreo_outbox_due; DROP INDEX choreo_barrier_age;",
     "DROP TABLE choreo_consumers;",
+    "DROP TABLE choreo_saga_instances; DROP TABLE choreo_saga_transitions;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)
@@ -104,6 +105,8 @@ Test(store, an_older_schema_is_migrated_forward)
                                        " ('choreo_outbox_due', 'choreo_barrier_age')"), 2,
                      "from %d: the version 3 indexes are missing", from);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_consumers"), 0);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_instances"), 0);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_transitions"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_barrier"), 1);
         cr_assert_eq(unit_db_count(st, "SELECT MIN(publish_at) FROM choreo_outbox"
                                        " WHERE published_at IS NULL"), 5);
