@@ -627,10 +627,10 @@ CHOREO_API void choreo_service_stats(choreo_service *svc, choreo_stats *out);
  * (a compensation that comes before its action, say after a timeout, is then
  * a no-op and blocks the late action); for a TCC step, the try and the
  * cancel are the action and the compensation, and the confirm an action of
- * the step "<name>.confirm" (idempotent). A participant must answer every
- * command it takes, including a skipped late action (with its failure
- * reply), and every compensation (with its compensated reply) even when the
- * barrier said there was nothing to undo.
+ * the step "<name>.confirm" (idempotent). A participant answers every
+ * compensation (with its compensated reply) and every confirm, also when
+ * the barrier said there was nothing (more) to do; a late action the
+ * barrier skipped needs no answer, since nobody waits for it any more.
  *
  * Timeouts are delayed events of type ChoreoSagaTimeout, on the owning
  * service's own subject <prefix>.ChoreoSagaTimeout.<saga>. */
@@ -682,11 +682,13 @@ typedef choreo_result (*choreo_saga_end_fn)(choreo_tx *tx, const choreo_saga_inf
 
 /* Defines a saga named name ([A-Za-z0-9_-]{1,64}) owned by svc, whose
  * instances start in initial_state (such as "ORDER_CREATED"). Before start
- * only, on the thread that owns svc; the definition belongs to svc. At
- * start the service registers a handler for each reply type of its
- * definitions and for ChoreoSagaTimeout: a type that already has a handler
- * of the program's own fails start with CHOREO_EDUPLICATE. on_end may be
- * NULL; user must stay valid until the service has stopped. */
+ * only, on the thread that owns svc; the definition belongs to svc. The
+ * service gets a handler for ChoreoSagaTimeout here, and one for each reply
+ * type as steps are added (consumers <service>_<Type> like any handler's):
+ * a type that already has a handler of the program's own fails with
+ * CHOREO_EDUPLICATE, and so does choreo_service_on for a type the
+ * orchestrator handles. on_end may be NULL; user must stay valid until the
+ * service has stopped. */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_saga(choreo_service *svc, const char *name,
                                                         const char *initial_state,
                                                         choreo_saga_end_fn on_end, void *user,
