@@ -22,6 +22,11 @@
 #include "status.h"
 #include "tuning.h"
 
+/* The build passes the project's version; a build that does not says so. */
+#ifndef CHOREO_VERSION
+#define CHOREO_VERSION "unknown"
+#endif
+
 /* ---- rendering --------------------------------------------------------- */
 
 struct out {

@@ -542,7 +542,7 @@ int main(int argc, char **argv)
     if (!off || !on)
         die("metrics runs", "out of memory");
     for (long i = 0; i < o.metrics_pairs; i++) {
-        char tag_off[16], tag_on[16];
+        char tag_off[32], tag_on[32];
         snprintf(tag_off, sizeof tag_off, "Off%ld", i);
         snprintf(tag_on, sizeof tag_on, "On%ld", i);
         if (i % 2 == 0) {
