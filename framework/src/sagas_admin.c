@@ -1,0 +1,127 @@
+/* Reading orchestrated saga instances and their transitions, for
+ * operators and choreoctl (choreo_admin_sagas, choreo_admin_saga). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "status.h"
+
+#define ENTRY_COLUMNS                                                                       \
+    "saga, definition, state, phase, waiting, steps, failed_step, started_at, updated_at,"  \
+    " (SELECT COUNT(*) FROM choreo_saga_transitions t WHERE t.saga = i.saga)"
+
+static void read_entry(sqlite3_stmt *s, choreo_saga_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    choreo__admin_copy_text(e->saga, sizeof e->saga, s, 0);
+    choreo__admin_copy_text(e->definition, sizeof e->definition, s, 1);
+    choreo__admin_copy_text(e->state, sizeof e->state, s, 2);
+    choreo__admin_copy_text(e->phase, sizeof e->phase, s, 3);
+    choreo__admin_copy_text(e->position, sizeof e->position, s, 4);
+    choreo__admin_copy_text(e->steps, sizeof e->steps, s, 5);
+    choreo__admin_copy_text(e->failed_step, sizeof e->failed_step, s, 6);
+    e->started_ms = sqlite3_column_int64(s, 7);
+    e->updated_ms = sqlite3_column_int64(s, 8);
+    e->transitions = sqlite3_column_int64(s, 9);
+}
+
+choreo_status choreo_admin_sagas(choreo_admin *adm, const char *state, size_t limit,
+                                 choreo_saga_entry **out, size_t *n)
+{
+    if (!adm || !out || !n)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_sagas: NULL argument");
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db,
+                                "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
+                                " WHERE ?1 IS NULL OR state = ?1 OR phase = ?1"
+                                " ORDER BY started_at DESC, saga DESC LIMIT ?2",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "listing saga instances");
+    sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, limit ? (int64_t)limit : -1);
+    choreo_saga_entry *list = NULL;
+    size_t count = 0, cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            choreo_saga_entry *grown = realloc(list, cap * sizeof *list);
+            if (!grown) {
+                free(list);
+                sqlite3_finalize(s);
+                return choreo__fail(CHOREO_ENOMEM, "out of memory listing saga instances");
+            }
+            list = grown;
+        }
+        read_entry(s, &list[count++]);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(list);
+        return choreo__store_error(adm->st->db, rc, "listing saga instances");
+    }
+    *out = list;
+    *n = count;
+    return CHOREO_OK;
+}
+
+choreo_status choreo_admin_saga(choreo_admin *adm, const char *saga, choreo_saga_entry *out,
+                                choreo_saga_transition **trans, size_t *n)
+{
+    if (!adm || !saga || !out || !trans || !n)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_saga: NULL argument");
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(adm->st->db,
+                                "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
+                                " WHERE saga = ?1", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "reading a saga instance");
+    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    choreo_saga_entry e;
+    if (rc == SQLITE_ROW)
+        read_entry(s, &e);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE)
+        return choreo__fail(CHOREO_ENOTFOUND, "no orchestrated saga %s in this database", saga);
+    if (rc != SQLITE_ROW)
+        return choreo__store_error(adm->st->db, rc, "reading a saga instance");
+    rc = sqlite3_prepare_v2(adm->st->db,
+                            "SELECT at, event_id, event_type, from_state, to_state, note"
+                            " FROM choreo_saga_transitions WHERE saga = ?1 ORDER BY id",
+                            -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__store_error(adm->st->db, rc, "reading saga transitions");
+    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
+    choreo_saga_transition *list = NULL;
+    size_t count = 0, cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            choreo_saga_transition *grown = realloc(list, cap * sizeof *list);
+            if (!grown) {
+                free(list);
+                sqlite3_finalize(s);
+                return choreo__fail(CHOREO_ENOMEM, "out of memory reading saga transitions");
+            }
+            list = grown;
+        }
+        choreo_saga_transition *t = &list[count++];
+        memset(t, 0, sizeof *t);
+        t->at_ms = sqlite3_column_int64(s, 0);
+        choreo__admin_copy_text(t->event_id, sizeof t->event_id, s, 1);
+        choreo__admin_copy_text(t->event_type, sizeof t->event_type, s, 2);
+        choreo__admin_copy_text(t->from, sizeof t->from, s, 3);
+        choreo__admin_copy_text(t->to, sizeof t->to, s, 4);
+        choreo__admin_copy_text(t->note, sizeof t->note, s, 5);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        free(list);
+        return choreo__store_error(adm->st->db, rc, "reading saga transitions");
+    }
+    *out = e;
+    *trans = list;
+    *n = count;
+    return CHOREO_OK;
+}
