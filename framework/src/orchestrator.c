@@ -717,9 +717,17 @@ static choreo_result apply_timeout(choreo_tx *tx, const struct choreo_saga_def *
         uint32_t klen;
         if (choreo_mp_read_str(&r, &key, &klen) != CHOREO_OK)
             return CHOREO_REJECT;
+        const char *v;
+        uint32_t vlen;
         if (klen == 5 && memcmp(key, "epoch", 5) == 0) {
             if (choreo_mp_read_int(&r, &epoch) != CHOREO_OK)
                 return CHOREO_REJECT;
+        } else if (klen == 7 && memcmp(key, "service", 7) == 0) {
+            if (choreo_mp_read_str(&r, &v, &vlen) != CHOREO_OK)
+                return CHOREO_REJECT;
+            const char *me = tx->svc->cfg->service;
+            if (vlen != strlen(me) || memcmp(v, me, vlen) != 0)
+                return CHOREO_DONE; /* another orchestrator's timeout: not ours */
         } else if (choreo_mp_skip(&r, 4) != CHOREO_OK) {
             return CHOREO_REJECT;
         }

@@ -58,5 +58,19 @@ choreo_status choreo__prune(choreo_store *st, int64_t outbox_before_ms, int64_t 
                         "   OR (status = 'retried' AND updated_at >= ?1))"
                         " LIMIT ?2)",
                         inbox_before_ms, stop, deleted);
+    /* Orchestrated instances that ended that long ago, and their
+     * transitions: a late reply for one finds no instance and is ignored. */
+    if (s == CHOREO_OK && inbox_before_ms > 0)
+        s = prune_table(st, STMT_PRUNE_SAGA_TRANSITIONS,
+                        "DELETE FROM choreo_saga_transitions WHERE id IN (SELECT t.id FROM"
+                        " choreo_saga_transitions t JOIN choreo_saga_instances i ON i.saga = t.saga"
+                        " WHERE i.phase IN ('COMPLETED', 'FAILED') AND i.updated_at < ?1 LIMIT ?2)",
+                        inbox_before_ms, stop, deleted);
+    if (s == CHOREO_OK && inbox_before_ms > 0)
+        s = prune_table(st, STMT_PRUNE_SAGAS,
+                        "DELETE FROM choreo_saga_instances WHERE saga IN (SELECT saga FROM"
+                        " choreo_saga_instances WHERE phase IN ('COMPLETED', 'FAILED')"
+                        " AND updated_at < ?1 LIMIT ?2)",
+                        inbox_before_ms, stop, deleted);
     return s;
 }

@@ -14,7 +14,9 @@
  * that the write lock is only ever held briefly. A redelivery that could
  * need a barrier row cannot arrive later than one that needs an inbox mark;
  * the barrier rows of a saga with a parked message, or a message retried
- * since inbox_before_ms, are kept. Parked messages are never pruned.
+ * since inbox_before_ms, are kept. Orchestrated saga instances that ended
+ * before inbox_before_ms go with their transitions; running ones stay.
+ * Parked messages are never pruned.
  * *deleted counts the rows removed. Stops early when *stop becomes true. */
 choreo_status choreo__prune(choreo_store *st, int64_t outbox_before_ms, int64_t inbox_before_ms,
                             const atomic_bool *stop, int64_t *deleted);

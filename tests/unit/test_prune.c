@@ -1,5 +1,6 @@
 /* Pruning barrier rows: old ones go in batches, recent ones stay, and so do
- * those of a saga whose message is parked or was retried lately. */
+ * those of a saga whose message is parked or was retried lately; ended
+ * orchestrated instances go with their transitions. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -144,5 +145,41 @@ Test(prune, a_stop_request_ends_pruning_early)
     cr_assert_eq(choreo__prune(st, NOW, CUTOFF, &stop, &deleted), CHOREO_OK);
     cr_assert_eq(deleted, 0);
     cr_assert_eq(saga_rows(st, "old"), 20);
+    choreo__store_close(st);
+}
+
+/* An orchestrated instance in phase, last changed at `at`, with three
+ * transitions. */
+static void instance(choreo_store *st, const char *saga, const char *phase, int64_t at)
+{
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO choreo_saga_instances(saga, definition, state, phase, pos, steps,"
+             " epoch, data, started_at, updated_at) VALUES ('%s', 'order', '%s', '%s', 0, 'D',"
+             " 1, x'80', %lld, %lld);"
+             "INSERT INTO choreo_saga_transitions(saga, at, event_id, event_type, from_state,"
+             " to_state, note) VALUES ('%s', 1, '', '', '', 'S', 'started'), ('%s', 2, 'e',"
+             " 'T', 'S', 'A', 'a done'), ('%s', 3, 'e2', 'T', 'A', '%s', 'b done')",
+             saga, phase, phase, (long long)at, (long long)at, saga, saga, saga, phase);
+    cr_assert_eq(choreo__store_exec(st, sql), CHOREO_OK, "%s", choreo_last_error());
+}
+
+Test(prune, ended_saga_instances_go_with_their_transitions_and_running_ones_stay)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    instance(st, "done-old", "COMPLETED", CUTOFF - 1);
+    instance(st, "failed-old", "FAILED", CUTOFF - 1);
+    instance(st, "running-old", "COMPENSATING", CUTOFF - 1);
+    instance(st, "done-new", "COMPLETED", CUTOFF);
+    int64_t deleted = 0;
+    cr_assert_eq(choreo__prune(st, 0, CUTOFF, &running, &deleted), CHOREO_OK, "%s",
+                 choreo_last_error());
+    cr_assert_eq(deleted, 8, "two instances and their six transitions, not %lld",
+                 (long long)deleted);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_instances"), 2);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_instances WHERE saga IN"
+                                   " ('running-old', 'done-new')"), 2);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_transitions"), 6);
     choreo__store_close(st);
 }
