@@ -828,9 +828,11 @@ typedef struct choreo_saga_entry {
     char state[65];          /* the last state reached: initial, a step's, COMPENSATING,
                                 COMPLETED or FAILED */
     char phase[16];          /* RUNNING, CONFIRMING, COMPENSATING, COMPLETED, FAILED */
-    char position[128];      /* the stage or step it waits for, "" once ended */
+    char position[256];      /* the replies it waits for ("PointsAwarded of
+                                award-points"), "" once ended */
     char steps[33];          /* one letter per step: - not started, P sent, D done,
-                                F failed, T timed out, K confirmed, C compensated */
+                                F failed, T timed out, K confirmed, X compensation
+                                sent, C compensated */
     char failed_step[65];    /* "" unless it compensates or failed */
     int64_t started_ms, updated_ms;
     int64_t transitions;     /* rows in choreo_saga_transitions */

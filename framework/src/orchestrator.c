@@ -81,7 +81,7 @@ struct inst {
     uint8_t *data;
     size_t data_len;
     int64_t started_ms;
-    char waiting[128]; /* what it waits for, for people */
+    char waiting[256]; /* what it waits for, for people */
     char note[160];    /* what the event did, for the transition row */
 };
 

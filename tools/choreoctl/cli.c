@@ -26,7 +26,7 @@ const ctl_own_flag ctl_own_flags[] = {
     { "--json", false },      { "--all", false },         { "--status", true },
     { "--force", false },     { "--help-settings", false }, { "--dir", true },
     { "--svg", true },        { "--limit", true },        { "--type", true },
-    { "--saga", true },       { "--from-start", false },
+    { "--saga", true },       { "--from-start", false },  { "--state", true },
 };
 const size_t ctl_own_flag_count = sizeof ctl_own_flags / sizeof ctl_own_flags[0];
 
@@ -211,6 +211,32 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
         return CTL_EXIT_USAGE;
     }
     return CTL_EXIT_OK;
+}
+
+const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing)
+{
+    size_t n = strlen(name);
+    const char *arg = argv[*i];
+    if (strncmp(arg, name, n) != 0 || (arg[n] != '=' && arg[n] != '\0'))
+        return NULL;
+    if (arg[n] == '=')
+        return arg + n + 1;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool ctl_parse_count(const char *v, size_t max, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *end || !(v[0] >= '0' && v[0] <= '9') || n < 1 || n > max)
+        return false;
+    *out = (size_t)n;
+    return true;
 }
 
 int ctl_settings_check(ctl_settings *s)

@@ -41,6 +41,15 @@ typedef struct ctl_args {
  * the problem and returns CTL_EXIT_USAGE. */
 int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl_args *a);
 
+/* The value of the flag name at argv[*i], given as "--name VALUE" (*i then
+ * moves to the value) or "--name=VALUE"; NULL when argv[*i] is another
+ * flag, or when the value is missing, which sets *missing. */
+const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing);
+
+/* A whole number from 1 to max written in decimal, nothing else; *out is
+ * written only on success. */
+bool ctl_parse_count(const char *v, size_t max, size_t *out);
+
 /* Most --db flags one command line may give (saga reads several). */
 #define CTL_DB_MAX 64
 

@@ -16,6 +16,7 @@ void ctl_help_dead_retry(FILE *f);
 void ctl_help_dead_drop(FILE *f);
 void ctl_help_consumers(FILE *f);
 void ctl_help_status(FILE *f);
+void ctl_help_sagas(FILE *f);
 void ctl_help_saga(FILE *f);
 void ctl_help_tail(FILE *f);
 

@@ -1,6 +1,6 @@
 /* choreoctl: the operator's tool for a choreo service's parked messages,
- * durable consumers and status at a glance, and the events of the stream
- * (saga timelines, tail).
+ * durable consumers, status at a glance and orchestrated sagas, and the
+ * events of the stream (saga timelines, tail).
  * Settings come exactly as for services (CHOREO_* variables, then flags);
  * what is left on the command line is the command and its own flags. */
 #include <stdbool.h>
@@ -14,6 +14,7 @@
 #include "dead.h"
 #include "help.h"
 #include "saga.h"
+#include "sagas.h"
 #include "status.h"
 #include "tail.h"
 
@@ -38,6 +39,8 @@ static int run(ctl_settings *s, int argc, char **argv)
         return ctl_consumers_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0)
         return ctl_status_main(s, argc - 1, argv + 1);
+    if (strcmp(cmd, "sagas") == 0)
+        return ctl_sagas_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "saga") == 0)
         return ctl_saga_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "tail") == 0)
@@ -46,8 +49,8 @@ static int run(ctl_settings *s, int argc, char **argv)
         ctl_error("unknown flag %s: see choreoctl --help for the settings and commands", cmd);
     else
         ctl_error("unknown command \"%s\": choreoctl has the commands dead (list, show, "
-                  "retry, drop), consumers (list, delete), status, saga and tail; see choreoctl "
-                  "--help",
+                  "retry, drop), consumers (list, delete), status, sagas, saga and tail; see "
+                  "choreoctl --help",
                   cmd);
     return CTL_EXIT_USAGE;
 }

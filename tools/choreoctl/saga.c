@@ -1,10 +1,10 @@
 /* The saga command: reads one saga's events from the stream and what the
  * given services' databases (--db, or every *.db of --dir) recorded about
- * them, then prints one aligned line per event, or one JSON object, and may
- * draw the timeline as an SVG sequence diagram (svg.c). */
+ * them, then prints one aligned line per event and, for an orchestrated
+ * saga, where its instance stands; or one JSON object; and may draw the
+ * timeline as an SVG sequence diagram (svg.c). */
 #include "saga.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "json.h"
 #include "mpjson.h"
 #include "natsconn.h"
+#include "sagas.h"
 #include "svg.h"
 #include "text.h"
 #include "timeline.h"
@@ -33,36 +34,6 @@ struct saga_args {
     size_t limit;
 };
 
-/* The value of --name VALUE or --name=VALUE at argv[*i]; NULL when arg is
- * another flag. Reports a missing value. */
-static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *missing)
-{
-    size_t n = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0)
-        return NULL;
-    if (arg[n] == '=')
-        return arg + n + 1;
-    if (arg[n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-static bool parse_limit(const char *v, size_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || n < 1 || n > CTL_TIMELINE_LIMIT_MAX)
-        return false;
-    *out = (size_t)n;
-    return true;
-}
-
 static int parse(int argc, char **argv, struct saga_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -79,16 +50,16 @@ static int parse(int argc, char **argv, struct saga_args *a)
             flags = false;
         } else if (flags && strcmp(arg, "--json") == 0) {
             a->json = true;
-        } else if (flags && (v = flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
+        } else if (flags && (v = ctl_flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
             if (a->ndirs == CTL_DIR_MAX) {
                 ctl_error("saga: more than %d --dir flags", CTL_DIR_MAX);
                 return CTL_EXIT_USAGE;
             }
             a->dirs[a->ndirs++] = v;
-        } else if (flags && (v = flag_value("--svg", argc, argv, &i, &missing)) != NULL) {
+        } else if (flags && (v = ctl_flag_value("--svg", argc, argv, &i, &missing)) != NULL) {
             a->svg = v;
-        } else if (flags && (v = flag_value("--limit", argc, argv, &i, &missing)) != NULL) {
-            if (!parse_limit(v, &a->limit)) {
+        } else if (flags && (v = ctl_flag_value("--limit", argc, argv, &i, &missing)) != NULL) {
+            if (!ctl_parse_count(v, CTL_TIMELINE_LIMIT_MAX, &a->limit)) {
                 ctl_error("saga: invalid --limit \"%s\": give a whole number from 1 to %d", v,
                           CTL_TIMELINE_LIMIT_MAX);
                 return CTL_EXIT_USAGE;
@@ -267,6 +238,86 @@ static void print_marks(const ctl_timeline *t)
     }
 }
 
+/* One transition as the cells offset, FROM -> TO, the event and the note. */
+enum { T_OFFSET, T_CHANGE, T_EVENT, T_NOTE, TCOLS };
+
+static bool fill_transition(const ctl_timeline *t, const choreo_saga_transition *tr, char **row)
+{
+    char offset[32], change[160], event[128];
+    snprintf(offset, sizeof offset, "%+" PRId64 " ms", tr->at_ms - t->t0);
+    snprintf(change, sizeof change, "%s%s-> %s", tr->from, tr->from[0] ? " " : "", tr->to);
+    snprintf(event, sizeof event, "%s%s%s", tr->event_type, tr->event_type[0] ? " " : "",
+             tr->event_id);
+    const char *src[TCOLS] = { offset, change, event, tr->note };
+    for (int c = 0; c < TCOLS; c++)
+        if (!(row[c] = ctl_text_clean(src[c], strlen(src[c]))))
+            return false;
+    return true;
+}
+
+static bool print_transitions(const ctl_timeline *t)
+{
+    const ctl_orch *o = &t->orch;
+    char **cells = calloc(o->ntrans * TCOLS + 1, sizeof *cells);
+    bool ok = cells != NULL;
+    size_t width[TCOLS] = { 0 };
+    for (size_t i = 0; ok && i < o->ntrans; i++) {
+        ok = fill_transition(t, &o->trans[i], cells + i * TCOLS);
+        for (int c = 0; ok && c < T_NOTE; c++) {
+            size_t w = ctl_text_width(cells[i * TCOLS + c]);
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    if (ok) {
+        printf("transitions:\n");
+        for (size_t i = 0; i < o->ntrans; i++) {
+            char **row = cells + i * TCOLS;
+            printf("  %*s  ", (int)width[T_OFFSET], row[T_OFFSET]);
+            ctl_text_pad(stdout, row[T_CHANGE], width[T_CHANGE] + 2);
+            ctl_text_pad(stdout, row[T_EVENT], width[T_EVENT] + 2);
+            printf("%s\n", row[T_NOTE]);
+        }
+    }
+    for (size_t i = 0; cells && i < o->ntrans * TCOLS; i++)
+        free(cells[i]);
+    free(cells);
+    return ok;
+}
+
+/* Where the orchestrated instance stands, its steps and its transitions. */
+static bool print_orchestration(const ctl_timeline *t)
+{
+    const ctl_orch *o = &t->orch;
+    const choreo_saga_entry *e = &o->entry;
+    bool ended = strcmp(e->phase, "COMPLETED") == 0 || strcmp(e->phase, "FAILED") == 0;
+    fputs("\norchestrated by ", stdout);
+    put_clean(stdout, o->db->service);
+    fputs(" (definition ", stdout);
+    put_clean(stdout, e->definition);
+    fputs(", ", stdout);
+    put_clean(stdout, o->db->path);
+    fputs("): state ", stdout);
+    put_clean(stdout, e->state);
+    fputs(", phase ", stdout);
+    put_clean(stdout, e->phase);
+    if (e->failed_step[0]) {
+        fputs(", failed step ", stdout);
+        put_clean(stdout, e->failed_step);
+    }
+    if (ended) {
+        printf(", ended %+" PRId64 " ms", e->updated_ms - t->t0);
+    } else if (e->position[0]) {
+        fputs(", waiting for ", stdout);
+        put_clean(stdout, e->position);
+    }
+    fputs("\nsteps  ", stdout);
+    put_clean(stdout, e->steps);
+    fputs("  (one letter per step in the definition's order: ", stdout);
+    ctl_sagas_legend(stdout, e->steps);
+    fputs(")\n", stdout);
+    return print_transitions(t);
+}
+
 static void print_header(const ctl_timeline *t)
 {
     char at[32];
@@ -334,6 +385,10 @@ static int print_text(const ctl_timeline *t)
         }
         if (t->nmarks > 0)
             print_marks(t);
+        if (t->orch.db && !print_orchestration(t)) {
+            ctl_error("saga: out of memory");
+            rc = CTL_EXIT_FAIL;
+        }
     }
     for (size_t i = 0; i < t->n * NCOLS; i++)
         free(cells[i]);
@@ -472,6 +527,35 @@ static void json_marks(ctl_json *j, const ctl_timeline *t)
     ctl_json_array_end(j);
 }
 
+static void json_orchestration(ctl_json *j, const ctl_timeline *t)
+{
+    const ctl_orch *o = &t->orch;
+    ctl_json_key(j, "orchestration");
+    if (!o->db) {
+        ctl_json_null(j);
+        return;
+    }
+    ctl_json_object_begin(j);
+    ctl_json_kstr(j, "service", o->db->service);
+    ctl_json_kstr(j, "db", o->db->path);
+    ctl_sagas_entry_json(j, &o->entry, false);
+    ctl_json_key(j, "transitions");
+    ctl_json_array_begin(j);
+    for (size_t i = 0; i < o->ntrans; i++) {
+        const choreo_saga_transition *tr = &o->trans[i];
+        ctl_json_object_begin(j);
+        json_offset(j, t, "offset_ms", tr->at_ms);
+        json_optional(j, "event_id", tr->event_id, tr->event_id[0] != '\0');
+        json_optional(j, "event_type", tr->event_type, tr->event_type[0] != '\0');
+        json_optional(j, "from", tr->from, tr->from[0] != '\0');
+        ctl_json_kstr(j, "to", tr->to);
+        ctl_json_kstr(j, "note", tr->note);
+        ctl_json_object_end(j);
+    }
+    ctl_json_array_end(j);
+    ctl_json_object_end(j);
+}
+
 static int print_json(const ctl_timeline *t)
 {
     ctl_json j;
@@ -502,6 +586,7 @@ static int print_json(const ctl_timeline *t)
         json_event(&j, t, i);
     ctl_json_array_end(&j);
     json_marks(&j, t);
+    json_orchestration(&j, t);
     ctl_json_object_end(&j);
     int rc = CTL_EXIT_OK;
     if (j.failed) {
@@ -539,6 +624,8 @@ static int run(ctl_settings *s, const struct saga_args *a, const ctl_db_list *db
     }
     for (size_t d = 0; d < dbs->n && rc == CTL_EXIT_OK; d++)
         rc = ctl_timeline_read_db(&t, dbs->path[d]);
+    if (rc == CTL_EXIT_OK)
+        rc = ctl_timeline_read_orchestration(&t, s->cfg);
     if (rc == CTL_EXIT_OK) {
         ctl_timeline_finish(&t);
         if (t.truncated)
@@ -548,6 +635,11 @@ static int run(ctl_settings *s, const struct saga_args *a, const ctl_db_list *db
         if (t.data_dropped)
             fprintf(stderr, "choreoctl: saga: the events' data are too large to keep them all; "
                     "later events are shown without their data\n");
+        for (size_t d = 0; d < t.ndbs; d++)
+            if (t.dbs[d].orchestrates && &t.dbs[d] != t.orch.db)
+                fprintf(stderr, "choreoctl: saga: %s also holds an orchestrated instance of saga "
+                        "%s; only the one in %s is shown\n", t.dbs[d].path, t.saga,
+                        t.orch.db ? t.orch.db->path : "-");
         rc = a->json ? print_json(&t) : print_text(&t);
         if (rc == CTL_EXIT_OK && a->svg)
             rc = ctl_svg_write(&t, a->svg);

@@ -6,7 +6,6 @@
  * tail is most useful exactly while things go wrong. */
 #include "tail.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,22 +64,6 @@ static bool type_valid(const char *s)
     return true;
 }
 
-/* The value of --name VALUE or --name=VALUE at argv[*i], or NULL. */
-static const char *flag_value(const char *name, int argc, char **argv, int *i, bool *missing)
-{
-    size_t n = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0 || (arg[n] != '=' && arg[n] != '\0'))
-        return NULL;
-    if (arg[n] == '=')
-        return arg + n + 1;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 static int parse(int argc, char **argv, struct tail_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -95,7 +78,7 @@ static int parse(int argc, char **argv, struct tail_args *a)
             a->json = true;
         } else if (strcmp(arg, "--from-start") == 0) {
             a->from_start = true;
-        } else if ((v = flag_value("--type", argc, argv, &i, &missing)) != NULL) {
+        } else if ((v = ctl_flag_value("--type", argc, argv, &i, &missing)) != NULL) {
             if (!type_valid(v)) {
                 ctl_error("tail: invalid --type \"%s\": an event type is UpperCamel ASCII, "
                           "[A-Z][A-Za-z0-9]*, at most %d characters", v, CHOREO_TYPE_MAX);
@@ -106,7 +89,7 @@ static int parse(int argc, char **argv, struct tail_args *a)
                 return CTL_EXIT_USAGE;
             }
             a->types[a->ntypes++] = v;
-        } else if ((v = flag_value("--saga", argc, argv, &i, &missing)) != NULL) {
+        } else if ((v = ctl_flag_value("--saga", argc, argv, &i, &missing)) != NULL) {
             if (!ctl_saga_id_valid(v)) {
                 ctl_error("tail: invalid --saga \"%s\": a saga id is 1 to %d of A-Z a-z 0-9 _ -",
                           v, CHOREO_SAGA_MAX);

@@ -1,8 +1,12 @@
 /* Reads a saga's timeline. The stream gives the events (every event of a
  * saga has a subject <prefix>.<Type>.<saga>); each service's database adds
  * its inbox marks (consumer <service>_<Type>, looked up by primary key), its
- * parked messages and its barrier rows. Nothing here writes anywhere: the
- * consumer is ephemeral and the databases are opened read-only. */
+ * parked messages and its barrier rows, and the database of the service
+ * that orchestrates the saga its instance and transitions. Nothing here
+ * writes anywhere: the consumer is ephemeral, the databases are opened
+ * read-only, and the admin API reads the instance only from a database
+ * that already has the orchestrator's tables, so opening it migrates
+ * nothing. */
 #include "timeline.h"
 
 #include <stdio.h>
@@ -409,6 +413,32 @@ static int read_barrier(ctl_timeline *t, sqlite3 *h, const ctl_db *db)
     return rc == SQLITE_DONE ? CTL_EXIT_OK : db_error(h, db->path, "the barrier");
 }
 
+/* Whether the database holds an orchestrated instance of the saga. A
+ * database a choreo older than orchestration last opened has no table
+ * choreo_saga_instances; that is not an error, and such a database must not
+ * reach choreo_admin_open, which would migrate it. */
+static int probe_instance(ctl_timeline *t, sqlite3 *h, ctl_db *db)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                              "'choreo_saga_instances'", -1, &q, NULL) != SQLITE_OK)
+        return db_error(h, db->path, "the orchestrated sagas");
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE)
+        return CTL_EXIT_OK;
+    if (rc != SQLITE_ROW ||
+        sqlite3_prepare_v2(h, "SELECT 1 FROM choreo_saga_instances WHERE saga = ?1", -1, &q,
+                           NULL) != SQLITE_OK)
+        return db_error(h, db->path, "the orchestrated sagas");
+    sqlite3_bind_text(q, 1, t->saga, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    db->orchestrates = rc == SQLITE_ROW;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_EXIT_OK
+                                                 : db_error(h, db->path, "the orchestrated sagas");
+}
+
 int ctl_timeline_read_db(ctl_timeline *t, const char *path)
 {
     if (t->ndbs >= sizeof t->dbs / sizeof t->dbs[0]) {
@@ -436,8 +466,36 @@ int ctl_timeline_read_db(ctl_timeline *t, const char *path)
         rc = read_dead(t, h, db);
     if (rc == CTL_EXIT_OK)
         rc = read_barrier(t, h, db);
+    if (rc == CTL_EXIT_OK)
+        rc = probe_instance(t, h, db);
     sqlite3_close(h);
     return rc;
+}
+
+int ctl_timeline_read_orchestration(ctl_timeline *t, choreo_config *cfg)
+{
+    const ctl_db *db = NULL;
+    for (size_t d = 0; d < t->ndbs && !db; d++)
+        if (t->dbs[d].orchestrates)
+            db = &t->dbs[d];
+    if (!db)
+        return CTL_EXIT_OK;
+    choreo_admin *adm = NULL;
+    choreo_status st = choreo_config_set(cfg, "db", db->path);
+    if (st == CHOREO_OK)
+        st = choreo_admin_open(&adm, cfg);
+    if (st == CHOREO_OK)
+        st = choreo_admin_saga(adm, t->saga, &t->orch.entry, &t->orch.trans, &t->orch.ntrans);
+    choreo_admin_close(adm);
+    if (st == CHOREO_ENOTFOUND)
+        return CTL_EXIT_OK; /* gone since the probe */
+    if (st != CHOREO_OK) {
+        ctl_error("saga: cannot read the orchestrated instance from %s: %s", db->path,
+                  choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    t->orch.db = db;
+    return CTL_EXIT_OK;
 }
 
 /* ---- ordering and attribution ------------------------------------------- */
@@ -561,6 +619,9 @@ void ctl_timeline_free(ctl_timeline *t)
     free(t->ev);
     free(t->marks);
     free(t->by_id);
+    free(t->orch.trans);
+    t->orch.trans = NULL;
+    t->orch.db = NULL;
     t->by_id = NULL;
     t->ev = NULL;
     t->marks = NULL;

@@ -1,6 +1,7 @@
 /* The timeline of one saga: its events as the stream holds them, and what
  * the services' databases recorded about each of them (which consumers
- * applied it and when, which parked it and why, the saga barrier's marks).
+ * applied it and when, which parked it and why, the saga barrier's marks),
+ * and the orchestrated instance of the saga when one of them owns it.
  * Built by `choreoctl saga`, drawn by its text, JSON and SVG writers. */
 #ifndef CHOREOCTL_TIMELINE_H
 #define CHOREOCTL_TIMELINE_H
@@ -20,7 +21,8 @@
 /* A database read into the timeline; path is borrowed. */
 typedef struct ctl_db {
     const char *path;
-    char service[80]; /* the service recorded in it, or its file name's stem */
+    char service[80];  /* the service recorded in it, or its file name's stem */
+    bool orchestrates; /* it holds an orchestrated instance of the saga */
 } ctl_db;
 
 /* A consumer that applied an event (its inbox mark). */
@@ -73,6 +75,15 @@ typedef struct ctl_mark {
     long apply;    /* index in that event's applied, or -1 */
 } ctl_mark;
 
+/* The orchestrated instance of the saga, as the database of the service
+ * that owns it records it (choreo_admin_saga). */
+typedef struct ctl_orch {
+    const ctl_db *db;               /* NULL when no database read holds one */
+    choreo_saga_entry entry;
+    choreo_saga_transition *trans;  /* oldest first */
+    size_t ntrans;
+} ctl_orch;
+
 typedef enum ctl_kind {
     CTL_KIND_NORMAL,
     CTL_KIND_FAILURE,      /* parked, not a choreo envelope, or a *Rejected / *Failed type */
@@ -95,6 +106,7 @@ typedef struct ctl_timeline {
     ctl_db dbs[CTL_DB_MAX * 2];
     size_t ndbs;
     size_t data_bytes;  /* msgpack data kept */
+    ctl_orch orch;
     struct ctl_id_ref *by_id; /* events sorted by id, then stored_ms; NULL until needed */
 } ctl_timeline;
 
@@ -116,6 +128,12 @@ int ctl_timeline_read_stream(ctl_timeline *t, ctl_nats *n);
  * about the events read: inbox marks, parked messages, barrier rows. path
  * must outlive t. Prints an error and returns CTL_EXIT_FAIL, or CTL_EXIT_OK. */
 int ctl_timeline_read_db(ctl_timeline *t, const char *path);
+
+/* Reads the orchestrated instance of the saga from the first database
+ * read (ctl_timeline_read_db) that holds one, through the admin API with
+ * cfg, whose db setting it changes. Prints an error and returns
+ * CTL_EXIT_FAIL, or CTL_EXIT_OK, also when none holds one (t->orch.db NULL). */
+int ctl_timeline_read_orchestration(ctl_timeline *t, choreo_config *cfg);
 
 /* Sorts the events, sets t0, and attributes each barrier mark to the
  * application of one of the saga's events in the same database that marked
