@@ -179,19 +179,51 @@ static choreo_status create_schema(choreo_service *svc, const char *sql)
 static void usage(const shop_service_def *def, const choreo_config *cfg, FILE *f)
 {
     fprintf(f,
-            "usage: shop-%s [--service NAME] [--db FILE] [--nats-url URL] [choreo flags]%s\n"
+            "usage: shop-%s [--style STYLE] [--service NAME] [--db FILE] [--nats-url URL] "
+            "[choreo flags]%s\n"
             "\nThe %s service of the choreo shop demo. Runs until SIGINT or SIGTERM.\n",
             def->name, def->usage ? " [service flags]" : "", def->name);
-    if (def->usage)
-        fprintf(f, "\nService flags:\n%s", def->usage);
+    fprintf(f, "\nService flags:\n"
+               "  --style STYLE     how the saga runs: choreography (each service reacts to\n"
+               "                    the event before it), orchestration (the order service\n"
+               "                    sends each step a command) or tcc (try, then confirm or\n"
+               "                    cancel); every service of a shop must run the same\n"
+               "                    [choreography]\n%s",
+            def->usage ? def->usage : "");
     fprintf(f, "\n");
     choreo_config_print_help(cfg, f);
+}
+
+/* --style STYLE or --style=STYLE at argv[*i]: 1 when taken (advancing *i
+ * past a separate value), 0 when argv[*i] is another flag, -1 (after saying
+ * why) for a missing or unknown style. */
+static int style_flag(const char *name, int argc, char **argv, int *i, shop_style *style)
+{
+    const char *v;
+    if (strncmp(argv[*i], "--style=", 8) == 0) {
+        v = argv[*i] + 8;
+    } else if (strcmp(argv[*i], "--style") == 0) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "shop-%s: --style needs a value: %s\n", name, SHOP_STYLES);
+            return -1;
+        }
+        v = argv[++*i];
+    } else {
+        return 0;
+    }
+    if (!shop_style_parse(v, style)) {
+        fprintf(stderr, "shop-%s: --style \"%s\" is not a saga style: use %s\n", name, v,
+                SHOP_STYLES);
+        return -1;
+    }
+    return 1;
 }
 
 int shop_service_main(const shop_service_def *def, int argc, char **argv)
 {
     choreo_config *cfg = NULL;
     choreo_service *svc = NULL;
+    shop_style style = SHOP_STYLE_CHOREOGRAPHY;
     int rc = 1;
     char db[300];
     snprintf(log_service, sizeof log_service, "%s", def->name);
@@ -199,6 +231,10 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
     if (choreo_config_create(&cfg) != CHOREO_OK ||
         choreo_config_set(cfg, "service", def->name) != CHOREO_OK ||
         choreo_config_set(cfg, "db", db) != CHOREO_OK || choreo_config_from_env(cfg) != CHOREO_OK) {
+        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        goto out;
+    }
+    if (choreo_config_accept_flag(cfg, "--style", true) != CHOREO_OK) {
         fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
         goto out;
     }
@@ -218,7 +254,9 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
             rc = 0;
             goto out;
         }
-        int r = def->flag ? def->flag(argc, argv, &i, def->user) : 0;
+        int r = style_flag(def->name, argc, argv, &i, &style);
+        if (r == 0 && def->flag)
+            r = def->flag(argc, argv, &i, def->user);
         if (r < 0)
             goto out;
         if (r == 0) {
@@ -235,7 +273,7 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
     if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
         create_schema(svc, def->schema_sql) != CHOREO_OK ||
         choreo_service_on_request(svc, "Ping", on_ping, NULL) != CHOREO_OK ||
-        def->register_handlers(svc, def->user) != CHOREO_OK ||
+        def->register_handlers(svc, style, def->user) != CHOREO_OK ||
         choreo_service_run(svc) != CHOREO_OK) {
         fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
         goto out;

@@ -1,7 +1,8 @@
 /* What the four shop services share: the main() of a service (settings from
- * CHOREO_* variables and flags, business schema, a Ping request for health
- * checks, run until SIGINT or SIGTERM), a statement cache for handler SQL,
- * and logfmt lines in the same shape as choreo's own. */
+ * CHOREO_* variables and flags, the saga style, business schema, a Ping
+ * request for health checks, run until SIGINT or SIGTERM), a statement cache
+ * for handler SQL, the outcome of a step, and logfmt lines in the same shape
+ * as choreo's own. */
 #ifndef SHOP_SVC_H
 #define SHOP_SVC_H
 
@@ -9,6 +10,8 @@
 #include <stdint.h>
 
 #include <choreo.h>
+
+#include "shop_domain.h"
 
 #define SHOP_STMTS_MAX 32
 
@@ -63,6 +66,33 @@ choreo_result shop_reject(choreo_tx *tx, const char *fmt, ...)
 /* Unix time in microseconds. */
 int64_t shop_now_us(void);
 
+/* What every step of the saga needs to know of an order: the fields of
+ * OrderCreated, which every command of the orchestrated and TCC styles
+ * carries too. The strings are borrowed from the event being handled. */
+typedef struct shop_order_ref {
+    const char *order_id, *user_id, *product_id;
+    int32_t qty;
+    int64_t amount_cents, points;
+} shop_order_ref;
+
+/* The shop_order_ref of a decoded event or command v that has all six
+ * fields (OrderCreated, StockReserved and every command). */
+#define SHOP_ORDER_REF(v)                                                                   \
+    ((shop_order_ref){ .order_id = (v)->order_id, .user_id = (v)->user_id,                  \
+                       .product_id = (v)->product_id, .qty = (v)->qty,                      \
+                       .amount_cents = (v)->amount_cents, .points = (v)->points })
+
+/* What a participant's forward step decided. Each service keeps one
+ * business function per step, used by every style; the handlers of a style
+ * turn its outcome into that style's reply (or none). */
+typedef enum shop_outcome {
+    SHOP_OUT_DONE = 0,    /* the step was done */
+    SHOP_OUT_REFUSED = 1, /* a business "no": out of stock, insufficient funds, ... */
+    SHOP_OUT_SKIPPED = 2, /* the barrier skipped it: a repeat, or its compensation came
+                             first */
+    SHOP_OUT_HELD = 3,    /* payment only: frozen but held for a review that never answers */
+} shop_outcome;
+
 /* A service's description for shop_service_main. */
 typedef struct shop_service_def {
     /* Default service name; also the default database file "<name>.db". */
@@ -79,14 +109,17 @@ typedef struct shop_service_def {
      * value). Returns 1 when consumed, 0 when unknown, -1 on a bad value
      * (after printing why). May be NULL. */
     int (*flag)(int argc, char **argv, int *i, void *user);
-    /* Registers the service's handlers. */
-    choreo_status (*register_handlers)(choreo_service *svc, void *user);
+    /* Registers the service's handlers for the saga style chosen with
+     * --style (choreography unless given). */
+    choreo_status (*register_handlers)(choreo_service *svc, shop_style style, void *user);
     /* Called after the service stopped and before its database closes. */
     void (*cleanup)(void *user);
     void *user;
 } shop_service_def;
 
-/* The whole main() of a shop service. Returns the process exit status. */
+/* The whole main() of a shop service, with the flags every service takes:
+ * choreo's settings and --style choreography|orchestration|tcc. Returns the
+ * process exit status. */
 int shop_service_main(const shop_service_def *def, int argc, char **argv);
 
 /* Parses a decimal int64 flag value in [min, max]; prints why on failure. */

@@ -1,8 +1,18 @@
 /* shop-order: the order service of the shop demo. It takes PlaceOrder
- * requests (idempotent by the client's key), starts one saga per order with
- * OrderCreated and a delayed OrderDeadline, and ends each saga exactly once:
- * COMPLETED on PointsAwarded, CANCELLED on any rejection or on the deadline.
- * "Exactly once" comes from the order's own state: only a PENDING order moves. */
+ * requests (idempotent by the client's key), starts one saga per order and
+ * ends each saga exactly once: COMPLETED when every step is done, CANCELLED
+ * on any rejection or when the order ran out of time. How it starts and
+ * follows the saga depends on the style (--style):
+ *   choreography   it emits OrderCreated and a delayed OrderDeadline, and
+ *                  listens for the rejections, PointsAwarded and the
+ *                  deadline; "exactly once" comes from the order's own
+ *                  state: only a PENDING order moves
+ *   orchestration  it starts an instance of the saga "order" (three steps,
+ *   tcc            or the points step and a TCC group of stock and payment),
+ *                  which the framework drives; the saga's end function
+ *                  writes the order's outcome
+ * In every style the outcome is announced with OrderCompleted or
+ * OrderCancelled. */
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +43,8 @@ enum { Q_BY_KEY, Q_INSERT_ORDER, Q_INSERT_KEY, Q_FINISH, Q_STATE, Q_GET };
 
 struct order_svc {
     shop_stmts st;
-    int64_t deadline_ms;
+    int64_t deadline_ms;  /* the saga's deadline; each step's timeout when orchestrated */
+    shop_style style;
 };
 
 static choreo_result reply_with(choreo_reply *reply, const char *order_id, const char *status,
@@ -96,6 +107,31 @@ static int replay(struct order_svc *o, sqlite3 *db, const shop_place_order *in,
     return reply_with(reply, id, state, "");
 }
 
+/* Starts the saga of a new order in the PlaceOrder transaction. In
+ * choreography: OrderCreated and the delayed OrderDeadline. Orchestrated:
+ * an instance of the saga, whose commands carry OrderCreated's fields (the
+ * participants decode them with the generated decoders) and whose steps
+ * time out after deadline_ms. */
+static choreo_status start_saga(struct order_svc *o, choreo_tx *tx, const shop_order_created *ev)
+{
+    if (o->style == SHOP_STYLE_CHOREOGRAPHY) {
+        shop_order_deadline dl;
+        shop_order_deadline_init(&dl);
+        dl.order_id = ev->order_id;
+        choreo_status s = shop_emit_order_created(tx, ev->order_id, ev, NULL);
+        return s != CHOREO_OK ? s
+                              : shop_emit_order_deadline_after(tx, o->deadline_ms, ev->order_id,
+                                                               &dl, NULL);
+    }
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, 1024);
+    choreo_status s = shop_order_created_encode(ev, &w);
+    if (s == CHOREO_OK)
+        s = choreo_tx_saga_start(tx, SHOP_SAGA, ev->order_id, w.buf, w.len);
+    choreo_mp_writer_free(&w);
+    return s;
+}
+
 static choreo_result place_order(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
                                  void *user)
 {
@@ -138,12 +174,9 @@ static choreo_result place_order(choreo_tx *tx, const void *req, size_t len, cho
     ev.qty = in.qty;
     ev.amount_cents = in.amount_cents;
     ev.points = points;
-    shop_order_deadline dl;
-    shop_order_deadline_init(&dl);
-    dl.order_id = order_id;
-    if (shop_emit_order_created(tx, order_id, &ev, NULL) != CHOREO_OK ||
-        shop_emit_order_deadline_after(tx, o->deadline_ms, order_id, &dl, NULL) != CHOREO_OK) {
-        shop_log(SHOP_ERROR, "cannot emit", "order=%s err=\"%s\"", order_id, choreo_last_error());
+    if (start_saga(o, tx, &ev) != CHOREO_OK) {
+        shop_log(SHOP_ERROR, "cannot start the saga", "order=%s err=\"%s\"", order_id,
+                 choreo_last_error());
         goto out;
     }
     res = reply_with(reply, order_id, SHOP_PENDING, "");
@@ -153,9 +186,9 @@ out:
 }
 
 /* Moves a PENDING order to its final state and emits the event that tells
- * the other services; an order already final is left alone, so that of
- * several failure events (or a failure and the deadline) only the first
- * one cancels. */
+ * the other services (the order id is the saga id); an order already final
+ * is left alone, so that of several failure events (or a failure and the
+ * deadline) only the first one cancels. */
 static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *order_id,
                             bool completed, shop_reason reason, const char *detail)
 {
@@ -196,7 +229,7 @@ static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *orde
         shop_order_completed ev;
         shop_order_completed_init(&ev);
         ev.order_id = order_id;
-        s = shop_emit_order_completed(tx, NULL, &ev, NULL);
+        s = shop_emit_order_completed(tx, order_id, &ev, NULL);
     } else {
         char why[256];
         snprintf(why, sizeof why, "%s: %.200s", code, detail);
@@ -204,7 +237,7 @@ static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *orde
         shop_order_cancelled_init(&ev);
         ev.order_id = order_id;
         ev.reason = why;
-        s = shop_emit_order_cancelled(tx, NULL, &ev, NULL);
+        s = shop_emit_order_cancelled(tx, order_id, &ev, NULL);
     }
     if (s != CHOREO_OK) {
         shop_log(SHOP_ERROR, "cannot emit", "order=%s err=\"%s\"", order_id, choreo_last_error());
@@ -242,6 +275,46 @@ static choreo_result on_points_awarded(choreo_tx *tx, const choreo_event *meta,
                                        const shop_points_awarded *v, void *user)
 {
     return finish(user, tx, v->order_id, true, SHOP_REASON_COUNT, "");
+}
+
+/* The end of an orchestrated order saga, in the transaction that ends its
+ * instance: the order's outcome, from the reply that failed a step or from
+ * the step's timeout. The orchestrator has already run the compensations,
+ * so OrderCancelled only announces the outcome here: no participant of
+ * these styles handles it (and were one to, the barrier would make its
+ * second compensation a no-op). OrderCompleted settles the stock and the
+ * payment in the orchestrated style; in tcc the confirms have settled
+ * them and it only announces the outcome too. */
+static choreo_result on_saga_end(choreo_tx *tx, const choreo_saga_info *info, void *user)
+{
+    static const struct {
+        const char *type;
+        shop_reason reason;
+    } failures[] = { { SHOP_STOCK_REJECTED_TYPE, SHOP_REASON_STOCK },
+                     { SHOP_PAYMENT_REJECTED_TYPE, SHOP_REASON_PAYMENT },
+                     { SHOP_POINTS_REJECTED_TYPE, SHOP_REASON_POINTS } };
+    if (info->completed)
+        return finish(user, tx, info->saga, true, SHOP_REASON_COUNT, "");
+    char detail[300] = "";
+    if (info->timed_out) {
+        snprintf(detail, sizeof detail, "step %s had no answer in time",
+                 info->failed_step ? info->failed_step : "?");
+        return finish(user, tx, info->saga, false, SHOP_REASON_DEADLINE, detail);
+    }
+    for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
+        if (strcmp(info->failure_type, failures[i].type) != 0)
+            continue;
+        /* Every rejection carries {order_id, reason}. */
+        char err[200];
+        shop_field f[] = { SHOP_FIELD_STR("reason", detail, false) };
+        if (shop_msg_decode(info->failure_data, info->failure_len, f, 1, err, sizeof err) !=
+            CHOREO_OK)
+            snprintf(detail, sizeof detail, "(the reason could not be read: %s)", err);
+        return finish(user, tx, info->saga, false, failures[i].reason, detail);
+    }
+    return shop_reject(tx, "saga %s failed on %s with %s, which is no rejection of the shop",
+                       info->saga, info->failed_step ? info->failed_step : "?",
+                       info->failure_type);
 }
 
 /* GetOrder {order_id} or {idempotency_key} -> {found, order_id, state,
@@ -283,18 +356,82 @@ static choreo_result get_order(choreo_tx *tx, const void *req, size_t len, chore
     return shop_msg_reply(reply, out, 5);
 }
 
-static choreo_status register_handlers(choreo_service *svc, void *user)
+/* The saga "order", orchestrated: stock, then payment, then points, each
+ * compensated in reverse order when a later one fails or times out. */
+static choreo_status define_orchestration(choreo_saga_def *def, int64_t timeout_ms)
 {
+    const choreo_saga_step_spec steps[] = {
+        { .name = SHOP_STEP_RESERVE, .state = SHOP_STATE_STOCK,
+          .command = SHOP_RESERVE_STOCK_TYPE, .success = SHOP_STOCK_RESERVED_TYPE,
+          .failure = SHOP_STOCK_REJECTED_TYPE, .timeout_ms = timeout_ms,
+          .compensate = SHOP_RELEASE_STOCK_TYPE, .compensated = SHOP_STOCK_RELEASED_TYPE },
+        { .name = SHOP_STEP_FREEZE, .state = SHOP_STATE_PAYMENT,
+          .command = SHOP_AUTHORIZE_PAYMENT_TYPE, .success = SHOP_PAYMENT_AUTHORIZED_TYPE,
+          .failure = SHOP_PAYMENT_REJECTED_TYPE, .timeout_ms = timeout_ms,
+          .compensate = SHOP_UNFREEZE_PAYMENT_TYPE, .compensated = SHOP_PAYMENT_UNFROZEN_TYPE },
+        { .name = SHOP_STEP_AWARD, .state = SHOP_STATE_POINTS,
+          .command = SHOP_AWARD_POINTS_TYPE, .success = SHOP_POINTS_AWARDED_TYPE,
+          .failure = SHOP_POINTS_REJECTED_TYPE, .timeout_ms = timeout_ms,
+          .compensate = SHOP_REVOKE_POINTS_TYPE, .compensated = SHOP_POINTS_REVOKED_TYPE },
+    };
+    choreo_status s = CHOREO_OK;
+    for (size_t i = 0; s == CHOREO_OK && i < sizeof steps / sizeof steps[0]; i++)
+        s = choreo_saga_step(def, &steps[i]);
+    return s;
+}
+
+/* The saga "order" in TCC: the points first (a compensable step, so that a
+ * customer without points is refused before anything is held), then the
+ * stock and the payment tried at once, and confirmed together (sold,
+ * captured) or cancelled together (released, unfrozen, points revoked). */
+static choreo_status define_tcc(choreo_saga_def *def, int64_t timeout_ms)
+{
+    const choreo_saga_step_spec points = {
+        .name = SHOP_STEP_AWARD, .state = SHOP_STATE_POINTS, .command = SHOP_AWARD_POINTS_TYPE,
+        .success = SHOP_POINTS_AWARDED_TYPE, .failure = SHOP_POINTS_REJECTED_TYPE,
+        .timeout_ms = timeout_ms, .compensate = SHOP_REVOKE_POINTS_TYPE,
+        .compensated = SHOP_POINTS_REVOKED_TYPE
+    };
+    const choreo_saga_step_spec group[] = {
+        { .name = SHOP_STEP_RESERVE, .state = SHOP_STATE_TCC_STOCK,
+          .command = SHOP_TRY_RESERVE_STOCK_TYPE, .success = SHOP_STOCK_RESERVED_TYPE,
+          .failure = SHOP_STOCK_REJECTED_TYPE, .timeout_ms = timeout_ms,
+          .compensate = SHOP_CANCEL_STOCK_TYPE, .compensated = SHOP_STOCK_RELEASED_TYPE,
+          .confirm = SHOP_CONFIRM_STOCK_TYPE, .confirmed = SHOP_STOCK_CONFIRMED_TYPE },
+        { .name = SHOP_STEP_FREEZE, .state = SHOP_STATE_TCC_FUNDS,
+          .command = SHOP_TRY_FREEZE_FUNDS_TYPE, .success = SHOP_PAYMENT_AUTHORIZED_TYPE,
+          .failure = SHOP_PAYMENT_REJECTED_TYPE, .timeout_ms = timeout_ms,
+          .compensate = SHOP_CANCEL_FUNDS_TYPE, .compensated = SHOP_PAYMENT_UNFROZEN_TYPE,
+          .confirm = SHOP_CONFIRM_FUNDS_TYPE, .confirmed = SHOP_FUNDS_CONFIRMED_TYPE },
+    };
+    choreo_status s = choreo_saga_step(def, &points);
+    return s != CHOREO_OK ? s : choreo_saga_tcc(def, SHOP_STATE_CONFIRMED, group, 2);
+}
+
+static choreo_status register_handlers(choreo_service *svc, shop_style style, void *user)
+{
+    struct order_svc *o = user;
+    o->style = style;
     choreo_status s;
     if ((s = choreo_service_on_request(svc, SHOP_RQ_PLACE_ORDER, place_order, user)) ||
-        (s = choreo_service_on_request(svc, SHOP_RQ_GET_ORDER, get_order, user)) ||
-        (s = shop_on_stock_rejected(svc, on_stock_rejected, user)) ||
-        (s = shop_on_payment_rejected(svc, on_payment_rejected, user)) ||
-        (s = shop_on_points_rejected(svc, on_points_rejected, user)) ||
-        (s = shop_on_points_awarded(svc, on_points_awarded, user)) ||
-        (s = shop_on_order_deadline(svc, on_deadline, user)))
+        (s = choreo_service_on_request(svc, SHOP_RQ_GET_ORDER, get_order, user)))
         return s;
-    return CHOREO_OK;
+    if (style == SHOP_STYLE_CHOREOGRAPHY) {
+        if ((s = shop_on_stock_rejected(svc, on_stock_rejected, user)) ||
+            (s = shop_on_payment_rejected(svc, on_payment_rejected, user)) ||
+            (s = shop_on_points_rejected(svc, on_points_rejected, user)) ||
+            (s = shop_on_points_awarded(svc, on_points_awarded, user)) ||
+            (s = shop_on_order_deadline(svc, on_deadline, user)))
+            return s;
+        return CHOREO_OK;
+    }
+    /* Orchestrated: the framework handles the replies and the timeouts of
+     * the saga's definition, and calls on_saga_end. */
+    choreo_saga_def *def = NULL;
+    if ((s = choreo_service_saga(svc, SHOP_SAGA, SHOP_STATE_CREATED, on_saga_end, user, &def)))
+        return s;
+    return style == SHOP_STYLE_TCC ? define_tcc(def, o->deadline_ms)
+                                   : define_orchestration(def, o->deadline_ms);
 }
 
 static int flag(int argc, char **argv, int *i, void *user)
@@ -322,8 +459,9 @@ int main(int argc, char **argv)
     shop_service_def def = {
         .name = "order",
         .schema_sql = SCHEMA,
-        .usage = "  --deadline-ms N   an order still PENDING N ms after it was placed is "
-                 "cancelled [30000]\n",
+        .usage = "  --deadline-ms N   choreography: an order still PENDING N ms after it was\n"
+                 "                    placed is cancelled; orchestration and tcc: a step\n"
+                 "                    unanswered for N ms is compensated [30000]\n",
         .flags = (const char *const[]){ "--deadline-ms", NULL },
         .flag = flag,
         .register_handlers = register_handlers,

@@ -1,9 +1,13 @@
-/* shop-payment: the accounts of the shop demo. StockReserved tries the
- * payment by freezing the amount (balance -> frozen) and answers
- * PaymentAuthorized or PaymentRejected; OrderCompleted captures the frozen
- * amount (frozen -> spent); OrderCancelled unfreezes it, behind the saga
- * barrier. An account flagged for review freezes the amount but holds the
- * payment without an answer, so only the order's deadline ends the saga. */
+/* shop-payment: the accounts of the shop demo. Its step freeze-funds
+ * freezes the order's amount (balance -> frozen) and answers
+ * PaymentAuthorized or PaymentRejected; its compensation unfreezes it,
+ * behind the saga barrier; its confirmation captures it (frozen -> spent).
+ * One function each, called by the handlers of the style the service runs:
+ * choreography (StockReserved, OrderCancelled, OrderCompleted),
+ * orchestration (AuthorizePayment, UnfreezePayment, OrderCompleted) or tcc
+ * (TryFreezeFunds, CancelFunds, ConfirmFunds). An account flagged for review
+ * freezes the amount but holds the payment without an answer, so that only
+ * the saga's deadline (or its step's timeout) ends the saga. */
 #include <stdio.h>
 #include <string.h>
 
@@ -42,75 +46,71 @@ struct payment_svc {
     shop_stmts st;
 };
 
-static bool record(struct payment_svc *p, sqlite3 *db, const shop_stock_reserved *v,
+/* ---- The business: one function per step, the same in every style ---- */
+
+static bool record(struct payment_svc *p, sqlite3 *db, const shop_order_ref *o,
                    const char *state, const char *reason)
 {
     return shop_sql(&p->st, db, Q_INSERT,
                     "INSERT INTO payments(order_id, user_id, amount_cents, state, reason, "
                     "updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    "ttitti", v->order_id, v->user_id, v->amount_cents, state, reason,
+                    "ttitti", o->order_id, o->user_id, o->amount_cents, state, reason,
                     shop_now_us()) == SQLITE_DONE;
 }
 
-static choreo_result reject(struct payment_svc *p, choreo_tx *tx, const shop_stock_reserved *v,
-                            const char *reason)
+/* Step freeze-funds: moves the order's amount from the customer's balance to
+ * frozen (*out SHOP_OUT_DONE, or SHOP_OUT_HELD when the account is held for
+ * review: frozen, but not to be answered), or records why not
+ * (SHOP_OUT_REFUSED and *why). Behind the barrier: SHOP_OUT_SKIPPED when the
+ * step already ran for this saga, or when its compensation got here first. */
+static choreo_result freeze(struct payment_svc *p, choreo_tx *tx, const shop_order_ref *o,
+                            shop_outcome *out, const char **why)
 {
-    if (!record(p, choreo_tx_db(tx), v, "REJECTED", reason))
-        return CHOREO_RETRY;
-    shop_payment_rejected out;
-    shop_payment_rejected_init(&out);
-    out.order_id = v->order_id;
-    out.reason = reason;
-    return shop_emit_payment_rejected(tx, NULL, &out, NULL) == CHOREO_OK ? CHOREO_DONE
-                                                                         : CHOREO_RETRY;
-}
-
-/* Try: freeze the order's amount on the customer's account. */
-static choreo_result on_stock_reserved(choreo_tx *tx, const choreo_event *meta,
-                                       const shop_stock_reserved *v, void *user)
-{
-    struct payment_svc *p = user;
     sqlite3 *db = choreo_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
         return CHOREO_RETRY;
     if (!run) {
         shop_log(SHOP_INFO, "payment skipped: the order was cancelled first", "order=%s",
-                 v->order_id);
+                 o->order_id);
+        *out = SHOP_OUT_SKIPPED;
         return CHOREO_DONE;
     }
-    if (v->amount_cents < 0)
-        return reject(p, tx, v, "invalid amount");
-    int rc = shop_sql(&p->st, db, Q_ACCOUNT,
-                      "SELECT balance, review FROM accounts WHERE user_id = ?1", "t", v->user_id);
-    if (rc == SQLITE_DONE)
-        return reject(p, tx, v, "unknown account");
-    if (rc != SQLITE_ROW)
-        return CHOREO_RETRY;
-    int64_t balance = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 0);
-    bool review = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 1) != 0;
-    shop_sql_reset(&p->st, Q_ACCOUNT);
-    if (balance < v->amount_cents)
-        return reject(p, tx, v, "insufficient funds");
+    *out = SHOP_OUT_REFUSED;
+    *why = NULL;
+    int64_t balance = 0;
+    bool review = false;
+    if (o->amount_cents < 0) {
+        *why = "invalid amount";
+    } else {
+        int rc = shop_sql(&p->st, db, Q_ACCOUNT,
+                          "SELECT balance, review FROM accounts WHERE user_id = ?1", "t",
+                          o->user_id);
+        if (rc == SQLITE_DONE)
+            *why = "unknown account";
+        else if (rc != SQLITE_ROW)
+            return CHOREO_RETRY;
+        if (rc == SQLITE_ROW) {
+            balance = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 0);
+            review = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 1) != 0;
+            shop_sql_reset(&p->st, Q_ACCOUNT);
+            if (balance < o->amount_cents)
+                *why = "insufficient funds";
+        }
+    }
+    if (*why)
+        return record(p, db, o, "REJECTED", *why) ? CHOREO_DONE : CHOREO_RETRY;
     if (shop_sql(&p->st, db, Q_FREEZE,
                  "UPDATE accounts SET balance = balance - ?2, frozen = frozen + ?2 "
                  "WHERE user_id = ?1",
-                 "ti", v->user_id, v->amount_cents) != SQLITE_DONE ||
-        !record(p, db, v, review ? "HELD" : "FROZEN", review ? "held for review" : ""))
+                 "ti", o->user_id, o->amount_cents) != SQLITE_DONE ||
+        !record(p, db, o, review ? "HELD" : "FROZEN", review ? "held for review" : ""))
         return CHOREO_RETRY;
-    if (review) {
-        shop_log(SHOP_DEBUG, "payment held for review", "order=%s user=%s", v->order_id,
-                 v->user_id);
-        return CHOREO_DONE;
-    }
-    shop_payment_authorized out;
-    shop_payment_authorized_init(&out);
-    out.order_id = v->order_id;
-    out.user_id = v->user_id;
-    out.amount_cents = v->amount_cents;
-    out.points = v->points;
-    return shop_emit_payment_authorized(tx, NULL, &out, NULL) == CHOREO_OK ? CHOREO_DONE
-                                                                           : CHOREO_RETRY;
+    if (review)
+        shop_log(SHOP_DEBUG, "payment held for review", "order=%s user=%s", o->order_id,
+                 o->user_id);
+    *out = review ? SHOP_OUT_HELD : SHOP_OUT_DONE;
+    return CHOREO_DONE;
 }
 
 static int payment(struct payment_svc *p, sqlite3 *db, const char *order_id, char user_id[80],
@@ -136,11 +136,11 @@ static bool set_state(struct payment_svc *p, sqlite3 *db, const char *order_id, 
                     order_id, state, shop_now_us()) == SQLITE_DONE;
 }
 
-/* Cancel: unfreeze the amount, at most once and only if it was frozen. */
-static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
-                                        const shop_order_cancelled *v, void *user)
+/* Compensation of freeze-funds: unfreezes the amount (also one held for
+ * review), at most once and only if it was frozen; either way the
+ * compensation is done when this returns CHOREO_DONE. */
+static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *order_id)
 {
-    struct payment_svc *p = user;
     sqlite3 *db = choreo_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_COMPENSATION, &run) !=
@@ -150,38 +150,37 @@ static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
         return CHOREO_DONE;
     char user_id[80], state[16];
     int64_t amount;
-    int rc = payment(p, db, v->order_id, user_id, &amount, state);
+    int rc = payment(p, db, order_id, user_id, &amount, state);
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp(state, "REJECTED") == 0))
         return CHOREO_DONE;
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
     if (strcmp(state, "FROZEN") != 0 && strcmp(state, "HELD") != 0) {
         return shop_reject(tx, "order %s is cancelled but its payment is %s, not FROZEN or HELD",
-                           v->order_id, state);
+                           order_id, state);
     }
     if (shop_sql(&p->st, db, Q_UNFREEZE,
                  "UPDATE accounts SET balance = balance + ?2, frozen = frozen - ?2 "
                  "WHERE user_id = ?1",
                  "ti", user_id, amount) != SQLITE_DONE ||
-        !set_state(p, db, v->order_id, "RELEASED"))
+        !set_state(p, db, order_id, "RELEASED"))
         return CHOREO_RETRY;
     return CHOREO_DONE;
 }
 
-/* Confirm: the frozen amount is captured. */
-static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
-                                        const shop_order_completed *v, void *user)
+/* Confirm: the frozen amount is captured. Capturing a captured payment
+ * again changes nothing. */
+static choreo_result capture(struct payment_svc *p, choreo_tx *tx, const char *order_id)
 {
-    struct payment_svc *p = user;
     sqlite3 *db = choreo_tx_db(tx);
     char user_id[80], state[16];
     int64_t amount;
-    int rc = payment(p, db, v->order_id, user_id, &amount, state);
+    int rc = payment(p, db, order_id, user_id, &amount, state);
     if (rc == SQLITE_ROW && strcmp(state, "CAPTURED") == 0)
         return CHOREO_DONE;
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && strcmp(state, "FROZEN") != 0)) {
         return shop_reject(tx, "order %s is completed but its payment is %s, not FROZEN",
-                           v->order_id, rc == SQLITE_ROW ? state : "missing");
+                           order_id, rc == SQLITE_ROW ? state : "missing");
     }
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
@@ -189,9 +188,125 @@ static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
                  "UPDATE accounts SET frozen = frozen - ?2, spent = spent + ?2 "
                  "WHERE user_id = ?1",
                  "ti", user_id, amount) != SQLITE_DONE ||
-        !set_state(p, db, v->order_id, "CAPTURED"))
+        !set_state(p, db, order_id, "CAPTURED"))
         return CHOREO_RETRY;
     return CHOREO_DONE;
+}
+
+/* Freezes and answers with PaymentAuthorized or PaymentRejected, the reply
+ * of the step in every style. A payment held for review is never answered
+ * (the saga's deadline or the step's timeout ends it); a skipped one is
+ * answered (as rejected) only with answer_skipped, for an orchestrator
+ * that waits for an answer to each command it sends. */
+static choreo_result freeze_and_answer(struct payment_svc *p, choreo_tx *tx,
+                                       const shop_order_ref *o, bool answer_skipped)
+{
+    shop_outcome out;
+    const char *why = NULL;
+    choreo_result r = freeze(p, tx, o, &out, &why);
+    if (r != CHOREO_DONE || out == SHOP_OUT_HELD || (out == SHOP_OUT_SKIPPED && !answer_skipped))
+        return r;
+    choreo_status s;
+    if (out == SHOP_OUT_DONE) {
+        shop_payment_authorized yes;
+        shop_payment_authorized_init(&yes);
+        yes.order_id = o->order_id;
+        yes.user_id = o->user_id;
+        yes.amount_cents = o->amount_cents;
+        yes.points = o->points;
+        s = shop_emit_payment_authorized(tx, NULL, &yes, NULL);
+    } else {
+        shop_payment_rejected no;
+        shop_payment_rejected_init(&no);
+        no.order_id = o->order_id;
+        no.reason = why ? why : "the order was cancelled before its amount was frozen";
+        s = shop_emit_payment_rejected(tx, NULL, &no, NULL);
+    }
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+/* Unfreezes and answers with PaymentUnfrozen, also when there was nothing
+ * to unfreeze: the orchestrator waits for every compensation's answer. */
+static choreo_result unfreeze_and_answer(struct payment_svc *p, choreo_tx *tx,
+                                         const char *order_id)
+{
+    choreo_result r = unfreeze(p, tx, order_id);
+    if (r != CHOREO_DONE)
+        return r;
+    shop_payment_unfrozen done;
+    shop_payment_unfrozen_init(&done);
+    done.order_id = order_id;
+    return shop_emit_payment_unfrozen(tx, NULL, &done, NULL) == CHOREO_OK ? CHOREO_DONE
+                                                                          : CHOREO_RETRY;
+}
+
+/* ---- Choreography: react to the events before and after ---- */
+
+static choreo_result on_stock_reserved(choreo_tx *tx, const choreo_event *meta,
+                                       const shop_stock_reserved *v, void *user)
+{
+    return freeze_and_answer(user, tx, &SHOP_ORDER_REF(v), false);
+}
+
+static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
+                                        const shop_order_cancelled *v, void *user)
+{
+    return unfreeze(user, tx, v->order_id);
+}
+
+/* Also the orchestrated style's settlement: the order service emits
+ * OrderCompleted when its saga completes. */
+static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
+                                        const shop_order_completed *v, void *user)
+{
+    return capture(user, tx, v->order_id);
+}
+
+/* ---- Orchestration: the order service's commands ---- */
+
+static choreo_result on_authorize_payment(choreo_tx *tx, const choreo_event *meta,
+                                          const shop_authorize_payment *v, void *user)
+{
+    return freeze_and_answer(user, tx, &SHOP_ORDER_REF(v), true);
+}
+
+static choreo_result on_unfreeze_payment(choreo_tx *tx, const choreo_event *meta,
+                                         const shop_unfreeze_payment *v, void *user)
+{
+    return unfreeze_and_answer(user, tx, v->order_id);
+}
+
+/* ---- TCC: try, confirm, cancel ---- */
+
+static choreo_result on_try_freeze_funds(choreo_tx *tx, const choreo_event *meta,
+                                         const shop_try_freeze_funds *v, void *user)
+{
+    return freeze_and_answer(user, tx, &SHOP_ORDER_REF(v), true);
+}
+
+/* The confirm is sent again until answered, so it is answered every time,
+ * and captures once (its own barrier step). */
+static choreo_result on_confirm_funds(choreo_tx *tx, const choreo_event *meta,
+                                      const shop_confirm_funds *v, void *user)
+{
+    bool run;
+    if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE_CONFIRM, CHOREO_BARRIER_ACTION, &run) !=
+        CHOREO_OK)
+        return CHOREO_RETRY;
+    choreo_result r = run ? capture(user, tx, v->order_id) : CHOREO_DONE;
+    if (r != CHOREO_DONE)
+        return r;
+    shop_funds_confirmed done;
+    shop_funds_confirmed_init(&done);
+    done.order_id = v->order_id;
+    return shop_emit_funds_confirmed(tx, NULL, &done, NULL) == CHOREO_OK ? CHOREO_DONE
+                                                                         : CHOREO_RETRY;
+}
+
+static choreo_result on_cancel_funds(choreo_tx *tx, const choreo_event *meta,
+                                     const shop_cancel_funds *v, void *user)
+{
+    return unfreeze_and_answer(user, tx, v->order_id);
 }
 
 /* Deposit {ref, user_id, amount_cents, review?} -> {ok, balance, error}:
@@ -243,15 +358,29 @@ static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_
     return shop_msg_reply(reply, out, 3);
 }
 
-static choreo_status register_handlers(choreo_service *svc, void *user)
+static choreo_status register_handlers(choreo_service *svc, shop_style style, void *user)
 {
-    choreo_status s;
-    if ((s = shop_on_stock_reserved(svc, on_stock_reserved, user)) ||
-        (s = shop_on_order_cancelled(svc, on_order_cancelled, user)) ||
-        (s = shop_on_order_completed(svc, on_order_completed, user)) ||
-        (s = choreo_service_on_request(svc, SHOP_RQ_DEPOSIT, deposit, user)))
+    choreo_status s = choreo_service_on_request(svc, SHOP_RQ_DEPOSIT, deposit, user);
+    if (s == CHOREO_OK && style == SHOP_STYLE_CHOREOGRAPHY &&
+        ((s = shop_on_stock_reserved(svc, on_stock_reserved, user)) ||
+         (s = shop_on_order_cancelled(svc, on_order_cancelled, user)) ||
+         (s = shop_on_order_completed(svc, on_order_completed, user))))
         return s;
-    return CHOREO_OK;
+    /* The orchestrator has compensated before the order is cancelled, so
+     * OrderCancelled is not handled here: only OrderCompleted settles. */
+    if (s == CHOREO_OK && style == SHOP_STYLE_ORCHESTRATION &&
+        ((s = shop_on_authorize_payment(svc, on_authorize_payment, user)) ||
+         (s = shop_on_unfreeze_payment(svc, on_unfreeze_payment, user)) ||
+         (s = shop_on_order_completed(svc, on_order_completed, user))))
+        return s;
+    /* The confirm settles, the cancel compensates: neither OrderCompleted
+     * nor OrderCancelled is handled here. */
+    if (s == CHOREO_OK && style == SHOP_STYLE_TCC &&
+        ((s = shop_on_try_freeze_funds(svc, on_try_freeze_funds, user)) ||
+         (s = shop_on_confirm_funds(svc, on_confirm_funds, user)) ||
+         (s = shop_on_cancel_funds(svc, on_cancel_funds, user))))
+        return s;
+    return s;
 }
 
 static void cleanup(void *user)

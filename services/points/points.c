@@ -1,8 +1,11 @@
-/* shop-points: loyalty points of the shop demo, the saga's last step.
- * PaymentAuthorized adds the order's points and answers PointsAwarded, or
- * PointsRejected when the customer opted out of points or would pass the
- * account's cap (a deterministic rule, set per account with Enroll).
- * OrderCancelled takes awarded points back, behind the saga barrier. */
+/* shop-points: loyalty points of the shop demo. Its step award-points adds
+ * the order's points and answers PointsAwarded, or PointsRejected when the
+ * customer opted out of points or would pass the account's cap (a
+ * deterministic rule, set per account with Enroll); its compensation takes
+ * awarded points back, behind the saga barrier. One function each, called
+ * by the handlers of the style the service runs: choreography
+ * (PaymentAuthorized, OrderCancelled; the saga's last step) or orchestration
+ * and tcc (AwardPoints, RevokePoints; in tcc the saga's first step). */
 #include <stdio.h>
 #include <string.h>
 
@@ -33,13 +36,15 @@ struct points_svc {
     int64_t default_cap;
 };
 
-static bool record(struct points_svc *p, sqlite3 *db, const shop_payment_authorized *v,
+/* ---- The business: one function per step, the same in every style ---- */
+
+static bool record(struct points_svc *p, sqlite3 *db, const shop_order_ref *o,
                    const char *state, const char *reason)
 {
     return shop_sql(&p->st, db, Q_INSERT,
                     "INSERT INTO awards(order_id, user_id, points, state, reason, updated_us) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    "ttitti", v->order_id, v->user_id, v->points, state, reason,
+                    "ttitti", o->order_id, o->user_id, o->points, state, reason,
                     shop_now_us()) == SQLITE_DONE;
 }
 
@@ -56,61 +61,54 @@ static const char *refusal(bool no_points, int64_t have, int64_t cap, int64_t ad
     return NULL;
 }
 
-static choreo_result on_payment_authorized(choreo_tx *tx, const choreo_event *meta,
-                                           const shop_payment_authorized *v, void *user)
+/* Step award-points: adds the order's points to the customer's account
+ * (*out SHOP_OUT_DONE), or records why not (SHOP_OUT_REFUSED and *why).
+ * Behind the barrier: SHOP_OUT_SKIPPED when the step already ran for this
+ * saga, or when its compensation got here first. */
+static choreo_result award(struct points_svc *p, choreo_tx *tx, const shop_order_ref *o,
+                           shop_outcome *out, const char **why)
 {
-    struct points_svc *p = user;
     sqlite3 *db = choreo_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_AWARD, CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
         return CHOREO_RETRY;
     if (!run) {
         shop_log(SHOP_INFO, "points skipped: the order was cancelled first", "order=%s",
-                 v->order_id);
+                 o->order_id);
+        *out = SHOP_OUT_SKIPPED;
         return CHOREO_DONE;
     }
     /* Customers without an account get one with the default cap. */
     if (shop_sql(&p->st, db, Q_OPEN,
                  "INSERT OR IGNORE INTO accounts(user_id, points, cap, no_points) "
                  "VALUES (?1, 0, ?2, 0)",
-                 "ti", v->user_id, p->default_cap) != SQLITE_DONE)
+                 "ti", o->user_id, p->default_cap) != SQLITE_DONE)
         return CHOREO_RETRY;
     if (shop_sql(&p->st, db, Q_ACCOUNT,
                  "SELECT points, cap, no_points FROM accounts WHERE user_id = ?1", "t",
-                 v->user_id) != SQLITE_ROW)
+                 o->user_id) != SQLITE_ROW)
         return CHOREO_RETRY;
     sqlite3_stmt *s = shop_sql_stmt(&p->st, Q_ACCOUNT);
-    const char *why = refusal(sqlite3_column_int64(s, 2) != 0, sqlite3_column_int64(s, 0),
-                              sqlite3_column_int64(s, 1), v->points);
+    *why = refusal(sqlite3_column_int64(s, 2) != 0, sqlite3_column_int64(s, 0),
+                   sqlite3_column_int64(s, 1), o->points);
     shop_sql_reset(&p->st, Q_ACCOUNT);
-    if (why) {
-        if (!record(p, db, v, "REJECTED", why))
-            return CHOREO_RETRY;
-        shop_points_rejected out;
-        shop_points_rejected_init(&out);
-        out.order_id = v->order_id;
-        out.reason = why;
-        return shop_emit_points_rejected(tx, NULL, &out, NULL) == CHOREO_OK ? CHOREO_DONE
-                                                                            : CHOREO_RETRY;
+    if (*why) {
+        *out = SHOP_OUT_REFUSED;
+        return record(p, db, o, "REJECTED", *why) ? CHOREO_DONE : CHOREO_RETRY;
     }
     if (shop_sql(&p->st, db, Q_ADD, "UPDATE accounts SET points = points + ?2 WHERE user_id = ?1",
-                 "ti", v->user_id, v->points) != SQLITE_DONE ||
-        !record(p, db, v, "AWARDED", ""))
+                 "ti", o->user_id, o->points) != SQLITE_DONE ||
+        !record(p, db, o, "AWARDED", ""))
         return CHOREO_RETRY;
-    shop_points_awarded out;
-    shop_points_awarded_init(&out);
-    out.order_id = v->order_id;
-    out.user_id = v->user_id;
-    out.points = v->points;
-    return shop_emit_points_awarded(tx, NULL, &out, NULL) == CHOREO_OK ? CHOREO_DONE
-                                                                       : CHOREO_RETRY;
+    *out = SHOP_OUT_DONE;
+    return CHOREO_DONE;
 }
 
-/* Cancel: take awarded points back, at most once and only if awarded. */
-static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
-                                        const shop_order_cancelled *v, void *user)
+/* Compensation of award-points: takes awarded points back, at most once
+ * and only if they were awarded; either way the compensation is done when
+ * this returns CHOREO_DONE. */
+static choreo_result revoke(struct points_svc *p, choreo_tx *tx, const char *order_id)
 {
-    struct points_svc *p = user;
     sqlite3 *db = choreo_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_AWARD, CHOREO_BARRIER_COMPENSATION, &run) !=
@@ -120,7 +118,7 @@ static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
         return CHOREO_DONE;
     int rc = shop_sql(&p->st, db, Q_AWARD_GET,
                       "SELECT user_id, points, state FROM awards WHERE order_id = ?1", "t",
-                      v->order_id);
+                      order_id);
     if (rc == SQLITE_DONE)
         return CHOREO_DONE;
     if (rc != SQLITE_ROW)
@@ -138,9 +136,78 @@ static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
                  points) != SQLITE_DONE ||
         shop_sql(&p->st, db, Q_AWARD_SET,
                  "UPDATE awards SET state = 'REVOKED', updated_us = ?2 WHERE order_id = ?1", "ti",
-                 v->order_id, shop_now_us()) != SQLITE_DONE)
+                 order_id, shop_now_us()) != SQLITE_DONE)
         return CHOREO_RETRY;
     return CHOREO_DONE;
+}
+
+/* Awards and answers with PointsAwarded or PointsRejected, the reply of the
+ * step in every style. A skipped award is answered (as rejected) only with
+ * answer_skipped, for an orchestrator that waits for an answer to each
+ * command it sends. */
+static choreo_result award_and_answer(struct points_svc *p, choreo_tx *tx,
+                                      const shop_order_ref *o, bool answer_skipped)
+{
+    shop_outcome out;
+    const char *why = NULL;
+    choreo_result r = award(p, tx, o, &out, &why);
+    if (r != CHOREO_DONE || (out == SHOP_OUT_SKIPPED && !answer_skipped))
+        return r;
+    choreo_status s;
+    if (out == SHOP_OUT_DONE) {
+        shop_points_awarded yes;
+        shop_points_awarded_init(&yes);
+        yes.order_id = o->order_id;
+        yes.user_id = o->user_id;
+        yes.points = o->points;
+        s = shop_emit_points_awarded(tx, NULL, &yes, NULL);
+    } else {
+        shop_points_rejected no;
+        shop_points_rejected_init(&no);
+        no.order_id = o->order_id;
+        no.reason = why ? why : "the order was cancelled before its points were added";
+        s = shop_emit_points_rejected(tx, NULL, &no, NULL);
+    }
+    return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
+}
+
+/* ---- Choreography: react to the events before ---- */
+
+static choreo_result on_payment_authorized(choreo_tx *tx, const choreo_event *meta,
+                                           const shop_payment_authorized *v, void *user)
+{
+    shop_order_ref o = { .order_id = v->order_id, .user_id = v->user_id, .product_id = "",
+                         .amount_cents = v->amount_cents, .points = v->points };
+    return award_and_answer(user, tx, &o, false);
+}
+
+static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
+                                        const shop_order_cancelled *v, void *user)
+{
+    return revoke(user, tx, v->order_id);
+}
+
+/* ---- Orchestration and TCC: the order service's commands ---- */
+
+static choreo_result on_award_points(choreo_tx *tx, const choreo_event *meta,
+                                     const shop_award_points *v, void *user)
+{
+    return award_and_answer(user, tx, &SHOP_ORDER_REF(v), true);
+}
+
+/* Answered with PointsRevoked, also when there was nothing to take back:
+ * the orchestrator waits for every compensation's answer. */
+static choreo_result on_revoke_points(choreo_tx *tx, const choreo_event *meta,
+                                      const shop_revoke_points *v, void *user)
+{
+    choreo_result r = revoke(user, tx, v->order_id);
+    if (r != CHOREO_DONE)
+        return r;
+    shop_points_revoked done;
+    shop_points_revoked_init(&done);
+    done.order_id = v->order_id;
+    return shop_emit_points_revoked(tx, NULL, &done, NULL) == CHOREO_OK ? CHOREO_DONE
+                                                                        : CHOREO_RETRY;
 }
 
 /* Enroll {user_id, cap?, no_points?} -> {ok, error}: opens or updates an
@@ -172,14 +239,20 @@ static choreo_result enroll(choreo_tx *tx, const void *req, size_t len, choreo_r
     return shop_msg_reply(reply, out, 2);
 }
 
-static choreo_status register_handlers(choreo_service *svc, void *user)
+static choreo_status register_handlers(choreo_service *svc, shop_style style, void *user)
 {
-    choreo_status s;
-    if ((s = shop_on_payment_authorized(svc, on_payment_authorized, user)) ||
-        (s = shop_on_order_cancelled(svc, on_order_cancelled, user)) ||
-        (s = choreo_service_on_request(svc, SHOP_RQ_ENROLL, enroll, user)))
+    choreo_status s = choreo_service_on_request(svc, SHOP_RQ_ENROLL, enroll, user);
+    if (s == CHOREO_OK && style == SHOP_STYLE_CHOREOGRAPHY &&
+        ((s = shop_on_payment_authorized(svc, on_payment_authorized, user)) ||
+         (s = shop_on_order_cancelled(svc, on_order_cancelled, user))))
         return s;
-    return CHOREO_OK;
+    /* The same step in both: a command and its compensation (in tcc the
+     * step before the TCC group, compensated when the group is cancelled). */
+    if (s == CHOREO_OK && style != SHOP_STYLE_CHOREOGRAPHY &&
+        ((s = shop_on_award_points(svc, on_award_points, user)) ||
+         (s = shop_on_revoke_points(svc, on_revoke_points, user))))
+        return s;
+    return s;
 }
 
 static int flag(int argc, char **argv, int *i, void *user)

@@ -59,7 +59,10 @@ static const char USAGE[] =
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
     "                             [120 + sagas/50]\n"
-    "  --deadline-ms MS           saga deadline [8000]\n"
+    "  --deadline-ms MS           saga deadline; with orchestration and tcc the timeout\n"
+    "                             of each step [8000]\n"
+    "  --style STYLE              how the services run the saga: choreography,\n"
+    "                             orchestration or tcc [choreography]\n"
     "  --naive                    services use delivery=naive (no outbox, no inbox)\n"
     "\n"
     "Faults (each off unless given; --faults turns on every one not given, with the\n"
@@ -109,6 +112,7 @@ struct opts {
         last_delivery_prob;
     uint64_t seed;
     bool json, naive, faults;
+    shop_style style;
     const char *dir, *build_dir, *log_level;
 };
 
@@ -292,6 +296,12 @@ static int parse(int argc, char **argv, struct opts *o)
             if (!shop_parse_i64(a, v, 0, INT64_MAX, &n))
                 return 2;
             o->seed = (uint64_t)n;
+        } else if (strcmp(a, "--style") == 0) {
+            if (!shop_style_parse(v, &o->style)) {
+                fprintf(stderr, "shop-chaos: --style \"%s\" is not a saga style: use %s\n", v,
+                        SHOP_STYLES);
+                return 2;
+            }
         } else if (strcmp(a, "--dir") == 0) {
             o->dir = v;
         } else if (strcmp(a, "--build-dir") == 0) {
@@ -721,16 +731,19 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
     /* Orders the client was told exist must exist. */
     t->unknown_orders = 0;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM s0.orders WHERE id = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        for (long i = 0; i < w->norders; i++) {
-            if (!w->orders[i].order_id[0])
-                continue;
-            sqlite3_bind_text(st, 1, w->orders[i].order_id, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0)
-                t->unknown_orders++;
-            sqlite3_reset(st);
-        }
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM s0.orders WHERE order_id = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        fprintf(stderr, "shop-chaos: cannot look up orders: %s\n", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return -1;
+    }
+    for (long i = 0; i < w->norders; i++) {
+        if (!w->orders[i].order_id[0])
+            continue;
+        sqlite3_bind_text(st, 1, w->orders[i].order_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) == 0)
+            t->unknown_orders++;
+        sqlite3_reset(st);
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -1018,12 +1031,12 @@ static void print_json(const struct outcome *r)
 {
     const struct opts *o = r->o;
     const struct tally *t = r->t;
-    printf("{\"mode\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
+    printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
-           o->naive ? "naive" : "outbox", r->ok ? "true" : "false", o->sagas,
-           atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
+           o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
+           o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
@@ -1065,9 +1078,9 @@ static void print_json(const struct outcome *r)
 static void print_text(const struct outcome *r)
 {
     const struct tally *t = r->t;
-    printf("\nchaos (%s delivery): %ld sagas placed of %ld in %.1f s\n",
-           r->o->naive ? "naive" : "outbox", atomic_load(&r->j->st.placed), r->o->sagas,
-           r->wall_s);
+    printf("\nchaos (%s delivery, %s): %ld sagas placed of %ld in %.1f s\n",
+           r->o->naive ? "naive" : "outbox", shop_style_name(r->o->style),
+           atomic_load(&r->j->st.placed), r->o->sagas, r->wall_s);
     printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
     if (t->sanitizer_reports > 0)
@@ -1337,6 +1350,10 @@ static void build_args(const struct opts *o, struct setup *u)
         add_arg(a, &n, "--retry-cap-ms", u->retry_cap, sizeof u->retry_cap, o->retry_cap_ms);
         if (k == 0)
             add_arg(a, &n, "--deadline-ms", u->deadline, sizeof u->deadline, o->deadline_ms);
+        if (o->style != SHOP_STYLE_CHOREOGRAPHY) {
+            a[n++] = "--style";
+            a[n++] = shop_style_name(o->style);
+        }
         a[n] = NULL;
     }
 }
@@ -1349,8 +1366,9 @@ static void build_env(const struct opts *o, struct setup *u, struct envs *e)
     int len = snprintf(u->points, sizeof u->points,
                        "CHOREO_CRASHPOINTS=after_commit_before_ack=%g,"
                        "after_commit_before_publish=%g,after_publish_before_mark=%g,"
-                       "inside_batch=%g,inside_mark=%g,between_fetch_and_dispatch=%g",
-                       p, p, p, p, p, p);
+                       "inside_batch=%g,inside_mark=%g,between_fetch_and_dispatch=%g,"
+                       "orchestrator_after_reply=%g,orchestrator_between_compensations=%g",
+                       p, p, p, p, p, p, p, p);
     snprintf(u->points_repair, sizeof u->points_repair, "%s", u->points);
     if (o->last_delivery_prob > 0 && len > 0 && (size_t)len < sizeof u->points)
         snprintf(u->points + len, sizeof u->points - (size_t)len, ",last_delivery=%g",

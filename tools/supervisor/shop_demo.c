@@ -34,17 +34,24 @@ static const char USAGE[] =
     "invariant check on the four databases. Exit status 0 when every invariant holds.\n"
     "\n"
     "  --orders N          orders to place [1000]\n"
+    "  --style STYLE       how the services run the saga: choreography (each reacts\n"
+    "                      to the event before it), orchestration (the order service\n"
+    "                      sends each step a command) or tcc (points, then stock and\n"
+    "                      payment tried at once and confirmed or cancelled together)\n"
+    "                      [choreography]\n"
     "  --json              print one JSON object instead of the text summary\n"
     "  --keep              leave everything running afterwards, print how to talk\n"
     "                      to it, and stop it all on Ctrl-C or SIGTERM\n"
     "  --secure            TLS to nats-server (a CA and a certificate made with\n"
     "                      openssl), and one NATS user per service with only the\n"
     "                      permissions choreo-gen --nats-permissions gives it\n"
+    "                      (choreography only)\n"
     "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
     "  --window W          sagas in flight at most (placed, not yet final; orders\n"
     "                      held for review do not count); 0 = no limit [200]\n"
     "  --seed S            seed of the order mix [1]\n"
-    "  --deadline-ms MS    saga deadline of the order service [1500]\n"
+    "  --deadline-ms MS    saga deadline of the order service; with orchestration\n"
+    "                      and tcc the timeout of each step [1500]\n"
     "  --synchronous MODE  SQLite synchronous of the services: off|normal|full|extra [full]\n"
     "  --dir DIR           work directory (kept) instead of a fresh temporary one\n"
     "  --build-dir DIR     where the service binaries were built [this program's build]\n"
@@ -74,6 +81,7 @@ struct opts {
     long window;
     uint64_t seed;
     int64_t deadline_ms;
+    shop_style style;
     const char *synchronous, *dir, *build_dir, *log_level;
     const char *bin[4]; /* --bin NAME=PATH overrides */
     int64_t timeout_s;
@@ -133,6 +141,13 @@ static int parse(int argc, char **argv, struct opts *o)
             if (!shop_parse_i64(a, v, 1, 3600000, &o->deadline_ms))
                 return 2;
             i++;
+        } else if (strcmp(a, "--style") == 0) {
+            if (!shop_style_parse(v, &o->style)) {
+                fprintf(stderr, "shop-demo: --style \"%s\" is not a saga style: use %s\n", v,
+                        SHOP_STYLES);
+                return 2;
+            }
+            i++;
         } else if (strcmp(a, "--timeout-s") == 0) {
             if (!shop_parse_i64(a, v, 1, 86400, &o->timeout_s))
                 return 2;
@@ -165,6 +180,16 @@ static int parse(int argc, char **argv, struct opts *o)
             fprintf(stderr, "shop-demo: unknown option %s (see --help)\n", a);
             return 2;
         }
+    }
+    /* The permissions choreo-gen writes from events/shop.services cover the
+     * events the services' own code emits and handles, not an orchestrator's
+     * commands, replies and ChoreoSagaTimeout. */
+    if (o->secure && o->style != SHOP_STYLE_CHOREOGRAPHY) {
+        fprintf(stderr, "shop-demo: --secure runs the choreographed saga only: the NATS "
+                "permissions of events/shop.services do not cover the %s style's commands "
+                "and timeouts; drop --secure or --style %s\n", shop_style_name(o->style),
+                shop_style_name(o->style));
+        return 2;
     }
     return 0;
 }
@@ -263,10 +288,10 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
     const shop_check_report *c = &r->rep;
     double span_s = (double)(c->last_self_finished_us - c->first_created_us) / 1e6;
     int64_t self = c->orders - c->pending - c->by_reason[SHOP_REASON_DEADLINE];
-    printf("{\"orders\": %ld, \"placed\": %ld, \"completed\": %lld, \"cancelled\": %lld, "
-           "\"pending\": %lld, \"by_reason\": {",
-           o->orders, atomic_load(&j->st.placed), (long long)c->completed,
-           (long long)c->cancelled, (long long)c->pending);
+    printf("{\"style\": \"%s\", \"orders\": %ld, \"placed\": %ld, \"completed\": %lld, "
+           "\"cancelled\": %lld, \"pending\": %lld, \"by_reason\": {",
+           shop_style_name(o->style), o->orders, atomic_load(&j->st.placed),
+           (long long)c->completed, (long long)c->cancelled, (long long)c->pending);
     for (int i = 0; i < SHOP_REASON_COUNT; i++)
         printf("%s\"%s\": %lld", i ? ", " : "", shop_reason_name((shop_reason)i),
                (long long)c->by_reason[i]);
@@ -442,8 +467,8 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
 {
     int64_t t0 = now_us();
     if (!o->json)
-        printf("choreo shop demo: %ld orders through order -> inventory -> payment -> points\n"
-               "  work dir %s\n", o->orders, sup_workdir(s));
+        printf("choreo shop demo: %ld orders through order -> inventory -> payment -> points "
+               "(%s)\n  work dir %s\n", o->orders, shop_style_name(o->style), sup_workdir(s));
     if (sup_start_all(s) != 0)
         return 1;
     if (!o->json)
@@ -547,8 +572,15 @@ int main(int argc, char **argv)
         return 1;
     char deadline[32];
     snprintf(deadline, sizeof deadline, "%" PRId64, o.deadline_ms);
-    const char *order_args[] = { "--synchronous", o.synchronous, "--deadline-ms", deadline, NULL };
-    const char *other_args[] = { "--synchronous", o.synchronous, NULL };
+    /* --style goes to every service, but only when it is not the default
+     * (style NULL ends the lists early), so that a --bin service written
+     * without styles (such as the README's) still runs the choreographed
+     * demo. */
+    const char *style = o.style == SHOP_STYLE_CHOREOGRAPHY ? NULL : "--style";
+    const char *order_args[] = { "--synchronous", o.synchronous, "--deadline-ms", deadline,
+                                 style, shop_style_name(o.style), NULL };
+    const char *other_args[] = { "--synchronous", o.synchronous, style, shop_style_name(o.style),
+                                 NULL };
     if (o.secure) {
         if (shop_secure_setup(&secure, sup_workdir(s), SHOP_CHOREO_GEN,
                               SHOP_EVENTS_DIR "/shop.events",
