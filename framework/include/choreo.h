@@ -718,6 +718,66 @@ CHOREO_API CHOREO_WUR choreo_status choreo_tx_saga_start(choreo_tx *tx, const ch
                                                          size_t data_len);
 
 /* ------------------------------------------------------------------------ */
+/* Held steps: a step that waits for a person's decision (a manual review).
+ * A handler holds its step with choreo_tx_hold and returns DONE: the event
+ * is consumed and the saga waits. A person lists the holds with choreoctl
+ * review list and decides with choreoctl review approve|reject ID, which
+ * records who decided, when and why, and puts a ChoreoHoldDecided event in
+ * the service's own outbox (so the service's relay publishes it, now or at
+ * its next start). The service then runs the decision function registered
+ * for the hold's kind, in a transaction, once: it carries on with the step
+ * (emits the step's success or failure). A hold nobody decides ends when
+ * its saga does: a compensation calls choreo_tx_hold_end, and a decision
+ * that comes after that, or after the hold's expiry time, is refused with
+ * the reason. */
+
+/* A decision, handed to the decision function; borrowed for the call. */
+typedef struct choreo_hold_decision {
+    int64_t id;
+    const char *kind;         /* as given to choreo_tx_hold */
+    const char *saga;
+    const char *reason;       /* why it was held */
+    bool approved;            /* false: rejected */
+    const char *note;         /* the person's note, "" when none */
+    const char *by;           /* who decided */
+    int64_t held_ms, decided_ms;
+    const char *event_type;   /* the held event's type, "" when held outside a handler */
+    const uint8_t *data;      /* the held event's data, NULL when none */
+    size_t data_len;
+} choreo_hold_decision;
+
+typedef choreo_result (*choreo_decision_fn)(choreo_tx *tx, const choreo_hold_decision *d,
+                                            void *user);
+
+/* Holds the current step for a person's decision, in tx: a row of
+ * choreo_holds with the reason (at most 255 bytes), the saga (NULL: the
+ * event's), the event being handled and its data. kind names what is
+ * decided ([A-Za-z0-9_-]{1,64}, such as "payment-review"); a service
+ * registers the function that resumes it with choreo_service_on_decision.
+ * expires_at_ms (unix ms, 0 for never) is the time after which a decision
+ * is refused. *id_out (may be NULL) gets the hold's id. */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_hold(choreo_tx *tx, const char *saga,
+                                                   const char *kind, const char *reason,
+                                                   int64_t expires_at_ms, int64_t *id_out);
+
+/* Ends the undecided holds of saga (NULL: the event's) of kind (NULL: any)
+ * in tx, as when the saga is cancelled or reaches its deadline: their state
+ * becomes "expired" with why (at most 255 bytes) as the note, and a later
+ * decision is refused. *ended (may be NULL) gets how many. */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_hold_end(choreo_tx *tx, const char *saga,
+                                                       const char *kind, const char *why,
+                                                       int *ended);
+
+/* Registers the function that carries on a step held with kind, once a
+ * person decided; before start only, on the thread that owns svc. It runs
+ * on the dispatcher thread in a transaction, at most once per hold (a
+ * repeated decision event does not run it again); RETRY and REJECT work
+ * as for an event handler. */
+CHOREO_API CHOREO_WUR choreo_status choreo_service_on_decision(choreo_service *svc,
+                                                               const char *kind,
+                                                               choreo_decision_fn fn, void *user);
+
+/* ------------------------------------------------------------------------ */
 /* Repair: parked (dead-letter) messages of a service's database, for
  * operators and tools such as choreoctl. An admin handle opens the database
  * named by the configuration's db setting; it connects to NATS (with the
@@ -859,6 +919,42 @@ CHOREO_API CHOREO_WUR choreo_status choreo_admin_saga(choreo_admin *adm, const c
                                                       choreo_saga_entry *out,
                                                       choreo_saga_transition **trans,
                                                       size_t *n);
+
+/* A held step as recorded in the service's database. */
+typedef struct choreo_hold_entry {
+    int64_t id;
+    char saga[CHOREO_SAGA_MAX + 1];
+    char kind[65];
+    char reason[256];
+    char service[65];
+    char event_type[CHOREO_TYPE_MAX + 1];
+    char state[16];          /* held, approved, rejected or expired */
+    int64_t held_ms;
+    int64_t expires_ms;      /* 0: never */
+    int64_t decided_ms;      /* 0 while held */
+    char decided_by[65];
+    char note[256];
+    bool applied;            /* the service ran its decision function */
+} choreo_hold_entry;
+
+/* Lists holds, oldest first; state NULL for all, or held, approved,
+ * rejected, expired. *out is an array of *n to free(). */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_holds(choreo_admin *adm, const char *state,
+                                                       choreo_hold_entry **out, size_t *n);
+
+/* Decides hold id: approve or reject it, with a note (NULL for none) and
+ * who decided (by, 1..64 characters), and puts the ChoreoHoldDecided event
+ * in the service's outbox, in one transaction. *out (may be NULL) gets the
+ * hold as it is afterwards. Fails with CHOREO_ENOTFOUND for an unknown id;
+ * with CHOREO_ESTATE, saying when and why, for a hold that expired (its
+ * saga ended first, or its expiry time passed) or that was decided the
+ * other way; and with CHOREO_EDUPLICATE, changing nothing, when it was
+ * already decided the same way (a decision given twice counts once). Does
+ * not need NATS. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_hold_decide(choreo_admin *adm, int64_t id,
+                                                             bool approve, const char *note,
+                                                             const char *by,
+                                                             choreo_hold_entry *out);
 
 /* ------------------------------------------------------------------------ */
 /* A strict, bounded msgpack reader over a borrowed buffer, for decoding event

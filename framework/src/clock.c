@@ -3,6 +3,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 static int64_t read_us(clockid_t id)
 {
@@ -42,4 +43,14 @@ void choreo__sleep_ms(int64_t ms)
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
+}
+
+void choreo__format_rfc3339(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%03dZ", day, (int)(ms % 1000));
 }

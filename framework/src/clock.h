@@ -3,6 +3,7 @@
 #define CHOREO_CLOCK_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -17,5 +18,9 @@ void choreo__cond_init(pthread_cond_t *cond);
  * on a condition variable made by choreo__cond_init. */
 struct timespec choreo__deadline_in_ms(int64_t ms);
 void choreo__sleep_ms(int64_t ms);
+
+/* Writes unix milliseconds as UTC RFC 3339 with milliseconds,
+ * 2026-11-30T10:00:00.123Z (at least 25 bytes). */
+void choreo__format_rfc3339(int64_t ms, char *out, size_t cap);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "dead.h"
+#include "holds.h"
 #include "outbox.h"
 #include "status.h"
 #include "tuning.h"
@@ -328,6 +329,30 @@ static void render_sagas(struct out *o, choreo_service *svc)
     }
 }
 
+static void render_holds(struct out *o, choreo_service *svc)
+{
+    choreo_metrics *m = &svc->metrics;
+    family(o, "choreo_holds_waiting", "gauge",
+           "Steps held for a person's decision and not yet decided, by kind: choreoctl review "
+           "list.");
+    pthread_mutex_lock(&m->parked_lock);
+    for (int i = 0; i < m->nheld; i++) {
+        series(o, svc, "choreo_holds_waiting", "kind", m->held[i].type, NULL);
+        put(o, "%lld\n", (long long)m->held[i].count);
+    }
+    pthread_mutex_unlock(&m->parked_lock);
+    family(o, "choreo_hold_decisions_total", "counter",
+           "Decisions on held steps that the service carried out, by kind and decision.");
+    for (int i = 0; i < svc->ndecisions; i++) {
+        series(o, svc, "choreo_hold_decisions_total", "kind", svc->decisions[i].kind, "decision",
+               "approved", NULL);
+        put(o, "%llu\n", (unsigned long long)ld(&svc->decisions[i].approved));
+        series(o, svc, "choreo_hold_decisions_total", "kind", svc->decisions[i].kind, "decision",
+               "rejected", NULL);
+        put(o, "%llu\n", (unsigned long long)ld(&svc->decisions[i].rejected));
+    }
+}
+
 static void render_rest(struct out *o, choreo_service *svc)
 {
     choreo_metrics *m = &svc->metrics;
@@ -371,6 +396,7 @@ char *choreo__metrics_render(choreo_service *svc, size_t *len)
     render_lag(&o, svc);
     render_outbox(&o, svc);
     render_sagas(&o, svc);
+    render_holds(&o, svc);
     render_rest(&o, svc);
     if (o.oom || !o.buf) {
         free(o.buf);
@@ -411,6 +437,11 @@ void choreo__metrics_commit(choreo_service *svc, choreo_mlog *log)
         case ML_LATE_SKIP:
             atomic_fetch_add_explicit(&svc->routes[e->route].m.late_skipped, 1,
                                       memory_order_relaxed);
+            break;
+        case ML_DECISION:
+            atomic_fetch_add_explicit(e->slot ? &svc->decisions[e->route].approved
+                                              : &svc->decisions[e->route].rejected,
+                                      1, memory_order_relaxed);
             break;
         case ML_SAGA:
             atomic_fetch_add_explicit(&m->sagas[e->slot].count, 1, memory_order_relaxed);
@@ -595,6 +626,11 @@ static void add_parked(const char *consumer, const char *type, int64_t count, vo
     r->count = count;
 }
 
+static void add_held(const char *kind, int64_t count, void *user)
+{
+    add_parked("", kind, count, user);
+}
+
 static void sample_store(choreo_service *svc)
 {
     choreo_metrics *m = &svc->metrics;
@@ -620,6 +656,17 @@ static void sample_store(choreo_service *svc)
         free(old);
     } else {
         free(acc.rows);
+    }
+    struct parked_acc held = { 0 };
+    if (choreo__holds_waiting(svc->sampler_store, add_held, &held) == CHOREO_OK && !held.oom) {
+        pthread_mutex_lock(&m->parked_lock);
+        struct choreo_parked_row *old = m->held;
+        m->held = held.rows;
+        m->nheld = held.n;
+        pthread_mutex_unlock(&m->parked_lock);
+        free(old);
+    } else {
+        free(held.rows);
     }
 }
 

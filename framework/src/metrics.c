@@ -43,7 +43,8 @@ void choreo__metrics_free(choreo_metrics *m)
     pthread_mutex_destroy(&m->slots_lock);
     pthread_mutex_destroy(&m->parked_lock);
     free(m->parked);
-    m->parked = NULL;
+    free(m->held);
+    m->parked = m->held = NULL;
 }
 
 int choreo__metrics_type(choreo_metrics *m, const char *type)

@@ -94,9 +94,11 @@ typedef struct choreo_metrics {
     /* The sampler's readings. */
     atomic_bool outbox_known;
     atomic_int_fast64_t outbox_due, outbox_delayed, outbox_oldest_us;
-    pthread_mutex_t parked_lock;
+    pthread_mutex_t parked_lock;   /* parked and held */
     struct choreo_parked_row *parked;
     int nparked;
+    struct choreo_parked_row *held; /* undecided holds by kind (in type) */
+    int nheld;
 } choreo_metrics;
 
 void choreo__metrics_init(choreo_metrics *m);
@@ -119,6 +121,7 @@ enum choreo_mlog_kind {
     ML_LATE_SKIP,   /* route */
     ML_COMP_PARKED, /* route */
     ML_SAGA,        /* slot: the saga slot; value: duration in microseconds or -1 */
+    ML_DECISION,    /* route: the decision function's index, slot: 1 approved, 0 rejected */
 };
 
 struct choreo_mlog_entry {

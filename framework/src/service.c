@@ -404,6 +404,7 @@ void choreo_service_destroy(choreo_service *svc)
     free(svc->routes);
     free(svc->requests);
     choreo__sagas_free(svc);
+    free(svc->decisions);
     choreo_config_destroy(svc->cfg);
     choreo__mlog_free(&svc->batch_mlog);
     choreo__metrics_free(&svc->metrics);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "dblock.h"
 #include "extras.h"
+#include "holds.h"
 #include "latency.h"
 #include "log.h"
 #include "metrics.h"
@@ -65,6 +66,8 @@ struct choreo_service {
     choreo_request_route *requests;
     int nrequests;
     struct choreo_saga_def *sagas; /* orchestrated saga definitions, a list */
+    choreo_decision_route *decisions; /* held steps' decision functions */
+    int ndecisions;
     pthread_t dispatcher;
     bool dispatcher_started;   /* owner thread: dispatcher must be joined */
     bool started;              /* owner thread: start succeeded, wait not yet run */

@@ -108,6 +108,26 @@ static const char *const migrations[] = {
     "  to_state TEXT NOT NULL,"
     "  note TEXT NOT NULL);"
     "CREATE INDEX choreo_saga_transitions_saga ON choreo_saga_transitions(saga, id);",
+    /* 6: steps held for a person's decision. */
+    "CREATE TABLE choreo_holds ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  saga TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"          /* where the decision event goes */
+    "  event_id TEXT NOT NULL,"
+    "  event_type TEXT NOT NULL,"
+    "  data BLOB,"
+    "  held_at INTEGER NOT NULL,"       /* unix milliseconds */
+    "  expires_at INTEGER NOT NULL,"    /* 0: never */
+    "  state TEXT NOT NULL,"            /* held, approved, rejected, expired */
+    "  decided_at INTEGER NOT NULL DEFAULT 0,"
+    "  decided_by TEXT NOT NULL DEFAULT '',"
+    "  note TEXT NOT NULL DEFAULT '',"
+    "  applied INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX choreo_holds_saga ON choreo_holds(saga, kind);"
+    "CREATE INDEX choreo_holds_state ON choreo_holds(state, id);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

@@ -40,6 +40,11 @@ enum choreo_stmt {
     STMT_SAGA_TRANSITION,
     STMT_PRUNE_SAGA_TRANSITIONS,
     STMT_PRUNE_SAGAS,
+    STMT_HOLD_INSERT,
+    STMT_HOLD_END,
+    STMT_HOLD_GET,
+    STMT_HOLD_APPLIED,
+    STMT_HOLD_COUNTS,
     STMT_COUNT
 };
 
@@ -49,7 +54,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to (PRAGMA user_version). */
-#define CHOREO_SCHEMA_VERSION 5
+#define CHOREO_SCHEMA_VERSION 6
 
 /* Opens (creating if needed) the database at path, sets WAL, busy_timeout
  * and synchronous, and migrates the framework tables. */

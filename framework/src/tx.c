@@ -101,10 +101,8 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
     }
     char subject[256], headers[512];
     snprintf(subject, sizeof subject, "%s.%s.%s", svc->cfg->prefix, type, saga);
-    int hlen = snprintf(headers, sizeof headers,
-                        "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n"
-                        CHOREO_HDR_TRACEPARENT ": %s\n",
-                        env.id, type, saga, svc->cfg->service, trace);
+    int hlen = choreo__outbox_headers(headers, sizeof headers, env.id, type, saga,
+                                      svc->cfg->service, trace);
     /* What the relay will put on the wire: the body plus the headers as NATS
      * encodes them ("NATS/1.0\r\n", one "Key: value\r\n" each, "\r\n"). */
     int64_t wire = (int64_t)w.len + 12 + hlen + 4;
@@ -139,6 +137,15 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
     if (id_out)
         memcpy(id_out, env.id, CHOREO_ID_SIZE);
     return CHOREO_OK;
+}
+
+int choreo__outbox_headers(char *out, size_t cap, const char *id, const char *type,
+                           const char *saga, const char *source, const char *trace)
+{
+    return snprintf(out, cap,
+                    "Nats-Msg-Id: %s\nChoreo-Type: %s\nChoreo-Saga: %s\nChoreo-Source: %s\n"
+                    CHOREO_HDR_TRACEPARENT ": %s\n",
+                    id, type, saga, source, trace);
 }
 
 choreo_status choreo_tx_emit(choreo_tx *tx, const char *type, uint32_t version, const char *saga,

@@ -27,4 +27,9 @@ struct choreo_reply {
     size_t len;
 };
 
+/* The headers of an outbox row ("Key: value" lines), as the relay puts
+ * them on the wire; returns snprintf's length. */
+int choreo__outbox_headers(char *out, size_t cap, const char *id, const char *type,
+                           const char *saga, const char *source, const char *trace);
+
 #endif
