@@ -702,7 +702,8 @@ CHOREO_API CHOREO_WUR choreo_status choreo_saga_step(choreo_saga_def *def,
  * failure, compensate (cancel) with compensated, and confirm with
  * confirmed; state is the instance's state once all are confirmed. A try
  * that fails or times out cancels the whole group (and then compensates
- * the steps before it). */
+ * the steps before it). Confirms are final, so the group is the saga's
+ * last stage: a step or group added after it fails with CHOREO_EINVAL. */
 CHOREO_API CHOREO_WUR choreo_status choreo_saga_tcc(choreo_saga_def *def, const char *state,
                                                     const choreo_saga_step_spec *steps, int n);
 

@@ -278,6 +278,11 @@ static choreo_status add_stage(choreo_saga_def *d, const choreo_saga_step_spec *
         return choreo__fail(CHOREO_EINVAL, "choreo_saga_step: def and step must not be NULL");
     if (d->svc->started)
         return choreo__fail(CHOREO_ESTATE, "saga %s: add steps before start", d->name);
+    if (d->nstages > 0 && d->stages[d->nstages - 1].tcc)
+        return choreo__fail(CHOREO_EINVAL,
+                            "saga %s: a TCC group's confirms are final, so nothing can come "
+                            "after the group: make it the saga's last stage",
+                            d->name);
     if (d->nsteps + n > CHOREO_SAGA_STEPS_MAX)
         return choreo__fail(CHOREO_ETOOBIG, "saga %s: at most %d steps", d->name,
                             CHOREO_SAGA_STEPS_MAX);
@@ -566,7 +571,7 @@ static choreo_result next_compensation(choreo_tx *tx, const struct choreo_saga_d
 {
     for (int j = in->pos - 1; j >= 0; j--) {
         char st = in->steps[j];
-        if (!d->steps[j].compensate[0] || (st != 'D' && st != 'P' && st != 'T' && st != 'K'))
+        if (!d->steps[j].compensate[0] || (st != 'D' && st != 'P' && st != 'T'))
             continue;
         in->pos = j;
         in->steps[j] = 'X';

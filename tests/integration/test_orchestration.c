@@ -597,3 +597,44 @@ Test(orchestration, a_kill_between_two_compensations_loses_nothing, .timeout = 9
     killed_twice(FAIL(3), "orchestrator_between_compensations", "FAILED",
                  "a action, b action, b compensation, a compensation");
 }
+
+Test(orchestration, a_definition_with_a_mistake_is_refused_naming_it, .timeout = 30)
+{
+    char dir[256];
+    support_tmpdir(dir, sizeof dir);
+    choreo_config *cfg = support_config(dir, "def", "nats://127.0.0.1:9", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    choreo_saga_def *d;
+    cr_assert_eq(choreo_service_saga(svc, "flow", "STARTED", NULL, NULL, &d), CHOREO_OK);
+    cr_assert_eq(choreo_service_saga(svc, "flow", "STARTED", NULL, NULL, &d), CHOREO_EDUPLICATE);
+    char t[7][32];
+    choreo_saga_step_spec a = spec("a", 0, t);
+    a.compensated = NULL;
+    cr_assert_eq(choreo_saga_step(d, &a), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "compensate and compensated go together"), "%s",
+              choreo_last_error());
+    a = spec("a", 0, t);
+    a.failure = a.success;
+    cr_assert_eq(choreo_saga_step(d, &a), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "ADone is the reply of two steps"), "%s",
+              choreo_last_error());
+    a = spec("a", 0, t);
+    cr_assert_eq(choreo_saga_step(d, &a), CHOREO_OK, "%s", choreo_last_error());
+    /* The orchestrator handles the replies: the program cannot too. */
+    cr_assert_eq(choreo_service_on(svc, "ADone", on_undo, NULL), CHOREO_EDUPLICATE);
+    cr_assert(strstr(choreo_last_error(), "reply of the orchestrated saga flow"), "%s",
+              choreo_last_error());
+    char g[2][7][32];
+    choreo_saga_step_spec group[2] = { spec("x", 0, g[0]), spec("y", 0, g[1]) };
+    cr_assert_eq(choreo_saga_tcc(d, "HELD", group, 2), CHOREO_EINVAL, "no confirm given");
+    for (int i = 0; i < 2; i++) {
+        group[i].confirm = g[i][5];
+        group[i].confirmed = g[i][6];
+    }
+    cr_assert_eq(choreo_saga_tcc(d, "HELD", group, 2), CHOREO_OK, "%s", choreo_last_error());
+    choreo_saga_step_spec b = spec("b", 0, t);
+    cr_assert_eq(choreo_saga_step(d, &b), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "confirms are final"), "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+}
