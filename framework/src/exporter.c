@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "dead.h"
 #include "holds.h"
+#include "orchestrator.h"
 #include "outbox.h"
 #include "status.h"
 #include "tuning.h"
@@ -340,6 +341,14 @@ static void render_holds(struct out *o, choreo_service *svc)
         series(o, svc, "choreo_holds_waiting", "kind", m->held[i].type, NULL);
         put(o, "%lld\n", (long long)m->held[i].count);
     }
+    family(o, "choreo_saga_instances", "gauge",
+           "Orchestrated saga instances that have not ended, by definition and phase "
+           "(RUNNING, CONFIRMING, COMPENSATING): choreoctl sagas --state PHASE.");
+    for (int i = 0; i < m->nrunning; i++) {
+        series(o, svc, "choreo_saga_instances", "definition", m->running[i].consumer, "phase",
+               m->running[i].type, NULL);
+        put(o, "%lld\n", (long long)m->running[i].count);
+    }
     pthread_mutex_unlock(&m->parked_lock);
     family(o, "choreo_hold_decisions_total", "counter",
            "Decisions on held steps that the service carried out, by kind and decision.");
@@ -631,6 +640,27 @@ static void add_held(const char *kind, int64_t count, void *user)
     add_parked("", kind, count, user);
 }
 
+static void add_running(const char *definition, const char *phase, int64_t count, void *user)
+{
+    add_parked(definition, phase, count, user);
+}
+
+/* Swaps a freshly read list into *list under the lock, or drops it. */
+static void swap_rows(choreo_metrics *m, struct parked_acc *acc, bool ok,
+                      struct choreo_parked_row **list, int *n)
+{
+    if (!ok || acc->oom) {
+        free(acc->rows);
+        return;
+    }
+    pthread_mutex_lock(&m->parked_lock);
+    struct choreo_parked_row *old = *list;
+    *list = acc->rows;
+    *n = acc->n;
+    pthread_mutex_unlock(&m->parked_lock);
+    free(old);
+}
+
 static void sample_store(choreo_service *svc)
 {
     choreo_metrics *m = &svc->metrics;
@@ -645,29 +675,15 @@ static void sample_store(choreo_service *svc)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "metrics: cannot read the outbox backlog",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
     }
-    struct parked_acc acc = { 0 };
-    if (choreo__dead_parked_counts(svc->sampler_store, add_parked, &acc) == CHOREO_OK &&
-        !acc.oom) {
-        pthread_mutex_lock(&m->parked_lock);
-        struct choreo_parked_row *old = m->parked;
-        m->parked = acc.rows;
-        m->nparked = acc.n;
-        pthread_mutex_unlock(&m->parked_lock);
-        free(old);
-    } else {
-        free(acc.rows);
-    }
-    struct parked_acc held = { 0 };
-    if (choreo__holds_waiting(svc->sampler_store, add_held, &held) == CHOREO_OK && !held.oom) {
-        pthread_mutex_lock(&m->parked_lock);
-        struct choreo_parked_row *old = m->held;
-        m->held = held.rows;
-        m->nheld = held.n;
-        pthread_mutex_unlock(&m->parked_lock);
-        free(old);
-    } else {
-        free(held.rows);
-    }
+    struct parked_acc acc = { 0 }, held = { 0 }, running = { 0 };
+    swap_rows(m, &acc,
+              choreo__dead_parked_counts(svc->sampler_store, add_parked, &acc) == CHOREO_OK,
+              &m->parked, &m->nparked);
+    swap_rows(m, &held, choreo__holds_waiting(svc->sampler_store, add_held, &held) == CHOREO_OK,
+              &m->held, &m->nheld);
+    swap_rows(m, &running,
+              choreo__sagas_running(svc->sampler_store, add_running, &running) == CHOREO_OK,
+              &m->running, &m->nrunning);
 }
 
 static void sample_lag(choreo_service *svc)

@@ -44,7 +44,8 @@ void choreo__metrics_free(choreo_metrics *m)
     pthread_mutex_destroy(&m->parked_lock);
     free(m->parked);
     free(m->held);
-    m->parked = m->held = NULL;
+    free(m->running);
+    m->parked = m->held = m->running = NULL;
 }
 
 int choreo__metrics_type(choreo_metrics *m, const char *type)

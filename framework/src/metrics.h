@@ -99,6 +99,9 @@ typedef struct choreo_metrics {
     int nparked;
     struct choreo_parked_row *held; /* undecided holds by kind (in type) */
     int nheld;
+    struct choreo_parked_row *running; /* saga instances not ended: definition
+                                        * (in consumer) and phase (in type) */
+    int nrunning;
 } choreo_metrics;
 
 void choreo__metrics_init(choreo_metrics *m);

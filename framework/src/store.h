@@ -45,6 +45,7 @@ enum choreo_stmt {
     STMT_HOLD_GET,
     STMT_HOLD_APPLIED,
     STMT_HOLD_COUNTS,
+    STMT_SAGAS_RUNNING,
     STMT_COUNT
 };
 

@@ -380,3 +380,71 @@ void support_stderr_back(int saved)
     dup2(saved, 2);
     close(saved);
 }
+
+/* Sends "METHOD path" to 127.0.0.1:port; returns the status code (-1 when
+ * the connection failed) and the body in buf. */
+int support_http(int port, const char *method, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    ssize_t got;
+    while (len + 1 < cap && (got = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)got;
+    close(fd);
+    buf[len] = '\0';
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    char *body = strstr(buf, "\r\n\r\n");
+    if (body)
+        memmove(buf, body + 4, strlen(body + 4) + 1);
+    return status;
+}
+
+/* The value of the series named exactly by series (name{labels}), or -1. */
+double support_metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return -1;
+}
+
+
+struct scrape {
+    int port;
+    const char *series;
+    double want;
+    char text[131072];
+};
+
+static bool series_is(void *arg)
+{
+    struct scrape *s = arg;
+    return support_http(s->port, "GET", "/metrics", s->text, sizeof s->text) == 200 &&
+           support_metric(s->text, s->series) == s->want;
+}
+
+/* Polls the endpoint until series has the value want (up to timeout_ms). */
+void support_expect_metric(int port, const char *series, double want, int timeout_ms)
+{
+    static struct scrape s;
+    s.port = port;
+    s.series = series;
+    s.want = want;
+    bool ok = support_wait(series_is, &s, timeout_ms);
+    cr_assert(ok, "%s is %g, not %g, after %d ms; the endpoint says:\n%s", series,
+              support_metric(s.text, series), want, timeout_ms, s.text);
+}
+

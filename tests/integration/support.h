@@ -89,4 +89,16 @@ void support_make_nkey(const char *dir, const char *name, char pub[64]);
 int support_stderr_to(const char *path);
 void support_stderr_back(int saved);
 
+/* Sends "METHOD path" over HTTP/1.0 to 127.0.0.1:port; returns the status
+ * code (-1 when nothing answered) and the body in buf. */
+int support_http(int port, const char *method, const char *path, char *buf, size_t cap);
+
+/* The value of the series named exactly by series (name{labels}) in a
+ * Prometheus text, or -1 when absent. */
+double support_metric(const char *text, const char *series);
+
+/* Polls http://127.0.0.1:port/metrics until series has the value want,
+ * asserting that it does within timeout_ms. */
+void support_expect_metric(int port, const char *series, double want, int timeout_ms);
+
 #endif

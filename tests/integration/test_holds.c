@@ -51,13 +51,16 @@ static choreo_result on_decided(choreo_tx *tx, const choreo_hold_decision *d, vo
 struct world {
     char dir[256];
     natsd server;
+    int port; /* the service's metrics endpoint */
     choreo_service *pay;
     choreo_admin *adm;
 };
 
 static choreo_service *payment(struct world *w)
 {
-    choreo_config *cfg = support_config(w->dir, "pay", w->server.url, NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", w->port);
+    choreo_config *cfg = support_config(w->dir, "pay", w->server.url, addr, NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Charge", on_charge, NULL), CHOREO_OK);
@@ -71,6 +74,7 @@ static void up(struct world *w)
 {
     support_tmpdir(w->dir, sizeof w->dir);
     support_server(&w->server, w->dir, NULL, NULL);
+    w->port = support_free_port();
     support_exec(w->dir, "pay",
                  "CREATE TABLE decided(hold INT, saga TEXT, approved INT, note TEXT, by_whom TEXT,"
                  " type TEXT, data_len INT)");
@@ -122,6 +126,8 @@ Test(holds, an_approval_resumes_the_step_once_even_when_given_twice, .timeout = 
     cr_assert_str_eq(list[0].service, "pay");
     free(list);
     cr_assert_eq(outbox_of(&w, "Charged", "order-1"), 0, "charged before anybody decided");
+    support_expect_metric(w.port, "choreo_holds_waiting{service=\"pay\",kind=\"payment-review\"}",
+                          1, 10000);
 
     choreo_hold_entry e;
     cr_assert_eq(choreo_admin_hold_decide(w.adm, id, true, "known customer", "alice", &e),
@@ -135,6 +141,8 @@ Test(holds, an_approval_resumes_the_step_once_even_when_given_twice, .timeout = 
                                              " note = 'known customer' AND by_whom = 'alice' AND"
                                              " type = 'Charge' AND data_len > 0"), 1);
     cr_assert_eq(outbox_of(&w, "Charged", "order-1"), 1);
+    support_expect_metric(w.port, "choreo_hold_decisions_total{service=\"pay\","
+                          "kind=\"payment-review\",decision=\"approved\"}", 1, 5000);
 
     /* The same decision again changes nothing; the other one is refused. */
     cr_assert_eq(choreo_admin_hold_decide(w.adm, id, true, NULL, "bob", &e), CHOREO_EDUPLICATE);

@@ -21,74 +21,6 @@
 
 #include "support.h"
 
-/* ---- a minimal HTTP client ------------------------------------------- */
-
-/* Sends "METHOD path" to 127.0.0.1:port; returns the status code (-1 when
- * the connection failed) and the body in buf. */
-static int http(int port, const char *method, const char *path, char *buf, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
-    cr_assert_eq(write(fd, req, (size_t)n), n);
-    size_t len = 0;
-    ssize_t got;
-    while (len + 1 < cap && (got = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)got;
-    close(fd);
-    buf[len] = '\0';
-    int status = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &status);
-    char *body = strstr(buf, "\r\n\r\n");
-    if (body)
-        memmove(buf, body + 4, strlen(body + 4) + 1);
-    return status;
-}
-
-/* The value of the series named exactly by series (name{labels}), or -1. */
-static double value_of(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; (p = strstr(p, series)) != NULL; p += n) {
-        if ((p == text || p[-1] == '\n') && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    }
-    return -1;
-}
-
-struct scrape {
-    int port;
-    const char *series;
-    double want;
-    char text[131072];
-};
-
-static bool series_is(void *arg)
-{
-    struct scrape *s = arg;
-    return http(s->port, "GET", "/metrics", s->text, sizeof s->text) == 200 &&
-           value_of(s->text, s->series) == s->want;
-}
-
-/* Polls the endpoint until series has the value want (up to timeout_ms). */
-static void expect(int port, const char *series, double want, int timeout_ms)
-{
-    static struct scrape s;
-    s.port = port;
-    s.series = series;
-    s.want = want;
-    bool ok = support_wait(series_is, &s, timeout_ms);
-    cr_assert(ok, "%s is %g, not %g, after %d ms; the endpoint says:\n%s", series,
-              value_of(s.text, series), want, timeout_ms, s.text);
-}
-
 /* ---- the handlers ----------------------------------------------------- */
 
 /* Work {n}: the barrier's action on its saga, then by n % 4: 0 rejects,
@@ -207,9 +139,9 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
         choreo_saga_new(sagas[n]);
         support_emit(svc, "Work", sagas[n], n, ids[n]);
     }
-    expect(port, H("m_Work", "Work", "done"), 6, 20000);
-    expect(port, H("m_Work", "Work", "retry"), 2, 5000);
-    expect(port, H("m_Work", "Work", "reject"), 2, 5000);
+    support_expect_metric(port, H("m_Work", "Work", "done"), 6, 20000);
+    support_expect_metric(port, H("m_Work", "Work", "retry"), 2, 5000);
+    support_expect_metric(port, H("m_Work", "Work", "reject"), 2, 5000);
     /* Compensations: two whose action ran, and one for a saga whose action
      * never came (null), whose late action is then skipped. */
     char fresh[CHOREO_ID_SIZE];
@@ -217,11 +149,11 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     support_emit(svc, "Undo", sagas[2], 0, NULL);
     support_emit(svc, "Undo", sagas[3], 0, NULL);
     support_emit(svc, "Undo", fresh, 0, NULL);
-    expect(port, H("m_Undo", "Undo", "done"), 3, 20000);
+    support_expect_metric(port, H("m_Undo", "Undo", "done"), 3, 20000);
     support_emit(svc, "Work", fresh, 2, NULL);
-    expect(port, H("m_Work", "Work", "done"), 7, 20000);
+    support_expect_metric(port, H("m_Work", "Work", "done"), 7, 20000);
     republish(server.url, dir, ids[2]);
-    expect(port, H("m_Work", "Work", "duplicate"), 1, 20000);
+    support_expect_metric(port, H("m_Work", "Work", "duplicate"), 1, 20000);
     request(server.url, "ok");
     request(server.url, "no");
     /* A delayed event, due in an hour, and an event nobody handles. */
@@ -230,18 +162,18 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     cr_assert_eq(choreo_tx_emit_after(tx, 3600000, "Later", 1, fresh, NULL, 0, NULL), CHOREO_OK);
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
 
-    expect(port, "choreo_outbox_delayed{service=\"m\"}", 1, 10000);
-    expect(port, "choreo_parked_messages{service=\"m\",consumer=\"m_Work\",type=\"Work\"}", 2,
+    support_expect_metric(port, "choreo_outbox_delayed{service=\"m\"}", 1, 10000);
+    support_expect_metric(port, "choreo_parked_messages{service=\"m\",consumer=\"m_Work\",type=\"Work\"}", 2,
            10000);
-    expect(port, "choreo_outbox_pending{service=\"m\"}", 0, 10000);
-    expect(port, "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Work\"}", 0, 10000);
-    expect(port, "choreo_consumer_ack_pending_messages{service=\"m\",consumer=\"m_Undo\"}", 0,
+    support_expect_metric(port, "choreo_outbox_pending{service=\"m\"}", 0, 10000);
+    support_expect_metric(port, "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Work\"}", 0, 10000);
+    support_expect_metric(port, "choreo_consumer_ack_pending_messages{service=\"m\",consumer=\"m_Undo\"}", 0,
            10000);
-    expect(port, "choreo_requests_total{service=\"m\",request=\"Echo\",outcome=\"reject\"}", 1,
+    support_expect_metric(port, "choreo_requests_total{service=\"m\",request=\"Echo\",outcome=\"reject\"}", 1,
            5000);
 
     static char text[131072];
-    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
     struct {
         const char *series;
         double want;
@@ -276,12 +208,12 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
         { "choreo_publish_failures_total{service=\"m\"}", 0 },
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        cr_expect_eq(value_of(text, want[i].series), want[i].want, "%s is %g, not %g",
-                     want[i].series, value_of(text, want[i].series), want[i].want);
+        cr_expect_eq(support_metric(text, want[i].series), want[i].want, "%s is %g, not %g",
+                     want[i].series, support_metric(text, want[i].series), want[i].want);
     cr_expect(strstr(text, "\nchoreo_service_info{service=\"m\",version=\""), "%s", text);
     /* A histogram's buckets are cumulative and end at its count. */
-    double inf = value_of(text, "choreo_relay_latency_seconds_bucket{service=\"m\",le=\"+Inf\"}");
-    cr_expect_eq(inf, value_of(text, "choreo_relay_latency_seconds_count{service=\"m\"}"));
+    double inf = support_metric(text, "choreo_relay_latency_seconds_bucket{service=\"m\",le=\"+Inf\"}");
+    cr_expect_eq(inf, support_metric(text, "choreo_relay_latency_seconds_count{service=\"m\"}"));
     cr_expect_eq(inf, 12, "12 events were published: the relay latency counts %g", inf);
 
     /* promtool, Prometheus's own checker, finds nothing to say. */
@@ -306,16 +238,16 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
         cr_assert_eq(connect(idle[i], (struct sockaddr *)&a, sizeof a), 0);
         cr_assert_eq(write(idle[i], "GET /metr", 9), 9);
     }
-    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
     for (int i = 0; i < 8; i++)
         close(idle[i]);
 
     /* Anything but GET /metrics gets an answer that says where to look. */
-    cr_assert_eq(http(port, "GET", "/", text, sizeof text), 404);
+    cr_assert_eq(support_http(port, "GET", "/", text, sizeof text), 404);
     cr_assert(strstr(text, "/metrics"), "%s", text);
-    cr_assert_eq(http(port, "POST", "/metrics", text, sizeof text), 405);
+    cr_assert_eq(support_http(port, "POST", "/metrics", text, sizeof text), 405);
     choreo_service_destroy(svc);
-    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), -1,
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), -1,
                  "the endpoint outlived its service");
     natsd_stop(&server, SIGTERM);
 }
@@ -355,7 +287,7 @@ Test(metrics, a_bad_or_taken_address_is_refused_with_its_name, .timeout = 60)
     close(fd);
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
     static char text[65536];
-    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
     choreo_service_destroy(svc);
 
     /* An address of no interface of this machine. */
@@ -395,21 +327,21 @@ Test(metrics, nats_connected_follows_the_broker, .timeout = 90)
     struct starter st = { .svc = metered(dir, server.url, port) };
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
-    expect(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
+    support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
     cr_assert(!atomic_load(&st.done));
     cr_assert_eq(natsd_restart(&server), 0);
     pthread_join(t, NULL);
     cr_assert_eq(st.s, CHOREO_OK, "%s", choreo_last_error());
-    expect(port, "choreo_nats_connected{service=\"m\"}", 1, 5000);
-    expect(port, "choreo_nats_reconnects_total{service=\"m\"}", 0, 1000);
+    support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 1, 5000);
+    support_expect_metric(port, "choreo_nats_reconnects_total{service=\"m\"}", 0, 1000);
     /* An outage and the way back. */
     natsd_stop(&server, SIGKILL);
-    expect(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
+    support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
     cr_assert_eq(natsd_restart(&server), 0);
-    expect(port, "choreo_nats_connected{service=\"m\"}", 1, 20000);
+    support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 1, 20000);
     static char text[65536];
-    cr_assert_eq(http(port, "GET", "/metrics", text, sizeof text), 200);
-    cr_assert_geq(value_of(text, "choreo_nats_reconnects_total{service=\"m\"}"), 1, "%s", text);
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
+    cr_assert_geq(support_metric(text, "choreo_nats_reconnects_total{service=\"m\"}"), 1, "%s", text);
     choreo_service_destroy(st.svc);
     natsd_stop(&server, SIGTERM);
 }

@@ -210,13 +210,19 @@ static choreo_saga_step_spec spec(const char *step, int64_t timeout_ms, char typ
                                     .retry_ms = 800 };
 }
 
+/* The orchestrator's metrics port, 0 for none. */
+static int orch_metrics_port;
+
 /* "flow": a, b, c in turn; "tcc": p, then x and y as a TCC group. */
 static choreo_service *orchestrator(const char *dir, const char *url, int64_t timeout_ms)
 {
     support_exec(dir, "orch",
                  "CREATE TABLE IF NOT EXISTS outcome(saga TEXT, completed INT, failed_step TEXT,"
                  " timed_out INT, failure_type TEXT)");
-    choreo_config *cfg = support_config(dir, "orch", url, "ack_wait_ms=1000", NULL);
+    char metrics[64] = "log_level=warn";
+    if (orch_metrics_port)
+        snprintf(metrics, sizeof metrics, "metrics_addr=127.0.0.1:%d", orch_metrics_port);
+    choreo_config *cfg = support_config(dir, "orch", url, "ack_wait_ms=1000", metrics, NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     static char types[6][7][32];
@@ -637,4 +643,19 @@ Test(orchestration, a_definition_with_a_mistake_is_refused_naming_it, .timeout =
     cr_assert_eq(choreo_saga_step(d, &b), CHOREO_EINVAL);
     cr_assert(strstr(choreo_last_error(), "confirms are final"), "%s", choreo_last_error());
     choreo_service_destroy(svc);
+}
+
+Test(orchestration, instances_that_wait_show_in_the_metrics_by_phase, .timeout = 60)
+{
+    struct world w;
+    orch_metrics_port = support_free_port();
+    up(&w, 0);
+    /* b does its work and never answers, and nothing times out. */
+    start(w.orch, "flow", "m-wait", HOLD(2));
+    start(w.orch, "flow", "m-ok", 0);
+    wait_phase(w.dir, "m-ok", "COMPLETED", 20000);
+    support_expect_metric(orch_metrics_port, "choreo_saga_instances{service=\"orch\","
+                          "definition=\"flow\",phase=\"RUNNING\"}", 1, 10000);
+    down(&w);
+    orch_metrics_port = 0;
 }
