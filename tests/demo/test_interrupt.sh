@@ -32,6 +32,12 @@ run() {
         >"$dir/$name.out" 2>"$dir/$name.err" &
     local pid=$!
     pids+=("$pid")
+    # setsid makes the group once it runs: give it that moment.
+    local tries=0
+    while [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" != "$pid" ] && [ $tries -lt 100 ]; do
+        sleep 0.02
+        tries=$((tries + 1))
+    done
     [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ] || fail "$name: shop-demo is not its own process group"
     local n=0
     for _ in $(seq 1 600); do
