@@ -27,6 +27,7 @@ const ctl_own_flag ctl_own_flags[] = {
     { "--force", false },     { "--help-settings", false }, { "--dir", true },
     { "--svg", true },        { "--limit", true },        { "--type", true },
     { "--saga", true },       { "--from-start", false },  { "--state", true },
+    { "--note", true },       { "--by", true },
 };
 const size_t ctl_own_flag_count = sizeof ctl_own_flags / sizeof ctl_own_flags[0];
 
@@ -111,8 +112,7 @@ int ctl_settings_check_nats(ctl_settings *s)
     return CTL_EXIT_OK;
 }
 
-/* IDs are the positive row numbers that `dead list` shows. */
-static bool parse_id(const char *s, int64_t *out)
+bool ctl_parse_id(const char *s, int64_t *out)
 {
     int64_t v = 0;
     if (!*s)
@@ -154,7 +154,7 @@ static int positional(const char *cmd, unsigned allowed, const char *arg, ctl_ar
         ctl_error("%s: unexpected argument \"%s\": see choreoctl %s --help", cmd, arg, cmd);
         return CTL_EXIT_USAGE;
     }
-    if (!parse_id(arg, &a->id)) {
+    if (!ctl_parse_id(arg, &a->id)) {
         ctl_error("%s: invalid ID \"%s\": an ID is a positive whole number, as in the ID "
                   "column of choreoctl dead list", cmd, arg);
         return CTL_EXIT_USAGE;

@@ -46,6 +46,11 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
  * flag, or when the value is missing, which sets *missing. */
 const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing);
 
+/* An ID as the tables number their rows (dead list, review list): a
+ * positive whole number in decimal, nothing else; *out is written only on
+ * success. */
+bool ctl_parse_id(const char *s, int64_t *out);
+
 /* A whole number from 1 to max written in decimal, nothing else; *out is
  * written only on success. */
 bool ctl_parse_count(const char *v, size_t max, size_t *out);

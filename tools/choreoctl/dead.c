@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,24 +33,6 @@ static int oom(void)
 {
     ctl_error("out of memory");
     return CTL_EXIT_FAIL;
-}
-
-/* Characters left for the reason column. */
-static size_t reason_width(size_t used)
-{
-    struct winsize ws;
-    size_t cols = 0;
-    if (isatty(STDOUT_FILENO)) {
-        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
-            cols = ws.ws_col;
-        if (cols == 0 && getenv("COLUMNS"))
-            cols = (size_t)strtoul(getenv("COLUMNS"), NULL, 10);
-        if (cols == 0)
-            cols = 80;
-    }
-    if (cols == 0)
-        return 100; /* into a pipe or a file: short enough to read, long enough to grep */
-    return cols > used + 30 ? cols - used : 30;
 }
 
 enum { COL_ID, COL_PARKED, COL_STATUS, COL_CONSUMER, COL_TYPE, COL_EVENT, COL_ATTEMPTS,
@@ -97,7 +78,7 @@ static int print_table(const choreo_dead_entry *list, size_t n)
         size_t used = 0;
         for (int c = 0; c < COL_REASON; c++)
             used += width[c] + 2;
-        size_t rw = reason_width(used);
+        size_t rw = ctl_text_room(used);
         for (size_t i = 0; i <= n; i++) {
             for (int c = 0; c < NCOLS; c++) {
                 if (i > 0 && c == COL_REASON)

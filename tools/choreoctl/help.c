@@ -7,8 +7,8 @@ static const char settings_text[] =
     "Settings (a flag anywhere on the command line, or a CHOREO_* variable;\n"
     "flags win over variables):\n"
     "  --db FILE              CHOREO_DB               the service's SQLite file (required by\n"
-    "                                                 dead, consumers and sagas; saga and\n"
-    "                                                 status take several)\n"
+    "                                                 dead, consumers, sagas and review;\n"
+    "                                                 saga and status take several)\n"
     "  --nats-url URLS        CHOREO_NATS_URL         NATS servers, comma-separated, used by\n"
     "                                                 retry, consumers, status, saga and tail\n"
     "                                                 [nats://127.0.0.1:4222]\n"
@@ -45,7 +45,8 @@ static const char exit_text[] =
 void ctl_help_main(FILE *f)
 {
     fputs("choreoctl: inspect and repair the parked messages and the durable consumers\n"
-          "of a choreo service, and follow the events of its sagas\n"
+          "of a choreo service, decide the steps it holds for review, and follow the\n"
+          "events of its sagas\n"
           "\n"
           "Usage:\n"
           "  choreoctl [SETTINGS] dead list [--status parked|retried|dropped|all] [--json]\n"
@@ -60,8 +61,12 @@ void ctl_help_main(FILE *f)
           "                       [--svg FILE] [--limit N]\n"
           "  choreoctl [SETTINGS] tail [--type TYPE]... [--saga SAGA_ID] [--from-start]\n"
           "                       [--json]\n"
+          "  choreoctl [SETTINGS] review list [--state held|approved|rejected|expired|all]\n"
+          "                       [--json]\n"
+          "  choreoctl [SETTINGS] review approve|reject ID [--note TEXT] [--by NAME]\n"
+          "                       [--json]\n"
           "  choreoctl [dead [list|show|retry|drop] | consumers | status | sagas | saga |\n"
-          "            tail] --help\n"
+          "            tail | review [list|approve|reject]] --help\n"
           "  choreoctl --help-settings\n"
           "\n"
           "A service parks a message in its table choreo_dead when its handler returns\n"
@@ -82,6 +87,9 @@ void ctl_help_main(FILE *f)
           "why, the saga barrier's marks, and where an orchestrated saga stands; as\n"
           "text, JSON or an SVG sequence diagram.\n"
           "`tail` prints the stream's events as they arrive.\n"
+          "`review` lists the steps a service holds for a person's decision (a manual\n"
+          "review, choreo_tx_hold) and approves or rejects one; the service carries\n"
+          "the step on once its relay publishes the decision.\n"
           "\n"
           "Commands:\n"
           "  dead list     list parked messages (or retried, dropped, all)\n"
@@ -98,6 +106,9 @@ void ctl_help_main(FILE *f)
           "                the services' databases, who applied or parked each one\n"
           "                and, when it is orchestrated, its state and transitions\n"
           "  tail          print the events of the stream as they arrive\n"
+          "  review list   the steps held for a decision (or decided, expired, all)\n"
+          "  review approve, review reject\n"
+          "                decide a held step, saying who decided and why\n"
           "Each has its own --help.\n"
           "\n",
           f);
@@ -114,6 +125,8 @@ void ctl_help_main(FILE *f)
           "  choreoctl --nats-url nats://nats:4222 saga 01M8820SZ077Y3ENXTCWDQ25YP \\\n"
           "            --dir /var/lib/shop\n"
           "  choreoctl --nats-url nats://nats:4222 tail --type OrderCancelled\n"
+          "  choreoctl --db payment.db review list\n"
+          "  choreoctl --db payment.db review approve 3 --note \"known customer\"\n"
           "\n",
           f);
     fputs(exit_text, f);
@@ -574,6 +587,9 @@ void ctl_help_status(FILE *f)
           "  parked      how many messages are parked, by consumer and event type\n"
           "  last error  the most recently parked message still parked: when, its dead\n"
           "              id, consumer, type and reason\n"
+          "  held        how many steps wait for a person's decision, by kind, and how\n"
+          "              many of them are past their expiry (no longer decidable);\n"
+          "              choreoctl review list shows them\n"
           "\n",
           f);
     fputs("status only reads: it writes nothing to the databases and reads the lock\n"
@@ -597,8 +613,10 @@ void ctl_help_status(FILE *f)
           "ack_pending, delivered and pull_requests_waiting, null when not on the\n"
           "server), parked (total, truncated, by_consumer: [{consumer, type, count}]),\n"
           "last_error (id, consumer, type, event_id, reason, attempts, parked_at,\n"
-          "parked_at_ms) and errors, what could not be read. A part that could not be\n"
-          "read is null; last_error is null when nothing is parked.\n"
+          "parked_at_ms), holds (total, past_expiry, truncated, by_kind: [{kind,\n"
+          "count}]: the steps waiting for a decision) and errors, what could not be\n"
+          "read. A part that could not be read is null; last_error is null when\n"
+          "nothing is parked.\n"
           "\n"
           "Settings, as the services take them (a flag, or its CHOREO_* variable):\n"
           "  --db FILE (above), --busy-timeout-ms MS (how long to wait for a database\n"
@@ -624,4 +642,136 @@ void ctl_help_status(FILE *f)
           "  2  usage error: no database given, an unknown flag, an invalid setting or\n"
           "     CHOREO_* variable\n",
           f);
+}
+
+/* What review reads of the settings: the database only. */
+static const char review_settings_text[] =
+    "Settings, as the services take them (a flag, or its CHOREO_* variable):\n"
+    "  --db FILE (the service's database; one), --busy-timeout-ms MS (how long to\n"
+    "  wait while the running service holds the database's write lock [5000]).\n"
+    "review does not use NATS: the service's relay publishes the decision. The\n"
+    "other choreo settings are accepted and have no effect here (choreoctl\n"
+    "--help-settings lists them all).\n";
+
+static const char review_exit_text[] =
+    "Exit status:\n"
+    "  0  success; also a decision given again the same way, which changes\n"
+    "     nothing (\"already approved by NAME at TIME; nothing changed\")\n"
+    "  1  the decision was refused: the hold was decided the other way, ended\n"
+    "     with its saga (choreo_tx_hold_end) or its expiry time passed, and the\n"
+    "     message says when and why; no hold has that ID; the database cannot be\n"
+    "     opened or is not a choreo service's database\n"
+    "  2  usage error: an unknown subcommand or flag, a missing or invalid ID, an\n"
+    "     invalid --state, an empty or too long --by or --note, no database or\n"
+    "     more than one, an invalid setting or CHOREO_* variable\n";
+
+void ctl_help_review(FILE *f)
+{
+    fputs("choreoctl review: the steps a service holds for a person's decision\n"
+          "\n"
+          "Usage:\n"
+          "  choreoctl [SETTINGS] review list [--state held|approved|rejected|expired|all]\n"
+          "                       [--json]\n"
+          "  choreoctl [SETTINGS] review approve ID [--note TEXT] [--by NAME] [--json]\n"
+          "  choreoctl [SETTINGS] review reject ID [--note TEXT] [--by NAME] [--json]\n"
+          "\n"
+          "A handler that must not go on without a person's say (a large payment, a\n"
+          "refund) holds its step with choreo_tx_hold: the event is consumed, the\n"
+          "saga waits, and the service's database records the hold with its kind and\n"
+          "reason. Each hold has an ID (the ID column of review list) and a state:\n"
+          "  held      waiting for a decision; the only state approve and reject act\n"
+          "            on, until its expiry time\n"
+          "  approved  approved by a person (who, when and the note are recorded)\n"
+          "  rejected  rejected by a person\n"
+          "  expired   ended undecided, as its saga ended first (choreo_tx_hold_end)\n"
+          "\n"
+          "approve and reject record the decision and put it in the service's own\n"
+          "outbox, in one transaction; the service's relay publishes it, and the\n"
+          "service runs its decision function for the hold's kind once, which carries\n"
+          "the step on (emits its success or its failure). When the service is not\n"
+          "running, that happens at its next start. A decision cannot be taken back:\n"
+          "the other one is refused afterwards. review may run while the service runs.\n"
+          "Each subcommand has its own --help.\n"
+          "\n",
+          f);
+    fputs(review_settings_text, f);
+    fputc('\n', f);
+    fputs(review_exit_text, f);
+}
+
+void ctl_help_review_list(FILE *f)
+{
+    fputs("choreoctl review list: the held steps of a service, oldest first\n"
+          "\n"
+          "Usage:\n"
+          "  choreoctl [SETTINGS] review list [--state held|approved|rejected|expired|all]\n"
+          "                       [--json]\n"
+          "\n"
+          "Flags:\n"
+          "  --state S    which holds: held (the default: those waiting for a decision),\n"
+          "               approved, rejected, expired or all\n"
+          "  --json       one JSON array of objects instead of a table\n"
+          "  -h, --help   this text\n"
+          "\n"
+          "The table has the columns ID, HELD (UTC, when the step was held), SAGA,\n"
+          "KIND (what is decided, such as payment-review), STATE, EXPIRES (UTC, the\n"
+          "time after which a decision is refused, \"never\", and \"(passed)\" after\n"
+          "it for a hold nobody decided in time), DECIDED (UTC, when it was decided\n"
+          "or ended), BY (who decided), CARRIED ON (yes once the service ran its\n"
+          "decision function, \"not yet\" before), NOTE (the person's note, or why an\n"
+          "expired hold ended; cut to 40 characters) and REASON (why it was held, cut\n"
+          "to fit the terminal). A \"-\" stands for a value the hold does not have.\n"
+          "\n"
+          "Each JSON object has the keys id, saga, kind, state, decidable (whether\n"
+          "approve or reject would be taken now), reason, service, event_type (the\n"
+          "held event's type), held_at, expires_at and decided_at (UTC ISO-8601 text,\n"
+          "null for none), held_at_ms, expires_at_ms and decided_at_ms (unix\n"
+          "milliseconds, 0 for none), decided_by (null when nobody decided), note and\n"
+          "applied (the service ran its decision function).\n"
+          "\n"
+          "Examples:\n"
+          "  choreoctl --db payment.db review list\n"
+          "  choreoctl --db payment.db review list --state all --json | jq '.[].state'\n"
+          "\n",
+          f);
+    fputs(review_settings_text, f);
+    fputc('\n', f);
+    fputs(review_exit_text, f);
+}
+
+void ctl_help_review_decide(FILE *f)
+{
+    fputs("choreoctl review approve, review reject: decide a held step\n"
+          "\n"
+          "Usage:\n"
+          "  choreoctl [SETTINGS] review approve ID [--note TEXT] [--by NAME] [--json]\n"
+          "  choreoctl [SETTINGS] review reject ID [--note TEXT] [--by NAME] [--json]\n"
+          "\n"
+          "Arguments and flags:\n"
+          "  ID           the hold's number, from the ID column of review list\n"
+          "  --note TEXT  why, kept with the decision and handed to the service's\n"
+          "               decision function (at most 255 bytes; none by default)\n"
+          "  --by NAME    who decides (1 to 64 bytes) [$USER, else operator]\n"
+          "  --json       the hold afterwards as one JSON object (the keys of review\n"
+          "               list --json), with changed (false when it was already\n"
+          "               decided this way) and service_running\n"
+          "  -h, --help   this text\n"
+          "\n"
+          "Records who decided, when and why, and puts the decision in the service's\n"
+          "outbox in the same transaction. It prints one line: what happened and when\n"
+          "the service carries the step on, when its relay publishes the decision or,\n"
+          "when the service is not running (its lock file names no live process), at\n"
+          "its next start. The same decision given again changes nothing and exits 0.\n"
+          "A decision is refused, saying when and why, for a hold decided the other\n"
+          "way, one that ended with its saga, and one whose expiry time has passed.\n"
+          "\n"
+          "Examples:\n"
+          "  choreoctl --db payment.db review approve 3 --note \"known customer\"\n"
+          "  choreoctl --db payment.db review reject 4 --note \"card reported stolen\" \\\n"
+          "            --by alice\n"
+          "\n",
+          f);
+    fputs(review_settings_text, f);
+    fputc('\n', f);
+    fputs(review_exit_text, f);
 }

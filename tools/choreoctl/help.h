@@ -19,5 +19,9 @@ void ctl_help_status(FILE *f);
 void ctl_help_sagas(FILE *f);
 void ctl_help_saga(FILE *f);
 void ctl_help_tail(FILE *f);
+void ctl_help_review(FILE *f);
+void ctl_help_review_list(FILE *f);
+/* approve and reject share one text. */
+void ctl_help_review_decide(FILE *f);
 
 #endif

@@ -1,6 +1,6 @@
 /* choreoctl: the operator's tool for a choreo service's parked messages,
- * durable consumers, status at a glance and orchestrated sagas, and the
- * events of the stream (saga timelines, tail).
+ * durable consumers, status at a glance, orchestrated sagas and held steps,
+ * and the events of the stream (saga timelines, tail).
  * Settings come exactly as for services (CHOREO_* variables, then flags);
  * what is left on the command line is the command and its own flags. */
 #include <stdbool.h>
@@ -13,6 +13,7 @@
 #include "consumers.h"
 #include "dead.h"
 #include "help.h"
+#include "review.h"
 #include "saga.h"
 #include "sagas.h"
 #include "status.h"
@@ -45,12 +46,14 @@ static int run(ctl_settings *s, int argc, char **argv)
         return ctl_saga_main(s, argc - 1, argv + 1);
     if (strcmp(cmd, "tail") == 0)
         return ctl_tail_main(s, argc - 1, argv + 1);
+    if (strcmp(cmd, "review") == 0)
+        return ctl_review_main(s, argc - 1, argv + 1);
     if (cmd[0] == '-')
         ctl_error("unknown flag %s: see choreoctl --help for the settings and commands", cmd);
     else
         ctl_error("unknown command \"%s\": choreoctl has the commands dead (list, show, "
-                  "retry, drop), consumers (list, delete), status, sagas, saga and tail; see "
-                  "choreoctl --help",
+                  "retry, drop), consumers (list, delete), status, sagas, saga, tail and review "
+                  "(list, approve, reject); see choreoctl --help",
                   cmd);
     return CTL_EXIT_USAGE;
 }

@@ -1,32 +1,29 @@
 /* The status command: for each service database (--db, several of them, or
  * every choreo *.db of --dir), whether its process runs, the outbox's
  * backlog and what the relay makes of it, the service's consumers on the
- * stream, and its parked messages; one block of text per service, or one
- * JSON object. Databases are read read-only and the lock file without
- * locking it, so status never stands in a running service's way. */
+ * stream, its parked messages and the steps it holds for a person's
+ * decision; one block of text per service, or one JSON object. Databases
+ * are read read-only and the lock file without locking it, so status never
+ * stands in a running service's way. */
 #include "status.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "help.h"
 #include "json.h"
+#include "lockfile.h"
 #include "text.h"
 
 /* A due outbox row older than this, while the service runs, means the relay
  * is behind: it publishes a row within milliseconds of its commit. */
 #define BEHIND_MS 5000
-/* Most bytes read from a lock file (the service writes three short lines),
- * most (consumer, type) groups of parked messages listed per service, the
- * size of a reason, and the largest JSON document. */
-#define LOCK_TEXT_MAX 512
+/* Most (consumer, type) groups of parked messages, and most kinds of held
+ * steps, listed per service, the size of a reason, and the largest JSON
+ * document. */
 #define GROUPS_MAX 64
 #define WHY_MAX 512
 #define JSON_MAX ((size_t)64 << 20)
@@ -44,16 +41,18 @@ struct group {
     int64_t count;
 };
 
+/* Held steps of one kind waiting for a decision. */
+struct kind {
+    char kind[65];
+    int64_t count;
+};
+
 /* What status found about one database. Each part says whether it could be
  * read; times are unix milliseconds, 0 for none. */
 struct svc {
     const char *db;
     char service[128];
-    /* The lock file. */
-    bool running;
-    long pid;                 /* the pid the lock file names; 0 when none */
-    char started[32];         /* its start time as the service wrote it, or "" */
-    char lock_service[128];
+    ctl_lock lock;            /* what its lock file says */
     /* The database, read in one read transaction at now_ms. */
     bool db_ok;
     char db_error[WHY_MAX];
@@ -71,6 +70,12 @@ struct svc {
     choreo_dead_entry last;   /* the most recently parked message still parked */
     bool handlers_table;      /* the database records the registered handlers */
     char recorded[128];       /* the service that recorded them; "" when none */
+    bool holds_table;         /* false: a database from before held steps, so none */
+    int64_t held;             /* holds waiting for a decision */
+    int64_t held_expired;     /* of those, past their expiry time: no longer decidable */
+    struct kind kinds[GROUPS_MAX];
+    size_t nkinds;
+    bool more_kinds;          /* kinds beyond GROUPS_MAX, counted in held only */
     /* The consumers, from the database's record and NATS. */
     bool consumers_ok;
     bool consumers_asked;     /* false: no service name to ask NATS about */
@@ -134,57 +139,6 @@ static int parse(int argc, char **argv, struct status_args *a)
         }
     }
     return CTL_EXIT_OK;
-}
-
-/* ---- the lock file ------------------------------------------------------ */
-
-/* Copies the value of "key=" from the lines of text, up to a line break. */
-static void lock_field(const char *text, const char *key, char *out, size_t cap)
-{
-    out[0] = '\0';
-    size_t klen = strlen(key);
-    for (const char *p = text; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            snprintf(out, cap, "%.*s", (int)(len - klen - 1), p + klen + 1);
-            return;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-}
-
-/* A running service holds an exclusive flock() on "<db>.lock" and has
- * written its pid, name and start time into it; it empties the file when
- * it stops. Taking the lock to test it would, for that moment, keep the
- * service from starting, so the record is read instead: the service runs
- * when the process it names is alive. A process killed outright leaves its
- * record behind, naming a pid that is gone. */
-static void read_lock(struct svc *v)
-{
-    char path[4096], text[LOCK_TEXT_MAX], pid[24];
-    int n = snprintf(path, sizeof path, "%s.lock", v->db);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return; /* no service has started on this database */
-    ssize_t got = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (got <= 0)
-        return; /* emptied: the last service stopped cleanly */
-    text[got] = '\0';
-    lock_field(text, "pid", pid, sizeof pid);
-    char *end = NULL;
-    errno = 0;
-    long p = strtol(pid, &end, 10);
-    if (errno || end == pid || *end || p <= 0)
-        return;
-    v->pid = p;
-    lock_field(text, "service", v->lock_service, sizeof v->lock_service);
-    lock_field(text, "started", v->started, sizeof v->started);
-    /* EPERM: alive, but another user's. */
-    v->running = kill((pid_t)p, 0) == 0 || errno == EPERM;
 }
 
 /* ---- the database ------------------------------------------------------- */
@@ -272,6 +226,25 @@ static void row_recorded(sqlite3_stmt *q, struct svc *v)
     text_col(q, 0, v->recorded, sizeof v->recorded);
 }
 
+static void row_holds_table(sqlite3_stmt *q, struct svc *v)
+{
+    v->holds_table = true;
+}
+
+static void row_kind(sqlite3_stmt *q, struct svc *v)
+{
+    int64_t count = sqlite3_column_int64(q, 1);
+    v->held += count;
+    v->held_expired += sqlite3_column_int64(q, 2);
+    if (v->nkinds == GROUPS_MAX) {
+        v->more_kinds = true;
+        return;
+    }
+    struct kind *k = &v->kinds[v->nkinds++];
+    text_col(q, 0, k->kind, sizeof k->kind);
+    k->count = count;
+}
+
 /* The queries, in the order they run. The outbox ones use its partial
  * index of unpublished rows (choreo_outbox_due) and of published ones. */
 static const struct query {
@@ -294,6 +267,8 @@ static const struct query {
                              " ORDER BY id DESC LIMIT 1", row_last },
     { "the schema", "SELECT 1 FROM sqlite_master WHERE type = 'table'"
                     " AND name = 'choreo_consumers'", row_handlers_table },
+    { "the schema", "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                    " AND name = 'choreo_holds'", row_holds_table },
 };
 
 static int64_t now_ms(void)
@@ -327,6 +302,12 @@ static void read_db(struct svc *v, int busy_ms)
     if (ok && v->handlers_table)
         ok = each_row(h, v, "the registered handlers", "SELECT service FROM choreo_consumers"
                       " ORDER BY registered_at DESC LIMIT 1", row_recorded);
+    /* Past its expiry a hold still reads "held", but a decision is refused
+     * from that millisecond on (choreo_admin_hold_decide). */
+    if (ok && v->holds_table)
+        ok = each_row(h, v, "the held steps", "SELECT kind, COUNT(*),"
+                      " SUM(expires_at > 0 AND expires_at <= ?1) FROM choreo_holds"
+                      " WHERE state = 'held' GROUP BY kind ORDER BY kind", row_kind);
     sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(h);
     v->db_ok = ok;
@@ -336,8 +317,8 @@ static void read_db(struct svc *v, int busy_ms)
  * else the file's name without ".db". */
 static void name_service(struct svc *v)
 {
-    if (v->lock_service[0]) {
-        snprintf(v->service, sizeof v->service, "%s", v->lock_service);
+    if (v->lock.service[0]) {
+        snprintf(v->service, sizeof v->service, "%s", v->lock.service);
         return;
     }
     if (v->recorded[0]) {
@@ -369,11 +350,13 @@ static bool unreachable(choreo_status st)
 /* Lists the consumers through choreo_admin_consumers, which sets the
  * handlers the database records against the consumers on the stream. Its
  * handle opens the database for writing, but at the current schema it
- * writes nothing; an older one it would migrate, so such a database is
- * not given to it. */
+ * writes nothing; an older one it would migrate (and the service's own,
+ * older choreo would then refuse to open it), so such a database is not
+ * given to it. choreo_holds is the newest of choreo's tables: a database
+ * without it is older than this choreoctl. */
 static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *memo)
 {
-    const char *name = v->recorded[0] ? v->recorded : v->lock_service;
+    const char *name = v->recorded[0] ? v->recorded : v->lock.service;
     if (!v->db_ok) {
         snprintf(v->consumers_error, sizeof v->consumers_error,
                  "the database cannot be read");
@@ -387,6 +370,13 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
     }
     if (!name[0]) {
         v->consumers_ok = true; /* no handler recorded, no service named: none to ask for */
+        return;
+    }
+    if (!v->holds_table) {
+        snprintf(v->consumers_error, sizeof v->consumers_error,
+                 "the database is from an older choreo (it has no table choreo_holds), and "
+                 "listing its consumers would upgrade it: start the service with this choreo "
+                 "once, or use the choreoctl of its version");
         return;
     }
     v->consumers_asked = true;
@@ -454,7 +444,7 @@ static const char *relay_state(const struct svc *v, char *detail, size_t cap)
         return "unknown";
     }
     int64_t waiting = v->pending + v->delayed;
-    if (!v->running && waiting > 0) {
+    if (!v->lock.running && waiting > 0) {
         snprintf(detail, cap, "the service is not running; %" PRId64 " row%s wait%s for its "
                  "next start", waiting, plural(waiting), waiting == 1 ? "s" : "");
         return "stopped";
@@ -495,13 +485,13 @@ static void put_clean(const char *s)
 static void print_process(const struct svc *v)
 {
     printf(LABEL, "process");
-    if (v->running) {
-        printf("running (pid %ld, started ", v->pid);
-        put_clean(v->started);
+    if (v->lock.running) {
+        printf("running (pid %ld, started ", v->lock.pid);
+        put_clean(v->lock.started);
         fputs(")\n", stdout);
-    } else if (v->pid > 0) {
-        printf("stopped (pid %ld, which started ", v->pid);
-        put_clean(v->started);
+    } else if (v->lock.pid > 0) {
+        printf("stopped (pid %ld, which started ", v->lock.pid);
+        put_clean(v->lock.started);
         fputs(", is gone without a clean stop)\n", stdout);
     } else {
         fputs("stopped\n", stdout);
@@ -630,6 +620,32 @@ static void print_last_error(const struct svc *v)
     fputc('\n', stdout);
 }
 
+static void print_held(const struct svc *v)
+{
+    printf(LABEL, "held");
+    if (!v->db_ok) {
+        fputs("cannot be read\n", stdout);
+        return;
+    }
+    if (v->held == 0) {
+        fputs("none\n", stdout);
+        return;
+    }
+    printf("%" PRId64 " step%s wait%s for a decision:", v->held, plural(v->held),
+           v->held == 1 ? "s" : "");
+    for (size_t i = 0; i < v->nkinds; i++) {
+        fputs(i ? ", " : " ", stdout);
+        put_clean(v->kinds[i].kind);
+        printf(" %" PRId64, v->kinds[i].count);
+    }
+    if (v->more_kinds)
+        fputs(" and more", stdout);
+    if (v->held_expired > 0)
+        printf("; %" PRId64 " of them past %s expiry, no longer decidable", v->held_expired,
+               v->held_expired == 1 ? "its" : "their");
+    fputs(" (choreoctl review list)\n", stdout);
+}
+
 static void print_text(const struct svc *svcs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -649,6 +665,7 @@ static void print_text(const struct svc *svcs, size_t n)
         print_consumers(v);
         print_parked(v);
         print_last_error(v);
+        print_held(v);
     }
 }
 
@@ -764,21 +781,44 @@ static void json_last_error(ctl_json *j, const struct svc *v)
     ctl_json_object_end(j);
 }
 
+static void json_holds(ctl_json *j, const struct svc *v)
+{
+    ctl_json_key(j, "holds");
+    if (!v->db_ok) {
+        ctl_json_null(j);
+        return;
+    }
+    ctl_json_object_begin(j);
+    ctl_json_kint(j, "total", v->held);
+    ctl_json_kint(j, "past_expiry", v->held_expired);
+    ctl_json_kbool(j, "truncated", v->more_kinds);
+    ctl_json_key(j, "by_kind");
+    ctl_json_array_begin(j);
+    for (size_t i = 0; i < v->nkinds; i++) {
+        ctl_json_object_begin(j);
+        ctl_json_kstr(j, "kind", v->kinds[i].kind);
+        ctl_json_kint(j, "count", v->kinds[i].count);
+        ctl_json_object_end(j);
+    }
+    ctl_json_array_end(j);
+    ctl_json_object_end(j);
+}
+
 static void json_service(ctl_json *j, const struct svc *v)
 {
     char detail[WHY_MAX];
     ctl_json_object_begin(j);
     ctl_json_kstr(j, "service", v->service);
     ctl_json_kstr(j, "db", v->db);
-    ctl_json_kbool(j, "running", v->running);
+    ctl_json_kbool(j, "running", v->lock.running);
     ctl_json_key(j, "pid");
-    if (v->pid > 0)
-        ctl_json_int(j, v->pid);
+    if (v->lock.pid > 0)
+        ctl_json_int(j, v->lock.pid);
     else
         ctl_json_null(j);
     ctl_json_key(j, "started_at");
-    if (v->pid > 0 && v->started[0])
-        ctl_json_cstr(j, v->started);
+    if (v->lock.pid > 0 && v->lock.started[0])
+        ctl_json_cstr(j, v->lock.started);
     else
         ctl_json_null(j);
     json_outbox(j, v);
@@ -791,6 +831,7 @@ static void json_service(ctl_json *j, const struct svc *v)
     json_consumers(j, v);
     json_parked(j, v);
     json_last_error(j, v);
+    json_holds(j, v);
     ctl_json_key(j, "errors");
     ctl_json_array_begin(j);
     if (!v->db_ok)
@@ -860,7 +901,7 @@ static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *
     for (size_t i = 0; i < dbs->n; i++) {
         struct svc *v = &svcs[i];
         v->db = dbs->path[i];
-        read_lock(v);
+        ctl_lock_read(v->db, &v->lock);
         read_db(v, busy_ms);
         name_service(v);
         read_consumers(s, v, &memo);

@@ -5,7 +5,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 size_t ctl_utf8_seq(const unsigned char *p, size_t n)
 {
@@ -90,6 +92,23 @@ void ctl_text_truncate(char *s, size_t max)
         }
     }
     memcpy(p, "...", 4);
+}
+
+size_t ctl_text_room(size_t used)
+{
+    struct winsize ws;
+    size_t cols = 0;
+    if (isatty(STDOUT_FILENO)) {
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+            cols = ws.ws_col;
+        if (cols == 0 && getenv("COLUMNS"))
+            cols = (size_t)strtoul(getenv("COLUMNS"), NULL, 10);
+        if (cols == 0)
+            cols = 80;
+    }
+    if (cols == 0)
+        return 100; /* into a pipe or a file: short enough to read, long enough to grep */
+    return cols > used + 30 ? cols - used : 30;
 }
 
 void ctl_text_pad(FILE *f, const char *s, size_t width)

@@ -25,6 +25,11 @@ size_t ctl_text_width(const char *s);
  * with "..." when something was cut. max must be at least 4. */
 void ctl_text_truncate(char *s, size_t max);
 
+/* Characters left for a table's last column after used characters of the
+ * others: the rest of the terminal's width (at least 30), or 100 when
+ * stdout is not a terminal. */
+size_t ctl_text_room(size_t used);
+
 /* Prints s and pads it with spaces to width characters. */
 void ctl_text_pad(FILE *f, const char *s, size_t width);
 

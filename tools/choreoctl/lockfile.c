@@ -1,0 +1,62 @@
+/* The lock file of a service's database. A running service holds an
+ * exclusive flock() on "<db>.lock" and has written its pid, name and start
+ * time into it; it empties the file when it stops. Taking the lock to test
+ * it would, for that moment, keep the service from starting, so the record
+ * is read instead: the service runs when the process it names is alive. */
+#include "lockfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Most bytes read from a lock file: the service writes three short lines. */
+#define LOCK_TEXT_MAX 512
+
+/* Copies the value of "key=" from the lines of text, up to a line break. */
+static void lock_field(const char *text, const char *key, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t klen = strlen(key);
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            snprintf(out, cap, "%.*s", (int)(len - klen - 1), p + klen + 1);
+            return;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+}
+
+void ctl_lock_read(const char *db, ctl_lock *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[4096], text[LOCK_TEXT_MAX], pid[24];
+    int n = snprintf(path, sizeof path, "%s.lock", db);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* no service has started on this database */
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0)
+        return; /* emptied: the last service stopped cleanly */
+    text[got] = '\0';
+    lock_field(text, "pid", pid, sizeof pid);
+    char *end = NULL;
+    errno = 0;
+    long p = strtol(pid, &end, 10);
+    if (errno || end == pid || *end || p <= 0)
+        return;
+    out->pid = p;
+    lock_field(text, "service", out->service, sizeof out->service);
+    lock_field(text, "started", out->started, sizeof out->started);
+    /* A process killed outright leaves its record behind, naming a pid that
+     * is gone. EPERM: alive, but another user's. */
+    out->running = kill((pid_t)p, 0) == 0 || errno == EPERM;
+}
