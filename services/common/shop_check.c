@@ -307,6 +307,64 @@ static int check_ledger(sqlite3 *db, const char *sql, bool money, bool require_f
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Each hold of the payment database with its order's state and reason. */
+static const char HOLDS_SQL[] =
+    "SELECT h.id, h.saga, h.state, h.applied, o.state, o.reason"
+    " FROM pay.choreo_holds h LEFT JOIN main.orders o ON o.order_id = h.saga ORDER BY h.id";
+
+static int check_holds(sqlite3 *db, bool require_final, shop_check_report *r)
+{
+    sqlite3_stmt *s = NULL;
+    /* A payment database that never ran this version of choreo has no
+     * holds. */
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pay.sqlite_master WHERE type = 'table'"
+                                " AND name = 'choreo_holds'", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    bool present = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    if (!present)
+        return SQLITE_OK;
+    if ((rc = sqlite3_prepare_v2(db, HOLDS_SQL, -1, &s, NULL)) != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        long long id = sqlite3_column_int64(s, 0);
+        const char *order = text(s, 1), *state = text(s, 2), *o_state = text(s, 4),
+                   *o_reason = text(s, 5);
+        bool applied = sqlite3_column_int(s, 3) != 0;
+        bool decided = is(state, "approved") || is(state, "rejected");
+        r->holds++;
+        if (is(state, "approved"))
+            r->holds_approved++;
+        else if (is(state, "rejected"))
+            r->holds_rejected++;
+        else if (is(state, "expired"))
+            r->holds_expired++;
+        else
+            r->holds_waiting++;
+        if (!o_state[0]) {
+            violation(r, "the payment's review hold %lld is for order %s, which the order "
+                      "service does not know", id, order);
+            continue;
+        }
+        if (is(o_state, SHOP_COMPLETED) && !is(state, "approved"))
+            violation(r, "order %s is COMPLETED but its payment's review (hold %lld) is %s: only "
+                      "an approval lets a held payment through", order, id, state);
+        if (is(o_state, SHOP_CANCELLED) && is(state, "approved") &&
+            is(o_reason, shop_reason_name(SHOP_REASON_PAYMENT)))
+            violation(r, "order %s was cancelled as payment_rejected although its payment's "
+                      "review (hold %lld) was approved", order, id);
+        if (require_final && is(state, "held") && !is(o_state, SHOP_PENDING))
+            violation(r, "order %s is %s but its payment's review (hold %lld) still waits for a "
+                      "decision: the saga's end did not end it", order, o_state, id);
+        if (require_final && decided && !applied)
+            violation(r, "the %s review of order %s (hold %lld) was never carried out by the "
+                      "payment service", state, order, id);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static const char POINTS_SQL[] =
     "SELECT a.user_id, a.points, (SELECT COALESCE(SUM(points), 0) FROM pts.awards x"
     "   WHERE x.user_id = a.user_id AND x.state = 'AWARDED') FROM pts.accounts a";
@@ -379,6 +437,8 @@ choreo_status shop_check_run(const shop_check_paths *paths, bool require_final,
         rc = check_ledger(db, MONEY_SQL, true, require_final, out);
     if (rc == SQLITE_OK)
         rc = check_points(db, out);
+    if (rc == SQLITE_OK)
+        rc = check_holds(db, require_final, out);
     if (rc == SQLITE_OK) {
         out->stock_released = count(db, "SELECT COUNT(*) FROM inv.reservations "
                                         "WHERE state = 'RELEASED'");
@@ -443,6 +503,13 @@ void shop_check_print(const shop_check_report *r, FILE *f)
             (long long)r->money_deposited, (long long)r->money_balance,
             (long long)r->money_frozen, (long long)r->money_spent);
     fprintf(f, "points      %lld held\n", (long long)r->points_held);
+    fprintf(f, "reviews     held %lld for review: %lld approved, %lld rejected, %lld expired "
+               "with their saga",
+            (long long)r->holds, (long long)r->holds_approved, (long long)r->holds_rejected,
+            (long long)r->holds_expired);
+    if (r->holds_waiting)
+        fprintf(f, ", %lld waiting for a decision", (long long)r->holds_waiting);
+    fprintf(f, "\n");
     if (r->ok) {
         fprintf(f, "invariants  OK: every completed order moved its stock, money and points "
                    "once, every cancelled one left no net effect, stock, money and points add "

@@ -12,8 +12,12 @@
  *     deposited), points equal the awards kept, and the running totals
  *     agree with the per-order rows;
  *   - no service holds a row for an order the order service does not know;
- *   - with require_final: no order is PENDING, and nothing is left
- *     reserved, frozen or held.
+ *   - a payment held for review (a hold of the payment database) went the
+ *     way its decision says: its order is COMPLETED only after an
+ *     approval, and never cancelled as payment_rejected after one;
+ *   - with require_final: no order is PENDING, nothing is left reserved,
+ *     frozen or held, no review is left undecided (its saga's end ends
+ *     it), and every decision was carried out by the payment service.
  * Used by the demo, the chaos harness and the tests. */
 #ifndef SHOP_CHECK_H
 #define SHOP_CHECK_H
@@ -47,6 +51,10 @@ typedef struct shop_check_report {
     int64_t stock_restocked, stock_available, stock_reserved, stock_sold;
     int64_t money_deposited, money_balance, money_frozen, money_spent;
     int64_t points_held;
+    /* Payments held for review (the payment database's choreo_holds):
+     * every hold made, those approved, rejected, or ended undecided with
+     * their saga (expired), and those still waiting for a decision. */
+    int64_t holds, holds_approved, holds_rejected, holds_expired, holds_waiting;
     /* Saga timing from the order database (unix us): first order placed,
      * last order finished, and latency quantiles of finished sagas, apart
      * from those the deadline ended (those take the deadline by design). */

@@ -90,7 +90,7 @@ typedef enum shop_outcome {
     SHOP_OUT_REFUSED = 1, /* a business "no": out of stock, insufficient funds, ... */
     SHOP_OUT_SKIPPED = 2, /* the barrier skipped it: a repeat, or its compensation came
                              first */
-    SHOP_OUT_HELD = 3,    /* payment only: frozen but held for a review that never answers */
+    SHOP_OUT_HELD = 3,    /* payment only: frozen, and held until a person reviews it */
 } shop_outcome;
 
 /* A service's description for shop_service_main. */

@@ -6,8 +6,10 @@
  * choreography (StockReserved, OrderCancelled, OrderCompleted),
  * orchestration (AuthorizePayment, UnfreezePayment, OrderCompleted) or tcc
  * (TryFreezeFunds, CancelFunds, ConfirmFunds). An account flagged for review
- * freezes the amount but holds the payment without an answer, so that only
- * the saga's deadline (or its step's timeout) ends the saga. */
+ * freezes the amount and holds the step for a person (choreo_tx_hold, kind
+ * payment-review): an approval answers as an unreviewed payment would, a
+ * rejection gives the amount back and answers PaymentRejected, and a hold
+ * nobody decides ends with its saga's compensation. */
 #include <stdio.h>
 #include <string.h>
 
@@ -40,10 +42,18 @@ static const char SCHEMA[] =
     "  updated_us INTEGER NOT NULL);";
 
 enum { Q_ACCOUNT, Q_FREEZE, Q_INSERT, Q_PAY_GET, Q_PAY_SET, Q_UNFREEZE, Q_CAPTURE, Q_DEPOSIT_REF,
-       Q_DEPOSIT_ADD, Q_ACCOUNT_GET };
+       Q_DEPOSIT_ADD, Q_ACCOUNT_GET, Q_PAY_REJECT };
+
+/* The kind of hold of a payment waiting for a person's review. */
+#define REVIEW_KIND "payment-review"
 
 struct payment_svc {
     shop_stmts st;
+    shop_style style;
+    /* The saga deadline the order service runs with (--deadline-ms): a
+     * review can be decided until then. 0: holds do not expire on their
+     * own, and only the saga's end ends them. */
+    int64_t deadline_ms;
 };
 
 /* ---- The business: one function per step, the same in every style ---- */
@@ -59,8 +69,9 @@ static bool record(struct payment_svc *p, sqlite3 *db, const shop_order_ref *o,
 }
 
 /* Step freeze-funds: moves the order's amount from the customer's balance to
- * frozen (*out SHOP_OUT_DONE, or SHOP_OUT_HELD when the account is held for
- * review: frozen, but not to be answered), or records why not
+ * frozen (*out SHOP_OUT_DONE, or SHOP_OUT_HELD when the account is flagged
+ * for review: frozen, and not to be answered until a person decides), or
+ * records why not
  * (SHOP_OUT_REFUSED and *why). Behind the barrier: SHOP_OUT_SKIPPED when the
  * step already ran for this saga, or when its compensation got here first. */
 static choreo_result freeze(struct payment_svc *p, choreo_tx *tx, const shop_order_ref *o,
@@ -106,9 +117,6 @@ static choreo_result freeze(struct payment_svc *p, choreo_tx *tx, const shop_ord
                  "ti", o->user_id, o->amount_cents) != SQLITE_DONE ||
         !record(p, db, o, review ? "HELD" : "FROZEN", review ? "held for review" : ""))
         return CHOREO_RETRY;
-    if (review)
-        shop_log(SHOP_DEBUG, "payment held for review", "order=%s user=%s", o->order_id,
-                 o->user_id);
     *out = review ? SHOP_OUT_HELD : SHOP_OUT_DONE;
     return CHOREO_DONE;
 }
@@ -136,12 +144,30 @@ static bool set_state(struct payment_svc *p, sqlite3 *db, const char *order_id, 
                     order_id, state, shop_now_us()) == SQLITE_DONE;
 }
 
+/* Moves a frozen amount back to the customer's balance. */
+static bool give_back(struct payment_svc *p, sqlite3 *db, const char *user_id, int64_t amount)
+{
+    return shop_sql(&p->st, db, Q_UNFREEZE,
+                    "UPDATE accounts SET balance = balance + ?2, frozen = frozen - ?2 "
+                    "WHERE user_id = ?1",
+                    "ti", user_id, amount) == SQLITE_DONE;
+}
+
 /* Compensation of freeze-funds: unfreezes the amount (also one held for
  * review), at most once and only if it was frozen; either way the
- * compensation is done when this returns CHOREO_DONE. */
-static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *order_id)
+ * compensation is done when this returns CHOREO_DONE. A review nobody
+ * decided ends here with its saga (why says how), so that a decision
+ * given later is refused; it ends before the barrier is asked, since a
+ * repeated compensation must find it ended too. */
+static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *order_id,
+                              const char *why)
 {
     sqlite3 *db = choreo_tx_db(tx);
+    if (choreo_tx_hold_end(tx, order_id, REVIEW_KIND, why, NULL) != CHOREO_OK) {
+        shop_log(SHOP_ERROR, "cannot end the payment's review", "order=%s err=\"%s\"", order_id,
+                 choreo_last_error());
+        return CHOREO_RETRY;
+    }
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_COMPENSATION, &run) !=
         CHOREO_OK)
@@ -159,11 +185,7 @@ static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *
         return shop_reject(tx, "order %s is cancelled but its payment is %s, not FROZEN or HELD",
                            order_id, state);
     }
-    if (shop_sql(&p->st, db, Q_UNFREEZE,
-                 "UPDATE accounts SET balance = balance + ?2, frozen = frozen - ?2 "
-                 "WHERE user_id = ?1",
-                 "ti", user_id, amount) != SQLITE_DONE ||
-        !set_state(p, db, order_id, "RELEASED"))
+    if (!give_back(p, db, user_id, amount) || !set_state(p, db, order_id, "RELEASED"))
         return CHOREO_RETRY;
     return CHOREO_DONE;
 }
@@ -193,19 +215,12 @@ static choreo_result capture(struct payment_svc *p, choreo_tx *tx, const char *o
     return CHOREO_DONE;
 }
 
-/* Freezes and answers with PaymentAuthorized or PaymentRejected, the reply
- * of the step in every style. A payment held for review is never answered
- * (the saga's deadline or the step's timeout ends it); a skipped one is
- * answered (as rejected) only with answer_skipped, for an orchestrator
- * that waits for an answer to each command it sends. */
-static choreo_result freeze_and_answer(struct payment_svc *p, choreo_tx *tx,
-                                       const shop_order_ref *o, bool answer_skipped)
+/* Answers the step with PaymentAuthorized (out SHOP_OUT_DONE) or
+ * PaymentRejected (why, or that the order was cancelled first), the reply
+ * of the step in every style. */
+static choreo_result answer(choreo_tx *tx, const shop_order_ref *o, shop_outcome out,
+                            const char *why)
 {
-    shop_outcome out;
-    const char *why = NULL;
-    choreo_result r = freeze(p, tx, o, &out, &why);
-    if (r != CHOREO_DONE || out == SHOP_OUT_HELD || (out == SHOP_OUT_SKIPPED && !answer_skipped))
-        return r;
     choreo_status s;
     if (out == SHOP_OUT_DONE) {
         shop_payment_authorized yes;
@@ -225,12 +240,131 @@ static choreo_result freeze_and_answer(struct payment_svc *p, choreo_tx *tx,
     return s == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
 }
 
+/* Milliseconds in a ULID's first ten characters (its time), or -1 when id
+ * is not a ULID. */
+static int64_t ulid_ms(const char *id)
+{
+    static const char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    if (!id || strlen(id) != 26)
+        return -1;
+    int64_t ms = 0;
+    for (int i = 0; i < 10; i++) {
+        const char *d = strchr(digits, id[i]);
+        if (!d)
+            return -1;
+        ms = ms * 32 + (int64_t)(d - digits);
+    }
+    return ms;
+}
+
+/* When the saga stops waiting for this step, after which a decision is
+ * refused. Choreographed, that is the order's deadline: deadline_ms after
+ * the order was placed, which is the time in its id (the order id is the
+ * saga id, a ULID made in the PlaceOrder transaction that also schedules
+ * OrderDeadline). Orchestrated and tcc, the step's own timeout: deadline_ms
+ * after the command was sent, its ts. 0 (never) without --deadline-ms. */
+static int64_t review_expiry(const struct payment_svc *p, const choreo_event *ev)
+{
+    if (p->deadline_ms <= 0)
+        return 0;
+    int64_t placed = p->style == SHOP_STYLE_CHOREOGRAPHY ? ulid_ms(ev->saga) : -1;
+    return (placed > 0 ? placed : ev->ts_ms) + p->deadline_ms;
+}
+
+/* Holds the frozen payment for a person's review, in the step's
+ * transaction: the step is not answered until the decision comes (see
+ * on_review_decided). */
+static choreo_result hold(struct payment_svc *p, choreo_tx *tx, const choreo_event *ev,
+                          const shop_order_ref *o)
+{
+    char why[256];
+    snprintf(why, sizeof why, "account %.64s is flagged for review: %lld cents for %d x %.64s",
+             o->user_id, (long long)o->amount_cents, (int)o->qty, o->product_id);
+    if (choreo_tx_hold(tx, o->order_id, REVIEW_KIND, why, review_expiry(p, ev), NULL) !=
+        CHOREO_OK) {
+        shop_log(SHOP_ERROR, "cannot hold the payment for review", "order=%s err=\"%s\"",
+                 o->order_id, choreo_last_error());
+        return CHOREO_RETRY;
+    }
+    shop_log(SHOP_DEBUG, "payment held for review", "order=%s user=%s", o->order_id, o->user_id);
+    return CHOREO_DONE;
+}
+
+/* Freezes and answers (see answer). A payment flagged for review is held
+ * instead; a skipped one is answered (as rejected) only with
+ * answer_skipped, for an orchestrator that waits for an answer to each
+ * command it sends. */
+static choreo_result freeze_and_answer(struct payment_svc *p, choreo_tx *tx,
+                                       const choreo_event *ev, const shop_order_ref *o,
+                                       bool answer_skipped)
+{
+    shop_outcome out;
+    const char *why = NULL;
+    choreo_result r = freeze(p, tx, o, &out, &why);
+    if (r != CHOREO_DONE || (out == SHOP_OUT_SKIPPED && !answer_skipped))
+        return r;
+    return out == SHOP_OUT_HELD ? hold(p, tx, ev, o) : answer(tx, o, out, why);
+}
+
+/* A person decided a held payment (choreoctl review approve|reject, or the
+ * demo's reviewer); choreo runs this once per hold, in a transaction. The
+ * step carries on as an unreviewed one would: approved, the amount stays
+ * frozen and the step answers PaymentAuthorized; rejected, the amount goes
+ * back to the balance, the payment is REJECTED and the step answers
+ * PaymentRejected. Only a payment still HELD carries on: when the saga's
+ * compensation got here between the decision and this call (a decision
+ * does not wait for the service), the amount was given back (RELEASED) and
+ * the saga has moved on, so the decision changes nothing. */
+static choreo_result on_review_decided(choreo_tx *tx, const choreo_hold_decision *d, void *user)
+{
+    struct payment_svc *p = user;
+    sqlite3 *db = choreo_tx_db(tx);
+    char order_id[80] = "", user_id[80] = "", product_id[80] = "", err[200];
+    int64_t qty = 0, amount = 0, points = 0;
+    shop_field f[] = { SHOP_FIELD_STR("order_id", order_id, true),
+                       SHOP_FIELD_STR("user_id", user_id, true),
+                       SHOP_FIELD_STR("product_id", product_id, false),
+                       SHOP_FIELD_I64("qty", &qty, false),
+                       SHOP_FIELD_I64("amount_cents", &amount, true),
+                       SHOP_FIELD_I64("points", &points, true) };
+    if (!d->data || shop_msg_decode(d->data, d->data_len, f, 6, err, sizeof err) != CHOREO_OK)
+        return shop_reject(tx, "review %lld of order %s: the held %s cannot be read (%s)",
+                           (long long)d->id, d->saga, d->event_type,
+                           d->data ? err : "no data");
+    char pay_user[80], state[16];
+    int64_t pay_amount;
+    int rc = payment(p, db, order_id, pay_user, &pay_amount, state);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return CHOREO_RETRY;
+    if (rc == SQLITE_DONE || strcmp(state, "HELD") != 0) {
+        shop_log(SHOP_INFO, "review decided after the order's compensation; nothing to carry on",
+                 "order=%s hold=%lld decision=%s payment=%s", order_id, (long long)d->id,
+                 d->approved ? "approved" : "rejected", rc == SQLITE_ROW ? state : "missing");
+        return CHOREO_DONE;
+    }
+    shop_order_ref o = { .order_id = order_id, .user_id = pay_user, .product_id = product_id,
+                         .qty = (int32_t)qty, .amount_cents = pay_amount, .points = points };
+    if (d->approved)
+        return set_state(p, db, order_id, "FROZEN") ? answer(tx, &o, SHOP_OUT_DONE, NULL)
+                                                    : CHOREO_RETRY;
+    char why[256];
+    snprintf(why, sizeof why, "rejected by review (%.64s: %.160s)", d->by,
+             d->note && d->note[0] ? d->note : "no note");
+    if (!give_back(p, db, pay_user, pay_amount) ||
+        shop_sql(&p->st, db, Q_PAY_REJECT,
+                 "UPDATE payments SET state = 'REJECTED', reason = ?2, updated_us = ?3 "
+                 "WHERE order_id = ?1",
+                 "tti", order_id, why, shop_now_us()) != SQLITE_DONE)
+        return CHOREO_RETRY;
+    return answer(tx, &o, SHOP_OUT_REFUSED, why);
+}
+
 /* Unfreezes and answers with PaymentUnfrozen, also when there was nothing
  * to unfreeze: the orchestrator waits for every compensation's answer. */
 static choreo_result unfreeze_and_answer(struct payment_svc *p, choreo_tx *tx,
-                                         const char *order_id)
+                                         const char *order_id, const char *why)
 {
-    choreo_result r = unfreeze(p, tx, order_id);
+    choreo_result r = unfreeze(p, tx, order_id, why);
     if (r != CHOREO_DONE)
         return r;
     shop_payment_unfrozen done;
@@ -245,13 +379,15 @@ static choreo_result unfreeze_and_answer(struct payment_svc *p, choreo_tx *tx,
 static choreo_result on_stock_reserved(choreo_tx *tx, const choreo_event *meta,
                                        const shop_stock_reserved *v, void *user)
 {
-    return freeze_and_answer(user, tx, &SHOP_ORDER_REF(v), false);
+    return freeze_and_answer(user, tx, meta, &SHOP_ORDER_REF(v), false);
 }
 
 static choreo_result on_order_cancelled(choreo_tx *tx, const choreo_event *meta,
                                         const shop_order_cancelled *v, void *user)
 {
-    return unfreeze(user, tx, v->order_id);
+    char why[256];
+    snprintf(why, sizeof why, "the order was cancelled first (%.200s)", v->reason);
+    return unfreeze(user, tx, v->order_id, why);
 }
 
 /* Also the orchestrated style's settlement: the order service emits
@@ -267,13 +403,14 @@ static choreo_result on_order_completed(choreo_tx *tx, const choreo_event *meta,
 static choreo_result on_authorize_payment(choreo_tx *tx, const choreo_event *meta,
                                           const shop_authorize_payment *v, void *user)
 {
-    return freeze_and_answer(user, tx, &SHOP_ORDER_REF(v), true);
+    return freeze_and_answer(user, tx, meta, &SHOP_ORDER_REF(v), true);
 }
 
 static choreo_result on_unfreeze_payment(choreo_tx *tx, const choreo_event *meta,
                                          const shop_unfreeze_payment *v, void *user)
 {
-    return unfreeze_and_answer(user, tx, v->order_id);
+    return unfreeze_and_answer(user, tx, v->order_id,
+                               "the order's saga compensated the payment first");
 }
 
 /* ---- TCC: try, confirm, cancel ---- */
@@ -281,7 +418,7 @@ static choreo_result on_unfreeze_payment(choreo_tx *tx, const choreo_event *meta
 static choreo_result on_try_freeze_funds(choreo_tx *tx, const choreo_event *meta,
                                          const shop_try_freeze_funds *v, void *user)
 {
-    return freeze_and_answer(user, tx, &SHOP_ORDER_REF(v), true);
+    return freeze_and_answer(user, tx, meta, &SHOP_ORDER_REF(v), true);
 }
 
 /* The confirm is sent again until answered, so it is answered every time,
@@ -306,7 +443,8 @@ static choreo_result on_confirm_funds(choreo_tx *tx, const choreo_event *meta,
 static choreo_result on_cancel_funds(choreo_tx *tx, const choreo_event *meta,
                                      const shop_cancel_funds *v, void *user)
 {
-    return unfreeze_and_answer(user, tx, v->order_id);
+    return unfreeze_and_answer(user, tx, v->order_id,
+                               "the order's saga cancelled the payment's try first");
 }
 
 /* Deposit {ref, user_id, amount_cents, review?} -> {ok, balance, error}:
@@ -360,7 +498,10 @@ static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_
 
 static choreo_status register_handlers(choreo_service *svc, shop_style style, void *user)
 {
+    ((struct payment_svc *)user)->style = style;
     choreo_status s = choreo_service_on_request(svc, SHOP_RQ_DEPOSIT, deposit, user);
+    if (s == CHOREO_OK)
+        s = choreo_service_on_decision(svc, REVIEW_KIND, on_review_decided, user);
     if (s == CHOREO_OK && style == SHOP_STYLE_CHOREOGRAPHY &&
         ((s = shop_on_stock_reserved(svc, on_stock_reserved, user)) ||
          (s = shop_on_order_cancelled(svc, on_order_cancelled, user)) ||
@@ -383,6 +524,20 @@ static choreo_status register_handlers(choreo_service *svc, shop_style style, vo
     return s;
 }
 
+static int flag(int argc, char **argv, int *i, void *user)
+{
+    struct payment_svc *p = user;
+    if (strcmp(argv[*i], "--deadline-ms") != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "shop-payment: --deadline-ms needs a value\n");
+        return -1;
+    }
+    *i += 1;
+    return shop_parse_i64("--deadline-ms", argv[*i], 0, INT64_C(86400000), &p->deadline_ms) ? 1
+                                                                                         : -1;
+}
+
 static void cleanup(void *user)
 {
     shop_stmts_clear(&((struct payment_svc *)user)->st);
@@ -394,6 +549,13 @@ int main(int argc, char **argv)
     shop_service_def def = {
         .name = "payment",
         .schema_sql = SCHEMA,
+        .usage = "  --deadline-ms N   the order service's --deadline-ms: a payment held for\n"
+                 "                    review can be decided until the saga stops waiting for\n"
+                 "                    it (choreography: N ms after the order was placed;\n"
+                 "                    orchestration and tcc: N ms after the step's command);\n"
+                 "                    0: until its saga ends [0]\n",
+        .flags = (const char *const[]){ "--deadline-ms", NULL },
+        .flag = flag,
         .register_handlers = register_handlers,
         .cleanup = cleanup,
         .user = &p,

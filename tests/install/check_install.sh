@@ -91,8 +91,12 @@ echo "pkg-config: choreo $(pkg-config --modversion choreo), choreo_gen=$gen"
 
 # 2. The installed programs and the README's first example.
 step "installed choreoctl and choreo-gen run"
-choreoctl --help | head -1
-choreo-gen --help | head -1
+# Whole outputs to files first: head closing the pipe early would end the
+# program with SIGPIPE, which pipefail counts as a failure.
+choreoctl --help >"$work/choreoctl.help" || fail "choreoctl --help failed"
+choreo-gen --help >"$work/choreo-gen.help" || fail "choreo-gen --help failed"
+head -1 "$work/choreoctl.help"
+head -1 "$work/choreo-gen.help"
 [ "$(command -v choreoctl)" = "$prefix/bin/choreoctl" ] || fail "choreoctl on PATH is not the installed one"
 python3 "$src/tests/readme/extract.py" "$src/README.md" first_handler "$work/first.c"
 cd "$work"

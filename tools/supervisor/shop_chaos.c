@@ -3,6 +3,8 @@
  * restarts them, restarts nats-server now and then (SIGKILL or SIGTERM), and
  * the services run with crash points on and, when asked, injected faults (a
  * full disk, slow handlers, events that succeed only on their last delivery).
+ * A reviewer decides the payments held for review throughout, straight on
+ * the payment database, while the payment service is killed and restarted.
  * After the load it does what an operator would (restart the services
  * without faults, retry every parked message with choreoctl), checks the
  * invariants and counts, from the services' audit trails (audit=on), every
@@ -31,6 +33,7 @@
 
 #include "shop_check.h"
 #include "shop_client.h"
+#include "shop_review.h"
 #include "shop_setup.h"
 #include "shop_svc.h"
 #include "shop_world.h"
@@ -1009,6 +1012,7 @@ struct outcome {
     const struct load_job *j;
     const struct tally *t;
     const shop_check_report *c;
+    const shop_review_stats *review;
     bool checked, ok;
     const char *error;   /* why the run ended early, or NULL */
     const char *faults;  /* CHOREO_FAULTS as given to the services */
@@ -1046,6 +1050,15 @@ static void print_json(const struct outcome *r)
            measured(t, t->unknown_orders), measured(t, t->duplicated_sagas),
            measured(t, t->duplicated_events), measured(t, t->parked),
            measured(t, t->parked_retried), measured(t, t->still_parked), t->retry_failures);
+    const shop_check_report *c = r->c;
+    printf("\"held\": %lld, \"approved\": %lld, \"rejected\": %lld, \"expired\": %lld, "
+           "\"reviewer\": {\"approved\": %ld, \"rejected\": %ld, \"left\": %ld, "
+           "\"refused\": %ld, \"failures\": %ld}, ",
+           r->checked ? (long long)c->holds : -1LL,
+           r->checked ? (long long)c->holds_approved : -1LL,
+           r->checked ? (long long)c->holds_rejected : -1LL,
+           r->checked ? (long long)c->holds_expired : -1LL, r->review->approved,
+           r->review->rejected, r->review->left, r->review->refused, r->review->failures);
     printf("\"invariants_ok\": %s, \"violations\": %zu, \"completed\": %lld, "
            "\"cancelled\": %lld, \"sanitizer_reports\": %ld, \"metrics_unanswered\": %d, "
            "\"unexpected_exits\": %d, \"unexpected\": [",
@@ -1112,6 +1125,10 @@ static void print_text(const struct outcome *r)
            t->parked, t->parked_retried, t->still_parked);
     if (r->checked)
         shop_check_print(r->c, stdout);
+    printf("reviewer    approved %ld, rejected %ld, left %ld to their deadline, %ld decisions "
+           "refused (the hold had ended first), %ld tried again\n",
+           r->review->approved, r->review->rejected, r->review->left, r->review->refused,
+           r->review->failures);
 }
 
 /* ---- the run ---- */
@@ -1134,6 +1151,8 @@ struct run {
     shop_world w;
     shop_client *c;
     struct load_job j;
+    shop_reviewer *reviewer;
+    shop_review_stats review;
     shop_check_report rep;
     bool checked, final;
     const char *error;
@@ -1183,6 +1202,16 @@ static int load(struct run *r)
                                .stop = &stop_load, .window = 1, .settled = paced,
                                .settled_user = &pace };
     enter(&r->t, "load");
+    /* The reviewer runs until the check, through the kills, the quiet
+     * period and the repair: its decisions go to the payment database,
+     * which the killed service finds at its next start. */
+    shop_reviewer_opts ro = { .db = sup_db_path(r->s, sup_find(r->s, "payment")),
+                              .seed = o->seed, .by = "chaos-reviewer" };
+    if (shop_reviewer_start(&r->reviewer, &ro) != CHOREO_OK) {
+        fprintf(stderr, "shop-chaos: the reviewer cannot open %s: %s\n", ro.db,
+                choreo_last_error());
+        return r->error = "cannot start the reviewer", -1;
+    }
     pthread_t th;
     if (pthread_create(&th, NULL, load_main, &r->j) != 0)
         return r->error = "cannot start the load", -1;
@@ -1234,6 +1263,8 @@ static int settle(struct run *r)
 static void check(struct run *r)
 {
     enter(&r->t, "check");
+    shop_reviewer_stop(r->reviewer, &r->review);
+    r->reviewer = NULL;
     r->t.pending = count_pending(r->s);
     shop_check_paths p = { sup_db_path(r->s, 0), sup_db_path(r->s, 1), sup_db_path(r->s, 2),
                            sup_db_path(r->s, 3) };
@@ -1282,6 +1313,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
     atomic_init(&r.j.done, false);
     if (set_up(&r) == 0 && load(&r) == 0 && !interrupted && settle(&r) == 0 && !interrupted)
         check(&r);
+    shop_reviewer_stop(r.reviewer, &r.review); /* when the run ended before the check */
     enter(&r.t, "stop");
     stop_services(s, &r.t, tty);
     enter(&r.t, NULL);
@@ -1295,7 +1327,8 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
      * run, naive ones too. */
     bool ok = t->unexpected_exits == 0 && t->sanitizer_reports == 0 && !interrupted &&
               (clean || (o->naive && !r.error && r.checked));
-    struct outcome out = { .o = o, .j = &r.j, .t = t, .c = &r.rep, .checked = r.checked,
+    struct outcome out = { .o = o, .j = &r.j, .t = t, .c = &r.rep, .review = &r.review,
+                           .checked = r.checked,
                            .ok = ok, .error = r.error, .faults = env->faults, .s = s,
                            .wall_s = (double)(now_ms() - t0) / 1e3 };
     if (!interrupted) { /* when interrupted, main says so and nothing was measured */
@@ -1319,7 +1352,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
  * points to lives here until the supervisor has copied it. */
 struct setup {
     char ack[24], deadline[24], max_deliver[24], retry_base[24], retry_cap[24];
-    const char *args[2][20];
+    const char *args[3][20]; /* order, payment, the others */
     char points[640], points_repair[640], faults_var[300], seeds[SHOP_SERVICES][48];
     const char *env_chaos[SHOP_SERVICES][4], *env_repair[SHOP_SERVICES][4];
 };
@@ -1335,9 +1368,12 @@ static void add_arg(const char **args, int *n, const char *flag, char *buf, size
     args[(*n)++] = buf;
 }
 
+/* The order service and the payment service learn the deadline: the order
+ * service runs the saga by it, the payment service lets a review be decided
+ * until then. */
 static void build_args(const struct opts *o, struct setup *u)
 {
-    for (int k = 0; k < 2; k++) { /* 0: order, 1: the others */
+    for (int k = 0; k < 3; k++) { /* 0: order, 1: payment, 2: the others */
         const char **a = u->args[k];
         int n = 0;
         a[n++] = "--audit";
@@ -1348,7 +1384,7 @@ static void build_args(const struct opts *o, struct setup *u)
         add_arg(a, &n, "--max-deliver", u->max_deliver, sizeof u->max_deliver, o->max_deliver);
         add_arg(a, &n, "--retry-base-ms", u->retry_base, sizeof u->retry_base, o->retry_base_ms);
         add_arg(a, &n, "--retry-cap-ms", u->retry_cap, sizeof u->retry_cap, o->retry_cap_ms);
-        if (k == 0)
+        if (k < 2)
             add_arg(a, &n, "--deadline-ms", u->deadline, sizeof u->deadline, o->deadline_ms);
         if (o->style != SHOP_STYLE_CHOREOGRAPHY) {
             a[n++] = "--style";
@@ -1446,9 +1482,9 @@ int main(int argc, char **argv)
     build_args(&o, &u);
     build_env(&o, &u, &env);
     for (int i = 0; i < SHOP_SERVICES; i++) {
+        int k = i == 0 ? 0 : strcmp(shop_service_names[i], "payment") == 0 ? 1 : 2;
         sup_service_spec spec = { .name = shop_service_names[i], .binary = bin[i],
-                                  .args = u.args[i == 0 ? 0 : 1], .env = env.chaos[i],
-                                  .ping = true };
+                                  .args = u.args[k], .env = env.chaos[i], .ping = true };
         if (sup_add_service(s, &spec) != i) {
             sup_destroy(s);
             return 1;

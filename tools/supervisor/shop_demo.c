@@ -1,9 +1,11 @@
 /* shop-demo: the whole shop saga in one command (tools/demo runs it). It
  * starts nats-server and the four services through the supervisor, seeds
- * the world, places N orders in a mix that goes down every path, waits
- * until every saga is final, checks the invariants on the four databases,
- * prints a summary (or one JSON object), and stops everything it started,
- * also on Ctrl-C and SIGTERM. */
+ * the world, places N orders in a mix that goes down every path, plays the
+ * person who reviews the payments held for review (approving a third,
+ * rejecting a third, leaving a third to their deadline), waits until every
+ * saga is final, checks the invariants on the four databases, prints a
+ * summary (or one JSON object), and stops everything it started, also on
+ * Ctrl-C and SIGTERM. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -20,6 +22,7 @@
 
 #include "shop_check.h"
 #include "shop_client.h"
+#include "shop_review.h"
 #include "shop_setup.h"
 #include "shop_svc.h"
 #include "shop_world.h"
@@ -59,6 +62,9 @@ static const char USAGE[] =
     "  --log-level L       log level of the services [warn]\n"
     "  --bin NAME=PATH     run PATH as service NAME (order, inventory, payment,\n"
     "                      points) instead of the built shop-NAME\n";
+
+/* Who the demo's reviewer decides as, in the payment database. */
+#define REVIEWER "demo-reviewer"
 
 static volatile sig_atomic_t interrupted;
 /* --secure: certificates, users and passwords of this run. */
@@ -195,8 +201,9 @@ static int parse(int argc, char **argv, struct opts *o)
 }
 
 /* A read-only view of the order database for progress and the saga
- * window: orders, those still PENDING, and those settled (final, or held
- * for review and so only waiting for their deadline). */
+ * window: orders, those still PENDING, and those settled (final, or of a
+ * customer held for review, which wait for the reviewer or their deadline
+ * rather than for the services). */
 struct order_view {
     sqlite3 *db;
     sqlite3_stmt *count;
@@ -252,7 +259,7 @@ static void progress(long n, long placed, int64_t final, int64_t held, int64_t t
     printf("\r  [%s] placed %ld/%ld  final %lld/%ld  %.1f s", bar, placed, n, (long long)final, n,
            (double)(now_us() - t0_us) / 1e6);
     if (held > 0)
-        printf("  (%lld held for review wait for their deadline)", (long long)held);
+        printf("  (%lld held for review)", (long long)held);
     printf("\033[K");
     fflush(stdout);
 }
@@ -276,6 +283,7 @@ static void *load_main(void *arg)
 
 struct result {
     shop_check_report rep;
+    shop_review_stats review; /* what the demo's reviewer did */
     bool checked;
     int restarts;
     double wall_s;
@@ -302,6 +310,12 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            "\"payments_unfrozen\": %lld, \"points_revoked\": %lld}, ",
            (long long)c->compensations, (long long)c->stock_released,
            (long long)c->payments_released, (long long)c->points_revoked);
+    printf("\"held\": %lld, \"approved\": %lld, \"rejected\": %lld, \"expired\": %lld, "
+           "\"reviewer\": {\"approved\": %ld, \"rejected\": %ld, \"left\": %ld, "
+           "\"refused\": %ld}, ",
+           (long long)c->holds, (long long)c->holds_approved, (long long)c->holds_rejected,
+           (long long)c->holds_expired, r->review.approved, r->review.rejected, r->review.left,
+           r->review.refused);
     printf("\"invariants_ok\": %s, \"violations\": %zu, \"violation_samples\": [",
            r->checked && c->ok ? "true" : "false", c->nviolations);
     for (size_t i = 0; i < c->nkept && i < 10; i++) {
@@ -349,6 +363,11 @@ static void print_text(const struct opts *o, const sup *s, const struct load_job
         printf("%s%s %ld", i ? ", " : "", shop_kind_name((shop_kind)i), j->w->kinds[i]);
     printf("\n");
     shop_check_print(c, stdout);
+    printf("reviewer    %s approved %ld, rejected %ld, left %ld to their deadline", REVIEWER,
+           r->review.approved, r->review.rejected, r->review.left);
+    if (r->review.refused)
+        printf(" (%ld decisions refused: the hold had ended first)", r->review.refused);
+    printf("\n");
     printf("throughput  %.0f sagas/s (%lld sagas that ended on their own in %.2f s)\n",
            span_s > 0 ? (double)self / span_s : 0.0, (long long)self, span_s);
     printf("latency     p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (placed -> final; "
@@ -386,6 +405,8 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                "--qty 2 --wait\n"
                "  %s/tools/shop/shop --nats-url %s place --user broke-000 --product pear "
                "--qty 1 --wait\n"
+               "  %s/tools/shop/shop --nats-url %s place --user review-000 --product plum "
+               "--qty 1   (held for review)\n"
                "  %s/tools/shop/shop --nats-url %s status ORDER_ID\n"
                "  %s/tools/shop/shop check --dir %s --final\n"
                "  sqlite3 %s/order.db \"SELECT state, reason, COUNT(*) FROM orders "
@@ -393,11 +414,14 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                "  %s/tools/choreoctl/choreoctl --nats-url %s saga SAGA_ID --dir %s   "
                "(the order id is the saga id)\n"
                "  %s/tools/choreoctl/choreoctl --nats-url %s tail\n"
+               "  %s/tools/choreoctl/choreoctl --db %s/payment.db review list   "
+               "(then review approve|reject ID)\n"
                "  %s/tools/choreoctl/choreoctl --nats-url %s status --dir %s\n"
                "  curl -s http://%s/metrics   (every service has its endpoint, above)\n",
-            build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_workdir(s),
-            sup_workdir(s), build, sup_url(s), sup_workdir(s), build, sup_url(s), build,
-            sup_url(s), sup_workdir(s), sup_metrics_addr(s, 0));
+            build, sup_url(s), build, sup_url(s), build, sup_url(s), build, sup_url(s), build,
+            sup_workdir(s), sup_workdir(s), build, sup_url(s), sup_workdir(s), build,
+            sup_url(s), build, sup_workdir(s), build, sup_url(s), sup_workdir(s),
+            sup_metrics_addr(s, 0));
 }
 
 /* Waits until every placed order is final, showing progress on a terminal
@@ -504,11 +528,24 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     j.o = (shop_load_opts){ .concurrency = o->concurrency, .stop = &stop_load,
                             .window = o->window, .settled = view_settled,
                             .settled_user = &view };
-    pthread_t th;
-    if (pthread_create(&th, NULL, load_main, &j) != 0)
+    /* The reviewer decides while the orders go through, straight on the
+     * payment database (the service created it when it started). */
+    shop_reviewer *reviewer = NULL;
+    shop_reviewer_opts ro = { .db = sup_db_path(s, sup_find(s, "payment")), .seed = o->seed,
+                              .by = REVIEWER };
+    if (shop_reviewer_start(&reviewer, &ro) != CHOREO_OK) {
+        fprintf(stderr, "shop-demo: the reviewer cannot open %s: %s\n", ro.db,
+                choreo_last_error());
         goto out;
+    }
+    pthread_t th;
+    if (pthread_create(&th, NULL, load_main, &j) != 0) {
+        shop_reviewer_stop(reviewer, NULL);
+        goto out;
+    }
     int64_t t_load = now_us();
     bool final = wait_final(o, s, &j, &view, t_load, tty, &r.restarts);
+    shop_reviewer_stop(reviewer, &r.review);
     atomic_store(&stop_load, true);
     if (interrupted)
         shop_client_cancel(c); /* requests in flight return now */
@@ -581,6 +618,16 @@ int main(int argc, char **argv)
                                  style, shop_style_name(o.style), NULL };
     const char *other_args[] = { "--synchronous", o.synchronous, style, shop_style_name(o.style),
                                  NULL };
+    /* The payment service learns the deadline, so that a review can be
+     * decided until the saga stops waiting for it. A decision enters its
+     * outbox from another process (the reviewer's), which its relay finds
+     * at its next scan: every 50 ms rather than every 500, so that a
+     * review decided while the shop is quiet is carried out at once. A
+     * payment service of one's own (--bin payment=PATH) gets the others'
+     * flags. */
+    const char *payment_args[] = { "--synchronous", o.synchronous, "--deadline-ms", deadline,
+                                   "--relay-scan-ms", "50", style, shop_style_name(o.style),
+                                   NULL };
     if (o.secure) {
         if (shop_secure_setup(&secure, sup_workdir(s), SHOP_CHOREO_GEN,
                               SHOP_EVENTS_DIR "/shop.events",
@@ -592,8 +639,12 @@ int main(int argc, char **argv)
                    secure.ca, SHOP_SECURE_CLIENT_INBOX);
     }
     for (int i = 0; i < 4; i++) {
-        sup_service_spec spec = { .name = names[i], .binary = bin[i],
-                                  .args = i == 0 ? order_args : other_args, .ping = true,
+        const char *const *args = other_args;
+        if (i == 0)
+            args = order_args;
+        else if (strcmp(names[i], "payment") == 0 && !o.bin[i])
+            args = payment_args;
+        sup_service_spec spec = { .name = names[i], .binary = bin[i], .args = args, .ping = true,
                                   .env = o.secure ? secure.envp[i] : NULL };
         if (sup_add_service(s, &spec) != i) {
             sup_destroy(s);
