@@ -73,16 +73,8 @@ choreo_status choreo__dead_parked_counts(choreo_store *st,
                                                     int64_t count, void *user),
                                          void *user)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_PARKED_COUNTS,
-        "SELECT consumer, COALESCE(event_type, ''), COUNT(*) FROM choreo_dead"
-        " WHERE status = 'parked' GROUP BY 1, 2 ORDER BY 1, 2");
-    if (!s)
-        return CHOREO_ESTORE;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn((const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-           sqlite3_column_int64(s, 2), user);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(st->db, rc, "counting parked messages");
+    return choreo__store_counts(st, STMT_DEAD_PARKED_COUNTS,
+                                "SELECT consumer, event_type, COUNT(*) FROM choreo_dead"
+                                " WHERE status = 'parked' GROUP BY 1, 2 ORDER BY 1, 2",
+                                fn, user, "counting parked messages");
 }

@@ -630,19 +630,9 @@ static void add_parked(const char *consumer, const char *type, int64_t count, vo
         acc->cap = cap;
     }
     struct choreo_parked_row *r = &acc->rows[acc->n++];
-    snprintf(r->consumer, sizeof r->consumer, "%s", consumer ? consumer : "");
-    snprintf(r->type, sizeof r->type, "%s", type ? type : "");
+    snprintf(r->consumer, sizeof r->consumer, "%s", consumer);
+    snprintf(r->type, sizeof r->type, "%s", type);
     r->count = count;
-}
-
-static void add_held(const char *kind, int64_t count, void *user)
-{
-    add_parked("", kind, count, user);
-}
-
-static void add_running(const char *definition, const char *phase, int64_t count, void *user)
-{
-    add_parked(definition, phase, count, user);
 }
 
 /* Swaps a freshly read list into *list under the lock, or drops it. */
@@ -679,10 +669,10 @@ static void sample_store(choreo_service *svc)
     swap_rows(m, &acc,
               choreo__dead_parked_counts(svc->sampler_store, add_parked, &acc) == CHOREO_OK,
               &m->parked, &m->nparked);
-    swap_rows(m, &held, choreo__holds_waiting(svc->sampler_store, add_held, &held) == CHOREO_OK,
+    swap_rows(m, &held, choreo__holds_waiting(svc->sampler_store, add_parked, &held) == CHOREO_OK,
               &m->held, &m->nheld);
     swap_rows(m, &running,
-              choreo__sagas_running(svc->sampler_store, add_running, &running) == CHOREO_OK,
+              choreo__sagas_running(svc->sampler_store, add_parked, &running) == CHOREO_OK,
               &m->running, &m->nrunning);
 }
 

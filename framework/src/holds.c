@@ -144,18 +144,14 @@ choreo_status choreo_service_on_decision(choreo_service *svc, const char *kind,
 }
 
 choreo_status choreo__holds_waiting(choreo_store *st,
-                                    void (*fn)(const char *kind, int64_t count, void *user),
+                                    void (*fn)(const char *unused, const char *kind,
+                                               int64_t count, void *user),
                                     void *user)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_HOLD_COUNTS,
-        "SELECT kind, COUNT(*) FROM choreo_holds WHERE state = 'held' GROUP BY kind ORDER BY kind");
-    if (!s)
-        return CHOREO_ESTORE;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), user);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "counting holds");
+    return choreo__store_counts(st, STMT_HOLD_COUNTS,
+                                "SELECT '', kind, COUNT(*) FROM choreo_holds WHERE state = 'held'"
+                                " GROUP BY kind ORDER BY kind",
+                                fn, user, "counting holds");
 }
 
 /* ---- the decision event ------------------------------------------------ */

@@ -132,16 +132,9 @@ choreo_status choreo__sagas_running(choreo_store *st,
                                                int64_t count, void *user),
                                     void *user)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_SAGAS_RUNNING,
-        "SELECT definition, phase, COUNT(*) FROM choreo_saga_instances"
-        " WHERE phase NOT IN ('COMPLETED', 'FAILED') GROUP BY 1, 2 ORDER BY 1, 2");
-    if (!s)
-        return CHOREO_ESTORE;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn((const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-           sqlite3_column_int64(s, 2), user);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(st->db, rc, "counting running sagas");
+    return choreo__store_counts(st, STMT_SAGAS_RUNNING,
+                                "SELECT definition, phase, COUNT(*) FROM choreo_saga_instances"
+                                " WHERE phase NOT IN ('COMPLETED', 'FAILED') GROUP BY 1, 2"
+                                " ORDER BY 1, 2",
+                                fn, user, "counting running sagas");
 }

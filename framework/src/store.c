@@ -320,3 +320,20 @@ choreo_status choreo__store_rollback_to(choreo_store *st)
         return s;
     return choreo__store_release(st);
 }
+
+choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const char *sql,
+                                   void (*fn)(const char *a, const char *b, int64_t count,
+                                              void *user),
+                                   void *user, const char *what)
+{
+    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+    if (!s)
+        return CHOREO_ESTORE;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *a = sqlite3_column_text(s, 0), *b = sqlite3_column_text(s, 1);
+        fn(a ? (const char *)a : "", b ? (const char *)b : "", sqlite3_column_int64(s, 2), user);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, what);
+}

@@ -73,6 +73,14 @@ choreo_status choreo__store_exec(choreo_store *st, const char *sql);
 /* Maps a SQLite result code to a status, recording what failed. */
 choreo_status choreo__store_error(sqlite3 *db, int rc, const char *what);
 
+/* Runs sql (cached as statement id), whose rows are (text, text, count),
+ * and calls fn for each row (NULL texts as ""); what names the query in
+ * an error. */
+choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const char *sql,
+                                   void (*fn)(const char *a, const char *b, int64_t count,
+                                              void *user),
+                                   void *user, const char *what);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 choreo_status choreo__store_begin(choreo_store *st);
 choreo_status choreo__store_commit(choreo_store *st);

@@ -3,6 +3,8 @@
  * the test's own temp directory, so tests can run in parallel. */
 #include "support.h"
 
+#include <errno.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,3 +450,37 @@ void support_expect_metric(int port, const char *series, double want, int timeou
               support_metric(s.text, series), want, timeout_ms, s.text);
 }
 
+
+int support_run(const char *dir, const char *tag, char *const argv[], char *const envp[])
+{
+    char out[600], err[600];
+    snprintf(out, sizeof out, "%s/%s.out", dir, tag);
+    snprintf(err, sizeof err, "%s/%s.err", dir, tag);
+    support_write_file(out, "");
+    support_write_file(err, "");
+    pid_t pid = support_fork();
+    if (pid == 0) {
+        extern char **environ;
+        int o = open(out, O_WRONLY), e = open(err, O_WRONLY);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(126);
+        environ = (char **)envp;
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0, status = -1;
+    for (int waited = 0; waited <= 60000; waited += 10) {
+        pid_t got = waitpid(pid, &st, WNOHANG);
+        cr_assert(got >= 0 || errno == EINTR);
+        if (got == pid) {
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            break;
+        }
+        support_sleep_ms(10);
+    }
+    if (status == -1 && waitpid(pid, &st, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    return status;
+}

@@ -101,4 +101,9 @@ double support_metric(const char *text, const char *series);
  * asserting that it does within timeout_ms. */
 void support_expect_metric(int port, const char *series, double want, int timeout_ms);
 
+/* Runs argv[0] (found on PATH) with the environment envp, stdout and
+ * stderr in dir/<tag>.out and .err; its exit status, or -1 when it ended by
+ * a signal or ran for more than a minute (then it is killed). */
+int support_run(const char *dir, const char *tag, char *const argv[], char *const envp[]);
+
 #endif

@@ -170,10 +170,10 @@ struct ctl_run {
     char err[8192];
 };
 
-/* Runs argv[0] (found on PATH) with stdout and stderr in dir/<tag>.out and
- * .err, without the test's CHOREO_* variables and with USER set to user
- * (unset when user is "", as it is when NULL); its exit status, or -1 when
- * it ended by a signal or ran for more than a minute. */
+/* Runs argv[0] (found on PATH) without the test's CHOREO_* variables and
+ * with USER set to user (unset when user is "", as it is when NULL), its
+ * stdout and stderr kept in r; its exit status, or -1 when it ended by a
+ * signal or ran for more than a minute. */
 static int run(const char *dir, const char *tag, char *const argv[], const char *user,
                struct ctl_run *r)
 {
@@ -189,39 +189,13 @@ static int run(const char *dir, const char *tag, char *const argv[], const char 
         envp[n++] = user_var;
     }
     envp[n] = NULL;
-    char out[600], err[600];
-    snprintf(out, sizeof out, "%s/%s.out", dir, tag);
-    snprintf(err, sizeof err, "%s/%s.err", dir, tag);
-    support_write_file(out, "");
-    support_write_file(err, "");
-    pid_t pid = support_fork();
-    if (pid == 0) {
-        extern char **environ;
-        int o = open(out, O_WRONLY), e = open(err, O_WRONLY);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(126);
-        environ = envp;
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    int st = 0, status = -1;
-    for (int waited = 0; waited <= 60000; waited += 10) {
-        pid_t got = waitpid(pid, &st, WNOHANG);
-        cr_assert(got >= 0 || errno == EINTR);
-        if (got == pid) {
-            status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            break;
-        }
-        support_sleep_ms(10);
-    }
-    if (status == -1 && waitpid(pid, &st, WNOHANG) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    support_slurp(out, r->out, sizeof r->out);
-    support_slurp(err, r->err, sizeof r->err);
-    r->status = status;
-    return status;
+    r->status = support_run(dir, tag, argv, envp);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.out", dir, tag);
+    support_slurp(path, r->out, sizeof r->out);
+    snprintf(path, sizeof path, "%s/%s.err", dir, tag);
+    support_slurp(path, r->err, sizeof r->err);
+    return r->status;
 }
 
 /* choreoctl as user (see run) with the arguments that follow, NULL-ended. */
