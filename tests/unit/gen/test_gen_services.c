@@ -415,12 +415,19 @@ Test(gen_services, shop_services_says_what_the_shops_code_does)
             const gen_decl *e = &sc->decls[k];
             if (!e->is_event)
                 continue;
-            cr_expect_eq(code_handles(code, e->snake), listed(&r->handles, e->name),
+            /* A decision on a held step is put in the holding service's own
+             * outbox by choreo and handled by choreo for the service's
+             * decision function: registering one handles and emits it. */
+            bool decided = strcmp(e->name, "ChoreoHoldDecided") == 0;
+            bool handles = decided ? strstr(code, "choreo_service_on_decision(") != NULL
+                                   : code_handles(code, e->snake);
+            bool emits = decided ? handles : code_emits(code, e->snake);
+            cr_expect_eq(handles, listed(&r->handles, e->name),
                          "%s: the code %s %s, shop.services says otherwise", r->name,
-                         code_handles(code, e->snake) ? "handles" : "does not handle", e->name);
-            cr_expect_eq(code_emits(code, e->snake), listed(&r->emits, e->name),
+                         handles ? "handles" : "does not handle", e->name);
+            cr_expect_eq(emits, listed(&r->emits, e->name),
                          "%s: the code %s %s, shop.services says otherwise", r->name,
-                         code_emits(code, e->snake) ? "emits" : "does not emit", e->name);
+                         emits ? "emits" : "does not emit", e->name);
         }
         size_t served = 1; /* Ping */
         cr_expect(listed(&r->serves, "Ping"), "%s does not list Ping", r->name);
