@@ -117,7 +117,14 @@ static void *fetch_main(void *arg)
             int64_t now = choreo__mono_us();
             if (now - last_warn > CHOREO_FETCH_WARN_EVERY_US) {
                 const char *detail = nats_GetLastError(NULL);
-                CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "fetch failed; retrying",
+                /* A consumer's new leader ends the pull requests its old one
+                 * held with a 409 "Leadership Change" status. */
+                bool electing = choreo__nats_electing(s, svc->cfg) ||
+                                (detail && strstr(detail, "Leadership Change"));
+                CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                           electing ? "fetch failed: the consumer's leader changed or is being "
+                                      "elected (after a node's loss); retrying"
+                                    : "fetch failed; retrying",
                            "consumer=%s err=\"%s\"", rt->consumer,
                            CHOREO_SAFE(detail && *detail ? detail : natsStatus_GetText(s)));
                 last_warn = now;

@@ -70,6 +70,7 @@ struct choreo_relay {
     int next_hint;
     int outstanding;
     char last_error[256];
+    natsStatus last_status; /* the failure last_error tells of */
     int64_t held[CHOREO_RELAY_BATCH];
     int nheld;
     struct aside aside[CHOREO_RELAY_BATCH];
@@ -142,6 +143,7 @@ void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
             e->state = code == JS_ERR_MESSAGE_TOO_BIG ? REFUSED : FAILED;
             snprintf(e->why, sizeof e->why, "%s (JetStream code %d)", text, code);
             snprintf(r->last_error, sizeof r->last_error, "%s", e->why);
+            r->last_status = pae ? pae->Err : NATS_ERR;
         }
         if (--r->outstanding == 0)
             pthread_cond_broadcast(&r->cond);
@@ -242,6 +244,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     }
     pthread_mutex_lock(&r->lock);
     snprintf(r->last_error, sizeof r->last_error, "%s", why);
+    r->last_status = s;
     pthread_mutex_unlock(&r->lock);
     pc->err = s;
     return false;
@@ -272,6 +275,7 @@ static void await_acks(choreo_relay *r)
     r->outstanding = 0;
     snprintf(r->last_error, sizeof r->last_error, "no PubAck within %d ms",
              CHOREO_RELAY_ACK_WAIT_MS);
+    r->last_status = NATS_TIMEOUT;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -399,13 +403,18 @@ static int relay_round(choreo_relay *r)
         last_seq = e->seq;
     }
     snprintf(err, sizeof err, "%s", r->last_error);
+    natsStatus cause = r->last_status;
     pthread_mutex_unlock(&r->lock);
     set_aside(r);
     if (failed > 0 || pc.err != NATS_OK) {
         int acked = r->nheld;
         rewind_cursor(r); /* the failed rows are read again from the start */
         atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)(failed ? failed : 1));
-        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay publish failed; will retry with the same ids",
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   choreo__nats_electing(cause, svc->cfg)
+                       ? "relay publish failed: the stream has no leader right now (an "
+                         "election after a node's loss); retrying with the same ids"
+                       : "relay publish failed; will retry with the same ids",
                    "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
         return -1;
     }
@@ -433,13 +442,13 @@ static void maybe_prune(choreo_relay *r, int64_t *last_us)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "pruned old rows", "rows=%lld", (long long)deleted);
 }
 
-/* Sleeps until a commit wakes the relay, wait_ms pass, or the service
- * stops, in short slices so that a stop is noticed promptly. */
-static void relay_sleep(choreo_relay *r, int64_t wait_ms)
+/* Sleeps until a commit wakes the relay (when heed_wake), wait_ms pass, or
+ * the service stops, in short slices so that a stop is noticed promptly. */
+static void relay_sleep(choreo_relay *r, int64_t wait_ms, bool heed_wake)
 {
     pthread_mutex_lock(&r->lock);
     int64_t deadline = choreo__mono_us() + wait_ms * 1000;
-    while (!r->wake && !atomic_load(&r->svc->stop)) {
+    while (!(heed_wake && r->wake) && !atomic_load(&r->svc->stop)) {
         int64_t left_ms = (deadline - choreo__mono_us()) / 1000;
         if (left_ms <= 0)
             break;
@@ -482,9 +491,12 @@ static void *relay_main(void *arg)
             if (choreo__outbox_pending(r->st, &pending) == CHOREO_OK)
                 atomic_store(&svc->stats.outbox_pending, (uint64_t)pending);
         }
-        if (backoff_ms > wait_ms || (backoff_ms && wait_ms == 0))
+        /* After a failed round the backoff holds even when commits wake the
+         * relay: a cluster electing a stream leader answers no responders at
+         * once, and a retry per commit would only flood it and the log. */
+        if (backoff_ms)
             wait_ms = backoff_ms;
-        relay_sleep(r, wait_ms);
+        relay_sleep(r, wait_ms, backoff_ms == 0);
     }
     mark_held(r);
     return NULL;

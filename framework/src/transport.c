@@ -63,6 +63,11 @@ bool choreo__nats_transient(natsStatus s)
     }
 }
 
+bool choreo__nats_electing(natsStatus s, const choreo_config *cfg)
+{
+    return (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) && strchr(cfg->nats_url, ',') != NULL;
+}
+
 void choreo__redact_urls(const char *urls, char *out, size_t cap)
 {
     size_t n = 0;

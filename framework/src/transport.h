@@ -55,6 +55,12 @@ choreo_status choreo__nats_error(natsStatus s, const char *what);
  * closed or broke, JetStream not answering yet, a timeout. */
 bool choreo__nats_transient(natsStatus s);
 
+/* True when a JetStream call that failed with s most likely met a stream or
+ * consumer without a leader: a timeout or no responders while nats_url
+ * lists more than one server (a cluster). After a node's loss the cluster
+ * elects new leaders within seconds, and calls then go through again. */
+bool choreo__nats_electing(natsStatus s, const choreo_config *cfg);
+
 /* CHOREO_EAUTH, naming the operation, when the server refused one of the
  * connection's operations for lack of permission (a JetStream call at start
  * then only times out); CHOREO_OK otherwise. */

@@ -53,6 +53,21 @@ choreo_status shop_client_create(shop_client **out, const char *url, const char 
     return shop_client_create_secure(out, url, prefix, NULL, NULL, NULL, NULL);
 }
 
+/* url may list several servers, comma-separated (a cluster): nats.c takes
+ * a list through natsOptions_SetServers. */
+static natsStatus set_servers(natsOptions *o, const char *url)
+{
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", url);
+    const char *list[16];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && n < 16;
+         tok = strtok_r(NULL, ",", &save))
+        if (*tok)
+            list[n++] = tok;
+    return n ? natsOptions_SetServers(o, list, n) : NATS_INVALID_ARG;
+}
+
 choreo_status shop_client_create_secure(shop_client **out, const char *url, const char *prefix,
                                         const char *user, const char *password,
                                         const char *tls_ca, const char *inbox_prefix)
@@ -65,7 +80,7 @@ choreo_status shop_client_create_secure(shop_client **out, const char *url, cons
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, url);
+        s = set_servers(o, url);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK)

@@ -1,6 +1,8 @@
 /* A private nats-server per test or demo run: its own store directory, a
  * free loopback port found by the server itself (-p -1 with a ports file),
- * and a restart on the same port and store for outage tests. */
+ * and a restart on the same port and store for outage tests. Or three of
+ * them routed into a cluster, with readiness and the stream leader read
+ * from each node's monitoring port. */
 #include "natsd.h"
 
 #include <arpa/inet.h>
@@ -14,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,4 +196,251 @@ int natsd_restart(natsd *d)
     if (d->pid > 0)
         return 0;
     return spawn(d);
+}
+
+/* ---- A three-node cluster ---------------------------------------------- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int natsd_http_get(int port, const char *path, char *buf, size_t cap, int timeout_ms)
+{
+    buf[0] = '\0';
+    long long until = now_ms() + timeout_ms;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char req[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    size_t got = 0;
+    if (len > 0 && len < (int)sizeof req && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, req, (size_t)len) == len) {
+        for (ssize_t n; got + 1 < cap && now_ms() < until &&
+                        (n = read(fd, buf + got, cap - 1 - got)) > 0;)
+            got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+/* A loopback port free now, below Linux's range for outgoing connections
+ * (32768-60999): a killed node takes its ports again when it restarts, and
+ * a port from that range could meanwhile be the local end of a route or a
+ * client connection. taken holds the ports chosen so far (n of them). */
+static int free_port(const int *taken, int n)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)now_ms();
+    for (int attempt = 0; attempt < 500; attempt++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 20000 + (int)((seed >> 8) % 12000);
+        bool dup = false;
+        for (int i = 0; i < n && !dup; i++)
+            dup = taken[i] == port;
+        if (dup)
+            continue;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
+}
+
+/* Writes node i's configuration: its name, monitoring port and cluster
+ * block. The client address, port and JetStream store come from the
+ * command line (natsd_start_config). */
+static int write_node_config(const natsd_cluster *c, int i, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "natsd: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "server_name: n%d\nhttp: 127.0.0.1:%d\n", i + 1, c->monitor_port[i]);
+    fprintf(f, "cluster {\n  name: choreo\n  listen: 127.0.0.1:%d\n  routes: [", c->cluster_port[i]);
+    for (int k = 0; k < NATSD_CLUSTER_NODES; k++)
+        fprintf(f, "%s nats-route://127.0.0.1:%d", k ? "," : "", c->cluster_port[k]);
+    fprintf(f, " ]\n}\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+bool natsd_cluster_healthy(const natsd_cluster *c, int i, int timeout_ms)
+{
+    char buf[1024];
+    return natsd_http_get(c->monitor_port[i], "/healthz", buf, sizeof buf, timeout_ms) == 200 &&
+           strstr(buf, "\"ok\"") != NULL;
+}
+
+/* Polls node i's /healthz until it says ok or until (a monotonic ms). */
+static bool wait_healthy(const natsd_cluster *c, int i, long long until)
+{
+    for (;;) {
+        if (natsd_cluster_healthy(c, i, 1000))
+            return true;
+        if (now_ms() >= until)
+            return false;
+        sleep_ms(50);
+    }
+}
+
+int natsd_cluster_start(natsd_cluster *c, const char *dir)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "%s", dir);
+    mkdir(dir, 0700);
+    int taken[3 * NATSD_CLUSTER_NODES], n = 0;
+    for (; n < 3 * NATSD_CLUSTER_NODES; n++) {
+        if ((taken[n] = free_port(taken, n)) < 0) {
+            fprintf(stderr, "natsd: no free loopback ports for a cluster node\n");
+            return -1;
+        }
+    }
+    for (int i = 0; i < NATSD_CLUSTER_NODES; i++) {
+        c->node[i].port = taken[3 * i];
+        c->cluster_port[i] = taken[3 * i + 1];
+        c->monitor_port[i] = taken[3 * i + 2];
+    }
+    size_t len = 0;
+    for (int i = 0; i < NATSD_CLUSTER_NODES; i++) {
+        char ndir[480], conf[520];
+        snprintf(ndir, sizeof ndir, "%s/n%d", dir, i + 1);
+        snprintf(conf, sizeof conf, "%s/n%d.conf", dir, i + 1);
+        int port = c->node[i].port;
+        if (write_node_config(c, i, conf) != 0 ||
+            natsd_start_config(&c->node[i], ndir, port, conf) != 0) {
+            natsd_cluster_stop(c, SIGKILL);
+            return -1;
+        }
+        len += (size_t)snprintf(c->urls + len, sizeof c->urls - len, "%s%s", i ? "," : "",
+                                c->node[i].url);
+    }
+    long long until = now_ms() + 20000;
+    for (int i = 0; i < NATSD_CLUSTER_NODES; i++) {
+        if (!wait_healthy(c, i, until)) {
+            fprintf(stderr, "natsd: cluster node n%d not healthy within 20 s; see %s/nats-server.log\n",
+                    i + 1, c->node[i].dir);
+            natsd_cluster_stop(c, SIGKILL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void natsd_cluster_stop_node(natsd_cluster *c, int i, int sig)
+{
+    if (i >= 0 && i < NATSD_CLUSTER_NODES)
+        natsd_stop(&c->node[i], sig);
+}
+
+int natsd_cluster_restart_node(natsd_cluster *c, int i, int timeout_ms)
+{
+    if (i < 0 || i >= NATSD_CLUSTER_NODES)
+        return -1;
+    if (natsd_restart(&c->node[i]) != 0)
+        return -1;
+    if (!wait_healthy(c, i, now_ms() + timeout_ms)) {
+        fprintf(stderr, "natsd: cluster node n%d not healthy within %d ms after its restart; "
+                        "see %s/nats-server.log\n", i + 1, timeout_ms, c->node[i].dir);
+        return -1;
+    }
+    return 0;
+}
+
+void natsd_cluster_stop(natsd_cluster *c, int sig)
+{
+    /* Signalled all at once, so that the last ones do not spend the grace
+     * looking for a quorum the first ones took away. */
+    for (int i = 0; i < NATSD_CLUSTER_NODES; i++)
+        if (c->node[i].pid > 0)
+            kill(c->node[i].pid, sig);
+    for (int i = 0; i < NATSD_CLUSTER_NODES; i++)
+        natsd_stop(&c->node[i], sig);
+}
+
+/* The string value of "key" at or after p and before end (NULL: anywhere),
+ * copied into out; the monitoring JSON is pretty-printed ("key": "v").
+ * Returns where the value ends, or NULL. */
+static const char *json_str(const char *p, const char *end, const char *key, char *out,
+                            size_t cap)
+{
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    const char *k = strstr(p, quoted);
+    if (!k || (end && k >= end))
+        return NULL;
+    const char *v = k + strlen(quoted);
+    while (*v == ' ' || *v == ':')
+        v++;
+    if (*v != '"')
+        return NULL;
+    const char *close = strchr(++v, '"');
+    if (!close)
+        return NULL;
+    snprintf(out, cap, "%.*s", (int)(close - v), v);
+    return close + 1;
+}
+
+/* The leader named in one node's /jsz for stream: in the stream's entry of
+ * stream_detail, "cluster": { "name": ..., "leader": "nX", "replicas": ...
+ * before its "state". */
+static int leader_in(const char *jsz, const char *stream)
+{
+    const char *p = strstr(jsz, "\"stream_detail\"");
+    char name[128], leader[64];
+    for (const char *q = p; q && (q = json_str(q, NULL, "name", name, sizeof name));) {
+        if (strcmp(name, stream) != 0)
+            continue;
+        const char *state = strstr(q, "\"state\"");
+        const char *cl = strstr(q, "\"cluster\"");
+        if (!cl || (state && cl > state) ||
+            !json_str(cl, state, "leader", leader, sizeof leader))
+            return -1;
+        for (int i = 0; i < NATSD_CLUSTER_NODES; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "n%d", i + 1);
+            if (strcmp(leader, want) == 0)
+                return i;
+        }
+        return -1;
+    }
+    return -1;
+}
+
+int natsd_cluster_stream_leader(const natsd_cluster *c, const char *stream)
+{
+    size_t cap = 256 * 1024;
+    char *buf = malloc(cap);
+    int leader = -1;
+    for (int i = 0; buf && leader < 0 && i < NATSD_CLUSTER_NODES; i++) {
+        if (c->node[i].pid <= 0)
+            continue;
+        if (natsd_http_get(c->monitor_port[i], "/jsz?accounts=true&streams=true", buf, cap,
+                           1000) != 200)
+            continue;
+        leader = leader_in(buf, stream);
+        if (leader >= 0 && c->node[leader].pid <= 0)
+            leader = -1; /* a stopped node's word, from before the election */
+    }
+    free(buf);
+    return leader;
 }

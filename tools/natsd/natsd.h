@@ -1,9 +1,11 @@
 /* Starts and stops a private nats-server with JetStream on a loopback port,
- * for the tests, the benchmarks and the demo supervisor. */
+ * for the tests, the benchmarks and the demo supervisor; or a private
+ * three-node cluster of them, for replicated (R3) streams. */
 #ifndef CHOREO_NATSD_H
 #define CHOREO_NATSD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct natsd {
@@ -41,5 +43,50 @@ void natsd_stop(natsd *d, int sig);
 
 /* Starts again on the same port and store after natsd_stop. */
 int natsd_restart(natsd *d);
+
+/* A three-node cluster on loopback: node i is named n<i+1>, has its own
+ * client, cluster and monitoring ports (free ports below the range Linux
+ * gives outgoing connections, so that a stopped node can take them again),
+ * its own configuration file and store under dir/n<i+1>, and routes to all
+ * three. Not thread-safe. */
+#define NATSD_CLUSTER_NODES 3
+
+typedef struct natsd_cluster {
+    char dir[400];
+    natsd node[NATSD_CLUSTER_NODES];          /* node[i].url is its client URL */
+    int cluster_port[NATSD_CLUSTER_NODES];
+    int monitor_port[NATSD_CLUSTER_NODES];
+    char urls[NATSD_CLUSTER_NODES * 32];      /* "nats://127.0.0.1:A,...:B,...:C" */
+} natsd_cluster;
+
+/* Starts the three nodes storing under dir (created if needed) and waits
+ * until each one's /healthz says ok (a JetStream meta leader exists), for
+ * at most 20 s. Returns 0, or -1 with a message on stderr and nothing left
+ * running. Each node is killed if the calling thread's process dies. */
+int natsd_cluster_start(natsd_cluster *c, const char *dir);
+
+/* Stops node i with sig (SIGTERM or SIGKILL) and waits until it is gone. */
+void natsd_cluster_stop_node(natsd_cluster *c, int i, int sig);
+
+/* Starts node i again on its ports and store after natsd_cluster_stop_node,
+ * and waits (at most timeout_ms) until its /healthz says ok. */
+int natsd_cluster_restart_node(natsd_cluster *c, int i, int timeout_ms);
+
+/* Stops every running node with sig and waits until all are gone. */
+void natsd_cluster_stop(natsd_cluster *c, int sig);
+
+/* Whether node i's /healthz answers ok within timeout_ms. */
+bool natsd_cluster_healthy(const natsd_cluster *c, int i, int timeout_ms);
+
+/* The index of the node that leads stream (its cluster leader as the
+ * monitoring endpoint /jsz?accounts=true&streams=true of a running node
+ * reports it), or -1 when no running node names one (no such stream, an
+ * election under way, or no node answers within about a second). */
+int natsd_cluster_stream_leader(const natsd_cluster *c, const char *stream);
+
+/* GETs path from the HTTP server on 127.0.0.1:port into buf
+ * (NUL-terminated, cut at cap - 1), waiting at most timeout_ms in all.
+ * Returns the HTTP status, or -1 when nothing answered in time. */
+int natsd_http_get(int port, const char *path, char *buf, size_t cap, int timeout_ms);
 
 #endif

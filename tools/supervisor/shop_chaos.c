@@ -67,6 +67,11 @@ static const char USAGE[] =
     "  --style STYLE              how the services run the saga: choreography,\n"
     "                             orchestration or tcc [choreography]\n"
     "  --naive                    services use delivery=naive (no outbox, no inbox)\n"
+    "  --cluster                  a three-node NATS cluster instead of one nats-server\n"
+    "                             (services get the three URLs and stream_replicas=3):\n"
+    "                             every --broker-interval-ms a node is SIGKILLed (every\n"
+    "                             other time the stream's leader) and restarted 1 to 4 s\n"
+    "                             later, instead of restarting the one server\n"
     "\n"
     "Faults (each off unless given; --faults turns on every one not given, with the\n"
     "value in brackets):\n"
@@ -114,7 +119,7 @@ struct opts {
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
         last_delivery_prob;
     uint64_t seed;
-    bool json, naive, faults;
+    bool json, naive, faults, cluster;
     shop_style style;
     const char *dir, *build_dir, *log_level;
 };
@@ -143,6 +148,7 @@ struct tally {
     int64_t phase_since_ms;
     double phase_s[NPHASES];
     int kills, broker_restarts, crash_exits, unexpected_exits;
+    int node_kills, leader_kills; /* --cluster */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -280,6 +286,9 @@ static int parse(int argc, char **argv, struct opts *o)
             continue;
         } else if (strcmp(a, "--faults") == 0) {
             o->faults = true;
+            continue;
+        } else if (strcmp(a, "--cluster") == 0) {
+            o->cluster = true;
             continue;
         }
         if (!v) {
@@ -602,11 +611,41 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
     return start_service(s, i, t, tty);
 }
 
+/* --cluster: a NATS node down, and when it comes back. */
+struct node_outage {
+    int node;        /* -1 when every node runs */
+    int64_t back_at; /* ms */
+};
+
+/* SIGKILLs one NATS node: every other time the stream's leader, as the
+ * monitoring endpoint names it (a random node when none is named). */
+static void kill_node(sup *s, struct tally *t, struct node_outage *out)
+{
+    int leader = t->node_kills % 2 == 0 ? sup_stream_leader(s, "CHOREO") : -1;
+    int i = leader >= 0 ? leader : (int)(rnd() % (uint64_t)sup_nats_nodes(s));
+    sup_stop_node(s, i, SIGKILL);
+    t->node_kills++;
+    t->leader_kills += leader >= 0;
+    out->node = i;
+    out->back_at = now_ms() + 1000 + (int64_t)(rnd() % 3001);
+}
+
+/* Restarts the node that is down, if any. */
+static int node_back(sup *s, struct node_outage *out)
+{
+    if (out->node < 0)
+        return 0;
+    int rc = sup_start_node(s, out->node);
+    out->node = -1;
+    return rc;
+}
+
 /* Kills and restarts until the load has placed every order. */
 static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), drawn = 0;
+    struct node_outage down = { -1, 0 };
     while (!atomic_load(&j->done)) {
         if (interrupted || reap(s, t, tty) != 0)
             return -1;
@@ -616,7 +655,18 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
                 return -1;
             next_kill = now_ms() + around(o->kill_ms);
         }
-        if (now >= next_broker) {
+        if (down.node >= 0 && now >= down.back_at) {
+            if (node_back(s, &down) != 0)
+                return -1;
+            /* The cluster settles before the next kill, however long the
+             * restart took. */
+            if (next_broker < now_ms() + o->broker_ms / 2)
+                next_broker = now_ms() + o->broker_ms / 2;
+        }
+        if (now >= next_broker && o->cluster && down.node < 0) {
+            kill_node(s, t, &down);
+            next_broker = now_ms() + around(o->broker_ms);
+        } else if (now >= next_broker && !o->cluster) {
             sup_stop_broker(s, rnd() % 2 ? SIGKILL : SIGTERM);
             sleep_ms((int64_t)(rnd() % 1000));
             if (sup_start_broker(s) != 0)
@@ -630,7 +680,7 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
         }
         sleep_ms(10);
     }
-    return 0;
+    return node_back(s, &down);
 }
 
 /* ---- reading the databases ---- */
@@ -1037,11 +1087,13 @@ static void print_json(const struct outcome *r)
     const struct tally *t = r->t;
     printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
+           "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
-           t->broker_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills,
+           t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
@@ -1096,6 +1148,9 @@ static void print_text(const struct outcome *r)
            atomic_load(&r->j->st.placed), r->o->sagas, r->wall_s);
     printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
+    if (r->o->cluster)
+        printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader\n",
+               t->node_kills, t->leader_kills);
     if (t->sanitizer_reports > 0)
         printf("  sanitizer reports in the services' logs: %ld\n", t->sanitizer_reports);
     if (t->metrics_unanswered)
@@ -1172,7 +1227,8 @@ static int set_up(struct run *r)
     if (!r->o->json)
         fprintf(stderr, "shop-chaos: %s delivery, nats-server %s, work dir %s\n",
                 r->o->naive ? "naive" : "outbox", sup_url(r->s), sup_workdir(r->s));
-    if (shop_client_create(&r->c, sup_url(r->s), "choreo") != CHOREO_OK) {
+    /* One node's URL: the client learns the others from it (--cluster). */
+    if (shop_client_create(&r->c, sup_node_url(r->s, 0), "choreo") != CHOREO_OK) {
         fprintf(stderr, "shop-chaos: %s\n", shop_client_last_error());
         return r->error = "cannot connect the client", -1;
     }
@@ -1198,7 +1254,11 @@ static int load(struct run *r)
     struct pacer pace = { now_ms(), o->duration_s * 1000, o->sagas };
     r->j.w = &r->w;
     r->j.c = r->c;
-    r->j.o = (shop_load_opts){ .concurrency = 16, .timeout_ms = 2000, .attempts = 100,
+    /* With --cluster a service restarted during a leader election waits
+     * for it (4 to 8 s per election) before it answers: the client waits
+     * up to a minute for an answer instead of 20 s. */
+    r->j.o = (shop_load_opts){ .concurrency = 16, .timeout_ms = 2000,
+                               .attempts = r->o->cluster ? 300 : 100,
                                .stop = &stop_load, .window = 1, .settled = paced,
                                .settled_user = &pace };
     enter(&r->t, "load");
@@ -1473,7 +1533,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-chaos", .log_level = o.log_level,
-                       .metrics = true, .cancel = &interrupted };
+                       .metrics = true, .cluster = o.cluster, .cancel = &interrupted };
     sup *s = NULL;
     if (sup_create(&s, &so) != 0)
         return 1;

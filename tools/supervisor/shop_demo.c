@@ -49,6 +49,8 @@ static const char USAGE[] =
     "                      openssl), and one NATS user per service with only the\n"
     "                      permissions choreo-gen --nats-permissions gives it\n"
     "                      (choreography only)\n"
+    "  --cluster           a three-node NATS cluster instead of one nats-server:\n"
+    "                      every service gets the three URLs and stream_replicas=3\n"
     "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
     "  --window W          sagas in flight at most (placed, not yet final; orders\n"
     "                      held for review do not count); 0 = no limit [200]\n"
@@ -82,7 +84,7 @@ static void on_signal(int sig)
 
 struct opts {
     long orders;
-    bool json, keep, secure;
+    bool json, keep, secure, cluster;
     int concurrency;
     long window;
     uint64_t seed;
@@ -120,6 +122,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->keep = true;
         } else if (strcmp(a, "--secure") == 0) {
             o->secure = true;
+        } else if (strcmp(a, "--cluster") == 0) {
+            o->cluster = true;
         } else if (!v) {
             fprintf(stderr, "shop-demo: %s needs a value, or is unknown (see --help)\n", a);
             return 2;
@@ -190,6 +194,11 @@ static int parse(int argc, char **argv, struct opts *o)
     /* The permissions choreo-gen writes from events/shop.services cover the
      * events the services' own code emits and handles, not an orchestrator's
      * commands, replies and ChoreoSagaTimeout. */
+    if (o->secure && o->cluster) {
+        fprintf(stderr, "shop-demo: --secure and --cluster do not go together yet: the "
+                "cluster's nodes have no TLS or users; drop one of them\n");
+        return 2;
+    }
     if (o->secure && o->style != SHOP_STYLE_CHOREOGRAPHY) {
         fprintf(stderr, "shop-demo: --secure runs the choreographed saga only: the NATS "
                 "permissions of events/shop.services do not cover the %s style's commands "
@@ -342,9 +351,9 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            (long long)c->points_held);
     printf("\"idempotent_replays\": %ld, \"idempotent_replays_same\": %ld, "
            "\"requests_retried\": %ld, \"service_restarts\": %d, \"synchronous\": \"%s\", "
-           "\"secure\": %s, \"workdir\": %s%s%s, \"metrics\": {",
+           "\"secure\": %s, \"nats_nodes\": %d, \"workdir\": %s%s%s, \"metrics\": {",
            j->st.replays, j->st.replays_same, atomic_load(&j->st.retried), r->restarts,
-           o->synchronous, o->secure ? "true" : "false", r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
+           o->synchronous, o->secure ? "true" : "false", sup_nats_nodes(s), r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
            r->kept ? "\"" : "");
     for (int i = 0; i < sup_service_count(s); i++)
         printf("%s\"%s\": \"http://%s/metrics\"", i ? ", " : "", sup_service_name(s, i),
@@ -501,7 +510,9 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
                (int)sup_service_pid(s, 2), (int)sup_service_pid(s, 3));
     shop_client *c = NULL;
     const shop_secure *sec = o->secure ? &secure : NULL;
-    if (shop_client_create_secure(&c, sup_url(s), "choreo", sec ? SHOP_SECURE_CLIENT : NULL,
+    /* One node's URL: the client learns the others from it (--cluster). */
+    if (shop_client_create_secure(&c, sup_node_url(s, 0), "choreo",
+                                  sec ? SHOP_SECURE_CLIENT : NULL,
                                   sec ? sec->password[SHOP_SERVICES] : NULL,
                                   sec ? sec->ca : NULL,
                                   sec ? SHOP_SECURE_CLIENT_INBOX : NULL) != CHOREO_OK) {
@@ -603,7 +614,7 @@ int main(int argc, char **argv)
                               "build first (tools/demo does), or pass --build-dir") != 0)
         return 2;
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-demo", .log_level = o.log_level,
-                       .metrics = true, .cancel = &interrupted };
+                       .metrics = true, .cluster = o.cluster, .cancel = &interrupted };
     sup *s = NULL;
     if (sup_create(&s, &so) != 0)
         return 1;

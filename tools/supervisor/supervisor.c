@@ -1,6 +1,7 @@
 /* The supervisor: fork/exec of services with their log files, PR_SET_PDEATHSIG
- * and kill-by-PID so that nothing outlives it, the broker through natsd, and
- * readiness by a Ping request over its own NATS connection. */
+ * and kill-by-PID so that nothing outlives it, the broker (one server or a
+ * three-node cluster) through natsd, and readiness by a Ping request over
+ * its own NATS connection. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "supervisor.h"
 
@@ -56,6 +57,7 @@ struct sup {
     char log_level[16];
     natsd broker;
     bool broker_started;
+    natsd_cluster cluster; /* with opt.cluster, instead of broker */
     /* sup_secure's, borrowed */
     const char *broker_config, *nats_user, *nats_password, *tls_ca, *inbox_prefix;
     natsConnection *nc;
@@ -159,7 +161,7 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
         nargs++;
     while (spec->env && spec->env[nenv])
         nenv++;
-    if (nargs > MAX_ARGS - 13 || nenv > MAX_ENV) {
+    if (nargs > MAX_ARGS - 15 || nenv > MAX_ENV) {
         fprintf(stderr, "supervisor: service %s has too many arguments or variables\n",
                 spec->name);
         return -1;
@@ -204,8 +206,27 @@ void sup_secure(sup *s, const char *broker_config, const char *user, const char 
     s->tls_ca = tls_ca;
 }
 
+/* Starts the cluster, or the nodes of a started one that are not running. */
+static int start_cluster(sup *s)
+{
+    if (!s->broker_started) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/nats", s->workdir);
+        if (natsd_cluster_start(&s->cluster, dir) != 0)
+            return -1;
+        s->broker_started = true;
+        return 0;
+    }
+    for (int i = 0; i < NATSD_CLUSTER_NODES; i++)
+        if (sup_start_node(s, i) != 0)
+            return -1;
+    return 0;
+}
+
 int sup_start_broker(sup *s)
 {
+    if (s->opt.cluster)
+        return start_cluster(s);
     if (s->broker.pid > 0)
         return 0;
     if (s->broker_started)
@@ -220,7 +241,53 @@ int sup_start_broker(sup *s)
 
 void sup_stop_broker(sup *s, int sig)
 {
-    natsd_stop(&s->broker, sig);
+    if (s->opt.cluster)
+        natsd_cluster_stop(&s->cluster, sig);
+    else
+        natsd_stop(&s->broker, sig);
+}
+
+int sup_nats_nodes(const sup *s)
+{
+    return s->opt.cluster ? NATSD_CLUSTER_NODES : 1;
+}
+
+const char *sup_node_url(const sup *s, int i)
+{
+    if (i < 0 || i >= sup_nats_nodes(s))
+        return "";
+    return s->opt.cluster ? s->cluster.node[i].url : s->broker.url;
+}
+
+pid_t sup_node_pid(const sup *s, int i)
+{
+    if (i < 0 || i >= sup_nats_nodes(s))
+        return 0;
+    return s->opt.cluster ? s->cluster.node[i].pid : s->broker.pid;
+}
+
+void sup_stop_node(sup *s, int i, int sig)
+{
+    if (!s->opt.cluster)
+        sup_stop_broker(s, sig);
+    else
+        natsd_cluster_stop_node(&s->cluster, i, sig);
+}
+
+int sup_start_node(sup *s, int i)
+{
+    if (!s->opt.cluster)
+        return sup_start_broker(s);
+    if (i < 0 || i >= NATSD_CLUSTER_NODES)
+        return -1;
+    if (s->cluster.node[i].pid > 0)
+        return 0;
+    return natsd_cluster_restart_node(&s->cluster, i, 30000);
+}
+
+int sup_stream_leader(const sup *s, const char *stream)
+{
+    return s->opt.cluster ? natsd_cluster_stream_leader(&s->cluster, stream) : -1;
 }
 
 int sup_restart_broker(sup *s, int sig)
@@ -256,13 +323,24 @@ static char **child_env(const struct child *c)
     return env;
 }
 
+/* The health checks' connection knows every node: nats.c 3.4.1 takes a
+ * list only through natsOptions_SetServers, not in one comma-separated URL. */
+static natsStatus set_servers(const sup *s, natsOptions *o)
+{
+    const char *urls[NATSD_CLUSTER_NODES];
+    int n = sup_nats_nodes(s);
+    for (int i = 0; i < n; i++)
+        urls[i] = sup_node_url(s, i);
+    return natsOptions_SetServers(o, urls, n);
+}
+
 static int wait_ready(sup *s, struct child *c)
 {
     if (!s->nc) {
         natsOptions *o = NULL;
         natsStatus st = natsOptions_Create(&o);
         if (st == NATS_OK)
-            st = natsOptions_SetURL(o, s->broker.url);
+            st = set_servers(s, o);
         if (st == NATS_OK)
             st = natsOptions_SetMaxReconnect(o, -1);
         if (st == NATS_OK)
@@ -280,7 +358,7 @@ static int wait_ready(sup *s, struct child *c)
         natsOptions_Destroy(o);
         if (st != NATS_OK) {
             fprintf(stderr, "supervisor: cannot connect to %s for health checks: %s\n",
-                    s->broker.url, natsStatus_GetText(st));
+                    sup_url(s), natsStatus_GetText(st));
             s->nc = NULL;
             return -1;
         }
@@ -321,7 +399,7 @@ int sup_start_service(sup *s, int i)
     struct child *c = &s->kids[i];
     if (c->pid > 0)
         return 0;
-    if (s->broker.pid <= 0) {
+    if (sup_broker_pid(s) <= 0) {
         fprintf(stderr, "supervisor: start the broker before %s\n", c->name);
         return -1;
     }
@@ -335,7 +413,11 @@ int sup_start_service(sup *s, int i)
     argv[n++] = "--db";
     argv[n++] = c->db;
     argv[n++] = "--nats-url";
-    argv[n++] = s->broker.url;
+    argv[n++] = sup_url(s);
+    if (s->opt.cluster) {
+        argv[n++] = "--stream-replicas";
+        argv[n++] = "3";
+    }
     argv[n++] = "--prefix";
     argv[n++] = s->prefix;
     argv[n++] = "--log-level";
@@ -498,7 +580,7 @@ void sup_stop_all(sup *s)
         natsConnection_Destroy(s->nc);
         s->nc = NULL;
     }
-    natsd_stop(&s->broker, SIGTERM);
+    sup_stop_broker(s, SIGTERM);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -626,12 +708,15 @@ int sup_scrape(const sup *s, int i, char *buf, size_t cap)
 
 pid_t sup_broker_pid(const sup *s)
 {
-    return s->broker.pid;
+    for (int i = 0; i < sup_nats_nodes(s); i++)
+        if (sup_node_pid(s, i) > 0)
+            return sup_node_pid(s, i);
+    return 0;
 }
 
 const char *sup_url(const sup *s)
 {
-    return s->broker.url;
+    return s->opt.cluster ? s->cluster.urls : s->broker.url;
 }
 
 const char *sup_workdir(const sup *s)
@@ -642,8 +727,9 @@ const char *sup_workdir(const sup *s)
 size_t sup_pids(const sup *s, pid_t *out, size_t cap)
 {
     size_t n = 0;
-    if (s->broker.pid > 0 && n < cap)
-        out[n++] = s->broker.pid;
+    for (int i = 0; i < sup_nats_nodes(s); i++)
+        if (sup_node_pid(s, i) > 0 && n < cap)
+            out[n++] = sup_node_pid(s, i);
     for (int i = 0; i < s->nkids; i++)
         if (s->kids[i].pid > 0 && n < cap)
             out[n++] = s->kids[i].pid;

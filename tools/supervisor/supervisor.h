@@ -9,6 +9,9 @@
  * sup_stop_all / sup_destroy kill by PID every process it started and wait
  * for each to be gone. It only ever signals and waits for its own PIDs.
  *
+ * With the cluster option the broker is a three-node NATS cluster instead,
+ * each node with its own ports and store under the work directory.
+ *
  * Shared by the shop demo (tools/supervisor/shop_demo.c) and the chaos
  * harness. Not thread-safe: use one supervisor from one thread, and make it
  * the thread that lives as long as the supervisor, since PR_SET_PDEATHSIG
@@ -44,6 +47,10 @@ typedef struct sup_options {
     /* Give every service a metrics endpoint (--metrics-addr) on a free
      * loopback port, the same one across its restarts. */
     bool metrics;
+    /* Run a three-node NATS cluster (tools/natsd) instead of one server:
+     * every service gets the three URLs and --stream-replicas 3. Not with
+     * sup_secure's broker configuration. */
+    bool cluster;
     /* When not NULL and set non-zero (say by a signal handler), waiting for
      * a service to answer gives up at once. */
     volatile sig_atomic_t *cancel;
@@ -101,10 +108,26 @@ int sup_set_service_env(sup *s, int i, const char *const *env);
 int sup_restart_service(sup *s, int i, int sig);
 
 /* The broker: start (on the same port and store after a stop), stop with
- * SIGTERM or SIGKILL, and both. Services keep running and reconnect. */
+ * SIGTERM or SIGKILL, and both. Services keep running and reconnect. With
+ * the cluster option these act on all three nodes. */
 int sup_start_broker(sup *s);
 void sup_stop_broker(sup *s, int sig);
 int sup_restart_broker(sup *s, int sig);
+
+/* The NATS nodes: 3 with the cluster option, else 1 (the broker). Node i
+ * can be stopped with SIGTERM or SIGKILL (waiting until it is gone) and
+ * started again on its ports and store; a cluster node's start waits until
+ * its /healthz says ok, for at most 30 s. sup_node_pid is 0 when node i is
+ * not running. sup_stream_leader is the index of the node leading stream,
+ * or -1 (no cluster, no leader now, or no node answered). */
+int sup_nats_nodes(const sup *s);
+pid_t sup_node_pid(const sup *s, int i);
+/* Node i's own URL (nats://127.0.0.1:PORT), for a client that takes one
+ * URL: it learns the other nodes from the server and fails over to them. */
+const char *sup_node_url(const sup *s, int i);
+void sup_stop_node(sup *s, int i, int sig);
+int sup_start_node(sup *s, int i);
+int sup_stream_leader(const sup *s, const char *stream);
 
 /* Reaps children that exited on their own (never blocks). Returns how many
  * services exited since the last call; see sup_service_running. */
@@ -134,8 +157,12 @@ const char *sup_metrics_addr(const sup *s, int i);  /* 127.0.0.1:PORT, "" when o
 /* GETs service i's /metrics into buf (NUL-terminated, cut at cap - 1);
  * returns the HTTP status, or -1 when nothing answered within 5 s. */
 int sup_scrape(const sup *s, int i, char *buf, size_t cap);
-pid_t sup_broker_pid(const sup *s);                 /* 0 when not running */
-const char *sup_url(const sup *s);                  /* nats://127.0.0.1:PORT, "" before start */
+/* The broker's PID, 0 when not running; with a cluster, the first running
+ * node's. */
+pid_t sup_broker_pid(const sup *s);
+/* nats://127.0.0.1:PORT, "" before start; with a cluster, the three nodes'
+ * URLs separated by commas. */
+const char *sup_url(const sup *s);
 const char *sup_workdir(const sup *s);
 
 /* Writes the PIDs of every running child (broker included) into out (at
