@@ -452,6 +452,25 @@ static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
     }
 }
 
+static void in_progress(choreo_item *it)
+{
+    if (it->kind == ITEM_EVENT)
+        natsMsg_InProgress(it->msg, NULL);
+}
+
+/* The events still waiting in the queue behind a long batch get the same
+ * signal as the batch's own, at most every eighth of the AckWait, so that
+ * a queue held up by slow handlers does not outlive its messages'
+ * AckWait either. Dispatcher thread only. */
+static void keep_queue_alive(choreo_service *svc, int64_t now_us)
+{
+    int64_t share = svc->cfg->ack_wait_ms * 1000 / CHOREO_KEEP_ALIVE_DIVISOR;
+    if (now_us - svc->queue_touched_us < share / 2)
+        return;
+    svc->queue_touched_us = now_us;
+    choreo__queue_touch(&svc->queue, now_us, share, in_progress);
+}
+
 /* Applies items in one transaction until they are done or the part has run
  * for its time budget; commits, then acks. Returns how many items it took. */
 static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out, int n)
@@ -475,6 +494,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
                 choreo__extras_crash(&svc->extras, CP_INSIDE_BATCH);
             for (int k = i; k < n; k++)
                 keep_alive(svc, &items[k], now);
+            keep_queue_alive(svc, now);
             out[i].nak_delay_ms = CHOREO_REDELIVER_DELAY_MS;
             if (items[i].kind == ITEM_EVENT)
                 out[i].act = apply_event(svc, items[i].msg, &svc->routes[items[i].route],

@@ -86,6 +86,7 @@ struct choreo_service {
     pthread_t sampler;
     bool sampler_started;      /* owner thread */
     uint64_t jitter_state;     /* dispatcher thread only */
+    int64_t queue_touched_us;  /* dispatcher thread only: the queue's last keep-alive */
     choreo_extras extras;      /* demonstration and testing machinery */
 };
 
