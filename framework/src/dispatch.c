@@ -46,7 +46,7 @@ struct outcome {
 /* One event being applied: what was read from the message, and the reason
  * text when it is parked. */
 struct delivery {
-    const choreo_route *rt;
+    choreo_route *rt;
     natsMsg *msg;
     int64_t attempt;
     bool decoded;
@@ -262,7 +262,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
         .data = env->data, .data_len = env->data_len, .attempt = (uint32_t)d->attempt,
         .traceparent = d->trace,
     };
-    choreo_route *rt = &svc->routes[d->rt - svc->routes];
+    choreo_route *rt = d->rt;
     choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch,
                      .route = (int)(rt - svc->routes), .mlog = &svc->batch_mlog };
     int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n;
@@ -295,7 +295,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
 
 /* Applies one event inside the open batch transaction: read it, claim it in
  * the inbox, park it on its last delivery, or run its handler. */
-static enum action apply_event(choreo_service *svc, natsMsg *msg, const choreo_route *rt,
+static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *rt,
                                int64_t *nak_delay_ms, struct tally *t)
 {
     struct delivery d = { .rt = rt, .msg = msg };

@@ -546,7 +546,7 @@ static choreo_status start_stage(choreo_tx *tx, const struct choreo_saga_def *d,
 }
 
 static choreo_result end(choreo_tx *tx, const struct choreo_saga_def *d, struct inst *in,
-                         const choreo_event *ev, bool completed)
+                         bool completed)
 {
     in->phase = completed ? COMPLETED : FAILED;
     snprintf(in->state, sizeof in->state, "%s", completed ? "COMPLETED" : "FAILED");
@@ -560,7 +560,6 @@ static choreo_result end(choreo_tx *tx, const struct choreo_saga_def *d, struct 
         .failure_len = in->failure_len, .data = in->data, .data_len = in->data_len,
         .started_ms = in->started_ms,
     };
-    (void)ev;
     return d->on_end(tx, &info, d->user);
 }
 
@@ -581,7 +580,7 @@ static choreo_result next_compensation(choreo_tx *tx, const struct choreo_saga_d
         return CHOREO_DONE;
     }
     in->pos = 0;
-    return end(tx, d, in, ev, false);
+    return end(tx, d, in, false);
 }
 
 static choreo_result begin_compensation(choreo_tx *tx, const struct choreo_saga_def *d,
@@ -609,11 +608,11 @@ static choreo_result stage_done(choreo_tx *tx, const struct choreo_saga_def *d, 
     choreo__extras_crash(&tx->svc->extras, CP_ORCH_AFTER_REPLY);
     if (in->pos + 1 < d->nstages)
         return start_stage(tx, d, in, in->pos + 1) == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
-    return end(tx, d, in, ev, true);
+    return end(tx, d, in, true);
 }
 
 static choreo_result confirm_stage(choreo_tx *tx, const struct choreo_saga_def *d,
-                                   struct inst *in, bool again)
+                                   struct inst *in)
 {
     const struct stage *st = &d->stages[in->pos];
     int64_t retry = 0;
@@ -626,7 +625,6 @@ static choreo_result confirm_stage(choreo_tx *tx, const struct choreo_saga_def *
         if (!retry || d->steps[i].retry_ms < retry)
             retry = d->steps[i].retry_ms;
     }
-    (void)again;
     return arm(tx, d, in, retry) == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
 }
 
@@ -683,7 +681,7 @@ static choreo_result apply_reply(choreo_tx *tx, const struct choreo_saga_def *d,
             snprintf(in->note, sizeof in->note, "%s done: every try succeeded, confirming",
                      s->name);
             choreo__extras_crash(&tx->svc->extras, CP_ORCH_AFTER_REPLY);
-            return confirm_stage(tx, d, in, false);
+            return confirm_stage(tx, d, in);
         }
         return stage_done(tx, d, in, ev);
     }
@@ -757,7 +755,7 @@ static choreo_result apply_timeout(choreo_tx *tx, const struct choreo_saga_def *
     }
     if (in->phase == CONFIRMING) {
         snprintf(in->note, sizeof in->note, "confirms unanswered: sent again");
-        return confirm_stage(tx, d, in, true);
+        return confirm_stage(tx, d, in);
     }
     if (in->phase == COMPENSATING) {
         const struct step *s = &d->steps[in->pos];
