@@ -125,18 +125,6 @@ static void entry_json(ctl_json *j, const choreo_dead_entry *e)
     ctl_json_kuint(j, "body_len", e->body_len);
 }
 
-/* Prints a finished document, or says why there is none. */
-static int print_json(ctl_json *j)
-{
-    if (j->failed) {
-        ctl_error("cannot build the JSON output: out of memory or larger than %zu MiB",
-                  JSON_MAX >> 20);
-        return CTL_EXIT_FAIL;
-    }
-    fputs(j->buf, stdout);
-    fputc('\n', stdout);
-    return CTL_EXIT_OK;
-}
 
 static int cmd_list(choreo_admin *adm, const ctl_args *a, const char *db)
 {
@@ -157,7 +145,7 @@ static int cmd_list(choreo_admin *adm, const ctl_args *a, const char *db)
             ctl_json_object_end(&j);
         }
         ctl_json_array_end(&j);
-        rc = print_json(&j);
+        rc = ctl_json_print(&j, NULL);
         ctl_json_free(&j);
     } else if (n == 0) {
         printf("No %s messages in %s.\n", a->status ? a->status : "parked, retried or dropped",
@@ -300,12 +288,12 @@ static int cmd_show(choreo_admin *adm, const ctl_args *a, const char *db)
         ok = ctl_mp_json(&r, &data, CTL_DATA_DEPTH, why, sizeof why);
     }
     if (ok && data.failed) {
-        rc = print_json(&data); /* says why there is no output */
+        rc = ctl_json_print(&data, NULL); /* says why there is no output */
     } else if (a->json) {
         ctl_json j;
         ctl_json_init(&j, JSON_MAX, true, 0);
         show_json(&j, &e, body, len, ok ? &env : NULL, &data, why);
-        rc = print_json(&j);
+        rc = ctl_json_print(&j, NULL);
         ctl_json_free(&j);
     } else {
         show_text(&e, body, len, ok ? &env : NULL, &data, why);

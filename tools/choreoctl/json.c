@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "text.h"
 
 void ctl_json_init(ctl_json *j, size_t max, bool pretty, int margin)
@@ -259,4 +260,16 @@ void ctl_json_kbool(ctl_json *j, const char *key, bool v)
 {
     ctl_json_key(j, key);
     ctl_json_bool(j, v);
+}
+
+int ctl_json_print(const ctl_json *j, const char *cmd)
+{
+    if (j->failed) {
+        ctl_error("%s%scannot build the JSON output: out of memory or larger than %zu MiB",
+                  cmd ? cmd : "", cmd ? ": " : "", j->max >> 20);
+        return CTL_EXIT_FAIL;
+    }
+    fputs(j->buf, stdout);
+    fputc('\n', stdout);
+    return CTL_EXIT_OK;
 }

@@ -60,4 +60,9 @@ void ctl_json_kbool(ctl_json *j, const char *key, bool v);
 /* Already rendered JSON text as the next value, as it is. */
 void ctl_json_raw(ctl_json *j, const char *text, size_t len);
 
+/* Prints a finished document and a newline on stdout (CTL_EXIT_OK), or
+ * says why there is none, starting with "cmd: " when cmd is not NULL
+ * (CTL_EXIT_FAIL). */
+int ctl_json_print(const ctl_json *j, const char *cmd);
+
 #endif

@@ -280,18 +280,6 @@ static void entry_json(ctl_json *j, const choreo_hold_entry *e, int64_t now)
     ctl_json_kbool(j, "applied", e->applied);
 }
 
-/* Prints a finished document, or says why there is none. */
-static int print_json(ctl_json *j)
-{
-    if (j->failed) {
-        ctl_error("review: cannot build the JSON output: out of memory or larger than %zu MiB",
-                  JSON_MAX >> 20);
-        return CTL_EXIT_FAIL;
-    }
-    fputs(j->buf, stdout);
-    fputc('\n', stdout);
-    return CTL_EXIT_OK;
-}
 
 static int cmd_list(choreo_admin *adm, const struct review_args *a, const char *db)
 {
@@ -313,7 +301,7 @@ static int cmd_list(choreo_admin *adm, const struct review_args *a, const char *
             ctl_json_object_end(&j);
         }
         ctl_json_array_end(&j);
-        rc = print_json(&j);
+        rc = ctl_json_print(&j, "review");
         ctl_json_free(&j);
     } else if (n == 0 && a->state && strcmp(a->state, "held") == 0) {
         printf("No steps wait for a decision in %s.\n", db);
@@ -342,7 +330,7 @@ static int print_decision(const struct review_args *a, const choreo_hold_entry *
         ctl_json_kbool(&j, "changed", changed);
         ctl_json_kbool(&j, "service_running", lock.running);
         ctl_json_object_end(&j);
-        int rc = print_json(&j);
+        int rc = ctl_json_print(&j, "review");
         ctl_json_free(&j);
         return rc;
     }

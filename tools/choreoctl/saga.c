@@ -588,15 +588,7 @@ static int print_json(const ctl_timeline *t)
     json_marks(&j, t);
     json_orchestration(&j, t);
     ctl_json_object_end(&j);
-    int rc = CTL_EXIT_OK;
-    if (j.failed) {
-        ctl_error("saga: cannot build the JSON output: out of memory or larger than %zu MiB",
-                  JSON_MAX >> 20);
-        rc = CTL_EXIT_FAIL;
-    } else {
-        fputs(j.buf, stdout);
-        fputc('\n', stdout);
-    }
+    int rc = ctl_json_print(&j, "saga");
     ctl_json_free(&j);
     return rc;
 }

@@ -232,14 +232,7 @@ static int print_json(const choreo_saga_entry *list, size_t n)
         ctl_json_object_end(&j);
     }
     ctl_json_array_end(&j);
-    int rc = CTL_EXIT_OK;
-    if (j.failed) {
-        ctl_error("sagas: cannot build the JSON output: out of memory or larger than %zu MiB",
-                  JSON_MAX >> 20);
-        rc = CTL_EXIT_FAIL;
-    } else {
-        printf("%s\n", j.buf);
-    }
+    int rc = ctl_json_print(&j, "sagas");
     ctl_json_free(&j);
     return rc;
 }

@@ -853,15 +853,7 @@ static int print_json(const struct svc *svcs, size_t n)
         json_service(&j, &svcs[i]);
     ctl_json_array_end(&j);
     ctl_json_object_end(&j);
-    int rc = CTL_EXIT_OK;
-    if (j.failed) {
-        ctl_error("status: cannot build the JSON output: out of memory or larger than %zu MiB",
-                  JSON_MAX >> 20);
-        rc = CTL_EXIT_FAIL;
-    } else {
-        fputs(j.buf, stdout);
-        fputc('\n', stdout);
-    }
+    int rc = ctl_json_print(&j, "status");
     ctl_json_free(&j);
     return rc;
 }
