@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +35,13 @@ struct tail_args {
     const char *saga;
 };
 
-/* Set by the signal handler: a signal can only be passed on through a
- * static flag. */
-static volatile sig_atomic_t stop_signal;
+/* Set by the signal handler, which may run on any thread (nats.c's
+ * included): a lock-free atomic, safe in a handler and between threads. */
+static atomic_int stop_signal;
 
 static void on_stop(int sig)
 {
-    stop_signal = sig;
+    atomic_store(&stop_signal, sig);
 }
 
 static void on_alarm(int sig)
@@ -289,7 +290,7 @@ static void sleep_ms(long ms)
 static int follow(const struct tail_args *a, natsSubscription *sub, struct position *pos)
 {
     natsStatus last = NATS_OK;
-    while (!stop_signal) {
+    while (!atomic_load(&stop_signal)) {
         natsMsg *m = NULL;
         natsStatus st = natsSubscription_NextMsg(&m, sub, POLL_MS);
         if (st == NATS_OK) {
