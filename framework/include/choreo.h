@@ -312,8 +312,20 @@ typedef choreo_result (*choreo_handler_fn)(choreo_tx *tx, const choreo_event *ev
  * (SQLite's per-connection mutex is off); finalize the statements you
  * prepare on it before the handler returns or the command commits. Writes
  * do not wait on the busy timeout (the transaction holds the write lock).
- * NULL when tx is NULL. */
+ * NULL when tx is NULL, or when the service's store is PostgreSQL (then
+ * choreo_last_error says to call choreo_tx_pg). */
 CHOREO_API sqlite3 *choreo_tx_db(choreo_tx *tx);
+
+/* The same for a service whose db is a postgresql:// URL: the libpq
+ * connection (PGconn *, from <libpq-fe.h>) with the transaction open on it.
+ * The same rules hold: no BEGIN, COMMIT, ROLLBACK or savepoint statements,
+ * this thread only, and no results left unread when the handler returns.
+ * Several instances of the service may run against the database; a row
+ * another instance's open transaction holds makes a write wait for that
+ * commit (deadlocks end in an error: return CHOREO_RETRY). NULL when tx is
+ * NULL or the store is SQLite (then choreo_last_error says to call
+ * choreo_tx_db). */
+CHOREO_API struct pg_conn *choreo_tx_pg(choreo_tx *tx);
 
 /* The event being handled, or NULL in a command or request transaction.
  * Borrowed like the handler's ev: valid only during the handler call. */

@@ -68,26 +68,26 @@ void choreo_admin_close(choreo_admin *adm)
 #define COLUMNS "id, consumer, event_id, event_type, subject, reason, attempts, parked_at," \
                 " updated_at, status, length(body)"
 
-void choreo__admin_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+void choreo__admin_copy_text(char *dst, size_t cap, choreo_q *s, int col)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
+    const unsigned char *t = choreo__q_text(s, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-static void read_entry(sqlite3_stmt *s, choreo_dead_entry *e)
+static void read_entry(choreo_q *s, choreo_dead_entry *e)
 {
     memset(e, 0, sizeof *e);
-    e->id = sqlite3_column_int64(s, 0);
+    e->id = choreo__q_int64(s, 0);
     choreo__admin_copy_text(e->consumer, sizeof e->consumer, s, 1);
     choreo__admin_copy_text(e->event_id, sizeof e->event_id, s, 2);
     choreo__admin_copy_text(e->event_type, sizeof e->event_type, s, 3);
     choreo__admin_copy_text(e->subject, sizeof e->subject, s, 4);
     choreo__admin_copy_text(e->reason, sizeof e->reason, s, 5);
-    e->attempts = sqlite3_column_int64(s, 6);
-    e->parked_at_ms = sqlite3_column_int64(s, 7);
-    e->updated_at_ms = sqlite3_column_int64(s, 8);
+    e->attempts = choreo__q_int64(s, 6);
+    e->parked_at_ms = choreo__q_int64(s, 7);
+    e->updated_at_ms = choreo__q_int64(s, 8);
     choreo__admin_copy_text(e->status, sizeof e->status, s, 9);
-    e->body_len = (size_t)sqlite3_column_int64(s, 10);
+    e->body_len = (size_t)choreo__q_int64(s, 10);
 }
 
 choreo_status choreo_admin_dead_list(choreo_admin *adm, const char *status,
@@ -98,33 +98,31 @@ choreo_status choreo_admin_dead_list(choreo_admin *adm, const char *status,
     if (status && strcmp(status, "parked") && strcmp(status, "retried") && strcmp(status, "dropped"))
         return choreo__fail(CHOREO_EINVAL,
                             "unknown status \"%s\": use parked, retried or dropped", status);
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db,
-                                "SELECT " COLUMNS " FROM choreo_dead"
-                                " WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
-                                -1, &s, NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "SELECT " COLUMNS " FROM choreo_dead"
+                                " WHERE ?1 IS NULL OR status = ?1 ORDER BY id", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "listing parked messages");
-    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+        return choreo__store_error(adm->st, rc, "listing parked messages");
+    choreo__q_bind_text(s, 1, status, -1);
     choreo_dead_entry *list = NULL;
     size_t count = 0, cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
         if (count == cap) {
             cap = cap ? cap * 2 : 16;
             choreo_dead_entry *grown = realloc(list, cap * sizeof *list);
             if (!grown) {
                 free(list);
-                sqlite3_finalize(s);
+                choreo__q_finalize(s);
                 return choreo__fail(CHOREO_ENOMEM, "out of memory listing parked messages");
             }
             list = grown;
         }
         read_entry(s, &list[count++]);
     }
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     if (rc != SQLITE_DONE) {
         free(list);
-        return choreo__store_error(adm->st->db, rc, "listing parked messages");
+        return choreo__store_error(adm->st, rc, "listing parked messages");
     }
     *out = list;
     *n = count;
@@ -136,35 +134,33 @@ choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id, choreo_dead_e
 {
     if (!adm || !out)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_get: NULL argument");
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db,
-                                "SELECT " COLUMNS ", body FROM choreo_dead WHERE id = ?1", -1, &s,
-                                NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "SELECT " COLUMNS ", body FROM choreo_dead WHERE id = ?1", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "reading a parked message");
-    sqlite3_bind_int64(s, 1, id);
-    rc = sqlite3_step(s);
+        return choreo__store_error(adm->st, rc, "reading a parked message");
+    choreo__q_bind_int64(s, 1, id);
+    rc = choreo__q_step(s);
     if (rc != SQLITE_ROW) {
-        sqlite3_finalize(s);
+        choreo__q_finalize(s);
         if (rc == SQLITE_DONE)
             return choreo__fail(CHOREO_ENOTFOUND,
                                 "no parked message with id %lld in %s: see choreoctl dead list",
                                 (long long)id, adm->cfg->db);
-        return choreo__store_error(adm->st->db, rc, "reading a parked message");
+        return choreo__store_error(adm->st, rc, "reading a parked message");
     }
     /* Everything that can fail comes first: the out-parameters are written
      * only on success. */
     uint8_t *copy = NULL;
     size_t len = 0;
     if (body) {
-        len = (size_t)sqlite3_column_bytes(s, 11);
+        len = (size_t)choreo__q_bytes(s, 11);
         copy = malloc(len ? len : 1);
         if (!copy) {
-            sqlite3_finalize(s);
+            choreo__q_finalize(s);
             return choreo__fail(CHOREO_ENOMEM, "out of memory reading a parked message");
         }
         if (len)
-            memcpy(copy, sqlite3_column_blob(s, 11), len);
+            memcpy(copy, choreo__q_blob(s, 11), len);
     }
     read_entry(s, out);
     if (body) {
@@ -172,27 +168,25 @@ choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id, choreo_dead_e
         if (body_len)
             *body_len = len;
     }
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     return CHOREO_OK;
 }
 
 static choreo_status set_status(choreo_admin *adm, int64_t id, const char *status)
 {
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db,
-                                "UPDATE choreo_dead SET status = ?1, updated_at = ?2"
-                                " WHERE id = ?3 AND status = 'parked'",
-                                -1, &s, NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "UPDATE choreo_dead SET status = ?1, updated_at = ?2"
+                                " WHERE id = ?3 AND status = 'parked'", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "updating a parked message");
-    sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, choreo__now_ms());
-    sqlite3_bind_int64(s, 3, id);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+        return choreo__store_error(adm->st, rc, "updating a parked message");
+    choreo__q_bind_text(s, 1, status, -1);
+    choreo__q_bind_int64(s, 2, choreo__now_ms());
+    choreo__q_bind_int64(s, 3, id);
+    rc = choreo__q_step(s);
+    choreo__q_finalize(s);
     if (rc != SQLITE_DONE)
-        return choreo__store_error(adm->st->db, rc, "updating a parked message");
-    if (sqlite3_changes(adm->st->db) != 1)
+        return choreo__store_error(adm->st, rc, "updating a parked message");
+    if (choreo__store_changes(adm->st) != 1)
         return choreo__fail(CHOREO_ESTATE, "message %lld is no longer parked", (long long)id);
     return CHOREO_OK;
 }

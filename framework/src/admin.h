@@ -20,6 +20,6 @@ struct choreo_admin {
 choreo_status choreo__admin_connect(choreo_admin *adm, choreo_transport **out);
 
 /* Copies text column col of s into dst (cap bytes); "" for NULL. */
-void choreo__admin_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col);
+void choreo__admin_copy_text(char *dst, size_t cap, choreo_q *s, int col);
 
 #endif

@@ -11,15 +11,15 @@
 static choreo_status insert(choreo_store *st, enum choreo_stmt id, const char *sql,
                             const char *const *text, int ntext, int64_t now_ms)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+    choreo_q *s = choreo__store_stmt(st, id, sql);
     if (!s)
         return CHOREO_ESTORE;
     for (int i = 0; i < ntext; i++)
-        sqlite3_bind_text(s, i + 1, text[i], -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, ntext + 1, now_ms);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "writing an audit row");
+        choreo__q_bind_text(s, i + 1, text[i], -1);
+    choreo__q_bind_int64(s, ntext + 1, now_ms);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "writing an audit row");
 }
 
 choreo_status choreo__audit_emitted(choreo_store *st, const char *event_id, const char *type,

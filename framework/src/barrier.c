@@ -15,19 +15,20 @@
 static choreo_status claim(choreo_tx *tx, const char *saga, const char *step, const char *op,
                            bool *inserted)
 {
-    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_BARRIER_INSERT,
-        "INSERT OR IGNORE INTO choreo_barrier(saga, step, op, created_at) VALUES (?1, ?2, ?3, ?4)");
+    choreo_q *s = choreo__store_stmt(tx->st, STMT_BARRIER_INSERT,
+        "INSERT INTO choreo_barrier(saga, step, op, created_at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT DO NOTHING");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, op, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, choreo__now_ms());
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, saga, -1);
+    choreo__q_bind_text(s, 2, step, -1);
+    choreo__q_bind_text(s, 3, op, -1);
+    choreo__q_bind_int64(s, 4, choreo__now_ms());
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_DONE)
-        return choreo__store_error(tx->st->db, rc, "writing a barrier row");
-    *inserted = sqlite3_changes(tx->st->db) == 1;
+        return choreo__store_error(tx->st, rc, "writing a barrier row");
+    *inserted = choreo__store_changes(tx->st) == 1;
     return CHOREO_OK;
 }
 
@@ -35,17 +36,17 @@ static choreo_status claim(choreo_tx *tx, const char *saga, const char *step, co
 static choreo_status taken(choreo_tx *tx, const char *saga, const char *step, const char *op,
                            bool *out)
 {
-    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_BARRIER_HAS,
+    choreo_q *s = choreo__store_stmt(tx->st, STMT_BARRIER_HAS,
         "SELECT 1 FROM choreo_barrier WHERE saga = ?1 AND step = ?2 AND op = ?3");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, op, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, saga, -1);
+    choreo__q_bind_text(s, 2, step, -1);
+    choreo__q_bind_text(s, 3, op, -1);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return choreo__store_error(tx->st->db, rc, "reading a barrier row");
+        return choreo__store_error(tx->st, rc, "reading a barrier row");
     *out = rc == SQLITE_ROW;
     return CHOREO_OK;
 }

@@ -18,29 +18,27 @@ choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cf
     if (s != CHOREO_OK)
         return s;
     s = choreo__store_exec(st, "DELETE FROM choreo_consumers");
-    sqlite3_stmt *ins = NULL;
+    choreo_q *ins = NULL;
     if (s == CHOREO_OK) {
-        int rc = sqlite3_prepare_v2(st->db,
-                                    "INSERT INTO choreo_consumers(consumer, service, type,"
+        int rc = choreo__q_prepare(st, "INSERT INTO choreo_consumers(consumer, service, type,"
                                     " subjects, stream, registered_at)"
-                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                                    -1, &ins, NULL);
+                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &ins);
         if (rc != SQLITE_OK)
-            s = choreo__store_error(st->db, rc, "recording the registered handlers");
+            s = choreo__store_error(st, rc, "recording the registered handlers");
     }
     for (int i = 0; s == CHOREO_OK && i < n; i++) {
-        sqlite3_bind_text(ins, 1, routes[i].consumer, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 2, cfg->service, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 3, routes[i].type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, routes[i].filter, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 5, cfg->stream, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 6, now_ms);
-        int rc = sqlite3_step(ins);
-        sqlite3_reset(ins);
+        choreo__q_bind_text(ins, 1, routes[i].consumer, -1);
+        choreo__q_bind_text(ins, 2, cfg->service, -1);
+        choreo__q_bind_text(ins, 3, routes[i].type, -1);
+        choreo__q_bind_text(ins, 4, routes[i].filter, -1);
+        choreo__q_bind_text(ins, 5, cfg->stream, -1);
+        choreo__q_bind_int64(ins, 6, now_ms);
+        int rc = choreo__q_step(ins);
+        choreo__q_reset(ins);
         if (rc != SQLITE_DONE)
-            s = choreo__store_error(st->db, rc, "recording the registered handlers");
+            s = choreo__store_error(st, rc, "recording the registered handlers");
     }
-    sqlite3_finalize(ins);
+    choreo__q_finalize(ins);
     if (s == CHOREO_OK)
         return choreo__store_commit(st);
     choreo__store_rollback(st);
@@ -75,19 +73,18 @@ static choreo_consumer_entry *entry(struct list *l, const char *name)
 /* The service recorded in the database, into out (size cap). */
 static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
 {
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db, "SELECT service FROM choreo_consumers LIMIT 1", -1,
-                                &s, NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "SELECT service FROM choreo_consumers LIMIT 1", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
-    rc = sqlite3_step(s);
+        return choreo__store_error(adm->st, rc, "reading the registered handlers");
+    rc = choreo__q_step(s);
     if (rc == SQLITE_ROW)
         choreo__admin_copy_text(out, cap, s, 0);
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     if (rc == SQLITE_ROW)
         return CHOREO_OK;
     if (rc != SQLITE_DONE)
-        return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
+        return choreo__store_error(adm->st, rc, "reading the registered handlers");
     return choreo__fail(CHOREO_ENOTFOUND,
                         "database %s records no registered handlers (no choreo service with "
                         "handlers has started on it since choreo 0.1 recorded them): name the "
@@ -98,28 +95,26 @@ static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
 /* Adds the handlers the service registered at its last start. */
 static choreo_status add_registered(choreo_admin *adm, const char *service, struct list *l)
 {
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db,
-                                "SELECT consumer, type, subjects, registered_at"
-                                " FROM choreo_consumers WHERE service = ?1",
-                                -1, &s, NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "SELECT consumer, type, subjects, registered_at"
+                                " FROM choreo_consumers WHERE service = ?1", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "reading the registered handlers");
-    sqlite3_bind_text(s, 1, service, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        choreo_consumer_entry *e = entry(l, (const char *)sqlite3_column_text(s, 0));
+        return choreo__store_error(adm->st, rc, "reading the registered handlers");
+    choreo__q_bind_text(s, 1, service, -1);
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
+        choreo_consumer_entry *e = entry(l, (const char *)choreo__q_text(s, 0));
         if (!e) {
-            sqlite3_finalize(s);
+            choreo__q_finalize(s);
             return choreo__fail(CHOREO_ENOMEM, "out of memory listing consumers");
         }
         choreo__admin_copy_text(e->type, sizeof e->type, s, 1);
         choreo__admin_copy_text(e->subjects, sizeof e->subjects, s, 2);
         e->registered = true;
-        e->registered_at_ms = sqlite3_column_int64(s, 3);
+        e->registered_at_ms = choreo__q_int64(s, 3);
     }
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(adm->st->db, rc, "reading the registered handlers");
+                             : choreo__store_error(adm->st, rc, "reading the registered handlers");
 }
 
 /* The type of a consumer of service, when its name is <service>_<Type> and

@@ -7,23 +7,22 @@
 
 choreo_status choreo__dead_insert(choreo_store *st, const choreo_dead_row *row, int64_t now_ms)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_INSERT,
+    choreo_q *s = choreo__store_stmt(st, STMT_DEAD_INSERT,
         "INSERT INTO choreo_dead(consumer, event_id, event_type, subject, body, reason,"
         " attempts, parked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, row->consumer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, row->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, row->event_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, row->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 5, row->body ? (const void *)row->body : "", (int)row->body_len,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, row->reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, row->attempts);
-    sqlite3_bind_int64(s, 8, now_ms);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "parking a message");
+    choreo__q_bind_text(s, 1, row->consumer, -1);
+    choreo__q_bind_text(s, 2, row->event_id, -1);
+    choreo__q_bind_text(s, 3, row->event_type, -1);
+    choreo__q_bind_text(s, 4, row->subject, -1);
+    choreo__q_bind_blob(s, 5, row->body ? (const void *)row->body : "", (int)row->body_len);
+    choreo__q_bind_text(s, 6, row->reason, -1);
+    choreo__q_bind_int64(s, 7, row->attempts);
+    choreo__q_bind_int64(s, 8, now_ms);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "parking a message");
 }
 
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
@@ -32,40 +31,40 @@ choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, con
     *out = false;
     if (!event_id)
         return CHOREO_OK;
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_IS_PARKED,
+    choreo_q *s = choreo__store_stmt(st, STMT_DEAD_IS_PARKED,
         "SELECT 1 FROM choreo_dead WHERE event_id = ?1 AND consumer = ?2 AND status = 'parked'");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, consumer, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, event_id, -1);
+    choreo__q_bind_text(s, 2, consumer, -1);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (rc == SQLITE_ROW)
         *out = true;
     return rc == SQLITE_ROW || rc == SQLITE_DONE
                ? CHOREO_OK
-               : choreo__store_error(st->db, rc, "looking for a parked message");
+               : choreo__store_error(st, rc, "looking for a parked message");
 }
 
 choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, const char *consumer,
                                               const char *event_type, const char *reason,
                                               int64_t now_ms)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_DEAD_FROM_OUTBOX,
+    choreo_q *s = choreo__store_stmt(st, STMT_DEAD_FROM_OUTBOX,
         "INSERT INTO choreo_dead(consumer, event_id, event_type, subject, body, reason,"
         " attempts, parked_at) SELECT ?1, event_id, ?2, subject, body, ?3, attempts + 1, ?4"
         " FROM choreo_outbox WHERE seq = ?5 AND published_at IS NULL");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, consumer, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, event_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, now_ms);
-    sqlite3_bind_int64(s, 5, seq);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, consumer, -1);
+    choreo__q_bind_text(s, 2, event_type, -1);
+    choreo__q_bind_text(s, 3, reason, -1);
+    choreo__q_bind_int64(s, 4, now_ms);
+    choreo__q_bind_int64(s, 5, seq);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(st->db, rc, "parking an outbox row");
+                             : choreo__store_error(st, rc, "parking an outbox row");
 }
 
 choreo_status choreo__dead_parked_counts(choreo_store *st,

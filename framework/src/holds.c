@@ -48,31 +48,30 @@ choreo_status choreo_tx_hold(choreo_tx *tx, const char *saga, const char *kind,
     const choreo_config *cfg = tx->svc->cfg;
     char subject[256];
     snprintf(subject, sizeof subject, "%s.%s.%s", cfg->prefix, CHOREO_HOLD_DECIDED_TYPE, saga);
-    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_HOLD_INSERT,
+    choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_INSERT,
         "INSERT INTO choreo_holds(saga, kind, reason, service, subject, event_id, event_type,"
         " data, held_at, expires_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-        " 'held')");
+        " 'held') RETURNING id");
     if (!s)
         return CHOREO_ESTORE;
     const choreo_event *ev = tx->ev;
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, cfg->service, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, ev ? ev->id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, ev ? ev->type : "", -1, SQLITE_STATIC);
+    choreo__q_bind_text(s, 1, saga, -1);
+    choreo__q_bind_text(s, 2, kind, -1);
+    choreo__q_bind_text(s, 3, reason, -1);
+    choreo__q_bind_text(s, 4, cfg->service, -1);
+    choreo__q_bind_text(s, 5, subject, -1);
+    choreo__q_bind_text(s, 6, ev ? ev->id : "", -1);
+    choreo__q_bind_text(s, 7, ev ? ev->type : "", -1);
     if (ev)
-        sqlite3_bind_blob(s, 8, ev->data_len ? (const void *)ev->data : "", (int)ev->data_len,
-                          SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, choreo__now_ms());
-    sqlite3_bind_int64(s, 10, expires_at_ms);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return choreo__store_error(tx->st->db, rc, "writing a hold");
-    if (id_out)
-        *id_out = sqlite3_last_insert_rowid(tx->st->db);
+        choreo__q_bind_blob(s, 8, ev->data_len ? (const void *)ev->data : "", (int)ev->data_len);
+    choreo__q_bind_int64(s, 9, choreo__now_ms());
+    choreo__q_bind_int64(s, 10, expires_at_ms);
+    int rc = choreo__q_step(s);
+    if (rc == SQLITE_ROW && id_out)
+        *id_out = choreo__q_int64(s, 0);
+    choreo__q_reset(s);
+    if (rc != SQLITE_ROW)
+        return choreo__store_error(tx->st, rc, "writing a hold");
     return CHOREO_OK;
 }
 
@@ -89,21 +88,21 @@ choreo_status choreo_tx_hold_end(choreo_tx *tx, const char *saga, const char *ki
                             "choreo_tx_hold_end: a saga id is needed outside a handler");
     if (kind && !kind_ok(kind))
         return choreo__fail(CHOREO_EINVAL, "choreo_tx_hold_end: \"%s\" is not a kind", kind);
-    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_HOLD_END,
+    choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_END,
         "UPDATE choreo_holds SET state = 'expired', decided_at = ?3, note = ?4"
         " WHERE saga = ?1 AND (?2 IS NULL OR kind = ?2) AND state = 'held'");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, choreo__now_ms());
-    sqlite3_bind_text(s, 4, why ? why : "the saga ended first", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, saga, -1);
+    choreo__q_bind_text(s, 2, kind, -1);
+    choreo__q_bind_int64(s, 3, choreo__now_ms());
+    choreo__q_bind_text(s, 4, why ? why : "the saga ended first", -1);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_DONE)
-        return choreo__store_error(tx->st->db, rc, "ending holds");
+        return choreo__store_error(tx->st, rc, "ending holds");
     if (ended)
-        *ended = sqlite3_changes(tx->st->db);
+        *ended = choreo__store_changes(tx->st);
     return CHOREO_OK;
 }
 
@@ -170,10 +169,10 @@ static const char HOLD_COLUMNS[] =
     "id, saga, kind, reason, service, subject, event_type, state, decided_by, note, held_at,"
     " expires_at, decided_at, applied, data";
 
-static void read_row(sqlite3_stmt *s, struct hold_row *h, bool with_data)
+static void read_row(choreo_q *s, struct hold_row *h, bool with_data)
 {
     memset(h, 0, sizeof *h);
-    h->id = sqlite3_column_int64(s, 0);
+    h->id = choreo__q_int64(s, 0);
     choreo__admin_copy_text(h->saga, sizeof h->saga, s, 1);
     choreo__admin_copy_text(h->kind, sizeof h->kind, s, 2);
     choreo__admin_copy_text(h->reason, sizeof h->reason, s, 3);
@@ -183,12 +182,12 @@ static void read_row(sqlite3_stmt *s, struct hold_row *h, bool with_data)
     choreo__admin_copy_text(h->state, sizeof h->state, s, 7);
     choreo__admin_copy_text(h->by, sizeof h->by, s, 8);
     choreo__admin_copy_text(h->note, sizeof h->note, s, 9);
-    h->held_ms = sqlite3_column_int64(s, 10);
-    h->expires_ms = sqlite3_column_int64(s, 11);
-    h->decided_ms = sqlite3_column_int64(s, 12);
-    h->applied = sqlite3_column_int(s, 13) != 0;
-    const void *b = sqlite3_column_blob(s, 14);
-    size_t n = (size_t)sqlite3_column_bytes(s, 14);
+    h->held_ms = choreo__q_int64(s, 10);
+    h->expires_ms = choreo__q_int64(s, 11);
+    h->decided_ms = choreo__q_int64(s, 12);
+    h->applied = choreo__q_int(s, 13) != 0;
+    const void *b = choreo__q_blob(s, 14);
+    size_t n = (size_t)choreo__q_bytes(s, 14);
     if (with_data && b) {
         h->data = malloc(n ? n : 1);
         if (h->data) {
@@ -203,17 +202,17 @@ static choreo_status load(choreo_store *st, int64_t id, struct hold_row *h, bool
 {
     char sql[300];
     snprintf(sql, sizeof sql, "SELECT %s FROM choreo_holds WHERE id = ?1", HOLD_COLUMNS);
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_HOLD_GET, sql);
+    choreo_q *s = choreo__store_stmt(st, STMT_HOLD_GET, sql);
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
+    choreo__q_bind_int64(s, 1, id);
+    int rc = choreo__q_step(s);
     *found = rc == SQLITE_ROW;
     if (rc == SQLITE_ROW)
         read_row(s, h, true);
-    sqlite3_reset(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return choreo__store_error(st->db, rc, "reading a hold");
+        return choreo__store_error(st, rc, "reading a hold");
     return CHOREO_OK;
 }
 
@@ -290,13 +289,13 @@ choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void 
     free(h.data);
     if (res != CHOREO_DONE)
         return res;
-    sqlite3_stmt *s = choreo__store_stmt(tx->st, STMT_HOLD_APPLIED,
+    choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_APPLIED,
                                          "UPDATE choreo_holds SET applied = 1 WHERE id = ?1");
     if (!s)
         return CHOREO_RETRY;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_int64(s, 1, id);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_DONE)
         return CHOREO_RETRY;
     choreo__mlog_add(tx->mlog, ML_DECISION, route, approved ? 1 : 0, 0);
@@ -337,20 +336,20 @@ choreo_status choreo_admin_holds(choreo_admin *adm, const char *state, choreo_ho
     snprintf(sql, sizeof sql,
              "SELECT %s FROM choreo_holds WHERE ?1 IS NULL OR state = ?1 ORDER BY id",
              HOLD_COLUMNS);
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db, sql, -1, &s, NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, sql, &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "listing holds");
-    sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+        return choreo__store_error(adm->st, rc, "listing holds");
+    choreo__q_bind_text(s, 1, state, -1);
     choreo_hold_entry *list = NULL;
     size_t count = 0, cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
         if (count == cap) {
             cap = cap ? cap * 2 : 16;
             choreo_hold_entry *grown = realloc(list, cap * sizeof *list);
             if (!grown) {
                 free(list);
-                sqlite3_finalize(s);
+                choreo__q_finalize(s);
                 return choreo__fail(CHOREO_ENOMEM, "out of memory listing holds");
             }
             list = grown;
@@ -359,10 +358,10 @@ choreo_status choreo_admin_holds(choreo_admin *adm, const char *state, choreo_ho
         read_row(s, &h, false);
         to_entry(&h, &list[count++]);
     }
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     if (rc != SQLITE_DONE) {
         free(list);
-        return choreo__store_error(adm->st->db, rc, "listing holds");
+        return choreo__store_error(adm->st, rc, "listing holds");
     }
     *out = list;
     *n = count;
@@ -453,22 +452,20 @@ choreo_status choreo_admin_hold_decide(choreo_admin *adm, int64_t id, bool appro
                          "its saga's deadline", (long long)id, at);
     }
     if (s == CHOREO_OK) {
-        sqlite3_stmt *u;
-        int rc = sqlite3_prepare_v2(adm->st->db,
-                                    "UPDATE choreo_holds SET state = ?2, decided_at = ?3,"
-                                    " decided_by = ?4, note = ?5 WHERE id = ?1 AND state = 'held'",
-                                    -1, &u, NULL);
+        choreo_q *u;
+        int rc = choreo__q_prepare(adm->st, "UPDATE choreo_holds SET state = ?2, decided_at = ?3,"
+                                    " decided_by = ?4, note = ?5 WHERE id = ?1 AND state = 'held'", &u);
         if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(u, 1, id);
-            sqlite3_bind_text(u, 2, want, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(u, 3, now);
-            sqlite3_bind_text(u, 4, by, -1, SQLITE_STATIC);
-            sqlite3_bind_text(u, 5, note ? note : "", -1, SQLITE_STATIC);
-            rc = sqlite3_step(u);
-            sqlite3_finalize(u);
+            choreo__q_bind_int64(u, 1, id);
+            choreo__q_bind_text(u, 2, want, -1);
+            choreo__q_bind_int64(u, 3, now);
+            choreo__q_bind_text(u, 4, by, -1);
+            choreo__q_bind_text(u, 5, note ? note : "", -1);
+            rc = choreo__q_step(u);
+            choreo__q_finalize(u);
         }
         s = rc == SQLITE_DONE ? announce(adm->st, &h, approve, (size_t)adm->cfg->max_event_bytes)
-                              : choreo__store_error(adm->st->db, rc, "deciding a hold");
+                              : choreo__store_error(adm->st, rc, "deciding a hold");
     }
     if (s == CHOREO_OK) {
         s = choreo__store_commit(adm->st);

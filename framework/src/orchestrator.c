@@ -350,10 +350,10 @@ static void inst_free(struct inst *in)
     in->data = in->failure_data = NULL;
 }
 
-static uint8_t *blob_copy(sqlite3_stmt *s, int col, size_t *len)
+static uint8_t *blob_copy(choreo_q *s, int col, size_t *len)
 {
-    size_t n = (size_t)sqlite3_column_bytes(s, col);
-    const void *b = sqlite3_column_blob(s, col);
+    size_t n = (size_t)choreo__q_bytes(s, col);
+    const void *b = choreo__q_blob(s, col);
     *len = b ? n : 0;
     if (!b)
         return NULL;
@@ -363,9 +363,9 @@ static uint8_t *blob_copy(sqlite3_stmt *s, int col, size_t *len)
     return c;
 }
 
-static void text_copy(sqlite3_stmt *s, int col, char *out, size_t cap)
+static void text_copy(choreo_q *s, int col, char *out, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
+    const unsigned char *t = choreo__q_text(s, col);
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
@@ -380,15 +380,15 @@ static enum phase phase_of(const char *p)
 /* Loads the instance; *found false when there is none. */
 static choreo_status load(choreo_store *st, const char *saga, struct inst *in, bool *found)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_SAGA_GET,
+    choreo_q *s = choreo__store_stmt(st, STMT_SAGA_GET,
         "SELECT definition, state, phase, pos, steps, epoch, failed_step, timed_out,"
         " failure_type, failure_data, data, started_at FROM choreo_saga_instances"
         " WHERE saga = ?1");
     if (!s)
         return CHOREO_ESTORE;
     memset(in, 0, sizeof *in);
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
+    choreo__q_bind_text(s, 1, saga, -1);
+    int rc = choreo__q_step(s);
     *found = rc == SQLITE_ROW;
     if (rc == SQLITE_ROW) {
         char phase[16];
@@ -397,19 +397,19 @@ static choreo_status load(choreo_store *st, const char *saga, struct inst *in, b
         text_copy(s, 1, in->state, sizeof in->state);
         text_copy(s, 2, phase, sizeof phase);
         in->phase = phase_of(phase);
-        in->pos = sqlite3_column_int(s, 3);
+        in->pos = choreo__q_int(s, 3);
         text_copy(s, 4, in->steps, sizeof in->steps);
-        in->epoch = sqlite3_column_int64(s, 5);
+        in->epoch = choreo__q_int64(s, 5);
         text_copy(s, 6, in->failed_step, sizeof in->failed_step);
-        in->timed_out = sqlite3_column_int(s, 7) != 0;
+        in->timed_out = choreo__q_int(s, 7) != 0;
         text_copy(s, 8, in->failure_type, sizeof in->failure_type);
         in->failure_data = blob_copy(s, 9, &in->failure_len);
         in->data = blob_copy(s, 10, &in->data_len);
-        in->started_ms = sqlite3_column_int64(s, 11);
+        in->started_ms = choreo__q_int64(s, 11);
     }
-    sqlite3_reset(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return choreo__store_error(st->db, rc, "reading a saga instance");
+        return choreo__store_error(st, rc, "reading a saga instance");
     if (*found && !in->data) {
         inst_free(in);
         return choreo__fail(CHOREO_ENOMEM, "out of memory reading a saga instance");
@@ -419,7 +419,7 @@ static choreo_status load(choreo_store *st, const char *saga, struct inst *in, b
 
 static choreo_status save(choreo_store *st, const struct inst *in, bool insert)
 {
-    sqlite3_stmt *s = insert
+    choreo_q *s = insert
         ? choreo__store_stmt(st, STMT_SAGA_INSERT,
               "INSERT INTO choreo_saga_instances(definition, state, phase, pos, steps, epoch,"
               " failed_step, timed_out, failure_type, failure_data, data, started_at,"
@@ -432,50 +432,49 @@ static choreo_status save(choreo_store *st, const struct inst *in, bool insert)
               " updated_at = ?13, waiting = ?15 WHERE saga = ?14");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, in->definition, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, in->state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, phase_names[in->phase], -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, in->pos);
-    sqlite3_bind_text(s, 5, in->steps, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, in->epoch);
-    sqlite3_bind_text(s, 7, in->failed_step, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 8, in->timed_out);
-    sqlite3_bind_text(s, 9, in->failure_type, -1, SQLITE_STATIC);
+    choreo__q_bind_text(s, 1, in->definition, -1);
+    choreo__q_bind_text(s, 2, in->state, -1);
+    choreo__q_bind_text(s, 3, phase_names[in->phase], -1);
+    choreo__q_bind_int(s, 4, in->pos);
+    choreo__q_bind_text(s, 5, in->steps, -1);
+    choreo__q_bind_int64(s, 6, in->epoch);
+    choreo__q_bind_text(s, 7, in->failed_step, -1);
+    choreo__q_bind_int(s, 8, in->timed_out);
+    choreo__q_bind_text(s, 9, in->failure_type, -1);
     if (in->failure_data)
-        sqlite3_bind_blob(s, 10, in->failure_data, (int)in->failure_len, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 11, in->data ? (const void *)in->data : "", (int)in->data_len,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(s, 12, in->started_ms);
-    sqlite3_bind_int64(s, 13, choreo__now_ms());
-    sqlite3_bind_text(s, 14, in->saga, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 15, in->waiting, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+        choreo__q_bind_blob(s, 10, in->failure_data, (int)in->failure_len);
+    choreo__q_bind_blob(s, 11, in->data ? (const void *)in->data : "", (int)in->data_len);
+    choreo__q_bind_int64(s, 12, in->started_ms);
+    choreo__q_bind_int64(s, 13, choreo__now_ms());
+    choreo__q_bind_text(s, 14, in->saga, -1);
+    choreo__q_bind_text(s, 15, in->waiting, -1);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (insert && (rc & 0xff) == SQLITE_CONSTRAINT)
         return choreo__fail(CHOREO_EDUPLICATE, "saga %s already has an instance", in->saga);
     return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(st->db, rc, "writing a saga instance");
+                             : choreo__store_error(st, rc, "writing a saga instance");
 }
 
 static choreo_status transition(choreo_store *st, const struct inst *in, const choreo_event *ev,
                                 const char *from)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_SAGA_TRANSITION,
+    choreo_q *s = choreo__store_stmt(st, STMT_SAGA_TRANSITION,
         "INSERT INTO choreo_saga_transitions(saga, at, event_id, event_type, from_state,"
         " to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, in->saga, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, choreo__now_ms());
-    sqlite3_bind_text(s, 3, ev ? ev->id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, ev ? ev->type : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, from, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, in->state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, in->note, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, in->saga, -1);
+    choreo__q_bind_int64(s, 2, choreo__now_ms());
+    choreo__q_bind_text(s, 3, ev ? ev->id : "", -1);
+    choreo__q_bind_text(s, 4, ev ? ev->type : "", -1);
+    choreo__q_bind_text(s, 5, from, -1);
+    choreo__q_bind_text(s, 6, in->state, -1);
+    choreo__q_bind_text(s, 7, in->note, -1);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(st->db, rc, "writing a saga transition");
+                             : choreo__store_error(st, rc, "writing a saga transition");
 }
 
 /* Writes what the instance waits for into in->waiting. */

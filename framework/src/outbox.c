@@ -12,23 +12,25 @@
 
 choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_INSERT,
+    choreo_q *s = choreo__store_stmt(st, STMT_OUTBOX_INSERT,
         "INSERT INTO choreo_outbox(event_id, subject, headers, body, created_at, publish_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, row->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, row->subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, row->headers, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, row->body, (int)row->body_len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, row->created_us);
-    sqlite3_bind_int64(s, 6, row->publish_at);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_text(s, 1, row->event_id, -1);
+    choreo__q_bind_text(s, 2, row->subject, -1);
+    choreo__q_bind_text(s, 3, row->headers, -1);
+    choreo__q_bind_blob(s, 4, row->body, (int)row->body_len);
+    choreo__q_bind_int64(s, 5, row->created_us);
+    choreo__q_bind_int64(s, 6, row->publish_at);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     if (rc == SQLITE_CONSTRAINT)
         return choreo__fail(CHOREO_EDUPLICATE, "event %s is already in the outbox",
                             row->event_id);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "writing an outbox row");
+    if (rc == SQLITE_DONE)
+        choreo__store_note_outbox(st); /* other instances' relays learn of it at commit */
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "writing an outbox row");
 }
 
 choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int64_t after_seq, int limit,
@@ -41,40 +43,40 @@ choreo_status choreo__outbox_due(choreo_store *st, int64_t now_ms, int64_t after
      * publish_at (delayed rows that fell due). Either one alone would walk
      * every delayed row not yet due: the first when they come before the
      * due rows in seq order, the second ordered by seq. */
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DUE,
+    choreo_q *s = choreo__store_stmt(st, STMT_OUTBOX_DUE,
         "WITH head AS (SELECT seq, publish_at FROM choreo_outbox"
         "              WHERE published_at IS NULL AND seq > ?3 ORDER BY seq LIMIT ?2),"
         " ready AS (SELECT seq FROM head WHERE publish_at <= ?1"
         "           UNION"
         "           SELECT seq FROM (SELECT seq FROM choreo_outbox"
         "                            WHERE published_at IS NULL AND publish_at <= ?1 AND seq > ?3"
-        "                            ORDER BY publish_at LIMIT ?2))"
+        "                            ORDER BY publish_at LIMIT ?2) AS due)"
         " SELECT o.seq, o.event_id, o.subject, o.headers, o.body, o.created_at, o.publish_at"
         " FROM ready JOIN choreo_outbox o ON o.seq = ready.seq ORDER BY o.seq LIMIT ?2");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_int64(s, 1, now_ms);
-    sqlite3_bind_int(s, 2, limit);
-    sqlite3_bind_int64(s, 3, after_seq);
+    choreo__q_bind_int64(s, 1, now_ms);
+    choreo__q_bind_int(s, 2, limit);
+    choreo__q_bind_int64(s, 3, after_seq);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
         choreo_outbox_row row = {
-            .seq = sqlite3_column_int64(s, 0),
-            .event_id = (const char *)sqlite3_column_text(s, 1),
-            .subject = (const char *)sqlite3_column_text(s, 2),
-            .headers = (const char *)sqlite3_column_text(s, 3),
-            .body = sqlite3_column_blob(s, 4),
-            .body_len = (size_t)sqlite3_column_bytes(s, 4),
-            .created_us = sqlite3_column_int64(s, 5),
-            .publish_at = sqlite3_column_int64(s, 6),
+            .seq = choreo__q_int64(s, 0),
+            .event_id = (const char *)choreo__q_text(s, 1),
+            .subject = (const char *)choreo__q_text(s, 2),
+            .headers = (const char *)choreo__q_text(s, 3),
+            .body = choreo__q_blob(s, 4),
+            .body_len = (size_t)choreo__q_bytes(s, 4),
+            .created_us = choreo__q_int64(s, 5),
+            .publish_at = choreo__q_int64(s, 6),
         };
         if (!fn(&row, user)) {
             rc = SQLITE_DONE;
             break;
         }
     }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "reading due outbox rows");
+    choreo__q_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "reading due outbox rows");
 }
 
 choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seqs, int n,
@@ -85,7 +87,7 @@ choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seq
     choreo_status s = choreo__store_begin(st);
     if (s != CHOREO_OK)
         return s;
-    sqlite3_stmt *stmt = choreo__store_stmt(st, STMT_OUTBOX_MARK,
+    choreo_q *stmt = choreo__store_stmt(st, STMT_OUTBOX_MARK,
         "UPDATE choreo_outbox SET published_at = ?1, attempts = attempts + 1,"
         " last_error = NULL WHERE seq = ?2");
     if (!stmt) {
@@ -95,12 +97,12 @@ choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seq
     for (int i = 0; i < n; i++) {
         if (cp && i == n / 2)
             choreo__crashpoint(cp, CP_INSIDE_MARK);
-        sqlite3_bind_int64(stmt, 1, now_ms);
-        sqlite3_bind_int64(stmt, 2, seqs[i]);
-        int rc = sqlite3_step(stmt);
-        sqlite3_reset(stmt);
+        choreo__q_bind_int64(stmt, 1, now_ms);
+        choreo__q_bind_int64(stmt, 2, seqs[i]);
+        int rc = choreo__q_step(stmt);
+        choreo__q_reset(stmt);
         if (rc != SQLITE_DONE) {
-            s = choreo__store_error(st->db, rc, "marking outbox rows published");
+            s = choreo__store_error(st, rc, "marking outbox rows published");
             choreo__store_rollback(st);
             return s;
         }
@@ -110,28 +112,28 @@ choreo_status choreo__outbox_mark_published(choreo_store *st, const int64_t *seq
 
 choreo_status choreo__outbox_record_failure(choreo_store *st, int64_t seq, const char *error)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_FAILED,
+    choreo_q *s = choreo__store_stmt(st, STMT_OUTBOX_FAILED,
         "UPDATE choreo_outbox SET attempts = attempts + 1, last_error = ?1 WHERE seq = ?2");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_text(s, 1, error, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, seq);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, "recording a publish failure");
+    choreo__q_bind_text(s, 1, error, -1);
+    choreo__q_bind_int64(s, 2, seq);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "recording a publish failure");
 }
 
 static choreo_status single_int(choreo_store *st, enum choreo_stmt id, const char *sql,
                                 int64_t if_null, int64_t *out, const char *what)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+    choreo_q *s = choreo__store_stmt(st, id, sql);
     if (!s)
         return CHOREO_ESTORE;
-    int rc = sqlite3_step(s);
+    int rc = choreo__q_step(s);
     if (rc == SQLITE_ROW)
-        *out = sqlite3_column_type(s, 0) == SQLITE_NULL ? if_null : sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW ? CHOREO_OK : choreo__store_error(st->db, rc, what);
+        *out = choreo__q_is_null(s, 0) ? if_null : choreo__q_int64(s, 0);
+    choreo__q_reset(s);
+    return rc == SQLITE_ROW ? CHOREO_OK : choreo__store_error(st, rc, what);
 }
 
 choreo_status choreo__outbox_next_due(choreo_store *st, int64_t *out_ms)
@@ -151,42 +153,43 @@ choreo_status choreo__outbox_pending(choreo_store *st, int64_t *out)
 choreo_status choreo__outbox_backlog(choreo_store *st, int64_t now_ms, int64_t *due,
                                      int64_t *oldest_due_us, int64_t *delayed)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_BACKLOG,
-        "SELECT COUNT(*), COALESCE(MIN(MAX(created_at, publish_at * 1000)), 0) FROM choreo_outbox"
+    choreo_q *s = choreo__store_stmt(st, STMT_OUTBOX_BACKLOG,
+        "SELECT COUNT(*), COALESCE(MIN(CASE WHEN created_at > publish_at * 1000 THEN created_at"
+        "                             ELSE publish_at * 1000 END), 0) FROM choreo_outbox"
         " WHERE published_at IS NULL AND publish_at <= ?1");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_int64(s, 1, now_ms);
-    int rc = sqlite3_step(s);
+    choreo__q_bind_int64(s, 1, now_ms);
+    int rc = choreo__q_step(s);
     if (rc == SQLITE_ROW) {
-        *due = sqlite3_column_int64(s, 0);
-        *oldest_due_us = sqlite3_column_int64(s, 1);
+        *due = choreo__q_int64(s, 0);
+        *oldest_due_us = choreo__q_int64(s, 1);
     }
-    sqlite3_reset(s);
+    choreo__q_reset(s);
     if (rc != SQLITE_ROW)
-        return choreo__store_error(st->db, rc, "counting due outbox rows");
+        return choreo__store_error(st, rc, "counting due outbox rows");
     s = choreo__store_stmt(st, STMT_OUTBOX_DELAYED,
         "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL AND publish_at > ?1");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_int64(s, 1, now_ms);
-    rc = sqlite3_step(s);
+    choreo__q_bind_int64(s, 1, now_ms);
+    rc = choreo__q_step(s);
     if (rc == SQLITE_ROW)
-        *delayed = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+        *delayed = choreo__q_int64(s, 0);
+    choreo__q_reset(s);
     return rc == SQLITE_ROW ? CHOREO_OK
-                            : choreo__store_error(st->db, rc, "counting delayed outbox rows");
+                            : choreo__store_error(st, rc, "counting delayed outbox rows");
 }
 
 choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, STMT_OUTBOX_DELETE,
+    choreo_q *s = choreo__store_stmt(st, STMT_OUTBOX_DELETE,
                                          "DELETE FROM choreo_outbox WHERE seq = ?1");
     if (!s)
         return CHOREO_ESTORE;
-    sqlite3_bind_int64(s, 1, seq);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
+    choreo__q_bind_int64(s, 1, seq);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
     return rc == SQLITE_DONE ? CHOREO_OK
-                             : choreo__store_error(st->db, rc, "deleting an outbox row");
+                             : choreo__store_error(st, rc, "deleting an outbox row");
 }

@@ -14,16 +14,16 @@ static choreo_status prune_table(choreo_store *st, enum choreo_stmt id, const ch
     for (;;) {
         if (atomic_load(stop))
             return CHOREO_OK;
-        sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+        choreo_q *s = choreo__store_stmt(st, id, sql);
         if (!s)
             return CHOREO_ESTORE;
-        sqlite3_bind_int64(s, 1, before);
-        sqlite3_bind_int(s, 2, CHOREO_PRUNE_BATCH);
-        int rc = sqlite3_step(s);
-        sqlite3_reset(s);
+        choreo__q_bind_int64(s, 1, before);
+        choreo__q_bind_int(s, 2, CHOREO_PRUNE_BATCH);
+        int rc = choreo__q_step(s);
+        choreo__q_reset(s);
         if (rc != SQLITE_DONE)
-            return choreo__store_error(st->db, rc, "pruning old rows");
-        int n = sqlite3_changes(st->db);
+            return choreo__store_error(st, rc, "pruning old rows");
+        int n = choreo__store_changes(st);
         *deleted += n;
         if (n < CHOREO_PRUNE_BATCH)
             return CHOREO_OK;

@@ -20,12 +20,24 @@
  *   timed out (then the pending messages were taken back from nats.c first,
  *   so that no later callback refers to them).
  * - A batch's marking is deferred until the next batch is on the wire, so
- *   that SQLite and the broker work at the same time. */
+ *   that SQLite and the broker work at the same time.
+ *
+ * On PostgreSQL several instances share the outbox and one relay publishes
+ * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
+ * The others stand by and try for it every CHOREO_RELAY_STANDBY_MS; the
+ * server frees it when the holder's connection ends, so another instance
+ * takes over within that time of a crash. Any instance's commit of outbox
+ * rows NOTIFYs the active relay, which also still scans every
+ * relay_scan_ms. Rows of several writers commit out of seq order, so there
+ * the cursor is rewound every round (a row below it is never skipped). */
 #include "relay.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "dead.h"
@@ -35,6 +47,9 @@
 #include "prune.h"
 #include "status.h"
 #include "tuning.h"
+
+/* The advisory lock of the active relay of a PostgreSQL database. */
+#define RELAY_LOCK 0x63686f72656f01LL
 
 /* JetStream's error code for a message larger than the stream allows. */
 #define JS_ERR_MESSAGE_TOO_BIG 10054
@@ -77,6 +92,13 @@ struct choreo_relay {
     int naside;
     int64_t cursor;
     int64_t cursor_since_us;
+    /* PostgreSQL: the relay thread's view of its lock and LISTEN, for the
+     * store session they were taken in; wake_fd is written by wakes. */
+    bool shared;
+    bool active;
+    bool said_standby;
+    int claimed_in;
+    int wake_fd;
 };
 
 choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
@@ -94,6 +116,17 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
         return s;
     }
     r->svc = svc;
+    r->wake_fd = -1;
+    r->claimed_in = -1;
+    r->shared = r->st->engine == ENGINE_POSTGRES;
+    if (r->shared) {
+        r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (r->wake_fd < 0) {
+            choreo__store_close(r->st);
+            free(r);
+            return choreo__fail(CHOREO_ENOMEM, "cannot create the relay's wake-up descriptor");
+        }
+    }
     pthread_mutex_init(&r->lock, NULL);
     choreo__cond_init(&r->cond);
     *out = r;
@@ -108,6 +141,11 @@ void choreo__relay_wake(choreo_relay *r)
     r->wake = true;
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
+    if (r->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(r->wake_fd, &one, sizeof one);
+        (void)n; /* a full counter already wakes the relay */
+    }
 }
 
 /* Under lock. */
@@ -360,7 +398,8 @@ static void rewind_cursor(choreo_relay *r)
 static int relay_round(choreo_relay *r)
 {
     choreo_service *svc = r->svc;
-    if (r->cursor && choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000)
+    if (r->cursor &&
+        (r->shared || choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000))
         rewind_cursor(r);
     pthread_mutex_lock(&r->lock);
     r->nbatch = 0;
@@ -442,10 +481,86 @@ static void maybe_prune(choreo_relay *r, int64_t *last_us)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "pruned old rows", "rows=%lld", (long long)deleted);
 }
 
+/* PostgreSQL: whether this instance's relay is the active one, taking the
+ * lock (and listening) when it can. Logs each change. */
+static bool relay_claim(choreo_relay *r)
+{
+    choreo_service *svc = r->svc;
+    int session = choreo__store_session(r->st);
+    if (r->claimed_in != session) { /* a new connection: lock and LISTEN are gone */
+        if (r->active)
+            CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                       "relay lost its database connection and with it the relay lock; "
+                       "another instance may publish now", "pid=%d", (int)getpid());
+        r->active = false;
+        r->nheld = 0; /* unmarked: published again by whichever relay, and deduplicated */
+        r->cursor = 0;
+        if (choreo__store_listen(r->st, CHOREO_PG_OUTBOX_CHANNEL) != CHOREO_OK) {
+            CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot listen for commits; retrying",
+                       "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+            return false;
+        }
+        r->claimed_in = choreo__store_session(r->st);
+    }
+    if (r->active)
+        return true;
+    bool got = false;
+    if (choreo__store_try_lock(r->st, RELAY_LOCK, &got) != CHOREO_OK) {
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot ask for the relay lock; retrying",
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+        return false;
+    }
+    if (got) {
+        r->active = true;
+        r->said_standby = false;
+        r->cursor = 0;
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
+                   "relay active: this instance publishes the shared outbox", "pid=%d", (int)getpid());
+    } else if (!r->said_standby) {
+        r->said_standby = true;
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
+                   "relay standing by: another instance publishes the shared outbox; this one "
+                   "takes over if that one stops", "pid=%d", (int)getpid());
+    }
+    return got;
+}
+
+/* PostgreSQL: sleeps on the wake descriptor and the connection's socket (a
+ * NOTIFY from any instance's commit) as relay_sleep does on its condition. */
+static void relay_poll(choreo_relay *r, int64_t wait_ms, bool heed_wake)
+{
+    int64_t deadline = choreo__mono_us() + wait_ms * 1000;
+    while (!atomic_load(&r->svc->stop)) {
+        if (choreo__store_notified(r->st) && heed_wake)
+            break;
+        int64_t left_ms = (deadline - choreo__mono_us()) / 1000;
+        if (left_ms <= 0)
+            break;
+        struct pollfd p[2] = { { .fd = r->wake_fd, .events = POLLIN },
+                               { .fd = choreo__store_socket(r->st), .events = POLLIN } };
+        int n = poll(p, p[1].fd >= 0 ? 2 : 1,
+                     (int)(left_ms < CHOREO_STOP_SLICE_MS ? left_ms : CHOREO_STOP_SLICE_MS));
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            uint64_t count;
+            ssize_t got = read(r->wake_fd, &count, sizeof count);
+            (void)got;
+            if (heed_wake)
+                break;
+        }
+    }
+    pthread_mutex_lock(&r->lock);
+    r->wake = false;
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* Sleeps until a commit wakes the relay (when heed_wake), wait_ms pass, or
  * the service stops, in short slices so that a stop is noticed promptly. */
 static void relay_sleep(choreo_relay *r, int64_t wait_ms, bool heed_wake)
 {
+    if (r->shared) {
+        relay_poll(r, wait_ms, heed_wake);
+        return;
+    }
     pthread_mutex_lock(&r->lock);
     int64_t deadline = choreo__mono_us() + wait_ms * 1000;
     while (!(heed_wake && r->wake) && !atomic_load(&r->svc->stop)) {
@@ -466,7 +581,11 @@ static void *relay_main(void *arg)
     choreo_service *svc = r->svc;
     int64_t backoff_ms = 0, last_prune_us = 0, last_count_us = 0;
     while (!atomic_load(&svc->stop)) {
-        maybe_prune(r, &last_prune_us);
+        if (r->shared && !relay_claim(r)) {
+            relay_sleep(r, CHOREO_RELAY_STANDBY_MS, false);
+            continue;
+        }
+        maybe_prune(r, &last_prune_us); /* on a shared database, by the active relay only */
         int n = relay_round(r);
         if (n < 0) {
             backoff_ms = backoff_ms ? backoff_ms * 2 : CHOREO_RELAY_BACKOFF_FIRST_MS;
@@ -498,7 +617,8 @@ static void *relay_main(void *arg)
             wait_ms = backoff_ms;
         relay_sleep(r, wait_ms, backoff_ms == 0);
     }
-    mark_held(r);
+    if (!r->shared || r->active)
+        mark_held(r);
     return NULL;
 }
 
@@ -529,6 +649,8 @@ void choreo__relay_destroy(choreo_relay *r)
         return;
     choreo__relay_join(r);
     choreo__store_close(r->st);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);

@@ -11,7 +11,7 @@
     "saga, definition, state, phase, waiting, steps, failed_step, started_at, updated_at,"  \
     " (SELECT COUNT(*) FROM choreo_saga_transitions t WHERE t.saga = i.saga)"
 
-static void read_entry(sqlite3_stmt *s, choreo_saga_entry *e)
+static void read_entry(choreo_q *s, choreo_saga_entry *e)
 {
     memset(e, 0, sizeof *e);
     choreo__admin_copy_text(e->saga, sizeof e->saga, s, 0);
@@ -21,9 +21,9 @@ static void read_entry(sqlite3_stmt *s, choreo_saga_entry *e)
     choreo__admin_copy_text(e->position, sizeof e->position, s, 4);
     choreo__admin_copy_text(e->steps, sizeof e->steps, s, 5);
     choreo__admin_copy_text(e->failed_step, sizeof e->failed_step, s, 6);
-    e->started_ms = sqlite3_column_int64(s, 7);
-    e->updated_ms = sqlite3_column_int64(s, 8);
-    e->transitions = sqlite3_column_int64(s, 9);
+    e->started_ms = choreo__q_int64(s, 7);
+    e->updated_ms = choreo__q_int64(s, 8);
+    e->transitions = choreo__q_int64(s, 9);
 }
 
 choreo_status choreo_admin_sagas(choreo_admin *adm, const char *state, size_t limit,
@@ -31,35 +31,33 @@ choreo_status choreo_admin_sagas(choreo_admin *adm, const char *state, size_t li
 {
     if (!adm || !out || !n)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_sagas: NULL argument");
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db,
-                                "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
                                 " WHERE ?1 IS NULL OR state = ?1 OR phase = ?1"
-                                " ORDER BY started_at DESC, saga DESC LIMIT ?2",
-                                -1, &s, NULL);
+                                " ORDER BY started_at DESC, saga DESC LIMIT ?2", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "listing saga instances");
-    sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, limit ? (int64_t)limit : -1);
+        return choreo__store_error(adm->st, rc, "listing saga instances");
+    choreo__q_bind_text(s, 1, state, -1);
+    choreo__q_bind_int64(s, 2, limit ? (int64_t)limit : -1);
     choreo_saga_entry *list = NULL;
     size_t count = 0, cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
         if (count == cap) {
             cap = cap ? cap * 2 : 16;
             choreo_saga_entry *grown = realloc(list, cap * sizeof *list);
             if (!grown) {
                 free(list);
-                sqlite3_finalize(s);
+                choreo__q_finalize(s);
                 return choreo__fail(CHOREO_ENOMEM, "out of memory listing saga instances");
             }
             list = grown;
         }
         read_entry(s, &list[count++]);
     }
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     if (rc != SQLITE_DONE) {
         free(list);
-        return choreo__store_error(adm->st->db, rc, "listing saga instances");
+        return choreo__store_error(adm->st, rc, "listing saga instances");
     }
     *out = list;
     *n = count;
@@ -71,55 +69,52 @@ choreo_status choreo_admin_saga(choreo_admin *adm, const char *saga, choreo_saga
 {
     if (!adm || !saga || !out || !trans || !n)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_saga: NULL argument");
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(adm->st->db,
-                                "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
-                                " WHERE saga = ?1", -1, &s, NULL);
+    choreo_q *s;
+    int rc = choreo__q_prepare(adm->st, "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
+                                " WHERE saga = ?1", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "reading a saga instance");
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
+        return choreo__store_error(adm->st, rc, "reading a saga instance");
+    choreo__q_bind_text(s, 1, saga, -1);
+    rc = choreo__q_step(s);
     choreo_saga_entry e;
     if (rc == SQLITE_ROW)
         read_entry(s, &e);
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     if (rc == SQLITE_DONE)
         return choreo__fail(CHOREO_ENOTFOUND, "no orchestrated saga %s in this database", saga);
     if (rc != SQLITE_ROW)
-        return choreo__store_error(adm->st->db, rc, "reading a saga instance");
-    rc = sqlite3_prepare_v2(adm->st->db,
-                            "SELECT at, event_id, event_type, from_state, to_state, note"
-                            " FROM choreo_saga_transitions WHERE saga = ?1 ORDER BY id",
-                            -1, &s, NULL);
+        return choreo__store_error(adm->st, rc, "reading a saga instance");
+    rc = choreo__q_prepare(adm->st, "SELECT at, event_id, event_type, from_state, to_state, note"
+                            " FROM choreo_saga_transitions WHERE saga = ?1 ORDER BY id", &s);
     if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st->db, rc, "reading saga transitions");
-    sqlite3_bind_text(s, 1, saga, -1, SQLITE_STATIC);
+        return choreo__store_error(adm->st, rc, "reading saga transitions");
+    choreo__q_bind_text(s, 1, saga, -1);
     choreo_saga_transition *list = NULL;
     size_t count = 0, cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
         if (count == cap) {
             cap = cap ? cap * 2 : 16;
             choreo_saga_transition *grown = realloc(list, cap * sizeof *list);
             if (!grown) {
                 free(list);
-                sqlite3_finalize(s);
+                choreo__q_finalize(s);
                 return choreo__fail(CHOREO_ENOMEM, "out of memory reading saga transitions");
             }
             list = grown;
         }
         choreo_saga_transition *t = &list[count++];
         memset(t, 0, sizeof *t);
-        t->at_ms = sqlite3_column_int64(s, 0);
+        t->at_ms = choreo__q_int64(s, 0);
         choreo__admin_copy_text(t->event_id, sizeof t->event_id, s, 1);
         choreo__admin_copy_text(t->event_type, sizeof t->event_type, s, 2);
         choreo__admin_copy_text(t->from, sizeof t->from, s, 3);
         choreo__admin_copy_text(t->to, sizeof t->to, s, 4);
         choreo__admin_copy_text(t->note, sizeof t->note, s, 5);
     }
-    sqlite3_finalize(s);
+    choreo__q_finalize(s);
     if (rc != SQLITE_DONE) {
         free(list);
-        return choreo__store_error(adm->st->db, rc, "reading saga transitions");
+        return choreo__store_error(adm->st, rc, "reading saga transitions");
     }
     *out = e;
     *trans = list;

@@ -46,7 +46,10 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     if (s != CHOREO_OK)
         goto fail;
     int busy = (int)svc->cfg->busy_timeout_ms;
-    s = choreo__dblock_acquire(&svc->dblock, svc->cfg->db, svc->cfg->service);
+    /* A SQLite file belongs to one process; a PostgreSQL database is shared
+     * by every instance of the service. */
+    bool shared = choreo__store_is_postgres(svc->cfg->db);
+    s = shared ? CHOREO_OK : choreo__dblock_acquire(&svc->dblock, svc->cfg->db, svc->cfg->service);
     if (s == CHOREO_OK)
         s = choreo__store_open(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy);
     if (s == CHOREO_OK)
@@ -56,7 +59,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     if (s != CHOREO_OK)
         goto fail;
     struct stat db_stat;
-    if (stat(svc->cfg->db, &db_stat) == 0 && (db_stat.st_mode & 077))
+    if (!shared && stat(svc->cfg->db, &db_stat) == 0 && (db_stat.st_mode & 077))
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
                    "the database is readable by other users of this machine; it holds the "
                    "business rows and every event: chmod 600 it (choreo creates new ones so)",

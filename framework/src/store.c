@@ -1,6 +1,8 @@
-/* Opens a service's SQLite file, applies the pragmas choreo relies on (WAL so
- * the relay reads while the dispatcher writes, a busy timeout, synchronous as
- * configured) and migrates the framework tables by PRAGMA user_version. */
+/* Opens a service's database and runs its statements. For a SQLite file it
+ * applies the pragmas choreo relies on (WAL so the relay reads while the
+ * dispatcher writes, a busy timeout, synchronous as configured) and migrates
+ * the framework tables by PRAGMA user_version; a PostgreSQL URL goes to
+ * store_pg.c, which keeps its own migrations of the same tables. */
 #include "store.h"
 
 #include <fcntl.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "status.h"
+#include "store_pg.h"
 
 /* Migration i takes the schema from version i to i + 1. Append only. */
 static const char *const migrations[] = {
@@ -134,9 +137,32 @@ static const char *const migrations[] = {
 _Static_assert(NMIGRATIONS == CHOREO_SCHEMA_VERSION,
                "CHOREO_SCHEMA_VERSION must be the number of migrations");
 
-choreo_status choreo__store_error(sqlite3 *db, int rc, const char *what)
+const char *const *choreo__store_migrations(int *n)
 {
-    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    *n = NMIGRATIONS;
+    return migrations;
+}
+
+
+struct choreo_q {
+    choreo_store *st;
+    sqlite3_stmt *s;        /* SQLite */
+    struct choreo_pgq *pq;  /* PostgreSQL */
+};
+
+bool choreo__store_is_postgres(const char *db)
+{
+    return db && (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0);
+}
+
+choreo_status choreo__store_error(choreo_store *st, int rc, const char *what)
+{
+    const char *msg;
+    if (st && st->engine == ENGINE_POSTGRES)
+        msg = choreo__pg_errmsg(st);
+    else
+        msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+    const char *engine = st && st->engine == ENGINE_POSTGRES ? "PostgreSQL" : "SQLite";
     int primary = rc & 0xff;
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
         return choreo__fail(CHOREO_EBUSY,
@@ -147,15 +173,17 @@ choreo_status choreo__store_error(sqlite3 *db, int rc, const char *what)
         return choreo__fail(CHOREO_ESTORE, "%s: the disk is full (%s); free space and retry",
                             what, msg);
     if (primary == SQLITE_NOMEM)
-        return choreo__fail(CHOREO_ENOMEM, "%s: SQLite is out of memory", what);
-    return choreo__fail(CHOREO_ESTORE, "%s: %s (SQLite code %d)", what, msg, rc);
+        return choreo__fail(CHOREO_ENOMEM, "%s: %s is out of memory", what, engine);
+    return choreo__fail(CHOREO_ESTORE, "%s: %s (%s code %d)", what, msg, engine, rc);
 }
 
 choreo_status choreo__store_exec(choreo_store *st, const char *sql)
 {
+    if (st->engine == ENGINE_POSTGRES)
+        return choreo__pg_exec(st, sql, sql);
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return choreo__store_error(st->db, rc, sql);
+        return choreo__store_error(st, rc, sql);
     return CHOREO_OK;
 }
 
@@ -164,11 +192,11 @@ static choreo_status user_version(choreo_store *st, int *out)
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
     if (rc != SQLITE_OK)
-        return choreo__store_error(st->db, rc, "reading the schema version");
+        return choreo__store_error(st, rc, "reading the schema version");
     rc = sqlite3_step(s);
     *out = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
     sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? CHOREO_OK : choreo__store_error(st->db, rc, "reading the schema version");
+    return rc == SQLITE_ROW ? CHOREO_OK : choreo__store_error(st, rc, "reading the schema version");
 }
 
 static choreo_status migrate(choreo_store *st, const char *path)
@@ -198,12 +226,9 @@ static choreo_status migrate(choreo_store *st, const char *path)
     return choreo__store_commit(st);
 }
 
-choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
+static choreo_status open_sqlite(choreo_store *st, const char *path, const char *synchronous,
                                  int busy_timeout_ms)
 {
-    choreo_store *st = calloc(1, sizeof *st);
-    if (!st)
-        return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", path);
     /* A new database is readable by its owner only: it holds the business
      * rows and every event. SQLite gives its -wal and -shm files the same
      * mode. An existing file keeps the mode it has. */
@@ -215,30 +240,39 @@ choreo_status choreo__store_open(choreo_store **out, const char *path, const cha
     int rc = sqlite3_open_v2(path, &st->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
-    choreo_status s;
-    if (rc != SQLITE_OK) {
-        s = choreo__fail(CHOREO_ESTORE,
-                         "cannot open database %s: %s; check that the directory exists and "
-                         "is writable",
-                         path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-        goto fail;
-    }
+    if (rc != SQLITE_OK)
+        return choreo__fail(CHOREO_ESTORE,
+                            "cannot open database %s: %s; check that the directory exists and "
+                            "is writable",
+                            path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
     sqlite3_busy_timeout(st->db, busy_timeout_ms);
     char sql[128];
     snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", synchronous);
-    s = choreo__store_exec(st, sql);
-    if (s != CHOREO_OK) {
-        s = choreo__fail(s, "cannot set up database %s: %s", path, choreo_last_error());
-        goto fail;
-    }
-    s = migrate(st, path);
+    choreo_status s = choreo__store_exec(st, sql);
     if (s != CHOREO_OK)
-        goto fail;
+        return choreo__fail(s, "cannot set up database %s: %s", path, choreo_last_error());
+    return migrate(st, path);
+}
+
+choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
+                                 int busy_timeout_ms)
+{
+    choreo_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", path);
+    choreo_status s;
+    if (choreo__store_is_postgres(path)) {
+        st->engine = ENGINE_POSTGRES;
+        s = choreo__pg_open(st, path, synchronous, busy_timeout_ms);
+    } else {
+        s = open_sqlite(st, path, synchronous, busy_timeout_ms);
+    }
+    if (s != CHOREO_OK) {
+        choreo__store_close(st);
+        return s;
+    }
     *out = st;
     return CHOREO_OK;
-fail:
-    choreo__store_close(st);
-    return s;
 }
 
 void choreo__store_close(choreo_store *st)
@@ -246,51 +280,192 @@ void choreo__store_close(choreo_store *st)
     if (!st)
         return;
     for (int i = 0; i < STMT_COUNT; i++)
-        sqlite3_finalize(st->stmt[i]);
-    sqlite3_close(st->db);
+        choreo__q_finalize(st->stmt[i]);
+    if (st->engine == ENGINE_POSTGRES)
+        choreo__pg_close(st);
+    else
+        sqlite3_close(st->db);
     free(st);
 }
 
-sqlite3_stmt *choreo__store_stmt(choreo_store *st, enum choreo_stmt id, const char *sql)
+static int q_new(choreo_store *st, const char *sql, bool persistent, choreo_q **out)
 {
-    sqlite3_stmt *s = st->stmt[id];
-    if (s) {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        return s;
+    choreo_q *q = calloc(1, sizeof *q);
+    if (!q)
+        return SQLITE_NOMEM;
+    q->st = st;
+    int rc;
+    if (st->engine == ENGINE_POSTGRES) {
+        rc = choreo__pg_prepare(st, sql, persistent, &q->pq);
+    } else {
+        rc = sqlite3_prepare_v3(st->db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0,
+                                &q->s, NULL);
     }
-    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
     if (rc != SQLITE_OK) {
-        choreo__store_error(st->db, rc, "preparing a statement");
+        choreo__q_finalize(q);
+        return rc;
+    }
+    *out = q;
+    return SQLITE_OK;
+}
+
+int choreo__q_prepare(choreo_store *st, const char *sql, choreo_q **out)
+{
+    *out = NULL;
+    return q_new(st, sql, false, out);
+}
+
+void choreo__q_finalize(choreo_q *q)
+{
+    if (!q)
+        return;
+    if (q->pq)
+        choreo__pg_finalize(q->pq);
+    sqlite3_finalize(q->s);
+    free(q);
+}
+
+void choreo__q_reset(choreo_q *q)
+{
+    if (q->s)
+        sqlite3_reset(q->s);
+    else
+        choreo__pg_reset(q->pq);
+}
+
+choreo_q *choreo__store_stmt(choreo_store *st, enum choreo_stmt id, const char *sql)
+{
+    choreo_q *q = st->stmt[id];
+    if (q) {
+        if (q->s) {
+            sqlite3_reset(q->s);
+            sqlite3_clear_bindings(q->s);
+        } else {
+            choreo__pg_reset(q->pq);
+            choreo__pg_clear_bindings(q->pq);
+        }
+        return q;
+    }
+    int rc = q_new(st, sql, true, &q);
+    if (rc != SQLITE_OK) {
+        choreo__store_error(st, rc, "preparing a statement");
         return NULL;
     }
-    st->stmt[id] = s;
-    return s;
+    st->stmt[id] = q;
+    return q;
+}
+
+void choreo__q_bind_int64(choreo_q *q, int i, int64_t v)
+{
+    if (q->s)
+        sqlite3_bind_int64(q->s, i, v);
+    else
+        choreo__pg_bind_int64(q->pq, i, v);
+}
+
+void choreo__q_bind_int(choreo_q *q, int i, int v)
+{
+    choreo__q_bind_int64(q, i, v);
+}
+
+void choreo__q_bind_text(choreo_q *q, int i, const char *v, int n)
+{
+    if (q->s)
+        sqlite3_bind_text(q->s, i, v, n, SQLITE_STATIC);
+    else
+        choreo__pg_bind(q->pq, i, v, n < 0 && v ? (int)strlen(v) : n, false);
+}
+
+void choreo__q_bind_blob(choreo_q *q, int i, const void *v, int n)
+{
+    if (q->s)
+        sqlite3_bind_blob(q->s, i, v, n, SQLITE_STATIC);
+    else
+        choreo__pg_bind(q->pq, i, v, n, true);
+}
+
+void choreo__q_bind_null(choreo_q *q, int i)
+{
+    if (q->s)
+        sqlite3_bind_null(q->s, i);
+    else
+        choreo__pg_bind(q->pq, i, NULL, 0, false);
+}
+
+int choreo__q_step(choreo_q *q)
+{
+    return q->s ? sqlite3_step(q->s) : choreo__pg_step(q->pq);
+}
+
+int64_t choreo__q_int64(choreo_q *q, int col)
+{
+    return q->s ? sqlite3_column_int64(q->s, col) : choreo__pg_int64(q->pq, col);
+}
+
+int choreo__q_int(choreo_q *q, int col)
+{
+    return (int)choreo__q_int64(q, col);
+}
+
+const unsigned char *choreo__q_text(choreo_q *q, int col)
+{
+    return q->s ? sqlite3_column_text(q->s, col)
+                : (const unsigned char *)choreo__pg_value(q->pq, col, NULL);
+}
+
+const void *choreo__q_blob(choreo_q *q, int col)
+{
+    return q->s ? sqlite3_column_blob(q->s, col) : choreo__pg_value(q->pq, col, NULL);
+}
+
+int choreo__q_bytes(choreo_q *q, int col)
+{
+    if (q->s)
+        return sqlite3_column_bytes(q->s, col);
+    int n = 0;
+    choreo__pg_value(q->pq, col, &n);
+    return n;
+}
+
+bool choreo__q_is_null(choreo_q *q, int col)
+{
+    return q->s ? sqlite3_column_type(q->s, col) == SQLITE_NULL : choreo__pg_is_null(q->pq, col);
+}
+
+int64_t choreo__store_changes(choreo_store *st)
+{
+    return st->engine == ENGINE_POSTGRES ? choreo__pg_changes(st) : sqlite3_changes(st->db);
 }
 
 static choreo_status step_done(choreo_store *st, enum choreo_stmt id, const char *sql,
                                const char *what)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
-    if (!s)
+    if (st->engine == ENGINE_POSTGRES)
+        return choreo__pg_exec(st, sql, what);
+    choreo_q *q = choreo__store_stmt(st, id, sql);
+    if (!q)
         return CHOREO_ESTORE;
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, what);
+    int rc = sqlite3_step(q->s);
+    sqlite3_reset(q->s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, what);
 }
 
 choreo_status choreo__store_begin(choreo_store *st)
 {
+    if (st->engine == ENGINE_POSTGRES)
+        return choreo__pg_begin(st);
     int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? CHOREO_OK : choreo__store_error(st->db, rc, "beginning a transaction");
+    return rc == SQLITE_OK ? CHOREO_OK : choreo__store_error(st, rc, "beginning a transaction");
 }
 
 choreo_status choreo__store_commit(choreo_store *st)
 {
+    if (st->engine == ENGINE_POSTGRES)
+        return choreo__pg_commit(st);
     int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         return CHOREO_OK;
-    choreo_status s = choreo__store_error(st->db, rc, "committing a transaction");
+    choreo_status s = choreo__store_error(st, rc, "committing a transaction");
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     return s;
@@ -298,7 +473,9 @@ choreo_status choreo__store_commit(choreo_store *st)
 
 void choreo__store_rollback(choreo_store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
+    if (st->engine == ENGINE_POSTGRES)
+        choreo__pg_rollback(st);
+    else if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -309,12 +486,12 @@ choreo_status choreo__store_savepoint(choreo_store *st)
 
 choreo_status choreo__store_release(choreo_store *st)
 {
-    return step_done(st, STMT_RELEASE, "RELEASE choreo_msg", "releasing a savepoint");
+    return step_done(st, STMT_RELEASE, "RELEASE SAVEPOINT choreo_msg", "releasing a savepoint");
 }
 
 choreo_status choreo__store_rollback_to(choreo_store *st)
 {
-    choreo_status s = step_done(st, STMT_ROLLBACK_TO, "ROLLBACK TO choreo_msg",
+    choreo_status s = step_done(st, STMT_ROLLBACK_TO, "ROLLBACK TO SAVEPOINT choreo_msg",
                                 "rolling back a savepoint");
     if (s != CHOREO_OK)
         return s;
@@ -326,14 +503,62 @@ choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const 
                                               void *user),
                                    void *user, const char *what)
 {
-    sqlite3_stmt *s = choreo__store_stmt(st, id, sql);
+    choreo_q *s = choreo__store_stmt(st, id, sql);
     if (!s)
         return CHOREO_ESTORE;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const unsigned char *a = sqlite3_column_text(s, 0), *b = sqlite3_column_text(s, 1);
-        fn(a ? (const char *)a : "", b ? (const char *)b : "", sqlite3_column_int64(s, 2), user);
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
+        const unsigned char *a = choreo__q_text(s, 0), *b = choreo__q_text(s, 1);
+        fn(a ? (const char *)a : "", b ? (const char *)b : "", choreo__q_int64(s, 2), user);
     }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st->db, rc, what);
+    choreo__q_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, what);
+}
+
+choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got)
+{
+    *got = false;
+    if (st->engine != ENGINE_POSTGRES)
+        return choreo__fail(CHOREO_EINVAL, "advisory locks need the PostgreSQL store");
+    return choreo__pg_try_lock(st, key, got);
+}
+
+choreo_status choreo__store_listen(choreo_store *st, const char *channel)
+{
+    if (st->engine != ENGINE_POSTGRES)
+        return choreo__fail(CHOREO_EINVAL, "LISTEN needs the PostgreSQL store");
+    char sql[128];
+    snprintf(sql, sizeof sql, "LISTEN %s", channel);
+    return choreo__pg_exec(st, sql, "listening for outbox commits");
+}
+
+int choreo__store_socket(choreo_store *st)
+{
+    return st->engine == ENGINE_POSTGRES ? choreo__pg_socket(st) : -1;
+}
+
+bool choreo__store_notified(choreo_store *st)
+{
+    return st->engine == ENGINE_POSTGRES && choreo__pg_notified(st);
+}
+
+void choreo__store_note_outbox(choreo_store *st)
+{
+    if (st->engine == ENGINE_POSTGRES)
+        choreo__pg_note_outbox(st);
+}
+
+sqlite3_stmt *choreo__q_sqlite(choreo_q *q)
+{
+    return q ? q->s : NULL;
+}
+
+int choreo__store_session(choreo_store *st)
+{
+    return st->engine == ENGINE_POSTGRES ? choreo__pg_session(st) : 0;
+}
+
+void *choreo__store_pgconn(choreo_store *st)
+{
+    return st && st->engine == ENGINE_POSTGRES ? choreo__pg_conn(st) : NULL;
 }

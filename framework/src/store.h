@@ -1,14 +1,17 @@
-/* One SQLite connection to a service's database, with its framework tables
- * migrated and its prepared statements cached. One store per thread. This is
- * the single place that knows the storage engine, so that another one
- * (PostgreSQL) can sit behind the same functions later. */
+/* A service's database behind one set of functions: SQLite (a file, one
+ * process) or PostgreSQL (db=postgresql://..., several processes). The
+ * framework's SQL is written once, in the dialect both accept (?N
+ * parameters, ON CONFLICT DO NOTHING, RETURNING); a statement is a choreo_q
+ * whose functions mirror SQLite's and return SQLite's result codes
+ * (SQLITE_ROW, SQLITE_DONE, SQLITE_CONSTRAINT, SQLITE_BUSY, ...) on both
+ * engines. One store per thread. */
 #ifndef CHOREO_STORE_H
 #define CHOREO_STORE_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 
 #include "choreo.h"
-
 enum choreo_stmt {
     STMT_OUTBOX_INSERT,
     STMT_OUTBOX_DUE,
@@ -49,29 +52,71 @@ enum choreo_stmt {
     STMT_COUNT
 };
 
+enum choreo_engine { ENGINE_SQLITE, ENGINE_POSTGRES };
+
+typedef struct choreo_q choreo_q;
+struct choreo_pg;
+
 typedef struct choreo_store {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[STMT_COUNT];
+    enum choreo_engine engine;
+    sqlite3 *db;            /* SQLite */
+    struct choreo_pg *pg;   /* PostgreSQL */
+    choreo_q *stmt[STMT_COUNT];
 } choreo_store;
 
-/* The schema version this build migrates to (PRAGMA user_version). */
+/* The schema version this build migrates to. */
 #define CHOREO_SCHEMA_VERSION 6
 
-/* Opens (creating if needed) the database at path, sets WAL, busy_timeout
- * and synchronous, and migrates the framework tables. */
+/* True when db names a PostgreSQL database (a postgresql:// or
+ * postgres:// URL) rather than a SQLite file. */
+bool choreo__store_is_postgres(const char *db);
+
+/* Opens (creating if needed) the database: a SQLite file, with WAL,
+ * busy_timeout and synchronous set, or a PostgreSQL URL (synchronous full
+ * or extra: synchronous_commit on, otherwise off; busy_timeout_ms as the
+ * lock_timeout). Migrates the framework tables. */
 choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
                                  int busy_timeout_ms);
 void choreo__store_close(choreo_store *st);
 
 /* The cached statement `id`, prepared from sql on first use, reset and with
  * its bindings cleared. NULL on a prepare failure (detail recorded). */
-sqlite3_stmt *choreo__store_stmt(choreo_store *st, enum choreo_stmt id, const char *sql);
+choreo_q *choreo__store_stmt(choreo_store *st, enum choreo_stmt id, const char *sql);
 
-/* Runs SQL without results. */
+/* A statement used once: prepare, bind, step, then finalize. Returns
+ * SQLITE_OK or the error code (detail in choreo__store_error). */
+int choreo__q_prepare(choreo_store *st, const char *sql, choreo_q **out);
+void choreo__q_finalize(choreo_q *q);
+void choreo__q_reset(choreo_q *q);
+
+/* Parameters, numbered from 1. Text and blobs must stay valid until the
+ * statement is stepped; n < 0 means a NUL-terminated text. */
+void choreo__q_bind_int64(choreo_q *q, int i, int64_t v);
+void choreo__q_bind_int(choreo_q *q, int i, int v);
+void choreo__q_bind_text(choreo_q *q, int i, const char *v, int n);
+void choreo__q_bind_blob(choreo_q *q, int i, const void *v, int n);
+void choreo__q_bind_null(choreo_q *q, int i);
+
+/* SQLITE_ROW while there are rows, then SQLITE_DONE, or an error code. */
+int choreo__q_step(choreo_q *q);
+
+/* Columns of the current row, numbered from 0. A NULL text is NULL. */
+int64_t choreo__q_int64(choreo_q *q, int col);
+int choreo__q_int(choreo_q *q, int col);
+const unsigned char *choreo__q_text(choreo_q *q, int col);
+const void *choreo__q_blob(choreo_q *q, int col);
+int choreo__q_bytes(choreo_q *q, int col);
+bool choreo__q_is_null(choreo_q *q, int col);
+
+/* Rows changed by the last INSERT, UPDATE or DELETE on this store. */
+int64_t choreo__store_changes(choreo_store *st);
+
+/* Runs SQL without results (several statements allowed). */
 choreo_status choreo__store_exec(choreo_store *st, const char *sql);
 
-/* Maps a SQLite result code to a status, recording what failed. */
-choreo_status choreo__store_error(sqlite3 *db, int rc, const char *what);
+/* Maps a result code to a status, recording what failed and the engine's
+ * own message. */
+choreo_status choreo__store_error(choreo_store *st, int rc, const char *what);
 
 /* Runs sql (cached as statement id), whose rows are (text, text, count),
  * and calls fn for each row (NULL texts as ""); what names the query in
@@ -81,7 +126,8 @@ choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const 
                                               void *user),
                                    void *user, const char *what);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+/* BEGIN (IMMEDIATE on SQLite) / COMMIT / ROLLBACK. A PostgreSQL COMMIT
+ * that the server turned into a rollback is a failure. */
 choreo_status choreo__store_begin(choreo_store *st);
 choreo_status choreo__store_commit(choreo_store *st);
 void choreo__store_rollback(choreo_store *st);
@@ -90,5 +136,29 @@ void choreo__store_rollback(choreo_store *st);
 choreo_status choreo__store_savepoint(choreo_store *st);
 choreo_status choreo__store_release(choreo_store *st);
 choreo_status choreo__store_rollback_to(choreo_store *st);
+
+/* PostgreSQL only (false or an error on SQLite): the session's advisory
+ * lock `key` (held until released or the connection ends), LISTEN on a
+ * channel, the socket to wait on for notifications, and draining them
+ * (true when at least one arrived). A NOTIFY on the outbox channel is sent
+ * by every commit whose transaction wrote outbox rows. */
+#define CHOREO_PG_OUTBOX_CHANNEL "choreo_outbox"
+choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got);
+choreo_status choreo__store_listen(choreo_store *st, const char *channel);
+int choreo__store_socket(choreo_store *st);
+bool choreo__store_notified(choreo_store *st);
+/* Counts the store's connections to its server: it changes when a lost
+ * PostgreSQL connection was made again, so that session state (locks,
+ * LISTEN) must be set up again. Always 0 on SQLite. */
+int choreo__store_session(choreo_store *st);
+/* Asks the commit of the open transaction to notify the relays. */
+void choreo__store_note_outbox(choreo_store *st);
+
+/* The SQLite statement behind q (NULL on PostgreSQL), for tests that read
+ * SQLite's own view of it. */
+sqlite3_stmt *choreo__q_sqlite(choreo_q *q);
+
+/* The libpq connection (PGconn *) of a PostgreSQL store, else NULL. */
+void *choreo__store_pgconn(choreo_store *st);
 
 #endif

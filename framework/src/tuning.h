@@ -48,6 +48,9 @@
 #define CHOREO_RELAY_BACKOFF_FIRST_MS 50
 #define CHOREO_RELAY_BACKOFF_MAX_MS 2000
 #define CHOREO_RELAY_MARK_ATTEMPTS 100
+/* PostgreSQL: how often a standing-by relay asks for the relay lock, so the
+ * longest a crashed active relay's outbox waits for another instance. */
+#define CHOREO_RELAY_STANDBY_MS 500
 
 /* NATS connections: reconnect forever every CHOREO_NATS_RECONNECT_WAIT_MS,
  * keeping up to CHOREO_NATS_RECONNECT_BUF bytes of publishes meanwhile (the

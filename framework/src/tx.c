@@ -21,7 +21,23 @@
 
 sqlite3 *choreo_tx_db(choreo_tx *tx)
 {
+    if (tx && tx->st->engine != ENGINE_SQLITE) {
+        choreo__fail(CHOREO_EINVAL, "choreo_tx_db: this service's store is PostgreSQL (db is "
+                                    "a postgresql:// URL): use choreo_tx_pg for its connection");
+        return NULL;
+    }
     return tx ? tx->st->db : NULL;
+}
+
+struct pg_conn *choreo_tx_pg(choreo_tx *tx)
+{
+    if (tx && tx->st->engine != ENGINE_POSTGRES) {
+        choreo__fail(CHOREO_EINVAL, "choreo_tx_pg: this service's store is the SQLite file %s: "
+                                    "use choreo_tx_db for its connection",
+                     tx->svc && tx->svc->cfg ? tx->svc->cfg->db : "");
+        return NULL;
+    }
+    return tx ? choreo__store_pgconn(tx->st) : NULL;
 }
 
 void choreo_tx_set_reason(choreo_tx *tx, const char *reason)

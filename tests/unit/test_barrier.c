@@ -6,16 +6,26 @@
 #include <stdlib.h>
 
 #include "choreo.h"
+#include "unit_db.h"
 
 static choreo_service *svc;
-static char dir[64];
+
+/* Business SQL on the transaction's connection, on either store. */
+static void biz_exec(choreo_tx *tx, const char *sql)
+{
+#ifdef UNIT_PG
+    PGresult *r = PQexec(choreo_tx_pg(tx), sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+#else
+    cr_assert_eq(sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL), SQLITE_OK, "%s", sql);
+#endif
+}
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/choreo-barrier-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    char db[128];
-    snprintf(db, sizeof db, "%s/inv.db", dir);
+    char db[256];
+    unit_db_path(db, sizeof db);
     choreo_config *cfg;
     cr_assert_eq(choreo_config_create(&cfg), CHOREO_OK);
     cr_assert_eq(choreo_config_set(cfg, "service", "inv"), CHOREO_OK);
@@ -24,9 +34,8 @@ static void setup(void)
     choreo_config_destroy(cfg);
     choreo_tx *tx;
     cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
-    cr_assert_eq(sqlite3_exec(choreo_tx_db(tx),
-                              "CREATE TABLE stock(available INTEGER, reserved INTEGER);"
-                              "INSERT INTO stock VALUES (10, 0);", NULL, NULL, NULL), SQLITE_OK);
+    biz_exec(tx, "CREATE TABLE stock(available INTEGER, reserved INTEGER);"
+                 "INSERT INTO stock VALUES (10, 0);");
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
 }
 
@@ -48,7 +57,7 @@ static bool step(const char *saga, choreo_barrier_op op)
         const char *sql = op == CHOREO_BARRIER_ACTION
             ? "UPDATE stock SET available = available - 1, reserved = reserved + 1"
             : "UPDATE stock SET available = available + 1, reserved = reserved - 1";
-        cr_assert_eq(sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL), SQLITE_OK);
+        biz_exec(tx, sql);
     }
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
     return run;
@@ -58,12 +67,20 @@ static long long reserved(void)
 {
     choreo_tx *tx;
     cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+#ifdef UNIT_PG
+    PGresult *res = PQexec(choreo_tx_pg(tx), "SELECT reserved, available FROM stock");
+    cr_assert_eq(PQntuples(res), 1);
+    long long r = atoll(PQgetvalue(res, 0, 0));
+    cr_assert_eq(r + atoll(PQgetvalue(res, 0, 1)), 10, "stock must be conserved");
+    PQclear(res);
+#else
     sqlite3_stmt *s;
     sqlite3_prepare_v2(choreo_tx_db(tx), "SELECT reserved, available FROM stock", -1, &s, NULL);
     cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
     long long r = sqlite3_column_int64(s, 0);
     cr_assert_eq(r + sqlite3_column_int64(s, 1), 10, "stock must be conserved");
     sqlite3_finalize(s);
+#endif
     choreo_tx_rollback(tx);
     return r;
 }

@@ -5,7 +5,7 @@
 # libtsan2, through libgcc-12-dev) for the sanitizer builds of tools/test.
 CHOREO_PACKAGES="build-essential pkg-config meson ninja-build python3 nats-server \
 libnats-dev libmsgpack-dev libcriterion-dev libsqlite3-dev sqlite3 openssl \
-libmicrohttpd-dev prometheus"
+libmicrohttpd-dev prometheus postgresql libpq-dev"
 
 choreo_install_deps() {
     local missing=() p

@@ -1,0 +1,627 @@
+/* The PostgreSQL store: the framework's statements over libpq, with
+ * SQLite's result codes, so that every module above runs unchanged on
+ * either engine. Statements are written with ?N parameters and are
+ * rewritten to $N once, when prepared; a cached statement is prepared on
+ * the server under its own name and prepared again after a reconnect.
+ * Parameters travel as text, blobs as binary bytea; results come back as
+ * text, bytea columns decoded on first read.
+ *
+ * Several processes may share one database: the schema is migrated under an
+ * advisory transaction lock, and a lost connection is made again on the
+ * next statement (the open transaction is lost with it, and its batch is
+ * redelivered). */
+#include "store_pg.h"
+
+#include "status.h"
+
+#ifndef CHOREO_HAVE_PG
+
+choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
+                              int busy_timeout_ms)
+{
+    (void)st, (void)synchronous, (void)busy_timeout_ms;
+    return choreo__fail(CHOREO_ECONFIG,
+                        "db names a PostgreSQL database (%.*s...) but this choreo was built "
+                        "without PostgreSQL support: install libpq-dev and build again with "
+                        "-Dpostgresql=enabled, or use a SQLite file",
+                        13, url);
+}
+void choreo__pg_close(choreo_store *st) { (void)st; }
+const char *choreo__pg_errmsg(choreo_store *st) { (void)st; return "no PostgreSQL support"; }
+choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what)
+{
+    (void)st, (void)sql;
+    return choreo__fail(CHOREO_ESTORE, "%s: no PostgreSQL support in this build", what);
+}
+choreo_status choreo__pg_begin(choreo_store *st) { return choreo__pg_exec(st, "", "BEGIN"); }
+choreo_status choreo__pg_commit(choreo_store *st) { return choreo__pg_exec(st, "", "COMMIT"); }
+void choreo__pg_rollback(choreo_store *st) { (void)st; }
+int64_t choreo__pg_changes(choreo_store *st) { (void)st; return 0; }
+int choreo__pg_prepare(choreo_store *st, const char *sql, bool persistent, struct choreo_pgq **out)
+{
+    (void)st, (void)sql, (void)persistent, (void)out;
+    return SQLITE_ERROR;
+}
+void choreo__pg_finalize(struct choreo_pgq *q) { (void)q; }
+void choreo__pg_reset(struct choreo_pgq *q) { (void)q; }
+void choreo__pg_clear_bindings(struct choreo_pgq *q) { (void)q; }
+void choreo__pg_bind_int64(struct choreo_pgq *q, int i, int64_t v) { (void)q, (void)i, (void)v; }
+void choreo__pg_bind(struct choreo_pgq *q, int i, const void *v, int n, bool binary)
+{
+    (void)q, (void)i, (void)v, (void)n, (void)binary;
+}
+int choreo__pg_step(struct choreo_pgq *q) { (void)q; return SQLITE_ERROR; }
+int64_t choreo__pg_int64(struct choreo_pgq *q, int col) { (void)q, (void)col; return 0; }
+const char *choreo__pg_value(struct choreo_pgq *q, int col, int *len)
+{
+    (void)q, (void)col;
+    if (len)
+        *len = 0;
+    return NULL;
+}
+bool choreo__pg_is_null(struct choreo_pgq *q, int col) { (void)q, (void)col; return true; }
+choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got)
+{
+    (void)key, (void)got;
+    return choreo__pg_exec(st, "", "taking an advisory lock");
+}
+int choreo__pg_socket(choreo_store *st) { (void)st; return -1; }
+bool choreo__pg_notified(choreo_store *st) { (void)st; return false; }
+void choreo__pg_note_outbox(choreo_store *st) { (void)st; }
+void *choreo__pg_conn(choreo_store *st) { (void)st; return NULL; }
+int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
+
+#else
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOOL_OID 16
+#define BYTEA_OID 17
+
+/* The advisory lock key that serialises migrations of one database. */
+#define MIGRATION_LOCK 0x63686f72656f00LL
+
+struct choreo_pg {
+    PGconn *conn;
+    int session;     /* bumped on every reconnect */
+    int next_name;   /* names of server-side prepared statements */
+    int64_t changes;
+    bool note_outbox;
+    char err[512];
+};
+
+struct choreo_pgq {
+    choreo_store *st;
+    char *sql;        /* with $N parameters */
+    bool persistent;
+    char name[16];
+    int prepared_in;  /* the session it was prepared in, or -1 */
+    int nparams;
+    char **values;    /* owned copies, NULL for SQL NULL */
+    int *lengths;
+    int *formats;
+    PGresult *res;
+    int row, nrows;
+    char **decoded;   /* bytea columns of the current row */
+    size_t *decoded_len;
+    int decoded_row, ncols;
+};
+
+static void set_err(struct choreo_pg *pg, const char *msg)
+{
+    snprintf(pg->err, sizeof pg->err, "%s", msg && msg[0] ? msg : "unknown error");
+    size_t n = strlen(pg->err);
+    while (n > 0 && (pg->err[n - 1] == '\n' || pg->err[n - 1] == ' '))
+        pg->err[--n] = '\0';
+}
+
+/* After a failure on a lost connection, connects again so that the next
+ * statement can work; the session's prepared statements, locks and LISTENs
+ * are gone and are set up again by their users (choreo__store_session). */
+static void recover(struct choreo_pg *pg)
+{
+    if (PQstatus(pg->conn) != CONNECTION_BAD)
+        return;
+    PQreset(pg->conn);
+    pg->session++;
+    pg->note_outbox = false;
+}
+
+/* Maps a failed result to a SQLite result code and keeps its message. */
+static int fail_code(struct choreo_pg *pg, PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    set_err(pg, res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+                                                     : PQerrorMessage(pg->conn));
+    int rc = SQLITE_ERROR;
+    if (!state || strncmp(state, "08", 2) == 0)
+        rc = SQLITE_IOERR;
+    else if (strncmp(state, "23", 2) == 0)
+        rc = SQLITE_CONSTRAINT;
+    else if (!strcmp(state, "40P01") || !strcmp(state, "40001") || !strcmp(state, "55P03") ||
+             !strcmp(state, "57014"))
+        rc = SQLITE_BUSY;
+    else if (!strcmp(state, "53100"))
+        rc = SQLITE_FULL;
+    else if (!strcmp(state, "53200"))
+        rc = SQLITE_NOMEM;
+    recover(pg);
+    return rc;
+}
+
+static void drop_notice(void *arg, const char *message)
+{
+    (void)arg, (void)message;
+}
+
+choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what)
+{
+    struct choreo_pg *pg = st->pg;
+    PGresult *res = PQexec(pg->conn, sql);
+    ExecStatusType t = PQresultStatus(res);
+    if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
+        const char *n = PQcmdTuples(res);
+        pg->changes = n && n[0] ? strtoll(n, NULL, 10) : 0;
+        PQclear(res);
+        return CHOREO_OK;
+    }
+    int rc = fail_code(pg, res);
+    PQclear(res);
+    return choreo__store_error(st, rc, what);
+}
+
+/* Rewrites SQLite's DDL into PostgreSQL's: 64-bit integers, bytea, serial
+ * keys, and no WITHOUT ROWID. */
+static char *ddl_for_pg(const char *sql)
+{
+    static const char *const from[] = { " INTEGER PRIMARY KEY AUTOINCREMENT", " INTEGER",
+                                         " BLOB", " WITHOUT ROWID" };
+    static const char *const to[] = { " BIGSERIAL PRIMARY KEY", " BIGINT", " BYTEA", "" };
+    size_t cap = strlen(sql) * 2 + 1, n = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (const char *p = sql; *p;) {
+        int k = 0;
+        for (; k < 4; k++) {
+            size_t len = strlen(from[k]);
+            if (strncmp(p, from[k], len) == 0) {
+                size_t tl = strlen(to[k]);
+                memcpy(out + n, to[k], tl);
+                n += tl;
+                p += len;
+                break;
+            }
+        }
+        if (k == 4)
+            out[n++] = *p++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static choreo_status migrate(choreo_store *st, const char *where)
+{
+    int nmig;
+    const char *const *mig = choreo__store_migrations(&nmig);
+    choreo_status s = choreo__pg_begin(st);
+    if (s != CHOREO_OK)
+        return s;
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", (long long)MIGRATION_LOCK);
+    s = choreo__pg_exec(st, sql, "locking the schema for migration");
+    if (s == CHOREO_OK)
+        s = choreo__pg_exec(st,
+                            "CREATE TABLE IF NOT EXISTS choreo_schema (version INTEGER NOT NULL);"
+                            "INSERT INTO choreo_schema SELECT 0"
+                            " WHERE NOT EXISTS (SELECT 1 FROM choreo_schema)",
+                            "creating the schema version table");
+    int v = 0;
+    if (s == CHOREO_OK) {
+        PGresult *res = PQexec(st->pg->conn, "SELECT version FROM choreo_schema");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            v = atoi(PQgetvalue(res, 0, 0));
+        else
+            s = choreo__store_error(st, fail_code(st->pg, res), "reading the schema version");
+        PQclear(res);
+    }
+    if (s == CHOREO_OK && v > nmig)
+        s = choreo__fail(CHOREO_ESTORE,
+                         "database %s has choreo schema version %d, newer than this build's %d: "
+                         "run a newer choreo against it",
+                         where, v, nmig);
+    for (; s == CHOREO_OK && v < nmig; v++) {
+        char *ddl = ddl_for_pg(mig[v]);
+        s = ddl ? choreo__pg_exec(st, ddl, "migrating the choreo tables")
+                : choreo__fail(CHOREO_ENOMEM, "out of memory migrating %s", where);
+        free(ddl);
+        if (s == CHOREO_OK) {
+            snprintf(sql, sizeof sql, "UPDATE choreo_schema SET version = %d", v + 1);
+            s = choreo__pg_exec(st, sql, "recording the schema version");
+        }
+    }
+    if (s != CHOREO_OK) {
+        choreo__pg_rollback(st);
+        return s;
+    }
+    return choreo__pg_commit(st);
+}
+
+choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
+                              int busy_timeout_ms)
+{
+    struct choreo_pg *pg = calloc(1, sizeof *pg);
+    if (!pg)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory opening a PostgreSQL store");
+    st->pg = pg;
+    pg->conn = PQconnectdb(url);
+    if (!pg->conn)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
+    char where[200];
+    snprintf(where, sizeof where, "postgresql://%s:%s/%s", PQhost(pg->conn) ? PQhost(pg->conn) : "?",
+             PQport(pg->conn) ? PQport(pg->conn) : "?", PQdb(pg->conn) ? PQdb(pg->conn) : "?");
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        set_err(pg, PQerrorMessage(pg->conn));
+        return choreo__fail(CHOREO_ESTORE,
+                            "cannot connect to the PostgreSQL database %s: %s; check that the "
+                            "server runs and that the URL's host, port, user and database are "
+                            "right",
+                            where, pg->err);
+    }
+    PQsetNoticeProcessor(pg->conn, drop_notice, NULL);
+    bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SET synchronous_commit = %s; SET lock_timeout = %d;"
+             " SET application_name = 'choreo'; SET client_min_messages = warning",
+             durable ? "on" : "off", busy_timeout_ms);
+    choreo_status s = choreo__pg_exec(st, sql, "setting up the PostgreSQL session");
+    if (s != CHOREO_OK)
+        return choreo__fail(s, "cannot set up database %s: %s", where, choreo_last_error());
+    return migrate(st, where);
+}
+
+void choreo__pg_close(choreo_store *st)
+{
+    if (!st->pg)
+        return;
+    PQfinish(st->pg->conn);
+    free(st->pg);
+    st->pg = NULL;
+}
+
+const char *choreo__pg_errmsg(choreo_store *st)
+{
+    return st->pg ? st->pg->err : "no connection";
+}
+
+choreo_status choreo__pg_begin(choreo_store *st)
+{
+    st->pg->note_outbox = false;
+    return choreo__pg_exec(st, "BEGIN", "beginning a transaction");
+}
+
+choreo_status choreo__pg_commit(choreo_store *st)
+{
+    struct choreo_pg *pg = st->pg;
+    if (pg->note_outbox) {
+        pg->note_outbox = false;
+        choreo_status s = choreo__pg_exec(st, "NOTIFY " CHOREO_PG_OUTBOX_CHANNEL,
+                                          "notifying the relays");
+        if (s != CHOREO_OK) {
+            choreo__pg_rollback(st);
+            return s;
+        }
+    }
+    PGresult *res = PQexec(pg->conn, "COMMIT");
+    ExecStatusType t = PQresultStatus(res);
+    if (t == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0) {
+        PQclear(res);
+        return CHOREO_OK;
+    }
+    int rc;
+    if (t == PGRES_COMMAND_OK) { /* "ROLLBACK": a statement had failed */
+        set_err(pg, "the transaction had failed and the server rolled it back");
+        rc = SQLITE_ABORT;
+    } else {
+        rc = fail_code(pg, res);
+    }
+    PQclear(res);
+    choreo__pg_rollback(st);
+    return choreo__store_error(st, rc, "committing a transaction");
+}
+
+void choreo__pg_rollback(choreo_store *st)
+{
+    struct choreo_pg *pg = st->pg;
+    pg->note_outbox = false;
+    if (PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
+        return;
+    PQclear(PQexec(pg->conn, "ROLLBACK"));
+    recover(pg);
+}
+
+int64_t choreo__pg_changes(choreo_store *st)
+{
+    return st->pg->changes;
+}
+
+/* ?N becomes $N and a bare ? the next number, outside quotes. */
+static char *rewrite_params(const char *sql, int *nparams)
+{
+    char *out = malloc(strlen(sql) * 2 + 1);
+    if (!out)
+        return NULL;
+    int max = 0;
+    char quote = 0;
+    char *o = out;
+    for (const char *p = sql; *p; p++) {
+        if (quote) {
+            if (*p == quote)
+                quote = 0;
+            *o++ = *p;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+            *o++ = *p;
+        } else if (*p == '?') {
+            int k;
+            if (p[1] >= '0' && p[1] <= '9') {
+                k = (int)strtol(p + 1, (char **)&p, 10);
+                p--;
+            } else {
+                k = max + 1;
+            }
+            if (k > max)
+                max = k;
+            o += sprintf(o, "$%d", k);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    *nparams = max;
+    return out;
+}
+
+void choreo__pg_finalize(struct choreo_pgq *q)
+{
+    if (!q)
+        return;
+    choreo__pg_reset(q);
+    for (int i = 0; i < q->nparams; i++)
+        free(q->values[i]);
+    free(q->values);
+    free(q->lengths);
+    free(q->formats);
+    free(q->sql);
+    free(q);
+}
+
+int choreo__pg_prepare(choreo_store *st, const char *sql, bool persistent, struct choreo_pgq **out)
+{
+    struct choreo_pgq *q = calloc(1, sizeof *q);
+    if (!q)
+        return SQLITE_NOMEM;
+    q->st = st;
+    q->persistent = persistent;
+    q->prepared_in = -1;
+    q->sql = rewrite_params(sql, &q->nparams);
+    int n = q->nparams ? q->nparams : 1;
+    q->values = calloc((size_t)n, sizeof *q->values);
+    q->lengths = calloc((size_t)n, sizeof *q->lengths);
+    q->formats = calloc((size_t)n, sizeof *q->formats);
+    if (!q->sql || !q->values || !q->lengths || !q->formats) {
+        choreo__pg_finalize(q);
+        return SQLITE_NOMEM;
+    }
+    if (persistent)
+        snprintf(q->name, sizeof q->name, "c%d", ++st->pg->next_name);
+    *out = q;
+    return SQLITE_OK;
+}
+
+void choreo__pg_reset(struct choreo_pgq *q)
+{
+    if (!q)
+        return;
+    PQclear(q->res);
+    q->res = NULL;
+    q->row = q->nrows = 0;
+    if (q->decoded) {
+        for (int i = 0; i < q->ncols; i++)
+            PQfreemem(q->decoded[i]);
+        free(q->decoded);
+        free(q->decoded_len);
+        q->decoded = NULL;
+        q->decoded_len = NULL;
+    }
+}
+
+void choreo__pg_clear_bindings(struct choreo_pgq *q)
+{
+    for (int i = 0; i < q->nparams; i++) {
+        free(q->values[i]);
+        q->values[i] = NULL;
+        q->lengths[i] = 0;
+        q->formats[i] = 0;
+    }
+}
+
+void choreo__pg_bind(struct choreo_pgq *q, int i, const void *v, int n, bool binary)
+{
+    if (i < 1 || i > q->nparams)
+        return;
+    i--;
+    free(q->values[i]);
+    q->values[i] = NULL;
+    q->lengths[i] = 0;
+    q->formats[i] = binary;
+    if (!v)
+        return;
+    q->values[i] = malloc((size_t)n + 1);
+    if (!q->values[i])
+        return;
+    memcpy(q->values[i], v, (size_t)n);
+    q->values[i][n] = '\0';
+    q->lengths[i] = n;
+}
+
+void choreo__pg_bind_int64(struct choreo_pgq *q, int i, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", (long long)v);
+    choreo__pg_bind(q, i, num, n, false);
+}
+
+int choreo__pg_step(struct choreo_pgq *q)
+{
+    struct choreo_pg *pg = q->st->pg;
+    if (!q->res) {
+        const char *const *values = (const char *const *)q->values;
+        if (q->persistent) {
+            if (q->prepared_in != pg->session) {
+                PGresult *p = PQprepare(pg->conn, q->name, q->sql, q->nparams, NULL);
+                if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+                    int rc = fail_code(pg, p);
+                    PQclear(p);
+                    return rc;
+                }
+                PQclear(p);
+                q->prepared_in = pg->session;
+            }
+            q->res = PQexecPrepared(pg->conn, q->name, q->nparams, values, q->lengths,
+                                    q->formats, 0);
+        } else {
+            q->res = PQexecParams(pg->conn, q->sql, q->nparams, NULL, values, q->lengths,
+                                  q->formats, 0);
+        }
+        ExecStatusType t = PQresultStatus(q->res);
+        if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
+            int rc = fail_code(pg, q->res);
+            PQclear(q->res);
+            q->res = NULL;
+            return rc;
+        }
+        const char *n = PQcmdTuples(q->res);
+        pg->changes = n && n[0] ? strtoll(n, NULL, 10) : 0;
+        q->nrows = t == PGRES_TUPLES_OK ? PQntuples(q->res) : 0;
+        q->row = -1;
+    }
+    if (q->row < q->nrows)
+        q->row++;
+    return q->row < q->nrows ? SQLITE_ROW : SQLITE_DONE;
+}
+
+bool choreo__pg_is_null(struct choreo_pgq *q, int col)
+{
+    return !q->res || q->row >= q->nrows || col >= PQnfields(q->res) ||
+           PQgetisnull(q->res, q->row, col);
+}
+
+int64_t choreo__pg_int64(struct choreo_pgq *q, int col)
+{
+    if (choreo__pg_is_null(q, col))
+        return 0;
+    const char *v = PQgetvalue(q->res, q->row, col);
+    if (PQftype(q->res, col) == BOOL_OID)
+        return v[0] == 't';
+    return strtoll(v, NULL, 10);
+}
+
+const char *choreo__pg_value(struct choreo_pgq *q, int col, int *len)
+{
+    if (len)
+        *len = 0;
+    if (choreo__pg_is_null(q, col))
+        return NULL;
+    if (PQftype(q->res, col) != BYTEA_OID) {
+        if (len)
+            *len = PQgetlength(q->res, q->row, col);
+        return PQgetvalue(q->res, q->row, col);
+    }
+    if (!q->decoded) {
+        q->ncols = PQnfields(q->res);
+        q->decoded = calloc((size_t)q->ncols, sizeof *q->decoded);
+        q->decoded_len = calloc((size_t)q->ncols, sizeof *q->decoded_len);
+        if (!q->decoded || !q->decoded_len) {
+            free(q->decoded);
+            free(q->decoded_len);
+            q->decoded = NULL;
+            q->decoded_len = NULL;
+            return NULL;
+        }
+        q->decoded_row = q->row;
+    } else if (q->decoded_row != q->row) {
+        for (int i = 0; i < q->ncols; i++) {
+            PQfreemem(q->decoded[i]);
+            q->decoded[i] = NULL;
+        }
+        q->decoded_row = q->row;
+    }
+    if (!q->decoded[col]) {
+        q->decoded[col] = (char *)PQunescapeBytea(
+            (const unsigned char *)PQgetvalue(q->res, q->row, col), &q->decoded_len[col]);
+        if (!q->decoded[col])
+            return NULL;
+    }
+    if (len)
+        *len = (int)q->decoded_len[col];
+    return q->decoded[col];
+}
+
+choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got)
+{
+    struct choreo_pg *pg = st->pg;
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", (long long)key);
+    PGresult *res = PQexec(pg->conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        int rc = fail_code(pg, res);
+        PQclear(res);
+        return choreo__store_error(st, rc, "taking the relay's advisory lock");
+    }
+    *got = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return CHOREO_OK;
+}
+
+int choreo__pg_socket(choreo_store *st)
+{
+    return PQsocket(st->pg->conn);
+}
+
+bool choreo__pg_notified(choreo_store *st)
+{
+    struct choreo_pg *pg = st->pg;
+    if (!PQconsumeInput(pg->conn)) {
+        recover(pg);
+        return false;
+    }
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(pg->conn)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+void choreo__pg_note_outbox(choreo_store *st)
+{
+    st->pg->note_outbox = true;
+}
+
+void *choreo__pg_conn(choreo_store *st)
+{
+    return st->pg->conn;
+}
+
+int choreo__pg_session(choreo_store *st)
+{
+    return st->pg->session;
+}
+
+#endif

@@ -1,0 +1,213 @@
+/* What only the PostgreSQL store has: several connections (instances of a
+ * service) on one database. Two instances claiming the same event in the
+ * inbox, the relay's advisory lock, the NOTIFY a commit with outbox rows
+ * sends, a connection the server dropped, a commit the server turned into
+ * a rollback, and blobs with every byte value. */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "clock.h"
+#include "inbox.h"
+#include "outbox.h"
+#include "unit_db.h"
+
+static choreo_store *open_again(const char *path)
+{
+    choreo_store *st = NULL;
+    cr_assert_eq(choreo__store_open(&st, path, "normal", 5000), CHOREO_OK, "%s",
+                 choreo_last_error());
+    return st;
+}
+
+struct racer {
+    choreo_store *st;
+    atomic_bool *first_done; /* set by the first instance just before it ends */
+    bool fresh;
+    bool first_was_done;     /* first_done, as seen when the mark returned */
+    choreo_status s;
+};
+
+static void *second_instance(void *arg)
+{
+    struct racer *r = arg;
+    r->s = choreo__store_begin(r->st);
+    if (r->s == CHOREO_OK)
+        r->s = choreo__inbox_mark(r->st, "pay_OrderPlaced", "E1", 1, &r->fresh);
+    r->first_was_done = atomic_load(r->first_done);
+    choreo__store_commit(r->st);
+    return NULL;
+}
+
+/* Instance A holds an uncommitted mark; instance B's mark of the same event
+ * waits for A's transaction and then sees A's outcome. */
+static void race(bool first_commits)
+{
+    char path[256];
+    choreo_store *a = unit_db_open(path, sizeof path);
+    atomic_bool first_done = false;
+    struct racer b = { .st = open_again(path), .first_done = &first_done };
+    bool fresh = false;
+    cr_assert_eq(choreo__store_begin(a), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(a, "pay_OrderPlaced", "E1", 1, &fresh), CHOREO_OK);
+    cr_assert(fresh);
+    pthread_t t;
+    pthread_create(&t, NULL, second_instance, &b);
+    choreo__sleep_ms(300); /* B is now waiting on A's row */
+    atomic_store(&first_done, true);
+    if (first_commits)
+        cr_assert_eq(choreo__store_commit(a), CHOREO_OK, "%s", choreo_last_error());
+    else
+        choreo__store_rollback(a);
+    pthread_join(t, NULL);
+    cr_assert_eq(b.s, CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(b.first_was_done, "the second mark returned before the first transaction ended");
+    cr_assert_eq(b.fresh, !first_commits, "%s",
+                 first_commits ? "both instances would apply the event"
+                               : "the event would be applied by neither instance");
+    cr_assert_eq(unit_db_count(a, "SELECT COUNT(*) FROM choreo_inbox"), 1);
+    choreo__store_close(b.st);
+    choreo__store_close(a);
+}
+
+Test(store_pg, a_second_instance_marking_the_same_event_waits_and_finds_it_taken)
+{
+    race(true);
+}
+
+Test(store_pg, a_second_instance_applies_the_event_when_the_first_rolls_back)
+{
+    race(false);
+}
+
+Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
+{
+    char path[256];
+    choreo_store *a = unit_db_open(path, sizeof path);
+    choreo_store *b = open_again(path);
+    bool got = false;
+    cr_assert_eq(choreo__store_try_lock(a, 42, &got), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(got);
+    cr_assert_eq(choreo__store_try_lock(b, 42, &got), CHOREO_OK);
+    cr_assert_not(got, "two connections hold the relay lock");
+    choreo__store_close(a);
+    bool taken = false;
+    for (int i = 0; i < 50 && !taken; i++) {
+        cr_assert_eq(choreo__store_try_lock(b, 42, &taken), CHOREO_OK);
+        if (!taken)
+            choreo__sleep_ms(20);
+    }
+    cr_assert(taken, "the lock stayed with a closed connection");
+    choreo__store_close(b);
+}
+
+static bool wait_notified(choreo_store *st, int ms)
+{
+    int64_t until = choreo__mono_us() + ms * 1000;
+    while (choreo__mono_us() < until) {
+        if (choreo__store_notified(st))
+            return true;
+        struct pollfd p = { .fd = choreo__store_socket(st), .events = POLLIN };
+        poll(&p, 1, 20);
+    }
+    return choreo__store_notified(st);
+}
+
+static void insert(choreo_store *st, const char *id)
+{
+    choreo_outbox_row row = { .event_id = id, .subject = "choreo.T.s", .headers = "",
+                              .body = (const uint8_t *)"\x80", .body_len = 1,
+                              .created_us = 1, .publish_at = 1 };
+    cr_assert_eq(choreo__outbox_insert(st, &row), CHOREO_OK, "%s", choreo_last_error());
+}
+
+Test(store_pg, a_commit_with_outbox_rows_notifies_the_listening_relay)
+{
+    char path[256];
+    choreo_store *writer = unit_db_open(path, sizeof path);
+    choreo_store *relay = open_again(path);
+    cr_assert_eq(choreo__store_listen(relay, CHOREO_PG_OUTBOX_CHANNEL), CHOREO_OK);
+    /* A transaction that wrote no outbox rows says nothing. */
+    cr_assert_eq(choreo__store_begin(writer), CHOREO_OK);
+    cr_assert_eq(choreo__store_exec(writer, "CREATE TABLE biz(x INTEGER)"), CHOREO_OK);
+    cr_assert_eq(choreo__store_commit(writer), CHOREO_OK);
+    cr_assert_not(wait_notified(relay, 200));
+    /* Nor does one that rolls back. */
+    cr_assert_eq(choreo__store_begin(writer), CHOREO_OK);
+    insert(writer, "gone");
+    choreo__store_note_outbox(writer);
+    choreo__store_rollback(writer);
+    cr_assert_not(wait_notified(relay, 200));
+    cr_assert_eq(choreo__store_begin(writer), CHOREO_OK);
+    insert(writer, "e1");
+    choreo__store_note_outbox(writer);
+    cr_assert_not(wait_notified(relay, 100), "notified before the commit");
+    cr_assert_eq(choreo__store_commit(writer), CHOREO_OK);
+    cr_assert(wait_notified(relay, 2000), "the commit did not wake the relay");
+    choreo__store_close(relay);
+    choreo__store_close(writer);
+}
+
+Test(store_pg, a_connection_the_server_dropped_fails_once_and_is_made_again)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    choreo_store *admin = open_again(path);
+    long long pid = unit_db_count(st, "SELECT pg_backend_pid()");
+    int session = choreo__store_session(st);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", pid);
+    cr_assert_eq(unit_db_count(admin, sql), 1);
+    int64_t pending = 0;
+    choreo__sleep_ms(100);
+    cr_assert_neq(choreo__outbox_pending(st, &pending), CHOREO_OK,
+                  "a statement on a dropped connection succeeded");
+    cr_assert_eq(choreo__outbox_pending(st, &pending), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_neq(choreo__store_session(st), session, "the new session was not noted");
+    choreo__store_close(admin);
+    choreo__store_close(st);
+}
+
+Test(store_pg, a_commit_after_a_failed_statement_is_a_failure)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
+    insert(st, "kept?");
+    cr_assert_neq(choreo__store_exec(st, "SELECT * FROM no_such_table"), CHOREO_OK);
+    cr_assert_neq(choreo__store_commit(st), CHOREO_OK, "COMMIT of an aborted transaction passed");
+    cr_assert(strstr(choreo_last_error(), "rolled it back"), "%s", choreo_last_error());
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_outbox"), 0);
+    /* The connection works on. */
+    cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
+    insert(st, "e2");
+    cr_assert_eq(choreo__store_commit(st), CHOREO_OK, "%s", choreo_last_error());
+    choreo__store_close(st);
+}
+
+static bool first_body(const choreo_outbox_row *row, void *user)
+{
+    uint8_t *out = user;
+    cr_assert_eq(row->body_len, 256);
+    memcpy(out, row->body, 256);
+    return false;
+}
+
+Test(store_pg, blobs_keep_every_byte_value)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    uint8_t body[256], back[256] = { 0 };
+    for (int i = 0; i < 256; i++)
+        body[i] = (uint8_t)i;
+    choreo_outbox_row row = { .event_id = "b", .subject = "choreo.T.s", .headers = "h: 'q' ?",
+                              .body = body, .body_len = sizeof body, .created_us = 1,
+                              .publish_at = 1 };
+    cr_assert_eq(choreo__outbox_insert(st, &row), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo__outbox_due(st, 10, 0, 5, first_body, back), CHOREO_OK, "%s",
+                 choreo_last_error());
+    cr_assert_arr_eq(body, back, sizeof body);
+    choreo__store_close(st);
+}
