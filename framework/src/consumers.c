@@ -14,18 +14,20 @@
 choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cfg,
                                        const choreo_route *routes, int n, int64_t now_ms)
 {
+    /* Upserted, then the rows this start did not write go: instances of a
+     * service on a shared database may start at the same moment. */
     choreo_status s = choreo__store_begin(st);
     if (s != CHOREO_OK)
         return s;
-    s = choreo__store_exec(st, "DELETE FROM choreo_consumers");
     choreo_q *ins = NULL;
-    if (s == CHOREO_OK) {
-        int rc = choreo__q_prepare(st, "INSERT INTO choreo_consumers(consumer, service, type,"
-                                    " subjects, stream, registered_at)"
-                                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &ins);
-        if (rc != SQLITE_OK)
-            s = choreo__store_error(st, rc, "recording the registered handlers");
-    }
+    int rc = choreo__q_prepare(st, "INSERT INTO choreo_consumers(consumer, service, type,"
+                                " subjects, stream, registered_at)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (consumer) DO UPDATE"
+                                " SET service = excluded.service, type = excluded.type,"
+                                " subjects = excluded.subjects, stream = excluded.stream,"
+                                " registered_at = excluded.registered_at", &ins);
+    if (rc != SQLITE_OK)
+        s = choreo__store_error(st, rc, "recording the registered handlers");
     for (int i = 0; s == CHOREO_OK && i < n; i++) {
         choreo__q_bind_text(ins, 1, routes[i].consumer, -1);
         choreo__q_bind_text(ins, 2, cfg->service, -1);
@@ -33,12 +35,23 @@ choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cf
         choreo__q_bind_text(ins, 4, routes[i].filter, -1);
         choreo__q_bind_text(ins, 5, cfg->stream, -1);
         choreo__q_bind_int64(ins, 6, now_ms);
-        int rc = choreo__q_step(ins);
+        rc = choreo__q_step(ins);
         choreo__q_reset(ins);
         if (rc != SQLITE_DONE)
             s = choreo__store_error(st, rc, "recording the registered handlers");
     }
     choreo__q_finalize(ins);
+    choreo_q *stale = NULL;
+    if (s == CHOREO_OK) {
+        rc = choreo__q_prepare(st, "DELETE FROM choreo_consumers WHERE registered_at < ?1", &stale);
+        if (rc == SQLITE_OK) {
+            choreo__q_bind_int64(stale, 1, now_ms);
+            rc = choreo__q_step(stale);
+        }
+        if (rc != SQLITE_DONE)
+            s = choreo__store_error(st, rc, "forgetting handlers no longer registered");
+        choreo__q_finalize(stale);
+    }
     if (s == CHOREO_OK)
         return choreo__store_commit(st);
     choreo__store_rollback(st);

@@ -7,9 +7,11 @@
  * text, bytea columns decoded on first read.
  *
  * Several processes may share one database: the schema is migrated under an
- * advisory transaction lock, and a lost connection is made again on the
- * next statement (the open transaction is lost with it, and its batch is
- * redelivered). */
+ * advisory transaction lock. A lost connection is made again after the
+ * failure, but never inside a transaction: there every later statement
+ * fails until the transaction ends, so nothing of it can run on a new
+ * connection in autocommit, and its COMMIT fails (the batch is redelivered);
+ * the ROLLBACK that ends it connects again. */
 #include "store_pg.h"
 
 #include "status.h"
@@ -90,6 +92,7 @@ struct choreo_pg {
     int next_name;   /* names of server-side prepared statements */
     int64_t changes;
     bool note_outbox;
+    bool in_tx;      /* between BEGIN and COMMIT or ROLLBACK */
     char err[512];
 };
 
@@ -119,11 +122,12 @@ static void set_err(struct choreo_pg *pg, const char *msg)
 }
 
 /* After a failure on a lost connection, connects again so that the next
- * statement can work; the session's prepared statements, locks and LISTENs
- * are gone and are set up again by their users (choreo__store_session). */
+ * statement can work, unless a transaction is open (then the rollback
+ * does). The session's prepared statements, locks and LISTENs are gone and
+ * are set up again by their users (choreo__store_session). */
 static void recover(struct choreo_pg *pg)
 {
-    if (PQstatus(pg->conn) != CONNECTION_BAD)
+    if (PQstatus(pg->conn) != CONNECTION_BAD || pg->in_tx)
         return;
     PQreset(pg->conn);
     pg->session++;
@@ -257,7 +261,17 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
     if (!pg)
         return choreo__fail(CHOREO_ENOMEM, "out of memory opening a PostgreSQL store");
     st->pg = pg;
-    pg->conn = PQconnectdb(url);
+    /* The session's settings go in the connection's parameters, so that a
+     * connection made again (PQreset) has them too; the URL's own come
+     * last and win. */
+    bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
+    char options[160];
+    snprintf(options, sizeof options,
+             "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
+             durable ? "on" : "off", busy_timeout_ms);
+    const char *const keys[] = { "application_name", "options", "dbname", NULL };
+    const char *const values[] = { "choreo", options, url, NULL };
+    pg->conn = PQconnectdbParams(keys, values, 1);
     if (!pg->conn)
         return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
     char where[200];
@@ -272,15 +286,6 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
                             where, pg->err);
     }
     PQsetNoticeProcessor(pg->conn, drop_notice, NULL);
-    bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SET synchronous_commit = %s; SET lock_timeout = %d;"
-             " SET application_name = 'choreo'; SET client_min_messages = warning",
-             durable ? "on" : "off", busy_timeout_ms);
-    choreo_status s = choreo__pg_exec(st, sql, "setting up the PostgreSQL session");
-    if (s != CHOREO_OK)
-        return choreo__fail(s, "cannot set up database %s: %s", where, choreo_last_error());
     return migrate(st, where);
 }
 
@@ -300,13 +305,27 @@ const char *choreo__pg_errmsg(choreo_store *st)
 
 choreo_status choreo__pg_begin(choreo_store *st)
 {
-    st->pg->note_outbox = false;
-    return choreo__pg_exec(st, "BEGIN", "beginning a transaction");
+    struct choreo_pg *pg = st->pg;
+    pg->note_outbox = false;
+    pg->in_tx = false;
+    recover(pg);
+    choreo_status s = choreo__pg_exec(st, "BEGIN", "beginning a transaction");
+    pg->in_tx = s == CHOREO_OK;
+    return s;
 }
 
 choreo_status choreo__pg_commit(choreo_store *st)
 {
     struct choreo_pg *pg = st->pg;
+    /* A connection made again since BEGIN has no transaction open: the
+     * server rolled the old one back when the old connection ended, and a
+     * COMMIT now would only warn and "succeed". */
+    if (PQtransactionStatus(pg->conn) != PQTRANS_INTRANS) {
+        choreo__pg_rollback(st);
+        set_err(pg, "the connection to the server was lost, or a statement of the transaction "
+                    "had failed; the server rolled it back");
+        return choreo__store_error(st, SQLITE_ABORT, "committing a transaction");
+    }
     if (pg->note_outbox) {
         pg->note_outbox = false;
         choreo_status s = choreo__pg_exec(st, "NOTIFY " CHOREO_PG_OUTBOX_CHANNEL,
@@ -320,6 +339,7 @@ choreo_status choreo__pg_commit(choreo_store *st)
     ExecStatusType t = PQresultStatus(res);
     if (t == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0) {
         PQclear(res);
+        pg->in_tx = false;
         return CHOREO_OK;
     }
     int rc;
@@ -338,9 +358,9 @@ void choreo__pg_rollback(choreo_store *st)
 {
     struct choreo_pg *pg = st->pg;
     pg->note_outbox = false;
-    if (PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
-        return;
-    PQclear(PQexec(pg->conn, "ROLLBACK"));
+    pg->in_tx = false;
+    if (PQstatus(pg->conn) == CONNECTION_OK && PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
     recover(pg);
 }
 

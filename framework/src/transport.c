@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "nats_auth.h"
+#include "store.h"
 #include "status.h"
 #include "tuning.h"
 
@@ -438,7 +439,10 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     if (creating) {
         s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
     } else if (s == NATS_OK) {
-        if (ci->NumWaiting > 0 && !consumer_idle(tp, cfg, durable)) {
+        /* Instances of a service on a shared PostgreSQL database read one
+         * durable consumer together; on SQLite a reader is another process. */
+        if (!choreo__store_is_postgres(cfg->db) && ci->NumWaiting > 0 &&
+            !consumer_idle(tp, cfg, durable)) {
             jsConsumerInfo_Destroy(ci);
             return choreo__fail(CHOREO_ELOCKED,
                                 "the durable consumer %s is being read by another process: "

@@ -166,6 +166,40 @@ Test(store_pg, a_connection_the_server_dropped_fails_once_and_is_made_again)
                   "a statement on a dropped connection succeeded");
     cr_assert_eq(choreo__outbox_pending(st, &pending), CHOREO_OK, "%s", choreo_last_error());
     cr_assert_neq(choreo__store_session(st), session, "the new session was not noted");
+    /* with the session's settings of the first */
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM pg_stat_activity WHERE pid ="
+                                   " pg_backend_pid() AND application_name = 'choreo'"), 1);
+    cr_assert_eq(unit_db_count(st, "SELECT CASE WHEN current_setting('lock_timeout') = '1s'"
+                                   " THEN 1 ELSE 0 END"), 1);
+    choreo__store_close(admin);
+    choreo__store_close(st);
+}
+
+/* A batch whose connection the server dropped: the statements after the
+ * drop run on a new connection, with no transaction open, and the commit
+ * must fail rather than "commit" nothing (the batch is then redelivered). */
+Test(store_pg, a_transaction_open_when_the_connection_dropped_does_not_commit)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    choreo_store *admin = open_again(path);
+    long long pid = unit_db_count(st, "SELECT pg_backend_pid()");
+    cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
+    insert(st, "lost");
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", pid);
+    cr_assert_eq(unit_db_count(admin, sql), 1);
+    choreo__sleep_ms(100);
+    bool fresh = false;
+    cr_assert_neq(choreo__inbox_mark(st, "c", "E", 1, &fresh), CHOREO_OK); /* the drop */
+    /* Nothing more of the transaction runs, not on a new connection either,
+     * where it would commit on its own. */
+    cr_assert_neq(choreo__inbox_mark(st, "c", "E2", 1, &fresh), CHOREO_OK);
+    cr_assert_neq(choreo__store_commit(st), CHOREO_OK, "a lost transaction committed");
+    cr_assert(strstr(choreo_last_error(), "connection to the server was lost"), "%s",
+              choreo_last_error());
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_outbox"), 0);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_inbox"), 0);
     choreo__store_close(admin);
     choreo__store_close(st);
 }

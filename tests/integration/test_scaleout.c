@@ -1,0 +1,314 @@
+/* Several instances of one service on one PostgreSQL database (run under
+ * tests/pg/with-postgres, which provides CHOREO_TEST_PG): the instances
+ * share the durable consumer and the outbox, every event is applied exactly
+ * once across them, one relay publishes at a time, and when the instance
+ * whose relay is active is SIGKILLed mid-flow and started again, another
+ * takes over and nothing stays unpublished. */
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#define EVENTS 5000
+#define PER_TX 100
+
+/* A new database on the test server; its URL goes to out. */
+static void create_db(const char *name, char *out, size_t cap)
+{
+    const char *admin = getenv("CHOREO_TEST_PG");
+    cr_assert_not_null(admin, "CHOREO_TEST_PG is not set: run under tests/pg/with-postgres");
+    PGconn *c = PQconnectdb(admin);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+    const char *slash = strrchr(admin, '/');
+    snprintf(out, cap, "%.*s/%s", (int)(slash - admin), admin, name);
+}
+
+static void pg_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static long long pg_count(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    long long n = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        n = atoll(PQgetvalue(r, 0, 0));
+    else
+        cr_log_warn("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
+/* worker: Work -> a row in applied (event, n, this process) + Done */
+static choreo_result on_work(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    char n[24], pid[24];
+    snprintf(n, sizeof n, "%lld", (long long)support_data_n(ev));
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    const char *params[3] = { ev->id, n, pid };
+    PGresult *r = PQexecParams(choreo_tx_pg(tx),
+                               "INSERT INTO applied(event_id, n, pid) VALUES ($1, $2, $3)", 3,
+                               NULL, params, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return CHOREO_RETRY;
+    return choreo_tx_emit(tx, "Done", 1, NULL, ev->data, ev->data_len, NULL) == CHOREO_OK
+               ? CHOREO_DONE
+               : CHOREO_RETRY;
+}
+
+/* source: Done -> a row in done (SQLite) */
+static choreo_result on_done(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "INSERT INTO done(n) VALUES (%lld)", (long long)support_data_n(ev));
+    return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
+                                                                             : CHOREO_RETRY;
+}
+
+/* One worker instance as a process of its own, logging to dir/<tag>.log. */
+static pid_t spawn_worker(const char *dir, const char *nats_url, const char *db, const char *tag)
+{
+    char log[600];
+    snprintf(log, sizeof log, "%s/%s.log", dir, tag);
+    pid_t pid = support_fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "a", stderr);
+        if (!f)
+            _exit(5);
+        setvbuf(stderr, NULL, _IOLBF, 0);
+        char dbset[512];
+        snprintf(dbset, sizeof dbset, "db=%s", db);
+        choreo_config *cfg = support_config(dir, "worker", nats_url, dbset, "log_level=info",
+                                            NULL);
+        choreo_service *svc = NULL;
+        if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
+            choreo_service_on(svc, "Work", on_work, NULL) != CHOREO_OK ||
+            choreo_service_start(svc) != CHOREO_OK) {
+            fprintf(stderr, "worker failed: %s\n", choreo_last_error());
+            _exit(3);
+        }
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+static bool log_says(const char *dir, const char *tag, const char *what)
+{
+    char path[600], line[1024];
+    snprintf(path, sizeof path, "%s/%s.log", dir, tag);
+    FILE *f = fopen(path, "r"); /* not there until the process opened it */
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+struct log_arg {
+    const char *dir, *tag, *what;
+};
+
+static bool log_cond(void *p)
+{
+    struct log_arg *a = p;
+    return log_says(a->dir, a->tag, a->what);
+}
+
+/* Whether instance a or b logged what. */
+static bool standby_cond(void *p)
+{
+    struct log_arg *a = p;
+    return log_says(a->dir, "a", a->what) || log_says(a->dir, "b", a->what);
+}
+
+struct pg_arg {
+    const char *url, *sql;
+    long long want;
+};
+
+static bool pg_reaches(void *p)
+{
+    struct pg_arg *a = p;
+    return pg_count(a->url, a->sql) >= a->want;
+}
+
+struct world {
+    char dir[256], db[512];
+    natsd server;
+    choreo_service *src;
+};
+
+static void world_up(struct world *w, const char *tag)
+{
+    char name[64];
+    support_tmpdir(w->dir, sizeof w->dir);
+    support_server(&w->server, w->dir, NULL, NULL);
+    snprintf(name, sizeof name, "%s_%d", tag, (int)getpid());
+    create_db(name, w->db, sizeof w->db);
+    pg_exec(w->db, "CREATE TABLE applied(event_id TEXT NOT NULL, n BIGINT NOT NULL,"
+                   " pid INTEGER NOT NULL)");
+    support_exec(w->dir, "source", "CREATE TABLE done(n INTEGER)");
+}
+
+static void source_up(struct world *w)
+{
+    choreo_config *cfg = support_config(w->dir, "source", w->server.url, NULL);
+    w->src = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(w->src, "Done", on_done, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(w->src), CHOREO_OK, "%s", choreo_last_error());
+}
+
+/* Emits Work events first..first+PER_TX-1 in one command transaction. */
+static void emit_work(struct world *w, int first)
+{
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(w->src, &tx), CHOREO_OK, "%s", choreo_last_error());
+    for (int k = first; k < first + PER_TX; k++) {
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        uint8_t data[6] = { 0x81, 0xa1, 'n', 0xcd, (uint8_t)(k >> 8), (uint8_t)k };
+        cr_assert_eq(choreo_tx_emit(tx, "Work", 1, saga, data, sizeof data, NULL), CHOREO_OK,
+                     "%s", choreo_last_error());
+    }
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+}
+
+/* Every one of n events applied exactly once across the instances, every
+ * Done back at the source once, and nothing left unpublished. */
+static void expect_exactly_once(struct world *w, int n)
+{
+    struct pg_arg applied = { w->db, "SELECT COUNT(DISTINCT event_id) FROM applied", n };
+    cr_assert(support_wait(pg_reaches, &applied, 120000), "only %lld of %d events applied",
+              pg_count(w->db, "SELECT COUNT(DISTINCT event_id) FROM applied"), n);
+    cr_assert(support_wait_count(w->dir, "source", "SELECT COUNT(DISTINCT n) FROM done", n,
+                                 60000),
+              "only %lld of %d Done events came back",
+              support_count(w->dir, "source", "SELECT COUNT(DISTINCT n) FROM done"), n);
+    struct pg_arg unpublished = {
+        w->db, "SELECT CASE WHEN COUNT(*) = 0 THEN 1 ELSE 0 END FROM choreo_outbox"
+               " WHERE published_at IS NULL", 1
+    };
+    cr_assert(support_wait(pg_reaches, &unpublished, 15000), "%lld outbox rows unpublished",
+              pg_count(w->db, "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL"));
+    support_sleep_ms(3000); /* any late redelivery would land by now */
+    cr_assert_eq(pg_count(w->db, "SELECT COUNT(*) FROM applied"), n,
+                 "events applied more than once across the instances");
+    cr_assert_eq(pg_count(w->db, "SELECT COUNT(DISTINCT n) FROM applied"), n);
+    cr_assert_eq(support_count(w->dir, "source", "SELECT COUNT(*) FROM done"), n);
+}
+
+Test(scaleout, two_instances_apply_5000_events_once_through_a_kill_and_the_relay_fails_over,
+     .timeout = 240)
+{
+    struct world w;
+    world_up(&w, "kill");
+    const char *dir = w.dir, *db = w.db;
+    pid_t a = spawn_worker(dir, w.server.url, db, "a");
+    struct log_arg a_active = { dir, "a", "relay active" };
+    cr_assert(support_wait(log_cond, &a_active, 15000), "instance a never became the relay");
+    pid_t b = spawn_worker(dir, w.server.url, db, "b");
+    struct log_arg b_standby = { dir, "b", "relay standing by" };
+    cr_assert(support_wait(log_cond, &b_standby, 15000),
+              "instance b did not stand by while a held the relay lock");
+    source_up(&w);
+
+    pid_t again = 0;
+    for (int i = 0; i < EVENTS; i += PER_TX) {
+        emit_work(&w, i);
+        /* Mid-flow, the instance whose relay is active dies, and comes back. */
+        if (!again && pg_count(db, "SELECT COUNT(*) FROM applied") >= EVENTS / 4) {
+            cr_assert_eq(kill(a, SIGKILL), 0);
+            waitpid(a, NULL, 0);
+            support_sleep_ms(500);
+            again = spawn_worker(dir, w.server.url, db, "a2");
+        }
+        support_sleep_ms(30);
+    }
+    if (!again) { /* the flow outran the kill: kill at the end of it */
+        cr_assert_eq(kill(a, SIGKILL), 0);
+        waitpid(a, NULL, 0);
+        again = spawn_worker(dir, w.server.url, db, "a2");
+    }
+    struct log_arg b_active = { dir, "b", "relay active" };
+    cr_assert(support_wait(log_cond, &b_active, 15000),
+              "no instance took the relay over from the killed one");
+    expect_exactly_once(&w, EVENTS);
+    long long pids = pg_count(db, "SELECT COUNT(DISTINCT pid) FROM applied");
+    cr_assert_geq(pids, 2, "one instance did all the work (%lld)", pids);
+    char sql[3][96];
+    pid_t who[3] = { a, b, again };
+    for (int i = 0; i < 3; i++)
+        snprintf(sql[i], sizeof sql[i], "SELECT COUNT(*) FROM applied WHERE pid = %d", (int)who[i]);
+    cr_log_info("applied by a %lld, b %lld, a after its restart %lld", pg_count(db, sql[0]),
+                pg_count(db, sql[1]), pg_count(db, sql[2]));
+    cr_assert_eq(waitpid(again, NULL, WNOHANG), 0, "the restarted instance exited");
+    cr_assert_not(log_says(dir, "a2", "start failed"));
+    kill(b, SIGKILL);
+    kill(again, SIGKILL);
+    waitpid(b, NULL, 0);
+    waitpid(again, NULL, 0);
+    choreo_service_destroy(w.src);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* The database drops every connection of the instances three times while
+ * events flow (as a server restart or failover does to its clients):
+ * batches open at that moment fail to commit and come back, the relay
+ * takes its lock again, and nothing is lost or applied twice. */
+Test(scaleout, connections_the_database_drops_mid_flow_lose_and_double_nothing, .timeout = 240)
+{
+    struct world w;
+    world_up(&w, "drop");
+    pid_t a = spawn_worker(w.dir, w.server.url, w.db, "a");
+    pid_t b = spawn_worker(w.dir, w.server.url, w.db, "b");
+    struct log_arg up = { w.dir, NULL, "relay standing by" };
+    cr_assert(support_wait(standby_cond, &up, 15000), "neither instance stands by");
+    source_up(&w);
+    int drops = 0;
+    for (int i = 0; i < 3000; i += PER_TX) {
+        emit_work(&w, i);
+        if (i % 900 == 400) {
+            long long n = pg_count(w.db, "SELECT COUNT(pg_terminate_backend(pid)) FROM"
+                                         " pg_stat_activity WHERE application_name = 'choreo'"
+                                         " AND pid <> pg_backend_pid()");
+            cr_assert_gt(n, 0, "no connection to drop: %lld of %lld", n,
+                         pg_count(w.db, "SELECT COUNT(*) FROM pg_stat_activity"));
+            drops++;
+        }
+        support_sleep_ms(30);
+    }
+    cr_assert_eq(drops, 3);
+    expect_exactly_once(&w, 3000);
+    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
+    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
+    kill(a, SIGKILL);
+    kill(b, SIGKILL);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+    choreo_service_destroy(w.src);
+    natsd_stop(&w.server, SIGTERM);
+}
