@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "shop_pgcopy.h"
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -396,8 +399,42 @@ static int64_t count(sqlite3 *db, const char *sql)
     return n;
 }
 
+static choreo_status check_files(const shop_check_paths *paths, bool require_final,
+                                 shop_check_report *out, char *err, size_t errlen);
+
+/* A service on PostgreSQL is read from a snapshot of its database in a
+ * temporary SQLite file (shop_pgcopy.h), which the checks then join as
+ * they do the others. */
 choreo_status shop_check_run(const shop_check_paths *paths, bool require_final,
                              shop_check_report *out, char *err, size_t errlen)
+{
+    shop_check_paths files = *paths;
+    const char **each[4] = { &files.order, &files.inventory, &files.payment, &files.points };
+    char copies[4][64] = { "", "", "", "" };
+    choreo_status s = CHOREO_OK;
+    for (int i = 0; i < 4 && s == CHOREO_OK; i++) {
+        if (!shop_is_postgres_url(*each[i]))
+            continue;
+        snprintf(copies[i], sizeof copies[i], "/tmp/shop-check-%d-%d.db", (int)getpid(), i);
+        char why[512];
+        if (shop_pg_snapshot(*each[i], copies[i], why, sizeof why) != 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "cannot read %s: %s", *each[i], why);
+            memset(out, 0, sizeof *out);
+            s = CHOREO_ESTORE;
+        }
+        *each[i] = copies[i];
+    }
+    if (s == CHOREO_OK)
+        s = check_files(&files, require_final, out, err, errlen);
+    for (int i = 0; i < 4; i++)
+        if (copies[i][0])
+            unlink(copies[i]);
+    return s;
+}
+
+static choreo_status check_files(const shop_check_paths *paths, bool require_final,
+                                 shop_check_report *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->ok = true;

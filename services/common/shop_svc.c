@@ -9,6 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef SHOP_HAVE_PG
+#include <libpq-fe.h>
+#endif
+
 /* Set once in shop_service_main before any thread starts. */
 static shop_log_level log_level = SHOP_INFO;
 static char log_service[40] = "shop";
@@ -48,10 +52,25 @@ void shop_log(shop_log_level lvl, const char *msg, const char *fields_fmt, ...)
     fputs(line, stderr);
 }
 
+static bool on_pg; /* set once in shop_service_main */
+
+bool shop_on_postgres(void)
+{
+    return on_pg;
+}
+
+shop_db shop_tx_db(choreo_tx *tx)
+{
+    shop_db db = { NULL, NULL };
+    if (on_pg)
+        db.pg = choreo_tx_pg(tx);
+    else
+        db.lite = choreo_tx_db(tx);
+    return db;
+}
+
 static sqlite3_stmt *stmt_get(shop_stmts *c, sqlite3 *db, int idx, const char *sql)
 {
-    if (idx < 0 || idx >= SHOP_STMTS_MAX)
-        return NULL;
     if (c->db != db) {
         shop_stmts_clear(c);
         c->db = db;
@@ -68,15 +87,14 @@ static sqlite3_stmt *stmt_get(shop_stmts *c, sqlite3 *db, int idx, const char *s
     return c->s[idx];
 }
 
-int shop_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *fmt, ...)
+static int lite_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *fmt,
+                    va_list ap)
 {
     sqlite3_stmt *s = stmt_get(c, db, idx, sql);
     if (!s)
         return SQLITE_ERROR;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    va_list ap;
-    va_start(ap, fmt);
     for (int i = 0; fmt && fmt[i]; i++) {
         if (fmt[i] == 't') {
             const char *v = va_arg(ap, const char *);
@@ -86,8 +104,8 @@ int shop_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *f
             sqlite3_bind_int64(s, i + 1, (sqlite3_int64)va_arg(ap, int64_t));
         }
     }
-    va_end(ap);
     int rc = sqlite3_step(s);
+    c->changes = sqlite3_changes(db);
     if (rc == SQLITE_ROW)
         return rc;
     if (rc != SQLITE_DONE)
@@ -96,30 +114,156 @@ int shop_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *f
     return rc;
 }
 
-sqlite3_stmt *shop_sql_stmt(shop_stmts *c, int idx)
+#ifdef SHOP_HAVE_PG
+/* ?N becomes $N (the shop's SQL has no ? inside quotes). */
+static char *dollar_params(const char *sql)
 {
-    return idx >= 0 && idx < SHOP_STMTS_MAX ? c->s[idx] : NULL;
+    char *out = malloc(strlen(sql) + 1), *o = out;
+    for (const char *p = sql; out && *p; p++)
+        *o++ = *p == '?' ? '$' : *p;
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+static int pg_sql(shop_stmts *c, struct pg_conn *db, int idx, const char *sql, const char *fmt,
+                  va_list ap)
+{
+    shop_sql_reset(c, idx);
+    if (!c->pg_sql[idx] && !(c->pg_sql[idx] = dollar_params(sql)))
+        return SQLITE_NOMEM;
+    const char *values[16];
+    char nums[16][24];
+    int n = 0;
+    for (; fmt && fmt[n] && n < 16; n++) {
+        if (fmt[n] == 't') {
+            values[n] = va_arg(ap, const char *);
+        } else {
+            snprintf(nums[n], sizeof nums[n], "%lld", (long long)va_arg(ap, int64_t));
+            values[n] = nums[n];
+        }
+    }
+    PGresult *r = PQexecParams(db, c->pg_sql[idx], n, NULL, values, NULL, NULL, 0);
+    ExecStatusType t = PQresultStatus(r);
+    if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
+        shop_log(SHOP_ERROR, "statement failed", "sql=\"%s\" err=\"%s\"", sql,
+                 PQresultErrorMessage(r));
+        PQclear(r);
+        return SQLITE_ERROR;
+    }
+    c->changes = strtoll(PQcmdTuples(r), NULL, 10);
+    if (t == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+        c->pg_res[idx] = r;
+        return SQLITE_ROW;
+    }
+    PQclear(r);
+    return SQLITE_DONE;
+}
+#endif
+
+int shop_sql(shop_stmts *c, shop_db db, int idx, const char *sql, const char *fmt, ...)
+{
+    if (idx < 0 || idx >= SHOP_STMTS_MAX)
+        return SQLITE_MISUSE;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = SQLITE_ERROR;
+    if (db.lite)
+        rc = lite_sql(c, db.lite, idx, sql, fmt, ap);
+#ifdef SHOP_HAVE_PG
+    else if (db.pg)
+        rc = pg_sql(c, db.pg, idx, sql, fmt, ap);
+#endif
+    va_end(ap);
+    return rc;
+}
+
+int64_t shop_sql_int(shop_stmts *c, int idx, int col)
+{
+#ifdef SHOP_HAVE_PG
+    if (c->pg_res[idx])
+        return strtoll(PQgetvalue(c->pg_res[idx], 0, col), NULL, 10);
+#endif
+    return sqlite3_column_int64(c->s[idx], col);
+}
+
+const char *shop_sql_text(shop_stmts *c, int idx, int col)
+{
+    const char *v = NULL;
+#ifdef SHOP_HAVE_PG
+    if (c->pg_res[idx])
+        return PQgetvalue(c->pg_res[idx], 0, col); /* "" for NULL */
+#endif
+    v = (const char *)sqlite3_column_text(c->s[idx], col);
+    return v ? v : "";
+}
+
+int64_t shop_sql_changes(const shop_stmts *c)
+{
+    return c->changes;
 }
 
 void shop_sql_reset(shop_stmts *c, int idx)
 {
-    if (idx >= 0 && idx < SHOP_STMTS_MAX && c->s[idx])
+    if (idx < 0 || idx >= SHOP_STMTS_MAX)
+        return;
+    if (c->s[idx])
         sqlite3_reset(c->s[idx]);
+#ifdef SHOP_HAVE_PG
+    PQclear(c->pg_res[idx]);
+    c->pg_res[idx] = NULL;
+#endif
 }
 
 void shop_stmts_clear(shop_stmts *c)
 {
     for (int i = 0; i < SHOP_STMTS_MAX; i++) {
+        shop_sql_reset(c, i);
         sqlite3_finalize(c->s[i]);
         c->s[i] = NULL;
+        free(c->pg_sql[i]);
+        c->pg_sql[i] = NULL;
     }
     c->db = NULL;
 }
 
-int shop_sql_exec(sqlite3 *db, const char *sql)
+/* The shop's DDL for PostgreSQL: 64-bit INTEGER columns. */
+#ifdef SHOP_HAVE_PG
+static int pg_exec_ddl(struct pg_conn *db, const char *sql)
 {
+    size_t cap = strlen(sql) * 2 + 1;
+    char *ddl = malloc(cap), *o = ddl;
+    if (!ddl)
+        return SQLITE_NOMEM;
+    for (const char *p = sql; *p;) {
+        if (strncmp(p, "INTEGER", 7) == 0) {
+            o += sprintf(o, "BIGINT");
+            p += 7;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    PGresult *r = PQexec(db, ddl);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? SQLITE_OK : SQLITE_ERROR;
+    if (rc != SQLITE_OK)
+        shop_log(SHOP_ERROR, "cannot run SQL", "err=\"%s\"", PQresultErrorMessage(r));
+    PQclear(r);
+    free(ddl);
+    return rc;
+}
+#endif
+
+int shop_sql_exec(shop_db db, const char *sql)
+{
+#ifdef SHOP_HAVE_PG
+    if (db.pg)
+        return pg_exec_ddl(db.pg, sql);
+#endif
+    if (!db.lite)
+        return SQLITE_MISUSE;
     char *err = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    int rc = sqlite3_exec(db.lite, sql, NULL, NULL, &err);
     if (rc != SQLITE_OK)
         shop_log(SHOP_ERROR, "cannot run SQL", "err=\"%s\"", err ? err : sqlite3_errstr(rc));
     sqlite3_free(err);
@@ -169,7 +313,7 @@ static choreo_status create_schema(choreo_service *svc, const char *sql)
     choreo_status s = choreo_service_begin(svc, &tx);
     if (s != CHOREO_OK)
         return s;
-    if (shop_sql_exec(choreo_tx_db(tx), sql) != SQLITE_OK) {
+    if (shop_sql_exec(shop_tx_db(tx), sql) != SQLITE_OK) {
         choreo_tx_rollback(tx);
         return CHOREO_ESTORE;
     }
@@ -265,6 +409,8 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
         }
     }
     snprintf(log_service, sizeof log_service, "%s", choreo_config_get(cfg, "service"));
+    const char *store = choreo_config_get(cfg, "db");
+    on_pg = strncmp(store, "postgresql://", 13) == 0 || strncmp(store, "postgres://", 11) == 0;
     const char *lvl = choreo_config_get(cfg, "log_level");
     log_level = strcmp(lvl, "error") == 0 ? SHOP_ERROR
               : strcmp(lvl, "warn") == 0  ? SHOP_WARN

@@ -15,23 +15,47 @@
 
 #define SHOP_STMTS_MAX 32
 
+/* The connection of a transaction: SQLite (lite) or PostgreSQL (pg), as the
+ * service's db setting says. The shop's SQL is written once, in the dialect
+ * both accept, with ?N parameters; its DDL says INTEGER, which becomes
+ * BIGINT on PostgreSQL. */
+typedef struct shop_db {
+    sqlite3 *lite;
+    struct pg_conn *pg;
+} shop_db;
+
+shop_db shop_tx_db(choreo_tx *tx);
+
+/* Whether this service's database is PostgreSQL (known once main parsed
+ * its settings). */
+bool shop_on_postgres(void);
+
 /* Prepared statements of one connection, by index. A handler always runs on
- * the same dispatcher connection, so statements are prepared once and kept.
+ * the same dispatcher connection, so statements are prepared once and kept
+ * (on PostgreSQL the statement text is kept, and a row's result).
  * Single-threaded: one cache per connection. */
 typedef struct shop_stmts {
     sqlite3 *db;
     sqlite3_stmt *s[SHOP_STMTS_MAX];
+    char *pg_sql[SHOP_STMTS_MAX];  /* ?N rewritten to $N */
+    void *pg_res[SHOP_STMTS_MAX];  /* PGresult * of the row being read */
+    int64_t changes;               /* rows the last statement changed */
 } shop_stmts;
 
 /* Binds the arguments described by fmt to statement idx (prepared from sql
- * on db the first time) and steps it once. fmt has one letter per ?N
- * parameter: 't' a const char * (NULL binds NULL), 'i' an int64_t.
- * Returns SQLITE_ROW (read the columns from shop_sql_stmt, then call
- * shop_sql_reset), SQLITE_DONE (already reset), or an error code (logged). */
-int shop_sql(shop_stmts *c, sqlite3 *db, int idx, const char *sql, const char *fmt, ...);
+ * on db the first time) and runs it. fmt has one letter per ?N parameter:
+ * 't' a const char * (NULL binds NULL), 'i' an int64_t. Returns SQLITE_ROW
+ * (read the first row with shop_sql_int / shop_sql_text, then call
+ * shop_sql_reset), SQLITE_DONE (already reset), or an error code (logged;
+ * on PostgreSQL also a deadlock with another instance: retry the event). */
+int shop_sql(shop_stmts *c, shop_db db, int idx, const char *sql, const char *fmt, ...);
 
-/* The statement of the last shop_sql call with idx, for reading columns. */
-sqlite3_stmt *shop_sql_stmt(shop_stmts *c, int idx);
+/* Column col of the row statement idx returned. */
+int64_t shop_sql_int(shop_stmts *c, int idx, int col);
+const char *shop_sql_text(shop_stmts *c, int idx, int col); /* "" for NULL */
+
+/* Rows changed by the last statement shop_sql ran. */
+int64_t shop_sql_changes(const shop_stmts *c);
 
 /* Resets statement idx after its row has been read. */
 void shop_sql_reset(shop_stmts *c, int idx);
@@ -40,7 +64,7 @@ void shop_sql_reset(shop_stmts *c, int idx);
 void shop_stmts_clear(shop_stmts *c);
 
 /* Runs a whole batch of DDL on db; returns SQLITE_OK or logs the error. */
-int shop_sql_exec(sqlite3 *db, const char *sql);
+int shop_sql_exec(shop_db db, const char *sql);
 
 typedef enum shop_log_level { SHOP_ERROR, SHOP_WARN, SHOP_INFO, SHOP_DEBUG } shop_log_level;
 

@@ -45,7 +45,7 @@ struct inventory_svc {
 
 /* ---- The business: one function per step, the same in every style ---- */
 
-static bool record(struct inventory_svc *inv, sqlite3 *db, const shop_order_ref *o,
+static bool record(struct inventory_svc *inv, shop_db db, const shop_order_ref *o,
                    const char *state, const char *reason)
 {
     return shop_sql(&inv->st, db, Q_INSERT,
@@ -62,7 +62,7 @@ static bool record(struct inventory_svc *inv, sqlite3 *db, const shop_order_ref 
 static choreo_result reserve(struct inventory_svc *inv, choreo_tx *tx, const shop_order_ref *o,
                              shop_outcome *out, const char **why)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_RESERVE, CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
         return CHOREO_RETRY;
@@ -86,7 +86,7 @@ static choreo_result reserve(struct inventory_svc *inv, choreo_tx *tx, const sho
         else if (rc != SQLITE_ROW)
             return CHOREO_RETRY;
         else
-            available = sqlite3_column_int64(shop_sql_stmt(&inv->st, Q_PRODUCT), 0);
+            available = shop_sql_int(&inv->st, Q_PRODUCT, 0);
         shop_sql_reset(&inv->st, Q_PRODUCT);
         if (!*why && available < o->qty)
             *why = "out of stock";
@@ -105,7 +105,7 @@ static choreo_result reserve(struct inventory_svc *inv, choreo_tx *tx, const sho
 
 /* Reads the order's reservation. Returns SQLITE_ROW with product, qty and
  * state filled, SQLITE_DONE when there is none, or an error. */
-static int reservation(struct inventory_svc *inv, sqlite3 *db, const char *order_id,
+static int reservation(struct inventory_svc *inv, shop_db db, const char *order_id,
                        char product[80], int64_t *qty, char state[16])
 {
     int rc = shop_sql(&inv->st, db, Q_RES_GET,
@@ -113,15 +113,14 @@ static int reservation(struct inventory_svc *inv, sqlite3 *db, const char *order
                       order_id);
     if (rc != SQLITE_ROW)
         return rc;
-    sqlite3_stmt *s = shop_sql_stmt(&inv->st, Q_RES_GET);
-    snprintf(product, 80, "%s", (const char *)sqlite3_column_text(s, 0));
-    *qty = sqlite3_column_int64(s, 1);
-    snprintf(state, 16, "%s", (const char *)sqlite3_column_text(s, 2));
+    snprintf(product, 80, "%s", shop_sql_text(&inv->st, Q_RES_GET, 0));
+    *qty = shop_sql_int(&inv->st, Q_RES_GET, 1);
+    snprintf(state, 16, "%s", shop_sql_text(&inv->st, Q_RES_GET, 2));
     shop_sql_reset(&inv->st, Q_RES_GET);
     return rc;
 }
 
-static bool set_state(struct inventory_svc *inv, sqlite3 *db, const char *order_id,
+static bool set_state(struct inventory_svc *inv, shop_db db, const char *order_id,
                       const char *state)
 {
     return shop_sql(&inv->st, db, Q_RES_SET,
@@ -134,7 +133,7 @@ static bool set_state(struct inventory_svc *inv, sqlite3 *db, const char *order_
  * ran; either way the compensation is done when this returns CHOREO_DONE. */
 static choreo_result release(struct inventory_svc *inv, choreo_tx *tx, const char *order_id)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_RESERVE, CHOREO_BARRIER_COMPENSATION, &run) !=
         CHOREO_OK)
@@ -165,7 +164,7 @@ static choreo_result release(struct inventory_svc *inv, choreo_tx *tx, const cha
  * changes nothing. */
 static choreo_result sell(struct inventory_svc *inv, choreo_tx *tx, const char *order_id)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     char product[80], state[16];
     int64_t qty;
     int rc = reservation(inv, db, order_id, product, &qty, state);
@@ -310,7 +309,7 @@ static choreo_result restock(choreo_tx *tx, const void *req, size_t len, choreo_
                              void *user)
 {
     struct inventory_svc *inv = user;
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     char ref[80] = "", product[80] = "", err[200] = "";
     int64_t qty = 0, available = 0;
     shop_field in[] = { SHOP_FIELD_STR("ref", ref, true),
@@ -323,12 +322,12 @@ static choreo_result restock(choreo_tx *tx, const void *req, size_t len, choreo_
         snprintf(err, sizeof err, "ref and product_id must not be empty, qty 1 to 10^9");
     } else {
         int rc = shop_sql(&inv->st, db, Q_RESTOCK_REF,
-                          "INSERT OR IGNORE INTO restocks(ref, product_id, qty, at_us) "
-                          "VALUES (?1, ?2, ?3, ?4)",
+                          "INSERT INTO restocks(ref, product_id, qty, at_us) "
+                          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                           "ttii", ref, product, qty, shop_now_us());
         if (rc != SQLITE_DONE)
             return CHOREO_RETRY;
-        if (sqlite3_changes(db) == 1 &&
+        if (shop_sql_changes(&inv->st) == 1 &&
             shop_sql(&inv->st, db, Q_RESTOCK_ADD,
                      "INSERT INTO products(product_id, available, reserved, sold) "
                      "VALUES (?1, ?2, 0, 0) ON CONFLICT (product_id) "
@@ -338,7 +337,7 @@ static choreo_result restock(choreo_tx *tx, const void *req, size_t len, choreo_
         rc = shop_sql(&inv->st, db, Q_RESTOCK_PRODUCT,
                       "SELECT available FROM products WHERE product_id = ?1", "t", product);
         if (rc == SQLITE_ROW) {
-            available = sqlite3_column_int64(shop_sql_stmt(&inv->st, Q_RESTOCK_PRODUCT), 0);
+            available = shop_sql_int(&inv->st, Q_RESTOCK_PRODUCT, 0);
             shop_sql_reset(&inv->st, Q_RESTOCK_PRODUCT);
             ok = true;
         } else {

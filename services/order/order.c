@@ -80,7 +80,7 @@ static const char *invalid_order(const shop_place_order *in)
 /* A retried request (same key) gets the first order back, in its current
  * state. The same key with a different order is refused. Returns -1 when
  * the key is new, else the handler's result. */
-static int replay(struct order_svc *o, sqlite3 *db, const shop_place_order *in,
+static int replay(struct order_svc *o, shop_db db, const shop_place_order *in,
                   choreo_reply *reply)
 {
     int rc = shop_sql(&o->st, db, Q_BY_KEY,
@@ -92,14 +92,13 @@ static int replay(struct order_svc *o, sqlite3 *db, const shop_place_order *in,
         return -1;
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
-    sqlite3_stmt *s = shop_sql_stmt(&o->st, Q_BY_KEY);
     char id[80], state[20];
-    snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(s, 1));
-    bool same = strcmp((const char *)sqlite3_column_text(s, 2), in->user_id) == 0 &&
-                strcmp((const char *)sqlite3_column_text(s, 3), in->product_id) == 0 &&
-                sqlite3_column_int64(s, 4) == in->qty &&
-                sqlite3_column_int64(s, 5) == in->amount_cents;
+    snprintf(id, sizeof id, "%s", shop_sql_text(&o->st, Q_BY_KEY, 0));
+    snprintf(state, sizeof state, "%s", shop_sql_text(&o->st, Q_BY_KEY, 1));
+    bool same = strcmp(shop_sql_text(&o->st, Q_BY_KEY, 2), in->user_id) == 0 &&
+                strcmp(shop_sql_text(&o->st, Q_BY_KEY, 3), in->product_id) == 0 &&
+                shop_sql_int(&o->st, Q_BY_KEY, 4) == in->qty &&
+                shop_sql_int(&o->st, Q_BY_KEY, 5) == in->amount_cents;
     shop_sql_reset(&o->st, Q_BY_KEY);
     if (!same)
         return reply_with(reply, "", SHOP_REFUSED,
@@ -136,7 +135,7 @@ static choreo_result place_order(choreo_tx *tx, const void *req, size_t len, cho
                                  void *user)
 {
     struct order_svc *o = user;
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     shop_place_order in;
     char err[256];
     if (shop_place_order_decode(&in, req, len, err, sizeof err) != CHOREO_OK)
@@ -192,7 +191,7 @@ out:
 static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *order_id,
                             bool completed, shop_reason reason, const char *detail)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     const char *code = completed ? "" : shop_reason_name(reason);
     if (shop_sql(&o->st, db, Q_FINISH,
                  "UPDATE orders SET state = ?2, reason = ?3, detail = ?4, finished_us = ?5 "
@@ -201,12 +200,12 @@ static choreo_result finish(struct order_svc *o, choreo_tx *tx, const char *orde
                  completed ? SHOP_COMPLETED : SHOP_CANCELLED, code, detail,
                  shop_now_us()) != SQLITE_DONE)
         return CHOREO_RETRY;
-    if (sqlite3_changes(db) == 0) {
+    if (shop_sql_changes(&o->st) == 0) {
         int rc = shop_sql(&o->st, db, Q_STATE, "SELECT state FROM orders WHERE order_id = ?1",
                           "t", order_id);
         if (rc == SQLITE_ROW) {
             shop_log(SHOP_DEBUG, "order already final; event ignored", "order=%s state=%s",
-                     order_id, sqlite3_column_text(shop_sql_stmt(&o->st, Q_STATE), 0));
+                     order_id, shop_sql_text(&o->st, Q_STATE, 0));
             shop_sql_reset(&o->st, Q_STATE);
             return CHOREO_DONE;
         }
@@ -329,18 +328,17 @@ static choreo_result get_order(choreo_tx *tx, const void *req, size_t len, chore
     char state[20] = "", reason[40] = "", detail[300] = "";
     bool found = false;
     if (shop_msg_decode(req, len, in, 2, err, sizeof err) == CHOREO_OK) {
-        int rc = shop_sql(&o->st, choreo_tx_db(tx), Q_GET,
+        int rc = shop_sql(&o->st, shop_tx_db(tx), Q_GET,
                           "SELECT order_id, state, reason, detail FROM orders "
                           "WHERE order_id = ?1 OR order_id = "
                           "(SELECT order_id FROM order_keys WHERE idempotency_key = ?2)",
                           "tt", id, key);
         if (rc == SQLITE_ROW) {
-            sqlite3_stmt *s = shop_sql_stmt(&o->st, Q_GET);
             found = true;
-            snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(s, 0));
-            snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(s, 1));
-            snprintf(reason, sizeof reason, "%s", (const char *)sqlite3_column_text(s, 2));
-            snprintf(detail, sizeof detail, "%s", (const char *)sqlite3_column_text(s, 3));
+            snprintf(id, sizeof id, "%s", shop_sql_text(&o->st, Q_GET, 0));
+            snprintf(state, sizeof state, "%s", shop_sql_text(&o->st, Q_GET, 1));
+            snprintf(reason, sizeof reason, "%s", shop_sql_text(&o->st, Q_GET, 2));
+            snprintf(detail, sizeof detail, "%s", shop_sql_text(&o->st, Q_GET, 3));
             shop_sql_reset(&o->st, Q_GET);
         } else if (rc != SQLITE_DONE) {
             return CHOREO_RETRY;

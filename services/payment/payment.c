@@ -58,7 +58,7 @@ struct payment_svc {
 
 /* ---- The business: one function per step, the same in every style ---- */
 
-static bool record(struct payment_svc *p, sqlite3 *db, const shop_order_ref *o,
+static bool record(struct payment_svc *p, shop_db db, const shop_order_ref *o,
                    const char *state, const char *reason)
 {
     return shop_sql(&p->st, db, Q_INSERT,
@@ -77,7 +77,7 @@ static bool record(struct payment_svc *p, sqlite3 *db, const shop_order_ref *o,
 static choreo_result freeze(struct payment_svc *p, choreo_tx *tx, const shop_order_ref *o,
                             shop_outcome *out, const char **why)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
         return CHOREO_RETRY;
@@ -102,8 +102,8 @@ static choreo_result freeze(struct payment_svc *p, choreo_tx *tx, const shop_ord
         else if (rc != SQLITE_ROW)
             return CHOREO_RETRY;
         if (rc == SQLITE_ROW) {
-            balance = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 0);
-            review = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT), 1) != 0;
+            balance = shop_sql_int(&p->st, Q_ACCOUNT, 0);
+            review = shop_sql_int(&p->st, Q_ACCOUNT, 1) != 0;
             shop_sql_reset(&p->st, Q_ACCOUNT);
             if (balance < o->amount_cents)
                 *why = "insufficient funds";
@@ -121,7 +121,7 @@ static choreo_result freeze(struct payment_svc *p, choreo_tx *tx, const shop_ord
     return CHOREO_DONE;
 }
 
-static int payment(struct payment_svc *p, sqlite3 *db, const char *order_id, char user_id[80],
+static int payment(struct payment_svc *p, shop_db db, const char *order_id, char user_id[80],
                    int64_t *amount, char state[16])
 {
     int rc = shop_sql(&p->st, db, Q_PAY_GET,
@@ -129,15 +129,14 @@ static int payment(struct payment_svc *p, sqlite3 *db, const char *order_id, cha
                       "t", order_id);
     if (rc != SQLITE_ROW)
         return rc;
-    sqlite3_stmt *s = shop_sql_stmt(&p->st, Q_PAY_GET);
-    snprintf(user_id, 80, "%s", (const char *)sqlite3_column_text(s, 0));
-    *amount = sqlite3_column_int64(s, 1);
-    snprintf(state, 16, "%s", (const char *)sqlite3_column_text(s, 2));
+    snprintf(user_id, 80, "%s", shop_sql_text(&p->st, Q_PAY_GET, 0));
+    *amount = shop_sql_int(&p->st, Q_PAY_GET, 1);
+    snprintf(state, 16, "%s", shop_sql_text(&p->st, Q_PAY_GET, 2));
     shop_sql_reset(&p->st, Q_PAY_GET);
     return rc;
 }
 
-static bool set_state(struct payment_svc *p, sqlite3 *db, const char *order_id, const char *state)
+static bool set_state(struct payment_svc *p, shop_db db, const char *order_id, const char *state)
 {
     return shop_sql(&p->st, db, Q_PAY_SET,
                     "UPDATE payments SET state = ?2, updated_us = ?3 WHERE order_id = ?1", "tti",
@@ -145,7 +144,7 @@ static bool set_state(struct payment_svc *p, sqlite3 *db, const char *order_id, 
 }
 
 /* Moves a frozen amount back to the customer's balance. */
-static bool give_back(struct payment_svc *p, sqlite3 *db, const char *user_id, int64_t amount)
+static bool give_back(struct payment_svc *p, shop_db db, const char *user_id, int64_t amount)
 {
     return shop_sql(&p->st, db, Q_UNFREEZE,
                     "UPDATE accounts SET balance = balance + ?2, frozen = frozen - ?2 "
@@ -162,7 +161,7 @@ static bool give_back(struct payment_svc *p, sqlite3 *db, const char *user_id, i
 static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *order_id,
                               const char *why)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     if (choreo_tx_hold_end(tx, order_id, REVIEW_KIND, why, NULL) != CHOREO_OK) {
         shop_log(SHOP_ERROR, "cannot end the payment's review", "order=%s err=\"%s\"", order_id,
                  choreo_last_error());
@@ -194,7 +193,7 @@ static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *
  * again changes nothing. */
 static choreo_result capture(struct payment_svc *p, choreo_tx *tx, const char *order_id)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     char user_id[80], state[16];
     int64_t amount;
     int rc = payment(p, db, order_id, user_id, &amount, state);
@@ -318,7 +317,7 @@ static choreo_result freeze_and_answer(struct payment_svc *p, choreo_tx *tx,
 static choreo_result on_review_decided(choreo_tx *tx, const choreo_hold_decision *d, void *user)
 {
     struct payment_svc *p = user;
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     char order_id[80] = "", user_id[80] = "", product_id[80] = "", err[200];
     int64_t qty = 0, amount = 0, points = 0;
     shop_field f[] = { SHOP_FIELD_STR("order_id", order_id, true),
@@ -454,7 +453,7 @@ static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_
                              void *user)
 {
     struct payment_svc *p = user;
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     char ref[80] = "", user_id[80] = "", err[200] = "";
     int64_t amount = 0, balance = 0;
     bool review = false, ok = false;
@@ -467,12 +466,12 @@ static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_
         snprintf(err, sizeof err, "ref and user_id must not be empty, amount_cents 0 to 10^12");
     } else {
         int rc = shop_sql(&p->st, db, Q_DEPOSIT_REF,
-                          "INSERT OR IGNORE INTO deposits(ref, user_id, amount_cents, at_us) "
-                          "VALUES (?1, ?2, ?3, ?4)",
+                          "INSERT INTO deposits(ref, user_id, amount_cents, at_us) "
+                          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                           "ttii", ref, user_id, amount, shop_now_us());
         if (rc != SQLITE_DONE)
             return CHOREO_RETRY;
-        if (sqlite3_changes(db) == 1 &&
+        if (shop_sql_changes(&p->st) == 1 &&
             shop_sql(&p->st, db, Q_DEPOSIT_ADD,
                      "INSERT INTO accounts(user_id, balance, frozen, spent, review) "
                      "VALUES (?1, ?2, 0, 0, ?3) ON CONFLICT (user_id) "
@@ -483,7 +482,7 @@ static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_
         rc = shop_sql(&p->st, db, Q_ACCOUNT_GET, "SELECT balance FROM accounts WHERE user_id = ?1",
                       "t", user_id);
         if (rc == SQLITE_ROW) {
-            balance = sqlite3_column_int64(shop_sql_stmt(&p->st, Q_ACCOUNT_GET), 0);
+            balance = shop_sql_int(&p->st, Q_ACCOUNT_GET, 0);
             shop_sql_reset(&p->st, Q_ACCOUNT_GET);
             ok = true;
         } else {

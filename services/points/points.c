@@ -38,7 +38,7 @@ struct points_svc {
 
 /* ---- The business: one function per step, the same in every style ---- */
 
-static bool record(struct points_svc *p, sqlite3 *db, const shop_order_ref *o,
+static bool record(struct points_svc *p, shop_db db, const shop_order_ref *o,
                    const char *state, const char *reason)
 {
     return shop_sql(&p->st, db, Q_INSERT,
@@ -68,7 +68,7 @@ static const char *refusal(bool no_points, int64_t have, int64_t cap, int64_t ad
 static choreo_result award(struct points_svc *p, choreo_tx *tx, const shop_order_ref *o,
                            shop_outcome *out, const char **why)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_AWARD, CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
         return CHOREO_RETRY;
@@ -80,17 +80,16 @@ static choreo_result award(struct points_svc *p, choreo_tx *tx, const shop_order
     }
     /* Customers without an account get one with the default cap. */
     if (shop_sql(&p->st, db, Q_OPEN,
-                 "INSERT OR IGNORE INTO accounts(user_id, points, cap, no_points) "
-                 "VALUES (?1, 0, ?2, 0)",
+                 "INSERT INTO accounts(user_id, points, cap, no_points) "
+                 "VALUES (?1, 0, ?2, 0) ON CONFLICT DO NOTHING",
                  "ti", o->user_id, p->default_cap) != SQLITE_DONE)
         return CHOREO_RETRY;
     if (shop_sql(&p->st, db, Q_ACCOUNT,
                  "SELECT points, cap, no_points FROM accounts WHERE user_id = ?1", "t",
                  o->user_id) != SQLITE_ROW)
         return CHOREO_RETRY;
-    sqlite3_stmt *s = shop_sql_stmt(&p->st, Q_ACCOUNT);
-    *why = refusal(sqlite3_column_int64(s, 2) != 0, sqlite3_column_int64(s, 0),
-                   sqlite3_column_int64(s, 1), o->points);
+    *why = refusal(shop_sql_int(&p->st, Q_ACCOUNT, 2) != 0, shop_sql_int(&p->st, Q_ACCOUNT, 0),
+                   shop_sql_int(&p->st, Q_ACCOUNT, 1), o->points);
     shop_sql_reset(&p->st, Q_ACCOUNT);
     if (*why) {
         *out = SHOP_OUT_REFUSED;
@@ -109,7 +108,7 @@ static choreo_result award(struct points_svc *p, choreo_tx *tx, const shop_order
  * this returns CHOREO_DONE. */
 static choreo_result revoke(struct points_svc *p, choreo_tx *tx, const char *order_id)
 {
-    sqlite3 *db = choreo_tx_db(tx);
+    shop_db db = shop_tx_db(tx);
     bool run;
     if (choreo_tx_barrier(tx, NULL, SHOP_STEP_AWARD, CHOREO_BARRIER_COMPENSATION, &run) !=
         CHOREO_OK)
@@ -123,11 +122,10 @@ static choreo_result revoke(struct points_svc *p, choreo_tx *tx, const char *ord
         return CHOREO_DONE;
     if (rc != SQLITE_ROW)
         return CHOREO_RETRY;
-    sqlite3_stmt *s = shop_sql_stmt(&p->st, Q_AWARD_GET);
     char user_id[80], state[16];
-    snprintf(user_id, sizeof user_id, "%s", (const char *)sqlite3_column_text(s, 0));
-    int64_t points = sqlite3_column_int64(s, 1);
-    snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(s, 2));
+    snprintf(user_id, sizeof user_id, "%s", shop_sql_text(&p->st, Q_AWARD_GET, 0));
+    int64_t points = shop_sql_int(&p->st, Q_AWARD_GET, 1);
+    snprintf(state, sizeof state, "%s", shop_sql_text(&p->st, Q_AWARD_GET, 2));
     shop_sql_reset(&p->st, Q_AWARD_GET);
     if (strcmp(state, "AWARDED") != 0)
         return CHOREO_DONE; /* rejected: nothing was added */
@@ -227,7 +225,7 @@ static choreo_result enroll(choreo_tx *tx, const void *req, size_t len, choreo_r
     } else if (!user_id[0] || cap < 0) {
         snprintf(err, sizeof err, "user_id must not be empty and cap not negative");
     } else {
-        if (shop_sql(&p->st, choreo_tx_db(tx), Q_ENROLL,
+        if (shop_sql(&p->st, shop_tx_db(tx), Q_ENROLL,
                      "INSERT INTO accounts(user_id, points, cap, no_points) VALUES (?1, 0, ?2, ?3) "
                      "ON CONFLICT (user_id) DO UPDATE SET cap = excluded.cap, "
                      "no_points = excluded.no_points",

@@ -51,6 +51,11 @@ static const char USAGE[] =
     "                      (choreography only)\n"
     "  --cluster           a three-node NATS cluster instead of one nats-server:\n"
     "                      every service gets the three URLs and stream_replicas=3\n"
+    "  --store NAME=STORE  where service NAME keeps its database: sqlite (a file,\n"
+    "                      one process) or postgres (a database on a private\n"
+    "                      PostgreSQL server the demo starts) [sqlite]\n"
+    "  --instances NAME=N  run N instances of service NAME on its one database\n"
+    "                      (needs --store NAME=postgres) [1]\n"
     "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
     "  --window W          sagas in flight at most (placed, not yet final; orders\n"
     "                      held for review do not count); 0 = no limit [200]\n"
@@ -93,6 +98,7 @@ struct opts {
     const char *synchronous, *dir, *build_dir, *log_level;
     const char *bin[4]; /* --bin NAME=PATH overrides */
     int64_t timeout_s;
+    shop_scale scale;   /* --store, --instances */
 };
 
 static int64_t now_us(void)
@@ -186,6 +192,10 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--log-level") == 0) {
             o->log_level = v;
             i++;
+        } else if (strcmp(a, "--store") == 0 || strcmp(a, "--instances") == 0) {
+            if (shop_scale_flag(&o->scale, a, v, "shop-demo") != 0)
+                return 2;
+            i++;
         } else {
             fprintf(stderr, "shop-demo: unknown option %s (see --help)\n", a);
             return 2;
@@ -194,6 +204,8 @@ static int parse(int argc, char **argv, struct opts *o)
     /* The permissions choreo-gen writes from events/shop.services cover the
      * events the services' own code emits and handles, not an orchestrator's
      * commands, replies and ChoreoSagaTimeout. */
+    if (shop_scale_check(&o->scale, "shop-demo") != 0)
+        return 2;
     if (o->secure && o->cluster) {
         fprintf(stderr, "shop-demo: --secure and --cluster do not go together yet: the "
                 "cluster's nodes have no TLS or users; drop one of them\n");
@@ -649,18 +661,19 @@ int main(int argc, char **argv)
         sup_secure(s, secure.config, SHOP_SECURE_CLIENT, secure.password[SHOP_SERVICES],
                    secure.ca, SHOP_SECURE_CLIENT_INBOX);
     }
-    for (int i = 0; i < 4; i++) {
+    sup_service_spec specs[SHOP_SERVICES];
+    for (int i = 0; i < SHOP_SERVICES; i++) {
         const char *const *args = other_args;
         if (i == 0)
             args = order_args;
         else if (strcmp(names[i], "payment") == 0 && !o.bin[i])
             args = payment_args;
-        sup_service_spec spec = { .name = names[i], .binary = bin[i], .args = args, .ping = true,
-                                  .env = o.secure ? secure.envp[i] : NULL };
-        if (sup_add_service(s, &spec) != i) {
-            sup_destroy(s);
-            return 1;
-        }
+        specs[i] = (sup_service_spec){ .name = names[i], .binary = bin[i], .args = args,
+                                       .ping = true, .env = o.secure ? secure.envp[i] : NULL };
+    }
+    if (shop_scale_add(s, &o.scale, specs) != 0) {
+        sup_destroy(s);
+        return 1;
     }
     bool tty = isatty(STDOUT_FILENO) && !o.json;
     int rc = run(&o, s, build, tty);

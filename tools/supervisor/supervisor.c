@@ -25,6 +25,7 @@
 #include <nats/nats.h>
 
 #include "natsd.h"
+#include "pgserver.h"
 
 extern char **environ;
 
@@ -33,6 +34,8 @@ extern char **environ;
 
 struct child {
     char name[64];
+    char label[64];   /* the instance: name, or name-2 and so on */
+    bool extra;       /* a second or later instance: Ping may reach another */
     char binary[512];
     char db[600];
     char log[600];
@@ -58,6 +61,7 @@ struct sup {
     natsd broker;
     bool broker_started;
     natsd_cluster cluster; /* with opt.cluster, instead of broker */
+    pgserver pg;           /* started by the first sup_postgres_db */
     /* sup_secure's, borrowed */
     const char *broker_config, *nats_user, *nats_password, *tls_ca, *inbox_prefix;
     natsConnection *nc;
@@ -175,9 +179,14 @@ int sup_add_service(sup *s, const sup_service_spec *spec)
     struct child *c = &k[s->nkids];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", spec->name);
+    snprintf(c->label, sizeof c->label, "%s", spec->label ? spec->label : spec->name);
+    c->extra = strcmp(c->label, c->name) != 0;
     snprintf(c->binary, sizeof c->binary, "%s", spec->binary);
-    snprintf(c->db, sizeof c->db, "%s/%s.db", s->workdir, spec->name);
-    snprintf(c->log, sizeof c->log, "%s/%s.log", s->workdir, spec->name);
+    if (spec->db)
+        snprintf(c->db, sizeof c->db, "%s", spec->db);
+    else
+        snprintf(c->db, sizeof c->db, "%s/%s.db", s->workdir, spec->name);
+    snprintf(c->log, sizeof c->log, "%s/%s.log", s->workdir, c->label);
     for (int i = 0; i < nargs; i++)
         c->args[c->nargs++] = dup_or_die(spec->args[i]);
     for (int i = 0; i < nenv; i++)
@@ -334,8 +343,36 @@ static natsStatus set_servers(const sup *s, natsOptions *o)
     return natsOptions_SetServers(o, urls, n);
 }
 
+/* A second instance of a service: Ping may be answered by another, so it
+ * is ready when its own metrics say it is connected (without metrics, at
+ * once). */
+static int wait_instance(sup *s, struct child *c)
+{
+    int i = (int)(c - s->kids);
+    char buf[1 << 16];
+    for (int waited = 0; c->metrics[0] && waited < s->opt.ready_timeout_ms; waited += 100) {
+        if (sup_scrape(s, i, buf, sizeof buf) == 200 && strstr(buf, "\nchoreo_nats_connected 1"))
+            return 0;
+        int status;
+        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+            c->pid = 0;
+            c->status = status;
+            fprintf(stderr, "supervisor: %s exited at start; see %s\n", c->label, c->log);
+            return -1;
+        }
+        sleep_ms(100);
+    }
+    if (!c->metrics[0])
+        return 0;
+    fprintf(stderr, "supervisor: %s did not connect within %d ms; see %s\n", c->label,
+            s->opt.ready_timeout_ms, c->log);
+    return -1;
+}
+
 static int wait_ready(sup *s, struct child *c)
 {
+    if (c->extra)
+        return wait_instance(s, c);
     if (!s->nc) {
         natsOptions *o = NULL;
         natsStatus st = natsOptions_Create(&o);
@@ -597,6 +634,7 @@ void sup_destroy(sup *s)
     if (!s)
         return;
     sup_stop_all(s);
+    pgserver_stop(&s->pg);
     if (s->fresh_dir && !s->opt.keep_workdir)
         nftw(s->workdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     for (int i = 0; i < s->nkids; i++) {
@@ -622,7 +660,7 @@ int sup_service_count(const sup *s)
 int sup_find(const sup *s, const char *name)
 {
     for (int i = 0; i < s->nkids; i++)
-        if (strcmp(s->kids[i].name, name) == 0)
+        if (strcmp(s->kids[i].label, name) == 0)
             return i;
     return -1;
 }
@@ -634,7 +672,7 @@ static bool valid(const sup *s, int i)
 
 const char *sup_service_name(const sup *s, int i)
 {
-    return valid(s, i) ? s->kids[i].name : "";
+    return valid(s, i) ? s->kids[i].label : "";
 }
 
 pid_t sup_service_pid(const sup *s, int i)
@@ -733,5 +771,18 @@ size_t sup_pids(const sup *s, pid_t *out, size_t cap)
     for (int i = 0; i < s->nkids; i++)
         if (s->kids[i].pid > 0 && n < cap)
             out[n++] = s->kids[i].pid;
+    if (s->pg.pid > 0 && n < cap)
+        out[n++] = s->pg.pid;
     return n;
+}
+
+int sup_postgres_db(sup *s, const char *name, char *url, size_t cap)
+{
+    if (s->pg.pid <= 0) {
+        char dir[500];
+        snprintf(dir, sizeof dir, "%s/postgres", s->workdir);
+        if (pgserver_start(&s->pg, dir) != 0)
+            return -1;
+    }
+    return pgserver_database(&s->pg, name, url, cap);
 }

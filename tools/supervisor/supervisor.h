@@ -59,6 +59,15 @@ typedef struct sup_options {
 /* A service to supervise. Everything is copied. */
 typedef struct sup_service_spec {
     const char *name;     /* --service, and <workdir>/<name>.db and .log */
+    /* The instance, when several of one service run: its log is
+     * <workdir>/<label>.log and sup_find and sup_service_name know it by
+     * this. A label other than the name marks a second or later instance,
+     * which is ready when its metrics say it is connected (Ping may reach
+     * another instance). NULL: the name. */
+    const char *label;
+    /* --db, when not <workdir>/<name>.db: a postgresql:// URL (see
+     * sup_postgres_db), shared by the service's instances. */
+    const char *db;
     const char *binary;   /* path of the executable */
     /* More arguments after the standard ones, NULL-terminated; may be NULL. */
     const char *const *args;
@@ -165,8 +174,14 @@ pid_t sup_broker_pid(const sup *s);
 const char *sup_url(const sup *s);
 const char *sup_workdir(const sup *s);
 
-/* Writes the PIDs of every running child (broker included) into out (at
- * most cap) and returns how many are running. */
+/* A database on the supervisor's private PostgreSQL server, which the
+ * first call starts in <workdir>/postgres (as the postgres user when run
+ * as root) and sup_destroy stops: creates database name unless it exists
+ * and writes its postgresql:// URL to url. */
+int sup_postgres_db(sup *s, const char *name, char *url, size_t cap);
+
+/* Writes the PIDs of every running child (broker and PostgreSQL server
+ * included) into out (at most cap) and returns how many are running. */
 size_t sup_pids(const sup *s, pid_t *out, size_t cap);
 
 #endif

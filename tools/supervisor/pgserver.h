@@ -1,0 +1,31 @@
+/* A private PostgreSQL server in a directory of the supervisor's work
+ * directory, on a free loopback port, for services whose database is
+ * PostgreSQL. Functions returning int return 0 on success and -1 after
+ * printing why to stderr. */
+#ifndef CHOREO_PGSERVER_H
+#define CHOREO_PGSERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct pgserver {
+    char dir[400];
+    char bin[300];   /* the server's binaries */
+    int port;
+    uid_t uid;       /* the server runs as: postgres when we are root */
+    gid_t gid;
+    pid_t pid;       /* the server's, 0 when not running */
+} pgserver;
+
+/* initdb into dir/data and start the server (waits until it accepts). */
+int pgserver_start(pgserver *p, const char *dir);
+
+/* Creates database name unless it exists; its URL goes to url. */
+int pgserver_database(pgserver *p, const char *name, char *url, size_t cap);
+
+/* Stops the server (SIGINT: fast shutdown; SIGKILL after 10 s) and waits
+ * for it; nothing when not running. */
+void pgserver_stop(pgserver *p);
+
+#endif
