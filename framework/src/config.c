@@ -51,6 +51,10 @@ static const struct key keys[] = {
       "same transactions, so that tools/chaos can count lost and doubled events" },
     { "busy_timeout_ms", K_INT, S(busy_timeout_ms), "5000", 0, 600000, NULL,
       "SQLite busy timeout in ms" },
+    { "lock_timeout_ms", K_INT, S(lock_timeout_ms), "100", 1, 600000, NULL,
+      "PostgreSQL: how long a statement waits for a row another instance's transaction "
+      "holds before it fails and its event is retried; short, so that two instances' "
+      "batches locking rows in opposite orders part at once" },
     { "nats_user", K_SECRET, S(nats_user), NULL, 0, 0, NULL, "NATS user name" },
     { "nats_password", K_SECRET, S(nats_password), NULL, 0, 0, NULL, "NATS password" },
     { "nats_token", K_SECRET, S(nats_token), NULL, 0, 0, NULL, "NATS token" },
@@ -326,6 +330,13 @@ void choreo_config_destroy(choreo_config *cfg)
     free(cfg->own_flags);
     free(cfg->own_flag_value);
     free(cfg);
+}
+
+int choreo__config_lock_wait_ms(const choreo_config *cfg)
+{
+    bool pg = cfg->db && (strncmp(cfg->db, "postgresql://", 13) == 0 ||
+                          strncmp(cfg->db, "postgres://", 11) == 0);
+    return (int)(pg ? cfg->lock_timeout_ms : cfg->busy_timeout_ms);
 }
 
 choreo_config *choreo__config_clone(const choreo_config *src)

@@ -28,6 +28,7 @@ struct choreo_config {
     char *nats_inbox_prefix;
     char *metrics_addr;   /* host:port of the metrics endpoint; NULL or "" = off */
     int64_t busy_timeout_ms;
+    int64_t lock_timeout_ms;
     int64_t connect_wait_ms;
     int64_t max_deliver;
     int64_t ack_wait_ms;
@@ -59,6 +60,10 @@ struct choreo_config {
 
 /* Deep copy; returns NULL when out of memory. */
 choreo_config *choreo__config_clone(const choreo_config *cfg);
+
+/* How long a statement waits for a lock: busy_timeout_ms on SQLite,
+ * lock_timeout_ms on PostgreSQL. */
+int choreo__config_lock_wait_ms(const choreo_config *cfg);
 
 /* True when s is a valid name token: [A-Za-z0-9_-]{1,max}. */
 bool choreo__name_valid(const char *s, size_t max);

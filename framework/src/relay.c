@@ -110,7 +110,7 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
      * then published again and deduplicated), so the relay's connection
      * skips the fsync that synchronous=FULL would add to every batch. */
     choreo_status s = choreo__store_open(&r->st, svc->cfg->db, "normal",
-                                         (int)svc->cfg->busy_timeout_ms);
+                                         choreo__config_lock_wait_ms(svc->cfg));
     if (s != CHOREO_OK) {
         free(r);
         return s;

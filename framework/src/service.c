@@ -45,7 +45,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     s = choreo__queue_init(&svc->queue, CHOREO_QUEUE_CAP);
     if (s != CHOREO_OK)
         goto fail;
-    int busy = (int)svc->cfg->busy_timeout_ms;
+    int busy = choreo__config_lock_wait_ms(svc->cfg);
     /* A SQLite file belongs to one process; a PostgreSQL database is shared
      * by every instance of the service. */
     bool shared = choreo__store_is_postgres(svc->cfg->db);

@@ -331,7 +331,7 @@ static choreo_result restock(choreo_tx *tx, const void *req, size_t len, choreo_
             shop_sql(&inv->st, db, Q_RESTOCK_ADD,
                      "INSERT INTO products(product_id, available, reserved, sold) "
                      "VALUES (?1, ?2, 0, 0) ON CONFLICT (product_id) "
-                     "DO UPDATE SET available = available + excluded.available",
+                     "DO UPDATE SET available = products.available + excluded.available",
                      "ti", product, qty) != SQLITE_DONE)
             return CHOREO_RETRY;
         rc = shop_sql(&inv->st, db, Q_RESTOCK_PRODUCT,

@@ -475,8 +475,8 @@ static choreo_result deposit(choreo_tx *tx, const void *req, size_t len, choreo_
             shop_sql(&p->st, db, Q_DEPOSIT_ADD,
                      "INSERT INTO accounts(user_id, balance, frozen, spent, review) "
                      "VALUES (?1, ?2, 0, 0, ?3) ON CONFLICT (user_id) "
-                     "DO UPDATE SET balance = balance + excluded.balance, "
-                     "review = CASE WHEN ?4 THEN excluded.review ELSE review END",
+                     "DO UPDATE SET balance = accounts.balance + excluded.balance, "
+                     "review = CASE WHEN ?4 = 1 THEN excluded.review ELSE accounts.review END",
                      "tiii", user_id, amount, (int64_t)review, (int64_t)in[3].seen) != SQLITE_DONE)
             return CHOREO_RETRY;
         rc = shop_sql(&p->st, db, Q_ACCOUNT_GET, "SELECT balance FROM accounts WHERE user_id = ?1",

@@ -4,12 +4,14 @@
  * shutdown at the end. The server runs as the postgres user when the
  * supervisor runs as root (it refuses root), and gets PR_SET_PDEATHSIG like
  * every child of the supervisor, so that it never outlives it. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "pgserver.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -25,9 +27,9 @@
 
 #ifndef SUP_HAVE_PG
 
-int pgserver_start(pgserver *p, const char *dir)
+int pgserver_start(pgserver *p, const char *log_path)
 {
-    (void)p, (void)dir;
+    (void)p, (void)log_path;
     fprintf(stderr, "supervisor: this build has no PostgreSQL support: install libpq-dev and "
                     "build again (meson -Dpostgresql=enabled)\n");
     return -1;
@@ -123,7 +125,7 @@ static int free_port(void)
     return port;
 }
 
-int pgserver_start(pgserver *p, const char *dir)
+int pgserver_start(pgserver *p, const char *log_path)
 {
     memset(p, 0, sizeof *p);
     find_bin(p->bin, sizeof p->bin);
@@ -145,19 +147,24 @@ int pgserver_start(pgserver *p, const char *dir)
         p->uid = pw->pw_uid;
         p->gid = pw->pw_gid;
     }
-    snprintf(p->dir, sizeof p->dir, "%s", dir);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "supervisor: cannot create %s: %s\n", dir, strerror(errno));
+    /* The server's own directory is a fresh one of its user: the work
+     * directory is its owner's alone. The log stays in the work directory
+     * (opened before the switch to the server's user). */
+    const char *tmp = getenv("TMPDIR");
+    snprintf(p->dir, sizeof p->dir, "%s/choreo-pg-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(p->dir)) {
+        fprintf(stderr, "supervisor: cannot create %s: %s\n", p->dir, strerror(errno));
         return -1;
     }
-    if (geteuid() == 0 && chown(dir, p->uid, p->gid) != 0) {
-        fprintf(stderr, "supervisor: cannot give %s to the postgres user: %s\n", dir,
+    if (geteuid() == 0 && chown(p->dir, p->uid, p->gid) != 0) {
+        fprintf(stderr, "supervisor: cannot give %s to the postgres user: %s\n", p->dir,
                 strerror(errno));
+        rmdir(p->dir);
         return -1;
     }
     char data[600], log[600], initdb[600], server[600];
-    snprintf(data, sizeof data, "%s/data", dir);
-    snprintf(log, sizeof log, "%s/server.log", dir);
+    snprintf(data, sizeof data, "%s/data", p->dir);
+    snprintf(log, sizeof log, "%s", log_path);
     snprintf(initdb, sizeof initdb, "%s/initdb", p->bin);
     snprintf(server, sizeof server, "%s/postgres", p->bin);
     const char *init_argv[] = { initdb, "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
@@ -169,7 +176,7 @@ int pgserver_start(pgserver *p, const char *dir)
     p->port = free_port();
     char port[16];
     snprintf(port, sizeof port, "%d", p->port);
-    const char *argv[] = { server, "-D", data, "-p", port, "-k", dir, "-c",
+    const char *argv[] = { server, "-D", data, "-p", port, "-k", p->dir, "-c",
                            "listen_addresses=127.0.0.1", "-c", "max_connections=200", NULL };
     p->pid = spawn(argv, log, p->uid, p->gid);
     if (p->pid < 0) {
@@ -225,21 +232,31 @@ int pgserver_database(pgserver *p, const char *name, char *url, size_t cap)
     return rc;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
 void pgserver_stop(pgserver *p)
 {
-    if (p->pid <= 0)
-        return;
-    kill(p->pid, SIGINT); /* fast shutdown: clients are cut off */
-    for (int waited = 0; waited < 10000; waited += 20) {
-        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-            p->pid = 0;
-            return;
+    if (p->pid > 0) {
+        kill(p->pid, SIGINT); /* fast shutdown: clients are cut off */
+        int waited = 0;
+        while (waitpid(p->pid, NULL, WNOHANG) != p->pid && waited < 10000) {
+            sleep_ms(20);
+            waited += 20;
         }
-        sleep_ms(20);
+        if (waited >= 10000) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+        }
+        p->pid = 0;
     }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    p->pid = 0;
+    if (p->dir[0]) {
+        nftw(p->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        p->dir[0] = '\0';
+    }
 }
 
 #endif

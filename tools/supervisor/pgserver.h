@@ -18,14 +18,16 @@ typedef struct pgserver {
     pid_t pid;       /* the server's, 0 when not running */
 } pgserver;
 
-/* initdb into dir/data and start the server (waits until it accepts). */
-int pgserver_start(pgserver *p, const char *dir);
+/* initdb into a fresh directory under $TMPDIR (or /tmp) that belongs to
+ * the server's user, and start the server, logging to log_path (waits
+ * until it accepts connections). */
+int pgserver_start(pgserver *p, const char *log_path);
 
 /* Creates database name unless it exists; its URL goes to url. */
 int pgserver_database(pgserver *p, const char *name, char *url, size_t cap);
 
-/* Stops the server (SIGINT: fast shutdown; SIGKILL after 10 s) and waits
- * for it; nothing when not running. */
+/* Stops the server (SIGINT: fast shutdown; SIGKILL after 10 s), waits for
+ * it and removes its directory; nothing when not running. */
 void pgserver_stop(pgserver *p);
 
 #endif

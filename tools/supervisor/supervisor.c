@@ -349,19 +349,30 @@ static natsStatus set_servers(const sup *s, natsOptions *o)
 static int wait_instance(sup *s, struct child *c)
 {
     int i = (int)(c - s->kids);
-    char buf[1 << 16];
+    size_t cap = 1 << 20; /* a whole scrape: the gauge comes late in it */
+    char *buf = malloc(cap);
+    if (!buf) {
+        fprintf(stderr, "supervisor: out of memory\n");
+        return -1;
+    }
     for (int waited = 0; c->metrics[0] && waited < s->opt.ready_timeout_ms; waited += 100) {
-        if (sup_scrape(s, i, buf, sizeof buf) == 200 && strstr(buf, "\nchoreo_nats_connected 1"))
+        const char *m = sup_scrape(s, i, buf, cap) == 200
+                            ? strstr(buf, "\nchoreo_nats_connected{") : NULL;
+        if (m && (m = strchr(m, '}')) != NULL && strncmp(m, "} 1", 3) == 0) {
+            free(buf);
             return 0;
+        }
         int status;
         if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
             c->pid = 0;
             c->status = status;
             fprintf(stderr, "supervisor: %s exited at start; see %s\n", c->label, c->log);
+            free(buf);
             return -1;
         }
         sleep_ms(100);
     }
+    free(buf);
     if (!c->metrics[0])
         return 0;
     fprintf(stderr, "supervisor: %s did not connect within %d ms; see %s\n", c->label,
@@ -779,9 +790,9 @@ size_t sup_pids(const sup *s, pid_t *out, size_t cap)
 int sup_postgres_db(sup *s, const char *name, char *url, size_t cap)
 {
     if (s->pg.pid <= 0) {
-        char dir[500];
-        snprintf(dir, sizeof dir, "%s/postgres", s->workdir);
-        if (pgserver_start(&s->pg, dir) != 0)
+        char log[500];
+        snprintf(log, sizeof log, "%s/postgres.log", s->workdir);
+        if (pgserver_start(&s->pg, log) != 0)
             return -1;
     }
     return pgserver_database(&s->pg, name, url, cap);

@@ -175,9 +175,10 @@ const char *sup_url(const sup *s);
 const char *sup_workdir(const sup *s);
 
 /* A database on the supervisor's private PostgreSQL server, which the
- * first call starts in <workdir>/postgres (as the postgres user when run
- * as root) and sup_destroy stops: creates database name unless it exists
- * and writes its postgresql:// URL to url. */
+ * first call starts (as the postgres user when run as root; its log is
+ * <workdir>/postgres.log, its data in a directory of its own under /tmp)
+ * and sup_destroy stops and removes: creates database name unless it
+ * exists and writes its postgresql:// URL to url. */
 int sup_postgres_db(sup *s, const char *name, char *url, size_t cap);
 
 /* Writes the PIDs of every running child (broker and PostgreSQL server
