@@ -18,6 +18,12 @@ bool shop_is_postgres_url(const char *db)
 
 #ifndef SHOP_HAVE_PG
 
+long shop_pg_count(const char *url, const char *sql)
+{
+    (void)url, (void)sql;
+    return -1;
+}
+
 int shop_pg_snapshot(const char *url, const char *path, char *err, size_t cap)
 {
     (void)path;
@@ -122,6 +128,20 @@ static int copy_all(PGconn *pg, sqlite3 *lite, char *err, size_t cap)
     }
     PQclear(tables);
     return rc;
+}
+
+long shop_pg_count(const char *url, const char *sql)
+{
+    PGconn *pg = PQconnectdb(url);
+    long n = -1;
+    if (PQstatus(pg) == CONNECTION_OK) {
+        PGresult *r = PQexec(pg, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+            n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+    }
+    PQfinish(pg);
+    return n;
 }
 
 int shop_pg_snapshot(const char *url, const char *path, char *err, size_t cap)

@@ -15,4 +15,8 @@ bool shop_is_postgres_url(const char *db);
  * with the reason in err. */
 int shop_pg_snapshot(const char *url, const char *path, char *err, size_t cap);
 
+/* The one number sql returns on the database at url; -1 when it cannot be
+ * read. */
+long shop_pg_count(const char *url, const char *sql);
+
 #endif

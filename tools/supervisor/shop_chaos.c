@@ -33,6 +33,7 @@
 
 #include "shop_check.h"
 #include "shop_client.h"
+#include "shop_pgcopy.h"
 #include "shop_review.h"
 #include "shop_setup.h"
 #include "shop_svc.h"
@@ -67,6 +68,9 @@ static const char USAGE[] =
     "  --style STYLE              how the services run the saga: choreography,\n"
     "                             orchestration or tcc [choreography]\n"
     "  --naive                    services use delivery=naive (no outbox, no inbox)\n"
+    "  --store NAME=STORE         sqlite, or postgres (a private server) [sqlite]\n"
+    "  --instances NAME=N         N instances of NAME on its database (needs --store\n"
+    "                             NAME=postgres); a kill of one is an instance kill [1]\n"
     "  --cluster                  a three-node NATS cluster instead of one nats-server\n"
     "                             (services get the three URLs and stream_replicas=3):\n"
     "                             every --broker-interval-ms a node is SIGKILLed (every\n"
@@ -122,7 +126,14 @@ struct opts {
     bool json, naive, faults, cluster;
     shop_style style;
     const char *dir, *build_dir, *log_level;
+    shop_scale scale; /* --store, --instances */
 };
+
+/* Processes: the four services, then further instances of some. */
+#define PROCS (SHOP_SERVICES * 8)
+
+/* The service (0..3) each process runs, set once the processes are added. */
+static int service_of[PROCS];
 
 static bool faulty(const struct opts *o)
 {
@@ -149,6 +160,7 @@ struct tally {
     double phase_s[NPHASES];
     int kills, broker_restarts, crash_exits, unexpected_exits;
     int node_kills, leader_kills; /* --cluster */
+    int instance_kills;           /* kills of an instance of a service with several */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -320,12 +332,15 @@ static int parse(int argc, char **argv, struct opts *o)
             o->build_dir = v;
         } else if (strcmp(a, "--log-level") == 0) {
             o->log_level = v;
+        } else if (strcmp(a, "--store") == 0 || strcmp(a, "--instances") == 0) {
+            if (shop_scale_flag(&o->scale, a, v, "shop-chaos") != 0)
+                return 2;
         } else {
             fprintf(stderr, "shop-chaos: unknown option %s (see --help)\n", a);
             return 2;
         }
     }
-    return 0;
+    return shop_scale_check(&o->scale, "shop-chaos") != 0 ? 2 : 0;
 }
 
 /* Fills in what was not given: the length of the run from its size, the
@@ -528,17 +543,17 @@ static int start_service(sup *s, int i, struct tally *t, bool tty)
 
 /* Reaps services that died on their own since the last look, judges each
  * and sets died[i]. Returns how many died. */
-static int poll_exits(sup *s, struct tally *t, bool tty, bool died[SHOP_SERVICES])
+static int poll_exits(sup *s, struct tally *t, bool tty, bool died[PROCS])
 {
-    bool was[SHOP_SERVICES];
-    for (int i = 0; i < SHOP_SERVICES; i++) {
+    bool was[PROCS];
+    for (int i = 0; i < sup_service_count(s); i++) {
         was[i] = sup_service_running(s, i);
         died[i] = false;
     }
     if (sup_poll(s) == 0)
         return 0;
     int n = 0;
-    for (int i = 0; i < SHOP_SERVICES; i++) {
+    for (int i = 0; i < sup_service_count(s); i++) {
         died[i] = was[i] && !sup_service_running(s, i);
         if (died[i]) {
             judge_exit(s, i, t, tty);
@@ -551,10 +566,10 @@ static int poll_exits(sup *s, struct tally *t, bool tty, bool died[SHOP_SERVICES
 /* Judges and restarts services that died on their own. */
 static int reap(sup *s, struct tally *t, bool tty)
 {
-    bool died[SHOP_SERVICES];
+    bool died[PROCS];
     if (poll_exits(s, t, tty, died) == 0)
         return 0;
-    for (int i = 0; i < SHOP_SERVICES; i++)
+    for (int i = 0; i < sup_service_count(s); i++)
         if (died[i] && start_service(s, i, t, tty) != 0)
             return -1;
     return 0;
@@ -566,7 +581,7 @@ static int reap(sup *s, struct tally *t, bool tty)
  * that is a failure too. */
 static void stop_services(sup *s, struct tally *t, bool tty)
 {
-    bool died[SHOP_SERVICES];
+    bool died[PROCS];
     poll_exits(s, t, tty, died);
     for (int i = 0; i < sup_service_count(s); i++)
         if (sup_service_running(s, i))
@@ -603,9 +618,10 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
     /* It may have died on its own just before the kill; then its status
      * says how, and that is judged like any other exit. */
     int st = sup_service_exit_status(s, i);
-    if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+    if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
         t->kills++;
-    else
+        t->instance_kills += o->scale.instances[service_of[i]] > 1;
+    } else
         judge_exit(s, i, t, tty);
     sleep_ms(o->restart_ms ? (int64_t)(rnd() % (uint64_t)(o->restart_ms + 1)) : 0);
     return start_service(s, i, t, tty);
@@ -685,9 +701,12 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
 
 /* ---- reading the databases ---- */
 
-/* One number from a database opened read-only; -1 when it cannot be read. */
+/* One number from a database opened read-only (a SQLite file, or a
+ * PostgreSQL database); -1 when it cannot be read. */
 static long db_count(const char *path, const char *sql)
 {
+    if (shop_is_postgres_url(path))
+        return shop_pg_count(path, sql);
     sqlite3 *db;
     long n = -1;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
@@ -758,7 +777,20 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
     if (sqlite3_open(":memory:", &db) != SQLITE_OK)
         return -1;
     for (int i = 0; i < 4; i++) {
-        char *sql = sqlite3_mprintf("ATTACH 'file:%q?mode=ro' AS s%d", sup_db_path(s, i), i);
+        /* A service on PostgreSQL is read from a snapshot of its database. */
+        char copy[PATH_MAX];
+        const char *path = sup_db_path(s, i);
+        if (shop_is_postgres_url(path)) {
+            char why[512];
+            snprintf(copy, sizeof copy, "%s/%s-snapshot.db", sup_workdir(s), shop_service_names[i]);
+            if (shop_pg_snapshot(path, copy, why, sizeof why) != 0) {
+                fprintf(stderr, "shop-chaos: cannot read %s: %s\n", path, why);
+                sqlite3_close(db);
+                return -1;
+            }
+            path = copy;
+        }
+        char *sql = sqlite3_mprintf("ATTACH 'file:%q?mode=ro' AS s%d", path, i);
         int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
         sqlite3_free(sql);
         if (rc != SQLITE_OK) {
@@ -984,7 +1016,7 @@ static long count_parked(const sup *s, int i)
 static long total_parked(const sup *s)
 {
     long n = 0;
-    for (int i = 0; i < sup_service_count(s); i++) {
+    for (int i = 0; i < SHOP_SERVICES; i++) {
         long k = count_parked(s, i);
         n += k > 0 ? k : 0;
     }
@@ -996,7 +1028,7 @@ static void retry_parked(const char *choreoctl, const sup *s, struct tally *t)
 {
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/choreoctl.log", sup_workdir(s));
-    for (int i = 0; i < sup_service_count(s); i++) {
+    for (int i = 0; i < SHOP_SERVICES; i++) { /* once per database */
         if (count_parked(s, i) <= 0)
             continue;
         const char *db = sup_db_path(s, i);
@@ -1024,7 +1056,8 @@ static int repair(const struct opts *o, const char *choreoctl, sup *s,
 {
     stop_services(s, t, tty);
     for (int i = 0; i < sup_service_count(s); i++)
-        if (sup_set_service_env(s, i, env[i]) != 0 || start_service(s, i, t, tty) != 0)
+        if (sup_set_service_env(s, i, env[service_of[i]]) != 0 ||
+            start_service(s, i, t, tty) != 0)
             return -1;
     for (int round = 0; round < 3; round++) {
         if (wait_still(o, s, t, tty, 2 * o->ack_wait_ms + 1000) != 0)
@@ -1088,12 +1121,13 @@ static void print_json(const struct outcome *r)
     printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, "
+           "\"processes\": %d, \"instance_kills\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills,
-           t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           sup_service_count(r->s), t->instance_kills, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
@@ -1151,6 +1185,8 @@ static void print_text(const struct outcome *r)
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader\n",
                t->node_kills, t->leader_kills);
+    if (t->instance_kills)
+        printf("  instances of scaled services killed (SIGKILL): %d\n", t->instance_kills);
     if (t->sanitizer_reports > 0)
         printf("  sanitizer reports in the services' logs: %ld\n", t->sanitizer_reports);
     if (t->metrics_unanswered)
@@ -1342,7 +1378,7 @@ static void check(struct run *r)
     for (int i = 0; i < sup_service_count(r->s); i++) {
         char want[96];
         snprintf(want, sizeof want, "\nchoreo_nats_connected{service=\"%s\"} 1\n",
-                 sup_service_name(r->s, i));
+                 shop_service_names[service_of[i]]);
         int status = -1;
         for (int attempt = 0; attempt < 20; attempt++) { /* up to 10 s after a restart */
             status = sup_scrape(r->s, i, text, sizeof text);
@@ -1541,13 +1577,24 @@ int main(int argc, char **argv)
     struct envs env;
     build_args(&o, &u);
     build_env(&o, &u, &env);
+    sup_service_spec specs[SHOP_SERVICES];
     for (int i = 0; i < SHOP_SERVICES; i++) {
         int k = i == 0 ? 0 : strcmp(shop_service_names[i], "payment") == 0 ? 1 : 2;
-        sup_service_spec spec = { .name = shop_service_names[i], .binary = bin[i],
-                                  .args = u.args[k], .env = env.chaos[i], .ping = true };
-        if (sup_add_service(s, &spec) != i) {
-            sup_destroy(s);
-            return 1;
+        specs[i] = (sup_service_spec){ .name = shop_service_names[i], .binary = bin[i],
+                                       .args = u.args[k], .env = env.chaos[i], .ping = true };
+    }
+    if (shop_scale_add(s, &o.scale, specs) != 0) {
+        sup_destroy(s);
+        return 1;
+    }
+    /* Instances come after the four services, labelled NAME-2 and so on. */
+    for (int i = 0; i < sup_service_count(s) && i < PROCS; i++) {
+        service_of[i] = i < SHOP_SERVICES ? i : 0;
+        for (int k = 0; k < SHOP_SERVICES && i >= SHOP_SERVICES; k++) {
+            size_t len = strlen(shop_service_names[k]);
+            if (strncmp(sup_service_name(s, i), shop_service_names[k], len) == 0 &&
+                sup_service_name(s, i)[len] == '-')
+                service_of[i] = k;
         }
     }
     bool tty = isatty(STDERR_FILENO) && !o.json;
