@@ -970,6 +970,116 @@ CHOREO_API CHOREO_WUR choreo_status choreo_admin_hold_decide(choreo_admin *adm, 
                                                              choreo_hold_entry *out);
 
 /* ------------------------------------------------------------------------ */
+/* Inspection: reading a service's database without changing it, for tools
+ * such as choreoctl status and saga. A database is a SQLite file, or a
+ * PostgreSQL database (db=postgresql://user@host:port/dbname) that several
+ * instances of a service share; such a database has no lock file.        */
+
+/* Whether db names a PostgreSQL database (a postgresql:// or postgres://
+ * URL) rather than a SQLite file. Any thread; never blocks. */
+CHOREO_API bool choreo_db_is_postgres(const char *db);
+
+/* Writes db as it may be shown to a person into out (cap bytes, cut to
+ * fit): a SQLite path as it is, a PostgreSQL URL as
+ * postgresql://host:port/dbname, without its user, password or
+ * parameters. Any thread; never blocks. */
+CHOREO_API void choreo_db_display(const char *db, char *out, size_t cap);
+
+/* Opens the existing database of cfg's db setting to read it only: nothing
+ * is created, migrated or written (a SQLite file is opened read-only, a
+ * PostgreSQL session's transactions are read-only), so services of any
+ * choreo version keep running on it undisturbed. The reading functions
+ * work on such a handle, within what the database's schema has (one from
+ * before orchestration has no saga instances); the dead-letter retry and
+ * drop and choreo_admin_hold_decide fail with CHOREO_ESTATE. Fails with
+ * CHOREO_ENOTFOUND when the database holds none of choreo's tables, and
+ * with CHOREO_ESTORE when it cannot be opened (a missing file, a server
+ * that does not answer: the message names the database, never a
+ * password). *out is written only on success; close it with
+ * choreo_admin_close. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_open_readonly(choreo_admin **out,
+                                                               const choreo_config *cfg);
+
+/* Most groups of parked messages, and of held steps, in a choreo_db_status. */
+#define CHOREO_DB_GROUPS_MAX 64
+
+/* Parked messages of one consumer and event type. */
+typedef struct choreo_parked_group {
+    char consumer[128];
+    char event_type[CHOREO_TYPE_MAX + 1]; /* "" when the body could not be decoded */
+    int64_t count;
+} choreo_parked_group;
+
+/* Held steps of one kind waiting for a decision. */
+typedef struct choreo_held_group {
+    char kind[65];
+    int64_t count;
+} choreo_held_group;
+
+/* A service's database at a glance. Times are unix milliseconds, 0 for
+ * none. */
+typedef struct choreo_db_status {
+    int64_t now_ms;             /* when it was read: "due" means due by then */
+    /* The outbox. */
+    int64_t pending;            /* unpublished rows due by now_ms */
+    int64_t oldest_due_ms;      /* when the oldest of them fell due */
+    int64_t delayed;            /* unpublished rows due later */
+    int64_t next_delayed_ms;    /* when the first of them falls due */
+    int64_t last_published_ms;  /* 0: never, or pruned since */
+    /* Parked messages: all of them, and by consumer and type (sorted). */
+    int64_t parked;
+    choreo_parked_group parked_by[CHOREO_DB_GROUPS_MAX];
+    size_t nparked_by;
+    bool parked_by_cut;         /* more groups than fit, counted in parked only */
+    bool has_last;
+    choreo_dead_entry last;     /* the newest message still parked (no subject or body) */
+    /* The handlers the service's code registered when it last started. */
+    bool records_handlers;      /* false: a database from a choreo before they were recorded */
+    char service[128];          /* the service that recorded them; "" when none did */
+    /* Held steps waiting for a decision: all, those past their expiry
+     * (no longer decidable), and by kind (sorted). */
+    bool records_holds;         /* false: a database from before held steps, so none */
+    int64_t held;
+    int64_t held_expired;
+    choreo_held_group held_by[CHOREO_DB_GROUPS_MAX];
+    size_t nheld_by;
+    bool held_by_cut;           /* more kinds than fit, counted in held only */
+} choreo_db_status;
+
+/* Reads *out in one read transaction, so that its numbers agree with each
+ * other; it writes nothing and takes no write lock. Works on either kind
+ * of handle. *out is written only on success. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_status(choreo_admin *adm, choreo_db_status *out);
+
+/* The service that recorded its handlers in the database when it last
+ * started, into out (cap bytes, cut to fit): "" when none did, or the
+ * database is from a choreo before they were recorded. out is written only
+ * on success. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_service(choreo_admin *adm, char *out,
+                                                         size_t cap);
+
+/* For each i < n, when consumer[i] marked event event_id[i] in its inbox,
+ * which it does in the transaction that applies the event: at_ms[i] gets
+ * that time, or 0 when there is no mark (never applied here, or pruned
+ * after inbox_retention_s). at_ms[0..n) is written only on success. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_inbox_marks(choreo_admin *adm, size_t n,
+                                                             const char *const *consumer,
+                                                             const char *const *event_id,
+                                                             int64_t *at_ms);
+
+/* A row of the saga barrier (choreo_tx_barrier). */
+typedef struct choreo_barrier_mark {
+    char step[65];
+    char op[16];       /* "action" or "compensation" */
+    int64_t at_ms;     /* when the transaction that took it ran */
+} choreo_barrier_mark;
+
+/* The barrier rows of saga, by time then op. *out is an array of *n to
+ * free(), NULL when *n is 0; both are written only on success. */
+CHOREO_API CHOREO_WUR choreo_status choreo_admin_barrier(choreo_admin *adm, const char *saga,
+                                                         choreo_barrier_mark **out, size_t *n);
+
+/* ------------------------------------------------------------------------ */
 /* A strict, bounded msgpack reader over a borrowed buffer, for decoding event
  * data. Every read checks the type and the remaining length and fails with
  * CHOREO_EDECODE without reading past the end. Strings and binaries are

@@ -20,15 +20,11 @@
 #include "transport.h"
 
 
-choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg)
+choreo_status choreo__admin_new(const choreo_config *cfg, choreo_admin **out)
 {
-    if (!out || !cfg)
-        return choreo__fail(CHOREO_EINVAL, "choreo_admin_open: out and cfg must not be NULL");
-    if (!cfg->db)
-        return choreo__fail(CHOREO_ECONFIG, "setting db is required: pass --db FILE");
     choreo_admin *adm = calloc(1, sizeof *adm);
     if (!adm)
-        return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", cfg->db);
+        return choreo__fail(CHOREO_ENOMEM, "out of memory opening a database");
     adm->cfg = choreo__config_clone(cfg);
     if (!adm->cfg) {
         free(adm);
@@ -37,12 +33,35 @@ choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg)
     choreo__log_level_parse(adm->cfg->log_level, &adm->log.level);
     snprintf(adm->log.service, sizeof adm->log.service, "%s",
              adm->cfg->service ? adm->cfg->service : "choreoctl");
-    choreo_status s = choreo__store_open(&adm->st, adm->cfg->db, adm->cfg->synchronous,
-                                         (int)adm->cfg->busy_timeout_ms);
+    *out = adm;
+    return CHOREO_OK;
+}
+
+choreo_status choreo__admin_writable(const choreo_admin *adm, const char *what)
+{
+    if (!adm->readonly)
+        return CHOREO_OK;
+    return choreo__fail(CHOREO_ESTATE, "%s: the database was opened to be read only "
+                        "(choreo_admin_open_readonly); open it with choreo_admin_open", what);
+}
+
+choreo_status choreo_admin_open(choreo_admin **out, const choreo_config *cfg)
+{
+    if (!out || !cfg)
+        return choreo__fail(CHOREO_EINVAL, "choreo_admin_open: out and cfg must not be NULL");
+    if (!cfg->db)
+        return choreo__fail(CHOREO_ECONFIG, "setting db is required: pass --db FILE");
+    choreo_admin *adm = NULL;
+    choreo_status s = choreo__admin_new(cfg, &adm);
+    if (s != CHOREO_OK)
+        return s;
+    s = choreo__store_open(&adm->st, adm->cfg->db, adm->cfg->synchronous,
+                           (int)adm->cfg->busy_timeout_ms);
     if (s != CHOREO_OK) {
         choreo_admin_close(adm);
         return s;
     }
+    adm->schema = CHOREO_SCHEMA_VERSION;
     *out = adm;
     return CHOREO_OK;
 }
@@ -100,7 +119,7 @@ choreo_status choreo_admin_dead_list(choreo_admin *adm, const char *status,
                             "unknown status \"%s\": use parked, retried or dropped", status);
     choreo_q *s;
     int rc = choreo__q_prepare(adm->st, "SELECT " COLUMNS " FROM choreo_dead"
-                                " WHERE ?1 IS NULL OR status = ?1 ORDER BY id", &s);
+                                " WHERE CAST(?1 AS TEXT) IS NULL OR status = ?1 ORDER BY id", &s);
     if (rc != SQLITE_OK)
         return choreo__store_error(adm->st, rc, "listing parked messages");
     choreo__q_bind_text(s, 1, status, -1);
@@ -210,8 +229,11 @@ choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id)
 {
     if (!adm)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_drop: adm is NULL");
+    choreo_status s = choreo__admin_writable(adm, "dropping a parked message");
+    if (s != CHOREO_OK)
+        return s;
     choreo_dead_entry e;
-    choreo_status s = require_parked(adm, id, &e, NULL, NULL);
+    s = require_parked(adm, id, &e, NULL, NULL);
     return s == CHOREO_OK ? set_status(adm, id, "dropped") : s;
 }
 
@@ -283,10 +305,13 @@ choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id)
 {
     if (!adm)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_dead_retry: adm is NULL");
+    choreo_status s = choreo__admin_writable(adm, "retrying a parked message");
+    if (s != CHOREO_OK)
+        return s;
     choreo_dead_entry e;
     uint8_t *body = NULL;
     size_t len = 0;
-    choreo_status s = require_parked(adm, id, &e, &body, &len);
+    s = require_parked(adm, id, &e, &body, &len);
     if (s != CHOREO_OK)
         return s;
     s = republish(adm, &e, body, len);

@@ -90,7 +90,7 @@ choreo_status choreo_tx_hold_end(choreo_tx *tx, const char *saga, const char *ki
         return choreo__fail(CHOREO_EINVAL, "choreo_tx_hold_end: \"%s\" is not a kind", kind);
     choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_END,
         "UPDATE choreo_holds SET state = 'expired', decided_at = ?3, note = ?4"
-        " WHERE saga = ?1 AND (?2 IS NULL OR kind = ?2) AND state = 'held'");
+        " WHERE saga = ?1 AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2) AND state = 'held'");
     if (!s)
         return CHOREO_ESTORE;
     choreo__q_bind_text(s, 1, saga, -1);
@@ -334,7 +334,8 @@ choreo_status choreo_admin_holds(choreo_admin *adm, const char *state, choreo_ho
                             state);
     char sql[300];
     snprintf(sql, sizeof sql,
-             "SELECT %s FROM choreo_holds WHERE ?1 IS NULL OR state = ?1 ORDER BY id",
+             "SELECT %s FROM choreo_holds WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1"
+             " ORDER BY id",
              HOLD_COLUMNS);
     choreo_q *s;
     int rc = choreo__q_prepare(adm->st, sql, &s);
@@ -423,7 +424,9 @@ choreo_status choreo_admin_hold_decide(choreo_admin *adm, int64_t id, bool appro
         return choreo__fail(CHOREO_EINVAL,
                             "choreo_admin_hold_decide: who decides (1 to 64 characters) is "
                             "needed, and a note has at most 255 bytes");
-    choreo_status s = choreo__store_begin(adm->st);
+    choreo_status s = choreo__admin_writable(adm, "deciding a held step");
+    if (s == CHOREO_OK)
+        s = choreo__store_begin(adm->st);
     if (s != CHOREO_OK)
         return s;
     struct hold_row h = { 0 };

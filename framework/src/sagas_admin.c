@@ -31,14 +31,22 @@ choreo_status choreo_admin_sagas(choreo_admin *adm, const char *state, size_t li
 {
     if (!adm || !out || !n)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_sagas: NULL argument");
+    /* A database from before orchestration (read-only handles open one
+     * without migrating it) has no instances. */
+    if (adm->schema < CHOREO_SCHEMA_SAGAS) {
+        *out = NULL;
+        *n = 0;
+        return CHOREO_OK;
+    }
     choreo_q *s;
     int rc = choreo__q_prepare(adm->st, "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
-                                " WHERE ?1 IS NULL OR state = ?1 OR phase = ?1"
+                                " WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 OR phase = ?1"
                                 " ORDER BY started_at DESC, saga DESC LIMIT ?2", &s);
     if (rc != SQLITE_OK)
         return choreo__store_error(adm->st, rc, "listing saga instances");
     choreo__q_bind_text(s, 1, state, -1);
-    choreo__q_bind_int64(s, 2, limit ? (int64_t)limit : -1);
+    /* No limit is the largest one: PostgreSQL refuses SQLite's -1. */
+    choreo__q_bind_int64(s, 2, limit ? (int64_t)limit : INT64_MAX);
     choreo_saga_entry *list = NULL;
     size_t count = 0, cap = 0;
     while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
@@ -69,6 +77,9 @@ choreo_status choreo_admin_saga(choreo_admin *adm, const char *saga, choreo_saga
 {
     if (!adm || !saga || !out || !trans || !n)
         return choreo__fail(CHOREO_EINVAL, "choreo_admin_saga: NULL argument");
+    if (adm->schema < CHOREO_SCHEMA_SAGAS)
+        return choreo__fail(CHOREO_ENOTFOUND, "no orchestrated saga %s in this database (it is "
+                            "from before orchestration)", saga);
     choreo_q *s;
     int rc = choreo__q_prepare(adm->st, "SELECT " ENTRY_COLUMNS " FROM choreo_saga_instances i"
                                 " WHERE saga = ?1", &s);

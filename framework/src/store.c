@@ -275,6 +275,84 @@ choreo_status choreo__store_open(choreo_store **out, const char *path, const cha
     return CHOREO_OK;
 }
 
+/* A SQLite file opened read-only: no WAL switch, no migration. */
+static choreo_status open_sqlite_readonly(choreo_store *st, const char *path, int busy_timeout_ms,
+                                          int *version)
+{
+    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return choreo__fail(CHOREO_ESTORE,
+                            "cannot open database %s: %s; check that it is the service's "
+                            "SQLite file",
+                            path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+    sqlite3_busy_timeout(st->db, busy_timeout_ms);
+    choreo_status s = user_version(st, version);
+    if (s != CHOREO_OK)
+        return choreo__fail(s, "cannot read database %s: %s", path, choreo_last_error());
+    return CHOREO_OK;
+}
+
+choreo_status choreo__store_open_readonly(choreo_store **out, const char *path,
+                                          int busy_timeout_ms, int *version)
+{
+    choreo_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory opening a database");
+    int v = 0;
+    choreo_status s;
+    if (choreo__store_is_postgres(path)) {
+        st->engine = ENGINE_POSTGRES;
+        s = choreo__pg_open_readonly(st, path, busy_timeout_ms, &v);
+    } else {
+        s = open_sqlite_readonly(st, path, busy_timeout_ms, &v);
+    }
+    if (s != CHOREO_OK) {
+        choreo__store_close(st);
+        return s;
+    }
+    *out = st;
+    *version = v;
+    return CHOREO_OK;
+}
+
+/* Copies up to n bytes of src into out (cap bytes), NUL-terminated. */
+static void copy_cut(char *out, size_t cap, size_t *used, const char *src, size_t n)
+{
+    size_t room = cap - 1 - *used;
+    if (n > room)
+        n = room;
+    memcpy(out + *used, src, n);
+    *used += n;
+    out[*used] = '\0';
+}
+
+void choreo__store_display(const char *db, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!db)
+        return;
+    if (!choreo__store_is_postgres(db)) {
+        snprintf(out, cap, "%s", db);
+        return;
+    }
+    /* scheme://[user[:password]@]host[:port][/dbname][?parameters] */
+    const char *rest = strstr(db, "://") + 3;
+    size_t authority = strcspn(rest, "/?");
+    const char *at = NULL;
+    for (const char *p = rest; p < rest + authority; p++)
+        if (*p == '@')
+            at = p;
+    const char *host = at ? at + 1 : rest;
+    const char *dbname = rest + authority;
+    size_t used = 0;
+    copy_cut(out, cap, &used, "postgresql://", 13);
+    copy_cut(out, cap, &used, host, (size_t)(rest + authority - host));
+    if (*dbname == '/')
+        copy_cut(out, cap, &used, dbname, strcspn(dbname, "?"));
+}
+
 void choreo__store_close(choreo_store *st)
 {
     if (!st)
@@ -456,6 +534,15 @@ choreo_status choreo__store_begin(choreo_store *st)
         return choreo__pg_begin(st);
     int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     return rc == SQLITE_OK ? CHOREO_OK : choreo__store_error(st, rc, "beginning a transaction");
+}
+
+choreo_status choreo__store_begin_read(choreo_store *st)
+{
+    if (st->engine == ENGINE_POSTGRES)
+        return choreo__pg_begin_read(st);
+    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? CHOREO_OK
+                           : choreo__store_error(st, rc, "beginning a read transaction");
 }
 
 choreo_status choreo__store_commit(choreo_store *st)

@@ -66,6 +66,11 @@ typedef struct choreo_store {
 
 /* The schema version this build migrates to. */
 #define CHOREO_SCHEMA_VERSION 6
+/* The versions that added the tables readers look for, so that a reader
+ * of an older database knows which of them it has. */
+#define CHOREO_SCHEMA_HANDLERS 4 /* choreo_consumers */
+#define CHOREO_SCHEMA_SAGAS 5    /* choreo_saga_instances, choreo_saga_transitions */
+#define CHOREO_SCHEMA_HOLDS 6    /* choreo_holds */
 
 /* True when db names a PostgreSQL database (a postgresql:// or
  * postgres:// URL) rather than a SQLite file. */
@@ -78,6 +83,19 @@ bool choreo__store_is_postgres(const char *db);
 choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
                                  int busy_timeout_ms);
 void choreo__store_close(choreo_store *st);
+
+/* Opens an existing database to read it only: nothing is created, migrated
+ * or written (a SQLite file is opened read-only; a PostgreSQL session's
+ * transactions are read-only), so a service of any choreo version keeps
+ * running on it undisturbed. *version gets its choreo schema version, 0
+ * when it holds none of choreo's tables. */
+choreo_status choreo__store_open_readonly(choreo_store **out, const char *path,
+                                          int busy_timeout_ms, int *version);
+
+/* Writes db as a person may see it: a SQLite path as it is, a PostgreSQL
+ * URL as postgresql://host:port/dbname, without its user, password or
+ * parameters. out (cap > 0 bytes) is cut to fit. */
+void choreo__store_display(const char *db, char *out, size_t cap);
 
 /* The cached statement `id`, prepared from sql on first use, reset and with
  * its bindings cleared. NULL on a prepare failure (detail recorded). */
@@ -131,6 +149,11 @@ choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const 
 choreo_status choreo__store_begin(choreo_store *st);
 choreo_status choreo__store_commit(choreo_store *st);
 void choreo__store_rollback(choreo_store *st);
+
+/* A read transaction: the statements until choreo__store_rollback see one
+ * state of the database, and it takes no write lock (SQLite's deferred
+ * BEGIN; PostgreSQL's REPEATABLE READ READ ONLY). */
+choreo_status choreo__store_begin_read(choreo_store *st);
 
 /* Savepoints for one message inside a group commit. */
 choreo_status choreo__store_savepoint(choreo_store *st);

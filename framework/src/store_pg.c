@@ -28,6 +28,12 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
                         "-Dpostgresql=enabled, or use a SQLite file",
                         13, url);
 }
+choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int busy_timeout_ms,
+                                       int *version)
+{
+    (void)version;
+    return choreo__pg_open(st, url, "normal", busy_timeout_ms);
+}
 void choreo__pg_close(choreo_store *st) { (void)st; }
 const char *choreo__pg_errmsg(choreo_store *st) { (void)st; return "no PostgreSQL support"; }
 choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what)
@@ -36,6 +42,7 @@ choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *wha
     return choreo__fail(CHOREO_ESTORE, "%s: no PostgreSQL support in this build", what);
 }
 choreo_status choreo__pg_begin(choreo_store *st) { return choreo__pg_exec(st, "", "BEGIN"); }
+choreo_status choreo__pg_begin_read(choreo_store *st) { return choreo__pg_begin(st); }
 choreo_status choreo__pg_commit(choreo_store *st) { return choreo__pg_exec(st, "", "COMMIT"); }
 void choreo__pg_rollback(choreo_store *st) { (void)st; }
 int64_t choreo__pg_changes(choreo_store *st) { (void)st; return 0; }
@@ -113,12 +120,25 @@ struct choreo_pgq {
     int decoded_row, ncols;
 };
 
+/* Keeps libpq's message on one line: it breaks its hints onto lines of
+ * their own ("...failed: Connection refused\n\tIs the server running..."),
+ * which would split a log line or an error a tool prints. */
 static void set_err(struct choreo_pg *pg, const char *msg)
 {
     snprintf(pg->err, sizeof pg->err, "%s", msg && msg[0] ? msg : "unknown error");
     size_t n = strlen(pg->err);
     while (n > 0 && (pg->err[n - 1] == '\n' || pg->err[n - 1] == ' '))
         pg->err[--n] = '\0';
+    char *w = pg->err;
+    for (const char *r = pg->err; *r; r++) {
+        if (*r == '\n' || *r == '\t' || *r == '\r') {
+            if (w > pg->err && w[-1] != ' ')
+                *w++ = ' ';
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
 }
 
 /* After a failure on a lost connection, connects again so that the next
@@ -254,8 +274,10 @@ static choreo_status migrate(choreo_store *st, const char *where)
     return choreo__pg_commit(st);
 }
 
-choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms)
+/* Connects with the session settings in options; where gets the
+ * database's name without the URL's password, for messages. */
+static choreo_status pg_connect(choreo_store *st, const char *url, const char *options,
+                                char *where, size_t cap)
 {
     struct choreo_pg *pg = calloc(1, sizeof *pg);
     if (!pg)
@@ -264,18 +286,12 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
     /* The session's settings go in the connection's parameters, so that a
      * connection made again (PQreset) has them too; the URL's own come
      * last and win. */
-    bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
-    char options[160];
-    snprintf(options, sizeof options,
-             "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
-             durable ? "on" : "off", busy_timeout_ms);
     const char *const keys[] = { "application_name", "options", "dbname", NULL };
     const char *const values[] = { "choreo", options, url, NULL };
     pg->conn = PQconnectdbParams(keys, values, 1);
     if (!pg->conn)
         return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
-    char where[200];
-    snprintf(where, sizeof where, "postgresql://%s:%s/%s", PQhost(pg->conn) ? PQhost(pg->conn) : "?",
+    snprintf(where, cap, "postgresql://%s:%s/%s", PQhost(pg->conn) ? PQhost(pg->conn) : "?",
              PQport(pg->conn) ? PQport(pg->conn) : "?", PQdb(pg->conn) ? PQdb(pg->conn) : "?");
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         set_err(pg, PQerrorMessage(pg->conn));
@@ -286,7 +302,53 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
                             where, pg->err);
     }
     PQsetNoticeProcessor(pg->conn, drop_notice, NULL);
-    return migrate(st, where);
+    return CHOREO_OK;
+}
+
+choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
+                              int busy_timeout_ms)
+{
+    bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
+    char options[160], where[200];
+    snprintf(options, sizeof options,
+             "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
+             durable ? "on" : "off", busy_timeout_ms);
+    choreo_status s = pg_connect(st, url, options, where, sizeof where);
+    return s == CHOREO_OK ? migrate(st, where) : s;
+}
+
+/* The schema version a reader finds: 0 without the version table. */
+static choreo_status read_version(choreo_store *st, const char *where, int *version)
+{
+    PGresult *res = PQexec(st->pg->conn, "SELECT to_regclass('choreo_schema') IS NOT NULL");
+    bool has = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    bool table = has && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (has && table) {
+        res = PQexec(st->pg->conn, "SELECT version FROM choreo_schema");
+        has = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+        *version = has ? atoi(PQgetvalue(res, 0, 0)) : 0;
+        PQclear(res);
+    } else if (has) {
+        *version = 0;
+    }
+    if (!has) {
+        set_err(st->pg, PQerrorMessage(st->pg->conn));
+        return choreo__fail(CHOREO_ESTORE, "cannot read the choreo schema version of %s: %s",
+                            where, st->pg->err);
+    }
+    return CHOREO_OK;
+}
+
+choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int busy_timeout_ms,
+                                       int *version)
+{
+    char options[160], where[200];
+    snprintf(options, sizeof options,
+             "-c default_transaction_read_only=on -c lock_timeout=%d"
+             " -c client_min_messages=warning", busy_timeout_ms);
+    choreo_status s = pg_connect(st, url, options, where, sizeof where);
+    return s == CHOREO_OK ? read_version(st, where, version) : s;
 }
 
 void choreo__pg_close(choreo_store *st)
@@ -310,6 +372,18 @@ choreo_status choreo__pg_begin(choreo_store *st)
     pg->in_tx = false;
     recover(pg);
     choreo_status s = choreo__pg_exec(st, "BEGIN", "beginning a transaction");
+    pg->in_tx = s == CHOREO_OK;
+    return s;
+}
+
+choreo_status choreo__pg_begin_read(choreo_store *st)
+{
+    struct choreo_pg *pg = st->pg;
+    pg->note_outbox = false;
+    pg->in_tx = false;
+    recover(pg);
+    choreo_status s = choreo__pg_exec(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                                      "beginning a read transaction");
     pg->in_tx = s == CHOREO_OK;
     return s;
 }

@@ -10,11 +10,15 @@ struct choreo_pgq;
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
                               int busy_timeout_ms);
+/* Connects without migrating; *version as choreo__store_open_readonly. */
+choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int busy_timeout_ms,
+                                       int *version);
 void choreo__pg_close(choreo_store *st);
 const char *choreo__pg_errmsg(choreo_store *st);
 /* Runs SQL without results; what names it in an error. */
 choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what);
 choreo_status choreo__pg_begin(choreo_store *st);
+choreo_status choreo__pg_begin_read(choreo_store *st);
 choreo_status choreo__pg_commit(choreo_store *st);
 void choreo__pg_rollback(choreo_store *st);
 int64_t choreo__pg_changes(choreo_store *st);

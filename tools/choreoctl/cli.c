@@ -246,8 +246,8 @@ int ctl_settings_check(ctl_settings *s)
         return CTL_EXIT_USAGE;
     }
     if (!choreo_config_get(s->cfg, "db")) {
-        ctl_error("no database given: pass --db FILE (the service's SQLite file) or set "
-                  "CHOREO_DB");
+        ctl_error("no database given: pass --db FILE (the service's SQLite file) or --db "
+                  "postgresql://USER@HOST:PORT/DBNAME, or set CHOREO_DB");
         return CTL_EXIT_USAGE;
     }
     /* choreoctl is not a service, but the library's checks of the other
@@ -265,11 +265,67 @@ int ctl_settings_check(ctl_settings *s)
     return CTL_EXIT_OK;
 }
 
+/* The settings a read-only handle uses, in a configuration of its own:
+ * s->cfg's db setting may be what s->dbs points to. */
+static choreo_status readonly_config(const ctl_settings *s, const char *db, choreo_config **out)
+{
+    static const char *const kept[] = { "busy_timeout_ms", "log_level" };
+    choreo_config *cfg = NULL;
+    choreo_status st = choreo_config_create(&cfg);
+    if (st == CHOREO_OK)
+        st = choreo_config_set(cfg, "service", "choreoctl");
+    if (st == CHOREO_OK)
+        st = choreo_config_set(cfg, "db", db);
+    for (size_t i = 0; st == CHOREO_OK && i < sizeof kept / sizeof kept[0]; i++) {
+        const char *v = choreo_config_get(s->cfg, kept[i]);
+        if (v)
+            st = choreo_config_set(cfg, kept[i], v);
+    }
+    if (st != CHOREO_OK) {
+        choreo_config_destroy(cfg);
+        return st;
+    }
+    *out = cfg;
+    return CHOREO_OK;
+}
+
+choreo_status ctl_open_readonly(const ctl_settings *s, const char *db, choreo_admin **out)
+{
+    choreo_config *cfg = NULL;
+    choreo_status st = readonly_config(s, db, &cfg);
+    if (st == CHOREO_OK)
+        st = choreo_admin_open_readonly(out, cfg);
+    choreo_config_destroy(cfg);
+    return st;
+}
+
+char *ctl_db_shown(const char *db)
+{
+    char shown[CTL_DB_SHOWN_MAX];
+    choreo_db_display(db, shown, sizeof shown);
+    return strdup(shown);
+}
+
+/* A PostgreSQL database has no file to look at: opening it to read says
+ * whether the server answers and whether it holds choreo's tables. */
+static int check_postgres(const ctl_settings *s, const char *db)
+{
+    choreo_admin *adm = NULL;
+    if (ctl_open_readonly(s, db, &adm) != CHOREO_OK) {
+        ctl_error("%s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    choreo_admin_close(adm);
+    return CTL_EXIT_OK;
+}
+
 /* Refuses a path that is missing or is not a choreo database before
  * choreo_admin_open, which would create or migrate it: a typo in --db must
  * not leave a new database behind. */
-int ctl_check_database(const char *db)
+int ctl_check_database(const ctl_settings *s, const char *db)
 {
+    if (choreo_db_is_postgres(db))
+        return check_postgres(s, db);
     struct stat st;
     if (stat(db, &st) != 0) {
         ctl_error("cannot open database %s: %s; pass the service's SQLite file with --db FILE",
@@ -325,7 +381,7 @@ int ctl_admin_open(ctl_settings *s, choreo_admin **adm)
 {
     int rc = ctl_settings_check(s);
     if (rc == CTL_EXIT_OK)
-        rc = ctl_check_database(choreo_config_get(s->cfg, "db"));
+        rc = ctl_check_database(s, choreo_config_get(s->cfg, "db"));
     if (rc != CTL_EXIT_OK)
         return rc;
     if (choreo_admin_open(adm, s->cfg) != CHOREO_OK) {
@@ -355,6 +411,12 @@ static bool is_choreo_db(const char *path)
 static bool listed(const ctl_db_list *l, const char *path)
 {
     struct stat a, b;
+    if (choreo_db_is_postgres(path)) {
+        for (size_t i = 0; i < l->n; i++)
+            if (strcmp(l->path[i], path) == 0)
+                return true;
+        return false;
+    }
     if (stat(path, &a) != 0)
         return false;
     for (size_t i = 0; i < l->n; i++)
@@ -442,7 +504,7 @@ int ctl_db_list_collect(const char *cmd, const ctl_settings *s, const char *cons
 {
     memset(l, 0, sizeof *l);
     for (int i = 0; i < s->ndbs; i++) {
-        int rc = ctl_check_database(s->dbs[i]);
+        int rc = ctl_check_database(s, s->dbs[i]);
         if (rc != CTL_EXIT_OK)
             return rc;
         if (listed(l, s->dbs[i]))

@@ -109,10 +109,23 @@ int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **
  * ctl_check_database), then opens it; *adm on CTL_EXIT_OK only. */
 int ctl_admin_open(ctl_settings *s, choreo_admin **adm);
 
-/* Refuses a path that is missing or is not a choreo database before
- * choreo_admin_open, which would create or migrate it. Prints why and
- * returns CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
-int ctl_check_database(const char *db);
+/* Refuses a database that is missing or is not a choreo database before
+ * choreo_admin_open, which would create or migrate it: a SQLite path, or a
+ * PostgreSQL URL (whose server must answer). Prints why and returns
+ * CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
+int ctl_check_database(const ctl_settings *s, const char *db);
+
+/* Opens db (a choreo database, SQLite or PostgreSQL) to read it only
+ * (choreo_admin_open_readonly) with the settings' busy_timeout_ms and
+ * log_level; s->cfg is left as it is. The error is in choreo_last_error. */
+choreo_status ctl_open_readonly(const ctl_settings *s, const char *db, choreo_admin **out);
+
+/* Most bytes of a database's name as choreoctl shows it. */
+#define CTL_DB_SHOWN_MAX 4096
+
+/* db as choreoctl shows it (choreo_db_display: a PostgreSQL URL without
+ * its password), malloc'd; NULL when out of memory. */
+char *ctl_db_shown(const char *db);
 
 /* Most --dir flags one command takes. */
 #define CTL_DIR_MAX 16
@@ -126,7 +139,8 @@ typedef struct ctl_db_list {
 } ctl_db_list;
 
 /* Fills l from s->dbs (after ctl_settings_check_nats) and the directories
- * dirs[0..ndirs): a --db must be a choreo database (ctl_check_database), a
+ * dirs[0..ndirs): a --db (a file or a PostgreSQL URL) must be a choreo
+ * database (ctl_check_database), a
  * directory must hold at least one. cmd ("status") starts the error
  * messages. Prints the problem and returns CTL_EXIT_FAIL (a path that
  * cannot be read) or CTL_EXIT_USAGE (too many databases), or returns

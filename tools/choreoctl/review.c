@@ -320,15 +320,23 @@ static int cmd_list(choreo_admin *adm, const struct review_args *a, const char *
 static int print_decision(const struct review_args *a, const choreo_hold_entry *e,
                           bool changed, const char *db)
 {
-    ctl_lock lock;
-    ctl_lock_read(db, &lock);
+    /* Instances share a PostgreSQL database, which has no lock file: whether
+     * one runs is not known here. */
+    bool shared = choreo_db_is_postgres(db);
+    ctl_lock lock = { .running = false };
+    if (!shared)
+        ctl_lock_read(db, &lock);
     if (a->json) {
         ctl_json j;
         ctl_json_init(&j, JSON_MAX, true, 0);
         ctl_json_object_begin(&j);
         entry_json(&j, e, now_ms());
         ctl_json_kbool(&j, "changed", changed);
-        ctl_json_kbool(&j, "service_running", lock.running);
+        ctl_json_key(&j, "service_running");
+        if (shared)
+            ctl_json_null(&j);
+        else
+            ctl_json_bool(&j, lock.running);
         ctl_json_object_end(&j);
         int rc = ctl_json_print(&j, "review");
         ctl_json_free(&j);
@@ -345,6 +353,9 @@ static int print_decision(const struct review_args *a, const choreo_hold_entry *
         ctl_time_iso(e->decided_ms, true, at);
         printf("hold %" PRId64 " was already %s by %s at %s; nothing changed\n", e->id,
                e->state, by, at);
+    } else if (shared) {
+        printf("hold %" PRId64 " %s by %s; an instance of the %s service carries the step on "
+               "when its relay publishes the decision\n", e->id, e->state, by, service);
     } else if (lock.running) {
         printf("hold %" PRId64 " %s by %s; the %s service carries the step on when its relay "
                "publishes the decision\n", e->id, e->state, by, service);
@@ -433,7 +444,10 @@ int ctl_review_main(ctl_settings *s, int argc, char **argv)
     choreo_admin *adm = NULL;
     if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)
         return rc;
-    rc = sub->run(adm, &a, choreo_config_get(s->cfg, "db"));
+    /* Messages name the database without the password a URL may hold. */
+    char shown[CTL_DB_SHOWN_MAX];
+    choreo_db_display(choreo_config_get(s->cfg, "db"), shown, sizeof shown);
+    rc = sub->run(adm, &a, shown);
     choreo_admin_close(adm);
     return rc;
 }

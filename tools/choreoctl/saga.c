@@ -295,7 +295,7 @@ static bool print_orchestration(const ctl_timeline *t)
     fputs(" (definition ", stdout);
     put_clean(stdout, e->definition);
     fputs(", ", stdout);
-    put_clean(stdout, o->db->path);
+    put_clean(stdout, o->db->shown);
     fputs("): state ", stdout);
     put_clean(stdout, e->state);
     fputs(", phase ", stdout);
@@ -339,7 +339,7 @@ static void print_header(const ctl_timeline *t)
             printf("%s ", d ? "," : "");
             put_clean(stdout, t->dbs[d].service);
             fputs(" (", stdout);
-            put_clean(stdout, t->dbs[d].path);
+            put_clean(stdout, t->dbs[d].shown);
             fputc(')', stdout);
         }
         fputc('\n', stdout);
@@ -417,7 +417,7 @@ static void json_applied(ctl_json *j, const ctl_timeline *t, size_t i)
         ctl_json_object_begin(j);
         ctl_json_kstr(j, "consumer", e->applied[a].consumer);
         ctl_json_kstr(j, "service", e->applied[a].db->service);
-        ctl_json_kstr(j, "db", e->applied[a].db->path);
+        ctl_json_kstr(j, "db", e->applied[a].db->shown);
         json_offset(j, t, "offset_ms", e->applied[a].at_ms);
         ctl_json_key(j, "barrier");
         ctl_json_array_begin(j);
@@ -443,7 +443,7 @@ static void json_parked(ctl_json *j, const ctl_timeline *t, const ctl_tl_event *
         ctl_json_object_begin(j);
         ctl_json_kstr(j, "consumer", pk->consumer);
         ctl_json_kstr(j, "service", pk->db->service);
-        ctl_json_kstr(j, "db", pk->db->path);
+        ctl_json_kstr(j, "db", pk->db->shown);
         ctl_json_kint(j, "dead_id", pk->id);
         ctl_json_kstr(j, "reason", pk->reason);
         ctl_json_kstr(j, "status", pk->status);
@@ -514,7 +514,7 @@ static void json_marks(ctl_json *j, const ctl_timeline *t)
         const ctl_mark *m = &t->marks[k];
         ctl_json_object_begin(j);
         ctl_json_kstr(j, "service", m->db->service);
-        ctl_json_kstr(j, "db", m->db->path);
+        ctl_json_kstr(j, "db", m->db->shown);
         ctl_json_kstr(j, "step", m->step);
         ctl_json_kstr(j, "op", m->op);
         json_offset(j, t, "offset_ms", m->at_ms);
@@ -537,7 +537,7 @@ static void json_orchestration(ctl_json *j, const ctl_timeline *t)
     }
     ctl_json_object_begin(j);
     ctl_json_kstr(j, "service", o->db->service);
-    ctl_json_kstr(j, "db", o->db->path);
+    ctl_json_kstr(j, "db", o->db->shown);
     ctl_sagas_entry_json(j, &o->entry, false);
     ctl_json_key(j, "transitions");
     ctl_json_array_begin(j);
@@ -575,7 +575,7 @@ static int print_json(const ctl_timeline *t)
     ctl_json_array_begin(&j);
     for (size_t d = 0; d < t->ndbs; d++) {
         ctl_json_object_begin(&j);
-        ctl_json_kstr(&j, "path", t->dbs[d].path);
+        ctl_json_kstr(&j, "path", t->dbs[d].shown);
         ctl_json_kstr(&j, "service", t->dbs[d].service);
         ctl_json_object_end(&j);
     }
@@ -615,9 +615,7 @@ static int run(ctl_settings *s, const struct saga_args *a, const ctl_db_list *db
         rc = CTL_EXIT_FAIL;
     }
     for (size_t d = 0; d < dbs->n && rc == CTL_EXIT_OK; d++)
-        rc = ctl_timeline_read_db(&t, dbs->path[d]);
-    if (rc == CTL_EXIT_OK)
-        rc = ctl_timeline_read_orchestration(&t, s->cfg);
+        rc = ctl_timeline_read_db(&t, s, dbs->path[d]);
     if (rc == CTL_EXIT_OK) {
         ctl_timeline_finish(&t);
         if (t.truncated)
@@ -630,8 +628,8 @@ static int run(ctl_settings *s, const struct saga_args *a, const ctl_db_list *db
         for (size_t d = 0; d < t.ndbs; d++)
             if (t.dbs[d].orchestrates && &t.dbs[d] != t.orch.db)
                 fprintf(stderr, "choreoctl: saga: %s also holds an orchestrated instance of saga "
-                        "%s; only the one in %s is shown\n", t.dbs[d].path, t.saga,
-                        t.orch.db ? t.orch.db->path : "-");
+                        "%s; only the one in %s is shown\n", t.dbs[d].shown, t.saga,
+                        t.orch.db ? t.orch.db->shown : "-");
         rc = a->json ? print_json(&t) : print_text(&t);
         if (rc == CTL_EXIT_OK && a->svg)
             rc = ctl_svg_write(&t, a->svg);

@@ -283,7 +283,10 @@ int ctl_sagas_main(ctl_settings *s, int argc, char **argv)
     choreo_admin *adm = NULL;
     if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)
         return rc;
-    rc = list(adm, &a, choreo_config_get(s->cfg, "db"));
+    /* Messages name the database without the password a URL may hold. */
+    char shown[CTL_DB_SHOWN_MAX];
+    choreo_db_display(choreo_config_get(s->cfg, "db"), shown, sizeof shown);
+    rc = list(adm, &a, shown);
     choreo_admin_close(adm);
     return rc;
 }

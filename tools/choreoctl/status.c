@@ -3,15 +3,16 @@
  * backlog and what the relay makes of it, the service's consumers on the
  * stream, its parked messages and the steps it holds for a person's
  * decision; one block of text per service, or one JSON object. Databases
- * are read read-only and the lock file without locking it, so status never
- * stands in a running service's way. */
+ * (SQLite files or PostgreSQL URLs) are read through read-only handles and
+ * the lock file without locking it, so status never stands in a running
+ * service's way. A PostgreSQL database has no lock file: the instances of
+ * its service share it. */
 #include "status.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "help.h"
 #include "json.h"
@@ -21,10 +22,7 @@
 /* A due outbox row older than this, while the service runs, means the relay
  * is behind: it publishes a row within milliseconds of its commit. */
 #define BEHIND_MS 5000
-/* Most (consumer, type) groups of parked messages, and most kinds of held
- * steps, listed per service, the size of a reason, and the largest JSON
- * document. */
-#define GROUPS_MAX 64
+/* The size of a reason, and the largest JSON document. */
 #define WHY_MAX 512
 #define JSON_MAX ((size_t)64 << 20)
 
@@ -34,48 +32,17 @@ struct status_args {
     int ndirs;
 };
 
-/* Parked messages of one consumer and event type. */
-struct group {
-    char consumer[128];
-    char type[CHOREO_TYPE_MAX + 1];
-    int64_t count;
-};
-
-/* Held steps of one kind waiting for a decision. */
-struct kind {
-    char kind[65];
-    int64_t count;
-};
-
 /* What status found about one database. Each part says whether it could be
  * read; times are unix milliseconds, 0 for none. */
 struct svc {
-    const char *db;
+    const char *db;           /* as given: a path, or a URL that may hold a password */
+    char *shown;              /* db as printed (owned) */
+    bool shared;              /* PostgreSQL: instances share it, there is no lock file */
     char service[128];
     ctl_lock lock;            /* what its lock file says */
-    /* The database, read in one read transaction at now_ms. */
     bool db_ok;
     char db_error[WHY_MAX];
-    int64_t now_ms;
-    int64_t pending;          /* unpublished rows due by now_ms */
-    int64_t oldest_due_ms;    /* when the oldest of them fell due */
-    int64_t delayed;          /* unpublished rows due later */
-    int64_t next_delayed_ms;  /* when the first of them falls due */
-    int64_t last_published_ms;
-    int64_t parked;
-    struct group groups[GROUPS_MAX];
-    size_t ngroups;
-    bool more_groups;         /* groups beyond GROUPS_MAX, counted in parked only */
-    bool has_last;
-    choreo_dead_entry last;   /* the most recently parked message still parked */
-    bool handlers_table;      /* the database records the registered handlers */
-    char recorded[128];       /* the service that recorded them; "" when none */
-    bool holds_table;         /* false: a database from before held steps, so none */
-    int64_t held;             /* holds waiting for a decision */
-    int64_t held_expired;     /* of those, past their expiry time: no longer decidable */
-    struct kind kinds[GROUPS_MAX];
-    size_t nkinds;
-    bool more_kinds;          /* kinds beyond GROUPS_MAX, counted in held only */
+    choreo_db_status d;       /* the database, read in one read transaction */
     /* The consumers, from the database's record and NATS. */
     bool consumers_ok;
     bool consumers_asked;     /* false: no service name to ask NATS about */
@@ -143,174 +110,23 @@ static int parse(int argc, char **argv, struct status_args *a)
 
 /* ---- the database ------------------------------------------------------- */
 
-typedef void (*row_fn)(sqlite3_stmt *q, struct svc *v);
-
-/* Runs sql, with ?1 bound to v->now_ms when it has a parameter, and hands
- * each row to fn. Says what failed in v->db_error. */
-static bool each_row(sqlite3 *h, struct svc *v, const char *what, const char *sql, row_fn fn)
+/* Reads the database's parts (choreo_admin_status) through a read-only
+ * handle: nothing is written or migrated, and a running service's writes
+ * go on meanwhile. */
+static void read_db(const ctl_settings *s, struct svc *v)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(h, sql, -1, &q, NULL);
-    if (rc == SQLITE_OK) {
-        if (sqlite3_bind_parameter_count(q) > 0)
-            sqlite3_bind_int64(q, 1, v->now_ms);
-        while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-            fn(q, v);
-    }
-    sqlite3_finalize(q);
-    if (rc == SQLITE_DONE)
-        return true;
-    snprintf(v->db_error, sizeof v->db_error, "cannot read %s from %s: %s; check that it is "
-             "the service's SQLite file", what, v->db, sqlite3_errmsg(h));
-    return false;
-}
-
-static void text_col(sqlite3_stmt *q, int col, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(q, col);
-    snprintf(out, cap, "%s", t ? (const char *)t : "");
-}
-
-static void row_due(sqlite3_stmt *q, struct svc *v)
-{
-    v->pending = sqlite3_column_int64(q, 0);
-    v->oldest_due_ms = sqlite3_column_int64(q, 1); /* NULL, read as 0, when none */
-}
-
-static void row_delayed(sqlite3_stmt *q, struct svc *v)
-{
-    v->delayed = sqlite3_column_int64(q, 0);
-    v->next_delayed_ms = sqlite3_column_int64(q, 1);
-}
-
-static void row_published(sqlite3_stmt *q, struct svc *v)
-{
-    v->last_published_ms = sqlite3_column_int64(q, 0);
-}
-
-static void row_group(sqlite3_stmt *q, struct svc *v)
-{
-    int64_t count = sqlite3_column_int64(q, 2);
-    v->parked += count;
-    if (v->ngroups == GROUPS_MAX) {
-        v->more_groups = true;
+    choreo_admin *adm = NULL;
+    choreo_status st = ctl_open_readonly(s, v->db, &adm);
+    if (st != CHOREO_OK) {
+        snprintf(v->db_error, sizeof v->db_error, "%s", choreo_last_error());
         return;
     }
-    struct group *g = &v->groups[v->ngroups++];
-    text_col(q, 0, g->consumer, sizeof g->consumer);
-    text_col(q, 1, g->type, sizeof g->type);
-    g->count = count;
-}
-
-static void row_last(sqlite3_stmt *q, struct svc *v)
-{
-    choreo_dead_entry *e = &v->last;
-    v->has_last = true;
-    e->id = sqlite3_column_int64(q, 0);
-    text_col(q, 1, e->consumer, sizeof e->consumer);
-    text_col(q, 2, e->event_id, sizeof e->event_id);
-    text_col(q, 3, e->event_type, sizeof e->event_type);
-    text_col(q, 4, e->reason, sizeof e->reason);
-    e->attempts = sqlite3_column_int64(q, 5);
-    e->parked_at_ms = sqlite3_column_int64(q, 6);
-    snprintf(e->status, sizeof e->status, "parked");
-}
-
-static void row_handlers_table(sqlite3_stmt *q, struct svc *v)
-{
-    v->handlers_table = true;
-}
-
-static void row_recorded(sqlite3_stmt *q, struct svc *v)
-{
-    text_col(q, 0, v->recorded, sizeof v->recorded);
-}
-
-static void row_holds_table(sqlite3_stmt *q, struct svc *v)
-{
-    v->holds_table = true;
-}
-
-static void row_kind(sqlite3_stmt *q, struct svc *v)
-{
-    int64_t count = sqlite3_column_int64(q, 1);
-    v->held += count;
-    v->held_expired += sqlite3_column_int64(q, 2);
-    if (v->nkinds == GROUPS_MAX) {
-        v->more_kinds = true;
-        return;
-    }
-    struct kind *k = &v->kinds[v->nkinds++];
-    text_col(q, 0, k->kind, sizeof k->kind);
-    k->count = count;
-}
-
-/* The queries, in the order they run. The outbox ones use its partial
- * index of unpublished rows (choreo_outbox_due) and of published ones. */
-static const struct query {
-    const char *what;
-    const char *sql;
-    row_fn fn;
-} queries[] = {
-    { "the outbox", "SELECT COUNT(*), MIN(publish_at) FROM choreo_outbox"
-                    " WHERE published_at IS NULL AND publish_at <= ?1", row_due },
-    { "the outbox", "SELECT COUNT(*), MIN(publish_at) FROM choreo_outbox"
-                    " WHERE published_at IS NULL AND publish_at > ?1", row_delayed },
-    { "the outbox", "SELECT MAX(published_at) FROM choreo_outbox"
-                    " WHERE published_at IS NOT NULL", row_published },
-    { "the parked messages", "SELECT consumer, COALESCE(event_type, ''), COUNT(*)"
-                             " FROM choreo_dead WHERE status = 'parked'"
-                             " GROUP BY 1, 2 ORDER BY 1, 2", row_group },
-    { "the parked messages", "SELECT id, consumer, COALESCE(event_id, ''),"
-                             " COALESCE(event_type, ''), reason, attempts, parked_at"
-                             " FROM choreo_dead WHERE status = 'parked'"
-                             " ORDER BY id DESC LIMIT 1", row_last },
-    { "the schema", "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                    " AND name = 'choreo_consumers'", row_handlers_table },
-    { "the schema", "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                    " AND name = 'choreo_holds'", row_holds_table },
-};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads the database's parts in one read transaction, so that its counts
- * agree with each other. The connection is read-only: nothing is written,
- * and a running service's writes go on meanwhile (WAL). */
-static void read_db(struct svc *v, int busy_ms)
-{
-    sqlite3 *h = NULL;
-    int rc = sqlite3_open_v2(v->db, &h, SQLITE_OPEN_READONLY, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(v->db_error, sizeof v->db_error, "cannot open database %s: %s", v->db,
-                 h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
-        sqlite3_close(h);
-        return;
-    }
-    sqlite3_busy_timeout(h, busy_ms);
-    v->now_ms = now_ms();
-    bool ok = sqlite3_exec(h, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
-    if (!ok)
-        snprintf(v->db_error, sizeof v->db_error, "cannot read database %s: %s", v->db,
-                 sqlite3_errmsg(h));
-    for (size_t i = 0; ok && i < sizeof queries / sizeof queries[0]; i++)
-        ok = each_row(h, v, queries[i].what, queries[i].sql, queries[i].fn);
-    if (ok && v->handlers_table)
-        ok = each_row(h, v, "the registered handlers", "SELECT service FROM choreo_consumers"
-                      " ORDER BY registered_at DESC LIMIT 1", row_recorded);
-    /* Past its expiry a hold still reads "held", but a decision is refused
-     * from that millisecond on (choreo_admin_hold_decide). */
-    if (ok && v->holds_table)
-        ok = each_row(h, v, "the held steps", "SELECT kind, COUNT(*),"
-                      " SUM(expires_at > 0 AND expires_at <= ?1) FROM choreo_holds"
-                      " WHERE state = 'held' GROUP BY kind ORDER BY kind", row_kind);
-    sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(h);
-    v->db_ok = ok;
+    st = choreo_admin_status(adm, &v->d);
+    if (st != CHOREO_OK)
+        snprintf(v->db_error, sizeof v->db_error, "cannot read database %s: %s", v->shown,
+                 choreo_last_error());
+    choreo_admin_close(adm);
+    v->db_ok = st == CHOREO_OK;
 }
 
 /* The running service's name, else the one that recorded its handlers,
@@ -321,12 +137,12 @@ static void name_service(struct svc *v)
         snprintf(v->service, sizeof v->service, "%s", v->lock.service);
         return;
     }
-    if (v->recorded[0]) {
-        snprintf(v->service, sizeof v->service, "%s", v->recorded);
+    if (v->d.service[0]) {
+        snprintf(v->service, sizeof v->service, "%s", v->d.service);
         return;
     }
-    const char *base = strrchr(v->db, '/');
-    base = base ? base + 1 : v->db;
+    const char *base = strrchr(v->shown, '/');
+    base = base ? base + 1 : v->shown;
     size_t len = strlen(base);
     if (len > 3 && strcmp(base + len - 3, ".db") == 0)
         len -= 3;
@@ -356,13 +172,13 @@ static bool unreachable(choreo_status st)
  * without it is older than this choreoctl. */
 static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *memo)
 {
-    const char *name = v->recorded[0] ? v->recorded : v->lock.service;
+    const char *name = v->d.service[0] ? v->d.service : v->lock.service;
     if (!v->db_ok) {
         snprintf(v->consumers_error, sizeof v->consumers_error,
                  "the database cannot be read");
         return;
     }
-    if (!v->handlers_table) {
+    if (!v->d.records_handlers) {
         snprintf(v->consumers_error, sizeof v->consumers_error,
                  "the database does not record the service's handlers yet (a choreo older "
                  "than this choreoctl last opened it): start the service once");
@@ -372,7 +188,7 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
         v->consumers_ok = true; /* no handler recorded, no service named: none to ask for */
         return;
     }
-    if (!v->holds_table) {
+    if (!v->d.records_holds) {
         snprintf(v->consumers_error, sizeof v->consumers_error,
                  "the database is from an older choreo (it has no table choreo_holds), and "
                  "listing its consumers would upgrade it: start the service with this choreo "
@@ -443,30 +259,35 @@ static const char *relay_state(const struct svc *v, char *detail, size_t cap)
         snprintf(detail, cap, "the database cannot be read");
         return "unknown";
     }
-    int64_t waiting = v->pending + v->delayed;
-    if (!v->lock.running && waiting > 0) {
+    int64_t waiting = v->d.pending + v->d.delayed;
+    if (!v->shared && !v->lock.running && waiting > 0) {
         snprintf(detail, cap, "the service is not running; %" PRId64 " row%s wait%s for its "
                  "next start", waiting, plural(waiting), waiting == 1 ? "s" : "");
         return "stopped";
     }
-    if (v->pending == 0) {
-        ctl_time_iso(v->next_delayed_ms, true, at);
-        if (v->delayed > 0)
+    if (v->d.pending == 0) {
+        ctl_time_iso(v->d.next_delayed_ms, true, at);
+        if (v->d.delayed > 0)
             snprintf(detail, cap, "nothing due; the next of %" PRId64 " delayed row%s falls "
-                     "due at %s", v->delayed, plural(v->delayed), at);
+                     "due at %s", v->d.delayed, plural(v->d.delayed), at);
         else
             snprintf(detail, cap, "nothing to publish");
         return "idle";
     }
-    int64_t waited = v->now_ms - v->oldest_due_ms;
+    int64_t waited = v->d.now_ms - v->d.oldest_due_ms;
     format_age(waited, age);
     if (waited < BEHIND_MS) {
-        snprintf(detail, cap, "%" PRId64 " row%s going out, the oldest due %s ago", v->pending,
-                 plural(v->pending), age);
+        snprintf(detail, cap, "%" PRId64 " row%s going out, the oldest due %s ago", v->d.pending,
+                 plural(v->d.pending), age);
         return "publishing";
     }
-    snprintf(detail, cap, "the oldest due row has waited %s: the relay cannot reach NATS, or "
-             "the server does not confirm the publish; see the service's log", age);
+    if (v->shared)
+        snprintf(detail, cap, "the oldest due row has waited %s: no instance of the service "
+                 "runs, or its relay cannot reach NATS, or the server does not confirm the "
+                 "publish; see the instances' logs", age);
+    else
+        snprintf(detail, cap, "the oldest due row has waited %s: the relay cannot reach NATS, "
+                 "or the server does not confirm the publish; see the service's log", age);
     return "behind";
 }
 
@@ -485,7 +306,10 @@ static void put_clean(const char *s)
 static void print_process(const struct svc *v)
 {
     printf(LABEL, "process");
-    if (v->lock.running) {
+    if (v->shared) {
+        fputs("instances share this database (PostgreSQL), which has no lock file; see each "
+              "instance's metrics\n", stdout);
+    } else if (v->lock.running) {
         printf("running (pid %ld, started ", v->lock.pid);
         put_clean(v->lock.started);
         fputs(")\n", stdout);
@@ -508,19 +332,19 @@ static void print_outbox(const struct svc *v)
         fputc('\n', stdout);
         return;
     }
-    printf("%" PRId64 " pending (due now)", v->pending);
-    if (v->pending > 0) {
-        format_age(v->now_ms - v->oldest_due_ms, age);
+    printf("%" PRId64 " pending (due now)", v->d.pending);
+    if (v->d.pending > 0) {
+        format_age(v->d.now_ms - v->d.oldest_due_ms, age);
         printf(", the oldest due %s ago", age);
     }
-    printf("; %" PRId64 " delayed", v->delayed);
-    if (v->delayed > 0) {
-        ctl_time_iso(v->next_delayed_ms, true, at);
+    printf("; %" PRId64 " delayed", v->d.delayed);
+    if (v->d.delayed > 0) {
+        ctl_time_iso(v->d.next_delayed_ms, true, at);
         printf(", the next due at %s", at);
     }
     fputc('\n', stdout);
-    ctl_time_iso(v->last_published_ms, true, at);
-    printf(INDENT "last published %s\n", v->last_published_ms > 0 ? at : "never (or pruned)");
+    ctl_time_iso(v->d.last_published_ms, true, at);
+    printf(INDENT "last published %s\n", v->d.last_published_ms > 0 ? at : "never (or pruned)");
 }
 
 static void print_consumer_rows(const struct svc *v)
@@ -573,28 +397,30 @@ static void print_parked(const struct svc *v)
         fputs("cannot be read\n", stdout);
         return;
     }
-    if (v->parked == 0) {
+    if (v->d.parked == 0) {
         fputs("none\n", stdout);
         return;
     }
-    printf("%" PRId64 " message%s\n", v->parked, plural(v->parked));
+    printf("%" PRId64 " message%s\n", v->d.parked, plural(v->d.parked));
     size_t wc = 0, wt = 0;
-    for (size_t i = 0; i < v->ngroups; i++) {
-        size_t a = ctl_text_width(v->groups[i].consumer), b = ctl_text_width(v->groups[i].type);
+    for (size_t i = 0; i < v->d.nparked_by; i++) {
+        const choreo_parked_group *g = &v->d.parked_by[i];
+        size_t a = ctl_text_width(g->consumer), b = ctl_text_width(g->event_type);
         wc = a > wc ? a : wc;
         wt = b > wt ? b : wt;
     }
-    for (size_t i = 0; i < v->ngroups; i++) {
-        char *c = ctl_text_clean(v->groups[i].consumer, strlen(v->groups[i].consumer));
-        char *t = ctl_text_clean(v->groups[i].type, strlen(v->groups[i].type));
+    for (size_t i = 0; i < v->d.nparked_by; i++) {
+        const choreo_parked_group *g = &v->d.parked_by[i];
+        char *c = ctl_text_clean(g->consumer, strlen(g->consumer));
+        char *t = ctl_text_clean(g->event_type, strlen(g->event_type));
         fputs(INDENT, stdout);
         ctl_text_pad(stdout, c ? c : "?", wc + 2);
         ctl_text_pad(stdout, t && *t ? t : "-", wt + 2);
-        printf("%" PRId64 "\n", v->groups[i].count);
+        printf("%" PRId64 "\n", g->count);
         free(c);
         free(t);
     }
-    if (v->more_groups)
+    if (v->d.parked_by_cut)
         printf(INDENT "and more: choreoctl dead list shows them all\n");
 }
 
@@ -606,17 +432,17 @@ static void print_last_error(const struct svc *v)
         fputs("cannot be read\n", stdout);
         return;
     }
-    if (!v->has_last) {
+    if (!v->d.has_last) {
         fputs("none\n", stdout);
         return;
     }
-    ctl_time_iso(v->last.parked_at_ms, true, at);
-    printf("%s, dead id %" PRId64 ", ", at, v->last.id);
-    put_clean(v->last.consumer);
+    ctl_time_iso(v->d.last.parked_at_ms, true, at);
+    printf("%s, dead id %" PRId64 ", ", at, v->d.last.id);
+    put_clean(v->d.last.consumer);
     fputs(" (", stdout);
-    put_clean(v->last.event_type);
+    put_clean(v->d.last.event_type);
     fputs("): ", stdout);
-    put_clean(v->last.reason);
+    put_clean(v->d.last.reason);
     fputc('\n', stdout);
 }
 
@@ -627,22 +453,22 @@ static void print_held(const struct svc *v)
         fputs("cannot be read\n", stdout);
         return;
     }
-    if (v->held == 0) {
+    if (v->d.held == 0) {
         fputs("none\n", stdout);
         return;
     }
-    printf("%" PRId64 " step%s wait%s for a decision:", v->held, plural(v->held),
-           v->held == 1 ? "s" : "");
-    for (size_t i = 0; i < v->nkinds; i++) {
+    printf("%" PRId64 " step%s wait%s for a decision:", v->d.held, plural(v->d.held),
+           v->d.held == 1 ? "s" : "");
+    for (size_t i = 0; i < v->d.nheld_by; i++) {
         fputs(i ? ", " : " ", stdout);
-        put_clean(v->kinds[i].kind);
-        printf(" %" PRId64, v->kinds[i].count);
+        put_clean(v->d.held_by[i].kind);
+        printf(" %" PRId64, v->d.held_by[i].count);
     }
-    if (v->more_kinds)
+    if (v->d.held_by_cut)
         fputs(" and more", stdout);
-    if (v->held_expired > 0)
-        printf("; %" PRId64 " of them past %s expiry, no longer decidable", v->held_expired,
-               v->held_expired == 1 ? "its" : "their");
+    if (v->d.held_expired > 0)
+        printf("; %" PRId64 " of them past %s expiry, no longer decidable", v->d.held_expired,
+               v->d.held_expired == 1 ? "its" : "their");
     fputs(" (choreoctl review list)\n", stdout);
 }
 
@@ -656,7 +482,7 @@ static void print_text(const struct svc *svcs, size_t n)
         printf(LABEL, "service");
         put_clean(v->service);
         printf("\n" LABEL, "database");
-        put_clean(v->db);
+        put_clean(v->shown);
         fputc('\n', stdout);
         print_process(v);
         print_outbox(v);
@@ -691,15 +517,15 @@ static void json_outbox(ctl_json *j, const struct svc *v)
         return;
     }
     ctl_json_object_begin(j);
-    ctl_json_kint(j, "pending", v->pending);
-    ctl_json_kint(j, "delayed", v->delayed);
+    ctl_json_kint(j, "pending", v->d.pending);
+    ctl_json_kint(j, "delayed", v->d.delayed);
     ctl_json_key(j, "oldest_pending_age_ms");
-    if (v->pending > 0)
-        ctl_json_int(j, v->now_ms - v->oldest_due_ms);
+    if (v->d.pending > 0)
+        ctl_json_int(j, v->d.now_ms - v->d.oldest_due_ms);
     else
         ctl_json_null(j);
-    json_time(j, "next_delayed_at", v->delayed > 0 ? v->next_delayed_ms : 0);
-    json_time(j, "last_published_at", v->last_published_ms);
+    json_time(j, "next_delayed_at", v->d.delayed > 0 ? v->d.next_delayed_ms : 0);
+    json_time(j, "last_published_at", v->d.last_published_ms);
     ctl_json_object_end(j);
 }
 
@@ -746,15 +572,15 @@ static void json_parked(ctl_json *j, const struct svc *v)
         return;
     }
     ctl_json_object_begin(j);
-    ctl_json_kint(j, "total", v->parked);
-    ctl_json_kbool(j, "truncated", v->more_groups);
+    ctl_json_kint(j, "total", v->d.parked);
+    ctl_json_kbool(j, "truncated", v->d.parked_by_cut);
     ctl_json_key(j, "by_consumer");
     ctl_json_array_begin(j);
-    for (size_t i = 0; i < v->ngroups; i++) {
+    for (size_t i = 0; i < v->d.nparked_by; i++) {
         ctl_json_object_begin(j);
-        ctl_json_kstr(j, "consumer", v->groups[i].consumer);
-        ctl_json_kstr(j, "type", v->groups[i].type);
-        ctl_json_kint(j, "count", v->groups[i].count);
+        ctl_json_kstr(j, "consumer", v->d.parked_by[i].consumer);
+        ctl_json_kstr(j, "type", v->d.parked_by[i].event_type);
+        ctl_json_kint(j, "count", v->d.parked_by[i].count);
         ctl_json_object_end(j);
     }
     ctl_json_array_end(j);
@@ -764,11 +590,11 @@ static void json_parked(ctl_json *j, const struct svc *v)
 static void json_last_error(ctl_json *j, const struct svc *v)
 {
     ctl_json_key(j, "last_error");
-    if (!v->db_ok || !v->has_last) {
+    if (!v->db_ok || !v->d.has_last) {
         ctl_json_null(j);
         return;
     }
-    const choreo_dead_entry *e = &v->last;
+    const choreo_dead_entry *e = &v->d.last;
     ctl_json_object_begin(j);
     ctl_json_kint(j, "id", e->id);
     ctl_json_kstr(j, "consumer", e->consumer);
@@ -789,15 +615,15 @@ static void json_holds(ctl_json *j, const struct svc *v)
         return;
     }
     ctl_json_object_begin(j);
-    ctl_json_kint(j, "total", v->held);
-    ctl_json_kint(j, "past_expiry", v->held_expired);
-    ctl_json_kbool(j, "truncated", v->more_kinds);
+    ctl_json_kint(j, "total", v->d.held);
+    ctl_json_kint(j, "past_expiry", v->d.held_expired);
+    ctl_json_kbool(j, "truncated", v->d.held_by_cut);
     ctl_json_key(j, "by_kind");
     ctl_json_array_begin(j);
-    for (size_t i = 0; i < v->nkinds; i++) {
+    for (size_t i = 0; i < v->d.nheld_by; i++) {
         ctl_json_object_begin(j);
-        ctl_json_kstr(j, "kind", v->kinds[i].kind);
-        ctl_json_kint(j, "count", v->kinds[i].count);
+        ctl_json_kstr(j, "kind", v->d.held_by[i].kind);
+        ctl_json_kint(j, "count", v->d.held_by[i].count);
         ctl_json_object_end(j);
     }
     ctl_json_array_end(j);
@@ -809,8 +635,13 @@ static void json_service(ctl_json *j, const struct svc *v)
     char detail[WHY_MAX];
     ctl_json_object_begin(j);
     ctl_json_kstr(j, "service", v->service);
-    ctl_json_kstr(j, "db", v->db);
-    ctl_json_kbool(j, "running", v->lock.running);
+    ctl_json_kstr(j, "db", v->shown);
+    /* Whether a PostgreSQL database's instances run is not known here. */
+    ctl_json_key(j, "running");
+    if (v->shared)
+        ctl_json_null(j);
+    else
+        ctl_json_bool(j, v->lock.running);
     ctl_json_key(j, "pid");
     if (v->lock.pid > 0)
         ctl_json_int(j, v->lock.pid);
@@ -868,16 +699,9 @@ static bool report(const struct svc *v)
     if (!v->db_ok)
         ctl_error("status: %s", v->db_error);
     else if (!v->consumers_ok && !v->nats_shared)
-        ctl_error("status: cannot list the consumers of %s (%s): %s", v->service, v->db,
+        ctl_error("status: cannot list the consumers of %s (%s): %s", v->service, v->shown,
                   v->consumers_error);
     return v->db_ok && v->consumers_ok;
-}
-
-static int busy_timeout(const ctl_settings *s)
-{
-    const char *v = choreo_config_get(s->cfg, "busy_timeout_ms");
-    long ms = v ? strtol(v, NULL, 10) : 5000;
-    return ms > 0 && ms <= INT32_MAX ? (int)ms : 5000;
 }
 
 static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *dbs)
@@ -887,26 +711,34 @@ static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *
         ctl_error("status: out of memory");
         return CTL_EXIT_FAIL;
     }
-    int busy_ms = busy_timeout(s);
     struct nats_memo memo = { .failed = false };
     bool complete = true;
-    for (size_t i = 0; i < dbs->n; i++) {
+    int rc = CTL_EXIT_OK;
+    for (size_t i = 0; i < dbs->n && rc == CTL_EXIT_OK; i++) {
         struct svc *v = &svcs[i];
         v->db = dbs->path[i];
-        ctl_lock_read(v->db, &v->lock);
-        read_db(v, busy_ms);
+        v->shared = choreo_db_is_postgres(v->db);
+        if ((v->shown = ctl_db_shown(v->db)) == NULL) {
+            ctl_error("status: out of memory");
+            rc = CTL_EXIT_FAIL;
+            break;
+        }
+        if (!v->shared)
+            ctl_lock_read(v->db, &v->lock);
+        read_db(s, v);
         name_service(v);
         read_consumers(s, v, &memo);
         if (!report(v))
             complete = false;
     }
-    int rc = CTL_EXIT_OK;
-    if (a->json)
+    if (rc == CTL_EXIT_OK && a->json)
         rc = print_json(svcs, dbs->n);
-    else
+    else if (rc == CTL_EXIT_OK)
         print_text(svcs, dbs->n);
-    for (size_t i = 0; i < dbs->n; i++)
+    for (size_t i = 0; i < dbs->n; i++) {
         free(svcs[i].consumers);
+        free(svcs[i].shown);
+    }
     free(svcs);
     return rc == CTL_EXIT_OK && !complete ? CTL_EXIT_FAIL : rc;
 }

@@ -3,17 +3,14 @@
  * its inbox marks (consumer <service>_<Type>, looked up by primary key), its
  * parked messages and its barrier rows, and the database of the service
  * that orchestrates the saga its instance and transitions. Nothing here
- * writes anywhere: the consumer is ephemeral, the databases are opened
- * read-only, and the admin API reads the instance only from a database
- * that already has the orchestrator's tables, so opening it migrates
- * nothing. */
+ * writes anywhere: the consumer is ephemeral, and the databases (SQLite
+ * files or PostgreSQL URLs) are read through the admin API's read-only
+ * handles, which neither create nor migrate anything. */
 #include "timeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sqlite3.h>
 
 #include "cli.h"
 #include "mpjson.h"
@@ -213,18 +210,17 @@ static void stem_of(const char *path, char *out, size_t cap)
     copy_field(out, cap, base, len);
 }
 
-/* The service that last started on the database, or its file name's stem. */
-static void service_of(sqlite3 *h, const char *path, char *out, size_t cap)
+/* The service that last started on the database, or its name's stem. */
+static int service_of(choreo_admin *adm, ctl_db *db)
 {
-    sqlite3_stmt *q = NULL;
-    out[0] = '\0';
-    if (sqlite3_prepare_v2(h, "SELECT service FROM choreo_consumers ORDER BY registered_at DESC "
-                              "LIMIT 1", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    if (!out[0])
-        stem_of(path, out, cap);
+    if (choreo_admin_service(adm, db->service, sizeof db->service) != CHOREO_OK) {
+        ctl_error("saga: cannot read the registered handlers from %s: %s", db->shown,
+                  choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    if (!db->service[0])
+        stem_of(db->shown, db->service, sizeof db->service);
+    return CTL_EXIT_OK;
 }
 
 /* An entry of the index of the events by id. */
@@ -299,203 +295,196 @@ static bool push_apply(ctl_tl_event *e, const ctl_apply *a)
     return true;
 }
 
-static int db_error(sqlite3 *h, const char *path, const char *what)
+static int db_error(const ctl_db *db, const char *what)
 {
-    ctl_error("saga: cannot read %s from %s: %s", what, path, sqlite3_errmsg(h));
+    ctl_error("saga: cannot read %s from %s: %s", what, db->shown, choreo_last_error());
     return CTL_EXIT_FAIL;
+}
+
+/* The events whose inbox marks are looked up: each decoded event once,
+ * a repeated id (a retry) for its first message. */
+static size_t inbox_lookups(const ctl_timeline *t, size_t *idx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ev[i].decoded && event_for(t, t->ev[i].id, INT64_MIN) == (long)i)
+            idx[n++] = i;
+    return n;
 }
 
 /* Inbox marks: one primary-key lookup per event, for the consumer
  * <service>_<Type> that would have applied it. */
-static int read_inbox(ctl_timeline *t, sqlite3 *h, const ctl_db *db)
+static int read_inbox(ctl_timeline *t, choreo_admin *adm, const ctl_db *db)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(h, "SELECT processed_at FROM choreo_inbox WHERE consumer = ?1 AND "
-                              "event_id = ?2", -1, &q, NULL) != SQLITE_OK)
-        return db_error(h, db->path, "the inbox");
-    size_t n = t->n;
-    for (size_t i = 0; i < n; i++) {
-        const ctl_tl_event *e = &t->ev[i];
-        /* A repeated id (a retry) is looked up once, for its first message. */
-        if (!e->decoded || event_for(t, e->id, INT64_MIN) != (long)i)
+    size_t cap = t->n ? t->n : 1;
+    size_t *idx = malloc(cap * sizeof *idx);
+    char (*consumer)[160] = malloc(cap * sizeof *consumer);
+    const char **cons = malloc(cap * sizeof *cons);
+    const char **ids = malloc(cap * sizeof *ids);
+    int64_t *at = malloc(cap * sizeof *at);
+    int rc = CTL_EXIT_OK;
+    if (!idx || !consumer || !cons || !ids || !at) {
+        ctl_error("saga: out of memory");
+        rc = CTL_EXIT_FAIL;
+    }
+    size_t n = rc == CTL_EXIT_OK ? inbox_lookups(t, idx) : 0;
+    for (size_t k = 0; k < n; k++) {
+        const ctl_tl_event *e = &t->ev[idx[k]];
+        snprintf(consumer[k], sizeof consumer[k], "%s_%s", db->service, e->type);
+        cons[k] = consumer[k];
+        ids[k] = e->id;
+    }
+    if (rc == CTL_EXIT_OK && choreo_admin_inbox_marks(adm, n, cons, ids, at) != CHOREO_OK)
+        rc = db_error(db, "the inbox");
+    for (size_t k = 0; rc == CTL_EXIT_OK && k < n; k++) {
+        if (at[k] == 0)
             continue;
+        const char *id = t->ev[idx[k]].id;
         ctl_apply a;
         memset(&a, 0, sizeof a);
-        snprintf(a.consumer, sizeof a.consumer, "%s_%s", db->service, e->type);
+        snprintf(a.consumer, sizeof a.consumer, "%s", consumer[k]);
         a.db = db;
-        sqlite3_reset(q);
-        sqlite3_bind_text(q, 1, a.consumer, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, e->id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW) {
-            a.at_ms = sqlite3_column_int64(q, 0);
-            if (!push_apply(&t->ev[event_for(t, e->id, a.at_ms)], &a)) {
-                sqlite3_finalize(q);
-                ctl_error("saga: out of memory");
-                return CTL_EXIT_FAIL;
-            }
-        } else if (rc != SQLITE_DONE) {
-            sqlite3_finalize(q);
-            return db_error(h, db->path, "the inbox");
+        a.at_ms = at[k];
+        if (!push_apply(&t->ev[event_for(t, id, a.at_ms)], &a)) {
+            ctl_error("saga: out of memory");
+            rc = CTL_EXIT_FAIL;
         }
     }
-    sqlite3_finalize(q);
-    return CTL_EXIT_OK;
+    free(idx);
+    free(consumer);
+    free(cons);
+    free(ids);
+    free(at);
+    return rc;
 }
 
-static const char *column_text(sqlite3_stmt *q, int col)
+static bool push_park(ctl_tl_event *e, const choreo_dead_entry *d, const ctl_db *db)
 {
-    const unsigned char *s = sqlite3_column_text(q, col);
-    return s ? (const char *)s : "";
+    ctl_park *grown = realloc(e->parked, (e->nparked + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    e->parked = grown;
+    ctl_park *p = &e->parked[e->nparked++];
+    memset(p, 0, sizeof *p);
+    p->id = d->id;
+    snprintf(p->consumer, sizeof p->consumer, "%s", d->consumer);
+    p->db = db;
+    snprintf(p->reason, sizeof p->reason, "%s", d->reason);
+    p->attempts = d->attempts;
+    p->at_ms = d->parked_at_ms;
+    snprintf(p->status, sizeof p->status, "%s", d->status);
+    return true;
 }
 
 /* Parked messages: choreo_dead has no index on event_id, so it is read once. */
-static int read_dead(ctl_timeline *t, sqlite3 *h, const ctl_db *db)
+static int read_dead(ctl_timeline *t, choreo_admin *adm, const ctl_db *db)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(h, "SELECT id, consumer, event_id, reason, attempts, parked_at, status"
-                              " FROM choreo_dead WHERE event_id IS NOT NULL ORDER BY id", -1, &q,
-                           NULL) != SQLITE_OK)
-        return db_error(h, db->path, "the parked messages");
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        int64_t at = sqlite3_column_int64(q, 5);
-        long i = event_for(t, column_text(q, 2), at);
-        if (i < 0)
-            continue;
-        ctl_tl_event *e = &t->ev[i];
-        ctl_park *grown = realloc(e->parked, (e->nparked + 1) * sizeof *grown);
-        if (!grown) {
-            sqlite3_finalize(q);
+    choreo_dead_entry *list = NULL;
+    size_t n = 0;
+    if (choreo_admin_dead_list(adm, NULL, &list, &n) != CHOREO_OK)
+        return db_error(db, "the parked messages");
+    int rc = CTL_EXIT_OK;
+    for (size_t k = 0; k < n && rc == CTL_EXIT_OK; k++) {
+        if (!list[k].event_id[0])
+            continue; /* not a choreo envelope: it names no event */
+        long i = event_for(t, list[k].event_id, list[k].parked_at_ms);
+        if (i >= 0 && !push_park(&t->ev[i], &list[k], db)) {
             ctl_error("saga: out of memory");
-            return CTL_EXIT_FAIL;
+            rc = CTL_EXIT_FAIL;
         }
-        e->parked = grown;
-        ctl_park *p = &e->parked[e->nparked++];
-        memset(p, 0, sizeof *p);
-        p->id = sqlite3_column_int64(q, 0);
-        snprintf(p->consumer, sizeof p->consumer, "%s", column_text(q, 1));
-        p->db = db;
-        snprintf(p->reason, sizeof p->reason, "%s", column_text(q, 3));
-        p->attempts = sqlite3_column_int64(q, 4);
-        p->at_ms = at;
-        snprintf(p->status, sizeof p->status, "%s", column_text(q, 6));
     }
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? CTL_EXIT_OK : db_error(h, db->path, "the parked messages");
+    free(list);
+    return rc;
 }
 
-static int read_barrier(ctl_timeline *t, sqlite3 *h, const ctl_db *db)
+static int read_barrier(ctl_timeline *t, choreo_admin *adm, const ctl_db *db)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(h, "SELECT step, op, created_at FROM choreo_barrier WHERE saga = ?1 "
-                              "ORDER BY created_at, op", -1, &q, NULL) != SQLITE_OK)
-        return db_error(h, db->path, "the barrier");
-    sqlite3_bind_text(q, 1, t->saga, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        ctl_mark *grown = realloc(t->marks, (t->nmarks + 1) * sizeof *grown);
-        if (!grown) {
-            sqlite3_finalize(q);
-            ctl_error("saga: out of memory");
-            return CTL_EXIT_FAIL;
-        }
-        t->marks = grown;
+    choreo_barrier_mark *list = NULL;
+    size_t n = 0;
+    if (choreo_admin_barrier(adm, t->saga, &list, &n) != CHOREO_OK)
+        return db_error(db, "the barrier");
+    ctl_mark *grown = n ? realloc(t->marks, (t->nmarks + n) * sizeof *grown) : t->marks;
+    if (n && !grown) {
+        free(list);
+        ctl_error("saga: out of memory");
+        return CTL_EXIT_FAIL;
+    }
+    t->marks = grown;
+    for (size_t k = 0; k < n; k++) {
         ctl_mark *m = &t->marks[t->nmarks++];
         memset(m, 0, sizeof *m);
         m->db = db;
-        snprintf(m->step, sizeof m->step, "%s", column_text(q, 0));
-        snprintf(m->op, sizeof m->op, "%s", column_text(q, 1));
-        m->at_ms = sqlite3_column_int64(q, 2);
+        snprintf(m->step, sizeof m->step, "%s", list[k].step);
+        snprintf(m->op, sizeof m->op, "%s", list[k].op);
+        m->at_ms = list[k].at_ms;
         m->event = m->apply = -1;
     }
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? CTL_EXIT_OK : db_error(h, db->path, "the barrier");
+    free(list);
+    return CTL_EXIT_OK;
 }
 
-/* Whether the database holds an orchestrated instance of the saga. A
- * database a choreo older than orchestration last opened has no table
- * choreo_saga_instances; that is not an error, and such a database must not
- * reach choreo_admin_open, which would migrate it. */
-static int probe_instance(ctl_timeline *t, sqlite3 *h, ctl_db *db)
+/* The orchestrated instance of the saga, when the database holds one: the
+ * first database that does gives t->orch. A database from before
+ * orchestration has none. */
+static int read_instance(ctl_timeline *t, choreo_admin *adm, ctl_db *db)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                              "'choreo_saga_instances'", -1, &q, NULL) != SQLITE_OK)
-        return db_error(h, db->path, "the orchestrated sagas");
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc == SQLITE_DONE)
+    choreo_saga_entry entry;
+    choreo_saga_transition *trans = NULL;
+    size_t n = 0;
+    choreo_status st = choreo_admin_saga(adm, t->saga, &entry, &trans, &n);
+    if (st == CHOREO_ENOTFOUND)
         return CTL_EXIT_OK;
-    if (rc != SQLITE_ROW ||
-        sqlite3_prepare_v2(h, "SELECT 1 FROM choreo_saga_instances WHERE saga = ?1", -1, &q,
-                           NULL) != SQLITE_OK)
-        return db_error(h, db->path, "the orchestrated sagas");
-    sqlite3_bind_text(q, 1, t->saga, -1, SQLITE_STATIC);
-    rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    db->orchestrates = rc == SQLITE_ROW;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_EXIT_OK
-                                                 : db_error(h, db->path, "the orchestrated sagas");
+    if (st != CHOREO_OK) {
+        ctl_error("saga: cannot read the orchestrated instance from %s: %s", db->shown,
+                  choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    db->orchestrates = true;
+    if (t->orch.db) {
+        free(trans);
+        return CTL_EXIT_OK;
+    }
+    t->orch.db = db;
+    t->orch.entry = entry;
+    t->orch.trans = trans;
+    t->orch.ntrans = n;
+    return CTL_EXIT_OK;
 }
 
-int ctl_timeline_read_db(ctl_timeline *t, const char *path)
+int ctl_timeline_read_db(ctl_timeline *t, const ctl_settings *s, const char *path)
 {
     if (t->ndbs >= sizeof t->dbs / sizeof t->dbs[0]) {
         ctl_error("saga: more than %zu databases", sizeof t->dbs / sizeof t->dbs[0]);
         return CTL_EXIT_USAGE;
     }
-    sqlite3 *h = NULL;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        ctl_error("saga: cannot open database %s: %s", path,
-                  h ? sqlite3_errmsg(h) : "out of memory");
-        sqlite3_close(h);
-        return CTL_EXIT_FAIL;
-    }
-    sqlite3_busy_timeout(h, 5000);
     if (!build_index(t)) {
-        sqlite3_close(h);
         ctl_error("saga: out of memory");
         return CTL_EXIT_FAIL;
     }
-    ctl_db *db = &t->dbs[t->ndbs++];
+    ctl_db *db = &t->dbs[t->ndbs];
+    memset(db, 0, sizeof *db);
     db->path = path;
-    service_of(h, path, db->service, sizeof db->service);
-    int rc = read_inbox(t, h, db);
-    if (rc == CTL_EXIT_OK)
-        rc = read_dead(t, h, db);
-    if (rc == CTL_EXIT_OK)
-        rc = read_barrier(t, h, db);
-    if (rc == CTL_EXIT_OK)
-        rc = probe_instance(t, h, db);
-    sqlite3_close(h);
-    return rc;
-}
-
-int ctl_timeline_read_orchestration(ctl_timeline *t, choreo_config *cfg)
-{
-    const ctl_db *db = NULL;
-    for (size_t d = 0; d < t->ndbs && !db; d++)
-        if (t->dbs[d].orchestrates)
-            db = &t->dbs[d];
-    if (!db)
-        return CTL_EXIT_OK;
-    choreo_admin *adm = NULL;
-    choreo_status st = choreo_config_set(cfg, "db", db->path);
-    if (st == CHOREO_OK)
-        st = choreo_admin_open(&adm, cfg);
-    if (st == CHOREO_OK)
-        st = choreo_admin_saga(adm, t->saga, &t->orch.entry, &t->orch.trans, &t->orch.ntrans);
-    choreo_admin_close(adm);
-    if (st == CHOREO_ENOTFOUND)
-        return CTL_EXIT_OK; /* gone since the probe */
-    if (st != CHOREO_OK) {
-        ctl_error("saga: cannot read the orchestrated instance from %s: %s", db->path,
-                  choreo_last_error());
+    if ((db->shown = ctl_db_shown(path)) == NULL) {
+        ctl_error("saga: out of memory");
         return CTL_EXIT_FAIL;
     }
-    t->orch.db = db;
-    return CTL_EXIT_OK;
+    t->ndbs++;
+    choreo_admin *adm = NULL;
+    if (ctl_open_readonly(s, path, &adm) != CHOREO_OK) {
+        ctl_error("saga: %s", choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    int rc = service_of(adm, db);
+    if (rc == CTL_EXIT_OK)
+        rc = read_inbox(t, adm, db);
+    if (rc == CTL_EXIT_OK)
+        rc = read_dead(t, adm, db);
+    if (rc == CTL_EXIT_OK)
+        rc = read_barrier(t, adm, db);
+    if (rc == CTL_EXIT_OK)
+        rc = read_instance(t, adm, db);
+    choreo_admin_close(adm);
+    return rc;
 }
 
 /* ---- ordering and attribution ------------------------------------------- */
@@ -619,6 +608,9 @@ void ctl_timeline_free(ctl_timeline *t)
     free(t->ev);
     free(t->marks);
     free(t->by_id);
+    for (size_t d = 0; d < t->ndbs; d++)
+        free(t->dbs[d].shown);
+    t->ndbs = 0;
     free(t->orch.trans);
     t->orch.trans = NULL;
     t->orch.db = NULL;

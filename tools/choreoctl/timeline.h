@@ -12,6 +12,7 @@
 
 #include <choreo.h>
 
+#include "cli.h"
 #include "natsconn.h"
 
 /* Events a saga command reads by default, and at most. */
@@ -20,7 +21,8 @@
 
 /* A database read into the timeline; path is borrowed. */
 typedef struct ctl_db {
-    const char *path;
+    const char *path;  /* as given: a file, or a URL that may hold a password */
+    char *shown;       /* path as printed (choreo_db_display), owned */
     char service[80];  /* the service recorded in it, or its file name's stem */
     bool orchestrates; /* it holds an orchestrated instance of the saga */
 } ctl_db;
@@ -124,16 +126,14 @@ void ctl_timeline_init(ctl_timeline *t, const char *saga, const char *stream,
  * returns CTL_EXIT_OK, also when there were none (t->n == 0). */
 int ctl_timeline_read_stream(ctl_timeline *t, ctl_nats *n);
 
-/* Adds what the database at path (a service's, already checked) recorded
- * about the events read: inbox marks, parked messages, barrier rows. path
- * must outlive t. Prints an error and returns CTL_EXIT_FAIL, or CTL_EXIT_OK. */
-int ctl_timeline_read_db(ctl_timeline *t, const char *path);
-
-/* Reads the orchestrated instance of the saga from the first database
- * read (ctl_timeline_read_db) that holds one, through the admin API with
- * cfg, whose db setting it changes. Prints an error and returns
- * CTL_EXIT_FAIL, or CTL_EXIT_OK, also when none holds one (t->orch.db NULL). */
-int ctl_timeline_read_orchestration(ctl_timeline *t, choreo_config *cfg);
+/* Adds what the database at path (a service's, already checked: a file or
+ * a PostgreSQL URL) recorded about the events read: inbox marks, parked
+ * messages, barrier rows, and whether it holds an orchestrated instance of
+ * the saga; the first database read that holds one gives t->orch (NULL
+ * when none does). It is read with the settings of s (ctl_open_readonly).
+ * path must outlive t. Prints an error and returns CTL_EXIT_FAIL, or
+ * CTL_EXIT_OK. */
+int ctl_timeline_read_db(ctl_timeline *t, const ctl_settings *s, const char *path);
 
 /* Sorts the events, sets t0, and attributes each barrier mark to the
  * application of one of the saga's events in the same database that marked
