@@ -1,0 +1,259 @@
+/* choreo-scale-bench: the throughput of a payment-like service on
+ * PostgreSQL with one instance, then two, in the same run (same nats-server,
+ * same PostgreSQL server, same backlog size). Each round puts N events in
+ * the stream first, then starts the instances, each a process of its own on
+ * the one database, and times them from the first applied event until all
+ * N are applied and every event they emitted is published. Its handler
+ * takes one of A accounts' balance down, records a payment row and emits an
+ * event: the shape of the shop's payment step.
+ *
+ *   choreo-scale-bench [--events N] [--accounts A] [--json]
+ */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <choreo.h>
+
+#include "natsd.h"
+#include "pgserver.h"
+
+struct opts {
+    long events, accounts;
+    bool json;
+    const char *url; /* nats */
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "choreo-scale-bench: %s: %s\n", what, detail ? detail : "");
+    exit(1);
+}
+
+static void pg_exec(const char *db, const char *sql)
+{
+    PGconn *c = PQconnectdb(db);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        die(sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static long pg_count(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    long n = PQresultStatus(r) == PGRES_TUPLES_OK ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    return n;
+}
+
+/* The worker's handler: one account down, one payment row, one event. */
+static choreo_result on_pay(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    const long *accounts = user;
+    char account[32], amount[8] = "1";
+    snprintf(account, sizeof account, "a%ld",
+             (long)(strtoull(ev->id + 16, NULL, 36) % (unsigned long)*accounts));
+    const char *debit[] = { account, amount };
+    PGresult *r = PQexecParams(choreo_tx_pg(tx),
+                               "UPDATE accounts SET balance = balance - $2 WHERE user_id = $1", 2,
+                               NULL, debit, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    const char *pay[] = { ev->id, account, amount };
+    if (ok) {
+        r = PQexecParams(choreo_tx_pg(tx),
+                         "INSERT INTO payments(event_id, user_id, amount) VALUES ($1, $2, $3)", 3,
+                         NULL, pay, NULL, NULL, 0);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    if (!ok)
+        return CHOREO_RETRY; /* a lock another instance holds, or a deadlock */
+    return choreo_tx_emit(tx, "Paid", 1, NULL, ev->data, ev->data_len, NULL) == CHOREO_OK
+               ? CHOREO_DONE
+               : CHOREO_RETRY;
+}
+
+/* One instance of service name on db, until killed. */
+static pid_t spawn_worker(const struct opts *o, const char *name, const char *type,
+                          const char *db, const char *log)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent || !freopen(log, "a", stderr))
+        _exit(1);
+    choreo_config *cfg;
+    choreo_service *svc;
+    if (choreo_config_create(&cfg) != CHOREO_OK ||
+        choreo_config_set(cfg, "service", name) != CHOREO_OK ||
+        choreo_config_set(cfg, "db", db) != CHOREO_OK ||
+        choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
+        choreo_config_set(cfg, "synchronous", "full") != CHOREO_OK ||
+        choreo_config_set(cfg, "log_level", "warn") != CHOREO_OK ||
+        choreo_service_create(&svc, cfg) != CHOREO_OK ||
+        choreo_service_on(svc, type, on_pay, (void *)&o->accounts) != CHOREO_OK ||
+        choreo_service_start(svc) != CHOREO_OK) {
+        fprintf(stderr, "worker: %s\n", choreo_last_error());
+        _exit(3);
+    }
+    for (;;)
+        pause();
+}
+
+static choreo_service *producer(const struct opts *o, const char *db)
+{
+    choreo_config *cfg;
+    choreo_service *svc;
+    if (choreo_config_create(&cfg) != CHOREO_OK ||
+        choreo_config_set(cfg, "service", "scalesource") != CHOREO_OK ||
+        choreo_config_set(cfg, "db", db) != CHOREO_OK ||
+        choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
+        choreo_config_set(cfg, "synchronous", "normal") != CHOREO_OK ||
+        choreo_config_set(cfg, "log_level", "warn") != CHOREO_OK ||
+        choreo_service_create(&svc, cfg) != CHOREO_OK || choreo_service_start(svc) != CHOREO_OK)
+        die("producer", choreo_last_error());
+    choreo_config_destroy(cfg);
+    return svc;
+}
+
+/* Emits n events of type and waits until the producer's outbox is empty
+ * (all of them in the stream). */
+static void fill(choreo_service *src, const char *type, long n)
+{
+    static const uint8_t data[] = { 0x81, 0xa1, 'n', 0x01 };
+    static uint64_t emitted; /* by this producer, over the rounds */
+    emitted += (uint64_t)n;
+    for (long done = 0; done < n;) {
+        choreo_tx *tx;
+        if (choreo_service_begin(src, &tx) != CHOREO_OK)
+            die("begin", choreo_last_error());
+        for (int k = 0; k < 200 && done < n; k++, done++) {
+            char saga[CHOREO_ID_SIZE];
+            choreo_saga_new(saga);
+            if (choreo_tx_emit(tx, type, 1, saga, data, sizeof data, NULL) != CHOREO_OK)
+                die("emit", choreo_last_error());
+        }
+        if (choreo_tx_commit(tx) != CHOREO_OK)
+            die("commit", choreo_last_error());
+    }
+    for (int waited = 0; waited < 120000; waited += 50) {
+        choreo_stats st;
+        choreo_service_stats(src, &st);
+        if (st.outbox_pending == 0 && st.published >= emitted)
+            return;
+        usleep(50000);
+    }
+    die("fill", "the producer's outbox did not drain in 120 s");
+}
+
+/* One round: n events, k instances; returns events per second. */
+static double round_of(const struct opts *o, pgserver *pg, choreo_service *src, int k,
+                       const char *dir)
+{
+    char name[32], type[32], db[300], sql[200];
+    snprintf(name, sizeof name, "pay%d", k);
+    snprintf(type, sizeof type, "Pay%d", k);
+    if (pgserver_database(pg, name, db, sizeof db) != 0)
+        die("database", name);
+    pg_exec(db, "CREATE TABLE accounts(user_id TEXT PRIMARY KEY, balance BIGINT NOT NULL);"
+                "CREATE TABLE payments(event_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+                " amount BIGINT NOT NULL)");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO accounts SELECT 'a' || i, 1000000000 FROM generate_series(0, %ld) i",
+             o->accounts - 1);
+    pg_exec(db, sql);
+    fill(src, type, o->events);
+    pid_t pids[8];
+    for (int i = 0; i < k; i++) {
+        char log[600];
+        snprintf(log, sizeof log, "%s/%s-%d.log", dir, name, i + 1);
+        pids[i] = spawn_worker(o, name, type, db, log);
+    }
+    PGconn *c = PQconnectdb(db);
+    int64_t first = 0, last = 0;
+    for (int64_t until = now_us() + 600 * 1000000LL; now_us() < until;) {
+        long applied = pg_count(c, "SELECT COUNT(*) FROM payments");
+        if (applied > 0 && !first)
+            first = now_us();
+        if (applied >= o->events &&
+            pg_count(c, "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL") == 0) {
+            last = now_us();
+            break;
+        }
+        usleep(2000);
+    }
+    PQfinish(c);
+    for (int i = 0; i < k; i++) {
+        kill(pids[i], SIGKILL);
+        waitpid(pids[i], NULL, 0);
+    }
+    if (!last)
+        die("round", "the instances did not apply every event within 600 s");
+    return (double)o->events / ((double)(last - first) / 1e6);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = { .events = 20000, .accounts = 1000 };
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            o.json = true;
+        } else if ((strcmp(argv[i], "--events") == 0 || strcmp(argv[i], "--accounts") == 0) &&
+                   i + 1 < argc) {
+            long v = strtol(argv[i + 1], NULL, 10);
+            if (v < 1 || v > 10000000)
+                die(argv[i], "takes 1 to 10,000,000");
+            *(strcmp(argv[i], "--events") == 0 ? &o.events : &o.accounts) = v;
+            i++;
+        } else {
+            fprintf(stderr, "usage: choreo-scale-bench [--events N] [--accounts A] [--json]\n");
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    char dir[] = "/tmp/choreo-scale-XXXXXX", path[600];
+    if (!mkdtemp(dir))
+        die("mkdtemp", dir);
+    natsd server;
+    if (natsd_start(&server, dir, 0, NULL, NULL) != 0)
+        die("nats-server", "did not start");
+    o.url = server.url;
+    pgserver pg;
+    snprintf(path, sizeof path, "%s/postgres.log", dir);
+    if (pgserver_start(&pg, path) != 0)
+        die("PostgreSQL", "did not start");
+    snprintf(path, sizeof path, "%s/source.db", dir);
+    choreo_service *src = producer(&o, path);
+    double one = round_of(&o, &pg, src, 1, dir);
+    double two = round_of(&o, &pg, src, 2, dir);
+    choreo_service_destroy(src);
+    pgserver_stop(&pg);
+    natsd_stop(&server, SIGTERM);
+    if (o.json)
+        printf("{\"events\": %ld, \"accounts\": %ld, \"one_instance_events_per_s\": %.0f, "
+               "\"two_instances_events_per_s\": %.0f, \"two_to_one_ratio\": %.3f}\n",
+               o.events, o.accounts, one, two, two / one);
+    else
+        printf("payment-like service on PostgreSQL, %ld events over %ld accounts:\n"
+               "  one instance    %8.0f events/s\n  two instances   %8.0f events/s  (x%.2f)\n",
+               o.events, o.accounts, one, two, two / one);
+    return 0;
+}
