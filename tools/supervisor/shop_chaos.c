@@ -58,7 +58,7 @@ static const char USAGE[] =
     "  --duration-s D             spread the orders over D s of chaos [sagas/50, at least 10]\n"
     "  --kill-interval-ms K       mean time between service kills [500]\n"
     "  --restart-delay-ms R       a killed service restarts after 0..R ms [800]\n"
-    "  --broker-interval-ms B     mean time between nats-server restarts [10000]\n"
+    "  --broker-interval-ms B     mean time between restarts [10000; 5000 with --cluster]\n"
     "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
@@ -351,6 +351,11 @@ static void resolve(struct opts *o)
         o->duration_s = o->sagas / 50 > 10 ? o->sagas / 50 : 10;
     if (o->quiet_s < 0)
         o->quiet_s = 120 + o->sagas / 50;
+    /* A node's kill takes it down 1 to 4 s and the cluster then settles for
+     * half the interval, and a restarted node takes a few seconds to rejoin:
+     * at 5 s a 2,000-saga run sees three or more. */
+    if (o->broker_ms < 0)
+        o->broker_ms = o->cluster ? 5000 : 10000;
     struct {
         double *p, def;
     } probs[] = {
@@ -1543,7 +1548,7 @@ static void build_env(const struct opts *o, struct setup *u, struct envs *e)
 int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
-                      .broker_ms = 10000, .quiet_s = -1, .deadline_ms = 8000,
+                      .broker_ms = -1, .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
                       .crash_prob = 0.0005, .disk_full_prob = -1, .slow_handler_prob = -1,
