@@ -10,6 +10,10 @@ chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault o
                                             on a last delivery), then the operator's
                                             repair: restart without faults and retry
                                             every parked message
+chaos_round.py SHOP_CHAOS_BINARY --postgres the first round with the payment service
+                                            on PostgreSQL in two instances (a private
+                                            server), one of them killed at least
+                                            three times
 
 Fails on any lost or duplicated event, any broken invariant, any service exit
 the harness did not cause, or too little chaos (or too few faults) to prove
@@ -21,6 +25,7 @@ import sys
 
 binary = sys.argv[1]
 faults = "--faults" in sys.argv[2:]
+postgres = "--postgres" in sys.argv[2:]
 if faults:
     cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "1000",
            "--broker-interval-ms", "8000", "--crash-prob", "0.001", "--faults",
@@ -29,6 +34,8 @@ if faults:
 else:
     cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "500",
            "--broker-interval-ms", "5000", "--crash-prob", "0.001", "--seed", "7", "--json"]
+if postgres:
+    cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2"]
 print("running:", " ".join(cmd), flush=True)
 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
 sys.stderr.write(proc.stderr[-6000:])
@@ -61,6 +68,11 @@ else:
         problems.append(f"only {r['kills']} kills (at least 10 expected)")
     if r["broker_restarts"] < 1:
         problems.append("nats-server was never restarted")
+if postgres:
+    if r["processes"] != 5:
+        problems.append(f"{r['processes']} service processes, expected 5 (payment twice)")
+    if r["instance_kills"] < 3:
+        problems.append(f"only {r['instance_kills']} kills of a payment instance (3 expected)")
 if proc.returncode != 0:
     problems.append(f"shop-chaos exited with {proc.returncode}")
 if r["ok"] is not (proc.returncode == 0):
@@ -74,6 +86,7 @@ if faults:
           f"{r['parked']} parked, {r['parked_retried']} retried, {r['still_parked']} still parked; "
           f"nothing lost or doubled")
 else:
-    print(f"chaos round ok: {r['sagas']} sagas, {r['kills']} kills, {r['broker_restarts']} "
-          f"broker restarts, {r['crashpoints_fired']} crash points fired, nothing lost or "
-          f"doubled")
+    print(f"chaos round ok: {r['sagas']} sagas, {r['kills']} kills "
+          f"({r['instance_kills']} of an instance of a scaled service), "
+          f"{r['broker_restarts']} broker restarts, {r['crashpoints_fired']} crash points "
+          f"fired, nothing lost or doubled")
