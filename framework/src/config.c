@@ -51,7 +51,7 @@ static const struct key keys[] = {
       "same transactions, so that tools/chaos can count lost and doubled events" },
     { "busy_timeout_ms", K_INT, S(busy_timeout_ms), "5000", 0, 600000, NULL,
       "SQLite busy timeout in ms" },
-    { "lock_timeout_ms", K_INT, S(lock_timeout_ms), "100", 1, 600000, NULL,
+    { "lock_timeout_ms", K_INT, S(lock_timeout_ms), "10", 1, 600000, NULL,
       "PostgreSQL: how long a statement waits for a row another instance's transaction "
       "holds before it fails and its event is retried; short, so that two instances' "
       "batches locking rows in opposite orders part at once" },

@@ -17,8 +17,12 @@ choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cf
     /* Upserted, then the rows this start did not write go: instances of a
      * service on a shared database may start at the same moment. */
     choreo_status s = choreo__store_begin(st);
-    if (s != CHOREO_OK)
+    if (s == CHOREO_OK)
+        s = choreo__store_patient(st);
+    if (s != CHOREO_OK) {
+        choreo__store_rollback(st);
         return s;
+    }
     choreo_q *ins = NULL;
     int rc = choreo__q_prepare(st, "INSERT INTO choreo_consumers(consumer, service, type,"
                                 " subjects, stream, registered_at)"

@@ -164,6 +164,12 @@ choreo_status choreo__store_error(choreo_store *st, int rc, const char *what)
         msg = st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
     const char *engine = st && st->engine == ENGINE_POSTGRES ? "PostgreSQL" : "SQLite";
     int primary = rc & 0xff;
+    if ((primary == SQLITE_BUSY || primary == SQLITE_LOCKED) && st &&
+        st->engine == ENGINE_POSTGRES)
+        return choreo__fail(CHOREO_EBUSY,
+                            "%s: %s; another instance's transaction holds the rows (waits "
+                            "longer than lock_timeout_ms give up, and the event is retried)",
+                            what, msg);
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
         return choreo__fail(CHOREO_EBUSY,
                             "%s: the database stayed locked (%s); another process holds a "
@@ -564,6 +570,13 @@ void choreo__store_rollback(choreo_store *st)
         choreo__pg_rollback(st);
     else if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+choreo_status choreo__store_patient(choreo_store *st)
+{
+    if (st->engine != ENGINE_POSTGRES)
+        return CHOREO_OK;
+    return choreo__pg_exec(st, "SET LOCAL lock_timeout = '60s'", "setting a lock wait");
 }
 
 choreo_status choreo__store_savepoint(choreo_store *st)

@@ -155,6 +155,12 @@ void choreo__store_rollback(choreo_store *st);
  * BEGIN; PostgreSQL's REPEATABLE READ READ ONLY). */
 choreo_status choreo__store_begin_read(choreo_store *st);
 
+/* Inside the open transaction, lets statements wait for locks up to 60 s
+ * instead of lock_timeout_ms (PostgreSQL; nothing on SQLite): for the work
+ * of a start (migrations, recording the handlers), which instances
+ * starting together do at once and must not give up on. */
+choreo_status choreo__store_patient(choreo_store *st);
+
 /* Savepoints for one message inside a group commit. */
 choreo_status choreo__store_savepoint(choreo_store *st);
 choreo_status choreo__store_release(choreo_store *st);

@@ -236,7 +236,9 @@ static choreo_status migrate(choreo_store *st, const char *where)
         return s;
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", (long long)MIGRATION_LOCK);
-    s = choreo__pg_exec(st, sql, "locking the schema for migration");
+    s = choreo__pg_exec(st, "SET LOCAL lock_timeout = '60s'", "setting a lock wait");
+    if (s == CHOREO_OK)
+        s = choreo__pg_exec(st, sql, "locking the schema for migration");
     if (s == CHOREO_OK)
         s = choreo__pg_exec(st,
                             "CREATE TABLE IF NOT EXISTS choreo_schema (version INTEGER NOT NULL);"

@@ -82,6 +82,44 @@ Test(store_pg, a_second_instance_applies_the_event_when_the_first_rolls_back)
     race(false);
 }
 
+struct opener {
+    const char *path;
+    choreo_status s;
+    char err[256];
+};
+
+static void *open_one(void *arg)
+{
+    struct opener *o = arg;
+    choreo_store *st = NULL;
+    o->s = choreo__store_open(&st, o->path, "normal", 10);
+    snprintf(o->err, sizeof o->err, "%s", o->s == CHOREO_OK ? "" : choreo_last_error());
+    choreo__store_close(st);
+    return NULL;
+}
+
+/* Instances starting together all migrate a new database at once: one
+ * does the work, the others wait for it (however short lock_timeout_ms is)
+ * and find the schema done. */
+Test(store_pg, instances_starting_together_migrate_a_new_database_once)
+{
+    char path[256];
+    unit_db_path(path, sizeof path);
+    struct opener o[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        o[i] = (struct opener){ .path = path };
+        pthread_create(&t[i], NULL, open_one, &o[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(o[i].s, CHOREO_OK, "instance %d: %s", i, o[i].err);
+    }
+    choreo_store *st = open_again(path);
+    cr_assert_eq(unit_db_count(st, UNIT_SCHEMA_VERSION), CHOREO_SCHEMA_VERSION);
+    choreo__store_close(st);
+}
+
 Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
 {
     char path[256];
