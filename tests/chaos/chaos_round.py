@@ -13,7 +13,8 @@ chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault o
 chaos_round.py SHOP_CHAOS_BINARY --postgres the first round with the payment service
                                             on PostgreSQL in two instances (a private
                                             server), one of them killed at least
-                                            three times
+                                            three times, the server crashed or
+                                            restarted at least once
 
 Fails on any lost or duplicated event, any broken invariant, any service exit
 the harness did not cause, or too little chaos (or too few faults) to prove
@@ -35,7 +36,8 @@ else:
     cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "500",
            "--broker-interval-ms", "5000", "--crash-prob", "0.001", "--seed", "7", "--json"]
 if postgres:
-    cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2"]
+    cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
+                "--postgres-interval-ms", "6000"]
 print("running:", " ".join(cmd), flush=True)
 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
 sys.stderr.write(proc.stderr[-6000:])
@@ -73,6 +75,8 @@ if postgres:
         problems.append(f"{r['processes']} service processes, expected 5 (payment twice)")
     if r["instance_kills"] < 3:
         problems.append(f"only {r['instance_kills']} kills of a payment instance (3 expected)")
+    if r["postgres_restarts"] < 1:
+        problems.append("the PostgreSQL server was never restarted")
 if proc.returncode != 0:
     problems.append(f"shop-chaos exited with {proc.returncode}")
 if r["ok"] is not (proc.returncode == 0):

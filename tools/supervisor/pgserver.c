@@ -46,6 +46,12 @@ void pgserver_stop(pgserver *p)
     (void)p;
 }
 
+int pgserver_restart(pgserver *p, int sig)
+{
+    (void)p, (void)sig;
+    return -1;
+}
+
 #else
 
 #include <libpq-fe.h>
@@ -125,6 +131,54 @@ static int free_port(void)
     return port;
 }
 
+/* Starts the server on p's directory and port and waits until it accepts
+ * connections. After a SIGKILL the old server's backends may hold its
+ * shared memory for a moment: a start that fails then is tried again. */
+static int serve(pgserver *p)
+{
+    char data[600], server[600], port[16];
+    snprintf(data, sizeof data, "%s/data", p->dir);
+    snprintf(server, sizeof server, "%s/postgres", p->bin);
+    snprintf(port, sizeof port, "%d", p->port);
+    const char *argv[] = { server, "-D", data, "-p", port, "-k", p->dir, "-c",
+                           "listen_addresses=127.0.0.1", "-c", "max_connections=200", NULL };
+    char conninfo[200];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
+             p->port);
+    for (int waited = 0; waited < 30000;) {
+        p->pid = spawn(argv, p->log, p->uid, p->gid);
+        if (p->pid < 0) {
+            fprintf(stderr, "supervisor: cannot start the PostgreSQL server: %s\n",
+                    strerror(errno));
+            p->pid = 0;
+            return -1;
+        }
+        for (; waited < 30000; waited += 50) {
+            if (PQping(conninfo) == PQPING_OK)
+                return 0;
+            if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+                p->pid = 0;
+                break;
+            }
+            sleep_ms(50);
+        }
+        sleep_ms(200);
+        waited += 200;
+    }
+    fprintf(stderr, "supervisor: the PostgreSQL server did not start; see %s\n", p->log);
+    return -1;
+}
+
+int pgserver_restart(pgserver *p, int sig)
+{
+    if (p->pid > 0) {
+        kill(p->pid, sig);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+    return serve(p);
+}
+
 int pgserver_start(pgserver *p, const char *log_path)
 {
     memset(p, 0, sizeof *p);
@@ -162,11 +216,10 @@ int pgserver_start(pgserver *p, const char *log_path)
         rmdir(p->dir);
         return -1;
     }
-    char data[600], log[600], initdb[600], server[600];
+    char data[600], log[600], initdb[600];
     snprintf(data, sizeof data, "%s/data", p->dir);
     snprintf(log, sizeof log, "%s", log_path);
     snprintf(initdb, sizeof initdb, "%s/initdb", p->bin);
-    snprintf(server, sizeof server, "%s/postgres", p->bin);
     const char *init_argv[] = { initdb, "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
                                 "--locale=C", NULL };
     if (run(init_argv, log, p->uid, p->gid) != 0) {
@@ -174,28 +227,9 @@ int pgserver_start(pgserver *p, const char *log_path)
         return -1;
     }
     p->port = free_port();
-    char port[16];
-    snprintf(port, sizeof port, "%d", p->port);
-    const char *argv[] = { server, "-D", data, "-p", port, "-k", p->dir, "-c",
-                           "listen_addresses=127.0.0.1", "-c", "max_connections=200", NULL };
-    p->pid = spawn(argv, log, p->uid, p->gid);
-    if (p->pid < 0) {
-        fprintf(stderr, "supervisor: cannot start the PostgreSQL server: %s\n", strerror(errno));
-        return -1;
-    }
-    char conninfo[200];
-    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
-             p->port);
-    for (int waited = 0; waited < 30000; waited += 50) {
-        if (PQping(conninfo) == PQPING_OK)
-            return 0;
-        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-            p->pid = 0;
-            break;
-        }
-        sleep_ms(50);
-    }
-    fprintf(stderr, "supervisor: the PostgreSQL server did not start; see %s\n", log);
+    snprintf(p->log, sizeof p->log, "%s", log);
+    if (serve(p) == 0)
+        return 0;
     pgserver_stop(p);
     return -1;
 }

@@ -16,6 +16,7 @@ typedef struct pgserver {
     uid_t uid;       /* the server runs as: postgres when we are root */
     gid_t gid;
     pid_t pid;       /* the server's, 0 when not running */
+    char log[600];
 } pgserver;
 
 /* initdb into a fresh directory under $TMPDIR (or /tmp) that belongs to
@@ -25,6 +26,11 @@ int pgserver_start(pgserver *p, const char *log_path);
 
 /* Creates database name unless it exists; its URL goes to url. */
 int pgserver_database(pgserver *p, const char *name, char *url, size_t cap);
+
+/* Sends sig to the server (SIGKILL: a crash, recovered from its WAL at the
+ * next start; SIGINT: a fast shutdown), waits for it, and starts it again
+ * on the same port and data. */
+int pgserver_restart(pgserver *p, int sig);
 
 /* Stops the server (SIGINT: fast shutdown; SIGKILL after 10 s), waits for
  * it and removes its directory; nothing when not running. */

@@ -71,12 +71,16 @@ static const char USAGE[] =
     "  --store NAME=STORE         sqlite, or postgres (a private server) [sqlite]\n"
     "  --instances NAME=N         N instances of NAME on its database (needs --store\n"
     "                             NAME=postgres); a kill of one is an instance kill [1]\n"
+    "  --postgres-interval-ms P   with a service on PostgreSQL: mean time between\n"
+    "                             restarts of its server (SIGKILL or SIGINT) [15000]\n"
     "  --cluster                  a three-node NATS cluster instead of one nats-server\n"
     "                             (services get the three URLs and stream_replicas=3):\n"
     "                             every --broker-interval-ms a node is SIGKILLed (every\n"
     "                             other time the stream's leader) and restarted 1 to 4 s\n"
     "                             later, instead of restarting the one server\n"
-    "\n"
+    "\n";
+
+static const char USAGE_FAULTS[] =
     "Faults (each off unless given; --faults turns on every one not given, with the\n"
     "value in brackets):\n"
     "  --faults                   all of the faults below\n"
@@ -117,7 +121,7 @@ static void on_signal(int sig)
 /* Values below zero are "not given" until resolve() fills them in. */
 struct opts {
     long sagas;
-    int64_t duration_s, kill_ms, restart_ms, broker_ms, quiet_s, deadline_ms;
+    int64_t duration_s, kill_ms, restart_ms, broker_ms, postgres_ms, quiet_s, deadline_ms;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
@@ -161,6 +165,7 @@ struct tally {
     int kills, broker_restarts, crash_exits, unexpected_exits;
     int node_kills, leader_kills; /* --cluster */
     int instance_kills;           /* kills of an instance of a service with several */
+    int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -239,6 +244,7 @@ static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *k
         { "--kill-interval-ms", 10, 3600000, offsetof(struct opts, kill_ms) },
         { "--restart-delay-ms", 0, 600000, offsetof(struct opts, restart_ms) },
         { "--broker-interval-ms", 100, 3600000, offsetof(struct opts, broker_ms) },
+        { "--postgres-interval-ms", 100, 3600000, offsetof(struct opts, postgres_ms) },
         { "--quiet-s", 1, 86400, offsetof(struct opts, quiet_s) },
         { "--deadline-ms", 100, 3600000, offsetof(struct opts, deadline_ms) },
         { "--ack-wait-ms", 100, 3600000, offsetof(struct opts, ack_wait_ms) },
@@ -289,6 +295,7 @@ static int parse(int argc, char **argv, struct opts *o)
         bool known;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(USAGE, stdout);
+            fputs(USAGE_FAULTS, stdout);
             return 1;
         } else if (strcmp(a, "--json") == 0) {
             o->json = true;
@@ -665,7 +672,8 @@ static int node_back(sup *s, struct node_outage *out)
 static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
-            next_broker = t0 + around(o->broker_ms), drawn = 0;
+            next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
+            drawn = 0;
     struct node_outage down = { -1, 0 };
     while (!atomic_load(&j->done)) {
         if (interrupted || reap(s, t, tty) != 0)
@@ -694,6 +702,14 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
                 return -1;
             t->broker_restarts++;
             next_broker = now_ms() + around(o->broker_ms);
+        }
+        /* The database of the services on PostgreSQL crashes or is
+         * restarted: every connection drops, open transactions roll back. */
+        if (now >= next_postgres && sup_postgres_pid(s) > 0) {
+            if (sup_restart_postgres(s, rnd() % 2 ? SIGKILL : SIGINT) != 0)
+                return -1;
+            t->postgres_restarts++;
+            next_postgres = now_ms() + around(o->postgres_ms);
         }
         if (tty && now - drawn > 200) {
             progress(j, o->sagas, t, t0);
@@ -1126,13 +1142,13 @@ static void print_json(const struct outcome *r)
     printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, "
-           "\"processes\": %d, \"instance_kills\": %d, "
+           "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills,
-           sup_service_count(r->s), t->instance_kills, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
@@ -1192,6 +1208,8 @@ static void print_text(const struct outcome *r)
                t->node_kills, t->leader_kills);
     if (t->instance_kills)
         printf("  instances of scaled services killed (SIGKILL): %d\n", t->instance_kills);
+    if (t->postgres_restarts)
+        printf("  PostgreSQL server restarts (SIGKILL or SIGINT): %d\n", t->postgres_restarts);
     if (t->sanitizer_reports > 0)
         printf("  sanitizer reports in the services' logs: %ld\n", t->sanitizer_reports);
     if (t->metrics_unanswered)
@@ -1548,7 +1566,7 @@ static void build_env(const struct opts *o, struct setup *u, struct envs *e)
 int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
-                      .broker_ms = -1, .quiet_s = -1, .deadline_ms = 8000,
+                      .broker_ms = -1, .postgres_ms = 15000, .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
                       .crash_prob = 0.0005, .disk_full_prob = -1, .slow_handler_prob = -1,

@@ -787,6 +787,20 @@ size_t sup_pids(const sup *s, pid_t *out, size_t cap)
     return n;
 }
 
+int sup_restart_postgres(sup *s, int sig)
+{
+    if (s->pg.pid <= 0) {
+        fprintf(stderr, "supervisor: no PostgreSQL server is running\n");
+        return -1;
+    }
+    return pgserver_restart(&s->pg, sig);
+}
+
+pid_t sup_postgres_pid(const sup *s)
+{
+    return s->pg.pid > 0 ? s->pg.pid : 0;
+}
+
 int sup_postgres_db(sup *s, const char *name, char *url, size_t cap)
 {
     if (s->pg.pid <= 0) {

@@ -181,6 +181,12 @@ const char *sup_workdir(const sup *s);
  * exists and writes its postgresql:// URL to url. */
 int sup_postgres_db(sup *s, const char *name, char *url, size_t cap);
 
+/* The PostgreSQL server: sig (SIGKILL: a crash; SIGINT: a fast shutdown),
+ * then a start on the same port and data, waiting until it accepts
+ * connections; and its PID, 0 when none runs. */
+int sup_restart_postgres(sup *s, int sig);
+pid_t sup_postgres_pid(const sup *s);
+
 /* Writes the PIDs of every running child (broker and PostgreSQL server
  * included) into out (at most cap) and returns how many are running. */
 size_t sup_pids(const sup *s, pid_t *out, size_t cap);
