@@ -86,13 +86,20 @@ static choreo_result on_done(choreo_tx *tx, const choreo_event *ev, void *user)
                                                                              : CHOREO_RETRY;
 }
 
-/* One worker instance as a process of its own, logging to dir/<tag>.log. */
-static pid_t spawn_worker(const char *dir, const char *nats_url, const char *db, const char *tag)
+/* One worker instance as a process of its own, logging to dir/<tag>.log.
+ * With go_fd >= 0 it waits for a byte on it before it starts: forked while
+ * this process has no threads yet (ThreadSanitizer cannot follow a fork of
+ * a threaded process), and started later. */
+static pid_t spawn_worker_on(const char *dir, const char *nats_url, const char *db,
+                             const char *tag, int go_fd)
 {
     char log[600];
     snprintf(log, sizeof log, "%s/%s.log", dir, tag);
     pid_t pid = support_fork();
     if (pid == 0) {
+        char go;
+        if (go_fd >= 0 && read(go_fd, &go, 1) != 1)
+            _exit(4);
         FILE *f = freopen(log, "a", stderr);
         if (!f)
             _exit(5);
@@ -114,6 +121,11 @@ static pid_t spawn_worker(const char *dir, const char *nats_url, const char *db,
     return pid;
 }
 
+static pid_t spawn_worker(const char *dir, const char *nats_url, const char *db, const char *tag)
+{
+    return spawn_worker_on(dir, nats_url, db, tag, -1);
+}
+
 static bool log_says(const char *dir, const char *tag, const char *what)
 {
     char path[600], line[1024];
@@ -125,6 +137,17 @@ static bool log_says(const char *dir, const char *tag, const char *what)
     if (f)
         fclose(f);
     return found;
+}
+
+/* Instances write a sanitizer's report into their log and die or carry on:
+ * either fails the test. */
+static void no_sanitizer_report(const char *dir, const char *tag)
+{
+    static const char *const reports[] = { "ThreadSanitizer", "AddressSanitizer",
+                                           "LeakSanitizer", "runtime error" };
+    for (int i = 0; i < 4; i++)
+        cr_assert_not(log_says(dir, tag, reports[i]), "%s/%s.log has a %s report", dir, tag,
+                      reports[i]);
 }
 
 struct log_arg {
@@ -234,25 +257,27 @@ Test(scaleout, two_instances_apply_5000_events_once_through_a_kill_and_the_relay
     struct log_arg b_standby = { dir, "b", "relay standing by" };
     cr_assert(support_wait(log_cond, &b_standby, 15000),
               "instance b did not stand by while a held the relay lock");
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t again = spawn_worker_on(dir, w.server.url, db, "a2", go[0]); /* a, restarted */
+    bool restarted = false;
     source_up(&w);
 
-    pid_t again = 0;
     for (int i = 0; i < EVENTS; i += PER_TX) {
         emit_work(&w, i);
         /* Mid-flow, the instance whose relay is active dies, and comes back. */
-        if (!again && pg_count(db, "SELECT COUNT(*) FROM applied") >= EVENTS / 4) {
+        if (!restarted && (pg_count(db, "SELECT COUNT(*) FROM applied") >= EVENTS / 4 ||
+                           i + PER_TX >= EVENTS)) {
             cr_assert_eq(kill(a, SIGKILL), 0);
             waitpid(a, NULL, 0);
             support_sleep_ms(500);
-            again = spawn_worker(dir, w.server.url, db, "a2");
+            cr_assert_eq(write(go[1], "g", 1), 1);
+            restarted = true;
         }
         support_sleep_ms(30);
     }
-    if (!again) { /* the flow outran the kill: kill at the end of it */
-        cr_assert_eq(kill(a, SIGKILL), 0);
-        waitpid(a, NULL, 0);
-        again = spawn_worker(dir, w.server.url, db, "a2");
-    }
+    close(go[0]);
+    close(go[1]);
     struct log_arg b_active = { dir, "b", "relay active" };
     cr_assert(support_wait(log_cond, &b_active, 15000),
               "no instance took the relay over from the killed one");
@@ -266,7 +291,11 @@ Test(scaleout, two_instances_apply_5000_events_once_through_a_kill_and_the_relay
     cr_log_info("applied by a %lld, b %lld, a after its restart %lld", pg_count(db, sql[0]),
                 pg_count(db, sql[1]), pg_count(db, sql[2]));
     cr_assert_eq(waitpid(again, NULL, WNOHANG), 0, "the restarted instance exited");
+    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
     cr_assert_not(log_says(dir, "a2", "start failed"));
+    no_sanitizer_report(dir, "a");
+    no_sanitizer_report(dir, "b");
+    no_sanitizer_report(dir, "a2");
     kill(b, SIGKILL);
     kill(again, SIGKILL);
     waitpid(b, NULL, 0);
@@ -305,6 +334,8 @@ Test(scaleout, connections_the_database_drops_mid_flow_lose_and_double_nothing, 
     expect_exactly_once(&w, 3000);
     cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
     cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
+    no_sanitizer_report(w.dir, "a");
+    no_sanitizer_report(w.dir, "b");
     kill(a, SIGKILL);
     kill(b, SIGKILL);
     waitpid(a, NULL, 0);

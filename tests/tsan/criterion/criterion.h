@@ -8,6 +8,7 @@
 #define CHOREO_TSAN_CRITERION_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -93,5 +94,9 @@ void crshim_check(bool ok, bool fatal, const char *file, int line, const char *e
 #define cr_expect_str_neq(...) CRSHIM_STR(false, !=, __VA_ARGS__, "")
 #define cr_expect_str_empty(...) CRSHIM_EMPTY(false, ==, __VA_ARGS__, "")
 #define cr_expect_str_not_empty(...) CRSHIM_EMPTY(false, !=, __VA_ARGS__, "")
+
+/* Criterion's log lines: to stderr, prefixed as Criterion prefixes them. */
+#define cr_log_info(...) (fprintf(stderr, "[----] " __VA_ARGS__), fputc('\n', stderr))
+#define cr_log_warn(...) (fprintf(stderr, "[WARN] " __VA_ARGS__), fputc('\n', stderr))
 
 #endif
