@@ -25,6 +25,7 @@
 #include "shop_review.h"
 #include "shop_setup.h"
 #include "shop_svc.h"
+#include "shop_pgcopy.h"
 #include "shop_world.h"
 #include "shop_secure.h"
 #include "supervisor.h"
@@ -234,6 +235,18 @@ struct order_view {
 
 static void view_refresh(struct order_view *v, const char *path)
 {
+    if (shop_is_postgres_url(path)) { /* the order service on PostgreSQL */
+        long total = shop_pg_count(path, "SELECT COUNT(*) FROM orders");
+        long pending = shop_pg_count(path, "SELECT COUNT(*) FROM orders WHERE state = 'PENDING'");
+        long settled = shop_pg_count(path, "SELECT COUNT(*) FROM orders WHERE state != "
+                                           "'PENDING' OR user_id LIKE 'review-%'");
+        if (total >= 0 && pending >= 0 && settled >= 0) {
+            v->total = total;
+            v->pending = pending;
+            atomic_store(&v->settled, settled);
+        }
+        return;
+    }
     if (!v->db) {
         if (sqlite3_open_v2(path, &v->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(v->db,
