@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "support.h"
+#include "support_pg.h"
 
 #define PASSWORD "pg-s3cret"
 
@@ -31,36 +32,10 @@ struct pgdb {
     char shown[512];
 };
 
-static void pg_exec(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-              "%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static long long pg_count(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    long long n = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        n = atoll(PQgetvalue(r, 0, 0));
-    else
-        cr_log_warn("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-    return n;
-}
-
 static bool pg_wait_count(const char *url, const char *sql, long long want, int timeout_ms)
 {
     for (int waited = 0;; waited += 20) {
-        if (pg_count(url, sql) == want)
+        if (support_pg_count(url, sql) == want)
             return true;
         if (waited >= timeout_ms)
             return false;
@@ -75,7 +50,7 @@ static void create_db(const char *name, struct pgdb *db)
     cr_assert_not_null(admin, "CHOREO_TEST_PG is not set: run under tests/pg/with-postgres");
     char sql[128];
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    pg_exec(admin, sql);
+    support_pg_exec(admin, sql);
     /* postgresql://postgres@HOST:PORT/postgres */
     const char *at = strchr(admin, '@'), *slash = strrchr(admin, '/');
     cr_assert(at && slash && at < slash, "unexpected CHOREO_TEST_PG %s", admin);
@@ -390,7 +365,7 @@ Test(ctl_pg, dead_status_consumers_and_sagas_read_a_shared_database, .timeout = 
     cr_assert(pg_wait_count(w.db.url, "SELECT COUNT(*) FROM choreo_inbox i JOIN choreo_dead d"
                             " ON d.event_id = i.event_id WHERE d.id = 1 AND i.consumer ="
                             " 'worker_Fragile'", 1, 20000), "the retried event was not applied");
-    cr_assert_eq(pg_count(w.db.url, "SELECT COUNT(*) FROM choreo_dead"), 2);
+    cr_assert_eq(support_pg_count(w.db.url, "SELECT COUNT(*) FROM choreo_dead"), 2);
     ctl(r, w.dir, "--db", w.db.url, "dead", "list", NULL);
     cr_assert_eq(r->status, 0, "%s", r->err);
     snprintf(want, sizeof want, "No parked messages in %s.\n", w.db.shown);
@@ -481,7 +456,7 @@ Test(ctl_pg, an_unreachable_server_and_a_foreign_database_are_refused_by_name, .
         cr_assert_eq(r->status, 1, "%s: %s", cmds[i][0], r->err);
         cr_assert(strstr(r->err, want), "%s: %s", cmds[i][0], r->err);
     }
-    cr_assert_eq(pg_count(plain.url, "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE "
+    cr_assert_eq(support_pg_count(plain.url, "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE "
                           "'choreo%'"), 0);
     free(r);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "support.h"
+#include "support_pg.h"
 
 #define EVENTS 5000
 #define PER_TX 100
@@ -22,40 +23,11 @@ static void create_db(const char *name, char *out, size_t cap)
 {
     const char *admin = getenv("CHOREO_TEST_PG");
     cr_assert_not_null(admin, "CHOREO_TEST_PG is not set: run under tests/pg/with-postgres");
-    PGconn *c = PQconnectdb(admin);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
     char sql[128];
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    PQclear(PQexec(c, sql));
-    PQfinish(c);
+    support_pg_exec(admin, sql);
     const char *slash = strrchr(admin, '/');
     snprintf(out, cap, "%.*s/%s", (int)(slash - admin), admin, name);
-}
-
-static void pg_exec(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-              "%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static long long pg_count(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    long long n = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        n = atoll(PQgetvalue(r, 0, 0));
-    else
-        cr_log_warn("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-    return n;
 }
 
 /* worker: Work -> a row in applied (event, n, this process) + Done */
@@ -175,7 +147,7 @@ struct pg_arg {
 static bool pg_reaches(void *p)
 {
     struct pg_arg *a = p;
-    return pg_count(a->url, a->sql) >= a->want;
+    return support_pg_count(a->url, a->sql) >= a->want;
 }
 
 struct world {
@@ -191,7 +163,7 @@ static void world_up(struct world *w, const char *tag)
     support_server(&w->server, w->dir, NULL, NULL);
     snprintf(name, sizeof name, "%s_%d", tag, (int)getpid());
     create_db(name, w->db, sizeof w->db);
-    pg_exec(w->db, "CREATE TABLE applied(event_id TEXT NOT NULL, n BIGINT NOT NULL,"
+    support_pg_exec(w->db, "CREATE TABLE applied(event_id TEXT NOT NULL, n BIGINT NOT NULL,"
                    " pid INTEGER NOT NULL)");
     support_exec(w->dir, "source", "CREATE TABLE done(n INTEGER)");
 }
@@ -226,7 +198,7 @@ static void expect_exactly_once(struct world *w, int n)
 {
     struct pg_arg applied = { w->db, "SELECT COUNT(DISTINCT event_id) FROM applied", n };
     cr_assert(support_wait(pg_reaches, &applied, 120000), "only %lld of %d events applied",
-              pg_count(w->db, "SELECT COUNT(DISTINCT event_id) FROM applied"), n);
+              support_pg_count(w->db, "SELECT COUNT(DISTINCT event_id) FROM applied"), n);
     cr_assert(support_wait_count(w->dir, "source", "SELECT COUNT(DISTINCT n) FROM done", n,
                                  60000),
               "only %lld of %d Done events came back",
@@ -236,11 +208,11 @@ static void expect_exactly_once(struct world *w, int n)
                " WHERE published_at IS NULL", 1
     };
     cr_assert(support_wait(pg_reaches, &unpublished, 15000), "%lld outbox rows unpublished",
-              pg_count(w->db, "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL"));
+              support_pg_count(w->db, "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL"));
     support_sleep_ms(3000); /* any late redelivery would land by now */
-    cr_assert_eq(pg_count(w->db, "SELECT COUNT(*) FROM applied"), n,
+    cr_assert_eq(support_pg_count(w->db, "SELECT COUNT(*) FROM applied"), n,
                  "events applied more than once across the instances");
-    cr_assert_eq(pg_count(w->db, "SELECT COUNT(DISTINCT n) FROM applied"), n);
+    cr_assert_eq(support_pg_count(w->db, "SELECT COUNT(DISTINCT n) FROM applied"), n);
     cr_assert_eq(support_count(w->dir, "source", "SELECT COUNT(*) FROM done"), n);
 }
 
@@ -266,7 +238,7 @@ Test(scaleout, two_instances_apply_5000_events_once_through_a_kill_and_the_relay
     for (int i = 0; i < EVENTS; i += PER_TX) {
         emit_work(&w, i);
         /* Mid-flow, the instance whose relay is active dies, and comes back. */
-        if (!restarted && (pg_count(db, "SELECT COUNT(*) FROM applied") >= EVENTS / 4 ||
+        if (!restarted && (support_pg_count(db, "SELECT COUNT(*) FROM applied") >= EVENTS / 4 ||
                            i + PER_TX >= EVENTS)) {
             cr_assert_eq(kill(a, SIGKILL), 0);
             waitpid(a, NULL, 0);
@@ -282,14 +254,14 @@ Test(scaleout, two_instances_apply_5000_events_once_through_a_kill_and_the_relay
     cr_assert(support_wait(log_cond, &b_active, 15000),
               "no instance took the relay over from the killed one");
     expect_exactly_once(&w, EVENTS);
-    long long pids = pg_count(db, "SELECT COUNT(DISTINCT pid) FROM applied");
+    long long pids = support_pg_count(db, "SELECT COUNT(DISTINCT pid) FROM applied");
     cr_assert_geq(pids, 2, "one instance did all the work (%lld)", pids);
     char sql[3][96];
     pid_t who[3] = { a, b, again };
     for (int i = 0; i < 3; i++)
         snprintf(sql[i], sizeof sql[i], "SELECT COUNT(*) FROM applied WHERE pid = %d", (int)who[i]);
-    cr_log_info("applied by a %lld, b %lld, a after its restart %lld", pg_count(db, sql[0]),
-                pg_count(db, sql[1]), pg_count(db, sql[2]));
+    cr_log_info("applied by a %lld, b %lld, a after its restart %lld", support_pg_count(db, sql[0]),
+                support_pg_count(db, sql[1]), support_pg_count(db, sql[2]));
     cr_assert_eq(waitpid(again, NULL, WNOHANG), 0, "the restarted instance exited");
     cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
     cr_assert_not(log_says(dir, "a2", "start failed"));
@@ -321,11 +293,11 @@ Test(scaleout, connections_the_database_drops_mid_flow_lose_and_double_nothing, 
     for (int i = 0; i < 3000; i += PER_TX) {
         emit_work(&w, i);
         if (i % 900 == 400) {
-            long long n = pg_count(w.db, "SELECT COUNT(pg_terminate_backend(pid)) FROM"
+            long long n = support_pg_count(w.db, "SELECT COUNT(pg_terminate_backend(pid)) FROM"
                                          " pg_stat_activity WHERE application_name = 'choreo'"
                                          " AND pid <> pg_backend_pid()");
             cr_assert_gt(n, 0, "no connection to drop: %lld of %lld", n,
-                         pg_count(w.db, "SELECT COUNT(*) FROM pg_stat_activity"));
+                         support_pg_count(w.db, "SELECT COUNT(*) FROM pg_stat_activity"));
             drops++;
         }
         support_sleep_ms(30);
