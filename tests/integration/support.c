@@ -451,6 +451,27 @@ void support_expect_metric(int port, const char *series, double want, int timeou
 }
 
 
+bool support_json_holds(const char *dir, const char *json, char *err, size_t cap,
+                        const char *script, ...)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/check.json", dir);
+    support_write_file(path, json);
+    char *argv[16] = { "python3", "-c", (char *)script, path };
+    int argc = 4;
+    va_list ap;
+    va_start(ap, script);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    extern char **environ;
+    int status = support_run(dir, "check", argv, environ);
+    snprintf(path, sizeof path, "%s/check.err", dir);
+    support_slurp(path, err, cap);
+    return status == 0;
+}
+
 int support_run(const char *dir, const char *tag, char *const argv[], char *const envp[])
 {
     char out[600], err[600];

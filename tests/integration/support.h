@@ -106,4 +106,10 @@ void support_expect_metric(int port, const char *series, double want, int timeou
  * a signal or ran for more than a minute (then it is killed). */
 int support_run(const char *dir, const char *tag, char *const argv[], char *const envp[]);
 
+/* Runs python3 -c script on the JSON text json (written to dir/check.json)
+ * with the arguments that follow (NULL-ended); true when the script's
+ * checks held, with its complaint (its stderr) in err otherwise. */
+bool support_json_holds(const char *dir, const char *json, char *err, size_t cap,
+                        const char *script, ...);
+
 #endif

@@ -214,31 +214,6 @@ static void ctl(struct ctl_run *r, const char *dir, ...)
               "choreoctl printed the password:\n%s\n%s", r->out, r->err);
 }
 
-/* Runs python3 -c script on the JSON text json with the arguments that
- * follow; true when its checks held, with its complaint in err otherwise. */
-static bool json_holds(const char *dir, const char *json, char *err, size_t cap,
-                       const char *script, ...)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/out.json", dir);
-    support_write_file(path, json);
-    char *argv[16] = { "python3", "-c", (char *)script, path };
-    int argc = 4;
-    va_list ap;
-    va_start(ap, script);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    struct ctl_run *r = malloc(sizeof *r);
-    cr_assert_not_null(r);
-    run(dir, "py", argv, r);
-    snprintf(err, cap, "%s", r->err);
-    bool ok = r->status == 0;
-    free(r);
-    return ok;
-}
-
 /* ---- the checks ------------------------------------------------------------ */
 
 /* dead list --json: the two parked Fragile events. */
@@ -319,7 +294,7 @@ Test(ctl_pg, dead_status_consumers_and_sagas_read_a_shared_database, .timeout = 
 
     ctl(r, w.dir, "--db", w.db.url, "dead", "list", "--json", NULL);
     cr_assert_eq(r->status, 0, "dead list: exit %d: %s", r->status, r->err);
-    cr_assert(json_holds(w.dir, r->out, err, sizeof err, dead_check, NULL), "%s\n%s", err,
+    cr_assert(support_json_holds(w.dir, r->out, err, sizeof err, dead_check, NULL), "%s\n%s", err,
               r->out);
     ctl(r, w.dir, "--db", w.db.url, "dead", "list", NULL);
     cr_assert_eq(r->status, 0, "%s", r->err);
@@ -337,7 +312,7 @@ Test(ctl_pg, dead_status_consumers_and_sagas_read_a_shared_database, .timeout = 
             support_sleep_ms(250);
         ctl(r, w.dir, "--nats-url", w.server.url, "--db", w.db.url, "status", "--json", NULL);
         cr_assert_eq(r->status, 0, "status --json: exit %d: %s", r->status, r->err);
-        held = json_holds(w.dir, r->out, err, sizeof err, status_check, w.db.shown, NULL);
+        held = support_json_holds(w.dir, r->out, err, sizeof err, status_check, w.db.shown, NULL);
     }
     cr_assert(held, "%s\n%s", err, r->out);
 

@@ -134,31 +134,6 @@ static void ctl(struct ctl_run *r, const char *dir, ...)
     cr_assert_neq(r->status, -1, "choreoctl died or hung; stderr: %s", r->err);
 }
 
-/* Runs python3 -c script on the JSON text json (written to dir/status.json)
- * with the arguments that follow; true when the script's checks held, with
- * its complaint in err otherwise. */
-static bool json_holds(const char *dir, const char *json, char *err, size_t cap,
-                       const char *script, ...)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/status.json", dir);
-    support_write_file(path, json);
-    char *argv[16] = { "python3", "-c", (char *)script, path };
-    int argc = 4;
-    va_list ap;
-    va_start(ap, script);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    struct ctl_run *r = malloc(sizeof *r);
-    cr_assert_not_null(r);
-    int status = run(dir, "py", argv, r);
-    snprintf(err, cap, "%s", r->err);
-    free(r);
-    return status == 0;
-}
-
 /* The line of text that holds needle, copied into line. */
 static bool line_with(const char *text, const char *needle, char *line, size_t cap)
 {
@@ -289,7 +264,7 @@ static void status_json_until(const char *dir, const char *url, const char *db,
             support_sleep_ms(250);
         ctl(r, dir, "--nats-url", url, "status", "--db", db, "--json", NULL);
         cr_assert_eq(r->status, 0, "status --json: exit %d: %s", r->status, r->err);
-        held = json_holds(dir, r->out, err, sizeof err, check, arg, NULL);
+        held = support_json_holds(dir, r->out, err, sizeof err, check, arg, NULL);
     }
     cr_assert(held, "the JSON is wrong: %s\n%s", err, r->out);
     free(r);
@@ -329,7 +304,7 @@ Test(ctl_status, status_reports_the_backlog_consumers_and_parked_messages_of_a_s
              support_count(dir, "worker", "SELECT parked_at FROM choreo_dead WHERE id = 3"));
     snprintf(published, sizeof published, "%lld",
              support_count(dir, "worker", "SELECT MAX(published_at) FROM choreo_outbox"));
-    cr_assert(json_holds(dir, r->out, err, sizeof err, stopped_check, db, arg, published, NULL),
+    cr_assert(support_json_holds(dir, r->out, err, sizeof err, stopped_check, db, arg, published, NULL),
               "the JSON is wrong: %s\n%s", err, r->out);
 
     ctl(r, dir, "--db", db, "--nats-url", server.url, "status", NULL);
@@ -381,7 +356,7 @@ Test(ctl_status, status_reports_the_backlog_consumers_and_parked_messages_of_a_s
     /* Every database of a directory, and several --db in their order. */
     ctl(r, dir, "--nats-url", server.url, "status", "--dir", dir, "--json", NULL);
     cr_assert_eq(r->status, 0, "status --dir: %s", r->err);
-    cr_assert(json_holds(dir, r->out, err, sizeof err, dir_check, NULL),
+    cr_assert(support_json_holds(dir, r->out, err, sizeof err, dir_check, NULL),
               "the JSON is wrong: %s\n%s", err, r->out);
     char feeder[600];
     snprintf(feeder, sizeof feeder, "%s/feeder.db", dir);
@@ -417,7 +392,7 @@ Test(ctl_status, status_reports_the_backlog_consumers_and_parked_messages_of_a_s
     ctl(r, dir, "--nats-url", server.url, "--connect-wait-ms", "300", "status", "--db", db,
         "--json", NULL);
     cr_assert_eq(r->status, 1, "%s", r->out);
-    cr_assert(json_holds(dir, r->out, err, sizeof err, no_nats_check, NULL),
+    cr_assert(support_json_holds(dir, r->out, err, sizeof err, no_nats_check, NULL),
               "the JSON is wrong: %s\n%s", err, r->out);
 
     choreo_service_destroy(svc);
