@@ -189,12 +189,11 @@ int64_t shop_sql_int(shop_stmts *c, int idx, int col)
 
 const char *shop_sql_text(shop_stmts *c, int idx, int col)
 {
-    const char *v = NULL;
 #ifdef SHOP_HAVE_PG
     if (c->pg_res[idx])
         return PQgetvalue(c->pg_res[idx], 0, col); /* "" for NULL */
 #endif
-    v = (const char *)sqlite3_column_text(c->s[idx], col);
+    const char *v = (const char *)sqlite3_column_text(c->s[idx], col);
     return v ? v : "";
 }
 
