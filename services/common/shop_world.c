@@ -150,6 +150,20 @@ static bool window_room(struct load *l)
     }
 }
 
+/* Paced load: sleeps until order i's time; counts it late when its time
+ * passed more than 100 ms ago (no worker was free to send it then). */
+static void pace(struct load *l, long i)
+{
+    int64_t due = l->st->started_us + (int64_t)((double)i * 1e6 / l->o->rate);
+    int64_t now = now_us();
+    if (now < due) {
+        struct timespec ts = { (time_t)((due - now) / 1000000), (long)((due - now) % 1000000) * 1000 };
+        nanosleep(&ts, NULL);
+    } else if (now - due > 100000) {
+        atomic_fetch_add(&l->st->late, 1);
+    }
+}
+
 static void *worker(void *arg)
 {
     struct load *l = arg;
@@ -157,7 +171,11 @@ static void *worker(void *arg)
         if (l->o->stop && atomic_load(l->o->stop))
             break;
         long i = atomic_fetch_add(&l->next, 1);
-        if (i >= l->w->norders || !window_room(l))
+        if (i >= l->w->norders)
+            break;
+        if (l->o->rate > 0)
+            pace(l, i);
+        else if (!window_room(l))
             break;
         atomic_fetch_add(&l->started, 1);
         shop_order_spec *o = &l->w->orders[i];

@@ -78,6 +78,11 @@ typedef struct shop_load_opts {
     long window;
     long (*settled)(void *user);
     void *settled_user;
+    /* Paced load: orders offered at this many per second, order i at
+     * started + i / rate, whether earlier ones finished or not (an open
+     * loop; the window is not used). 0: as fast as concurrency and window
+     * allow. */
+    double rate;
 } shop_load_opts;
 
 typedef struct shop_load_stats {
@@ -86,6 +91,7 @@ typedef struct shop_load_stats {
     atomic_long failed;        /* never answered */
     atomic_long retried;       /* orders that needed more than one request */
     long replays, replays_same; /* idempotency: re-sent keys, same order id back */
+    atomic_long late;          /* paced: orders sent more than 100 ms after their time */
     int64_t started_us, ended_us;
 } shop_load_stats;
 

@@ -58,6 +58,9 @@ static const char USAGE[] =
     "  --instances NAME=N  run N instances of service NAME on its one database\n"
     "                      (needs --store NAME=postgres) [1]\n"
     "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
+    "  --rate R            offer R orders per second, whether earlier ones finished\n"
+    "                      or not (open loop; the window is not used), and report\n"
+    "                      whether that rate was sustained [off]\n"
     "  --window W          sagas in flight at most (placed, not yet final; orders\n"
     "                      held for review do not count); 0 = no limit [200]\n"
     "  --seed S            seed of the order mix [1]\n"
@@ -93,6 +96,7 @@ struct opts {
     bool json, keep, secure, cluster;
     int concurrency;
     long window;
+    int64_t rate;       /* --rate, 0 when off */
     uint64_t seed;
     int64_t deadline_ms;
     shop_style style;
@@ -143,6 +147,10 @@ static int parse(int argc, char **argv, struct opts *o)
             if (!shop_parse_i64(a, v, 1, 1024, &n))
                 return 2;
             o->concurrency = (int)n;
+            i++;
+        } else if (strcmp(a, "--rate") == 0) {
+            if (!shop_parse_i64(a, v, 1, 1000000, &o->rate))
+                return 2;
             i++;
         } else if (strcmp(a, "--window") == 0) {
             if (!shop_parse_i64(a, v, 0, 10000000, &n))
@@ -365,6 +373,19 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            "\"max_ms\": %.2f, ",
            span_s > 0 ? (double)self / span_s : 0.0, (double)c->p50_us / 1e3,
            (double)c->p90_us / 1e3, (double)c->p99_us / 1e3, (double)c->max_us / 1e3);
+    /* Paced: the placements per second over the load, and whether the
+     * offered rate held (at most 1% of the orders sent over 100 ms late,
+     * and 95% of the rate placed). */
+    double load_s = (double)(j->st.ended_us - j->st.started_us) / 1e6;
+    double achieved = load_s > 0 ? (double)atomic_load(&j->st.placed) / load_s : 0;
+    long late = atomic_load(&j->st.late);
+    if (o->rate > 0)
+        printf("\"offered_rate\": %" PRId64 ", \"achieved_rate\": %.1f, \"late_orders\": %ld, "
+               "\"rate_sustained\": %s, ",
+               o->rate, achieved, late,
+               late * 100 <= o->orders && achieved >= 0.95 * (double)o->rate ? "true" : "false");
+    else
+        printf("\"offered_rate\": null, \"achieved_rate\": %.1f, ", achieved);
     printf("\"deadline_ms\": %" PRId64 ", \"wall_s\": %.2f, \"stock\": {\"restocked\": %lld, "
            "\"available\": %lld, \"reserved\": %lld, \"sold\": %lld}, \"money_cents\": "
            "{\"deposited\": %lld, \"balance\": %lld, \"frozen\": %lld, \"spent\": %lld}, "
@@ -563,7 +584,7 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     atomic_init(&view.settled, 0);
     j.o = (shop_load_opts){ .concurrency = o->concurrency, .stop = &stop_load,
                             .window = o->window, .settled = view_settled,
-                            .settled_user = &view };
+                            .settled_user = &view, .rate = (double)o->rate };
     /* The reviewer decides while the orders go through, straight on the
      * payment database (the service created it when it started). */
     shop_reviewer *reviewer = NULL;
