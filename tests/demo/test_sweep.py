@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""tools/bench --sweep's program on two low rates: one demo per rate, a JSON
+summary whose points are paced (achieved near offered), and an SVG plot
+that parses, with both latency lines and the knee.
+
+    test_sweep.py SWEEP_PY SHOP_DEMO
+"""
+import json
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+sweep, demo = sys.argv[1], sys.argv[2]
+with tempfile.TemporaryDirectory() as d:
+    svg = f"{d}/sweep.svg"
+    proc = subprocess.run([sys.executable, sweep, demo, "--rates", "60,120", "--seconds", "2",
+                           "--svg", svg, "--json"], stdout=subprocess.PIPE, text=True)
+    assert proc.returncode == 0, proc.returncode
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    pts = r["points"]
+    assert [p["offered"] for p in pts] == [60, 120], pts
+    for p in pts:
+        assert p["invariants_ok"] is True, p
+        assert 0.5 * p["offered"] <= p["achieved"] <= 1.05 * p["offered"], p
+        assert 0 < p["p50_ms"] <= p["p99_ms"], p
+    root = ET.parse(svg).getroot()
+    lines = [e for e in root.iter() if e.tag.endswith("polyline")]
+    assert len(lines) == 2, "expected the p50 and p99 lines"
+    texts = " ".join(e.text or "" for e in root.iter() if e.tag.endswith("text"))
+    if r["knee_rate"] is not None:
+        assert f"knee {r['knee_rate']}/s" in texts, texts
+    print(f"sweep ok: {pts}, knee {r['knee_rate']}")
