@@ -33,6 +33,8 @@ struct opts {
     long metrics_pairs;
     const char *synchronous;
     bool json;
+    /* --data-scale: the hop against full tables (0: not run) */
+    long inbox_rows, delayed_rows;
     /* consumer role */
     const char *role, *url, *db, *type, *metrics_addr;
 };
@@ -403,12 +405,71 @@ static void *scrape_main(void *arg)
  * o->events events in transactions of o->per_tx, with or without metrics
  * endpoints (scraped every second). Returns events/s from the first emit
  * to the consumer's last commit. */
+/* Rows put into a database before a hop runs on it: old inbox marks of
+ * another consumer in the sink's, delayed events not due for years in the
+ * source's outbox. */
+struct prefill {
+    long inbox_rows, delayed_rows;
+};
+
+/* Runs sql on the database file path, dying on an error. */
+static void sql_file(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    char *err = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        die(path, err ? err : sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+/* Creates a service's database (the framework's tables) at path. */
+static void make_db(const struct opts *o, const char *path)
+{
+    choreo_config *cfg;
+    choreo_service *svc;
+    if (choreo_config_create(&cfg) != CHOREO_OK ||
+        choreo_config_set(cfg, "service", "benchprep") != CHOREO_OK ||
+        choreo_config_set(cfg, "db", path) != CHOREO_OK ||
+        choreo_config_set(cfg, "nats_url", o->url) != CHOREO_OK ||
+        choreo_service_create(&svc, cfg) != CHOREO_OK)
+        die("prefill", choreo_last_error());
+    choreo_service_destroy(svc);
+    choreo_config_destroy(cfg);
+}
+
+static void fill(const struct opts *o, const struct prefill *p, const char *source,
+                 const char *sink)
+{
+    char sql[1024];
+    if (p->inbox_rows > 0) {
+        make_db(o, sink);
+        snprintf(sql, sizeof sql,
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %ld)"
+                 " INSERT INTO choreo_inbox(consumer, event_id, processed_at)"
+                 " SELECT 'benchold_Old', printf('%%026d', i), 0 FROM n",
+                 p->inbox_rows);
+        sql_file(sink, sql);
+    }
+    if (p->delayed_rows > 0) {
+        make_db(o, source);
+        snprintf(sql, sizeof sql,
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %ld)"
+                 " INSERT INTO choreo_outbox(event_id, subject, headers, body, created_at,"
+                 " publish_at) SELECT printf('D%%025d', i), 'choreo.BenchLater.s', '', x'80',"
+                 " 0, 4102444800000 FROM n", /* 2100-01-01 */
+                 p->delayed_rows);
+        sql_file(source, sql);
+    }
+}
+
 static double hop_run(const struct opts *o, const char *dir, const char *tag, bool metrics,
-                      struct result *out)
+                      struct result *out, const struct prefill *pre)
 {
     char db_a[300], db_b[300], type[64], addr_a[32], addr_b[32];
     snprintf(db_a, sizeof db_a, "%s/source-%s.db", dir, tag);
     snprintf(db_b, sizeof db_b, "%s/sink-%s.db", dir, tag);
+    if (pre)
+        fill(o, pre, db_a, db_b);
     snprintf(type, sizeof type, "BenchHop%s", tag);
     struct scraper sc = { .ports = { free_port(), free_port() } };
     snprintf(addr_a, sizeof addr_a, "127.0.0.1:%d", sc.ports[0]);
@@ -451,7 +512,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: choreo-bench [--events N] [--per-tx K] [--latency-events M]\n"
             "                    [--latency-rate R] [--synchronous full|normal]\n"
-            "                    [--metrics-pairs P] [--json]\n"
+            "                    [--metrics-pairs P] [--data-scale] [--json]\n"
             "  --events N          events in the raw and the hop throughput runs [20000]\n"
             "  --per-tx K          events the producer emits per transaction [100]\n"
             "  --latency-events M  events in the paced latency run [1000]\n"
@@ -459,18 +520,25 @@ static void usage(FILE *f)
             "  --synchronous S     SQLite synchronous setting of both services [full]\n"
             "  --metrics-pairs P   hop runs with metrics endpoints off and on, alternating, P\n"
             "                      of each; their medians are compared [3]\n"
+            "  --data-scale        also run the hop with the sink's inbox holding\n"
+            "                      --inbox-rows old marks [10000000] and the source's outbox\n"
+            "                      --delayed-rows events not yet due [1000000], against empty\n"
+            "                      tables (inbox_10m_ratio, delayed_1m_ratio)\n"
             "  --json              print one JSON object\n");
 }
 
 int main(int argc, char **argv)
 {
     struct opts o = { .events = 20000, .per_tx = 100, .lat_events = 1000, .lat_rate = 500,
-                      .metrics_pairs = 3, .synchronous = "full", .role = "main" };
+                      .metrics_pairs = 3, .synchronous = "full", .role = "main",
+                      .inbox_rows = 10000000, .delayed_rows = 1000000 };
+    bool data_scale = false;
     static const struct option longs[] = {
         { "events", 1, 0, 'n' }, { "per-tx", 1, 0, 'k' }, { "latency-events", 1, 0, 'm' },
         { "latency-rate", 1, 0, 'r' }, { "synchronous", 1, 0, 's' }, { "json", 0, 0, 'j' },
         { "role", 1, 0, 'R' }, { "url", 1, 0, 'u' }, { "db", 1, 0, 'd' }, { "type", 1, 0, 't' },
         { "metrics-pairs", 1, 0, 'P' }, { "metrics-addr", 1, 0, 'M' },
+        { "data-scale", 0, 0, 'D' }, { "inbox-rows", 1, 0, 'I' }, { "delayed-rows", 1, 0, 'L' },
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
@@ -486,12 +554,15 @@ int main(int argc, char **argv)
         case 't': o.type = optarg; break;
         case 'P': o.metrics_pairs = strtol(optarg, NULL, 10); break;
         case 'M': o.metrics_addr = optarg; break;
+        case 'D': data_scale = true; break;
+        case 'I': o.inbox_rows = strtol(optarg, NULL, 10); break;
+        case 'L': o.delayed_rows = strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1 ||
-        o.metrics_pairs < 1 || o.metrics_pairs > 50) {
+        o.metrics_pairs < 1 || o.metrics_pairs > 50 || o.inbox_rows < 1 || o.delayed_rows < 1) {
         fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers\n");
         return 2;
     }
@@ -511,7 +582,7 @@ int main(int argc, char **argv)
 
     /* The hop as a service runs it: metrics endpoints on, read every second. */
     struct result hop;
-    double hop_rate = hop_run(&o, dir, "Main", true, &hop);
+    double hop_rate = hop_run(&o, dir, "Main", true, &hop, NULL);
 
     /* latency: one event per transaction at a steady rate */
     char db_a[300], db_b[300], addr_a[32], addr_b[32];
@@ -546,16 +617,29 @@ int main(int argc, char **argv)
         snprintf(tag_off, sizeof tag_off, "Off%ld", i);
         snprintf(tag_on, sizeof tag_on, "On%ld", i);
         if (i % 2 == 0) {
-            off[i] = hop_run(&o, dir, tag_off, false, NULL);
-            on[i] = hop_run(&o, dir, tag_on, true, NULL);
+            off[i] = hop_run(&o, dir, tag_off, false, NULL, NULL);
+            on[i] = hop_run(&o, dir, tag_on, true, NULL, NULL);
         } else {
-            on[i] = hop_run(&o, dir, tag_on, true, NULL);
-            off[i] = hop_run(&o, dir, tag_off, false, NULL);
+            on[i] = hop_run(&o, dir, tag_on, true, NULL, NULL);
+            off[i] = hop_run(&o, dir, tag_off, false, NULL, NULL);
         }
     }
     double off_med = median(off, o.metrics_pairs), on_med = median(on, o.metrics_pairs);
     free(off);
     free(on);
+
+    /* Scale of data: the hop with the sink's inbox full of old marks, and
+     * with the source's outbox full of delayed events not yet due, against
+     * the empty tables of hop runs on each side of them. */
+    double empty_before = 0, empty_after = 0, inbox_rate = 0, delayed_rate = 0;
+    if (data_scale) {
+        struct prefill inbox = { o.inbox_rows, 0 }, delayed = { 0, o.delayed_rows };
+        empty_before = hop_run(&o, dir, "EmptyA", true, NULL, NULL);
+        inbox_rate = hop_run(&o, dir, "Inbox", true, NULL, &inbox);
+        delayed_rate = hop_run(&o, dir, "Delayed", true, NULL, &delayed);
+        empty_after = hop_run(&o, dir, "EmptyB", true, NULL, NULL);
+    }
+    double empty_rate = (empty_before + empty_after) / 2;
 
     double raw_rate = raw_pipeline(server.url, o.events);
     natsd_stop(&server, SIGTERM);
@@ -567,10 +651,18 @@ int main(int argc, char **argv)
                "\"relay_p50_us\": %" PRId64 ", \"relay_p99_us\": %" PRId64 ", "
                "\"hop_p50_us\": %" PRId64 ", \"hop_p99_us\": %" PRId64 ", \"service_rss_kb\": %ld, "
                "\"metrics_pairs\": %ld, \"hop_metrics_off_events_per_s\": %.0f, "
-               "\"hop_metrics_on_events_per_s\": %.0f, \"metrics_on_off_ratio\": %.3f}\n",
+               "\"hop_metrics_on_events_per_s\": %.0f, \"metrics_on_off_ratio\": %.3f",
                o.events, o.per_tx, o.synchronous, raw_rate, hop_rate, ratio, st.relay_p50_us,
                st.relay_p99_us, lat.p50, lat.p99, rss, o.metrics_pairs, off_med, on_med,
                on_med / off_med);
+        if (data_scale)
+            printf(", \"inbox_rows\": %ld, \"delayed_rows\": %ld, "
+                   "\"hop_empty_events_per_s\": %.0f, \"hop_inbox_full_events_per_s\": %.0f, "
+                   "\"hop_delayed_full_events_per_s\": %.0f, \"inbox_10m_ratio\": %.3f, "
+                   "\"delayed_1m_ratio\": %.3f",
+                   o.inbox_rows, o.delayed_rows, empty_rate, inbox_rate, delayed_rate,
+                   inbox_rate / empty_rate, delayed_rate / empty_rate);
+        printf("}\n");
     } else {
         printf("choreo-bench: %ld events, %ld per producer transaction, synchronous=%s\n",
                o.events, o.per_tx, o.synchronous);
@@ -585,6 +677,14 @@ int main(int argc, char **argv)
                o.metrics_pairs);
         printf("  metrics endpoints on     %10.0f events/s   (ratio on/off %.3f)\n", on_med,
                on_med / off_med);
+        if (data_scale) {
+            printf("  hop, empty tables        %10.0f events/s   (mean of the runs before and "
+                   "after)\n", empty_rate);
+            printf("  hop, %ld inbox marks %10.0f events/s   (ratio %.3f)\n", o.inbox_rows,
+                   inbox_rate, inbox_rate / empty_rate);
+            printf("  hop, %ld delayed rows %9.0f events/s   (ratio %.3f)\n", o.delayed_rows,
+                   delayed_rate, delayed_rate / empty_rate);
+        }
     }
     return 0;
 }
