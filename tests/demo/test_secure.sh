@@ -21,7 +21,11 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Each step says when it starts, so that a run the test harness has to
+# kill shows where it stood.
+step() { echo "$(date +%T) $*" >&2; }
 
+step "starting shop-demo --secure --keep"
 "$demo" --build-dir "$build" --secure --orders 200 --json --keep --dir "$dir/run" \
     >"$dir/out.json" 2>"$dir/keep.txt" &
 demo_pid=$!
@@ -31,6 +35,7 @@ for ((i = 0; i < 600; i++)); do
     sleep 0.2
 done
 grep -q 'The shop is still running' "$dir/keep.txt" || fail "shop-demo --secure did not finish its orders in 120 s"
+step "the demo finished its orders and keeps running"
 
 python3 - "$dir/out.json" <<'PY' || fail "the secure demo's summary is wrong: $(cat "$dir/out.json")"
 import json, sys
@@ -53,17 +58,20 @@ url=$(awk '/nats-server/ {print $2; exit}' "$dir/keep.txt")
 ca=$run/secure/ca.pem
 password() { sed -n "s/^$1_PASSWORD: \"\(.*\)\"\$/\1/p" "$run/secure/nats.conf"; }
 order=$(sqlite3 "$run/order.db" "SELECT order_id FROM orders LIMIT 1")
+step "the shop client, with its own user"
 # The shop's client, with its credentials and its own reply inbox, reads an
 # order; with another user's inbox it gets no answer.
 CHOREO_NATS_USER=shop CHOREO_NATS_PASSWORD=$(password SHOP) CHOREO_TLS_CA=$ca \
     CHOREO_NATS_INBOX_PREFIX=_INBOX_shop "$shop" --nats-url "$url" status "$order" >"$dir/ok.txt" 2>&1 ||
     { cat "$dir/ok.txt"; fail "the shop client with its own user was refused"; }
 grep -q "$order" "$dir/ok.txt" || fail "status did not show the order: $(cat "$dir/ok.txt")"
+step "the shop client on the order service's inbox"
 if CHOREO_NATS_USER=shop CHOREO_NATS_PASSWORD=$(password SHOP) CHOREO_TLS_CA=$ca \
     CHOREO_NATS_INBOX_PREFIX=_INBOX_order timeout 60 "$shop" --nats-url "$url" status "$order" \
     >"$dir/inbox.txt" 2>&1; then
     fail "the shop client got answers on the order service's inbox"
 fi
+step "no credentials, a wrong password, another service's user, no CA"
 # No credentials: refused.
 if CHOREO_TLS_CA=$ca "$shop" --nats-url "$url" status "$order" >"$dir/anon.txt" 2>&1; then
     fail "a client without credentials was let in"
@@ -87,7 +95,17 @@ if CHOREO_NATS_USER=shop CHOREO_NATS_PASSWORD=$(password SHOP) \
     fail "a client that does not verify TLS got in"
 fi
 grep -q "SSL" "$dir/notls.txt" || fail "without the CA: unexpected error: $(cat "$dir/notls.txt")"
+step "SIGTERM to the demo"
 kill -TERM "$demo_pid"
+for ((i = 0; i < 300; i++)); do
+    kill -0 "$demo_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$demo_pid" 2>/dev/null; then
+    kill -KILL "$demo_pid"
+    tail -20 "$dir/keep.txt" >&2
+    fail "shop-demo --secure still ran 30 s after SIGTERM"
+fi
 wait "$demo_pid" || fail "shop-demo --secure exited $? on SIGTERM"
 demo_pid=""
 echo ok
