@@ -62,6 +62,8 @@ typedef struct choreo_store {
     sqlite3 *db;            /* SQLite */
     struct choreo_pg *pg;   /* PostgreSQL */
     choreo_q *stmt[STMT_COUNT];
+    int busy_ms;             /* SQLite: how long to wait for the write lock */
+    int64_t busy_since_us;   /* when the current wait began */
 } choreo_store;
 
 /* The schema version this build migrates to. */
