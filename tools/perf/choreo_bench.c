@@ -405,9 +405,10 @@ static void *scrape_main(void *arg)
  * o->events events in transactions of o->per_tx, with or without metrics
  * endpoints (scraped every second). Returns events/s from the first emit
  * to the consumer's last commit. */
-/* Rows put into a database before a hop runs on it: old inbox marks of
- * another consumer in the sink's, delayed events not due for years in the
- * source's outbox. */
+/* Rows put into a database before a hop runs on it: inbox marks of another
+ * consumer in the sink's (made now, so within the inbox retention: marks
+ * older than that would be pruned during the run instead), delayed events
+ * not due for years in the source's outbox. */
 struct prefill {
     long inbox_rows, delayed_rows;
 };
@@ -446,7 +447,8 @@ static void fill(const struct opts *o, const struct prefill *p, const char *sour
         snprintf(sql, sizeof sql,
                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %ld)"
                  " INSERT INTO choreo_inbox(consumer, event_id, processed_at)"
-                 " SELECT 'benchold_Old', printf('%%026d', i), 0 FROM n",
+                 " SELECT 'benchold_Old', printf('%%026d', i),"
+                 " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM n",
                  p->inbox_rows);
         sql_file(sink, sql);
     }
