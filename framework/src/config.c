@@ -55,6 +55,9 @@ static const struct key keys[] = {
       "PostgreSQL: how long a statement waits for a row another instance's transaction "
       "holds before it fails and its event is retried; short, so that two instances' "
       "batches locking rows in opposite orders part at once" },
+    { "db_wait_ms", K_INT, S(db_wait_ms), "30000", 0, 3600000, NULL,
+      "PostgreSQL: how long a starting service waits for its database to take "
+      "connections (a server restarting or recovering) before it fails" },
     { "nats_user", K_SECRET, S(nats_user), NULL, 0, 0, NULL, "NATS user name" },
     { "nats_password", K_SECRET, S(nats_password), NULL, 0, 0, NULL, "NATS password" },
     { "nats_token", K_SECRET, S(nats_token), NULL, 0, 0, NULL, "NATS token" },

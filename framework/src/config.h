@@ -29,6 +29,7 @@ struct choreo_config {
     char *metrics_addr;   /* host:port of the metrics endpoint; NULL or "" = off */
     int64_t busy_timeout_ms;
     int64_t lock_timeout_ms;
+    int64_t db_wait_ms;
     int64_t connect_wait_ms;
     int64_t max_deliver;
     int64_t ack_wait_ms;

@@ -109,8 +109,9 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
     /* Marking rows published is safe to lose on power failure (the row is
      * then published again and deduplicated), so the relay's connection
      * skips the fsync that synchronous=FULL would add to every batch. */
-    choreo_status s = choreo__store_open(&r->st, svc->cfg->db, "normal",
-                                         choreo__config_lock_wait_ms(svc->cfg));
+    choreo_status s = choreo__store_open_wait(&r->st, svc->cfg->db, "normal",
+                                              choreo__config_lock_wait_ms(svc->cfg),
+                                              (int)svc->cfg->db_wait_ms);
     if (s != CHOREO_OK) {
         free(r);
         return s;

@@ -51,9 +51,11 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     bool shared = choreo__store_is_postgres(svc->cfg->db);
     s = shared ? CHOREO_OK : choreo__dblock_acquire(&svc->dblock, svc->cfg->db, svc->cfg->service);
     if (s == CHOREO_OK)
-        s = choreo__store_open(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy);
+        s = choreo__store_open_wait(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy,
+                                    (int)svc->cfg->db_wait_ms);
     if (s == CHOREO_OK)
-        s = choreo__store_open(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy);
+        s = choreo__store_open_wait(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy,
+                                    (int)svc->cfg->db_wait_ms);
     if (s == CHOREO_OK)
         s = choreo__relay_create(&svc->relay, svc);
     if (s != CHOREO_OK)
@@ -219,6 +221,25 @@ static choreo_status set_up(choreo_service *svc)
     return s;
 }
 
+/* Records the handlers the code registered. A PostgreSQL server that
+ * restarts just then drops the connection: the record is tried again (on
+ * the connection made again) for db_wait_ms, as the open was. */
+static choreo_status record_handlers(choreo_service *svc)
+{
+    int64_t until = choreo__mono_us() + svc->cfg->db_wait_ms * 1000;
+    for (;;) {
+        choreo_status s = choreo__consumers_record(svc->store, svc->cfg, svc->routes,
+                                                   svc->nroutes, choreo__now_ms());
+        if (s != CHOREO_ESTORE || svc->store->engine != ENGINE_POSTGRES ||
+            choreo__mono_us() >= until || atomic_load(&svc->stop))
+            return s;
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   "cannot record the handlers in the database; retrying", "err=\"%s\"",
+                   CHOREO_SAFE(choreo_last_error()));
+        choreo__sleep_ms(250);
+    }
+}
+
 choreo_status choreo_service_start(choreo_service *svc)
 {
     choreo__clear_error();
@@ -231,8 +252,7 @@ choreo_status choreo_service_start(choreo_service *svc)
                             svc->cfg->service);
     /* What the code registers, for choreoctl consumers to tell a stale
      * consumer (a handler renamed or removed) from a live one. */
-    choreo_status rec = choreo__consumers_record(svc->store, svc->cfg, svc->routes, svc->nroutes,
-                                                 choreo__now_ms());
+    choreo_status rec = record_handlers(svc);
     if (rec != CHOREO_OK)
         return rec;
     /* Up before NATS, so that a service waiting for its broker shows it. */

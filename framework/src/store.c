@@ -285,13 +285,19 @@ static choreo_status open_sqlite(choreo_store *st, const char *path, const char 
 choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
                                  int busy_timeout_ms)
 {
+    return choreo__store_open_wait(out, path, synchronous, busy_timeout_ms, 0);
+}
+
+choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
+                                      const char *synchronous, int busy_timeout_ms, int wait_ms)
+{
     choreo_store *st = calloc(1, sizeof *st);
     if (!st)
         return choreo__fail(CHOREO_ENOMEM, "out of memory opening %s", path);
     choreo_status s;
     if (choreo__store_is_postgres(path)) {
         st->engine = ENGINE_POSTGRES;
-        s = choreo__pg_open(st, path, synchronous, busy_timeout_ms);
+        s = choreo__pg_open(st, path, synchronous, busy_timeout_ms, wait_ms);
     } else {
         s = open_sqlite(st, path, synchronous, busy_timeout_ms);
     }

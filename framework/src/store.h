@@ -84,6 +84,10 @@ bool choreo__store_is_postgres(const char *db);
  * lock_timeout). Migrates the framework tables. */
 choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
                                  int busy_timeout_ms);
+/* The same, waiting up to wait_ms for a PostgreSQL server that does not
+ * answer yet or is starting, shutting down or recovering (a restart). */
+choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
+                                      const char *synchronous, int busy_timeout_ms, int wait_ms);
 void choreo__store_close(choreo_store *st);
 
 /* Opens an existing database to read it only: nothing is created, migrated

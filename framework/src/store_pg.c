@@ -14,14 +14,15 @@
  * the ROLLBACK that ends it connects again. */
 #include "store_pg.h"
 
+#include "clock.h"
 #include "status.h"
 
 #ifndef CHOREO_HAVE_PG
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms)
+                              int busy_timeout_ms, int wait_ms)
 {
-    (void)st, (void)synchronous, (void)busy_timeout_ms;
+    (void)st, (void)synchronous, (void)busy_timeout_ms, (void)wait_ms;
     return choreo__fail(CHOREO_ECONFIG,
                         "db names a PostgreSQL database (%.*s...) but this choreo was built "
                         "without PostgreSQL support: install libpq-dev and build again with "
@@ -32,7 +33,7 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
                                        int *version)
 {
     (void)version;
-    return choreo__pg_open(st, url, "normal", busy_timeout_ms);
+    return choreo__pg_open(st, url, "normal", busy_timeout_ms, 0);
 }
 void choreo__pg_close(choreo_store *st) { (void)st; }
 const char *choreo__pg_errmsg(choreo_store *st) { (void)st; return "no PostgreSQL support"; }
@@ -84,6 +85,7 @@ int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
 
 #include <libpq-fe.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +102,7 @@ struct choreo_pg {
     int64_t changes;
     bool note_outbox;
     bool in_tx;      /* between BEGIN and COMMIT or ROLLBACK */
+    bool refused;    /* the server answered and refused the connection */
     char err[512];
 };
 
@@ -277,9 +280,11 @@ static choreo_status migrate(choreo_store *st, const char *where)
 }
 
 /* Connects with the session settings in options; where gets the
- * database's name without the URL's password, for messages. */
+ * database's name without the URL's password, for messages. A server that
+ * does not answer, or answers that it is starting, shutting down or
+ * recovering, is tried again every 250 ms for wait_ms. */
 static choreo_status pg_connect(choreo_store *st, const char *url, const char *options,
-                                char *where, size_t cap)
+                                char *where, size_t cap, int wait_ms)
 {
     struct choreo_pg *pg = calloc(1, sizeof *pg);
     if (!pg)
@@ -290,9 +295,24 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
      * last and win. */
     const char *const keys[] = { "application_name", "options", "dbname", NULL };
     const char *const values[] = { "choreo", options, url, NULL };
-    pg->conn = PQconnectdbParams(keys, values, 1);
-    if (!pg->conn)
-        return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
+    for (int waited = 0;; waited += 250) {
+        pg->conn = PQconnectdbParams(keys, values, 1);
+        if (!pg->conn)
+            return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
+        if (PQstatus(pg->conn) == CONNECTION_OK || waited >= wait_ms)
+            break;
+        /* A server that answers and refuses (a password, a database
+         * name) will refuse again: only one that is away or restarting is
+         * worth the wait. */
+        PGPing ping = PQpingParams(keys, values, 1);
+        if (ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT) {
+            pg->refused = true;
+            break;
+        }
+        PQfinish(pg->conn);
+        struct timespec ts = { 0, 250000000L };
+        nanosleep(&ts, NULL);
+    }
     snprintf(where, cap, "postgresql://%s:%s/%s", PQhost(pg->conn) ? PQhost(pg->conn) : "?",
              PQport(pg->conn) ? PQport(pg->conn) : "?", PQdb(pg->conn) ? PQdb(pg->conn) : "?");
     if (PQstatus(pg->conn) != CONNECTION_OK) {
@@ -308,15 +328,29 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
 }
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms)
+                              int busy_timeout_ms, int wait_ms)
 {
     bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
     char options[160], where[200];
     snprintf(options, sizeof options,
              "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
              durable ? "on" : "off", busy_timeout_ms);
-    choreo_status s = pg_connect(st, url, options, where, sizeof where);
-    return s == CHOREO_OK ? migrate(st, where) : s;
+    /* A server restarting between the connect and the migration drops the
+     * connection: the whole open is tried again within wait_ms. */
+    int64_t until = choreo__mono_us() + (int64_t)wait_ms * 1000;
+    for (;;) {
+        int64_t left_ms = (until - choreo__mono_us()) / 1000;
+        choreo_status s = pg_connect(st, url, options, where, sizeof where,
+                                     left_ms > 0 ? (int)left_ms : 0);
+        if (s == CHOREO_OK)
+            s = migrate(st, where);
+        if (s == CHOREO_OK || !st->pg || !st->pg->conn ||
+            PQstatus(st->pg->conn) != CONNECTION_BAD || choreo__mono_us() >= until ||
+            st->pg->refused)
+            return s;
+        choreo__pg_close(st);
+        choreo__sleep_ms(250);
+    }
 }
 
 /* The schema version a reader finds: 0 without the version table. */
@@ -349,7 +383,7 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
     snprintf(options, sizeof options,
              "-c default_transaction_read_only=on -c lock_timeout=%d"
              " -c client_min_messages=warning", busy_timeout_ms);
-    choreo_status s = pg_connect(st, url, options, where, sizeof where);
+    choreo_status s = pg_connect(st, url, options, where, sizeof where, 0);
     return s == CHOREO_OK ? read_version(st, where, version) : s;
 }
 

@@ -9,7 +9,7 @@
 struct choreo_pgq;
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms);
+                              int busy_timeout_ms, int wait_ms);
 /* Connects without migrating; *version as choreo__store_open_readonly. */
 choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int busy_timeout_ms,
                                        int *version);

@@ -120,6 +120,32 @@ Test(store_pg, instances_starting_together_migrate_a_new_database_once)
     choreo__store_close(st);
 }
 
+/* A starting service waits for a server that is away (or restarting) up
+ * to its wait, but not for one that answers and refuses: a wrong database
+ * name fails at once. */
+Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
+{
+    choreo_store *st = NULL;
+    int64_t began = choreo__mono_us();
+    cr_assert_eq(choreo__store_open_wait(&st, "postgresql://postgres@127.0.0.1:1/x", "full", 10,
+                                         1000),
+                 CHOREO_ESTORE);
+    int64_t waited_ms = (choreo__mono_us() - began) / 1000;
+    cr_assert_geq(waited_ms, 900, "gave up on a server that is away after %lld ms",
+                  (long long)waited_ms);
+    cr_assert(strstr(choreo_last_error(), "cannot connect to the PostgreSQL database"), "%s",
+              choreo_last_error());
+    char path[256];
+    unit_db_path(path, sizeof path);
+    char *slash = strrchr(path, '/');
+    snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "no_such_database");
+    began = choreo__mono_us();
+    cr_assert_eq(choreo__store_open_wait(&st, path, "full", 10, 5000), CHOREO_ESTORE);
+    waited_ms = (choreo__mono_us() - began) / 1000;
+    cr_assert_lt(waited_ms, 1000, "waited %lld ms for a database that does not exist",
+                 (long long)waited_ms);
+}
+
 Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
 {
     char path[256];
