@@ -381,21 +381,25 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
 }
 
 /* A consumer that has pull requests waiting is read by some process. One
- * that just died leaves requests that expire within a fetch wait, so only
- * requests still there on every look for a while mean a live reader. */
+ * that just died leaves requests that expire within a fetch wait: three
+ * looks, a fetch wait apart, tell a live reader (requests on at least two)
+ * from a dead one. */
 static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const char *durable)
 {
-    for (int look = 0; look < 3; look++) {
+    /* A live reader renews its pull request as soon as the last one
+     * expires, so one look can still fall in the moment between the two and
+     * see none waiting; the pull requests of a process that died expire and
+     * stay gone. Two looks without any say idle. */
+    int idle = 0;
+    for (int look = 0; look < 3 && idle < 2; look++) {
         choreo__sleep_ms(CHOREO_FETCH_WAIT_MS + 100);
         jsConsumerInfo *ci = NULL;
         if (js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL) != NATS_OK)
             return true;
-        bool waiting = ci->NumWaiting > 0;
+        idle += ci->NumWaiting == 0;
         jsConsumerInfo_Destroy(ci);
-        if (!waiting)
-            return true;
     }
-    return false;
+    return idle >= 2;
 }
 
 /* Creates the durable consumer, or brings an existing one in line with the
