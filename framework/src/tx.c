@@ -256,7 +256,16 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
     if (!tx)
         return choreo__fail(CHOREO_ENOMEM, "out of memory beginning a command");
     pthread_mutex_lock(&svc->cmd_lock);
+    /* A PostgreSQL server that restarted dropped the command connection:
+     * BEGIN makes it again, and is tried again for db_wait_ms while the
+     * server is still away. */
     choreo_status s = choreo__store_begin(svc->cmd_store);
+    for (int64_t until = choreo__mono_us() + svc->cfg->db_wait_ms * 1000;
+         s == CHOREO_ESTORE && svc->cmd_store->engine == ENGINE_POSTGRES &&
+         choreo__mono_us() < until;) {
+        choreo__sleep_ms(250);
+        s = choreo__store_begin(svc->cmd_store);
+    }
     if (s != CHOREO_OK) {
         pthread_mutex_unlock(&svc->cmd_lock);
         free(tx);
