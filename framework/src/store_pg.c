@@ -200,6 +200,23 @@ choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *wha
     return choreo__store_error(st, rc, what);
 }
 
+/* Runs a query that returns one row of one column and copies its value
+ * into out (cap bytes). */
+static choreo_status pg_value(choreo_store *st, const char *sql, const char *what, char *out,
+                              size_t cap)
+{
+    struct choreo_pg *pg = st->pg;
+    PGresult *res = PQexec(pg->conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1) {
+        int rc = fail_code(pg, res);
+        PQclear(res);
+        return choreo__store_error(st, rc, what);
+    }
+    snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return CHOREO_OK;
+}
+
 /* Rewrites SQLite's DDL into PostgreSQL's: 64-bit integers, bytea, serial
  * keys, and no WITHOUT ROWID. */
 static char *ddl_for_pg(const char *sql)
@@ -248,15 +265,11 @@ static choreo_status migrate(choreo_store *st, const char *where)
                             "INSERT INTO choreo_schema SELECT 0"
                             " WHERE NOT EXISTS (SELECT 1 FROM choreo_schema)",
                             "creating the schema version table");
-    int v = 0;
-    if (s == CHOREO_OK) {
-        PGresult *res = PQexec(st->pg->conn, "SELECT version FROM choreo_schema");
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-            v = atoi(PQgetvalue(res, 0, 0));
-        else
-            s = choreo__store_error(st, fail_code(st->pg, res), "reading the schema version");
-        PQclear(res);
-    }
+    char value[24] = "0";
+    if (s == CHOREO_OK)
+        s = pg_value(st, "SELECT version FROM choreo_schema", "reading the schema version",
+                     value, sizeof value);
+    int v = atoi(value);
     if (s == CHOREO_OK && v > nmig)
         s = choreo__fail(CHOREO_ESTORE,
                          "database %s has choreo schema version %d, newer than this build's %d: "
@@ -356,23 +369,17 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
 /* The schema version a reader finds: 0 without the version table. */
 static choreo_status read_version(choreo_store *st, const char *where, int *version)
 {
-    PGresult *res = PQexec(st->pg->conn, "SELECT to_regclass('choreo_schema') IS NOT NULL");
-    bool has = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
-    bool table = has && PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (has && table) {
-        res = PQexec(st->pg->conn, "SELECT version FROM choreo_schema");
-        has = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
-        *version = has ? atoi(PQgetvalue(res, 0, 0)) : 0;
-        PQclear(res);
-    } else if (has) {
-        *version = 0;
-    }
-    if (!has) {
-        set_err(st->pg, PQerrorMessage(st->pg->conn));
+    char value[24] = "0";
+    choreo_status s = pg_value(st, "SELECT to_regclass('choreo_schema') IS NOT NULL",
+                               "looking for the schema version table", value, sizeof value);
+    bool table = s == CHOREO_OK && value[0] == 't';
+    if (table)
+        s = pg_value(st, "SELECT version FROM choreo_schema", "reading the schema version",
+                     value, sizeof value);
+    if (s != CHOREO_OK)
         return choreo__fail(CHOREO_ESTORE, "cannot read the choreo schema version of %s: %s",
                             where, st->pg->err);
-    }
+    *version = table ? atoi(value) : 0;
     return CHOREO_OK;
 }
 
@@ -704,18 +711,11 @@ const char *choreo__pg_value(struct choreo_pgq *q, int col, int *len)
 
 choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got)
 {
-    struct choreo_pg *pg = st->pg;
-    char sql[96];
+    char sql[96], value[8];
     snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", (long long)key);
-    PGresult *res = PQexec(pg->conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        int rc = fail_code(pg, res);
-        PQclear(res);
-        return choreo__store_error(st, rc, "taking the relay's advisory lock");
-    }
-    *got = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return CHOREO_OK;
+    choreo_status s = pg_value(st, sql, "taking the relay's advisory lock", value, sizeof value);
+    *got = s == CHOREO_OK && value[0] == 't';
+    return s;
 }
 
 int choreo__pg_socket(choreo_store *st)
