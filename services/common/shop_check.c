@@ -147,18 +147,32 @@ static const char ORDERS_SQL[] =
     "  LEFT JOIN pay.payments p ON p.order_id = o.order_id"
     "  LEFT JOIN pts.awards a ON a.order_id = o.order_id";
 
+/* A growing list of latencies; one that cannot grow drops the value. */
+struct lats {
+    int64_t *v;
+    size_t n, cap;
+};
+
+static void lats_add(struct lats *l, int64_t us)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        int64_t *more = realloc(l->v, cap * sizeof *more);
+        if (!more)
+            return;
+        l->v = more;
+        l->cap = cap;
+    }
+    l->v[l->n++] = us;
+}
+
 static int check_orders(sqlite3 *db, bool require_final, shop_check_report *r)
 {
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, ORDERS_SQL, -1, &s, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    size_t cap = 1024, n = 0;
-    int64_t *lat = malloc(cap * sizeof *lat);
-    if (!lat) {
-        sqlite3_finalize(s);
-        return SQLITE_NOMEM;
-    }
+    struct lats straight = { 0 }, held = { 0 };
     r->first_created_us = INT64_MAX;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct order_row o = {
@@ -192,24 +206,23 @@ static int check_orders(sqlite3 *db, bool require_final, shop_check_report *r)
             continue;
         if (finished > r->last_self_finished_us)
             r->last_self_finished_us = finished;
-        if (n == cap) {
-            int64_t *more = realloc(lat, 2 * cap * sizeof *lat);
-            if (!more)
-                continue;
-            lat = more;
-            cap *= 2;
-        }
-        lat[n++] = finished - created;
+        lats_add(strncmp(o.user, "review-", 7) == 0 ? &held : &straight, finished - created);
     }
     sqlite3_finalize(s);
     if (r->first_created_us == INT64_MAX)
         r->first_created_us = 0;
-    qsort(lat, n, sizeof *lat, cmp_i64);
-    r->p50_us = quantile(lat, n, 0.50);
-    r->p90_us = quantile(lat, n, 0.90);
-    r->p99_us = quantile(lat, n, 0.99);
-    r->max_us = n ? lat[n - 1] : 0;
-    free(lat);
+    qsort(straight.v, straight.n, sizeof *straight.v, cmp_i64);
+    r->p50_us = quantile(straight.v, straight.n, 0.50);
+    r->p90_us = quantile(straight.v, straight.n, 0.90);
+    r->p99_us = quantile(straight.v, straight.n, 0.99);
+    r->max_us = straight.n ? straight.v[straight.n - 1] : 0;
+    qsort(held.v, held.n, sizeof *held.v, cmp_i64);
+    r->held_sagas = (int64_t)held.n;
+    r->held_p50_us = quantile(held.v, held.n, 0.50);
+    r->held_p99_us = quantile(held.v, held.n, 0.99);
+    r->held_max_us = held.n ? held.v[held.n - 1] : 0;
+    free(straight.v);
+    free(held.v);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

@@ -375,9 +375,12 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
         putchar('"');
     }
     printf("], \"sagas_per_s\": %.1f, \"p50_ms\": %.2f, \"p90_ms\": %.2f, \"p99_ms\": %.2f, "
-           "\"max_ms\": %.2f, ",
+           "\"max_ms\": %.2f, \"held_sagas\": %lld, \"held_p50_ms\": %.2f, "
+           "\"held_p99_ms\": %.2f, \"held_max_ms\": %.2f, ",
            span_s > 0 ? (double)self / span_s : 0.0, (double)c->p50_us / 1e3,
-           (double)c->p90_us / 1e3, (double)c->p99_us / 1e3, (double)c->max_us / 1e3);
+           (double)c->p90_us / 1e3, (double)c->p99_us / 1e3, (double)c->max_us / 1e3,
+           (long long)c->held_sagas, (double)c->held_p50_us / 1e3, (double)c->held_p99_us / 1e3,
+           (double)c->held_max_us / 1e3);
     /* Paced: the placements per second over the load, and whether the
      * offered rate held (at most 1% of the orders sent over 100 ms late,
      * and 95% of the rate placed). */
@@ -430,10 +433,14 @@ static void print_text(const struct opts *o, const sup *s, const struct load_job
     printf("\n");
     printf("throughput  %.0f sagas/s (%lld sagas that ended on their own in %.2f s)\n",
            span_s > 0 ? (double)self / span_s : 0.0, (long long)self, span_s);
-    printf("latency     p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (placed -> final; "
-           "deadline expiries excluded, they take %" PRId64 " ms by design)\n",
+    printf("latency     p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (placed -> final, "
+           "straight through)\n",
            (double)c->p50_us / 1e3, (double)c->p90_us / 1e3, (double)c->p99_us / 1e3,
-           (double)c->max_us / 1e3, o->deadline_ms);
+           (double)c->max_us / 1e3);
+    printf("            held for review: %lld sagas, p50 %.1f ms, p99 %.1f ms (they wait for the "
+           "reviewer); deadline expiries excluded, they take %" PRId64 " ms by design\n",
+           (long long)c->held_sagas, (double)c->held_p50_us / 1e3,
+           (double)c->held_p99_us / 1e3, o->deadline_ms);
     printf("idempotency %ld of %ld re-sent PlaceOrder keys returned their first order\n",
            j->st.replays_same, j->st.replays);
     if (r->restarts)
