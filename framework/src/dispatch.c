@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "clock.h"
 #include "dead.h"
@@ -90,6 +91,7 @@ static void enqueue(choreo_service *svc, choreo_route *rt, natsMsgList *list)
 
 static void *fetch_main(void *arg)
 {
+    prctl(PR_SET_NAME, "choreo-fetch"); /* shown by top -H and perf */
     choreo_route *rt = arg;
     choreo_service *svc = rt->svc;
     int64_t last_warn = 0;
@@ -548,6 +550,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
 
 static void *dispatch_main(void *arg)
 {
+    prctl(PR_SET_NAME, "choreo-dispatch"); /* shown by top -H and perf */
     choreo_service *svc = arg;
     dispatcher_of = svc;
     int max = (int)svc->cfg->batch_max;

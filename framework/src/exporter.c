@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -700,6 +701,7 @@ static void sample_lag(choreo_service *svc)
 
 static void *sampler_main(void *arg)
 {
+    prctl(PR_SET_NAME, "choreo-sampler"); /* shown by top -H and perf */
     choreo_service *svc = arg;
     while (!atomic_load(&svc->stop)) {
         sample_store(svc);

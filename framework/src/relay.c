@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -578,6 +579,7 @@ static void relay_sleep(choreo_relay *r, int64_t wait_ms, bool heed_wake)
 
 static void *relay_main(void *arg)
 {
+    prctl(PR_SET_NAME, "choreo-relay"); /* shown by top -H and perf */
     choreo_relay *r = arg;
     choreo_service *svc = r->svc;
     int64_t backoff_ms = 0, last_prune_us = 0, last_count_us = 0;
