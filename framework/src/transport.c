@@ -510,25 +510,72 @@ static void note_if_no_events(choreo_transport *tp, const choreo_config *cfg,
 
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
-                                               natsSubscription **out)
+                                               choreo_pull *out)
 {
     choreo_status st = ensure_consumer(tp, cfg, filter, durable);
     if (st != CHOREO_OK)
         return st;
     note_if_no_events(tp, cfg, filter, durable);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = cfg->stream;
-    so.Consumer = durable; /* bind to the consumer ensured above */
-    jsErrCode jerr = 0;
-    natsStatus s = js_PullSubscribe(out, tp->js, filter, durable, NULL, &so, &jerr);
+    /* An inbox under the configured prefix, which the service's NATS
+     * permissions already let it subscribe to. */
+    natsInbox *inbox = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s != NATS_OK)
+        return choreo__nats_error(s, "creating an inbox for a pull consumer");
+    const char *token = strrchr(inbox, '.');
+    snprintf(out->inbox, sizeof out->inbox, "%s.%s", cfg->nats_inbox_prefix,
+             token ? token + 1 : inbox);
+    natsInbox_Destroy(inbox);
+    snprintf(out->next, sizeof out->next, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", cfg->stream,
+             durable);
+    s = natsConnection_SubscribeSync(&out->sub, tp->nc, out->inbox);
     if (s != NATS_OK) {
         char what[256];
-        snprintf(what, sizeof what, "binding to the durable consumer %s on %s (JetStream code %d)",
-                 durable, filter, (int)jerr);
+        snprintf(what, sizeof what, "subscribing to the inbox of the durable consumer %s", durable);
         return choreo__nats_error(s, what);
     }
     return CHOREO_OK;
+}
+
+natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, int batch,
+                                  int64_t expires_ms)
+{
+    char req[96];
+    snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%lld}", batch,
+             (long long)expires_ms * 1000000LL);
+    return natsConnection_PublishRequestString(tp->nc, p->next, p->inbox, req);
+}
+
+static void answer(choreo_transport *tp, natsMsg *msg, const char *body)
+{
+    const char *reply = natsMsg_GetReply(msg);
+    if (reply && reply[0])
+        natsConnection_PublishString(tp->nc, reply, body);
+}
+
+void choreo__transport_ack(choreo_transport *tp, natsMsg *msg)
+{
+    answer(tp, msg, "+ACK");
+}
+
+void choreo__transport_nak(choreo_transport *tp, natsMsg *msg, int64_t delay_ms)
+{
+    char body[64];
+    if (delay_ms > 0)
+        snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)delay_ms * 1000000LL);
+    else
+        snprintf(body, sizeof body, "-NAK");
+    answer(tp, msg, body);
+}
+
+void choreo__transport_term(choreo_transport *tp, natsMsg *msg)
+{
+    answer(tp, msg, "+TERM");
+}
+
+void choreo__transport_in_progress(choreo_transport *tp, natsMsg *msg)
+{
+    answer(tp, msg, "+WPI");
 }
 
 choreo_status choreo__transport_refused(choreo_transport *tp)
