@@ -19,8 +19,9 @@
  *   only under the lock, and only after outstanding reached 0 or the wait
  *   timed out (then the pending messages were taken back from nats.c first,
  *   so that no later callback refers to them).
- * - A batch's marking is deferred until the next batch is on the wire, so
- *   that SQLite and the broker work at the same time.
+ * - A full batch's marking is deferred until the next batch is on the
+ *   wire, so that SQLite and the broker work at the same time; a short one
+ *   (the outbox drained) is marked at the end of its round.
  *
  * On PostgreSQL several instances share the outbox and one relay publishes
  * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
@@ -462,6 +463,10 @@ static int relay_round(choreo_relay *r)
     if (!r->cursor)
         r->cursor_since_us = choreo__mono_us();
     r->cursor = last_seq;
+    /* A short batch drained the outbox: its marking would wait for a round
+     * that only finds nothing, so it is done now. */
+    if (read < CHOREO_RELAY_BATCH)
+        mark_held(r);
     return read;
 }
 
