@@ -496,6 +496,14 @@ static choreo_status check_files(const shop_check_paths *paths, bool require_fin
                                            "WHERE state = 'RELEASED'");
         out->points_revoked = count(db, "SELECT COUNT(*) FROM pts.awards WHERE state = 'REVOKED'");
         out->compensations = out->stock_released + out->payments_released + out->points_revoked;
+        static const char *const outboxes[] = {
+            "SELECT COUNT(*) FROM main.choreo_outbox", "SELECT COUNT(*) FROM inv.choreo_outbox",
+            "SELECT COUNT(*) FROM pay.choreo_outbox", "SELECT COUNT(*) FROM pts.choreo_outbox"
+        };
+        for (int i = 0; i < 4; i++) {
+            int64_t n = count(db, outboxes[i]);
+            out->events += n > 0 ? n : 0;
+        }
     }
     choreo_status st = CHOREO_OK;
     if (rc != SQLITE_OK) {

@@ -47,6 +47,7 @@ typedef struct shop_check_report {
     /* Compensations that gave something back. */
     int64_t stock_released, payments_released, points_revoked;
     int64_t compensations;    /* the sum of the three */
+    int64_t events;           /* emitted by the four services: their outbox rows */
     /* Totals. */
     int64_t stock_restocked, stock_available, stock_reserved, stock_sold;
     int64_t money_deposited, money_balance, money_frozen, money_spent;

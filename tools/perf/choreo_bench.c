@@ -35,6 +35,7 @@ struct opts {
     bool json;
     /* --data-scale: the hop against full tables (0: not run) */
     long inbox_rows, delayed_rows;
+    long demo_orders; /* the shop demo's orders (0: not run) */
     /* consumer role */
     const char *role, *url, *db, *type, *metrics_addr;
 };
@@ -509,12 +510,59 @@ static double median(double *v, long n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* ---- the shop demo in the same run ---- */
+
+struct demo {
+    double sagas_per_s, events_per_s;
+};
+
+/* A number after "key": in the demo's JSON line, or -1. */
+static double json_number(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *at = strstr(json, pat);
+    return at ? strtod(at + strlen(pat), NULL) : -1;
+}
+
+/* Runs the shop demo (built next to this program) with `orders` orders at
+ * its default window and reads its JSON summary. */
+static struct demo run_demo(long orders)
+{
+    char self[512], cmd[700];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        die("demo", "cannot find this program's directory");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(cmd, sizeof cmd, "'%s/../supervisor/shop-demo' --orders %ld --json 2>/dev/null",
+             self, orders);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        die("demo", strerror(errno));
+    static char line[1 << 16];
+    char last[sizeof line] = "";
+    while (fgets(line, sizeof line, p))
+        if (line[0] == '{')
+            snprintf(last, sizeof last, "%s", line);
+    int rc = pclose(p);
+    struct demo d = { json_number(last, "sagas_per_s"), json_number(last, "events_per_s") };
+    if (rc != 0 || d.sagas_per_s <= 0 || d.events_per_s <= 0 ||
+        !strstr(last, "\"invariants_ok\": true"))
+        die("demo", "the shop demo failed or its invariants did not hold; run tools/demo to "
+                    "see why");
+    return d;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: choreo-bench [--events N] [--per-tx K] [--latency-events M]\n"
             "                    [--latency-rate R] [--synchronous full|normal]\n"
-            "                    [--metrics-pairs P] [--data-scale] [--json]\n"
+            "                    [--metrics-pairs P] [--data-scale] [--demo-orders N]\n"
+            "                    [--json]\n"
             "  --events N          events in the raw and the hop throughput runs [20000]\n"
             "  --per-tx K          events the producer emits per transaction [100]\n"
             "  --latency-events M  events in the paced latency run [1000]\n"
@@ -526,6 +574,9 @@ static void usage(FILE *f)
             "                      --inbox-rows old marks [10000000] and the source's outbox\n"
             "                      --delayed-rows events not yet due [1000000], against empty\n"
             "                      tables (inbox_10m_ratio, delayed_1m_ratio)\n"
+            "  --demo-orders N     orders of the shop demo run after the pipelines; its\n"
+            "                      events/s over the raw pipeline's is demo_ratio (0: not\n"
+            "                      run) [5000]\n"
             "  --json              print one JSON object\n");
 }
 
@@ -533,7 +584,7 @@ int main(int argc, char **argv)
 {
     struct opts o = { .events = 20000, .per_tx = 100, .lat_events = 1000, .lat_rate = 500,
                       .metrics_pairs = 3, .synchronous = "full", .role = "main",
-                      .inbox_rows = 10000000, .delayed_rows = 1000000 };
+                      .inbox_rows = 10000000, .delayed_rows = 1000000, .demo_orders = 5000 };
     bool data_scale = false;
     static const struct option longs[] = {
         { "events", 1, 0, 'n' }, { "per-tx", 1, 0, 'k' }, { "latency-events", 1, 0, 'm' },
@@ -541,6 +592,7 @@ int main(int argc, char **argv)
         { "role", 1, 0, 'R' }, { "url", 1, 0, 'u' }, { "db", 1, 0, 'd' }, { "type", 1, 0, 't' },
         { "metrics-pairs", 1, 0, 'P' }, { "metrics-addr", 1, 0, 'M' },
         { "data-scale", 0, 0, 'D' }, { "inbox-rows", 1, 0, 'I' }, { "delayed-rows", 1, 0, 'L' },
+        { "demo-orders", 1, 0, 'O' },
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
@@ -559,12 +611,14 @@ int main(int argc, char **argv)
         case 'D': data_scale = true; break;
         case 'I': o.inbox_rows = strtol(optarg, NULL, 10); break;
         case 'L': o.delayed_rows = strtol(optarg, NULL, 10); break;
+        case 'O': o.demo_orders = strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1 ||
-        o.metrics_pairs < 1 || o.metrics_pairs > 50 || o.inbox_rows < 1 || o.delayed_rows < 1) {
+        o.metrics_pairs < 1 || o.metrics_pairs > 50 || o.inbox_rows < 1 || o.delayed_rows < 1 ||
+        o.demo_orders < 0) {
         fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers\n");
         return 2;
     }
@@ -645,6 +699,11 @@ int main(int argc, char **argv)
 
     double raw_rate = raw_pipeline(server.url, o.events);
     natsd_stop(&server, SIGTERM);
+    /* The whole saga: the shop demo, with its own server, after this one
+     * has stopped. */
+    struct demo demo = { 0, 0 };
+    if (o.demo_orders > 0)
+        demo = run_demo(o.demo_orders);
     long rss = hop.rss_kb > lat.rss_kb ? hop.rss_kb : lat.rss_kb;
     double ratio = hop_rate / raw_rate;
     if (o.json) {
@@ -657,6 +716,11 @@ int main(int argc, char **argv)
                o.events, o.per_tx, o.synchronous, raw_rate, hop_rate, ratio, st.relay_p50_us,
                st.relay_p99_us, lat.p50, lat.p99, rss, o.metrics_pairs, off_med, on_med,
                on_med / off_med);
+        if (o.demo_orders > 0)
+            printf(", \"demo_orders\": %ld, \"demo_sagas_per_s\": %.1f, "
+                   "\"demo_events_per_s\": %.0f, \"demo_ratio\": %.3f",
+                   o.demo_orders, demo.sagas_per_s, demo.events_per_s,
+                   demo.events_per_s / raw_rate);
         if (data_scale)
             printf(", \"inbox_rows\": %ld, \"delayed_rows\": %ld, "
                    "\"hop_empty_events_per_s\": %.0f, \"hop_inbox_full_events_per_s\": %.0f, "
@@ -679,6 +743,10 @@ int main(int argc, char **argv)
                o.metrics_pairs);
         printf("  metrics endpoints on     %10.0f events/s   (ratio on/off %.3f)\n", on_med,
                on_med / off_med);
+        if (o.demo_orders > 0)
+            printf("  shop demo, %ld orders   %10.0f events/s   (ratio %.3f; %.0f sagas/s)\n",
+                   o.demo_orders, demo.events_per_s, demo.events_per_s / raw_rate,
+                   demo.sagas_per_s);
         if (data_scale) {
             printf("  hop, empty tables        %10.0f events/s   (mean of the runs before and "
                    "after)\n", empty_rate);

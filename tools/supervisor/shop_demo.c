@@ -376,11 +376,13 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
     }
     printf("], \"sagas_per_s\": %.1f, \"p50_ms\": %.2f, \"p90_ms\": %.2f, \"p99_ms\": %.2f, "
            "\"max_ms\": %.2f, \"held_sagas\": %lld, \"held_p50_ms\": %.2f, "
-           "\"held_p99_ms\": %.2f, \"held_max_ms\": %.2f, ",
+           "\"held_p99_ms\": %.2f, \"held_max_ms\": %.2f, \"events\": %lld, "
+           "\"events_per_s\": %.1f, ",
            span_s > 0 ? (double)self / span_s : 0.0, (double)c->p50_us / 1e3,
            (double)c->p90_us / 1e3, (double)c->p99_us / 1e3, (double)c->max_us / 1e3,
            (long long)c->held_sagas, (double)c->held_p50_us / 1e3, (double)c->held_p99_us / 1e3,
-           (double)c->held_max_us / 1e3);
+           (double)c->held_max_us / 1e3, (long long)c->events,
+           span_s > 0 ? (double)c->events / span_s : 0.0);
     /* Paced: the placements per second over the load, and whether the
      * offered rate held (at most 1% of the orders sent over 100 ms late,
      * and 95% of the rate placed). */
@@ -431,8 +433,10 @@ static void print_text(const struct opts *o, const sup *s, const struct load_job
     if (r->review.refused)
         printf(" (%ld decisions refused: the hold had ended first)", r->review.refused);
     printf("\n");
-    printf("throughput  %.0f sagas/s (%lld sagas that ended on their own in %.2f s)\n",
-           span_s > 0 ? (double)self / span_s : 0.0, (long long)self, span_s);
+    printf("throughput  %.0f sagas/s (%lld sagas that ended on their own in %.2f s), "
+           "%.0f events/s (%lld events)\n",
+           span_s > 0 ? (double)self / span_s : 0.0, (long long)self, span_s,
+           span_s > 0 ? (double)c->events / span_s : 0.0, (long long)c->events);
     printf("latency     p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (placed -> final, "
            "straight through)\n",
            (double)c->p50_us / 1e3, (double)c->p90_us / 1e3, (double)c->p99_us / 1e3,
