@@ -121,7 +121,8 @@ static void *fetch_main(void *arg)
     choreo_service *svc = rt->svc;
     natsSubscription *sub = rt->pull.sub;
     int64_t last_warn = 0, open_until = 0;
-    int open = 0; /* messages the open request may still bring */
+    int open = 0;       /* messages the open request may still bring */
+    unsigned request = 0; /* the open request's number */
     uint_fast64_t reconnects = atomic_load(&svc->metrics.reconnects);
     natsMsg *msgs[CHOREO_FETCH_MAX];
     while (!atomic_load(&svc->stop)) {
@@ -139,7 +140,8 @@ static void *fetch_main(void *arg)
                 choreo__sleep_ms(5);
                 continue;
             }
-            natsStatus s = choreo__transport_pull(svc->tp, &rt->pull, want, CHOREO_FETCH_WAIT_MS);
+            natsStatus s = choreo__transport_pull(svc->tp, &rt->pull, ++request, want,
+                                                  CHOREO_FETCH_WAIT_MS);
             if (s != NATS_OK) {
                 pull_failed(rt, &last_warn, choreo__nats_electing(s, svc->cfg),
                             natsStatus_GetText(s));
@@ -169,8 +171,10 @@ static void *fetch_main(void *arg)
         for (;;) {
             const char *status = NULL;
             if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
-                pull_ended(rt, m, status, &last_warn);
-                open = 0;
+                if (choreo__transport_pull_is(&rt->pull, request, m)) {
+                    pull_ended(rt, m, status, &last_warn);
+                    open = 0;
+                }
                 natsMsg_Destroy(m);
             } else {
                 msgs[n++] = m;

@@ -528,7 +528,9 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
     natsInbox_Destroy(inbox);
     snprintf(out->next, sizeof out->next, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", cfg->stream,
              durable);
-    s = natsConnection_SubscribeSync(&out->sub, tp->nc, out->inbox);
+    char subject[sizeof out->inbox + 2];
+    snprintf(subject, sizeof subject, "%s.*", out->inbox);
+    s = natsConnection_SubscribeSync(&out->sub, tp->nc, subject);
     if (s != NATS_OK) {
         char what[256];
         snprintf(what, sizeof what, "subscribing to the inbox of the durable consumer %s", durable);
@@ -537,13 +539,22 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
     return CHOREO_OK;
 }
 
-natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, int batch,
-                                  int64_t expires_ms)
+natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, unsigned n,
+                                  int batch, int64_t expires_ms)
 {
-    char req[96];
+    char req[96], reply[sizeof p->inbox + 16];
     snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%lld}", batch,
              (long long)expires_ms * 1000000LL);
-    return natsConnection_PublishRequestString(tp->nc, p->next, p->inbox, req);
+    snprintf(reply, sizeof reply, "%s.%u", p->inbox, n);
+    return natsConnection_PublishRequestString(tp->nc, p->next, reply, req);
+}
+
+bool choreo__transport_pull_is(const choreo_pull *p, unsigned n, natsMsg *m)
+{
+    const char *subject = natsMsg_GetSubject(m);
+    size_t len = strlen(p->inbox);
+    return subject && strncmp(subject, p->inbox, len) == 0 && subject[len] == '.' &&
+           strtoul(subject + len + 1, NULL, 10) == n;
 }
 
 static void answer(choreo_transport *tp, natsMsg *msg, const char *body)

@@ -43,8 +43,10 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
  * "<prefix>.>" and otherwise fails with CHOREO_ESTREAM. */
 choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg);
 
-/* A durable pull consumer read through a plain subscription: its pull
- * requests name `inbox` as their reply subject and go to `next`. One
+/* A durable pull consumer read through a plain subscription to
+ * "<inbox>.*": its pull requests go to `next`, each with a reply subject
+ * of its own, "<inbox>.<n>", so that the end of an old request is not
+ * taken for the end of the open one. One
  * request stays open on the server while messages arrive (nats.c's Fetch
  * sends two requests per call, which at a few events per fetch is most of
  * the broker's work), and acks go on the message's reply subject. */
@@ -61,10 +63,13 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
                                                choreo_pull *out);
 
 /* Asks the server for up to `batch` messages, delivered as they arrive
- * until the request expires after `expires_ms` (a 408 status message ends
- * it then). */
-natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, int batch,
-                                  int64_t expires_ms);
+ * until the request expires after `expires_ms`, with the reply subject
+ * "<inbox>.<n>". */
+natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, unsigned n,
+                                  int batch, int64_t expires_ms);
+
+/* Whether message m answers pull request n (a status message ends it). */
+bool choreo__transport_pull_is(const choreo_pull *p, unsigned n, natsMsg *m);
 
 /* Answers a JetStream message on its reply subject: acknowledged,
  * negatively acknowledged (redelivered after delay_ms, or at once when 0),

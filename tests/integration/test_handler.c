@@ -192,3 +192,55 @@ Test(handler, changed_consumer_settings_are_applied_at_restart, .timeout = 60)
     natsConnection_Destroy(nc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* A consumer reads through one pull request at a time, renewed as it
+ * expires (every 200 ms). A reader that took the late end (a 408) of an
+ * old request for the end of the new one would open another at once, and
+ * keep two or three open; one that failed to renew would leave the
+ * consumer without any. The test watches the pull requests themselves
+ * while events trickle in: over 3 s about 15 go out, never two open at
+ * once, and every event is handled. */
+Test(handler, a_consumer_keeps_exactly_one_pull_request_open, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url, "Good", counting);
+    support_emit(svc, "Good", "s6", 0, NULL);
+    struct stat_arg a = { svc, 0, 1 };
+    cr_assert(support_wait(stat_reaches, &a, 15000), "never handled");
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    natsSubscription *requests;
+    cr_assert_eq(natsConnection_SubscribeSync(&requests, nc,
+                                              "$JS.API.CONSUMER.MSG.NEXT.CHOREO.worker_Good"),
+                 NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    int looks = 30, most = 0;
+    for (int i = 0; i < looks; i++) {
+        if (i % 4 == 3)
+            support_emit(svc, "Good", "s7", i, NULL);
+        support_sleep_ms(100);
+        jsConsumerInfo *ci = NULL;
+        cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
+        if (ci->NumWaiting > most)
+            most = (int)ci->NumWaiting;
+        jsConsumerInfo_Destroy(ci);
+    }
+    int sent = 0, bytes = 0;
+    natsSubscription_GetPending(requests, &sent, &bytes);
+    cr_log_info("pull requests: %d in %d ms, at most %d open", sent, looks * 100, most);
+    cr_assert_leq(most, 1, "a consumer kept %d pull requests open", most);
+    cr_assert(sent >= 10 && sent <= 22,
+              "%d pull requests in 3 s, where one every 200 ms makes 15: the consumer %s", sent,
+              sent < 10 ? "was left without a request for a while" : "kept several open");
+    a.want = 1 + (uint64_t)looks / 4;
+    cr_assert(support_wait(stat_reaches, &a, 15000), "the trickled events were not all handled");
+    natsSubscription_Destroy(requests);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
