@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <nats/nats.h>
+
 #ifdef SHOP_HAVE_PG
 #include <libpq-fe.h>
 #endif
@@ -433,5 +435,9 @@ out:
         def->cleanup(def->user);
     choreo_service_destroy(svc);
     choreo_config_destroy(cfg);
+    /* nats.c's threads may still be unwinding after the destroy; exiting
+     * under them would tear the library down while they lock its mutexes
+     * (ThreadSanitizer saw that once at a service's exit). */
+    nats_CloseAndWait(SHOP_NATS_CLOSE_WAIT_MS);
     return rc;
 }

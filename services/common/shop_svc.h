@@ -15,6 +15,9 @@
 
 #define SHOP_STMTS_MAX 32
 
+/* How long a shop program waits at exit for nats.c's threads to unwind. */
+#define SHOP_NATS_CLOSE_WAIT_MS 2000
+
 /* The connection of a transaction: SQLite (lite) or PostgreSQL (pg), as the
  * service's db setting says. The shop's SQL is written once, in the dialect
  * both accept, with ?N parameters; its DDL says INTEGER, which becomes

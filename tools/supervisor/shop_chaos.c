@@ -1632,6 +1632,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "shop-chaos: logs and databases kept in %s\n", sup_workdir(s));
     sup_keep_workdir(s, keep);
     sup_destroy(s);
-    nats_Close();
+    nats_CloseAndWait(SHOP_NATS_CLOSE_WAIT_MS);
     return rc;
 }
