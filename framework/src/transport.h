@@ -46,10 +46,10 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
 /* A durable pull consumer read through a plain subscription to
  * "<inbox>.*": its pull requests go to `next`, each with a reply subject
  * of its own, "<inbox>.<n>", so that the end of an old request is not
- * taken for the end of the open one. One
- * request stays open on the server while messages arrive (nats.c's Fetch
- * sends two requests per call, which at a few events per fetch is most of
- * the broker's work), and acks go on the message's reply subject. */
+ * taken for the end of the open one. One request stays open on the server
+ * while messages arrive (nats.c's Fetch sends a no-wait request and then a
+ * waiting one on every call: up to three broker messages per event when a
+ * fetch brings one or two), and acks go on the message's reply subject. */
 typedef struct choreo_pull {
     natsSubscription *sub;
     char inbox[128];
