@@ -20,6 +20,10 @@ assert d["offered_rate"] == 100, d["offered_rate"]
 # Unpaced, 200 orders go out in well under a second (hundreds per second).
 assert 50 <= d["achieved_rate"] <= 105, "the orders were not paced: %s/s" % d["achieved_rate"]
 assert isinstance(d["late_orders"], int) and isinstance(d["rate_sustained"], bool), d
+# Every saga emits events (OrderCreated at least); the held-for-review sagas
+# have figures of their own, apart from the straight-through ones.
+assert d["events"] > d["placed"] and d["events_per_s"] > 0, d
+assert d["held_sagas"] >= 0 and all(k in d for k in ("held_p50_ms", "held_p99_ms", "held_max_ms")), d
 print("paced demo ok: offered 100/s, achieved %.1f/s, %d late, sustained %s, p50 %.1f ms, "
       "p99 %.1f ms" % (d["achieved_rate"], d["late_orders"], d["rate_sustained"], d["p50_ms"],
                        d["p99_ms"]))

@@ -611,7 +611,13 @@ int main(int argc, char **argv)
         case 'D': data_scale = true; break;
         case 'I': o.inbox_rows = strtol(optarg, NULL, 10); break;
         case 'L': o.delayed_rows = strtol(optarg, NULL, 10); break;
-        case 'O': o.demo_orders = strtol(optarg, NULL, 10); break;
+        case 'O': {
+            char *end = NULL;
+            o.demo_orders = strtol(optarg, &end, 10);
+            if (end == optarg || *end)
+                o.demo_orders = -1; /* not a number: refused below */
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -619,7 +625,8 @@ int main(int argc, char **argv)
     if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1 ||
         o.metrics_pairs < 1 || o.metrics_pairs > 50 || o.inbox_rows < 1 || o.delayed_rows < 1 ||
         o.demo_orders < 0) {
-        fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers\n");
+        fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers "
+                        "(--demo-orders may be 0)\n");
         return 2;
     }
     umask(077); /* databases of business rows are private */

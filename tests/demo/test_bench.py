@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""tools/bench's program on tiny figures: every figure it prints is there
+and is a measurement (positive), and demo_ratio is the demo's events/s over
+the raw pipeline's of the same run. No figure is compared with a target.
+
+    test_bench.py CHOREO_BENCH
+"""
+import json
+import subprocess
+import sys
+
+bench = sys.argv[1]
+cmd = [bench, "--events", "1000", "--per-tx", "100", "--latency-events", "50",
+       "--latency-rate", "200", "--metrics-pairs", "1", "--demo-orders", "150", "--json"]
+proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                      timeout=240)
+if proc.returncode != 0:
+    sys.exit(f"FAIL: choreo-bench exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+d = json.loads(proc.stdout.strip().splitlines()[-1])
+for key in ("raw_events_per_s", "hop_events_per_s", "hop_ratio", "relay_p50_us",
+            "hop_p50_us", "service_rss_kb", "demo_sagas_per_s", "demo_events_per_s",
+            "demo_ratio"):
+    assert isinstance(d.get(key), (int, float)) and d[key] > 0, (key, d.get(key), d)
+assert d["demo_orders"] == 150, d
+ratio = d["demo_events_per_s"] / d["raw_events_per_s"]
+assert abs(ratio - d["demo_ratio"]) < 0.002, (ratio, d["demo_ratio"])
+# A saga of the shop emits several events, so the demo's events/s is above
+# its sagas/s.
+assert d["demo_events_per_s"] > 2 * d["demo_sagas_per_s"], d
+print("bench ok: raw %d events/s, hop %d (%.3f), demo %.0f sagas/s, %.0f events/s (%.3f)"
+      % (d["raw_events_per_s"], d["hop_events_per_s"], d["hop_ratio"], d["demo_sagas_per_s"],
+         d["demo_events_per_s"], d["demo_ratio"]))
+
+# Without the demo the figures are there and the demo's are not.
+cmd[cmd.index("--demo-orders") + 1] = "0"
+proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                      timeout=240)
+assert proc.returncode == 0, proc.stderr[-3000:]
+d = json.loads(proc.stdout.strip().splitlines()[-1])
+assert "demo_ratio" not in d and d["hop_events_per_s"] > 0, d
+
+# A mistyped count is refused with a word and exit status 2.
+for bad in ("-5", "many", "10x"):
+    proc = subprocess.run([bench, "--demo-orders", bad], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=30)
+    assert proc.returncode == 2 and "positive whole numbers" in proc.stderr, (bad, proc)
