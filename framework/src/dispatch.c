@@ -64,131 +64,78 @@ bool choreo__dispatch_on_dispatcher(const choreo_service *svc)
     return dispatcher_of == svc;
 }
 
-/* Queues what one pull brought; what the queue does not take (stopping)
- * is handed back. */
-static void enqueue(choreo_service *svc, choreo_route *rt, natsMsg **msgs, int n)
+/* Queues what one fetch returned, in chunks: nats.c 3.4.1 can return more
+ * messages than were asked for (see fetch_main), so the list's count is never
+ * taken as a bound. What the queue does not take (stopping) is handed back. */
+static void enqueue(choreo_service *svc, choreo_route *rt, natsMsgList *list)
 {
     choreo_item items[CHOREO_FETCH_MAX];
     int64_t now = choreo__mono_us();
-    for (int i = 0; i < n; i++)
-        items[i] = (choreo_item){ msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
-    int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
-    for (int i = taken; i < n; i++) {
-        choreo__transport_nak(svc->tp, msgs[i], 0);
-        natsMsg_Destroy(msgs[i]);
+    for (int from = 0; from < list->Count; from += CHOREO_FETCH_MAX) {
+        int n = list->Count - from;
+        if (n > CHOREO_FETCH_MAX)
+            n = CHOREO_FETCH_MAX;
+        for (int i = 0; i < n; i++)
+            items[i] = (choreo_item){ list->Msgs[from + i], ITEM_EVENT, (int)(rt - svc->routes),
+                                      now };
+        int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
+        for (int i = 0; i < n; i++) {
+            if (i < taken)
+                list->Msgs[from + i] = NULL; /* the queue owns it now */
+            else
+                natsMsg_Nak(list->Msgs[from + i], NULL); /* stopping: hand it back */
+        }
     }
+    natsMsgList_Destroy(list);
 }
 
-/* Says, at most every CHOREO_FETCH_WARN_EVERY_US, that pulling failed. */
-static void pull_failed(choreo_route *rt, int64_t *last_warn, bool electing, const char *detail)
-{
-    choreo_service *svc = rt->svc;
-    int64_t now = choreo__mono_us();
-    if (now - *last_warn <= CHOREO_FETCH_WARN_EVERY_US)
-        return;
-    *last_warn = now;
-    CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
-               electing ? "fetch failed: the consumer's leader changed or is being "
-                          "elected (after a node's loss); retrying"
-                        : "fetch failed; retrying",
-               "consumer=%s err=\"%s\"", rt->consumer, CHOREO_SAFE(detail));
-}
-
-/* A status message ends the open pull request: 408 when it expired, 409
- * when the server ended it (a consumer leader's change, the consumer
- * deleted). Anything but an expiry is worth a word. */
-static void pull_ended(choreo_route *rt, natsMsg *m, const char *status, int64_t *last_warn)
-{
-    if (strcmp(status, "408") == 0)
-        return;
-    const char *desc = NULL;
-    natsMsgHeader_Get(m, "Description", &desc);
-    char detail[160];
-    snprintf(detail, sizeof detail, "%s %s", status, desc ? desc : "");
-    pull_failed(rt, last_warn, desc && strstr(desc, "Leadership Change"), detail);
-}
-
-/* A route's reader. It keeps one pull request open on the server, for as
- * many messages as the queue has room for (at most CHOREO_FETCH_MAX),
- * takes them as they arrive, and asks again once the request is used up,
- * has expired or was ended by the server. The server says nothing when a
- * request that brought some messages expires, and a reconnect loses the
- * open request without a word: so the reader keeps the expiry itself. */
 static void *fetch_main(void *arg)
 {
     prctl(PR_SET_NAME, "choreo-fetch"); /* shown by top -H and perf */
     choreo_route *rt = arg;
     choreo_service *svc = rt->svc;
-    natsSubscription *sub = rt->pull.sub;
-    int64_t last_warn = 0, open_until = 0;
-    int open = 0;       /* messages the open request may still bring */
-    unsigned request = 0; /* the open request's number */
-    uint_fast64_t reconnects = atomic_load(&svc->metrics.reconnects);
-    natsMsg *msgs[CHOREO_FETCH_MAX];
+    int64_t last_warn = 0;
     while (!atomic_load(&svc->stop)) {
-        int64_t now = choreo__mono_us();
-        uint_fast64_t rc = atomic_load(&svc->metrics.reconnects);
-        if (rc != reconnects || now >= open_until) {
-            reconnects = rc;
-            open = 0;
-        }
-        if (open == 0) {
-            int want = choreo__queue_space(&svc->queue);
-            if (want > CHOREO_FETCH_MAX)
-                want = CHOREO_FETCH_MAX;
-            if (want == 0) {
-                choreo__sleep_ms(5);
-                continue;
-            }
-            natsStatus s = choreo__transport_pull(svc->tp, &rt->pull, ++request, want,
-                                                  CHOREO_FETCH_WAIT_MS);
-            if (s != NATS_OK) {
-                pull_failed(rt, &last_warn, choreo__nats_electing(s, svc->cfg),
-                            natsStatus_GetText(s));
-                choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS);
-                continue;
-            }
-            open = want;
-            open_until = now + CHOREO_FETCH_WAIT_MS * 1000;
-        }
-        /* Waits for one message while the request is open, then takes
-         * those that came with it. */
-        int64_t wait_ms = (open_until - now) / 1000;
-        natsMsg *m = NULL;
-        natsStatus s = natsSubscription_NextMsg(&m, sub, wait_ms > 0 ? wait_ms : 1);
-        if (s != NATS_OK) {
-            if (s != NATS_TIMEOUT) {
-                open = 0;
-                pull_failed(rt, &last_warn, choreo__nats_electing(s, svc->cfg),
-                            natsStatus_GetText(s));
-                choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS);
-            }
+        int want = choreo__queue_space(&svc->queue);
+        if (want > CHOREO_FETCH_MAX)
+            want = CHOREO_FETCH_MAX;
+        if (want == 0) {
+            choreo__sleep_ms(5);
             continue;
         }
-        int queued = 0, bytes = 0;
-        natsSubscription_GetPending(sub, &queued, &bytes);
-        int n = 0;
-        for (;;) {
-            const char *status = NULL;
-            if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
-                if (choreo__transport_pull_is(&rt->pull, request, m)) {
-                    pull_ended(rt, m, status, &last_warn);
-                    open = 0;
-                }
-                natsMsg_Destroy(m);
-            } else {
-                msgs[n++] = m;
-                if (open > 0)
-                    open--;
+        /* nats.c 3.4.1 overruns its own array of batch entries when a fetch
+         * starts with messages already waiting in the subscription (late
+         * answers to an expired pull request, or after a reconnect) and
+         * they fill more than half the batch: it then waits for a count it
+         * has already passed. A batch of one cannot be overrun, so waiting
+         * messages are taken one at a time. */
+        int waiting = 0, waiting_bytes = 0;
+        if (natsSubscription_GetPending(rt->sub, &waiting, &waiting_bytes) == NATS_OK &&
+            waiting > 0)
+            want = 1;
+        natsMsgList list = { 0 };
+        natsStatus s = natsSubscription_Fetch(&list, rt->sub, want, CHOREO_FETCH_WAIT_MS, NULL);
+        if (s != NATS_OK && s != NATS_TIMEOUT) {
+            int64_t now = choreo__mono_us();
+            if (now - last_warn > CHOREO_FETCH_WARN_EVERY_US) {
+                const char *detail = nats_GetLastError(NULL);
+                /* A consumer's new leader ends the pull requests its old one
+                 * held with a 409 "Leadership Change" status. */
+                bool electing = choreo__nats_electing(s, svc->cfg) ||
+                                (detail && strstr(detail, "Leadership Change"));
+                CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                           electing ? "fetch failed: the consumer's leader changed or is being "
+                                      "elected (after a node's loss); retrying"
+                                    : "fetch failed; retrying",
+                           "consumer=%s err=\"%s\"", rt->consumer,
+                           CHOREO_SAFE(detail && *detail ? detail : natsStatus_GetText(s)));
+                last_warn = now;
             }
-            if (queued-- <= 0 || n == CHOREO_FETCH_MAX ||
-                natsSubscription_NextMsg(&m, sub, 1) != NATS_OK)
-                break;
+            choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS);
         }
-        if (n > 0) {
+        if (list.Count > 0)
             choreo__extras_crash(&svc->extras, CP_BETWEEN_FETCH_AND_DISPATCH);
-            enqueue(svc, rt, msgs, n);
-        }
+        enqueue(svc, rt, &list);
     }
     return NULL;
 }
@@ -471,13 +418,13 @@ static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool
         free(o->reply.data);
         o->reply.data = NULL;
     } else if (!committed) {
-        choreo__transport_nak(svc->tp, msg, redeliver_delay_ms(svc, msg));
+        natsMsg_NakWithDelay(msg, redeliver_delay_ms(svc, msg), NULL);
     } else if (o->act == ACT_ACK) {
-        choreo__transport_ack(svc->tp, msg);
+        natsMsg_Ack(msg, NULL);
     } else if (o->act == ACT_TERM) {
-        choreo__transport_term(svc->tp, msg);
+        natsMsg_Term(msg, NULL);
     } else if (o->act == ACT_NAK) {
-        choreo__transport_nak(svc->tp, msg, o->nak_delay_ms);
+        natsMsg_NakWithDelay(msg, o->nak_delay_ms, NULL);
     }
     natsMsg_Destroy(msg);
 }
@@ -502,15 +449,15 @@ static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
 {
     if (it->kind == ITEM_EVENT &&
         now_us - it->queued_us > svc->cfg->ack_wait_ms * 1000 / CHOREO_KEEP_ALIVE_DIVISOR) {
-        choreo__transport_in_progress(svc->tp, it->msg);
+        natsMsg_InProgress(it->msg, NULL);
         it->queued_us = now_us;
     }
 }
 
-static void in_progress(choreo_item *it, void *tp)
+static void in_progress(choreo_item *it)
 {
     if (it->kind == ITEM_EVENT)
-        choreo__transport_in_progress(tp, it->msg);
+        natsMsg_InProgress(it->msg, NULL);
 }
 
 /* The events still waiting in the queue behind a long batch get the same
@@ -523,7 +470,7 @@ static void keep_queue_alive(choreo_service *svc, int64_t now_us)
     if (now_us - svc->queue_touched_us < share / 2)
         return;
     svc->queue_touched_us = now_us;
-    choreo__queue_touch(&svc->queue, now_us, share, in_progress, svc->tp);
+    choreo__queue_touch(&svc->queue, now_us, share, in_progress);
 }
 
 /* Applies items in one transaction until they are done or the part has run
@@ -630,8 +577,7 @@ choreo_status choreo__dispatch_start(choreo_service *svc)
     choreo_status s;
     for (int i = 0; i < svc->nroutes; i++) {
         choreo_route *rt = &svc->routes[i];
-        s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter, rt->consumer,
-                                             &rt->pull);
+        s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter, rt->consumer, &rt->sub);
         if (s != CHOREO_OK)
             return s;
     }
@@ -679,25 +625,13 @@ void choreo__dispatch_join(choreo_service *svc)
     choreo_item it;
     while (choreo__queue_pop(&svc->queue, &it, 1, 0) == 1) {
         if (it.kind == ITEM_EVENT)
-            choreo__transport_nak(svc->tp, it.msg, 0);
+            natsMsg_Nak(it.msg, NULL);
         natsMsg_Destroy(it.msg);
     }
-    /* And what the open pull requests brought that no fetch thread took. */
     for (int i = 0; i < svc->nroutes; i++) {
-        natsSubscription *sub = svc->routes[i].pull.sub;
-        if (!sub)
-            continue;
-        int queued = 0, bytes = 0;
-        natsSubscription_GetPending(sub, &queued, &bytes);
-        natsMsg *m = NULL;
-        while (queued-- > 0 && natsSubscription_NextMsg(&m, sub, 1) == NATS_OK) {
-            const char *status = NULL;
-            if (natsMsgHeader_Get(m, "Status", &status) != NATS_OK)
-                choreo__transport_nak(svc->tp, m, 0);
-            natsMsg_Destroy(m);
+        if (svc->routes[i].sub) {
+            natsSubscription_Destroy(svc->routes[i].sub);
+            svc->routes[i].sub = NULL;
         }
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-        svc->routes[i].pull.sub = NULL;
     }
 }

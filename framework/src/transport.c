@@ -510,83 +510,25 @@ static void note_if_no_events(choreo_transport *tp, const choreo_config *cfg,
 
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
-                                               choreo_pull *out)
+                                               natsSubscription **out)
 {
     choreo_status st = ensure_consumer(tp, cfg, filter, durable);
     if (st != CHOREO_OK)
         return st;
     note_if_no_events(tp, cfg, filter, durable);
-    /* An inbox under the configured prefix, which the service's NATS
-     * permissions already let it subscribe to. */
-    natsInbox *inbox = NULL;
-    natsStatus s = natsInbox_Create(&inbox);
-    if (s != NATS_OK)
-        return choreo__nats_error(s, "creating an inbox for a pull consumer");
-    const char *token = strrchr(inbox, '.');
-    snprintf(out->inbox, sizeof out->inbox, "%s.%s", cfg->nats_inbox_prefix,
-             token ? token + 1 : inbox);
-    natsInbox_Destroy(inbox);
-    snprintf(out->next, sizeof out->next, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", cfg->stream,
-             durable);
-    char subject[sizeof out->inbox + 2];
-    snprintf(subject, sizeof subject, "%s.*", out->inbox);
-    s = natsConnection_SubscribeSync(&out->sub, tp->nc, subject);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = cfg->stream;
+    so.Consumer = durable; /* bind to the consumer ensured above */
+    jsErrCode jerr = 0;
+    natsStatus s = js_PullSubscribe(out, tp->js, filter, durable, NULL, &so, &jerr);
     if (s != NATS_OK) {
         char what[256];
-        snprintf(what, sizeof what, "subscribing to the inbox of the durable consumer %s", durable);
+        snprintf(what, sizeof what, "binding to the durable consumer %s on %s (JetStream code %d)",
+                 durable, filter, (int)jerr);
         return choreo__nats_error(s, what);
     }
     return CHOREO_OK;
-}
-
-natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, unsigned n,
-                                  int batch, int64_t expires_ms)
-{
-    char req[96], reply[sizeof p->inbox + 16];
-    snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%lld}", batch,
-             (long long)expires_ms * 1000000LL);
-    snprintf(reply, sizeof reply, "%s.%u", p->inbox, n);
-    return natsConnection_PublishRequestString(tp->nc, p->next, reply, req);
-}
-
-bool choreo__transport_pull_is(const choreo_pull *p, unsigned n, natsMsg *m)
-{
-    const char *subject = natsMsg_GetSubject(m);
-    size_t len = strlen(p->inbox);
-    return subject && strncmp(subject, p->inbox, len) == 0 && subject[len] == '.' &&
-           strtoul(subject + len + 1, NULL, 10) == n;
-}
-
-static void answer(choreo_transport *tp, natsMsg *msg, const char *body)
-{
-    const char *reply = natsMsg_GetReply(msg);
-    if (reply && reply[0])
-        natsConnection_PublishString(tp->nc, reply, body);
-}
-
-void choreo__transport_ack(choreo_transport *tp, natsMsg *msg)
-{
-    answer(tp, msg, "+ACK");
-}
-
-void choreo__transport_nak(choreo_transport *tp, natsMsg *msg, int64_t delay_ms)
-{
-    char body[64];
-    if (delay_ms > 0)
-        snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)delay_ms * 1000000LL);
-    else
-        snprintf(body, sizeof body, "-NAK");
-    answer(tp, msg, body);
-}
-
-void choreo__transport_term(choreo_transport *tp, natsMsg *msg)
-{
-    answer(tp, msg, "+TERM");
-}
-
-void choreo__transport_in_progress(choreo_transport *tp, natsMsg *msg)
-{
-    answer(tp, msg, "+WPI");
 }
 
 choreo_status choreo__transport_refused(choreo_transport *tp)

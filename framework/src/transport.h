@@ -43,41 +43,10 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
  * "<prefix>.>" and otherwise fails with CHOREO_ESTREAM. */
 choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg);
 
-/* A durable pull consumer read through a plain subscription to
- * "<inbox>.*": its pull requests go to `next`, each with a reply subject
- * of its own, "<inbox>.<n>", so that the end of an old request is not
- * taken for the end of the open one. One request stays open on the server
- * while messages arrive (nats.c's Fetch sends a no-wait request and then a
- * waiting one on every call: up to three broker messages per event when a
- * fetch brings one or two), and acks go on the message's reply subject. */
-typedef struct choreo_pull {
-    natsSubscription *sub;
-    char inbox[128];
-    char next[320];
-} choreo_pull;
-
-/* Creates or updates the durable pull consumer `durable` on `filter` and
- * subscribes to a new inbox for it. */
+/* Creates or binds the durable pull consumer `durable` on `filter`. */
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
-                                               choreo_pull *out);
-
-/* Asks the server for up to `batch` messages, delivered as they arrive
- * until the request expires after `expires_ms`, with the reply subject
- * "<inbox>.<n>". */
-natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_pull *p, unsigned n,
-                                  int batch, int64_t expires_ms);
-
-/* Whether message m answers pull request n (a status message ends it). */
-bool choreo__transport_pull_is(const choreo_pull *p, unsigned n, natsMsg *m);
-
-/* Answers a JetStream message on its reply subject: acknowledged,
- * negatively acknowledged (redelivered after delay_ms, or at once when 0),
- * terminated, or still in progress (its AckWait starts again). */
-void choreo__transport_ack(choreo_transport *tp, natsMsg *msg);
-void choreo__transport_nak(choreo_transport *tp, natsMsg *msg, int64_t delay_ms);
-void choreo__transport_term(choreo_transport *tp, natsMsg *msg);
-void choreo__transport_in_progress(choreo_transport *tp, natsMsg *msg);
+                                               natsSubscription **out);
 
 /* Maps a natsStatus to a choreo status with what failed. */
 choreo_status choreo__nats_error(natsStatus s, const char *what);

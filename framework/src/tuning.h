@@ -8,10 +8,8 @@
  * slow dispatcher leaves messages on the server, not in memory. */
 #define CHOREO_QUEUE_CAP 1024
 
-/* Messages asked for by one pull request, and how long it stays open on
- * the server: short enough that a stop is noticed promptly and that the
- * request of a process that died is gone soon (the check for a second
- * reader of a consumer waits for that). */
+/* Messages asked for by one pull request, and how long it waits for the
+ * first: short enough that a stop is noticed promptly. */
 #define CHOREO_FETCH_MAX 128
 #define CHOREO_FETCH_WAIT_MS 200
 
