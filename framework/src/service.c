@@ -230,13 +230,11 @@ static choreo_status record_handlers(choreo_service *svc)
     for (;;) {
         choreo_status s = choreo__consumers_record(svc->store, svc->cfg, svc->routes,
                                                    svc->nroutes, choreo__now_ms());
-        if (s != CHOREO_ESTORE || svc->store->engine != ENGINE_POSTGRES ||
-            choreo__mono_us() >= until || atomic_load(&svc->stop))
+        if (atomic_load(&svc->stop) || !choreo__store_retry_away(svc->store, s, until))
             return s;
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
                    "cannot record the handlers in the database; retrying", "err=\"%s\"",
                    CHOREO_SAFE(choreo_last_error()));
-        choreo__sleep_ms(250);
     }
 }
 

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "status.h"
 #include "store_pg.h"
+#include "tuning.h"
 
 /* Migration i takes the schema from version i to i + 1. Append only. */
 static const char *const migrations[] = {
@@ -611,6 +612,14 @@ choreo_status choreo__store_patient(choreo_store *st)
     if (st->engine != ENGINE_POSTGRES)
         return CHOREO_OK;
     return choreo__pg_exec(st, "SET LOCAL lock_timeout = '60s'", "setting a lock wait");
+}
+
+bool choreo__store_retry_away(choreo_store *st, choreo_status s, int64_t until_us)
+{
+    if (s != CHOREO_ESTORE || st->engine != ENGINE_POSTGRES || choreo__mono_us() >= until_us)
+        return false;
+    choreo__sleep_ms(CHOREO_DB_RETRY_MS);
+    return true;
 }
 
 choreo_status choreo__store_savepoint(choreo_store *st)

@@ -167,6 +167,11 @@ choreo_status choreo__store_begin_read(choreo_store *st);
  * starting together do at once and must not give up on. */
 choreo_status choreo__store_patient(choreo_store *st);
 
+/* After an operation on st failed with s: on PostgreSQL, where a server
+ * that restarts drops the connection (the next statement makes it again),
+ * waits CHOREO_DB_RETRY_MS and says to try again, until until_us. */
+bool choreo__store_retry_away(choreo_store *st, choreo_status s, int64_t until_us);
+
 /* Savepoints for one message inside a group commit. */
 choreo_status choreo__store_savepoint(choreo_store *st);
 choreo_status choreo__store_release(choreo_store *st);

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "status.h"
+#include "tuning.h"
 
 #ifndef CHOREO_HAVE_PG
 
@@ -85,7 +86,6 @@ int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
 
 #include <libpq-fe.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -293,11 +293,11 @@ static choreo_status migrate(choreo_store *st, const char *where)
 }
 
 /* Connects with the session settings in options; where gets the
- * database's name without the URL's password, for messages. A server that
- * does not answer, or answers that it is starting, shutting down or
- * recovering, is tried again every 250 ms for wait_ms. */
+ * database's name without the URL's password, for messages. A failed
+ * connect notes whether the server answered and refused (a password, a
+ * database name), which will not change by waiting. */
 static choreo_status pg_connect(choreo_store *st, const char *url, const char *options,
-                                char *where, size_t cap, int wait_ms)
+                                char *where, size_t cap)
 {
     struct choreo_pg *pg = calloc(1, sizeof *pg);
     if (!pg)
@@ -308,23 +308,12 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
      * last and win. */
     const char *const keys[] = { "application_name", "options", "dbname", NULL };
     const char *const values[] = { "choreo", options, url, NULL };
-    for (int waited = 0;; waited += 250) {
-        pg->conn = PQconnectdbParams(keys, values, 1);
-        if (!pg->conn)
-            return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
-        if (PQstatus(pg->conn) == CONNECTION_OK || waited >= wait_ms)
-            break;
-        /* A server that answers and refuses (a password, a database
-         * name) will refuse again: only one that is away or restarting is
-         * worth the wait. */
+    pg->conn = PQconnectdbParams(keys, values, 1);
+    if (!pg->conn)
+        return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
         PGPing ping = PQpingParams(keys, values, 1);
-        if (ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT) {
-            pg->refused = true;
-            break;
-        }
-        PQfinish(pg->conn);
-        struct timespec ts = { 0, 250000000L };
-        nanosleep(&ts, NULL);
+        pg->refused = ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT;
     }
     snprintf(where, cap, "postgresql://%s:%s/%s", PQhost(pg->conn) ? PQhost(pg->conn) : "?",
              PQport(pg->conn) ? PQport(pg->conn) : "?", PQdb(pg->conn) ? PQdb(pg->conn) : "?");
@@ -348,13 +337,13 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
     snprintf(options, sizeof options,
              "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
              durable ? "on" : "off", busy_timeout_ms);
-    /* A server restarting between the connect and the migration drops the
-     * connection: the whole open is tried again within wait_ms. */
+    /* A server that does not answer, or is starting, shutting down or
+     * recovering (also between the connect and the migration), leaves the
+     * connection bad: the whole open is tried again every
+     * CHOREO_DB_RETRY_MS for wait_ms. */
     int64_t until = choreo__mono_us() + (int64_t)wait_ms * 1000;
     for (;;) {
-        int64_t left_ms = (until - choreo__mono_us()) / 1000;
-        choreo_status s = pg_connect(st, url, options, where, sizeof where,
-                                     left_ms > 0 ? (int)left_ms : 0);
+        choreo_status s = pg_connect(st, url, options, where, sizeof where);
         if (s == CHOREO_OK)
             s = migrate(st, where);
         if (s == CHOREO_OK || !st->pg || !st->pg->conn ||
@@ -362,7 +351,7 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
             st->pg->refused)
             return s;
         choreo__pg_close(st);
-        choreo__sleep_ms(250);
+        choreo__sleep_ms(CHOREO_DB_RETRY_MS);
     }
 }
 
@@ -390,7 +379,7 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
     snprintf(options, sizeof options,
              "-c default_transaction_read_only=on -c lock_timeout=%d"
              " -c client_min_messages=warning", busy_timeout_ms);
-    choreo_status s = pg_connect(st, url, options, where, sizeof where, 0);
+    choreo_status s = pg_connect(st, url, options, where, sizeof where);
     return s == CHOREO_OK ? read_version(st, where, version) : s;
 }
 

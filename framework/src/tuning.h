@@ -52,6 +52,11 @@
  * longest a crashed active relay's outbox waits for another instance. */
 #define CHOREO_RELAY_STANDBY_MS 500
 
+/* PostgreSQL: how often an open, a command's BEGIN or the handler record
+ * is tried again while the server is away or restarting (up to
+ * db_wait_ms). */
+#define CHOREO_DB_RETRY_MS 250
+
 /* NATS connections: reconnect forever every CHOREO_NATS_RECONNECT_WAIT_MS,
  * keeping up to CHOREO_NATS_RECONNECT_BUF bytes of publishes meanwhile (the
  * relay's in-flight batches and acks); a connect or request gives up after

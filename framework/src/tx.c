@@ -259,13 +259,10 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
     /* A PostgreSQL server that restarted dropped the command connection:
      * BEGIN makes it again, and is tried again for db_wait_ms while the
      * server is still away. */
+    int64_t until = choreo__mono_us() + svc->cfg->db_wait_ms * 1000;
     choreo_status s = choreo__store_begin(svc->cmd_store);
-    for (int64_t until = choreo__mono_us() + svc->cfg->db_wait_ms * 1000;
-         s == CHOREO_ESTORE && svc->cmd_store->engine == ENGINE_POSTGRES &&
-         choreo__mono_us() < until;) {
-        choreo__sleep_ms(250);
+    while (choreo__store_retry_away(svc->cmd_store, s, until))
         s = choreo__store_begin(svc->cmd_store);
-    }
     if (s != CHOREO_OK) {
         pthread_mutex_unlock(&svc->cmd_lock);
         free(tx);
