@@ -20,8 +20,11 @@
  *   timed out (then the pending messages were taken back from nats.c first,
  *   so that no later callback refers to them).
  * - A full batch's marking is deferred until the next batch is on the
- *   wire, so that SQLite and the broker work at the same time; a short one
- *   (the outbox drained) is marked at the end of its round.
+ *   wire, so that SQLite and the broker work at the same time. Short ones
+ *   (the outbox drained) are held for up to CHOREO_RELAY_MARK_DELAY_MS and
+ *   marked together: under a trickle of commits a mark transaction per
+ *   round would take the write lock as often as the dispatcher does. held
+ *   has room for two batches: rounds mark once it holds a batch's worth.
  *
  * On PostgreSQL several instances share the outbox and one relay publishes
  * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
@@ -88,8 +91,9 @@ struct choreo_relay {
     int outstanding;
     char last_error[256];
     natsStatus last_status; /* the failure last_error tells of */
-    int64_t held[CHOREO_RELAY_BATCH];
+    int64_t held[2 * CHOREO_RELAY_BATCH];
     int nheld;
+    int64_t held_since_us; /* when the oldest held row was acknowledged */
     struct aside aside[CHOREO_RELAY_BATCH];
     int naside;
     int64_t cursor;
@@ -320,6 +324,13 @@ static void await_acks(choreo_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Whether the held rows have waited long enough to be marked. */
+static bool mark_due(const choreo_relay *r)
+{
+    return r->nheld > 0 &&
+           choreo__mono_us() - r->held_since_us >= CHOREO_RELAY_MARK_DELAY_MS * 1000;
+}
+
 /* Marks the held rows published. */
 static void mark_held(choreo_relay *r)
 {
@@ -418,13 +429,18 @@ static int relay_round(choreo_relay *r)
     int read = r->nbatch + r->naside;
     if (r->nbatch == 0) {
         set_aside(r);
-        rewind_cursor(r);
-        return s == CHOREO_OK && pc.err == NATS_OK ? read : -1;
+        bool ok = s == CHOREO_OK && pc.err == NATS_OK;
+        /* Nothing new: start from the top again, once what is held is due
+         * to be marked (rewinding marks it). */
+        if (!ok || r->nheld == 0 || mark_due(r))
+            rewind_cursor(r);
+        return ok ? read : -1;
     }
     /* Sends what the buffered connection holds now; the PONG it waits for
      * comes about when the PubAcks do. */
     natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
-    mark_held(r); /* the previous batch, while JetStream stores this one */
+    if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))
+        mark_held(r); /* earlier rounds' rows, while JetStream stores this batch */
     await_acks(r);
     int failed = 0;
     int64_t last_seq = 0;
@@ -433,6 +449,8 @@ static int relay_round(choreo_relay *r)
     for (int i = 0; i < r->nbatch; i++) {
         struct entry *e = &r->batch[i];
         if (e->state == ACKED) {
+            if (r->nheld == 0)
+                r->held_since_us = choreo__mono_us();
             r->held[r->nheld++] = e->seq;
             int slot = choreo__metrics_type(&svc->metrics, e->type);
             atomic_fetch_add_explicit(&svc->metrics.types[slot].published, 1,
@@ -463,9 +481,9 @@ static int relay_round(choreo_relay *r)
     if (!r->cursor)
         r->cursor_since_us = choreo__mono_us();
     r->cursor = last_seq;
-    /* A short batch drained the outbox: its marking would wait for a round
-     * that only finds nothing, so it is done now. */
-    if (read < CHOREO_RELAY_BATCH)
+    /* A short batch drained the outbox: what is held is marked once due,
+     * here or when the relay wakes for it (relay_main). */
+    if (read < CHOREO_RELAY_BATCH && mark_due(r))
         mark_held(r);
     return read;
 }
@@ -608,6 +626,11 @@ static void *relay_main(void *arg)
         int64_t next = INT64_MAX, pending = 0;
         if (choreo__outbox_next_due(r->st, &next) == CHOREO_OK && next != INT64_MAX) {
             int64_t until = next - choreo__now_ms();
+            /* Held rows are due and still unpublished in the table: with
+             * any held, a row due now is most likely one of them, and the
+             * wait ends for their marking anyway (below). */
+            if (until <= 0 && r->nheld > 0)
+                until = wait_ms;
             if (until < wait_ms)
                 wait_ms = until < 0 ? 0 : until;
         }
@@ -623,6 +646,12 @@ static void *relay_main(void *arg)
          * once, and a retry per commit would only flood it and the log. */
         if (backoff_ms)
             wait_ms = backoff_ms;
+        if (r->nheld > 0) {
+            int64_t mark_in = (r->held_since_us - choreo__mono_us()) / 1000 +
+                              CHOREO_RELAY_MARK_DELAY_MS;
+            if (mark_in < wait_ms)
+                wait_ms = mark_in < 0 ? 0 : mark_in;
+        }
         relay_sleep(r, wait_ms, backoff_ms == 0);
     }
     if (!r->shared || r->active)

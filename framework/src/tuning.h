@@ -48,6 +48,11 @@
 #define CHOREO_RELAY_BACKOFF_FIRST_MS 50
 #define CHOREO_RELAY_BACKOFF_MAX_MS 2000
 #define CHOREO_RELAY_MARK_ATTEMPTS 100
+/* How long acknowledged rows may wait to be marked published when the
+ * outbox is drained a few rows at a time: one mark transaction covers this
+ * span's rounds instead of one each, which the dispatcher would otherwise
+ * meet as a taken write lock on every commit. */
+#define CHOREO_RELAY_MARK_DELAY_MS 50
 /* PostgreSQL: how often a standing-by relay asks for the relay lock, so the
  * longest a crashed active relay's outbox waits for another instance. */
 #define CHOREO_RELAY_STANDBY_MS 500
