@@ -84,10 +84,11 @@ int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
 
 #else
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pq.h"
 
 #define BOOL_OID 16
 #define BYTEA_OID 17
@@ -299,6 +300,9 @@ static choreo_status migrate(choreo_store *st, const char *where)
 static choreo_status pg_connect(choreo_store *st, const char *url, const char *options,
                                 char *where, size_t cap)
 {
+    choreo_status loaded = choreo__pq_load();
+    if (loaded != CHOREO_OK)
+        return loaded;
     struct choreo_pg *pg = calloc(1, sizeof *pg);
     if (!pg)
         return choreo__fail(CHOREO_ENOMEM, "out of memory opening a PostgreSQL store");
