@@ -68,6 +68,7 @@ struct entry {
     char type[CHOREO_TYPE_MAX + 1];
     int state;
     char why[160]; /* REFUSED: the broker's reason */
+    natsMsg *acked; /* the message, handed back by its PubAck: freed by the relay thread */
 };
 
 /* A row to set aside, with the reason. */
@@ -177,6 +178,8 @@ void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
     pthread_mutex_lock(&r->lock);
     struct entry *e = id ? find_entry(r, id) : NULL;
     if (e && e->state == PENDING) {
+        e->acked = msg;
+        msg = NULL;
         if (pa) {
             e->state = ACKED;
             choreo__latency_record(&r->svc->relay_latency, now - e->due_us);
@@ -194,7 +197,7 @@ void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
             pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
-    natsMsg_Destroy(msg);
+    natsMsg_Destroy(msg); /* NULL unless it belongs to no batch entry */
 }
 
 /* Builds the NATS message of one outbox row, headers included. */
@@ -267,6 +270,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
         snprintf(e->event_id, sizeof e->event_id, "%s", row->event_id);
         type_of(row->subject, e->type, sizeof e->type);
         e->state = PENDING;
+        e->acked = NULL;
         r->outstanding++;
         pthread_mutex_unlock(&r->lock);
         s = js_PublishMsgAsync(r->svc->tp->js_pub, &m, NULL);
@@ -293,6 +297,21 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     pthread_mutex_unlock(&r->lock);
     pc->err = s;
     return false;
+}
+
+/* Frees the messages of the last batch that its PubAcks handed back. They
+ * are freed here, on the thread that published them, and not in the PubAck
+ * callback: nats.c still reads a message's headers after it counts it as
+ * pending, and the only order between that read and the PubAck runs through
+ * the broker, where ThreadSanitizer cannot see it. */
+static void free_acked(choreo_relay *r)
+{
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < r->nbatch; i++) {
+        natsMsg_Destroy(r->batch[i].acked);
+        r->batch[i].acked = NULL;
+    }
+    pthread_mutex_unlock(&r->lock);
 }
 
 /* Waits for the batch's acks; takes back what is still pending after the
@@ -415,6 +434,7 @@ static int relay_round(choreo_relay *r)
     if (r->cursor &&
         (r->shared || choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000))
         rewind_cursor(r);
+    free_acked(r);
     pthread_mutex_lock(&r->lock);
     r->nbatch = 0;
     r->next_hint = 0;
@@ -685,6 +705,7 @@ void choreo__relay_destroy(choreo_relay *r)
     if (!r)
         return;
     choreo__relay_join(r);
+    free_acked(r);
     choreo__store_close(r->st);
     if (r->wake_fd >= 0)
         close(r->wake_fd);
