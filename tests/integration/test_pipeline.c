@@ -284,3 +284,36 @@ Test(pipeline, a_service_killed_after_commit_before_publish_publishes_at_restart
     cr_assert(support_wait(count_reaches, &marked, 5000));
     world_down(&w);
 }
+
+static bool published_reaches(void *p)
+{
+    struct count_arg *a = p;
+    return support_count(a->dir, a->name,
+                         "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL") >=
+           a->want;
+}
+
+/* Rows that come a few at a time are marked published together, a moment
+ * after their PubAcks; the relay wakes for that by itself, without a commit
+ * or its periodic scan (60 s here) to wake it. */
+Test(pipeline, rows_published_a_few_at_a_time_are_marked_without_waiting_for_a_scan,
+     .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    w.ord = make_ord(&w, "relay_scan_ms=60000");
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    for (int i = 0; i < 5; i++) {
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        support_emit(w.ord, "OrderCreated", saga, i, NULL);
+        support_sleep_ms(10);
+    }
+    struct count_arg marked = { w.dir, "ord", NULL, 5 };
+    cr_assert(support_wait(published_reaches, &marked, 5000),
+              "%lld of 5 rows marked published 5 s after their emits",
+              support_count(w.dir, "ord",
+                            "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL"));
+    cr_assert_eq(support_stats(w.ord).published, 5);
+    world_down(&w);
+}
