@@ -1,4 +1,7 @@
-/* Loads libpq at run time; see pq.h. */
+/* Loads libpq at run time; see pq.h. Built with PostgreSQL support only
+ * (meson adds it then; a build of every source without libpq's headers,
+ * such as the fuzzers', gets an empty module). */
+#ifdef CHOREO_HAVE_PG
 #define CHOREO_PQ_LOADER
 #include "pq.h"
 
@@ -67,3 +70,7 @@ choreo_status choreo__pq_try(const char *soname)
     char why[400];
     return fill(&t, soname, false, why, sizeof why) ? CHOREO_OK : refuse(soname, why);
 }
+
+#else
+typedef int choreo_pq_unused; /* ISO C wants a declaration in every file */
+#endif
