@@ -9,8 +9,8 @@
 
 #include "status.h"
 
-/* The library a build with PostgreSQL support loads: libpq's soname, the
- * same on every platform that ships libpq 10 or later. */
+/* The library a build with PostgreSQL support loads: libpq's soname, which
+ * its API version 5 has kept on every platform for many releases. */
 #define CHOREO_LIBPQ "libpq.so.5"
 
 #define CHOREO_PQ_FUNCS(X)                                                                     \
