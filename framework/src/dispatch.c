@@ -602,13 +602,9 @@ choreo_status choreo__dispatch_start(choreo_service *svc)
 
 void choreo__dispatch_join(choreo_service *svc)
 {
-    for (int i = 0; i < svc->nrequests; i++) {
-        if (svc->requests[i].sub) {
+    for (int i = 0; i < svc->nrequests; i++)
+        if (svc->requests[i].sub)
             natsSubscription_Unsubscribe(svc->requests[i].sub);
-            natsSubscription_Destroy(svc->requests[i].sub);
-            svc->requests[i].sub = NULL;
-        }
-    }
     for (int i = 0; i < svc->nroutes; i++) {
         if (svc->routes[i].fetcher_started) {
             pthread_join(svc->routes[i].fetcher, NULL);
@@ -628,10 +624,16 @@ void choreo__dispatch_join(choreo_service *svc)
             natsMsg_Nak(it.msg, NULL);
         natsMsg_Destroy(it.msg);
     }
+}
+
+void choreo__dispatch_free_subs(choreo_service *svc)
+{
+    for (int i = 0; i < svc->nrequests; i++) {
+        natsSubscription_Destroy(svc->requests[i].sub);
+        svc->requests[i].sub = NULL;
+    }
     for (int i = 0; i < svc->nroutes; i++) {
-        if (svc->routes[i].sub) {
-            natsSubscription_Destroy(svc->routes[i].sub);
-            svc->routes[i].sub = NULL;
-        }
+        natsSubscription_Destroy(svc->routes[i].sub);
+        svc->routes[i].sub = NULL;
     }
 }

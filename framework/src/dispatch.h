@@ -12,6 +12,13 @@ choreo_status choreo__dispatch_start(choreo_service *svc);
  * to JetStream (nak) so that they are redelivered at once. */
 void choreo__dispatch_join(choreo_service *svc);
 
+/* Destroys the subscriptions, once the connection is closed: nats.c 3.4.1's
+ * reader thread looks a subscription up without taking a reference, so a
+ * pull request's late answer (a 408) arriving while the subscription is
+ * destroyed would lock a freed mutex; closing the connection joins that
+ * thread first. */
+void choreo__dispatch_free_subs(choreo_service *svc);
+
 /* True on the thread that runs svc's dispatcher. */
 bool choreo__dispatch_on_dispatcher(const choreo_service *svc);
 

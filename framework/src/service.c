@@ -197,6 +197,7 @@ static void shut_down(choreo_service *svc)
         choreo__transport_close(svc->tp);
         svc->tp = NULL;
     }
+    choreo__dispatch_free_subs(svc);
 }
 
 /* Connects and sets up everything start needs, in order. */
