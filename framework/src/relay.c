@@ -343,11 +343,17 @@ static void await_acks(choreo_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* Whether the held rows have waited long enough to be marked. */
+/* How long until the held rows are due to be marked (0 or less: now);
+ * only meaningful while some are held. */
+static int64_t mark_in_us(const choreo_relay *r)
+{
+    return r->held_since_us + CHOREO_RELAY_MARK_DELAY_MS * 1000 - choreo__mono_us();
+}
+
+/* Whether held rows have waited long enough to be marked. */
 static bool mark_due(const choreo_relay *r)
 {
-    return r->nheld > 0 &&
-           choreo__mono_us() - r->held_since_us >= CHOREO_RELAY_MARK_DELAY_MS * 1000;
+    return r->nheld > 0 && mark_in_us(r) <= 0;
 }
 
 /* Marks the held rows published. */
@@ -667,8 +673,7 @@ static void *relay_main(void *arg)
         if (backoff_ms)
             wait_ms = backoff_ms;
         if (r->nheld > 0) {
-            int64_t mark_in = (r->held_since_us - choreo__mono_us()) / 1000 +
-                              CHOREO_RELAY_MARK_DELAY_MS;
+            int64_t mark_in = (mark_in_us(r) + 999) / 1000; /* rounded up: not before due */
             if (mark_in < wait_ms)
                 wait_ms = mark_in < 0 ? 0 : mark_in;
         }

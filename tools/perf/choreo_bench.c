@@ -580,6 +580,15 @@ static void usage(FILE *f)
             "  --json              print one JSON object\n");
 }
 
+/* A count given on the command line; -1, which every count refuses, when it
+ * is not a whole number ("many", "10x"). */
+static long whole(const char *s)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    return end == s || *end ? -1 : v;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = { .events = 20000, .per_tx = 100, .lat_events = 1000, .lat_rate = 500,
@@ -596,28 +605,22 @@ int main(int argc, char **argv)
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
-        case 'n': o.events = strtol(optarg, NULL, 10); break;
-        case 'k': o.per_tx = strtol(optarg, NULL, 10); break;
-        case 'm': o.lat_events = strtol(optarg, NULL, 10); break;
-        case 'r': o.lat_rate = strtol(optarg, NULL, 10); break;
+        case 'n': o.events = whole(optarg); break;
+        case 'k': o.per_tx = whole(optarg); break;
+        case 'm': o.lat_events = whole(optarg); break;
+        case 'r': o.lat_rate = whole(optarg); break;
         case 's': o.synchronous = optarg; break;
         case 'j': o.json = true; break;
         case 'R': o.role = optarg; break;
         case 'u': o.url = optarg; break;
         case 'd': o.db = optarg; break;
         case 't': o.type = optarg; break;
-        case 'P': o.metrics_pairs = strtol(optarg, NULL, 10); break;
+        case 'P': o.metrics_pairs = whole(optarg); break;
         case 'M': o.metrics_addr = optarg; break;
         case 'D': data_scale = true; break;
-        case 'I': o.inbox_rows = strtol(optarg, NULL, 10); break;
-        case 'L': o.delayed_rows = strtol(optarg, NULL, 10); break;
-        case 'O': {
-            char *end = NULL;
-            o.demo_orders = strtol(optarg, &end, 10);
-            if (end == optarg || *end)
-                o.demo_orders = -1; /* not a number: refused below */
-            break;
-        }
+        case 'I': o.inbox_rows = whole(optarg); break;
+        case 'L': o.delayed_rows = whole(optarg); break;
+        case 'O': o.demo_orders = whole(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
