@@ -703,9 +703,14 @@ static void *sampler_main(void *arg)
 {
     prctl(PR_SET_NAME, "choreo-sampler"); /* shown by top -H and perf */
     choreo_service *svc = arg;
+    int64_t lag_due = 0;
     while (!atomic_load(&svc->stop)) {
         sample_store(svc);
-        sample_lag(svc);
+        int64_t now = choreo__mono_us();
+        if (now >= lag_due) {
+            sample_lag(svc);
+            lag_due = now + CHOREO_METRICS_LAG_SAMPLE_MS * 1000LL;
+        }
         for (int64_t slept = 0; slept < CHOREO_METRICS_SAMPLE_MS && !atomic_load(&svc->stop);
              slept += CHOREO_STOP_SLICE_MS)
             choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
