@@ -78,7 +78,7 @@ static int spawn(natsd *d)
     snprintf(port, sizeof port, "%d", d->port ? d->port : -1);
     snprintf(store, sizeof store, "%s/js", d->dir);
     snprintf(log, sizeof log, "%s/nats-server.log", d->dir);
-    const char *argv[20];
+    const char *argv[24];
     int n = 0;
     argv[n++] = natsd_binary();
     if (d->config[0]) {
@@ -93,6 +93,12 @@ static int spawn(natsd *d)
     argv[n++] = port;
     argv[n++] = "--ports_file_dir";
     argv[n++] = d->dir;
+    char profile[16];
+    if (d->profile_port > 0) {
+        snprintf(profile, sizeof profile, "%d", d->profile_port);
+        argv[n++] = "--profile";
+        argv[n++] = profile;
+    }
     argv[n++] = "-js";
     argv[n++] = "-sd";
     argv[n++] = store;
@@ -162,7 +168,14 @@ int natsd_start(natsd *d, const char *dir, int port, const char *user, const cha
 
 int natsd_start_config(natsd *d, const char *dir, int port, const char *config_file)
 {
+    return natsd_start_profiled(d, dir, port, config_file, 0);
+}
+
+int natsd_start_profiled(natsd *d, const char *dir, int port, const char *config_file,
+                         int profile_port)
+{
     memset(d, 0, sizeof *d);
+    d->profile_port = profile_port;
     snprintf(d->dir, sizeof d->dir, "%s", dir);
     mkdir(dir, 0700);
     d->port = port;

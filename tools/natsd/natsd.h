@@ -16,6 +16,7 @@ typedef struct natsd {
     char user[64];
     char pass[64];
     char config[512];      /* configuration file given with -c, or "" */
+    int profile_port;      /* nats-server's profiling port (--profile), or 0 */
 } natsd;
 
 /* The nats-server executable: $CHOREO_NATS_SERVER, /usr/sbin/nats-server, or
@@ -37,6 +38,13 @@ int natsd_start(natsd *d, const char *dir, int port, const char *user, const cha
  * requires TLS and the client upgrades the connection. The path is kept for
  * natsd_restart; the file must stay until the server is stopped for good. */
 int natsd_start_config(natsd *d, const char *dir, int port, const char *config_file);
+
+/* natsd_start_config with nats-server's profiling endpoint on
+ * 127.0.0.1:profile_port (0: none), kept across natsd_restart: the broker's
+ * CPU profile is http://127.0.0.1:PORT/debug/pprof/profile?seconds=N, which
+ * tools/perf/pprof_top.py prints. */
+int natsd_start_profiled(natsd *d, const char *dir, int port, const char *config_file,
+                         int profile_port);
 
 /* Stops with sig (SIGTERM or SIGKILL) and waits until the process is gone. */
 void natsd_stop(natsd *d, int sig);

@@ -71,6 +71,10 @@ static const char USAGE[] =
     "  --build-dir DIR     where the service binaries were built [this program's build]\n"
     "  --timeout-s T       give up waiting for the sagas after T s [120]\n"
     "  --log-level L       log level of the services [warn]\n"
+    "  --broker-profile-port P\n"
+    "                      serve nats-server's profiles on 127.0.0.1:P: its CPU\n"
+    "                      profile is http://127.0.0.1:P/debug/pprof/profile?seconds=S,\n"
+    "                      which tools/perf/pprof_top.py prints (not with --cluster)\n"
     "  --bin NAME=PATH     run PATH as service NAME (order, inventory, payment,\n"
     "                      points) instead of the built shop-NAME\n";
 
@@ -104,6 +108,7 @@ struct opts {
     const char *bin[4]; /* --bin NAME=PATH overrides */
     int64_t timeout_s;
     shop_scale scale;   /* --store, --instances */
+    int broker_profile_port; /* 0 when off */
 };
 
 static int64_t now_us(void)
@@ -201,6 +206,11 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--log-level") == 0) {
             o->log_level = v;
             i++;
+        } else if (strcmp(a, "--broker-profile-port") == 0) {
+            if (!shop_parse_i64(a, v, 1, 65535, &n))
+                return 2;
+            o->broker_profile_port = (int)n;
+            i++;
         } else if (strcmp(a, "--store") == 0 || strcmp(a, "--instances") == 0) {
             if (shop_scale_flag(&o->scale, a, v, "shop-demo") != 0)
                 return 2;
@@ -218,6 +228,11 @@ static int parse(int argc, char **argv, struct opts *o)
     if (o->secure && o->cluster) {
         fprintf(stderr, "shop-demo: --secure and --cluster do not go together yet: the "
                 "cluster's nodes have no TLS or users; drop one of them\n");
+        return 2;
+    }
+    if (o->broker_profile_port && o->cluster) {
+        fprintf(stderr, "shop-demo: --broker-profile-port profiles one nats-server, not the "
+                "three of --cluster; drop one of them\n");
         return 2;
     }
     if (o->secure && o->style != SHOP_STYLE_CHOREOGRAPHY) {
@@ -676,7 +691,8 @@ int main(int argc, char **argv)
                               "build first (tools/demo does), or pass --build-dir") != 0)
         return 2;
     sup_options so = { .workdir = o.dir, .fresh_name = "choreo-demo", .log_level = o.log_level,
-                       .metrics = true, .cluster = o.cluster, .cancel = &interrupted };
+                       .metrics = true, .cluster = o.cluster,
+                       .broker_profile_port = o.broker_profile_port, .cancel = &interrupted };
     sup *s = NULL;
     if (sup_create(&s, &so) != 0)
         return 1;

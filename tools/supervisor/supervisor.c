@@ -242,7 +242,7 @@ int sup_start_broker(sup *s)
         return natsd_restart(&s->broker);
     char dir[600];
     snprintf(dir, sizeof dir, "%s/nats", s->workdir);
-    if (natsd_start_config(&s->broker, dir, 0, s->broker_config) != 0)
+    if (natsd_start_profiled(&s->broker, dir, 0, s->broker_config, s->opt.broker_profile_port) != 0)
         return -1;
     s->broker_started = true;
     return 0;

@@ -51,6 +51,9 @@ typedef struct sup_options {
      * every service gets the three URLs and --stream-replicas 3. Not with
      * sup_secure's broker configuration. */
     bool cluster;
+    /* nats-server's profiling port on 127.0.0.1 (--profile), 0 for none;
+     * one server only, not with cluster. */
+    int broker_profile_port;
     /* When not NULL and set non-zero (say by a signal handler), waiting for
      * a service to answer gives up at once. */
     volatile sig_atomic_t *cancel;

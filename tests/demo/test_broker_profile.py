@@ -1,0 +1,72 @@
+"""shop-demo --broker-profile-port: while the demo runs, its nats-server
+serves a CPU profile on that loopback port, tools/perf/pprof_top.py prints
+the broker's own functions from it, and the demo ends as usual. A port that
+is not a port, and the flag with --cluster, are refused.
+
+  test_broker_profile.py SHOP_DEMO BUILD_DIR PPROF_TOP
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+demo, build, pprof_top = sys.argv[1:4]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def refused(args, words):
+    r = subprocess.run([demo, "--build-dir", build] + args, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and all(w in r.stderr for w in words), (args, r.returncode,
+                                                                    r.stderr)
+
+
+refused(["--broker-profile-port", "0"], ["--broker-profile-port", "1..65535"])
+refused(["--broker-profile-port", "80x"], ["--broker-profile-port", "1..65535"])
+refused(["--broker-profile-port", "6061", "--cluster"], ["--broker-profile-port", "--cluster"])
+
+with tempfile.TemporaryDirectory(prefix="choreo-broker-profile-") as tmp:
+    port = free_port()
+    out = open(os.path.join(tmp, "demo.json"), "w")
+    run = subprocess.Popen([demo, "--build-dir", build, "--orders", "900", "--rate", "150",
+                            "--json", "--dir", os.path.join(tmp, "run"),
+                            "--broker-profile-port", str(port)], stdout=out)
+    base = "http://127.0.0.1:%d/debug/pprof/" % port
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base, timeout=1).read()
+                break
+            except OSError:
+                assert run.poll() is None, "shop-demo exited (%s) before its broker served a " \
+                    "profile" % run.returncode
+                time.sleep(0.1)
+        else:
+            raise AssertionError("no profile endpoint at %s within 30 s" % base)
+        profile = os.path.join(tmp, "broker.pprof")
+        with urllib.request.urlopen(base + "profile?seconds=2", timeout=30) as r:
+            open(profile, "wb").write(r.read())
+        top = subprocess.run([sys.executable, pprof_top, profile, "--top", "10"],
+                             capture_output=True, text=True, timeout=60)
+        assert top.returncode == 0, top.stderr
+        assert "s of CPU sampled" in top.stdout and "cumulative" in top.stdout, top.stdout
+        # The broker's own code, by name: nats-server, not a guess.
+        assert "nats-server/server." in top.stdout, top.stdout
+        assert run.wait(timeout=120) == 0, "shop-demo exited %s" % run.returncode
+    finally:
+        if run.poll() is None:
+            run.terminate()
+            run.wait(timeout=30)
+    out.close()
+    d = json.load(open(os.path.join(tmp, "demo.json")))
+    assert d["invariants_ok"] is True and d["placed"] == 900, d
+    print("broker profile ok: %s" % top.stdout.splitlines()[0])

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Prints where a Go program such as nats-server spent its CPU, from a CPU
+profile in the pprof format (what http://HOST:PORT/debug/pprof/profile
+serves), without Go's own tools: the functions with the most samples of
+their own (flat) and with the most samples in them or in what they call
+(cumulative), as shares of all samples.
+
+  tools/perf/pprof_top.py FILE [--top N]
+
+  # the shop demo at 500 sagas/s, and its broker's CPU for 5 s of it
+  tools/demo --rate 500 --orders 5000 --broker-profile-port 6061 &
+  sleep 3; curl -so broker.pprof 'http://127.0.0.1:6061/debug/pprof/profile?seconds=5'
+  tools/perf/pprof_top.py broker.pprof
+"""
+import argparse
+import collections
+import gzip
+import sys
+
+
+def varint(buf, i):
+    value = shift = 0
+    while True:
+        if i >= len(buf):
+            raise ValueError("a number runs past the end of the data")
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def fields(buf):
+    """The (number, wire type, value) of each field of a protobuf message."""
+    i = 0
+    while i < len(buf):
+        key, i = varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = varint(buf, i)
+        elif wire == 2:
+            size, i = varint(buf, i)
+            if i + size > len(buf):
+                raise ValueError("a field runs past the end of the data")
+            value, i = buf[i:i + size], i + size
+        elif wire == 1:
+            value, i = buf[i:i + 8], i + 8
+        elif wire == 5:
+            value, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d is not protobuf's" % wire)
+        yield number, wire, value
+
+
+def numbers(wire, value):
+    """A repeated integer field, packed (wire type 2) or not."""
+    if wire == 0:
+        return [value]
+    out, i = [], 0
+    while i < len(value):
+        n, i = varint(value, i)
+        out.append(n)
+    return out
+
+
+def read_profile(data):
+    """Samples as (location ids, values), locations as id -> function ids
+    (innermost first), functions as id -> name index, and the strings."""
+    samples, locations, functions, strings = [], {}, {}, []
+    for number, wire, value in fields(data):
+        if number == 2:  # Sample
+            ids, values = [], []
+            for n, w, v in fields(value):
+                if n == 1:
+                    ids += numbers(w, v)
+                elif n == 2:
+                    values += numbers(w, v)
+            samples.append((ids, values))
+        elif number == 4:  # Location
+            lid, funcs = 0, []
+            for n, w, v in fields(value):
+                if n == 1:
+                    lid = v
+                elif n == 4:  # Line
+                    funcs += [fid for m, _, fid in fields(v) if m == 1]
+            locations[lid] = funcs
+        elif number == 5:  # Function
+            fid = name = 0
+            for n, w, v in fields(value):
+                if n == 1:
+                    fid = v
+                elif n == 2:
+                    name = v
+            functions[fid] = name
+        elif number == 6:  # string_table
+            strings.append(value.decode("utf-8", "replace"))
+    return samples, locations, functions, strings
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", help="a CPU profile in the pprof format (gzipped or not)")
+    ap.add_argument("--top", type=int, default=30, help="functions in each table [30]")
+    args = ap.parse_args()
+    if args.top < 1:
+        ap.error("--top must be at least 1")
+    try:
+        data = open(args.file, "rb").read()
+    except OSError as e:
+        sys.exit("pprof_top: cannot read %s: %s" % (args.file, e.strerror))
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        samples, locations, functions, strings = read_profile(data)
+    except (ValueError, OSError, EOFError) as e:
+        sys.exit("pprof_top: %s is not a pprof profile (%s); fetch one from "
+                 "/debug/pprof/profile?seconds=S" % (args.file, e))
+    if not samples:
+        sys.exit("pprof_top: %s has no samples: the program used no CPU while it was "
+                 "profiled, or the profile is not a CPU profile" % args.file)
+    # A CPU profile's values are (samples, nanoseconds): use the time.
+    column = 1 if len(samples[0][1]) > 1 else 0
+    flat, cumulative, total = collections.Counter(), collections.Counter(), 0
+    for ids, values in samples:
+        value = values[column] if column < len(values) else 0
+        total += value
+        names = [strings[functions[fid]] for lid in ids for fid in locations.get(lid, [])
+                 if fid in functions and functions[fid] < len(strings)]
+        if names:
+            flat[names[0]] += value
+        for name in set(names):
+            cumulative[name] += value
+    if total == 0:
+        sys.exit("pprof_top: %s has samples of no CPU time" % args.file)
+    if column == 1:
+        print("%.2f s of CPU sampled" % (total / 1e9))
+    else:
+        print("%d samples" % total)
+    for title, counter in (("flat (in the function itself)", flat),
+                           ("cumulative (in it and what it calls)", cumulative)):
+        print("\n%s" % title)
+        for name, value in counter.most_common(args.top):
+            print("%6.2f%%  %s" % (100.0 * value / total, name))
+
+
+if __name__ == "__main__":
+    main()
