@@ -64,6 +64,35 @@ bool choreo__nats_transient(natsStatus s)
     }
 }
 
+/* JetStream's answers of a cluster that is electing a leader or has lost
+ * the majority of its nodes: like a broker on its way back, something to
+ * wait for, not a refusal. */
+static bool js_unavailable(jsErrCode code)
+{
+    switch ((int)code) {
+    case 10007: /* JetStream cluster not assigned to this server */
+    case 10008: /* JetStream system temporarily unavailable */
+    case 10009: /* JetStream cluster can not handle request */
+    case 10118: /* stream is offline */
+    case 10119: /* consumer is offline */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* choreo__nats_error for a JetStream API call that answered with code. */
+static choreo_status js_error(natsStatus s, jsErrCode code, const char *what)
+{
+    if (js_unavailable(code))
+        return choreo__fail(CHOREO_ENOSERVER,
+                            "%s: JetStream is not available right now (%s): the cluster is "
+                            "electing a leader or has lost most of its nodes; choreo tries "
+                            "again; if it lasts, bring the cluster's nodes back",
+                            what, choreo__nats_detail(s));
+    return choreo__nats_error(s, what);
+}
+
 bool choreo__nats_electing(natsStatus s, const choreo_config *cfg)
 {
     return (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) && strchr(cfg->nats_url, ',') != NULL;
@@ -355,8 +384,8 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
             return st;
         }
         if (s != NATS_NOT_FOUND)
-            return choreo__nats_error(s, "looking up the JetStream stream (is JetStream "
-                                         "enabled on the server? start it with -js)");
+            return js_error(s, jerr, "looking up the JetStream stream (is JetStream "
+                                     "enabled on the server? start it with -js)");
         jsStreamConfig sc;
         jsStreamConfig_Init(&sc);
         const char *subjects[] = { subject };
@@ -375,6 +404,8 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
                        cfg->stream, subject);
             return st;
         }
+        if (js_unavailable(jerr))
+            return js_error(s, jerr, "creating the JetStream stream");
         /* Another service may have created it meanwhile: look again. */
     }
     return choreo__nats_error(NATS_ERR, "creating the JetStream stream");
@@ -479,7 +510,7 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
         char what[256];
         snprintf(what, sizeof what, "%s the durable consumer %s on %s (JetStream code %d)",
                  action, durable, filter, (int)jerr);
-        return choreo__nats_error(s, what);
+        return js_error(s, jerr, what);
     }
     if (creating)
         CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created consumer", "consumer=%s start=%s",
@@ -526,7 +557,7 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
         char what[256];
         snprintf(what, sizeof what, "binding to the durable consumer %s on %s (JetStream code %d)",
                  durable, filter, (int)jerr);
-        return choreo__nats_error(s, what);
+        return js_error(s, jerr, what);
     }
     return CHOREO_OK;
 }

@@ -1,7 +1,9 @@
 /* A three-node NATS cluster: a service with stream_replicas=3 creates an R3
  * stream, and a steady flow of events rides out a SIGKILL of the stream's
  * leader (an election) and the node's return: every event is applied once,
- * none stays unpublished, and the relay says what it waits for. */
+ * none stays unpublished, and the relay says what it waits for. A service
+ * started while two of the three nodes are gone waits for them instead of
+ * failing on JetStream's "temporarily unavailable". */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -159,5 +161,71 @@ Test(cluster, a_flow_of_events_survives_a_sigkill_of_the_stream_leader_exactly_o
                   file_has(logs, "the stream has no leader right now"),
               "the relay's failures do not say it waits for the stream's new leader (see %s)",
               logs);
+    natsd_cluster_stop(&cl, SIGTERM);
+}
+
+static choreo_result ignore(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    (void)tx;
+    (void)ev;
+    (void)user;
+    return CHOREO_DONE;
+}
+
+struct starter {
+    choreo_service *svc;
+    choreo_status status;
+    char error[512];
+};
+
+static void *start_main(void *arg)
+{
+    struct starter *s = arg;
+    s->status = choreo_service_start(s->svc);
+    snprintf(s->error, sizeof s->error, "%s", choreo_last_error());
+    return NULL;
+}
+
+/* A service that starts while the cluster has lost its quorum (two of
+ * three nodes gone, as in a rolling restart gone wrong or the moment of an
+ * election) gets "JetStream system temporarily unavailable" (code 10008)
+ * for its consumers from the node that is left. That is a broker on its
+ * way back, like one that does not answer yet: the service waits for it
+ * instead of failing to start. */
+Test(cluster, a_service_started_while_the_cluster_has_no_quorum_waits_for_it, .timeout = 180)
+{
+    char dir[256], logs[300];
+    natsd_cluster cl;
+    support_tmpdir(dir, sizeof dir);
+    cr_assert_eq(natsd_cluster_start(&cl, dir), 0, "the three-node cluster did not start");
+    snprintf(logs, sizeof logs, "%s/services.log", dir);
+    int saved = support_stderr_to(logs);
+
+    /* The stream exists, made by another service. */
+    choreo_config *cfg = support_config(dir, "maker", cl.urls, "stream_replicas=3", NULL);
+    choreo_service *maker = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(maker), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_destroy(maker);
+
+    natsd_cluster_stop_node(&cl, 1, SIGKILL);
+    natsd_cluster_stop_node(&cl, 2, SIGKILL);
+    support_exec(dir, "late", "CREATE TABLE IF NOT EXISTS t(x)");
+    cfg = support_config(dir, "late", cl.urls, "stream_replicas=3", NULL);
+    struct starter st = { .svc = support_service(cfg) };
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(st.svc, "Tick", ignore, NULL), CHOREO_OK);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
+    support_sleep_ms(6000);
+    int back1 = natsd_cluster_restart_node(&cl, 1, 30000);
+    int back2 = natsd_cluster_restart_node(&cl, 2, 30000);
+    pthread_join(t, NULL);
+    support_stderr_back(saved);
+    cr_assert_eq(back1, 0, "node n2 did not come back");
+    cr_assert_eq(back2, 0, "node n3 did not come back");
+    cr_assert_eq(st.status, CHOREO_OK, "start failed while the cluster had no quorum: %s",
+                 st.error);
+    choreo_service_destroy(st.svc);
     natsd_cluster_stop(&cl, SIGTERM);
 }
