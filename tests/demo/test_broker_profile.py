@@ -1,6 +1,7 @@
 """shop-demo --broker-profile-port: while the demo runs, its nats-server
 serves a CPU profile on that loopback port, tools/perf/pprof_top.py prints
-the broker's own functions from it, and the demo ends as usual. A port that
+the broker's own functions from it (read from the URL, and from the file it
+saved), and the demo ends as usual. A port that
 is not a port, and the flag with --cluster, are refused.
 
   test_broker_profile.py SHOP_DEMO BUILD_DIR PPROF_TOP
@@ -52,15 +53,19 @@ with tempfile.TemporaryDirectory(prefix="choreo-broker-profile-") as tmp:
                 time.sleep(0.1)
         else:
             raise AssertionError("no profile endpoint at %s within 30 s" % base)
+        # Straight from the URL, keeping the profile; then the kept file.
         profile = os.path.join(tmp, "broker.pprof")
-        with urllib.request.urlopen(base + "profile?seconds=2", timeout=30) as r:
-            open(profile, "wb").write(r.read())
-        top = subprocess.run([sys.executable, pprof_top, profile, "--top", "10"],
-                             capture_output=True, text=True, timeout=60)
+        top = subprocess.run([sys.executable, pprof_top, base + "profile?seconds=2", "--top",
+                              "10", "--save", profile], capture_output=True, text=True,
+                             timeout=60)
         assert top.returncode == 0, top.stderr
         assert "s of CPU sampled" in top.stdout and "cumulative" in top.stdout, top.stdout
         # The broker's own code, by name: nats-server, not a guess.
         assert "nats-server/server." in top.stdout, top.stdout
+        again = subprocess.run([sys.executable, pprof_top, profile, "--top", "10"],
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and again.stdout == top.stdout, (again.stderr,
+                                                                      again.stdout)
         assert run.wait(timeout=120) == 0, "shop-demo exited %s" % run.returncode
     finally:
         if run.poll() is None:

@@ -5,17 +5,18 @@ serves), without Go's own tools: the functions with the most samples of
 their own (flat) and with the most samples in them or in what they call
 (cumulative), as shares of all samples.
 
-  tools/perf/pprof_top.py FILE [--top N]
+  tools/perf/pprof_top.py FILE|URL [--top N] [--save FILE]
 
   # the shop demo at 500 sagas/s, and its broker's CPU for 5 s of it
   tools/demo --rate 500 --orders 5000 --broker-profile-port 6061 &
-  sleep 3; curl -so broker.pprof 'http://127.0.0.1:6061/debug/pprof/profile?seconds=5'
-  tools/perf/pprof_top.py broker.pprof
+  sleep 3; tools/perf/pprof_top.py 'http://127.0.0.1:6061/debug/pprof/profile?seconds=5'
 """
 import argparse
 import collections
 import gzip
 import sys
+import urllib.error
+import urllib.request
 
 
 def varint(buf, i):
@@ -100,15 +101,32 @@ def read_profile(data):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("file", help="a CPU profile in the pprof format (gzipped or not)")
+    ap.add_argument("file", help="a CPU profile in the pprof format (gzipped or not), or the "
+                    "http:// URL that serves one")
     ap.add_argument("--top", type=int, default=30, help="functions in each table [30]")
+    ap.add_argument("--save", metavar="FILE", help="also write the profile read to FILE")
     args = ap.parse_args()
     if args.top < 1:
         ap.error("--top must be at least 1")
-    try:
-        data = open(args.file, "rb").read()
-    except OSError as e:
-        sys.exit("pprof_top: cannot read %s: %s" % (args.file, e.strerror))
+    if args.file.startswith(("http://", "https://")):
+        try:
+            # A CPU profile takes its seconds to answer.
+            with urllib.request.urlopen(args.file, timeout=600) as r:
+                data = r.read()
+        except (urllib.error.URLError, OSError) as e:
+            sys.exit("pprof_top: cannot read %s: %s; is the program running with its "
+                     "profiler on that port (shop-demo --broker-profile-port)?"
+                     % (args.file, getattr(e, "reason", e)))
+    else:
+        try:
+            data = open(args.file, "rb").read()
+        except OSError as e:
+            sys.exit("pprof_top: cannot read %s: %s" % (args.file, e.strerror))
+    if args.save:
+        try:
+            open(args.save, "wb").write(data)
+        except OSError as e:
+            sys.exit("pprof_top: cannot write %s: %s" % (args.save, e.strerror))
     try:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
@@ -140,7 +158,8 @@ def main():
     for title, counter in (("flat (in the function itself)", flat),
                            ("cumulative (in it and what it calls)", cumulative)):
         print("\n%s" % title)
-        for name, value in counter.most_common(args.top):
+        # Ties by name, so that the same profile always prints the same.
+        for name, value in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:args.top]:
             print("%6.2f%%  %s" % (100.0 * value / total, name))
 
 
