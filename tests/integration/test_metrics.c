@@ -337,8 +337,12 @@ Test(metrics, the_consumers_lag_is_not_asked_of_the_broker_every_two_seconds, .t
     int port = support_free_port();
     choreo_service *svc = metered(dir, server.url, port);
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
-    support_expect_metric(port, "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Work\"}", 0, 10000);
-    support_expect_metric(port, "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Undo\"}", 0, 10000);
+    support_expect_metric(port,
+                          "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Work\"}",
+                          0, 10000);
+    support_expect_metric(port,
+                          "choreo_consumer_pending_messages{service=\"m\",consumer=\"m_Undo\"}",
+                          0, 10000);
     consumer_infos_during(sub, 500); /* the first sample's, and start's own */
     /* Three of the 2 s rounds: the backlog is read again (a delayed event
      * shows up in its gauge), the lag is not. */
