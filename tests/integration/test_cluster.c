@@ -87,15 +87,23 @@ static bool file_has(const char *path, const char *text)
     return has;
 }
 
+/* Starts a three-node cluster in a new temporary dir, with the services'
+ * log lines going to logs, dir/services.log; returns what
+ * support_stderr_back takes. */
+static int cluster_up(natsd_cluster *cl, char *dir, size_t dir_cap, char *logs, size_t logs_cap)
+{
+    support_tmpdir(dir, dir_cap);
+    cr_assert_eq(natsd_cluster_start(cl, dir), 0, "the three-node cluster did not start");
+    snprintf(logs, logs_cap, "%s/services.log", dir);
+    return support_stderr_to(logs);
+}
+
 Test(cluster, a_flow_of_events_survives_a_sigkill_of_the_stream_leader_exactly_once,
      .timeout = 240)
 {
     char dir[256], logs[300];
     natsd_cluster cl;
-    support_tmpdir(dir, sizeof dir);
-    cr_assert_eq(natsd_cluster_start(&cl, dir), 0, "the three-node cluster did not start");
-    snprintf(logs, sizeof logs, "%s/services.log", dir);
-    int saved = support_stderr_to(logs);
+    int saved = cluster_up(&cl, dir, sizeof dir, logs, sizeof logs);
 
     support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
     choreo_config *cfg = support_config(dir, "sink", cl.urls, "stream_replicas=3", NULL);
@@ -196,10 +204,7 @@ Test(cluster, a_service_started_while_the_cluster_has_no_quorum_waits_for_it, .t
 {
     char dir[256], logs[300];
     natsd_cluster cl;
-    support_tmpdir(dir, sizeof dir);
-    cr_assert_eq(natsd_cluster_start(&cl, dir), 0, "the three-node cluster did not start");
-    snprintf(logs, sizeof logs, "%s/services.log", dir);
-    int saved = support_stderr_to(logs);
+    int saved = cluster_up(&cl, dir, sizeof dir, logs, sizeof logs);
 
     /* The stream exists, made by another service. */
     choreo_config *cfg = support_config(dir, "maker", cl.urls, "stream_replicas=3", NULL);
