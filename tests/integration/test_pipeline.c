@@ -67,6 +67,7 @@ static choreo_service *make_ord(struct world *w, const char *extra)
 
 static void world_up(struct world *w)
 {
+    memset(w, 0, sizeof *w); /* a service a test does not make stays NULL for world_down */
     support_tmpdir(w->dir, sizeof w->dir);
     support_server(&w->server, w->dir, NULL, NULL);
     setup_tables(w);
