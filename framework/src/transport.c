@@ -469,9 +469,10 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
-    const char *action = "creating";
+    const char *action = "looking up";
     bool creating = s == NATS_NOT_FOUND;
     if (creating) {
+        action = "creating";
         s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
     } else if (s == NATS_OK) {
         /* Instances of a service on a shared PostgreSQL database read one
