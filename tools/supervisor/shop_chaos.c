@@ -660,8 +660,8 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
  * monitoring endpoint names it (a random node when none is named). In the
  * second outage of every three a second node goes with it, and the cluster
  * has lost its quorum until they are back: nothing can be published or
- * fetched, and a service (re)started meanwhile must wait for JetStream at
- * start. */
+ * fetched. A service the harness (re)starts meanwhile is started as the
+ * nodes come back (start_service), and waits at start for JetStream. */
 static void kill_node(sup *s, struct tally *t, struct node_outage *out)
 {
     int nodes = sup_nats_nodes(s), outages = t->node_kills - t->quorum_losses;
