@@ -167,10 +167,10 @@ struct node_outage {
 };
 
 struct tally {
-    /* --cluster, while the chaos loop runs: the nodes it has down, which
-     * come back before any service is (re)started, so that a start never
-     * waits on a cluster the harness itself keeps without a quorum. */
-    struct node_outage *down;
+    /* --cluster: the nodes the chaos loop has down, which come back before
+     * any service is (re)started, so that a start never waits on a cluster
+     * the harness itself keeps without a quorum. */
+    struct node_outage down;
     const char *phase; /* one of PHASES */
     int64_t phase_since_ms;
     double phase_s[NPHASES];
@@ -545,7 +545,7 @@ static int node_back(sup *s, struct node_outage *out);
 
 static int start_service(sup *s, int i, struct tally *t, bool tty)
 {
-    if (t->down && t->down->node[1] >= 0 && node_back(s, t->down) != 0)
+    if (t->down.node[1] >= 0 && node_back(s, &t->down) != 0)
         return -1;
     int failures = 0;
     for (int attempt = 0; attempt < 50 && !interrupted; attempt++) {
@@ -694,13 +694,12 @@ static int node_back(sup *s, struct node_outage *out)
 }
 
 /* Kills and restarts until the load has placed every order. */
-static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
+static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
             drawn = 0;
-    struct node_outage down = { { -1, -1 }, 0 };
-    t->down = &down;
+    struct node_outage *down = &t->down;
     while (!atomic_load(&j->done)) {
         if (interrupted || reap(s, t, tty) != 0)
             return -1;
@@ -710,16 +709,16 @@ static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct t
                 return -1;
             next_kill = now_ms() + around(o->kill_ms);
         }
-        if (down.node[0] >= 0 && now >= down.back_at) {
-            if (node_back(s, &down) != 0)
+        if (down->node[0] >= 0 && now >= down->back_at) {
+            if (node_back(s, down) != 0)
                 return -1;
             /* The cluster settles before the next kill, however long the
              * restart took. */
             if (next_broker < now_ms() + o->broker_ms / 2)
                 next_broker = now_ms() + o->broker_ms / 2;
         }
-        if (now >= next_broker && o->cluster && down.node[0] < 0) {
-            kill_node(s, t, &down);
+        if (now >= next_broker && o->cluster && down->node[0] < 0) {
+            kill_node(s, t, down);
             next_broker = now_ms() + around(o->broker_ms);
         } else if (now >= next_broker && !o->cluster) {
             sup_stop_broker(s, rnd() % 2 ? SIGKILL : SIGTERM);
@@ -743,14 +742,7 @@ static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct t
         }
         sleep_ms(10);
     }
-    return node_back(s, &down);
-}
-
-static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
-{
-    int rc = chaos_loop(o, s, j, t, tty);
-    t->down = NULL; /* chaos_loop's */
-    return rc;
+    return node_back(s, down);
 }
 
 /* ---- reading the databases ---- */
@@ -1458,6 +1450,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
     int64_t t0 = now_ms();
     struct run r;
     memset(&r, 0, sizeof r);
+    r.t.down = (struct node_outage){ { -1, -1 }, 0 };
     r.o = o;
     r.s = s;
     r.env = env;
