@@ -505,3 +505,26 @@ int support_run(const char *dir, const char *tag, char *const argv[], char *cons
     }
     return status;
 }
+
+static void *start_main(void *arg)
+{
+    support_start *st = arg;
+    choreo_status s = choreo_service_start(st->svc);
+    snprintf(st->error, sizeof st->error, "%s", choreo_last_error());
+    atomic_store(&st->result, (int)s);
+    return NULL;
+}
+
+void support_start_begin(support_start *st, choreo_service *svc)
+{
+    st->svc = svc;
+    st->error[0] = '\0';
+    atomic_store(&st->result, -1);
+    cr_assert_eq(pthread_create(&st->thread, NULL, start_main, st), 0);
+}
+
+choreo_status support_start_join(support_start *st)
+{
+    pthread_join(st->thread, NULL);
+    return (choreo_status)atomic_load(&st->result);
+}

@@ -4,6 +4,8 @@
 #define CHOREO_TEST_SUPPORT_H
 
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -58,6 +60,21 @@ choreo_stats support_stats(choreo_service *svc);
 /* Monotonic milliseconds, and a sleep of ms milliseconds. */
 int64_t support_mono_ms(void);
 void support_sleep_ms(int64_t ms);
+
+/* choreo_service_start(svc) run on a thread of its own, for the tests of a
+ * start that waits for its broker: support_start_begin starts it (asserting
+ * the thread was made), result is -1 while start runs, and
+ * support_start_join waits for it and returns what start returned, with
+ * start's choreo_last_error() in error. */
+typedef struct support_start {
+    choreo_service *svc;
+    pthread_t thread;
+    atomic_int result;
+    char error[512];
+} support_start;
+
+void support_start_begin(support_start *st, choreo_service *svc);
+choreo_status support_start_join(support_start *st);
 
 /* Reads field "n" from an event's data map. */
 int64_t support_data_n(const choreo_event *ev);

@@ -180,20 +180,6 @@ static choreo_result ignore(choreo_tx *tx, const choreo_event *ev, void *user)
     return CHOREO_DONE;
 }
 
-struct starter {
-    choreo_service *svc;
-    choreo_status status;
-    char error[512];
-};
-
-static void *start_main(void *arg)
-{
-    struct starter *s = arg;
-    s->status = choreo_service_start(s->svc);
-    snprintf(s->error, sizeof s->error, "%s", choreo_last_error());
-    return NULL;
-}
-
 /* A service that starts while the cluster has lost its quorum (two of
  * three nodes gone, as in a rolling restart gone wrong or the moment of an
  * election) gets "JetStream system temporarily unavailable" (code 10008)
@@ -217,20 +203,19 @@ Test(cluster, a_service_started_while_the_cluster_has_no_quorum_waits_for_it, .t
     natsd_cluster_stop_node(&cl, 2, SIGKILL);
     support_exec(dir, "late", "CREATE TABLE IF NOT EXISTS t(x)");
     cfg = support_config(dir, "late", cl.urls, "stream_replicas=3", NULL);
-    struct starter st = { .svc = support_service(cfg) };
+    choreo_service *late = support_service(cfg);
     choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_on(st.svc, "Tick", ignore, NULL), CHOREO_OK);
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
+    cr_assert_eq(choreo_service_on(late, "Tick", ignore, NULL), CHOREO_OK);
+    support_start st;
+    support_start_begin(&st, late);
     support_sleep_ms(6000);
-    int back1 = natsd_cluster_restart_node(&cl, 1, 30000);
-    int back2 = natsd_cluster_restart_node(&cl, 2, 30000);
-    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&st.result), -1, "start returned while the cluster had no quorum");
+    int back = natsd_cluster_restart_nodes(&cl, (const int[]){ 1, 2 }, 2, 30000);
+    choreo_status started = support_start_join(&st);
     support_stderr_back(saved);
-    cr_assert_eq(back1, 0, "node n2 did not come back");
-    cr_assert_eq(back2, 0, "node n3 did not come back");
-    cr_assert_eq(st.status, CHOREO_OK, "start failed while the cluster had no quorum: %s",
+    cr_assert_eq(back, 0, "nodes n2 and n3 did not come back");
+    cr_assert_eq(started, CHOREO_OK, "start failed while the cluster had no quorum: %s",
                  st.error);
-    choreo_service_destroy(st.svc);
+    choreo_service_destroy(late);
     natsd_cluster_stop(&cl, SIGTERM);
 }

@@ -324,22 +324,6 @@ static choreo_result apply_n(choreo_tx *tx, const choreo_event *ev, void *user)
                                                                              : CHOREO_RETRY;
 }
 
-/* result is read only after the join; returned_ms is polled while the
- * starting thread runs, so it is atomic. */
-struct starter {
-    choreo_service *svc;
-    choreo_status result;
-    atomic_llong returned_ms;
-};
-
-static void *start_in_background(void *p)
-{
-    struct starter *s = p;
-    s->result = choreo_service_start(s->svc);
-    atomic_store(&s->returned_ms, now_ms());
-    return NULL;
-}
-
 static bool applied_one(void *dir)
 {
     return support_count(dir, "worker", "SELECT COUNT(*) FROM applied") >= 1;
@@ -359,16 +343,14 @@ Test(failure, a_service_started_before_nats_is_up_starts_working_once_it_is, .ti
     cr_assert_eq(choreo_service_on(svc, "Job", apply_n, NULL), CHOREO_OK);
     /* A command committed while NATS is down waits in the outbox. */
     support_emit(svc, "Job", "early", 5, NULL);
-    struct starter st = { svc, CHOREO_EINVAL, 0 };
-    pthread_t t;
-    pthread_create(&t, NULL, start_in_background, &st);
+    support_start st;
+    support_start_begin(&st, svc);
     usleep(1500 * 1000);
-    cr_assert_eq(atomic_load(&st.returned_ms), 0, "start must keep waiting while NATS is down");
+    cr_assert_eq(atomic_load(&st.result), -1, "start must keep waiting while NATS is down");
     char sd[600];
     snprintf(sd, sizeof sd, "%s/nats", w.dir);
     cr_assert_eq(natsd_start(&w.server, sd, port, NULL, NULL), 0);
-    pthread_join(t, NULL);
-    cr_assert_eq(st.result, CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(support_start_join(&st), CHOREO_OK, "%s", st.error);
     cr_assert(support_wait(applied_one, w.dir, 15000), "the service never started working");
     choreo_service_destroy(svc);
     natsd_stop(&w.server, SIGTERM);

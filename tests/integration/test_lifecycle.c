@@ -3,7 +3,6 @@
  * answered while the service is still connecting and while it is stopping;
  * run can be called again after it returned; an error text never outlives
  * the next successful call. */
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -239,18 +238,6 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
 
 /* ---- a broker that is not ready while the service starts ---- */
 
-struct starter {
-    choreo_service *svc;
-    atomic_int result; /* -1 while start runs */
-};
-
-static void *start_main(void *arg)
-{
-    struct starter *st = arg;
-    atomic_store(&st->result, (int)choreo_service_start(st->svc));
-    return NULL;
-}
-
 Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .timeout = 60)
 {
     char dir[256];
@@ -270,12 +257,11 @@ Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .t
     }
     support_sleep_ms(500);
     choreo_config *cfg = support_config(dir, "worker", url, "log_level=error", NULL);
-    struct starter st = { .svc = support_service(cfg) };
+    choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
-    atomic_store(&st.result, -1);
-    cr_assert_eq(choreo_service_on(st.svc, "Work", done, NULL), CHOREO_OK);
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
+    cr_assert_eq(choreo_service_on(svc, "Work", done, NULL), CHOREO_OK);
+    support_start st;
+    support_start_begin(&st, svc);
     support_sleep_ms(2500);
     cr_assert_eq(atomic_load(&st.result), -1, "start gave up on a broker that is not ready: %d",
                  atomic_load(&st.result));
@@ -288,9 +274,9 @@ Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .t
     for (int64_t until = support_mono_ms() + 15000; atomic_load(&st.result) == -1 && support_mono_ms() < until;)
         support_sleep_ms(20);
     cr_assert_eq(atomic_load(&st.result), CHOREO_OK, "start: %d", atomic_load(&st.result));
-    pthread_join(t, NULL);
-    support_emit(st.svc, "Work", "s1", 1, NULL);
-    choreo_service_destroy(st.svc);
+    support_start_join(&st);
+    support_emit(svc, "Work", "s1", 1, NULL);
+    choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
 

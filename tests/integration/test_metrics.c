@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -366,20 +365,6 @@ Test(metrics, the_consumers_lag_is_not_asked_of_the_broker_every_two_seconds, .t
     natsd_stop(&server, SIGTERM);
 }
 
-struct starter {
-    choreo_service *svc;
-    choreo_status s;
-    atomic_bool done;
-};
-
-static void *start_main(void *arg)
-{
-    struct starter *st = arg;
-    st->s = choreo_service_start(st->svc);
-    atomic_store(&st->done, true);
-    return NULL;
-}
-
 Test(metrics, nats_connected_follows_the_broker, .timeout = 90)
 {
     char dir[256];
@@ -389,14 +374,12 @@ Test(metrics, nats_connected_follows_the_broker, .timeout = 90)
     natsd_stop(&server, SIGTERM);
     /* The endpoint is up while start still waits for its broker. */
     int port = support_free_port();
-    struct starter st = { .svc = metered(dir, server.url, port) };
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, start_main, &st), 0);
+    support_start st;
+    support_start_begin(&st, metered(dir, server.url, port));
     support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
-    cr_assert(!atomic_load(&st.done));
+    cr_assert_eq(atomic_load(&st.result), -1, "start returned with no broker");
     cr_assert_eq(natsd_restart(&server), 0);
-    pthread_join(t, NULL);
-    cr_assert_eq(st.s, CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(support_start_join(&st), CHOREO_OK, "%s", st.error);
     support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 1, 5000);
     support_expect_metric(port, "choreo_nats_reconnects_total{service=\"m\"}", 0, 1000);
     /* An outage and the way back. */

@@ -365,18 +365,32 @@ void natsd_cluster_stop_node(natsd_cluster *c, int i, int sig)
         natsd_stop(&c->node[i], sig);
 }
 
-int natsd_cluster_restart_node(natsd_cluster *c, int i, int timeout_ms)
+int natsd_cluster_restart_nodes(natsd_cluster *c, const int *which, int n, int timeout_ms)
 {
-    if (i < 0 || i >= NATSD_CLUSTER_NODES)
-        return -1;
-    if (natsd_restart(&c->node[i]) != 0)
-        return -1;
-    if (!wait_healthy(c, i, now_ms() + timeout_ms)) {
-        fprintf(stderr, "natsd: cluster node n%d not healthy within %d ms after its restart; "
-                        "see %s/nats-server.log\n", i + 1, timeout_ms, c->node[i].dir);
-        return -1;
+    for (int k = 0; k < n; k++)
+        if (which[k] < 0 || which[k] >= NATSD_CLUSTER_NODES)
+            return -1;
+    /* Every node is started before any is waited for: a node that comes
+     * back to a cluster without a quorum is not healthy until enough of
+     * the others are back too. */
+    for (int k = 0; k < n; k++)
+        if (natsd_restart(&c->node[which[k]]) != 0)
+            return -1;
+    long long until = now_ms() + timeout_ms;
+    for (int k = 0; k < n; k++) {
+        int i = which[k];
+        if (!wait_healthy(c, i, until)) {
+            fprintf(stderr, "natsd: cluster node n%d not healthy within %d ms after its restart; "
+                            "see %s/nats-server.log\n", i + 1, timeout_ms, c->node[i].dir);
+            return -1;
+        }
     }
     return 0;
+}
+
+int natsd_cluster_restart_node(natsd_cluster *c, int i, int timeout_ms)
+{
+    return natsd_cluster_restart_nodes(c, &i, 1, timeout_ms);
 }
 
 void natsd_cluster_stop(natsd_cluster *c, int sig)

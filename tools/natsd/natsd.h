@@ -80,6 +80,11 @@ void natsd_cluster_stop_node(natsd_cluster *c, int i, int sig);
  * and waits (at most timeout_ms) until its /healthz says ok. */
 int natsd_cluster_restart_node(natsd_cluster *c, int i, int timeout_ms);
 
+/* Starts the n nodes which[] again, all of them before waiting (at most
+ * timeout_ms in all) until each one's /healthz says ok: after a quorum
+ * loss no node is healthy until enough of them are back. */
+int natsd_cluster_restart_nodes(natsd_cluster *c, const int *which, int n, int timeout_ms);
+
 /* Stops every running node with sig and waits until all are gone. */
 void natsd_cluster_stop(natsd_cluster *c, int sig);
 

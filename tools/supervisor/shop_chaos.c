@@ -77,7 +77,9 @@ static const char USAGE[] =
     "                             (services get the three URLs and stream_replicas=3):\n"
     "                             every --broker-interval-ms a node is SIGKILLed (every\n"
     "                             other time the stream's leader) and restarted 1 to 4 s\n"
-    "                             later, instead of restarting the one server\n"
+    "                             later, instead of restarting the one server; in the\n"
+    "                             second outage of every three, two nodes at once (no\n"
+    "                             quorum)\n"
     "\n";
 
 static const char USAGE_FAULTS[] =
@@ -158,12 +160,23 @@ struct bad_exit {
 static const char *const PHASES[] = { "start", "seed", "load", "quiet", "repair", "check", "stop" };
 #define NPHASES (sizeof PHASES / sizeof PHASES[0])
 
+/* --cluster: the NATS nodes down, and when they come back. */
+struct node_outage {
+    int node[2];     /* -1 when not used; node[0] -1 when every node runs */
+    int64_t back_at; /* ms */
+};
+
 struct tally {
+    /* --cluster: the nodes the chaos loop has down, which come back before
+     * any service is (re)started, so that a start never waits on a cluster
+     * the harness itself keeps without a quorum. */
+    struct node_outage down;
     const char *phase; /* one of PHASES */
     int64_t phase_since_ms;
     double phase_s[NPHASES];
     int kills, broker_restarts, crash_exits, unexpected_exits;
     int node_kills, leader_kills; /* --cluster */
+    int quorum_losses;            /* --cluster: two of the three nodes down at once */
     int instance_kills;           /* kills of an instance of a service with several */
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     struct bad_exit bad[EXITS_KEPT];
@@ -524,12 +537,24 @@ static void judge_exit(const sup *s, int i, struct tally *t, bool tty)
     unexpected(t, s, i, what, tty);
 }
 
+/* Restarts the nodes that are down, if any: both of a quorum loss before
+ * either is waited for, since neither is healthy without the other. */
+static int node_back(sup *s, struct node_outage *out)
+{
+    int n = out->node[1] >= 0 ? 2 : out->node[0] >= 0 ? 1 : 0;
+    int rc = n ? sup_start_nodes(s, out->node, n) : 0;
+    out->node[0] = out->node[1] = -1;
+    return rc;
+}
+
 /* Starts service i. A crash point may fire while it starts (it works right
  * away: the relay publishes, fetches begin), which is followed by another
  * start. Any other failure is an unexpected exit; after three of them in a
  * row it gives up. */
 static int start_service(sup *s, int i, struct tally *t, bool tty)
 {
+    if (t->down.node[1] >= 0 && node_back(s, &t->down) != 0)
+        return -1;
     int failures = 0;
     for (int attempt = 0; attempt < 50 && !interrupted; attempt++) {
         int starts = sup_service_starts(s, i);
@@ -639,33 +664,29 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
     return start_service(s, i, t, tty);
 }
 
-/* --cluster: a NATS node down, and when it comes back. */
-struct node_outage {
-    int node;        /* -1 when every node runs */
-    int64_t back_at; /* ms */
-};
-
-/* SIGKILLs one NATS node: every other time the stream's leader, as the
- * monitoring endpoint names it (a random node when none is named). */
+/* SIGKILLs one NATS node: in every other outage the stream's leader, as the
+ * monitoring endpoint names it (a random node when none is named). In the
+ * second outage of every three a second node goes with it, and the cluster
+ * has lost its quorum until they are back: nothing can be published or
+ * fetched. A service the harness (re)starts meanwhile is started as the
+ * nodes come back (start_service), and waits at start for JetStream. */
 static void kill_node(sup *s, struct tally *t, struct node_outage *out)
 {
-    int leader = t->node_kills % 2 == 0 ? sup_stream_leader(s, "CHOREO") : -1;
-    int i = leader >= 0 ? leader : (int)(rnd() % (uint64_t)sup_nats_nodes(s));
+    int nodes = sup_nats_nodes(s), outages = t->node_kills - t->quorum_losses;
+    int leader = outages % 2 == 0 ? sup_stream_leader(s, "CHOREO") : -1;
+    int i = leader >= 0 ? leader : (int)(rnd() % (uint64_t)nodes);
+    bool quorum = outages % 3 == 1;
     sup_stop_node(s, i, SIGKILL);
-    t->node_kills++;
+    out->node[0] = i;
+    out->node[1] = -1;
+    if (quorum) {
+        out->node[1] = (i + 1 + (int)(rnd() % (uint64_t)(nodes - 1))) % nodes;
+        sup_stop_node(s, out->node[1], SIGKILL);
+        t->quorum_losses++;
+    }
+    t->node_kills += quorum ? 2 : 1;
     t->leader_kills += leader >= 0;
-    out->node = i;
     out->back_at = now_ms() + 1000 + (int64_t)(rnd() % 3001);
-}
-
-/* Restarts the node that is down, if any. */
-static int node_back(sup *s, struct node_outage *out)
-{
-    if (out->node < 0)
-        return 0;
-    int rc = sup_start_node(s, out->node);
-    out->node = -1;
-    return rc;
 }
 
 /* Kills and restarts until the load has placed every order. */
@@ -674,7 +695,7 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
             drawn = 0;
-    struct node_outage down = { -1, 0 };
+    struct node_outage *down = &t->down;
     while (!atomic_load(&j->done)) {
         if (interrupted || reap(s, t, tty) != 0)
             return -1;
@@ -684,16 +705,16 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
                 return -1;
             next_kill = now_ms() + around(o->kill_ms);
         }
-        if (down.node >= 0 && now >= down.back_at) {
-            if (node_back(s, &down) != 0)
+        if (down->node[0] >= 0 && now >= down->back_at) {
+            if (node_back(s, down) != 0)
                 return -1;
             /* The cluster settles before the next kill, however long the
              * restart took. */
             if (next_broker < now_ms() + o->broker_ms / 2)
                 next_broker = now_ms() + o->broker_ms / 2;
         }
-        if (now >= next_broker && o->cluster && down.node < 0) {
-            kill_node(s, t, &down);
+        if (now >= next_broker && o->cluster && down->node[0] < 0) {
+            kill_node(s, t, down);
             next_broker = now_ms() + around(o->broker_ms);
         } else if (now >= next_broker && !o->cluster) {
             sup_stop_broker(s, rnd() % 2 ? SIGKILL : SIGTERM);
@@ -717,7 +738,7 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
         }
         sleep_ms(10);
     }
-    return node_back(s, &down);
+    return node_back(s, down);
 }
 
 /* ---- reading the databases ---- */
@@ -1141,13 +1162,13 @@ static void print_json(const struct outcome *r)
     const struct tally *t = r->t;
     printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
-           "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, "
+           "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, \"quorum_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
-           t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills,
+           t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
            sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
@@ -1204,8 +1225,9 @@ static void print_text(const struct outcome *r)
     printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
     if (r->o->cluster)
-        printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader\n",
-               t->node_kills, t->leader_kills);
+        printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
+               "%d times two nodes at once (no quorum)\n",
+               t->node_kills, t->leader_kills, t->quorum_losses);
     if (t->instance_kills)
         printf("  instances of scaled services killed (SIGKILL): %d\n", t->instance_kills);
     if (t->postgres_restarts)
@@ -1424,6 +1446,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
     int64_t t0 = now_ms();
     struct run r;
     memset(&r, 0, sizeof r);
+    r.t.down = (struct node_outage){ { -1, -1 }, 0 };
     r.o = o;
     r.s = s;
     r.env = env;

@@ -285,13 +285,21 @@ void sup_stop_node(sup *s, int i, int sig)
 
 int sup_start_node(sup *s, int i)
 {
+    return sup_start_nodes(s, &i, 1);
+}
+
+int sup_start_nodes(sup *s, const int *which, int n)
+{
     if (!s->opt.cluster)
-        return sup_start_broker(s);
-    if (i < 0 || i >= NATSD_CLUSTER_NODES)
-        return -1;
-    if (s->cluster.node[i].pid > 0)
-        return 0;
-    return natsd_cluster_restart_node(&s->cluster, i, 30000);
+        return n > 0 ? sup_start_broker(s) : 0;
+    int down[NATSD_CLUSTER_NODES], ndown = 0;
+    for (int k = 0; k < n; k++) {
+        if (which[k] < 0 || which[k] >= NATSD_CLUSTER_NODES)
+            return -1;
+        if (s->cluster.node[which[k]].pid <= 0 && ndown < NATSD_CLUSTER_NODES)
+            down[ndown++] = which[k];
+    }
+    return ndown ? natsd_cluster_restart_nodes(&s->cluster, down, ndown, 30000) : 0;
 }
 
 int sup_stream_leader(const sup *s, const char *stream)

@@ -139,6 +139,9 @@ pid_t sup_node_pid(const sup *s, int i);
 const char *sup_node_url(const sup *s, int i);
 void sup_stop_node(sup *s, int i, int sig);
 int sup_start_node(sup *s, int i);
+/* Starts the n nodes which[] that are down, all of them before waiting
+ * for any: two nodes of a cluster that lost its quorum come back together. */
+int sup_start_nodes(sup *s, const int *which, int n);
 int sup_stream_leader(const sup *s, const char *stream);
 
 /* Reaps children that exited on their own (never blocks). Returns how many
