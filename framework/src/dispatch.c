@@ -64,78 +64,222 @@ bool choreo__dispatch_on_dispatcher(const choreo_service *svc)
     return dispatcher_of == svc;
 }
 
-/* Queues what one fetch returned, in chunks: nats.c 3.4.1 can return more
- * messages than were asked for (see fetch_main), so the list's count is never
- * taken as a bound. What the queue does not take (stopping) is handed back. */
-static void enqueue(choreo_service *svc, choreo_route *rt, natsMsgList *list)
+/* A pull request of a fetch thread. Its statuses come on <inbox>.id; its
+ * events carry their own subject, so which request brought an event is
+ * not known, only how many all of them still owe. */
+struct pull {
+    int64_t id;      /* 0: none */
+    int asked;
+    int64_t ends_us; /* monotonic: when the server lets it expire */
+};
+
+/* What a fetch thread knows of its open pull requests. */
+struct puller_state {
+    struct pull req[CHOREO_PULL_OPEN_MAX];
+    int owed;            /* events asked for and not yet come, over all requests */
+    int64_t next_id;
+    uint64_t reconnects; /* the service's count when the requests were sent */
+    int64_t last_warn_us;
+};
+
+static int pulls_open(const struct puller_state *ps)
+{
+    int open = 0;
+    for (int i = 0; i < CHOREO_PULL_OPEN_MAX; i++)
+        open += ps->req[i].id != 0;
+    return open;
+}
+
+/* Ends request p: what it still owed (pending) will not come. */
+static void pull_end(struct puller_state *ps, struct pull *p, int pending)
+{
+    p->id = 0;
+    ps->owed -= pending;
+    if (ps->owed < 0 || pulls_open(ps) == 0)
+        ps->owed = 0;
+}
+
+static struct pull *pull_of(struct puller_state *ps, const choreo_route *rt, const natsMsg *m)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    size_t n = strlen(rt->pull.inbox);
+    if (strncmp(subj, rt->pull.inbox, n) != 0 || subj[n] != '.')
+        return NULL;
+    int64_t id = strtoll(subj + n + 1, NULL, 10);
+    for (int i = 0; i < CHOREO_PULL_OPEN_MAX; i++)
+        if (id > 0 && ps->req[i].id == id)
+            return &ps->req[i];
+    return NULL;
+}
+
+/* The status of a message that is an answer of the server about a pull
+ * request rather than an event (no data, a Status header): "408" when the
+ * request expired, "409" when it ended otherwise (its consumer's leader
+ * changed, the consumer was deleted), "503" when nothing answered it.
+ * NULL for an event. */
+static const char *pull_status(natsMsg *m, const char **description)
+{
+    const char *status = NULL;
+    if (natsMsg_GetDataLength(m) > 0 ||
+        natsMsgHeader_Get(m, "Status", &status) != NATS_OK)
+        return NULL;
+    *description = NULL;
+    natsMsgHeader_Get(m, "Description", description);
+    return status;
+}
+
+/* Says (at most every CHOREO_FETCH_WARN_EVERY_US) that pulling failed;
+ * electing when a cluster is most likely choosing the consumer's leader. */
+static void warn_pull(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
+                      const char *detail, bool electing)
+{
+    int64_t now = choreo__mono_us();
+    if (now - ps->last_warn_us <= CHOREO_FETCH_WARN_EVERY_US)
+        return;
+    CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+               electing ? "fetch failed: the consumer's leader changed or is being elected "
+                          "(after a node's loss); retrying"
+                        : "fetch failed; retrying",
+               "consumer=%s err=\"%s\"", rt->consumer, detail);
+    ps->last_warn_us = now;
+}
+
+/* Sends the next pull request when none is open, or the open ones owe
+ * fewer than half a batch or are about to expire, and the queue has room
+ * for what it asks. */
+static void renew_pull(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
+                       int64_t now)
+{
+    uint64_t reconnects = atomic_load(&svc->metrics.reconnects);
+    if (reconnects != ps->reconnects) {
+        /* The server forgot the requests of the broken connection. */
+        ps->reconnects = reconnects;
+        memset(ps->req, 0, sizeof ps->req);
+        ps->owed = 0;
+    }
+    struct pull *newest = NULL, *free_slot = NULL;
+    for (int i = 0; i < CHOREO_PULL_OPEN_MAX; i++) {
+        struct pull *p = &ps->req[i];
+        if (p->id && ps->owed == 0)
+            pull_end(ps, p, 0); /* served in full */
+        else if (p->id && now > p->ends_us + CHOREO_PULL_GRACE_MS * 1000)
+            pull_end(ps, p, p->asked); /* lost: neither served nor ended; ask again */
+        if (!p->id)
+            free_slot = p;
+        else if (!newest || p->id > newest->id)
+            newest = p;
+    }
+    if (!free_slot || (newest && newest->ends_us - now > CHOREO_PULL_RENEW_MS * 1000 &&
+                       ps->owed >= CHOREO_FETCH_MAX / 2))
+        return;
+    int waiting = 0, waiting_bytes = 0;
+    natsSubscription_GetPending(rt->pull.sub, &waiting, &waiting_bytes);
+    int want = choreo__queue_space(&svc->queue) - ps->owed - waiting;
+    if (want > CHOREO_FETCH_MAX)
+        want = CHOREO_FETCH_MAX;
+    if (want < (newest ? CHOREO_FETCH_MAX / 4 : 1))
+        return; /* the dispatcher is behind: leave the events on the server */
+    int64_t id = ++ps->next_id;
+    natsStatus s = choreo__transport_pull(svc->tp, &rt->pull, id, want, CHOREO_PULL_EXPIRES_MS);
+    if (s != NATS_OK) {
+        warn_pull(svc, rt, ps, natsStatus_GetText(s), choreo__nats_electing(s, svc->cfg));
+        return;
+    }
+    *free_slot = (struct pull){ id, want, now + CHOREO_PULL_EXPIRES_MS * 1000 };
+    ps->owed += want;
+}
+
+/* Queues the events in msgs; what the queue does not take (stopping) is
+ * handed back. */
+static void enqueue(choreo_service *svc, choreo_route *rt, natsMsg **msgs, int n)
 {
     choreo_item items[CHOREO_FETCH_MAX];
     int64_t now = choreo__mono_us();
-    for (int from = 0; from < list->Count; from += CHOREO_FETCH_MAX) {
-        int n = list->Count - from;
-        if (n > CHOREO_FETCH_MAX)
-            n = CHOREO_FETCH_MAX;
-        for (int i = 0; i < n; i++)
-            items[i] = (choreo_item){ list->Msgs[from + i], ITEM_EVENT, (int)(rt - svc->routes),
-                                      now };
-        int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
-        for (int i = 0; i < n; i++) {
-            if (i < taken)
-                list->Msgs[from + i] = NULL; /* the queue owns it now */
-            else
-                natsMsg_Nak(list->Msgs[from + i], NULL); /* stopping: hand it back */
-        }
+    for (int i = 0; i < n; i++)
+        items[i] = (choreo_item){ msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
+    int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
+    for (int i = taken; i < n; i++) {
+        choreo__transport_answer(svc->tp, msgs[i], JS_NAK, 0); /* stopping: hand it back */
+        natsMsg_Destroy(msgs[i]);
     }
-    natsMsgList_Destroy(list);
 }
 
+/* Takes one answer off the subscription: an event goes into msgs, a
+ * status ends its request. Returns 1 for an event, 0 otherwise. */
+static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, natsMsg *m,
+                natsMsg **msgs, int n)
+{
+    const char *description = NULL;
+    const char *status = pull_status(m, &description);
+    if (!status) {
+        if (ps->owed > 0)
+            ps->owed--;
+        msgs[n] = m;
+        return 1;
+    }
+    struct pull *p = pull_of(ps, rt, m);
+    if (p && strncmp(status, "100", 3) != 0) {
+        /* An expired or ended request says what it still owed; one that
+         * nothing answered brought nothing. */
+        const char *pending = NULL;
+        int owed = p->asked;
+        if (natsMsgHeader_Get(m, "Nats-Pending-Messages", &pending) == NATS_OK)
+            owed = atoi(pending);
+        pull_end(ps, p, owed);
+    }
+    if (strncmp(status, "408", 3) != 0 && strncmp(status, "100", 3) != 0) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "%s %s", status, description ? description : "");
+        /* A consumer's new leader ends the requests its old one held with
+         * "409 Leadership Change"; a request nothing answers gets a 503. */
+        bool electing = strstr(detail, "Leadership Change") != NULL ||
+                        (strncmp(status, "503", 3) == 0 &&
+                         choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
+        warn_pull(svc, rt, ps, detail, electing);
+        if (strncmp(status, "409", 3) != 0)
+            choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS); /* no leader, no consumer */
+    }
+    natsMsg_Destroy(m);
+    return 0;
+}
+
+/* Keeps a pull request open at the consumer and queues the events that
+ * answer it, the ones that arrived together in one go. */
 static void *fetch_main(void *arg)
 {
     prctl(PR_SET_NAME, "choreo-fetch"); /* shown by top -H and perf */
     choreo_route *rt = arg;
     choreo_service *svc = rt->svc;
-    int64_t last_warn = 0;
+    struct puller_state ps = { .reconnects = atomic_load(&svc->metrics.reconnects) };
+    natsMsg *msgs[CHOREO_FETCH_MAX];
     while (!atomic_load(&svc->stop)) {
-        int want = choreo__queue_space(&svc->queue);
-        if (want > CHOREO_FETCH_MAX)
-            want = CHOREO_FETCH_MAX;
-        if (want == 0) {
-            choreo__sleep_ms(5);
+        int64_t now = choreo__mono_us();
+        renew_pull(svc, rt, &ps, now);
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, rt->pull.sub, CHOREO_STOP_SLICE_MS);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK) {
+            warn_pull(svc, rt, &ps, natsStatus_GetText(s), choreo__nats_electing(s, svc->cfg));
+            choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS);
             continue;
         }
-        /* nats.c 3.4.1 overruns its own array of batch entries when a fetch
-         * starts with messages already waiting in the subscription (late
-         * answers to an expired pull request, or after a reconnect) and
-         * they fill more than half the batch: it then waits for a count it
-         * has already passed. A batch of one cannot be overrun, so waiting
-         * messages are taken one at a time. */
-        int waiting = 0, waiting_bytes = 0;
-        if (natsSubscription_GetPending(rt->sub, &waiting, &waiting_bytes) == NATS_OK &&
-            waiting > 0)
-            want = 1;
-        natsMsgList list = { 0 };
-        natsStatus s = natsSubscription_Fetch(&list, rt->sub, want, CHOREO_FETCH_WAIT_MS, NULL);
-        if (s != NATS_OK && s != NATS_TIMEOUT) {
-            int64_t now = choreo__mono_us();
-            if (now - last_warn > CHOREO_FETCH_WARN_EVERY_US) {
-                const char *detail = nats_GetLastError(NULL);
-                /* A consumer's new leader ends the pull requests its old one
-                 * held with a 409 "Leadership Change" status. */
-                bool electing = choreo__nats_electing(s, svc->cfg) ||
-                                (detail && strstr(detail, "Leadership Change"));
-                CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
-                           electing ? "fetch failed: the consumer's leader changed or is being "
-                                      "elected (after a node's loss); retrying"
-                                    : "fetch failed; retrying",
-                           "consumer=%s err=\"%s\"", rt->consumer,
-                           CHOREO_SAFE(detail && *detail ? detail : natsStatus_GetText(s)));
-                last_warn = now;
-            }
-            choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS);
-        }
-        if (list.Count > 0)
+        int n = take(svc, rt, &ps, m, msgs, 0);
+        while (n < CHOREO_FETCH_MAX &&
+               natsSubscription_NextMsg(&m, rt->pull.sub, 0) == NATS_OK)
+            n += take(svc, rt, &ps, m, msgs, n);
+        if (n > 0) {
             choreo__extras_crash(&svc->extras, CP_BETWEEN_FETCH_AND_DISPATCH);
-        enqueue(svc, rt, &list);
+            enqueue(svc, rt, msgs, n);
+        }
+    }
+    /* Stopping: what arrived and was not queued goes back at once. */
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, rt->pull.sub, 0) == NATS_OK) {
+        const char *description = NULL;
+        if (!pull_status(m, &description))
+            choreo__transport_answer(svc->tp, m, JS_NAK, 0);
+        natsMsg_Destroy(m);
     }
     return NULL;
 }
@@ -418,13 +562,13 @@ static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool
         free(o->reply.data);
         o->reply.data = NULL;
     } else if (!committed) {
-        natsMsg_NakWithDelay(msg, redeliver_delay_ms(svc, msg), NULL);
+        choreo__transport_answer(svc->tp, msg, JS_NAK, redeliver_delay_ms(svc, msg));
     } else if (o->act == ACT_ACK) {
-        natsMsg_Ack(msg, NULL);
+        choreo__transport_answer(svc->tp, msg, JS_ACK, 0);
     } else if (o->act == ACT_TERM) {
-        natsMsg_Term(msg, NULL);
+        choreo__transport_answer(svc->tp, msg, JS_TERM, 0);
     } else if (o->act == ACT_NAK) {
-        natsMsg_NakWithDelay(msg, o->nak_delay_ms, NULL);
+        choreo__transport_answer(svc->tp, msg, JS_NAK, o->nak_delay_ms);
     }
     natsMsg_Destroy(msg);
 }
@@ -449,15 +593,16 @@ static void keep_alive(choreo_service *svc, choreo_item *it, int64_t now_us)
 {
     if (it->kind == ITEM_EVENT &&
         now_us - it->queued_us > svc->cfg->ack_wait_ms * 1000 / CHOREO_KEEP_ALIVE_DIVISOR) {
-        natsMsg_InProgress(it->msg, NULL);
+        choreo__transport_answer(svc->tp, it->msg, JS_IN_PROGRESS, 0);
         it->queued_us = now_us;
     }
 }
 
-static void in_progress(choreo_item *it)
+static void in_progress(choreo_item *it, void *arg)
 {
+    choreo_service *svc = arg;
     if (it->kind == ITEM_EVENT)
-        natsMsg_InProgress(it->msg, NULL);
+        choreo__transport_answer(svc->tp, it->msg, JS_IN_PROGRESS, 0);
 }
 
 /* The events still waiting in the queue behind a long batch get the same
@@ -470,7 +615,7 @@ static void keep_queue_alive(choreo_service *svc, int64_t now_us)
     if (now_us - svc->queue_touched_us < share / 2)
         return;
     svc->queue_touched_us = now_us;
-    choreo__queue_touch(&svc->queue, now_us, share, in_progress);
+    choreo__queue_touch(&svc->queue, now_us, share, in_progress, svc);
 }
 
 /* Applies items in one transaction until they are done or the part has run
@@ -577,7 +722,8 @@ choreo_status choreo__dispatch_start(choreo_service *svc)
     choreo_status s;
     for (int i = 0; i < svc->nroutes; i++) {
         choreo_route *rt = &svc->routes[i];
-        s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter, rt->consumer, &rt->sub);
+        s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter, rt->consumer,
+                                             &rt->pull);
         if (s != CHOREO_OK)
             return s;
     }
@@ -621,7 +767,7 @@ void choreo__dispatch_join(choreo_service *svc)
     choreo_item it;
     while (choreo__queue_pop(&svc->queue, &it, 1, 0) == 1) {
         if (it.kind == ITEM_EVENT)
-            natsMsg_Nak(it.msg, NULL);
+            choreo__transport_answer(svc->tp, it.msg, JS_NAK, 0);
         natsMsg_Destroy(it.msg);
     }
 }
@@ -633,7 +779,7 @@ void choreo__dispatch_free_subs(choreo_service *svc)
         svc->requests[i].sub = NULL;
     }
     for (int i = 0; i < svc->nroutes; i++) {
-        natsSubscription_Destroy(svc->routes[i].sub);
-        svc->routes[i].sub = NULL;
+        natsSubscription_Destroy(svc->routes[i].pull.sub);
+        svc->routes[i].pull.sub = NULL;
     }
 }

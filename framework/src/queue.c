@@ -92,14 +92,14 @@ int choreo__queue_space(choreo_queue *q)
 }
 
 int choreo__queue_touch(choreo_queue *q, int64_t now_us, int64_t older_us,
-                        void (*fn)(choreo_item *it))
+                        void (*fn)(choreo_item *it, void *arg), void *arg)
 {
     int touched = 0;
     pthread_mutex_lock(&q->lock);
     for (int i = 0; i < q->count; i++) {
         choreo_item *it = &q->items[(q->head + i) % q->cap];
         if (now_us - it->queued_us > older_us) {
-            fn(it);
+            fn(it, arg);
             it->queued_us = now_us;
             touched++;
         }

@@ -43,11 +43,11 @@ int choreo__queue_push_many(choreo_queue *q, const choreo_item *items, int n,
  * timeout_ms for the first. Returns how many were taken. */
 int choreo__queue_pop(choreo_queue *q, choreo_item *out, int max, int timeout_ms);
 
-/* Calls fn, under the queue's lock, on every queued item that has waited
- * more than older_us since its queued_us, and sets that to now_us; returns
- * how many. fn must not block long nor touch the queue. */
+/* Calls fn(item, arg), under the queue's lock, on every queued item that
+ * has waited more than older_us since its queued_us, and sets that to
+ * now_us; returns how many. fn must not block long nor touch the queue. */
 int choreo__queue_touch(choreo_queue *q, int64_t now_us, int64_t older_us,
-                        void (*fn)(choreo_item *it));
+                        void (*fn)(choreo_item *it, void *arg), void *arg);
 
 /* Free slots right now (a hint for fetch sizes). */
 int choreo__queue_space(choreo_queue *q);

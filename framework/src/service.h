@@ -26,7 +26,7 @@ typedef struct choreo_route {
     choreo_handler_fn fn;
     void *user;
     uint32_t min_version, max_version; /* accepted schema versions */
-    natsSubscription *sub;
+    choreo_puller pull;      /* the fetch thread's subscription and requests */
     pthread_t fetcher;
     bool fetcher_started;
     struct choreo_service *svc;

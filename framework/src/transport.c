@@ -411,19 +411,19 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
     return choreo__nats_error(NATS_ERR, "creating the JetStream stream");
 }
 
-/* A consumer that has pull requests waiting is read by some process. One
- * that just died leaves requests that expire within a fetch wait: three
- * looks, a fetch wait apart, tell a live reader (requests on at least two)
- * from a dead one. */
+/* A consumer that has pull requests waiting is read by some process. The
+ * requests of one that died are dropped as the server finds their
+ * subscription gone (a consumer info looks), or expire: three looks tell a
+ * live reader (requests on at least two) from a dead one. */
 static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const char *durable)
 {
-    /* A live reader renews its pull request as soon as the last one
-     * expires, so one look can still fall in the moment between the two and
-     * see none waiting; the pull requests of a process that died expire and
-     * stay gone. Two looks without any say idle. */
+    /* A live reader sends its next pull request before the open one
+     * expires, but one look can still fall in a moment without any (its
+     * queue full, a request lost); the pull requests of a process that
+     * died stay gone. Two looks without any say idle. */
     int idle = 0;
     for (int look = 0; look < 3 && idle < 2; look++) {
-        choreo__sleep_ms(CHOREO_FETCH_WAIT_MS + 100);
+        choreo__sleep_ms(CHOREO_PULL_RENEW_MS + 100);
         jsConsumerInfo *ci = NULL;
         if (js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL) != NATS_OK)
             return true;
@@ -542,25 +542,66 @@ static void note_if_no_events(choreo_transport *tp, const choreo_config *cfg,
 
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
-                                               natsSubscription **out)
+                                               choreo_puller *out)
 {
     choreo_status st = ensure_consumer(tp, cfg, filter, durable);
     if (st != CHOREO_OK)
         return st;
     note_if_no_events(tp, cfg, filter, durable);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = cfg->stream;
-    so.Consumer = durable; /* bind to the consumer ensured above */
-    jsErrCode jerr = 0;
-    natsStatus s = js_PullSubscribe(out, tp->js, filter, durable, NULL, &so, &jerr);
+    /* A plain subscription, not nats.c's pull subscription: its Fetch sends
+     * a pull request per call, ended by the server once the messages there
+     * are delivered, so at a trickle every event or two cost a request and
+     * a 408 besides. The fetch thread keeps one request open instead. */
+    natsInbox *unique = NULL;
+    natsStatus s = natsInbox_Create(&unique);
+    if (s == NATS_OK) {
+        const char *id = strchr(unique, '.');
+        snprintf(out->inbox, sizeof out->inbox, "%s.%s", cfg->nats_inbox_prefix,
+                 id ? id + 1 : unique);
+        snprintf(out->next_subject, sizeof out->next_subject,
+                 "$JS.API.CONSUMER.MSG.NEXT.%s.%s", cfg->stream, durable);
+        char all[128];
+        snprintf(all, sizeof all, "%s.*", out->inbox);
+        s = natsConnection_SubscribeSync(&out->sub, tp->nc, all);
+    }
+    natsInbox_Destroy(unique);
     if (s != NATS_OK) {
         char what[256];
-        snprintf(what, sizeof what, "binding to the durable consumer %s on %s (JetStream code %d)",
-                 durable, filter, (int)jerr);
-        return js_error(s, jerr, what);
+        snprintf(what, sizeof what, "subscribing to the answers of the durable consumer %s",
+                 durable);
+        return choreo__nats_error(s, what);
     }
     return CHOREO_OK;
+}
+
+natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_puller *p, int64_t id,
+                                  int batch, int64_t expires_ms)
+{
+    char reply[128], body[96];
+    snprintf(reply, sizeof reply, "%s.%lld", p->inbox, (long long)id);
+    int len = snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", batch,
+                       (long long)expires_ms * 1000000LL);
+    return natsConnection_PublishRequest(tp->nc, p->next_subject, reply, body, len);
+}
+
+void choreo__transport_answer(choreo_transport *tp, natsMsg *msg, enum choreo_js_answer a,
+                              int64_t delay_ms)
+{
+    const char *reply = natsMsg_GetReply(msg);
+    if (!reply || !*reply)
+        return;
+    char body[64];
+    const char *what = a == JS_ACK           ? "+ACK"
+                       : a == JS_IN_PROGRESS ? "+WPI"
+                       : a == JS_TERM        ? "+TERM"
+                                             : "-NAK";
+    int len;
+    if (a == JS_NAK && delay_ms > 0)
+        len = snprintf(body, sizeof body, "-NAK {\"delay\":%lld}",
+                       (long long)delay_ms * 1000000LL);
+    else
+        len = snprintf(body, sizeof body, "%s", what);
+    natsConnection_Publish(tp->nc, reply, body, len);
 }
 
 choreo_status choreo__transport_refused(choreo_transport *tp)

@@ -43,10 +43,33 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
  * "<prefix>.>" and otherwise fails with CHOREO_ESTREAM. */
 choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg);
 
-/* Creates or binds the durable pull consumer `durable` on `filter`. */
+/* A durable pull consumer as a fetch thread reads it: a plain subscription
+ * on <inbox>.*, where pull request N is answered on <inbox>.N, and the
+ * subject those requests go to. */
+typedef struct choreo_puller {
+    natsSubscription *sub;
+    char inbox[96];
+    char next_subject[256]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+} choreo_puller;
+
+/* Creates the durable pull consumer `durable` on `filter`, or brings an
+ * existing one in line, and subscribes out->sub to its answers. */
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
-                                               natsSubscription **out);
+                                               choreo_puller *out);
+
+/* Asks the consumer for up to batch messages, answered on <inbox>.id until
+ * expires_ms pass (then with a 408 status), on the connection's writes
+ * that go out at once. */
+natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_puller *p, int64_t id,
+                                  int batch, int64_t expires_ms);
+
+/* Answers a JetStream message on the main connection: acknowledged, handed
+ * back for redelivery after delay_ms (0: at once), still being worked on,
+ * or never to be delivered again. */
+enum choreo_js_answer { JS_ACK, JS_NAK, JS_IN_PROGRESS, JS_TERM };
+void choreo__transport_answer(choreo_transport *tp, natsMsg *msg, enum choreo_js_answer a,
+                              int64_t delay_ms);
 
 /* Maps a natsStatus to a choreo status with what failed. */
 choreo_status choreo__nats_error(natsStatus s, const char *what);

@@ -8,10 +8,20 @@
  * slow dispatcher leaves messages on the server, not in memory. */
 #define CHOREO_QUEUE_CAP 1024
 
-/* Messages asked for by one pull request, and how long it waits for the
- * first: short enough that a stop is noticed promptly. */
+/* A fetch thread's pull request asks for up to CHOREO_FETCH_MAX messages
+ * and stays open at the server for CHOREO_PULL_EXPIRES_MS, delivering
+ * events as they come. The next one is sent once the open one has less
+ * than CHOREO_PULL_RENEW_MS to run or has delivered half its messages, so
+ * that one is always waiting. A request that has neither brought its
+ * messages nor ended with a status CHOREO_PULL_GRACE_MS after its expiry
+ * was lost (a broker restart, the loss of its consumer's leader) and is
+ * replaced; after a reconnect every open request is. */
 #define CHOREO_FETCH_MAX 128
-#define CHOREO_FETCH_WAIT_MS 200
+#define CHOREO_PULL_EXPIRES_MS 1000
+#define CHOREO_PULL_RENEW_MS 250
+#define CHOREO_PULL_GRACE_MS 200
+/* At most this many of a fetch thread's pull requests are open at once. */
+#define CHOREO_PULL_OPEN_MAX 3
 
 /* A fetch thread's pause after a failed pull (broker away), and how often
  * it says so in the log. */

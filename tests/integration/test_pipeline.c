@@ -318,3 +318,79 @@ Test(pipeline, rows_published_a_few_at_a_time_are_marked_without_waiting_for_a_s
     cr_assert_eq(support_stats(w.ord).published, 5);
     world_down(&w);
 }
+
+/* Waits until want events are in ord's done table (at most timeout_ms),
+ * then counts the pull requests for ord's consumer that a plain subscriber
+ * has seen since the last count (and in up to a second more). */
+static int pulls_until_done(struct world *w, natsSubscription *sub, long long want,
+                            int timeout_ms)
+{
+    support_wait_count(w->dir, "ord", "SELECT COUNT(*) FROM done", want, timeout_ms);
+    int pulls = 0;
+    natsMsg *m = NULL;
+    for (int64_t end = support_mono_ms() + 1000;
+         support_mono_ms() < end && natsSubscription_NextMsg(&m, sub, 200) == NATS_OK;) {
+        pulls++;
+        natsMsg_Destroy(m);
+    }
+    return pulls;
+}
+
+/* A fetch thread keeps a pull request open at the server, which delivers
+ * events as they come, and asks again only as it runs out or expires: a
+ * pull request per fetch call (nats.c's Fetch, which the server ends once
+ * it has delivered what was there) cost the broker a request and a 408
+ * for every event or two of a trickle. And a request that delivered all
+ * it asked for is replaced at once: a burst larger than any one request
+ * goes through too. */
+Test(pipeline, events_that_come_one_by_one_share_a_pull_request, .timeout = 90)
+{
+    struct world w;
+    world_up(&w);
+    natsConnection *nc;
+    natsSubscription *sub;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, w.server.url), NATS_OK);
+    cr_assert_eq(natsConnection_SubscribeSync(&sub, nc,
+                                              "$JS.API.CONSUMER.MSG.NEXT.*.ord_StockReserved"),
+                 NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    w.ord = make_ord(&w, NULL);
+    w.inv = make_inv(&w, NULL);
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    /* 100 events about 10 ms apart: the old fetch loop sent a pull request
+     * for each. The count includes the requests of the wait at start. */
+    for (int i = 0; i < 100; i++) {
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        support_emit(w.inv, "StockReserved", saga, i, NULL);
+        support_sleep_ms(10);
+    }
+    int pulls = pulls_until_done(&w, sub, 100, 30000);
+    long long done = support_count(w.dir, "ord", "SELECT COUNT(*) FROM done");
+    cr_assert_eq(done, 100, "%lld of 100 events handled", done);
+    cr_expect_leq(pulls, 20, "%d pull requests for 100 events that came one by one", pulls);
+    /* 1,000 in one transaction: eight requests' worth. */
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(w.inv, &tx), CHOREO_OK);
+    for (int i = 0; i < 1000; i++) {
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        choreo_mp_writer mp;
+        choreo_mp_writer_init(&mp, 0);
+        choreo_mp_write_map(&mp, 1);
+        choreo_mp_write_cstr(&mp, "n");
+        choreo_mp_write_int(&mp, 100 + i);
+        choreo_status st = choreo_tx_emit(tx, "StockReserved", 1, saga, mp.buf, mp.len, NULL);
+        choreo_mp_writer_free(&mp);
+        cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
+    }
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+    pulls = pulls_until_done(&w, sub, 1100, 60000);
+    done = support_count(w.dir, "ord", "SELECT COUNT(*) FROM done");
+    cr_assert_eq(done, 1100, "%lld of 1,100 events handled", done);
+    cr_expect_leq(pulls, 40, "%d pull requests for a burst of 1,000 events", pulls);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    world_down(&w);
+}
