@@ -146,8 +146,9 @@ static void warn_pull(choreo_service *svc, choreo_route *rt, struct puller_state
 
 /* Sends the next pull request when none is open, or the open ones owe
  * fewer than half a batch or are about to expire, and the queue has room
- * for what it asks. */
-static void renew_pull(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
+ * for what it asks. Returns false when it would have asked but the queue
+ * had no room. */
+static bool renew_pull(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
                        int64_t now)
 {
     uint64_t reconnects = atomic_load(&svc->metrics.reconnects);
@@ -171,22 +172,23 @@ static void renew_pull(choreo_service *svc, choreo_route *rt, struct puller_stat
     }
     if (!free_slot || (newest && newest->ends_us - now > CHOREO_PULL_RENEW_MS * 1000 &&
                        ps->owed >= CHOREO_FETCH_MAX / 2))
-        return;
+        return true;
     int waiting = 0, waiting_bytes = 0;
     natsSubscription_GetPending(rt->pull.sub, &waiting, &waiting_bytes);
     int want = choreo__queue_space(&svc->queue) - ps->owed - waiting;
     if (want > CHOREO_FETCH_MAX)
         want = CHOREO_FETCH_MAX;
     if (want < (newest ? CHOREO_FETCH_MAX / 4 : 1))
-        return; /* the dispatcher is behind: leave the events on the server */
+        return false; /* the dispatcher is behind: leave the events on the server */
     int64_t id = ++ps->next_id;
     natsStatus s = choreo__transport_pull(svc->tp, &rt->pull, id, want, CHOREO_PULL_EXPIRES_MS);
     if (s != NATS_OK) {
         warn_pull(svc, rt, ps, natsStatus_GetText(s), choreo__nats_electing(s, svc->cfg));
-        return;
+        return true;
     }
     *free_slot = (struct pull){ id, want, now + CHOREO_PULL_EXPIRES_MS * 1000 };
     ps->owed += want;
+    return true;
 }
 
 /* Queues the events in msgs; what the queue does not take (stopping) is
@@ -254,7 +256,12 @@ static void *fetch_main(void *arg)
     natsMsg *msgs[CHOREO_FETCH_MAX];
     while (!atomic_load(&svc->stop)) {
         int64_t now = choreo__mono_us();
-        renew_pull(svc, rt, &ps, now);
+        if (!renew_pull(svc, rt, &ps, now) && ps.owed == 0) {
+            /* Nothing is on its way and the queue is full: wait for the
+             * dispatcher to take from it, not for an answer. */
+            choreo__queue_wait_space(&svc->queue, CHOREO_FETCH_MAX / 4, CHOREO_STOP_SLICE_MS);
+            continue;
+        }
         natsMsg *m = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, rt->pull.sub, CHOREO_STOP_SLICE_MS);
         if (s == NATS_TIMEOUT)

@@ -91,6 +91,20 @@ int choreo__queue_space(choreo_queue *q)
     return n;
 }
 
+int choreo__queue_wait_space(choreo_queue *q, int want, int timeout_ms)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->cap - q->count < want) {
+        struct timespec until = choreo__deadline_in_ms(timeout_ms);
+        while (q->cap - q->count < want)
+            if (pthread_cond_timedwait(&q->not_full, &q->lock, &until) != 0)
+                break;
+    }
+    int n = q->cap - q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
 int choreo__queue_touch(choreo_queue *q, int64_t now_us, int64_t older_us,
                         void (*fn)(choreo_item *it, void *arg), void *arg)
 {

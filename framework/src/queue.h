@@ -52,4 +52,8 @@ int choreo__queue_touch(choreo_queue *q, int64_t now_us, int64_t older_us,
 /* Free slots right now (a hint for fetch sizes). */
 int choreo__queue_space(choreo_queue *q);
 
+/* Waits at most timeout_ms until want slots are free; returns the free
+ * slots then. */
+int choreo__queue_wait_space(choreo_queue *q, int want, int timeout_ms);
+
 #endif
