@@ -294,6 +294,18 @@ static bool published_reaches(void *p)
            a->want;
 }
 
+/* Emits n events of type, each of a new saga with data {"n": i} in its own
+ * transaction, apart_ms apart. */
+static void emit_apart(choreo_service *svc, const char *type, int n, int apart_ms)
+{
+    for (int i = 0; i < n; i++) {
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        support_emit(svc, type, saga, i, NULL);
+        support_sleep_ms(apart_ms);
+    }
+}
+
 /* Rows that come a few at a time are marked published together, a moment
  * after their PubAcks; the relay wakes for that by itself, without a commit
  * or its periodic scan (60 s here) to wake it. */
@@ -304,12 +316,7 @@ Test(pipeline, rows_published_a_few_at_a_time_are_marked_without_waiting_for_a_s
     world_up(&w);
     w.ord = make_ord(&w, "relay_scan_ms=60000");
     cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
-    for (int i = 0; i < 5; i++) {
-        char saga[CHOREO_ID_SIZE];
-        choreo_saga_new(saga);
-        support_emit(w.ord, "OrderCreated", saga, i, NULL);
-        support_sleep_ms(10);
-    }
+    emit_apart(w.ord, "OrderCreated", 5, 10);
     struct count_arg marked = { w.dir, "ord", NULL, 5 };
     cr_assert(support_wait(published_reaches, &marked, 5000),
               "%lld of 5 rows marked published 5 s after their emits",
@@ -360,12 +367,7 @@ Test(pipeline, events_that_come_one_by_one_share_a_pull_request, .timeout = 90)
     cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
     /* 100 events about 10 ms apart: the old fetch loop sent a pull request
      * for each. The count includes the requests of the wait at start. */
-    for (int i = 0; i < 100; i++) {
-        char saga[CHOREO_ID_SIZE];
-        choreo_saga_new(saga);
-        support_emit(w.inv, "StockReserved", saga, i, NULL);
-        support_sleep_ms(10);
-    }
+    emit_apart(w.inv, "StockReserved", 100, 10);
     int pulls = pulls_until_done(&w, sub, 100, 30000);
     long long done = support_count(w.dir, "ord", "SELECT COUNT(*) FROM done");
     cr_assert_eq(done, 100, "%lld of 100 events handled", done);
