@@ -113,14 +113,17 @@ static struct pull *pull_of(struct puller_state *ps, const choreo_route *rt, con
 }
 
 /* The status of a message that is an answer of the server about a pull
- * request rather than an event (no data, a Status header): "408" when the
- * request expired, "409" when it ended otherwise (its consumer's leader
- * changed, the consumer was deleted), "503" when nothing answered it.
- * NULL for an event. */
+ * request rather than an event (no ack subject, no data, a Status header):
+ * "408" when the request expired, "409" when it ended otherwise (its
+ * consumer's leader changed, the consumer was deleted), "503" when nothing
+ * answered it. NULL for an event, however odd its headers: every delivered
+ * event has an ack subject, so none is taken for a status and left
+ * unanswered. */
 static const char *pull_status(natsMsg *m, const char **description)
 {
     const char *status = NULL;
-    if (natsMsg_GetDataLength(m) > 0 ||
+    const char *reply = natsMsg_GetReply(m);
+    if ((reply && *reply) || natsMsg_GetDataLength(m) > 0 ||
         natsMsgHeader_Get(m, "Status", &status) != NATS_OK)
         return NULL;
     *description = NULL;

@@ -131,15 +131,26 @@ Test(handler, malformed_messages_are_parked_with_a_reason_and_the_queue_moves_on
                                 NULL, NULL), NATS_OK);
         jsPubAck_Destroy(pa);
     }
+    /* An empty event with the headers of a pull request's status: an
+     * event all the same (it has an ack subject), parked like the rest, not
+     * dropped as if the server had said its request expired. */
+    natsMsg *status_like = NULL;
+    cr_assert_eq(natsMsg_Create(&status_like, "choreo.Good.s9", NULL, NULL, 0), NATS_OK);
+    cr_assert_eq(natsMsgHeader_Set(status_like, "Status", "408"), NATS_OK);
+    cr_assert_eq(natsMsgHeader_Set(status_like, "Description", "Request Timeout"), NATS_OK);
+    jsPubAck *pa = NULL;
+    cr_assert_eq(js_PublishMsg(&pa, js, status_like, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(status_like);
     support_emit(svc, "Good", "s4", 1, NULL);
-    struct stat_arg parked = { svc, 1, 3 };
+    struct stat_arg parked = { svc, 1, 4 };
     cr_assert(support_wait(stat_reaches, &parked, 15000), "malformed messages were not parked");
     struct stat_arg good = { svc, 0, 1 };
     cr_assert(support_wait(stat_reaches, &good, 15000), "the good event was held up");
     cr_assert_eq(support_count(dir, "worker",
                                "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%msgpack map%'"), 2);
     cr_assert_eq(support_count(dir, "worker",
-                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%empty%'"), 1);
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%empty%'"), 2);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     choreo_service_destroy(svc);
