@@ -222,17 +222,18 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
         msgs[n] = m;
         return 1;
     }
+    /* Every status ends its request (choreo asks for no heartbeats). An
+     * expired or ended request says what it still owed; one that nothing
+     * answered brought nothing. */
     struct pull *p = pull_of(ps, rt, m);
-    if (p && strncmp(status, "100", 3) != 0) {
-        /* An expired or ended request says what it still owed; one that
-         * nothing answered brought nothing. */
+    if (p) {
         const char *pending = NULL;
         int owed = p->asked;
         if (natsMsgHeader_Get(m, "Nats-Pending-Messages", &pending) == NATS_OK)
             owed = atoi(pending);
         pull_end(ps, p, owed);
     }
-    if (strncmp(status, "408", 3) != 0 && strncmp(status, "100", 3) != 0) {
+    if (strncmp(status, "408", 3) != 0) {
         char detail[200];
         snprintf(detail, sizeof detail, "%s %s", status, description ? description : "");
         /* A consumer's new leader ends the requests its old one held with

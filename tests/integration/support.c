@@ -121,20 +121,26 @@ void support_exec(const char *dir, const char *name, const char *sql)
     sqlite3_close(db);
 }
 
-void support_emit(choreo_service *svc, const char *type, const char *saga, int64_t n,
-                  char id_out[CHOREO_ID_SIZE])
+void support_tx_emit(choreo_tx *tx, const char *type, const char *saga, int64_t n,
+                     char id_out[CHOREO_ID_SIZE])
 {
     choreo_mp_writer w;
     choreo_mp_writer_init(&w, 0);
     choreo_mp_write_map(&w, 1);
     choreo_mp_write_cstr(&w, "n");
     choreo_mp_write_int(&w, n);
+    choreo_status s = choreo_tx_emit(tx, type, 1, saga, w.buf, w.len, id_out);
+    choreo_mp_writer_free(&w);
+    cr_assert_eq(s, CHOREO_OK, "%s", choreo_last_error());
+}
+
+void support_emit(choreo_service *svc, const char *type, const char *saga, int64_t n,
+                  char id_out[CHOREO_ID_SIZE])
+{
     choreo_tx *tx;
     cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(choreo_tx_emit(tx, type, 1, saga, w.buf, w.len, id_out), CHOREO_OK, "%s",
-                 choreo_last_error());
+    support_tx_emit(tx, type, saga, n, id_out);
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
-    choreo_mp_writer_free(&w);
 }
 
 int64_t support_data_n(const choreo_event *ev)

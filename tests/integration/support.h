@@ -39,7 +39,10 @@ bool support_wait_count(const char *dir, const char *name, const char *sql, long
 /* Creates a business table in a service's database before it starts. */
 void support_exec(const char *dir, const char *name, const char *sql);
 
-/* Emits one event of type with data {"n": n} in its own command transaction. */
+/* Emits one event of type with data {"n": n} in tx (asserting success), or
+ * in its own command transaction. */
+void support_tx_emit(choreo_tx *tx, const char *type, const char *saga, int64_t n,
+                     char id_out[CHOREO_ID_SIZE]);
 void support_emit(choreo_service *svc, const char *type, const char *saga, int64_t n,
                   char id_out[CHOREO_ID_SIZE]);
 

@@ -378,14 +378,7 @@ Test(pipeline, events_that_come_one_by_one_share_a_pull_request, .timeout = 90)
     for (int i = 0; i < 1000; i++) {
         char saga[CHOREO_ID_SIZE];
         choreo_saga_new(saga);
-        choreo_mp_writer mp;
-        choreo_mp_writer_init(&mp, 0);
-        choreo_mp_write_map(&mp, 1);
-        choreo_mp_write_cstr(&mp, "n");
-        choreo_mp_write_int(&mp, 100 + i);
-        choreo_status st = choreo_tx_emit(tx, "StockReserved", 1, saga, mp.buf, mp.len, NULL);
-        choreo_mp_writer_free(&mp);
-        cr_assert_eq(st, CHOREO_OK, "%s", choreo_last_error());
+        support_tx_emit(tx, "StockReserved", saga, 100 + i, NULL);
     }
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
     pulls = pulls_until_done(&w, sub, 1100, 60000);
