@@ -421,8 +421,9 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     };
     choreo_route *rt = d->rt;
     choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch,
-                     .route = (int)(rt - svc->routes), .mlog = &svc->batch_mlog };
-    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n;
+                     .route = (int)(rt - svc->routes), .mlog = &svc->batch_mlog,
+                     .copies = &svc->batch_copies };
+    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n, copies_mark = svc->batch_copies.n;
     choreo_result res;
     if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver)) {
         res = CHOREO_RETRY;
@@ -441,6 +442,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     }
     choreo__extras_rolled_back(&svc->extras.batch, mark);
     choreo__mlog_truncate(&svc->batch_mlog, mlog_mark);
+    choreo__outbox_copies_truncate(&svc->batch_copies, copies_mark);
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_REJECT)
         snprintf(d->reason, sizeof d->reason, "handler returned REJECT%s%s",
@@ -526,8 +528,8 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
         return;
     int route = (int)(rq - svc->requests);
     choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch, .route = -1,
-                     .mlog = &svc->batch_mlog };
-    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n;
+                     .mlog = &svc->batch_mlog, .copies = &svc->batch_copies };
+    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n, copies_mark = svc->batch_copies.n;
     int64_t began = choreo__mono_us();
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
@@ -540,6 +542,7 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     }
     choreo__extras_rolled_back(&svc->extras.batch, mark);
     choreo__mlog_truncate(&svc->batch_mlog, mlog_mark);
+    choreo__outbox_copies_truncate(&svc->batch_copies, copies_mark);
     choreo__store_rollback_to(svc->store);
     choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route,
                      res == CHOREO_REJECT ? REQ_REJECT : REQ_RETRY, 0);
@@ -681,6 +684,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
     if (!committed) {
         choreo__extras_rolled_back(&svc->extras.batch, 0);
         choreo__mlog_truncate(&svc->batch_mlog, 0);
+        choreo__outbox_copies_truncate(&svc->batch_copies, 0);
     }
     if (committed) {
         choreo__metrics_commit(svc, &svc->batch_mlog);
@@ -696,7 +700,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
                 CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                            "naive delivery: publishing after commit failed; those events are lost",
                            NULL);
-            choreo__relay_wake(svc->relay);
+            choreo__relay_hand(svc->relay, &svc->batch_copies);
         }
     }
     for (int i = 0; i < taken; i++)

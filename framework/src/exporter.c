@@ -394,6 +394,13 @@ static void render_rest(struct out *o, choreo_service *svc)
            "Reconnections to NATS after a lost connection.");
     series(o, svc, "choreo_nats_reconnects_total", NULL);
     put(o, "%llu\n", (unsigned long long)ld(&m->reconnects));
+    family(o, "choreo_relay_rows_total", "counter",
+           "Outbox rows the relay published: from the copies handed over at commit, or read "
+           "from the table.");
+    series(o, svc, "choreo_relay_rows_total", "source", "commit", NULL);
+    put(o, "%llu\n", (unsigned long long)ld(&m->relay_rows[0]));
+    series(o, svc, "choreo_relay_rows_total", "source", "table", NULL);
+    put(o, "%llu\n", (unsigned long long)ld(&m->relay_rows[1]));
     family(o, "choreo_service_info", "gauge", "The service and the choreo version it runs.");
     series(o, svc, "choreo_service_info", "version", CHOREO_VERSION, NULL);
     put(o, "1\n");

@@ -406,7 +406,7 @@ static choreo_status announce(choreo_store *st, const struct hold_row *h, bool a
         .body_len = w.len, .created_us = choreo__now_us(), .publish_at = env.ts_ms,
     };
     if (s == CHOREO_OK)
-        s = choreo__outbox_insert(st, &row);
+        s = choreo__outbox_insert(st, &row, NULL);
     choreo_mp_writer_free(&w);
     return s;
 }

@@ -91,6 +91,7 @@ typedef struct choreo_metrics {
     atomic_bool nats_up;   /* connected, and not closed since */
     atomic_int nats_down;  /* connections lost and not yet back */
     atomic_uint_fast64_t reconnects;
+    atomic_uint_fast64_t relay_rows[2]; /* rows published: [0] from copies, [1] read */
     /* The sampler's readings. */
     atomic_bool outbox_known;
     atomic_int_fast64_t outbox_due, outbox_delayed, outbox_oldest_us;

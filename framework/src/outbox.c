@@ -7,10 +7,12 @@
 #include "outbox.h"
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "status.h"
 
-choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row)
+choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row, int64_t *seq)
 {
     choreo_q *s = choreo__store_stmt(st, STMT_OUTBOX_INSERT,
         "INSERT INTO choreo_outbox(event_id, subject, headers, body, created_at, publish_at)"
@@ -30,6 +32,9 @@ choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *r
                             row->event_id);
     if (rc == SQLITE_DONE)
         choreo__store_note_outbox(st); /* other instances' relays learn of it at commit */
+    if (seq)
+        *seq = rc == SQLITE_DONE && st->engine == ENGINE_SQLITE ? sqlite3_last_insert_rowid(st->db)
+                                                                : 0;
     return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "writing an outbox row");
 }
 
@@ -192,4 +197,84 @@ choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
     choreo__q_reset(s);
     return rc == SQLITE_DONE ? CHOREO_OK
                              : choreo__store_error(st, rc, "deleting an outbox row");
+}
+
+void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
+{
+    if (l->incomplete)
+        return;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 16;
+        choreo_outbox_row *v = realloc(l->v, sizeof *v * (size_t)cap);
+        if (!v) {
+            l->incomplete = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    size_t id = strlen(row->event_id) + 1, subject = strlen(row->subject) + 1,
+           headers = strlen(row->headers) + 1;
+    char *buf = malloc(id + subject + headers + row->body_len);
+    if (!buf) {
+        l->incomplete = true;
+        return;
+    }
+    memcpy(buf, row->event_id, id);
+    memcpy(buf + id, row->subject, subject);
+    memcpy(buf + id + subject, row->headers, headers);
+    if (row->body_len)
+        memcpy(buf + id + subject + headers, row->body, row->body_len);
+    l->v[l->n++] = (choreo_outbox_row){
+        .seq = row->seq,
+        .event_id = buf,
+        .subject = buf + id,
+        .headers = buf + id + subject,
+        .body = (const uint8_t *)buf + id + subject + headers,
+        .body_len = row->body_len,
+        .created_us = row->created_us,
+        .publish_at = row->publish_at,
+    };
+}
+
+void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src, int max)
+{
+    if (src->incomplete || dst->n + src->n > max)
+        dst->incomplete = true;
+    if (!dst->incomplete && dst->n + src->n > dst->cap) {
+        int cap = dst->n + src->n > 2 * dst->cap ? dst->n + src->n : 2 * dst->cap;
+        choreo_outbox_row *v = realloc(dst->v, sizeof *v * (size_t)cap);
+        if (v) {
+            dst->v = v;
+            dst->cap = cap;
+        } else {
+            dst->incomplete = true;
+        }
+    }
+    if (dst->incomplete) {
+        choreo__outbox_copies_truncate(src, 0);
+        return;
+    }
+    if (src->n)
+        memcpy(dst->v + dst->n, src->v, sizeof *src->v * (size_t)src->n);
+    dst->n += src->n;
+    src->n = 0;
+}
+
+void choreo__outbox_copies_truncate(choreo_outbox_copies *l, int n)
+{
+    for (int i = n; i < l->n; i++)
+        free((void *)l->v[i].event_id);
+    if (n < l->n)
+        l->n = n;
+    if (n == 0)
+        l->incomplete = false;
+}
+
+void choreo__outbox_copies_free(choreo_outbox_copies *l)
+{
+    choreo__outbox_copies_truncate(l, 0);
+    free(l->v);
+    l->v = NULL;
+    l->cap = 0;
 }

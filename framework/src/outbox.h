@@ -17,8 +17,33 @@ typedef struct choreo_outbox_row {
     int64_t publish_at;  /* unix milliseconds */
 } choreo_outbox_row;
 
-/* Inserts a row in the current transaction. */
-choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row);
+/* Inserts a row in the current transaction. *seq (may be NULL) is set to
+ * the row's seq on SQLite, and to 0 on PostgreSQL, where seqs do not follow
+ * commit order and the relay never takes rows from memory. */
+choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row, int64_t *seq);
+
+/* Copies of the rows a transaction wrote to the outbox, kept until its
+ * commit and then handed to the relay, which publishes them without reading
+ * them back when they are the rows a read would return next. Each row's
+ * strings and body are one allocation, starting at its event_id. One thread
+ * at a time. */
+typedef struct choreo_outbox_copies {
+    choreo_outbox_row *v;
+    int n, cap;
+    bool incomplete; /* a copy could not be kept: the relay must read the table */
+} choreo_outbox_copies;
+
+/* Keeps a copy of row (with its seq); out of memory marks the list
+ * incomplete instead of failing, since the row is in the table anyway. */
+void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row);
+/* Moves every row of src to the end of dst (src is left empty); a dst that
+ * cannot grow, or that would pass max rows, is marked incomplete and keeps
+ * nothing more. */
+void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src, int max);
+/* Forgets the rows after the first n (a rolled-back savepoint); n = 0 also
+ * clears incomplete. */
+void choreo__outbox_copies_truncate(choreo_outbox_copies *l, int n);
+void choreo__outbox_copies_free(choreo_outbox_copies *l);
 
 /* Calls fn for up to limit unpublished rows due at now_ms with a seq above
  * after_seq, in seq order: the next due rows in seq order, with the

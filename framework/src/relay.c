@@ -13,8 +13,12 @@
  *   published; every held seq is <= cursor, and rows with seq <= cursor are
  *   not read again until the cursor rewinds (to 0), which first marks held.
  *   So a row is in flight, held, or read afresh: never two at once.
+ * - Relay thread only: taken (the copies of this round), from_table (this
+ *   round read the table), next_due_ms (the earliest due time the relay
+ *   knows of, read after rounds that read the table).
  * - Under lock (shared with the PubAck callback on a nats.c thread): wake,
- *   batch[], nbatch, next_hint, outstanding, last_error. outstanding is the
+ *   batch[], nbatch, next_hint, outstanding, last_error; and with the
+ *   committing threads: handed. outstanding is the
  *   number of batch entries still PENDING; the relay thread resets the batch
  *   only under the lock, and only after outstanding reached 0 or the wait
  *   timed out (then the pending messages were taken back from nats.c first,
@@ -25,6 +29,17 @@
  *   marked together: under a trickle of commits a mark transaction per
  *   round would take the write lock as often as the dispatcher does. held
  *   has room for two batches: rounds mark once it holds a batch's worth.
+ *
+ * Rows committed by this process come to the relay twice: in the table, and
+ * as copies handed over right after their commit (choreo__relay_hand). A
+ * round publishes the copies without reading the table when they are
+ * exactly what a read would return first: the first seq is cursor + 1 and
+ * each next one follows the one before. SQLite gives seqs in commit order
+ * and never twice, so no row of another writer can sit between them. Any
+ * other round (a rewound cursor, a gap, too many copies) reads the table,
+ * which holds every committed row, and drops the copies. A copy is handed
+ * only after its commit, so the relay never publishes an uncommitted row;
+ * a copy lost to a crash or a stop is read from the table.
  *
  * On PostgreSQL several instances share the outbox and one relay publishes
  * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
@@ -99,6 +114,9 @@ struct choreo_relay {
     int naside;
     int64_t cursor;
     int64_t cursor_since_us;
+    choreo_outbox_copies handed, taken;
+    bool from_table;
+    int64_t next_due_ms;
     /* PostgreSQL: the relay thread's view of its lock and LISTEN, for the
      * store session they were taken in; wake_fd is written by wakes. */
     bool shared;
@@ -141,11 +159,13 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
     return CHOREO_OK;
 }
 
-void choreo__relay_wake(choreo_relay *r)
+static void wake_with(choreo_relay *r, choreo_outbox_copies *rows)
 {
-    if (!r)
-        return;
     pthread_mutex_lock(&r->lock);
+    if (rows && r->shared)
+        choreo__outbox_copies_truncate(rows, 0);
+    else if (rows)
+        choreo__outbox_copies_move(&r->handed, rows, CHOREO_RELAY_BATCH);
     r->wake = true;
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
@@ -154,6 +174,20 @@ void choreo__relay_wake(choreo_relay *r)
         ssize_t n = write(r->wake_fd, &one, sizeof one);
         (void)n; /* a full counter already wakes the relay */
     }
+}
+
+void choreo__relay_wake(choreo_relay *r)
+{
+    if (r)
+        wake_with(r, NULL);
+}
+
+void choreo__relay_hand(choreo_relay *r, choreo_outbox_copies *rows)
+{
+    if (r)
+        wake_with(r, rows);
+    else
+        choreo__outbox_copies_truncate(rows, 0);
 }
 
 /* Under lock. */
@@ -297,6 +331,62 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     pthread_mutex_unlock(&r->lock);
     pc->err = s;
     return false;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    int64_t x = ((const choreo_outbox_row *)a)->seq, y = ((const choreo_outbox_row *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Takes the copies handed over since the last round and, when they follow
+ * the cursor without a gap, publishes them as a read would have returned
+ * them (delayed ones are left to the scans, as a read leaves them). Sets
+ * *upto to the last seq taken and returns true then; returns false when
+ * the round must read the table. Copies after a gap are dropped and the
+ * relay woken again, so that the next round reads them. */
+static bool publish_handed(choreo_relay *r, struct publish_ctx *pc, int64_t *upto)
+{
+    choreo_outbox_copies *t = &r->taken;
+    pthread_mutex_lock(&r->lock);
+    choreo_outbox_copies swap = r->handed;
+    r->handed = *t;
+    *t = swap;
+    pthread_mutex_unlock(&r->lock);
+    if (t->incomplete || t->n == 0 || r->cursor == 0) {
+        choreo__outbox_copies_truncate(t, 0);
+        return false;
+    }
+    /* Commits of two threads may hand their rows over out of order, and a
+     * read may have taken rows before their copies came: those are at or
+     * below the cursor, and skipped. */
+    qsort(t->v, (size_t)t->n, sizeof *t->v, by_seq);
+    int i = 0;
+    while (i < t->n && t->v[i].seq <= r->cursor)
+        i++;
+    if (i == t->n || t->v[i].seq != r->cursor + 1) {
+        choreo__outbox_copies_truncate(t, 0);
+        return false;
+    }
+    int64_t now_ms = choreo__now_ms(), last = r->cursor;
+    for (; i < t->n && t->v[i].seq == last + 1; i++) {
+        const choreo_outbox_row *row = &t->v[i];
+        if (row->publish_at > now_ms) {
+            if (row->publish_at < r->next_due_ms)
+                r->next_due_ms = row->publish_at;
+        } else if (!publish_row(row, pc)) {
+            break;
+        }
+        last = row->seq;
+    }
+    if (i < t->n) {
+        pthread_mutex_lock(&r->lock);
+        r->wake = true;
+        pthread_mutex_unlock(&r->lock);
+    }
+    choreo__outbox_copies_truncate(t, 0);
+    *upto = last;
+    return true;
 }
 
 /* Frees the messages of the last batch that its PubAcks handed back. They
@@ -447,12 +537,21 @@ static int relay_round(choreo_relay *r)
     r->outstanding = 0;
     pthread_mutex_unlock(&r->lock);
     struct publish_ctx pc = { r, NATS_OK };
-    choreo_status s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, CHOREO_RELAY_BATCH,
-                                         publish_row, &pc);
+    choreo_status s = CHOREO_OK;
+    int64_t handed_upto = 0;
+    r->from_table = !publish_handed(r, &pc, &handed_upto);
+    if (r->from_table)
+        s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, CHOREO_RELAY_BATCH,
+                               publish_row, &pc);
     if (s != CHOREO_OK)
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
     int read = r->nbatch + r->naside;
+    if (r->nbatch == 0 && handed_upto && pc.err == NATS_OK) {
+        set_aside(r);
+        r->cursor = handed_upto; /* only delayed or refused rows were handed over */
+        return read;
+    }
     if (r->nbatch == 0) {
         set_aside(r);
         bool ok = s == CHOREO_OK && pc.err == NATS_OK;
@@ -504,9 +603,11 @@ static int relay_round(choreo_relay *r)
                    "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
         return -1;
     }
+    atomic_fetch_add_explicit(&svc->metrics.relay_rows[r->from_table], (uint64_t)r->nbatch,
+                              memory_order_relaxed);
     if (!r->cursor)
         r->cursor_since_us = choreo__mono_us();
-    r->cursor = last_seq;
+    r->cursor = handed_upto ? handed_upto : last_seq;
     /* A short batch drained the outbox: what is held is marked once due,
      * here or when the relay wakes for it (relay_main). */
     if (read < CHOREO_RELAY_BATCH && mark_due(r))
@@ -649,8 +750,13 @@ static void *relay_main(void *arg)
         if (n >= CHOREO_RELAY_BATCH)
             continue; /* more may be due right now */
         int64_t wait_ms = svc->cfg->relay_scan_ms;
-        int64_t next = INT64_MAX, pending = 0;
-        if (choreo__outbox_next_due(r->st, &next) == CHOREO_OK && next != INT64_MAX) {
+        int64_t pending = 0;
+        /* A round of handed copies read nothing: what it could have changed
+         * of the earliest due time, publish_handed noted. */
+        if (r->from_table && choreo__outbox_next_due(r->st, &r->next_due_ms) != CHOREO_OK)
+            r->next_due_ms = INT64_MAX;
+        int64_t next = r->next_due_ms;
+        if (next != INT64_MAX) {
             int64_t until = next - choreo__now_ms();
             /* Held rows are due and still unpublished in the table: with
              * any held, a row due now is most likely one of them, and the
@@ -686,6 +792,8 @@ static void *relay_main(void *arg)
 
 choreo_status choreo__relay_start(choreo_relay *r)
 {
+    r->from_table = true;
+    r->next_due_ms = INT64_MAX;
     r->cursor = 0;
     r->cursor_since_us = 0;
     r->nheld = 0;
@@ -711,6 +819,8 @@ void choreo__relay_destroy(choreo_relay *r)
         return;
     choreo__relay_join(r);
     free_acked(r);
+    choreo__outbox_copies_free(&r->handed);
+    choreo__outbox_copies_free(&r->taken);
     choreo__store_close(r->st);
     if (r->wake_fd >= 0)
         close(r->wake_fd);

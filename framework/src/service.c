@@ -429,6 +429,7 @@ void choreo_service_destroy(choreo_service *svc)
     free(svc->decisions);
     choreo_config_destroy(svc->cfg);
     choreo__mlog_free(&svc->batch_mlog);
+    choreo__outbox_copies_free(&svc->batch_copies);
     choreo__metrics_free(&svc->metrics);
     pthread_mutex_destroy(&svc->cmd_lock);
     free(svc);

@@ -15,6 +15,7 @@
 #include "latency.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "queue.h"
 #include "store.h"
 #include "transport.h"
@@ -80,6 +81,8 @@ struct choreo_service {
     choreo_metrics metrics;
     choreo_nats_watch watch;   /* the log and metrics the NATS callbacks report to */
     choreo_mlog batch_mlog;    /* dispatcher thread: the batch's notes, counted at commit */
+    choreo_outbox_copies batch_copies; /* dispatcher thread: the batch's outbox rows, handed
+                                        * to the relay at commit */
     struct MHD_Daemon *httpd;  /* owner thread: the metrics endpoint, NULL when off */
     char metrics_bound[300];   /* the address it listens on */
     choreo_store *sampler_store; /* the sampler thread's connection */

@@ -144,7 +144,9 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
     s = choreo__extras_emit(&svc->extras, tx->naive, tx->st, env.id, type, saga, subject, w.buf,
                             w.len, env.ts_ms, row.publish_at <= env.ts_ms, &taken);
     if (s == CHOREO_OK && !taken)
-        s = choreo__outbox_insert(tx->st, &row);
+        s = choreo__outbox_insert(tx->st, &row, &row.seq);
+    if (s == CHOREO_OK && row.seq > 0 && tx->copies)
+        choreo__outbox_copy(tx->copies, &row);
     choreo_mp_writer_free(&w);
     if (s != CHOREO_OK)
         return s;
@@ -272,6 +274,7 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
     tx->st = svc->cmd_store;
     tx->command = true;
     tx->naive = &tx->naive_own;
+    tx->copies = &tx->copies_own;
     tx->route = -1;
     tx->mlog = &tx->mlog_own;
     *out = tx;
@@ -293,8 +296,9 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
     if (s == CHOREO_OK && tx->emitted > 0) {
         choreo__extras_crash(&svc->extras, CP_AFTER_COMMIT_BEFORE_PUBLISH);
         choreo__extras_committed(&svc->extras, &tx->naive_own);
-        choreo__relay_wake(svc->relay);
+        choreo__relay_hand(svc->relay, &tx->copies_own);
     }
+    choreo__outbox_copies_free(&tx->copies_own);
     choreo__naive_free(&tx->naive_own);
     choreo__mlog_free(&tx->mlog_own);
     free(tx);
@@ -307,6 +311,7 @@ void choreo_tx_rollback(choreo_tx *tx)
         return;
     choreo__store_rollback(tx->st);
     pthread_mutex_unlock(&tx->svc->cmd_lock);
+    choreo__outbox_copies_free(&tx->copies_own);
     choreo__naive_free(&tx->naive_own);
     choreo__mlog_free(&tx->mlog_own);
     free(tx);

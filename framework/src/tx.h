@@ -4,6 +4,7 @@
 
 #include "metrics.h"
 #include "naive.h"
+#include "outbox.h"
 #include "service.h"
 #include "trace.h"
 
@@ -20,6 +21,8 @@ struct choreo_tx {
     char trace[CHOREO_TRACEPARENT_SIZE]; /* the trace of its emits outside a handler */
     choreo_naive_list *naive; /* delivery=naive: events held until the commit */
     choreo_naive_list naive_own; /* the list of a command transaction */
+    choreo_outbox_copies *copies; /* its outbox rows, for the relay at commit */
+    choreo_outbox_copies copies_own; /* the copies of a command transaction */
 };
 
 struct choreo_reply {

@@ -10,7 +10,7 @@ static void insert(choreo_store *st, const char *id, int64_t publish_at)
     choreo_outbox_row row = { .event_id = id, .subject = "choreo.T.s", .headers = "Nats-Msg-Id: x\n",
                               .body = (const uint8_t *)"\x80", .body_len = 1,
                               .created_us = 1, .publish_at = publish_at };
-    cr_assert_eq(choreo__outbox_insert(st, &row), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo__outbox_insert(st, &row, NULL), CHOREO_OK, "%s", choreo_last_error());
 }
 
 struct seen { int n; int64_t seq[16]; char ids[16][8]; };
@@ -90,7 +90,7 @@ Test(outbox, a_duplicate_event_id_is_refused)
     insert(st, "same", 0);
     choreo_outbox_row row = { .event_id = "same", .subject = "s", .headers = "",
                               .body = (const uint8_t *)"\x80", .body_len = 1 };
-    cr_assert_eq(choreo__outbox_insert(st, &row), CHOREO_EDUPLICATE);
+    cr_assert_eq(choreo__outbox_insert(st, &row, NULL), CHOREO_EDUPLICATE);
     choreo__store_close(st);
 }
 

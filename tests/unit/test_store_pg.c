@@ -184,7 +184,7 @@ static void insert(choreo_store *st, const char *id)
     choreo_outbox_row row = { .event_id = id, .subject = "choreo.T.s", .headers = "",
                               .body = (const uint8_t *)"\x80", .body_len = 1,
                               .created_us = 1, .publish_at = 1 };
-    cr_assert_eq(choreo__outbox_insert(st, &row), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo__outbox_insert(st, &row, NULL), CHOREO_OK, "%s", choreo_last_error());
 }
 
 Test(store_pg, a_commit_with_outbox_rows_notifies_the_listening_relay)
@@ -303,7 +303,7 @@ Test(store_pg, blobs_keep_every_byte_value)
     choreo_outbox_row row = { .event_id = "b", .subject = "choreo.T.s", .headers = "h: 'q' ?",
                               .body = body, .body_len = sizeof body, .created_us = 1,
                               .publish_at = 1 };
-    cr_assert_eq(choreo__outbox_insert(st, &row), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo__outbox_insert(st, &row, NULL), CHOREO_OK, "%s", choreo_last_error());
     cr_assert_eq(choreo__outbox_due(st, 10, 0, 5, first_body, back), CHOREO_OK, "%s",
                  choreo_last_error());
     cr_assert_arr_eq(body, back, sizeof body);

@@ -53,7 +53,7 @@ static void fill(choreo_store *st, long n, int64_t publish_at, const char *tag)
                                       .headers = "Nats-Msg-Id: x\n", .body = body,
                                       .body_len = sizeof body, .created_us = choreo__now_us(),
                                       .publish_at = publish_at };
-            check(choreo__outbox_insert(st, &row), "insert");
+            check(choreo__outbox_insert(st, &row, NULL), "insert");
         }
         check(choreo__store_commit(st), "commit");
     }
