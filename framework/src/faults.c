@@ -197,7 +197,11 @@ bool choreo__fault_disk_full(choreo_faults *f)
         return true;
     if (draw(f->seed, &f->draws) >= f->disk_full)
         return false;
-    atomic_store(&f->disk_full_until_us, now + f->disk_full_ms * 1000);
+    /* One episode in two is a single failed commit (a one-off write
+     * error): the work of a batch that failed must not leak into the next
+     * one, which a long episode hides by failing that one too. */
+    int64_t ms = draw(f->seed, &f->draws) < 0.5 ? 0 : f->disk_full_ms;
+    atomic_store(&f->disk_full_until_us, now + ms * 1000);
     say_fired("fault", "disk_full");
     return true;
 }

@@ -37,7 +37,7 @@ typedef struct choreo_crashpoints {
 
 typedef struct choreo_faults {
     double disk_full;              /* probability per commit that an episode starts */
-    int64_t disk_full_ms;          /* how long an episode lasts */
+    int64_t disk_full_ms;          /* how long an episode lasts (one in two: one commit) */
     double slow_handler;           /* probability per handler call */
     int64_t slow_handler_ms;       /* how long a slow handler sleeps first */
     double retry_until_last;       /* share of events that get RETRY until their last run */

@@ -49,6 +49,7 @@ except (ValueError, IndexError):
 
 problems = []
 for key, want in (("lost", 0), ("duplicated", 0), ("lost_events", 0), ("duplicated_events", 0),
+                  ("phantom_events", 0),
                   ("unexpected_exits", 0), ("sanitizer_reports", 0), ("failed_requests", 0),
                   ("retry_failures", 0)):
     if r[key] != want:

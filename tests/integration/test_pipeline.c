@@ -496,3 +496,29 @@ Test(pipeline, a_row_written_by_another_connection_goes_out_in_seq_order, .timeo
     natsConnection_Destroy(nc);
     world_down(&w);
 }
+
+/* A batch whose commit fails leaves nothing behind for the next one: the
+ * copies of its rows are dropped with it, so the relay never publishes a
+ * row that did not commit (a phantom, seen as a second done row) nor takes
+ * a dropped copy for the row that later got its seq (a loss). inventory's
+ * commits fail one time in three (injected, one commit at a time). */
+Test(pipeline, a_failed_commit_hands_the_relay_none_of_its_rows, .timeout = 120)
+{
+    struct world w;
+    world_up(&w);
+    w.ord = make_ord(&w, NULL);
+    setenv("CHOREO_FAULTS", "disk_full=0.3,disk_full_ms=0", 1);
+    w.inv = make_inv(&w, "retry_base_ms=20");
+    unsetenv("CHOREO_FAULTS");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    emit_apart(w.ord, "OrderCreated", 60, 3);
+    cr_assert(support_wait_count(w.dir, "ord", "SELECT COUNT(*) FROM done", 60, 60000),
+              "%lld of 60 sagas done",
+              support_count(w.dir, "ord", "SELECT COUNT(*) FROM done"));
+    support_sleep_ms(500); /* a phantom would come within this */
+    cr_assert_eq(support_count(w.dir, "ord", "SELECT COUNT(*) FROM done"), 60);
+    cr_assert_eq(support_count(w.dir, "ord", "SELECT COUNT(DISTINCT n) FROM done"), 60);
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 60);
+    world_down(&w);
+}

@@ -184,7 +184,7 @@ struct tally {
         retry_until_last;
     long sanitizer_reports; /* AddressSanitizer, UBSan, LeakSanitizer, TSan in the logs */
     bool audited;
-    long lost_events, lost_sagas, duplicated_events, duplicated_sagas, pending;
+    long lost_events, lost_sagas, duplicated_events, duplicated_sagas, phantom_events, pending;
     long unknown_orders; /* placed (the client got an id) but not in the order database */
     long parked, parked_retried, still_parked, retry_failures;
     int metrics_unanswered; /* endpoints that did not answer, or not connected, at the end */
@@ -808,11 +808,20 @@ static const char AUDIT_SQL[] =
     "                    AND d.consumer = c.consumer AND d.status = 'parked');"
     "CREATE TEMP TABLE doubled AS"
     "  SELECT consumer, event_id, saga FROM applied GROUP BY consumer, event_id"
-    "  HAVING COUNT(*) > 1;";
+    "  HAVING COUNT(*) > 1;"
+    /* An event applied that no service's committed transaction emitted:
+     * published from a transaction that rolled back. The decisions on held
+     * steps are written by choreoctl, not by a service, and have no audit
+     * row. */
+    "CREATE TEMP TABLE phantom AS"
+    "  SELECT a.consumer, a.event_id, a.saga FROM applied a"
+    "  WHERE a.type <> 'ChoreoHoldDecided'"
+    "    AND NOT EXISTS (SELECT 1 FROM emitted e WHERE e.event_id = a.event_id);";
 
 /* The audit trails of the four services, read together: an emitted event
  * that a consumer of its type never applied (and that is not parked there)
- * is lost; a (consumer, event) applied more than once is duplicated. */
+ * is lost; a (consumer, event) applied more than once is duplicated; an
+ * applied event that no committed transaction emitted is a phantom. */
 static int audit(const sup *s, const shop_world *w, struct tally *t)
 {
     sqlite3 *db;
@@ -852,6 +861,7 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
     t->lost_sagas = one_number(db, "SELECT COUNT(DISTINCT saga) FROM missing");
     t->duplicated_events = one_number(db, "SELECT COUNT(*) FROM doubled");
     t->duplicated_sagas = one_number(db, "SELECT COUNT(DISTINCT saga) FROM doubled");
+    t->phantom_events = one_number(db, "SELECT COUNT(*) FROM phantom");
     t->parked = one_number(db, "SELECT COUNT(*) FROM dead");
     t->parked_retried = one_number(db, "SELECT COUNT(*) FROM dead WHERE status = 'retried'");
     t->still_parked = one_number(db, "SELECT COUNT(*) FROM dead WHERE status = 'parked'");
@@ -874,7 +884,10 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
-    return t->lost_events < 0 || t->duplicated_events < 0 || t->parked < 0 ? -1 : 0;
+    return t->lost_events < 0 || t->duplicated_events < 0 || t->phantom_events < 0 ||
+                   t->parked < 0
+               ? -1
+               : 0;
 }
 
 /* Crash points and faults that fired, from the lines the services wrote
@@ -1172,11 +1185,13 @@ static void print_json(const struct outcome *r)
            sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
-           "\"duplicated\": %ld, \"duplicated_events\": %ld, \"parked\": %ld, "
+           "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
+           "\"parked\": %ld, "
            "\"parked_retried\": %ld, \"still_parked\": %ld, \"retry_failures\": %ld, ",
            lost_total(t), measured(t, t->lost_events), measured(t, t->pending),
            measured(t, t->unknown_orders), measured(t, t->duplicated_sagas),
-           measured(t, t->duplicated_events), measured(t, t->parked),
+           measured(t, t->duplicated_events), measured(t, t->phantom_events),
+           measured(t, t->parked),
            measured(t, t->parked_retried), measured(t, t->still_parked), t->retry_failures);
     const shop_check_report *c = r->c;
     printf("\"held\": %lld, \"approved\": %lld, \"rejected\": %lld, \"expired\": %lld, "
@@ -1257,6 +1272,8 @@ static void print_text(const struct outcome *r)
            lost_total(t), t->lost_events, t->pending, t->unknown_orders);
     printf("  duplicated  %ld sagas (%ld events applied twice by the same consumer)\n",
            t->duplicated_sagas, t->duplicated_events);
+    printf("  phantom     %ld events applied that no committed transaction emitted\n",
+           t->phantom_events);
     printf("  parked      %ld messages (%ld retried with choreoctl, %ld still parked)\n",
            t->parked, t->parked_retried, t->still_parked);
     if (r->checked)
@@ -1463,7 +1480,8 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
     const struct tally *t = &r.t;
     bool clean = !r.error && r.final && r.checked && r.rep.ok && t->audited &&
                  t->lost_events == 0 && t->pending == 0 && t->unknown_orders == 0 &&
-                 t->duplicated_events == 0 && t->retry_failures == 0 &&
+                 t->duplicated_events == 0 && t->phantom_events == 0 &&
+                 t->retry_failures == 0 &&
                  t->metrics_unanswered == 0 && atomic_load(&r.j.st.failed) == 0;
     /* An exit the harness did not cause, or a sanitizer report, fails every
      * run, naive ones too. */
