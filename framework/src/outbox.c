@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "status.h"
+#include "tuning.h"
 
 choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *row, int64_t *seq)
 {
@@ -201,6 +202,9 @@ choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
 
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
 {
+    /* More than a relay round takes are read from the table anyway. */
+    if (l->n >= CHOREO_RELAY_BATCH)
+        l->incomplete = true;
     if (l->incomplete)
         return;
     if (l->n == l->cap) {

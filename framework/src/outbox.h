@@ -33,8 +33,9 @@ typedef struct choreo_outbox_copies {
     bool incomplete; /* a copy could not be kept: the relay must read the table */
 } choreo_outbox_copies;
 
-/* Keeps a copy of row (with its seq); out of memory marks the list
- * incomplete instead of failing, since the row is in the table anyway. */
+/* Keeps a copy of row (with its seq); out of memory, or a list that holds
+ * a relay round's worth already, marks the list incomplete instead of
+ * failing, since the row is in the table anyway. */
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row);
 /* Moves every row of src to the end of dst (src is left empty); a dst that
  * cannot grow, or that would pass max rows, is marked incomplete and keeps
