@@ -344,16 +344,20 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
     /* A server that does not answer, or is starting, shutting down or
      * recovering (also between the connect and the migration), leaves the
      * connection bad: the whole open is tried again every
-     * CHOREO_DB_RETRY_MS for wait_ms. */
+     * CHOREO_DB_RETRY_MS for wait_ms. A server that refused (answered a
+     * ping after the failed connect) ends the wait when it refuses twice in
+     * a row: one that finished its recovery between the connect and the
+     * ping answers that ping too, and takes the next connect. */
     int64_t until = choreo__mono_us() + (int64_t)wait_ms * 1000;
-    for (;;) {
+    for (bool refused_before = false;;) {
         choreo_status s = pg_connect(st, url, options, where, sizeof where);
         if (s == CHOREO_OK)
             s = migrate(st, where);
         if (s == CHOREO_OK || !st->pg || !st->pg->conn ||
             PQstatus(st->pg->conn) != CONNECTION_BAD || choreo__mono_us() >= until ||
-            st->pg->refused)
+            (st->pg->refused && refused_before))
             return s;
+        refused_before = st->pg->refused;
         choreo__pg_close(st);
         choreo__sleep_ms(CHOREO_DB_RETRY_MS);
     }

@@ -122,7 +122,7 @@ Test(store_pg, instances_starting_together_migrate_a_new_database_once)
 
 /* A starting service waits for a server that is away (or restarting) up
  * to its wait, but not for one that answers and refuses: a wrong database
- * name fails at once. */
+ * name fails at its second refusal, a quarter of a second later. */
 Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
 {
     choreo_store *st = NULL;
