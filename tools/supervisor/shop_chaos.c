@@ -884,10 +884,9 @@ static int audit(const sup *s, const shop_world *w, struct tally *t)
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
-    return t->lost_events < 0 || t->duplicated_events < 0 || t->phantom_events < 0 ||
-                   t->parked < 0
-               ? -1
-               : 0;
+    bool unread = t->lost_events < 0 || t->duplicated_events < 0 || t->phantom_events < 0 ||
+                  t->parked < 0;
+    return unread ? -1 : 0;
 }
 
 /* Crash points and faults that fired, from the lines the services wrote
