@@ -367,6 +367,24 @@ static enum action park(choreo_service *svc, struct delivery *d, enum choreo_out
 
 enum verdict { GO, PARK, SKIP };
 
+/* What a rolled-back handler undoes besides its savepoint: the batch's
+ * naive events, metric notes and outbox copies made since the mark. */
+struct undo {
+    int naive, mlog, copies;
+};
+
+static struct undo undo_mark(const choreo_service *svc)
+{
+    return (struct undo){ svc->extras.batch.n, svc->batch_mlog.n, svc->batch_copies.n };
+}
+
+static void undo_to(choreo_service *svc, struct undo m)
+{
+    choreo__extras_rolled_back(&svc->extras.batch, m.naive);
+    choreo__mlog_truncate(&svc->batch_mlog, m.mlog);
+    choreo__outbox_copies_truncate(&svc->batch_copies, m.copies);
+}
+
 /* Stage 1: reads the delivery count and the envelope, and checks that this
  * handler may take the event. */
 static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
@@ -423,7 +441,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch,
                      .route = (int)(rt - svc->routes), .mlog = &svc->batch_mlog,
                      .copies = &svc->batch_copies };
-    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n, copies_mark = svc->batch_copies.n;
+    struct undo mark = undo_mark(svc);
     choreo_result res;
     if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver)) {
         res = CHOREO_RETRY;
@@ -440,9 +458,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
         t->emitted += tx.emitted;
         return res;
     }
-    choreo__extras_rolled_back(&svc->extras.batch, mark);
-    choreo__mlog_truncate(&svc->batch_mlog, mlog_mark);
-    choreo__outbox_copies_truncate(&svc->batch_copies, copies_mark);
+    undo_to(svc, mark);
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_REJECT)
         snprintf(d->reason, sizeof d->reason, "handler returned REJECT%s%s",
@@ -529,7 +545,7 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     int route = (int)(rq - svc->requests);
     choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch, .route = -1,
                      .mlog = &svc->batch_mlog, .copies = &svc->batch_copies };
-    int mark = svc->extras.batch.n, mlog_mark = svc->batch_mlog.n, copies_mark = svc->batch_copies.n;
+    struct undo mark = undo_mark(svc);
     int64_t began = choreo__mono_us();
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
@@ -540,9 +556,7 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
         choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route, REQ_DONE, 0);
         return;
     }
-    choreo__extras_rolled_back(&svc->extras.batch, mark);
-    choreo__mlog_truncate(&svc->batch_mlog, mlog_mark);
-    choreo__outbox_copies_truncate(&svc->batch_copies, copies_mark);
+    undo_to(svc, mark);
     choreo__store_rollback_to(svc->store);
     choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route,
                      res == CHOREO_REJECT ? REQ_REJECT : REQ_RETRY, 0);
@@ -681,11 +695,8 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
                    "n=%d err=\"%s\"", n, CHOREO_SAFE(choreo_last_error()));
     }
     bool committed = s == CHOREO_OK;
-    if (!committed) {
-        choreo__extras_rolled_back(&svc->extras.batch, 0);
-        choreo__mlog_truncate(&svc->batch_mlog, 0);
-        choreo__outbox_copies_truncate(&svc->batch_copies, 0);
-    }
+    if (!committed)
+        undo_to(svc, (struct undo){ 0 });
     if (committed) {
         choreo__metrics_commit(svc, &svc->batch_mlog);
         atomic_fetch_add(&svc->stats.batches, 1);

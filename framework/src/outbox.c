@@ -241,9 +241,9 @@ void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
     };
 }
 
-void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src, int max)
+void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src)
 {
-    if (src->incomplete || dst->n + src->n > max)
+    if (src->incomplete || dst->n + src->n > CHOREO_RELAY_BATCH)
         dst->incomplete = true;
     if (!dst->incomplete && dst->n + src->n > dst->cap) {
         int cap = dst->n + src->n > 2 * dst->cap ? dst->n + src->n : 2 * dst->cap;

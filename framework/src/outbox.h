@@ -38,9 +38,9 @@ typedef struct choreo_outbox_copies {
  * failing, since the row is in the table anyway. */
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row);
 /* Moves every row of src to the end of dst (src is left empty); a dst that
- * cannot grow, or that would pass max rows, is marked incomplete and keeps
- * nothing more. */
-void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src, int max);
+ * cannot grow, or that would pass a relay round's worth, is marked
+ * incomplete and keeps nothing more. */
+void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src);
 /* Forgets the rows after the first n (a rolled-back savepoint); n = 0 also
  * clears incomplete. */
 void choreo__outbox_copies_truncate(choreo_outbox_copies *l, int n);

@@ -39,7 +39,9 @@
  * other round (a rewound cursor, a gap, too many copies) reads the table,
  * which holds every committed row, and drops the copies. A copy is handed
  * only after its commit, so the relay never publishes an uncommitted row;
- * a copy lost to a crash or a stop is read from the table.
+ * a copy lost to a crash or a stop is read from the table. On PostgreSQL
+ * no copies are made (seqs do not follow commit order there), and the
+ * cursor rewinds every round anyway.
  *
  * On PostgreSQL several instances share the outbox and one relay publishes
  * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
@@ -162,10 +164,8 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
 static void wake_with(choreo_relay *r, choreo_outbox_copies *rows)
 {
     pthread_mutex_lock(&r->lock);
-    if (rows && r->shared)
-        choreo__outbox_copies_truncate(rows, 0);
-    else if (rows)
-        choreo__outbox_copies_move(&r->handed, rows, CHOREO_RELAY_BATCH);
+    if (rows)
+        choreo__outbox_copies_move(&r->handed, rows);
     r->wake = true;
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
