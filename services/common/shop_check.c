@@ -519,7 +519,7 @@ static choreo_status check_files(const shop_check_paths *paths, bool require_fin
 }
 
 choreo_status shop_check_wait(const shop_check_paths *paths, bool require_final, int timeout_ms,
-                              const volatile sig_atomic_t *cancel, shop_check_report *out,
+                              const atomic_int *cancel, shop_check_report *out,
                               char *err, size_t errlen)
 {
     for (int waited = 0;; waited += 100) {

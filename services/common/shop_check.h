@@ -22,7 +22,7 @@
 #ifndef SHOP_CHECK_H
 #define SHOP_CHECK_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,7 +83,7 @@ CHOREO_WUR choreo_status shop_check_run(const shop_check_paths *paths, bool requ
  * or *cancel (when not NULL) becomes non-zero. out holds the last report
  * (free it with shop_check_report_free). */
 CHOREO_WUR choreo_status shop_check_wait(const shop_check_paths *paths, bool require_final,
-                                         int timeout_ms, const volatile sig_atomic_t *cancel,
+                                         int timeout_ms, const atomic_int *cancel,
                                          shop_check_report *out, char *err, size_t errlen);
 
 void shop_check_report_free(shop_check_report *r);

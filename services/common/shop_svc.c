@@ -246,7 +246,14 @@ static int pg_exec_ddl(struct pg_conn *db, const char *sql)
     }
     *o = '\0';
     PGresult *r = PQexec(db, ddl);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? SQLITE_OK : SQLITE_ERROR;
+    /* What running it again may get past: SQLITE_IOERR, the connection is
+     * gone (the server crashed or restarted); SQLITE_BUSY, a lock wait
+     * passed lock_timeout (55P03). */
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK   ? SQLITE_OK
+           : PQstatus(db) == CONNECTION_BAD          ? SQLITE_IOERR
+           : state && strcmp(state, "55P03") == 0    ? SQLITE_BUSY
+                                                     : SQLITE_ERROR;
     if (rc != SQLITE_OK)
         shop_log(SHOP_ERROR, "cannot run SQL", "err=\"%s\"", PQresultErrorMessage(r));
     PQclear(r);
@@ -308,17 +315,44 @@ static choreo_result on_ping(choreo_tx *tx, const void *req, size_t len, choreo_
     return choreo_reply_set(reply, "ok", 2) == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
 }
 
-static choreo_status create_schema(choreo_service *svc, const char *sql)
+/* One try; *again when the failure may pass (the database went away or
+ * stayed locked), not when the SQL itself failed. */
+static choreo_status create_schema_once(choreo_service *svc, const char *sql, bool *again)
 {
     choreo_tx *tx = NULL;
     choreo_status s = choreo_service_begin(svc, &tx);
+    *again = s == CHOREO_ESTORE || s == CHOREO_EBUSY;
     if (s != CHOREO_OK)
         return s;
-    if (shop_sql_exec(shop_tx_db(tx), sql) != SQLITE_OK) {
+    int rc = shop_sql_exec(shop_tx_db(tx), sql);
+    if (rc != SQLITE_OK) {
         choreo_tx_rollback(tx);
+        *again = rc == SQLITE_IOERR || rc == SQLITE_BUSY;
         return CHOREO_ESTORE;
     }
-    return choreo_tx_commit(tx);
+    s = choreo_tx_commit(tx);
+    *again = s == CHOREO_ESTORE || s == CHOREO_EBUSY;
+    return s;
+}
+
+/* The schema is idempotent, so a transaction that failed can run again: a
+ * PostgreSQL server that crashes or restarts while it runs drops the
+ * connection and fails the transaction, although the next BEGIN waits for
+ * the server and connects again. Tried again for as long as choreo waits
+ * for the database at start (db_wait_ms). */
+static choreo_status create_schema(choreo_service *svc, const char *sql, int64_t wait_ms)
+{
+    int64_t until = shop_now_us() + wait_ms * 1000;
+    for (;;) {
+        bool again;
+        choreo_status s = create_schema_once(svc, sql, &again);
+        if (s == CHOREO_OK || !again || shop_now_us() >= until)
+            return s;
+        shop_log(SHOP_WARN, "creating the schema failed; trying again", "err=\"%s\"",
+                 choreo_last_error()[0] ? choreo_last_error() : "(the SQL error above)");
+        struct timespec pause = { 0, 200 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
 }
 
 static void usage(const shop_service_def *def, const choreo_config *cfg, FILE *f)
@@ -418,11 +452,16 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
               : strcmp(lvl, "debug") == 0 ? SHOP_DEBUG
                                           : SHOP_INFO;
     if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
-        create_schema(svc, def->schema_sql) != CHOREO_OK ||
+        create_schema(svc, def->schema_sql,
+                      strtoll(choreo_config_get(cfg, "db_wait_ms"), NULL, 10)) != CHOREO_OK ||
         choreo_service_on_request(svc, "Ping", on_ping, NULL) != CHOREO_OK ||
         def->register_handlers(svc, style, def->user) != CHOREO_OK ||
         choreo_service_run(svc) != CHOREO_OK) {
-        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        /* Only the schema's own SQL fails without choreo's error: it is
+         * logged where it failed. */
+        fprintf(stderr, "shop-%s: %s\n", def->name,
+                choreo_last_error()[0] ? choreo_last_error()
+                                       : "cannot create the schema (its SQL error is logged above)");
         goto out;
     }
     rc = 0;

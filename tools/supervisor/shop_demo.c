@@ -81,7 +81,7 @@ static const char USAGE[] =
 /* Who the demo's reviewer decides as, in the payment database. */
 #define REVIEWER "demo-reviewer"
 
-static volatile sig_atomic_t interrupted;
+static atomic_int interrupted; /* atomic: the handler may run on any thread */
 /* --secure: certificates, users and passwords of this run. */
 static shop_secure secure;
 /* Set once the demo is only being kept running (--keep): a signal then is

@@ -21,6 +21,7 @@
 #define CHOREO_SUPERVISOR_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -56,7 +57,7 @@ typedef struct sup_options {
     int broker_profile_port;
     /* When not NULL and set non-zero (say by a signal handler), waiting for
      * a service to answer gives up at once. */
-    volatile sig_atomic_t *cancel;
+    const atomic_int *cancel;
 } sup_options;
 
 /* A service to supervise. Everything is copied. */
