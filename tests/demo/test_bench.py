@@ -6,6 +6,7 @@ the raw pipeline's of the same run. No figure is compared with a target.
     test_bench.py CHOREO_BENCH
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,10 @@ for key in ("raw_events_per_s", "hop_events_per_s", "hop_ratio", "relay_p50_us",
             "demo_ratio"):
     assert isinstance(d.get(key), (int, float)) and d[key] > 0, (key, d.get(key), d)
 assert d["demo_orders"] == 150, d
+# The broker's Go threads: half the CPUs, at least one, unless GOMAXPROCS is set.
+cpus = os.cpu_count() or 1
+want = int(os.environ["GOMAXPROCS"]) if os.environ.get("GOMAXPROCS") else max(1, cpus // 2)
+assert d["broker_gomaxprocs"] == want, (d["broker_gomaxprocs"], want)
 ratio = d["demo_events_per_s"] / d["raw_events_per_s"]
 assert abs(ratio - d["demo_ratio"]) < 0.002, (ratio, d["demo_ratio"])
 # A saga of the shop emits several events, so the demo's events/s is above

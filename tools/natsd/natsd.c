@@ -72,6 +72,38 @@ static int read_port(const natsd *d)
     return colon ? (int)strtol(colon + 1, NULL, 10) : 0;
 }
 
+extern char **environ;
+
+long natsd_gomaxprocs(void)
+{
+    const char *env = getenv("GOMAXPROCS");
+    if (env && *env)
+        return strtol(env, NULL, 10);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 2 ? cpus / 2 : 1;
+}
+
+/* The environment nats-server starts with: this process's, plus
+ * GOMAXPROCS when it names none (see natsd.h). Built before the fork, so
+ * that the child of a threaded process only switches environ to it. NULL
+ * when out of memory: the child then keeps this process's. */
+static char **broker_env(char *procs, size_t cap)
+{
+    const char *set = getenv("GOMAXPROCS");
+    if (set && *set)
+        return NULL;
+    snprintf(procs, cap, "GOMAXPROCS=%ld", natsd_gomaxprocs());
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env)
+        return NULL;
+    memcpy(env, environ, n * sizeof *env);
+    env[n] = procs;
+    return env;
+}
+
 static int spawn(natsd *d)
 {
     char port[16], store[600], log[600];
@@ -111,8 +143,12 @@ static int spawn(natsd *d)
         argv[n++] = d->pass;
     }
     argv[n] = NULL;
+    char procs[32];
+    char **env = broker_env(procs, sizeof procs);
     pid_t parent = getpid();
     pid_t pid = fork();
+    if (pid != 0)
+        free(env);
     if (pid < 0) {
         fprintf(stderr, "natsd: fork failed: %s\n", strerror(errno));
         return -1;
@@ -126,6 +162,8 @@ static int spawn(natsd *d)
             dup2(devnull, STDIN_FILENO);
             dup2(devnull, STDOUT_FILENO);
         }
+        if (env)
+            environ = env;
         execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "natsd: cannot run %s: %s; install the nats-server package or set "
                         "CHOREO_NATS_SERVER\n", argv[0], strerror(errno));

@@ -23,6 +23,15 @@ typedef struct natsd {
  * "nats-server" on PATH. */
 const char *natsd_binary(void);
 
+/* Every server starts with GOMAXPROCS set to half the machine's CPUs (at
+ * least 1) unless the environment sets GOMAXPROCS: the broker shares the
+ * machine with the services, and Go's scheduler, with a thread per CPU,
+ * wakes an idle one for each goroutine a message makes runnable. On two
+ * CPUs one thread cost less CPU and moved more events (README,
+ * "Performance"). Returns the GOMAXPROCS the servers get (a value the
+ * environment sets is passed on as it is). */
+long natsd_gomaxprocs(void);
+
 /* Starts a server storing into dir (created if needed). port 0 picks a free
  * port. user/pass may be NULL for no authorization. Waits until it accepts
  * connections. Returns 0, or -1 with a message on stderr. The server is

@@ -722,10 +722,11 @@ int main(int argc, char **argv)
                "\"relay_p50_us\": %" PRId64 ", \"relay_p99_us\": %" PRId64 ", "
                "\"hop_p50_us\": %" PRId64 ", \"hop_p99_us\": %" PRId64 ", \"service_rss_kb\": %ld, "
                "\"metrics_pairs\": %ld, \"hop_metrics_off_events_per_s\": %.0f, "
-               "\"hop_metrics_on_events_per_s\": %.0f, \"metrics_on_off_ratio\": %.3f",
+               "\"hop_metrics_on_events_per_s\": %.0f, \"metrics_on_off_ratio\": %.3f, "
+               "\"broker_gomaxprocs\": %ld",
                o.events, o.per_tx, o.synchronous, raw_rate, hop_rate, ratio, st.relay_p50_us,
                st.relay_p99_us, lat.p50, lat.p99, rss, o.metrics_pairs, off_med, on_med,
-               on_med / off_med);
+               on_med / off_med, natsd_gomaxprocs());
         if (o.demo_orders > 0)
             printf(", \"demo_orders\": %ld, \"demo_sagas_per_s\": %.1f, "
                    "\"demo_events_per_s\": %.0f, \"demo_ratio\": %.3f",
@@ -740,8 +741,9 @@ int main(int argc, char **argv)
                    inbox_rate / empty_rate, delayed_rate / empty_rate);
         printf("}\n");
     } else {
-        printf("choreo-bench: %ld events, %ld per producer transaction, synchronous=%s\n",
-               o.events, o.per_tx, o.synchronous);
+        printf("choreo-bench: %ld events, %ld per producer transaction, synchronous=%s, "
+               "nats-server GOMAXPROCS=%ld\n",
+               o.events, o.per_tx, o.synchronous, natsd_gomaxprocs());
         printf("  raw JetStream pipeline   %10.0f events/s\n", raw_rate);
         printf("  one choreo hop           %10.0f events/s   (ratio %.3f)\n", hop_rate, ratio);
         printf("  latency run: %ld events at %ld/s, one per transaction\n", o.lat_events, o.lat_rate);
