@@ -459,9 +459,9 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
         choreo_service_run(svc) != CHOREO_OK) {
         /* Only the schema's own SQL fails without choreo's error: it is
          * logged where it failed. */
+        const char *why = choreo_last_error();
         fprintf(stderr, "shop-%s: %s\n", def->name,
-                choreo_last_error()[0] ? choreo_last_error()
-                                       : "cannot create the schema (its SQL error is logged above)");
+                why[0] ? why : "cannot create the schema (its SQL error is logged above)");
         goto out;
     }
     rc = 0;

@@ -37,7 +37,8 @@ else:
     # can hold only 9 kills: --min-kills goes on killing after the last order
     # until there were 10.
     cmd = [binary, "--sagas", "300", "--duration-s", "20", "--kill-interval-ms", "500",
-           "--min-kills", "10", "--broker-interval-ms", "5000", "--crash-prob", "0.001", "--seed", "7", "--json"]
+           "--min-kills", "10", "--broker-interval-ms", "5000", "--crash-prob", "0.001",
+           "--seed", "7", "--json"]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
                 "--postgres-interval-ms", "6000", "--min-instance-kills", "3"]

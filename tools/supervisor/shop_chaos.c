@@ -127,7 +127,8 @@ static void on_signal(int sig)
 /* Values below zero are "not given" until resolve() fills them in. */
 struct opts {
     long sagas;
-    int64_t duration_s, kill_ms, min_kills, min_instance_kills, restart_ms, broker_ms, postgres_ms, quiet_s, deadline_ms;
+    int64_t duration_s, kill_ms, min_kills, min_instance_kills, restart_ms, broker_ms,
+        postgres_ms, quiet_s, deadline_ms;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
