@@ -91,6 +91,25 @@ static bool count_reaches(void *p)
     return support_count(a->dir, a->name, a->sql) >= a->want;
 }
 
+struct stat_arg {
+    choreo_service *svc;
+    uint64_t want;
+};
+
+static bool duplicates_reach(void *p)
+{
+    struct stat_arg *a = p;
+    return support_stats(a->svc).duplicates >= a->want;
+}
+
+/* The relay counts rows published after their mark commits, so a reader of
+ * the database can see the mark a moment before the count. */
+static bool published_counted(void *p)
+{
+    struct stat_arg *a = p;
+    return support_stats(a->svc).published >= a->want;
+}
+
 Test(pipeline, business_row_event_and_inbox_mark_commit_together_and_the_event_travels,
      .timeout = 60)
 {
@@ -132,24 +151,11 @@ Test(pipeline, business_row_event_and_inbox_mark_commit_together_and_the_event_t
     struct count_arg marked = { w.dir, "inv",
         "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL", 1 };
     cr_assert(support_wait(count_reaches, &marked, 5000), "outbox row never marked published");
-    choreo_stats st_inv;
-    choreo_service_stats(w.inv, &st_inv);
-    cr_assert_eq(st_inv.handled, 1);
-    cr_assert_eq(st_inv.published, 1);
+    struct stat_arg counted = { w.inv, 1 };
+    cr_assert(support_wait(published_counted, &counted, 5000), "the mark was never counted");
+    cr_assert_eq(support_stats(w.inv).handled, 1);
+    cr_assert_eq(support_stats(w.inv).published, 1);
     world_down(&w);
-}
-
-struct dup_arg {
-    choreo_service *svc;
-    uint64_t want;
-};
-
-static bool duplicates_reach(void *p)
-{
-    struct dup_arg *a = p;
-    choreo_stats s;
-    choreo_service_stats(a->svc, &s);
-    return s.duplicates >= a->want;
 }
 
 Test(pipeline, a_redelivery_after_a_kill_before_the_ack_is_applied_once, .timeout = 90)
@@ -182,7 +188,7 @@ Test(pipeline, a_redelivery_after_a_kill_before_the_ack_is_applied_once, .timeou
 
     w.inv = make_inv(&w, "log_level=warn");
     cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
-    struct dup_arg d = { w.inv, 1 };
+    struct stat_arg d = { w.inv, 1 };
     cr_assert(support_wait(duplicates_reach, &d, 20000), "the redelivery never came");
     cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1);
     choreo_stats s;
@@ -241,7 +247,7 @@ Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60
     /* Same body (same event id) under another broker msg id: JetStream keeps
      * it, the inbox must drop it. */
     republish(w.server.url, w.dir, "ord", "some-other-msg-id");
-    struct dup_arg d = { w.inv, 1 };
+    struct stat_arg d = { w.inv, 1 };
     cr_assert(support_wait(duplicates_reach, &d, 15000), "the republished event never arrived");
     cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1);
     cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM choreo_outbox"), 1);
@@ -322,6 +328,8 @@ Test(pipeline, rows_published_a_few_at_a_time_are_marked_without_waiting_for_a_s
               "%lld of 5 rows marked published 5 s after their emits",
               support_count(w.dir, "ord",
                             "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL"));
+    struct stat_arg counted = { w.ord, 5 };
+    cr_assert(support_wait(published_counted, &counted, 5000), "the marks were never counted");
     cr_assert_eq(support_stats(w.ord).published, 5);
     world_down(&w);
 }
