@@ -321,16 +321,15 @@ static choreo_status create_schema_once(choreo_service *svc, const char *sql, bo
 {
     choreo_tx *tx = NULL;
     choreo_status s = choreo_service_begin(svc, &tx);
-    *again = s == CHOREO_ESTORE || s == CHOREO_EBUSY;
-    if (s != CHOREO_OK)
-        return s;
-    int rc = shop_sql_exec(shop_tx_db(tx), sql);
-    if (rc != SQLITE_OK) {
-        choreo_tx_rollback(tx);
-        *again = rc == SQLITE_IOERR || rc == SQLITE_BUSY;
-        return CHOREO_ESTORE;
+    if (s == CHOREO_OK) {
+        int rc = shop_sql_exec(shop_tx_db(tx), sql);
+        if (rc != SQLITE_OK) {
+            choreo_tx_rollback(tx);
+            *again = rc == SQLITE_IOERR || rc == SQLITE_BUSY;
+            return CHOREO_ESTORE;
+        }
+        s = choreo_tx_commit(tx);
     }
-    s = choreo_tx_commit(tx);
     *again = s == CHOREO_ESTORE || s == CHOREO_EBUSY;
     return s;
 }

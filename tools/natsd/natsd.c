@@ -74,13 +74,24 @@ static int read_port(const natsd *d)
 
 extern char **environ;
 
-long natsd_gomaxprocs(void)
+/* GOMAXPROCS as the environment sets it, or NULL. */
+static const char *procs_set(void)
 {
     const char *env = getenv("GOMAXPROCS");
-    if (env && *env)
-        return strtol(env, NULL, 10);
+    return env && *env ? env : NULL;
+}
+
+/* Half the machine's CPUs, at least 1. */
+static long procs_default(void)
+{
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus > 2 ? cpus / 2 : 1;
+}
+
+long natsd_gomaxprocs(void)
+{
+    const char *set = procs_set();
+    return set ? strtol(set, NULL, 10) : procs_default();
 }
 
 /* The environment nats-server starts with: this process's, plus
@@ -89,10 +100,9 @@ long natsd_gomaxprocs(void)
  * when out of memory: the child then keeps this process's. */
 static char **broker_env(char *procs, size_t cap)
 {
-    const char *set = getenv("GOMAXPROCS");
-    if (set && *set)
+    if (procs_set())
         return NULL;
-    snprintf(procs, cap, "GOMAXPROCS=%ld", natsd_gomaxprocs());
+    snprintf(procs, cap, "GOMAXPROCS=%ld", procs_default());
     size_t n = 0;
     while (environ[n])
         n++;
