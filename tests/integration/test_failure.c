@@ -180,7 +180,10 @@ static pid_t spawn_crashy(struct world *w)
 {
     pid_t pid = support_fork();
     if (pid == 0) {
-        choreo_service *svc = worker(w, "Job", abort_on_13, "max_deliver=4", "ack_wait_ms=500",
+        /* The AckWait is long enough that a delivery a slow (sanitized, busy)
+         * process has not reached yet does not expire into one more delivery
+         * that crashed nothing. */
+        choreo_service *svc = worker(w, "Job", abort_on_13, "max_deliver=4", "ack_wait_ms=1500",
                                      NULL);
         choreo_status s = choreo_service_run(svc); /* until SIGTERM */
         choreo_service_destroy(svc);

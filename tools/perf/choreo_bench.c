@@ -525,11 +525,31 @@ static double json_number(const char *json, const char *key)
     return at ? strtod(at + strlen(pat), NULL) : -1;
 }
 
+/* Prints the last lines (its last 8 KiB at most) of the file at path to
+ * stderr, under a heading. */
+static void print_tail(const char *path, const char *heading)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fseek(f, -8192, SEEK_END) != 0)
+        rewind(f);
+    static char text[8193];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    const char *from = text;
+    if (len == sizeof text - 1 && strchr(text, '\n'))
+        from = strchr(text, '\n') + 1; /* a cut first line */
+    fprintf(stderr, "%s\n%s", heading, from);
+}
+
 /* Runs the shop demo (built next to this program) with `orders` orders at
- * its default window and reads its JSON summary. */
+ * its default window and reads its JSON summary. What the demo prints on
+ * stderr goes to a temporary file, whose end is shown when it fails. */
 static struct demo run_demo(long orders)
 {
-    char self[512], cmd[700];
+    char self[512], cmd[1400];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
         die("demo", "cannot find this program's directory");
@@ -537,11 +557,20 @@ static struct demo run_demo(long orders)
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    snprintf(cmd, sizeof cmd, "'%s/../supervisor/shop-demo' --orders %ld --json 2>/dev/null",
-             self, orders);
+    const char *tmp = getenv("TMPDIR");
+    char errpath[600];
+    snprintf(errpath, sizeof errpath, "%s/choreo-bench-demo.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(errpath);
+    if (fd < 0)
+        die("demo: cannot create a file for the demo's messages", strerror(errno));
+    close(fd);
+    snprintf(cmd, sizeof cmd, "'%s/../supervisor/shop-demo' --orders %ld --json 2>'%s'", self,
+             orders, errpath);
     FILE *p = popen(cmd, "r");
-    if (!p)
+    if (!p) {
+        unlink(errpath);
         die("demo", strerror(errno));
+    }
     static char line[1 << 16];
     char last[sizeof line] = "";
     while (fgets(line, sizeof line, p))
@@ -549,10 +578,17 @@ static struct demo run_demo(long orders)
             snprintf(last, sizeof last, "%s", line);
     int rc = pclose(p);
     struct demo d = { json_number(last, "sagas_per_s"), json_number(last, "events_per_s") };
-    if (rc != 0 || d.sagas_per_s <= 0 || d.events_per_s <= 0 ||
-        !strstr(last, "\"invariants_ok\": true"))
-        die("demo", "the shop demo failed or its invariants did not hold; run tools/demo to "
-                    "see why");
+    bool ok = rc == 0 && d.sagas_per_s > 0 && d.events_per_s > 0 &&
+              strstr(last, "\"invariants_ok\": true");
+    if (!ok) {
+        print_tail(errpath, "choreo-bench: the shop demo's last messages:");
+        if (last[0])
+            fprintf(stderr, "choreo-bench: the shop demo's summary: %s", last);
+    }
+    unlink(errpath);
+    if (!ok)
+        die("demo", "the shop demo failed or its invariants did not hold (its messages are "
+                    "above); run tools/demo to see it on its own");
     return d;
 }
 
