@@ -7,6 +7,7 @@ the raw pipeline's of the same run. No figure is compared with a target.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,3 +50,21 @@ for bad in ("-5", "many", "10x"):
     proc = subprocess.run([bench, "--demo-orders", bad], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=30)
     assert proc.returncode == 2 and "positive whole numbers" in proc.stderr, (bad, proc)
+
+# A demo that fails is shown: its own messages come before choreo-bench's
+# word, here a service that refuses an unknown CHOREO_ variable at start.
+env = dict(os.environ, CHOREO_NO_SUCH_SETTING="1")
+cmd[cmd.index("--demo-orders") + 1] = "20"
+proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                      timeout=240, env=env)
+assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
+err = proc.stderr
+assert "the shop demo's last messages:" in err, err[-3000:]
+assert "exited at start" in err, err[-3000:]
+assert err.index("exited at start") < err.index("the shop demo failed"), err[-3000:]
+# The failed demo keeps its work directory for the user to read; the test
+# removes it.
+for line in err.splitlines():
+    if "logs and databases kept in " in line:
+        shutil.rmtree(line.split("logs and databases kept in ", 1)[1].strip(), ignore_errors=True)
+print("bench shows a failed demo's messages")
