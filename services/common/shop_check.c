@@ -211,12 +211,14 @@ static int check_orders(sqlite3 *db, bool require_final, shop_check_report *r)
     sqlite3_finalize(s);
     if (r->first_created_us == INT64_MAX)
         r->first_created_us = 0;
-    qsort(straight.v, straight.n, sizeof *straight.v, cmp_i64);
+    if (straight.n > 1) /* none: v is NULL, which qsort must not get */
+        qsort(straight.v, straight.n, sizeof *straight.v, cmp_i64);
     r->p50_us = quantile(straight.v, straight.n, 0.50);
     r->p90_us = quantile(straight.v, straight.n, 0.90);
     r->p99_us = quantile(straight.v, straight.n, 0.99);
     r->max_us = straight.n ? straight.v[straight.n - 1] : 0;
-    qsort(held.v, held.n, sizeof *held.v, cmp_i64);
+    if (held.n > 1)
+        qsort(held.v, held.n, sizeof *held.v, cmp_i64);
     r->held_sagas = (int64_t)held.n;
     r->held_p50_us = quantile(held.v, held.n, 0.50);
     r->held_p99_us = quantile(held.v, held.n, 0.99);
