@@ -10,14 +10,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 bench = sys.argv[1]
 cmd = [bench, "--events", "1000", "--per-tx", "100", "--latency-events", "50",
        "--latency-rate", "200", "--metrics-pairs", "1", "--demo-orders", "150", "--json"]
+# In a TMPDIR of its own, which the bench (and the demo it runs) must leave
+# empty: its databases and stream take about 170 MB with the defaults.
+scratch = tempfile.mkdtemp(prefix="choreo-bench-test-")
 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                      timeout=240)
+                      timeout=240, env=dict(os.environ, TMPDIR=scratch))
 if proc.returncode != 0:
     sys.exit(f"FAIL: choreo-bench exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+left = os.listdir(scratch)
+assert not left, f"choreo-bench left {left} in {scratch}"
+os.rmdir(scratch)
 d = json.loads(proc.stdout.strip().splitlines()[-1])
 for key in ("raw_events_per_s", "hop_events_per_s", "hop_ratio", "relay_p50_us",
             "hop_p50_us", "service_rss_kb", "demo_sagas_per_s", "demo_events_per_s",
