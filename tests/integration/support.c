@@ -21,9 +21,12 @@
 
 void support_tmpdir(char *out, size_t cap)
 {
-    char dir[] = "/tmp/choreo-it-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir), "cannot create a temp dir");
-    snprintf(out, cap, "%s", dir);
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    int n = snprintf(out, cap, "%s/choreo-it-XXXXXX", tmp);
+    cr_assert(n > 0 && (size_t)n < cap, "TMPDIR is too long: %s", tmp);
+    cr_assert_not_null(mkdtemp(out), "cannot create a temp dir in %s", tmp);
 }
 
 void support_server(natsd *d, const char *dir, const char *user, const char *pass)

@@ -54,7 +54,10 @@ static inline void unit_db_path(char *out, size_t cap)
 
 static inline void unit_db_path(char *out, size_t cap)
 {
-    char dir[] = "/tmp/choreo-unit-XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    char dir[200];
+    int n = snprintf(dir, sizeof dir, "%s/choreo-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(n > 0 && (size_t)n < sizeof dir, "TMPDIR is too long");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(out, cap, "%s/test.db", dir);
 }

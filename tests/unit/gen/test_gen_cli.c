@@ -53,7 +53,9 @@ static int run(char *out, size_t cap, ...)
 
 static void tmpdir(char *out, size_t cap)
 {
-    snprintf(out, cap, "/tmp/choreo-gen-cli-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/choreo-gen-cli-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(n > 0 && (size_t)n < cap, "TMPDIR is too long");
     cr_assert_not_null(mkdtemp(out));
 }
 

@@ -16,7 +16,10 @@
 
 static choreo_service *make_service(const char *name)
 {
-    char dir[] = "/tmp/choreo-gen-XXXXXX", db[64];
+    const char *tmp = getenv("TMPDIR");
+    char dir[200], db[300];
+    int n = snprintf(dir, sizeof dir, "%s/choreo-gen-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(n > 0 && (size_t)n < sizeof dir, "TMPDIR is too long");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(db, sizeof db, "%s/%s.db", dir, name);
     choreo_config *cfg;
