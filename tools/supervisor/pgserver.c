@@ -224,6 +224,10 @@ int pgserver_start(pgserver *p, const char *log_path)
                                 "--locale=C", NULL };
     if (run(init_argv, log, p->uid, p->gid) != 0) {
         fprintf(stderr, "supervisor: initdb failed; see %s\n", log);
+        if (geteuid() == 0)
+            fprintf(stderr, "supervisor: initdb runs as the postgres user, which must be able "
+                            "to pass through every directory above %s (check TMPDIR)\n",
+                    p->dir);
         return -1;
     }
     p->port = free_port();
