@@ -3,11 +3,13 @@
  * and a restart on the same port and store for outage tests. Or three of
  * them routed into a cluster, with readiness and the stream leader read
  * from each node's monitoring port. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "natsd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -518,4 +520,18 @@ int natsd_cluster_stream_leader(const natsd_cluster *c, const char *stream)
     }
     free(buf);
     return leader;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void natsd_remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -111,4 +111,8 @@ int natsd_cluster_stream_leader(const natsd_cluster *c, const char *stream);
  * Returns the HTTP status, or -1 when nothing answered in time. */
 int natsd_http_get(int port, const char *path, char *buf, size_t cap, int timeout_ms);
 
+/* Removes dir and everything below it, going on past what cannot be
+ * removed; links are removed, never followed. */
+void natsd_remove_tree(const char *dir);
+
 #endif

@@ -2,9 +2,7 @@
  * this machine and prints the figures (see tools/bench --help). The
  * consumer service runs in its own process (this program re-executed with
  * --role consumer) so that its peak RSS is its own. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -512,17 +510,6 @@ static double median(double *v, long n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* nftw's callback removing each file, and each directory after its
- * contents. */
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* ---- the shop demo in the same run ---- */
 
 struct demo {
@@ -764,7 +751,7 @@ int main(int argc, char **argv)
     natsd_stop(&server, SIGTERM);
     /* The databases and the stream (about 170 MB with the defaults) are
      * of no use once measured. A run that dies keeps them. */
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    natsd_remove_tree(dir);
     /* The whole saga: the shop demo, with its own server, after this one
      * has stopped. */
     struct demo demo = { 0, 0 };

@@ -4,14 +4,12 @@
  * shutdown at the end. The server runs as the postgres user when the
  * supervisor runs as root (it refuses root), and gets PR_SET_PDEATHSIG like
  * every child of the supervisor, so that it never outlives it. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include "pgserver.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -24,6 +22,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "natsd.h"
 
 #ifndef SUP_HAVE_PG
 
@@ -270,12 +270,6 @@ int pgserver_database(pgserver *p, const char *name, char *url, size_t cap)
     return rc;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st, (void)type, (void)ftw;
-    return remove(path);
-}
-
 void pgserver_stop(pgserver *p)
 {
     if (p->pid > 0) {
@@ -292,7 +286,7 @@ void pgserver_stop(pgserver *p)
         p->pid = 0;
     }
     if (p->dir[0]) {
-        nftw(p->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        natsd_remove_tree(p->dir);
         p->dir[0] = '\0';
     }
 }

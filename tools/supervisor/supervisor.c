@@ -2,13 +2,11 @@
  * and kill-by-PID so that nothing outlives it, the broker (one server or a
  * three-node cluster) through natsd, and readiness by a Ping request over
  * its own NATS connection. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include "supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -639,15 +637,6 @@ void sup_stop_all(sup *s)
     sup_stop_broker(s, SIGTERM);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void sup_destroy(sup *s)
 {
     if (!s)
@@ -655,7 +644,7 @@ void sup_destroy(sup *s)
     sup_stop_all(s);
     pgserver_stop(&s->pg);
     if (s->fresh_dir && !s->opt.keep_workdir)
-        nftw(s->workdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        natsd_remove_tree(s->workdir);
     for (int i = 0; i < s->nkids; i++) {
         for (int k = 0; k < s->kids[i].nargs; k++)
             free(s->kids[i].args[k]);
