@@ -50,6 +50,7 @@ struct delivery {
     choreo_route *rt;
     natsMsg *msg;
     int64_t attempt;
+    int64_t retried; /* the highest earlier delivery whose handler asked for a retry */
     bool decoded;
     choreo_envelope env;
     char trace[CHOREO_TRACEPARENT_SIZE]; /* its traceparent header, or "" */
@@ -345,7 +346,9 @@ static enum action park(choreo_service *svc, struct delivery *d, enum choreo_out
         return ACT_TERM; /* parked before; its Term was lost to a crash or a stop */
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
-    if (choreo__dead_insert(svc->store, &row, choreo__now_ms()) != CHOREO_OK) {
+    if (choreo__dead_insert(svc->store, &row, choreo__now_ms()) != CHOREO_OK ||
+        (d->retried > 0 &&
+         choreo__inbox_settled(svc->store, row.consumer, row.event_id) != CHOREO_OK)) {
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "cannot park a message; it will be redelivered",
                    "consumer=%s err=\"%s\"", d->rt->consumer, CHOREO_SAFE(choreo_last_error()));
         choreo__store_rollback_to(svc->store);
@@ -468,6 +471,28 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     return res;
 }
 
+/* Keeps the count of a delivery whose handler asked for a retry, in its own
+ * savepoint of the batch. Without it (a full disk) the server's count is
+ * still there, so the retry goes ahead either way. */
+static void keep_retried(choreo_service *svc, const struct delivery *d)
+{
+    if (choreo__extras_skip_inbox(&svc->extras))
+        return;
+    choreo_status s = choreo__store_savepoint(svc->store);
+    if (s == CHOREO_OK) {
+        s = choreo__inbox_retried(svc->store, d->rt->consumer, d->env.id, d->attempt,
+                                  choreo__now_ms());
+        if (s == CHOREO_OK)
+            s = choreo__store_release(svc->store);
+        else
+            choreo__store_rollback_to(svc->store);
+    }
+    if (s != CHOREO_OK)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "cannot keep the count of a retried delivery",
+                   "consumer=%s event=%s err=\"%s\"", d->rt->consumer, d->env.id,
+                   CHOREO_SAFE(choreo_last_error()));
+}
+
 /* Applies one event inside the open batch transaction: read it, claim it in
  * the inbox, park it on its last delivery, or run its handler. */
 static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *rt,
@@ -487,8 +512,8 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         return ACT_NAK;
     bool fresh = true;
     if (!choreo__extras_skip_inbox(&svc->extras) &&
-        choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh) !=
-            CHOREO_OK) {
+        choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh,
+                           &d.retried) != CHOREO_OK) {
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
@@ -501,6 +526,17 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
                    "consumer=%s event=%s saga=%s", rt->consumer, d.env.id, d.env.saga);
         return ACT_ACK;
     }
+    if (d.retried >= d.attempt) {
+        /* The server counts this delivery lower than one whose handler
+         * already ran (see inbox.c): count on from that one instead. */
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
+                   "the server's delivery count went back; counting on from choreo's own",
+                   "consumer=%s event=%s saga=%s server_count=%lld attempt=%lld", rt->consumer,
+                   d.env.id, d.env.saga, (long long)d.attempt, (long long)d.retried + 1);
+        d.attempt = d.retried + 1;
+        if (d.attempt >= svc->cfg->max_deliver - 1)
+            t->last_delivery = true;
+    }
     if (d.attempt >= svc->cfg->max_deliver) {
         /* Parked without running the handler, so that a handler that
          * crashes the process on this message cannot crash-loop the service. */
@@ -510,6 +546,11 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
                  "run on this last delivery",
                  (long long)d.attempt);
         return park(svc, &d, OUT_PARKED, t);
+    }
+    /* Forgotten with the mark's savepoint: undone when the handler retries. */
+    if (d.retried > 0 && choreo__inbox_settled(svc->store, rt->consumer, d.env.id) != CHOREO_OK) {
+        choreo__store_rollback_to(svc->store);
+        return ACT_NAK;
     }
 
     choreo_result res = run_handler(svc, &d, t);
@@ -524,6 +565,7 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
     if (res == CHOREO_REJECT)
         return park(svc, &d, OUT_REJECT, t);
     t->retried++;
+    keep_retried(svc, &d);
     choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_RETRY, 0);
     *nak_delay_ms = retry_delay_ms(svc, d.attempt);
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",

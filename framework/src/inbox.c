@@ -1,26 +1,74 @@
 /* Inbox marks are written inside the handler's savepoint, before the handler
  * runs: if the handler's work rolls back, so does the mark, and if it
  * commits, a later delivery of the same event id finds the mark and is
- * acknowledged without running the handler again. */
+ * acknowledged without running the handler again.
+ *
+ * The delivery count comes from the server, which can send it lower than
+ * before: nats-server before 2.10.14 restarts it at 1 when a redelivery
+ * comes due while the only pull requests waiting belong to a reader that
+ * has gone (a process stopped or killed less than a second before). So the
+ * highest delivery on which a handler asked for a retry is kept beside the
+ * marks, and the mark's statement reads it back: a handler never runs more
+ * than max_deliver - 1 times, whatever count the server sends. */
 #include "inbox.h"
 
 #include "status.h"
 
 choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
-                                 int64_t now_ms, bool *fresh)
+                                 int64_t now_ms, bool *fresh, int64_t *retried)
 {
     choreo_q *s = choreo__store_stmt(st, STMT_INBOX_MARK,
         "INSERT INTO choreo_inbox(consumer, event_id, processed_at)"
-        " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING");
+        " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+        " RETURNING (SELECT attempt FROM choreo_retries"
+        "  WHERE consumer = ?1 AND event_id = ?2)");
     if (!s)
         return CHOREO_ESTORE;
     choreo__q_bind_text(s, 1, consumer, -1);
     choreo__q_bind_text(s, 2, event_id, -1);
     choreo__q_bind_int64(s, 3, now_ms);
     int rc = choreo__q_step(s);
+    *fresh = rc == SQLITE_ROW; /* a row comes back only when the mark was inserted */
+    *retried = *fresh && !choreo__q_is_null(s, 0) ? choreo__q_int64(s, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = choreo__q_step(s);
     choreo__q_reset(s);
     if (rc != SQLITE_DONE)
         return choreo__store_error(st, rc, "writing an inbox mark");
-    *fresh = choreo__store_changes(st) == 1;
+    return CHOREO_OK;
+}
+
+choreo_status choreo__inbox_retried(choreo_store *st, const char *consumer, const char *event_id,
+                                    int64_t attempt, int64_t now_ms)
+{
+    choreo_q *s = choreo__store_stmt(st, STMT_RETRY_KEEP,
+        "INSERT INTO choreo_retries(consumer, event_id, attempt, at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (consumer, event_id) DO UPDATE SET attempt = excluded.attempt,"
+        " at = excluded.at");
+    if (!s)
+        return CHOREO_ESTORE;
+    choreo__q_bind_text(s, 1, consumer, -1);
+    choreo__q_bind_text(s, 2, event_id, -1);
+    choreo__q_bind_int64(s, 3, attempt);
+    choreo__q_bind_int64(s, 4, now_ms);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(st, rc, "keeping a retried delivery's count");
+    return CHOREO_OK;
+}
+
+choreo_status choreo__inbox_settled(choreo_store *st, const char *consumer, const char *event_id)
+{
+    choreo_q *s = choreo__store_stmt(st, STMT_RETRY_FORGET,
+        "DELETE FROM choreo_retries WHERE consumer = ?1 AND event_id = ?2");
+    if (!s)
+        return CHOREO_ESTORE;
+    choreo__q_bind_text(s, 1, consumer, -1);
+    choreo__q_bind_text(s, 2, event_id, -1);
+    int rc = choreo__q_step(s);
+    choreo__q_reset(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(st, rc, "forgetting a retried delivery's count");
     return CHOREO_OK;
 }

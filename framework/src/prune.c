@@ -45,6 +45,12 @@ choreo_status choreo__prune(choreo_store *st, int64_t outbox_before_ms, int64_t 
                         " FROM choreo_inbox"
                         " WHERE processed_at < ?1 LIMIT ?2)",
                         inbox_before_ms, stop, deleted);
+    /* The counts of retried deliveries whose event never came back. */
+    if (s == CHOREO_OK && inbox_before_ms > 0)
+        s = prune_table(st, STMT_PRUNE_RETRIES,
+                        "DELETE FROM choreo_retries WHERE (consumer, event_id) IN (SELECT"
+                        " consumer, event_id FROM choreo_retries WHERE at < ?1 LIMIT ?2)",
+                        inbox_before_ms, stop, deleted);
     /* A parked message can be retried long after that, and a retried one
      * may still be on its way: the barrier rows of their sagas stay (the
      * saga is the subject's last token) until the retry is that old too. */

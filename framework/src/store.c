@@ -134,6 +134,17 @@ static const char *const migrations[] = {
     "  applied INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX choreo_holds_saga ON choreo_holds(saga, kind);"
     "CREATE INDEX choreo_holds_state ON choreo_holds(state, id);",
+    /* 7: the highest delivery of an event on which its handler ran and asked
+     * for a retry, kept until the event is applied or parked, so that a
+     * delivery count the server sends lower than before (nats-server before
+     * 2.10.14 can restart it at 1) does not give the handler more runs. */
+    "CREATE TABLE choreo_retries ("
+    "  consumer TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"          /* unix milliseconds */
+    "  PRIMARY KEY (consumer, event_id)) WITHOUT ROWID;"
+    "CREATE INDEX choreo_retries_age ON choreo_retries(at);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

@@ -21,12 +21,15 @@ enum choreo_stmt {
     STMT_OUTBOX_PENDING,
     STMT_OUTBOX_DELETE,
     STMT_INBOX_MARK,
+    STMT_RETRY_KEEP,
+    STMT_RETRY_FORGET,
     STMT_DEAD_INSERT,
     STMT_DEAD_IS_PARKED,
     STMT_DEAD_FROM_OUTBOX,
     STMT_BARRIER_INSERT,
     STMT_PRUNE_OUTBOX,
     STMT_PRUNE_INBOX,
+    STMT_PRUNE_RETRIES,
     STMT_PRUNE_BARRIER,
     STMT_AUDIT_EMITTED,
     STMT_AUDIT_APPLIED,
@@ -67,7 +70,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to. */
-#define CHOREO_SCHEMA_VERSION 6
+#define CHOREO_SCHEMA_VERSION 7
 /* The versions that added the tables readers look for, so that a reader
  * of an older database knows which of them it has. */
 #define CHOREO_SCHEMA_HANDLERS 4 /* choreo_consumers */

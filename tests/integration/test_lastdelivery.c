@@ -1,8 +1,9 @@
 /* The last delivery against a real nats-server: whatever happens around the
  * delivery on which choreo parks a message (a batch handed back because the
  * database stays locked, a SIGKILL, a graceful stop), the event ends parked,
- * never neither applied nor parked. And batches of slow handlers that
- * together outlast ack_wait_ms are not redelivered while they run. */
+ * never neither applied nor parked. A delivery count the server sends lower
+ * than before gives the handler no extra run. And batches of slow handlers
+ * that together outlast ack_wait_ms are not redelivered while they run. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nats/nats.h>
 #include <sqlite3.h>
 
 #include "support.h"
@@ -175,6 +177,78 @@ Test(lastdelivery, a_graceful_stop_that_hands_back_the_last_delivery_still_ends_
      .timeout = 90)
 {
     last_delivery_in_hand(SIGTERM);
+}
+
+/* ---- the server's delivery count goes back ---- */
+
+static bool retried_twice(void *p)
+{
+    return support_stats(p).retried >= 2;
+}
+
+/* Leaves a pull request at the consumer whose reader has gone: subscribed
+ * while the server takes the request in, unsubscribed afterwards, as a
+ * service that stopped or was killed leaves its open requests behind. */
+static void leave_a_stale_pull_request(const char *url)
+{
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    char inbox[64] = "_INBOX.stale.request";
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, inbox), NATS_OK);
+    cr_assert_eq(natsConnection_PublishRequestString(
+                     nc, "$JS.API.CONSUMER.MSG.NEXT.CHOREO.worker_Job", inbox,
+                     "{\"batch\":1,\"expires\":20000000000}"),
+                 NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    support_sleep_ms(300); /* the consumer has looked at its requests */
+    cr_assert_eq(natsSubscription_Unsubscribe(sub), NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+}
+
+/* nats-server before 2.10.14 (Debian 12 has 2.9.10) sends a message whose
+ * redelivery came due while only a gone reader's request was waiting as if
+ * it were new, with a delivery count of 1. Here the handler has asked for a
+ * retry on deliveries 1 and 2 of max_deliver 3; the next delivery is the last
+ * and must park the event without a third run, whatever count it carries.
+ * On a server without that defect the count is simply 3. */
+Test(lastdelivery, a_delivery_count_the_server_sends_lower_gives_the_handler_no_extra_run,
+     .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&runs, 0);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "max_deliver=3",
+                                        "retry_base_ms=2000", "retry_cap_ms=4000",
+                                        "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", always_retry, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Job", "s1", 1, NULL);
+    cr_assert(support_wait(retried_twice, svc, 30000), "the handler did not retry twice");
+    int64_t second_retry = support_mono_ms();
+    /* The second retry's delay is 3 to 4 s: the service stops and a gone
+     * reader's request waits at the consumer when it comes due. */
+    choreo_service_destroy(svc);
+    leave_a_stale_pull_request(server.url);
+    support_sleep_ms(second_retry + 5000 - support_mono_ms());
+    svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", always_retry, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_wait_count(dir, "worker", "SELECT COUNT(*) > 0 FROM choreo_dead", 1, 20000);
+    support_sleep_ms(500);
+    cr_assert_eq(atomic_load(&runs), 2, "the handler ran %d times with max_deliver 3",
+                 atomic_load(&runs));
+    cr_assert_eq(parked(dir), 1);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_retries"), 0,
+                 "the retried delivery's count outlived the parked event");
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
 }
 
 /* ---- a batch of slow handlers outlasting ack_wait_ms ---- */

@@ -9,9 +9,10 @@ Test(inbox, second_mark_of_the_same_event_is_a_duplicate)
     char path[256];
     choreo_store *st = unit_db_open(path, sizeof path);
     bool fresh = false;
-    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 1, &fresh), CHOREO_OK);
+    int64_t retried = 0;
+    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 1, &fresh, &retried), CHOREO_OK);
     cr_assert(fresh);
-    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 2, &fresh), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 2, &fresh, &retried), CHOREO_OK);
     cr_assert_not(fresh);
     choreo__store_close(st);
 }
@@ -21,8 +22,9 @@ Test(inbox, marks_are_per_consumer)
     char path[256];
     choreo_store *st = unit_db_open(path, sizeof path);
     bool fresh = false;
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh), CHOREO_OK);
+    int64_t retried = 0;
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh, &retried), CHOREO_OK);
     cr_assert(fresh, "another consumer of the same event is not a duplicate");
     choreo__store_close(st);
 }
@@ -32,12 +34,47 @@ Test(inbox, a_rolled_back_mark_does_not_count)
     char path[256];
     choreo_store *st = unit_db_open(path, sizeof path);
     bool fresh = false;
+    int64_t retried = 0;
     cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
     cr_assert_eq(choreo__store_savepoint(st), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried), CHOREO_OK);
     cr_assert_eq(choreo__store_rollback_to(st), CHOREO_OK);
     cr_assert_eq(choreo__store_commit(st), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 2, &fresh), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 2, &fresh, &retried), CHOREO_OK);
     cr_assert(fresh, "the handler's rollback must take the inbox mark with it");
+    choreo__store_close(st);
+}
+
+/* The highest delivery whose handler asked for a retry comes back with the
+ * next fresh mark, stays out of a rolled-back savepoint and goes once the
+ * event is settled. */
+Test(inbox, a_retried_delivery_count_comes_back_with_the_next_mark)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    bool fresh = false;
+    int64_t retried = -1;
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried), CHOREO_OK);
+    cr_assert(fresh);
+    cr_assert_eq(retried, 0);
+    cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox"), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "E1", 2, 10), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "E1", 3, 11), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh, &retried), CHOREO_OK);
+    cr_assert_eq(retried, 0, "another consumer's count");
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried), CHOREO_OK);
+    cr_assert(fresh);
+    cr_assert_eq(retried, 3);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried), CHOREO_OK);
+    cr_assert_not(fresh);
+    cr_assert_eq(retried, 0, "a duplicate reads no count");
+    cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_savepoint(st), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_settled(st, "a", "E1"), CHOREO_OK);
+    cr_assert_eq(choreo__store_rollback_to(st), CHOREO_OK);
+    cr_assert_eq(choreo__store_commit(st), CHOREO_OK);
+    cr_assert_eq(unit_db_count(st, "SELECT attempt FROM choreo_retries"), 3);
+    cr_assert_eq(choreo__inbox_settled(st, "a", "E1"), CHOREO_OK);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_retries"), 0);
     choreo__store_close(st);
 }

@@ -101,6 +101,7 @@ static const char *const undo[] = {
     "DROP TABLE choreo_consumers;",
     "DROP TABLE choreo_saga_instances; DROP TABLE choreo_saga_transitions;",
     "DROP TABLE choreo_holds;",
+    "DROP TABLE choreo_retries;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)
@@ -130,6 +131,7 @@ Test(store, an_older_schema_is_migrated_forward)
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_instances"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_transitions"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_holds"), 0);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_retries"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_barrier"), 1);
         cr_assert_eq(unit_db_count(st, "SELECT MIN(publish_at) FROM choreo_outbox"
                                        " WHERE published_at IS NULL"), 5);

@@ -26,6 +26,7 @@ struct racer {
     choreo_store *st;
     atomic_bool *first_done; /* set by the first instance just before it ends */
     bool fresh;
+    int64_t retried;
     bool first_was_done;     /* first_done, as seen when the mark returned */
     choreo_status s;
 };
@@ -35,7 +36,7 @@ static void *second_instance(void *arg)
     struct racer *r = arg;
     r->s = choreo__store_begin(r->st);
     if (r->s == CHOREO_OK)
-        r->s = choreo__inbox_mark(r->st, "pay_OrderPlaced", "E1", 1, &r->fresh);
+        r->s = choreo__inbox_mark(r->st, "pay_OrderPlaced", "E1", 1, &r->fresh, &r->retried);
     r->first_was_done = atomic_load(r->first_done);
     choreo__store_commit(r->st);
     return NULL;
@@ -50,8 +51,9 @@ static void race(bool first_commits)
     atomic_bool first_done = false;
     struct racer b = { .st = open_again(path), .first_done = &first_done };
     bool fresh = false;
+    int64_t retried = 0;
     cr_assert_eq(choreo__store_begin(a), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(a, "pay_OrderPlaced", "E1", 1, &fresh), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(a, "pay_OrderPlaced", "E1", 1, &fresh, &retried), CHOREO_OK);
     cr_assert(fresh);
     pthread_t t;
     pthread_create(&t, NULL, second_instance, &b);
@@ -255,10 +257,11 @@ Test(store_pg, a_transaction_open_when_the_connection_dropped_does_not_commit)
     cr_assert_eq(unit_db_count(admin, sql), 1);
     choreo__sleep_ms(100);
     bool fresh = false;
-    cr_assert_neq(choreo__inbox_mark(st, "c", "E", 1, &fresh), CHOREO_OK); /* the drop */
+    int64_t retried = 0;
+    cr_assert_neq(choreo__inbox_mark(st, "c", "E", 1, &fresh, &retried), CHOREO_OK); /* the drop */
     /* Nothing more of the transaction runs, not on a new connection either,
      * where it would commit on its own. */
-    cr_assert_neq(choreo__inbox_mark(st, "c", "E2", 1, &fresh), CHOREO_OK);
+    cr_assert_neq(choreo__inbox_mark(st, "c", "E2", 1, &fresh, &retried), CHOREO_OK);
     cr_assert_neq(choreo__store_commit(st), CHOREO_OK, "a lost transaction committed");
     cr_assert(strstr(choreo_last_error(), "connection to the server was lost"), "%s",
               choreo_last_error());
