@@ -1,10 +1,12 @@
 /* Pruning barrier rows: old ones go in batches, recent ones stay, and so do
  * those of a saga whose message is parked or was retried lately; ended
- * orchestrated instances go with their transitions. */
+ * orchestrated instances go with their transitions, and old counts of
+ * retried deliveries. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <string.h>
 
+#include "inbox.h"
 #include "prune.h"
 #include "unit_db.h"
 
@@ -184,5 +186,22 @@ Test(prune, ended_saga_instances_go_with_their_transitions_and_running_ones_stay
     cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_instances WHERE saga IN"
                                    " ('running-old', 'done-new')"), 2);
     cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_transitions"), 6);
+    choreo__store_close(st);
+}
+
+/* The count of a retried delivery whose event never came back goes with
+ * the inbox marks of its age; a recent one stays. */
+Test(prune, counts_of_retried_deliveries_older_than_the_inbox_retention_go)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "old", 2, CUTOFF - 1), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "new", 2, CUTOFF), CHOREO_OK);
+    int64_t deleted = 0;
+    cr_assert_eq(choreo__prune(st, 0, CUTOFF, &running, &deleted), CHOREO_OK, "%s",
+                 choreo_last_error());
+    cr_assert_eq(deleted, 1);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_retries WHERE event_id = 'new'"),
+                 1);
     choreo__store_close(st);
 }
