@@ -205,7 +205,7 @@ static void enqueue(choreo_service *svc, choreo_route *rt, natsMsg **msgs, int n
         items[i] = (choreo_item){ msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
     int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
     for (int i = taken; i < n; i++) {
-        choreo__transport_answer(svc->tp, msgs[i], JS_NAK, 0); /* stopping: hand it back */
+        choreo__transport_answer(svc->tp, msgs[i], JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
         natsMsg_Destroy(msgs[i]);
     }
 }
@@ -285,12 +285,12 @@ static void *fetch_main(void *arg)
             enqueue(svc, rt, msgs, n);
         }
     }
-    /* Stopping: what arrived and was not queued goes back at once. */
+    /* Stopping: what arrived and was not queued is handed back. */
     natsMsg *m = NULL;
     while (natsSubscription_NextMsg(&m, rt->pull.sub, 0) == NATS_OK) {
         const char *description = NULL;
         if (!pull_status(m, &description))
-            choreo__transport_answer(svc->tp, m, JS_NAK, 0);
+            choreo__transport_answer(svc->tp, m, JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
         natsMsg_Destroy(m);
     }
     return NULL;
@@ -829,13 +829,13 @@ void choreo__dispatch_join(choreo_service *svc)
         pthread_join(svc->dispatcher, NULL);
         svc->dispatcher_started = false;
     }
-    /* Hand back what was fetched but not dispatched, for prompt redelivery
+    /* Hand back what was fetched but not dispatched, for the next instance
      * (the server has no MaxDeliver, so a handed-back last delivery comes
      * back and is parked then). */
     choreo_item it;
     while (choreo__queue_pop(&svc->queue, &it, 1, 0) == 1) {
         if (it.kind == ITEM_EVENT)
-            choreo__transport_answer(svc->tp, it.msg, JS_NAK, 0);
+            choreo__transport_answer(svc->tp, it.msg, JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
         natsMsg_Destroy(it.msg);
     }
 }

@@ -28,6 +28,13 @@
 #define CHOREO_FETCH_ERROR_PAUSE_MS 100
 #define CHOREO_FETCH_WARN_EVERY_US 5000000
 
+/* Redelivery delay of a message handed back at a stop (fetched, not yet
+ * dispatched). With no delay the server sends it straight back to this
+ * process's own pull requests, still open for up to CHOREO_PULL_EXPIRES_MS,
+ * where it waits out its whole AckWait (30 s by default) before the next
+ * instance sees it. By this delay those requests have expired. */
+#define CHOREO_HAND_BACK_DELAY_MS (CHOREO_PULL_EXPIRES_MS + CHOREO_PULL_GRACE_MS)
+
 /* Redelivery delay of a message whose batch could not commit or begin, when
  * its delivery count is unknown (otherwise it backs off as a RETRY does). */
 #define CHOREO_REDELIVER_DELAY_MS 100

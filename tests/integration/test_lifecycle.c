@@ -425,3 +425,59 @@ Test(lifecycle, a_start_time_is_never_moved_later, .timeout = 60)
     natsConnection_Destroy(nc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* ---- what a stop hands back reaches the next start promptly ---- */
+
+static atomic_int slow_done;
+
+static choreo_result slow_done_handler(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    support_sleep_ms(100);
+    atomic_fetch_add(&slow_done, 1);
+    return CHOREO_DONE;
+}
+
+static bool handled_at_least(void *p)
+{
+    return atomic_load(&slow_done) >= *(int *)p;
+}
+
+/* Events fetched but not yet dispatched when a service stops are handed
+ * back for the next instance: it gets them at once, not after their
+ * AckWait (60 s here), and none of them is lost or applied twice. */
+Test(lifecycle, events_waiting_at_a_stop_reach_the_next_start_without_waiting_for_ack_wait,
+     .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "batch_max=1",
+                                        "ack_wait_ms=60000", "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", slow_done_handler, NULL), CHOREO_OK);
+    for (int i = 0; i < 30; i++) {
+        char saga[16];
+        snprintf(saga, sizeof saga, "s%d", i);
+        support_emit(svc, "Job", saga, i, NULL);
+    }
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    int some = 3, all = 30;
+    cr_assert(support_wait(handled_at_least, &some, 30000));
+    choreo_service_destroy(svc); /* about 25 events still queued */
+    int64_t restarted = support_mono_ms();
+    svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", slow_done_handler, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert(support_wait(handled_at_least, &all, 90000), "only %d of 30 handled",
+              atomic_load(&slow_done));
+    int64_t took = support_mono_ms() - restarted;
+    cr_assert_lt(took, 30000, "the handed-back events waited %lld ms, for their AckWait",
+                 (long long)took);
+    support_sleep_ms(300);
+    cr_assert_eq(atomic_load(&slow_done), 30);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_inbox"), 30);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
