@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "nats_auth.h"
@@ -151,6 +152,33 @@ static void on_reconnected(natsConnection *nc, void *closure)
     CHOREO_LOG(log, CHOREO_LOG_INFO, "reconnected to NATS", "url=%s", safe);
 }
 
+static void on_closed(natsConnection *nc, void *closure)
+{
+    choreo_transport *tp = closure;
+    pthread_mutex_lock(&tp->closed_lock);
+    tp->closed++;
+    pthread_cond_broadcast(&tp->closed_cond);
+    pthread_mutex_unlock(&tp->closed_lock);
+}
+
+/* Waits until the closed callbacks of n connections have run (bounded, in
+ * case one never comes). */
+static void wait_closed(choreo_transport *tp, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CHOREO_NATS_CLOSE_WAIT_MS / 1000;
+    pthread_mutex_lock(&tp->closed_lock);
+    while (tp->closed < n &&
+           pthread_cond_timedwait(&tp->closed_cond, &tp->closed_lock, &until) == 0)
+        ;
+    bool missing = tp->closed < n;
+    pthread_mutex_unlock(&tp->closed_lock);
+    if (missing)
+        CHOREO_LOG(tp->log, CHOREO_LOG_WARN, "a NATS connection's closed callback did not come",
+                   "waited_ms=%d", CHOREO_NATS_CLOSE_WAIT_MS);
+}
+
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
                            void *closure)
 {
@@ -215,6 +243,8 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
         s = natsOptions_SetReconnectedCB(o, on_reconnected, (void *)tp->watch);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, (void *)tp->watch);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, tp);
     if (s == NATS_OK && strcmp(cfg->nats_inbox_prefix, "_INBOX") != 0)
         s = natsOptions_SetCustomInboxPrefix(o, cfg->nats_inbox_prefix);
     choreo_status st = s == NATS_OK ? CHOREO_OK
@@ -243,6 +273,8 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     const choreo_logger *log = watch->log;
     tp->log = log;
     tp->watch = watch;
+    pthread_mutex_init(&tp->closed_lock, NULL);
+    pthread_cond_init(&tp->closed_cond, NULL);
     choreo_status st = build_options(tp, cfg);
     if (st != CHOREO_OK)
         goto fail;
@@ -624,16 +656,22 @@ void choreo__transport_close(choreo_transport *tp)
 {
     if (!tp)
         return;
+    int connections = 0;
     jsCtx_Destroy(tp->js_pub);
     if (tp->nc_pub) {
         natsConnection_Close(tp->nc_pub);
-        natsConnection_Destroy(tp->nc_pub);
+        connections++;
     }
     jsCtx_Destroy(tp->js);
     if (tp->nc) {
         natsConnection_Close(tp->nc);
-        natsConnection_Destroy(tp->nc);
+        connections++;
     }
+    wait_closed(tp, connections);
+    natsConnection_Destroy(tp->nc_pub);
+    natsConnection_Destroy(tp->nc);
     natsOptions_Destroy(tp->opts);
+    pthread_cond_destroy(&tp->closed_cond);
+    pthread_mutex_destroy(&tp->closed_lock);
     free(tp);
 }

@@ -4,6 +4,7 @@
 #define CHOREO_TRANSPORT_H
 
 #include <nats/nats.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "config.h"
@@ -25,6 +26,12 @@ typedef struct choreo_transport {
     const choreo_logger *log;
     const choreo_nats_watch *watch;
     natsOptions *opts;
+    /* nats.c runs connection callbacks on a thread of its own, from a queue
+     * in which a connection's closed callback comes last: closing waits for
+     * it, so that no callback runs after the watch it reads is freed. */
+    pthread_mutex_t closed_lock;
+    pthread_cond_t closed_cond;
+    int closed;             /* connections whose closed callback has run */
 } choreo_transport;
 
 /* Connects, retrying while no server is reachable (logging each attempt)

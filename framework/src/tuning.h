@@ -89,6 +89,8 @@
 #define CHOREO_NATS_RECONNECT_WAIT_MS 250
 #define CHOREO_NATS_RECONNECT_BUF (64 * 1024 * 1024)
 #define CHOREO_NATS_TIMEOUT_MS 2000
+/* How long closing a connection waits for nats.c's closed callback. */
+#define CHOREO_NATS_CLOSE_WAIT_MS 5000
 #define CHOREO_JS_API_WAIT_MS 5000
 #define CHOREO_JS_MAX_PENDING 4096
 #define CHOREO_CONNECT_RETRY_MS 1000

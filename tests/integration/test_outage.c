@@ -1,5 +1,8 @@
 /* A NATS outage: events emitted while nats-server is down are published
- * after it comes back, and the consumer gets every one of them. */
+ * after it comes back, and the consumer gets every one of them; a service
+ * destroyed while its connection callbacks still wait in nats.c's queue is
+ * not touched by them afterwards. */
+#include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -69,5 +72,44 @@ Test(outage, events_emitted_while_nats_is_down_for_5s_all_arrive_afterwards, .ti
               "rows stayed unpublished after their events arrived");
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* Holds nats.c's callback thread, which runs every connection's callbacks
+ * in turn, as a slow callback of another connection of the process would. */
+static void hold_the_callback_thread(natsConnection *nc, void *closure)
+{
+    support_sleep_ms(4000);
+}
+
+Test(outage, a_service_destroyed_while_its_reconnect_callback_waits_is_not_touched_by_it,
+     .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    natsOptions *o = NULL;
+    natsConnection *other = NULL;
+    cr_assert_eq(natsOptions_Create(&o), NATS_OK);
+    cr_assert_eq(natsOptions_SetURL(o, server.url), NATS_OK);
+    cr_assert_eq(natsOptions_SetMaxReconnect(o, -1), NATS_OK);
+    cr_assert_eq(natsOptions_SetDisconnectedCB(o, hold_the_callback_thread, NULL), NATS_OK);
+    cr_assert_eq(natsConnection_Connect(&other, o), NATS_OK);
+    choreo_config *cfg = support_config(dir, "sink", server.url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Tick", record, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    /* The outage queues the other connection's callback first; the service
+     * reconnects behind it and is destroyed while its reconnected callback
+     * still waits. Under the sanitizers a late callback is a use after free. */
+    natsd_stop(&server, SIGTERM);
+    cr_assert_eq(natsd_restart(&server), 0);
+    support_sleep_ms(1000);
+    choreo_service_destroy(svc);
+    support_sleep_ms(4000); /* the held callbacks run now */
+    natsConnection_Destroy(other);
+    natsOptions_Destroy(o);
     natsd_stop(&server, SIGTERM);
 }
