@@ -195,6 +195,13 @@ static bool renew_pull(choreo_service *svc, choreo_route *rt, struct puller_stat
     return true;
 }
 
+/* Gives a fetched event back to the server at a stop, for the next
+ * instance (CHOREO_HAND_BACK_DELAY_MS says why not at once). */
+static void hand_back(choreo_service *svc, natsMsg *msg)
+{
+    choreo__transport_answer(svc->tp, msg, JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
+}
+
 /* Queues the events in msgs; what the queue does not take (stopping) is
  * handed back. */
 static void enqueue(choreo_service *svc, choreo_route *rt, natsMsg **msgs, int n)
@@ -205,7 +212,7 @@ static void enqueue(choreo_service *svc, choreo_route *rt, natsMsg **msgs, int n
         items[i] = (choreo_item){ msgs[i], ITEM_EVENT, (int)(rt - svc->routes), now };
     int taken = choreo__queue_push_many(&svc->queue, items, n, &svc->stop);
     for (int i = taken; i < n; i++) {
-        choreo__transport_answer(svc->tp, msgs[i], JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
+        hand_back(svc, msgs[i]);
         natsMsg_Destroy(msgs[i]);
     }
 }
@@ -290,7 +297,7 @@ static void *fetch_main(void *arg)
     while (natsSubscription_NextMsg(&m, rt->pull.sub, 0) == NATS_OK) {
         const char *description = NULL;
         if (!pull_status(m, &description))
-            choreo__transport_answer(svc->tp, m, JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
+            hand_back(svc, m);
         natsMsg_Destroy(m);
     }
     return NULL;
@@ -835,7 +842,7 @@ void choreo__dispatch_join(choreo_service *svc)
     choreo_item it;
     while (choreo__queue_pop(&svc->queue, &it, 1, 0) == 1) {
         if (it.kind == ITEM_EVENT)
-            choreo__transport_answer(svc->tp, it.msg, JS_NAK, CHOREO_HAND_BACK_DELAY_MS);
+            hand_back(svc, it.msg);
         natsMsg_Destroy(it.msg);
     }
 }

@@ -21,12 +21,9 @@
 
 void support_tmpdir(char *out, size_t cap)
 {
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || !*tmp)
-        tmp = "/tmp";
-    int n = snprintf(out, cap, "%s/choreo-it-XXXXXX", tmp);
-    cr_assert(n > 0 && (size_t)n < cap, "TMPDIR is too long: %s", tmp);
-    cr_assert_not_null(mkdtemp(out), "cannot create a temp dir in %s", tmp);
+    cr_assert_eq(natsd_tmp_path(out, cap, "choreo-it-XXXXXX"), 0, "TMPDIR is too long: %s",
+                 getenv("TMPDIR"));
+    cr_assert_not_null(mkdtemp(out), "cannot create the temp dir %s", out);
 }
 
 void support_server(natsd *d, const char *dir, const char *user, const char *pass)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "natsd.h"
 #include "store.h"
 
 #ifdef UNIT_PG
@@ -54,10 +55,8 @@ static inline void unit_db_path(char *out, size_t cap)
 
 static inline void unit_db_path(char *out, size_t cap)
 {
-    const char *tmp = getenv("TMPDIR");
     char dir[200];
-    int n = snprintf(dir, sizeof dir, "%s/choreo-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(n > 0 && (size_t)n < sizeof dir, "TMPDIR is too long");
+    cr_assert_eq(natsd_tmp_path(dir, sizeof dir, "choreo-unit-XXXXXX"), 0, "TMPDIR is too long");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(out, cap, "%s/test.db", dir);
 }

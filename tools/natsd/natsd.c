@@ -522,6 +522,16 @@ int natsd_cluster_stream_leader(const natsd_cluster *c, const char *stream)
     return leader;
 }
 
+int natsd_tmp_path(char *out, size_t cap, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/%s", tmp && *tmp ? tmp : "/tmp", name);
+    if (n > 0 && (size_t)n < cap)
+        return 0;
+    errno = ENAMETOOLONG;
+    return -1;
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

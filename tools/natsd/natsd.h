@@ -111,6 +111,12 @@ int natsd_cluster_stream_leader(const natsd_cluster *c, const char *stream);
  * Returns the HTTP status, or -1 when nothing answered in time. */
 int natsd_http_get(int port, const char *path, char *buf, size_t cap, int timeout_ms);
 
+/* Writes "$TMPDIR/name" to out, or "/tmp/name" when TMPDIR is unset or
+ * empty: where tests and tools make their files, so that a run's TMPDIR
+ * holds them all. Returns 0, or -1 with errno ENAMETOOLONG when it does
+ * not fit in cap. */
+int natsd_tmp_path(char *out, size_t cap, const char *name);
+
 /* Removes dir and everything below it, going on past what cannot be
  * removed; links are removed, never followed. */
 void natsd_remove_tree(const char *dir);

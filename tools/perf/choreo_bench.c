@@ -557,9 +557,9 @@ static struct demo run_demo(long orders)
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    const char *tmp = getenv("TMPDIR");
     char errpath[600];
-    snprintf(errpath, sizeof errpath, "%s/choreo-bench-demo.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (natsd_tmp_path(errpath, sizeof errpath, "choreo-bench-demo.XXXXXX") != 0)
+        die("TMPDIR is too long for the demo's messages", getenv("TMPDIR"));
     int fd = mkstemp(errpath);
     if (fd < 0)
         die("demo: cannot create a file for the demo's messages", strerror(errno));
@@ -672,11 +672,9 @@ int main(int argc, char **argv)
     if (strcmp(o.role, "consumer") == 0)
         return consumer_main(&o);
 
-    const char *tmp = getenv("TMPDIR");
     char dir[200];
-    if (snprintf(dir, sizeof dir, "%s/choreo-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
-        (int)sizeof dir)
-        die("TMPDIR is too long for the work directory", tmp);
+    if (natsd_tmp_path(dir, sizeof dir, "choreo-bench-XXXXXX") != 0)
+        die("TMPDIR is too long for the work directory", getenv("TMPDIR"));
     if (!mkdtemp(dir))
         die("cannot create a work directory (set TMPDIR to a writable one)", strerror(errno));
     char sd[256];

@@ -204,9 +204,7 @@ int pgserver_start(pgserver *p, const char *log_path)
     /* The server's own directory is a fresh one of its user: the work
      * directory is its owner's alone. The log stays in the work directory
      * (opened before the switch to the server's user). */
-    const char *tmp = getenv("TMPDIR");
-    snprintf(p->dir, sizeof p->dir, "%s/choreo-pg-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(p->dir)) {
+    if (natsd_tmp_path(p->dir, sizeof p->dir, "choreo-pg-XXXXXX") != 0 || !mkdtemp(p->dir)) {
         fprintf(stderr, "supervisor: cannot create %s: %s\n", p->dir, strerror(errno));
         return -1;
     }

@@ -107,12 +107,12 @@ int sup_create(sup **out, const sup_options *opts)
             return -1;
         }
     } else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(s->workdir, sizeof s->workdir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+        char name[128];
+        snprintf(name, sizeof name, "%s-XXXXXX",
                  s->opt.fresh_name ? s->opt.fresh_name : "choreo-sup");
-        if (!mkdtemp(s->workdir)) {
-            fprintf(stderr, "supervisor: cannot create a work directory in %s: %s\n",
-                    tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        if (natsd_tmp_path(s->workdir, sizeof s->workdir, name) != 0 || !mkdtemp(s->workdir)) {
+            fprintf(stderr, "supervisor: cannot create the work directory %s: %s\n",
+                    s->workdir, strerror(errno));
             free(s);
             return -1;
         }

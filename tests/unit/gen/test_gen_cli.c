@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "natsd.h"
+
 /* Runs choreo-gen with the given arguments (NULL-ended); its stdout and
  * stderr together go to out. Returns the exit code. */
 static int run(char *out, size_t cap, ...)
@@ -53,9 +55,7 @@ static int run(char *out, size_t cap, ...)
 
 static void tmpdir(char *out, size_t cap)
 {
-    const char *tmp = getenv("TMPDIR");
-    int n = snprintf(out, cap, "%s/choreo-gen-cli-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(n > 0 && (size_t)n < cap, "TMPDIR is too long");
+    cr_assert_eq(natsd_tmp_path(out, cap, "choreo-gen-cli-XXXXXX"), 0, "TMPDIR is too long");
     cr_assert_not_null(mkdtemp(out));
 }
 

@@ -11,15 +11,14 @@
 
 #include "envelope.h"
 #include "gt_events.h"
+#include "natsd.h"
 #include "service.h"
 #include "tx.h"
 
 static choreo_service *make_service(const char *name)
 {
-    const char *tmp = getenv("TMPDIR");
     char dir[200], db[300];
-    int n = snprintf(dir, sizeof dir, "%s/choreo-gen-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    cr_assert(n > 0 && (size_t)n < sizeof dir, "TMPDIR is too long");
+    cr_assert_eq(natsd_tmp_path(dir, sizeof dir, "choreo-gen-XXXXXX"), 0, "TMPDIR is too long");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(db, sizeof db, "%s/%s.db", dir, name);
     choreo_config *cfg;
