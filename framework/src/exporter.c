@@ -164,6 +164,12 @@ static void render_handlers(struct out *o, choreo_service *svc)
     for (int i = 0; i < svc->nroutes; i++)
         hist(o, svc, "choreo_handler_duration_seconds", HIST_SECONDS, &svc->routes[i].m.handler,
              "consumer", svc->routes[i].consumer, "type", svc->routes[i].type);
+    family(o, "choreo_delivery_latency_seconds", "histogram",
+           "Time from an event's storing in the stream (the NATS server's clock) to its "
+           "consumer taking it up, first deliveries only.");
+    for (int i = 0; i < svc->nroutes; i++)
+        hist(o, svc, "choreo_delivery_latency_seconds", HIST_SECONDS, &svc->routes[i].m.delivery,
+             "consumer", svc->routes[i].consumer, "type", svc->routes[i].type);
     family(o, "choreo_parked_total", "counter",
            "Messages parked in the dead-letter table since the process started.");
     for (int i = 0; i < svc->nroutes; i++) {

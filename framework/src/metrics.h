@@ -40,6 +40,7 @@ enum choreo_outcome { OUT_DONE, OUT_RETRY, OUT_REJECT, OUT_DUPLICATE, OUT_PARKED
 typedef struct choreo_route_metrics {
     atomic_uint_fast64_t outcome[OUT_N];
     choreo_hist handler;
+    choreo_hist delivery; /* first deliveries: stored in the stream to taken up */
     atomic_uint_fast64_t comp_run, comp_null, late_skipped, comp_parked;
     atomic_bool compensation; /* the handler called the barrier as a compensation */
     atomic_bool lag_known;

@@ -207,6 +207,12 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
         { "choreo_request_duration_seconds_count{service=\"m\",request=\"Echo\"}", 2 },
         { "choreo_handler_duration_seconds_count{service=\"m\",consumer=\"m_Work\","
           "type=\"Work\"}", 11 },
+        /* First deliveries only: the nine emitted and the one republished,
+         * not the redeliveries of the two retried. */
+        { "choreo_delivery_latency_seconds_count{service=\"m\",consumer=\"m_Work\","
+          "type=\"Work\"}", 10 },
+        { "choreo_delivery_latency_seconds_count{service=\"m\",consumer=\"m_Undo\","
+          "type=\"Undo\"}", 3 },
         { "choreo_nats_connected{service=\"m\"}", 1 },
         { "choreo_publish_failures_total{service=\"m\"}", 0 },
     };
@@ -218,6 +224,14 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     double inf = support_metric(text, "choreo_relay_latency_seconds_bucket{service=\"m\",le=\"+Inf\"}");
     cr_expect_eq(inf, support_metric(text, "choreo_relay_latency_seconds_count{service=\"m\"}"));
     cr_expect_eq(inf, 12, "12 events were published: the relay latency counts %g", inf);
+    /* Stored to taken up on one machine: well under a second each, in
+     * seconds (not the server's nanoseconds). */
+    double waited = support_metric(
+        text, "choreo_delivery_latency_seconds_sum{service=\"m\",consumer=\"m_Work\",type=\"Work\"}");
+    cr_expect(waited >= 0 && waited < 10, "the ten deliveries waited %g s in all", waited);
+    cr_expect_eq(support_metric(text, "choreo_delivery_latency_seconds_bucket{service=\"m\","
+                                      "consumer=\"m_Work\",type=\"Work\",le=\"+Inf\"}"),
+                 10);
 
     /* promtool, Prometheus's own checker, finds nothing to say. */
     char path[600], cmd[1200], out[4096];
