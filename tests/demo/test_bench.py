@@ -31,6 +31,10 @@ for key in ("raw_events_per_s", "hop_events_per_s", "hop_ratio", "relay_p50_us",
             "demo_ratio"):
     assert isinstance(d.get(key), (int, float)) and d[key] > 0, (key, d.get(key), d)
 assert d["demo_orders"] == 150, d
+# The data-scale figures take minutes and run only with --data-scale: without
+# it they are there as null, with the flag that gives them.
+assert d["inbox_10m_ratio"] is None and d["delayed_1m_ratio"] is None, d
+assert "--data-scale" in d["data_scale"], d
 # The broker's Go threads: half the CPUs, at least one, unless GOMAXPROCS is set.
 cpus = os.cpu_count() or 1
 want = int(os.environ["GOMAXPROCS"]) if os.environ.get("GOMAXPROCS") else max(1, cpus // 2)

@@ -780,6 +780,9 @@ int main(int argc, char **argv)
                    "\"delayed_1m_ratio\": %.3f",
                    o.inbox_rows, o.delayed_rows, empty_rate, inbox_rate, delayed_rate,
                    inbox_rate / empty_rate, delayed_rate / empty_rate);
+        else /* said, not left out: these take minutes, so only on request */
+            printf(", \"inbox_10m_ratio\": null, \"delayed_1m_ratio\": null, "
+                   "\"data_scale\": \"not run: add --data-scale (a few minutes more)\"");
         printf("}\n");
     } else {
         printf("choreo-bench: %ld events, %ld per producer transaction, synchronous=%s, "
@@ -807,6 +810,9 @@ int main(int argc, char **argv)
                    inbox_rate, inbox_rate / empty_rate);
             printf("  hop, %ld delayed rows %9.0f events/s   (ratio %.3f)\n", o.delayed_rows,
                    delayed_rate, delayed_rate / empty_rate);
+        } else {
+            printf("  hop with 10 million inbox marks and 1 million delayed rows: not run "
+                   "(--data-scale, a few minutes more)\n");
         }
     }
     return 0;
