@@ -405,9 +405,10 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
         d->attempt = (int64_t)meta->NumDelivered;
         /* The stream's timestamp is the server's clock: a redelivery would
          * add its wait, and hosts whose clocks differ their difference. */
-        int64_t waited_us = choreo__now_us() - meta->Timestamp / 1000;
-        if (d->attempt == 1)
+        if (d->attempt == 1) {
+            int64_t waited_us = choreo__now_us() - meta->Timestamp / 1000;
             choreo__hist_observe(&d->rt->m.delivery, HIST_SECONDS, waited_us > 0 ? waited_us : 0);
+        }
         jsMsgMetaData_Destroy(meta);
     }
     const char *retry_for = NULL;
