@@ -51,6 +51,7 @@ struct delivery {
     natsMsg *msg;
     int64_t attempt;
     int64_t retried; /* the highest earlier delivery whose handler asked for a retry */
+    bool operator_retry; /* published again by choreoctl dead retry for this consumer */
     bool decoded;
     choreo_envelope env;
     char trace[CHOREO_TRACEPARENT_SIZE]; /* its traceparent header, or "" */
@@ -412,9 +413,11 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
         jsMsgMetaData_Destroy(meta);
     }
     const char *retry_for = NULL;
-    if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_FOR, &retry_for) == NATS_OK && retry_for &&
-        strcmp(retry_for, d->rt->consumer) != 0)
-        return SKIP; /* an operator's retry meant for another consumer */
+    if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_FOR, &retry_for) == NATS_OK && retry_for) {
+        if (strcmp(retry_for, d->rt->consumer) != 0)
+            return SKIP; /* an operator's retry meant for another consumer */
+        d->operator_retry = true;
+    }
     const char *trace = NULL;
     if (natsMsgHeader_Get(d->msg, CHOREO_HDR_TRACEPARENT, &trace) == NATS_OK &&
         choreo__traceparent_valid(trace))
@@ -523,10 +526,10 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
     /* Stage 2: the inbox. A duplicate is acked without running anything. */
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return ACT_NAK;
-    bool fresh = true;
+    bool fresh = true, parked = false;
     if (!choreo__extras_skip_inbox(&svc->extras) &&
         choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh,
-                           &d.retried) != CHOREO_OK) {
+                           &d.retried, &parked) != CHOREO_OK) {
         choreo__store_rollback_to(svc->store);
         return ACT_NAK;
     }
@@ -538,6 +541,20 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "duplicate delivery dropped by the inbox",
                    "consumer=%s event=%s saga=%s", rt->consumer, d.env.id, d.env.saga);
         return ACT_ACK;
+    }
+    if (parked && !d.operator_retry) {
+        /* Parked for this consumer already: a copy the server sent again,
+         * after a Term lost to a crash or with a count that went back. Only
+         * choreoctl dead retry runs the handler on it again. */
+        choreo__store_rollback_to(svc->store);
+        t->duplicates++;
+        choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_DUPLICATE, 0);
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
+                   "a delivery of an event parked for this consumer; terminated without "
+                   "running the handler (choreoctl dead retry runs it again)",
+                   "consumer=%s event=%s saga=%s server_count=%lld", rt->consumer, d.env.id,
+                   d.env.saga, (long long)d.attempt);
+        return ACT_TERM;
     }
     if (d.retried >= d.attempt) {
         /* The server counts this delivery lower than one whose handler

@@ -9,19 +9,26 @@
  * has gone (a process stopped or killed less than a second before). So the
  * highest delivery on which a handler asked for a retry is kept beside the
  * marks, and the mark's statement reads it back: a handler never runs more
- * than max_deliver - 1 times, whatever count the server sends. */
+ * than max_deliver - 1 times, whatever count the server sends.
+ *
+ * A parked event has no mark (its savepoint rolled back), so the same
+ * statement also tells whether the event is parked for the consumer: a copy
+ * that comes again after the park (its Term lost to a crash, or resent with
+ * a count that went back) is then not run as if it were new. */
 #include "inbox.h"
 
 #include "status.h"
 
 choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
-                                 int64_t now_ms, bool *fresh, int64_t *retried)
+                                 int64_t now_ms, bool *fresh, int64_t *retried, bool *parked)
 {
     choreo_q *s = choreo__store_stmt(st, STMT_INBOX_MARK,
         "INSERT INTO choreo_inbox(consumer, event_id, processed_at)"
         " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
         " RETURNING (SELECT attempt FROM choreo_retries"
-        "  WHERE consumer = ?1 AND event_id = ?2)");
+        "  WHERE consumer = ?1 AND event_id = ?2),"
+        " CASE WHEN EXISTS (SELECT 1 FROM choreo_dead"
+        "  WHERE event_id = ?2 AND consumer = ?1 AND status = 'parked') THEN 1 ELSE 0 END");
     if (!s)
         return CHOREO_ESTORE;
     choreo__q_bind_text(s, 1, consumer, -1);
@@ -30,6 +37,8 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
     int rc = choreo__q_step(s);
     *fresh = rc == SQLITE_ROW; /* a row comes back only when the mark was inserted */
     *retried = *fresh && !choreo__q_is_null(s, 0) ? choreo__q_int64(s, 0) : 0;
+    if (parked)
+        *parked = *fresh && choreo__q_int64(s, 1) != 0;
     if (rc == SQLITE_ROW)
         rc = choreo__q_step(s);
     choreo__q_reset(s);

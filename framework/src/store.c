@@ -145,6 +145,9 @@ static const char *const migrations[] = {
     "  at INTEGER NOT NULL,"          /* unix milliseconds */
     "  PRIMARY KEY (consumer, event_id)) WITHOUT ROWID;"
     "CREATE INDEX choreo_retries_age ON choreo_retries(at);",
+    /* 8: finding whether an event is parked for a consumer, which the inbox
+     * mark of every fresh delivery asks. */
+    "CREATE INDEX choreo_dead_event ON choreo_dead(event_id, consumer);",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

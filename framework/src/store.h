@@ -70,7 +70,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to. */
-#define CHOREO_SCHEMA_VERSION 7
+#define CHOREO_SCHEMA_VERSION 8
 /* The versions that added the tables readers look for, so that a reader
  * of an older database knows which of them it has. */
 #define CHOREO_SCHEMA_HANDLERS 4 /* choreo_consumers */

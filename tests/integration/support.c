@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <nats/nats.h>
 #include <sys/wait.h>
 
 void support_tmpdir(char *out, size_t cap)
@@ -111,6 +112,33 @@ bool support_wait_count(const char *dir, const char *name, const char *sql, long
             return false;
         support_sleep_ms(20);
     }
+}
+
+void support_republish(const char *url, const char *dir, const char *name, const char *id,
+                       const char *msg_id)
+{
+    sqlite3 *db = open_db(dir, name, SQLITE_OPEN_READONLY);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT subject, body FROM choreo_outbox WHERE event_id = ?1",
+                                    -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "event %s is not in %s's outbox", id, name);
+    natsConnection *nc;
+    jsCtx *js;
+    natsMsg *m;
+    jsPubAck *pa = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
+                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 void support_exec(const char *dir, const char *name, const char *sql)

@@ -251,6 +251,66 @@ Test(lastdelivery, a_delivery_count_the_server_sends_lower_gives_the_handler_no_
     natsd_stop(&server, SIGTERM);
 }
 
+/* ---- a parked event that comes again ---- */
+
+/* The copy was taken: dropped, or run. */
+static bool copy_taken(void *p)
+{
+    return support_stats(p).duplicates >= 1 || atomic_load(&runs) >= 2;
+}
+
+/* Rejects an event the first time it runs, applies it after. */
+static choreo_result reject_once(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    return atomic_fetch_add(&runs, 1) == 0 ? CHOREO_REJECT : CHOREO_DONE;
+}
+
+/* The stream can carry a parked event again: its Term lost to a crash, a
+ * copy resent with a count that went back (as above), a producer's repeat
+ * past the duplicate window. Parking rolls back the inbox mark, so before
+ * the copy ran the handler as if it were new (with a handler that no longer
+ * rejects, the event was applied while it still showed as parked). Only an
+ * operator's retry runs a parked event again. */
+Test(lastdelivery, a_parked_event_that_comes_again_runs_only_when_an_operator_retries_it,
+     .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&runs, 0);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", reject_once, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    char id[CHOREO_ID_SIZE];
+    support_emit(svc, "Job", "s1", 1, id);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead", 1, 10000),
+              "the rejected event was not parked");
+    support_republish(server.url, dir, "worker", id, "the-same-event-again");
+    cr_assert(support_wait(copy_taken, svc, 10000), "the copy never reached the service");
+    cr_assert_eq(atomic_load(&runs), 1, "the handler ran on a copy of a parked event");
+    cr_assert_eq(support_stats(svc).duplicates, 1);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_inbox"), 0);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"
+                                              " WHERE status = 'parked'"), 1);
+
+    /* The operator retries it: now it runs, and is applied once. */
+    choreo_admin *adm = NULL;
+    cr_assert_eq(choreo_admin_open(&adm, cfg), CHOREO_OK, "%s", choreo_last_error());
+    long long dead_id = support_count(dir, "worker", "SELECT id FROM choreo_dead");
+    cr_assert_eq(choreo_admin_dead_retry(adm, dead_id), CHOREO_OK, "%s", choreo_last_error());
+    choreo_admin_close(adm);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_inbox", 1, 10000),
+              "the operator's retry was not applied");
+    cr_assert_eq(atomic_load(&runs), 2);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"
+                                              " WHERE status = 'retried'"), 1);
+    choreo_config_destroy(cfg);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
 /* ---- a batch of slow handlers outlasting ack_wait_ms ---- */
 
 static atomic_int slow_runs, redelivered;

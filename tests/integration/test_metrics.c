@@ -78,37 +78,6 @@ static choreo_service *metered(const char *dir, const char *url, int port)
     return svc;
 }
 
-/* Publishes the outbox body of event id again under another Nats-Msg-Id:
- * the stream keeps it, the inbox must drop it. */
-static void republish(const char *url, const char *dir, const char *id)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/m.db", dir);
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT subject, body FROM choreo_outbox WHERE event_id = ?1",
-                                    -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    natsConnection *nc;
-    jsCtx *js;
-    natsMsg *m;
-    jsPubAck *pa = NULL;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
-                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", "another-msg-id");
-    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
 static void request(const char *url, const char *body)
 {
     natsConnection *nc;
@@ -152,7 +121,7 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     support_expect_metric(port, H("m_Undo", "Undo", "done"), 3, 20000);
     support_emit(svc, "Work", fresh, 2, NULL);
     support_expect_metric(port, H("m_Work", "Work", "done"), 7, 20000);
-    republish(server.url, dir, ids[2]);
+    support_republish(server.url, dir, "m", ids[2], "another-msg-id");
     support_expect_metric(port, H("m_Work", "Work", "duplicate"), 1, 20000);
     request(server.url, "ok");
     request(server.url, "no");

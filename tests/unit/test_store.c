@@ -102,6 +102,7 @@ static const char *const undo[] = {
     "DROP TABLE choreo_saga_instances; DROP TABLE choreo_saga_transitions;",
     "DROP TABLE choreo_holds;",
     "DROP TABLE choreo_retries;",
+    "DROP INDEX choreo_dead_event;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)
@@ -132,6 +133,9 @@ Test(store, an_older_schema_is_migrated_forward)
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_transitions"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_holds"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_retries"), 0);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM sqlite_master WHERE name ="
+                                       " 'choreo_dead_event'"), 1,
+                     "from %d: the version 8 index is missing", from);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_barrier"), 1);
         cr_assert_eq(unit_db_count(st, "SELECT MIN(publish_at) FROM choreo_outbox"
                                        " WHERE published_at IS NULL"), 5);
