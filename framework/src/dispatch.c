@@ -543,15 +543,16 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         return ACT_ACK;
     }
     if (parked && !d.operator_retry) {
-        /* Parked for this consumer already: a copy the server sent again,
-         * after a Term lost to a crash or with a count that went back. Only
-         * choreoctl dead retry runs the handler on it again. */
+        /* Parked for this consumer already (or dropped after): a copy the
+         * server sent again, after a Term lost to a crash or with a count
+         * that went back. Only choreoctl dead retry runs the handler on it
+         * again. */
         choreo__store_rollback_to(svc->store);
         t->duplicates++;
         choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_DUPLICATE, 0);
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
-                   "a delivery of an event parked for this consumer; terminated without "
-                   "running the handler (choreoctl dead retry runs it again)",
+                   "a delivery of an event parked (or dropped) for this consumer; "
+                   "terminated without running the handler (choreoctl dead retry runs it)",
                    "consumer=%s event=%s saga=%s server_count=%lld", rt->consumer, d.env.id,
                    d.env.saga, (long long)d.attempt);
         return ACT_TERM;

@@ -12,9 +12,10 @@
  * than max_deliver - 1 times, whatever count the server sends.
  *
  * A parked event has no mark (its savepoint rolled back), so the same
- * statement also tells whether the event is parked for the consumer: a copy
- * that comes again after the park (its Term lost to a crash, or resent with
- * a count that went back) is then not run as if it were new. */
+ * statement also tells whether the event is parked for the consumer, or was
+ * dropped by an operator: a copy that comes again after the park (its Term
+ * lost to a crash, or resent with a count that went back) is then not run
+ * as if it were new. */
 #include "inbox.h"
 
 #include "status.h"
@@ -28,7 +29,8 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
         " RETURNING (SELECT attempt FROM choreo_retries"
         "  WHERE consumer = ?1 AND event_id = ?2),"
         " CASE WHEN EXISTS (SELECT 1 FROM choreo_dead"
-        "  WHERE event_id = ?2 AND consumer = ?1 AND status = 'parked') THEN 1 ELSE 0 END");
+        "  WHERE event_id = ?2 AND consumer = ?1 AND status IN ('parked', 'dropped'))"
+        " THEN 1 ELSE 0 END");
     if (!s)
         return CHOREO_ESTORE;
     choreo__q_bind_text(s, 1, consumer, -1);

@@ -9,7 +9,8 @@
  * when it was not there before, false for a duplicate delivery. For a fresh
  * one, *retried gets the highest delivery on which its handler asked for a
  * retry (choreo__inbox_retried), 0 when none, and *parked (may be NULL)
- * whether the event is parked for this consumer in choreo_dead. */
+ * whether the event is parked for this consumer in choreo_dead, or was
+ * dropped there. */
 choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
                                  int64_t now_ms, bool *fresh, int64_t *retried, bool *parked);
 

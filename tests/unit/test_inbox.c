@@ -83,8 +83,9 @@ Test(inbox, a_retried_delivery_count_comes_back_with_the_next_mark)
     choreo__store_close(st);
 }
 
-/* A fresh mark tells whether the event is parked for that consumer: a copy
- * of a parked event that comes again must not run as a new one. */
+/* A fresh mark tells whether the event is parked (or dropped) for that
+ * consumer: a copy of such an event that comes again must not run as a new
+ * one. */
 Test(inbox, a_fresh_mark_says_whether_the_event_is_parked_for_its_consumer)
 {
     char path[256];
@@ -107,7 +108,13 @@ Test(inbox, a_fresh_mark_says_whether_the_event_is_parked_for_its_consumer)
     cr_assert_not(parked, "parked for another consumer");
     cr_assert_eq(choreo__inbox_mark(st, "a", "E2", 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert_not(parked, "another event");
-    /* Retried by an operator, or dropped: no longer parked. */
+    /* Dropped by an operator: never to run. Retried: it may run again. */
+    cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox;"
+                                        "UPDATE choreo_dead SET status = 'dropped'"),
+                 CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert(fresh);
+    cr_assert(parked, "a dropped message counts as parked");
     cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox;"
                                         "UPDATE choreo_dead SET status = 'retried'"),
                  CHOREO_OK);
