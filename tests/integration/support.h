@@ -39,9 +39,10 @@ bool support_wait_count(const char *dir, const char *name, const char *sql, long
 /* Creates a business table in a service's database before it starts. */
 void support_exec(const char *dir, const char *name, const char *sql);
 
-/* Publishes the outbox body of event id (from service name's database) on
- * its subject again under the Nats-Msg-Id msg_id: the stream keeps it as a
- * new message, as a producer's repeat past the duplicate window would be. */
+/* Publishes the outbox body of event id (NULL: the oldest row) from service
+ * name's database on its subject again under the Nats-Msg-Id msg_id: the
+ * stream keeps it as a new message, as a producer's repeat past the
+ * duplicate window would be. */
 void support_republish(const char *url, const char *dir, const char *name, const char *id,
                        const char *msg_id);
 

@@ -201,35 +201,6 @@ Test(pipeline, a_redelivery_after_a_kill_before_the_ack_is_applied_once, .timeou
     world_down(&w);
 }
 
-/* Publishes a stored outbox body again under a new Nats-Msg-Id, as a
- * republish after the broker's duplicate window would. */
-static void republish(const char *url, const char *dir, const char *name, const char *msg_id)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s.db", dir, name);
-    sqlite3 *db;
-    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "SELECT subject, body FROM choreo_outbox ORDER BY seq LIMIT 1", -1, &st, NULL);
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    natsConnection *nc;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    jsCtx *js;
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    natsMsg *m;
-    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
-                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
-    jsPubAck *pa = NULL;
-    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
 Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60)
 {
     struct world w;
@@ -246,7 +217,7 @@ Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60
 
     /* Same body (same event id) under another broker msg id: JetStream keeps
      * it, the inbox must drop it. */
-    republish(w.server.url, w.dir, "ord", "some-other-msg-id");
+    support_republish(w.server.url, w.dir, "ord", NULL, "some-other-msg-id");
     struct stat_arg d = { w.inv, 1 };
     cr_assert(support_wait(duplicates_reach, &d, 15000), "the republished event never arrived");
     cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1);
