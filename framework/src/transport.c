@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "nats_auth.h"
@@ -165,9 +164,7 @@ static void on_closed(natsConnection *nc, void *closure)
  * case one never comes). */
 static void wait_closed(choreo_transport *tp, int n)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += CHOREO_NATS_CLOSE_WAIT_MS / 1000;
+    struct timespec until = choreo__deadline_in_ms(CHOREO_NATS_CLOSE_WAIT_MS);
     pthread_mutex_lock(&tp->closed_lock);
     while (tp->closed < n &&
            pthread_cond_timedwait(&tp->closed_cond, &tp->closed_lock, &until) == 0)
@@ -274,7 +271,7 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     tp->log = log;
     tp->watch = watch;
     pthread_mutex_init(&tp->closed_lock, NULL);
-    pthread_cond_init(&tp->closed_cond, NULL);
+    choreo__cond_init(&tp->closed_cond);
     choreo_status st = build_options(tp, cfg);
     if (st != CHOREO_OK)
         goto fail;
