@@ -241,8 +241,8 @@ choreo_status choreo_admin_dead_drop(choreo_admin *adm, int64_t id)
  * be in the duplicate window, and then JetStream would drop the retry), the
  * original event's type, saga and source as the emitter set them (the saga
  * and source from the envelope, when the body is one), the original id in
- * Choreo-Retry-Of, and in Choreo-Retry-For the one consumer meant to
- * handle it. */
+ * Choreo-Retry-Of, in Choreo-Retry-For the one consumer meant to handle it,
+ * and in Choreo-Retry-Row the parked row it retries. */
 static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const uint8_t *body,
                                 size_t len, size_t max_bytes)
 {
@@ -272,6 +272,10 @@ static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const ui
         ns = natsMsgHeader_Set(m, "Choreo-Retry-Of", e->event_id[0] ? e->event_id : "-");
     if (ns == NATS_OK)
         ns = natsMsgHeader_Set(m, CHOREO_HDR_RETRY_FOR, e->consumer);
+    char row[24];
+    snprintf(row, sizeof row, "%lld", (long long)e->id);
+    if (ns == NATS_OK)
+        ns = natsMsgHeader_Set(m, CHOREO_HDR_RETRY_ROW, row);
     return ns;
 }
 

@@ -25,9 +25,10 @@ choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, con
                                               int64_t now_ms);
 
 /* Whether the consumer already has this event parked (a repeated delivery
- * of a message whose park committed but whose Term never reached the server). */
+ * of a message whose park committed but whose Term never reached the server),
+ * in a row other than except_id (0: any row). */
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
-                                     bool *out);
+                                     int64_t except_id, bool *out);
 
 /* Calls fn for each (consumer, type) with parked entries, with their
  * count; type is "" when unknown. */

@@ -52,6 +52,7 @@ struct delivery {
     int64_t attempt;
     int64_t retried; /* the highest earlier delivery whose handler asked for a retry */
     bool operator_retry; /* published again by choreoctl dead retry for this consumer */
+    int64_t retry_row;   /* then the choreo_dead row it retries, when it says (else 0) */
     bool decoded;
     choreo_envelope env;
     char trace[CHOREO_TRACEPARENT_SIZE]; /* its traceparent header, or "" */
@@ -347,8 +348,12 @@ static enum action park(choreo_service *svc, struct delivery *d, enum choreo_out
         .reason = d->reason,
         .attempts = d->attempt,
     };
+    /* The row an operator's retry retries may still say parked: the retry
+     * is published before its row is marked retried. Parked again, the
+     * event needs a row of its own, or it would show as retried. */
     bool already = false;
-    if (choreo__dead_is_parked(svc->store, row.consumer, row.event_id, &already) != CHOREO_OK)
+    if (choreo__dead_is_parked(svc->store, row.consumer, row.event_id, d->retry_row,
+                               &already) != CHOREO_OK)
         return ACT_NAK;
     if (already)
         return ACT_TERM; /* parked before; its Term was lost to a crash or a stop */
@@ -417,6 +422,9 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
         if (strcmp(retry_for, d->rt->consumer) != 0)
             return SKIP; /* an operator's retry meant for another consumer */
         d->operator_retry = true;
+        const char *row = NULL;
+        if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_ROW, &row) == NATS_OK && row)
+            d->retry_row = strtoll(row, NULL, 10);
     }
     const char *trace = NULL;
     if (natsMsgHeader_Get(d->msg, CHOREO_HDR_TRACEPARENT, &trace) == NATS_OK &&

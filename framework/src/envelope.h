@@ -11,6 +11,8 @@
  * consumer that must apply it; every other consumer of the type acks it
  * without applying it. */
 #define CHOREO_HDR_RETRY_FOR "Choreo-Retry-For"
+/* On such a retry: the id of the choreo_dead row it retries. */
+#define CHOREO_HDR_RETRY_ROW "Choreo-Retry-Row"
 /* W3C trace context of the event (trace.h). */
 #define CHOREO_HDR_TRACEPARENT "traceparent"
 

@@ -3,7 +3,8 @@
  * database stays locked, a SIGKILL, a graceful stop), the event ends parked,
  * never neither applied nor parked. A delivery count the server sends lower
  * than before gives the handler no extra run. And batches of slow handlers
- * that together outlast ack_wait_ms are not redelivered while they run. */
+ * that together outlast ack_wait_ms are not redelivered while they run. An
+ * operator's retry parked again keeps an entry in the parked list. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -307,6 +308,101 @@ Test(lastdelivery, a_parked_event_that_comes_again_runs_only_when_an_operator_re
     cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"
                                               " WHERE status = 'retried'"), 1);
     choreo_config_destroy(cfg);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- an operator's retry parked again before its entry is marked ---- */
+
+static choreo_result always_reject(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&runs, 1);
+    return CHOREO_REJECT;
+}
+
+/* The first step of choreoctl dead retry, without the second (marking the
+ * entry retried): publishes parked entry id again for the worker with the
+ * headers such a retry carries (for the consumer that parked it). */
+static void publish_retry(const char *url, const char *dir, long long id, const char *msg_id)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/worker.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT subject, body, event_id, consumer FROM choreo_dead"
+                                        " WHERE id = ?1", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no parked entry %lld", id);
+    natsConnection *nc;
+    jsCtx *js;
+    natsMsg *m;
+    jsPubAck *pa = NULL;
+    char row[24];
+    snprintf(row, sizeof row, "%lld", id);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
+                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    natsMsgHeader_Set(m, "Choreo-Retry-Of", (const char *)sqlite3_column_text(st, 2));
+    natsMsgHeader_Set(m, "Choreo-Retry-For", (const char *)sqlite3_column_text(st, 3));
+    natsMsgHeader_Set(m, "Choreo-Retry-Row", row);
+    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static bool ran_three_times(void *p)
+{
+    (void)p;
+    return atomic_load(&runs) >= 3;
+}
+
+/* choreoctl dead retry publishes the event, then marks its entry retried.
+ * When the consumer parks the retry again in between, the old entry still
+ * says parked; before, the new park took that for a repeat of itself and
+ * wrote no entry, and the mark then left the event neither applied nor in
+ * the parked list. A repeat of the retry message still parks nothing twice. */
+Test(lastdelivery, a_retry_parked_again_before_its_entry_is_marked_keeps_an_entry,
+     .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&runs, 0);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", always_reject, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Job", "s1", 1, NULL);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead", 1, 10000),
+              "the rejected event was not parked");
+    long long first = support_count(dir, "worker", "SELECT id FROM choreo_dead");
+
+    publish_retry(server.url, dir, first, "retry-1");
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead", 2, 10000),
+              "the retry, parked again, has no entry of its own (handler runs: %d)",
+              atomic_load(&runs));
+    support_exec(dir, "worker", "UPDATE choreo_dead SET status = 'retried' WHERE id = (SELECT"
+                                " MIN(id) FROM choreo_dead)");
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"
+                                              " WHERE status = 'parked'"), 1);
+
+    /* The same retry again (its Term lost, say): run, rejected, and
+     * recognised as parked already. */
+    publish_retry(server.url, dir, first, "retry-1-again");
+    cr_assert(support_wait(ran_three_times, svc, 10000), "the repeated retry did not run");
+    support_sleep_ms(500); /* its park, had it written one */
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"), 2);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"
+                                              " WHERE status = 'parked'"), 1);
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
