@@ -3,7 +3,9 @@
 
 chaos_round.py SHOP_CHAOS_BINARY            services killed (at least 10 times),
                                             nats-server restarted (at least once),
-                                            crash points on
+                                            processes paused with SIGSTOP for 0.5
+                                            to 4 s (at least 3 times, the broker
+                                            at least once), crash points on
 chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault on
                                             (full disk, slow handlers, events
                                             retried until their last delivery, kills
@@ -38,6 +40,7 @@ else:
     # until there were 10.
     cmd = [binary, "--sagas", "300", "--duration-s", "20", "--kill-interval-ms", "500",
            "--min-kills", "10", "--broker-interval-ms", "5000", "--crash-prob", "0.001",
+           "--pause-interval-ms", "3000", "--min-pauses", "3",
            "--seed", "7", "--json"]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
@@ -75,6 +78,9 @@ else:
         problems.append(f"only {r['kills']} kills (at least 10 expected)")
     if r["broker_restarts"] < 1:
         problems.append("nats-server was never restarted")
+    if r["pauses"] < 3 or r["broker_pauses"] < 1:
+        problems.append(f"{r['pauses']} pauses, {r['broker_pauses']} of the broker "
+                        "(at least 3 and 1 expected)")
 if postgres:
     if r["processes"] != 5:
         problems.append(f"{r['processes']} service processes, expected 5 (payment twice)")

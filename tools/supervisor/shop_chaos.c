@@ -63,6 +63,12 @@ static const char USAGE[] =
     "                             with several (--instances) [0]\n"
     "  --restart-delay-ms R       a killed service restarts after 0..R ms [800]\n"
     "  --broker-interval-ms B     mean time between restarts [10000; 5000 with --cluster]\n"
+    "  --pause-interval-ms P      mean time between pauses: a service, or every third\n"
+    "                             time the broker (a node with --cluster), is stopped with\n"
+    "                             SIGSTOP for 0.5 to 4 s (beyond --ack-wait-ms more\n"
+    "                             often than not), as a stalled or frozen host would\n"
+    "                             be, then continued with SIGCONT [6000]\n"
+    "  --min-pauses N             like --min-kills, for pauses [0]\n"
     "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
@@ -127,8 +133,8 @@ static void on_signal(int sig)
 /* Values below zero are "not given" until resolve() fills them in. */
 struct opts {
     long sagas;
-    int64_t duration_s, kill_ms, min_kills, min_instance_kills, restart_ms, broker_ms,
-        postgres_ms, quiet_s, deadline_ms;
+    int64_t duration_s, kill_ms, min_kills, min_instance_kills, min_pauses, restart_ms,
+        broker_ms, postgres_ms, pause_ms, quiet_s, deadline_ms;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
@@ -184,6 +190,7 @@ struct tally {
     int quorum_losses;            /* --cluster: two of the three nodes down at once */
     int instance_kills;           /* kills of an instance of a service with several */
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
+    int pauses, broker_pauses;    /* SIGSTOP ... SIGCONT, of a service or the broker */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -262,9 +269,11 @@ static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *k
         { "--kill-interval-ms", 10, 3600000, offsetof(struct opts, kill_ms) },
         { "--min-kills", 0, 100000, offsetof(struct opts, min_kills) },
         { "--min-instance-kills", 0, 100000, offsetof(struct opts, min_instance_kills) },
+        { "--min-pauses", 0, 100000, offsetof(struct opts, min_pauses) },
         { "--restart-delay-ms", 0, 600000, offsetof(struct opts, restart_ms) },
         { "--broker-interval-ms", 100, 3600000, offsetof(struct opts, broker_ms) },
         { "--postgres-interval-ms", 100, 3600000, offsetof(struct opts, postgres_ms) },
+        { "--pause-interval-ms", 100, 3600000, offsetof(struct opts, pause_ms) },
         { "--quiet-s", 1, 86400, offsetof(struct opts, quiet_s) },
         { "--deadline-ms", 100, 3600000, offsetof(struct opts, deadline_ms) },
         { "--ack-wait-ms", 100, 3600000, offsetof(struct opts, ack_wait_ms) },
@@ -696,23 +705,50 @@ static void kill_node(sup *s, struct tally *t, struct node_outage *out)
     out->back_at = now_ms() + 1000 + (int64_t)(rnd() % 3001);
 }
 
+/* Stops a process with SIGSTOP and continues it 0.5 to 4 s later: every
+ * thread of it stalls at once, its connections stay open and its
+ * transaction, pull requests and unacknowledged deliveries wait, as with a
+ * host that froze or a process swapped out. The second pause of every
+ * three stops the broker (with --cluster a random node) instead of a
+ * service. Waits out
+ * the pause: nothing else happens meanwhile, so no process is killed or
+ * stopped while it is stopped. */
+static void pause_one(sup *s, struct tally *t)
+{
+    pid_t pid = 0;
+    bool broker = t->pauses % 3 == 1;
+    if (broker) {
+        int nodes = sup_nats_nodes(s);
+        pid = nodes > 1 ? sup_node_pid(s, (int)(rnd() % (uint64_t)nodes)) : sup_broker_pid(s);
+    } else {
+        pid = sup_service_pid(s, (int)(rnd() % (uint64_t)sup_service_count(s)));
+    }
+    if (pid <= 0 || kill(pid, SIGSTOP) != 0)
+        return; /* not running just now (a node down, a service restarting) */
+    sleep_ms(500 + (int64_t)(rnd() % 3501));
+    kill(pid, SIGCONT);
+    t->pauses++;
+    t->broker_pauses += broker;
+}
+
 /* Kills and restarts until the load has placed every order, then on until
- * there were --min-kills kills and --min-instance-kills kills of an
- * instance, for at most three times --duration-s more: each kill waits for
- * its restart, which on a slow machine or a sanitized build leaves fewer
- * kills than the interval promises (under ThreadSanitizer, with other tests
- * beside it, a restart took about 4 s). */
+ * there were --min-kills kills, --min-instance-kills kills of an instance
+ * and --min-pauses pauses, for at most three times --duration-s more: each
+ * kill waits for its restart, which on a slow machine or a sanitized build
+ * leaves fewer kills than the interval promises (under ThreadSanitizer, with
+ * other tests beside it, a restart took about 4 s). */
 static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
-            drawn = 0, placed_at = 0;
+            next_pause = t0 + around(o->pause_ms), drawn = 0, placed_at = 0;
     struct node_outage *down = &t->down;
     for (;;) {
         if (atomic_load(&j->done) && placed_at == 0)
             placed_at = now_ms();
         if (placed_at != 0 &&
-            ((t->kills >= o->min_kills && t->instance_kills >= o->min_instance_kills) ||
+            ((t->kills >= o->min_kills && t->instance_kills >= o->min_instance_kills &&
+              t->pauses >= o->min_pauses) ||
              now_ms() - placed_at > 3 * o->duration_s * 1000))
             break;
         if (interrupted || reap(s, t, tty) != 0)
@@ -741,6 +777,10 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
                 return -1;
             t->broker_restarts++;
             next_broker = now_ms() + around(o->broker_ms);
+        }
+        if (now >= next_pause && down->node[0] < 0) {
+            pause_one(s, t);
+            next_pause = now_ms() + around(o->pause_ms);
         }
         /* The database of the services on PostgreSQL crashes or is
          * restarted: every connection drops, open transactions roll back. */
@@ -1194,12 +1234,14 @@ static void print_json(const struct outcome *r)
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, \"quorum_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
+           "\"pauses\": %d, \"broker_pauses\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
-           sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
+           t->broker_pauses, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
@@ -1256,6 +1298,8 @@ static void print_text(const struct outcome *r)
            atomic_load(&r->j->st.placed), r->o->sagas, r->wall_s);
     printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
+    printf("  pauses (SIGSTOP, then SIGCONT 0.5 to 4 s later) %d, %d of them the broker's\n",
+           t->pauses, t->broker_pauses);
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
                "%d times two nodes at once (no quorum)\n",
@@ -1640,7 +1684,8 @@ static void build_env(const struct opts *o, struct setup *u, struct envs *e)
 int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
-                      .broker_ms = -1, .postgres_ms = 15000, .quiet_s = -1, .deadline_ms = 8000,
+                      .broker_ms = -1, .postgres_ms = 15000, .pause_ms = 6000,
+                      .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
                       .crash_prob = 0.0005, .disk_full_prob = -1, .slow_handler_prob = -1,
