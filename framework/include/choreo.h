@@ -140,6 +140,12 @@ typedef enum choreo_log_level {
  *                      CHOREO_ECONFIG, a failed handshake with CHOREO_ETLS
  *   connect_wait_ms    how long start waits for a first NATS connection;
  *                      0 waits until stopped [0]
+ *   nats_ping_interval_ms  how often each NATS connection sends the server a
+ *                      PING [5000]; after two without a PONG the connection
+ *                      counts as lost and is made again (to another node of
+ *                      a cluster): a server that hangs or a network that
+ *                      drops its packets closes nothing, and is noticed
+ *                      after two to three intervals
  *   max_deliver        deliveries of one message [10]; the handler runs on
  *                      at most max_deliver - 1 of them, the last one parks
  *                      the message without running it. choreo counts, not

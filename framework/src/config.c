@@ -73,6 +73,9 @@ static const struct key keys[] = {
     { "tls_key", K_STR, S(tls_key), NULL, 0, 0, NULL, "PEM private key file of tls_cert" },
     { "connect_wait_ms", K_INT, S(connect_wait_ms), "0", 0, INT32_MAX, NULL,
       "how long start waits for NATS; 0 waits until stopped" },
+    { "nats_ping_interval_ms", K_INT, S(nats_ping_interval_ms), "5000", 100, 600000, NULL,
+      "how often a connection pings its NATS server, ms; after two PINGs without a PONG it "
+      "counts as lost and reconnects (to another node of a cluster)" },
     { "max_deliver", K_INT, S(max_deliver), "10", 2, 1000, NULL,
       "deliveries of one message before it is parked" },
     { "ack_wait_ms", K_INT, S(ack_wait_ms), "30000", 100, 3600000, NULL,

@@ -31,6 +31,7 @@ struct choreo_config {
     int64_t lock_timeout_ms;
     int64_t db_wait_ms;
     int64_t connect_wait_ms;
+    int64_t nats_ping_interval_ms;
     int64_t max_deliver;
     int64_t ack_wait_ms;
     int64_t max_ack_pending;

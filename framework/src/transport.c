@@ -234,6 +234,13 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
         s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, CHOREO_NATS_TIMEOUT_MS);
+    /* A server that hangs, or a network that drops its packets, leaves the
+     * socket open: only unanswered PINGs tell (nats.c's default is one
+     * every two minutes). */
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(o, cfg->nats_ping_interval_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(o, CHOREO_NATS_MAX_PINGS_OUT);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, (void *)tp->watch);
     if (s == NATS_OK)

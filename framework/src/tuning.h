@@ -89,6 +89,9 @@
 #define CHOREO_NATS_RECONNECT_WAIT_MS 250
 #define CHOREO_NATS_RECONNECT_BUF (64 * 1024 * 1024)
 #define CHOREO_NATS_TIMEOUT_MS 2000
+/* PINGs a connection may have unanswered (one every nats_ping_interval_ms)
+ * before it counts as lost. */
+#define CHOREO_NATS_MAX_PINGS_OUT 2
 /* How long closing a connection waits for nats.c's closed callback. */
 #define CHOREO_NATS_CLOSE_WAIT_MS 5000
 #define CHOREO_JS_API_WAIT_MS 5000

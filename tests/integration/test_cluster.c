@@ -3,7 +3,8 @@
  * leader (an election) and the node's return: every event is applied once,
  * none stays unpublished, and the relay says what it waits for. A service
  * started while two of the three nodes are gone waits for them instead of
- * failing on JetStream's "temporarily unavailable". */
+ * failing on JetStream's "temporarily unavailable". Services on a node that
+ * freezes move to another one and go on. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -217,5 +218,69 @@ Test(cluster, a_service_started_while_the_cluster_has_no_quorum_waits_for_it, .t
     cr_assert_eq(started, CHOREO_OK, "start failed while the cluster had no quorum: %s",
                  st.error);
     choreo_service_destroy(late);
+    natsd_cluster_stop(&cl, SIGTERM);
+}
+
+static bool applied(const char *dir, long long want)
+{
+    return support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got") >= want;
+}
+
+/* A node that freezes (SIGSTOP: a host that hangs, or a network that drops
+ * its packets) closes nothing: its kernel keeps the connections open, so no
+ * client sees an error, and nats.c's default of a PING every two minutes
+ * would leave the services on it for minutes. The services ping every
+ * nats_ping_interval_ms (here 1 s, for a short test; 5 s by default) and
+ * leave a node that misses two PONGs: here they know only the frozen node's
+ * URL (the others come from the cluster's gossip), and every event still
+ * arrives while it stays frozen. */
+Test(cluster, services_on_a_node_that_freezes_move_to_another_and_go_on, .timeout = 240)
+{
+    char dir[256], logs[300];
+    natsd_cluster cl;
+    int saved = cluster_up(&cl, dir, sizeof dir, logs, sizeof logs);
+
+    support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "sink", cl.node[0].url, "stream_replicas=3",
+                                        "nats_ping_interval_ms=1000", NULL);
+    choreo_service *sink = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(sink, "Tick", record, NULL), CHOREO_OK);
+    cfg = support_config(dir, "source", cl.node[0].url, "stream_replicas=3",
+                         "nats_ping_interval_ms=1000", NULL);
+    choreo_service *source = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(sink), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
+    for (int i = 1; i <= 100; i++)
+        support_emit(source, "Tick", "before", i, NULL);
+    for (int waited = 0; !applied(dir, 100) && waited < 30000; waited += 100)
+        support_sleep_ms(100);
+    cr_assert(applied(dir, 100), "the flow did not start");
+
+    cr_assert_eq(kill(cl.node[0].pid, SIGSTOP), 0);
+    int64_t frozen_at = support_mono_ms();
+    for (int i = 101; i <= 300; i++) {
+        support_emit(source, "Tick", "frozen", i, NULL);
+        support_sleep_ms(20);
+    }
+    while (!applied(dir, 300) && support_mono_ms() - frozen_at < 60000)
+        support_sleep_ms(100);
+    int64_t took_ms = support_mono_ms() - frozen_at;
+    bool all = applied(dir, 300);
+    kill(cl.node[0].pid, SIGCONT);
+
+    bool marked = support_wait_count(
+        dir, "source", "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0, 20000);
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
+    support_stderr_back(saved);
+    fprintf(stderr, "cluster: node n1 frozen; every event applied %lld ms after the freeze\n",
+            (long long)took_ms);
+    cr_assert(all, "only %lld of 300 events were applied in the 60 s node n1 stayed frozen",
+              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 300,
+                 "an event was applied twice");
+    cr_assert(marked, "rows stayed unpublished");
     natsd_cluster_stop(&cl, SIGTERM);
 }

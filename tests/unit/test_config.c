@@ -19,6 +19,7 @@ Test(config, defaults_are_set)
     cr_assert_str_eq(choreo_config_get(c, "prefix"), "choreo");
     cr_assert_str_eq(choreo_config_get(c, "synchronous"), "full");
     cr_assert_str_eq(choreo_config_get(c, "max_deliver"), "10");
+    cr_assert_str_eq(choreo_config_get(c, "nats_ping_interval_ms"), "5000");
     cr_assert_null(choreo_config_get(c, "no_such_key"));
     choreo_config_destroy(c);
 }
@@ -54,6 +55,7 @@ static const struct bad bad[] = {
     { "synchronous", "fast", "not one of off|normal|full|extra" },
     { "max_deliver", "1", "whole number from 2 to 1000" },
     { "ack_wait_ms", "ten", "whole number" },
+    { "nats_ping_interval_ms", "50", "whole number from 100 to 600000" },
     { "batch_max", "99999999999999999999", "whole number" },
     { "db", "", "must not be empty" },
     { "colour", "red", "unknown setting \"colour\"" },
