@@ -814,8 +814,13 @@ static void *dispatch_main(void *arg)
     }
     while (items && out && !atomic_load(&svc->stop)) {
         int n = choreo__queue_pop(&svc->queue, items, max, CHOREO_STOP_SLICE_MS);
+        if (n == 0)
+            continue;
+        atomic_store_explicit(&svc->metrics.busy_since_us, choreo__mono_us(),
+                              memory_order_relaxed);
         for (int done = 0; done < n;)
             done += run_part(svc, items + done, out + done, n - done);
+        atomic_store_explicit(&svc->metrics.busy_since_us, 0, memory_order_relaxed);
     }
     free(items);
     free(out);

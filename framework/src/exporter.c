@@ -393,6 +393,14 @@ static void render_rest(struct out *o, choreo_service *svc)
     for (int i = 0; i < svc->nrequests; i++)
         hist(o, svc, "choreo_request_duration_seconds", HIST_SECONDS,
              &svc->requests[i].m.duration, "request", svc->requests[i].name, NULL, NULL);
+    family(o, "choreo_dispatcher_busy_seconds", "gauge",
+           "How long the dispatcher has been on the work it took up last (handlers, commit, "
+           "acks); 0 while it waits for work. Growing: a handler that does not return, or a "
+           "database that stays locked.");
+    series(o, svc, "choreo_dispatcher_busy_seconds", NULL);
+    int64_t since = atomic_load_explicit(&m->busy_since_us, memory_order_relaxed);
+    int64_t busy_us = since ? choreo__mono_us() - since : 0;
+    put(o, "%.3f\n", busy_us > 0 ? (double)busy_us / 1e6 : 0.0);
     family(o, "choreo_nats_connected", "gauge", "1 while the service is connected to NATS.");
     series(o, svc, "choreo_nats_connected", NULL);
     put(o, "%d\n", atomic_load(&m->nats_up) && atomic_load(&m->nats_down) == 0 ? 1 : 0);

@@ -93,6 +93,9 @@ typedef struct choreo_metrics {
     atomic_int nats_down;  /* connections lost and not yet back */
     atomic_uint_fast64_t reconnects;
     atomic_uint_fast64_t relay_rows[2]; /* rows published: [0] from copies, [1] read */
+    /* When the dispatcher took up the work it is on (monotonic µs; 0 while
+     * it waits for work). */
+    atomic_int_fast64_t busy_since_us;
     /* The sampler's readings. */
     atomic_bool outbox_known;
     atomic_int_fast64_t outbox_due, outbox_delayed, outbox_oldest_us;

@@ -376,3 +376,57 @@ Test(metrics, nats_connected_follows_the_broker, .timeout = 90)
     choreo_service_destroy(st.svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* ---- a handler that hangs ---- */
+
+static atomic_bool hang_released;
+
+static choreo_result hang(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    while (!atomic_load(&hang_released))
+        support_sleep_ms(20);
+    return CHOREO_DONE;
+}
+
+struct busy_probe {
+    int port;
+    double seconds;
+};
+
+static bool busy_over_two_seconds(void *p)
+{
+    struct busy_probe *b = p;
+    static char text[65536];
+    if (support_http(b->port, "GET", "/metrics", text, sizeof text) != 200)
+        return false;
+    b->seconds = support_metric(text, "choreo_dispatcher_busy_seconds{service=\"h\"}");
+    return b->seconds >= 2;
+}
+
+/* choreo_dispatcher_busy_seconds is 0 while the dispatcher waits for work,
+ * grows while a handler does not return, and is 0 again once it has. */
+Test(metrics, dispatcher_busy_seconds_grows_while_a_handler_hangs, .timeout = 60)
+{
+    char dir[256], addr[64];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    int port = support_free_port();
+    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(dir, "h", server.url, addr, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    atomic_store(&hang_released, false);
+    cr_assert_eq(choreo_service_on(svc, "Hang", hang, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_expect_metric(port, "choreo_dispatcher_busy_seconds{service=\"h\"}", 0, 5000);
+    support_emit(svc, "Hang", "s1", 1, NULL);
+    struct busy_probe b = { port, 0 };
+    bool grew = support_wait(busy_over_two_seconds, &b, 15000);
+    atomic_store(&hang_released, true);
+    cr_assert(grew, "choreo_dispatcher_busy_seconds is %g while a handler hangs", b.seconds);
+    cr_assert_lt(b.seconds, 15, "%g s: more than the test has run", b.seconds);
+    support_expect_metric(port, "choreo_dispatcher_busy_seconds{service=\"h\"}", 0, 5000);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
