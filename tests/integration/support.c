@@ -125,22 +125,27 @@ void support_republish(const char *url, const char *dir, const char *name, const
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC); /* NULL binds NULL */
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "event %s is not in %s's outbox",
                  id ? id : "(any)", name);
-    natsConnection *nc;
-    jsCtx *js;
     natsMsg *m;
-    jsPubAck *pa = NULL;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
                                 sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
+    support_js_publish(url, m);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+void support_js_publish(const char *url, natsMsg *m)
+{
+    natsConnection *nc;
+    jsCtx *js;
+    jsPubAck *pa = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(m);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
 }
 
 void support_exec(const char *dir, const char *name, const char *sql)

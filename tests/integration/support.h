@@ -4,6 +4,7 @@
 #define CHOREO_TEST_SUPPORT_H
 
 #include <criterion/criterion.h>
+#include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,6 +46,10 @@ void support_exec(const char *dir, const char *name, const char *sql);
  * duplicate window would be. */
 void support_republish(const char *url, const char *dir, const char *name, const char *id,
                        const char *msg_id);
+
+/* Publishes m to JetStream on a connection of its own, asserting the
+ * PubAck; destroys m. */
+void support_js_publish(const char *url, natsMsg *m);
 
 /* Emits one event of type with data {"n": n} in tx (asserting success), or
  * in its own command transaction. */

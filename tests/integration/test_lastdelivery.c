@@ -334,25 +334,16 @@ static void publish_retry(const char *url, const char *dir, long long id, const 
                                         " WHERE id = ?1", -1, &st, NULL), SQLITE_OK);
     sqlite3_bind_int64(st, 1, id);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "no parked entry %lld", id);
-    natsConnection *nc;
-    jsCtx *js;
     natsMsg *m;
-    jsPubAck *pa = NULL;
     char row[24];
     snprintf(row, sizeof row, "%lld", id);
-    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
                                 sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
     natsMsgHeader_Set(m, "Choreo-Retry-Of", (const char *)sqlite3_column_text(st, 2));
     natsMsgHeader_Set(m, "Choreo-Retry-For", (const char *)sqlite3_column_text(st, 3));
     natsMsgHeader_Set(m, "Choreo-Retry-Row", row);
-    cr_assert_eq(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    support_js_publish(url, m);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
