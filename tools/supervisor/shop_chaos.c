@@ -710,9 +710,8 @@ static void kill_node(sup *s, struct tally *t, struct node_outage *out)
  * transaction, pull requests and unacknowledged deliveries wait, as with a
  * host that froze or a process swapped out. The second pause of every
  * three stops the broker (with --cluster a random node) instead of a
- * service. Waits out
- * the pause: nothing else happens meanwhile, so no process is killed or
- * stopped while it is stopped. */
+ * service. Waits out the pause: nothing else happens meanwhile, so no
+ * process is killed or stopped while it is stopped. */
 static void pause_one(sup *s, struct tally *t)
 {
     pid_t pid = 0;
@@ -1487,13 +1486,15 @@ static void check(struct run *r)
     r->t.pending = count_pending(r->s);
     shop_check_paths p = { sup_db_path(r->s, 0), sup_db_path(r->s, 1), sup_db_path(r->s, 2),
                            sup_db_path(r->s, 3) };
-    char err[512];
+    char err[512] = "";
     /* Crash points are still on: a service that dies now (its relay
      * publishing a last confirmation, say) is restarted as in the other
      * phases, so each wait of a second starts with a reap. */
     for (int64_t until = now_ms() + 20000;;) {
         if (reap(r->s, &r->t, r->tty) != 0) {
             r->error = "a service could not be restarted during the check";
+            snprintf(err, sizeof err, "%s", r->error);
+            r->checked = false;
             break;
         }
         r->checked = shop_check_wait(&p, true, 1000, &interrupted, &r->rep, err, sizeof err) ==
