@@ -83,6 +83,8 @@ struct puller_state {
     int64_t next_id;
     uint64_t reconnects; /* the service's count when the requests were sent */
     int64_t last_warn_us;
+    bool consumer_gone;  /* an answer said the consumer may be gone: look */
+    int64_t looked_us;   /* when it last looked */
 };
 
 static int pulls_open(const struct puller_state *ps)
@@ -251,12 +253,48 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
         bool electing = strstr(detail, "Leadership Change") != NULL ||
                         (strncmp(status, "503", 3) == 0 &&
                          choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
+        /* Nothing answers a pull for a consumer that is no more. */
+        if (strstr(detail, "Consumer Deleted") || strncmp(status, "503", 3) == 0)
+            ps->consumer_gone = true;
         warn_pull(svc, rt, ps, detail, electing);
         if (strncmp(status, "409", 3) != 0)
             choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS); /* no leader, no consumer */
     }
     natsMsg_Destroy(m);
     return 0;
+}
+
+/* The durable consumer deleted on the server while the service runs would
+ * leave its type unread for good, the service otherwise healthy. So a pull
+ * answered as if the consumer were gone makes the fetch thread look, and
+ * make it again as a start would (from consumer_start: the events still in
+ * the stream come again and the inbox drops those already applied). A 503
+ * during a cluster's election finds the consumer there and changes
+ * nothing. */
+static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
+                              int64_t now)
+{
+    if (!ps->consumer_gone || now - ps->looked_us < CHOREO_CONSUMER_CHECK_MS * 1000)
+        return;
+    ps->consumer_gone = false;
+    ps->looked_us = now;
+    bool made = false;
+    if (choreo__transport_consumer_restore(svc->tp, svc->cfg, rt->filter, rt->consumer,
+                                           &made) != CHOREO_OK) {
+        ps->consumer_gone = true; /* look again later */
+        warn_pull(svc, rt, ps, CHOREO_SAFE(choreo_last_error()),
+                  choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
+        return;
+    }
+    if (!made)
+        return;
+    memset(ps->req, 0, sizeof ps->req); /* the old consumer's requests died with it */
+    ps->owed = 0;
+    CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
+               "the durable consumer was gone from the server (deleted while the service "
+               "ran); made it again from consumer_start: events still in the stream come "
+               "again, and the inbox drops those already applied",
+               "consumer=%s start=%s", rt->consumer, svc->cfg->consumer_start);
 }
 
 /* Keeps a pull request open at the consumer and queues the events that
@@ -270,6 +308,7 @@ static void *fetch_main(void *arg)
     natsMsg *msgs[CHOREO_FETCH_MAX];
     while (!atomic_load(&svc->stop)) {
         int64_t now = choreo__mono_us();
+        look_for_consumer(svc, rt, &ps, now);
         if (!renew_pull(svc, rt, &ps, now) && ps.owed == 0) {
             /* Nothing is on its way and the queue is full: wait for the
              * dispatcher to take from it, not for an answer. */

@@ -469,11 +469,9 @@ static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const 
     return idle >= 2;
 }
 
-/* Creates the durable consumer, or brings an existing one in line with the
- * configuration (MaxDeliver, AckWait and MaxAckPending may change between
- * deployments; JetStream would otherwise refuse to bind with new values). */
-static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *cfg,
-                                     const char *filter, const char *durable)
+/* The configuration of a durable consumer of this service. */
+static void consumer_config(jsConsumerConfig *out, const choreo_config *cfg, const char *filter,
+                            const char *durable)
 {
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
@@ -502,6 +500,17 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     cc.AckWait = cfg->ack_wait_ms * 1000000LL;
     cc.MaxAckPending = cfg->max_ack_pending;
     cc.FilterSubject = filter;
+    *out = cc;
+}
+
+/* Creates the durable consumer, or brings an existing one in line with the
+ * configuration (MaxDeliver, AckWait and MaxAckPending may change between
+ * deployments; JetStream would otherwise refuse to bind with new values). */
+static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *cfg,
+                                     const char *filter, const char *durable)
+{
+    jsConsumerConfig cc;
+    consumer_config(&cc, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
@@ -553,6 +562,33 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
         CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created consumer", "consumer=%s start=%s",
                    durable, cfg->consumer_start);
     return CHOREO_OK;
+}
+
+choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const choreo_config *cfg,
+                                                const char *filter, const char *durable,
+                                                bool *made)
+{
+    *made = false;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    ci = NULL;
+    const char *action = "looking up";
+    if (s == NATS_NOT_FOUND) {
+        jsConsumerConfig cc;
+        consumer_config(&cc, cfg, filter, durable);
+        action = "making again";
+        s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
+        jsConsumerInfo_Destroy(ci);
+        *made = s == NATS_OK;
+    }
+    if (s == NATS_OK)
+        return CHOREO_OK;
+    char what[256];
+    snprintf(what, sizeof what, "%s the durable consumer %s on %s (JetStream code %d)", action,
+             durable, filter, (int)jerr);
+    return js_error(s, jerr, what);
 }
 
 /* A handler whose type has no event in the stream is most often a typo

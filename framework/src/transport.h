@@ -65,6 +65,13 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
                                                const char *filter, const char *durable,
                                                choreo_puller *out);
 
+/* Makes the durable consumer again when the server no longer has it (it was
+ * deleted while the service ran), as a start would: from consumer_start.
+ * *made says whether it did. An existing consumer is left as it is. */
+choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const choreo_config *cfg,
+                                                 const char *filter, const char *durable,
+                                                 bool *made);
+
 /* Asks the consumer for up to batch messages, answered on <inbox>.id until
  * expires_ms pass (then with a 408 status), on the connection's writes
  * that go out at once. */

@@ -27,6 +27,10 @@
  * it says so in the log. */
 #define CHOREO_FETCH_ERROR_PAUSE_MS 100
 #define CHOREO_FETCH_WARN_EVERY_US 5000000
+/* After a pull answered "409 Consumer Deleted" or with no responders, a
+ * fetch thread looks whether its durable consumer still exists at most this
+ * often (and makes it again when it does not). */
+#define CHOREO_CONSUMER_CHECK_MS 2000
 
 /* Redelivery delay of a message handed back at a stop (fetched, not yet
  * dispatched). With no delay the server sends it straight back to this

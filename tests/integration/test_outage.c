@@ -1,7 +1,8 @@
 /* A NATS outage: events emitted while nats-server is down are published
  * after it comes back, and the consumer gets every one of them; a service
  * destroyed while its connection callbacks still wait in nats.c's queue is
- * not touched by them afterwards. */
+ * not touched by them afterwards; a durable consumer deleted on the server
+ * is made again. */
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
@@ -111,5 +112,54 @@ Test(outage, a_service_destroyed_while_its_reconnect_callback_waits_is_not_touch
     support_sleep_ms(4000); /* the held callbacks run now */
     natsConnection_Destroy(other);
     natsOptions_Destroy(o);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A durable consumer deleted on the server while its service runs (by hand,
+ * by a script that cleans up) would leave its event type unread for good,
+ * with the service otherwise healthy: nothing answers its pulls any more.
+ * The fetch thread makes the consumer again, as a start would (from
+ * consumer_start=all): every event arrives, the one applied before is
+ * delivered again and dropped by the inbox. */
+Test(outage, a_durable_consumer_deleted_on_the_server_is_made_again, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "sink", server.url, NULL);
+    choreo_service *sink = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(sink, "Tick", record, NULL), CHOREO_OK);
+    cfg = support_config(dir, "source", server.url, NULL);
+    choreo_service *source = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(sink), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(source, "Tick", "before", 0, NULL);
+    struct count_arg first = { dir, 1 };
+    cr_assert(support_wait(all_arrived, &first, 10000));
+
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "sink_Tick", NULL, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    for (int i = 1; i <= 5; i++)
+        support_emit(source, "Tick", "after", i, NULL);
+
+    struct count_arg all = { dir, 6 };
+    cr_assert(support_wait(all_arrived, &all, 20000),
+              "only %lld of 6 events arrived after the consumer was deleted",
+              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
+                 "an event was applied twice");
+    cr_assert_geq(support_stats(sink).duplicates, 1,
+                  "the event applied before was not delivered again by the new consumer");
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
 }
