@@ -69,6 +69,9 @@ static const char USAGE[] =
     "                             often than not), as a stalled or frozen host would\n"
     "                             be, then continued with SIGCONT [6000]\n"
     "  --min-pauses N             like --min-kills, for pauses [0]\n"
+    "  --consumer-delete-interval-ms C  mean time between deletions of a random durable\n"
+    "                             consumer on the server while its service runs (the\n"
+    "                             service makes it again) [15000]\n"
     "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
@@ -134,7 +137,7 @@ static void on_signal(int sig)
 struct opts {
     long sagas;
     int64_t duration_s, kill_ms, min_kills, min_instance_kills, min_pauses, restart_ms,
-        broker_ms, postgres_ms, pause_ms, quiet_s, deadline_ms;
+        broker_ms, postgres_ms, pause_ms, consumer_delete_ms, quiet_s, deadline_ms;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
@@ -191,6 +194,7 @@ struct tally {
     int instance_kills;           /* kills of an instance of a service with several */
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     int pauses, broker_pauses;    /* SIGSTOP ... SIGCONT, of a service or the broker */
+    int consumers_deleted;        /* durable consumers deleted on the server */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -274,6 +278,8 @@ static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *k
         { "--broker-interval-ms", 100, 3600000, offsetof(struct opts, broker_ms) },
         { "--postgres-interval-ms", 100, 3600000, offsetof(struct opts, postgres_ms) },
         { "--pause-interval-ms", 100, 3600000, offsetof(struct opts, pause_ms) },
+        { "--consumer-delete-interval-ms", 100, 3600000,
+          offsetof(struct opts, consumer_delete_ms) },
         { "--quiet-s", 1, 86400, offsetof(struct opts, quiet_s) },
         { "--deadline-ms", 100, 3600000, offsetof(struct opts, deadline_ms) },
         { "--ack-wait-ms", 100, 3600000, offsetof(struct opts, ack_wait_ms) },
@@ -730,6 +736,37 @@ static void pause_one(sup *s, struct tally *t)
     t->broker_pauses += broker;
 }
 
+/* Deletes one durable consumer of the stream, picked at random, on the
+ * server, as a person or a clean-up script might while its service runs:
+ * the service has to notice and make it again, and the events it delivers
+ * anew reach an inbox that drops those already applied. Quietly does
+ * nothing when the broker cannot be asked just now. */
+static void delete_consumer(sup *s, struct tally *t)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsConsumerNamesList *names = NULL;
+    natsOptions *o = NULL;
+    const char *url = sup_url(s); /* with --cluster, a node that runs */
+    for (int i = 0; i < sup_nats_nodes(s) && sup_nats_nodes(s) > 1; i++)
+        if (sup_node_pid(s, i) > 0) {
+            url = sup_node_url(s, i);
+            break;
+        }
+    if (natsOptions_Create(&o) == NATS_OK && natsOptions_SetURL(o, url) == NATS_OK &&
+        natsOptions_SetTimeout(o, 2000) == NATS_OK && natsConnection_Connect(&nc, o) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_ConsumerNames(&names, js, "CHOREO", NULL, NULL) == NATS_OK && names->Count > 0) {
+        const char *name = names->List[rnd() % (uint64_t)names->Count];
+        if (js_DeleteConsumer(js, "CHOREO", name, NULL, NULL) == NATS_OK)
+            t->consumers_deleted++;
+    }
+    jsConsumerNamesList_Destroy(names);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(o);
+}
+
 /* Kills and restarts until the load has placed every order, then on until
  * there were --min-kills kills, --min-instance-kills kills of an instance
  * and --min-pauses pauses, for at most three times --duration-s more: each
@@ -740,7 +777,8 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
-            next_pause = t0 + around(o->pause_ms), drawn = 0, placed_at = 0;
+            next_pause = t0 + around(o->pause_ms),
+            next_delete = t0 + around(o->consumer_delete_ms), drawn = 0, placed_at = 0;
     struct node_outage *down = &t->down;
     for (;;) {
         if (atomic_load(&j->done) && placed_at == 0)
@@ -780,6 +818,10 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
         if (now >= next_pause && down->node[0] < 0) {
             pause_one(s, t);
             next_pause = now_ms() + around(o->pause_ms);
+        }
+        if (now >= next_delete && down->node[0] < 0) {
+            delete_consumer(s, t);
+            next_delete = now_ms() + around(o->consumer_delete_ms);
         }
         /* The database of the services on PostgreSQL crashes or is
          * restarted: every connection drops, open transactions roll back. */
@@ -1233,14 +1275,14 @@ static void print_json(const struct outcome *r)
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, \"quorum_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
-           "\"pauses\": %d, \"broker_pauses\": %d, "
+           "\"pauses\": %d, \"broker_pauses\": %d, \"consumers_deleted\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
            sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
-           t->broker_pauses, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           t->broker_pauses, t->consumers_deleted, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
@@ -1297,8 +1339,9 @@ static void print_text(const struct outcome *r)
            atomic_load(&r->j->st.placed), r->o->sagas, r->wall_s);
     printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
            t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
-    printf("  pauses (SIGSTOP, then SIGCONT 0.5 to 4 s later) %d, %d of them the broker's\n",
-           t->pauses, t->broker_pauses);
+    printf("  pauses (SIGSTOP, then SIGCONT 0.5 to 4 s later) %d, %d of them the broker's; "
+           "durable consumers deleted %d\n",
+           t->pauses, t->broker_pauses, t->consumers_deleted);
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
                "%d times two nodes at once (no quorum)\n",
@@ -1686,6 +1729,7 @@ int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
                       .broker_ms = -1, .postgres_ms = 15000, .pause_ms = 6000,
+                      .consumer_delete_ms = 15000,
                       .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
