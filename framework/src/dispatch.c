@@ -83,8 +83,7 @@ struct puller_state {
     int64_t next_id;
     uint64_t reconnects; /* the service's count when the requests were sent */
     int64_t last_warn_us;
-    bool consumer_gone;  /* an answer said the consumer may be gone: look */
-    int64_t looked_us;   /* when it last looked */
+    int64_t look_at_us;  /* an answer said the consumer may be gone: when to look (0: no) */
 };
 
 static int pulls_open(const struct puller_state *ps)
@@ -254,8 +253,9 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
                         (strncmp(status, "503", 3) == 0 &&
                          choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
         /* Nothing answers a pull for a consumer that is no more. */
-        if (strstr(detail, "Consumer Deleted") || strncmp(status, "503", 3) == 0)
-            ps->consumer_gone = true;
+        if ((strstr(detail, "Consumer Deleted") || strncmp(status, "503", 3) == 0) &&
+            ps->look_at_us == 0)
+            ps->look_at_us = choreo__mono_us() + CHOREO_CONSUMER_CHECK_MS * 1000;
         warn_pull(svc, rt, ps, detail, electing);
         if (strncmp(status, "409", 3) != 0)
             choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS); /* no leader, no consumer */
@@ -268,20 +268,22 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
  * leave its type unread for good, the service otherwise healthy. So a pull
  * answered as if the consumer were gone makes the fetch thread look, and
  * make it again as a start would (from consumer_start: the events still in
- * the stream come again and the inbox drops those already applied). A 503
- * during a cluster's election finds the consumer there and changes
- * nothing. */
+ * the stream come again and the inbox drops those already applied). It
+ * looks a while after the answer, not at once: nats-server 2.9 answers the
+ * pulls before it has finished the deletion, and once, under load, a
+ * consumer of the same name made 3 ms after that answer made the deletion
+ * report a failure. A 503 during a cluster's
+ * election finds the consumer there and changes nothing. */
 static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
                               int64_t now)
 {
-    if (!ps->consumer_gone || now - ps->looked_us < CHOREO_CONSUMER_CHECK_MS * 1000)
+    if (ps->look_at_us == 0 || now < ps->look_at_us)
         return;
-    ps->consumer_gone = false;
-    ps->looked_us = now;
+    ps->look_at_us = 0;
     bool made = false;
     if (choreo__transport_consumer_restore(svc->tp, svc->cfg, rt->filter, rt->consumer,
                                            &made) != CHOREO_OK) {
-        ps->consumer_gone = true; /* look again later */
+        ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000; /* look again later */
         warn_pull(svc, rt, ps, CHOREO_SAFE(choreo_last_error()),
                   choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
         return;

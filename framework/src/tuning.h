@@ -27,9 +27,9 @@
  * it says so in the log. */
 #define CHOREO_FETCH_ERROR_PAUSE_MS 100
 #define CHOREO_FETCH_WARN_EVERY_US 5000000
-/* After a pull answered "409 Consumer Deleted" or with no responders, a
- * fetch thread looks whether its durable consumer still exists at most this
- * often (and makes it again when it does not). */
+/* This long after a pull answered "409 Consumer Deleted" or with no
+ * responders, a fetch thread looks whether its durable consumer still
+ * exists (and makes it again when it does not); so often at most. */
 #define CHOREO_CONSUMER_CHECK_MS 2000
 
 /* Redelivery delay of a message handed back at a stop (fetched, not yet
