@@ -249,12 +249,11 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
         snprintf(detail, sizeof detail, "%s %s", status, description ? description : "");
         /* A consumer's new leader ends the requests its old one held with
          * "409 Leadership Change"; a request nothing answers gets a 503. */
+        bool unanswered = strncmp(status, "503", 3) == 0;
         bool electing = strstr(detail, "Leadership Change") != NULL ||
-                        (strncmp(status, "503", 3) == 0 &&
-                         choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
+                        (unanswered && choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
         /* Nothing answers a pull for a consumer that is no more. */
-        if ((strstr(detail, "Consumer Deleted") || strncmp(status, "503", 3) == 0) &&
-            ps->look_at_us == 0)
+        if ((unanswered || strstr(detail, "Consumer Deleted")) && ps->look_at_us == 0)
             ps->look_at_us = choreo__mono_us() + CHOREO_CONSUMER_CHECK_MS * 1000;
         warn_pull(svc, rt, ps, detail, electing);
         if (strncmp(status, "409", 3) != 0)
@@ -272,8 +271,8 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
  * looks a while after the answer, not at once: nats-server 2.9 answers the
  * pulls before it has finished the deletion, and once, under load, a
  * consumer of the same name made 3 ms after that answer made the deletion
- * report a failure. A 503 during a cluster's
- * election finds the consumer there and changes nothing. */
+ * report a failure. A 503 during a cluster's election finds the consumer
+ * there and changes nothing. */
 static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
                               int64_t now)
 {

@@ -503,6 +503,35 @@ static void consumer_config(jsConsumerConfig *out, const choreo_config *cfg, con
     *out = cc;
 }
 
+/* Looks the durable consumer of cc up, and creates it when the server has
+ * none: then *created is true and *existing NULL; else *existing is its
+ * info (free it). *action names the step that failed, for consumer_error. */
+static natsStatus find_or_create(choreo_transport *tp, const choreo_config *cfg,
+                                 jsConsumerConfig *cc, jsConsumerInfo **existing,
+                                 bool *created, jsErrCode *jerr, const char **action)
+{
+    *created = false;
+    *action = "looking up";
+    natsStatus s = js_GetConsumerInfo(existing, tp->js, cfg->stream, cc->Durable, NULL, jerr);
+    if (s != NATS_NOT_FOUND)
+        return s;
+    *action = "creating";
+    jsConsumerInfo *ci = NULL;
+    s = js_AddConsumer(&ci, tp->js, cfg->stream, cc, NULL, jerr);
+    jsConsumerInfo_Destroy(ci);
+    *created = s == NATS_OK;
+    return s;
+}
+
+static choreo_status consumer_error(natsStatus s, jsErrCode jerr, const char *action,
+                                    const char *durable, const char *filter)
+{
+    char what[256];
+    snprintf(what, sizeof what, "%s the durable consumer %s on %s (JetStream code %d)", action,
+             durable, filter, (int)jerr);
+    return js_error(s, jerr, what);
+}
+
 /* Creates the durable consumer, or brings an existing one in line with the
  * configuration (MaxDeliver, AckWait and MaxAckPending may change between
  * deployments; JetStream would otherwise refuse to bind with new values). */
@@ -513,13 +542,10 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     consumer_config(&cc, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
-    const char *action = "looking up";
-    bool creating = s == NATS_NOT_FOUND;
-    if (creating) {
-        action = "creating";
-        s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
-    } else if (s == NATS_OK) {
+    const char *action;
+    bool creating;
+    natsStatus s = find_or_create(tp, cfg, &cc, &ci, &creating, &jerr, &action);
+    if (s == NATS_OK && !creating) {
         /* Instances of a service on a shared PostgreSQL database read one
          * durable consumer together; on SQLite a reader is another process. */
         if (!choreo__store_is_postgres(cfg->db) && ci->NumWaiting > 0 &&
@@ -552,12 +578,8 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
         }
     }
     jsConsumerInfo_Destroy(ci);
-    if (s != NATS_OK) {
-        char what[256];
-        snprintf(what, sizeof what, "%s the durable consumer %s on %s (JetStream code %d)",
-                 action, durable, filter, (int)jerr);
-        return js_error(s, jerr, what);
-    }
+    if (s != NATS_OK)
+        return consumer_error(s, jerr, action, durable, filter);
     if (creating)
         CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created consumer", "consumer=%s start=%s",
                    durable, cfg->consumer_start);
@@ -568,27 +590,14 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
                                                 const char *filter, const char *durable,
                                                 bool *made)
 {
-    *made = false;
+    jsConsumerConfig cc;
+    consumer_config(&cc, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
+    const char *action;
+    natsStatus s = find_or_create(tp, cfg, &cc, &ci, made, &jerr, &action);
     jsConsumerInfo_Destroy(ci);
-    ci = NULL;
-    const char *action = "looking up";
-    if (s == NATS_NOT_FOUND) {
-        jsConsumerConfig cc;
-        consumer_config(&cc, cfg, filter, durable);
-        action = "making again";
-        s = js_AddConsumer(&ci, tp->js, cfg->stream, &cc, NULL, &jerr);
-        jsConsumerInfo_Destroy(ci);
-        *made = s == NATS_OK;
-    }
-    if (s == NATS_OK)
-        return CHOREO_OK;
-    char what[256];
-    snprintf(what, sizeof what, "%s the durable consumer %s on %s (JetStream code %d)", action,
-             durable, filter, (int)jerr);
-    return js_error(s, jerr, what);
+    return s == NATS_OK ? CHOREO_OK : consumer_error(s, jerr, action, durable, filter);
 }
 
 /* A handler whose type has no event in the stream is most often a typo

@@ -221,11 +221,6 @@ Test(cluster, a_service_started_while_the_cluster_has_no_quorum_waits_for_it, .t
     natsd_cluster_stop(&cl, SIGTERM);
 }
 
-static bool applied(const char *dir, long long want)
-{
-    return support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got") >= want;
-}
-
 /* A node that freezes (SIGSTOP: a host that hangs, or a network that drops
  * its packets) closes nothing: its kernel keeps the connections open, so no
  * client sees an error, and nats.c's default of a PING every two minutes
@@ -254,9 +249,8 @@ Test(cluster, services_on_a_node_that_freezes_move_to_another_and_go_on, .timeou
     cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
     for (int i = 1; i <= 100; i++)
         support_emit(source, "Tick", "before", i, NULL);
-    for (int waited = 0; !applied(dir, 100) && waited < 30000; waited += 100)
-        support_sleep_ms(100);
-    cr_assert(applied(dir, 100), "the flow did not start");
+    cr_assert(support_wait_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got", 100, 30000),
+              "the flow did not start");
 
     cr_assert_eq(kill(cl.node[0].pid, SIGSTOP), 0);
     int64_t frozen_at = support_mono_ms();
@@ -264,10 +258,9 @@ Test(cluster, services_on_a_node_that_freezes_move_to_another_and_go_on, .timeou
         support_emit(source, "Tick", "frozen", i, NULL);
         support_sleep_ms(20);
     }
-    while (!applied(dir, 300) && support_mono_ms() - frozen_at < 60000)
-        support_sleep_ms(100);
+    bool all = support_wait_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got", 300,
+                                  (int)(60000 - (support_mono_ms() - frozen_at)));
     int64_t took_ms = support_mono_ms() - frozen_at;
-    bool all = applied(dir, 300);
     kill(cl.node[0].pid, SIGCONT);
 
     bool marked = support_wait_count(

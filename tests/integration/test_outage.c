@@ -29,26 +29,34 @@ static bool all_arrived(void *p)
     return support_count(a->dir, "sink", "SELECT COUNT(DISTINCT n) FROM got") >= a->want;
 }
 
+/* Starts a sink recording Tick events in its table got, and a source, and
+ * sees a first event (n 0) through. */
+static void sink_and_source(const char *dir, const char *url, choreo_service **sink,
+                            choreo_service **source)
+{
+    support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "sink", url, NULL);
+    *sink = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(*sink, "Tick", record, NULL), CHOREO_OK);
+    cfg = support_config(dir, "source", url, NULL);
+    *source = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(*sink), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(*source), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(*source, "Tick", "before", 0, NULL);
+    struct count_arg first = { dir, 1 };
+    cr_assert(support_wait(all_arrived, &first, 10000));
+}
+
 Test(outage, events_emitted_while_nats_is_down_for_5s_all_arrive_afterwards, .timeout = 120)
 {
     char dir[256];
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
-    choreo_config *cfg = support_config(dir, "sink", server.url, NULL);
-    choreo_service *sink = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_on(sink, "Tick", record, NULL), CHOREO_OK);
-    cfg = support_config(dir, "source", server.url, NULL);
-    choreo_service *source = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_start(sink), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
-
-    support_emit(source, "Tick", "before", 0, NULL);
-    struct count_arg first = { dir, 1 };
-    cr_assert(support_wait(all_arrived, &first, 10000));
+    choreo_service *sink, *source;
+    sink_and_source(dir, server.url, &sink, &source);
 
     natsd_stop(&server, SIGTERM);
     int emitted = 0;
@@ -127,19 +135,8 @@ Test(outage, a_durable_consumer_deleted_on_the_server_is_made_again, .timeout = 
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
-    choreo_config *cfg = support_config(dir, "sink", server.url, NULL);
-    choreo_service *sink = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_on(sink, "Tick", record, NULL), CHOREO_OK);
-    cfg = support_config(dir, "source", server.url, NULL);
-    choreo_service *source = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_start(sink), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
-    support_emit(source, "Tick", "before", 0, NULL);
-    struct count_arg first = { dir, 1 };
-    cr_assert(support_wait(all_arrived, &first, 10000));
+    choreo_service *sink, *source;
+    sink_and_source(dir, server.url, &sink, &source);
 
     natsConnection *nc = NULL;
     jsCtx *js = NULL;

@@ -740,21 +740,14 @@ static void pause_one(sup *s, struct tally *t)
  * server, as a person or a clean-up script might while its service runs:
  * the service has to notice and make it again, and the events it delivers
  * anew reach an inbox that drops those already applied. Quietly does
- * nothing when the broker cannot be asked just now. */
+ * nothing when the broker cannot be asked just now. Called while every
+ * node runs, so the first one answers. */
 static void delete_consumer(sup *s, struct tally *t)
 {
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsConsumerNamesList *names = NULL;
-    natsOptions *o = NULL;
-    const char *url = sup_url(s); /* with --cluster, a node that runs */
-    for (int i = 0; i < sup_nats_nodes(s) && sup_nats_nodes(s) > 1; i++)
-        if (sup_node_pid(s, i) > 0) {
-            url = sup_node_url(s, i);
-            break;
-        }
-    if (natsOptions_Create(&o) == NATS_OK && natsOptions_SetURL(o, url) == NATS_OK &&
-        natsOptions_SetTimeout(o, 2000) == NATS_OK && natsConnection_Connect(&nc, o) == NATS_OK &&
+    if (natsConnection_ConnectTo(&nc, sup_node_url(s, 0)) == NATS_OK &&
         natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
         js_ConsumerNames(&names, js, "CHOREO", NULL, NULL) == NATS_OK && names->Count > 0) {
         const char *name = names->List[rnd() % (uint64_t)names->Count];
@@ -764,7 +757,6 @@ static void delete_consumer(sup *s, struct tally *t)
     jsConsumerNamesList_Destroy(names);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
 }
 
 /* Kills and restarts until the load has placed every order, then on until
