@@ -170,8 +170,13 @@ static bool renew_pull(choreo_service *svc, choreo_route *rt, struct puller_stat
         struct pull *p = &ps->req[i];
         if (p->id && ps->owed == 0)
             pull_end(ps, p, 0); /* served in full */
-        else if (p->id && now > p->ends_us + CHOREO_PULL_GRACE_MS * 1000)
+        else if (p->id && now > p->ends_us + CHOREO_PULL_GRACE_MS * 1000) {
             pull_end(ps, p, p->asked); /* lost: neither served nor ended; ask again */
+            /* The consumer may have gone while its answer could not come
+             * (a reconnect, a pause): look for it too. */
+            if (ps->look_at_us == 0)
+                ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
+        }
         if (!p->id)
             free_slot = p;
         else if (!newest || p->id > newest->id)
