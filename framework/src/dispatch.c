@@ -172,8 +172,10 @@ static bool renew_pull(choreo_service *svc, choreo_route *rt, struct puller_stat
             pull_end(ps, p, 0); /* served in full */
         else if (p->id && now > p->ends_us + CHOREO_PULL_GRACE_MS * 1000) {
             pull_end(ps, p, p->asked); /* lost: neither served nor ended; ask again */
-            /* The consumer may have gone while its answer could not come
-             * (a reconnect, a pause): look for it too. */
+            /* The consumer may be gone: nats-server answers nothing at
+             * all to a pull for a consumer it does not have (deleted
+             * while the service was disconnected or had no pull open, or
+             * lost with the broker's store). Look for it too. */
             if (ps->look_at_us == 0)
                 ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
         }
@@ -257,7 +259,8 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
         bool unanswered = strncmp(status, "503", 3) == 0;
         bool electing = strstr(detail, "Leadership Change") != NULL ||
                         (unanswered && choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
-        /* Nothing answers a pull for a consumer that is no more. */
+        /* A consumer deleted under an open pull ends it with "409
+         * Consumer Deleted"; a 503 says nothing took the pull. */
         if ((unanswered || strstr(detail, "Consumer Deleted")) && ps->look_at_us == 0)
             ps->look_at_us = choreo__mono_us() + CHOREO_CONSUMER_CHECK_MS * 1000;
         warn_pull(svc, rt, ps, detail, electing);
@@ -277,7 +280,9 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
  * pulls before it has finished the deletion, and once, under load, a
  * consumer of the same name made 3 ms after that answer made the deletion
  * report a failure. A 503 during a cluster's election finds the consumer
- * there and changes nothing. */
+ * there and changes nothing. A consumer that went while no pull was open
+ * gets no answer at all: the pulls that expire unanswered make it look as
+ * well (renew_pull). */
 static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
                               int64_t now)
 {
@@ -297,9 +302,9 @@ static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct pull
     memset(ps->req, 0, sizeof ps->req); /* the old consumer's requests died with it */
     ps->owed = 0;
     CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
-               "the durable consumer was gone from the server (deleted while the service "
-               "ran); made it again from consumer_start: events still in the stream come "
-               "again, and the inbox drops those already applied",
+               "the durable consumer was gone from the server (deleted, or lost with the "
+               "broker's store); made it again from consumer_start: events still in the "
+               "stream come again, and the inbox drops those already applied",
                "consumer=%s start=%s", rt->consumer, svc->cfg->consumer_start);
 }
 

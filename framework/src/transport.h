@@ -66,7 +66,8 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
                                                choreo_puller *out);
 
 /* Makes the durable consumer again when the server no longer has it (it was
- * deleted while the service ran), as a start would: from consumer_start.
+ * deleted while the service ran, or lost with the broker's store), as a
+ * start would: from consumer_start.
  * *made says whether it did. An existing consumer is left as it is. */
 choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const choreo_config *cfg,
                                                  const char *filter, const char *durable,

@@ -28,7 +28,7 @@
 #define CHOREO_FETCH_ERROR_PAUSE_MS 100
 #define CHOREO_FETCH_WARN_EVERY_US 5000000
 /* This long after a pull answered "409 Consumer Deleted" or with no
- * responders, a fetch thread looks whether its durable consumer still
+ * responders, or expired with no answer at all, a fetch thread looks whether its durable consumer still
  * exists (and makes it again when it does not); so often at most. */
 #define CHOREO_CONSUMER_CHECK_MS 2000
 

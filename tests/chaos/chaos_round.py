@@ -5,7 +5,9 @@ chaos_round.py SHOP_CHAOS_BINARY            services killed (at least 10 times),
                                             nats-server restarted (at least once),
                                             processes paused with SIGSTOP for 0.5
                                             to 4 s (at least 3 times, the broker
-                                            at least once), crash points on
+                                            at least once), durable consumers
+                                            deleted on the server (at least once),
+                                            crash points on
 chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault on
                                             (full disk, slow handlers, events
                                             retried until their last delivery, kills
@@ -41,6 +43,7 @@ else:
     cmd = [binary, "--sagas", "300", "--duration-s", "20", "--kill-interval-ms", "500",
            "--min-kills", "10", "--broker-interval-ms", "5000", "--crash-prob", "0.001",
            "--pause-interval-ms", "3000", "--min-pauses", "3",
+           "--consumer-delete-interval-ms", "4000",
            "--seed", "7", "--json"]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
@@ -81,6 +84,8 @@ else:
     if r["pauses"] < 3 or r["broker_pauses"] < 1:
         problems.append(f"{r['pauses']} pauses, {r['broker_pauses']} of the broker "
                         "(at least 3 and 1 expected)")
+    if r["consumers_deleted"] < 1:
+        problems.append("no durable consumer was deleted")
 if postgres:
     if r["processes"] != 5:
         problems.append(f"{r['processes']} service processes, expected 5 (payment twice)")

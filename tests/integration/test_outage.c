@@ -6,6 +6,7 @@
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "support.h"
@@ -156,6 +157,42 @@ Test(outage, a_durable_consumer_deleted_on_the_server_is_made_again, .timeout = 
                  "an event was applied twice");
     cr_assert_geq(support_stats(sink).duplicates, 1,
                   "the event applied before was not delivered again by the new consumer");
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* The consumer can also go without a word to its service: deleted while
+ * the service was disconnected, or between two of its pull requests, or
+ * lost with a broker's store. Then no "409 Consumer Deleted" comes, and no
+ * 503 either (the server's JetStream API takes every request under
+ * $JS.API, so a pull for no consumer is taken and never answered). The
+ * pulls expire unanswered; that makes the fetch thread look as well. Here
+ * the consumer is removed from the store while nats-server is down. */
+Test(outage, a_durable_consumer_gone_while_the_service_was_disconnected_is_made_again,
+     .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *sink, *source;
+    sink_and_source(dir, server.url, &sink, &source);
+
+    natsd_stop(&server, SIGTERM);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -r '%s/js/jetstream/$G/streams/CHOREO/obs/sink_Tick'", server.dir);
+    cr_assert_eq(system(cmd), 0, "cannot remove the consumer from the store: %s", cmd);
+    cr_assert_eq(natsd_restart(&server), 0);
+    for (int i = 1; i <= 5; i++)
+        support_emit(source, "Tick", "after", i, NULL);
+
+    struct count_arg all = { dir, 6 };
+    cr_assert(support_wait(all_arrived, &all, 20000),
+              "only %lld of 6 events arrived after the consumer went unseen",
+              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
+                 "an event was applied twice");
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);

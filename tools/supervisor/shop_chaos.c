@@ -71,7 +71,7 @@ static const char USAGE[] =
     "  --min-pauses N             like --min-kills, for pauses [0]\n"
     "  --consumer-delete-interval-ms C  mean time between deletions of a random durable\n"
     "                             consumer on the server while its service runs (the\n"
-    "                             service makes it again) [off]\n"
+    "                             service makes it again) [15000]\n"
     "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
@@ -811,7 +811,7 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             pause_one(s, t);
             next_pause = now_ms() + around(o->pause_ms);
         }
-        if (o->consumer_delete_ms > 0 && now >= next_delete && down->node[0] < 0) {
+        if (now >= next_delete && down->node[0] < 0) {
             delete_consumer(s, t);
             next_delete = now_ms() + around(o->consumer_delete_ms);
         }
@@ -1721,7 +1721,7 @@ int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
                       .broker_ms = -1, .postgres_ms = 15000, .pause_ms = 6000,
-                      .consumer_delete_ms = 0,
+                      .consumer_delete_ms = 15000,
                       .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
