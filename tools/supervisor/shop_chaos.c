@@ -92,7 +92,8 @@ static const char USAGE[] =
     "                             other time the stream's leader) and restarted 1 to 4 s\n"
     "                             later, instead of restarting the one server; in the\n"
     "                             second outage of every three, two nodes at once (no\n"
-    "                             quorum)\n"
+    "                             quorum); in the third, the node also loses its store\n"
+    "                             (a disk replaced) and comes back empty\n"
     "\n";
 
 static const char USAGE_FAULTS[] =
@@ -191,6 +192,7 @@ struct tally {
     int kills, broker_restarts, crash_exits, unexpected_exits;
     int node_kills, leader_kills; /* --cluster */
     int quorum_losses;            /* --cluster: two of the three nodes down at once */
+    int store_losses;             /* --cluster: a node restarted with its store deleted */
     int instance_kills;           /* kills of an instance of a service with several */
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     int pauses, broker_pauses;    /* SIGSTOP ... SIGCONT, of a service or the broker */
@@ -690,8 +692,11 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
  * monitoring endpoint names it (a random node when none is named). In the
  * second outage of every three a second node goes with it, and the cluster
  * has lost its quorum until they are back: nothing can be published or
- * fetched. A service the harness (re)starts meanwhile is started as the
- * nodes come back (start_service), and waits at start for JetStream. */
+ * fetched. In the third, the node loses its store as well, as with a disk
+ * that failed and was replaced: it comes back empty and takes the stream
+ * and its consumers back from the other two. A service the harness
+ * (re)starts meanwhile is started as the nodes come back (start_service),
+ * and waits at start for JetStream. */
 static void kill_node(sup *s, struct tally *t, struct node_outage *out)
 {
     int nodes = sup_nats_nodes(s), outages = t->node_kills - t->quorum_losses;
@@ -701,6 +706,8 @@ static void kill_node(sup *s, struct tally *t, struct node_outage *out)
     sup_stop_node(s, i, SIGKILL);
     out->node[0] = i;
     out->node[1] = -1;
+    if (outages % 3 == 2 && sup_lose_node_store(s, i) == 0)
+        t->store_losses++;
     if (quorum) {
         out->node[1] = (i + 1 + (int)(rnd() % (uint64_t)(nodes - 1))) % nodes;
         sup_stop_node(s, out->node[1], SIGKILL);
@@ -1266,6 +1273,7 @@ static void print_json(const struct outcome *r)
     printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
            "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
            "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, \"quorum_losses\": %d, "
+           "\"store_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
            "\"pauses\": %d, \"broker_pauses\": %d, \"consumers_deleted\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
@@ -1273,7 +1281,7 @@ static void print_json(const struct outcome *r)
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
-           sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
+           t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
            t->broker_pauses, t->consumers_deleted, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
@@ -1336,8 +1344,9 @@ static void print_text(const struct outcome *r)
            t->pauses, t->broker_pauses, t->consumers_deleted);
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
-               "%d times two nodes at once (no quorum)\n",
-               t->node_kills, t->leader_kills, t->quorum_losses);
+               "%d times two nodes at once (no quorum); %d nodes restarted with their store "
+               "deleted\n",
+               t->node_kills, t->leader_kills, t->quorum_losses, t->store_losses);
     if (t->instance_kills)
         printf("  instances of scaled services killed (SIGKILL): %d\n", t->instance_kills);
     if (t->postgres_restarts)

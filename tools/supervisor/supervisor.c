@@ -281,6 +281,16 @@ void sup_stop_node(sup *s, int i, int sig)
         natsd_cluster_stop_node(&s->cluster, i, sig);
 }
 
+int sup_lose_node_store(sup *s, int i)
+{
+    if (!s->opt.cluster || i < 0 || i >= NATSD_CLUSTER_NODES || s->cluster.node[i].pid > 0)
+        return -1;
+    char store[600];
+    snprintf(store, sizeof store, "%s/js", s->cluster.node[i].dir);
+    natsd_remove_tree(store);
+    return 0;
+}
+
 int sup_start_node(sup *s, int i)
 {
     return sup_start_nodes(s, &i, 1);

@@ -139,6 +139,11 @@ pid_t sup_node_pid(const sup *s, int i);
  * URL: it learns the other nodes from the server and fails over to them. */
 const char *sup_node_url(const sup *s, int i);
 void sup_stop_node(sup *s, int i, int sig);
+/* Deletes the JetStream store of node i, which must be stopped: what a
+ * disk that failed and was replaced leaves. The node starts again empty and
+ * takes the streams back from the others. Returns 0, or -1 when node i is
+ * running or not a cluster node. */
+int sup_lose_node_store(sup *s, int i);
 int sup_start_node(sup *s, int i);
 /* Starts the n nodes which[] that are down, all of them before waiting
  * for any: two nodes of a cluster that lost its quorum come back together. */
