@@ -7,6 +7,9 @@ chaos_round.py SHOP_CHAOS_BINARY            services killed (at least 10 times),
                                             to 4 s (at least 3 times, the broker
                                             at least once), durable consumers
                                             deleted on the server (at least once),
+                                            a second process started on a running
+                                            service's SQLite database (at least
+                                            once: it must be refused),
                                             crash points on
 chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault on
                                             (full disk, slow handlers, events
@@ -43,7 +46,7 @@ else:
     cmd = [binary, "--sagas", "300", "--duration-s", "20", "--kill-interval-ms", "500",
            "--min-kills", "10", "--broker-interval-ms", "5000", "--crash-prob", "0.001",
            "--pause-interval-ms", "3000", "--min-pauses", "3",
-           "--consumer-delete-interval-ms", "4000",
+           "--consumer-delete-interval-ms", "4000", "--second-copy-interval-ms", "4000",
            "--seed", "7", "--json"]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
@@ -61,7 +64,7 @@ problems = []
 for key, want in (("lost", 0), ("duplicated", 0), ("lost_events", 0), ("duplicated_events", 0),
                   ("phantom_events", 0),
                   ("unexpected_exits", 0), ("sanitizer_reports", 0), ("failed_requests", 0),
-                  ("retry_failures", 0)):
+                  ("retry_failures", 0), ("second_copy_failures", 0)):
     if r[key] != want:
         problems.append(f"{key} is {r[key]}, expected {want}")
 for u in r["unexpected"]:
@@ -86,6 +89,8 @@ else:
                         "(at least 3 and 1 expected)")
     if r["consumers_deleted"] < 1:
         problems.append("no durable consumer was deleted")
+    if r["second_copies"] < 1:
+        problems.append("no second process was started on a running service's database")
 if postgres:
     if r["processes"] != 5:
         problems.append(f"{r['processes']} service processes, expected 5 (payment twice)")

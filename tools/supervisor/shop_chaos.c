@@ -72,6 +72,9 @@ static const char USAGE[] =
     "  --consumer-delete-interval-ms C  mean time between deletions of a random durable\n"
     "                             consumer on the server while its service runs (the\n"
     "                             service makes it again) [15000]\n"
+    "  --second-copy-interval-ms C  mean time between starts of a second process of a\n"
+    "                             running service on its SQLite database, which must be\n"
+    "                             refused at once and leave the first untouched [10000]\n"
     "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
@@ -138,7 +141,8 @@ static void on_signal(int sig)
 struct opts {
     long sagas;
     int64_t duration_s, kill_ms, min_kills, min_instance_kills, min_pauses, restart_ms,
-        broker_ms, postgres_ms, pause_ms, consumer_delete_ms, quiet_s, deadline_ms;
+        broker_ms, postgres_ms, pause_ms, consumer_delete_ms, second_copy_ms, quiet_s,
+        deadline_ms;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
@@ -197,6 +201,8 @@ struct tally {
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     int pauses, broker_pauses;    /* SIGSTOP ... SIGCONT, of a service or the broker */
     int consumers_deleted;        /* durable consumers deleted on the server */
+    int second_copies;            /* second processes started on a running one's database */
+    int second_copy_failures;     /* ... that were not refused at once */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -282,6 +288,7 @@ static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *k
         { "--pause-interval-ms", 100, 3600000, offsetof(struct opts, pause_ms) },
         { "--consumer-delete-interval-ms", 100, 3600000,
           offsetof(struct opts, consumer_delete_ms) },
+        { "--second-copy-interval-ms", 100, 3600000, offsetof(struct opts, second_copy_ms) },
         { "--quiet-s", 1, 86400, offsetof(struct opts, quiet_s) },
         { "--deadline-ms", 100, 3600000, offsetof(struct opts, deadline_ms) },
         { "--ack-wait-ms", 100, 3600000, offsetof(struct opts, ack_wait_ms) },
@@ -766,6 +773,67 @@ static void delete_consumer(sup *s, struct tally *t)
     natsConnection_Destroy(nc);
 }
 
+/* Whether the file at path holds text. */
+static bool file_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[2048];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* A second process of a running service started on its SQLite database (a
+ * deploy that overlaps the old process, an operator's slip) must be refused
+ * at once, naming the process that holds the database, and leave that one
+ * untouched. One that runs on, or exits for another reason, fails the run.
+ * Services on PostgreSQL are left out: their instances share a database by
+ * design. When the first process died meanwhile (a crash point), the copy
+ * may have had the database to itself: it is stopped like a killed service
+ * and not judged. */
+static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
+{
+    if (reap(s, t, tty) != 0) /* one that died since the loop's last look */
+        return -1;
+    int pick[PROCS], n = 0;
+    for (int k = 0; k < sup_service_count(s); k++)
+        if (!o->scale.postgres[service_of[k]] && sup_service_running(s, k))
+            pick[n++] = k;
+    if (n == 0)
+        return 0;
+    int i = pick[rnd() % (uint64_t)n];
+    char log[700];
+    snprintf(log, sizeof log, "%s/%s-second.log", sup_workdir(s), sup_service_name(s, i));
+    unlink(log);
+    int st = 0;
+    int rc = sup_run_second_copy(s, i, 15000, log, &st);
+    bool died[PROCS];
+    poll_exits(s, t, tty, died);
+    for (int k = 0; k < sup_service_count(s); k++)
+        if (died[k] && start_service(s, k, t, tty) != 0)
+            return -1;
+    if (rc < 0)
+        return -1;
+    if (rc == 2 || died[i])
+        return 0;
+    t->second_copies++;
+    if (rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0 && file_has(log, "is in use by service"))
+        return 0;
+    char what[48];
+    describe_status(st, what, sizeof what);
+    t->second_copy_failures++;
+    fprintf(stderr, "%sshop-chaos: a second %s started on the database of the running one was "
+            "not refused (%s); the end of %s:\n",
+            tty ? "\n" : "", sup_service_name(s, i), rc == 1 ? "it still ran after 15 s" : what,
+            log);
+    print_tail(log, 25);
+    return 0;
+}
+
 /* Kills and restarts until the load has placed every order, then on until
  * there were --min-kills kills, --min-instance-kills kills of an instance
  * and --min-pauses pauses, for at most three times --duration-s more: each
@@ -777,7 +845,8 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
             next_pause = t0 + around(o->pause_ms),
-            next_delete = t0 + around(o->consumer_delete_ms), drawn = 0, placed_at = 0;
+            next_delete = t0 + around(o->consumer_delete_ms),
+            next_copy = t0 + around(o->second_copy_ms), drawn = 0, placed_at = 0;
     struct node_outage *down = &t->down;
     for (;;) {
         if (atomic_load(&j->done) && placed_at == 0)
@@ -821,6 +890,11 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
         if (now >= next_delete && down->node[0] < 0) {
             delete_consumer(s, t);
             next_delete = now_ms() + around(o->consumer_delete_ms);
+        }
+        if (now >= next_copy) {
+            if (second_copy(o, s, t, tty) != 0)
+                return -1;
+            next_copy = now_ms() + around(o->second_copy_ms);
         }
         /* The database of the services on PostgreSQL crashes or is
          * restarted: every connection drops, open transactions roll back. */
@@ -1276,13 +1350,15 @@ static void print_json(const struct outcome *r)
            "\"store_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
            "\"pauses\": %d, \"broker_pauses\": %d, \"consumers_deleted\": %d, "
+           "\"second_copies\": %d, \"second_copy_failures\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
            t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
-           t->broker_pauses, t->consumers_deleted, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           t->broker_pauses, t->consumers_deleted, t->second_copies, t->second_copy_failures,
+           t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
@@ -1342,6 +1418,9 @@ static void print_text(const struct outcome *r)
     printf("  pauses (SIGSTOP, then SIGCONT 0.5 to 4 s later) %d, %d of them the broker's; "
            "durable consumers deleted %d\n",
            t->pauses, t->broker_pauses, t->consumers_deleted);
+    printf("  second processes started on a running service's database %d, %d of them not "
+           "refused\n",
+           t->second_copies, t->second_copy_failures);
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
                "%d times two nodes at once (no quorum); %d nodes restarted with their store "
@@ -1603,7 +1682,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
     bool clean = !r.error && r.final && r.checked && r.rep.ok && t->audited &&
                  t->lost_events == 0 && t->pending == 0 && t->unknown_orders == 0 &&
                  t->duplicated_events == 0 && t->phantom_events == 0 &&
-                 t->retry_failures == 0 &&
+                 t->retry_failures == 0 && t->second_copy_failures == 0 &&
                  t->metrics_unanswered == 0 && atomic_load(&r.j.st.failed) == 0;
     /* An exit the harness did not cause, or a sanitizer report, fails every
      * run, naive ones too. */
@@ -1730,7 +1809,7 @@ int main(int argc, char **argv)
 {
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
                       .broker_ms = -1, .postgres_ms = 15000, .pause_ms = 6000,
-                      .consumer_delete_ms = 15000,
+                      .consumer_delete_ms = 15000, .second_copy_ms = 10000,
                       .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,

@@ -456,17 +456,10 @@ static int wait_ready(sup *s, struct child *c)
     return -1;
 }
 
-int sup_start_service(sup *s, int i)
+/* Forks and executes service c's command line with its output appended to
+ * log. Returns the child's pid, or -1 after printing why. */
+static pid_t spawn(sup *s, struct child *c, const char *log)
 {
-    if (i < 0 || i >= s->nkids)
-        return -1;
-    struct child *c = &s->kids[i];
-    if (c->pid > 0)
-        return 0;
-    if (sup_broker_pid(s) <= 0) {
-        fprintf(stderr, "supervisor: start the broker before %s\n", c->name);
-        return -1;
-    }
     /* Everything the child needs is prepared before fork: between fork and
      * exec only async-signal-safe calls are allowed. */
     const char *argv[MAX_ARGS + 1];
@@ -494,10 +487,10 @@ int sup_start_service(sup *s, int i)
         argv[n++] = c->args[k];
     argv[n] = NULL;
     char **env = child_env(c);
-    int fd = open(c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (!env || fd < 0 || devnull < 0) {
-        fprintf(stderr, "supervisor: cannot prepare %s (log %s): %s\n", c->name, c->log,
+        fprintf(stderr, "supervisor: cannot prepare %s (log %s): %s\n", c->name, log,
                 strerror(errno));
         free(env);
         if (fd >= 0)
@@ -529,15 +522,57 @@ int sup_start_service(sup *s, int i)
     free(env);
     close(fd);
     close(devnull);
-    if (pid < 0) {
+    if (pid < 0)
         fprintf(stderr, "supervisor: cannot fork for %s: %s\n", c->name, strerror(err));
+    return pid;
+}
+
+int sup_start_service(sup *s, int i)
+{
+    if (i < 0 || i >= s->nkids)
+        return -1;
+    struct child *c = &s->kids[i];
+    if (c->pid > 0)
+        return 0;
+    if (sup_broker_pid(s) <= 0) {
+        fprintf(stderr, "supervisor: start the broker before %s\n", c->name);
         return -1;
     }
+    pid_t pid = spawn(s, c, c->log);
+    if (pid < 0)
+        return -1;
     c->pid = pid;
     c->last_pid = pid;
     c->starts++;
     c->exited = false;
     return c->ping ? wait_ready(s, c) : 0;
+}
+
+int sup_run_second_copy(sup *s, int i, int timeout_ms, const char *log, int *status)
+{
+    if (i < 0 || i >= s->nkids)
+        return -1;
+    struct child *c = &s->kids[i];
+    pid_t pid = spawn(s, c, log);
+    if (pid < 0)
+        return -1;
+    int rc = 1;
+    for (int waited = 0; waited < timeout_ms; waited += 5) {
+        if (waitpid(pid, status, WNOHANG) == pid)
+            return 0;
+        /* The first process gone (left waitable for sup_poll): the copy
+         * may own the database now. */
+        siginfo_t si = { 0 };
+        if (c->pid > 0 && waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            si.si_pid == c->pid) {
+            rc = 2;
+            break;
+        }
+        sleep_ms(5);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+    return rc;
 }
 
 int sup_start_all(sup *s)
