@@ -9,7 +9,9 @@ chaos_round.py SHOP_CHAOS_BINARY            services killed (at least 10 times),
                                             deleted on the server (at least once),
                                             a second process started on a running
                                             service's SQLite database (at least
-                                            once: it must be refused),
+                                            once: it must be refused), a service's
+                                            database write-locked from outside (at
+                                            least twice, once past its busy timeout),
                                             crash points on
 chaos_round.py SHOP_CHAOS_BINARY --faults   the same with every injected fault on
                                             (full disk, slow handlers, events
@@ -47,6 +49,7 @@ else:
            "--min-kills", "10", "--broker-interval-ms", "5000", "--crash-prob", "0.001",
            "--pause-interval-ms", "3000", "--min-pauses", "3",
            "--consumer-delete-interval-ms", "4000", "--second-copy-interval-ms", "4000",
+           "--db-lock-interval-ms", "3000",
            "--seed", "7", "--json"]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
@@ -91,6 +94,9 @@ else:
         problems.append("no durable consumer was deleted")
     if r["second_copies"] < 1:
         problems.append("no second process was started on a running service's database")
+    if r["db_locks"] < 2:
+        problems.append(f"{r['db_locks']} databases write-locked from outside (at least 2 "
+                        "expected, the second past busy_timeout_ms)")
 if postgres:
     if r["processes"] != 5:
         problems.append(f"{r['processes']} service processes, expected 5 (payment twice)")

@@ -75,6 +75,12 @@ static const char USAGE[] =
     "  --second-copy-interval-ms C  mean time between starts of a second process of a\n"
     "                             running service on its SQLite database, which must be\n"
     "                             refused at once and leave the first untouched [10000]\n"
+    "  --db-lock-interval-ms L    mean time between write locks of a running service's\n"
+    "                             SQLite database held from outside (BEGIN IMMEDIATE,\n"
+    "                             as a sqlite3 shell would) for 0.2 to 3 s, the second\n"
+    "                             of every four past busy_timeout_ms: 5.5 to 8 s [8000]\n";
+
+static const char USAGE_MORE[] =
     "  --crash-prob P             probability of each crash point per pass [0.0005]\n"
     "  --seed S                   seed of the order mix, the chaos and the faults [1]\n"
     "  --quiet-s Q                after the load, wait at most Q s for every saga\n"
@@ -141,8 +147,8 @@ static void on_signal(int sig)
 struct opts {
     long sagas;
     int64_t duration_s, kill_ms, min_kills, min_instance_kills, min_pauses, restart_ms,
-        broker_ms, postgres_ms, pause_ms, consumer_delete_ms, second_copy_ms, quiet_s,
-        deadline_ms;
+        broker_ms, postgres_ms, pause_ms, consumer_delete_ms, second_copy_ms, db_lock_ms,
+        quiet_s, deadline_ms;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
@@ -203,6 +209,7 @@ struct tally {
     int consumers_deleted;        /* durable consumers deleted on the server */
     int second_copies;            /* second processes started on a running one's database */
     int second_copy_failures;     /* ... that were not refused at once */
+    int db_locks;                 /* a service's SQLite database write-locked from outside */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
         retry_until_last;
@@ -289,6 +296,7 @@ static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *k
         { "--consumer-delete-interval-ms", 100, 3600000,
           offsetof(struct opts, consumer_delete_ms) },
         { "--second-copy-interval-ms", 100, 3600000, offsetof(struct opts, second_copy_ms) },
+        { "--db-lock-interval-ms", 100, 3600000, offsetof(struct opts, db_lock_ms) },
         { "--quiet-s", 1, 86400, offsetof(struct opts, quiet_s) },
         { "--deadline-ms", 100, 3600000, offsetof(struct opts, deadline_ms) },
         { "--ack-wait-ms", 100, 3600000, offsetof(struct opts, ack_wait_ms) },
@@ -339,6 +347,7 @@ static int parse(int argc, char **argv, struct opts *o)
         bool known;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(USAGE, stdout);
+            fputs(USAGE_MORE, stdout);
             fputs(USAGE_FAULTS, stdout);
             return 1;
         } else if (strcmp(a, "--json") == 0) {
@@ -834,6 +843,39 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
     return 0;
 }
 
+/* Holds the write lock of a running service's SQLite database from
+ * outside, as a script or a sqlite3 shell with a transaction open would:
+ * the service's commits, relay marks, delayed-event scans and prunes meet
+ * SQLITE_BUSY and must lose nothing. Most holds last 0.2 to 3 s, within
+ * busy_timeout_ms (5 s), so the service waits them out; the second of every
+ * four lasts 5.5 to 8 s, past it, so its transactions fail to begin and are retried
+ * (never the order service's: the load's orders would fail, and retrying
+ * a refused command is its client's part). Waits out the hold, as
+ * pause_one does. */
+static void lock_db(const struct opts *o, sup *s, struct tally *t)
+{
+    bool past_timeout = t->db_locks % 4 == 1;
+    int pick[PROCS], n = 0;
+    for (int k = 0; k < sup_service_count(s); k++)
+        if (!o->scale.postgres[service_of[k]] && sup_service_running(s, k) &&
+            !(past_timeout && service_of[k] == 0))
+            pick[n++] = k;
+    if (n == 0)
+        return;
+    int i = pick[rnd() % (uint64_t)n];
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(sup_db_path(s, i), &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 1000);
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+            sleep_ms(past_timeout ? 5500 + (int64_t)(rnd() % 2501)
+                                  : 200 + (int64_t)(rnd() % 2801));
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            t->db_locks++;
+        }
+    }
+    sqlite3_close(db);
+}
+
 /* Kills and restarts until the load has placed every order, then on until
  * there were --min-kills kills, --min-instance-kills kills of an instance
  * and --min-pauses pauses, for at most three times --duration-s more: each
@@ -846,7 +888,8 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
             next_pause = t0 + around(o->pause_ms),
             next_delete = t0 + around(o->consumer_delete_ms),
-            next_copy = t0 + around(o->second_copy_ms), drawn = 0, placed_at = 0;
+            next_copy = t0 + around(o->second_copy_ms), next_lock = t0 + around(o->db_lock_ms),
+            drawn = 0, placed_at = 0;
     struct node_outage *down = &t->down;
     for (;;) {
         if (atomic_load(&j->done) && placed_at == 0)
@@ -895,6 +938,10 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             if (second_copy(o, s, t, tty) != 0)
                 return -1;
             next_copy = now_ms() + around(o->second_copy_ms);
+        }
+        if (now >= next_lock) {
+            lock_db(o, s, t);
+            next_lock = now_ms() + around(o->db_lock_ms);
         }
         /* The database of the services on PostgreSQL crashes or is
          * restarted: every connection drops, open transactions roll back. */
@@ -1350,7 +1397,7 @@ static void print_json(const struct outcome *r)
            "\"store_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
            "\"pauses\": %d, \"broker_pauses\": %d, \"consumers_deleted\": %d, "
-           "\"second_copies\": %d, \"second_copy_failures\": %d, "
+           "\"second_copies\": %d, \"second_copy_failures\": %d, \"db_locks\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
@@ -1358,7 +1405,7 @@ static void print_json(const struct outcome *r)
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
            t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
            t->broker_pauses, t->consumers_deleted, t->second_copies, t->second_copy_failures,
-           t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
+           t->db_locks, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
            t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
@@ -1419,8 +1466,8 @@ static void print_text(const struct outcome *r)
            "durable consumers deleted %d\n",
            t->pauses, t->broker_pauses, t->consumers_deleted);
     printf("  second processes started on a running service's database %d, %d of them not "
-           "refused\n",
-           t->second_copies, t->second_copy_failures);
+           "refused; databases write-locked from outside %d\n",
+           t->second_copies, t->second_copy_failures, t->db_locks);
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
                "%d times two nodes at once (no quorum); %d nodes restarted with their store "
@@ -1810,6 +1857,7 @@ int main(int argc, char **argv)
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
                       .broker_ms = -1, .postgres_ms = 15000, .pause_ms = 6000,
                       .consumer_delete_ms = 15000, .second_copy_ms = 10000,
+                      .db_lock_ms = 8000,
                       .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
