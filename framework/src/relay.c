@@ -109,6 +109,7 @@ struct choreo_relay {
     int outstanding;
     char last_error[256];
     natsStatus last_status; /* the failure last_error tells of */
+    int64_t stream_look_at_us; /* publishes go unanswered: when to look for the stream */
     int64_t held[2 * CHOREO_RELAY_BATCH];
     int nheld;
     int64_t held_since_us; /* when the oldest held row was acknowledged */
@@ -524,6 +525,29 @@ static void rewind_cursor(choreo_relay *r)
 /* One round: publish up to a batch of due rows, mark the previous batch
  * while JetStream works, then wait for this batch's acks. Returns the
  * number of rows read, or -1 when publishing failed. */
+/* A publish that nothing answers means, in a cluster, most often an
+ * election; on one server, that no stream takes the subject any more (it
+ * was deleted, or lost with the server's store), which no retry mends. So
+ * when publishes keep going unanswered, the relay looks for the stream
+ * CHOREO_CONSUMER_CHECK_MS after the first, and as often at most, and makes
+ * it again when it is gone (an election finds it there). */
+static void look_for_stream(choreo_relay *r, natsStatus cause)
+{
+    int64_t now = choreo__mono_us();
+    if (cause != NATS_NO_RESPONDERS) {
+        r->stream_look_at_us = 0;
+        return;
+    }
+    if (r->stream_look_at_us == 0)
+        r->stream_look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
+    if (now < r->stream_look_at_us)
+        return;
+    r->stream_look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
+    if (choreo__transport_stream_restore(r->svc->tp, r->svc->cfg) != CHOREO_OK)
+        CHOREO_LOG(&r->svc->log, CHOREO_LOG_DEBUG, "cannot look for the stream just now",
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+}
+
 static int relay_round(choreo_relay *r)
 {
     choreo_service *svc = r->svc;
@@ -601,8 +625,10 @@ static int relay_round(choreo_relay *r)
                          "election after a node's loss); retrying with the same ids"
                        : "relay publish failed; will retry with the same ids",
                    "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
+        look_for_stream(r, failed ? cause : pc.err);
         return -1;
     }
+    r->stream_look_at_us = 0;
     atomic_fetch_add_explicit(&svc->metrics.relay_rows[r->from_table], (uint64_t)r->nbatch,
                               memory_order_relaxed);
     if (!r->cursor)

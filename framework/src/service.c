@@ -208,7 +208,7 @@ static choreo_status set_up(choreo_service *svc)
     if (s == CHOREO_OK) {
         atomic_store(&svc->metrics.nats_down, 0);
         atomic_store(&svc->metrics.nats_up, true);
-        s = choreo__transport_ensure_stream(svc->tp, svc->cfg);
+        s = choreo__transport_ensure_stream(svc->tp, svc->cfg, NULL);
     }
     if (s == CHOREO_OK) {
         atomic_store(&svc->max_payload, natsConnection_GetMaxPayload(svc->tp->nc_pub));

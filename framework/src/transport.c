@@ -393,8 +393,11 @@ static choreo_status check_retention(const jsStreamInfo *si, const choreo_config
     return CHOREO_OK;
 }
 
-choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg)
+choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg,
+                                             bool *made)
 {
+    if (made)
+        *made = false;
     char subject[64];
     snprintf(subject, sizeof subject, "%s.>", cfg->prefix);
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -438,6 +441,8 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
             jsStreamInfo_Destroy(si);
             CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "created stream", "stream=%s subjects=%s",
                        cfg->stream, subject);
+            if (made)
+                *made = true;
             return st;
         }
         if (js_unavailable(jerr))
@@ -597,7 +602,32 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
     const char *action;
     natsStatus s = find_or_create(tp, cfg, &cc, &ci, made, &jerr, &action);
     jsConsumerInfo_Destroy(ci);
+    ci = NULL;
+    if (s != NATS_OK && jerr == JSStreamNotFoundErr) {
+        /* The stream went with it (deleted, or lost with a single
+         * server's store): make it again, then the consumer. */
+        choreo_status st = choreo__transport_stream_restore(tp, cfg);
+        if (st != CHOREO_OK)
+            return st;
+        jerr = 0;
+        s = find_or_create(tp, cfg, &cc, &ci, made, &jerr, &action);
+        jsConsumerInfo_Destroy(ci);
+    }
     return s == NATS_OK ? CHOREO_OK : consumer_error(s, jerr, action, durable, filter);
+}
+
+choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg)
+{
+    bool made = false;
+    choreo_status st = choreo__transport_ensure_stream(tp, cfg, &made);
+    if (st == CHOREO_OK && made)
+        CHOREO_LOG(tp->log, CHOREO_LOG_ERROR,
+                   "the stream was gone from the server (deleted, or lost with a single "
+                   "server's store); made it again: new events flow, but the events it held "
+                   "that a consumer had not taken yet are gone (stream_replicas=3 on a cluster "
+                   "keeps them)",
+                   "stream=%s", cfg->stream);
+    return st;
 }
 
 /* A handler whose type has no event in the stream is most often a typo

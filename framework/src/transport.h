@@ -46,9 +46,16 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
                                         const choreo_nats_watch *watch, const atomic_bool *stop,
                                         jsPubAckHandler js_ack_handler, void *ack_closure);
 
-/* Creates the stream when absent; checks that an existing one covers
- * "<prefix>.>" and otherwise fails with CHOREO_ESTREAM. */
-choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg);
+/* Creates the stream when absent (*made says whether it did; made may be
+ * NULL); checks that an existing one covers "<prefix>.>" and otherwise
+ * fails with CHOREO_ESTREAM. */
+choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo_config *cfg,
+                                             bool *made);
+
+/* Makes the stream again when the server no longer has it, while the
+ * service runs (deleted, or lost with a single server's store), and says
+ * so in the log as an error. An existing stream is left as it is. */
+choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg);
 
 /* A durable pull consumer as a fetch thread reads it: a plain subscription
  * on <inbox>.*, where pull request N is answered on <inbox>.N, and the

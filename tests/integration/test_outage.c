@@ -197,3 +197,103 @@ Test(outage, a_durable_consumer_gone_while_the_service_was_disconnected_is_made_
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Stops the server, deletes its whole JetStream store (a single server's
+ * disk that failed and was replaced), and starts it again: the stream and
+ * every consumer are gone. */
+static void lose_the_store(natsd *server)
+{
+    natsd_stop(server, SIGTERM);
+    char store[600];
+    snprintf(store, sizeof store, "%s/js", server->dir);
+    natsd_remove_tree(store);
+    cr_assert_eq(natsd_restart(server), 0);
+}
+
+/* A single server that lost its store has no stream any more: the relay's
+ * publishes go unanswered and so do the pulls. The services make the
+ * stream and their consumers again, and go on: the events emitted after
+ * the loss all arrive. (What the lost stream held and no consumer had
+ * taken is gone with it: one server is one copy; a cluster with
+ * stream_replicas=3 keeps it.) */
+Test(outage, the_stream_lost_with_the_brokers_store_is_made_again, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *sink, *source;
+    sink_and_source(dir, server.url, &sink, &source);
+
+    lose_the_store(&server);
+    for (int i = 1; i <= 5; i++)
+        support_emit(source, "Tick", "after", i, NULL);
+
+    struct count_arg all = { dir, 6 };
+    cr_assert(support_wait(all_arrived, &all, 20000),
+              "only %lld of 6 events arrived after the broker lost its store",
+              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
+                 "an event was applied twice");
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+}
+
+static long long stream_messages(const char *url)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    long long n = -1;
+    if (natsConnection_ConnectTo(&nc, url) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_GetStreamInfo(&si, js, "CHOREO", NULL, NULL) == NATS_OK)
+        n = (long long)si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+struct stream_arg {
+    const char *url;
+    long long want;
+};
+
+static bool stream_holds(void *p)
+{
+    struct stream_arg *a = p;
+    return stream_messages(a->url) >= a->want;
+}
+
+/* A service that only emits (no handler, so no pulls to go unanswered)
+ * has its relay make the stream again. */
+Test(outage, a_relay_alone_makes_the_stream_lost_with_the_brokers_store_again, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "source", server.url, NULL);
+    choreo_service *source = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(source, "Tick", "before", 0, NULL);
+    struct stream_arg one = { server.url, 1 };
+    cr_assert(support_wait(stream_holds, &one, 10000));
+
+    lose_the_store(&server);
+    for (int i = 1; i <= 5; i++)
+        support_emit(source, "Tick", "after", i, NULL);
+    struct stream_arg five = { server.url, 5 };
+    cr_assert(support_wait(stream_holds, &five, 20000),
+              "the stream holds %lld of the 5 events emitted after the broker lost its store",
+              stream_messages(server.url));
+    cr_assert(support_wait_count(dir, "source",
+                                 "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0,
+                                 5000),
+              "rows stayed unpublished");
+    choreo_service_destroy(source);
+    natsd_stop(&server, SIGTERM);
+}
