@@ -522,9 +522,6 @@ static void rewind_cursor(choreo_relay *r)
     r->cursor_since_us = 0;
 }
 
-/* One round: publish up to a batch of due rows, mark the previous batch
- * while JetStream works, then wait for this batch's acks. Returns the
- * number of rows read, or -1 when publishing failed. */
 /* A publish that nothing answers means, in a cluster, most often an
  * election; on one server, that no stream takes the subject any more (it
  * was deleted, or lost with the server's store), which no retry mends. So
@@ -548,6 +545,9 @@ static void look_for_stream(choreo_relay *r, natsStatus cause)
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
 }
 
+/* One round: publish up to a batch of due rows, mark the previous batch
+ * while JetStream works, then wait for this batch's acks. Returns the
+ * number of rows read, or -1 when publishing failed. */
 static int relay_round(choreo_relay *r)
 {
     choreo_service *svc = r->svc;

@@ -28,8 +28,10 @@
 #define CHOREO_FETCH_ERROR_PAUSE_MS 100
 #define CHOREO_FETCH_WARN_EVERY_US 5000000
 /* This long after a pull answered "409 Consumer Deleted" or with no
- * responders, or expired with no answer at all, a fetch thread looks whether its durable consumer still
- * exists (and makes it again when it does not); so often at most. */
+ * responders, or expired with no answer at all, a fetch thread looks
+ * whether its durable consumer still exists (and makes it again when it
+ * does not); so often at most. The relay looks for the stream likewise
+ * after a publish that nothing answered. */
 #define CHOREO_CONSUMER_CHECK_MS 2000
 
 /* Redelivery delay of a message handed back at a stop (fetched, not yet
