@@ -289,16 +289,19 @@ static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct pull
     if (ps->look_at_us == 0 || now < ps->look_at_us)
         return;
     ps->look_at_us = 0;
-    bool made = false;
-    if (choreo__transport_consumer_restore(svc->tp, svc->cfg, rt->filter, rt->consumer,
-                                           &made) != CHOREO_OK) {
+    bool made = false, stream_made = false;
+    if (choreo__transport_consumer_restore(svc->tp, svc->cfg, rt->filter, rt->consumer, &made,
+                                           &stream_made) != CHOREO_OK) {
         ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000; /* look again later */
         warn_pull(svc, rt, ps, CHOREO_SAFE(choreo_last_error()),
                   choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
         return;
     }
+    if (stream_made)
+        atomic_fetch_add(&svc->metrics.remade[0], 1);
     if (!made)
         return;
+    atomic_fetch_add(&svc->metrics.remade[1], 1);
     memset(ps->req, 0, sizeof ps->req); /* the old consumer's requests died with it */
     ps->owed = 0;
     CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,

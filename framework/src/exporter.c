@@ -408,6 +408,14 @@ static void render_rest(struct out *o, choreo_service *svc)
            "Reconnections to NATS after a lost connection.");
     series(o, svc, "choreo_nats_reconnects_total", NULL);
     put(o, "%llu\n", (unsigned long long)ld(&m->reconnects));
+    family(o, "choreo_jetstream_remade_total", "counter",
+           "JetStream objects of the service found gone from the server while it ran "
+           "(deleted, or lost with a server's store) and made again: the stream, or a "
+           "durable consumer. What a lost stream held and no consumer had taken is gone.");
+    series(o, svc, "choreo_jetstream_remade_total", "object", "stream", NULL);
+    put(o, "%llu\n", (unsigned long long)ld(&m->remade[0]));
+    series(o, svc, "choreo_jetstream_remade_total", "object", "consumer", NULL);
+    put(o, "%llu\n", (unsigned long long)ld(&m->remade[1]));
     family(o, "choreo_relay_rows_total", "counter",
            "Outbox rows the relay published: from the copies handed over at commit, or read "
            "from the table.");

@@ -92,6 +92,9 @@ typedef struct choreo_metrics {
     atomic_bool nats_up;   /* connected, and not closed since */
     atomic_int nats_down;  /* connections lost and not yet back */
     atomic_uint_fast64_t reconnects;
+    /* JetStream objects found gone from the server while the service ran
+     * and made again: [0] the stream, [1] a durable consumer. */
+    atomic_uint_fast64_t remade[2];
     atomic_uint_fast64_t relay_rows[2]; /* rows published: [0] from copies, [1] read */
     /* When the dispatcher took up the work it is on (monotonic µs; 0 while
      * it waits for work). */

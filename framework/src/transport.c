@@ -593,8 +593,9 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
 
 choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const choreo_config *cfg,
                                                 const char *filter, const char *durable,
-                                                bool *made)
+                                                bool *made, bool *stream_made)
 {
+    *stream_made = false;
     jsConsumerConfig cc;
     consumer_config(&cc, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
@@ -606,7 +607,7 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
     if (s != NATS_OK && jerr == JSStreamNotFoundErr) {
         /* The stream went with it (deleted, or lost with a single
          * server's store): make it again, then the consumer. */
-        choreo_status st = choreo__transport_stream_restore(tp, cfg);
+        choreo_status st = choreo__transport_stream_restore(tp, cfg, stream_made);
         if (st != CHOREO_OK)
             return st;
         jerr = 0;
@@ -616,11 +617,11 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
     return s == NATS_OK ? CHOREO_OK : consumer_error(s, jerr, action, durable, filter);
 }
 
-choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg)
+choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg,
+                                              bool *made)
 {
-    bool made = false;
-    choreo_status st = choreo__transport_ensure_stream(tp, cfg, &made);
-    if (st == CHOREO_OK && made)
+    choreo_status st = choreo__transport_ensure_stream(tp, cfg, made);
+    if (st == CHOREO_OK && *made)
         CHOREO_LOG(tp->log, CHOREO_LOG_ERROR,
                    "the stream was gone from the server (deleted, or lost with a single "
                    "server's store); made it again: new events flow, but the events it held "

@@ -1,8 +1,9 @@
 /* A NATS outage: events emitted while nats-server is down are published
  * after it comes back, and the consumer gets every one of them; a service
  * destroyed while its connection callbacks still wait in nats.c's queue is
- * not touched by them afterwards; a durable consumer deleted on the server
- * is made again. */
+ * not touched by them afterwards; a durable consumer deleted on the server,
+ * or gone without a word, is made again, and so is the stream a single
+ * server lost with its store. */
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,13 +31,27 @@ static bool all_arrived(void *p)
     return support_count(a->dir, "sink", "SELECT COUNT(DISTINCT n) FROM got") >= a->want;
 }
 
-/* Starts a sink recording Tick events in its table got, and a source, and
- * sees a first event (n 0) through. */
-static void sink_and_source(const char *dir, const char *url, choreo_service **sink,
+/* Waits (5 s at most) for service svc's choreo_jetstream_remade_total of
+ * object (stream or consumer) on the metrics endpoint at port to be want. */
+static void expect_remade(int port, const char *svc, const char *object, double want)
+{
+    char series[160];
+    snprintf(series, sizeof series,
+             "choreo_jetstream_remade_total{service=\"%s\",object=\"%s\"}", svc, object);
+    support_expect_metric(port, series, want, 5000);
+}
+
+/* Starts a sink recording Tick events in its table got (with its metrics
+ * endpoint on port, unless 0), and a source, and sees a first event (n 0)
+ * through. */
+static void sink_and_source(const char *dir, const char *url, int port, choreo_service **sink,
                             choreo_service **source)
 {
     support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
-    choreo_config *cfg = support_config(dir, "sink", url, NULL);
+    char addr[64] = "metrics_addr=";
+    if (port)
+        snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(dir, "sink", url, addr, NULL);
     *sink = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(*sink, "Tick", record, NULL), CHOREO_OK);
@@ -57,7 +72,7 @@ Test(outage, events_emitted_while_nats_is_down_for_5s_all_arrive_afterwards, .ti
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
-    sink_and_source(dir, server.url, &sink, &source);
+    sink_and_source(dir, server.url, 0, &sink, &source);
 
     natsd_stop(&server, SIGTERM);
     int emitted = 0;
@@ -137,7 +152,8 @@ Test(outage, a_durable_consumer_deleted_on_the_server_is_made_again, .timeout = 
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
-    sink_and_source(dir, server.url, &sink, &source);
+    int port = support_free_port();
+    sink_and_source(dir, server.url, port, &sink, &source);
 
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
@@ -157,6 +173,8 @@ Test(outage, a_durable_consumer_deleted_on_the_server_is_made_again, .timeout = 
                  "an event was applied twice");
     cr_assert_geq(support_stats(sink).duplicates, 1,
                   "the event applied before was not delivered again by the new consumer");
+    expect_remade(port, "sink", "consumer", 1);
+    expect_remade(port, "sink", "stream", 0);
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
@@ -177,11 +195,13 @@ Test(outage, a_durable_consumer_gone_while_the_service_was_disconnected_is_made_
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
-    sink_and_source(dir, server.url, &sink, &source);
+    int port = support_free_port();
+    sink_and_source(dir, server.url, port, &sink, &source);
 
     natsd_stop(&server, SIGTERM);
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -r '%s/js/jetstream/$G/streams/CHOREO/obs/sink_Tick'", server.dir);
+    snprintf(cmd, sizeof cmd, "rm -r '%s/js/jetstream/$G/streams/CHOREO/obs/sink_Tick'",
+             server.dir);
     cr_assert_eq(system(cmd), 0, "cannot remove the consumer from the store: %s", cmd);
     cr_assert_eq(natsd_restart(&server), 0);
     for (int i = 1; i <= 5; i++)
@@ -193,6 +213,7 @@ Test(outage, a_durable_consumer_gone_while_the_service_was_disconnected_is_made_
               support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
     cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
                  "an event was applied twice");
+    expect_remade(port, "sink", "consumer", 1);
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
@@ -223,7 +244,8 @@ Test(outage, the_stream_lost_with_the_brokers_store_is_made_again, .timeout = 60
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
-    sink_and_source(dir, server.url, &sink, &source);
+    int port = support_free_port();
+    sink_and_source(dir, server.url, port, &sink, &source);
 
     lose_the_store(&server);
     for (int i = 1; i <= 5; i++)
@@ -235,6 +257,9 @@ Test(outage, the_stream_lost_with_the_brokers_store_is_made_again, .timeout = 60
               support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
     cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
                  "an event was applied twice");
+    /* The sink's consumer was made again; the stream by the sink or by the
+     * source's relay, whichever looked first. */
+    expect_remade(port, "sink", "consumer", 1);
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
@@ -275,7 +300,10 @@ Test(outage, a_relay_alone_makes_the_stream_lost_with_the_brokers_store_again, .
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    choreo_config *cfg = support_config(dir, "source", server.url, NULL);
+    int port = support_free_port();
+    char addr[64];
+    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(dir, "source", server.url, addr, NULL);
     choreo_service *source = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_start(source), CHOREO_OK, "%s", choreo_last_error());
@@ -294,6 +322,7 @@ Test(outage, a_relay_alone_makes_the_stream_lost_with_the_brokers_store_again, .
                                  "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0,
                                  5000),
               "rows stayed unpublished");
+    expect_remade(port, "source", "stream", 1);
     choreo_service_destroy(source);
     natsd_stop(&server, SIGTERM);
 }
