@@ -202,15 +202,9 @@ int64_t support_data_n(const choreo_event *ev)
 
 int support_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    int port = natsd_free_port();
+    cr_assert_gt(port, 0, "no free loopback port");
+    return port;
 }
 
 choreo_stats support_stats(choreo_service *svc)

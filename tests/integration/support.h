@@ -66,7 +66,8 @@ pid_t support_fork(void);
  * less its CHOREO_* variables, for a program the test runs. */
 void support_env_without_choreo(char *envp[], int cap);
 
-/* A loopback TCP port that was free a moment ago. */
+/* A loopback TCP port that was free a moment ago, below the range the
+ * kernel takes the local ports of outgoing connections from. */
 int support_free_port(void);
 
 /* Collects choreo_service_stats. */

@@ -329,6 +329,11 @@ static int free_port(const int *taken, int n)
     return -1;
 }
 
+int natsd_free_port(void)
+{
+    return free_port(NULL, 0);
+}
+
 /* Writes node i's configuration: its name, monitoring port and cluster
  * block. The client address, port and JetStream store come from the
  * command line (natsd_start_config). */

@@ -117,6 +117,12 @@ int natsd_http_get(int port, const char *path, char *buf, size_t cap, int timeou
  * not fit in cap. */
 int natsd_tmp_path(char *out, size_t cap, const char *name);
 
+/* A loopback port free now, picked at random below Linux's range for
+ * outgoing connections (32768-60999), where the local end of some
+ * connection cannot take it before its user listens on it; -1 when none
+ * was found. */
+int natsd_free_port(void);
+
 /* Removes dir and everything below it, going on past what cannot be
  * removed; links are removed, never followed. */
 void natsd_remove_tree(const char *dir);

@@ -129,27 +129,16 @@ int sup_create(sup **out, const sup_options *opts)
  * the local end of some connection, so that the restart could not bind it. */
 static int free_port(const sup *s)
 {
-    static unsigned seed;
-    if (!seed)
-        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     for (int attempt = 0; attempt < 200; attempt++) {
-        seed = seed * 1103515245u + 12345u;
-        int port = 20000 + (int)((seed >> 8) % 12000);
+        int port = natsd_free_port();
+        if (port < 0)
+            break;
         char mine[32];
         snprintf(mine, sizeof mine, "127.0.0.1:%d", port);
         bool taken = false;
         for (int i = 0; i < s->nkids && !taken; i++)
             taken = strcmp(s->kids[i].metrics, mine) == 0;
-        if (taken)
-            continue;
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -1;
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
+        if (!taken)
             return port;
     }
     errno = EADDRINUSE;
