@@ -7,8 +7,8 @@
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -139,6 +139,49 @@ Test(outage, a_service_destroyed_while_its_reconnect_callback_waits_is_not_touch
     natsd_stop(&server, SIGTERM);
 }
 
+/* Runs a sink and a source, sees a first event through, takes the sink's
+ * durable consumer (and perhaps more) away with lose, emits five events,
+ * and checks that all six arrive, each once, and that the sink says it
+ * made its consumer again. Returns the sink's duplicates (events the inbox
+ * dropped). */
+static uint64_t after_losing(void (*lose)(natsd *server), const char *what)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *sink, *source;
+    int port = support_free_port();
+    sink_and_source(dir, server.url, port, &sink, &source);
+
+    lose(&server);
+    for (int i = 1; i <= 5; i++)
+        support_emit(source, "Tick", "after", i, NULL);
+
+    struct count_arg all = { dir, 6 };
+    cr_assert(support_wait(all_arrived, &all, 20000), "only %lld of 6 events arrived after %s",
+              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"), what);
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
+                 "an event was applied twice");
+    expect_remade(port, "sink", "consumer", 1);
+    uint64_t duplicates = support_stats(sink).duplicates;
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+    return duplicates;
+}
+
+static void delete_the_consumer(natsd *server)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server->url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "sink_Tick", NULL, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
 /* A durable consumer deleted on the server while its service runs (by hand,
  * by a script that cleans up) would leave its event type unread for good,
  * with the service otherwise healthy: nothing answers its pulls any more.
@@ -147,76 +190,34 @@ Test(outage, a_service_destroyed_while_its_reconnect_callback_waits_is_not_touch
  * delivered again and dropped by the inbox. */
 Test(outage, a_durable_consumer_deleted_on_the_server_is_made_again, .timeout = 60)
 {
-    char dir[256];
-    natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
-    choreo_service *sink, *source;
-    int port = support_free_port();
-    sink_and_source(dir, server.url, port, &sink, &source);
-
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "sink_Tick", NULL, NULL), NATS_OK);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    for (int i = 1; i <= 5; i++)
-        support_emit(source, "Tick", "after", i, NULL);
-
-    struct count_arg all = { dir, 6 };
-    cr_assert(support_wait(all_arrived, &all, 20000),
-              "only %lld of 6 events arrived after the consumer was deleted",
-              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
-    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
-                 "an event was applied twice");
-    cr_assert_geq(support_stats(sink).duplicates, 1,
+    cr_assert_geq(after_losing(delete_the_consumer, "the consumer was deleted"), 1,
                   "the event applied before was not delivered again by the new consumer");
-    expect_remade(port, "sink", "consumer", 1);
-    expect_remade(port, "sink", "stream", 0);
-    choreo_service_destroy(source);
-    choreo_service_destroy(sink);
-    natsd_stop(&server, SIGTERM);
+}
+
+/* Stops the server, removes the sink's consumer from its store, and starts
+ * it again. */
+static void remove_the_consumer_from_the_store(natsd *server)
+{
+    natsd_stop(server, SIGTERM);
+    char consumer[600];
+    snprintf(consumer, sizeof consumer, "%s/js/jetstream/$G/streams/CHOREO/obs/sink_Tick",
+             server->dir);
+    cr_assert_eq(access(consumer, F_OK), 0, "the consumer is not in the store at %s", consumer);
+    natsd_remove_tree(consumer);
+    cr_assert_eq(natsd_restart(server), 0);
 }
 
 /* The consumer can also go without a word to its service: deleted while
  * the service was disconnected, or between two of its pull requests, or
  * lost with a broker's store. Then no "409 Consumer Deleted" comes, and no
- * 503 either (the server's JetStream API takes every request under
- * $JS.API, so a pull for no consumer is taken and never answered). The
- * pulls expire unanswered; that makes the fetch thread look as well. Here
- * the consumer is removed from the store while nats-server is down. */
+ * 503 either: nats-server 2.9 does not answer a pull for a consumer it
+ * does not have at all. The pulls expire unanswered; that makes the fetch
+ * thread look as well. Here the consumer is removed from the store while
+ * nats-server is down. */
 Test(outage, a_durable_consumer_gone_while_the_service_was_disconnected_is_made_again,
      .timeout = 60)
 {
-    char dir[256];
-    natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
-    choreo_service *sink, *source;
-    int port = support_free_port();
-    sink_and_source(dir, server.url, port, &sink, &source);
-
-    natsd_stop(&server, SIGTERM);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -r '%s/js/jetstream/$G/streams/CHOREO/obs/sink_Tick'",
-             server.dir);
-    cr_assert_eq(system(cmd), 0, "cannot remove the consumer from the store: %s", cmd);
-    cr_assert_eq(natsd_restart(&server), 0);
-    for (int i = 1; i <= 5; i++)
-        support_emit(source, "Tick", "after", i, NULL);
-
-    struct count_arg all = { dir, 6 };
-    cr_assert(support_wait(all_arrived, &all, 20000),
-              "only %lld of 6 events arrived after the consumer went unseen",
-              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
-    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
-                 "an event was applied twice");
-    expect_remade(port, "sink", "consumer", 1);
-    choreo_service_destroy(source);
-    choreo_service_destroy(sink);
-    natsd_stop(&server, SIGTERM);
+    after_losing(remove_the_consumer_from_the_store, "the consumer went unseen");
 }
 
 /* Stops the server, deletes its whole JetStream store (a single server's
@@ -233,36 +234,14 @@ static void lose_the_store(natsd *server)
 
 /* A single server that lost its store has no stream any more: the relay's
  * publishes go unanswered and so do the pulls. The services make the
- * stream and their consumers again, and go on: the events emitted after
- * the loss all arrive. (What the lost stream held and no consumer had
- * taken is gone with it: one server is one copy; a cluster with
- * stream_replicas=3 keeps it.) */
+ * stream (the sink or the source's relay, whichever looks first) and their
+ * consumers again, and go on: the events emitted after the loss all
+ * arrive. (What the lost stream held and no consumer had taken is gone
+ * with it: one server is one copy; a cluster with stream_replicas=3 keeps
+ * it.) */
 Test(outage, the_stream_lost_with_the_brokers_store_is_made_again, .timeout = 60)
 {
-    char dir[256];
-    natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
-    choreo_service *sink, *source;
-    int port = support_free_port();
-    sink_and_source(dir, server.url, port, &sink, &source);
-
-    lose_the_store(&server);
-    for (int i = 1; i <= 5; i++)
-        support_emit(source, "Tick", "after", i, NULL);
-
-    struct count_arg all = { dir, 6 };
-    cr_assert(support_wait(all_arrived, &all, 20000),
-              "only %lld of 6 events arrived after the broker lost its store",
-              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"));
-    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 6,
-                 "an event was applied twice");
-    /* The sink's consumer was made again; the stream by the sink or by the
-     * source's relay, whichever looked first. */
-    expect_remade(port, "sink", "consumer", 1);
-    choreo_service_destroy(source);
-    choreo_service_destroy(sink);
-    natsd_stop(&server, SIGTERM);
+    after_losing(lose_the_store, "the broker lost its store");
 }
 
 static long long stream_messages(const char *url)
