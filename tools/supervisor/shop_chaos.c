@@ -847,11 +847,11 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
  * outside, as a script or a sqlite3 shell with a transaction open would:
  * the service's commits, relay marks, delayed-event scans and prunes meet
  * SQLITE_BUSY and must lose nothing. Most holds last 0.2 to 3 s, within
- * busy_timeout_ms (5 s), so the service waits them out; the second of every
- * four lasts 5.5 to 8 s, past it, so its transactions fail to begin and are retried
- * (never the order service's: the load's orders would fail, and retrying
- * a refused command is its client's part). Waits out the hold, as
- * pause_one does. */
+ * busy_timeout_ms (5 s), so the service waits them out; the second of
+ * every four lasts 5.5 to 8 s, past it, so its transactions fail to begin
+ * and are retried (never the order service's: the load's orders would
+ * fail, and retrying a refused command is its client's part). Waits out
+ * the hold, as pause_one does. */
 static void lock_db(const struct opts *o, sup *s, struct tally *t)
 {
     bool past_timeout = t->db_locks % 4 == 1;
@@ -1403,10 +1403,10 @@ static void print_json(const struct outcome *r)
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
-           t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts, t->pauses,
-           t->broker_pauses, t->consumers_deleted, t->second_copies, t->second_copy_failures,
-           t->db_locks, t->crashpoints_fired, t->last_delivery_kills, t->disk_full_episodes,
-           t->slow_handlers, t->retry_until_last);
+           t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts,
+           t->pauses, t->broker_pauses, t->consumers_deleted, t->second_copies,
+           t->second_copy_failures, t->db_locks, t->crashpoints_fired, t->last_delivery_kills,
+           t->disk_full_episodes, t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
            "\"parked\": %ld, "
