@@ -86,6 +86,14 @@ struct puller_state {
     int64_t look_at_us;  /* an answer said the consumer may be gone: when to look (0: no) */
 };
 
+/* Plans a look for the consumer CHOREO_CONSUMER_CHECK_MS from now, unless
+ * one is planned already (look_for_consumer). */
+static void plan_look(struct puller_state *ps, int64_t now)
+{
+    if (ps->look_at_us == 0)
+        ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
+}
+
 static int pulls_open(const struct puller_state *ps)
 {
     int open = 0;
@@ -176,8 +184,7 @@ static bool renew_pull(choreo_service *svc, choreo_route *rt, struct puller_stat
              * all to a pull for a consumer it does not have (deleted
              * while the service was disconnected or had no pull open, or
              * lost with the broker's store). Look for it too. */
-            if (ps->look_at_us == 0)
-                ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
+            plan_look(ps, now);
         }
         if (!p->id)
             free_slot = p;
@@ -261,8 +268,8 @@ static int take(choreo_service *svc, choreo_route *rt, struct puller_state *ps, 
                         (unanswered && choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
         /* A consumer deleted under an open pull ends it with "409
          * Consumer Deleted"; a 503 says nothing took the pull. */
-        if ((unanswered || strstr(detail, "Consumer Deleted")) && ps->look_at_us == 0)
-            ps->look_at_us = choreo__mono_us() + CHOREO_CONSUMER_CHECK_MS * 1000;
+        if (unanswered || strstr(detail, "Consumer Deleted"))
+            plan_look(ps, choreo__mono_us());
         warn_pull(svc, rt, ps, detail, electing);
         if (strncmp(status, "409", 3) != 0)
             choreo__sleep_ms(CHOREO_FETCH_ERROR_PAUSE_MS); /* no leader, no consumer */
@@ -289,26 +296,18 @@ static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct pull
     if (ps->look_at_us == 0 || now < ps->look_at_us)
         return;
     ps->look_at_us = 0;
-    bool made = false, stream_made = false;
-    if (choreo__transport_consumer_restore(svc->tp, svc->cfg, rt->filter, rt->consumer, &made,
-                                           &stream_made) != CHOREO_OK) {
-        ps->look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000; /* look again later */
+    bool made = false;
+    if (choreo__transport_consumer_restore(svc->tp, svc->cfg, rt->filter, rt->consumer,
+                                           &made) != CHOREO_OK) {
+        plan_look(ps, now); /* look again later */
         warn_pull(svc, rt, ps, CHOREO_SAFE(choreo_last_error()),
                   choreo__nats_electing(NATS_NO_RESPONDERS, svc->cfg));
         return;
     }
-    if (stream_made)
-        atomic_fetch_add(&svc->metrics.remade[0], 1);
-    if (!made)
-        return;
-    atomic_fetch_add(&svc->metrics.remade[1], 1);
-    memset(ps->req, 0, sizeof ps->req); /* the old consumer's requests died with it */
-    ps->owed = 0;
-    CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
-               "the durable consumer was gone from the server (deleted, or lost with the "
-               "broker's store); made it again from consumer_start: events still in the "
-               "stream come again, and the inbox drops those already applied",
-               "consumer=%s start=%s", rt->consumer, svc->cfg->consumer_start);
+    if (made) {
+        memset(ps->req, 0, sizeof ps->req); /* the old consumer's requests died with it */
+        ps->owed = 0;
+    }
 }
 
 /* Keeps a pull request open at the consumer and queues the events that

@@ -540,12 +540,9 @@ static void look_for_stream(choreo_relay *r, natsStatus cause)
     if (now < r->stream_look_at_us)
         return;
     r->stream_look_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
-    bool made = false;
-    if (choreo__transport_stream_restore(r->svc->tp, r->svc->cfg, &made) != CHOREO_OK)
+    if (choreo__transport_stream_restore(r->svc->tp, r->svc->cfg) != CHOREO_OK)
         CHOREO_LOG(&r->svc->log, CHOREO_LOG_DEBUG, "cannot look for the stream just now",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
-    else if (made)
-        atomic_fetch_add(&r->svc->metrics.remade[0], 1);
 }
 
 /* One round: publish up to a batch of due rows, mark the previous batch

@@ -591,11 +591,18 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     return CHOREO_OK;
 }
 
+/* Counts a JetStream object found gone and made again (object: 0 the
+ * stream, 1 a durable consumer), where the service keeps metrics. */
+static void count_remade(choreo_transport *tp, int object)
+{
+    if (tp->watch->metrics)
+        atomic_fetch_add(&tp->watch->metrics->remade[object], 1);
+}
+
 choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const choreo_config *cfg,
                                                 const char *filter, const char *durable,
-                                                bool *made, bool *stream_made)
+                                                bool *made)
 {
-    *stream_made = false;
     jsConsumerConfig cc;
     consumer_config(&cc, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
@@ -607,27 +614,39 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
     if (s != NATS_OK && jerr == JSStreamNotFoundErr) {
         /* The stream went with it (deleted, or lost with a single
          * server's store): make it again, then the consumer. */
-        choreo_status st = choreo__transport_stream_restore(tp, cfg, stream_made);
+        choreo_status st = choreo__transport_stream_restore(tp, cfg);
         if (st != CHOREO_OK)
             return st;
         jerr = 0;
         s = find_or_create(tp, cfg, &cc, &ci, made, &jerr, &action);
         jsConsumerInfo_Destroy(ci);
     }
-    return s == NATS_OK ? CHOREO_OK : consumer_error(s, jerr, action, durable, filter);
+    if (s != NATS_OK)
+        return consumer_error(s, jerr, action, durable, filter);
+    if (*made) {
+        count_remade(tp, 1);
+        CHOREO_LOG(tp->log, CHOREO_LOG_ERROR,
+                   "the durable consumer was gone from the server (deleted, or lost with the "
+                   "broker's store); made it again from consumer_start: events still in the "
+                   "stream come again, and the inbox drops those already applied",
+                   "consumer=%s start=%s", durable, cfg->consumer_start);
+    }
+    return CHOREO_OK;
 }
 
-choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg,
-                                              bool *made)
+choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg)
 {
-    choreo_status st = choreo__transport_ensure_stream(tp, cfg, made);
-    if (st == CHOREO_OK && *made)
+    bool made = false;
+    choreo_status st = choreo__transport_ensure_stream(tp, cfg, &made);
+    if (st == CHOREO_OK && made) {
+        count_remade(tp, 0);
         CHOREO_LOG(tp->log, CHOREO_LOG_ERROR,
                    "the stream was gone from the server (deleted, or lost with a single "
                    "server's store); made it again: new events flow, but the events it held "
                    "that a consumer had not taken yet are gone (stream_replicas=3 on a cluster "
                    "keeps them)",
                    "stream=%s", cfg->stream);
+    }
     return st;
 }
 

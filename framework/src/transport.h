@@ -53,10 +53,10 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
                                              bool *made);
 
 /* Makes the stream again when the server no longer has it, while the
- * service runs (deleted, or lost with a single server's store), and says
- * so in the log as an error. An existing stream is left as it is. */
-choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg,
-                                              bool *made);
+ * service runs (deleted, or lost with a single server's store), says so in
+ * the log as an error and counts it (choreo_jetstream_remade_total). An
+ * existing stream is left as it is. */
+choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg);
 
 /* A durable pull consumer as a fetch thread reads it: a plain subscription
  * on <inbox>.*, where pull request N is answered on <inbox>.N, and the
@@ -76,11 +76,12 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
 /* Makes the durable consumer again when the server no longer has it (it was
  * deleted while the service ran, or lost with the broker's store), as a
  * start would: from consumer_start; and the stream first when that is gone
- * too (*stream_made says so).
- * *made says whether it did. An existing consumer is left as it is. */
+ * too. Each one made again is said in the log as an error and counted, as
+ * choreo__transport_stream_restore does. *made says whether the consumer
+ * was made. An existing consumer is left as it is. */
 choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const choreo_config *cfg,
                                                  const char *filter, const char *durable,
-                                                 bool *made, bool *stream_made);
+                                                 bool *made);
 
 /* Asks the consumer for up to batch messages, answered on <inbox>.id until
  * expires_ms pass (then with a 408 status), on the connection's writes

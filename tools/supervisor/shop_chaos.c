@@ -796,6 +796,18 @@ static bool file_has(const char *path, const char *text)
     return found;
 }
 
+/* A running service on SQLite picked at random, the order service left out
+ * when but_order; -1 when there is none. */
+static int pick_sqlite_service(const struct opts *o, const sup *s, bool but_order)
+{
+    int pick[PROCS], n = 0;
+    for (int k = 0; k < sup_service_count(s); k++)
+        if (!o->scale.postgres[service_of[k]] && sup_service_running(s, k) &&
+            !(but_order && service_of[k] == 0))
+            pick[n++] = k;
+    return n ? pick[rnd() % (uint64_t)n] : -1;
+}
+
 /* A second process of a running service started on its SQLite database (a
  * deploy that overlaps the old process, an operator's slip) must be refused
  * at once, naming the process that holds the database, and leave that one
@@ -808,13 +820,9 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
 {
     if (reap(s, t, tty) != 0) /* one that died since the loop's last look */
         return -1;
-    int pick[PROCS], n = 0;
-    for (int k = 0; k < sup_service_count(s); k++)
-        if (!o->scale.postgres[service_of[k]] && sup_service_running(s, k))
-            pick[n++] = k;
-    if (n == 0)
+    int i = pick_sqlite_service(o, s, false);
+    if (i < 0)
         return 0;
-    int i = pick[rnd() % (uint64_t)n];
     char log[700];
     snprintf(log, sizeof log, "%s/%s-second.log", sup_workdir(s), sup_service_name(s, i));
     unlink(log);
@@ -855,14 +863,9 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
 static void lock_db(const struct opts *o, sup *s, struct tally *t)
 {
     bool past_timeout = t->db_locks % 4 == 1;
-    int pick[PROCS], n = 0;
-    for (int k = 0; k < sup_service_count(s); k++)
-        if (!o->scale.postgres[service_of[k]] && sup_service_running(s, k) &&
-            !(past_timeout && service_of[k] == 0))
-            pick[n++] = k;
-    if (n == 0)
+    int i = pick_sqlite_service(o, s, past_timeout);
+    if (i < 0)
         return;
-    int i = pick[rnd() % (uint64_t)n];
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(sup_db_path(s, i), &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(db, 1000);
