@@ -860,23 +860,39 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
  * and are retried (never the order service's: the load's orders would
  * fail, and retrying a refused command is its client's part). Waits out
  * the hold, as pause_one does. */
-static void lock_db(const struct opts *o, sup *s, struct tally *t)
+static int lock_db(const struct opts *o, sup *s, struct tally *t, bool tty)
 {
     bool past_timeout = t->db_locks % 4 == 1;
+    if (reap(s, t, tty) != 0)
+        return -1;
     int i = pick_sqlite_service(o, s, past_timeout);
     if (i < 0)
-        return;
+        return 0;
+    int rc = 0;
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(sup_db_path(s, i), &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(db, 1000);
         if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
-            sleep_ms(past_timeout ? 5500 + (int64_t)(rnd() % 2501)
-                                  : 200 + (int64_t)(rnd() % 2801));
+            int64_t until = now_ms() + (past_timeout ? 5500 + (int64_t)(rnd() % 2501)
+                                                     : 200 + (int64_t)(rnd() % 2801));
+            /* The other services that die meanwhile (crash points) are
+             * restarted now, not after the hold; the locked one after it. */
+            bool died[PROCS] = { false };
+            while (rc == 0 && !died[i] && now_ms() < until) {
+                sleep_ms(100);
+                poll_exits(s, t, tty, died);
+                for (int k = 0; k < sup_service_count(s) && rc == 0; k++)
+                    if (died[k] && k != i && start_service(s, k, t, tty) != 0)
+                        rc = -1;
+            }
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             t->db_locks++;
+            if (rc == 0 && died[i] && start_service(s, i, t, tty) != 0)
+                rc = -1;
         }
     }
     sqlite3_close(db);
+    return rc;
 }
 
 /* Kills and restarts until the load has placed every order, then on until
@@ -943,7 +959,8 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             next_copy = now_ms() + around(o->second_copy_ms);
         }
         if (now >= next_lock) {
-            lock_db(o, s, t);
+            if (lock_db(o, s, t, tty) != 0)
+                return -1;
             next_lock = now_ms() + around(o->db_lock_ms);
         }
         /* The database of the services on PostgreSQL crashes or is
