@@ -287,6 +287,7 @@ static void plan_aside(choreo_relay *r, int64_t seq, const char *type, const cha
 
 struct publish_ctx {
     choreo_relay *r;
+    jsCtx *js;      /* js_pub (flushed at the end of the round) or js_asap */
     natsStatus err; /* a transient failure that ends the round */
 };
 
@@ -308,7 +309,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
         e->acked = NULL;
         r->outstanding++;
         pthread_mutex_unlock(&r->lock);
-        s = js_PublishMsgAsync(r->svc->tp->js_pub, &m, NULL);
+        s = js_PublishMsgAsync(pc->js, &m, NULL);
         if (s == NATS_OK)
             return true;
         natsMsg_Destroy(m); /* still ours: nats.c did not take it */
@@ -369,6 +370,11 @@ static bool publish_handed(choreo_relay *r, struct publish_ctx *pc, int64_t *upt
         choreo__outbox_copies_truncate(t, 0);
         return false;
     }
+    int run = 1;
+    while (i + run < t->n && t->v[i + run].seq == t->v[i].seq + run)
+        run++;
+    if (run <= CHOREO_RELAY_ASAP_MAX)
+        pc->js = r->svc->tp->js_asap;
     int64_t now_ms = choreo__now_ms(), last = r->cursor;
     for (; i < t->n && t->v[i].seq == last + 1; i++) {
         const choreo_outbox_row *row = &t->v[i];
@@ -406,8 +412,11 @@ static void free_acked(choreo_relay *r)
 }
 
 /* Waits for the batch's acks; takes back what is still pending after the
- * wait, so that those rows are simply sent again next round. */
-static void await_acks(choreo_relay *r)
+ * wait, so that those rows are simply sent again next round. js is the
+ * context the batch went out on: the other one has nothing pending (each
+ * round ends so), and nats.c cannot be asked for the pending list of a
+ * context that never published. */
+static void await_acks(choreo_relay *r, jsCtx *js)
 {
     pthread_mutex_lock(&r->lock);
     struct timespec until = choreo__deadline_in_ms(CHOREO_RELAY_ACK_WAIT_MS);
@@ -421,7 +430,7 @@ static void await_acks(choreo_relay *r)
     /* Taken back from nats.c before the entries are given up, so that no
      * callback for them can come after this. */
     natsMsgList pending = { 0 };
-    if (js_PublishAsyncGetPendingList(&pending, r->svc->tp->js_pub) == NATS_OK)
+    if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
         natsMsgList_Destroy(&pending);
     pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nbatch; i++)
@@ -560,7 +569,7 @@ static int relay_round(choreo_relay *r)
     r->next_hint = 0;
     r->outstanding = 0;
     pthread_mutex_unlock(&r->lock);
-    struct publish_ctx pc = { r, NATS_OK };
+    struct publish_ctx pc = { r, svc->tp->js_pub, NATS_OK };
     choreo_status s = CHOREO_OK;
     int64_t handed_upto = 0;
     r->from_table = !publish_handed(r, &pc, &handed_upto);
@@ -586,11 +595,12 @@ static int relay_round(choreo_relay *r)
         return ok ? read : -1;
     }
     /* Sends what the buffered connection holds now; the PONG it waits for
-     * comes about when the PubAcks do. */
-    natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
+     * comes about when the PubAcks do. A round on js_asap is on the wire. */
+    if (pc.js == svc->tp->js_pub)
+        natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
     if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))
         mark_held(r); /* earlier rounds' rows, while JetStream stores this batch */
-    await_acks(r);
+    await_acks(r, pc.js);
     int failed = 0;
     int64_t last_seq = 0;
     char err[256];

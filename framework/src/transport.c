@@ -332,7 +332,10 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
         /* The relay publishes in batches: on a connection without SendAsap,
          * nats.c packs a batch into a few large writes instead of one
          * system call per event, and the relay flushes at the end of each
-         * batch, so nothing waits for the library's flush timer. */
+         * batch, so nothing waits for the library's flush timer. That
+         * flush is a PING and its PONG, which cost a round of a row or two
+         * more than the writes they save: those rounds go out on nc, where
+         * every write is sent at once (js_asap). */
         natsOptions_SetSendAsap(tp->opts, false);
         s = choreo__nats_connect(&tp->nc_pub, tp->opts, cfg);
         natsOptions_SetSendAsap(tp->opts, true);
@@ -341,6 +344,8 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
         jo.PublishAsync.AckHandlerClosure = ack_closure;
         if (s == NATS_OK)
             s = natsConnection_JetStream(&tp->js_pub, tp->nc_pub, &jo);
+        if (s == NATS_OK)
+            s = natsConnection_JetStream(&tp->js_asap, tp->nc, &jo);
     }
     if (s != NATS_OK) {
         st = choreo__nats_error(s, "opening a JetStream context");
@@ -761,6 +766,7 @@ void choreo__transport_close(choreo_transport *tp)
         natsConnection_Close(tp->nc_pub);
         connections++;
     }
+    jsCtx_Destroy(tp->js_asap);
     jsCtx_Destroy(tp->js);
     if (tp->nc) {
         natsConnection_Close(tp->nc);

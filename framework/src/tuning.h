@@ -68,6 +68,10 @@
  * PubAcks before taking the rest back to send again. */
 #define CHOREO_RELAY_BATCH 256
 #define CHOREO_RELAY_ACK_WAIT_MS 5000
+/* A round of at most this many copies handed over by commits is sent a
+ * write per row on the unbuffered connection: cheaper than the buffered
+ * connection's flush, a PING and its PONG, for a row or two. */
+#define CHOREO_RELAY_ASAP_MAX 8
 #define CHOREO_RELAY_BACKOFF_FIRST_MS 50
 #define CHOREO_RELAY_BACKOFF_MAX_MS 2000
 #define CHOREO_RELAY_MARK_ATTEMPTS 100
