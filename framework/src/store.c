@@ -16,6 +16,7 @@
 #include "status.h"
 #include "store_pg.h"
 #include "tuning.h"
+#include "walvfs.h"
 
 /* Migration i takes the schema from version i to i + 1. Append only. */
 static const char *const migrations[] = {
@@ -279,9 +280,12 @@ static choreo_status open_sqlite(choreo_store *st, const char *path, const char 
         if (fd >= 0)
             close(fd);
     }
+    /* A connection that syncs every commit writes its WAL frames in one
+     * write per commit (walvfs.c). */
+    bool syncs = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
     int rc = sqlite3_open_v2(path, &st->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+                             syncs && choreo__walvfs_ready() ? CHOREO_WAL_VFS : NULL);
     if (rc != SQLITE_OK)
         return choreo__fail(CHOREO_ESTORE,
                             "cannot open database %s: %s; check that the directory exists and "
