@@ -63,6 +63,23 @@ static void make_table(choreo_store *st)
                  CHOREO_OK, "%s", choreo_last_error());
 }
 
+/* A new database file at path holding the empty table t. */
+static void new_table_db(char *path, size_t cap)
+{
+    choreo_store *st = unit_db_open(path, cap);
+    make_table(st);
+    choreo__store_close(st);
+}
+
+/* A child process with a pipe p to its parent (p[1] is the child's end). */
+static pid_t fork_with_pipe(int p[2])
+{
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    return pid;
+}
+
 /* Every row's blob has its size and holds only its id's low byte. */
 static void assert_rows_whole(choreo_store *st)
 {
@@ -140,15 +157,12 @@ Test(walvfs, a_process_killed_between_or_inside_commits_loses_no_commit_that_ret
      .timeout = 120)
 {
     char path[256];
-    choreo_store *st = unit_db_open(path, sizeof path);
-    make_table(st);
-    choreo__store_close(st);
+    new_table_db(path, sizeof path);
+    choreo_store *st = NULL;
     int next = 1;
     for (int round = 0; round < 12; round++) {
         int p[2];
-        cr_assert_eq(pipe(p), 0);
-        pid_t pid = fork();
-        cr_assert_neq(pid, -1);
+        pid_t pid = fork_with_pipe(p);
         if (pid == 0) {
             close(p[0]);
             write_until_killed(path, p[1], next);
@@ -184,13 +198,10 @@ Test(walvfs, a_write_the_kernel_refuses_fails_the_commit_and_keeps_the_earlier_o
      .timeout = 60)
 {
     char path[256];
-    choreo_store *st = unit_db_open(path, sizeof path);
-    make_table(st);
-    choreo__store_close(st);
+    new_table_db(path, sizeof path);
+    choreo_store *st = NULL;
     int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
+    pid_t pid = fork_with_pipe(p);
     if (pid == 0) {
         close(p[0]);
         /* Files may not grow past 2 MiB: a write beyond fails with EFBIG. */
