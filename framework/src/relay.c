@@ -287,7 +287,7 @@ static void plan_aside(choreo_relay *r, int64_t seq, const char *type, const cha
 
 struct publish_ctx {
     choreo_relay *r;
-    jsCtx *js;      /* js_pub (flushed at the end of the round) or js_asap */
+    jsCtx *js;      /* js_pub (flushed at the end of the round) or js (on nc) */
     natsStatus err; /* a transient failure that ends the round */
 };
 
@@ -374,7 +374,7 @@ static bool publish_handed(choreo_relay *r, struct publish_ctx *pc, int64_t *upt
     while (i + run < t->n && t->v[i + run].seq == t->v[i].seq + run)
         run++;
     if (run <= CHOREO_RELAY_ASAP_MAX)
-        pc->js = r->svc->tp->js_asap;
+        pc->js = r->svc->tp->js;
     int64_t now_ms = choreo__now_ms(), last = r->cursor;
     for (; i < t->n && t->v[i].seq == last + 1; i++) {
         const choreo_outbox_row *row = &t->v[i];
@@ -595,7 +595,7 @@ static int relay_round(choreo_relay *r)
         return ok ? read : -1;
     }
     /* Sends what the buffered connection holds now; the PONG it waits for
-     * comes about when the PubAcks do. A round on js_asap is on the wire. */
+     * comes about when the PubAcks do. A round on js is on the wire. */
     if (pc.js == svc->tp->js_pub)
         natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
     if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))

@@ -327,6 +327,11 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = CHOREO_JS_API_WAIT_MS;
+    if (js_ack_handler) {
+        jo.PublishAsync.MaxPending = CHOREO_JS_MAX_PENDING;
+        jo.PublishAsync.AckHandler = js_ack_handler;
+        jo.PublishAsync.AckHandlerClosure = ack_closure;
+    }
     natsStatus s = natsConnection_JetStream(&tp->js, tp->nc, &jo);
     if (s == NATS_OK && js_ack_handler) {
         /* The relay publishes in batches: on a connection without SendAsap,
@@ -335,17 +340,12 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
          * batch, so nothing waits for the library's flush timer. That
          * flush is a PING and its PONG, which cost a round of a row or two
          * more than the writes they save: those rounds go out on nc, where
-         * every write is sent at once (js_asap). */
+         * every write is sent at once (through js). */
         natsOptions_SetSendAsap(tp->opts, false);
         s = choreo__nats_connect(&tp->nc_pub, tp->opts, cfg);
         natsOptions_SetSendAsap(tp->opts, true);
-        jo.PublishAsync.MaxPending = CHOREO_JS_MAX_PENDING;
-        jo.PublishAsync.AckHandler = js_ack_handler;
-        jo.PublishAsync.AckHandlerClosure = ack_closure;
         if (s == NATS_OK)
             s = natsConnection_JetStream(&tp->js_pub, tp->nc_pub, &jo);
-        if (s == NATS_OK)
-            s = natsConnection_JetStream(&tp->js_asap, tp->nc, &jo);
     }
     if (s != NATS_OK) {
         st = choreo__nats_error(s, "opening a JetStream context");
@@ -766,7 +766,6 @@ void choreo__transport_close(choreo_transport *tp)
         natsConnection_Close(tp->nc_pub);
         connections++;
     }
-    jsCtx_Destroy(tp->js_asap);
     jsCtx_Destroy(tp->js);
     if (tp->nc) {
         natsConnection_Close(tp->nc);

@@ -19,9 +19,9 @@ typedef struct choreo_nats_watch {
 } choreo_nats_watch;
 
 typedef struct choreo_transport {
-    natsConnection *nc;     /* fetches, acks, requests: every write sent at once */
+    natsConnection *nc;     /* fetches, acks, requests, the relay's rounds of a few
+                             * rows: every write sent at once */
     jsCtx *js;
-    jsCtx *js_asap;         /* on nc: the relay's rounds of a few rows, sent at once */
     natsConnection *nc_pub; /* the relay's larger rounds: buffered, flushed per batch */
     jsCtx *js_pub;
     const choreo_logger *log;
@@ -42,8 +42,7 @@ typedef struct choreo_transport {
  * read or used with CHOREO_ECONFIG naming its setting; none of these texts
  * holds a password, token or seed. When js_ack_handler
  * is not NULL, a second connection (nc_pub, js_pub) is opened for the
- * relay's asynchronous publishes, with that handler, and js_asap on nc has
- * it too. */
+ * relay's asynchronous publishes, with that handler, and js has it too. */
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
                                         const choreo_nats_watch *watch, const atomic_bool *stop,
                                         jsPubAckHandler js_ack_handler, void *ack_closure);

@@ -62,7 +62,7 @@ static int w_close(sqlite3_file *file)
 {
     struct wfile *f = (struct wfile *)file;
     int rc = flush(f);
-    if (f->is_wal && f->main && f->main->wal == f)
+    if (f->main && f->main->wal == f)
         f->main->wal = NULL;
     if (f->wal)
         f->wal->main = NULL;

@@ -11,17 +11,6 @@
 
 #include "unit_db.h"
 
-static sqlite3_int64 one(choreo_store *st, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL), SQLITE_OK, "%s",
-                 sqlite3_errmsg(st->db));
-    cr_assert_eq(sqlite3_step(s), SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg(st->db));
-    sqlite3_int64 v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
-}
-
 static void assert_intact(choreo_store *st)
 {
     sqlite3_stmt *s = NULL;
@@ -117,8 +106,8 @@ Test(walvfs, a_syncing_connection_uses_it_and_another_connection_reads_every_com
         int size = sizes[i % 10];
         cr_assert_eq(put(w, i + 1, size), 0, "commit %d failed: %s", i + 1, choreo_last_error());
         total += size;
-        cr_assert_eq(one(r, "SELECT COUNT(*) FROM t"), i + 1);
-        cr_assert_eq(one(r, "SELECT SUM(size) FROM t"), total);
+        cr_assert_eq(unit_db_count(r, "SELECT COUNT(*) FROM t"), i + 1);
+        cr_assert_eq(unit_db_count(r, "SELECT SUM(size) FROM t"), total);
         if (i % 50 == 49)
             cr_assert_eq(choreo__store_exec(w, "PRAGMA wal_checkpoint(TRUNCATE)"), CHOREO_OK);
     }
@@ -126,13 +115,13 @@ Test(walvfs, a_syncing_connection_uses_it_and_another_connection_reads_every_com
     cr_assert_eq(choreo__store_begin(w), CHOREO_OK);
     cr_assert_eq(choreo__store_exec(w, "INSERT INTO t VALUES (100000, 1, x'00')"), CHOREO_OK);
     choreo__store_rollback(w);
-    cr_assert_eq(one(r, "SELECT COUNT(*) FROM t WHERE id = 100000"), 0);
+    cr_assert_eq(unit_db_count(r, "SELECT COUNT(*) FROM t WHERE id = 100000"), 0);
     assert_rows_whole(r);
     assert_intact(r);
     choreo__store_close(r);
     choreo__store_close(w);
     cr_assert_eq(choreo__store_open(&r, path, "full", 1000), CHOREO_OK);
-    cr_assert_eq(one(r, "SELECT COUNT(*) FROM t"), 200);
+    cr_assert_eq(unit_db_count(r, "SELECT COUNT(*) FROM t"), 200);
     assert_intact(r);
     choreo__store_close(r);
 }
@@ -182,11 +171,12 @@ Test(walvfs, a_process_killed_between_or_inside_commits_loses_no_commit_that_ret
         cr_assert_eq(choreo__store_open(&st, path, "full", 5000), CHOREO_OK, "%s",
                      choreo_last_error());
         assert_intact(st);
-        sqlite3_int64 max = one(st, "SELECT COALESCE(MAX(id), 0) FROM t");
+        long long max = unit_db_count(st, "SELECT COALESCE(MAX(id), 0) FROM t");
         cr_assert_geq(max, last, "round %d: commit %d returned but row %lld is the last", round,
-                      last, (long long)max);
+                      last, max);
         cr_assert_leq(max, last + 1, "round %d: more rows than commits begun", round);
-        cr_assert_eq(one(st, "SELECT COUNT(*) FROM t"), max, "round %d: a row is missing", round);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM t"), max,
+                     "round %d: a row is missing", round);
         assert_rows_whole(st);
         choreo__store_close(st);
         next = (int)max + 1;
@@ -237,8 +227,8 @@ Test(walvfs, a_write_the_kernel_refuses_fails_the_commit_and_keeps_the_earlier_o
     cr_assert_eq(choreo__store_open(&st, path, "full", 5000), CHOREO_OK, "%s",
                  choreo_last_error());
     assert_intact(st);
-    cr_assert_eq(one(st, "SELECT COUNT(*) FROM t"), last);
-    cr_assert_eq(one(st, "SELECT MAX(id) FROM t"), last);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM t"), last);
+    cr_assert_eq(unit_db_count(st, "SELECT MAX(id) FROM t"), last);
     assert_rows_whole(st);
     choreo__store_close(st);
 }
