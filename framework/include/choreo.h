@@ -315,12 +315,30 @@ typedef choreo_result (*choreo_handler_fn)(choreo_tx *tx, const choreo_event *ev
 /* The transaction's connection, for business SQL. Owned by choreo: do not
  * close it, and do not run BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE on
  * it. Use it only while the tx is valid and on the thread that holds the tx
- * (SQLite's per-connection mutex is off); finalize the statements you
- * prepare on it before the handler returns or the command commits. Writes
- * do not wait on the busy timeout (the transaction holds the write lock).
- * NULL when tx is NULL, or when the service's store is PostgreSQL (then
- * choreo_last_error says to call choreo_tx_pg). */
+ * (SQLite's per-connection mutex is off); reset or finalize the statements
+ * you prepare on it before the handler returns or the command commits (or
+ * use choreo_tx_prepare, which does it for you). Writes do not wait on the
+ * busy timeout (the transaction holds the write lock). NULL when tx is
+ * NULL, or when the service's store is PostgreSQL (then choreo_last_error
+ * says to call choreo_tx_pg). */
 CHOREO_API sqlite3 *choreo_tx_db(choreo_tx *tx);
+
+/* A statement of one SQL text on the transaction's connection, prepared
+ * once and kept: the first call with a text prepares it, later calls with
+ * the same text (in this transaction or any later one on the same
+ * connection) return the same statement, reset and with its bindings
+ * cleared, so a handler skips SQLite's parse and plan of every event.
+ * Bind, step and read it as usual; do not finalize it. choreo resets it
+ * when the handler returns and when the command commits or rolls back (a
+ * SELECT left unfinished keeps nothing open), and finalizes it with the
+ * service. Asking again for the same text in one transaction resets the
+ * statement the earlier call returned. Up to 64 texts stay prepared per
+ * connection; a new one past that replaces one not used in the current
+ * transaction. sql must hold exactly one statement. Returns CHOREO_EINVAL
+ * (with SQLite's message) when SQLite cannot prepare it, and on a
+ * PostgreSQL store (prepare on choreo_tx_pg's connection there). */
+CHOREO_API CHOREO_WUR choreo_status choreo_tx_prepare(choreo_tx *tx, const char *sql,
+                                                     sqlite3_stmt **out);
 
 /* The same for a service whose db is a postgresql:// URL: the libpq
  * connection (PGconn *, from <libpq-fe.h>) with the transaction open on it.

@@ -418,6 +418,11 @@ void choreo__store_close(choreo_store *st)
         return;
     for (int i = 0; i < STMT_COUNT; i++)
         choreo__q_finalize(st->stmt[i]);
+    for (int i = 0; i < st->nuser; i++) {
+        sqlite3_finalize(st->user[i].s);
+        free(st->user[i].sql);
+    }
+    free(st->user);
     if (st->engine == ENGINE_POSTGRES)
         choreo__pg_close(st);
     else
@@ -587,6 +592,87 @@ static choreo_status step_done(choreo_store *st, enum choreo_stmt id, const char
     return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, what);
 }
 
+/* The slot for a new text: a free one, else one not lent in this
+ * transaction (its statement finalized), else a new one; -1 when out of
+ * memory. */
+static int user_slot(choreo_store *st)
+{
+    if (st->nuser >= CHOREO_USER_STMT_KEEP) {
+        for (int i = 0; i < st->nuser; i++) {
+            struct choreo_user_stmt *u = &st->user[i];
+            if (!u->lent) {
+                sqlite3_finalize(u->s);
+                free(u->sql);
+                return i;
+            }
+        }
+    }
+    if (st->nuser == st->user_cap) {
+        int cap = st->user_cap ? st->user_cap * 2 : 8;
+        struct choreo_user_stmt *v = realloc(st->user, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        st->user = v;
+        st->user_cap = cap;
+    }
+    return st->nuser++;
+}
+
+choreo_status choreo__store_user_stmt(choreo_store *st, const char *sql, sqlite3_stmt **out)
+{
+    size_t len = strlen(sql);
+    for (int i = 0; i < st->nuser; i++) {
+        struct choreo_user_stmt *u = &st->user[i];
+        if (u->len == len && memcmp(u->sql, sql, len) == 0) {
+            sqlite3_reset(u->s);
+            sqlite3_clear_bindings(u->s);
+            if (!u->lent) {
+                u->lent = true;
+                st->nlent++;
+            }
+            *out = u->s;
+            return CHOREO_OK;
+        }
+    }
+    sqlite3_stmt *s = NULL;
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v3(st->db, sql, (int)len + 1, SQLITE_PREPARE_PERSISTENT, &s, &tail);
+    if (rc != SQLITE_OK)
+        return choreo__fail(rc == SQLITE_NOMEM ? CHOREO_ENOMEM : CHOREO_EINVAL,
+                            "choreo_tx_prepare: SQLite cannot prepare \"%.200s\": %s",
+                            sql, sqlite3_errmsg(st->db));
+    if (!s || (tail && tail[strspn(tail, " \t\r\n;")] != '\0')) {
+        sqlite3_finalize(s);
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_prepare: \"%.200s\" must hold exactly one SQL statement",
+                            sql);
+    }
+    char *copy = malloc(len + 1);
+    int i = copy ? user_slot(st) : -1;
+    if (i < 0) {
+        free(copy);
+        sqlite3_finalize(s);
+        return choreo__fail(CHOREO_ENOMEM, "choreo_tx_prepare: out of memory");
+    }
+    memcpy(copy, sql, len + 1);
+    st->user[i] = (struct choreo_user_stmt){ .sql = copy, .len = len, .s = s, .lent = true };
+    st->nlent++;
+    *out = s;
+    return CHOREO_OK;
+}
+
+void choreo__store_user_reset(choreo_store *st)
+{
+    for (int i = 0; i < st->nuser && st->nlent > 0; i++) {
+        struct choreo_user_stmt *u = &st->user[i];
+        if (u->lent) {
+            sqlite3_reset(u->s);
+            u->lent = false;
+            st->nlent--;
+        }
+    }
+}
+
 choreo_status choreo__store_begin(choreo_store *st)
 {
     if (st->engine == ENGINE_POSTGRES)
@@ -608,6 +694,7 @@ choreo_status choreo__store_commit(choreo_store *st)
 {
     if (st->engine == ENGINE_POSTGRES)
         return choreo__pg_commit(st);
+    choreo__store_user_reset(st);
     int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         return CHOREO_OK;
@@ -619,9 +706,12 @@ choreo_status choreo__store_commit(choreo_store *st)
 
 void choreo__store_rollback(choreo_store *st)
 {
-    if (st->engine == ENGINE_POSTGRES)
+    if (st->engine == ENGINE_POSTGRES) {
         choreo__pg_rollback(st);
-    else if (!sqlite3_get_autocommit(st->db))
+        return;
+    }
+    choreo__store_user_reset(st);
+    if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -647,11 +737,13 @@ choreo_status choreo__store_savepoint(choreo_store *st)
 
 choreo_status choreo__store_release(choreo_store *st)
 {
+    choreo__store_user_reset(st);
     return step_done(st, STMT_RELEASE, "RELEASE SAVEPOINT choreo_msg", "releasing a savepoint");
 }
 
 choreo_status choreo__store_rollback_to(choreo_store *st)
 {
+    choreo__store_user_reset(st);
     choreo_status s = step_done(st, STMT_ROLLBACK_TO, "ROLLBACK TO SAVEPOINT choreo_msg",
                                 "rolling back a savepoint");
     if (s != CHOREO_OK)

@@ -60,6 +60,14 @@ enum choreo_engine { ENGINE_SQLITE, ENGINE_POSTGRES };
 typedef struct choreo_q choreo_q;
 struct choreo_pg;
 
+/* A statement prepared for choreo_tx_prepare. */
+struct choreo_user_stmt {
+    char *sql;
+    size_t len;      /* strlen(sql) */
+    sqlite3_stmt *s;
+    bool lent;       /* handed out since the last end of a transaction or savepoint */
+};
+
 typedef struct choreo_store {
     enum choreo_engine engine;
     sqlite3 *db;            /* SQLite */
@@ -67,6 +75,8 @@ typedef struct choreo_store {
     choreo_q *stmt[STMT_COUNT];
     int busy_ms;             /* SQLite: how long to wait for the write lock */
     int64_t busy_since_us;   /* when the current wait began */
+    struct choreo_user_stmt *user; /* choreo_tx_prepare's statements */
+    int nuser, user_cap, nlent;
 } choreo_store;
 
 /* The schema version this build migrates to. */
@@ -92,6 +102,15 @@ choreo_status choreo__store_open(choreo_store **out, const char *path, const cha
 choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
                                       const char *synchronous, int busy_timeout_ms, int wait_ms);
 void choreo__store_close(choreo_store *st);
+
+/* choreo_tx_prepare on a SQLite store: the statement of sql, prepared on
+ * st's connection at its first use and kept (up to CHOREO_USER_STMT_KEEP
+ * texts), reset with its bindings cleared. */
+choreo_status choreo__store_user_stmt(choreo_store *st, const char *sql, sqlite3_stmt **out);
+/* Resets the statements lent since the last call: at every end of a
+ * transaction or of an event's savepoint, so that a SELECT left unfinished
+ * holds no read open. */
+void choreo__store_user_reset(choreo_store *st);
 
 /* Opens an existing database to read it only: nothing is created, migrated
  * or written (a SQLite file is opened read-only; a PostgreSQL session's

@@ -132,4 +132,9 @@
  * since those are <service>_<Type>. */
 #define CHOREO_OUTBOX_CONSUMER "(outbox)"
 
+/* How many SQL texts choreo_tx_prepare keeps prepared per connection; past
+ * it, a new text takes the place of one not used in the current
+ * transaction (a transaction that uses more keeps them all). */
+#define CHOREO_USER_STMT_KEEP 64
+
 #endif

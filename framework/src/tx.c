@@ -29,6 +29,19 @@ sqlite3 *choreo_tx_db(choreo_tx *tx)
     return tx ? tx->st->db : NULL;
 }
 
+choreo_status choreo_tx_prepare(choreo_tx *tx, const char *sql, sqlite3_stmt **out)
+{
+    if (out)
+        *out = NULL;
+    if (!tx || !sql || !out)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_prepare: tx, sql and out must not be NULL");
+    if (tx->st->engine != ENGINE_SQLITE)
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_prepare: this service's store is PostgreSQL: prepare on "
+                            "choreo_tx_pg's connection (PQprepare) instead");
+    return choreo__store_user_stmt(tx->st, sql, out);
+}
+
 struct pg_conn *choreo_tx_pg(choreo_tx *tx)
 {
     if (tx && tx->st->engine != ENGINE_POSTGRES) {

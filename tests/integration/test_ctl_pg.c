@@ -151,6 +151,14 @@ static void up(struct world *w, const char *name)
     create_db(name, &w->db);
     atomic_store(&broken, true);
     worker(w);
+    /* choreo_tx_prepare is SQLite's: on PostgreSQL it says where to prepare. */
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(w->svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    sqlite3_stmt *stmt = (sqlite3_stmt *)&stmt;
+    cr_assert_eq(choreo_tx_prepare(tx, "SELECT 1", &stmt), CHOREO_EINVAL);
+    cr_assert_null(stmt);
+    cr_assert(strstr(choreo_last_error(), "PQprepare"), "%s", choreo_last_error());
+    choreo_tx_rollback(tx);
     const char *url = w->db.url;
     support_emit(w->svc, "Fragile", "s1", 7, NULL);
     cr_assert(pg_wait_count(url, "SELECT COUNT(*) FROM choreo_dead", 1, 20000), "not parked");

@@ -3,6 +3,7 @@
  * without stopping the consumer. */
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <nats/nats.h>
@@ -201,5 +202,119 @@ Test(handler, changed_consumer_settings_are_applied_at_restart, .timeout = 60)
     jsConsumerInfo_Destroy(ci);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* choreo_tx_prepare: what the handler below saw, per event. */
+#define PREPARED_EVENTS 20
+static sqlite3_stmt *prepared_insert[PREPARED_EVENTS + 1];
+static atomic_int prepared_bad; /* a check inside the handler failed */
+
+/* Inserts n through a kept statement, leaves a SELECT unfinished (which
+ * must not hold the commit), checks that a statement asked for again comes
+ * back reset without its bindings, and asks for a retry on each event's
+ * first attempt after its insert, which must be rolled back. */
+static choreo_result prepared(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    int64_t n = support_data_n(ev);
+    sqlite3_stmt *ins, *sel, *again, *param;
+    if (n < 1 || n > PREPARED_EVENTS ||
+        choreo_tx_prepare(tx, "INSERT INTO applied(n) VALUES (?1)", &ins) != CHOREO_OK ||
+        choreo_tx_prepare(tx, "SELECT n FROM applied ORDER BY n", &sel) != CHOREO_OK ||
+        choreo_tx_prepare(tx, "SELECT ?1", &param) != CHOREO_OK) {
+        atomic_fetch_add(&prepared_bad, 1);
+        return CHOREO_REJECT;
+    }
+    /* Bound earlier (7 below, in a former event): cleared on the way out. */
+    if (sqlite3_step(param) != SQLITE_ROW || sqlite3_column_type(param, 0) != SQLITE_NULL)
+        atomic_fetch_add(&prepared_bad, 1);
+    sqlite3_reset(param);
+    sqlite3_bind_int(param, 1, 7);
+    sqlite3_bind_int64(ins, 1, n);
+    if (sqlite3_step(ins) != SQLITE_DONE)
+        atomic_fetch_add(&prepared_bad, 1);
+    if (choreo_tx_prepare(tx, "INSERT INTO applied(n) VALUES (?1)", &again) != CHOREO_OK ||
+        again != ins)
+        atomic_fetch_add(&prepared_bad, 1);
+    int rc = sqlite3_step(sel); /* one row read, the rest left */
+    if (rc != SQLITE_ROW)
+        atomic_fetch_add(&prepared_bad, 1);
+    prepared_insert[n] = ins;
+    return ev->attempt == 1 ? CHOREO_RETRY : CHOREO_DONE;
+}
+
+Test(handler, prepared_statements_are_kept_reset_and_rolled_back_with_the_event, .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url, "Prepared", prepared);
+    for (int n = 1; n <= PREPARED_EVENTS; n++)
+        support_emit(svc, "Prepared", "s1", n, NULL);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM applied",
+                                 PREPARED_EVENTS, 30000),
+              "applied %lld of %d", support_count(dir, "worker", "SELECT COUNT(*) FROM applied"),
+              PREPARED_EVENTS);
+    struct stat_arg a = { svc, 0, PREPARED_EVENTS };
+    cr_assert(support_wait(stat_reaches, &a, 15000), "not all handled");
+    cr_assert_eq(atomic_load(&prepared_bad), 0);
+    /* Each event once (its first attempt's insert rolled back), none parked. */
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(DISTINCT n) FROM applied"),
+                 PREPARED_EVENTS);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead"), 0);
+    for (int n = 2; n <= PREPARED_EVENTS; n++)
+        cr_assert_eq(prepared_insert[n], prepared_insert[1], "event %d got another statement", n);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(handler, prepare_refuses_bad_sql_and_keeps_more_texts_than_it_caches, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url, "Good", counting);
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    sqlite3_stmt *s = (sqlite3_stmt *)&s;
+    cr_assert_eq(choreo_tx_prepare(tx, "SELEKT 1", &s), CHOREO_EINVAL);
+    cr_assert_null(s);
+    cr_assert(strstr(choreo_last_error(), "syntax error") && strstr(choreo_last_error(), "SELEKT"),
+              "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_prepare(tx, "SELECT 1; SELECT 2", &s), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "exactly one"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_prepare(tx, "  ", &s), CHOREO_EINVAL);
+    cr_assert_eq(choreo_tx_prepare(tx, NULL, &s), CHOREO_EINVAL);
+    cr_assert_eq(choreo_tx_prepare(tx, "SELECT 1;", NULL), CHOREO_EINVAL);
+    /* More texts in one transaction than are kept: every one stays usable. */
+    enum { MANY = 80 };
+    sqlite3_stmt *got[MANY];
+    for (int i = 0; i < MANY; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        cr_assert_eq(choreo_tx_prepare(tx, sql, &got[i]), CHOREO_OK, "%s", choreo_last_error());
+    }
+    for (int i = 0; i < MANY; i++) {
+        cr_assert_eq(sqlite3_step(got[i]), SQLITE_ROW);
+        cr_assert_eq(sqlite3_column_int(got[i], 0), i);
+    }
+    cr_assert_eq(choreo_tx_prepare(tx, "INSERT INTO applied(n) VALUES (42)", &s), CHOREO_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_DONE);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+    /* The next transaction: new texts take the places of unused ones, the
+     * kept ones still answer. */
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    for (int i = 0; i < 2 * MANY; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "SELECT %d + 1000", i % 3 == 0 ? i / 3 : MANY + i);
+        cr_assert_eq(choreo_tx_prepare(tx, sql, &s), CHOREO_OK, "%s", choreo_last_error());
+        cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+        cr_assert_eq(sqlite3_column_int(s, 0), (i % 3 == 0 ? i / 3 : MANY + i) + 1000);
+    }
+    choreo_tx_rollback(tx);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied WHERE n = 42"), 1);
+    choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }

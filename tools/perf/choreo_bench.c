@@ -183,14 +183,12 @@ static choreo_result on_bench(choreo_tx *tx, const choreo_event *ev, void *user)
         choreo_mp_read_str(&r, &k, &klen) != CHOREO_OK || choreo_mp_read_int(&r, &sent) != CHOREO_OK)
         return CHOREO_REJECT;
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(choreo_tx_db(tx), "INSERT INTO bench(event_id, sent_us) VALUES (?1, ?2)",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (choreo_tx_prepare(tx, "INSERT INTO bench(event_id, sent_us) VALUES (?1, ?2)", &s) !=
+        CHOREO_OK)
         return CHOREO_RETRY;
     sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, sent);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
+    if (sqlite3_step(s) != SQLITE_DONE)
         return CHOREO_RETRY;
     long i = atomic_fetch_add(&c->got, 1);
     if (i < c->want)
