@@ -115,6 +115,10 @@ static const struct key keys[] = {
       "where a handler's new durable consumer starts: all (every event still in the "
       "stream), new (events published from then on), or a UTC time such as "
       "2026-11-30T08:00:00Z; a consumer that exists keeps its position" },
+    { "take_over_consumers", K_ENUM, S(take_over_consumers), "off", 0, 0, "off|on",
+      "on binds this service's durable consumers to this database when they are bound to "
+      "another one (a database that replaces one lost for good); set it for one start, "
+      "once the service on the old database is stopped" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

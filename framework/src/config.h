@@ -25,6 +25,7 @@ struct choreo_config {
     char *tls_cert;
     char *tls_key;
     char *consumer_start;
+    char *take_over_consumers; /* "on": rebind consumers bound to another database */
     char *nats_inbox_prefix;
     char *metrics_addr;   /* host:port of the metrics endpoint; NULL or "" = off */
     int64_t busy_timeout_ms;

@@ -57,6 +57,8 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
         s = choreo__store_open_wait(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy,
                                     (int)svc->cfg->db_wait_ms);
     if (s == CHOREO_OK)
+        s = choreo__store_identity(svc->store, &svc->db_id);
+    if (s == CHOREO_OK)
         s = choreo__relay_create(&svc->relay, svc);
     if (s != CHOREO_OK)
         goto fail;
@@ -208,8 +210,14 @@ static choreo_status set_up(choreo_service *svc)
     if (s == CHOREO_OK) {
         atomic_store(&svc->metrics.nats_down, 0);
         atomic_store(&svc->metrics.nats_up, true);
+        choreo__transport_bind(svc->tp, svc->db_id,
+                               strcmp(svc->cfg->take_over_consumers, "on") == 0);
         s = choreo__transport_ensure_stream(svc->tp, svc->cfg, NULL);
     }
+    /* Before the relay publishes anything from this database: a consumer
+     * bound to another one means another database runs under this name. */
+    for (int i = 0; s == CHOREO_OK && i < svc->nroutes; i++)
+        s = choreo__transport_check_binding(svc->tp, svc->cfg, svc->routes[i].consumer);
     if (s == CHOREO_OK) {
         atomic_store(&svc->max_payload, natsConnection_GetMaxPayload(svc->tp->nc_pub));
         atomic_store(&svc->extras.js, svc->tp->js);

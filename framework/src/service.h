@@ -58,6 +58,7 @@ struct choreo_service {
     choreo_dblock *dblock;     /* held from create to destroy: one process per db */
     choreo_store *store;       /* the dispatcher's connection */
     choreo_store *cmd_store;   /* commands from outside, under cmd_lock */
+    int64_t db_id;             /* the database's identity, bound into its consumers */
     pthread_mutex_t cmd_lock;
     choreo_transport *tp;
     choreo_relay *relay;

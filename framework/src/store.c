@@ -6,9 +6,11 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -149,6 +151,12 @@ static const char *const migrations[] = {
     /* 8: finding whether an event is parked for a consumer, which the inbox
      * mark of every fresh delivery asks. */
     "CREATE INDEX choreo_dead_event ON choreo_dead(event_id, consumer);",
+    /* 9: the database's identity, one random number written with the table
+     * (choreo__store_identity_sql), to which the service binds its durable
+     * consumers: a copy of the service on another database is refused. */
+    "CREATE TABLE choreo_identity ("
+    "  id INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL);", /* unix milliseconds */
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -237,6 +245,11 @@ static choreo_status migrate(choreo_store *st, const char *path)
                          path, v, NMIGRATIONS);
     for (; s == CHOREO_OK && v < NMIGRATIONS; v++) {
         s = choreo__store_exec(st, migrations[v]);
+        if (s == CHOREO_OK && v + 1 == CHOREO_SCHEMA_IDENTITY) {
+            char identity[160];
+            choreo__store_identity_sql(identity, sizeof identity);
+            s = choreo__store_exec(st, identity);
+        }
         if (s == CHOREO_OK) {
             char sql[64];
             snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
@@ -590,6 +603,34 @@ static choreo_status step_done(choreo_store *st, enum choreo_stmt id, const char
     int rc = sqlite3_step(q->s);
     sqlite3_reset(q->s);
     return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, what);
+}
+
+void choreo__store_identity_sql(char *out, size_t cap)
+{
+    uint64_t id = 0;
+    while (id == 0) {
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+            id = (uint64_t)choreo__now_us() * 6364136223846793005ULL ^ (uint64_t)getpid();
+        id &= INT64_MAX;
+    }
+    snprintf(out, cap, "INSERT INTO choreo_identity(id, created_at) VALUES (%lld, %lld)",
+             (long long)id, (long long)choreo__now_ms());
+}
+
+choreo_status choreo__store_identity(choreo_store *st, int64_t *out)
+{
+    choreo_q *q = choreo__store_stmt(st, STMT_IDENTITY, "SELECT id FROM choreo_identity");
+    if (!q)
+        return CHOREO_ESTORE;
+    int rc = choreo__q_step(q);
+    *out = rc == SQLITE_ROW ? choreo__q_int64(q, 0) : 0;
+    choreo__q_reset(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return choreo__store_error(st, rc, "reading the database's identity");
+    if (*out <= 0)
+        return choreo__fail(CHOREO_ESTORE, "the database has no identity in choreo_identity: "
+                                           "was the row deleted? Restore it from a backup");
+    return CHOREO_OK;
 }
 
 /* The slot for a new text: a free one, else one not lent in this

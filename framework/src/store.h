@@ -52,6 +52,7 @@ enum choreo_stmt {
     STMT_HOLD_APPLIED,
     STMT_HOLD_COUNTS,
     STMT_SAGAS_RUNNING,
+    STMT_IDENTITY,
     STMT_COUNT
 };
 
@@ -80,12 +81,13 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to. */
-#define CHOREO_SCHEMA_VERSION 8
+#define CHOREO_SCHEMA_VERSION 9
 /* The versions that added the tables readers look for, so that a reader
  * of an older database knows which of them it has. */
 #define CHOREO_SCHEMA_HANDLERS 4 /* choreo_consumers */
 #define CHOREO_SCHEMA_SAGAS 5    /* choreo_saga_instances, choreo_saga_transitions */
 #define CHOREO_SCHEMA_HOLDS 6    /* choreo_holds */
+#define CHOREO_SCHEMA_IDENTITY 9 /* choreo_identity */
 
 /* True when db names a PostgreSQL database (a postgresql:// or
  * postgres:// URL) rather than a SQLite file. */
@@ -102,6 +104,13 @@ choreo_status choreo__store_open(choreo_store **out, const char *path, const cha
 choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
                                       const char *synchronous, int busy_timeout_ms, int wait_ms);
 void choreo__store_close(choreo_store *st);
+
+/* The statement that gives a database its identity, run in the migration
+ * that makes choreo_identity: a random number, which a service writes into
+ * its durable consumers to bind them to this database. */
+void choreo__store_identity_sql(char *out, size_t cap);
+/* The database's identity (a positive number). */
+choreo_status choreo__store_identity(choreo_store *st, int64_t *out);
 
 /* choreo_tx_prepare on a SQLite store: the statement of sql, prepared on
  * st's connection at its first use and kept (up to CHOREO_USER_STMT_KEEP

@@ -281,6 +281,11 @@ static choreo_status migrate(choreo_store *st, const char *where)
         s = ddl ? choreo__pg_exec(st, ddl, "migrating the choreo tables")
                 : choreo__fail(CHOREO_ENOMEM, "out of memory migrating %s", where);
         free(ddl);
+        if (s == CHOREO_OK && v + 1 == CHOREO_SCHEMA_IDENTITY) {
+            char identity[160];
+            choreo__store_identity_sql(identity, sizeof identity);
+            s = choreo__pg_exec(st, identity, "giving the database its identity");
+        }
         if (s == CHOREO_OK) {
             snprintf(sql, sizeof sql, "UPDATE choreo_schema SET version = %d", v + 1);
             s = choreo__pg_exec(st, sql, "recording the schema version");

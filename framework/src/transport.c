@@ -479,13 +479,66 @@ static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const 
     return idle >= 2;
 }
 
+#define BINDING_PREFIX "choreo database "
+
+void choreo__transport_bind(choreo_transport *tp, int64_t db_id, bool take_over)
+{
+    snprintf(tp->binding, sizeof tp->binding, BINDING_PREFIX "%016llx", (long long)db_id);
+    tp->take_over = take_over;
+}
+
+choreo_status choreo__transport_check_binding(choreo_transport *tp, const choreo_config *cfg,
+                                              const char *durable)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
+    if (s == NATS_NOT_FOUND)
+        return CHOREO_OK;
+    if (s != NATS_OK) {
+        char what[200];
+        snprintf(what, sizeof what, "looking up the durable consumer %s (JetStream code %d)",
+                 durable, (int)jerr);
+        return js_error(s, jerr, what);
+    }
+    const char *have = ci->Config && ci->Config->Description ? ci->Config->Description : "";
+    char db[256];
+    choreo__store_display(cfg->db, db, sizeof db);
+    choreo_status st = CHOREO_OK;
+    if (strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) == 0 &&
+        strcmp(have, tp->binding) != 0) {
+        const char *other = have + strlen(BINDING_PREFIX);
+        const char *mine = tp->binding + strlen(BINDING_PREFIX);
+        if (tp->take_over)
+            CHOREO_LOG(tp->log, CHOREO_LOG_WARN,
+                       "took over a durable consumer bound to another database "
+                       "(take_over_consumers=on): events it acked there are not delivered "
+                       "here; remove the setting once started",
+                       "consumer=%s from_database=%s to_database=%s db=%s", durable, other,
+                       mine, db);
+        else
+            st = choreo__fail(CHOREO_ELOCKED,
+                              "the durable consumer %s is bound to another database (identity "
+                              "%s) than this service's %s (identity %s): service %s ran on "
+                              "another database file. Two databases under one service name "
+                              "would each apply part of its events. Use that database; or, "
+                              "if it is lost for good and this one replaces it, start once "
+                              "with take_over_consumers=on (--take-over-consumers on)",
+                              durable, other, db, mine, cfg->service);
+    }
+    jsConsumerInfo_Destroy(ci);
+    return st;
+}
+
 /* The configuration of a durable consumer of this service. */
-static void consumer_config(jsConsumerConfig *out, const choreo_config *cfg, const char *filter,
-                            const char *durable)
+static void consumer_config(jsConsumerConfig *out, const choreo_transport *tp,
+                            const choreo_config *cfg, const char *filter, const char *durable)
 {
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable;
+    /* The database the consumer's events are applied to. */
+    cc.Description = tp->binding[0] ? tp->binding : NULL;
     cc.AckPolicy = js_AckExplicit;
     /* Where a new consumer starts; an existing one keeps its position (the
      * server refuses to change a consumer's start). */
@@ -549,7 +602,7 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
                                      const char *filter, const char *durable)
 {
     jsConsumerConfig cc;
-    consumer_config(&cc, cfg, filter, durable);
+    consumer_config(&cc, tp, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     const char *action;
@@ -570,8 +623,13 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
                                 durable, cfg->service);
         }
         jsConsumerConfig *have = ci->Config;
+        /* A consumer made before bindings, or bound elsewhere and taken
+         * over (choreo__transport_check_binding refused it otherwise), is
+         * bound here. */
         bool same = have->MaxDeliver == cc.MaxDeliver && have->AckWait == cc.AckWait &&
-                    have->MaxAckPending == cc.MaxAckPending;
+                    have->MaxAckPending == cc.MaxAckPending &&
+                    strcmp(have->Description ? have->Description : "",
+                           cc.Description ? cc.Description : "") == 0;
         cc.DeliverPolicy = have->DeliverPolicy;
         cc.OptStartTime = have->OptStartTime;
         jsConsumerInfo_Destroy(ci);
@@ -582,9 +640,9 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
             if (s == NATS_OK)
                 CHOREO_LOG(tp->log, CHOREO_LOG_INFO, "updated consumer settings",
                            "consumer=%s server_max_deliver=unlimited ack_wait_ms=%lld "
-                           "max_ack_pending=%lld",
+                           "max_ack_pending=%lld description=\"%s\"",
                            durable, (long long)cfg->ack_wait_ms,
-                           (long long)cfg->max_ack_pending);
+                           (long long)cfg->max_ack_pending, CHOREO_SAFE(cc.Description));
         }
     }
     jsConsumerInfo_Destroy(ci);
@@ -609,7 +667,7 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
                                                 bool *made)
 {
     jsConsumerConfig cc;
-    consumer_config(&cc, cfg, filter, durable);
+    consumer_config(&cc, tp, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     const char *action;

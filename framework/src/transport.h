@@ -33,6 +33,11 @@ typedef struct choreo_transport {
     pthread_mutex_t closed_lock;
     pthread_cond_t closed_cond;
     int closed;             /* connections whose closed callback has run */
+    /* The description that binds the service's durable consumers to its
+     * database ("choreo database <id>"), empty for none; and whether a
+     * binding to another database is taken over (take_over_consumers). */
+    char binding[64];
+    bool take_over;
 } choreo_transport;
 
 /* Connects, retrying while no server is reachable (logging each attempt)
@@ -58,6 +63,16 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
  * the log as an error and counts it (choreo_jetstream_remade_total). An
  * existing stream is left as it is. */
 choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg);
+
+/* Binds the durable consumers this transport makes or brings in line to
+ * the database of identity db_id. */
+void choreo__transport_bind(choreo_transport *tp, int64_t db_id, bool take_over);
+
+/* Refuses, with CHOREO_ELOCKED, a durable consumer that a service on
+ * another database bound to it, unless the transport takes it over (which
+ * is logged); one that does not exist or is not bound passes. */
+choreo_status choreo__transport_check_binding(choreo_transport *tp, const choreo_config *cfg,
+                                              const char *durable);
 
 /* A durable pull consumer as a fetch thread reads it: a plain subscription
  * on <inbox>.*, where pull request N is answered on <inbox>.N, and the

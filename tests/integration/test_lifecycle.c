@@ -194,17 +194,11 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
 
 /* ---- a second instance on its own database file ---- */
 
-Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .timeout = 60)
+/* Waits until a process reads worker_Work (pull requests waiting). */
+static bool wait_reading(const char *url)
 {
-    char dir[256], dir2[256];
-    natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
-    pid_t first = spawn_run(dir, server.url, done, 1, 0, NULL);
-    /* Wait until its fetch threads are reading the consumer. */
     natsConnection *nc;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
     jsCtx *js;
     cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     bool reading = false;
@@ -218,21 +212,64 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
     }
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    cr_assert(reading, "the first instance never started reading");
-    choreo_config *cfg = support_config(dir2, "worker", server.url, "log_level=error", NULL);
+    return reading;
+}
+
+/* Starts worker on dir's database and destroys it; returns the status of
+ * the start, its error in last_err. extra: one more setting, or NULL. */
+static char last_err[1024];
+
+static choreo_status start_once(const char *dir, const char *url, const char *extra)
+{
+    choreo_config *cfg = support_config(dir, "worker", url, "log_level=error",
+                                        extra ? extra : "log_level=error", NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Work", done, NULL), CHOREO_OK);
     choreo_status s = choreo_service_start(svc);
-    cr_assert_eq(s, CHOREO_ELOCKED, "status %d: %s", s, choreo_last_error());
-    cr_assert(strstr(choreo_last_error(), "worker_Work is being read by another process"), "%s",
-              choreo_last_error());
+    snprintf(last_err, sizeof last_err, "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+    return s;
+}
+
+static void expect_bound_elsewhere(choreo_status s)
+{
+    cr_assert_eq(s, CHOREO_ELOCKED, "status %d: %s", s, last_err);
+    cr_assert(strstr(last_err, "worker_Work is bound to another database") &&
+                  strstr(last_err, "take_over_consumers=on"),
+              "%s", last_err);
+}
+
+Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .timeout = 90)
+{
+    char dir[256], dir2[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    pid_t first = spawn_run(dir, server.url, done, 1, 0, NULL);
+    cr_assert(wait_reading(server.url), "the first instance never started reading");
+    /* While the first runs, */
+    expect_bound_elsewhere(start_once(dir2, server.url, NULL));
+    /* while it is frozen (its pull requests expire, so it looks gone), */
+    kill(first, SIGSTOP);
+    support_sleep_ms(3000);
+    int64_t t0 = support_mono_ms();
+    expect_bound_elsewhere(start_once(dir2, server.url, NULL));
+    cr_assert_lt(support_mono_ms() - t0, 5000, "the refusal took %lld ms",
+                 (long long)(support_mono_ms() - t0));
+    kill(first, SIGCONT);
+    /* and once it has stopped: the consumers stay bound to its database. */
     kill(first, SIGTERM);
     int status;
     cr_assert(wait_child(first, 10000, &status));
-    /* Once the first has stopped, the second may take over. */
-    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
-    choreo_service_destroy(svc);
+    expect_bound_elsewhere(start_once(dir2, server.url, NULL));
+    /* Taking over binds them to the new database, */
+    cr_assert_eq(start_once(dir2, server.url, "take_over_consumers=on"), CHOREO_OK, "%s",
+                 last_err);
+    cr_assert_eq(start_once(dir2, server.url, NULL), CHOREO_OK, "%s", last_err);
+    /* and refuses the old one from then on. */
+    expect_bound_elsewhere(start_once(dir, server.url, NULL));
     natsd_stop(&server, SIGTERM);
 }
 
