@@ -7,9 +7,10 @@ chaos_round.py SHOP_CHAOS_BINARY            services killed (at least 10 times),
                                             to 4 s (at least 3 times, the broker
                                             at least once), durable consumers
                                             deleted on the server (at least once),
-                                            a second process started on a running
-                                            service's SQLite database (at least
-                                            once: it must be refused), a service's
+                                            second processes of a running service
+                                            (at least twice: on its SQLite database,
+                                            then on a new file while the first is
+                                            frozen; each must be refused), a service's
                                             database write-locked from outside (at
                                             least twice, once past its busy timeout),
                                             crash points on
@@ -92,8 +93,9 @@ else:
                         "(at least 3 and 1 expected)")
     if r["consumers_deleted"] < 1:
         problems.append("no durable consumer was deleted")
-    if r["second_copies"] < 1:
-        problems.append("no second process was started on a running service's database")
+    if r["second_copies"] < 2 or r["frozen_copies"] < 1:
+        problems.append(f"{r['second_copies']} second processes started, {r['frozen_copies']} "
+                        "on a new file with the first frozen (at least 2 and 1 expected)")
     if r["db_locks"] < 2:
         problems.append(f"{r['db_locks']} databases write-locked from outside (at least 2 "
                         "expected, the second past busy_timeout_ms)")

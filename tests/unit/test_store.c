@@ -92,6 +92,29 @@ Test(store, savepoints_roll_back_one_message_and_keep_the_others)
     choreo__store_close(st);
 }
 
+Test(store, each_database_has_one_identity_of_its_own_that_stays)
+{
+    char p1[256], p2[256];
+    choreo_store *a = unit_db_open(p1, sizeof p1), *b = unit_db_open(p2, sizeof p2);
+    int64_t ia = 0, ib = 0, again = 0;
+    cr_assert_eq(choreo__store_identity(a, &ia), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo__store_identity(b, &ib), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_gt(ia, 0);
+    cr_assert_gt(ib, 0);
+    cr_assert_neq(ia, ib);
+    choreo__store_close(a);
+    cr_assert_eq(choreo__store_open(&a, p1, "normal", 1000), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo__store_identity(a, &again), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(again, ia);
+    cr_assert_eq(unit_db_count(a, "SELECT COUNT(*) FROM choreo_identity"), 1);
+    /* Without its row a database says so rather than binding nothing. */
+    cr_assert_eq(choreo__store_exec(a, "DELETE FROM choreo_identity"), CHOREO_OK);
+    cr_assert_eq(choreo__store_identity(a, &again), CHOREO_ESTORE);
+    cr_assert(strstr(choreo_last_error(), "no identity"), "%s", choreo_last_error());
+    choreo__store_close(a);
+    choreo__store_close(b);
+}
+
 #ifndef UNIT_PG /* SQLite files of every older schema version */
 /* What each migration added, undone newest first to make an older file. */
 static const char *const undo[] = {
@@ -103,6 +126,7 @@ static const char *const undo[] = {
     "DROP TABLE choreo_holds;",
     "DROP TABLE choreo_retries;",
     "DROP INDEX choreo_dead_event;",
+    "DROP TABLE choreo_identity;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)
@@ -136,6 +160,9 @@ Test(store, an_older_schema_is_migrated_forward)
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM sqlite_master WHERE name ="
                                        " 'choreo_dead_event'"), 1,
                      "from %d: the version 8 index is missing", from);
+        /* An identity of its own, one row. */
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_identity WHERE id > 0"), 1,
+                     "from %d: no identity", from);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_barrier"), 1);
         cr_assert_eq(unit_db_count(st, "SELECT MIN(publish_at) FROM choreo_outbox"
                                        " WHERE published_at IS NULL"), 5);

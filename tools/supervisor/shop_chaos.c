@@ -73,8 +73,10 @@ static const char USAGE[] =
     "                             consumer on the server while its service runs (the\n"
     "                             service makes it again) [15000]\n"
     "  --second-copy-interval-ms C  mean time between starts of a second process of a\n"
-    "                             running service on its SQLite database, which must be\n"
-    "                             refused at once and leave the first untouched [10000]\n"
+    "                             running service on its SQLite database, or (every\n"
+    "                             other one) on a new file, half of those with the first\n"
+    "                             frozen; each must be refused at once and leave the\n"
+    "                             first untouched [10000]\n"
     "  --db-lock-interval-ms L    mean time between write locks of a running service's\n"
     "                             SQLite database held from outside (BEGIN IMMEDIATE,\n"
     "                             as a sqlite3 shell would) for 0.2 to 3 s, the second\n"
@@ -207,8 +209,10 @@ struct tally {
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     int pauses, broker_pauses;    /* SIGSTOP ... SIGCONT, of a service or the broker */
     int consumers_deleted;        /* durable consumers deleted on the server */
-    int second_copies;            /* second processes started on a running one's database */
+    int second_copies;            /* second processes of a running one: every other on its
+                                   * database, the rest on a new file of their own */
     int second_copy_failures;     /* ... that were not refused at once */
+    int frozen_copies;            /* ... of them on a database of their own, the first frozen */
     int db_locks;                 /* a service's SQLite database write-locked from outside */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
@@ -811,11 +815,15 @@ static int pick_sqlite_service(const struct opts *o, const sup *s, bool but_orde
 /* A second process of a running service started on its SQLite database (a
  * deploy that overlaps the old process, an operator's slip) must be refused
  * at once, naming the process that holds the database, and leave that one
- * untouched. One that runs on, or exits for another reason, fails the run.
- * Services on PostgreSQL are left out: their instances share a database by
- * design. When the first process died meanwhile (a crash point), the copy
- * may have had the database to itself: it is stopped like a killed service
- * and not judged. */
+ * untouched. Every other copy goes on a new database file of its own (a
+ * wrong path, a copy on another file), half of those while the first is
+ * frozen (SIGSTOP) for its whole start, so that it looks gone: it must be
+ * refused for its consumers' binding to the first database. One that runs
+ * on, or exits for another reason, fails the run. Services on PostgreSQL
+ * are left out: their instances share a database by design. When the
+ * first process died meanwhile (a crash point), the copy on its database
+ * may have had it to itself: it is stopped like a killed service and not
+ * judged. */
 static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
 {
     if (reap(s, t, tty) != 0) /* one that died since the loop's last look */
@@ -823,11 +831,21 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
     int i = pick_sqlite_service(o, s, false);
     if (i < 0)
         return 0;
-    char log[700];
+    char log[700], other[700];
     snprintf(log, sizeof log, "%s/%s-second.log", sup_workdir(s), sup_service_name(s, i));
     unlink(log);
+    bool elsewhere = t->second_copies % 2 == 1;
+    pid_t frozen = elsewhere && t->second_copies % 4 == 1 ? sup_service_pid(s, i) : 0;
+    if (elsewhere) {
+        snprintf(other, sizeof other, "%s/%s-other.db", sup_workdir(s), sup_service_name(s, i));
+        unlink(other);
+    }
+    if (frozen > 0 && kill(frozen, SIGSTOP) != 0)
+        frozen = 0;
     int st = 0;
-    int rc = sup_run_second_copy(s, i, 15000, log, &st);
+    int rc = sup_run_second_copy(s, i, elsewhere ? other : NULL, 15000, log, &st);
+    if (frozen > 0)
+        kill(frozen, SIGCONT);
     bool died[PROCS];
     poll_exits(s, t, tty, died);
     for (int k = 0; k < sup_service_count(s); k++)
@@ -838,15 +856,19 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
     if (rc == 2 || died[i])
         return 0;
     t->second_copies++;
-    if (rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0 && file_has(log, "is in use by service"))
+    t->frozen_copies += frozen > 0;
+    if (rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0 &&
+        file_has(log, elsewhere ? "is bound to another database" : "is in use by service"))
         return 0;
     char what[48];
     describe_status(st, what, sizeof what);
     t->second_copy_failures++;
-    fprintf(stderr, "%sshop-chaos: a second %s started on the database of the running one was "
-            "not refused (%s); the end of %s:\n",
-            tty ? "\n" : "", sup_service_name(s, i), rc == 1 ? "it still ran after 15 s" : what,
-            log);
+    fprintf(stderr, "%sshop-chaos: a second %s started on %s%s was not refused (%s); the end "
+            "of %s:\n",
+            tty ? "\n" : "", sup_service_name(s, i),
+            elsewhere ? "a database of its own" : "the database of the running one",
+            frozen > 0 ? ", the running one frozen" : "",
+            rc == 1 ? "it still ran after 15 s" : what, log);
     print_tail(log, 25);
     return 0;
 }
@@ -1417,7 +1439,8 @@ static void print_json(const struct outcome *r)
            "\"store_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
            "\"pauses\": %d, \"broker_pauses\": %d, \"consumers_deleted\": %d, "
-           "\"second_copies\": %d, \"second_copy_failures\": %d, \"db_locks\": %d, "
+           "\"second_copies\": %d, \"second_copies_elsewhere\": %d, \"frozen_copies\": %d, "
+           "\"second_copy_failures\": %d, \"db_locks\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
@@ -1425,7 +1448,8 @@ static void print_json(const struct outcome *r)
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
            t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts,
            t->pauses, t->broker_pauses, t->consumers_deleted, t->second_copies,
-           t->second_copy_failures, t->db_locks, t->crashpoints_fired, t->last_delivery_kills,
+           t->second_copies / 2, t->frozen_copies, t->second_copy_failures, t->db_locks,
+           t->crashpoints_fired, t->last_delivery_kills,
            t->disk_full_episodes, t->slow_handlers, t->retry_until_last);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
@@ -1485,9 +1509,11 @@ static void print_text(const struct outcome *r)
     printf("  pauses (SIGSTOP, then SIGCONT 0.5 to 4 s later) %d, %d of them the broker's; "
            "durable consumers deleted %d\n",
            t->pauses, t->broker_pauses, t->consumers_deleted);
-    printf("  second processes started on a running service's database %d, %d of them not "
-           "refused; databases write-locked from outside %d\n",
-           t->second_copies, t->second_copy_failures, t->db_locks);
+    printf("  second processes of a running service %d (%d on a database of their own, %d of "
+           "those with the first frozen), %d of them not refused; databases write-locked from "
+           "outside %d\n",
+           t->second_copies, t->second_copies / 2, t->frozen_copies, t->second_copy_failures,
+           t->db_locks);
     if (r->o->cluster)
         printf("  NATS cluster of 3: %d node kills (SIGKILL), %d of them the stream's leader; "
                "%d times two nodes at once (no quorum); %d nodes restarted with their store "

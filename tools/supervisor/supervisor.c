@@ -537,12 +537,22 @@ int sup_start_service(sup *s, int i)
     return c->ping ? wait_ready(s, c) : 0;
 }
 
-int sup_run_second_copy(sup *s, int i, int timeout_ms, const char *log, int *status)
+int sup_run_second_copy(sup *s, int i, const char *db, int timeout_ms, const char *log,
+                        int *status)
 {
     if (i < 0 || i >= s->nkids)
         return -1;
     struct child *c = &s->kids[i];
+    char own[sizeof c->db], metrics[sizeof c->metrics];
+    memcpy(own, c->db, sizeof own);
+    memcpy(metrics, c->metrics, sizeof metrics);
+    if (db) {
+        snprintf(c->db, sizeof c->db, "%s", db);
+        c->metrics[0] = '\0';
+    }
     pid_t pid = spawn(s, c, log);
+    memcpy(c->db, own, sizeof own);
+    memcpy(c->metrics, metrics, sizeof metrics);
     if (pid < 0)
         return -1;
     int rc = 1;

@@ -106,13 +106,16 @@ int sup_start_all(sup *s);
 int sup_start_service(sup *s, int i);
 
 /* Starts a second process of service i with the same command line and
- * environment, so on the same database, appending its output to log, and
- * waits up to timeout_ms for it to exit: *status is its wait status.
- * Returns 0 when it exited, 1 when it still ran after timeout_ms, 2 when
- * service i's own process exited meanwhile (then the copy may have had the
- * database; in both cases it is SIGKILLed and waited for, and service i's
- * exit is left for sup_poll), -1 when it could not be started. */
-int sup_run_second_copy(sup *s, int i, int timeout_ms, const char *log, int *status);
+ * environment, so on the same database, or on db when that is not NULL
+ * (then without a metrics endpoint: the first holds its port), appending
+ * its output to log, and waits up to timeout_ms for it to exit:
+ * *status is its wait status. Returns 0 when it exited, 1 when it still
+ * ran after timeout_ms, 2 when service i's own process exited meanwhile
+ * (then the copy may have had the database; in both cases it is SIGKILLed
+ * and waited for, and service i's exit is left for sup_poll), -1 when it
+ * could not be started. */
+int sup_run_second_copy(sup *s, int i, const char *db, int timeout_ms, const char *log,
+                        int *status);
 
 /* Sends sig to service i and waits until it exited (after SIGTERM, for at
  * most stop_timeout_ms, then SIGKILL). sig 0 sends nothing and waits as
