@@ -20,6 +20,7 @@ Test(config, defaults_are_set)
     cr_assert_str_eq(choreo_config_get(c, "synchronous"), "full");
     cr_assert_str_eq(choreo_config_get(c, "max_deliver"), "10");
     cr_assert_str_eq(choreo_config_get(c, "nats_ping_interval_ms"), "5000");
+    cr_assert_str_eq(choreo_config_get(c, "take_over_consumers"), "off");
     cr_assert_null(choreo_config_get(c, "no_such_key"));
     choreo_config_destroy(c);
 }
@@ -53,6 +54,7 @@ static const struct bad bad[] = {
     { "prefix", "a.>", "not a valid subject prefix" },
     { "log_level", "loud", "not one of error|warn|info|debug" },
     { "synchronous", "fast", "not one of off|normal|full|extra" },
+    { "take_over_consumers", "yes", "not one of off|on" },
     { "max_deliver", "1", "whole number from 2 to 1000" },
     { "ack_wait_ms", "ten", "whole number" },
     { "nats_ping_interval_ms", "50", "whole number from 100 to 600000" },
