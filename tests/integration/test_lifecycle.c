@@ -273,6 +273,47 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
     natsd_stop(&server, SIGTERM);
 }
 
+/* A consumer made before bindings (by an older choreo) is bound to the
+ * database of the first service that starts on it, and keeps its place. */
+Test(lifecycle, a_consumer_made_before_bindings_is_bound_at_start, .timeout = 60)
+{
+    char dir[256], dir2[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    /* The stream, as a service makes it, then the consumer as choreo made
+     * it before: the same settings, no description. */
+    cr_assert_eq(start_once(dir2, server.url, "consumer_start=new"), CHOREO_OK, "%s", last_err);
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_Work", NULL, NULL), NATS_OK);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "worker_Work";
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = "choreo.Work.*";
+    cc.MaxDeliver = -1;
+    cc.AckWait = 30000 * 1000000LL;
+    cc.MaxAckPending = 1000;
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_AddConsumer(&ci, js, "CHOREO", &cc, NULL, NULL), NATS_OK);
+    cr_assert_null(ci->Config->Description);
+    jsConsumerInfo_Destroy(ci);
+    cr_assert_eq(start_once(dir, server.url, NULL), CHOREO_OK, "%s", last_err);
+    cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Work", NULL, NULL), NATS_OK);
+    cr_assert(ci->Config->Description &&
+                  strncmp(ci->Config->Description, "choreo database ", 16) == 0,
+              "description %s", ci->Config->Description ? ci->Config->Description : "(none)");
+    jsConsumerInfo_Destroy(ci);
+    expect_bound_elsewhere(start_once(dir2, server.url, NULL));
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsd_stop(&server, SIGTERM);
+}
+
 /* ---- a broker that is not ready while the service starts ---- */
 
 Test(lifecycle, a_broker_whose_jetstream_is_not_ready_at_start_is_waited_for, .timeout = 60)
