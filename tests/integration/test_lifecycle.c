@@ -30,6 +30,29 @@ static bool wait_child(pid_t pid, int ms, int *status)
     return false;
 }
 
+/* A JetStream context on a connection of its own to url. */
+static jsCtx *js_to(const char *url, natsConnection **nc)
+{
+    cr_assert_eq(natsConnection_ConnectTo(nc, url), NATS_OK);
+    jsCtx *js;
+    cr_assert_eq(natsConnection_JetStream(&js, *nc, NULL), NATS_OK);
+    return js;
+}
+
+/* Deletes durable consumer `durable` of CHOREO and makes one in its place
+ * from cc, whose durable name, ack policy and filter are set here. */
+static void replace_consumer(jsCtx *js, const char *durable, const char *filter,
+                             jsConsumerConfig *cc)
+{
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", durable, NULL, NULL), NATS_OK);
+    cc->Durable = durable;
+    cc->AckPolicy = js_AckExplicit;
+    cc->FilterSubject = filter;
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_AddConsumer(&ci, js, "CHOREO", cc, NULL, NULL), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+}
+
 Test(lifecycle, a_failed_start_can_be_retried_on_the_same_service_object, .timeout = 60)
 {
     char dir[256];
@@ -47,19 +70,11 @@ Test(lifecycle, a_failed_start_can_be_retried_on_the_same_service_object, .timeo
     /* Someone replaces the worker's durable consumer with a push consumer
      * of the same name: binding fails after the relay and the stream are up. */
     natsConnection *nc;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
-    jsCtx *js;
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_Good", NULL, NULL), NATS_OK);
+    jsCtx *js = js_to(server.url, &nc);
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
-    cc.Durable = "worker_Good";
-    cc.AckPolicy = js_AckExplicit;
-    cc.FilterSubject = "choreo.Good.*";
     cc.DeliverSubject = "elsewhere";
-    jsConsumerInfo *ci = NULL;
-    cr_assert_eq(js_AddConsumer(&ci, js, "CHOREO", &cc, NULL, NULL), NATS_OK);
-    jsConsumerInfo_Destroy(ci);
+    replace_consumer(js, "worker_Good", "choreo.Good.*", &cc);
 
     for (int i = 0; i < 2; i++) {
         choreo_status s = choreo_service_start(svc);
@@ -198,9 +213,7 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
 static bool wait_reading(const char *url)
 {
     natsConnection *nc;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
-    jsCtx *js;
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsCtx *js = js_to(url, &nc);
     bool reading = false;
     for (int64_t until = support_mono_ms() + 20000; !reading && support_mono_ms() < until;) {
         jsConsumerInfo *ci = NULL;
@@ -274,7 +287,7 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
 }
 
 /* A consumer made before bindings (by an older choreo) is bound to the
- * database of the first service that starts on it, and keeps its place. */
+ * database of the first service that starts on it. */
 Test(lifecycle, a_consumer_made_before_bindings_is_bound_at_start, .timeout = 60)
 {
     char dir[256], dir2[256];
@@ -286,20 +299,15 @@ Test(lifecycle, a_consumer_made_before_bindings_is_bound_at_start, .timeout = 60
      * it before: the same settings, no description. */
     cr_assert_eq(start_once(dir2, server.url, "consumer_start=new"), CHOREO_OK, "%s", last_err);
     natsConnection *nc;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
-    jsCtx *js;
-    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_Work", NULL, NULL), NATS_OK);
+    jsCtx *js = js_to(server.url, &nc);
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
-    cc.Durable = "worker_Work";
-    cc.AckPolicy = js_AckExplicit;
-    cc.FilterSubject = "choreo.Work.*";
     cc.MaxDeliver = -1;
     cc.AckWait = 30000 * 1000000LL;
     cc.MaxAckPending = 1000;
+    replace_consumer(js, "worker_Work", "choreo.Work.*", &cc);
     jsConsumerInfo *ci = NULL;
-    cr_assert_eq(js_AddConsumer(&ci, js, "CHOREO", &cc, NULL, NULL), NATS_OK);
+    cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_Work", NULL, NULL), NATS_OK);
     cr_assert_null(ci->Config->Description);
     jsConsumerInfo_Destroy(ci);
     cr_assert_eq(start_once(dir, server.url, NULL), CHOREO_OK, "%s", last_err);
