@@ -18,6 +18,21 @@
 #include "status.h"
 #include "tuning.h"
 
+/* Reads the database's identity. A PostgreSQL server that restarts just
+ * then drops the connection: the read is tried again (on the connection
+ * made again) for db_wait_ms, as the open was. */
+static choreo_status read_identity(choreo_service *svc)
+{
+    int64_t until = choreo__mono_us() + svc->cfg->db_wait_ms * 1000;
+    for (;;) {
+        choreo_status s = choreo__store_identity(svc->store, &svc->db_id);
+        if (!choreo__store_retry_away(svc->store, s, until))
+            return s;
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "cannot read the database's identity; retrying",
+                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+    }
+}
+
 choreo_status choreo_service_create(choreo_service **out, const choreo_config *cfg)
 {
     if (!out || !cfg)
@@ -57,7 +72,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
         s = choreo__store_open_wait(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy,
                                     (int)svc->cfg->db_wait_ms);
     if (s == CHOREO_OK)
-        s = choreo__store_identity(svc->store, &svc->db_id);
+        s = read_identity(svc);
     if (s == CHOREO_OK)
         s = choreo__relay_create(&svc->relay, svc);
     if (s != CHOREO_OK)
