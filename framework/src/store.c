@@ -628,7 +628,7 @@ choreo_status choreo__store_identity(choreo_store *st, int64_t *out)
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return choreo__store_error(st, rc, "reading the database's identity");
     if (*out <= 0)
-        return choreo__fail(CHOREO_ESTORE, "the database has no identity in choreo_identity: "
+        return choreo__fail(CHOREO_ESTATE, "the database has no identity in choreo_identity: "
                                            "was the row deleted? Restore it from a backup");
     return CHOREO_OK;
 }

@@ -109,7 +109,8 @@ void choreo__store_close(choreo_store *st);
  * that makes choreo_identity: a random number, which a service writes into
  * its durable consumers to bind them to this database. */
 void choreo__store_identity_sql(char *out, size_t cap);
-/* The database's identity (a positive number). */
+/* The database's identity (a positive number); CHOREO_ESTATE when its row
+ * is missing. */
 choreo_status choreo__store_identity(choreo_store *st, int64_t *out);
 
 /* choreo_tx_prepare on a SQLite store: the statement of sql, prepared on

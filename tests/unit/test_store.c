@@ -109,7 +109,7 @@ Test(store, each_database_has_one_identity_of_its_own_that_stays)
     cr_assert_eq(unit_db_count(a, "SELECT COUNT(*) FROM choreo_identity"), 1);
     /* Without its row a database says so rather than binding nothing. */
     cr_assert_eq(choreo__store_exec(a, "DELETE FROM choreo_identity"), CHOREO_OK);
-    cr_assert_eq(choreo__store_identity(a, &again), CHOREO_ESTORE);
+    cr_assert_eq(choreo__store_identity(a, &again), CHOREO_ESTATE);
     cr_assert(strstr(choreo_last_error(), "no identity"), "%s", choreo_last_error());
     choreo__store_close(a);
     choreo__store_close(b);
