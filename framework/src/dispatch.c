@@ -881,16 +881,20 @@ static void *dispatch_main(void *arg)
     return NULL;
 }
 
-choreo_status choreo__dispatch_start(choreo_service *svc)
+choreo_status choreo__dispatch_subscribe(choreo_service *svc)
 {
-    choreo_status s;
     for (int i = 0; i < svc->nroutes; i++) {
         choreo_route *rt = &svc->routes[i];
-        s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter, rt->consumer,
-                                             &rt->pull);
+        choreo_status s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter,
+                                                           rt->consumer, &rt->pull);
         if (s != CHOREO_OK)
             return s;
     }
+    return CHOREO_OK;
+}
+
+choreo_status choreo__dispatch_start(choreo_service *svc)
+{
     for (int i = 0; i < svc->nrequests; i++) {
         choreo_request_route *rq = &svc->requests[i];
         natsStatus ns = natsConnection_QueueSubscribe(&rq->sub, svc->tp->nc, rq->subject,

@@ -4,8 +4,13 @@
 
 #include "service.h"
 
-/* Subscribes every route and request route, then starts one fetch thread
- * per route and the dispatcher thread. */
+/* Makes or brings in line every route's durable consumer (refusing one
+ * bound to another database) and subscribes to its answers; nothing is
+ * pulled yet. */
+choreo_status choreo__dispatch_subscribe(choreo_service *svc);
+
+/* After choreo__dispatch_subscribe: subscribes every request route, then
+ * starts one fetch thread per route and the dispatcher thread. */
 choreo_status choreo__dispatch_start(choreo_service *svc);
 
 /* Joins the threads after svc->stop is set; queued messages are handed back

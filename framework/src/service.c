@@ -225,14 +225,13 @@ static choreo_status set_up(choreo_service *svc)
     if (s == CHOREO_OK) {
         atomic_store(&svc->metrics.nats_down, 0);
         atomic_store(&svc->metrics.nats_up, true);
-        choreo__transport_bind(svc->tp, svc->db_id,
-                               strcmp(svc->cfg->take_over_consumers, "on") == 0);
+        choreo__transport_bind(svc->tp, svc->db_id);
         s = choreo__transport_ensure_stream(svc->tp, svc->cfg, NULL);
     }
-    /* Before the relay publishes anything from this database: a consumer
-     * bound to another one means another database runs under this name. */
-    for (int i = 0; s == CHOREO_OK && i < svc->nroutes; i++)
-        s = choreo__transport_check_binding(svc->tp, svc->cfg, svc->routes[i].consumer);
+    /* The consumers before the relay publishes anything from this database:
+     * one bound to another means another database runs under this name. */
+    if (s == CHOREO_OK)
+        s = choreo__dispatch_subscribe(svc);
     if (s == CHOREO_OK) {
         atomic_store(&svc->max_payload, natsConnection_GetMaxPayload(svc->tp->nc_pub));
         atomic_store(&svc->extras.js, svc->tp->js);

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "status.h"
 #include "store_pg.h"
 #include "tuning.h"
+#include "ulid.h"
 #include "walvfs.h"
 
 /* Migration i takes the schema from version i to i + 1. Append only. */
@@ -609,8 +609,7 @@ void choreo__store_identity_sql(char *out, size_t cap)
 {
     uint64_t id = 0;
     while (id == 0) {
-        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
-            id = (uint64_t)choreo__now_us() * 6364136223846793005ULL ^ (uint64_t)getpid();
+        choreo__random_fill(&id, sizeof id);
         id &= INT64_MAX;
     }
     snprintf(out, cap, "INSERT INTO choreo_identity(id, created_at) VALUES (%lld, %lld)",

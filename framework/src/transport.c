@@ -481,53 +481,41 @@ static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const 
 
 #define BINDING_PREFIX "choreo database "
 
-void choreo__transport_bind(choreo_transport *tp, int64_t db_id, bool take_over)
+void choreo__transport_bind(choreo_transport *tp, int64_t db_id)
 {
     snprintf(tp->binding, sizeof tp->binding, BINDING_PREFIX "%016llx", (long long)db_id);
-    tp->take_over = take_over;
 }
 
-choreo_status choreo__transport_check_binding(choreo_transport *tp, const choreo_config *cfg,
-                                              const char *durable)
+/* An existing durable consumer whose description binds it to another
+ * database is refused, unless take_over_consumers is on (then logged, and
+ * ensure_consumer binds it here); one that is not bound passes. */
+static choreo_status check_binding(choreo_transport *tp, const choreo_config *cfg,
+                                   const char *durable, const char *description)
 {
-    jsConsumerInfo *ci = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
-    if (s == NATS_NOT_FOUND)
+    const char *have = description ? description : "";
+    if (strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) != 0 ||
+        strcmp(have, tp->binding) == 0)
         return CHOREO_OK;
-    if (s != NATS_OK) {
-        char what[200];
-        snprintf(what, sizeof what, "looking up the durable consumer %s (JetStream code %d)",
-                 durable, (int)jerr);
-        return js_error(s, jerr, what);
-    }
-    const char *have = ci->Config && ci->Config->Description ? ci->Config->Description : "";
+    const char *other = have + strlen(BINDING_PREFIX);
+    const char *mine = tp->binding + strlen(BINDING_PREFIX);
     char db[256];
     choreo__store_display(cfg->db, db, sizeof db);
-    choreo_status st = CHOREO_OK;
-    if (strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) == 0 &&
-        strcmp(have, tp->binding) != 0) {
-        const char *other = have + strlen(BINDING_PREFIX);
-        const char *mine = tp->binding + strlen(BINDING_PREFIX);
-        if (tp->take_over)
-            CHOREO_LOG(tp->log, CHOREO_LOG_WARN,
-                       "took over a durable consumer bound to another database "
-                       "(take_over_consumers=on): events it acked there are not delivered "
-                       "here; remove the setting once started",
-                       "consumer=%s from_database=%s to_database=%s db=%s", durable, other,
-                       mine, db);
-        else
-            st = choreo__fail(CHOREO_ELOCKED,
-                              "the durable consumer %s is bound to another database (identity "
-                              "%s) than this service's %s (identity %s): service %s ran on "
-                              "another database file. Two databases under one service name "
-                              "would each apply part of its events. Use that database; or, "
-                              "if it is lost for good and this one replaces it, start once "
-                              "with take_over_consumers=on (--take-over-consumers on)",
-                              durable, other, db, mine, cfg->service);
+    if (strcmp(cfg->take_over_consumers, "on") == 0) {
+        CHOREO_LOG(tp->log, CHOREO_LOG_WARN,
+                   "took over a durable consumer bound to another database "
+                   "(take_over_consumers=on): events it acked there are not delivered here; "
+                   "remove the setting once started",
+                   "consumer=%s from_database=%s to_database=%s db=%s", durable, other, mine, db);
+        return CHOREO_OK;
     }
-    jsConsumerInfo_Destroy(ci);
-    return st;
+    return choreo__fail(CHOREO_ELOCKED,
+                        "the durable consumer %s is bound to another database (identity %s) "
+                        "than this service's %s (identity %s): service %s ran on another "
+                        "database file. Two databases under one service name would each apply "
+                        "part of its events. Use that database; or, if it is lost for good and "
+                        "this one replaces it, start once with take_over_consumers=on "
+                        "(--take-over-consumers on)",
+                        durable, other, db, mine, cfg->service);
 }
 
 /* The configuration of a durable consumer of this service. */
@@ -609,6 +597,11 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
     bool creating;
     natsStatus s = find_or_create(tp, cfg, &cc, &ci, &creating, &jerr, &action);
     if (s == NATS_OK && !creating) {
+        choreo_status bound = check_binding(tp, cfg, durable, ci->Config->Description);
+        if (bound != CHOREO_OK) {
+            jsConsumerInfo_Destroy(ci);
+            return bound;
+        }
         /* Instances of a service on a shared PostgreSQL database read one
          * durable consumer together; on SQLite a reader is another process. */
         if (!choreo__store_is_postgres(cfg->db) && ci->NumWaiting > 0 &&
@@ -624,8 +617,7 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
         }
         jsConsumerConfig *have = ci->Config;
         /* A consumer made before bindings, or bound elsewhere and taken
-         * over (choreo__transport_check_binding refused it otherwise), is
-         * bound here. */
+         * over (check_binding refused it otherwise), is bound here. */
         bool same = have->MaxDeliver == cc.MaxDeliver && have->AckWait == cc.AckWait &&
                     have->MaxAckPending == cc.MaxAckPending &&
                     strcmp(have->Description ? have->Description : "",

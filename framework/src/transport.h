@@ -34,10 +34,8 @@ typedef struct choreo_transport {
     pthread_cond_t closed_cond;
     int closed;             /* connections whose closed callback has run */
     /* The description that binds the service's durable consumers to its
-     * database ("choreo database <id>"), empty for none; and whether a
-     * binding to another database is taken over (take_over_consumers). */
+     * database ("choreo database <id>"), empty for none. */
     char binding[64];
-    bool take_over;
 } choreo_transport;
 
 /* Connects, retrying while no server is reachable (logging each attempt)
@@ -65,14 +63,10 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
 choreo_status choreo__transport_stream_restore(choreo_transport *tp, const choreo_config *cfg);
 
 /* Binds the durable consumers this transport makes or brings in line to
- * the database of identity db_id. */
-void choreo__transport_bind(choreo_transport *tp, int64_t db_id, bool take_over);
-
-/* Refuses, with CHOREO_ELOCKED, a durable consumer that a service on
- * another database bound to it, unless the transport takes it over (which
- * is logged); one that does not exist or is not bound passes. */
-choreo_status choreo__transport_check_binding(choreo_transport *tp, const choreo_config *cfg,
-                                              const char *durable);
+ * the database of identity db_id: choreo__transport_pull_subscribe then
+ * refuses, with CHOREO_ELOCKED, one bound to another database, unless
+ * take_over_consumers is on. */
+void choreo__transport_bind(choreo_transport *tp, int64_t db_id);
 
 /* A durable pull consumer as a fetch thread reads it: a plain subscription
  * on <inbox>.*, where pull request N is answered on <inbox>.N, and the

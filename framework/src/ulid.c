@@ -36,8 +36,9 @@ void choreo__ulid_format(char out[CHOREO_ID_SIZE], uint64_t ms, const uint8_t rn
     out[26] = '\0';
 }
 
-static void fill_random(uint8_t *p, size_t n)
+void choreo__random_fill(void *out, size_t n)
 {
+    uint8_t *p = out;
     while (n > 0) {
         ssize_t got = getrandom(p, n, 0);
         if (got <= 0)
@@ -61,7 +62,7 @@ void choreo__ulid_new(char out[CHOREO_ID_SIZE])
         if (i < 0)
             ms = ++last_ms; /* 2^80 ids in one ms: move to the next ms */
     } else {
-        fill_random(last_rnd, sizeof last_rnd);
+        choreo__random_fill(last_rnd, sizeof last_rnd);
         last_rnd[0] &= 0x7f; /* leave room to increment within the ms */
         last_ms = ms;
     }

@@ -11,6 +11,9 @@
  * strictly increasing. Thread-safe. */
 void choreo__ulid_new(char out[CHOREO_ID_SIZE]);
 
+/* Fills out with n bytes from getrandom(2), waiting for them. */
+void choreo__random_fill(void *out, size_t n);
+
 /* Writes the ULID for a given time and 80 random bits (for tests). */
 void choreo__ulid_format(char out[CHOREO_ID_SIZE], uint64_t ms, const uint8_t rnd[10]);
 
