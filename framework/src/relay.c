@@ -1,5 +1,8 @@
-/* Publishes due outbox rows in seq order with js_PublishMsgAsync, Nats-Msg-Id
- * set to the event id, then marks the acknowledged rows published in one
+/* Publishes due outbox rows in seq order to JetStream, Nats-Msg-Id set to
+ * the event id, each with a reply subject of its own on which the relay
+ * thread reads its PubAck (a plain subscription, not nats.c's asynchronous
+ * publishing: that hands each PubAck from the connection's reader thread to
+ * a delivery thread of its own and only then to the relay), then marks the acknowledged rows published in one
  * transaction. Rows whose PubAck failed or timed out stay unpublished and go
  * out again with the same id, so an outage or a crash at any point can cause
  * a repeat that JetStream (or the consumer's inbox) drops, never a loss.
@@ -15,14 +18,12 @@
  *   So a row is in flight, held, or read afresh: never two at once.
  * - Relay thread only: taken (the copies of this round), from_table (this
  *   round read the table), next_due_ms (the earliest due time the relay
- *   knows of, read after rounds that read the table).
- * - Under lock (shared with the PubAck callback on a nats.c thread): wake,
- *   batch[], nbatch, next_hint, outstanding, last_error; and with the
- *   committing threads: handed. outstanding is the
- *   number of batch entries still PENDING; the relay thread resets the batch
- *   only under the lock, and only after outstanding reached 0 or the wait
- *   timed out (then the pending messages were taken back from nats.c first,
- *   so that no later callback refers to them).
+ *   knows of, read after rounds that read the table); batch[], nbatch,
+ *   outstanding (the batch entries still PENDING), last_error, and the
+ *   tokens. Each publish has a token of its own, never used again, and its
+ *   reply subject is <inbox>.<token>: a PubAck that comes after its round
+ *   gave up waiting matches no entry of a later round and is dropped.
+ * - Under lock (with the committing threads): wake, handed.
  * - A full batch's marking is deferred until the next batch is on the
  *   wire, so that SQLite and the broker work at the same time. Short ones
  *   (the outbox drained) are held for up to CHOREO_RELAY_MARK_DELAY_MS and
@@ -83,9 +84,9 @@ struct entry {
     int64_t due_us; /* the row's insert, or its publish time when delayed */
     char event_id[CHOREO_ID_SIZE];
     char type[CHOREO_TYPE_MAX + 1];
+    int64_t token; /* its reply subject is <inbox>.<token> */
     int state;
     char why[160]; /* REFUSED: the broker's reason */
-    natsMsg *acked; /* the message, handed back by its PubAck: freed by the relay thread */
 };
 
 /* A row to set aside, with the reason. */
@@ -105,8 +106,10 @@ struct choreo_relay {
     bool wake;
     struct entry batch[CHOREO_RELAY_BATCH];
     int nbatch;
-    int next_hint;
     int outstanding;
+    natsSubscription *acks; /* <inbox>.*, on nc_pub */
+    char inbox[96];
+    int64_t next_token;
     char last_error[256];
     natsStatus last_status; /* the failure last_error tells of */
     int64_t stream_look_at_us; /* publishes go unanswered: when to look for the stream */
@@ -191,55 +194,80 @@ void choreo__relay_hand(choreo_relay *r, choreo_outbox_copies *rows)
         choreo__outbox_copies_truncate(rows, 0);
 }
 
-/* Under lock. */
-static struct entry *find_entry(choreo_relay *r, const char *id)
+/* The batch entry of a PubAck's token (tokens rise along the batch), or
+ * NULL: an answer to an earlier round. */
+static struct entry *find_entry(choreo_relay *r, int64_t token)
 {
-    for (int k = 0; k < r->nbatch; k++) {
-        int i = (r->next_hint + k) % r->nbatch;
-        if (strcmp(r->batch[i].event_id, id) == 0) {
-            r->next_hint = (i + 1) % r->nbatch;
-            return &r->batch[i];
-        }
+    int lo = 0, hi = r->nbatch - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (r->batch[mid].token == token)
+            return &r->batch[mid];
+        if (r->batch[mid].token < token)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     return NULL;
 }
 
-void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/* Records a failure of the round, for its log line and metrics. */
+static void round_failed(choreo_relay *r, natsStatus why, const char *text)
 {
-    choreo_relay *r = closure;
-    const char *id = NULL;
-    natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
-    int64_t now = choreo__now_us();
-    pthread_mutex_lock(&r->lock);
-    struct entry *e = id ? find_entry(r, id) : NULL;
-    if (e && e->state == PENDING) {
-        e->acked = msg;
-        msg = NULL;
-        if (pa) {
-            e->state = ACKED;
-            choreo__latency_record(&r->svc->relay_latency, now - e->due_us);
-            choreo__hist_observe(&r->svc->metrics.relay, HIST_SECONDS, now - e->due_us);
-        } else {
-            const char *text = pae && pae->ErrText ? pae->ErrText
-                                                   : natsStatus_GetText(pae ? pae->Err : NATS_ERR);
-            int code = pae ? (int)pae->ErrCode : 0;
-            e->state = code == JS_ERR_MESSAGE_TOO_BIG ? REFUSED : FAILED;
-            snprintf(e->why, sizeof e->why, "%s (JetStream code %d)", text, code);
-            snprintf(r->last_error, sizeof r->last_error, "%s", e->why);
-            r->last_status = pae ? pae->Err : NATS_ERR;
-        }
-        if (--r->outstanding == 0)
-            pthread_cond_broadcast(&r->cond);
+    snprintf(r->last_error, sizeof r->last_error, "%s", text);
+    r->last_status = why;
+}
+
+/* The whole number after "key": in a PubAck's JSON, or fallback. */
+static long long json_int(const char *json, const char *key, long long fallback)
+{
+    const char *p = strstr(json, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : fallback;
+}
+
+/* Takes one PubAck into its batch entry: {"stream":..,"seq":..} (with
+ * "duplicate":true when the broker had the id already), or {"error":{..}}
+ * when JetStream refused it. */
+static void take_ack(choreo_relay *r, natsMsg *m)
+{
+    const char *dot = strrchr(natsMsg_GetSubject(m), '.');
+    struct entry *e = dot ? find_entry(r, strtoll(dot + 1, NULL, 10)) : NULL;
+    if (!e || e->state != PENDING)
+        return;
+    r->outstanding--;
+    char body[512];
+    int len = natsMsg_GetDataLength(m);
+    if (len >= (int)sizeof body)
+        len = (int)sizeof body - 1;
+    memcpy(body, natsMsg_GetData(m), (size_t)len);
+    body[len] = '\0';
+    if (strstr(body, "\"error\"")) {
+        int code = (int)json_int(body, "\"err_code\":", 0);
+        const char *d = strstr(body, "\"description\":\"");
+        d = d ? d + strlen("\"description\":\"") : "no description";
+        e->state = code == JS_ERR_MESSAGE_TOO_BIG ? REFUSED : FAILED;
+        snprintf(e->why, sizeof e->why, "%.*s (JetStream code %d)", (int)strcspn(d, "\""), d,
+                 code);
+        round_failed(r, NATS_ERR, e->why);
+        return;
     }
-    pthread_mutex_unlock(&r->lock);
-    natsMsg_Destroy(msg); /* NULL unless it belongs to no batch entry */
+    if (json_int(body, "\"seq\":", 0) <= 0) {
+        e->state = FAILED;
+        snprintf(e->why, sizeof e->why, "an answer that is no PubAck: %.100s", body);
+        round_failed(r, NATS_ERR, e->why);
+        return;
+    }
+    e->state = ACKED;
+    int64_t waited = choreo__now_us() - e->due_us;
+    choreo__latency_record(&r->svc->relay_latency, waited);
+    choreo__hist_observe(&r->svc->metrics.relay, HIST_SECONDS, waited);
 }
 
 /* Builds the NATS message of one outbox row, headers included. */
-static natsStatus make_msg(const choreo_outbox_row *row, natsMsg **out)
+static natsStatus make_msg(const choreo_outbox_row *row, const char *reply, natsMsg **out)
 {
     natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, row->subject, NULL, (const char *)row->body,
+    natsStatus s = natsMsg_Create(&m, row->subject, reply, (const char *)row->body,
                                   (int)row->body_len);
     char line[256];
     for (const char *p = row->headers; s == NATS_OK && *p;) {
@@ -287,8 +315,8 @@ static void plan_aside(choreo_relay *r, int64_t seq, const char *type, const cha
 
 struct publish_ctx {
     choreo_relay *r;
-    jsCtx *js;      /* js_pub (flushed at the end of the round) or js (on nc) */
-    natsStatus err; /* a transient failure that ends the round */
+    natsConnection *nc; /* nc_pub (flushed at the end of the round) or nc */
+    natsStatus err;     /* a transient failure that ends the round */
 };
 
 static bool publish_row(const choreo_outbox_row *row, void *user)
@@ -296,27 +324,24 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     struct publish_ctx *pc = user;
     choreo_relay *r = pc->r;
     natsMsg *m = NULL;
-    natsStatus s = make_msg(row, &m);
+    int64_t token = r->next_token++;
+    char reply[128];
+    snprintf(reply, sizeof reply, "%s.%lld", r->inbox, (long long)token);
+    natsStatus s = make_msg(row, reply, &m);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(pc->nc, m);
+    natsMsg_Destroy(m);
     if (s == NATS_OK) {
-        pthread_mutex_lock(&r->lock);
         struct entry *e = &r->batch[r->nbatch++];
         e->seq = row->seq;
         e->due_us = row->publish_at * 1000 > row->created_us ? row->publish_at * 1000
                                                              : row->created_us;
         snprintf(e->event_id, sizeof e->event_id, "%s", row->event_id);
         type_of(row->subject, e->type, sizeof e->type);
+        e->token = token;
         e->state = PENDING;
-        e->acked = NULL;
         r->outstanding++;
-        pthread_mutex_unlock(&r->lock);
-        s = js_PublishMsgAsync(pc->js, &m, NULL);
-        if (s == NATS_OK)
-            return true;
-        natsMsg_Destroy(m); /* still ours: nats.c did not take it */
-        pthread_mutex_lock(&r->lock);
-        r->nbatch--; /* never sent: no PubAck will come for it */
-        r->outstanding--;
-        pthread_mutex_unlock(&r->lock);
+        return true;
     }
     char why[256];
     const char *detail = nats_GetLastError(NULL);
@@ -327,10 +352,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
         plan_aside(r, row->seq, type, why);
         return r->naside < CHOREO_RELAY_BATCH;
     }
-    pthread_mutex_lock(&r->lock);
-    snprintf(r->last_error, sizeof r->last_error, "%s", why);
-    r->last_status = s;
-    pthread_mutex_unlock(&r->lock);
+    round_failed(r, s, why);
     pc->err = s;
     return false;
 }
@@ -374,7 +396,7 @@ static bool publish_handed(choreo_relay *r, struct publish_ctx *pc, int64_t *upt
     while (i + run < t->n && t->v[i + run].seq == t->v[i].seq + run)
         run++;
     if (run <= CHOREO_RELAY_ASAP_MAX)
-        pc->js = r->svc->tp->js;
+        pc->nc = r->svc->tp->nc;
     int64_t now_ms = choreo__now_ms(), last = r->cursor;
     for (; i < t->n && t->v[i].seq == last + 1; i++) {
         const choreo_outbox_row *row = &t->v[i];
@@ -396,51 +418,66 @@ static bool publish_handed(choreo_relay *r, struct publish_ctx *pc, int64_t *upt
     return true;
 }
 
-/* Frees the messages of the last batch that its PubAcks handed back. They
- * are freed here, on the thread that published them, and not in the PubAck
- * callback: nats.c still reads a message's headers after it counts it as
- * pending, and the only order between that read and the PubAck runs through
- * the broker, where ThreadSanitizer cannot see it. */
-static void free_acked(choreo_relay *r)
+/* Reads the batch's PubAcks until each publish has its answer or
+ * CHOREO_RELAY_ACK_WAIT_MS passed; the rows still pending then count as
+ * failed, and are simply sent again (with the same ids) in a later round.
+ * A publish that nothing answers (no stream takes the subject, or in a
+ * cluster it has no leader just now) gets a status 503, which nats.c gives
+ * as NATS_NO_RESPONDERS without the message, so without saying whose it
+ * was: it answers one pending row, which one is not known, and the round
+ * fails. */
+static void await_acks(choreo_relay *r)
 {
-    pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < r->nbatch; i++) {
-        natsMsg_Destroy(r->batch[i].acked);
-        r->batch[i].acked = NULL;
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* Waits for the batch's acks; takes back what is still pending after the
- * wait, so that those rows are simply sent again next round. js is the
- * context the batch went out on: the other one has nothing pending (each
- * round ends so), and nats.c cannot be asked for the pending list of a
- * context that never published. */
-static void await_acks(choreo_relay *r, jsCtx *js)
-{
-    pthread_mutex_lock(&r->lock);
-    struct timespec until = choreo__deadline_in_ms(CHOREO_RELAY_ACK_WAIT_MS);
-    while (r->outstanding > 0)
-        if (pthread_cond_timedwait(&r->cond, &r->lock, &until) != 0)
+    int64_t deadline = choreo__mono_us() + CHOREO_RELAY_ACK_WAIT_MS * 1000LL;
+    natsStatus s = NATS_OK;
+    int nobody = 0; /* publishes answered by no responders */
+    while (r->outstanding > nobody) {
+        int64_t left_ms = (deadline - choreo__mono_us() + 999) / 1000;
+        if (left_ms <= 0) {
+            s = NATS_TIMEOUT;
             break;
-    bool timed_out = r->outstanding > 0;
-    pthread_mutex_unlock(&r->lock);
-    if (!timed_out)
+        }
+        natsMsg *m = NULL;
+        s = natsSubscription_NextMsg(&m, r->acks, left_ms);
+        if (s == NATS_OK) {
+            take_ack(r, m);
+            natsMsg_Destroy(m);
+        } else if (s == NATS_NO_RESPONDERS) {
+            nobody++;
+        } else if (s != NATS_SLOW_CONSUMER) { /* that one only says some were dropped */
+            break;
+        }
+    }
+    if (r->outstanding == 0)
         return;
-    /* Taken back from nats.c before the entries are given up, so that no
-     * callback for them can come after this. */
-    natsMsgList pending = { 0 };
-    if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
-        natsMsgList_Destroy(&pending);
-    pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nbatch; i++)
         if (r->batch[i].state == PENDING)
             r->batch[i].state = FAILED;
     r->outstanding = 0;
-    snprintf(r->last_error, sizeof r->last_error, "no PubAck within %d ms",
-             CHOREO_RELAY_ACK_WAIT_MS);
-    r->last_status = NATS_TIMEOUT;
-    pthread_mutex_unlock(&r->lock);
+    char why[256];
+    if (nobody > 0) {
+        s = NATS_NO_RESPONDERS;
+        snprintf(why, sizeof why, "no stream answered %d publish%s (no responders): none takes "
+                 "the subject, or it has no leader just now", nobody, nobody == 1 ? "" : "es");
+    } else if (s == NATS_TIMEOUT) {
+        snprintf(why, sizeof why, "no PubAck within %d ms", CHOREO_RELAY_ACK_WAIT_MS);
+    } else {
+        snprintf(why, sizeof why, "reading PubAcks: %s", natsStatus_GetText(s));
+    }
+    round_failed(r, s, why);
+}
+
+/* Drops the answers left over from rounds that gave up waiting for them,
+ * so that none of them is taken for an answer to this round's publishes. */
+static void drop_late_acks(choreo_relay *r)
+{
+    natsMsg *m = NULL;
+    natsStatus s;
+    while ((s = natsSubscription_NextMsg(&m, r->acks, 0)) == NATS_OK ||
+           s == NATS_NO_RESPONDERS || s == NATS_SLOW_CONSUMER) {
+        natsMsg_Destroy(m);
+        m = NULL;
+    }
 }
 
 /* How long until the held rows are due to be marked (0 or less: now);
@@ -563,13 +600,10 @@ static int relay_round(choreo_relay *r)
     if (r->cursor &&
         (r->shared || choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000))
         rewind_cursor(r);
-    free_acked(r);
-    pthread_mutex_lock(&r->lock);
     r->nbatch = 0;
-    r->next_hint = 0;
     r->outstanding = 0;
-    pthread_mutex_unlock(&r->lock);
-    struct publish_ctx pc = { r, svc->tp->js_pub, NATS_OK };
+    drop_late_acks(r);
+    struct publish_ctx pc = { r, svc->tp->nc_pub, NATS_OK };
     choreo_status s = CHOREO_OK;
     int64_t handed_upto = 0;
     r->from_table = !publish_handed(r, &pc, &handed_upto);
@@ -595,16 +629,14 @@ static int relay_round(choreo_relay *r)
         return ok ? read : -1;
     }
     /* Sends what the buffered connection holds now; the PONG it waits for
-     * comes about when the PubAcks do. A round on js is on the wire. */
-    if (pc.js == svc->tp->js_pub)
+     * comes about when the PubAcks do. A round on nc is on the wire. */
+    if (pc.nc == svc->tp->nc_pub)
         natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
     if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))
         mark_held(r); /* earlier rounds' rows, while JetStream stores this batch */
-    await_acks(r, pc.js);
+    await_acks(r);
     int failed = 0;
     int64_t last_seq = 0;
-    char err[256];
-    pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nbatch; i++) {
         struct entry *e = &r->batch[i];
         if (e->state == ACKED) {
@@ -621,9 +653,7 @@ static int relay_round(choreo_relay *r)
             failed++;
         last_seq = e->seq;
     }
-    snprintf(err, sizeof err, "%s", r->last_error);
     natsStatus cause = r->last_status;
-    pthread_mutex_unlock(&r->lock);
     set_aside(r);
     if (failed > 0 || pc.err != NATS_OK) {
         int acked = r->nheld;
@@ -634,7 +664,7 @@ static int relay_round(choreo_relay *r)
                        ? "relay publish failed: the stream has no leader right now (an "
                          "election after a node's loss); retrying with the same ids"
                        : "relay publish failed; will retry with the same ids",
-                   "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(err));
+                   "failed=%d acked=%d err=\"%s\"", failed, acked, CHOREO_SAFE(r->last_error));
         look_for_stream(r, failed ? cause : pc.err);
         return -1;
     }
@@ -828,6 +858,10 @@ static void *relay_main(void *arg)
 
 choreo_status choreo__relay_start(choreo_relay *r)
 {
+    choreo_status s = choreo__transport_ack_subscribe(r->svc->tp, r->svc->cfg, &r->acks,
+                                                      r->inbox, sizeof r->inbox);
+    if (s != CHOREO_OK)
+        return s;
     r->from_table = true;
     r->next_due_ms = INT64_MAX;
     r->cursor = 0;
@@ -847,6 +881,10 @@ void choreo__relay_join(choreo_relay *r)
         pthread_join(r->thread, NULL);
         r->started = false;
     }
+    if (r) {
+        natsSubscription_Destroy(r->acks); /* before the transport closes */
+        r->acks = NULL;
+    }
 }
 
 void choreo__relay_destroy(choreo_relay *r)
@@ -854,7 +892,6 @@ void choreo__relay_destroy(choreo_relay *r)
     if (!r)
         return;
     choreo__relay_join(r);
-    free_acked(r);
     choreo__outbox_copies_free(&r->handed);
     choreo__outbox_copies_free(&r->taken);
     choreo__store_close(r->st);

@@ -18,8 +18,4 @@ void choreo__relay_hand(choreo_relay *r, choreo_outbox_copies *rows);
 void choreo__relay_join(choreo_relay *r);
 void choreo__relay_destroy(choreo_relay *r);
 
-/* The jsPubAckHandler that the transport installs; closure is the relay. */
-void choreo__relay_on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
-                          void *closure);
-
 #endif

@@ -221,7 +221,7 @@ static void shut_down(choreo_service *svc)
 static choreo_status set_up(choreo_service *svc)
 {
     choreo_status s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->watch, &svc->stop,
-                                                choreo__relay_on_ack, svc->relay);
+                                                true);
     if (s == CHOREO_OK) {
         atomic_store(&svc->metrics.nats_down, 0);
         atomic_store(&svc->metrics.nats_up, true);

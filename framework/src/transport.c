@@ -269,7 +269,7 @@ static choreo_status build_options(choreo_transport *tp, const choreo_config *cf
 
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
                                         const choreo_nats_watch *watch, const atomic_bool *stop,
-                                        jsPubAckHandler js_ack_handler, void *ack_closure)
+                                        bool relay)
 {
     choreo_transport *tp = calloc(1, sizeof *tp);
     if (!tp)
@@ -327,25 +327,18 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = CHOREO_JS_API_WAIT_MS;
-    if (js_ack_handler) {
-        jo.PublishAsync.MaxPending = CHOREO_JS_MAX_PENDING;
-        jo.PublishAsync.AckHandler = js_ack_handler;
-        jo.PublishAsync.AckHandlerClosure = ack_closure;
-    }
     natsStatus s = natsConnection_JetStream(&tp->js, tp->nc, &jo);
-    if (s == NATS_OK && js_ack_handler) {
+    if (s == NATS_OK && relay) {
         /* The relay publishes in batches: on a connection without SendAsap,
          * nats.c packs a batch into a few large writes instead of one
          * system call per event, and the relay flushes at the end of each
          * batch, so nothing waits for the library's flush timer. That
          * flush is a PING and its PONG, which cost a round of a row or two
          * more than the writes they save: those rounds go out on nc, where
-         * every write is sent at once (through js). */
+         * every write is sent at once. */
         natsOptions_SetSendAsap(tp->opts, false);
         s = choreo__nats_connect(&tp->nc_pub, tp->opts, cfg);
         natsOptions_SetSendAsap(tp->opts, true);
-        if (s == NATS_OK)
-            s = natsConnection_JetStream(&tp->js_pub, tp->nc_pub, &jo);
     }
     if (s != NATS_OK) {
         st = choreo__nats_error(s, "opening a JetStream context");
@@ -726,6 +719,24 @@ static void note_if_no_events(choreo_transport *tp, const choreo_config *cfg,
                filter);
 }
 
+/* Subscribes *sub (a plain, synchronous subscription) on nc to <inbox>.*,
+ * where inbox is a new unique subject under nats_inbox_prefix. */
+static natsStatus subscribe_inbox(natsConnection *nc, const choreo_config *cfg,
+                                  natsSubscription **sub, char *inbox, size_t cap)
+{
+    natsInbox *unique = NULL;
+    natsStatus s = natsInbox_Create(&unique);
+    if (s == NATS_OK) {
+        const char *id = strchr(unique, '.');
+        snprintf(inbox, cap, "%s.%s", cfg->nats_inbox_prefix, id ? id + 1 : unique);
+        char all[160];
+        snprintf(all, sizeof all, "%s.*", inbox);
+        s = natsConnection_SubscribeSync(sub, nc, all);
+    }
+    natsInbox_Destroy(unique);
+    return s;
+}
+
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
                                                choreo_puller *out)
@@ -738,24 +749,30 @@ choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const chore
      * a pull request per call, ended by the server once the messages there
      * are delivered, so at a trickle every event or two cost a request and
      * a 408 besides. The fetch thread keeps one request open instead. */
-    natsInbox *unique = NULL;
-    natsStatus s = natsInbox_Create(&unique);
-    if (s == NATS_OK) {
-        const char *id = strchr(unique, '.');
-        snprintf(out->inbox, sizeof out->inbox, "%s.%s", cfg->nats_inbox_prefix,
-                 id ? id + 1 : unique);
-        snprintf(out->next_subject, sizeof out->next_subject,
-                 "$JS.API.CONSUMER.MSG.NEXT.%s.%s", cfg->stream, durable);
-        char all[128];
-        snprintf(all, sizeof all, "%s.*", out->inbox);
-        s = natsConnection_SubscribeSync(&out->sub, tp->nc, all);
-    }
-    natsInbox_Destroy(unique);
+    snprintf(out->next_subject, sizeof out->next_subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s",
+             cfg->stream, durable);
+    natsStatus s = subscribe_inbox(tp->nc, cfg, &out->sub, out->inbox, sizeof out->inbox);
     if (s != NATS_OK) {
         char what[256];
         snprintf(what, sizeof what, "subscribing to the answers of the durable consumer %s",
                  durable);
         return choreo__nats_error(s, what);
+    }
+    return CHOREO_OK;
+}
+
+choreo_status choreo__transport_ack_subscribe(choreo_transport *tp, const choreo_config *cfg,
+                                              natsSubscription **sub, char *inbox, size_t cap)
+{
+    natsStatus s = subscribe_inbox(tp->nc_pub, cfg, sub, inbox, cap);
+    /* nc_pub buffers: the subscription must be at the server before the
+     * first publish whose PubAck it is to receive. */
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(tp->nc_pub, CHOREO_NATS_TIMEOUT_MS);
+    if (s != NATS_OK) {
+        natsSubscription_Destroy(*sub);
+        *sub = NULL;
+        return choreo__nats_error(s, "subscribing to the relay's PubAcks");
     }
     return CHOREO_OK;
 }
@@ -811,7 +828,6 @@ void choreo__transport_close(choreo_transport *tp)
     if (!tp)
         return;
     int connections = 0;
-    jsCtx_Destroy(tp->js_pub);
     if (tp->nc_pub) {
         natsConnection_Close(tp->nc_pub);
         connections++;

@@ -22,8 +22,8 @@ typedef struct choreo_transport {
     natsConnection *nc;     /* fetches, acks, requests, the relay's rounds of a few
                              * rows: every write sent at once */
     jsCtx *js;
-    natsConnection *nc_pub; /* the relay's larger rounds: buffered, flushed per batch */
-    jsCtx *js_pub;
+    natsConnection *nc_pub; /* the relay's larger rounds, buffered and flushed per
+                             * batch, and the relay's PubAcks */
     const choreo_logger *log;
     const choreo_nats_watch *watch;
     natsOptions *opts;
@@ -43,12 +43,11 @@ typedef struct choreo_transport {
  * refused by the server fail at once with CHOREO_EAUTH, a failed TLS
  * handshake with CHOREO_ETLS, and a credential or TLS file that cannot be
  * read or used with CHOREO_ECONFIG naming its setting; none of these texts
- * holds a password, token or seed. When js_ack_handler
- * is not NULL, a second connection (nc_pub, js_pub) is opened for the
- * relay's asynchronous publishes, with that handler, and js has it too. */
+ * holds a password, token or seed. With relay, a second connection
+ * (nc_pub) is opened for the relay. */
 choreo_status choreo__transport_connect(choreo_transport **out, const choreo_config *cfg,
                                         const choreo_nats_watch *watch, const atomic_bool *stop,
-                                        jsPubAckHandler js_ack_handler, void *ack_closure);
+                                        bool relay);
 
 /* Creates the stream when absent (*made says whether it did; made may be
  * NULL); checks that an existing one covers "<prefix>.>" and otherwise
@@ -76,6 +75,12 @@ typedef struct choreo_puller {
     char inbox[96];
     char next_subject[256]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
 } choreo_puller;
+
+/* Subscribes *sub, on nc_pub, to <inbox>.* for the PubAcks of the relay's
+ * publishes: one whose reply subject is <inbox>.N is answered there. inbox
+ * is set to a new unique subject under nats_inbox_prefix. */
+choreo_status choreo__transport_ack_subscribe(choreo_transport *tp, const choreo_config *cfg,
+                                              natsSubscription **sub, char *inbox, size_t cap);
 
 /* Creates the durable pull consumer `durable` on `filter`, or brings an
  * existing one in line, and subscribes out->sub to its answers. */

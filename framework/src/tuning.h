@@ -92,10 +92,9 @@
 /* NATS connections: reconnect forever every CHOREO_NATS_RECONNECT_WAIT_MS,
  * keeping up to CHOREO_NATS_RECONNECT_BUF bytes of publishes meanwhile (the
  * relay's in-flight batches and acks); a connect or request gives up after
- * CHOREO_NATS_TIMEOUT_MS, a JetStream API call after CHOREO_JS_API_WAIT_MS;
- * the relay's connection allows CHOREO_JS_MAX_PENDING unacknowledged async
- * publishes (well above a batch, so it never stalls on that). A service
- * that cannot reach any server tries again every CHOREO_CONNECT_RETRY_MS. */
+ * CHOREO_NATS_TIMEOUT_MS, a JetStream API call after CHOREO_JS_API_WAIT_MS.
+ * A service that cannot reach any server tries again every
+ * CHOREO_CONNECT_RETRY_MS. */
 #define CHOREO_NATS_RECONNECT_WAIT_MS 250
 #define CHOREO_NATS_RECONNECT_BUF (64 * 1024 * 1024)
 #define CHOREO_NATS_TIMEOUT_MS 2000
@@ -105,7 +104,6 @@
 /* How long closing a connection waits for nats.c's closed callback. */
 #define CHOREO_NATS_CLOSE_WAIT_MS 5000
 #define CHOREO_JS_API_WAIT_MS 5000
-#define CHOREO_JS_MAX_PENDING 4096
 #define CHOREO_CONNECT_RETRY_MS 1000
 
 /* Slices of the waits of threads that must notice a stop promptly. */

@@ -1,9 +1,10 @@
 /* A NATS outage: events emitted while nats-server is down are published
  * after it comes back, and the consumer gets every one of them; a service
  * destroyed while its connection callbacks still wait in nats.c's queue is
- * not touched by them afterwards; a durable consumer deleted on the server,
- * or gone without a word, is made again, and so is the stream a single
- * server lost with its store. */
+ * not touched by them afterwards; a broker frozen for longer than the relay
+ * waits for PubAcks loses and doubles nothing; a durable consumer deleted on
+ * the server, or gone without a word, is made again, and so is the stream a
+ * single server lost with its store. */
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@ static choreo_result record(choreo_tx *tx, const choreo_event *ev, void *user)
     return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
                                                                              : CHOREO_RETRY;
 }
+
+static long long stream_messages(const char *url);
 
 struct count_arg {
     const char *dir;
@@ -95,6 +98,55 @@ Test(outage, events_emitted_while_nats_is_down_for_5s_all_arrive_afterwards, .ti
                                  "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0,
                                  5000),
               "rows stayed unpublished after their events arrived");
+    choreo_service_destroy(source);
+    choreo_service_destroy(sink);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A broker that freezes (SIGSTOP) for longer than the relay waits for a
+ * round's PubAcks (5 s), and is then killed and started again: what the
+ * relay sent meanwhile sat unread in the frozen broker's socket and is
+ * gone. The relay gives each unanswered round up and publishes its rows
+ * again, with the same ids, once a broker answers; PubAcks of a given-up
+ * round must mark nothing of a later one. The stream ends with each event
+ * once (JetStream drops repeats by id), the sink applies each once, and
+ * every row is marked published. */
+Test(outage, a_broker_frozen_past_the_pubacks_wait_then_killed_loses_and_doubles_nothing,
+     .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *sink, *source;
+    sink_and_source(dir, server.url, 0, &sink, &source);
+
+    cr_assert_eq(kill(server.pid, SIGSTOP), 0);
+    int64_t frozen_at = support_mono_ms();
+    int emitted = 0;
+    for (int i = 1; i <= 20; i++) { /* rounds go out while the broker stays frozen */
+        support_emit(source, "Tick", "frozen", i, NULL);
+        emitted++;
+        support_sleep_ms(100);
+    }
+    while (support_mono_ms() - frozen_at < 7000)
+        support_sleep_ms(50);
+    uint64_t gave_up = support_stats(source).publish_errors;
+    natsd_stop(&server, SIGKILL);
+    cr_assert_eq(natsd_restart(&server), 0);
+
+    struct count_arg all = { dir, 1 + emitted };
+    bool arrived = support_wait(all_arrived, &all, 60000);
+    bool marked = support_wait_count(
+        dir, "source", "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL", 0, 20000);
+    cr_assert(arrived, "only %lld of %d events arrived",
+              support_count(dir, "sink", "SELECT COUNT(DISTINCT n) FROM got"), 1 + emitted);
+    cr_assert_eq(support_count(dir, "sink", "SELECT COUNT(*) FROM got"), 1 + emitted,
+                 "an event was applied twice");
+    cr_assert(marked, "rows stayed unpublished after their events arrived");
+    cr_assert_eq(stream_messages(server.url), 1 + emitted,
+                 "the stream holds an event twice, or misses one");
+    cr_assert(gave_up > 0, "the relay never gave a round up while the broker was frozen");
     choreo_service_destroy(source);
     choreo_service_destroy(sink);
     natsd_stop(&server, SIGTERM);
