@@ -477,6 +477,7 @@ static bool consumer_idle(choreo_transport *tp, const choreo_config *cfg, const 
 void choreo__transport_bind(choreo_transport *tp, int64_t db_id)
 {
     snprintf(tp->binding, sizeof tp->binding, BINDING_PREFIX "%016llx", (long long)db_id);
+    tp->max_waiting = CHOREO_MAX_WAITING_BASE + (int)(db_id % CHOREO_MAX_WAITING_SPREAD);
 }
 
 /* An existing durable consumer whose description binds it to another
@@ -518,8 +519,15 @@ static void consumer_config(jsConsumerConfig *out, const choreo_transport *tp,
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable;
-    /* The database the consumer's events are applied to. */
+    /* The database the consumer's events are applied to. A create of a
+     * durable consumer that exists already updates it on nats-server 2.9,
+     * description and all, so of two instances on two databases that start
+     * at once and both find it missing, the later create would rebind it
+     * and both would run. Its MaxWaiting is the one setting an update
+     * must keep, and it is made from the database's identity: the later
+     * create is refused then, and looks again (find_or_create). */
     cc.Description = tp->binding[0] ? tp->binding : NULL;
+    cc.MaxWaiting = tp->max_waiting;
     cc.AckPolicy = js_AckExplicit;
     /* Where a new consumer starts; an existing one keeps its position (the
      * server refuses to change a consumer's start). */
@@ -549,7 +557,9 @@ static void consumer_config(jsConsumerConfig *out, const choreo_transport *tp,
 
 /* Looks the durable consumer of cc up, and creates it when the server has
  * none: then *created is true and *existing NULL; else *existing is its
- * info (free it). *action names the step that failed, for consumer_error. */
+ * info (free it), also when a create failed because another process made
+ * the consumer meanwhile. *action names the step that failed, for
+ * consumer_error. */
 static natsStatus find_or_create(choreo_transport *tp, const choreo_config *cfg,
                                  jsConsumerConfig *cc, jsConsumerInfo **existing,
                                  bool *created, jsErrCode *jerr, const char **action)
@@ -564,7 +574,15 @@ static natsStatus find_or_create(choreo_transport *tp, const choreo_config *cfg,
     s = js_AddConsumer(&ci, tp->js, cfg->stream, cc, NULL, jerr);
     jsConsumerInfo_Destroy(ci);
     *created = s == NATS_OK;
-    return s;
+    if (s == NATS_OK || *jerr == 0)
+        return s;
+    /* Made by someone else since the look-up: take it as found. */
+    natsStatus again = js_GetConsumerInfo(existing, tp->js, cfg->stream, cc->Durable, NULL, NULL);
+    if (again != NATS_OK)
+        return s;
+    *action = "looking up";
+    *jerr = 0;
+    return NATS_OK;
 }
 
 static choreo_status consumer_error(natsStatus s, jsErrCode jerr, const char *action,
@@ -617,6 +635,7 @@ static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *
                            cc.Description ? cc.Description : "") == 0;
         cc.DeliverPolicy = have->DeliverPolicy;
         cc.OptStartTime = have->OptStartTime;
+        cc.MaxWaiting = have->MaxWaiting;
         jsConsumerInfo_Destroy(ci);
         ci = NULL;
         if (!same) {

@@ -36,6 +36,7 @@ typedef struct choreo_transport {
     /* The description that binds the service's durable consumers to its
      * database ("choreo database <id>"), empty for none. */
     char binding[64];
+    int max_waiting; /* the consumers' MaxWaiting, made from the identity (0: the server's) */
 } choreo_transport;
 
 /* Connects, retrying while no server is reachable (logging each attempt)

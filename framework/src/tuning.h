@@ -22,6 +22,13 @@
 #define CHOREO_PULL_GRACE_MS 200
 /* At most this many of a fetch thread's pull requests are open at once. */
 #define CHOREO_PULL_OPEN_MAX 3
+/* The pull requests a durable consumer holds waiting at most: a fetch
+ * thread keeps CHOREO_PULL_OPEN_MAX, choreoctl none. The consumers of a
+ * database get BASE + (its identity mod SPREAD), which tells two databases
+ * apart when both make a consumer at once (see consumer_config). nats-server
+ * keeps an array of that many slots per consumer. */
+#define CHOREO_MAX_WAITING_BASE 256
+#define CHOREO_MAX_WAITING_SPREAD 1024
 
 /* A fetch thread's pause after a failed pull (broker away), and how often
  * it says so in the log. */
