@@ -842,8 +842,11 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
     }
     if (frozen > 0 && kill(frozen, SIGSTOP) != 0)
         frozen = 0;
+    /* On a cluster the copy's start may wait out a loss of quorum (JetStream
+     * answers nothing meanwhile) before it can look at the consumers. */
+    int wait_ms = sup_nats_nodes(s) > 1 ? 60000 : 15000;
     int st = 0;
-    int rc = sup_run_second_copy(s, i, elsewhere ? other : NULL, 15000, log, &st);
+    int rc = sup_run_second_copy(s, i, elsewhere ? other : NULL, wait_ms, log, &st);
     if (frozen > 0)
         kill(frozen, SIGCONT);
     bool died[PROCS];
@@ -862,13 +865,15 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
         return 0;
     char what[48];
     describe_status(st, what, sizeof what);
+    if (rc == 1)
+        snprintf(what, sizeof what, "it still ran after %d s", wait_ms / 1000);
     t->second_copy_failures++;
     fprintf(stderr, "%sshop-chaos: a second %s started on %s%s was not refused (%s); the end "
             "of %s:\n",
             tty ? "\n" : "", sup_service_name(s, i),
             elsewhere ? "a database of its own" : "the database of the running one",
             frozen > 0 ? ", the running one frozen" : "",
-            rc == 1 ? "it still ran after 15 s" : what, log);
+            what, log);
     print_tail(log, 25);
     return 0;
 }
