@@ -546,7 +546,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_start(choreo_service *svc);
 
 /* start, then block until SIGINT or SIGTERM arrives or choreo_service_stop is
  * called, then stop and wait. Returns start's status, or CHOREO_OK after a
- * stop (also when a signal came while it was still starting). Call it from
+ * stop (also when a signal came while it was still starting), or
+ * CHOREO_ELOCKED when the service stopped itself because a service on
+ * another database took its durable consumers over while it ran
+ * (take_over_consumers there; read every binding_check_s). Call it from
  * the main thread, before the program starts threads of its own (or block
  * SIGINT and SIGTERM in them): it blocks both signals in the calling thread,
  * which the threads it creates inherit, and a watcher thread of its own takes

@@ -119,6 +119,10 @@ static const struct key keys[] = {
       "on binds this service's durable consumers to this database when they are bound to "
       "another one (a database that replaces one lost for good); set it for one start, "
       "once the service on the old database is stopped" },
+    { "binding_check_s", K_INT, S(binding_check_s), "60", 0, 86400, NULL,
+      "how often a running service reads its durable consumers' binding, s (and after each "
+      "reconnect): one taken over by another database meanwhile stops the service, and "
+      "choreo_service_run returns CHOREO_ELOCKED; 0: only after reconnects" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

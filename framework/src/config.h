@@ -47,6 +47,7 @@ struct choreo_config {
     int64_t outbox_retention_s;
     int64_t inbox_retention_s;
     int64_t prune_interval_s;
+    int64_t binding_check_s;
     /* consumer_start parsed: CHOREO_START_ALL, CHOREO_START_NEW, or the
      * start time in ns since the epoch. */
     int64_t consumer_start_ns;

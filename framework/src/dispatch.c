@@ -84,6 +84,8 @@ struct puller_state {
     uint64_t reconnects; /* the service's count when the requests were sent */
     int64_t last_warn_us;
     int64_t look_at_us;  /* an answer said the consumer may be gone: when to look (0: no) */
+    int64_t bound_at_us; /* when to read the consumer's binding next */
+    uint64_t bound_reconnects; /* the service's count when it was last read */
 };
 
 /* Plans a look for the consumer CHOREO_CONSUMER_CHECK_MS from now, unless
@@ -310,6 +312,33 @@ static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct pull
     }
 }
 
+/* Reads the consumer's binding every binding_check_s and after each
+ * reconnect. A service on another database may have taken the consumer
+ * over while this one ran (take_over_consumers=on there); both would then
+ * apply part of its events, each into its own inbox, so this service stops
+ * itself: choreo_service_run returns CHOREO_ELOCKED. A binding that cannot
+ * be read just now is read again CHOREO_CONSUMER_CHECK_MS later. */
+static void check_bound(choreo_service *svc, choreo_route *rt, struct puller_state *ps,
+                        int64_t now)
+{
+    uint64_t reconnects = atomic_load(&svc->metrics.reconnects);
+    int64_t every_us = svc->cfg->binding_check_s * 1000000LL;
+    if (reconnects == ps->bound_reconnects && (ps->bound_at_us == 0 || now < ps->bound_at_us))
+        return;
+    ps->bound_reconnects = reconnects;
+    ps->bound_at_us = every_us > 0 ? now + every_us : 0;
+    choreo_status s = choreo__transport_still_bound(svc->tp, svc->cfg, rt->consumer);
+    if (s == CHOREO_ELOCKED) {
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
+                   "stopping: a durable consumer of this service was taken over by a service "
+                   "on another database",
+                   "consumer=%s err=\"%s\"", rt->consumer, CHOREO_SAFE(choreo_last_error()));
+        choreo__service_fail(svc, s);
+    } else if (s != CHOREO_OK) {
+        ps->bound_at_us = now + CHOREO_CONSUMER_CHECK_MS * 1000;
+    }
+}
+
 /* Keeps a pull request open at the consumer and queues the events that
  * answer it, the ones that arrived together in one go. */
 static void *fetch_main(void *arg)
@@ -318,10 +347,14 @@ static void *fetch_main(void *arg)
     choreo_route *rt = arg;
     choreo_service *svc = rt->svc;
     struct puller_state ps = { .reconnects = atomic_load(&svc->metrics.reconnects) };
+    ps.bound_reconnects = ps.reconnects; /* start has just read the binding */
+    if (svc->cfg->binding_check_s > 0)
+        ps.bound_at_us = choreo__mono_us() + svc->cfg->binding_check_s * 1000000LL;
     natsMsg *msgs[CHOREO_FETCH_MAX];
     while (!atomic_load(&svc->stop)) {
         int64_t now = choreo__mono_us();
         look_for_consumer(svc, rt, &ps, now);
+        check_bound(svc, rt, &ps, now);
         if (!renew_pull(svc, rt, &ps, now) && ps.owed == 0) {
             /* Nothing is on its way and the queue is full: wait for the
              * dispatcher to take from it, not for an answer. */

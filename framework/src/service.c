@@ -285,6 +285,7 @@ choreo_status choreo_service_start(choreo_service *svc)
     }
     atomic_store(&svc->stop_requested, false);
     atomic_store(&svc->stop, false);
+    atomic_store(&svc->failed, CHOREO_OK);
     int64_t began = choreo__mono_us();
     for (int attempt = 1;; attempt++) {
         choreo_status s = set_up(svc);
@@ -333,6 +334,15 @@ choreo_status choreo_service_start(choreo_service *svc)
                "handlers=%d requests=%d db=%s stream=%s", svc->nroutes, svc->nrequests,
                svc->cfg->db, svc->cfg->stream);
     return CHOREO_OK;
+}
+
+void choreo__service_fail(choreo_service *svc, choreo_status why)
+{
+    int none = CHOREO_OK;
+    if (atomic_compare_exchange_strong(&svc->failed, &none, (int)why))
+        snprintf(svc->failed_text, sizeof svc->failed_text, "%s",
+                 CHOREO_SAFE(choreo_last_error()));
+    atomic_store(&svc->stop, true);
 }
 
 void choreo_service_stop(choreo_service *svc)
@@ -413,6 +423,10 @@ choreo_status choreo_service_run(choreo_service *svc)
             choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
         choreo_service_stop(svc);
         choreo_service_wait(svc);
+        /* The threads are joined: failed_text is theirs no more. */
+        int failed = atomic_load(&svc->failed);
+        if (failed != CHOREO_OK)
+            s = choreo__fail((choreo_status)failed, "%s", svc->failed_text);
     } else if (atomic_load(&w.signals) > 0) {
         /* Asked to stop before it could start: a clean stop, not a failure. */
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "stopped before the service started", NULL);

@@ -76,6 +76,10 @@ struct choreo_service {
     atomic_bool stop;          /* threads end: set by stop(), and by start to undo itself */
     atomic_bool stop_requested; /* set only by stop(), any thread or signal handler */
     atomic_bool dispatcher_done;
+    /* Why the service stopped itself while it ran (CHOREO_OK: it did not),
+     * for choreo_service_run to return; the first reason wins. */
+    atomic_int failed;
+    char failed_text[1024]; /* written once, by the thread that set failed */
     atomic_int_fast64_t max_payload; /* the server's limit, 0 until connected */
     struct choreo_stats_atomic stats;
     choreo_latency relay_latency;
@@ -93,5 +97,10 @@ struct choreo_service {
     int64_t queue_touched_us;  /* dispatcher thread only: the queue's last keep-alive */
     choreo_extras extras;      /* demonstration and testing machinery */
 };
+
+/* Stops a running service from one of its threads for good reason why
+ * (with choreo_last_error() saying what): choreo_service_run returns it.
+ * Any thread of the service. */
+void choreo__service_fail(choreo_service *svc, choreo_status why);
 
 #endif

@@ -512,6 +512,35 @@ static choreo_status check_binding(choreo_transport *tp, const choreo_config *cf
                         durable, other, db, mine, cfg->service);
 }
 
+choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_config *cfg,
+                                           const char *durable)
+{
+    jsConsumerInfo *ci = NULL;
+    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL);
+    if (s != NATS_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "reading the binding of the durable consumer %s", durable);
+        return choreo__nats_error(s, what);
+    }
+    const char *have = ci->Config->Description ? ci->Config->Description : "";
+    choreo_status st = CHOREO_OK;
+    if (tp->binding[0] && strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) == 0 &&
+        strcmp(have, tp->binding) != 0) {
+        char db[256];
+        choreo__store_display(cfg->db, db, sizeof db);
+        st = choreo__fail(CHOREO_ELOCKED,
+                          "the durable consumer %s was bound to another database (identity %s) "
+                          "while service %s ran on %s (identity %s): a service on that "
+                          "database took it over (take_over_consumers=on). Two databases would "
+                          "each apply part of its events, so this one stops; run the service "
+                          "on that database from now on",
+                          durable, have + strlen(BINDING_PREFIX), cfg->service, db,
+                          tp->binding + strlen(BINDING_PREFIX));
+    }
+    jsConsumerInfo_Destroy(ci);
+    return st;
+}
+
 /* The configuration of a durable consumer of this service. */
 static void consumer_config(jsConsumerConfig *out, const choreo_transport *tp,
                             const choreo_config *cfg, const char *filter, const char *durable)

@@ -68,6 +68,13 @@ choreo_status choreo__transport_stream_restore(choreo_transport *tp, const chore
  * take_over_consumers is on. */
 void choreo__transport_bind(choreo_transport *tp, int64_t db_id);
 
+/* Reads the durable consumer's binding while the service runs: CHOREO_OK
+ * when it is bound to this database (or to none), CHOREO_ELOCKED when a
+ * service on another database took it over since, another status when it
+ * cannot be read just now. */
+choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_config *cfg,
+                                           const char *durable);
+
 /* A durable pull consumer as a fetch thread reads it: a plain subscription
  * on <inbox>.*, where pull request N is answered on <inbox>.N, and the
  * subject those requests go to. */

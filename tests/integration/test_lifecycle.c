@@ -100,7 +100,7 @@ static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
 }
 
 /* A child running choreo_service_run rounds times; exit 0 when every run
- * returned CHOREO_OK. */
+ * returned CHOREO_OK, 64 + the status of one that did not. */
 static pid_t spawn_run(const char *dir, const char *url, choreo_handler_fn fn, int rounds,
                        int events, const char *extra)
 {
@@ -117,9 +117,10 @@ static pid_t spawn_run(const char *dir, const char *url, choreo_handler_fn fn, i
     for (int i = 0; i < events; i++)
         support_emit(svc, "Work", "s1", i, NULL);
     for (int i = 0; i < rounds; i++) {
-        if (choreo_service_run(svc) != CHOREO_OK) {
+        choreo_status s = choreo_service_run(svc);
+        if (s != CHOREO_OK) {
             fprintf(stderr, "run %d: %s\n", i, choreo_last_error());
-            _exit(4);
+            _exit(64 + s);
         }
         fprintf(stderr, "run %d returned\n", i);
     }
@@ -283,6 +284,65 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
     cr_assert_eq(start_once(dir2, server.url, NULL), CHOREO_OK, "%s", last_err);
     /* and refuses the old one from then on. */
     expect_bound_elsewhere(start_once(dir, server.url, NULL));
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A service on another database that takes the consumers over (a database
+ * that replaces one lost for good) while the old process is frozen
+ * (SIGSTOP, 3 s: its pull requests expired, so it looks gone; one that
+ * reads refuses the take-over): once it runs again, the old one notices at
+ * its next read of the binding (every binding_check_s, here 1 s) and stops,
+ * so that the two do not go on applying parts of the events each. Until
+ * then it runs on, its consumers found bound to it. */
+Test(lifecycle, a_service_whose_consumers_are_taken_over_while_it_runs_stops, .timeout = 90)
+{
+    char dir[256], dir2[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    pid_t first = spawn_run(dir, server.url, done, 1, 0, "binding_check_s=1");
+    cr_assert(wait_reading(server.url), "the first instance never started reading");
+    int status;
+    cr_assert_not(wait_child(first, 3000, &status),
+                  "the first instance stopped (status %d) with its consumers bound to it", status);
+    kill(first, SIGSTOP);
+    support_sleep_ms(3000);
+    cr_assert_eq(start_once(dir2, server.url, "take_over_consumers=on"), CHOREO_OK, "%s",
+                 last_err);
+    kill(first, SIGCONT);
+    cr_assert(wait_child(first, 10000, &status),
+              "the instance whose consumers were taken over still runs 10 s later");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 64 + CHOREO_ELOCKED,
+              "status %d, not a run that returned CHOREO_ELOCKED", status);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* With no periodic reads (binding_check_s=0) the binding is read again
+ * after a reconnect: a process that was cut off from the broker while its
+ * consumers were taken over stops when it is back. */
+Test(lifecycle, a_service_taken_over_while_cut_off_stops_when_it_reconnects, .timeout = 90)
+{
+    char dir[256], dir2[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    pid_t first = spawn_run(dir, server.url, done, 1, 0, "binding_check_s=0");
+    cr_assert(wait_reading(server.url), "the first instance never started reading");
+    kill(first, SIGSTOP); /* cut off while the take-over happens */
+    support_sleep_ms(3000);
+    cr_assert_eq(start_once(dir2, server.url, "take_over_consumers=on"), CHOREO_OK, "%s",
+                 last_err);
+    natsd_stop(&server, SIGTERM);
+    kill(first, SIGCONT);
+    cr_assert_eq(natsd_restart(&server), 0);
+    int status;
+    cr_assert(wait_child(first, 20000, &status),
+              "the instance whose consumers were taken over still runs 20 s after the broker "
+              "came back");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 64 + CHOREO_ELOCKED,
+              "status %d, not a run that returned CHOREO_ELOCKED", status);
     natsd_stop(&server, SIGTERM);
 }
 

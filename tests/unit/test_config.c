@@ -21,6 +21,7 @@ Test(config, defaults_are_set)
     cr_assert_str_eq(choreo_config_get(c, "max_deliver"), "10");
     cr_assert_str_eq(choreo_config_get(c, "nats_ping_interval_ms"), "5000");
     cr_assert_str_eq(choreo_config_get(c, "take_over_consumers"), "off");
+    cr_assert_str_eq(choreo_config_get(c, "binding_check_s"), "60");
     cr_assert_null(choreo_config_get(c, "no_such_key"));
     choreo_config_destroy(c);
 }
@@ -55,6 +56,7 @@ static const struct bad bad[] = {
     { "log_level", "loud", "not one of error|warn|info|debug" },
     { "synchronous", "fast", "not one of off|normal|full|extra" },
     { "take_over_consumers", "yes", "not one of off|on" },
+    { "binding_check_s", "-1", "whole number from 0 to 86400" },
     { "max_deliver", "1", "whole number from 2 to 1000" },
     { "ack_wait_ms", "ten", "whole number" },
     { "nats_ping_interval_ms", "50", "whole number from 100 to 600000" },
