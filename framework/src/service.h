@@ -98,9 +98,9 @@ struct choreo_service {
     choreo_extras extras;      /* demonstration and testing machinery */
 };
 
-/* Stops a running service from one of its threads for good reason why
- * (with choreo_last_error() saying what): choreo_service_run returns it.
- * Any thread of the service. */
+/* Stops a running service from one of its own threads, for the reason
+ * why (choreo_last_error() saying what), which choreo_service_run then
+ * returns. */
 void choreo__service_fail(choreo_service *svc, choreo_status why);
 
 #endif
