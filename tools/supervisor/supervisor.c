@@ -516,6 +516,30 @@ static pid_t spawn(sup *s, struct child *c, const char *log)
     return pid;
 }
 
+/* Whether the service exited at start because its metrics port was in
+ * use: its log ends with the service's refusal to listen there. */
+static bool metrics_port_taken(const struct child *c)
+{
+    if (!c->metrics[0] || c->status == -1 || !WIFEXITED(c->status) ||
+        WEXITSTATUS(c->status) == 0)
+        return false;
+    FILE *f = fopen(c->log, "r");
+    if (!f)
+        return false;
+    char tail[4096];
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)sizeof tail - 1)
+        fseek(f, -(long)sizeof tail + 1, SEEK_END);
+    else
+        rewind(f);
+    size_t n = fread(tail, 1, sizeof tail - 1, f);
+    fclose(f);
+    tail[n] = '\0';
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"%s\": cannot listen there: Address already in use",
+             c->metrics);
+    return strstr(tail, needle) != NULL;
+}
+
 int sup_start_service(sup *s, int i)
 {
     if (i < 0 || i >= s->nkids)
@@ -527,14 +551,26 @@ int sup_start_service(sup *s, int i)
         fprintf(stderr, "supervisor: start the broker before %s\n", c->name);
         return -1;
     }
-    pid_t pid = spawn(s, c, c->log);
-    if (pid < 0)
-        return -1;
-    c->pid = pid;
-    c->last_pid = pid;
-    c->starts++;
-    c->exited = false;
-    return c->ping ? wait_ready(s, c) : 0;
+    for (int moves = 0;; moves++) {
+        pid_t pid = spawn(s, c, c->log);
+        if (pid < 0)
+            return -1;
+        c->pid = pid;
+        c->last_pid = pid;
+        c->starts++;
+        c->exited = false;
+        int rc = c->ping ? wait_ready(s, c) : 0;
+        if (rc == 0 || c->pid > 0 || moves == 3 || !metrics_port_taken(c))
+            return rc;
+        /* Another process of the machine (a test run beside this one) took
+         * the port since it was chosen: that is no fault of the service. */
+        int port = free_port(s);
+        if (port < 0)
+            return rc;
+        fprintf(stderr, "supervisor: %s's metrics port %s was taken by another process; "
+                "starting it again on 127.0.0.1:%d\n", c->label, c->metrics, port);
+        snprintf(c->metrics, sizeof c->metrics, "127.0.0.1:%d", port);
+    }
 }
 
 int sup_run_second_copy(sup *s, int i, const char *db, int timeout_ms, const char *log,
