@@ -512,6 +512,19 @@ static choreo_status check_binding(choreo_transport *tp, const choreo_config *cf
                         durable, other, db, mine, cfg->service);
 }
 
+choreo_status choreo__transport_check_bound(choreo_transport *tp, const choreo_config *cfg,
+                                           const char *durable)
+{
+    if (strcmp(cfg->take_over_consumers, "on") == 0)
+        return CHOREO_OK; /* ensure_consumer takes them over, one by one */
+    jsConsumerInfo *ci = NULL;
+    if (js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL) != NATS_OK)
+        return CHOREO_OK; /* missing, or not readable now: ensure_consumer finds out */
+    choreo_status s = check_binding(tp, cfg, durable, ci->Config->Description);
+    jsConsumerInfo_Destroy(ci);
+    return s;
+}
+
 choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_config *cfg,
                                            const char *durable)
 {

@@ -68,6 +68,14 @@ choreo_status choreo__transport_stream_restore(choreo_transport *tp, const chore
  * take_over_consumers is on. */
 void choreo__transport_bind(choreo_transport *tp, int64_t db_id);
 
+/* At start, before any consumer is made: CHOREO_ELOCKED (with the reason)
+ * when the durable consumer exists bound to another database and
+ * take_over_consumers is off; CHOREO_OK otherwise, also when it is missing
+ * or cannot be read just now (choreo__transport_pull_subscribe then finds
+ * out). */
+choreo_status choreo__transport_check_bound(choreo_transport *tp, const choreo_config *cfg,
+                                           const char *durable);
+
 /* Reads the durable consumer's binding while the service runs: CHOREO_OK
  * when it is bound to this database (or to none), CHOREO_ELOCKED when a
  * service on another database took it over since, another status when it

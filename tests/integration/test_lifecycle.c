@@ -389,6 +389,48 @@ Test(lifecycle, two_instances_on_two_databases_starting_at_once_are_refused_for_
     natsd_stop(&server, SIGTERM);
 }
 
+/* Starts service worker with handlers of types A and B on dir's database
+ * and destroys it; returns the status of the start, its error in last_err. */
+static choreo_status start_two(const char *dir, const char *url)
+{
+    choreo_config *cfg = support_config(dir, "worker", url, "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "A", done, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on(svc, "B", done, NULL), CHOREO_OK);
+    choreo_status s = choreo_service_start(svc);
+    snprintf(last_err, sizeof last_err, "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+    return s;
+}
+
+/* A start refused for one consumer bound to another database makes no
+ * consumer meanwhile: with worker_A gone from the server (deleted, as the
+ * chaos harness does), a copy on another database used to make it again,
+ * bound to itself, before it was refused for worker_B, and from then on
+ * the right database was refused for worker_A. */
+Test(lifecycle, a_refused_start_leaves_no_consumer_bound_to_its_database, .timeout = 60)
+{
+    char dir[256], dir2[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    cr_assert_eq(start_two(dir, server.url), CHOREO_OK, "%s", last_err);
+    natsConnection *nc;
+    jsCtx *js = js_to(server.url, &nc);
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_A", NULL, NULL), NATS_OK);
+    cr_assert_eq(start_two(dir2, server.url), CHOREO_ELOCKED, "%s", last_err);
+    cr_assert(strstr(last_err, "worker_B is bound to another database"), "%s", last_err);
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_GetConsumerInfo(&ci, js, "CHOREO", "worker_A", NULL, NULL), NATS_NOT_FOUND,
+                 "the refused start made worker_A");
+    cr_assert_eq(start_two(dir, server.url), CHOREO_OK, "%s", last_err);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsd_stop(&server, SIGTERM);
+}
+
 /* A consumer made before bindings (by an older choreo) is bound to the
  * database of the first service that starts on it. */
 Test(lifecycle, a_consumer_made_before_bindings_is_bound_at_start, .timeout = 60)
