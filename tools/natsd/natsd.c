@@ -4,6 +4,7 @@
  * them routed into a cluster, with readiness and the stream leader read
  * from each node's monitoring port. */
 #define _XOPEN_SOURCE 700 /* nftw */
+#define _GNU_SOURCE        /* F_OFD_SETLK */
 #include "natsd.h"
 
 #include <arpa/inet.h>
@@ -299,6 +300,27 @@ int natsd_http_get(int port, const char *path, char *buf, size_t cap, int timeou
     return status;
 }
 
+/* Reserves port against the other processes of the machine that choose
+ * ports here (tests side by side, each starting servers and services): a
+ * port free now stays free only until someone binds it, and two of them
+ * could choose it in between. The reservation is a lock on byte `port` of
+ * one shared file, held by an open file description that is never closed,
+ * so it lasts as long as this process. Returns false when another holds
+ * it; true also when the file cannot be used (then the bind test alone
+ * decides, as before). */
+static bool reserve(int port)
+{
+    int fd = open("/tmp/choreo-ports.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return true;
+    struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = port, .l_len = 1 };
+    if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+        return true;
+    int err = errno;
+    close(fd);
+    return err != EAGAIN && err != EACCES;
+}
+
 /* A loopback port free now, below Linux's range for outgoing connections
  * (32768-60999): a killed node takes its ports again when it restarts, and
  * a port from that range could meanwhile be the local end of a route or a
@@ -323,7 +345,7 @@ static int free_port(const int *taken, int n)
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
         close(fd);
-        if (ok)
+        if (ok && reserve(port))
             return port;
     }
     return -1;
