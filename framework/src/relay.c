@@ -2,8 +2,8 @@
  * the event id, each with a reply subject of its own on which the relay
  * thread reads its PubAck (a plain subscription, not nats.c's asynchronous
  * publishing: that hands each PubAck from the connection's reader thread to
- * a delivery thread of its own and only then to the relay), then marks the acknowledged rows published in one
- * transaction. Rows whose PubAck failed or timed out stay unpublished and go
+ * a delivery thread of its own and only then to the relay), then marks the
+ * acknowledged rows published in one transaction. Rows whose PubAck failed or timed out stay unpublished and go
  * out again with the same id, so an outage or a crash at any point can cause
  * a repeat that JetStream (or the consumer's inbox) drops, never a loss.
  * A row the broker refuses for good (larger than its max_payload, or a
@@ -82,7 +82,6 @@ enum { PENDING, ACKED, FAILED, REFUSED };
 struct entry {
     int64_t seq;
     int64_t due_us; /* the row's insert, or its publish time when delayed */
-    char event_id[CHOREO_ID_SIZE];
     char type[CHOREO_TYPE_MAX + 1];
     int64_t token; /* its reply subject is <inbox>.<token> */
     int state;
@@ -218,11 +217,11 @@ static void round_failed(choreo_relay *r, natsStatus why, const char *text)
     r->last_status = why;
 }
 
-/* The whole number after "key": in a PubAck's JSON, or fallback. */
-static long long json_int(const char *json, const char *key, long long fallback)
+/* The whole number after "key": in a PubAck's JSON, or 0. */
+static long long json_int(const char *json, const char *key)
 {
     const char *p = strstr(json, key);
-    return p ? strtoll(p + strlen(key), NULL, 10) : fallback;
+    return p ? strtoll(p + strlen(key), NULL, 10) : 0;
 }
 
 /* Takes one PubAck into its batch entry: {"stream":..,"seq":..} (with
@@ -242,7 +241,7 @@ static void take_ack(choreo_relay *r, natsMsg *m)
     memcpy(body, natsMsg_GetData(m), (size_t)len);
     body[len] = '\0';
     if (strstr(body, "\"error\"")) {
-        int code = (int)json_int(body, "\"err_code\":", 0);
+        int code = (int)json_int(body, "\"err_code\":");
         const char *d = strstr(body, "\"description\":\"");
         d = d ? d + strlen("\"description\":\"") : "no description";
         e->state = code == JS_ERR_MESSAGE_TOO_BIG ? REFUSED : FAILED;
@@ -251,7 +250,7 @@ static void take_ack(choreo_relay *r, natsMsg *m)
         round_failed(r, NATS_ERR, e->why);
         return;
     }
-    if (json_int(body, "\"seq\":", 0) <= 0) {
+    if (json_int(body, "\"seq\":") <= 0) {
         e->state = FAILED;
         snprintf(e->why, sizeof e->why, "an answer that is no PubAck: %.100s", body);
         round_failed(r, NATS_ERR, e->why);
@@ -336,7 +335,6 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
         e->seq = row->seq;
         e->due_us = row->publish_at * 1000 > row->created_us ? row->publish_at * 1000
                                                              : row->created_us;
-        snprintf(e->event_id, sizeof e->event_id, "%s", row->event_id);
         type_of(row->subject, e->type, sizeof e->type);
         e->token = token;
         e->state = PENDING;

@@ -480,17 +480,26 @@ void choreo__transport_bind(choreo_transport *tp, int64_t db_id)
     tp->max_waiting = CHOREO_MAX_WAITING_BASE + (int)(db_id % CHOREO_MAX_WAITING_SPREAD);
 }
 
+/* The identity of the other database a consumer's description binds it
+ * to, or NULL when it is bound to this one or to none. */
+static const char *bound_elsewhere(const choreo_transport *tp, const char *description)
+{
+    const char *have = description ? description : "";
+    if (!tp->binding[0] || strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) != 0 ||
+        strcmp(have, tp->binding) == 0)
+        return NULL;
+    return have + strlen(BINDING_PREFIX);
+}
+
 /* An existing durable consumer whose description binds it to another
  * database is refused, unless take_over_consumers is on (then logged, and
  * ensure_consumer binds it here); one that is not bound passes. */
 static choreo_status check_binding(choreo_transport *tp, const choreo_config *cfg,
                                    const char *durable, const char *description)
 {
-    const char *have = description ? description : "";
-    if (strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) != 0 ||
-        strcmp(have, tp->binding) == 0)
+    const char *other = bound_elsewhere(tp, description);
+    if (!other)
         return CHOREO_OK;
-    const char *other = have + strlen(BINDING_PREFIX);
     const char *mine = tp->binding + strlen(BINDING_PREFIX);
     char db[256];
     choreo__store_display(cfg->db, db, sizeof db);
@@ -535,10 +544,9 @@ choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_c
         snprintf(what, sizeof what, "reading the binding of the durable consumer %s", durable);
         return choreo__nats_error(s, what);
     }
-    const char *have = ci->Config->Description ? ci->Config->Description : "";
+    const char *other = bound_elsewhere(tp, ci->Config->Description);
     choreo_status st = CHOREO_OK;
-    if (tp->binding[0] && strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) == 0 &&
-        strcmp(have, tp->binding) != 0) {
+    if (other) {
         char db[256];
         choreo__store_display(cfg->db, db, sizeof db);
         st = choreo__fail(CHOREO_ELOCKED,
@@ -547,8 +555,7 @@ choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_c
                           "database took it over (take_over_consumers=on). Two databases would "
                           "each apply part of its events, so this one stops; run the service "
                           "on that database from now on",
-                          durable, have + strlen(BINDING_PREFIX), cfg->service, db,
-                          tp->binding + strlen(BINDING_PREFIX));
+                          durable, other, cfg->service, db, tp->binding + strlen(BINDING_PREFIX));
     }
     jsConsumerInfo_Destroy(ci);
     return st;
