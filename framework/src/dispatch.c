@@ -916,13 +916,15 @@ static void *dispatch_main(void *arg)
 
 choreo_status choreo__dispatch_subscribe(choreo_service *svc)
 {
-    /* Every binding is read before any consumer is made: a start refused
-     * for one consumer bound to another database must not leave behind
-     * another it made meanwhile (one deleted on the server, say), bound to
-     * its own database, which would then refuse the right one. */
+    /* Every existing consumer is settled (its binding read) before any
+     * missing one is made: a start refused for one consumer bound to
+     * another database must not leave behind another it made meanwhile
+     * (one deleted on the server, say), bound to its own database, which
+     * would then refuse the right one. */
     for (int i = 0; i < svc->nroutes; i++) {
-        choreo_status s =
-            choreo__transport_check_bound(svc->tp, svc->cfg, svc->routes[i].consumer);
+        choreo_route *rt = &svc->routes[i];
+        choreo_status s = choreo__transport_consumer_settle(svc->tp, svc->cfg, rt->filter,
+                                                            rt->consumer, &rt->pull);
         if (s != CHOREO_OK)
             return s;
     }

@@ -521,19 +521,6 @@ static choreo_status check_binding(choreo_transport *tp, const choreo_config *cf
                         durable, other, db, mine, cfg->service);
 }
 
-choreo_status choreo__transport_check_bound(choreo_transport *tp, const choreo_config *cfg,
-                                           const char *durable)
-{
-    if (strcmp(cfg->take_over_consumers, "on") == 0)
-        return CHOREO_OK; /* ensure_consumer takes them over, one by one */
-    jsConsumerInfo *ci = NULL;
-    if (js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL) != NATS_OK)
-        return CHOREO_OK; /* missing, or not readable now: ensure_consumer finds out */
-    choreo_status s = check_binding(tp, cfg, durable, ci->Config->Description);
-    jsConsumerInfo_Destroy(ci);
-    return s;
-}
-
 choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_config *cfg,
                                            const char *durable)
 {
@@ -643,19 +630,31 @@ static choreo_status consumer_error(natsStatus s, jsErrCode jerr, const char *ac
     return js_error(s, jerr, what);
 }
 
-/* Creates the durable consumer, or brings an existing one in line with the
- * configuration (MaxDeliver, AckWait and MaxAckPending may change between
- * deployments; JetStream would otherwise refuse to bind with new values). */
+/* Brings an existing durable consumer in line with the configuration
+ * (MaxDeliver, AckWait and MaxAckPending may change between deployments;
+ * JetStream would otherwise refuse to bind with new values) after checking
+ * its binding; with make, creates it when the server has none, and without,
+ * sets *missing then and makes nothing. */
 static choreo_status ensure_consumer(choreo_transport *tp, const choreo_config *cfg,
-                                     const char *filter, const char *durable)
+                                     const char *filter, const char *durable, bool make,
+                                     bool *missing)
 {
     jsConsumerConfig cc;
     consumer_config(&cc, tp, cfg, filter, durable);
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
-    const char *action;
-    bool creating;
-    natsStatus s = find_or_create(tp, cfg, &cc, &ci, &creating, &jerr, &action);
+    const char *action = "looking up";
+    bool creating = false;
+    natsStatus s;
+    if (make) {
+        s = find_or_create(tp, cfg, &cc, &ci, &creating, &jerr, &action);
+    } else {
+        s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
+        if (s == NATS_NOT_FOUND) {
+            *missing = true;
+            return CHOREO_OK;
+        }
+    }
     if (s == NATS_OK && !creating) {
         choreo_status bound = check_binding(tp, cfg, durable, ci->Config->Description);
         if (bound != CHOREO_OK) {
@@ -805,11 +804,20 @@ static natsStatus subscribe_inbox(natsConnection *nc, const choreo_config *cfg,
     return s;
 }
 
+choreo_status choreo__transport_consumer_settle(choreo_transport *tp, const choreo_config *cfg,
+                                                const char *filter, const char *durable,
+                                                choreo_puller *out)
+{
+    out->missing = false;
+    return ensure_consumer(tp, cfg, filter, durable, false, &out->missing);
+}
+
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
                                                choreo_puller *out)
 {
-    choreo_status st = ensure_consumer(tp, cfg, filter, durable);
+    choreo_status st =
+        out->missing ? ensure_consumer(tp, cfg, filter, durable, true, NULL) : CHOREO_OK;
     if (st != CHOREO_OK)
         return st;
     note_if_no_events(tp, cfg, filter, durable);

@@ -68,14 +68,6 @@ choreo_status choreo__transport_stream_restore(choreo_transport *tp, const chore
  * take_over_consumers is on. */
 void choreo__transport_bind(choreo_transport *tp, int64_t db_id);
 
-/* At start, before any consumer is made: CHOREO_ELOCKED (with the reason)
- * when the durable consumer exists bound to another database and
- * take_over_consumers is off; CHOREO_OK otherwise, also when it is missing
- * or cannot be read just now (choreo__transport_pull_subscribe then finds
- * out). */
-choreo_status choreo__transport_check_bound(choreo_transport *tp, const choreo_config *cfg,
-                                           const char *durable);
-
 /* Reads the durable consumer's binding while the service runs: CHOREO_OK
  * when it is bound to this database (or to none), CHOREO_ELOCKED when a
  * service on another database took it over since, another status when it
@@ -90,6 +82,7 @@ typedef struct choreo_puller {
     natsSubscription *sub;
     char inbox[96];
     char next_subject[256]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+    bool missing; /* choreo__transport_consumer_settle found no consumer to settle */
 } choreo_puller;
 
 /* Subscribes *sub, on nc_pub, to <inbox>.* for the PubAcks of the relay's
@@ -98,8 +91,19 @@ typedef struct choreo_puller {
 choreo_status choreo__transport_ack_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                               natsSubscription **sub, char *inbox, size_t cap);
 
-/* Creates the durable pull consumer `durable` on `filter`, or brings an
- * existing one in line, and subscribes out->sub to its answers. */
+/* Looks the durable consumer `durable` on `filter` up: one bound to
+ * another database is refused with CHOREO_ELOCKED (unless
+ * take_over_consumers is on), an existing one brought in line; when the
+ * server has none, out->missing is set and nothing is made. Run it for
+ * every consumer of a service before choreo__transport_pull_subscribe, so
+ * that a refused start makes none. */
+choreo_status choreo__transport_consumer_settle(choreo_transport *tp, const choreo_config *cfg,
+                                                const char *filter, const char *durable,
+                                                choreo_puller *out);
+
+/* After choreo__transport_consumer_settle: creates the consumer when it was
+ * missing (and checks it as settle does when another process made it
+ * meanwhile), and subscribes out->sub to its answers. */
 choreo_status choreo__transport_pull_subscribe(choreo_transport *tp, const choreo_config *cfg,
                                                const char *filter, const char *durable,
                                                choreo_puller *out);
