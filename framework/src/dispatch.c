@@ -312,6 +312,13 @@ static void look_for_consumer(choreo_service *svc, choreo_route *rt, struct pull
     }
 }
 
+/* When to read a consumer's binding next after a read at now (0: only
+ * after a reconnect). */
+static int64_t next_binding_read(const choreo_service *svc, int64_t now)
+{
+    return svc->cfg->binding_check_s > 0 ? now + svc->cfg->binding_check_s * 1000000LL : 0;
+}
+
 /* Reads the consumer's binding every binding_check_s and after each
  * reconnect. A service on another database may have taken the consumer
  * over while this one ran (take_over_consumers=on there); both would then
@@ -322,11 +329,10 @@ static void check_bound(choreo_service *svc, choreo_route *rt, struct puller_sta
                         int64_t now)
 {
     uint64_t reconnects = atomic_load(&svc->metrics.reconnects);
-    int64_t every_us = svc->cfg->binding_check_s * 1000000LL;
     if (reconnects == ps->bound_reconnects && (ps->bound_at_us == 0 || now < ps->bound_at_us))
         return;
     ps->bound_reconnects = reconnects;
-    ps->bound_at_us = every_us > 0 ? now + every_us : 0;
+    ps->bound_at_us = next_binding_read(svc, now);
     choreo_status s = choreo__transport_still_bound(svc->tp, svc->cfg, rt->consumer);
     if (s == CHOREO_ELOCKED) {
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
@@ -348,8 +354,7 @@ static void *fetch_main(void *arg)
     choreo_service *svc = rt->svc;
     struct puller_state ps = { .reconnects = atomic_load(&svc->metrics.reconnects) };
     ps.bound_reconnects = ps.reconnects; /* start has just read the binding */
-    if (svc->cfg->binding_check_s > 0)
-        ps.bound_at_us = choreo__mono_us() + svc->cfg->binding_check_s * 1000000LL;
+    ps.bound_at_us = next_binding_read(svc, choreo__mono_us());
     natsMsg *msgs[CHOREO_FETCH_MAX];
     while (!atomic_load(&svc->stop)) {
         int64_t now = choreo__mono_us();

@@ -210,6 +210,15 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
 
 /* ---- a second instance on its own database file ---- */
 
+/* Two directories for two databases of one service (dir and dir2, of 256
+ * bytes each), and a server whose store is in the first. */
+static void two_databases(char *dir, char *dir2, natsd *server)
+{
+    support_tmpdir(dir, 256);
+    support_tmpdir(dir2, 256);
+    support_server(server, dir, NULL, NULL);
+}
+
 /* Waits until a process reads worker_Work (pull requests waiting). */
 static bool wait_reading(const char *url)
 {
@@ -258,9 +267,7 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
 {
     char dir[256], dir2[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
+    two_databases(dir, dir2, &server);
     pid_t first = spawn_run(dir, server.url, done, 1, 0, NULL);
     cr_assert(wait_reading(server.url), "the first instance never started reading");
     /* While the first runs, */
@@ -298,9 +305,7 @@ static void taken_over_while_frozen(const char *check, bool reconnect)
 {
     char dir[256], dir2[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
+    two_databases(dir, dir2, &server);
     pid_t first = spawn_run(dir, server.url, done, 1, 0, check);
     cr_assert(wait_reading(server.url), "the first instance never started reading");
     int status;
@@ -353,9 +358,7 @@ Test(lifecycle, two_instances_on_two_databases_starting_at_once_are_refused_for_
     int ntypes = (int)(sizeof types / sizeof *types);
     char dir[256], dir2[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
+    two_databases(dir, dir2, &server);
     int refused = 0;
     for (int round = 0; round < 40; round++) {
         char name[32];
@@ -413,9 +416,7 @@ Test(lifecycle, a_refused_start_leaves_no_consumer_bound_to_its_database, .timeo
 {
     char dir[256], dir2[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
+    two_databases(dir, dir2, &server);
     cr_assert_eq(start_two(dir, server.url), CHOREO_OK, "%s", last_err);
     natsConnection *nc;
     jsCtx *js = js_to(server.url, &nc);
@@ -437,9 +438,7 @@ Test(lifecycle, a_consumer_made_before_bindings_is_bound_at_start, .timeout = 60
 {
     char dir[256], dir2[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
+    two_databases(dir, dir2, &server);
     /* The stream, as a service makes it, then the consumer as choreo made
      * it before: the same settings, no description. */
     cr_assert_eq(start_once(dir2, server.url, "consumer_start=new"), CHOREO_OK, "%s", last_err);

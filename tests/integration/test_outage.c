@@ -44,12 +44,15 @@ static void expect_remade(int port, const char *svc, const char *object, double 
     support_expect_metric(port, series, want, 5000);
 }
 
-/* Starts a sink recording Tick events in its table got (with its metrics
- * endpoint on port, unless 0), and a source, and sees a first event (n 0)
- * through. */
-static void sink_and_source(const char *dir, const char *url, int port, choreo_service **sink,
+/* Makes dir (256 bytes) and a server with its store there, and starts a
+ * sink recording Tick events in its table got (with its metrics endpoint on
+ * port, unless 0) and a source, and sees a first event (n 0) through. */
+static void sink_and_source(char *dir, natsd *server, int port, choreo_service **sink,
                             choreo_service **source)
 {
+    support_tmpdir(dir, 256);
+    support_server(server, dir, NULL, NULL);
+    const char *url = server->url;
     support_exec(dir, "sink", "CREATE TABLE got(n INTEGER)");
     char addr[64] = "metrics_addr=";
     if (port)
@@ -72,10 +75,8 @@ Test(outage, events_emitted_while_nats_is_down_for_5s_all_arrive_afterwards, .ti
 {
     char dir[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
-    sink_and_source(dir, server.url, 0, &sink, &source);
+    sink_and_source(dir, &server, 0, &sink, &source);
 
     natsd_stop(&server, SIGTERM);
     int emitted = 0;
@@ -116,10 +117,8 @@ Test(outage, a_broker_frozen_past_the_pubacks_wait_then_killed_loses_and_doubles
 {
     char dir[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
-    sink_and_source(dir, server.url, 0, &sink, &source);
+    sink_and_source(dir, &server, 0, &sink, &source);
 
     cr_assert_eq(kill(server.pid, SIGSTOP), 0);
     int64_t frozen_at = support_mono_ms();
@@ -204,11 +203,9 @@ static uint64_t after_losing(void (*lose)(natsd *server), const char *what)
 {
     char dir[256];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
     choreo_service *sink, *source;
     int port = support_free_port();
-    sink_and_source(dir, server.url, port, &sink, &source);
+    sink_and_source(dir, &server, port, &sink, &source);
 
     lose(&server);
     for (int i = 1; i <= 5; i++)
