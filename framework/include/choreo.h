@@ -572,12 +572,18 @@ CHOREO_API void choreo_service_stop(choreo_service *svc);
 /* Waits for the threads started by start to finish after a stop, then
  * closes the NATS connections. Call it on the thread that owns svc, never
  * from a handler (it would wait for itself). It blocks until another thread
- * or a signal handler calls choreo_service_stop, if nobody has yet, then on
- * joining the threads: the dispatcher finishes its batch (its handlers, and
- * SQLite up to busy_timeout_ms) and the relay waits for PubAcks already on
- * the wire (up to 5 s). Does nothing on a service that is not started.
- * NULL-safe. */
-CHOREO_API void choreo_service_wait(choreo_service *svc);
+ * or a signal handler calls choreo_service_stop, if nobody has yet, or the
+ * service stops itself (below), then on joining the threads: the
+ * dispatcher finishes its batch (its handlers, and SQLite up to
+ * busy_timeout_ms) and the relay waits for PubAcks already on the wire (up
+ * to 5 s). Returns CHOREO_OK, or CHOREO_ELOCKED when the service stopped
+ * itself since its last start because a service on another database took
+ * its durable consumers over while it ran (take_over_consumers there; read
+ * every binding_check_s), with the reason in choreo_last_error(): the
+ * status choreo_service_run returns, for a program that uses start and
+ * wait. Does nothing on a service that is not started, but still returns
+ * why it stopped itself, if it did. NULL-safe. */
+CHOREO_API choreo_status choreo_service_wait(choreo_service *svc);
 
 /* Stops if needed, waits, closes everything and frees the service; it
  * blocks as choreo_service_wait. Call it on the thread that owns svc, never

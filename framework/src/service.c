@@ -353,15 +353,28 @@ void choreo_service_stop(choreo_service *svc)
     }
 }
 
-void choreo_service_wait(choreo_service *svc)
+/* choreo_service_wait without its status, leaving the thread's error text
+ * alone (destroy must not replace the error of the call before it). */
+static void wait_threads(choreo_service *svc)
 {
-    if (!svc)
-        return;
     bool was_started = svc->started;
     shut_down(svc);
     choreo__exporter_stop(svc);
     if (was_started)
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service stopped", NULL);
+}
+
+choreo_status choreo_service_wait(choreo_service *svc)
+{
+    choreo__clear_error();
+    if (!svc)
+        return CHOREO_OK;
+    wait_threads(svc);
+    /* The threads are joined: failed_text is theirs no more. */
+    int failed = atomic_load(&svc->failed);
+    if (failed != CHOREO_OK)
+        return choreo__fail((choreo_status)failed, "%s", svc->failed_text);
+    return CHOREO_OK;
 }
 
 /* The signal watcher of choreo_service_run: SIGINT and SIGTERM are blocked
@@ -422,11 +435,7 @@ choreo_status choreo_service_run(choreo_service *svc)
         while (!atomic_load(&svc->stop) && !atomic_load(&svc->dispatcher_done))
             choreo__sleep_ms(CHOREO_STOP_SLICE_MS);
         choreo_service_stop(svc);
-        choreo_service_wait(svc);
-        /* The threads are joined: failed_text is theirs no more. */
-        int failed = atomic_load(&svc->failed);
-        if (failed != CHOREO_OK)
-            s = choreo__fail((choreo_status)failed, "%s", svc->failed_text);
+        s = choreo_service_wait(svc);
     } else if (atomic_load(&w.signals) > 0) {
         /* Asked to stop before it could start: a clean stop, not a failure. */
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "stopped before the service started", NULL);
@@ -451,7 +460,7 @@ void choreo_service_destroy(choreo_service *svc)
     if (!svc)
         return;
     choreo_service_stop(svc);
-    choreo_service_wait(svc);
+    wait_threads(svc);
     choreo__relay_destroy(svc->relay);
     choreo__store_close(svc->store);
     choreo__store_close(svc->cmd_store);

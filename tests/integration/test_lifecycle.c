@@ -99,14 +99,11 @@ static choreo_result slow(choreo_tx *tx, const choreo_event *ev, void *user)
     return CHOREO_DONE;
 }
 
-/* A child running choreo_service_run rounds times; exit 0 when every run
- * returned CHOREO_OK, 64 + the status of one that did not. */
-static pid_t spawn_run(const char *dir, const char *url, choreo_handler_fn fn, int rounds,
-                       int events, const char *extra)
+/* In a child: service worker on dir's database, handling Work with fn,
+ * with events Work events in its outbox; exits 3 when it cannot. */
+static choreo_service *child_service(const char *dir, const char *url, choreo_handler_fn fn,
+                                     int events, const char *extra)
 {
-    pid_t pid = support_fork();
-    if (pid != 0)
-        return pid;
     choreo_config *cfg = support_config(dir, "worker", url, "log_level=error",
                                         extra ? extra : "log_level=error", NULL);
     choreo_service *svc = NULL;
@@ -116,6 +113,18 @@ static pid_t spawn_run(const char *dir, const char *url, choreo_handler_fn fn, i
     choreo_config_destroy(cfg);
     for (int i = 0; i < events; i++)
         support_emit(svc, "Work", "s1", i, NULL);
+    return svc;
+}
+
+/* A child running choreo_service_run rounds times; exit 0 when every run
+ * returned CHOREO_OK, 64 + the status of one that did not. */
+static pid_t spawn_run(const char *dir, const char *url, choreo_handler_fn fn, int rounds,
+                       int events, const char *extra)
+{
+    pid_t pid = support_fork();
+    if (pid != 0)
+        return pid;
+    choreo_service *svc = child_service(dir, url, fn, events, extra);
     for (int i = 0; i < rounds; i++) {
         choreo_status s = choreo_service_run(svc);
         if (s != CHOREO_OK) {
@@ -212,6 +221,26 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
 
 /* Two directories for two databases of one service (dir and dir2, of 256
  * bytes each), and a server whose store is in the first. */
+/* A child that calls choreo_service_start and then choreo_service_wait,
+ * which returns only once the service stops itself (nothing here stops it);
+ * exit 64 + wait's status, its error text on stderr. */
+static pid_t spawn_start_wait(const char *dir, const char *url, const char *extra)
+{
+    pid_t pid = support_fork();
+    if (pid != 0)
+        return pid;
+    choreo_service *svc = child_service(dir, url, done, 0, extra);
+    if (choreo_service_start(svc) != CHOREO_OK)
+        _exit(4);
+    choreo_status s = choreo_service_wait(svc);
+    fprintf(stderr, "wait: %s\n", choreo_last_error());
+    /* The reason must not be lost on the way out either. */
+    if (s != CHOREO_OK && !strstr(choreo_last_error(), "took it over"))
+        _exit(5);
+    choreo_service_destroy(svc);
+    _exit(64 + s);
+}
+
 static void two_databases(char *dir, char *dir2, natsd *server)
 {
     support_tmpdir(dir, 256);
@@ -301,12 +330,13 @@ Test(lifecycle, a_second_instance_of_a_service_on_another_database_is_refused, .
  * do not go on applying parts of the events each, and choreo_service_run
  * return CHOREO_ELOCKED there. check is its binding_check_s; with
  * reconnect the broker restarts before the old process runs again. */
-static void taken_over_while_frozen(const char *check, bool reconnect)
+static void taken_over_while_frozen(const char *check, bool reconnect, bool start_and_wait)
 {
     char dir[256], dir2[256];
     natsd server;
     two_databases(dir, dir2, &server);
-    pid_t first = spawn_run(dir, server.url, done, 1, 0, check);
+    pid_t first = start_and_wait ? spawn_start_wait(dir, server.url, check)
+                                 : spawn_run(dir, server.url, done, 1, 0, check);
     cr_assert(wait_reading(server.url), "the first instance never started reading");
     int status;
     cr_assert_not(wait_child(first, 3000, &status),
@@ -323,7 +353,8 @@ static void taken_over_while_frozen(const char *check, bool reconnect)
     cr_assert(wait_child(first, 20000, &status),
               "the instance whose consumers were taken over still runs 20 s later");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 64 + CHOREO_ELOCKED,
-              "status %d, not a run that returned CHOREO_ELOCKED", status);
+              "status %d, not a %s that returned CHOREO_ELOCKED", status,
+              start_and_wait ? "wait" : "run");
     natsd_stop(&server, SIGTERM);
 }
 
@@ -331,14 +362,21 @@ static void taken_over_while_frozen(const char *check, bool reconnect)
  * until the take-over those reads find the consumers bound to it. */
 Test(lifecycle, a_service_whose_consumers_are_taken_over_while_it_runs_stops, .timeout = 90)
 {
-    taken_over_while_frozen("binding_check_s=1", false);
+    taken_over_while_frozen("binding_check_s=1", false, false);
+}
+
+/* A program that starts the service and waits for it learns why it stopped
+ * from choreo_service_wait. */
+Test(lifecycle, wait_returns_why_a_service_taken_over_while_it_ran_stopped, .timeout = 90)
+{
+    taken_over_while_frozen("binding_check_s=1", false, true);
 }
 
 /* With no periodic reads (binding_check_s=0) it reads the binding again
  * after it reconnects. */
 Test(lifecycle, a_service_taken_over_while_cut_off_stops_when_it_reconnects, .timeout = 90)
 {
-    taken_over_while_frozen("binding_check_s=0", true);
+    taken_over_while_frozen("binding_check_s=0", true, false);
 }
 
 /* Two instances of one service on two databases that start at the same
