@@ -202,8 +202,10 @@ choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
 
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
 {
+    size_t id = strlen(row->event_id) + 1, subject = strlen(row->subject) + 1,
+           headers = strlen(row->headers) + 1, size = id + subject + headers + row->body_len;
     /* More than a relay round takes are read from the table anyway. */
-    if (l->n >= CHOREO_RELAY_BATCH)
+    if (l->n >= CHOREO_RELAY_BATCH || l->bytes + size > CHOREO_RELAY_COPY_BYTES)
         l->incomplete = true;
     if (l->incomplete)
         return;
@@ -217,13 +219,12 @@ void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
         l->v = v;
         l->cap = cap;
     }
-    size_t id = strlen(row->event_id) + 1, subject = strlen(row->subject) + 1,
-           headers = strlen(row->headers) + 1;
-    char *buf = malloc(id + subject + headers + row->body_len);
+    char *buf = malloc(size);
     if (!buf) {
         l->incomplete = true;
         return;
     }
+    l->bytes += size;
     memcpy(buf, row->event_id, id);
     memcpy(buf + id, row->subject, subject);
     memcpy(buf + id + subject, row->headers, headers);
@@ -243,7 +244,8 @@ void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
 
 void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies *src)
 {
-    if (src->incomplete || dst->n + src->n > CHOREO_RELAY_BATCH)
+    if (src->incomplete || dst->n + src->n > CHOREO_RELAY_BATCH ||
+        dst->bytes + src->bytes > CHOREO_RELAY_COPY_BYTES)
         dst->incomplete = true;
     if (!dst->incomplete && dst->n + src->n > dst->cap) {
         int cap = dst->n + src->n > 2 * dst->cap ? dst->n + src->n : 2 * dst->cap;
@@ -262,17 +264,25 @@ void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies 
     if (src->n)
         memcpy(dst->v + dst->n, src->v, sizeof *src->v * (size_t)src->n);
     dst->n += src->n;
+    dst->bytes += src->bytes;
     src->n = 0;
+    src->bytes = 0;
 }
 
 void choreo__outbox_copies_truncate(choreo_outbox_copies *l, int n)
 {
-    for (int i = n; i < l->n; i++)
-        free((void *)l->v[i].event_id);
+    for (int i = n; i < l->n; i++) {
+        const choreo_outbox_row *row = &l->v[i];
+        l->bytes -= strlen(row->event_id) + strlen(row->subject) + strlen(row->headers) + 3 +
+                    row->body_len;
+        free((void *)row->event_id);
+    }
     if (n < l->n)
         l->n = n;
-    if (n == 0)
+    if (n == 0) {
         l->incomplete = false;
+        l->bytes = 0;
+    }
 }
 
 void choreo__outbox_copies_free(choreo_outbox_copies *l)

@@ -30,12 +30,14 @@ choreo_status choreo__outbox_insert(choreo_store *st, const choreo_outbox_row *r
 typedef struct choreo_outbox_copies {
     choreo_outbox_row *v;
     int n, cap;
+    size_t bytes;    /* of the rows' allocations */
     bool incomplete; /* a copy could not be kept: the relay must read the table */
 } choreo_outbox_copies;
 
 /* Keeps a copy of row (with its seq); out of memory, or a list that holds
- * a relay round's worth already, marks the list incomplete instead of
- * failing, since the row is in the table anyway. */
+ * a relay round's worth already (CHOREO_RELAY_BATCH rows, or
+ * CHOREO_RELAY_COPY_BYTES), marks the list incomplete instead of failing,
+ * since the row is in the table anyway. */
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row);
 /* Moves every row of src to the end of dst (src is left empty); a dst that
  * cannot grow, or that would pass a relay round's worth, is marked

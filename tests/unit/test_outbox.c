@@ -1,8 +1,10 @@
 /* Outbox rows: insert, due order, delayed rows, marking and failures. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "outbox.h"
+#include "tuning.h"
 #include "unit_db.h"
 
 static void insert(choreo_store *st, const char *id, int64_t publish_at)
@@ -280,4 +282,73 @@ Test(outbox, a_relay_loop_reads_every_due_row_once_and_in_seq_order)
     cr_assert_eq(choreo__outbox_pending(st, &pending), CHOREO_OK);
     cr_assert_eq(pending, n - due_rows);
     choreo__store_close(st);
+}
+
+static choreo_outbox_row copy_of(int64_t seq, const uint8_t *body, size_t len)
+{
+    return (choreo_outbox_row){ .seq = seq, .event_id = "01J0000000000000000000000", .subject =
+                                "choreo.T.s", .headers = "Nats-Msg-Id: x\n", .body = body,
+                                .body_len = len };
+}
+
+/* A commit's copies hold at most a relay round: CHOREO_RELAY_BATCH rows or
+ * CHOREO_RELAY_COPY_BYTES; past either the list says incomplete (the relay
+ * reads the table) and keeps nothing more, and the byte count follows a
+ * rolled-back savepoint's truncation. */
+Test(outbox, copies_stop_at_a_round_of_rows_or_of_bytes)
+{
+    static const uint8_t small[1] = { 0x80 };
+    choreo_outbox_copies l = { 0 };
+    for (int i = 1; i <= CHOREO_RELAY_BATCH; i++) {
+        choreo_outbox_row row = copy_of(i, small, 1);
+        choreo__outbox_copy(&l, &row);
+    }
+    cr_assert_eq(l.n, CHOREO_RELAY_BATCH);
+    cr_assert_not(l.incomplete);
+    choreo_outbox_row one = copy_of(CHOREO_RELAY_BATCH + 1, small, 1);
+    choreo__outbox_copy(&l, &one);
+    cr_assert(l.incomplete, "a row past a round was kept");
+    choreo__outbox_copies_truncate(&l, 0);
+    cr_assert_eq(l.bytes, 0);
+    cr_assert_not(l.incomplete);
+
+    size_t big = CHOREO_RELAY_COPY_BYTES / 4;
+    uint8_t *body = calloc(1, big);
+    cr_assert_not_null(body);
+    for (int i = 1; i <= 2; i++) {
+        choreo_outbox_row row = copy_of(i, body, big);
+        choreo__outbox_copy(&l, &row);
+    }
+    cr_assert_eq(l.n, 2);
+    size_t two = l.bytes;
+    cr_assert_gt(two, 2 * big);
+    choreo__outbox_copies_truncate(&l, 1); /* a savepoint rolled back */
+    cr_assert_eq(l.bytes, two / 2);
+    for (int i = 2; i <= 3; i++) {
+        choreo_outbox_row row = copy_of(i, body, big);
+        choreo__outbox_copy(&l, &row);
+    }
+    cr_assert_eq(l.n, 3);
+    cr_assert_not(l.incomplete);
+    choreo_outbox_row last = copy_of(4, body, big);
+    choreo__outbox_copy(&l, &last);
+    cr_assert(l.incomplete, "copies past %d bytes were kept", CHOREO_RELAY_COPY_BYTES);
+    cr_assert_eq(l.n, 3);
+
+    /* Moving two lists together obeys the same bound. */
+    choreo_outbox_copies a = { 0 }, b = { 0 };
+    for (int i = 1; i <= 2; i++) {
+        choreo_outbox_row row = copy_of(i, body, big);
+        choreo__outbox_copy(&a, &row);
+        row.seq = 10 + i;
+        choreo__outbox_copy(&b, &row);
+    }
+    choreo__outbox_copies_move(&a, &b);
+    cr_assert(a.incomplete, "a move past %d bytes was kept", CHOREO_RELAY_COPY_BYTES);
+    cr_assert_eq(b.n, 0);
+    cr_assert_eq(b.bytes, 0);
+    free(body);
+    choreo__outbox_copies_free(&l);
+    choreo__outbox_copies_free(&a);
+    choreo__outbox_copies_free(&b);
 }
