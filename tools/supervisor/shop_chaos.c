@@ -842,8 +842,8 @@ static int second_copy(const struct opts *o, sup *s, struct tally *t, bool tty)
     }
     if (frozen > 0 && kill(frozen, SIGSTOP) != 0)
         frozen = 0;
-    /* On a cluster the copy's start may wait out a loss of quorum (JetStream
-     * answers nothing meanwhile) before it can look at the consumers. */
+    /* On a cluster the copy's start may wait out the elections after nodes
+     * came back before it can look at the consumers. */
     int wait_ms = sup_nats_nodes(s) > 1 ? 60000 : 15000;
     int st = 0;
     int rc = sup_run_second_copy(s, i, elsewhere ? other : NULL, wait_ms, log, &st);
@@ -980,7 +980,11 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             delete_consumer(s, t);
             next_delete = now_ms() + around(o->consumer_delete_ms);
         }
-        if (now >= next_copy) {
+        /* Not while cluster nodes are down: the copy's start waits for
+         * JetStream, which a lost quorum keeps away until node_back, and
+         * node_back waits for this loop, so the copy could never be
+         * refused in time. */
+        if (now >= next_copy && down->node[0] < 0) {
             if (second_copy(o, s, t, tty) != 0)
                 return -1;
             next_copy = now_ms() + around(o->second_copy_ms);
