@@ -200,10 +200,18 @@ choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
                              : choreo__store_error(st, rc, "deleting an outbox row");
 }
 
+/* The one allocation of a row's copy: its strings, each with its NUL, and
+ * its body. */
+static size_t copy_size(const choreo_outbox_row *row)
+{
+    return strlen(row->event_id) + strlen(row->subject) + strlen(row->headers) + 3 +
+           row->body_len;
+}
+
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
 {
     size_t id = strlen(row->event_id) + 1, subject = strlen(row->subject) + 1,
-           headers = strlen(row->headers) + 1, size = id + subject + headers + row->body_len;
+           headers = strlen(row->headers) + 1, size = copy_size(row);
     /* More than a relay round takes are read from the table anyway. */
     if (l->n >= CHOREO_RELAY_BATCH || l->bytes + size > CHOREO_RELAY_COPY_BYTES)
         l->incomplete = true;
@@ -272,10 +280,8 @@ void choreo__outbox_copies_move(choreo_outbox_copies *dst, choreo_outbox_copies 
 void choreo__outbox_copies_truncate(choreo_outbox_copies *l, int n)
 {
     for (int i = n; i < l->n; i++) {
-        const choreo_outbox_row *row = &l->v[i];
-        l->bytes -= strlen(row->event_id) + strlen(row->subject) + strlen(row->headers) + 3 +
-                    row->body_len;
-        free((void *)row->event_id);
+        l->bytes -= copy_size(&l->v[i]);
+        free((void *)l->v[i].event_id);
     }
     if (n < l->n)
         l->n = n;

@@ -219,11 +219,10 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
 
 /* ---- a second instance on its own database file ---- */
 
-/* Two directories for two databases of one service (dir and dir2, of 256
- * bytes each), and a server whose store is in the first. */
 /* A child that calls choreo_service_start and then choreo_service_wait,
  * which returns only once the service stops itself (nothing here stops it);
- * exit 64 + wait's status, its error text on stderr. */
+ * exit 64 + wait's status (its error text on stderr), or 5 when that text
+ * does not give the reason. */
 static pid_t spawn_start_wait(const char *dir, const char *url, const char *extra)
 {
     pid_t pid = support_fork();
@@ -234,13 +233,14 @@ static pid_t spawn_start_wait(const char *dir, const char *url, const char *extr
         _exit(4);
     choreo_status s = choreo_service_wait(svc);
     fprintf(stderr, "wait: %s\n", choreo_last_error());
-    /* The reason must not be lost on the way out either. */
     if (s != CHOREO_OK && !strstr(choreo_last_error(), "took it over"))
         _exit(5);
     choreo_service_destroy(svc);
     _exit(64 + s);
 }
 
+/* Two directories for two databases of one service (dir and dir2, of 256
+ * bytes each), and a server whose store is in the first. */
 static void two_databases(char *dir, char *dir2, natsd *server)
 {
     support_tmpdir(dir, 256);
