@@ -919,6 +919,22 @@ static void *dispatch_main(void *arg)
     return NULL;
 }
 
+/* Calls step for the durable consumer of every route, in order; stops at
+ * the first failure. */
+static choreo_status each_consumer(choreo_service *svc,
+                                   choreo_status (*step)(choreo_transport *, const choreo_config *,
+                                                         const char *, const char *,
+                                                         choreo_puller *))
+{
+    for (int i = 0; i < svc->nroutes; i++) {
+        choreo_route *rt = &svc->routes[i];
+        choreo_status s = step(svc->tp, svc->cfg, rt->filter, rt->consumer, &rt->pull);
+        if (s != CHOREO_OK)
+            return s;
+    }
+    return CHOREO_OK;
+}
+
 choreo_status choreo__dispatch_subscribe(choreo_service *svc)
 {
     /* Every existing consumer is settled (its binding read) before any
@@ -926,21 +942,8 @@ choreo_status choreo__dispatch_subscribe(choreo_service *svc)
      * another database must not leave behind another it made meanwhile
      * (one deleted on the server, say), bound to its own database, which
      * would then refuse the right one. */
-    for (int i = 0; i < svc->nroutes; i++) {
-        choreo_route *rt = &svc->routes[i];
-        choreo_status s = choreo__transport_consumer_settle(svc->tp, svc->cfg, rt->filter,
-                                                            rt->consumer, &rt->pull);
-        if (s != CHOREO_OK)
-            return s;
-    }
-    for (int i = 0; i < svc->nroutes; i++) {
-        choreo_route *rt = &svc->routes[i];
-        choreo_status s = choreo__transport_pull_subscribe(svc->tp, svc->cfg, rt->filter,
-                                                           rt->consumer, &rt->pull);
-        if (s != CHOREO_OK)
-            return s;
-    }
-    return CHOREO_OK;
+    choreo_status s = each_consumer(svc, choreo__transport_consumer_settle);
+    return s == CHOREO_OK ? each_consumer(svc, choreo__transport_pull_subscribe) : s;
 }
 
 choreo_status choreo__dispatch_start(choreo_service *svc)

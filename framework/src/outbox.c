@@ -200,18 +200,17 @@ choreo_status choreo__outbox_delete(choreo_store *st, int64_t seq)
                              : choreo__store_error(st, rc, "deleting an outbox row");
 }
 
-/* The one allocation of a row's copy: its strings, each with its NUL, and
- * its body. */
-static size_t copy_size(const choreo_outbox_row *row)
+/* The size of a kept copy's one allocation, which runs from its event_id
+ * to the end of its body (choreo__outbox_copy). */
+static size_t copy_size(const choreo_outbox_row *copy)
 {
-    return strlen(row->event_id) + strlen(row->subject) + strlen(row->headers) + 3 +
-           row->body_len;
+    return (size_t)((const char *)copy->body - copy->event_id) + copy->body_len;
 }
 
 void choreo__outbox_copy(choreo_outbox_copies *l, const choreo_outbox_row *row)
 {
     size_t id = strlen(row->event_id) + 1, subject = strlen(row->subject) + 1,
-           headers = strlen(row->headers) + 1, size = copy_size(row);
+           headers = strlen(row->headers) + 1, size = id + subject + headers + row->body_len;
     /* More than a relay round takes are read from the table anyway. */
     if (l->n >= CHOREO_RELAY_BATCH || l->bytes + size > CHOREO_RELAY_COPY_BYTES)
         l->incomplete = true;

@@ -3,9 +3,10 @@
  * thread reads its PubAck (a plain subscription, not nats.c's asynchronous
  * publishing: that hands each PubAck from the connection's reader thread to
  * a delivery thread of its own and only then to the relay), then marks the
- * acknowledged rows published in one transaction. Rows whose PubAck failed or timed out stay unpublished and go
- * out again with the same id, so an outage or a crash at any point can cause
- * a repeat that JetStream (or the consumer's inbox) drops, never a loss.
+ * acknowledged rows published in one transaction. Rows whose PubAck failed
+ * or timed out stay unpublished and go out again with the same id, so an
+ * outage or a crash at any point can cause a repeat that JetStream (or the
+ * consumer's inbox) drops, never a loss.
  * A row the broker refuses for good (larger than its max_payload, or a
  * stream limit) is set aside into choreo_dead, where choreoctl shows it, and
  * the relay goes on with the rows after it.
