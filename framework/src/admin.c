@@ -279,32 +279,73 @@ static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const ui
     return ns;
 }
 
-/* Publishes body on subject, for the consumer that parked it only, and
- * waits for the PubAck. */
-static choreo_status republish(choreo_admin *adm, const choreo_dead_entry *e, const uint8_t *body,
-                               size_t len)
+/* Refuses a retry that would go to another system than the one the
+ * database belongs to: the consumer that parked the message must be on the
+ * stream of the server it is about to be published to, bound to this
+ * database. A row the relay set aside has no consumer; its stream must be
+ * there. */
+static choreo_status check_target(choreo_admin *adm, choreo_transport *tp,
+                                  const choreo_dead_entry *e)
 {
-    choreo_config *cfg = adm->cfg;
-    choreo_transport *tp = NULL;
-    choreo_status s = choreo__admin_connect(adm, &tp);
+    bool outbox = strcmp(e->consumer, CHOREO_OUTBOX_CONSUMER) == 0;
+    bool exists = false;
+    char bound[32];
+    choreo_status s = choreo__transport_consumer_binding(tp, adm->cfg, outbox ? NULL : e->consumer,
+                                                         &exists, bound, sizeof bound);
+    if (s != CHOREO_OK || outbox)
+        return s;
+    if (!exists)
+        return choreo__fail(CHOREO_ENOTFOUND,
+                            "the consumer %s that parked message %lld is not on stream %s of "
+                            "the NATS server at %s, so nothing there would apply the retry: "
+                            "pass the service's own server (--nats-url) and stream (--stream); "
+                            "if the consumer was deleted, start the service, which makes it "
+                            "again, then retry",
+                            e->consumer, (long long)e->id, adm->cfg->stream, adm->cfg->nats_url);
+    int64_t db_id = 0;
+    s = choreo__store_identity(adm->st, &db_id);
     if (s != CHOREO_OK)
         return s;
+    char mine[32];
+    snprintf(mine, sizeof mine, "%016llx", (long long)db_id);
+    if (bound[0] && strcmp(bound, mine) != 0)
+        return choreo__fail(CHOREO_ELOCKED,
+                            "the consumer %s on stream %s of the NATS server at %s belongs to "
+                            "another database (identity %s) than %s (identity %s): the retry "
+                            "would be applied there, not here. Pass the server of the service "
+                            "whose database this is (--nats-url)",
+                            e->consumer, adm->cfg->stream, adm->cfg->nats_url, bound,
+                            adm->cfg->db, mine);
+    return CHOREO_OK;
+}
+
+/* Publishes body on subject, for the consumer that parked it only, and
+ * waits for the PubAck. */
+static choreo_status republish(choreo_admin *adm, choreo_transport *tp,
+                               const choreo_dead_entry *e, const uint8_t *body, size_t len)
+{
     natsMsg *m = NULL;
     natsStatus ns = natsMsg_Create(&m, e->subject, NULL, (const char *)body, (int)len);
     if (ns == NATS_OK)
-        ns = retry_headers(m, e, body, len, (size_t)cfg->max_event_bytes);
+        ns = retry_headers(m, e, body, len, (size_t)adm->cfg->max_event_bytes);
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     if (ns == NATS_OK)
         ns = js_PublishMsg(&pa, tp->js, m, NULL, &jerr);
+    choreo_status s = CHOREO_OK;
     if (ns != NATS_OK)
         s = choreo__nats_error(ns, "publishing the parked message again");
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(m);
-    choreo__transport_close(tp);
     return s;
 }
 
+/* The row is marked retried in a transaction that stays open until the
+ * PubAck: a second retry of the same row at the same moment waits for it
+ * and then finds the row no longer parked, instead of publishing too; a
+ * database that cannot be written refuses before anything is published.
+ * A crash after the publish leaves the row parked: a second retry is then
+ * dropped by the consumer's inbox. */
 choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id)
 {
     if (!adm)
@@ -313,14 +354,39 @@ choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id)
     if (s != CHOREO_OK)
         return s;
     choreo_dead_entry e;
-    uint8_t *body = NULL;
-    size_t len = 0;
-    s = require_parked(adm, id, &e, &body, &len);
+    s = require_parked(adm, id, &e, NULL, NULL); /* a wrong id is told before NATS */
     if (s != CHOREO_OK)
         return s;
-    s = republish(adm, &e, body, len);
-    free(body);
-    /* Published first, marked second: a crash in between means a second
-     * retry, which the consumers' inboxes drop. */
-    return s == CHOREO_OK ? set_status(adm, id, "retried") : s;
+    choreo_transport *tp = NULL;
+    s = choreo__admin_connect(adm, &tp);
+    if (s != CHOREO_OK)
+        return s;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    s = choreo__store_begin(adm->st);
+    if (s == CHOREO_OK)
+        s = choreo__store_patient(adm->st);
+    bool open = s == CHOREO_OK;
+    if (s == CHOREO_OK)
+        s = require_parked(adm, id, &e, &body, &len);
+    if (s == CHOREO_OK) {
+        s = set_status(adm, id, "retried");
+        if (s == CHOREO_OK)
+            s = check_target(adm, tp, &e);
+        if (s == CHOREO_OK)
+            s = republish(adm, tp, &e, body, len);
+        free(body);
+    }
+    if (s == CHOREO_OK) {
+        s = choreo__store_commit(adm->st);
+        if (s != CHOREO_OK)
+            s = choreo__fail(s, "message %lld was published again, but could not be marked "
+                             "retried (%s): it still shows as parked; a second retry is "
+                             "dropped by the consumer's inbox once the first is applied",
+                             (long long)id, choreo_last_error());
+    } else if (open) {
+        choreo__store_rollback(adm->st);
+    }
+    choreo__transport_close(tp);
+    return s;
 }

@@ -50,6 +50,7 @@ struct delivery {
     choreo_route *rt;
     natsMsg *msg;
     int64_t attempt;
+    uint64_t stream_seq; /* its sequence in the stream, 0 when unknown */
     int64_t retried; /* the highest earlier delivery whose handler asked for a retry */
     bool operator_retry; /* published again by choreoctl dead retry for this consumer */
     int64_t retry_row;   /* then the choreo_dead row it retries, when it says (else 0) */
@@ -465,9 +466,10 @@ static enum action park(choreo_service *svc, struct delivery *d, enum choreo_out
     if (atomic_load_explicit(&d->rt->m.compensation, memory_order_relaxed))
         choreo__mlog_add(&svc->batch_mlog, ML_COMP_PARKED, route, 0, 0);
     CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "parked a message",
-               "consumer=%s event=%s trace=%.32s reason=\"%s\"", d->rt->consumer,
-               row.event_id ? row.event_id : "-", d->trace[0] ? d->trace + 3 : "-",
-               CHOREO_SAFE(d->reason));
+               "consumer=%s event=%s stream_seq=%llu subject=\"%s\" trace=%.32s reason=\"%s\"",
+               d->rt->consumer, row.event_id ? row.event_id : "-",
+               (unsigned long long)d->stream_seq, CHOREO_SAFE(row.subject),
+               d->trace[0] ? d->trace + 3 : "-", CHOREO_SAFE(d->reason));
     return ACT_TERM;
 }
 
@@ -499,6 +501,7 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
     d->attempt = 1;
     if (natsMsg_GetMetaData(&meta, d->msg) == NATS_OK) {
         d->attempt = (int64_t)meta->NumDelivered;
+        d->stream_seq = meta->Sequence.Stream;
         /* The stream's timestamp is the server's clock: a redelivery would
          * add its wait, and hosts whose clocks differ their difference. */
         if (d->attempt == 1) {
@@ -532,6 +535,17 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
         snprintf(d->reason, sizeof d->reason,
                  "envelope type %s does not match the subject's type %s", d->env.type,
                  d->rt->type);
+        return PARK;
+    }
+    /* The subject is <prefix>.<Type>.<saga>: choreoctl saga finds a saga's
+     * events by their subjects, the barrier and the handler by the
+     * envelope, so the two must agree. */
+    const char *subject = natsMsg_GetSubject(d->msg);
+    const char *dot = subject ? strrchr(subject, '.') : NULL;
+    if (!dot || strcmp(dot + 1, d->env.saga) != 0) {
+        snprintf(d->reason, sizeof d->reason,
+                 "envelope saga %s does not match the subject's saga %.64s", d->env.saga,
+                 dot ? dot + 1 : "(none)");
         return PARK;
     }
     if (d->env.version < d->rt->min_version || d->env.version > d->rt->max_version) {

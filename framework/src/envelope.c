@@ -90,7 +90,8 @@ static choreo_status read_text(choreo_mp_reader *r, const char *field, char *dst
     const char *s;
     uint32_t n;
     if (choreo_mp_read_str(r, &s, &n) != CHOREO_OK)
-        return choreo__fail(CHOREO_EDECODE, "envelope field \"%s\" must be a string", field);
+        return choreo__fail(CHOREO_EDECODE, "envelope field \"%s\" must be a string: %s", field,
+                            choreo_last_error());
     if (n >= cap)
         return choreo__fail(CHOREO_EDECODE,
                             "envelope field \"%s\" is %u bytes long, more than the limit of %zu",
@@ -133,20 +134,28 @@ static choreo_status read_field(choreo_mp_reader *r, enum field f, choreo_envelo
         return read_text(r, "src", env->src, sizeof env->src, source_ok,
                          "a service name of A-Z a-z 0-9 _ -");
     case F_V:
-        if (choreo_mp_read_uint(r, &u) != CHOREO_OK || u < 1 || u > 65535)
+        if (choreo_mp_read_uint(r, &u) != CHOREO_OK)
+            return choreo__fail(CHOREO_EDECODE,
+                                "envelope field \"v\" must be a schema version from 1 to "
+                                "65535: %s", choreo_last_error());
+        if (u < 1 || u > 65535)
             return choreo__fail(CHOREO_EDECODE,
                                 "envelope field \"v\" must be a schema version from 1 to 65535");
         env->version = (uint32_t)u;
         return CHOREO_OK;
     case F_TS:
-        if (choreo_mp_read_int(r, &i) != CHOREO_OK || i < 0)
+        if (choreo_mp_read_int(r, &i) != CHOREO_OK)
+            return choreo__fail(CHOREO_EDECODE, "envelope field \"ts\" must be unix milliseconds "
+                                "(an integer >= 0): %s", choreo_last_error());
+        if (i < 0)
             return choreo__fail(CHOREO_EDECODE,
                                 "envelope field \"ts\" must be unix milliseconds (an integer >= 0)");
         env->ts_ms = i;
         return CHOREO_OK;
     case F_DATA: {
         if (choreo_mp_peek(r) != CHOREO_MP_MAP)
-            return choreo__fail(CHOREO_EDECODE, "envelope field \"data\" must be a msgpack map");
+            return choreo__fail(CHOREO_EDECODE, "envelope field \"data\" must be a msgpack map%s",
+                                r->pos == r->end ? ": the body ends before it (truncated)" : "");
         const uint8_t *start = r->pos;
         if (choreo_mp_skip(r, CHOREO_ENVELOPE_DEPTH) != CHOREO_OK)
             return choreo__fail(CHOREO_EDECODE, "envelope field \"data\" is malformed: %s",
@@ -182,7 +191,8 @@ choreo_status choreo__envelope_decode(choreo_envelope *env, const uint8_t *buf, 
         const char *key;
         uint32_t klen;
         if (choreo_mp_read_str(&r, &key, &klen) != CHOREO_OK)
-            return choreo__fail(CHOREO_EDECODE, "envelope key %u is not a string", k);
+            return choreo__fail(CHOREO_EDECODE, "envelope key %u is not a string: %s", k,
+                                choreo_last_error());
         int f = -1;
         for (int j = 0; j < F_COUNT; j++)
             if (strlen(field_names[j]) == klen && memcmp(field_names[j], key, klen) == 0)

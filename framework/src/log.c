@@ -23,19 +23,41 @@ bool choreo__log_level_parse(const char *s, choreo_log_level *out)
     return false;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (2 to 4 bytes), 0 when
+ * the bytes there are not one. */
+static size_t utf8_length(const unsigned char *s)
+{
+    size_t len = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] <= 0xf4 ? 4 : 0;
+    if (len == 0)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* overlong three- and four-byte forms, surrogates, past U+10FFFF */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return len;
+}
+
 const char *choreo__log_safe(const char *s, char *buf, size_t cap)
 {
     size_t n = 0;
-    for (; s && *s && n + 5 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+    while (p && *p && n + 5 < cap) {
+        unsigned char c = *p;
+        size_t len = c >= 0x80 ? utf8_length(p) : 1;
         if (c == '"' || c == '\\') {
             buf[n++] = '\\';
             buf[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c == 0x7f || len == 0) {
             n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", c);
+            len = 1;
         } else {
-            buf[n++] = (char)c;
+            memcpy(buf + n, p, len); /* n + 5 < cap: room for any character */
+            n += len;
         }
+        p += len;
     }
     buf[n] = '\0';
     return buf;

@@ -548,6 +548,41 @@ choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_c
     return st;
 }
 
+choreo_status choreo__transport_consumer_binding(choreo_transport *tp, const choreo_config *cfg,
+                                                const char *durable, bool *exists,
+                                                char *identity, size_t cap)
+{
+    *exists = false;
+    identity[0] = '\0';
+    jsConsumerInfo *ci = NULL;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = durable ? js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr)
+                           : js_GetStreamInfo(&si, tp->js, cfg->stream, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK && jerr == JSStreamNotFoundErr)
+        return choreo__fail(CHOREO_ENOTFOUND,
+                            "no stream %s on the NATS server at %s: is that the service's "
+                            "server (--nats-url) and stream (--stream)?",
+                            cfg->stream, cfg->nats_url);
+    if (s != NATS_OK && jerr == JSConsumerNotFoundErr)
+        return CHOREO_OK;
+    if (s != NATS_OK) {
+        char what[256];
+        snprintf(what, sizeof what, "reading the durable consumer %s",
+                 durable ? durable : "(none)");
+        return choreo__nats_error(s, what);
+    }
+    *exists = true;
+    if (!ci)
+        return CHOREO_OK;
+    const char *have = ci->Config->Description ? ci->Config->Description : "";
+    if (strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) == 0)
+        snprintf(identity, cap, "%s", have + strlen(BINDING_PREFIX));
+    jsConsumerInfo_Destroy(ci);
+    return CHOREO_OK;
+}
+
 /* The configuration of a durable consumer of this service. */
 static void consumer_config(jsConsumerConfig *out, const choreo_transport *tp,
                             const choreo_config *cfg, const char *filter, const char *durable)

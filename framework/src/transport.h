@@ -68,6 +68,15 @@ choreo_status choreo__transport_stream_restore(choreo_transport *tp, const chore
  * take_over_consumers is on. */
 void choreo__transport_bind(choreo_transport *tp, int64_t db_id);
 
+/* Whether the durable consumer is on cfg's stream (*exists) and the
+ * identity of the database it is bound to ("" when bound to none, as
+ * choreo__store_identity prints it in hex). CHOREO_ENOTFOUND when the
+ * server has no such stream. With durable NULL, only whether the stream is
+ * there (*exists true when it is). */
+choreo_status choreo__transport_consumer_binding(choreo_transport *tp, const choreo_config *cfg,
+                                                const char *durable, bool *exists,
+                                                char *identity, size_t cap);
+
 /* Reads the durable consumer's binding while the service runs: CHOREO_OK
  * when it is bound to this database (or to none), CHOREO_ELOCKED when a
  * service on another database took it over since, another status when it

@@ -558,3 +558,131 @@ Test(choreoctl, a_mistyped_flag_is_refused_with_the_closest_one, .timeout = 60)
     cr_assert_eq(r.status, 2, "%s", r.out);
     cr_assert(strstr(r.err, "unknown flag --jsno (did you mean --json?)"), "%s", r.err);
 }
+
+/* How many messages the stream CHOREO of the server at url holds. */
+static uint64_t stream_msgs(const char *url)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_GetStreamInfo(&si, js, "CHOREO", NULL, NULL), NATS_OK);
+    uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+/* A retry pointed at another system's server would be applied there, or
+ * by no one, and the row would say retried: it is refused, and the row
+ * stays parked, until the server is the one the database belongs to. */
+Test(choreoctl, retry_refuses_a_server_the_database_does_not_belong_to, .timeout = 120)
+{
+    char dir[256], dir2[256];
+    natsd server, elsewhere;
+    support_tmpdir(dir, sizeof dir);
+    support_tmpdir(dir2, sizeof dir2);
+    support_server(&server, dir, NULL, NULL);
+    support_server(&elsewhere, dir2, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    char a[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-away", 5, a);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
+              "the event was never parked");
+    atomic_store(&broken, false);
+    char id_text[24];
+    long long id = dead_id(dir, a);
+    snprintf(id_text, sizeof id_text, "%lld", id);
+    struct ctl_run r;
+
+    /* A server with no stream at all. */
+    ctl(&r, dir, elsewhere.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "no stream CHOREO"), "%s", r.err);
+    dead_status_is(dir, id, "parked");
+
+    /* A server where the same service runs on another database. */
+    choreo_service *twin = start_worker(dir2, elsewhere.url);
+    uint64_t before = stream_msgs(elsewhere.url);
+    ctl(&r, dir, elsewhere.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "belongs to another database"), "%s", r.err);
+    dead_status_is(dir, id, "parked");
+    choreo_service_destroy(twin);
+
+    /* A server with the stream and without the consumer. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, elsewhere.url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "worker_Fragile", NULL, NULL), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    ctl(&r, dir, elsewhere.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "is not on stream CHOREO"), "%s", r.err);
+    dead_status_is(dir, id, "parked");
+    cr_assert_eq(stream_msgs(elsewhere.url), before, "a refused retry was published");
+
+    /* Its own server. */
+    ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 0, "dead retry: %s", r.err);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1), "the retry was not applied");
+    dead_status_is(dir, id, "retried");
+    choreo_service_destroy(svc);
+    natsd_stop(&elsewhere, SIGTERM);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* Several retries of one row at the same moment: one publishes and marks
+ * it, the others find it no longer parked and publish nothing. */
+Test(choreoctl, retries_of_one_row_at_once_publish_it_once, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    char a[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-race", 6, a);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
+              "the event was never parked");
+    choreo_service_destroy(svc); /* nothing applies the retries: only the stream counts */
+    char id_text[24], db[600];
+    snprintf(id_text, sizeof id_text, "%lld", dead_id(dir, a));
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    uint64_t before = stream_msgs(server.url);
+    enum { RACERS = 4 };
+    pid_t pids[RACERS];
+    char *envp[256];
+    support_env_without_choreo(envp, 256);
+    for (int i = 0; i < RACERS; i++) {
+        pids[i] = support_fork();
+        if (pids[i] == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execle(getenv("CHOREOCTL"), "choreoctl", "--db", db, "--nats-url", server.url,
+                   "dead", "retry", id_text, (char *)NULL, envp);
+            _exit(127);
+        }
+    }
+    int ok = 0, refused = 0;
+    for (int i = 0; i < RACERS; i++) {
+        int st;
+        while (waitpid(pids[i], &st, 0) < 0)
+            cr_assert_eq(errno, EINTR);
+        cr_assert(WIFEXITED(st));
+        ok += WEXITSTATUS(st) == 0;
+        refused += WEXITSTATUS(st) == 1;
+    }
+    cr_assert_eq(ok, 1, "%d retries succeeded", ok);
+    cr_assert_eq(refused, RACERS - 1);
+    cr_assert_eq(stream_msgs(server.url), before + 1, "published %llu times",
+                 (unsigned long long)(stream_msgs(server.url) - before));
+    natsd_stop(&server, SIGTERM);
+}

@@ -143,11 +143,36 @@ Test(handler, malformed_messages_are_parked_with_a_reason_and_the_queue_moves_on
     cr_assert_eq(js_PublishMsg(&pa, js, status_like, NULL, NULL), NATS_OK);
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(status_like);
-    support_emit(svc, "Good", "s4", 1, NULL);
+    char good_id[CHOREO_ID_SIZE];
+    support_emit(svc, "Good", "s4", 1, good_id);
     struct stat_arg parked = { svc, 1, 4 };
     cr_assert(support_wait(stat_reaches, &parked, 15000), "malformed messages were not parked");
     struct stat_arg good = { svc, 0, 1 };
     cr_assert(support_wait(stat_reaches, &good, 15000), "the good event was held up");
+    /* A valid envelope of saga s4 on the subject of saga s10: choreoctl saga
+     * would show it under s10, the handler and the barrier under s4. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/worker.db", dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT body FROM choreo_outbox WHERE event_id = ?1", -1,
+                                    &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, good_id, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    natsMsg *moved = NULL;
+    cr_assert_eq(natsMsg_Create(&moved, "choreo.Good.s10", NULL, sqlite3_column_blob(st, 0),
+                                sqlite3_column_bytes(st, 0)), NATS_OK);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    support_js_publish(server.url, moved);
+    parked.want = 5;
+    cr_assert(support_wait(stat_reaches, &parked, 15000), "an event of another saga was applied");
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason = 'envelope saga s4 "
+                               "does not match the subject''s saga s10'"), 1);
+    struct stat_arg once = { svc, 0, 2 };
+    cr_assert_not(support_wait(stat_reaches, &once, 500), "the moved event was applied");
     cr_assert_eq(support_count(dir, "worker",
                                "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%msgpack map%'"), 2);
     cr_assert_eq(support_count(dir, "worker",

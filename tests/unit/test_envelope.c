@@ -281,3 +281,28 @@ Test(envelope, data_nested_too_deep_is_rejected)
     cr_assert(strstr(choreo_last_error(), "deeper"), "%s", choreo_last_error());
     choreo_mp_writer_free(&w);
 }
+
+Test(envelope, a_body_cut_short_anywhere_says_it_ends_early)
+{
+    choreo_mp_writer d;
+    choreo_mp_writer_init(&d, 0);
+    choreo_mp_write_map(&d, 1);
+    choreo_mp_write_cstr(&d, "qty");
+    choreo_mp_write_int(&d, 5);
+    choreo_envelope e = sample();
+    e.data = d.buf;
+    e.data_len = d.len;
+    choreo_mp_writer w;
+    choreo_mp_writer_init(&w, 0);
+    cr_assert_eq(choreo__envelope_encode(&e, &w), CHOREO_OK);
+    for (size_t cut = 1; cut < w.len; cut++) {
+        choreo_envelope out;
+        cr_assert_eq(choreo__envelope_decode(&out, w.buf, cut, 1 << 20), CHOREO_EDECODE);
+        const char *why = choreo_last_error();
+        cr_assert(strstr(why, "truncated") || strstr(why, "end of the buffer") ||
+                      strstr(why, "bytes follow"),
+                  "cut at %zu of %zu bytes: %s", cut, w.len, why);
+    }
+    choreo_mp_writer_free(&w);
+    choreo_mp_writer_free(&d);
+}
