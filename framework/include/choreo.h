@@ -244,8 +244,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_config_validate(const choreo_config *
 CHOREO_API const char *choreo_config_get(const choreo_config *cfg, const char *key);
 
 /* Writes a help text listing every key, its flag, variable and default.
- * file is a FILE *; NULL means stdout. It lists the defaults, not cfg's
- * values, and cfg may be NULL. */
+ * file is a FILE *; NULL means stdout. With cfg, a key's default is shown
+ * as cfg's value, so that a program that sets its own defaults before it
+ * reads the flags shows those (a required key it gave a value is not
+ * marked required); with cfg NULL, choreo's defaults. */
 CHOREO_API void choreo_config_print_help(const choreo_config *cfg, void *file);
 
 /* Frees cfg and the strings it holds. NULL-safe. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "log.h"
@@ -34,7 +35,8 @@ struct key {
 static const struct key keys[] = {
     { "service", K_NAME, S(service), NULL, 1, 32, NULL,
       "service name, [A-Za-z0-9_-], at most 32 characters (required)" },
-    { "db", K_STR, S(db), NULL, 0, 0, NULL, "path of the service's SQLite file (required)" },
+    { "db", K_STR, S(db), NULL, 0, 0, NULL,
+      "the service's database: a SQLite file's path or a postgresql:// URL (required)" },
     { "nats_url", K_STR, S(nats_url), "nats://127.0.0.1:4222", 0, 0, NULL,
       "NATS server URLs, comma-separated" },
     { "stream", K_NAME, S(stream), "CHOREO", 1, 64, NULL, "JetStream stream name" },
@@ -199,6 +201,97 @@ static bool addr_valid(const char *s)
     return true;
 }
 
+/* Why one server URL of nats_url ([nats:// or tls://][user[:pass]@]host
+ * [:port]) can never work, or NULL when it may. */
+static const char *url_defect(const char *u, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)u[i] <= ' ' || u[i] == 0x7f)
+            return "it contains a space or a control character";
+    const char *end = u + len, *host = u;
+    for (const char *p = u; p + 2 < end; p++)
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+            size_t n = (size_t)(p - u);
+            if (!((n == 4 && strncasecmp(u, "nats", 4) == 0) ||
+                  (n == 3 && strncasecmp(u, "tls", 3) == 0)))
+                return "its scheme is not nats:// or tls://";
+            host = p + 3;
+            break;
+        }
+    for (const char *p = end; p > host; p--)
+        if (p[-1] == '@') {
+            host = p;
+            break;
+        }
+    const char *port = NULL;
+    if (host < end && *host == '[') {
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        if (!close || close == host + 1)
+            return "its IPv6 address has no closing ]";
+        if (close + 1 < end && close[1] != ':')
+            return "something other than :port follows its IPv6 address";
+        port = close + 1 < end ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+        if (colon == host || host == end)
+            return "it names no host";
+        for (const char *p = host; p < (colon ? colon : end); p++)
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+                return "its host has a character a host name cannot have";
+        port = colon ? colon + 1 : NULL;
+    }
+    if (port) {
+        long n = 0;
+        if (port == end || end - port > 5)
+            return "its port is not a number from 1 to 65535";
+        for (const char *p = port; p < end; p++) {
+            if (*p < '0' || *p > '9')
+                return "its port is not a number from 1 to 65535";
+            n = n * 10 + (*p - '0');
+        }
+        if (n < 1 || n > 65535)
+            return "its port is not a number from 1 to 65535";
+    }
+    return NULL;
+}
+
+/* CHOREO_OK when every comma-separated URL of nats_url may work. */
+static choreo_status urls_valid(const char *origin, const char *value)
+{
+    for (const char *u = value; *u;) {
+        while (*u == ' ')
+            u++;
+        size_t len = strcspn(u, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && u[trimmed - 1] == ' ')
+            trimmed--;
+        const char *why = trimmed ? url_defect(u, trimmed) : NULL;
+        if (why) {
+            /* Shown without a user and password, at most 120 bytes. */
+            size_t from = 0, lead = 0;
+            for (size_t i = 0; i < trimmed; i++)
+                if (u[i] == '@')
+                    from = i;
+            const char *scheme = strstr(u, "://");
+            if (scheme && (size_t)(scheme - u) < from)
+                lead = (size_t)(scheme - u) + 3;
+            size_t rest = trimmed - from < 120 ? trimmed - from : 120;
+            char redacted[200];
+            snprintf(redacted, sizeof redacted, "%.*s%s%.*s", (int)lead, u, from ? "***" : "",
+                     (int)rest, u + from);
+            return choreo__fail(CHOREO_ECONFIG,
+                                "%s: \"%s\" is not a NATS server URL (%s): write "
+                                "nats://host:port, such as nats://127.0.0.1:4222, several "
+                                "separated by commas",
+                                origin, CHOREO_SAFE(redacted), why);
+        }
+        u += len;
+        if (*u == ',')
+            u++;
+    }
+    return CHOREO_OK;
+}
+
 static bool digits(const char *s, int n, int *out)
 {
     int v = 0;
@@ -304,6 +397,8 @@ static choreo_status apply(choreo_config *cfg, const struct key *k, const char *
     if (k->kind == K_STR && value[0] == '\0' && (strcmp(k->name, "db") == 0 ||
                                                   strcmp(k->name, "nats_url") == 0))
         return choreo__fail(CHOREO_ECONFIG, "%s: must not be empty", origin);
+    if (strcmp(k->name, "nats_url") == 0 && urls_valid(origin, value) != CHOREO_OK)
+        return CHOREO_ECONFIG;
     char *copy = strdup(value);
     if (!copy)
         return choreo__fail(CHOREO_ENOMEM, "out of memory setting %s", k->name);
@@ -706,7 +801,6 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
 void choreo_config_print_help(const choreo_config *cfg, void *file)
 {
     FILE *f = file ? file : stdout;
-    (void)cfg;
     fprintf(f, "choreo settings (flag / environment variable, default):\n");
     for (size_t i = 0; i < NKEYS; i++) {
         char flag[64], env[64];
@@ -716,11 +810,18 @@ void choreo_config_print_help(const choreo_config *cfg, void *file)
             env[n] = (char)toupper((unsigned char)*p);
         }
         flag[n] = env[n] = '\0';
-        fprintf(f, "  --%-22s CHOREO_%-22s %s", flag, env, keys[i].help);
+        /* A program's own default (a value set before the flags are read)
+         * is the one shown, and a required key it gave one is not. */
+        const char *def = cfg ? choreo_config_get(cfg, keys[i].name) : keys[i].def;
+        if (def && !*def)
+            def = NULL;
+        const char *help = keys[i].help, *required = strstr(help, " (required)");
+        int len = def && required ? (int)(required - help) : (int)strlen(help);
+        fprintf(f, "  --%-22s CHOREO_%-22s %.*s", flag, env, len, help);
         if (keys[i].kind == K_ENUM)
             fprintf(f, " (%s)", keys[i].choices);
-        if (keys[i].def)
-            fprintf(f, " [%s]", keys[i].def);
+        if (def)
+            fprintf(f, " [%s]", def);
         fputc('\n', f);
     }
 }

@@ -48,6 +48,24 @@ choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, con
                : choreo__store_error(st, rc, "looking for a parked message");
 }
 
+choreo_status choreo__dead_settle(choreo_store *st, const char *consumer, const char *event_id,
+                                  int64_t now_ms)
+{
+    choreo_q *s = NULL;
+    int rc = choreo__q_prepare(st, "UPDATE choreo_dead SET status = 'retried', updated_at = ?1"
+                                   " WHERE consumer = ?2 AND event_id = ?3 AND status = 'parked'",
+                               &s);
+    if (rc == SQLITE_OK) {
+        choreo__q_bind_int64(s, 1, now_ms);
+        choreo__q_bind_text(s, 2, consumer, -1);
+        choreo__q_bind_text(s, 3, event_id, -1);
+        rc = choreo__q_step(s);
+    }
+    choreo__q_finalize(s);
+    return rc == SQLITE_DONE ? CHOREO_OK
+                             : choreo__store_error(st, rc, "marking a retried message");
+}
+
 choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, const char *consumer,
                                               const char *event_type, const char *reason,
                                               int64_t now_ms)

@@ -30,6 +30,11 @@ choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, con
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
                                      int64_t except_id, bool *out);
 
+/* Marks retried, in the current transaction, the rows that still say the
+ * consumer parked this event: a retry of it was applied. */
+choreo_status choreo__dead_settle(choreo_store *st, const char *consumer, const char *event_id,
+                                  int64_t now_ms);
+
 /* Calls fn for each (consumer, type) with parked entries, with their
  * count; type is "" when unknown. */
 choreo_status choreo__dead_parked_counts(choreo_store *st,

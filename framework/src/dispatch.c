@@ -696,6 +696,15 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         return ACT_NAK;
     }
 
+    /* A retry published without choreoctl (or whose row choreoctl could not
+     * mark) leaves no row saying parked once applied: undone with the
+     * savepoint when the handler does not finish. */
+    if (parked && choreo__dead_settle(svc->store, rt->consumer, d.env.id,
+                                      choreo__now_ms()) != CHOREO_OK) {
+        choreo__store_rollback_to(svc->store);
+        return ACT_NAK;
+    }
+
     choreo_result res = run_handler(svc, &d, t);
     if (res == CHOREO_DONE) {
         t->handled++;

@@ -686,3 +686,44 @@ Test(choreoctl, retries_of_one_row_at_once_publish_it_once, .timeout = 120)
                  (unsigned long long)(stream_msgs(server.url) - before));
     natsd_stop(&server, SIGTERM);
 }
+
+/* A retry published by hand (Choreo-Retry-For without Choreo-Retry-Row) is
+ * applied, and the row that said parked then says retried. */
+Test(choreoctl, a_retry_published_by_hand_settles_its_parked_row, .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    char a[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-hand", 8, a);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
+              "the event was never parked");
+    atomic_store(&broken, false);
+    long long id = dead_id(dir, a);
+    char path[600];
+    snprintf(path, sizeof path, "%s/worker.db", dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT subject, body FROM choreo_dead WHERE id = ?1",
+                                    -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    natsMsg *m = NULL;
+    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
+                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)),
+                 NATS_OK);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    cr_assert_eq(natsMsgHeader_Set(m, "Choreo-Retry-For", "worker_Fragile"), NATS_OK);
+    support_js_publish(server.url, m);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1), "the retry was not applied");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'retried'", 1),
+              "the parked row still says parked");
+    dead_status_is(dir, id, "retried");
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}

@@ -222,3 +222,44 @@ Test(config, retry_and_retention_settings_must_agree)
     cr_assert_eq(choreo_config_validate(c), CHOREO_OK, "%s", choreo_last_error());
     choreo_config_destroy(c);
 }
+
+/* A nats_url that can never connect is refused when set, not retried for
+ * ever at start; a password in it is not shown. */
+Test(config, nats_urls_that_cannot_work_are_refused_when_set)
+{
+    static const struct {
+        const char *url, *why;
+    } bad_urls[] = {
+        { "foo://bar baz", "a space" },
+        { "http://127.0.0.1:4222", "scheme is not nats:// or tls://" },
+        { "nats://127.0.0.1:99999", "port is not a number from 1 to 65535" },
+        { "nats://127.0.0.1:0", "port is not a number" },
+        { "nats://h:", "port is not a number" },
+        { "nats://:4222", "names no host" },
+        { "nats://[::1", "no closing ]" },
+        { "nats://ho$t:4222", "host has a character" },
+        { "nats://127.0.0.1:4222,nats://b:x", "\"nats://b:x\"" },
+    };
+    for (size_t k = 0; k < sizeof bad_urls / sizeof bad_urls[0]; k++) {
+        choreo_config *c = fresh();
+        cr_expect_eq(choreo_config_set(c, "nats_url", bad_urls[k].url), CHOREO_ECONFIG, "%s",
+                     bad_urls[k].url);
+        cr_expect(strstr(choreo_last_error(), bad_urls[k].why), "%s: \"%s\"", bad_urls[k].url,
+                  choreo_last_error());
+        choreo_config_destroy(c);
+    }
+    const char *good[] = { "nats://127.0.0.1:4222", "localhost", "tls://a.example:4443",
+                           "nats://u:p@h:4222", "[::1]:4222", "NATS://h",
+                           "nats://a:1, nats://b:2 ,nats://c:3" };
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+        choreo_config *c = fresh();
+        cr_expect_eq(choreo_config_set(c, "nats_url", good[k]), CHOREO_OK, "%s: %s", good[k],
+                     choreo_last_error());
+        choreo_config_destroy(c);
+    }
+    choreo_config *c = fresh();
+    cr_assert_eq(choreo_config_set(c, "nats_url", "nats://user:s3cret@h:x"), CHOREO_ECONFIG);
+    cr_assert_null(strstr(choreo_last_error(), "s3cret"), "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "nats://***@h:x"), "%s", choreo_last_error());
+    choreo_config_destroy(c);
+}
