@@ -324,10 +324,20 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
         PGPing ping = PQpingParams(keys, values, 1);
         pg->refused = ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT;
     }
-    snprintf(where, cap, "postgresql://%s:%s/%s", PQhost(pg->conn) ? PQhost(pg->conn) : "?",
-             PQport(pg->conn) ? PQport(pg->conn) : "?", PQdb(pg->conn) ? PQdb(pg->conn) : "?");
+    if (PQhost(pg->conn) && PQhost(pg->conn)[0])
+        snprintf(where, cap, "postgresql://%s:%s/%s", PQhost(pg->conn),
+                 PQport(pg->conn) ? PQport(pg->conn) : "?", PQdb(pg->conn) ? PQdb(pg->conn) : "?");
+    else /* a URL libpq could not read */
+        choreo__store_display(url, where, cap);
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         set_err(pg, PQerrorMessage(pg->conn));
+        /* libpq quotes a URL it cannot read whole, password and all. */
+        char *quoted = strstr(pg->err, url);
+        if (quoted) {
+            char rest[sizeof pg->err];
+            snprintf(rest, sizeof rest, "%s", quoted + strlen(url));
+            snprintf(quoted, sizeof pg->err - (size_t)(quoted - pg->err), "%s%s", where, rest);
+        }
         return choreo__fail(CHOREO_ESTORE,
                             "cannot connect to the PostgreSQL database %s: %s; check that the "
                             "server runs and that the URL's host, port, user and database are "

@@ -44,6 +44,23 @@ Test(pq, a_sqlite_database_does_not_load_libpq_and_a_postgresql_url_does)
     rmdir(dir);
 }
 
+/* libpq quotes a URL it cannot read in its error, password and all: the
+ * error choreo gives shows it without the user and password. */
+Test(pq, a_url_libpq_cannot_read_is_shown_without_its_password)
+{
+    const char *urls[] = { "postgresql://u:s3cret@[::1]x/db", "postgresql://u:s3cret@[::1",
+                           "postgresql://u:s3cret@127.0.0.1:1/db" };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        choreo_store *pg = NULL;
+        cr_assert_eq(choreo__store_open(&pg, urls[i], "full", 1000), CHOREO_ESTORE);
+        const char *why = choreo_last_error();
+        cr_assert(strstr(why, "cannot connect to the PostgreSQL database postgresql://"), "%s",
+                  why);
+        cr_assert_null(strstr(why, "s3cret"), "%s", why);
+        cr_assert_null(strstr(why, "postgresql://:"), "a garbled URL: %s", why);
+    }
+}
+
 Test(pq, every_function_choreo_calls_is_found_in_the_installed_libpq)
 {
     cr_assert_eq(choreo__pq_try(CHOREO_LIBPQ), CHOREO_OK, "%s", choreo_last_error());
