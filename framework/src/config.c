@@ -665,6 +665,29 @@ choreo_status choreo_config_accept_flag(choreo_config *cfg, const char *flag, bo
     return CHOREO_OK;
 }
 
+/* Whether a is one of the flags this program reads: choreo's, its own,
+ * or --help. */
+static bool known_flag(const choreo_config *cfg, const char *a)
+{
+    if (strncmp(a, "--", 2) != 0)
+        return false;
+    if (strcmp(a, "--help") == 0 || own_flag(cfg, a) >= 0)
+        return true;
+    char name[64];
+    const char *value = NULL;
+    return flag_name(a, true, name, sizeof name, &value) && find_key(name) != NULL;
+}
+
+/* A flag followed by another flag where its value should be: the value was
+ * forgotten, and taking the next flag as it would hide that. */
+static choreo_status value_missing(const char *flag, const char *next)
+{
+    return choreo__fail(CHOREO_ECONFIG,
+                        "flag %s needs a value, but %s follows it, which is a flag (write "
+                        "%s=VALUE for a value that starts with --)",
+                        flag, next, flag);
+}
+
 choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv)
 {
     if (!cfg || !argc || !argv)
@@ -682,8 +705,11 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
         int own = own_flag(cfg, a);
         if (own >= 0) {
             argv[out++] = argv[i];
-            if (cfg->own_flag_value[own] && !strchr(a, '=') && i + 1 < *argc)
+            if (cfg->own_flag_value[own] && !strchr(a, '=') && i + 1 < *argc) {
+                if (known_flag(cfg, argv[i + 1]))
+                    return value_missing(a, argv[i + 1]);
                 argv[out++] = argv[++i];
+            }
             continue;
         }
         char name[64];
@@ -702,6 +728,8 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
         if (!value) {
             if (i + 1 >= *argc)
                 return choreo__fail(CHOREO_ECONFIG, "flag %s needs a value", a);
+            if (known_flag(cfg, argv[i + 1]))
+                return value_missing(a, argv[i + 1]);
             value = argv[++i];
         }
         char flag[64], origin[96];

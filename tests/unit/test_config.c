@@ -88,6 +88,23 @@ Test(config, flag_errors_name_the_flag)
     argc = 2;
     cr_assert_eq(choreo_config_from_args(c, &argc, argv2), CHOREO_ECONFIG);
     cr_assert(strstr(choreo_last_error(), "needs a value"));
+    /* A forgotten value is not filled with the next flag. */
+    char *argv3[] = { "prog", "--service", "--db", "a.db", NULL };
+    argc = 4;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv3), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "flag --service needs a value, but --db follows it"),
+              "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_accept_flag(c, "--orders", true), CHOREO_OK);
+    char *argv4[] = { "prog", "--orders", "--service", "a", NULL };
+    argc = 4;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv4), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "flag --orders needs a value, but --service"), "%s",
+              choreo_last_error());
+    /* With =, a value may start with --; and a value that is no flag passes. */
+    char *argv5[] = { "prog", "--nats-password=--secret", "--nats-user", "--me", NULL };
+    argc = 4;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv5), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_str_eq(choreo_config_get(c, "nats_user"), "***"); /* set, and not shown */
     choreo_config_destroy(c);
 }
 
@@ -114,12 +131,12 @@ Test(config, a_programs_own_flags_are_left_with_their_values)
     choreo_config *c = fresh();
     cr_assert_eq(choreo_config_accept_flag(c, "--orders", true), CHOREO_OK);
     cr_assert_eq(choreo_config_accept_flag(c, "json", false), CHOREO_OK);
-    char *argv[] = { "prog", "--orders", "--db", "--json", "--db", "x.db", "--orders=5", NULL };
+    char *argv[] = { "prog", "--orders", "--7", "--json", "--db", "x.db", "--orders=5", NULL };
     int argc = 7;
     cr_assert_eq(choreo_config_from_args(c, &argc, argv), CHOREO_OK, "%s", choreo_last_error());
     cr_assert_eq(argc, 5);
     cr_assert_str_eq(argv[1], "--orders");
-    cr_assert_str_eq(argv[2], "--db", "the value of --orders stays with it");
+    cr_assert_str_eq(argv[2], "--7", "the value of --orders stays with it");
     cr_assert_str_eq(argv[3], "--json");
     cr_assert_str_eq(argv[4], "--orders=5");
     cr_assert_str_eq(choreo_config_get(c, "db"), "x.db");
