@@ -589,6 +589,12 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
         t->emitted += tx.emitted;
         return res;
     }
+    /* A handler that gives no reason often returns after a statement that
+     * failed (a missing table): that error says why. */
+    const char *failure = tx.reason[0] ? NULL : choreo__store_last_failure(svc->store);
+    if (failure)
+        snprintf(tx.reason, sizeof tx.reason, "no reason given; the database's last error: %s",
+                 failure);
     undo_to(svc, mark);
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_REJECT)

@@ -398,6 +398,14 @@ static void copy_cut(char *out, size_t cap, size_t *used, const char *src, size_
     out[*used] = '\0';
 }
 
+const char *choreo__store_last_failure(choreo_store *st)
+{
+    if (st->engine == ENGINE_POSTGRES)
+        return choreo__pg_conn_error(st);
+    int rc = sqlite3_errcode(st->db);
+    return rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE ? NULL : sqlite3_errmsg(st->db);
+}
+
 void choreo__store_display(const char *db, char *out, size_t cap)
 {
     if (!cap)

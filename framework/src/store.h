@@ -174,6 +174,10 @@ choreo_status choreo__store_exec(choreo_store *st, const char *sql);
  * own message. */
 choreo_status choreo__store_error(choreo_store *st, int rc, const char *what);
 
+/* The connection's last error, when its last call failed (a handler's own
+ * statement that went wrong), else NULL. */
+const char *choreo__store_last_failure(choreo_store *st);
+
 /* Runs sql (cached as statement id), whose rows are (text, text, count),
  * and calls fn for each row (NULL texts as ""); what names the query in
  * an error. */

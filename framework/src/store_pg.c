@@ -38,6 +38,7 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
 }
 void choreo__pg_close(choreo_store *st) { (void)st; }
 const char *choreo__pg_errmsg(choreo_store *st) { (void)st; return "no PostgreSQL support"; }
+const char *choreo__pg_conn_error(choreo_store *st) { (void)st; return NULL; }
 choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what)
 {
     (void)st, (void)sql;
@@ -418,6 +419,12 @@ void choreo__pg_close(choreo_store *st)
 const char *choreo__pg_errmsg(choreo_store *st)
 {
     return st->pg ? st->pg->err : "no connection";
+}
+
+const char *choreo__pg_conn_error(choreo_store *st)
+{
+    const char *m = st->pg && st->pg->conn ? PQerrorMessage(st->pg->conn) : NULL;
+    return m && m[0] ? m : NULL;
 }
 
 choreo_status choreo__pg_begin(choreo_store *st)

@@ -15,6 +15,9 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
                                        int *version);
 void choreo__pg_close(choreo_store *st);
 const char *choreo__pg_errmsg(choreo_store *st);
+/* The connection's own last error (a handler's statement on choreo_tx_pg),
+ * NULL when there is none. */
+const char *choreo__pg_conn_error(choreo_store *st);
 /* Runs SQL without results; what names it in an error. */
 choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what);
 choreo_status choreo__pg_begin(choreo_store *st);

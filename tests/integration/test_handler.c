@@ -37,6 +37,18 @@ static choreo_result counting(choreo_tx *tx, const choreo_event *ev, void *user)
     return CHOREO_DONE;
 }
 
+/* Runs a statement on a table that does not exist, then rejects without
+ * giving a reason. */
+static choreo_result missing_table(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(choreo_tx_db(tx), "UPDATE nosuch SET n = 1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return CHOREO_REJECT;
+    sqlite3_finalize(st);
+    return CHOREO_DONE;
+}
+
 struct stat_arg {
     choreo_service *svc;
     int which; /* 0 handled, 1 parked */
@@ -179,6 +191,37 @@ Test(handler, malformed_messages_are_parked_with_a_reason_and_the_queue_moves_on
                                "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE '%empty%'"), 2);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A handler that gives no reason after a failed statement: the parked
+ * message says what the database said; one whose statements all worked
+ * says only what the handler returned. */
+Test(handler, a_reasonless_failure_after_a_failed_statement_names_the_error, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "worker", "CREATE TABLE applied(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "worker", server.url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Missing", missing_table, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on(svc, "Doomed", rejecting, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Missing", "s1", 1, NULL);
+    support_emit(svc, "Doomed", "s2", 1, NULL);
+    struct stat_arg parked = { svc, 1, 2 };
+    cr_assert(support_wait(stat_reaches, &parked, 15000), "never parked");
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason = 'handler returned "
+                               "REJECT: no reason given; the database''s last error: no such "
+                               "table: nosuch'"), 1);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason = "
+                               "'handler returned REJECT'"), 1);
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
