@@ -21,3 +21,11 @@ case "$got" in
     "PENDING|ORDER_CREATED|RUNNING|P--|choreo.AwardPoints."*) echo ok ;;
     *) echo "expected a PENDING order waiting for AwardPoints"; exit 1 ;;
 esac
+# Without its orders table it says what the database said, and exits 1.
+"$exe" --service order --db "$dir/bare.db" --nats-url nats://127.0.0.1:9 \
+    --connect-wait-ms 300 --log-level error 2>"$dir/err"
+rc=$?
+cat "$dir/err"
+[ $rc -eq 1 ] || { echo "expected exit 1 without the orders table, got $rc"; exit 1; }
+grep -q "order: placing an order: no such table: orders" "$dir/err" || exit 1
+echo ok
