@@ -104,8 +104,13 @@ static int usage_error(const char *fmt, ...)
 static gen_schema *load(const char *path, int *code)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "choreo-gen: cannot read %s: %s\n", path, strerror(errno));
+    struct stat sb;
+    bool dir = f && fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (!f || dir) {
+        fprintf(stderr, "choreo-gen: cannot read %s: %s\n", path,
+                dir ? "it is a directory, not an events file" : strerror(errno));
+        if (f)
+            fclose(f);
         *code = EXIT_IO;
         return NULL;
     }

@@ -196,6 +196,8 @@ Test(gen_cli, io_errors_exit_3)
     schema_path(schema, sizeof schema, "all_types.events");
     cr_assert_eq(run(out, sizeof out, "-o", "/nonexistent/dir", schema, NULL), 3);
     cr_assert(strstr(out, "cannot create a file in /nonexistent/dir"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--check", "/tmp", NULL), 3, "%s", out);
+    cr_assert(strstr(out, "cannot read /tmp: it is a directory, not an events file"), "%s", out);
 }
 
 Test(gen_cli, usage_errors_exit_64)
