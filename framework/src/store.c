@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -300,10 +301,9 @@ static choreo_status open_sqlite(choreo_store *st, const char *path, const char 
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              syncs && choreo__walvfs_ready() ? CHOREO_WAL_VFS : NULL);
     if (rc != SQLITE_OK)
-        return choreo__fail(CHOREO_ESTORE,
-                            "cannot open database %s: %s; check that the directory exists and "
-                            "is writable",
-                            path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        return choreo__fail(CHOREO_ESTORE, "cannot open database %s: %s; %s", path,
+                            st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc),
+                            choreo__store_open_hint(path));
     st->busy_ms = busy_timeout_ms;
     sqlite3_busy_handler(st->db, wait_for_lock, st);
     /* temp_store=MEMORY keeps the savepoint journal in memory: on disk
@@ -316,7 +316,8 @@ static choreo_status open_sqlite(choreo_store *st, const char *path, const char 
              synchronous);
     choreo_status s = choreo__store_exec(st, sql);
     if (s != CHOREO_OK)
-        return choreo__fail(s, "cannot set up database %s: %s", path, choreo_last_error());
+        return choreo__fail(s, "cannot set up database %s: %s; %s", path, choreo_last_error(),
+                            choreo__store_open_hint(path));
     return migrate(st, path);
 }
 
@@ -347,16 +348,41 @@ choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
     return CHOREO_OK;
 }
 
+const char *choreo__store_open_hint(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (access(dir, F_OK) != 0)
+        return "its directory does not exist: create it, or fix the path";
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return "that is a directory: give the database file's path";
+    if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) != 0)
+        return "this user may not read and write the file: run as the service's user, or "
+               "fix its permissions";
+    if (access(dir, W_OK | X_OK) != 0)
+        return "this user may not write its directory, where SQLite keeps the file's -wal "
+               "and -shm files: run as the service's user, or fix the directory's permissions";
+    return "check that the path names a SQLite database file this user may write";
+}
+
 /* A SQLite file opened read-only: no WAL switch, no migration. */
 static choreo_status open_sqlite_readonly(choreo_store *st, const char *path, int busy_timeout_ms,
                                           int *version)
 {
     int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
-        return choreo__fail(CHOREO_ESTORE,
-                            "cannot open database %s: %s; check that it is the service's "
-                            "SQLite file",
-                            path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        return choreo__fail(CHOREO_ESTORE, "cannot open database %s: %s; %s", path,
+                            st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc),
+                            access(path, F_OK) == 0 && access(path, R_OK) != 0
+                                ? "this user may not read the file: run as the service's "
+                                  "user, or fix its permissions"
+                                : "check that it is the service's SQLite file");
     sqlite3_busy_timeout(st->db, busy_timeout_ms);
     choreo_status s = user_version(st, version);
     if (s != CHOREO_OK)

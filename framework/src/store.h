@@ -93,6 +93,11 @@ typedef struct choreo_store {
  * postgres:// URL) rather than a SQLite file. */
 bool choreo__store_is_postgres(const char *db);
 
+/* What to check when a SQLite file cannot be opened at path: a missing
+ * directory, a directory given as the file, permissions of the file or of
+ * its directory (SQLite writes its -wal and -shm files there). */
+const char *choreo__store_open_hint(const char *path);
+
 /* Opens (creating if needed) the database: a SQLite file, with WAL,
  * busy_timeout and synchronous set, or a PostgreSQL URL (synchronous full
  * or extra: synchronous_commit on, otherwise off; busy_timeout_ms as the

@@ -1,6 +1,9 @@
 /* Opening a service database: pragmas and migrations. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "unit_db.h"
 
@@ -70,6 +73,70 @@ Test(store, an_unwritable_path_gets_a_clear_error)
     choreo_store *st = NULL;
     cr_assert_eq(choreo__store_open(&st, "/nonexistent-dir/x.db", "full", 100), CHOREO_ESTORE);
     cr_assert(strstr(choreo_last_error(), "/nonexistent-dir/x.db"), "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "its directory does not exist"), "%s",
+              choreo_last_error());
+}
+
+/* Opens path as the user nobody when running as root (as a test on a
+ * fresh machine does), else as this user; the error's hint in why. */
+static void open_as_other(const char *path, char *why, size_t cap)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(2);
+        choreo_store *st = NULL;
+        choreo_status s = choreo__store_open(&st, path, "full", 100);
+        const char *e = s == CHOREO_OK ? "opened" : choreo_last_error();
+        ssize_t w = write(fds[1], e, strlen(e));
+        _exit(w < 0);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], why, cap - 1);
+    why[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed: %s", why);
+}
+
+/* A database that cannot be opened says what to check: a directory given as
+ * the file, a file this user may not read and write, a directory it may not
+ * write (SQLite's -wal and -shm files go there). */
+Test(store, an_unopenable_database_says_what_to_check)
+{
+    char dir[] = "/tmp/choreo-open-XXXXXX", path[300], why[1024];
+    cr_assert_not_null(mkdtemp(dir));
+    choreo_store *st = NULL;
+    cr_assert_eq(choreo__store_open(&st, dir, "full", 100), CHOREO_ESTORE);
+    cr_assert(strstr(choreo_last_error(), "that is a directory"), "%s", choreo_last_error());
+
+    snprintf(path, sizeof path, "%s/svc.db", dir);
+    cr_assert_eq(choreo__store_open(&st, path, "full", 100), CHOREO_OK, "%s",
+                 choreo_last_error());
+    choreo__store_close(st);
+    cr_assert_eq(chmod(dir, 0777), 0);
+    cr_assert_eq(chmod(path, 0600), 0);
+    if (geteuid() != 0)
+        cr_assert_eq(chmod(path, 0), 0);
+    open_as_other(path, why, sizeof why);
+    cr_assert(strstr(why, "this user may not read and write the file"), "%s", why);
+
+    cr_assert_eq(chmod(path, 0666), 0);
+    cr_assert_eq(chmod(dir, geteuid() == 0 ? 0755 : 0555), 0);
+    char wal[320], shm[320];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    remove(wal), remove(shm);
+    open_as_other(path, why, sizeof why);
+    cr_assert(strstr(why, "this user may not write its directory"), "%s", why);
+    cr_assert_eq(chmod(dir, 0700), 0);
+    remove(path), remove(wal), remove(shm);
+    rmdir(dir);
 }
 
 #endif
