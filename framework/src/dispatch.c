@@ -512,8 +512,18 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
     }
     const char *retry_for = NULL;
     if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_FOR, &retry_for) == NATS_OK && retry_for) {
-        if (strcmp(retry_for, d->rt->consumer) != 0)
-            return SKIP; /* an operator's retry meant for another consumer */
+        if (strcmp(retry_for, d->rt->consumer) != 0) {
+            /* Meant for another consumer; one named for another type than
+             * the subject's never gets it, so no one would apply it. */
+            size_t n = strlen(retry_for), t = strlen(d->rt->type);
+            if (n <= t || retry_for[n - t - 1] != '_' || strcmp(retry_for + n - t, d->rt->type))
+                CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                           "a retry names a consumer that cannot receive its type; no consumer "
+                           "applies it",
+                           "consumer=%s retry_for=\"%s\" subject=\"%s\"", d->rt->consumer,
+                           CHOREO_SAFE(retry_for), CHOREO_SAFE(natsMsg_GetSubject(d->msg)));
+            return SKIP;
+        }
         d->operator_retry = true;
         const char *row = NULL;
         if (natsMsgHeader_Get(d->msg, CHOREO_HDR_RETRY_ROW, &row) == NATS_OK && row)

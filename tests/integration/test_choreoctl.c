@@ -727,3 +727,36 @@ Test(choreoctl, a_retry_published_by_hand_settles_its_parked_row, .timeout = 120
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* A retry whose Choreo-Retry-For names a consumer of another type reaches
+ * no consumer that would apply it: the consumers that see it say so. */
+Test(choreoctl, a_retry_for_a_consumer_of_another_type_is_reported, .timeout = 60)
+{
+    char dir[256], log[300];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, false);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    int saved = support_stderr_to(log);
+    choreo_service *svc = start_worker(dir, server.url);
+    char a[CHOREO_ID_SIZE];
+    support_emit(svc, "Fragile", "saga-lost", 9, a);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1), "the event was not applied");
+    natsMsg *m = NULL;
+    cr_assert_eq(natsMsg_Create(&m, "choreo.Fragile.saga-lost", NULL, "x", 1), NATS_OK);
+    cr_assert_eq(natsMsgHeader_Set(m, "Choreo-Retry-For", "nobody_Other"), NATS_OK);
+    support_js_publish(server.url, m);
+    char text[16384] = "";
+    for (int i = 0; i < 100 && !strstr(text, "retry_for=\"nobody_Other\""); i++) {
+        sleep_ms(100);
+        support_slurp(log, text, sizeof text);
+    }
+    choreo_service_destroy(svc);
+    support_stderr_back(saved);
+    cr_assert(strstr(text, "a retry names a consumer that cannot receive its type") &&
+                  strstr(text, "retry_for=\"nobody_Other\""),
+              "%s", text);
+    cr_assert_eq(applied(dir, a), 1);
+    natsd_stop(&server, SIGTERM);
+}
