@@ -310,8 +310,12 @@ choreo_status choreo_service_start(choreo_service *svc)
         bool transient = s == CHOREO_ENOSERVER || s == CHOREO_ETIMEOUT;
         if (!transient || stopping ||
             (svc->cfg->connect_wait_ms > 0 && waited_ms >= svc->cfg->connect_wait_ms)) {
-            CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"",
-                       CHOREO_SAFE(detail));
+            if (stopping && transient) /* asked to stop: not a failure of its own */
+                CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "stopped while starting",
+                           "err=\"%s\"", CHOREO_SAFE(detail));
+            else
+                CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "start failed", "err=\"%s\"",
+                           CHOREO_SAFE(detail));
             choreo__exporter_stop(svc);
             return choreo__fail(s, "%s", detail);
         }
