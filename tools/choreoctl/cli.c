@@ -174,7 +174,8 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
     }
     bool flags = true;
     for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
+        const char *arg = argv[i], *v;
+        bool missing = false;
         int rc = CTL_EXIT_OK;
         /* "-12" is a wrong ID rather than an unknown flag. */
         bool flag = flags && arg[0] == '-' && arg[1] != '\0' && !(arg[1] >= '0' && arg[1] <= '9');
@@ -186,14 +187,12 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
             a->json = true;
         } else if ((allowed & CTL_OPT_ALL) && strcmp(arg, "--all") == 0) {
             a->all = true;
-        } else if ((allowed & CTL_OPT_STATUS) && strncmp(arg, "--status=", 9) == 0) {
-            rc = set_status(cmd, arg + 9, a);
-        } else if ((allowed & CTL_OPT_STATUS) && strcmp(arg, "--status") == 0) {
-            if (i + 1 >= argc) {
-                ctl_error("%s: --status needs a value: parked, retried, dropped or all", cmd);
-                return CTL_EXIT_USAGE;
-            }
-            rc = set_status(cmd, argv[++i], a);
+        } else if ((allowed & CTL_OPT_STATUS) &&
+                   (v = ctl_flag_value("--status", argc, argv, &i, &missing)) != NULL) {
+            rc = set_status(cmd, v, a);
+        } else if (missing) {
+            ctl_error("%s: --status needs a value: parked, retried, dropped or all", cmd);
+            rc = CTL_EXIT_USAGE;
         } else {
             ctl_error("%s: unknown flag %s: see choreoctl %s --help", cmd, arg, cmd);
             rc = CTL_EXIT_USAGE;
@@ -221,7 +220,9 @@ const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool
         return NULL;
     if (arg[n] == '=')
         return arg + n + 1;
-    if (*i + 1 >= argc) {
+    /* "--svg --json" forgot the file name: taking "--json" for it would
+     * write a file of that name and lose the flag. */
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
         *missing = true;
         return NULL;
     }
@@ -308,32 +309,31 @@ char *ctl_db_shown(const char *db)
 
 /* A PostgreSQL database has no file to look at: opening it to read says
  * whether the server answers and whether it holds choreo's tables. */
-static int check_postgres(const ctl_settings *s, const char *db)
+static int check_postgres(const ctl_settings *s, const char *db, char *why, size_t cap)
 {
     choreo_admin *adm = NULL;
     if (ctl_open_readonly(s, db, &adm) != CHOREO_OK) {
-        ctl_error("%s", choreo_last_error());
+        snprintf(why, cap, "%s", choreo_last_error());
         return CTL_EXIT_FAIL;
     }
     choreo_admin_close(adm);
     return CTL_EXIT_OK;
 }
 
-/* Refuses a path that is missing or is not a choreo database before
- * choreo_admin_open, which would create or migrate it: a typo in --db must
- * not leave a new database behind. */
-int ctl_check_database(const ctl_settings *s, const char *db)
+/* ctl_check_database, with the reason in why (size cap) instead of on
+ * stderr. */
+static int check_database(const ctl_settings *s, const char *db, char *why, size_t cap)
 {
     if (choreo_db_is_postgres(db))
-        return check_postgres(s, db);
+        return check_postgres(s, db, why, cap);
     struct stat st;
     if (stat(db, &st) != 0) {
-        ctl_error("cannot open database %s: %s; pass the service's SQLite file with --db FILE",
-                  db, strerror(errno));
+        snprintf(why, cap, "cannot open database %s: %s; pass the service's SQLite file with "
+                 "--db FILE", db, strerror(errno));
         return CTL_EXIT_FAIL;
     }
     if (!S_ISREG(st.st_mode)) {
-        ctl_error("%s is not a file: pass the service's SQLite file with --db FILE", db);
+        snprintf(why, cap, "%s is not a file: pass the service's SQLite file with --db FILE", db);
         return CTL_EXIT_FAIL;
     }
     sqlite3 *h = NULL;
@@ -350,17 +350,29 @@ int ctl_check_database(const ctl_settings *s, const char *db)
         rc = sqlite3_step(q);
     int out = CTL_EXIT_OK;
     if (rc == SQLITE_DONE) {
-        ctl_error("%s is not a choreo service's database (it has no table choreo_dead): pass "
-                  "the service's db setting with --db FILE", db);
+        snprintf(why, cap, "%s is not a choreo service's database (it has no table "
+                 "choreo_dead): pass the service's db setting with --db FILE", db);
         out = CTL_EXIT_FAIL;
     } else if (rc != SQLITE_ROW) {
-        ctl_error("cannot read database %s: %s; check that it is the service's SQLite file",
-                  db, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+        snprintf(why, cap, "cannot read database %s: %s; check that it is the service's "
+                 "SQLite file", db, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
         out = CTL_EXIT_FAIL;
     }
     sqlite3_finalize(q);
     sqlite3_close(h);
     return out;
+}
+
+/* Refuses a path that is missing or is not a choreo database before
+ * choreo_admin_open, which would create or migrate it: a typo in --db must
+ * not leave a new database behind. */
+int ctl_check_database(const ctl_settings *s, const char *db)
+{
+    char why[CTL_DB_SHOWN_MAX + 512];
+    int rc = check_database(s, db, why, sizeof why);
+    if (rc != CTL_EXIT_OK)
+        ctl_error("%s", why);
+    return rc;
 }
 
 int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **argv,
@@ -406,9 +418,9 @@ static bool is_choreo_db(const char *path)
     return yes;
 }
 
-/* Whether the list has path already, under this or another name (CHOREO_DB
- * and a --dir holding the same file, say): each database is read once. */
-static bool listed(const ctl_db_list *l, const char *path)
+/* Each database is read once, however it is named (CHOREO_DB and a --dir
+ * holding the same file, say). */
+bool ctl_db_list_has(const ctl_db_list *l, const char *path)
 {
     struct stat a, b;
     if (choreo_db_is_postgres(path)) {
@@ -475,7 +487,7 @@ static int add_dir(const char *cmd, ctl_db_list *l, const char *dir)
         /* Other SQLite files may share the directory: only choreo's count. */
         bool take = rc == CTL_EXIT_OK && stat(found[i], &st) == 0 && S_ISREG(st.st_mode) &&
                     is_choreo_db(found[i]);
-        if (take && listed(l, found[i])) {
+        if (take && ctl_db_list_has(l, found[i])) {
             used++;
             take = false;
         } else if (take && l->n == sizeof l->path / sizeof l->path[0]) {
@@ -500,16 +512,22 @@ static int add_dir(const char *cmd, ctl_db_list *l, const char *dir)
 }
 
 int ctl_db_list_collect(const char *cmd, const ctl_settings *s, const char *const *dirs,
-                        int ndirs, ctl_db_list *l)
+                        int ndirs, bool keep_bad, ctl_db_list *l)
 {
     memset(l, 0, sizeof *l);
     for (int i = 0; i < s->ndbs; i++) {
-        int rc = ctl_check_database(s, s->dbs[i]);
-        if (rc != CTL_EXIT_OK)
+        char why[CTL_DB_SHOWN_MAX + 512];
+        int rc = check_database(s, s->dbs[i], why, sizeof why);
+        if (rc != CTL_EXIT_OK && !keep_bad) {
+            ctl_error("%s", why);
             return rc;
-        if (listed(l, s->dbs[i]))
+        }
+        if (ctl_db_list_has(l, s->dbs[i]))
             continue;
-        if ((l->path[l->n] = strdup(s->dbs[i])) == NULL) {
+        if ((l->path[l->n] = strdup(s->dbs[i])) == NULL ||
+            (rc != CTL_EXIT_OK && (l->why[l->n] = strdup(why)) == NULL)) {
+            free(l->path[l->n]);
+            l->path[l->n] = NULL;
             ctl_error("%s: out of memory", cmd);
             return CTL_EXIT_FAIL;
         }
@@ -525,7 +543,10 @@ int ctl_db_list_collect(const char *cmd, const ctl_settings *s, const char *cons
 
 void ctl_db_list_free(ctl_db_list *l)
 {
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         free(l->path[i]);
+        free(l->why[i]);
+        l->why[i] = NULL;
+    }
     l->n = 0;
 }

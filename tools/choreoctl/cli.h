@@ -16,6 +16,15 @@ enum ctl_exit {
     CTL_EXIT_USAGE = 2, /* the command line or the settings are wrong */
 };
 
+/* choreoctl's defaults of the settings whose defaults for a service do not
+ * suit it; main applies them before the environment and the flags. A
+ * command prints its result, and the library's info lines ("connected to
+ * NATS") would only be noise. tail must say within seconds that a server
+ * stopped answering: nats.c counts a connection lost at the third PING
+ * interval without a PONG, about 6 s at 2000 ms (15 s at a service's 5000). */
+#define CTL_DEFAULT_LOG_LEVEL "warn"
+#define CTL_DEFAULT_PING_INTERVAL_MS "2000"
+
 /* Prints "choreoctl: <message>" and a line break on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -43,7 +52,9 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
 
 /* The value of the flag name at argv[*i], given as "--name VALUE" (*i then
  * moves to the value) or "--name=VALUE"; NULL when argv[*i] is another
- * flag, or when the value is missing, which sets *missing. */
+ * flag, or when the value is missing, which sets *missing: none follows,
+ * or what follows starts with "--" (the next flag; "--name=--x" gives such
+ * a value). */
 const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing);
 
 /* An ID as the tables number their rows (dead list, review list): a
@@ -132,21 +143,29 @@ char *ctl_db_shown(const char *db);
 
 /* The databases a command reads (saga, status): every --db given (or the
  * db setting), then every choreo database (*.db) of each --dir in name
- * order, each file once however it is named. The list owns its paths. */
+ * order, each file once however it is named. The list owns its paths and
+ * reasons. */
 typedef struct ctl_db_list {
     char *path[CTL_DB_MAX * 2];
+    char *why[CTL_DB_MAX * 2]; /* why path[i] is not a choreo database, or NULL */
     size_t n;
 } ctl_db_list;
 
 /* Fills l from s->dbs (after ctl_settings_check_nats) and the directories
  * dirs[0..ndirs): a --db (a file or a PostgreSQL URL) must be a choreo
- * database (ctl_check_database), a
- * directory must hold at least one. cmd ("status") starts the error
- * messages. Prints the problem and returns CTL_EXIT_FAIL (a path that
- * cannot be read) or CTL_EXIT_USAGE (too many databases), or returns
- * CTL_EXIT_OK. Free l with ctl_db_list_free in either case. */
+ * database (ctl_check_database), a directory must hold at least one. With
+ * keep_bad, a --db that is not one is listed all the same, with the reason
+ * in l->why, for the command to report in its place; without, it is an
+ * error. cmd ("status") starts the error messages. Prints the problem and
+ * returns CTL_EXIT_FAIL (a path that cannot be read) or CTL_EXIT_USAGE
+ * (too many databases), or returns CTL_EXIT_OK. Free l with
+ * ctl_db_list_free in either case. */
 int ctl_db_list_collect(const char *cmd, const ctl_settings *s, const char *const *dirs,
-                        int ndirs, ctl_db_list *l);
+                        int ndirs, bool keep_bad, ctl_db_list *l);
+
+/* Whether l holds path, under this or another name (a file is compared by
+ * device and inode, a PostgreSQL URL as text). */
+bool ctl_db_list_has(const ctl_db_list *l, const char *path);
 
 /* Frees the paths of l and empties it. */
 void ctl_db_list_free(ctl_db_list *l);

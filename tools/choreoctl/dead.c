@@ -326,21 +326,29 @@ static void describe(const choreo_dead_entry *e, char *out, size_t cap)
     free(type);
 }
 
+/* Whether the connection to NATS could not be made: the next retry, with
+ * the same settings, would wait for it as long again and fail the same way. */
+static bool unreachable(choreo_status s)
+{
+    return s == CHOREO_ENOSERVER || s == CHOREO_EAUTH || s == CHOREO_ETLS;
+}
+
 /* A failed retry or drop: NATS failures happen before anything changed,
  * others may come from either side of the publish, so say where to look. */
 static void admin_failed(const char *cmd, int64_t id, choreo_status s)
 {
-    if (s == CHOREO_ENATS || s == CHOREO_ENOSERVER || s == CHOREO_EAUTH || s == CHOREO_ETLS ||
-        s == CHOREO_ETIMEOUT)
+    if (s == CHOREO_ENATS || unreachable(s) || s == CHOREO_ETIMEOUT)
         ctl_error("%s: message %" PRId64 " stays parked: %s", cmd, id, choreo_last_error());
     else
         ctl_error("%s: message %" PRId64 ": %s; see its state with choreoctl dead show %" PRId64,
                   cmd, id, choreo_last_error(), id);
 }
 
-/* Retries one entry; prints one line on stdout when it worked. */
-static int retry_one(choreo_admin *adm, int64_t id, const char *db)
+/* Retries one entry; prints one line on stdout when it worked. *st is what
+ * choreo_admin_dead_retry returned, CHOREO_OK when it was not called. */
+static int retry_one(choreo_admin *adm, int64_t id, const char *db, choreo_status *st)
 {
+    *st = CHOREO_OK;
     choreo_dead_entry e;
     int rc = get_entry(adm, "dead retry", id, db, &e, NULL, NULL);
     if (rc != CTL_EXIT_OK)
@@ -352,9 +360,9 @@ static int retry_one(choreo_admin *adm, int64_t id, const char *db)
                   "retried, each once (see choreoctl dead list)", id, status_phrase(e.status), t);
         return CTL_EXIT_FAIL;
     }
-    choreo_status s = choreo_admin_dead_retry(adm, id);
-    if (s != CHOREO_OK) {
-        admin_failed("dead retry", id, s);
+    *st = choreo_admin_dead_retry(adm, id);
+    if (*st != CHOREO_OK) {
+        admin_failed("dead retry", id, *st);
         return CTL_EXIT_FAIL;
     }
     describe(&e, what, sizeof what);
@@ -368,8 +376,9 @@ static int retry_one(choreo_admin *adm, int64_t id, const char *db)
 
 static int cmd_retry(choreo_admin *adm, const ctl_args *a, const char *db)
 {
+    choreo_status st;
     if (!a->all)
-        return retry_one(adm, a->id, db);
+        return retry_one(adm, a->id, db, &st);
     choreo_dead_entry *list = NULL;
     size_t n = 0;
     if (choreo_admin_dead_list(adm, "parked", &list, &n) != CHOREO_OK) {
@@ -378,12 +387,20 @@ static int cmd_retry(choreo_admin *adm, const ctl_args *a, const char *db)
     }
     if (n == 0)
         printf("No parked messages in %s: nothing to retry.\n", db);
-    size_t failed = 0;
-    for (size_t i = 0; i < n; i++)
-        if (retry_one(adm, list[i].id, db) != CTL_EXIT_OK)
+    /* Each retry connects to NATS anew: once that fails, the rest are not
+     * tried, rather than each waiting out connect_wait_ms in its turn. */
+    size_t failed = 0, tried = 0;
+    for (bool stop = false; tried < n && !stop; tried++) {
+        if (retry_one(adm, list[tried].id, db, &st) != CTL_EXIT_OK)
             failed++;
+        stop = unreachable(st);
+    }
     free(list);
-    if (n > 0)
+    if (tried < n)
+        printf("Retried %zu of %zu parked messages; NATS could not be reached (see the error "
+               "above), so %zu were not tried: they stay parked.\n", tried - failed, n,
+               n - tried);
+    else if (n > 0)
         printf("Retried %zu of %zu parked messages%s.\n", n - failed, n,
                failed ? "; see the errors above" : "");
     return failed ? CTL_EXIT_FAIL : CTL_EXIT_OK;
@@ -452,6 +469,11 @@ int ctl_dead_main(ctl_settings *s, int argc, char **argv)
     if (a.help) {
         sub->help(stdout);
         return CTL_EXIT_OK;
+    }
+    if (s->ndbs > 1) {
+        ctl_error("%s: %d --db given: dead works on one service's database, pass one --db FILE",
+                  sub->name, s->ndbs);
+        return CTL_EXIT_USAGE;
     }
     choreo_admin *adm = NULL;
     if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)

@@ -3,6 +3,11 @@
  * middle of an incident never has to look elsewhere. */
 #include "help.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
 static const char settings_text[] =
     "Settings (a flag anywhere on the command line, or a CHOREO_* variable;\n"
     "flags win over variables):\n"
@@ -136,6 +141,46 @@ void ctl_help_main(FILE *f)
     fputs(exit_text, f);
 }
 
+/* The settings whose meaning or default is not a service's, as
+ * --help-settings describes them for choreoctl. */
+static const struct {
+    const char *flag;
+    const char *text;
+} own_meaning[] = {
+    { "--db", "the service's SQLite file, or its PostgreSQL database as "
+              "postgresql://USER@HOST:PORT/DBNAME (dead, consumers, sagas and review need one; "
+              "status and saga take several)" },
+    { "--log-level", "log level (error|warn|info|debug) [" CTL_DEFAULT_LOG_LEVEL
+                     " for choreoctl]" },
+    { "--connect-wait-ms", "how long dead retry, consumers and status wait for NATS; 0 means "
+                           "5000 for choreoctl [0]" },
+    { "--nats-ping-interval-ms", "how often choreoctl pings its NATS server, ms; after two "
+                                 "PINGs without a PONG the connection counts as lost (tail "
+                                 "says so and reconnects) [" CTL_DEFAULT_PING_INTERVAL_MS
+                                 " for choreoctl]" },
+};
+
+/* One line of choreo_config_print_help ("  --db  CHOREO_DB  text"), with
+ * choreoctl's text for the settings of own_meaning. */
+static void settings_line(FILE *f, const char *line)
+{
+    const char *flag = line + strspn(line, " ");
+    size_t flag_len = strcspn(flag, " \n");
+    for (size_t i = 0; i < sizeof own_meaning / sizeof own_meaning[0]; i++) {
+        if (strlen(own_meaning[i].flag) != flag_len ||
+            strncmp(flag, own_meaning[i].flag, flag_len) != 0)
+            continue;
+        const char *var = flag + flag_len + strspn(flag + flag_len, " ");
+        const char *text = var + strcspn(var, " \n");
+        text += strspn(text, " ");
+        if (*text && *text != '\n') {
+            fprintf(f, "%.*s%s\n", (int)(text - line), line, own_meaning[i].text);
+            return;
+        }
+    }
+    fputs(line, f);
+}
+
 void ctl_help_settings(FILE *f, const choreo_config *cfg)
 {
     fputs("choreoctl reads the same settings as choreo services. It uses db, the NATS\n"
@@ -143,7 +188,28 @@ void ctl_help_settings(FILE *f, const choreo_config *cfg)
           "busy_timeout_ms and log_level; the others are accepted and have no effect.\n"
           "service is not required.\n\n",
           f);
-    choreo_config_print_help(cfg, f);
+    /* The library describes the settings for a service; the few that mean
+     * something else here are said in choreoctl's words. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (m)
+        choreo_config_print_help(cfg, m);
+    if (!m || fclose(m) != 0) {
+        free(text);
+        choreo_config_print_help(cfg, f);
+        return;
+    }
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        char *next = nl ? nl + 1 : line + strlen(line);
+        char saved = *next;
+        *next = '\0';
+        settings_line(f, line);
+        *next = saved;
+        line = next;
+    }
+    free(text);
 }
 
 void ctl_help_dead(FILE *f)
@@ -251,7 +317,9 @@ void ctl_help_dead_retry(FILE *f)
           "\n"
           "Arguments and flags:\n"
           "  ID           the message's number, from the ID column of dead list\n"
-          "  --all        retry every parked message, oldest first, reporting each\n"
+          "  --all        retry every parked message, oldest first, reporting each;\n"
+          "               when NATS cannot be reached (or refuses the login), it stops\n"
+          "               at the first and says how many were not tried\n"
           "  -h, --help   this text\n"
           "\n"
           "Publishes the message's original body on its original subject, so it keeps\n"
@@ -318,7 +386,10 @@ void ctl_help_consumers(FILE *f)
           "  missing     registered, but not on the server (the service has not\n"
           "              started since it was deleted; it creates it at start)\n"
           "with PENDING (events not yet delivered), ACK PENDING (delivered, not yet\n"
-          "acknowledged), DELIVERED and whether a process reads it now.\n"
+          "acknowledged), DELIVERED and whether a process reads it now. When none of\n"
+          "them is on the server, list checks that the stream is there: with a wrong\n"
+          "--stream or --nats-url it says so and exits 1, rather than show them all\n"
+          "missing.\n"
           "\n"
           "delete removes a consumer and its position from the stream; the events\n"
           "stay. It refuses a registered consumer (the service would create it again,\n"
@@ -418,8 +489,8 @@ static const char stream_settings_text[] =
     "NATS settings, as the services take them (a flag, or its CHOREO_* variable):\n"
     "  --nats-url URLS, --stream NAME, --prefix PREFIX, --nats-inbox-prefix PREFIX,\n"
     "  the login --nats-user and --nats-password, --nats-token, --nats-creds FILE\n"
-    "  or --nats-nkey and --nats-nkey-seed FILE, and TLS --tls-ca, --tls-cert and\n"
-    "  --tls-key.\n"
+    "  or --nats-nkey and --nats-nkey-seed FILE, TLS --tls-ca, --tls-cert and\n"
+    "  --tls-key, and --nats-ping-interval-ms MS [" CTL_DEFAULT_PING_INTERVAL_MS " for choreoctl].\n"
     "The other choreo settings are accepted and have no effect here (choreoctl\n"
     "--help-settings lists them all).\n";
 
@@ -460,8 +531,9 @@ void ctl_help_saga(FILE *f)
           "shows them, with what the letters there mean) and every transition it went\n"
           "through: its offset, FROM -> TO, the event that moved it (type and id; none\n"
           "for the start) and what happened (\"b done\", \"c failed: compensating\").\n"
-          "\n"
-          "Arguments and flags:\n"
+          "\n",
+          f);
+    fputs("Arguments and flags:\n"
           "  SAGA_ID      the saga's id (1 to 64 of A-Z a-z 0-9 _ -)\n"
           "  --dir DIR    read every choreo database (*.db) in DIR, such as the work\n"
           "               directory that shop-demo --keep leaves; repeatable\n"
@@ -472,7 +544,9 @@ void ctl_help_saga(FILE *f)
           "  --svg FILE   also draw the timeline into FILE as an SVG sequence diagram:\n"
           "               a lane per service, the events from top to bottom, an arrow\n"
           "               from the emitter to each service that applied or parked the\n"
-          "               event; failures red, compensations orange\n"
+          "               event; failures red, compensations orange. FILE is replaced,\n"
+          "               unless it is a SQLite database (one of those read, or any\n"
+          "               other), which is refused before anything is read\n"
           "  --limit N    read at most N events [10000]; when the saga has more, the\n"
           "               first N are shown and stderr says so\n"
           "  -h, --help   this text\n"
@@ -505,9 +579,10 @@ void ctl_help_saga(FILE *f)
           "  0  the timeline was printed (and drawn)\n"
           "  1  no event of the saga in the stream, no such stream, NATS cannot be\n"
           "     reached or refused the login, a database cannot be read, a --dir holds\n"
-          "     no choreo database, the SVG file cannot be written\n"
-          "  2  usage error: a missing or invalid saga id, an unknown flag, an invalid\n"
-          "     setting or CHOREO_* variable\n",
+          "     no choreo database, the --svg file is a database or cannot be written\n"
+          "  2  usage error: a missing or invalid saga id, an unknown flag, a flag\n"
+          "     without its value (an empty --svg), an invalid setting or CHOREO_*\n"
+          "     variable\n",
           f);
 }
 
@@ -529,7 +604,10 @@ void ctl_help_tail(FILE *f)
           "it ends; should it be killed, the server drops the consumer by itself\n"
           "seconds later. SIGINT (Ctrl-C) and SIGTERM end it, with exit status 0.\n"
           "When the connection to NATS is lost, tail says so on stderr, reconnects for\n"
-          "as long as it takes and goes on after the last event it printed.\n"
+          "as long as it takes and goes on after the last event it printed. A server\n"
+          "that stops answering without closing the connection is noticed by PINGs\n"
+          "(--nats-ping-interval-ms): after three intervals without a PONG, about 6 s\n"
+          "at choreoctl's " CTL_DEFAULT_PING_INTERVAL_MS " ms.\n"
           "\n"
           "Flags:\n"
           "  --type TYPE     only events of this type; repeatable (one type is filtered\n"
@@ -571,11 +649,13 @@ void ctl_help_status(FILE *f)
           "              that last recorded its handlers, else the file's name\n"
           "  database    the file, or the PostgreSQL database (postgresql://HOST:PORT/\n"
           "              DBNAME, without the URL's user and password)\n"
-          "  process     running (the pid and start time the service wrote into\n"
-          "              <db>.lock, and that process is alive) or stopped; a service\n"
-          "              killed outright leaves its pid behind, shown as gone. A\n"
-          "              PostgreSQL database has no lock file: the service's instances\n"
-          "              share it, and each one's metrics say whether it runs\n"
+          "  process     running (the pid the service wrote into <db>.lock, with its\n"
+          "              start time, is alive and has that file open) or stopped; a\n"
+          "              service killed outright leaves its pid behind, shown as gone.\n"
+          "              Where that process's open files cannot be read (another\n"
+          "              user's), running means that the pid is alive. A PostgreSQL\n"
+          "              database has no lock file: the service's instances share it,\n"
+          "              and each one's metrics say whether it runs\n"
           "  outbox      pending rows (unpublished and due now) and how long the oldest\n"
           "              has been due; delayed rows (choreo_tx_emit_after, due later)\n"
           "              and when the next falls due; when the last row was published\n"
@@ -592,8 +672,10 @@ void ctl_help_status(FILE *f)
           "  consumers   the service's durable consumers, as consumers list shows them\n"
           "              (registered, stale, missing), with PENDING (events not yet\n"
           "              delivered), ACK PENDING (delivered, not yet acknowledged),\n"
-          "              DELIVERED and whether a process reads it now; this part needs\n"
-          "              NATS\n"
+          "              REDELIVERED (of those, delivered more than once), DELIVERED\n"
+          "              and READ NOW (whether a process reads it now); this part\n"
+          "              needs NATS, and says so when the stream (--stream) is not on\n"
+          "              the server (--nats-url)\n"
           "  parked      how many messages are parked, by consumer and event type\n"
           "  last error  the most recently parked message still parked: when, its dead\n"
           "              id, consumer, type and reason\n"
@@ -605,8 +687,10 @@ void ctl_help_status(FILE *f)
     fputs("status only reads: it writes nothing to the databases and reads the lock\n"
           "file without taking the lock, so it may run at any time beside the services.\n"
           "A database from an older choreo is read as it is, never upgraded.\n"
-          "When NATS cannot be reached, the consumers line says so and the rest is\n"
-          "printed all the same, with exit status 1.\n"
+          "When NATS cannot be reached or has no such stream, the consumers line says\n"
+          "so and the rest is printed all the same, with exit status 1. So is a --db\n"
+          "that is not a choreo database (missing or damaged): it is reported in its\n"
+          "place and the other databases are printed (given alone, only its error).\n"
           "\n"
           "Flags:\n"
           "  --db FILE    a service's database, a file or a postgresql:// URL;\n"
@@ -623,12 +707,13 @@ void ctl_help_status(FILE *f)
           "(pending, delayed, oldest_pending_age_ms, next_delayed_at,\n"
           "last_published_at), relay (state, detail), consumers (an array of objects\n"
           "with name, type, state, registered, on_server, pending, ack_pending,\n"
-          "delivered and pull_requests_waiting, null when not on the server), parked\n"
-          "(total, truncated, by_consumer: [{consumer, type, count}]), last_error (id,\n"
-          "consumer, type, event_id, reason, attempts, parked_at, parked_at_ms), holds\n"
-          "(total, past_expiry, truncated, by_kind: [{kind, count}]: the steps waiting\n"
-          "for a decision) and errors, what could not be read. A part that could not\n"
-          "be read is null; last_error is null when nothing is parked.\n"
+          "redelivered, delivered and pull_requests_waiting, null when not on the\n"
+          "server), parked (total, truncated, by_consumer: [{consumer, type, count}]),\n"
+          "last_error (id, consumer, type, event_id, reason, attempts, parked_at,\n"
+          "parked_at_ms), holds (total, past_expiry, truncated, by_kind: [{kind,\n"
+          "count}]: the steps waiting for a decision) and errors, what could not be\n"
+          "read. A part that could not be read is null; last_error is null when\n"
+          "nothing is parked.\n"
           "\n"
           "Settings, as the services take them (a flag, or its CHOREO_* variable):\n"
           "  --db FILE (above), --busy-timeout-ms MS (how long to wait for a database\n"
@@ -648,9 +733,9 @@ void ctl_help_status(FILE *f)
           "Exit status:\n"
           "  0  every part of every database was read\n"
           "  1  a part could not be read (stderr says which and why: NATS cannot be\n"
-          "     reached or refused the login, a database is locked or damaged); the\n"
-          "     rest is printed all the same. Also: a --db that is not a choreo\n"
-          "     database, a --dir without one\n"
+          "     reached or refused the login or has no such stream, a database is\n"
+          "     locked or damaged, a --db is not a choreo database); the rest is\n"
+          "     printed all the same. Also: a --dir without a choreo database\n"
           "  2  usage error: no database given, an unknown flag, an invalid setting or\n"
           "     CHOREO_* variable\n",
           f);
@@ -762,7 +847,8 @@ void ctl_help_review_decide(FILE *f)
           "Arguments and flags:\n"
           "  ID           the hold's number, from the ID column of review list\n"
           "  --note TEXT  why, kept with the decision and handed to the service's\n"
-          "               decision function (at most 255 bytes; none by default)\n"
+          "               decision function (1 to 255 bytes; none by default; a note\n"
+          "               that starts with -- is given as --note=TEXT)\n"
           "  --by NAME    who decides (1 to 64 bytes) [$USER, else operator]\n"
           "  --json       the hold afterwards as one JSON object (the keys of review\n"
           "               list --json), with changed (false when it was already\n"
@@ -773,8 +859,8 @@ void ctl_help_review_decide(FILE *f)
           "Records who decided, when and why, and puts the decision in the service's\n"
           "outbox in the same transaction. It prints one line: what happened and when\n"
           "the service carries the step on, when its relay publishes the decision or,\n"
-          "when the service is not running (its lock file names no live process), at\n"
-          "its next start; on a PostgreSQL database, when an instance's relay\n"
+          "when the service is not running (nobody holds its lock file), at its\n"
+          "next start; on a PostgreSQL database, when an instance's relay\n"
           "publishes it. The same decision given again changes nothing and exits 0.\n"
           "A decision is refused, saying when and why, for a hold decided the other\n"
           "way, one that ended with its saga, and one whose expiry time has passed.\n"

@@ -1,16 +1,22 @@
 /* The lock file of a service's database. A running service holds an
- * exclusive flock() on "<db>.lock" and has written its pid, name and start
- * time into it; it empties the file when it stops. Taking the lock to test
- * it would, for that moment, keep the service from starting, so the record
- * is read instead: the service runs when the process it names is alive. */
+ * exclusive flock() on "<db>.lock" for its whole life and has written its
+ * pid, name and start time into it; it empties the file when it stops.
+ * Taking the lock to test it would, for that moment, keep the service from
+ * starting, so the record is read instead: the service runs when the
+ * process it names is alive and has the lock file open. A pid alone would
+ * not do: one killed outright leaves its record behind, and its pid may be
+ * reused by any process. Where that process's open files cannot be read
+ * (another user's), its being alive is all there is to go by. */
 #include "lockfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Most bytes read from a lock file: the service writes three short lines. */
@@ -32,6 +38,30 @@ static void lock_field(const char *text, const char *key, char *out, size_t cap)
     }
 }
 
+/* Whether process pid has the file fd is open on open: 1 or 0, or -1 when
+ * that cannot be told. Its /proc/PID/fd entries are followed to their
+ * files, so the comparison sees the files as this process does. */
+static int has_open(long pid, int fd)
+{
+    struct stat want;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
+    DIR *d = fstat(fd, &want) == 0 ? opendir(dir) : NULL;
+    if (!d)
+        return errno == ENOENT ? 0 : -1; /* ENOENT: no such process */
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
+        char entry[340];
+        struct stat st;
+        snprintf(entry, sizeof entry, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(entry, &st) == 0 && st.st_dev == want.st_dev &&
+            st.st_ino == want.st_ino)
+            found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
 void ctl_lock_read(const char *db, ctl_lock *out)
 {
     memset(out, 0, sizeof *out);
@@ -43,20 +73,24 @@ void ctl_lock_read(const char *db, ctl_lock *out)
     if (fd < 0)
         return; /* no service has started on this database */
     ssize_t got = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (got <= 0)
+    if (got <= 0) {
+        close(fd);
         return; /* emptied: the last service stopped cleanly */
+    }
     text[got] = '\0';
     lock_field(text, "pid", pid, sizeof pid);
     char *end = NULL;
     errno = 0;
     long p = strtol(pid, &end, 10);
-    if (errno || end == pid || *end || p <= 0)
+    if (errno || end == pid || *end || p <= 0) {
+        close(fd);
         return;
+    }
     out->pid = p;
     lock_field(text, "service", out->service, sizeof out->service);
     lock_field(text, "started", out->started, sizeof out->started);
     /* A process killed outright leaves its record behind, naming a pid that
-     * is gone. EPERM: alive, but another user's. */
-    out->running = kill((pid_t)p, 0) == 0 || errno == EPERM;
+     * is gone (or reused). EPERM: alive, but another user's. */
+    out->running = (kill((pid_t)p, 0) == 0 || errno == EPERM) && has_open(p, fd) != 0;
+    close(fd);
 }

@@ -6,7 +6,8 @@
 #include <stdbool.h>
 
 typedef struct ctl_lock {
-    bool running;       /* the process the lock file names is alive */
+    bool running;       /* a process holds the lock (or, when that cannot be
+                         * told, the process the lock file names is alive) */
     long pid;           /* the pid the lock file names; 0 when none */
     char started[32];   /* its start time as the service wrote it, or "" */
     char service[128];  /* the service's name as it wrote it, or "" */

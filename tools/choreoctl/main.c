@@ -67,9 +67,11 @@ int main(int argc, char **argv)
         return CTL_EXIT_FAIL;
     }
     int rc;
-    /* A command prints its result; the library's info lines ("connected to
-     * NATS") would only be noise. --log-level and CHOREO_LOG_LEVEL still win. */
-    if (choreo_config_set(s.cfg, "log_level", "warn") != CHOREO_OK) {
+    /* choreoctl's own defaults (see cli.h); the CHOREO_* variables and the
+     * flags still win. */
+    if (choreo_config_set(s.cfg, "log_level", CTL_DEFAULT_LOG_LEVEL) != CHOREO_OK ||
+        choreo_config_set(s.cfg, "nats_ping_interval_ms", CTL_DEFAULT_PING_INTERVAL_MS) !=
+            CHOREO_OK) {
         ctl_error("%s", choreo_last_error());
         rc = CTL_EXIT_FAIL;
         goto done;

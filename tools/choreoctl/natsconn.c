@@ -136,6 +136,13 @@ static int set_security(ctl_nats *n, natsOptions *o, ctl_settings *s)
     return CTL_EXIT_OK;
 }
 
+/* The setting nats_ping_interval_ms, whose range the settings checked. */
+static int64_t ping_interval_ms(ctl_settings *s)
+{
+    const char *v = get(s, "nats_ping_interval_ms");
+    return strtoll(v ? v : CTL_DEFAULT_PING_INTERVAL_MS, NULL, 10);
+}
+
 static int build_options(ctl_nats *n, natsOptions *o, ctl_settings *s, bool follow)
 {
     char *list[URLS_MAX];
@@ -152,6 +159,11 @@ static int build_options(ctl_nats *n, natsOptions *o, ctl_settings *s, bool foll
     st = natsOptions_SetName(o, "choreoctl");
     if (st == NATS_OK)
         st = natsOptions_SetTimeout(o, WAIT_MS);
+    /* Without PINGs a server that stops answering (frozen, or its host
+     * gone without a reset) goes unnoticed: nats.c counts the connection
+     * lost after two unanswered ones. */
+    if (st == NATS_OK)
+        st = natsOptions_SetPingInterval(o, ping_interval_ms(s));
     if (st == NATS_OK)
         st = natsOptions_SetSendAsap(o, true);
     if (st == NATS_OK && follow)
@@ -256,7 +268,8 @@ void ctl_nats_close(ctl_nats *n)
     nats_CloseAndWait(WAIT_MS);
 }
 
-int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq)
+static int stream_info(ctl_nats *n, const char *stream, uint64_t *last_seq, char *why,
+                       size_t cap)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -267,13 +280,28 @@ int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq)
     if (st == NATS_OK)
         return CTL_EXIT_OK;
     if (st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
-        ctl_error("%s: no stream %s on NATS at %s: check --stream (CHOREO_STREAM), the stream "
-                  "the services use", n->cmd, stream, n->urls);
+        snprintf(why, cap, "no stream %s on NATS at %s: are --nats-url (CHOREO_NATS_URL) and "
+                 "--stream (CHOREO_STREAM) the server and the stream the services use?",
+                 stream, n->urls);
     else if (st == NATS_NO_RESPONDERS)
-        ctl_error("%s: JetStream does not answer on NATS at %s: the server runs without "
-                  "JetStream, or this user may not use its API", n->cmd, n->urls);
+        snprintf(why, cap, "JetStream does not answer on NATS at %s: the server runs without "
+                 "JetStream, or this user may not use its API", n->urls);
     else
-        ctl_error("%s: cannot read stream %s on NATS at %s: %s", n->cmd, stream, n->urls,
-                  ctl_nats_detail(st));
+        snprintf(why, cap, "cannot read stream %s on NATS at %s: %s", stream, n->urls,
+                 ctl_nats_detail(st));
     return CTL_EXIT_FAIL;
+}
+
+int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq)
+{
+    char why[1024];
+    int rc = stream_info(n, stream, last_seq, why, sizeof why);
+    if (rc != CTL_EXIT_OK)
+        ctl_error("%s: %s", n->cmd, why);
+    return rc;
+}
+
+int ctl_nats_stream_exists(ctl_nats *n, const char *stream, char *why, size_t cap)
+{
+    return stream_info(n, stream, NULL, why, cap);
 }

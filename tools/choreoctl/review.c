@@ -69,6 +69,11 @@ static int check_decision(const char *cmd, const struct review_args *a)
         ctl_error("%s: --by takes 1 to %d bytes naming who decides", cmd, BY_MAX);
         return CTL_EXIT_USAGE;
     }
+    if (a->note && !*a->note) {
+        ctl_error("%s: --note is empty: give the reason in 1 to %d bytes, or leave --note out",
+                  cmd, NOTE_MAX);
+        return CTL_EXIT_USAGE;
+    }
     if (a->note && strlen(a->note) > NOTE_MAX) {
         ctl_error("%s: --note is %zu bytes; a note has at most %d", cmd, strlen(a->note),
                   NOTE_MAX);

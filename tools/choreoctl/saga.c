@@ -5,10 +5,14 @@
  * timeline as an SVG sequence diagram (svg.c). */
 #include "saga.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "help.h"
 #include "json.h"
@@ -57,6 +61,10 @@ static int parse(int argc, char **argv, struct saga_args *a)
             }
             a->dirs[a->ndirs++] = v;
         } else if (flags && (v = ctl_flag_value("--svg", argc, argv, &i, &missing)) != NULL) {
+            if (!*v) {
+                ctl_error("saga: --svg needs a file name (see choreoctl saga --help)");
+                return CTL_EXIT_USAGE;
+            }
             a->svg = v;
         } else if (flags && (v = ctl_flag_value("--limit", argc, argv, &i, &missing)) != NULL) {
             if (!ctl_parse_count(v, CTL_TIMELINE_LIMIT_MAX, &a->limit)) {
@@ -595,6 +603,43 @@ static int print_json(const ctl_timeline *t)
 
 /* ---- the command -------------------------------------------------------- */
 
+/* Whether the file at path begins with the header of every SQLite
+ * database; false when it cannot be read (then it cannot be written
+ * either, which ctl_svg_write reports). */
+static bool sqlite_file(const char *path)
+{
+    static const char header[16] = "SQLite format 3"; /* and its NUL */
+    char head[sizeof header];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t got = read(fd, head, sizeof head);
+    close(fd);
+    return got == (ssize_t)sizeof head && memcmp(head, header, sizeof header) == 0;
+}
+
+/* Refuses an --svg file that is a database, before anything is read or
+ * printed: writing the diagram would destroy it. One of the databases
+ * read is refused under any name; any other SQLite file as well (a
+ * service's database that was not named, a mistyped path). */
+static int check_svg_path(const char *path, const ctl_db_list *dbs)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return CTL_EXIT_OK; /* a new file, or one ctl_svg_write says it cannot write */
+    if (ctl_db_list_has(dbs, path)) {
+        ctl_error("saga: --svg %s is one of the databases saga reads; writing the diagram "
+                  "would destroy it: give --svg a new file name, such as saga.svg", path);
+        return CTL_EXIT_FAIL;
+    }
+    if (S_ISREG(st.st_mode) && sqlite_file(path)) {
+        ctl_error("saga: --svg %s is a SQLite database; writing the diagram would destroy it: "
+                  "give --svg a new file name, such as saga.svg", path);
+        return CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
 static int run(ctl_settings *s, const struct saga_args *a, const ctl_db_list *dbs)
 {
     const char *stream = choreo_config_get(s->cfg, "stream");
@@ -651,7 +696,9 @@ int ctl_saga_main(ctl_settings *s, int argc, char **argv)
     if ((rc = ctl_settings_check_nats(s)) != CTL_EXIT_OK)
         return rc;
     ctl_db_list dbs;
-    rc = ctl_db_list_collect("saga", s, a.dirs, a.ndirs, &dbs);
+    rc = ctl_db_list_collect("saga", s, a.dirs, a.ndirs, false, &dbs);
+    if (rc == CTL_EXIT_OK && a.svg)
+        rc = check_svg_path(a.svg, &dbs);
     if (rc == CTL_EXIT_OK)
         rc = run(s, &a, &dbs);
     ctl_db_list_free(&dbs);

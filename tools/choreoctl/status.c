@@ -17,6 +17,7 @@
 #include "help.h"
 #include "json.h"
 #include "lockfile.h"
+#include "natsconn.h"
 #include "text.h"
 
 /* A due outbox row older than this, while the service runs, means the relay
@@ -54,24 +55,6 @@ struct svc {
 
 /* ---- arguments ---------------------------------------------------------- */
 
-/* The value of --dir VALUE or --dir=VALUE at argv[*i]; NULL when arg is
- * another flag. Reports a missing value. */
-static const char *dir_value(int argc, char **argv, int *i, bool *missing)
-{
-    const char *arg = argv[*i];
-    if (strncmp(arg, "--dir", 5) != 0)
-        return NULL;
-    if (arg[5] == '=')
-        return arg + 6;
-    if (arg[5] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 static int parse(int argc, char **argv, struct status_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -87,7 +70,7 @@ static int parse(int argc, char **argv, struct status_args *a)
             flags = false;
         } else if (flags && strcmp(arg, "--json") == 0) {
             a->json = true;
-        } else if (flags && (v = dir_value(argc, argv, &i, &missing)) != NULL) {
+        } else if (flags && (v = ctl_flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
             if (a->ndirs == CTL_DIR_MAX) {
                 ctl_error("status: more than %d --dir flags", CTL_DIR_MAX);
                 return CTL_EXIT_USAGE;
@@ -152,15 +135,44 @@ static void name_service(struct svc *v)
 /* ---- the consumers ------------------------------------------------------ */
 
 /* A failure to reach NATS that the next database would meet again with the
- * same settings: it is reused rather than waited for once more. */
+ * same settings: it is reused rather than waited for once more. So is
+ * whether the stream is there, which all the databases share. */
 struct nats_memo {
     bool failed;
     char why[WHY_MAX];
+    bool stream_checked;
+    bool nc_open;
+    ctl_nats nc;          /* open once the stream was looked for, till the end */
 };
 
 static bool unreachable(choreo_status st)
 {
     return st == CHOREO_ENOSERVER || st == CHOREO_EAUTH || st == CHOREO_ETLS;
+}
+
+/* choreo_admin_consumers takes a stream that is not on the server for one
+ * without consumers, so that with a wrong --stream or --nats-url every
+ * registered consumer would show as missing. When none of v's is on the
+ * server, the stream is looked for, once for all databases; its absence
+ * is then memo's failure. */
+static bool stream_exists(ctl_settings *s, const struct svc *v, struct nats_memo *memo)
+{
+    for (size_t i = 0; i < v->nconsumers; i++)
+        if (v->consumers[i].on_server)
+            return true;
+    if (memo->stream_checked)
+        return true;
+    memo->stream_checked = true;
+    const char *stream = choreo_config_get(s->cfg, "stream");
+    memo->nc_open = ctl_nats_open(&memo->nc, s, "status", false) == CTL_EXIT_OK;
+    if (!memo->nc_open)
+        snprintf(memo->why, sizeof memo->why, "cannot look for stream %s on NATS: see the "
+                 "error above", stream);
+    else if (ctl_nats_stream_exists(&memo->nc, stream, memo->why, sizeof memo->why) ==
+             CTL_EXIT_OK)
+        return true;
+    memo->failed = true;
+    return false;
 }
 
 /* Lists the consumers through choreo_admin_consumers, which sets the
@@ -214,6 +226,13 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
             memo->failed = true;
             snprintf(memo->why, sizeof memo->why, "%s", v->consumers_error);
         }
+        return;
+    }
+    if (!stream_exists(s, v, memo)) {
+        free(v->consumers);
+        v->consumers = NULL;
+        v->nconsumers = 0;
+        snprintf(v->consumers_error, sizeof v->consumers_error, "%s", memo->why);
         return;
     }
     v->consumers_ok = true;
@@ -725,12 +744,17 @@ static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *
         }
         if (!v->shared)
             ctl_lock_read(v->db, &v->lock);
-        read_db(s, v);
+        if (dbs->why[i]) /* not a choreo database: reported in its place */
+            snprintf(v->db_error, sizeof v->db_error, "%s", dbs->why[i]);
+        else
+            read_db(s, v);
         name_service(v);
         read_consumers(s, v, &memo);
         if (!report(v))
             complete = false;
     }
+    if (memo.nc_open)
+        ctl_nats_close(&memo.nc);
     if (rc == CTL_EXIT_OK && a->json)
         rc = print_json(svcs, dbs->n);
     else if (rc == CTL_EXIT_OK)
@@ -741,6 +765,20 @@ static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *
     }
     free(svcs);
     return rc == CTL_EXIT_OK && !complete ? CTL_EXIT_FAIL : rc;
+}
+
+/* A --db that is not a choreo database is reported in its place, so that
+ * the others are still shown; when there are no others, its error is all
+ * there is to say. Returns CTL_EXIT_OK when one database can be read, or
+ * prints why none can and returns CTL_EXIT_FAIL. */
+static int check_readable(const ctl_db_list *dbs)
+{
+    for (size_t i = 0; i < dbs->n; i++)
+        if (!dbs->why[i])
+            return CTL_EXIT_OK;
+    for (size_t i = 0; i < dbs->n; i++)
+        ctl_error("%s", dbs->why[i]);
+    return CTL_EXIT_FAIL;
 }
 
 int ctl_status_main(ctl_settings *s, int argc, char **argv)
@@ -761,7 +799,9 @@ int ctl_status_main(ctl_settings *s, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     ctl_db_list dbs;
-    rc = ctl_db_list_collect("status", s, a.dirs, a.ndirs, &dbs);
+    rc = ctl_db_list_collect("status", s, a.dirs, a.ndirs, true, &dbs);
+    if (rc == CTL_EXIT_OK)
+        rc = check_readable(&dbs);
     if (rc == CTL_EXIT_OK)
         rc = run(s, &a, &dbs);
     ctl_db_list_free(&dbs);

@@ -1,0 +1,545 @@
+/* choreoctl against mistakes on its command line and in its surroundings,
+ * run as the real binary (its path in CHOREOCTL, set by meson) beside a
+ * real nats-server and a real service: an --svg that names a database, a
+ * flag whose value is missing, several --db where one is meant, a wrong
+ * --stream, NATS away during dead retry --all, a damaged database among
+ * several, a lock file whose pid was reused, a server that stops
+ * answering, and help that must say what the code does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.h"
+
+/* ---- the service -------------------------------------------------------- */
+
+/* While set, Fragile events are rejected, so parked. */
+static atomic_bool broken;
+
+static choreo_result fragile(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    return atomic_load(&broken) ? CHOREO_REJECT : CHOREO_DONE;
+}
+
+/* The service "worker" (database dir/worker.db), with a handler for
+ * Fragile, started. */
+static choreo_service *start_worker(const char *dir, const char *url)
+{
+    choreo_config *cfg = support_config(dir, "worker", url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Fragile", fragile, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    return svc;
+}
+
+/* Emits n Fragile events of saga and waits until the relay published them
+ * all (want: the published rows then). */
+static void emit_published(choreo_service *svc, const char *dir, const char *saga, int n,
+                           long long want)
+{
+    for (int i = 0; i < n; i++)
+        support_emit(svc, "Fragile", saga, i, NULL);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_outbox WHERE "
+                                 "published_at IS NOT NULL", want, 20000),
+              "the events were not published");
+}
+
+/* ---- running choreoctl -------------------------------------------------- */
+
+struct ctl_run {
+    int status;
+    char out[65536];
+    char err[8192];
+};
+
+/* Starts choreoctl with the arguments of ap (NULL-ended) in the directory
+ * dir, without the test's CHOREO_* variables, its stdout and stderr in
+ * dir/<tag>.out and .err. The child is killed when the test's process
+ * dies. */
+static pid_t spawn(const char *dir, const char *tag, va_list ap)
+{
+    const char *bin = getenv("CHOREOCTL");
+    cr_assert(bin && *bin, "CHOREOCTL is not set: run this test through meson test");
+    char *argv[40] = { (char *)bin };
+    int argc = 1;
+    for (char *a; (a = va_arg(ap, char *)) != NULL;) {
+        cr_assert_lt(argc, 39);
+        argv[argc++] = a;
+    }
+    argv[argc] = NULL;
+    static char *envp[256];
+    support_env_without_choreo(envp, 256);
+    char out[600], err[600];
+    snprintf(out, sizeof out, "%s/%s.out", dir, tag);
+    snprintf(err, sizeof err, "%s/%s.err", dir, tag);
+    support_write_file(out, "");
+    support_write_file(err, "");
+    pid_t pid = support_fork();
+    if (pid == 0) {
+        int o = open(out, O_WRONLY), e = open(err, O_WRONLY);
+        /* A file a flag's value names lands in dir, where the test looks. */
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || chdir(dir) != 0)
+            _exit(126);
+        execve(bin, argv, envp);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for pid up to timeout_ms; its exit status, or -1 (killed, or it
+ * ended by a signal). */
+static int reap(pid_t pid, int timeout_ms)
+{
+    int st;
+    for (int waited = 0;; waited += 10) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        cr_assert(r == 0 || errno == EINTR);
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        support_sleep_ms(10);
+    }
+}
+
+/* Runs choreoctl with the arguments that follow (NULL-ended) to its end. */
+static void ctl(struct ctl_run *r, const char *dir, ...)
+{
+    va_list ap;
+    va_start(ap, dir);
+    pid_t pid = spawn(dir, "ctl", ap);
+    va_end(ap);
+    r->status = reap(pid, 60000);
+    char path[600];
+    snprintf(path, sizeof path, "%s/ctl.out", dir);
+    support_slurp(path, r->out, sizeof r->out);
+    snprintf(path, sizeof path, "%s/ctl.err", dir);
+    support_slurp(path, r->err, sizeof r->err);
+    cr_assert_neq(r->status, -1, "choreoctl died or hung; stderr: %s", r->err);
+}
+
+static pid_t ctl_background(const char *dir, const char *tag, ...)
+{
+    va_list ap;
+    va_start(ap, tag);
+    pid_t pid = spawn(dir, tag, ap);
+    va_end(ap);
+    return pid;
+}
+
+static bool wait_file_has(const char *path, const char *needle, int timeout_ms)
+{
+    static char text[65536];
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        support_slurp(path, text, sizeof text);
+        if (strstr(text, needle))
+            return true;
+        support_sleep_ms(20);
+    }
+    return false;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* The line of text that holds needle, copied into line ("" when none). */
+static void line_with(const char *text, const char *needle, char *line, size_t cap)
+{
+    const char *p = strstr(text, needle);
+    line[0] = '\0';
+    if (!p)
+        return;
+    while (p > text && p[-1] != '\n')
+        p--;
+    snprintf(line, cap, "%.*s", (int)strcspn(p, "\n"), p);
+}
+
+/* Whether path begins with the SQLite header and still answers a query. */
+static bool still_a_database(const char *dir, const char *name)
+{
+    char path[600], head[16] = "";
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return got == sizeof head && memcmp(head, "SQLite format 3", 16) == 0 &&
+           support_count(dir, name, "SELECT COUNT(*) FROM sqlite_master") > 0;
+}
+
+/* ---- saga --svg --------------------------------------------------------- */
+
+Test(ctl_input, saga_svg_refuses_to_overwrite_a_database, .timeout = 120)
+{
+    char dir[256], db[600], other[600], svg[600], text[65536];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url);
+    emit_published(svc, dir, "s1", 2, 2);
+    choreo_service_destroy(svc);
+    /* Another SQLite file, not given to saga: a service's database all the same. */
+    support_exec(dir, "other", "CREATE TABLE kept(x)");
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    snprintf(other, sizeof other, "%s/other.db", dir);
+    snprintf(svg, sizeof svg, "%s/saga.svg", dir);
+
+    struct ctl_run r;
+    ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--db", db, "--svg", db, NULL);
+    cr_assert_eq(r.status, 1, "--svg onto the --db: exit %d; stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "one of the databases saga reads"), "%s", r.err);
+    cr_assert_str_eq(r.out, "", "saga printed before it refused: %s", r.out);
+    cr_assert(still_a_database(dir, "worker"), "saga --svg destroyed the database it read");
+    /* The same file under another name. */
+    ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--db", db, "--svg", "./worker.db",
+        NULL);
+    cr_assert_eq(r.status, 1, "--svg onto the --db by another name: %s", r.err);
+    cr_assert(still_a_database(dir, "worker"));
+
+    ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--db", db, "--svg", other, NULL);
+    cr_assert_eq(r.status, 1, "--svg onto a SQLite file: exit %d; stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "is a SQLite database"), "%s", r.err);
+    cr_assert(still_a_database(dir, "other"), "saga --svg destroyed a SQLite file");
+
+    /* Any other file is replaced, as before. */
+    support_write_file(svg, "an older drawing\n");
+    ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--db", db, "--svg", svg, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    support_slurp(svg, text, sizeof text);
+    cr_assert(strstr(text, "<svg") && !strstr(text, "an older drawing"), "%.200s", text);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- flags and their values --------------------------------------------- */
+
+Test(ctl_input, a_flag_without_its_value_is_a_usage_error_naming_it, .timeout = 120)
+{
+    char dir[256], db[600], path[600];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start_worker(dir, server.url);
+    emit_published(svc, dir, "s1", 1, 1);
+    choreo_service_destroy(svc);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    /* A flag choreoctl knows where the value should be is refused by the
+     * settings' parser; anything else that starts with -- by the command. */
+    static const struct {
+        const char *args[5];
+        const char *says;
+    } cases[] = {
+        { { "saga", "s1", "--svg", "--json" }, "--svg needs a value" },
+        { { "review", "approve", "1", "--note", "--json" }, "--note needs a value" },
+        { { "saga", "s1", "--svg", "--jsno" }, "saga: --svg needs a value" },
+        { { "saga", "s1", "--svg", "" }, "saga: --svg needs a file name" },
+        { { "saga", "s1", "--dir", "--x" }, "saga: --dir needs a value" },
+        { { "saga", "s1", "--limit", "--x" }, "saga: --limit needs a value" },
+        { { "review", "approve", "1", "--note", "--x" }, "review approve: --note needs a value" },
+        { { "review", "reject", "1", "--by", "--x" }, "review reject: --by needs a value" },
+        { { "review", "list", "--state", "--x" }, "review list: --state needs a value" },
+        { { "sagas", "--state", "--x" }, "sagas: --state needs a value" },
+        { { "dead", "list", "--status", "--x" }, "dead list: --status needs a value" },
+        { { "status", "--dir", "--x" }, "status: --dir needs a value" },
+        { { "tail", "--type", "--x" }, "tail: --type needs a value" },
+        { { "tail", "--saga", "--x" }, "tail: --saga needs a value" },
+    };
+    struct ctl_run r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const *a = cases[i].args;
+        ctl(&r, dir, "--db", db, "--nats-url", server.url, a[0], a[1], a[2], a[3], a[4], NULL);
+        cr_assert_eq(r.status, 2, "case %zu (%s): exit %d, stderr: %s", i, cases[i].says,
+                     r.status, r.err);
+        cr_assert(strstr(r.err, cases[i].says), "case %zu: %s", i, r.err);
+        cr_assert_str_eq(r.out, "", "case %zu printed: %s", i, r.out);
+    }
+    snprintf(path, sizeof path, "%s/--jsno", dir);
+    cr_assert_neq(access(path, F_OK), 0, "saga --svg --jsno wrote a file named --jsno");
+
+    /* Written with =, a value may start with --. */
+    ctl(&r, dir, "--db", db, "review", "approve", "1", "--note=--x", NULL);
+    cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "no hold with ID 1"), "%s", r.err);
+    ctl(&r, dir, "--db", db, "dead", "list", "--status=--x", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "unknown status \"--x\""), "%s", r.err);
+    natsd_stop(&server, SIGTERM);
+}
+
+Test(ctl_input, review_refuses_an_empty_note, .timeout = 60)
+{
+    char dir[256], db[600];
+    support_tmpdir(dir, sizeof dir);
+    choreo_config *cfg = support_config(dir, "worker", "nats://127.0.0.1:1", NULL);
+    choreo_service_destroy(support_service(cfg)); /* creates the choreo tables */
+    choreo_config_destroy(cfg);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    struct ctl_run r;
+    ctl(&r, dir, "--db", db, "review", "approve", "1", "--note", "", NULL);
+    cr_assert_eq(r.status, 2, "an empty --note: exit %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "review approve: --note is empty"), "%s", r.err);
+    ctl(&r, dir, "--db", db, "review", "reject", "1", "--note=", NULL);
+    cr_assert_eq(r.status, 2, "an empty --note=: exit %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "review reject: --note is empty"), "%s", r.err);
+    ctl(&r, dir, "--db", db, "review", "approve", "1", "--note", "fine", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "no hold with ID 1"), "%s", r.err);
+}
+
+/* ---- one database ------------------------------------------------------- */
+
+Test(ctl_input, dead_and_consumers_refuse_several_db, .timeout = 60)
+{
+    char dir[256], a[600], b[600];
+    support_tmpdir(dir, sizeof dir);
+    const char *names[] = { "first", "second" };
+    for (int i = 0; i < 2; i++) {
+        choreo_config *cfg = support_config(dir, names[i], "nats://127.0.0.1:1", NULL);
+        choreo_service_destroy(support_service(cfg));
+        choreo_config_destroy(cfg);
+    }
+    snprintf(a, sizeof a, "%s/first.db", dir);
+    snprintf(b, sizeof b, "%s/second.db", dir);
+    static const struct {
+        const char *args[3];
+        const char *says;
+    } cases[] = {
+        { { "dead", "list" }, "dead list: 2 --db given" },
+        { { "dead", "show", "1" }, "dead show: 2 --db given" },
+        { { "dead", "retry", "1" }, "dead retry: 2 --db given" },
+        { { "dead", "drop", "1" }, "dead drop: 2 --db given" },
+        { { "consumers", "list" }, "consumers list: 2 --db given" },
+        { { "consumers", "delete", "first_Fragile" }, "consumers delete: 2 --db given" },
+    };
+    struct ctl_run r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const *c = cases[i].args;
+        ctl(&r, dir, "--nats-url", "nats://127.0.0.1:1", "--db", a, "--db", b, c[0], c[1], c[2],
+            NULL);
+        cr_assert_eq(r.status, 2, "case %zu (%s): exit %d, stderr: %s", i, cases[i].says,
+                     r.status, r.err);
+        cr_assert(strstr(r.err, cases[i].says), "case %zu: %s", i, r.err);
+    }
+    ctl(&r, dir, "--db", a, "dead", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+}
+
+/* ---- a stream that is not there ----------------------------------------- */
+
+Test(ctl_input, a_wrong_stream_is_named_not_shown_as_missing_consumers, .timeout = 120)
+{
+    char dir[256], db[600], line[1024];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service_destroy(start_worker(dir, server.url)); /* registers worker_Fragile */
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    struct ctl_run r;
+    ctl(&r, dir, "--db", db, "--nats-url", server.url, "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    line_with(r.out, "worker_Fragile", line, sizeof line);
+    cr_assert(strstr(line, "registered"), "%s", r.out);
+
+    ctl(&r, dir, "--db", db, "--nats-url", server.url, "--stream", "ELSEWHERE", "consumers",
+        "list", NULL);
+    cr_assert_eq(r.status, 1, "consumers list with a wrong --stream: exit %d; out: %s", r.status,
+                 r.out);
+    cr_assert(strstr(r.err, "no stream ELSEWHERE") && strstr(r.err, "--nats-url") &&
+                  strstr(r.err, "--stream"),
+              "%s", r.err);
+    cr_assert_null(strstr(r.out, "missing"), "%s", r.out);
+
+    ctl(&r, dir, "--db", db, "--nats-url", server.url, "--stream", "ELSEWHERE", "status",
+        NULL);
+    cr_assert_eq(r.status, 1, "status with a wrong --stream: exit %d; out: %s", r.status, r.out);
+    line_with(r.out, "consumers", line, sizeof line);
+    cr_assert(strstr(line, "not listed: no stream ELSEWHERE"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "missing"), "%s", r.out);
+    cr_assert(strstr(r.out, "outbox") && strstr(r.out, "parked"), "the rest is printed: %s",
+              r.out);
+    cr_assert(strstr(r.err, "no stream ELSEWHERE"), "%s", r.err);
+    ctl(&r, dir, "--db", db, "--nats-url", server.url, "--stream", "ELSEWHERE", "status",
+        "--json", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.out, "\"consumers\": null"), "%s", r.out);
+    line_with(r.out, "no stream ELSEWHERE", line, sizeof line);
+    cr_assert(line[0], "errors do not name the stream: %s", r.out);
+
+    ctl(&r, dir, "--db", db, "--nats-url", server.url, "status", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    line_with(r.out, "worker_Fragile", line, sizeof line);
+    cr_assert(strstr(line, "registered"), "%s", r.out);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- dead retry --all with NATS away ------------------------------------ */
+
+Test(ctl_input, retry_all_stops_at_the_first_failure_to_reach_nats, .timeout = 120)
+{
+    char dir[256], db[600], url[64];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    emit_published(svc, dir, "s1", 3, 3);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead WHERE "
+                                 "status = 'parked'", 3, 20000), "the events were not parked");
+    choreo_service_destroy(svc);
+    snprintf(url, sizeof url, "%s", server.url);
+    natsd_stop(&server, SIGTERM);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+
+    struct ctl_run r;
+    int64_t t0 = support_mono_ms();
+    ctl(&r, dir, "--db", db, "--nats-url", url, "--connect-wait-ms", "1000", "dead", "retry",
+        "--all", NULL);
+    int64_t took = support_mono_ms() - t0;
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert_eq(count_of(r.err, "stays parked"), 1, "NATS was tried more than once: %s", r.err);
+    cr_assert(strstr(r.out, "Retried 0 of 3 parked messages") &&
+                  strstr(r.out, "2 were not tried"),
+              "%s", r.out);
+    cr_assert_lt(took, 2500, "retry --all took %lld ms with NATS away", (long long)took);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead WHERE "
+                               "status = 'parked'"), 3);
+}
+
+/* ---- status and a damaged database -------------------------------------- */
+
+Test(ctl_input, status_prints_the_good_databases_beside_a_bad_one, .timeout = 120)
+{
+    char dir[256], db[600], bad[600], line[1024];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service_destroy(start_worker(dir, server.url));
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    snprintf(bad, sizeof bad, "%s/notadb.txt", dir);
+    support_write_file(bad, "not a database at all\n");
+    struct ctl_run r;
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", db, "--db", bad, NULL);
+    cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+    line_with(r.out, "worker.db", line, sizeof line);
+    cr_assert(strstr(line, "database"), "the good database is not shown: %s", r.out);
+    cr_assert(strstr(r.out, "0 pending"), "the good database's outbox is not shown: %s", r.out);
+    line_with(r.out, "worker_Fragile", line, sizeof line);
+    cr_assert(strstr(line, "registered"), "%s", r.out);
+    line_with(r.out, "cannot be read: ", line, sizeof line);
+    cr_assert(strstr(line, "notadb.txt"), "the bad one is not reported in place: %s", r.out);
+    cr_assert(strstr(r.err, "notadb.txt"), "%s", r.err);
+
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", db, "--db", bad, "--json", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert_eq(count_of(r.out, "\"service\": "), 2, "%s", r.out);
+    cr_assert(strstr(r.out, "\"outbox\": null") && strstr(r.out, "\"pending\": 0"), "%s",
+              r.out);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- the lock file ------------------------------------------------------ */
+
+Test(ctl_input, a_reused_pid_in_a_stale_lock_file_is_not_running, .timeout = 120)
+{
+    char dir[256], db[600], lock[600], line[1024];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    snprintf(lock, sizeof lock, "%s/worker.db.lock", dir);
+    choreo_service *svc = start_worker(dir, server.url);
+    struct ctl_run r;
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", db, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    line_with(r.out, "process", line, sizeof line);
+    cr_assert(strstr(line, "running (pid"), "the running service: %s", r.out);
+    choreo_service_destroy(svc);
+
+    /* Killed outright long ago, its pid now another process's: a live
+     * process that does not have the lock file open. */
+    pid_t other = support_fork();
+    if (other == 0) {
+        pause();
+        _exit(0);
+    }
+    char text[200], want[64];
+    snprintf(text, sizeof text, "pid=%d\nservice=worker\nstarted=2020-01-01T00:00:00Z\n",
+             (int)other);
+    support_write_file(lock, text);
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", db, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    line_with(r.out, "process", line, sizeof line);
+    snprintf(want, sizeof want, "stopped (pid %d,", (int)other);
+    cr_assert(strstr(line, want), "%s", r.out);
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", db, "--json", NULL);
+    snprintf(want, sizeof want, "\"pid\": %d,", (int)other);
+    cr_assert(strstr(r.out, "\"running\": false") && strstr(r.out, want), "%s", r.out);
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- tail and a server that stops answering ----------------------------- */
+
+Test(ctl_input, tail_notices_a_frozen_server, .timeout = 120)
+{
+    char dir[256], err[600];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service_destroy(start_worker(dir, server.url)); /* makes the stream */
+    snprintf(err, sizeof err, "%s/tail.err", dir);
+    pid_t tail = ctl_background(dir, "tail", "--nats-url", server.url, "tail", NULL);
+    cr_assert(wait_file_has(err, "following", 20000), "tail did not start");
+    cr_assert_eq(kill(server.pid, SIGSTOP), 0);
+    int64_t t0 = support_mono_ms();
+    bool noticed = wait_file_has(err, "lost the connection to NATS", 12000);
+    int64_t took = support_mono_ms() - t0;
+    kill(server.pid, SIGCONT);
+    cr_assert(noticed, "tail did not notice the frozen server in 12 s");
+    cr_assert(wait_file_has(err, "connected to NATS at", 30000), "tail did not reconnect");
+    cr_assert_eq(kill(tail, SIGTERM), 0);
+    cr_assert_eq(reap(tail, 15000), 0);
+    cr_log_info("tail noticed the frozen server after %lld ms", (long long)took);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- help --------------------------------------------------------------- */
+
+Test(ctl_input, help_describes_what_the_commands_print_and_use, .timeout = 60)
+{
+    char dir[256], line[1024];
+    support_tmpdir(dir, sizeof dir);
+    struct ctl_run r;
+    ctl(&r, dir, "status", "--help", NULL);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "REDELIVERED"), "status --help: %s", r.out);
+    cr_assert(strstr(r.out, "redelivered, delivered"), "status --help: %s", r.out);
+
+    ctl(&r, dir, "--help-settings", NULL);
+    cr_assert_eq(r.status, 0);
+    line_with(r.out, "  --db ", line, sizeof line);
+    cr_assert(strstr(line, "postgresql://"), "%s", line);
+    line_with(r.out, "  --connect-wait-ms ", line, sizeof line);
+    cr_assert(strstr(line, "5000 for choreoctl") && !strstr(line, "until stopped"), "%s", line);
+    line_with(r.out, "  --log-level ", line, sizeof line);
+    cr_assert(strstr(line, "[warn for choreoctl]"), "%s", line);
+    line_with(r.out, "  --nats-ping-interval-ms ", line, sizeof line);
+    cr_assert(strstr(line, "[2000 for choreoctl]"), "%s", line);
+}
