@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,9 @@ struct ctl_run {
  * dir, without the test's CHOREO_* variables, its stdout and stderr in
  * dir/<tag>.out and .err. The child is killed when the test's process
  * dies. */
+/* When set, choreoctl runs as the user nobody if the test runs as root. */
+static bool as_nobody;
+
 static pid_t spawn(const char *dir, const char *tag, va_list ap)
 {
     const char *bin = getenv("CHOREOCTL");
@@ -88,6 +92,8 @@ static pid_t spawn(const char *dir, const char *tag, va_list ap)
         /* A file a flag's value names lands in dir, where the test looks. */
         if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || chdir(dir) != 0)
             _exit(126);
+        if (as_nobody && geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(125);
         execve(bin, argv, envp);
         _exit(127);
     }
@@ -454,6 +460,40 @@ Test(ctl_input, status_prints_the_good_databases_beside_a_bad_one, .timeout = 12
 }
 
 /* ---- the lock file ------------------------------------------------------ */
+
+/* A database this user may not read, or whose directory it may not write
+ * (a reader of a WAL database writes its -shm file there), says so instead
+ * of suggesting another file. Run as nobody when the test runs as root. */
+Test(ctl_input, a_database_this_user_may_not_open_names_the_permission, .timeout = 60)
+{
+    char dir[256], db[600], shm[620], wal[620];
+    support_tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    snprintf(shm, sizeof shm, "%s-shm", db);
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "PRAGMA journal_mode=WAL; CREATE TABLE choreo_dead(id INTEGER)",
+                              NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    remove(shm), remove(wal);
+    bool root = geteuid() == 0;
+    as_nobody = true;
+    struct ctl_run r;
+    cr_assert_eq(chmod(dir, 0777), 0);
+    cr_assert_eq(chmod(db, root ? 0600 : 0), 0);
+    ctl(&r, dir, "dead", "list", "--db", db, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "this user may not read it: run choreoctl as the service's user"),
+              "%s", r.err);
+    cr_assert_eq(chmod(db, 0644), 0);
+    cr_assert_eq(chmod(dir, root ? 0755 : 0555), 0);
+    ctl(&r, dir, "dead", "list", "--db", db, NULL);
+    as_nobody = false;
+    cr_assert_eq(chmod(dir, 0700), 0);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "this user may not write its directory"), "%s", r.err);
+}
 
 Test(ctl_input, a_reused_pid_in_a_stale_lock_file_is_not_running, .timeout = 120)
 {

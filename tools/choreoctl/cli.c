@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void ctl_error(const char *fmt, ...)
 {
@@ -354,8 +355,24 @@ static int check_database(const ctl_settings *s, const char *db, char *why, size
                  "choreo_dead): pass the service's db setting with --db FILE", db);
         out = CTL_EXIT_FAIL;
     } else if (rc != SQLITE_ROW) {
-        snprintf(why, cap, "cannot read database %s: %s; check that it is the service's "
-                 "SQLite file", db, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+        /* A reader of a WAL database still writes its -shm file, beside it. */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", db);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            slash[slash == dir] = '\0'; /* "/x.db": the directory is "/" */
+        else
+            snprintf(dir, sizeof dir, ".");
+        const char *hint =
+            access(db, R_OK) != 0
+                ? "this user may not read it: run choreoctl as the service's user"
+            : access(dir, W_OK | X_OK) != 0
+                ? "this user may not write its directory, where SQLite keeps the -shm file "
+                  "that even a reader of a WAL database writes: run choreoctl as the "
+                  "service's user"
+                : "check that it is the service's SQLite file";
+        snprintf(why, cap, "cannot read database %s: %s; %s", db,
+                 h ? sqlite3_errmsg(h) : sqlite3_errstr(rc), hint);
         out = CTL_EXIT_FAIL;
     }
     sqlite3_finalize(q);
