@@ -563,3 +563,22 @@ choreo_status support_start_join(support_start *st)
     pthread_join(st->thread, NULL);
     return (choreo_status)atomic_load(&st->result);
 }
+
+/* Waits for pid up to timeout_ms; its exit status, or -1 (killed, or it
+ * ended by a signal). */
+int support_reap(pid_t pid, int timeout_ms)
+{
+    int st;
+    for (int waited = 0;; waited += 10) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        cr_assert(r == 0 || errno == EINTR);
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        support_sleep_ms(10);
+    }
+}

@@ -62,6 +62,10 @@ void support_emit(choreo_service *svc, const char *type, const char *saga, int64
  * failed assertion never leaves a service process behind. */
 pid_t support_fork(void);
 
+/* Waits for pid up to timeout_ms; its exit status, or -1 (killed after the
+ * wait, or it ended by a signal). */
+int support_reap(pid_t pid, int timeout_ms);
+
 /* Fills envp (cap entries, NULL-terminated) with this process's environment
  * less its CHOREO_* variables, for a program the test runs. */
 void support_env_without_choreo(char *envp[], int cap);

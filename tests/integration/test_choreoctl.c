@@ -559,6 +559,23 @@ Test(choreoctl, a_mistyped_flag_is_refused_with_the_closest_one, .timeout = 60)
     cr_assert(strstr(r.err, "unknown flag --jsno (did you mean --json?)"), "%s", r.err);
 }
 
+/* Starts the worker broken on a server of its own in a new dir, emits one
+ * event of saga, waits until it is parked, and mends the handler: the
+ * parked event's id in id, its choreo_dead row's id returned. */
+static long long park_one(char *dir, size_t cap, natsd *server, choreo_service **svc,
+                          const char *saga, char id[CHOREO_ID_SIZE])
+{
+    support_tmpdir(dir, cap);
+    support_server(server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    *svc = start_worker(dir, server->url);
+    support_emit(*svc, "Fragile", saga, 5, id);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
+              "the event was never parked");
+    atomic_store(&broken, false);
+    return dead_id(dir, id);
+}
+
 /* How many messages the stream CHOREO of the server at url holds. */
 static uint64_t stream_msgs(const char *url)
 {
@@ -580,21 +597,13 @@ static uint64_t stream_msgs(const char *url)
  * stays parked, until the server is the one the database belongs to. */
 Test(choreoctl, retry_refuses_a_server_the_database_does_not_belong_to, .timeout = 120)
 {
-    char dir[256], dir2[256];
+    char dir[256], dir2[256], a[CHOREO_ID_SIZE];
     natsd server, elsewhere;
-    support_tmpdir(dir, sizeof dir);
+    choreo_service *svc = NULL;
+    long long id = park_one(dir, sizeof dir, &server, &svc, "saga-away", a);
     support_tmpdir(dir2, sizeof dir2);
-    support_server(&server, dir, NULL, NULL);
     support_server(&elsewhere, dir2, NULL, NULL);
-    atomic_store(&broken, true);
-    choreo_service *svc = start_worker(dir, server.url);
-    char a[CHOREO_ID_SIZE];
-    support_emit(svc, "Fragile", "saga-away", 5, a);
-    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
-              "the event was never parked");
-    atomic_store(&broken, false);
     char id_text[24];
-    long long id = dead_id(dir, a);
     snprintf(id_text, sizeof id_text, "%lld", id);
     struct ctl_run r;
 
@@ -641,19 +650,13 @@ Test(choreoctl, retry_refuses_a_server_the_database_does_not_belong_to, .timeout
  * it, the others find it no longer parked and publish nothing. */
 Test(choreoctl, retries_of_one_row_at_once_publish_it_once, .timeout = 120)
 {
-    char dir[256];
+    char dir[256], a[CHOREO_ID_SIZE];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
-    atomic_store(&broken, true);
-    choreo_service *svc = start_worker(dir, server.url);
-    char a[CHOREO_ID_SIZE];
-    support_emit(svc, "Fragile", "saga-race", 6, a);
-    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
-              "the event was never parked");
+    choreo_service *svc = NULL;
+    long long id = park_one(dir, sizeof dir, &server, &svc, "saga-race", a);
     choreo_service_destroy(svc); /* nothing applies the retries: only the stream counts */
     char id_text[24], db[600];
-    snprintf(id_text, sizeof id_text, "%lld", dead_id(dir, a));
+    snprintf(id_text, sizeof id_text, "%lld", id);
     snprintf(db, sizeof db, "%s/worker.db", dir);
     uint64_t before = stream_msgs(server.url);
     enum { RACERS = 4 };
@@ -691,18 +694,10 @@ Test(choreoctl, retries_of_one_row_at_once_publish_it_once, .timeout = 120)
  * applied, and the row that said parked then says retried. */
 Test(choreoctl, a_retry_published_by_hand_settles_its_parked_row, .timeout = 120)
 {
-    char dir[256];
+    char dir[256], a[CHOREO_ID_SIZE];
     natsd server;
-    support_tmpdir(dir, sizeof dir);
-    support_server(&server, dir, NULL, NULL);
-    atomic_store(&broken, true);
-    choreo_service *svc = start_worker(dir, server.url);
-    char a[CHOREO_ID_SIZE];
-    support_emit(svc, "Fragile", "saga-hand", 8, a);
-    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'parked'", 1),
-              "the event was never parked");
-    atomic_store(&broken, false);
-    long long id = dead_id(dir, a);
+    choreo_service *svc = NULL;
+    long long id = park_one(dir, sizeof dir, &server, &svc, "saga-hand", a);
     char path[600];
     snprintf(path, sizeof path, "%s/worker.db", dir);
     sqlite3 *db = NULL;

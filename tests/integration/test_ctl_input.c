@@ -106,25 +106,6 @@ static pid_t spawn(const char *dir, const char *tag, va_list ap)
     return pid;
 }
 
-/* Waits for pid up to timeout_ms; its exit status, or -1 (killed, or it
- * ended by a signal). */
-static int reap(pid_t pid, int timeout_ms)
-{
-    int st;
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        cr_assert(r == 0 || errno == EINTR);
-        if (waited >= timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        support_sleep_ms(10);
-    }
-}
-
 /* Runs choreoctl with the arguments that follow (NULL-ended) to its end. */
 static void ctl(struct ctl_run *r, const char *dir, ...)
 {
@@ -132,7 +113,7 @@ static void ctl(struct ctl_run *r, const char *dir, ...)
     va_start(ap, dir);
     pid_t pid = spawn(dir, "ctl", ap);
     va_end(ap);
-    r->status = reap(pid, 60000);
+    r->status = support_reap(pid, 60000);
     char path[600];
     snprintf(path, sizeof path, "%s/ctl.out", dir);
     support_slurp(path, r->out, sizeof r->out);
@@ -559,7 +540,7 @@ Test(ctl_input, tail_notices_a_frozen_server, .timeout = 120)
     cr_assert(noticed, "tail did not notice the frozen server in 12 s");
     cr_assert(wait_file_has(err, "connected to NATS at", 30000), "tail did not reconnect");
     cr_assert_eq(kill(tail, SIGTERM), 0);
-    cr_assert_eq(reap(tail, 15000), 0);
+    cr_assert_eq(support_reap(tail, 15000), 0);
     cr_log_info("tail noticed the frozen server after %lld ms", (long long)took);
     natsd_stop(&server, SIGTERM);
 }

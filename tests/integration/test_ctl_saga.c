@@ -172,25 +172,6 @@ static pid_t spawn(char *const argv[], const char *out_path, const char *err_pat
     return pid;
 }
 
-/* Waits for pid up to timeout_ms; its exit status, or -1 (killed, or it
- * ended by a signal). */
-static int reap(pid_t pid, int timeout_ms)
-{
-    int st;
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        cr_assert(r == 0 || errno == EINTR);
-        if (waited >= timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        support_sleep_ms(10);
-    }
-}
-
 /* choreoctl with the arguments that follow (NULL-ended), its output in
  * dir/<tag>.out and dir/<tag>.err. */
 static char **ctl_argv(va_list ap, char **argv, int cap)
@@ -218,7 +199,7 @@ static void ctl(struct ctl_run *r, const char *dir, ...)
     ctl_argv(ap, argv, 40);
     va_end(ap);
     pid_t pid = spawn(argv, out, err);
-    r->status = reap(pid, 60000);
+    r->status = support_reap(pid, 60000);
     support_slurp(out, r->out, sizeof r->out);
     support_slurp(err, r->err, sizeof r->err);
     cr_assert_neq(r->status, -1, "choreoctl died or hung; stderr: %s", r->err);
@@ -253,7 +234,7 @@ static bool python(const char *dir, char *err, size_t cap, const char *script, .
     char out[600], err_path[600];
     snprintf(out, sizeof out, "%s/py.out", dir);
     snprintf(err_path, sizeof err_path, "%s/py.err", dir);
-    int status = reap(spawn(argv, out, err_path), 60000);
+    int status = support_reap(spawn(argv, out, err_path), 60000);
     support_slurp(err_path, err, cap);
     return status == 0;
 }
@@ -569,7 +550,7 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
         cr_assert_eq(kill(tails[i], SIGTERM), 0);
     for (size_t i = 0; i < 4; i++) {
         int64_t t0 = support_mono_ms();
-        int status = reap(tails[i], 10000);
+        int status = support_reap(tails[i], 10000);
         cr_assert_eq(status, 0, "tail %s exited with %d after SIGTERM", tags[i], status);
         cr_assert_lt(support_mono_ms() - t0, 5000, "tail %s took too long to end", tags[i]);
     }
@@ -645,12 +626,12 @@ Test(ctl_saga, tail_goes_on_after_the_server_restarts_and_ends_while_it_is_away,
     support_emit(svc, "Pong", "s1", 3, new_pong);
     cr_assert(wait_file_has(out3, new_pong, 60000), "tail --type Pong missed the new Pong");
     cr_assert_eq(kill(pongs, SIGTERM), 0);
-    cr_assert_eq(reap(pongs, 10000), 0);
+    cr_assert_eq(support_reap(pongs, 10000), 0);
     cr_assert(!file_has(out3, old_pong), "an event from before the start, after the restart");
     cr_assert(wait_file_has(out, new_pong, 20000));
 
     cr_assert_eq(kill(tail, SIGTERM), 0);
-    cr_assert_eq(reap(tail, 10000), 0);
+    cr_assert_eq(support_reap(tail, 10000), 0);
     char text[65536];
     support_slurp(out, text, sizeof text);
     cr_assert_eq(count_of(text, before), 1, "an event printed twice: %s", text);
@@ -663,7 +644,7 @@ Test(ctl_saga, tail_goes_on_after_the_server_restarts_and_ends_while_it_is_away,
     cr_assert(wait_file_has(err2, "lost the connection to NATS", 20000));
     int64_t t0 = support_mono_ms();
     cr_assert_eq(kill(pings, SIGTERM), 0);
-    cr_assert_eq(reap(pings, 15000), 0, "tail did not end cleanly while the server was away");
+    cr_assert_eq(support_reap(pings, 15000), 0, "tail did not end cleanly while the server was away");
     cr_assert_lt(support_mono_ms() - t0, 3000, "tail took %lld ms to end",
                  (long long)(support_mono_ms() - t0));
     choreo_service_destroy(svc);

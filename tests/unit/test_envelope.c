@@ -21,19 +21,25 @@ static choreo_envelope sample(void)
     return e;
 }
 
+/* Encodes sample() with the data {"qty": 5} (written into d) into w. */
+static choreo_envelope encode_sample(choreo_mp_writer *d, choreo_mp_writer *w)
+{
+    choreo_mp_writer_init(d, 0);
+    choreo_mp_write_map(d, 1);
+    choreo_mp_write_cstr(d, "qty");
+    choreo_mp_write_int(d, 5);
+    choreo_envelope e = sample();
+    e.data = d->buf;
+    e.data_len = d->len;
+    choreo_mp_writer_init(w, 0);
+    cr_assert_eq(choreo__envelope_encode(&e, w), CHOREO_OK);
+    return e;
+}
+
 Test(envelope, round_trip_keeps_every_field)
 {
-    choreo_mp_writer d;
-    choreo_mp_writer_init(&d, 0);
-    choreo_mp_write_map(&d, 1);
-    choreo_mp_write_cstr(&d, "qty");
-    choreo_mp_write_int(&d, 5);
-    choreo_envelope e = sample();
-    e.data = d.buf;
-    e.data_len = d.len;
-    choreo_mp_writer w;
-    choreo_mp_writer_init(&w, 0);
-    cr_assert_eq(choreo__envelope_encode(&e, &w), CHOREO_OK);
+    choreo_mp_writer d, w;
+    choreo_envelope e = encode_sample(&d, &w);
     choreo_envelope out;
     cr_assert_eq(choreo__envelope_decode(&out, w.buf, w.len, 1 << 20), CHOREO_OK, "%s",
                  choreo_last_error());
@@ -284,17 +290,8 @@ Test(envelope, data_nested_too_deep_is_rejected)
 
 Test(envelope, a_body_cut_short_anywhere_says_it_ends_early)
 {
-    choreo_mp_writer d;
-    choreo_mp_writer_init(&d, 0);
-    choreo_mp_write_map(&d, 1);
-    choreo_mp_write_cstr(&d, "qty");
-    choreo_mp_write_int(&d, 5);
-    choreo_envelope e = sample();
-    e.data = d.buf;
-    e.data_len = d.len;
-    choreo_mp_writer w;
-    choreo_mp_writer_init(&w, 0);
-    cr_assert_eq(choreo__envelope_encode(&e, &w), CHOREO_OK);
+    choreo_mp_writer d, w;
+    encode_sample(&d, &w);
     for (size_t cut = 1; cut < w.len; cut++) {
         choreo_envelope out;
         cr_assert_eq(choreo__envelope_decode(&out, w.buf, cut, 1 << 20), CHOREO_EDECODE);
