@@ -582,3 +582,23 @@ int support_reap(pid_t pid, int timeout_ms)
         support_sleep_ms(10);
     }
 }
+
+bool support_wait_file_has(const char *path, const char *needle, int timeout_ms)
+{
+    static char text[65536];
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        support_slurp(path, text, sizeof text);
+        if (strstr(text, needle))
+            return true;
+        support_sleep_ms(20);
+    }
+    return false;
+}
+
+size_t support_count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}

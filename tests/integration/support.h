@@ -66,6 +66,12 @@ pid_t support_fork(void);
  * wait, or it ended by a signal). */
 int support_reap(pid_t pid, int timeout_ms);
 
+/* Whether the file at path comes to hold needle within timeout_ms. */
+bool support_wait_file_has(const char *path, const char *needle, int timeout_ms);
+
+/* How many times needle occurs in text. */
+size_t support_count_of(const char *text, const char *needle);
+
 /* Fills envp (cap entries, NULL-terminated) with this process's environment
  * less its CHOREO_* variables, for a program the test runs. */
 void support_env_without_choreo(char *envp[], int cap);

@@ -131,26 +131,6 @@ static pid_t ctl_background(const char *dir, const char *tag, ...)
     return pid;
 }
 
-static bool wait_file_has(const char *path, const char *needle, int timeout_ms)
-{
-    static char text[65536];
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        support_slurp(path, text, sizeof text);
-        if (strstr(text, needle))
-            return true;
-        support_sleep_ms(20);
-    }
-    return false;
-}
-
-static size_t count_of(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
 /* The line of text that holds needle, copied into line ("" when none). */
 static void line_with(const char *text, const char *needle, char *line, size_t cap)
 {
@@ -405,7 +385,8 @@ Test(ctl_input, retry_all_stops_at_the_first_failure_to_reach_nats, .timeout = 1
         "--all", NULL);
     int64_t took = support_mono_ms() - t0;
     cr_assert_eq(r.status, 1, "%s", r.out);
-    cr_assert_eq(count_of(r.err, "stays parked"), 1, "NATS was tried more than once: %s", r.err);
+    cr_assert_eq(support_count_of(r.err, "stays parked"), 1, "NATS was tried more than once: %s",
+                 r.err);
     cr_assert(strstr(r.out, "Retried 0 of 3 parked messages") &&
                   strstr(r.out, "2 were not tried"),
               "%s", r.out);
@@ -440,7 +421,7 @@ Test(ctl_input, status_prints_the_good_databases_beside_a_bad_one, .timeout = 12
 
     ctl(&r, dir, "--nats-url", server.url, "status", "--db", db, "--db", bad, "--json", NULL);
     cr_assert_eq(r.status, 1);
-    cr_assert_eq(count_of(r.out, "\"service\": "), 2, "%s", r.out);
+    cr_assert_eq(support_count_of(r.out, "\"service\": "), 2, "%s", r.out);
     cr_assert(strstr(r.out, "\"outbox\": null") && strstr(r.out, "\"pending\": 0"), "%s",
               r.out);
     natsd_stop(&server, SIGTERM);
@@ -531,14 +512,14 @@ Test(ctl_input, tail_notices_a_frozen_server, .timeout = 120)
     choreo_service_destroy(start_worker(dir, server.url)); /* makes the stream */
     snprintf(err, sizeof err, "%s/tail.err", dir);
     pid_t tail = ctl_background(dir, "tail", "--nats-url", server.url, "tail", NULL);
-    cr_assert(wait_file_has(err, "following", 20000), "tail did not start");
+    cr_assert(support_wait_file_has(err, "following", 20000), "tail did not start");
     cr_assert_eq(kill(server.pid, SIGSTOP), 0);
     int64_t t0 = support_mono_ms();
-    bool noticed = wait_file_has(err, "lost the connection to NATS", 12000);
+    bool noticed = support_wait_file_has(err, "lost the connection to NATS", 12000);
     int64_t took = support_mono_ms() - t0;
     kill(server.pid, SIGCONT);
     cr_assert(noticed, "tail did not notice the frozen server in 12 s");
-    cr_assert(wait_file_has(err, "connected to NATS at", 30000), "tail did not reconnect");
+    cr_assert(support_wait_file_has(err, "connected to NATS at", 30000), "tail did not reconnect");
     cr_assert_eq(kill(tail, SIGTERM), 0);
     cr_assert_eq(support_reap(tail, 15000), 0);
     cr_log_info("tail noticed the frozen server after %lld ms", (long long)took);

@@ -476,31 +476,6 @@ static int ephemeral_consumers(const char *url)
     return n;
 }
 
-static bool file_has(const char *path, const char *needle)
-{
-    char text[65536];
-    support_slurp(path, text, sizeof text);
-    return strstr(text, needle) != NULL;
-}
-
-static bool wait_file_has(const char *path, const char *needle, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        if (file_has(path, needle))
-            return true;
-        support_sleep_ms(20);
-    }
-    return false;
-}
-
-static size_t count_of(const char *text, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
 Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .timeout = 120)
 {
     char dir[256];
@@ -527,7 +502,7 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     for (size_t i = 0; i < 4; i++) {
         char err[600];
         snprintf(err, sizeof err, "%s/%s.err", dir, tags[i]);
-        cr_assert(wait_file_has(err, "following", 20000), "tail %s did not start", tags[i]);
+        cr_assert(support_wait_file_has(err, "following", 20000), "tail %s did not start", tags[i]);
     }
     cr_assert_eq(ephemeral_consumers(server.url), 4, "each tail reads through its own consumer");
 
@@ -537,13 +512,15 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     support_emit(svc, "Ping", "s2", 3, ping2);
     char path[600];
     snprintf(path, sizeof path, "%s/all.out", dir);
-    cr_assert(wait_file_has(path, ping2, 20000), "tail missed the new events");
+    cr_assert(support_wait_file_has(path, ping2, 20000), "tail missed the new events");
     snprintf(path, sizeof path, "%s/both.out", dir);
-    cr_assert(wait_file_has(path, ping2, 20000), "tail --type --type --saga missed an event");
+    cr_assert(support_wait_file_has(path, ping2, 20000),
+              "tail --type --type --saga missed an event");
     snprintf(path, sizeof path, "%s/s1.out", dir);
-    cr_assert(wait_file_has(path, ping1, 20000), "tail --saga --from-start missed an event");
+    cr_assert(support_wait_file_has(path, ping1, 20000),
+              "tail --saga --from-start missed an event");
     snprintf(path, sizeof path, "%s/pongs.out", dir);
-    cr_assert(wait_file_has(path, pong, 20000), "tail --type missed an event");
+    cr_assert(support_wait_file_has(path, pong, 20000), "tail --type missed an event");
     support_sleep_ms(300); /* a wrong event would have arrived by now */
 
     for (size_t i = 0; i < 4; i++)
@@ -561,7 +538,7 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     support_slurp(path, text, sizeof text);
     cr_assert_null(strstr(text, old), "an event from before the start: %s", text);
     cr_assert(strstr(text, other), "%s", text);
-    cr_assert_eq(count_of(text, "\n"), 4, "%s", text);
+    cr_assert_eq(support_count_of(text, "\n"), 4, "%s", text);
     cr_assert(line_with(text, pong, line, sizeof line));
     cr_assert(strstr(line, "Z  Pong ") && strstr(line, " s2 ") && strstr(line, " stock "), "%s",
               line);
@@ -578,7 +555,7 @@ Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .time
     cr_assert(strstr(text, old) && strstr(text, ping1) && !strstr(text, pong), "%s", text);
     cr_assert(strstr(text, "\"type\": \"Ping\"") && strstr(text, "\"data\": {\"n\": 1}"), "%s",
               text);
-    cr_assert_eq(count_of(text, "\n"), 2, "%s", text);
+    cr_assert_eq(support_count_of(text, "\n"), 2, "%s", text);
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
@@ -610,41 +587,45 @@ Test(ctl_saga, tail_goes_on_after_the_server_restarts_and_ends_while_it_is_away,
                                  "Ping", NULL);
     pid_t pongs = ctl_background(dir, "pongs", "--nats-url", server.url, "tail", "--type",
                                  "Pong", NULL);
-    cr_assert(wait_file_has(err, "following", 20000), "tail did not start");
-    cr_assert(wait_file_has(err2, "following", 20000), "tail --type did not start");
-    cr_assert(wait_file_has(err3, "following", 20000), "tail --type Pong did not start");
+    cr_assert(support_wait_file_has(err, "following", 20000), "tail did not start");
+    cr_assert(support_wait_file_has(err2, "following", 20000), "tail --type did not start");
+    cr_assert(support_wait_file_has(err3, "following", 20000), "tail --type Pong did not start");
     support_emit(svc, "Ping", "s1", 1, before);
-    cr_assert(wait_file_has(out, before, 20000));
+    cr_assert(support_wait_file_has(out, before, 20000));
 
     natsd_stop(&server, SIGTERM);
-    cr_assert(wait_file_has(err, "lost the connection to NATS", 20000), "no note of the loss");
+    cr_assert(support_wait_file_has(err, "lost the connection to NATS", 20000),
+              "no note of the loss");
     cr_assert_eq(natsd_restart(&server), 0);
     support_emit(svc, "Ping", "s1", 2, after);
-    cr_assert(wait_file_has(out, after, 60000), "tail did not go on after the restart");
-    cr_assert(wait_file_has(out2, after, 60000), "tail --type did not go on after the restart");
-    cr_assert(file_has(err, "connected to NATS at"), "no note of the reconnect");
+    cr_assert(support_wait_file_has(out, after, 60000), "tail did not go on after the restart");
+    cr_assert(support_wait_file_has(out2, after, 60000),
+              "tail --type did not go on after the restart");
+    cr_assert(support_wait_file_has(err, "connected to NATS at", 0), "no note of the reconnect");
     support_emit(svc, "Pong", "s1", 3, new_pong);
-    cr_assert(wait_file_has(out3, new_pong, 60000), "tail --type Pong missed the new Pong");
+    cr_assert(support_wait_file_has(out3, new_pong, 60000), "tail --type Pong missed the new Pong");
     cr_assert_eq(kill(pongs, SIGTERM), 0);
     cr_assert_eq(support_reap(pongs, 10000), 0);
-    cr_assert(!file_has(out3, old_pong), "an event from before the start, after the restart");
-    cr_assert(wait_file_has(out, new_pong, 20000));
+    cr_assert(!support_wait_file_has(out3, old_pong, 0),
+              "an event from before the start, after the restart");
+    cr_assert(support_wait_file_has(out, new_pong, 20000));
 
     cr_assert_eq(kill(tail, SIGTERM), 0);
     cr_assert_eq(support_reap(tail, 10000), 0);
     char text[65536];
     support_slurp(out, text, sizeof text);
-    cr_assert_eq(count_of(text, before), 1, "an event printed twice: %s", text);
+    cr_assert_eq(support_count_of(text, before), 1, "an event printed twice: %s", text);
     cr_assert(!strstr(text, old_pong), "%s", text);
-    cr_assert_eq(count_of(text, "\n"), 3, "%s", text);
+    cr_assert_eq(support_count_of(text, "\n"), 3, "%s", text);
     cr_assert_eq(ephemeral_consumers(server.url), 1, "only the other tail's consumer is left");
 
     /* With the server gone for good, a signal still ends tail, promptly. */
     natsd_stop(&server, SIGTERM);
-    cr_assert(wait_file_has(err2, "lost the connection to NATS", 20000));
+    cr_assert(support_wait_file_has(err2, "lost the connection to NATS", 20000));
     int64_t t0 = support_mono_ms();
     cr_assert_eq(kill(pings, SIGTERM), 0);
-    cr_assert_eq(support_reap(pings, 15000), 0, "tail did not end cleanly while the server was away");
+    cr_assert_eq(support_reap(pings, 15000), 0,
+                 "tail did not end cleanly while the server was away");
     cr_assert_lt(support_mono_ms() - t0, 3000, "tail took %lld ms to end",
                  (long long)(support_mono_ms() - t0));
     choreo_service_destroy(svc);

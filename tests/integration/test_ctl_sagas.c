@@ -215,24 +215,6 @@ static pid_t spawn(char *const argv[], const char *out_path, const char *err_pat
     return pid;
 }
 
-/* Waits for pid up to 60 s; its exit status, or -1. */
-static int reap(pid_t pid)
-{
-    int st;
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        cr_assert(r == 0 || errno == EINTR);
-        if (waited >= 60000) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        support_sleep_ms(10);
-    }
-}
-
 /* choreoctl with the arguments that follow (NULL-ended). */
 static void ctl(struct ctl_run *r, const char *dir, ...)
 {
@@ -248,7 +230,7 @@ static void ctl(struct ctl_run *r, const char *dir, ...)
     char out[600], err[600];
     snprintf(out, sizeof out, "%s/ctl.out", dir);
     snprintf(err, sizeof err, "%s/ctl.err", dir);
-    r->status = reap(spawn(argv, out, err));
+    r->status = support_reap(spawn(argv, out, err), 60000);
     support_slurp(out, r->out, sizeof r->out);
     support_slurp(err, r->err, sizeof r->err);
     cr_assert_neq(r->status, -1, "choreoctl died or hung; stderr: %s", r->err);
@@ -271,7 +253,7 @@ static bool python(const char *dir, const char *text, char *err, size_t cap,
     for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
         argv[argc++] = a;
     va_end(ap);
-    int status = reap(spawn(argv, out, err_path));
+    int status = support_reap(spawn(argv, out, err_path), 60000);
     support_slurp(err_path, err, cap);
     return status == 0;
 }
