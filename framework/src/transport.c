@@ -31,8 +31,8 @@ choreo_status choreo__nats_error(natsStatus s, const char *what)
     case NATS_NO_RESPONDERS:
         return choreo__fail(CHOREO_ENOSERVER,
                             "%s: the NATS server went away or its JetStream is not answering "
-                            "(%s); choreo tries again; if it lasts, check that nats-server runs "
-                            "with JetStream (-js)",
+                            "(%s): it may be restarting or electing a leader; if it lasts, "
+                            "check that nats-server runs with JetStream (-js)",
                             what, detail);
     case NATS_NO_SERVER:
         return choreo__fail(CHOREO_ENOSERVER,
