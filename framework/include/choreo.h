@@ -808,7 +808,11 @@ typedef choreo_result (*choreo_decision_fn)(choreo_tx *tx, const choreo_hold_dec
  * decided ([A-Za-z0-9_-]{1,64}, such as "payment-review"); a service
  * registers the function that resumes it with choreo_service_on_decision.
  * expires_at_ms (unix ms, 0 for never) is the time after which a decision
- * is refused. *id_out (may be NULL) gets the hold's id. */
+ * is refused (one already past is kept: the saga's own deadline then ends
+ * the step). *id_out (may be NULL) gets the hold's id. CHOREO_EINVAL when
+ * the service has no decision function for kind (the hold could be decided
+ * and never carried on); CHOREO_EDUPLICATE when this step (saga, kind and
+ * the event being handled) is held already and still waits. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_hold(choreo_tx *tx, const char *saga,
                                                    const char *kind, const char *reason,
                                                    int64_t expires_at_ms, int64_t *id_out);

@@ -41,10 +41,46 @@ choreo_status choreo_tx_hold(choreo_tx *tx, const char *saga, const char *kind,
         return choreo__fail(CHOREO_EINVAL,
                             "choreo_tx_hold: a valid saga id is needed (outside a handler, pass "
                             "it explicitly)");
-    if (strlen(reason) > 255 || expires_at_ms < 0)
+    if (strlen(reason) > 255)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_hold: the reason is %zu bytes, more "
+                            "than 255", strlen(reason));
+    /* An expiry already passed is kept: a handler that holds until its
+     * event's time plus a while may run after that, and its saga's own
+     * deadline ends the step then. */
+    if (expires_at_ms < 0)
         return choreo__fail(CHOREO_EINVAL,
-                            "choreo_tx_hold: the reason is at most 255 bytes and the expiry a "
-                            "unix time in ms (0 for never)");
+                            "choreo_tx_hold: the expiry %lld is not a unix time in ms (0 for "
+                            "never)", (long long)expires_at_ms);
+    /* Its decision runs in this service: without a function for the kind
+     * the hold could be decided and never carried on. */
+    bool known = false;
+    for (int i = 0; i < tx->svc->ndecisions && !known; i++)
+        known = strcmp(tx->svc->decisions[i].kind, kind) == 0;
+    if (!known)
+        return choreo__fail(CHOREO_EINVAL,
+                            "choreo_tx_hold: service %s has no decision function for holds of "
+                            "kind %s: register one with choreo_service_on_decision before start",
+                            tx->svc->cfg->service, kind);
+    /* A step is held once: two holds of it would carry it on twice. */
+    const choreo_event *ev = tx->ev;
+    choreo_q *dup = choreo__store_stmt(tx->st, STMT_HOLD_DUPLICATE,
+        "SELECT id FROM choreo_holds WHERE saga = ?1 AND kind = ?2 AND event_id = ?3"
+        " AND state = 'held'");
+    if (!dup)
+        return CHOREO_ESTORE;
+    choreo__q_bind_text(dup, 1, saga, -1);
+    choreo__q_bind_text(dup, 2, kind, -1);
+    choreo__q_bind_text(dup, 3, ev ? ev->id : "", -1);
+    int found = choreo__q_step(dup);
+    int64_t held = found == SQLITE_ROW ? choreo__q_int64(dup, 0) : 0;
+    choreo__q_reset(dup);
+    if (found != SQLITE_ROW && found != SQLITE_DONE)
+        return choreo__store_error(tx->st, found, "looking for a hold of this step");
+    if (held)
+        return choreo__fail(CHOREO_EDUPLICATE,
+                            "choreo_tx_hold: this step of saga %s is held already (hold %lld, "
+                            "kind %s), waiting for a decision",
+                            saga, (long long)held, kind);
     const choreo_config *cfg = tx->svc->cfg;
     char subject[256];
     snprintf(subject, sizeof subject, "%s.%s.%s", cfg->prefix, CHOREO_HOLD_DECIDED_TYPE, saga);
@@ -54,7 +90,6 @@ choreo_status choreo_tx_hold(choreo_tx *tx, const char *saga, const char *kind,
         " 'held') RETURNING id");
     if (!s)
         return CHOREO_ESTORE;
-    const choreo_event *ev = tx->ev;
     choreo__q_bind_text(s, 1, saga, -1);
     choreo__q_bind_text(s, 2, kind, -1);
     choreo__q_bind_text(s, 3, reason, -1);
@@ -88,6 +123,9 @@ choreo_status choreo_tx_hold_end(choreo_tx *tx, const char *saga, const char *ki
                             "choreo_tx_hold_end: a saga id is needed outside a handler");
     if (kind && !kind_ok(kind))
         return choreo__fail(CHOREO_EINVAL, "choreo_tx_hold_end: \"%s\" is not a kind", kind);
+    if (why && strlen(why) > 255)
+        return choreo__fail(CHOREO_EINVAL, "choreo_tx_hold_end: why is %zu bytes, more than 255",
+                            strlen(why));
     choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_END,
         "UPDATE choreo_holds SET state = 'expired', decided_at = ?3, note = ?4"
         " WHERE saga = ?1 AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2) AND state = 'held'");

@@ -211,3 +211,45 @@ Test(holds, a_decision_given_while_the_service_is_stopped_is_carried_out_at_its_
     cr_assert_eq(outbox_of(&w, "Charged", "order-5"), 1);
     down(&w);
 }
+
+/* A step is held once: a second hold of it while the first waits would
+ * carry it on twice. A kind without a decision function, a reason or a why
+ * over 255 bytes and a negative expiry are refused, each by name. */
+Test(holds, a_step_is_held_once_and_a_hold_needs_its_decision_function, .timeout = 60)
+{
+    struct world w;
+    up(&w);
+    choreo_tx *tx = NULL;
+    cr_assert_eq(choreo_service_begin(w.pay, &tx), CHOREO_OK, "%s", choreo_last_error());
+    int64_t first = 0, second = 0;
+    cr_assert_eq(choreo_tx_hold(tx, "order-9", "payment-review", "first", 0, &first), CHOREO_OK,
+                 "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_hold(tx, "order-9", "payment-review", "again", 0, &second),
+                 CHOREO_EDUPLICATE);
+    cr_assert(strstr(choreo_last_error(), "is held already"), "%s", choreo_last_error());
+    cr_assert_eq(second, 0);
+    cr_assert_eq(choreo_tx_hold(tx, "order-9", "unregistered", "r", 0, NULL), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "no decision function for holds of kind unregistered"),
+              "%s", choreo_last_error());
+    char longer[300];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    cr_assert_eq(choreo_tx_hold(tx, "order-10", "payment-review", longer, 0, NULL),
+                 CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "the reason is 299 bytes"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_hold(tx, "order-10", "payment-review", "r", -1, NULL), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "the expiry -1 is not"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_hold_end(tx, "order-9", NULL, longer, NULL), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "why is 299 bytes"), "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(support_count(w.dir, "pay", "SELECT COUNT(*) FROM choreo_holds"), 1);
+    /* Once decided, the step may be held again. */
+    cr_assert_eq(choreo_admin_hold_decide(w.adm, first, false, NULL, "dave", NULL), CHOREO_OK,
+                 "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_begin(w.pay, &tx), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_hold(tx, "order-9", "payment-review", "later", 0, &second), CHOREO_OK,
+                 "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_neq(second, first);
+    down(&w);
+}
