@@ -151,8 +151,10 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
         .body = w.buf,
         .body_len = w.len,
         .created_us = choreo__now_us(),
-        .publish_at = at_ms > env.ts_ms + delay_ms ? at_ms : env.ts_ms + delay_ms,
     };
+    /* A delay past what an int64 of ms holds is kept as the end of time. */
+    int64_t after = delay_ms > INT64_MAX - env.ts_ms ? INT64_MAX : env.ts_ms + delay_ms;
+    row.publish_at = at_ms > after ? at_ms : after;
     bool taken = false;
     s = choreo__extras_emit(&svc->extras, tx->naive, tx->st, env.id, type, saga, subject, w.buf,
                             w.len, env.ts_ms, row.publish_at <= env.ts_ms, &taken);

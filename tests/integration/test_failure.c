@@ -291,6 +291,24 @@ Test(failure, a_delayed_event_arrives_on_time, .timeout = 60)
     natsd_stop(&w.server, SIGTERM);
 }
 
+/* A delay past what an int64 of ms can add to now (a "never" written as
+ * INT64_MAX) is kept as the end of time, not wrapped into the past: the
+ * event waits, and is not published at once. */
+Test(failure, a_delay_past_the_end_of_time_waits_for_ever, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    atomic_store(&delayed_arrival, 0);
+    choreo_service *svc = worker(&w, "Deadline", note_arrival, NULL, NULL, NULL);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    emit_delayed(svc, INT64_MAX);
+    cr_assert_not(support_wait(arrived, NULL, 1500), "an event delayed for ever arrived");
+    cr_assert_eq(support_count(w.dir, "worker", "SELECT COUNT(*) FROM choreo_outbox WHERE"
+                                                " publish_at = 9223372036854775807"), 1);
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
 Test(failure, a_delayed_event_arrives_on_time_across_a_restart, .timeout = 60)
 {
     struct world w;
