@@ -287,12 +287,18 @@ static natsStatus retry_headers(natsMsg *m, const choreo_dead_entry *e, const ui
 static choreo_status check_target(choreo_admin *adm, choreo_transport *tp,
                                   const choreo_dead_entry *e)
 {
-    bool outbox = strcmp(e->consumer, CHOREO_OUTBOX_CONSUMER) == 0;
+    if (strcmp(e->consumer, CHOREO_OUTBOX_CONSUMER) == 0)
+        return choreo__transport_stream_check(tp, adm->cfg);
+    int64_t db_id = 0;
+    choreo_status s = choreo__store_identity(adm->st, &db_id);
+    if (s != CHOREO_OK)
+        return s;
+    choreo__transport_bind(tp, db_id);
     bool exists = false;
-    char bound[32];
-    choreo_status s = choreo__transport_consumer_binding(tp, adm->cfg, outbox ? NULL : e->consumer,
-                                                         &exists, bound, sizeof bound);
-    if (s != CHOREO_OK || outbox)
+    char other[32];
+    s = choreo__transport_consumer_binding(tp, adm->cfg, e->consumer, &exists, other,
+                                           sizeof other);
+    if (s != CHOREO_OK)
         return s;
     if (!exists)
         return choreo__fail(CHOREO_ENOTFOUND,
@@ -302,20 +308,14 @@ static choreo_status check_target(choreo_admin *adm, choreo_transport *tp,
                             "if the consumer was deleted, start the service, which makes it "
                             "again, then retry",
                             e->consumer, (long long)e->id, adm->cfg->stream, adm->cfg->nats_url);
-    int64_t db_id = 0;
-    s = choreo__store_identity(adm->st, &db_id);
-    if (s != CHOREO_OK)
-        return s;
-    char mine[32];
-    snprintf(mine, sizeof mine, "%016llx", (long long)db_id);
-    if (bound[0] && strcmp(bound, mine) != 0)
+    if (other[0])
         return choreo__fail(CHOREO_ELOCKED,
                             "the consumer %s on stream %s of the NATS server at %s belongs to "
-                            "another database (identity %s) than %s (identity %s): the retry "
-                            "would be applied there, not here. Pass the server of the service "
-                            "whose database this is (--nats-url)",
-                            e->consumer, adm->cfg->stream, adm->cfg->nats_url, bound,
-                            adm->cfg->db, mine);
+                            "another database (identity %s) than %s: the retry would be "
+                            "applied there, not here. Pass the server of the service whose "
+                            "database this is (--nats-url)",
+                            e->consumer, adm->cfg->stream, adm->cfg->nats_url, other,
+                            adm->cfg->db);
     return CHOREO_OK;
 }
 

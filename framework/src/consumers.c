@@ -150,12 +150,15 @@ static const char *type_of(const char *service, const char *name, const char *su
 }
 
 /* Adds the service's consumers on the server. */
-static choreo_status add_on_server(choreo_transport *tp, const char *stream, const char *service,
-                                   struct list *l)
+static choreo_status add_on_server(choreo_transport *tp, const choreo_config *cfg,
+                                   const char *service, struct list *l)
 {
     jsConsumerInfoList *infos = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_Consumers(&infos, tp->js, stream, NULL, &jerr);
+    natsStatus ns = js_Consumers(&infos, tp->js, cfg->stream, NULL, &jerr);
+    /* A wrong stream would show every registered consumer missing. */
+    if (ns != NATS_OK && jerr == JSStreamNotFoundErr)
+        return choreo__transport_no_stream(cfg);
     if (ns == NATS_NOT_FOUND)
         return CHOREO_OK; /* no consumer at all on the stream */
     if (ns != NATS_OK)
@@ -208,7 +211,7 @@ static choreo_status collect(choreo_admin *adm, const char *service, char *name,
     if (s == CHOREO_OK)
         s = choreo__admin_connect(adm, tp);
     if (s == CHOREO_OK)
-        s = add_on_server(*tp, adm->cfg->stream, name, l);
+        s = add_on_server(*tp, adm->cfg, name, l);
     if (s != CHOREO_OK) {
         free(l->v);
         l->v = NULL;

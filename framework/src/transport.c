@@ -548,37 +548,47 @@ choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_c
     return st;
 }
 
-choreo_status choreo__transport_consumer_binding(choreo_transport *tp, const choreo_config *cfg,
-                                                const char *durable, bool *exists,
-                                                char *identity, size_t cap)
+choreo_status choreo__transport_no_stream(const choreo_config *cfg)
 {
-    *exists = false;
-    identity[0] = '\0';
-    jsConsumerInfo *ci = NULL;
+    return choreo__fail(CHOREO_ENOTFOUND,
+                        "no stream %s on the NATS server at %s: is that the service's server "
+                        "(--nats-url) and stream (--stream)?",
+                        cfg->stream, cfg->nats_url);
+}
+
+choreo_status choreo__transport_stream_check(choreo_transport *tp, const choreo_config *cfg)
+{
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = durable ? js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr)
-                           : js_GetStreamInfo(&si, tp->js, cfg->stream, NULL, &jerr);
+    natsStatus s = js_GetStreamInfo(&si, tp->js, cfg->stream, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     if (s != NATS_OK && jerr == JSStreamNotFoundErr)
-        return choreo__fail(CHOREO_ENOTFOUND,
-                            "no stream %s on the NATS server at %s: is that the service's "
-                            "server (--nats-url) and stream (--stream)?",
-                            cfg->stream, cfg->nats_url);
+        return choreo__transport_no_stream(cfg);
+    return s == NATS_OK ? CHOREO_OK : choreo__nats_error(s, "reading the stream");
+}
+
+choreo_status choreo__transport_consumer_binding(choreo_transport *tp, const choreo_config *cfg,
+                                                const char *durable, bool *exists, char *other,
+                                                size_t cap)
+{
+    *exists = false;
+    other[0] = '\0';
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNotFoundErr)
+        return choreo__transport_no_stream(cfg);
     if (s != NATS_OK && jerr == JSConsumerNotFoundErr)
         return CHOREO_OK;
     if (s != NATS_OK) {
         char what[256];
-        snprintf(what, sizeof what, "reading the durable consumer %s",
-                 durable ? durable : "(none)");
+        snprintf(what, sizeof what, "reading the durable consumer %s", durable);
         return choreo__nats_error(s, what);
     }
     *exists = true;
-    if (!ci)
-        return CHOREO_OK;
-    const char *have = ci->Config->Description ? ci->Config->Description : "";
-    if (strncmp(have, BINDING_PREFIX, strlen(BINDING_PREFIX)) == 0)
-        snprintf(identity, cap, "%s", have + strlen(BINDING_PREFIX));
+    const char *elsewhere = bound_elsewhere(tp, ci->Config->Description);
+    if (elsewhere)
+        snprintf(other, cap, "%s", elsewhere);
     jsConsumerInfo_Destroy(ci);
     return CHOREO_OK;
 }

@@ -68,14 +68,20 @@ choreo_status choreo__transport_stream_restore(choreo_transport *tp, const chore
  * take_over_consumers is on. */
 void choreo__transport_bind(choreo_transport *tp, int64_t db_id);
 
-/* Whether the durable consumer is on cfg's stream (*exists) and the
- * identity of the database it is bound to ("" when bound to none, as
- * choreo__store_identity prints it in hex). CHOREO_ENOTFOUND when the
- * server has no such stream. With durable NULL, only whether the stream is
- * there (*exists true when it is). */
+/* The error for a stream that is not on the server: CHOREO_ENOTFOUND,
+ * naming the stream and the server and what to check. */
+choreo_status choreo__transport_no_stream(const choreo_config *cfg);
+
+/* CHOREO_OK when cfg's stream is on the server. */
+choreo_status choreo__transport_stream_check(choreo_transport *tp, const choreo_config *cfg);
+
+/* Whether the durable consumer is on cfg's stream (*exists) and, when it
+ * is bound to another database than the one tp was bound to
+ * (choreo__transport_bind), that database's identity in other ("" when
+ * not). choreo__transport_no_stream's error when the stream is missing. */
 choreo_status choreo__transport_consumer_binding(choreo_transport *tp, const choreo_config *cfg,
-                                                const char *durable, bool *exists,
-                                                char *identity, size_t cap);
+                                                const char *durable, bool *exists, char *other,
+                                                size_t cap);
 
 /* Reads the durable consumer's binding while the service runs: CHOREO_OK
  * when it is bound to this database (or to none), CHOREO_ELOCKED when a

@@ -10,7 +10,6 @@
 
 #include "help.h"
 #include "json.h"
-#include "natsconn.h"
 #include "text.h"
 
 /* "registered", "stale" (on the server, no handler) or "missing" (a
@@ -109,24 +108,6 @@ static int failed(choreo_status st)
     return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
 }
 
-/* choreo_admin_consumers takes a stream that is not on the server for one
- * without consumers, so that with a wrong --stream or --nats-url every
- * registered consumer would show as missing. When none of them is on the
- * server, the stream is looked for. */
-static int check_stream(ctl_settings *s, const choreo_consumer_entry *list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (list[i].on_server)
-            return CTL_EXIT_OK;
-    ctl_nats nc;
-    int rc = ctl_nats_open(&nc, s, "consumers list", false);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    rc = ctl_nats_check_stream(&nc, choreo_config_get(s->cfg, "stream"), NULL);
-    ctl_nats_close(&nc);
-    return rc;
-}
-
 struct args {
     bool help, json, force;
     const char *name;
@@ -211,10 +192,11 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
         choreo_consumer_entry *list = NULL;
         size_t n = 0;
         choreo_status st = choreo_admin_consumers(adm, svc, &list, &n);
-        rc = st != CHOREO_OK ? failed(st) : check_stream(s, list, n);
-        if (rc == CTL_EXIT_OK && a.json)
+        if (st != CHOREO_OK)
+            rc = failed(st);
+        else if (a.json)
             rc = print_json(list, n);
-        else if (rc == CTL_EXIT_OK)
+        else
             print_text(list, n);
         free(list);
     }

@@ -268,8 +268,7 @@ void ctl_nats_close(ctl_nats *n)
     nats_CloseAndWait(WAIT_MS);
 }
 
-static int stream_info(ctl_nats *n, const char *stream, uint64_t *last_seq, char *why,
-                       size_t cap)
+int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -280,28 +279,14 @@ static int stream_info(ctl_nats *n, const char *stream, uint64_t *last_seq, char
     if (st == NATS_OK)
         return CTL_EXIT_OK;
     if (st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
-        snprintf(why, cap, "no stream %s on NATS at %s: are --nats-url (CHOREO_NATS_URL) and "
-                 "--stream (CHOREO_STREAM) the server and the stream the services use?",
-                 stream, n->urls);
+        ctl_error("%s: no stream %s on NATS at %s: are --nats-url (CHOREO_NATS_URL) and "
+                  "--stream (CHOREO_STREAM) the server and the stream the services use?",
+                  n->cmd, stream, n->urls);
     else if (st == NATS_NO_RESPONDERS)
-        snprintf(why, cap, "JetStream does not answer on NATS at %s: the server runs without "
-                 "JetStream, or this user may not use its API", n->urls);
+        ctl_error("%s: JetStream does not answer on NATS at %s: the server runs without "
+                  "JetStream, or this user may not use its API", n->cmd, n->urls);
     else
-        snprintf(why, cap, "cannot read stream %s on NATS at %s: %s", stream, n->urls,
-                 ctl_nats_detail(st));
+        ctl_error("%s: cannot read stream %s on NATS at %s: %s", n->cmd, stream, n->urls,
+                  ctl_nats_detail(st));
     return CTL_EXIT_FAIL;
-}
-
-int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq)
-{
-    char why[1024];
-    int rc = stream_info(n, stream, last_seq, why, sizeof why);
-    if (rc != CTL_EXIT_OK)
-        ctl_error("%s: %s", n->cmd, why);
-    return rc;
-}
-
-int ctl_nats_stream_exists(ctl_nats *n, const char *stream, char *why, size_t cap)
-{
-    return stream_info(n, stream, NULL, why, cap);
 }

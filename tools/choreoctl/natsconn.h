@@ -1,14 +1,11 @@
 /* A NATS connection built from choreo's settings, for the commands that
- * read the stream themselves (saga, tail) and those that must tell a
- * missing stream from one without consumers (consumers list, status): the
- * URLs, the login, TLS, the reply inbox prefix and the ping interval, as a
- * service would use them. */
+ * read the stream themselves (saga, tail): the URLs, the login, TLS, the
+ * reply inbox prefix and the ping interval, as a service would use them. */
 #ifndef CHOREOCTL_NATSCONN_H
 #define CHOREOCTL_NATSCONN_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
 #include <nats/nats.h>
@@ -41,10 +38,6 @@ void ctl_nats_close(ctl_nats *n);
  * message when last_seq is not NULL. Prints the error and returns
  * CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
 int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq);
-
-/* ctl_nats_check_stream without last_seq, with the error (not starting
- * with the command's name) in why (size cap) instead of on stderr. */
-int ctl_nats_stream_exists(ctl_nats *n, const char *stream, char *why, size_t cap);
 
 /* nats.c's last error text on this thread without its "(file.c:123): "
  * prefix, or the status' own text. */

@@ -17,7 +17,6 @@
 #include "help.h"
 #include "json.h"
 #include "lockfile.h"
-#include "natsconn.h"
 #include "text.h"
 
 /* A due outbox row older than this, while the service runs, means the relay
@@ -135,44 +134,15 @@ static void name_service(struct svc *v)
 /* ---- the consumers ------------------------------------------------------ */
 
 /* A failure to reach NATS that the next database would meet again with the
- * same settings: it is reused rather than waited for once more. So is
- * whether the stream is there, which all the databases share. */
+ * same settings: it is reused rather than waited for once more. */
 struct nats_memo {
     bool failed;
     char why[WHY_MAX];
-    bool stream_checked;
-    bool nc_open;
-    ctl_nats nc;          /* open once the stream was looked for, till the end */
 };
 
 static bool unreachable(choreo_status st)
 {
     return st == CHOREO_ENOSERVER || st == CHOREO_EAUTH || st == CHOREO_ETLS;
-}
-
-/* choreo_admin_consumers takes a stream that is not on the server for one
- * without consumers, so that with a wrong --stream or --nats-url every
- * registered consumer would show as missing. When none of v's is on the
- * server, the stream is looked for, once for all databases; its absence
- * is then memo's failure. */
-static bool stream_exists(ctl_settings *s, const struct svc *v, struct nats_memo *memo)
-{
-    for (size_t i = 0; i < v->nconsumers; i++)
-        if (v->consumers[i].on_server)
-            return true;
-    if (memo->stream_checked)
-        return true;
-    memo->stream_checked = true;
-    const char *stream = choreo_config_get(s->cfg, "stream");
-    memo->nc_open = ctl_nats_open(&memo->nc, s, "status", false) == CTL_EXIT_OK;
-    if (!memo->nc_open)
-        snprintf(memo->why, sizeof memo->why, "cannot look for stream %s on NATS: see the "
-                 "error above", stream);
-    else if (ctl_nats_stream_exists(&memo->nc, stream, memo->why, sizeof memo->why) ==
-             CTL_EXIT_OK)
-        return true;
-    memo->failed = true;
-    return false;
 }
 
 /* Lists the consumers through choreo_admin_consumers, which sets the
@@ -226,13 +196,6 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
             memo->failed = true;
             snprintf(memo->why, sizeof memo->why, "%s", v->consumers_error);
         }
-        return;
-    }
-    if (!stream_exists(s, v, memo)) {
-        free(v->consumers);
-        v->consumers = NULL;
-        v->nconsumers = 0;
-        snprintf(v->consumers_error, sizeof v->consumers_error, "%s", memo->why);
         return;
     }
     v->consumers_ok = true;
@@ -753,8 +716,6 @@ static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *
         if (!report(v))
             complete = false;
     }
-    if (memo.nc_open)
-        ctl_nats_close(&memo.nc);
     if (rc == CTL_EXIT_OK && a->json)
         rc = print_json(svcs, dbs->n);
     else if (rc == CTL_EXIT_OK)
