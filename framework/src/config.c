@@ -201,6 +201,33 @@ static bool addr_valid(const char *s)
     return true;
 }
 
+void choreo__redact_urls(const char *urls, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *p = urls;
+    while (*p && n + 1 < cap) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *at = memchr(p, '@', len);
+        const char *scheme = strstr(p, "://");
+        if (at) {
+            size_t keep = scheme && scheme < at ? (size_t)(scheme + 3 - p) : 0;
+            n += (size_t)snprintf(out + n, cap - n, "%.*s***@%.*s", (int)keep, p,
+                                  (int)(len - (size_t)(at + 1 - p)), at + 1);
+        } else {
+            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)len, p);
+        }
+        if (n >= cap)
+            n = cap - 1;
+        if (!end)
+            break;
+        if (n + 1 < cap)
+            out[n++] = ',';
+        p = end + 1;
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
 /* Why one server URL of nats_url ([nats:// or tls://][user[:pass]@]host
  * [:port]) can never work, or NULL when it may. */
 static const char *url_defect(const char *u, size_t len)
@@ -267,18 +294,14 @@ static choreo_status urls_valid(const char *origin, const char *value)
             trimmed--;
         const char *why = trimmed ? url_defect(u, trimmed) : NULL;
         if (why) {
-            /* Shown without a user and password, at most 120 bytes. */
-            size_t from = 0, lead = 0;
-            for (size_t i = 0; i < trimmed; i++)
-                if (u[i] == '@')
-                    from = i;
-            const char *scheme = strstr(u, "://");
-            if (scheme && (size_t)(scheme - u) < from)
-                lead = (size_t)(scheme - u) + 3;
-            size_t rest = trimmed - from < 120 ? trimmed - from : 120;
+            /* This URL (the first of u) without its password, at most 120
+             * bytes. */
             char redacted[200];
-            snprintf(redacted, sizeof redacted, "%.*s%s%.*s", (int)lead, u, from ? "***" : "",
-                     (int)rest, u + from);
+            choreo__redact_urls(u, redacted, sizeof redacted);
+            redacted[strcspn(redacted, ",")] = '\0';
+            redacted[120] = '\0';
+            for (size_t n = strlen(redacted); n > 0 && redacted[n - 1] == ' ';)
+                redacted[--n] = '\0';
             return choreo__fail(CHOREO_ECONFIG,
                                 "%s: \"%s\" is not a NATS server URL (%s): write "
                                 "nats://host:port, such as nats://127.0.0.1:4222, several "

@@ -72,4 +72,7 @@ int choreo__config_lock_wait_ms(const choreo_config *cfg);
 /* True when s is a valid name token: [A-Za-z0-9_-]{1,max}. */
 bool choreo__name_valid(const char *s, size_t max);
 
+/* Writes the URL list with any user:password@ part removed, for logs. */
+void choreo__redact_urls(const char *urls, char *out, size_t cap);
+
 #endif

@@ -98,33 +98,6 @@ bool choreo__nats_electing(natsStatus s, const choreo_config *cfg)
     return (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) && strchr(cfg->nats_url, ',') != NULL;
 }
 
-void choreo__redact_urls(const char *urls, char *out, size_t cap)
-{
-    size_t n = 0;
-    const char *p = urls;
-    while (*p && n + 1 < cap) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *at = memchr(p, '@', len);
-        const char *scheme = strstr(p, "://");
-        if (at) {
-            size_t keep = scheme && scheme < at ? (size_t)(scheme + 3 - p) : 0;
-            n += (size_t)snprintf(out + n, cap - n, "%.*s***@%.*s", (int)keep, p,
-                                  (int)(len - (size_t)(at + 1 - p)), at + 1);
-        } else {
-            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)len, p);
-        }
-        if (n >= cap)
-            n = cap - 1;
-        if (!end)
-            break;
-        if (n + 1 < cap)
-            out[n++] = ',';
-        p = end + 1;
-    }
-    out[n < cap ? n : cap - 1] = '\0';
-}
-
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     const choreo_nats_watch *w = closure;

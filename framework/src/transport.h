@@ -166,7 +166,4 @@ choreo_status choreo__transport_refused(choreo_transport *tp);
 
 void choreo__transport_close(choreo_transport *tp);
 
-/* Writes the URL list with any user:password@ part removed, for logs. */
-void choreo__redact_urls(const char *urls, char *out, size_t cap);
-
 #endif
