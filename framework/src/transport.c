@@ -497,28 +497,24 @@ static choreo_status check_binding(choreo_transport *tp, const choreo_config *cf
 choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_config *cfg,
                                            const char *durable)
 {
-    jsConsumerInfo *ci = NULL;
-    natsStatus s = js_GetConsumerInfo(&ci, tp->js, cfg->stream, durable, NULL, NULL);
-    if (s != NATS_OK) {
-        char what[256];
-        snprintf(what, sizeof what, "reading the binding of the durable consumer %s", durable);
-        return choreo__nats_error(s, what);
-    }
-    const char *other = bound_elsewhere(tp, ci->Config->Description);
-    choreo_status st = CHOREO_OK;
-    if (other) {
-        char db[256];
-        choreo__store_display(cfg->db, db, sizeof db);
-        st = choreo__fail(CHOREO_ELOCKED,
-                          "the durable consumer %s was bound to another database (identity %s) "
-                          "while service %s ran on %s (identity %s): a service on that "
-                          "database took it over (take_over_consumers=on). Two databases would "
-                          "each apply part of its events, so this one stops; run the service "
-                          "on that database from now on",
-                          durable, other, cfg->service, db, tp->binding + strlen(BINDING_PREFIX));
-    }
-    jsConsumerInfo_Destroy(ci);
-    return st;
+    bool exists = false;
+    char other[64];
+    choreo_status st = choreo__transport_consumer_binding(tp, cfg, durable, &exists, other,
+                                                          sizeof other);
+    if (st == CHOREO_OK && !exists)
+        st = choreo__fail(CHOREO_ENOTFOUND, "the durable consumer %s is not on stream %s",
+                          durable, cfg->stream);
+    if (st != CHOREO_OK || !other[0])
+        return st;
+    char db[256];
+    choreo__store_display(cfg->db, db, sizeof db);
+    return choreo__fail(CHOREO_ELOCKED,
+                        "the durable consumer %s was bound to another database (identity %s) "
+                        "while service %s ran on %s (identity %s): a service on that "
+                        "database took it over (take_over_consumers=on). Two databases would "
+                        "each apply part of its events, so this one stops; run the service "
+                        "on that database from now on",
+                        durable, other, cfg->service, db, tp->binding + strlen(BINDING_PREFIX));
 }
 
 choreo_status choreo__transport_no_stream(const choreo_config *cfg)
