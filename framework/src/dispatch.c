@@ -625,7 +625,7 @@ static void keep_retried(choreo_service *svc, const struct delivery *d)
     choreo_status s = choreo__store_savepoint(svc->store);
     if (s == CHOREO_OK) {
         s = choreo__inbox_retried(svc->store, d->rt->consumer, d->env.id, d->attempt,
-                                  choreo__now_ms());
+                                  choreo__now_ms(), d->reason);
         if (s == CHOREO_OK)
             s = choreo__store_release(svc->store);
         else
@@ -635,6 +635,26 @@ static void keep_retried(choreo_service *svc, const struct delivery *d)
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "cannot keep the count of a retried delivery",
                    "consumer=%s event=%s err=\"%s\"", d->rt->consumer, d->env.id,
                    CHOREO_SAFE(choreo_last_error()));
+}
+
+/* The reason of a park on the max_deliver-th delivery, where the handler
+ * does not run: with the reason the handler gave when it last asked for a
+ * retry, which is what an operator needs to fix. */
+static void last_retry_reason(choreo_service *svc, struct delivery *d)
+{
+    char last[CHOREO_REASON_MAX] = "";
+    if (d->retried > 0 &&
+        choreo__inbox_retry_reason(svc->store, d->rt->consumer, d->env.id, last, sizeof last) !=
+            CHOREO_OK)
+        snprintf(last, sizeof last, "(cannot read it: %s)", CHOREO_SAFE(choreo_last_error()));
+    const char *why = d->retried == 0 ? "; no delivery before it ended in a retry (the process "
+                                        "stopped, or the batch could not commit, each time)"
+                      : last[0]    ? "; the handler's last retry said: "
+                                   : "; the handler's last retry gave no reason";
+    snprintf(d->reason, sizeof d->reason,
+             "delivered %lld times without success (max_deliver); the handler was not run on "
+             "this last delivery%s%s",
+             (long long)d->attempt, why, d->retried > 0 ? last : "");
 }
 
 /* Applies one event inside the open batch transaction: read it, claim it in
@@ -700,10 +720,7 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         /* Parked without running the handler, so that a handler that
          * crashes the process on this message cannot crash-loop the service. */
         choreo__store_rollback_to(svc->store);
-        snprintf(d.reason, sizeof d.reason,
-                 "delivered %lld times without success (max_deliver); the handler was not "
-                 "run on this last delivery",
-                 (long long)d.attempt);
+        last_retry_reason(svc, &d);
         return park(svc, &d, OUT_PARKED, t);
     }
     /* Forgotten with the mark's savepoint: undone when the handler retries. */

@@ -18,6 +18,8 @@
  * as if it were new. */
 #include "inbox.h"
 
+#include <stdio.h>
+
 #include "status.h"
 
 choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
@@ -50,18 +52,20 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
 }
 
 choreo_status choreo__inbox_retried(choreo_store *st, const char *consumer, const char *event_id,
-                                    int64_t attempt, int64_t now_ms)
+                                    int64_t attempt, int64_t now_ms, const char *reason)
 {
     choreo_q *s = choreo__store_stmt(st, STMT_RETRY_KEEP,
-        "INSERT INTO choreo_retries(consumer, event_id, attempt, at) VALUES (?1, ?2, ?3, ?4)"
+        "INSERT INTO choreo_retries(consumer, event_id, attempt, at, reason)"
+        " VALUES (?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT (consumer, event_id) DO UPDATE SET attempt = excluded.attempt,"
-        " at = excluded.at");
+        " at = excluded.at, reason = excluded.reason");
     if (!s)
         return CHOREO_ESTORE;
     choreo__q_bind_text(s, 1, consumer, -1);
     choreo__q_bind_text(s, 2, event_id, -1);
     choreo__q_bind_int64(s, 3, attempt);
     choreo__q_bind_int64(s, 4, now_ms);
+    choreo__q_bind_text(s, 5, reason ? reason : "", -1);
     int rc = choreo__q_step(s);
     choreo__q_reset(s);
     if (rc != SQLITE_DONE)
@@ -81,5 +85,27 @@ choreo_status choreo__inbox_settled(choreo_store *st, const char *consumer, cons
     choreo__q_reset(s);
     if (rc != SQLITE_DONE)
         return choreo__store_error(st, rc, "forgetting a retried delivery's count");
+    return CHOREO_OK;
+}
+
+choreo_status choreo__inbox_retry_reason(choreo_store *st, const char *consumer,
+                                         const char *event_id, char *out, size_t cap)
+{
+    out[0] = '\0';
+    choreo_q *s = choreo__store_stmt(st, STMT_RETRY_REASON,
+        "SELECT reason FROM choreo_retries WHERE consumer = ?1 AND event_id = ?2");
+    if (!s)
+        return CHOREO_ESTORE;
+    choreo__q_bind_text(s, 1, consumer, -1);
+    choreo__q_bind_text(s, 2, event_id, -1);
+    int rc = choreo__q_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *reason = (const char *)choreo__q_text(s, 0);
+        snprintf(out, cap, "%s", reason ? reason : "");
+        rc = choreo__q_step(s);
+    }
+    choreo__q_reset(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(st, rc, "reading a retried delivery's reason");
     return CHOREO_OK;
 }

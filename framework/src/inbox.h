@@ -15,9 +15,15 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
                                  int64_t now_ms, bool *fresh, int64_t *retried, bool *parked);
 
 /* Keeps attempt as the highest delivery of the event on which its handler
- * asked for a retry, in the current transaction. */
+ * asked for a retry, and the reason it gave ("" or NULL: none), in the
+ * current transaction. */
 choreo_status choreo__inbox_retried(choreo_store *st, const char *consumer, const char *event_id,
-                                    int64_t attempt, int64_t now_ms);
+                                    int64_t attempt, int64_t now_ms, const char *reason);
+
+/* The reason kept with the last retry of the event into out ("" when none
+ * was given or no retry was kept). */
+choreo_status choreo__inbox_retry_reason(choreo_store *st, const char *consumer,
+                                         const char *event_id, char *out, size_t cap);
 
 /* Forgets what choreo__inbox_retried kept: the event is applied or parked. */
 choreo_status choreo__inbox_settled(choreo_store *st, const char *consumer, const char *event_id);

@@ -158,6 +158,9 @@ static const char *const migrations[] = {
     "CREATE TABLE choreo_identity ("
     "  id INTEGER NOT NULL,"
     "  created_at INTEGER NOT NULL);", /* unix milliseconds */
+    /* 10: why the handler last asked for a retry, which a park on the
+     * max_deliver-th delivery (where the handler does not run) repeats. */
+    "ALTER TABLE choreo_retries ADD COLUMN reason TEXT NOT NULL DEFAULT '';",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

@@ -23,6 +23,7 @@ enum choreo_stmt {
     STMT_INBOX_MARK,
     STMT_RETRY_KEEP,
     STMT_RETRY_FORGET,
+    STMT_RETRY_REASON,
     STMT_DEAD_INSERT,
     STMT_DEAD_IS_PARKED,
     STMT_DEAD_FROM_OUTBOX,
@@ -82,7 +83,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to. */
-#define CHOREO_SCHEMA_VERSION 9
+#define CHOREO_SCHEMA_VERSION 10
 /* The versions that added the tables readers look for, so that a reader
  * of an older database knows which of them it has. */
 #define CHOREO_SCHEMA_HANDLERS 4 /* choreo_consumers */

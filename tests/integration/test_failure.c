@@ -127,6 +127,41 @@ Test(failure, retry_delays_grow_as_configured_stop_at_the_cap_then_the_message_i
     cr_assert(ok, "retry delays do not follow the backoff: %s | again: %s", first, second);
 }
 
+/* Asks for a retry with a reason that names its run. */
+static choreo_result retry_with_reason(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    char reason[64];
+    snprintf(reason, sizeof reason, "the bank said no (run %d)", atomic_fetch_add(&attempts, 1) + 1);
+    choreo_tx_set_reason(tx, reason);
+    return CHOREO_RETRY;
+}
+
+/* The handler does not run on the max_deliver-th delivery, so the parked
+ * row repeats the reason it gave on its last retry: that is what an
+ * operator reading choreoctl dead show has to fix. */
+Test(failure, a_message_parked_after_max_deliver_says_why_its_last_retry_failed, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    atomic_store(&attempts, 0);
+    choreo_service *svc = worker(&w, "Flaky", retry_with_reason, "max_deliver=3",
+                                 "retry_base_ms=100", "retry_cap_ms=100");
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    char id[CHOREO_ID_SIZE];
+    support_emit(svc, "Flaky", "s1", 1, id);
+    cr_assert(support_wait(parked_one, svc, 30000), "never parked");
+    cr_assert_eq(atomic_load(&attempts), 2);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM choreo_dead WHERE event_id = '%s' AND reason LIKE"
+             " '%%max_deliver%%the handler''s last retry said: the bank said no (run 2)'",
+             id);
+    cr_assert_eq(support_count(w.dir, "worker", sql), 1,
+                 "the parked row lacks the last retry's reason");
+    choreo_service_destroy(svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
 /* ---- a poison message does not hold up the others ---- */
 
 static atomic_int good_done;
@@ -228,6 +263,10 @@ Test(failure, a_handler_that_aborts_is_parked_after_max_deliver_and_the_service_
     cr_assert_eq(support_count(w.dir, "worker", "SELECT COUNT(*) FROM choreo_dead"), 1,
                  "the deadly event was never parked");
     cr_assert_eq(deaths, 3, "max_deliver 4: three deliveries crash, the fourth parks");
+    cr_assert_eq(support_count(w.dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_dead WHERE reason LIKE"
+                               " '%no delivery before it ended in a retry%'"),
+                 1, "the parked row does not say that no delivery ended in a retry");
     /* The service that parked it is still alive. */
     usleep(500000);
     cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the service died again");

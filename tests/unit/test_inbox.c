@@ -62,8 +62,14 @@ Test(inbox, a_retried_delivery_count_comes_back_with_the_next_mark)
     cr_assert(fresh);
     cr_assert_eq(retried, 0);
     cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox"), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_retried(st, "a", "E1", 2, 10), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_retried(st, "a", "E1", 3, 11), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "E1", 2, 10, "the bank is down"), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "E1", 3, 11, "the bank said \"later\""),
+                 CHOREO_OK);
+    char reason[64];
+    cr_assert_eq(choreo__inbox_retry_reason(st, "a", "E1", reason, sizeof reason), CHOREO_OK);
+    cr_assert_str_eq(reason, "the bank said \"later\"", "the last retry's reason is kept");
+    cr_assert_eq(choreo__inbox_retry_reason(st, "b", "E1", reason, sizeof reason), CHOREO_OK);
+    cr_assert_str_eq(reason, "", "another consumer has none");
     cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert_eq(retried, 0, "another consumer's count");
     cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);

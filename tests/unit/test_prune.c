@@ -195,8 +195,8 @@ Test(prune, counts_of_retried_deliveries_older_than_the_inbox_retention_go)
 {
     char path[256];
     choreo_store *st = unit_db_open(path, sizeof path);
-    cr_assert_eq(choreo__inbox_retried(st, "a", "old", 2, CUTOFF - 1), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_retried(st, "a", "new", 2, CUTOFF), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "old", 2, CUTOFF - 1, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_retried(st, "a", "new", 2, CUTOFF, ""), CHOREO_OK);
     int64_t deleted = 0;
     cr_assert_eq(choreo__prune(st, 0, CUTOFF, &running, &deleted), CHOREO_OK, "%s",
                  choreo_last_error());

@@ -194,6 +194,7 @@ static const char *const undo[] = {
     "DROP TABLE choreo_retries;",
     "DROP INDEX choreo_dead_event;",
     "DROP TABLE choreo_identity;",
+    "ALTER TABLE choreo_retries DROP COLUMN reason;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)
@@ -224,6 +225,9 @@ Test(store, an_older_schema_is_migrated_forward)
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_saga_transitions"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_holds"), 0);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_retries"), 0);
+        cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM pragma_table_info('choreo_retries')"
+                                       " WHERE name = 'reason'"), 1,
+                     "from %d: the version 10 column is missing", from);
         cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM sqlite_master WHERE name ="
                                        " 'choreo_dead_event'"), 1,
                      "from %d: the version 8 index is missing", from);
