@@ -90,11 +90,14 @@ static choreo_consumer_entry *entry(struct list *l, const char *name)
 /* The service recorded in the database, into out (size cap). */
 static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
 {
-    choreo_q *s;
-    int rc = choreo__q_prepare(adm->st, "SELECT service FROM choreo_consumers LIMIT 1", &s);
-    if (rc != SQLITE_OK)
-        return choreo__store_error(adm->st, rc, "reading the registered handlers");
-    rc = choreo__q_step(s);
+    choreo_q *s = NULL;
+    int rc = SQLITE_DONE; /* a database from before the record has none */
+    if (adm->schema >= CHOREO_SCHEMA_HANDLERS) {
+        rc = choreo__q_prepare(adm->st, "SELECT service FROM choreo_consumers LIMIT 1", &s);
+        if (rc != SQLITE_OK)
+            return choreo__store_error(adm->st, rc, "reading the registered handlers");
+        rc = choreo__q_step(s);
+    }
     if (rc == SQLITE_ROW)
         choreo__admin_copy_text(out, cap, s, 0);
     choreo__q_finalize(s);
@@ -102,16 +105,20 @@ static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
         return CHOREO_OK;
     if (rc != SQLITE_DONE)
         return choreo__store_error(adm->st, rc, "reading the registered handlers");
+    char shown[512];
+    choreo__store_display(adm->cfg->db, shown, sizeof shown);
     return choreo__fail(CHOREO_ENOTFOUND,
                         "database %s records no registered handlers (no choreo service with "
                         "handlers has started on it since choreo 0.1 recorded them): name the "
                         "service with --service NAME",
-                        adm->cfg->db);
+                        shown);
 }
 
 /* Adds the handlers the service registered at its last start. */
 static choreo_status add_registered(choreo_admin *adm, const char *service, struct list *l)
 {
+    if (adm->schema < CHOREO_SCHEMA_HANDLERS)
+        return CHOREO_OK; /* read-only, from before the record: none */
     choreo_q *s;
     int rc = choreo__q_prepare(adm->st, "SELECT consumer, type, subjects, registered_at"
                                 " FROM choreo_consumers WHERE service = ?1", &s);

@@ -370,6 +370,11 @@ choreo_status choreo_admin_holds(choreo_admin *adm, const char *state, choreo_ho
         return choreo__fail(CHOREO_EINVAL,
                             "unknown hold state \"%s\": use held, approved, rejected or expired",
                             state);
+    if (adm->schema < CHOREO_SCHEMA_HOLDS) {
+        *out = NULL; /* read-only, from before held steps: none */
+        *n = 0;
+        return CHOREO_OK;
+    }
     char sql[300];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM choreo_holds WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1"

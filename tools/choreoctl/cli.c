@@ -406,14 +406,16 @@ int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **
     return -1;
 }
 
-int ctl_admin_open(ctl_settings *s, choreo_admin **adm)
+int ctl_admin_open(ctl_settings *s, bool writes, choreo_admin **adm)
 {
     int rc = ctl_settings_check(s);
     if (rc == CTL_EXIT_OK)
         rc = ctl_check_database(s, choreo_config_get(s->cfg, "db"));
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (choreo_admin_open(adm, s->cfg) != CHOREO_OK) {
+    choreo_status st = writes ? choreo_admin_open(adm, s->cfg)
+                              : choreo_admin_open_readonly(adm, s->cfg);
+    if (st != CHOREO_OK) {
         ctl_error("%s", choreo_last_error());
         return CTL_EXIT_FAIL;
     }

@@ -117,8 +117,12 @@ int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **
                          void (*help)(FILE *f));
 
 /* Checks the settings and the database they name (ctl_settings_check,
- * ctl_check_database), then opens it; *adm on CTL_EXIT_OK only. */
-int ctl_admin_open(ctl_settings *s, choreo_admin **adm);
+ * ctl_check_database), then opens it: to write (choreo_admin_open, which
+ * brings choreo's tables up to this build's version) when writes, else to
+ * read only (choreo_admin_open_readonly), so that a command that only reads takes no
+ * write lock and leaves the schema of a database an older service runs on
+ * as it is. *adm on CTL_EXIT_OK only. */
+int ctl_admin_open(ctl_settings *s, bool writes, choreo_admin **adm);
 
 /* Refuses a database that is missing or is not a choreo database before
  * choreo_admin_open, which would create or migrate it: a SQLite path, or a

@@ -179,7 +179,8 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     if (given)
         snprintf(service, sizeof service, "%s", given);
     choreo_admin *adm = NULL;
-    if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)
+    /* Even a delete only reads the database: it deletes on the server. */
+    if ((rc = ctl_admin_open(s, false, &adm)) != CTL_EXIT_OK)
         return rc;
     const char *svc = service[0] ? service : NULL;
     if (deleting) {

@@ -435,13 +435,14 @@ struct subcommand {
     unsigned allowed;  /* enum ctl_opt */
     void (*help)(FILE *f);
     int (*run)(choreo_admin *adm, const ctl_args *a, const char *db);
+    bool writes; /* opens the database to write */
 };
 
 static const struct subcommand subcommands[] = {
-    { "dead list", CTL_OPT_STATUS | CTL_OPT_JSON, ctl_help_dead_list, cmd_list },
-    { "dead show", CTL_OPT_ID | CTL_OPT_JSON, ctl_help_dead_show, cmd_show },
-    { "dead retry", CTL_OPT_ID | CTL_OPT_ALL, ctl_help_dead_retry, cmd_retry },
-    { "dead drop", CTL_OPT_ID, ctl_help_dead_drop, cmd_drop },
+    { "dead list", CTL_OPT_STATUS | CTL_OPT_JSON, ctl_help_dead_list, cmd_list, false },
+    { "dead show", CTL_OPT_ID | CTL_OPT_JSON, ctl_help_dead_show, cmd_show, false },
+    { "dead retry", CTL_OPT_ID | CTL_OPT_ALL, ctl_help_dead_retry, cmd_retry, true },
+    { "dead drop", CTL_OPT_ID, ctl_help_dead_drop, cmd_drop, true },
 };
 
 int ctl_dead_main(ctl_settings *s, int argc, char **argv)
@@ -476,7 +477,7 @@ int ctl_dead_main(ctl_settings *s, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     choreo_admin *adm = NULL;
-    if ((rc = ctl_admin_open(s, &adm)) != CTL_EXIT_OK)
+    if ((rc = ctl_admin_open(s, sub->writes, &adm)) != CTL_EXIT_OK)
         return rc;
     /* Messages name the database without the password a URL may hold. */
     char shown[CTL_DB_SHOWN_MAX];

@@ -146,12 +146,8 @@ static bool unreachable(choreo_status st)
 }
 
 /* Lists the consumers through choreo_admin_consumers, which sets the
- * handlers the database records against the consumers on the stream. Its
- * handle opens the database for writing, but at the current schema it
- * writes nothing; an older one it would migrate (and the service's own,
- * older choreo would then refuse to open it), so such a database is not
- * given to it. choreo_holds is the newest of choreo's tables: a database
- * without it is older than this choreoctl. */
+ * handlers the database records against the consumers on the stream, on a
+ * read-only handle: a database of an older choreo stays as it is. */
 static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *memo)
 {
     const char *name = v->d.service[0] ? v->d.service : v->lock.service;
@@ -170,13 +166,6 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
         v->consumers_ok = true; /* no handler recorded, no service named: none to ask for */
         return;
     }
-    if (!v->d.records_holds) {
-        snprintf(v->consumers_error, sizeof v->consumers_error,
-                 "the database is from an older choreo (it has no table choreo_holds), and "
-                 "listing its consumers would upgrade it: start the service with this choreo "
-                 "once, or use the choreoctl of its version");
-        return;
-    }
     v->consumers_asked = true;
     if (memo->failed) {
         snprintf(v->consumers_error, sizeof v->consumers_error, "%s", memo->why);
@@ -186,7 +175,7 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
     choreo_admin *adm = NULL;
     choreo_status st = choreo_config_set(s->cfg, "db", v->db);
     if (st == CHOREO_OK)
-        st = choreo_admin_open(&adm, s->cfg);
+        st = choreo_admin_open_readonly(&adm, s->cfg);
     if (st == CHOREO_OK)
         st = choreo_admin_consumers(adm, name, &v->consumers, &v->nconsumers);
     choreo_admin_close(adm);
