@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,6 +133,12 @@ choreo_status choreo__dblock_acquire(choreo_dblock **out, const char *db, const 
     char path[LOCK_PATH_MAX];
     if (!lock_path(db, path, sizeof path))
         return choreo__fail(CHOREO_ECONFIG, "setting db: the path %.64s... is too long", db);
+    /* Refused before a lock file is made beside it. */
+    struct stat sb;
+    if (stat(db, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting db: %s is a directory: give the database file's path "
+                            "(a new file is created)", db);
     /* Close-on-exec, so that a program the service starts does not hold
      * the lock after the service is gone. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -159,6 +159,27 @@ Test(dblock, two_services_of_one_process_cannot_share_a_database_and_destroy_rel
     choreo_config_destroy(cfg);
 }
 
+/* A directory given as the database is refused by name, and no lock file
+ * is left beside it. */
+Test(dblock, a_directory_given_as_the_database_is_refused_without_a_lock_file)
+{
+    char dir[256], db[300], lock[310];
+    support_tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/data", dir);
+    cr_assert_eq(mkdir(db, 0700), 0);
+    choreo_config *cfg = NULL;
+    cr_assert_eq(choreo_config_create(&cfg), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(cfg, "service", "order"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(cfg, "db", db), CHOREO_OK);
+    choreo_service *svc = NULL;
+    cr_assert_eq(choreo_service_create(&svc, cfg), CHOREO_ECONFIG);
+    cr_assert_null(svc);
+    cr_assert(strstr(choreo_last_error(), "is a directory"), "%s", choreo_last_error());
+    snprintf(lock, sizeof lock, "%s.lock", db);
+    cr_assert_neq(access(lock, F_OK), 0, "a lock file was left at %s", lock);
+    choreo_config_destroy(cfg);
+}
+
 /* Runs a program with its stderr in err; CHOREO_* variables of the test's
  * environment are not passed on. Returns its exit status. */
 static int run(const char *dir, char *const argv[], char *err, size_t cap)
