@@ -586,6 +586,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     choreo_result res;
     if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver)) {
         res = CHOREO_RETRY;
+        snprintf(tx.reason, sizeof tx.reason, "a fault injected for testing (retry_until_last)");
     } else {
         int64_t began = choreo__mono_us();
         res = rt->fn(&tx, &ev, rt->user);
