@@ -1185,6 +1185,11 @@ typedef struct choreo_mp_writer {
     choreo_status status;
 } choreo_mp_writer;
 
+/* The largest max_event_bytes a service accepts (8 MiB): a writer with this
+ * maximum holds any data an emit can take, and the emit checks the
+ * service's own setting. */
+#define CHOREO_EVENT_BYTES_LIMIT 8388608
+
 /* max 0 means the default maximum event size (1 MiB). Allocates nothing
  * until the first write. */
 CHOREO_API void choreo_mp_writer_init(choreo_mp_writer *w, size_t max);

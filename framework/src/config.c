@@ -86,7 +86,7 @@ static const struct key keys[] = {
       "JetStream MaxAckPending per consumer" },
     { "batch_max", K_INT, S(batch_max), "256", 1, 10000, NULL,
       "most messages in one group commit" },
-    { "max_event_bytes", K_INT, S(max_event_bytes), "1048576", 256, 8388608, NULL,
+    { "max_event_bytes", K_INT, S(max_event_bytes), "1048576", 256, CHOREO_EVENT_BYTES_LIMIT, NULL,
       "largest event envelope emitted or accepted, bytes" },
     { "stream_max_age_s", K_INT, S(stream_max_age_s), "604800", 0, INT32_MAX, NULL,
       "max age of the stream when choreo creates it, s; 0 = unlimited" },

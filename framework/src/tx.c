@@ -116,6 +116,13 @@ static choreo_status emit(choreo_tx *tx, int64_t at_ms, int64_t delay_ms, const 
     choreo_status s = choreo__envelope_encode(&env, &w);
     if (s != CHOREO_OK) {
         choreo_mp_writer_free(&w);
+        if (s == CHOREO_ETOOBIG)
+            return choreo__fail(s,
+                                "choreo_tx_emit: %s with %zu bytes of data is over the service's "
+                                "max_event_bytes of %lld as an envelope: send less data, or "
+                                "raise max_event_bytes (at most %d)",
+                                type, data_len, (long long)svc->cfg->max_event_bytes,
+                                CHOREO_EVENT_BYTES_LIMIT);
         return s;
     }
     /* The event's trace: the handled event's, or one per transaction

@@ -405,7 +405,10 @@ static void emit_event_api(emitter *e, const gen_decl *d)
     emit_sig(e, "static choreo_status ", name, params, "\n{\n");
     emit_out(e, "    choreo_mp_writer w;\n    choreo_status st;\n");
     emit_out(e, "    if (!tx || !v)\n        return CHOREO_EINVAL;\n");
-    emit_out(e, "    choreo_mp_writer_init(&w, 0);\n    st = %s_%s_encode(v, &w);\n", p, x);
+    /* The service's max_event_bytes (up to the limit) is checked by the
+     * emit, with its own error. */
+    emit_out(e, "    choreo_mp_writer_init(&w, CHOREO_EVENT_BYTES_LIMIT);\n"
+                "    st = %s_%s_encode(v, &w);\n", p, x);
     emit_out(e, "    if (st == CHOREO_OK)\n        st = %s__emit(tx, when, ms, %s_%s_TYPE,\n"
         "                    %s_%s_VERSION, saga, &w, id_out);\n", p, e->P, U, e->P, U);
     emit_out(e, "    choreo_mp_writer_free(&w);\n    return st;\n}\n\n");

@@ -15,7 +15,9 @@
 #include "service.h"
 #include "tx.h"
 
-static choreo_service *make_service(const char *name)
+/* A service named name on a new SQLite file, with key set to value when
+ * key is not NULL. */
+static choreo_service *make_service_with(const char *name, const char *key, const char *value)
 {
     char dir[200], db[300];
     cr_assert_eq(natsd_tmp_path(dir, sizeof dir, "choreo-gen-XXXXXX"), 0, "TMPDIR is too long");
@@ -26,10 +28,17 @@ static choreo_service *make_service(const char *name)
     cr_assert_eq(choreo_config_set(cfg, "service", name), CHOREO_OK);
     cr_assert_eq(choreo_config_set(cfg, "db", db), CHOREO_OK);
     cr_assert_eq(choreo_config_set(cfg, "log_level", "error"), CHOREO_OK);
+    if (key)
+        cr_assert_eq(choreo_config_set(cfg, key, value), CHOREO_OK, "%s", choreo_last_error());
     choreo_service *svc;
     cr_assert_eq(choreo_service_create(&svc, cfg), CHOREO_OK, "%s", choreo_last_error());
     choreo_config_destroy(cfg);
     return svc;
+}
+
+static choreo_service *make_service(const char *name)
+{
+    return make_service_with(name, NULL, NULL);
 }
 
 /* Reads the envelope of the outbox row of event `id` within tx. */
@@ -155,6 +164,44 @@ Test(gen_service, an_invalid_value_is_not_emitted)
     cr_assert_eq(outbox_rows(tx), 0);
     choreo_tx_rollback(tx);
     choreo_service_destroy(svc);
+}
+
+/* A typed emit takes as much data as the service's max_event_bytes allows,
+ * past the default 1 MiB, and past it is refused with an error that names
+ * the setting. */
+Test(gen_service, a_typed_emit_takes_data_up_to_max_event_bytes)
+{
+    const size_t mib = 1024 * 1024;
+    uint8_t *blob = calloc(5 * mib, 1);
+    cr_assert_not_null(blob);
+    gt_all_types v;
+    gt_all_types_init(&v);
+    v.s = "s";
+    v.sb = "sb";
+    v.b.data = blob;
+    v.b.len = 2 * mib;
+    choreo_service *svc = make_service_with("big", "max_event_bytes", "4194304");
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    cr_assert_eq(gt_emit_all_types(tx, "saga-big", &v, NULL), CHOREO_OK, "%s",
+                 choreo_last_error());
+    v.b.len = 5 * mib;
+    cr_assert_eq(gt_emit_all_types(tx, "saga-big", &v, NULL), CHOREO_ETOOBIG);
+    cr_assert(strstr(choreo_last_error(), "max_event_bytes of 4194304"), "%s",
+              choreo_last_error());
+    cr_assert_eq(outbox_rows(tx), 1);
+    choreo_tx_rollback(tx);
+    choreo_service_destroy(svc);
+
+    svc = make_service("small"); /* the default: 1 MiB */
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    v.b.len = 2 * mib;
+    cr_assert_eq(gt_emit_all_types(tx, "saga-big", &v, NULL), CHOREO_ETOOBIG);
+    cr_assert(strstr(choreo_last_error(), "max_event_bytes of 1048576"), "%s",
+              choreo_last_error());
+    choreo_tx_rollback(tx);
+    choreo_service_destroy(svc);
+    free(blob);
 }
 
 typedef struct seen {
