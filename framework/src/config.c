@@ -228,6 +228,20 @@ void choreo__redact_urls(const char *urls, char *out, size_t cap)
     out[n < cap ? n : cap - 1] = '\0';
 }
 
+bool choreo__urls_want_tls(const char *urls)
+{
+    for (const char *p = urls; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (strncasecmp(p, "tls://", 6) == 0)
+            return true;
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
 /* Why one server URL of nats_url ([nats:// or tls://][user[:pass]@]host
  * [:port]) can never work, or NULL when it may. */
 static const char *url_defect(const char *u, size_t len)

@@ -75,4 +75,7 @@ bool choreo__name_valid(const char *s, size_t max);
 /* Writes the URL list with any user:password@ part removed, for logs. */
 void choreo__redact_urls(const char *urls, char *out, size_t cap);
 
+/* Whether one of the comma-separated URLs asks for TLS (tls://). */
+bool choreo__urls_want_tls(const char *urls);
+
 #endif

@@ -128,11 +128,13 @@ static const char *ssl_reason(natsStatus s)
     return p ? p + 3 : detail;
 }
 
-/* Any TLS setting turns TLS on; each file is checked before nats.c loads
- * it, and a file nats.c cannot use is reported under its own setting. */
+/* Any TLS setting, or a tls:// URL, turns TLS on (nats.c itself ignores
+ * the scheme and would talk in plain text); each file is checked before
+ * nats.c loads it, and a file nats.c cannot use is reported under its own
+ * setting. */
 choreo_status choreo__nats_set_tls(natsOptions *o, const choreo_config *cfg)
 {
-    if (!cfg->tls_ca && !cfg->tls_cert)
+    if (!cfg->tls_ca && !cfg->tls_cert && !choreo__urls_want_tls(cfg->nats_url))
         return CHOREO_OK;
     const char *ca_what = "the PEM file of the CA that signed the NATS server's certificate";
     choreo_status st = CHOREO_OK;
@@ -247,6 +249,12 @@ const char *choreo__nats_credentials_hint(const choreo_config *cfg)
 choreo_status choreo__nats_tls_failure(natsStatus s, const choreo_config *cfg, const char *urls)
 {
     const char *detail = choreo__nats_detail(s);
+    if (s == NATS_SECURE_CONNECTION_WANTED && !cfg->tls_ca && !cfg->tls_cert)
+        return choreo__fail(CHOREO_ETLS,
+                            "nats_url asks for TLS (tls://), but the NATS server at %s does not "
+                            "offer TLS: turn TLS on in the server's configuration (a tls block), "
+                            "or write nats:// to talk to it in plain text",
+                            urls);
     if (s == NATS_SECURE_CONNECTION_WANTED)
         return choreo__fail(CHOREO_ETLS,
                             "%s is set, but the NATS server at %s does not offer TLS: turn TLS "

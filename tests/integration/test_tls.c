@@ -257,5 +257,28 @@ Test(tls, tls_settings_against_a_server_without_tls_fail_naming_them, .timeout =
     cr_assert(strstr(err, "tls_ca is set, but the NATS server at") &&
                   strstr(err, "does not offer TLS"),
               "%s", err);
+
+    /* A tls:// URL asks for TLS too: nats.c alone would talk to this
+     * server in plain text. */
+    char tls_url[800];
+    snprintf(tls_url, sizeof tls_url, "tls://%s", server.url + strlen("nats://"));
+    start_fails(dir, support_config(dir, "scheme", tls_url, NULL), CHOREO_ETLS, err, sizeof err);
+    cr_assert(strstr(err, "nats_url asks for TLS (tls://), but the NATS server at") &&
+                  strstr(err, "does not offer TLS"),
+              "%s", err);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A tls:// URL turns TLS on by itself, verified with tls_ca. */
+Test(tls, a_tls_url_talks_tls, .timeout = 60)
+{
+    char dir[256], ca[600], tls_url[800];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_make_certs(dir);
+    tls_server(&server, dir, "server", "server", false);
+    snprintf(tls_url, sizeof tls_url, "tls://%s", server.url + strlen("nats://"));
+    start_and_publish(support_config(dir, "good", tls_url,
+                                     setting(ca, sizeof ca, "tls_ca", dir, "ca.pem"), NULL));
     natsd_stop(&server, SIGTERM);
 }

@@ -95,6 +95,21 @@ static const char *get(ctl_settings *s, const char *key)
     return choreo_config_get(s->cfg, key);
 }
 
+/* Whether one of the comma-separated URLs asks for TLS (tls://). */
+static bool urls_want_tls(const char *urls)
+{
+    for (const char *p = urls; p && *p;) {
+        while (*p == ' ')
+            p++;
+        if (strncasecmp(p, "tls://", 6) == 0)
+            return true;
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
 /* The login and TLS of the settings. A file that cannot be used is a usage
  * error naming its setting. */
 static int set_security(ctl_nats *n, natsOptions *o, ctl_settings *s)
@@ -115,8 +130,8 @@ static int set_security(ctl_nats *n, natsOptions *o, ctl_settings *s)
         return CTL_EXIT_USAGE;
     }
     const char *ca = get(s, "tls_ca"), *cert = get(s, "tls_cert"), *key = get(s, "tls_key");
-    if (!ca && !cert)
-        return CTL_EXIT_OK;
+    if (!ca && !cert && !urls_want_tls(get(s, "nats_url")))
+        return CTL_EXIT_OK; /* nats.c ignores tls:// itself: it would talk in plain text */
     st = natsOptions_SetSecure(o, true);
     if (st == NATS_OK && ca && (st = natsOptions_LoadCATrustedCertificates(o, ca)) != NATS_OK) {
         ctl_error("%s: setting tls_ca: cannot use %s (%s): give the PEM file of the CA that "
