@@ -264,6 +264,40 @@ Test(gen_codec, integers_of_any_msgpack_width_are_accepted)
     gt_point_free(&p);
 }
 
+/* The value 5 in each signed format (int8 .. int64), which encoders of other
+ * languages may use for any integer; a u64 field takes it like a uint. */
+static void w_u_int64_5(choreo_mp_writer *w)
+{
+    static const uint8_t d3[] = {0xd3, 0, 0, 0, 0, 0, 0, 0, 5};
+    choreo__mp_write_raw(w, d3, sizeof d3);
+}
+static void w_u64s_signed_formats(choreo_mp_writer *w)
+{
+    static const uint8_t items[] = {0x94, 0xd0, 5, 0xd1, 0, 5, 0xd2, 0, 0, 0, 5,
+                                    0xd3, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    choreo__mp_write_raw(w, items, sizeof items);
+}
+
+Test(gen_codec, u64_accepts_non_negative_integers_in_signed_formats)
+{
+    gt_all_types v = sample(), out;
+    choreo_mp_writer w = encode_sample(&v), x, y;
+    rewrite(&w, "u", w_u_int64_5, false, NULL, &x);
+    rewrite(&x, "u64s", w_u64s_signed_formats, false, NULL, &y);
+    char err[256];
+    cr_assert_eq(gt_all_types_decode(&out, y.buf, y.len, err, sizeof err), CHOREO_OK, "%s", err);
+    cr_assert_eq(out.u, 5);
+    cr_assert_eq(out.u64s.count, 4);
+    cr_assert_eq(out.u64s.items[0], 5);
+    cr_assert_eq(out.u64s.items[1], 5);
+    cr_assert_eq(out.u64s.items[2], 5);
+    cr_assert_eq(out.u64s.items[3], (uint64_t)INT64_MAX);
+    gt_all_types_free(&out);
+    choreo_mp_writer_free(&y);
+    choreo_mp_writer_free(&x);
+    choreo_mp_writer_free(&w);
+}
+
 Test(gen_codec, f64_accepts_integers_and_float32)
 {
     gt_defaults d;
@@ -444,6 +478,18 @@ static void w_m2p31m1(choreo_mp_writer *w) { choreo_mp_write_int(w, -2147483649L
 static void w_umax(choreo_mp_writer *w) { choreo_mp_write_uint(w, UINT64_MAX); }
 static void w_neg(choreo_mp_writer *w) { choreo_mp_write_int(w, -1); }
 static void w_float(choreo_mp_writer *w) { choreo_mp_write_double(w, 1.5); }
+/* int64 -5 in the signed 8-byte format (0xd3), as other encoders may write it. */
+static void w_int64_neg(choreo_mp_writer *w)
+{
+    static const uint8_t d3[] = {0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb};
+    choreo__mp_write_raw(w, d3, sizeof d3);
+}
+static void w_u64s_neg_item(choreo_mp_writer *w)
+{
+    choreo_mp_write_array(w, 2);
+    choreo_mp_write_uint(w, 1);
+    choreo_mp_write_int(w, -2);
+}
 static void w_map0(choreo_mp_writer *w) { choreo_mp_write_map(w, 0); }
 static void w_ext(choreo_mp_writer *w)
 {
@@ -546,7 +592,12 @@ static const error_case error_cases[] = {
      "AllTypes: field 'n64': integer is truncated or out of range for i64"},
     {"n64", w_float, false, CHOREO_EDECODE, "AllTypes: field 'n64': expected an integer, found a float"},
     {"u", w_neg, false, CHOREO_EDECODE,
-     "AllTypes: field 'u': expected a non-negative integer for u64, found a negative integer"},
+     "AllTypes: field 'u': integer -1 is negative, out of range for u64"},
+    {"u", w_int64_neg, false, CHOREO_EDECODE,
+     "AllTypes: field 'u': integer -5 is negative, out of range for u64"},
+    {"u64s", w_u64s_neg_item, false, CHOREO_EDECODE,
+     "AllTypes: field 'u64s[1]': integer -2 is negative, out of range for u64"},
+    {"s", w_neg, false, CHOREO_EDECODE, "AllTypes: field 's': expected a string, found an integer"},
     {"f", w_str_x, false, CHOREO_EDECODE, "AllTypes: field 'f': expected a number, found a string"},
     {"at", w_float, false, CHOREO_EDECODE, "AllTypes: field 'at': expected an integer, found a float"},
     {"strs", w_map0, false, CHOREO_EDECODE,
