@@ -34,6 +34,7 @@ typedef struct parser {
     gen_diags *diags;
     size_t errors;
     size_t decl_cap;
+    int depth; /* list<...> or [...] levels open, at most GEN_PARSE_DEPTH_MAX */
 } parser;
 
 static void perr(parser *p, gen_loc loc, const char *fmt, ...)
@@ -159,6 +160,11 @@ static gen_type *parse_type(parser *p)
     }
     if (!found && is_kw(&p->cur, "list")) {
         t->kind = GEN_LIST;
+        if (p->depth == GEN_PARSE_DEPTH_MAX) {
+            perr(p, p->cur.loc, "list<...> nested more than %d levels deep: a list holds "
+                 "scalars or records (put an inner list in a record)", GEN_PARSE_DEPTH_MAX);
+            return NULL;
+        }
         next(p);
         if (p->cur.kind != T_LT) {
             perr(p, p->cur.loc, "expected '<' after 'list' (as in list<string>), found %s",
@@ -166,7 +172,9 @@ static gen_type *parse_type(parser *p)
             return NULL;
         }
         next(p);
+        p->depth++;
         t->elem = parse_type(p);
+        p->depth--;
         if (!t->elem)
             return NULL;
         if (p->cur.kind != T_GT) {
@@ -232,9 +240,16 @@ static gen_value *parse_value(parser *p)
         size_t cap = 0;
         gen_loc open = p->cur.loc;
         v->kind = GEN_LIT_LIST;
+        if (p->depth == GEN_PARSE_DEPTH_MAX) {
+            perr(p, p->cur.loc, "'[' nested more than %d levels deep: a default list holds "
+                 "scalar values, not lists", GEN_PARSE_DEPTH_MAX);
+            return NULL;
+        }
         next(p);
         while (p->cur.kind != T_RBRACK) {
+            p->depth++;
             gen_value *item = parse_value(p);
+            p->depth--;
             if (!item)
                 return NULL;
             v->items = grow(p->a, v->items, v->nitems, &cap, sizeof *v->items);

@@ -21,6 +21,10 @@
 #define GEN_DEFAULT_STRING_MAX 1024
 /* How deeply records may nest inside one another. */
 #define GEN_NESTING_MAX 8
+/* How deeply list<...> types and [...] values may nest while parsing. The
+ * language allows one level of each (lists of lists are refused later);
+ * the bound keeps the recursive parser off the end of its stack. */
+#define GEN_PARSE_DEPTH_MAX 64
 /* Diagnostics kept per run; the rest is counted and summarised. */
 #define GEN_DIAG_MAX 20
 

@@ -177,6 +177,31 @@ Test(gen_cli, schema_errors_exit_2_with_file_line_and_column)
     cr_assert_eq(run(out, sizeof out, "--check", path, NULL), 2);
 }
 
+/* Nesting deep enough to overflow a recursive parser's stack. */
+Test(gen_cli, deeply_nested_schemas_exit_2_in_every_mode)
+{
+    static const char *const opens[] = {"[", "list<"};
+    char dir[64], path[128];
+    static char out[16384];
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/deep.events", dir);
+    for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(i == 0 ? "event A v1 {\n  x: list<i32> = " : "event A v1 {\n  x: ", f);
+        for (int k = 0; k < 50000; k++)
+            fputs(opens[i], f);
+        fputs(i == 0 ? "\n}\n" : "i32\n}\n", f);
+        fclose(f);
+        cr_expect_eq(run(out, sizeof out, "-o", dir, path, NULL), 2, "%s", out);
+        cr_expect(strstr(out, "nested more than 64 levels deep"), "%s", out);
+        cr_expect_eq(run(out, sizeof out, "--check", path, NULL), 2, "%s", out);
+        cr_expect_eq(run(out, sizeof out, "--check-compat", path, path, NULL), 2, "%s", out);
+        cr_expect_eq(run(out, sizeof out, "--check-consumer", path, path, NULL), 2, "%s", out);
+    }
+    cr_assert_eq(count_entries(dir), 1, "nothing may be written for a bad schema");
+}
+
 Test(gen_cli, check_writes_nothing)
 {
     char dir[64], schema[512], out[4096];

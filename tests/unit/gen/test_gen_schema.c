@@ -2,6 +2,7 @@
  * file:line:col and text of the error each kind of mistake produces. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "emit.h"
@@ -252,6 +253,43 @@ Test(gen_schema, the_number_of_reported_errors_is_bounded)
     cr_assert_null(s);
     cr_assert_eq(d.n, GEN_DIAG_MAX);
     cr_assert_eq(d.dropped, 40 - GEN_DIAG_MAX);
+}
+
+/* "event A v1 {\n  x: " + open * n + tail, in a new buffer. */
+static char *nested(const char *head, const char *open, size_t n, const char *tail)
+{
+    size_t hl = strlen(head), ol = strlen(open), tl = strlen(tail);
+    char *text = malloc(hl + ol * n + tl + 1);
+    cr_assert_not_null(text);
+    memcpy(text, head, hl);
+    for (size_t i = 0; i < n; i++)
+        memcpy(text + hl + i * ol, open, ol);
+    memcpy(text + hl + ol * n, tail, tl + 1);
+    return text;
+}
+
+Test(gen_schema, deep_nesting_is_an_error_at_its_column_not_a_crash)
+{
+    static const struct {
+        const char *head, *open, *tail, *error;
+    } cases[] = {
+        {"event A v1 {\n  x: list<i32> = ", "[", "\n}\n",
+         "t.events:2:82: '[' nested more than 64 levels deep: a default list holds scalar "
+         "values, not lists"},
+        {"event A v1 {\n  x: ", "list<", "i32\n}\n",
+         "t.events:2:326: list<...> nested more than 64 levels deep: a list holds scalars or "
+         "records (put an inner list in a record)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = nested(cases[i].head, cases[i].open, 50000, cases[i].tail);
+        gen_diags d;
+        char buf[600];
+        gen_schema *s = parse(text, &d);
+        cr_expect_null(s);
+        gen_schema_free(s);
+        cr_expect_str_eq(first(&d, buf, sizeof buf), cases[i].error);
+        free(text);
+    }
 }
 
 Test(gen_schema, a_field_may_be_called_event_or_record)
