@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "status.h"
+#include "store.h"
 
 extern char **environ;
 
@@ -208,7 +209,11 @@ void choreo__redact_urls(const char *urls, char *out, size_t cap)
     while (*p && n + 1 < cap) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *at = memchr(p, '@', len);
+        /* The last @: a password with an @ in it is hidden whole. */
+        const char *at = NULL;
+        for (const char *q = p; q < p + len; q++)
+            if (*q == '@')
+                at = q;
         const char *scheme = strstr(p, "://");
         if (at) {
             size_t keep = scheme && scheme < at ? (size_t)(scheme + 3 - p) : 0;
@@ -880,6 +885,15 @@ void choreo_config_print_help(const choreo_config *cfg, void *file)
         const char *def = cfg ? choreo_config_get(cfg, keys[i].name) : keys[i].def;
         if (def && !*def)
             def = NULL;
+        /* A password in a URL is the program's to know, not its help's. */
+        char shown[1024];
+        if (def && strcmp(keys[i].name, "nats_url") == 0) {
+            choreo__redact_urls(def, shown, sizeof shown);
+            def = shown;
+        } else if (def && strcmp(keys[i].name, "db") == 0) {
+            choreo__store_display(def, shown, sizeof shown);
+            def = shown;
+        }
         const char *help = keys[i].help, *required = strstr(help, " (required)");
         int len = def && required ? (int)(required - help) : (int)strlen(help);
         fprintf(f, "  --%-22s CHOREO_%-22s %.*s", flag, env, len, help);

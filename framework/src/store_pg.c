@@ -306,6 +306,19 @@ static choreo_status migrate(choreo_store *st, const char *where)
 static choreo_status pg_connect(choreo_store *st, const char *url, const char *options,
                                 char *where, size_t cap)
 {
+    /* libpq splits user:password@host at the first @, so a second one
+     * would send part of the password as the host's name, and libpq's
+     * messages would show it. */
+    const char *authority = strstr(url, "://");
+    authority = authority ? authority + 3 : url;
+    const char *first = memchr(authority, '@', strcspn(authority, "/?"));
+    if (first && memchr(first + 1, '@', strcspn(first + 1, "/?"))) {
+        choreo__store_display(url, where, cap);
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting db: the PostgreSQL URL %s has more than one @ before its "
+                            "host: write an @ in the user name or password as %%40",
+                            where);
+    }
     choreo_status loaded = choreo__pq_load();
     if (loaded != CHOREO_OK)
         return loaded;

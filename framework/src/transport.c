@@ -519,10 +519,12 @@ choreo_status choreo__transport_still_bound(choreo_transport *tp, const choreo_c
 
 choreo_status choreo__transport_no_stream(const choreo_config *cfg)
 {
+    char urls[1024];
+    choreo__redact_urls(cfg->nats_url, urls, sizeof urls);
     return choreo__fail(CHOREO_ENOTFOUND,
                         "no stream %s on the NATS server at %s: is that the service's server "
                         "(--nats-url) and stream (--stream)?",
-                        cfg->stream, cfg->nats_url);
+                        cfg->stream, urls);
 }
 
 choreo_status choreo__transport_stream_check(choreo_transport *tp, const choreo_config *cfg)

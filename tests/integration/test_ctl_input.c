@@ -338,6 +338,21 @@ Test(ctl_input, a_wrong_stream_is_named_not_shown_as_missing_consumers, .timeout
               "%s", r.err);
     cr_assert_null(strstr(r.out, "missing"), "%s", r.out);
 
+    /* The server's URL is named without a password it holds (this server
+     * asks for none, and takes the connection either way). */
+    char secret_url[800];
+    snprintf(secret_url, sizeof secret_url, "nats://alice:S3cretPW@%s",
+             server.url + strlen("nats://"));
+    ctl(&r, dir, "--db", db, "--nats-url", secret_url, "--stream", "ELSEWHERE", "consumers",
+        "list", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "no stream ELSEWHERE on the NATS server at nats://***@127.0.0.1:"),
+              "%s", r.err);
+    cr_assert_null(strstr(r.err, "S3cretPW"), "%s", r.err);
+    ctl(&r, dir, "--db", db, "--nats-url", secret_url, "--stream", "ELSEWHERE", "status", NULL);
+    cr_assert_null(strstr(r.err, "S3cretPW"), "%s", r.err);
+    cr_assert_null(strstr(r.out, "S3cretPW"), "%s", r.out);
+
     ctl(&r, dir, "--db", db, "--nats-url", server.url, "--stream", "ELSEWHERE", "status",
         NULL);
     cr_assert_eq(r.status, 1, "status with a wrong --stream: exit %d; out: %s", r.status, r.out);

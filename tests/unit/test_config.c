@@ -1,5 +1,6 @@
 /* Configuration: defaults, flags, environment variables and their errors. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,5 +279,32 @@ Test(config, nats_urls_that_cannot_work_are_refused_when_set)
     cr_assert_eq(choreo_config_set(c, "nats_url", "nats://user:s3cret@h:x"), CHOREO_ECONFIG);
     cr_assert_null(strstr(choreo_last_error(), "s3cret"), "%s", choreo_last_error());
     cr_assert(strstr(choreo_last_error(), "nats://***@h:x"), "%s", choreo_last_error());
+    /* A password with an @ in it is hidden whole. */
+    cr_assert_eq(choreo_config_set(c, "nats_url", "nats://user:s3c@ret@h:x"), CHOREO_ECONFIG);
+    cr_assert_null(strstr(choreo_last_error(), "ret"), "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "nats://***@h:x"), "%s", choreo_last_error());
+    choreo_config_destroy(c);
+}
+
+/* --help shows a program's values as the defaults, but not a password in
+ * nats_url or in a PostgreSQL db URL. */
+Test(config, help_shows_no_password_of_a_url)
+{
+    choreo_config *c = fresh();
+    cr_assert_eq(choreo_config_set(c, "nats_url", "nats://alice:S3c@retPW@127.0.0.1:4299"),
+                 CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_set(c, "db", "postgresql://bob:PgS3cret@127.0.0.1/shop"),
+                 CHOREO_OK, "%s", choreo_last_error());
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_not_null(f);
+    choreo_config_print_help(c, f);
+    fclose(f);
+    cr_assert_null(strstr(text, "S3c"), "%s", text);
+    cr_assert_null(strstr(text, "retPW"), "%s", text);
+    cr_assert(strstr(text, "[nats://***@127.0.0.1:4299]"), "%s", text);
+    cr_assert(strstr(text, "[postgresql://127.0.0.1/shop]"), "%s", text);
+    free(text);
     choreo_config_destroy(c);
 }

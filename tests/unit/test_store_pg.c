@@ -149,6 +149,21 @@ Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
                  (long long)waited_ms);
 }
 
+/* libpq would take what follows a password's @ for the host, and name it
+ * in its errors: such a URL is refused before it is tried, without its
+ * password. */
+Test(store_pg, a_url_with_an_at_sign_in_its_password_is_refused_without_showing_it)
+{
+    choreo_store *st = NULL;
+    cr_assert_eq(choreo__store_open_wait(&st, "postgresql://bob:Pg@S3cret@127.0.0.1:1/shop",
+                                         "full", 10, 5000),
+                 CHOREO_ECONFIG);
+    cr_assert_null(strstr(choreo_last_error(), "S3cret"), "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "postgresql://127.0.0.1:1/shop has more than one @") &&
+                  strstr(choreo_last_error(), "%40"),
+              "%s", choreo_last_error());
+}
+
 Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
 {
     char path[256];
