@@ -26,12 +26,33 @@ const char *choreo__nats_detail(natsStatus s)
     return end ? end + 3 : e;
 }
 
+/* Whether a value given where a file's path belongs looks like the file's
+ * secret contents (a PEM block, a creds file, an nkey seed), which an
+ * error must not repeat. */
+static bool looks_secret(const char *v)
+{
+    if (strchr(v, '\n') || strstr(v, "-----BEGIN") || strstr(v, "NKEY SEED"))
+        return true;
+    size_t n = strlen(v);
+    if (n < 50 || v[0] != 'S')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '2' && v[i] <= '7')))
+            return false;
+    return true; /* base32 of nkey seeds: SU..., SA..., SO... */
+}
+
 /* Checks that the file a setting names can be read, so that the error
  * names the setting, the file and the reason: nats.c says only that
  * loading failed, or finds out at the first connect. */
 static choreo_status check_file(const char *setting, const char *path, const char *what)
 {
     struct stat st;
+    if (stat(path, &st) != 0 && looks_secret(path))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting %s: its value is not the path of a file, and looks like the "
+                            "secret itself (not shown here): give the path of %s",
+                            setting, what);
     if (stat(path, &st) != 0)
         return choreo__fail(CHOREO_ECONFIG, "setting %s: cannot read %s (%s): give the path of %s",
                             setting, path, strerror(errno), what);
@@ -235,6 +256,8 @@ const char *choreo__nats_credentials_hint(const choreo_config *cfg)
                "nats_nkey_seed holds that user's seed";
     if (cfg->nats_creds)
         return "check nats_creds";
+    if (cfg->nats_url && strchr(cfg->nats_url, '@'))
+        return "check the user and password in nats_url (user:password@host)";
     return "the server wants credentials and none are set: set nats_user and nats_password, "
            "nats_token, nats_nkey and nats_nkey_seed, or nats_creds";
 }

@@ -40,6 +40,20 @@ Test(auth, right_credentials_work_and_wrong_ones_fail_at_start, .timeout = 60)
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_start(svc), CHOREO_EAUTH, "%s", choreo_last_error());
     choreo_service_destroy(svc);
+
+    /* Credentials in the URL are credentials: the error says to check
+     * them, not that none are set. */
+    char url[800], setting[820];
+    snprintf(url, sizeof url, "nats://alice:wrong@%s", server.url + strlen("nats://"));
+    snprintf(setting, sizeof setting, "nats_url=%s", url);
+    cfg = support_config(dir, "inurl", server.url, setting, NULL);
+    svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_EAUTH, "%s", choreo_last_error());
+    err = choreo_last_error();
+    cr_assert(strstr(err, "check the user and password in nats_url"), "%s", err);
+    cr_assert_null(strstr(err, "wrong"), "the password must never appear: %s", err);
+    choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
 
@@ -167,6 +181,18 @@ Test(auth, an_nkey_works_another_seed_is_refused_and_no_seed_is_ever_shown, .tim
     cr_assert(strstr(log, "refused the credentials"), "the log was not captured: %s", log);
     cr_assert_null(strstr(err, seed2), "the seed is in the error: %s", err);
     cr_assert_null(strstr(log, seed2), "the seed is in the log: %s", log);
+
+    /* The seed itself given where its file's path belongs is refused
+     * without being repeated. */
+    snprintf(seed_setting, sizeof seed_setting, "nats_nkey_seed=%s", seed);
+    cfg = support_config(dir, "pasted", server.url, key, seed_setting, NULL);
+    cr_assert_eq(start_logged(dir, "pasted", cfg, err, sizeof err, log, sizeof log),
+                 CHOREO_ECONFIG, "%s", err);
+    cr_assert(strstr(err, "setting nats_nkey_seed: its value is not the path of a file, and "
+                          "looks like the secret itself"),
+              "%s", err);
+    cr_assert_null(strstr(err, seed), "the seed is in the error: %s", err);
+    cr_assert_null(strstr(log, seed), "the seed is in the log: %s", log);
     natsd_stop(&server, SIGTERM);
 }
 

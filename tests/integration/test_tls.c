@@ -241,6 +241,24 @@ Test(tls, a_tls_file_that_cannot_be_used_fails_at_start_naming_its_setting, .tim
             cr_assert(strstr(err, cases[i].want[j]), "case %zu: no \"%s\" in: %s", i,
                       cases[i].want[j], err);
     }
+
+    /* The key itself given where its file's path belongs is refused
+     * without being repeated. */
+    char path[600], pem[4096], setting_key[4200], ca[600], cert[600];
+    snprintf(path, sizeof path, "%s/client-key.pem", dir);
+    support_slurp(path, pem, sizeof pem);
+    cr_assert(strstr(pem, "PRIVATE KEY"), "%s", pem);
+    snprintf(setting_key, sizeof setting_key, "tls_key=%s", pem);
+    start_fails(dir,
+                support_config(dir, "pasted", server.url,
+                               setting(ca, sizeof ca, "tls_ca", dir, "ca.pem"),
+                               setting(cert, sizeof cert, "tls_cert", dir, "client.pem"),
+                               setting_key, NULL),
+                CHOREO_ECONFIG, err, sizeof err);
+    cr_assert(strstr(err, "setting tls_key: its value is not the path of a file, and looks like "
+                          "the secret itself"),
+              "%s", err);
+    cr_assert_null(strstr(err, "PRIVATE"), "%s", err);
     natsd_stop(&server, SIGTERM);
 }
 
