@@ -254,11 +254,16 @@ void emit_doc_comment(emitter *e, const char *doc, const char *indent)
         if (n)
             emit_out(e, " ");
         for (size_t i = 0; i < n; i++) {
-            /* Keep the comment closed only where we close it. */
-            if (p[i] == '*' && i + 1 < n && p[i + 1] == '/')
-                emit_out(e, "* ");
-            else
-                buf_add(e->b, p + i, 1);
+            /* A space splits what compilers would read inside a comment:
+             * "*" "/" would close it early, "/" "*" draws -Wcomment, and
+             * "?" "?" starts a trigraph (a warning, or with "/" a line
+             * splice). */
+            bool split = i + 1 < n && ((p[i] == '*' && p[i + 1] == '/') ||
+                                       (p[i] == '/' && p[i + 1] == '*') ||
+                                       (p[i] == '?' && p[i + 1] == '?'));
+            buf_add(e->b, p + i, 1);
+            if (split)
+                buf_add(e->b, " ", 1);
         }
         first = false;
         p += n + (nl ? 1 : 0);

@@ -190,6 +190,18 @@ const char *gen_type_str(const gen_type *t, char *buf, size_t size)
     return buf;
 }
 
+/* Whether s[i] ends a pair that C reads specially inside the comment the
+ * generated header puts a default in: the end of the comment, the start of
+ * a nested one (-Wcomment), or a trigraph. Written as \\uXXXX, it stays the
+ * same schema literal. */
+static bool comment_pair(const char *s, size_t i)
+{
+    if (i == 0)
+        return false;
+    char a = s[i - 1], b = s[i];
+    return (a == '*' && b == '/') || (a == '/' && b == '*') || (a == '?' && b == '?');
+}
+
 const char *gen_value_str(const gen_value *v, char *buf, size_t size)
 {
     size_t n = 0;
@@ -202,7 +214,7 @@ const char *gen_value_str(const gen_value *v, char *buf, size_t size)
             if (c == '"' || c == '\\') {
                 buf[n++] = '\\';
                 buf[n++] = (char)c;
-            } else if (c < 0x20 || c == 0x7f || (c == '/' && i > 0 && v->str[i - 1] == '*')) {
+            } else if (c < 0x20 || c == 0x7f || comment_pair(v->str, i)) {
                 n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
             } else {
                 buf[n++] = (char)c; /* UTF-8 stays as it is */

@@ -151,8 +151,9 @@ gen_decl *gen_schema_find(const gen_schema *s, const char *name);
 const char *gen_type_str(const gen_type *t, char *buf, size_t size);
 
 /* The schema spelling of a value, e.g. "a\"b" or [1, 2], into buf (at least
- * 16 bytes; long values are cut with "..."). Comment-safe: never holds the
- * two characters that close a C comment. */
+ * 16 bytes; long values are cut with "..."). Comment-safe: never holds a
+ * pair of characters C reads specially in a comment (the end of one, the
+ * start of one, a trigraph's "??"); those are written as \uXXXX escapes. */
 const char *gen_value_str(const gen_value *v, char *buf, size_t size);
 
 /* The name of a scalar kind as written in schemas ("i32"). */

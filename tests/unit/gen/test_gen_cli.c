@@ -13,21 +13,11 @@
 
 #include "natsd.h"
 
-/* Runs choreo-gen with the given arguments (NULL-ended); its stdout and
- * stderr together go to out. Returns the exit code. */
-static int run(char *out, size_t cap, ...)
+/* Runs argv[0] (a path, or a name looked up in PATH) with its arguments;
+ * its stdout and stderr together go to out. Returns the exit code. */
+static int run_argv(char *out, size_t cap, char **argv)
 {
-    const char *prog = getenv("CHOREO_GEN");
-    cr_assert_not_null(prog, "CHOREO_GEN must name the choreo-gen program");
-    char *argv[16];
-    int argc = 0;
-    argv[argc++] = (char *)prog;
-    va_list ap;
-    va_start(ap, cap);
-    for (char *a; argc < 15 && (a = va_arg(ap, char *)) != NULL;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
+    const char *prog = argv[0];
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     pid_t pid = fork();
@@ -37,7 +27,7 @@ static int run(char *out, size_t cap, ...)
         dup2(fds[1], 2);
         close(fds[0]);
         close(fds[1]);
-        execv(prog, argv);
+        execvp(prog, argv);
         _exit(127);
     }
     close(fds[1]);
@@ -49,8 +39,47 @@ static int run(char *out, size_t cap, ...)
     close(fds[0]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status));
+    cr_assert(WIFEXITED(status), "%s was killed by signal %d", prog, WTERMSIG(status));
     return WEXITSTATUS(status);
+}
+
+/* Runs prog with the given arguments (NULL-ended), as run_argv does. */
+static int vrun(const char *prog, char *out, size_t cap, va_list ap)
+{
+    char *argv[24];
+    int argc = 0;
+    argv[argc++] = (char *)prog;
+    for (char *a; argc < 23 && (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    argv[argc] = NULL;
+    return run_argv(out, cap, argv);
+}
+
+/* Runs choreo-gen with the given arguments (NULL-ended). */
+static int run(char *out, size_t cap, ...)
+{
+    const char *prog = getenv("CHOREO_GEN");
+    cr_assert_not_null(prog, "CHOREO_GEN must name the choreo-gen program");
+    va_list ap;
+    va_start(ap, cap);
+    int code = vrun(prog, out, cap, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Runs the program $var names (a compiler meson found) with the given
+ * arguments; -1 when the variable is empty (no such compiler). */
+static int run_tool(const char *var, char *out, size_t cap, ...)
+{
+    const char *prog = getenv(var);
+    cr_assert_not_null(prog, "%s must be set (by meson)", var);
+    if (!*prog)
+        return -1;
+    va_list ap;
+    va_start(ap, cap);
+    int code = vrun(prog, out, cap, ap);
+    va_end(ap);
+    return code;
 }
 
 static void tmpdir(char *out, size_t cap)
@@ -200,6 +229,46 @@ Test(gen_cli, deeply_nested_schemas_exit_2_in_every_mode)
         cr_expect_eq(run(out, sizeof out, "--check-consumer", path, path, NULL), 2, "%s", out);
     }
     cr_assert_eq(count_entries(dir), 1, "nothing may be written for a bad schema");
+}
+
+/* Comments and defaults holding what C reads specially in a comment: the
+ * start of a comment ("/" "*": -Wcomment) and a trigraph ("?" "?" "/" at the end
+ * of a line splices the next one in C11, and g++ warns that it ignores it). */
+Test(gen_cli, generated_code_compiles_cleanly_whatever_comments_and_defaults_hold)
+{
+    char dir[64], path[128], src[128], hdr_user[128], inc[600];
+    static char out[16384];
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/c.events", dir);
+    write_text(path, "# Paths look like /*.txt\n"
+                     "event A v1 {\n"
+                     "  glob: string = \"/*\"\n"
+                     "  # what? ?\?/\n"
+                     "  # more\n"
+                     "  x: i32\n"
+                     "  odd: string = \"a?\?/b*/c?\?\?/*\"  # ends */ /* ?\?=\n"
+                     "  globs: list<string> = [\"/*\", \"?\", \"?/\"]\n"
+                     "}\n");
+    cr_assert_eq(run(out, sizeof out, "-p", "c", "-o", dir, path, NULL), 0, "%s", out);
+    const char *fw = getenv("GEN_CHOREO_INCLUDE");
+    cr_assert_not_null(fw);
+    snprintf(inc, sizeof inc, "-I%s", fw);
+    char dir_inc[80];
+    snprintf(dir_inc, sizeof dir_inc, "-I%s", dir);
+    snprintf(src, sizeof src, "%s/c_events.c", dir);
+    char obj[128];
+    snprintf(obj, sizeof obj, "%s/c_events.o", dir);
+    cr_expect_eq(run_tool("GEN_CC", out, sizeof out, "-std=c11", "-Wall", "-Wextra", "-Wpedantic",
+                          "-Werror", inc, dir_inc, "-c", src, "-o", obj, NULL),
+                 0, "the generated source does not compile cleanly:\n%s", out);
+    snprintf(hdr_user, sizeof hdr_user, "%s/user.cc", dir);
+    write_text(hdr_user, "#include \"c_events.h\"\n");
+    int code = run_tool("GEN_CXX", out, sizeof out, "-std=c++17", "-Wall", "-Wextra", "-Werror",
+                        "-x", "c++", "-fsyntax-only", inc, dir_inc, hdr_user, NULL);
+    if (code < 0)
+        cr_log_warn("no C++ compiler found: the header was not compiled as C++");
+    else
+        cr_expect_eq(code, 0, "the generated header does not compile as C++:\n%s", out);
 }
 
 Test(gen_cli, check_writes_nothing)
