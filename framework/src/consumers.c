@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "clock.h"
+#include "envelope.h"
 #include "status.h"
 
 choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cfg,
@@ -141,19 +142,18 @@ static choreo_status add_registered(choreo_admin *adm, const char *service, stru
                              : choreo__store_error(adm->st, rc, "reading the registered handlers");
 }
 
-/* The type of a consumer of service, when its name is <service>_<Type> and
- * its subjects end in .<Type>.*; NULL otherwise. */
-static const char *type_of(const char *service, const char *name, const char *subjects)
+/* The type of a consumer of service, when its name is <service>_<Type>;
+ * NULL otherwise. Its subjects are not looked at: a consumer of the
+ * service's name with a filter choreo never gives (one made by hand, or by
+ * a user of the service's NATS login reading other types) is listed too,
+ * with that filter, for the operator to see. */
+static const char *type_of(const char *service, const char *name)
 {
     size_t sl = strlen(service);
-    if (!subjects || strncmp(name, service, sl) != 0 || name[sl] != '_')
+    if (strncmp(name, service, sl) != 0 || name[sl] != '_')
         return NULL;
     const char *type = name + sl + 1;
-    size_t tl = strlen(type), fl = strlen(subjects);
-    if (tl == 0 || fl < tl + 4 || strcmp(subjects + fl - 2, ".*") != 0 ||
-        subjects[fl - tl - 3] != '.' || strncmp(subjects + fl - tl - 2, type, tl) != 0)
-        return NULL;
-    return type;
+    return choreo__type_valid(type, strlen(type)) ? type : NULL;
 }
 
 /* Adds the service's consumers on the server. */
@@ -174,7 +174,7 @@ static choreo_status add_on_server(choreo_transport *tp, const choreo_config *cf
     for (int i = 0; s == CHOREO_OK && i < infos->Count; i++) {
         jsConsumerInfo *ci = infos->List[i];
         const char *name = ci->Name, *subjects = ci->Config->FilterSubject;
-        const char *type = name ? type_of(service, name, subjects) : NULL;
+        const char *type = name ? type_of(service, name) : NULL;
         if (!type)
             continue;
         choreo_consumer_entry *e = entry(l, name);
@@ -183,7 +183,7 @@ static choreo_status add_on_server(choreo_transport *tp, const choreo_config *cf
             break;
         }
         snprintf(e->type, sizeof e->type, "%s", type);
-        snprintf(e->subjects, sizeof e->subjects, "%s", subjects);
+        snprintf(e->subjects, sizeof e->subjects, "%s", subjects ? subjects : "");
         e->on_server = true;
         e->created_ms = ci->Created / 1000000;
         e->pending = ci->NumPending;

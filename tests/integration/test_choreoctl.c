@@ -543,6 +543,37 @@ Test(choreoctl, a_stale_consumer_is_listed_and_deleted, .timeout = 120)
     run_worker_once(dir, server.url, "Fragile", NULL);
     ctl(&r, dir, server.url, "consumers", "list", NULL);
     cr_assert_null(strstr(r.out, "missing"), "%s", r.out);
+
+    /* A consumer of the service's name that reads more than its type (made
+     * by hand, or by someone with the service's NATS login reading every
+     * event) is shown with its filter, not left out. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "worker_Everything";
+    cc.AckPolicy = js_AckNone;
+    cc.FilterSubject = "choreo.>";
+    jsConsumerInfo *ci = NULL;
+    cr_assert_eq(js_AddConsumer(&ci, js, "CHOREO", &cc, NULL, NULL), NATS_OK);
+    jsConsumerInfo_Destroy(ci);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    ctl(&r, dir, server.url, "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *odd = strstr(r.out, "worker_Everything ");
+    cr_assert(odd && strstr(odd, "odd filter") < strchr(odd, '\n') && strstr(odd, "odd filter"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "worker_Everything reads choreo.>, not what choreo gives a handler "
+                            "of Everything"),
+              "%s", r.out);
+    ctl(&r, dir, server.url, "status", NULL);
+    cr_assert(strstr(r.out, "odd filter") && strstr(r.out, "worker_Everything reads choreo.>"),
+              "%s", r.out);
+    ctl(&r, dir, server.url, "consumers", "delete", "worker_Everything", "--force", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
     natsd_stop(&server, SIGTERM);
 }
 

@@ -15,11 +15,39 @@
 /* "registered", "stale" (on the server, no handler) or "missing" (a
  * handler whose consumer is not on the server: the service has not started
  * since, or it was deleted). */
-static const char *state_of(const choreo_consumer_entry *e)
+bool ctl_consumer_own_filter(const choreo_consumer_entry *e)
 {
+    const char *dot = strchr(e->subjects, '.');
+    size_t tl = strlen(e->type);
+    return dot && strncmp(dot + 1, e->type, tl) == 0 && strcmp(dot + 1 + tl, ".*") == 0;
+}
+
+const char *ctl_consumer_state(const choreo_consumer_entry *e)
+{
+    if (e->on_server && !ctl_consumer_own_filter(e))
+        return "odd filter";
     if (e->registered)
         return e->on_server ? "registered" : "missing";
     return "stale";
+}
+
+void ctl_consumer_notes(const choreo_consumer_entry *list, size_t n, const char *indent)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i].on_server && !ctl_consumer_own_filter(&list[i]))
+            printf("%s%s reads %s, not what choreo gives a handler of %s (<prefix>.%s.*): "
+                   "choreo did not make it so; find out who did (another NATS user with this "
+                   "service's permissions can), then choreoctl consumers delete %s --force\n",
+                   indent, list[i].name,
+                   list[i].subjects[0] ? list[i].subjects : "the whole stream", list[i].type,
+                   list[i].type, list[i].name);
+    size_t stale = 0;
+    for (size_t i = 0; i < n; i++)
+        stale += strcmp(ctl_consumer_state(&list[i]), "stale") == 0;
+    if (stale > 0)
+        printf("%s%zu stale: no handler of the service's code as it last started reads %s; "
+               "choreoctl consumers delete NAME removes one\n",
+               indent, stale, stale == 1 ? "it" : "them");
 }
 
 static void print_text(const choreo_consumer_entry *list, size_t n)
@@ -40,19 +68,18 @@ static void print_text(const choreo_consumer_entry *list, size_t n)
         const choreo_consumer_entry *e = &list[i];
         if (e->on_server)
             printf("%-*s  %-*s  %-10s  %10" PRIu64 "  %11" PRIu64 "  %10" PRIu64 "  %s\n",
-                   (int)wname, e->name, (int)wtype, e->type, state_of(e), e->pending,
+                   (int)wname, e->name, (int)wtype, e->type, ctl_consumer_state(e), e->pending,
                    e->ack_pending, e->delivered, e->waiting > 0 ? "yes" : "no");
         else
             printf("%-*s  %-*s  %-10s  %10s  %11s  %10s  %s\n", (int)wname, e->name, (int)wtype,
-                   e->type, state_of(e), "-", "-", "-", "-");
+                   e->type, ctl_consumer_state(e), "-", "-", "-", "-");
     }
-    size_t stale = 0;
     for (size_t i = 0; i < n; i++)
-        stale += !list[i].registered;
-    if (stale > 0)
-        printf("\n%zu stale: no handler of the service's code as it last started reads %s; "
-               "choreoctl consumers delete NAME removes one\n",
-               stale, stale == 1 ? "it" : "them");
+        if (!list[i].registered || !ctl_consumer_own_filter(&list[i])) {
+            putchar('\n'); /* the notes below, apart from the table */
+            break;
+        }
+    ctl_consumer_notes(list, n, "");
 }
 
 static int print_json(const choreo_consumer_entry *list, size_t n)
@@ -67,7 +94,7 @@ static int print_json(const choreo_consumer_entry *list, size_t n)
         ctl_json_kstr(&j, "name", e->name);
         ctl_json_kstr(&j, "type", e->type);
         ctl_json_kstr(&j, "subjects", e->subjects);
-        ctl_json_kstr(&j, "state", state_of(e));
+        ctl_json_kstr(&j, "state", ctl_consumer_state(e));
         ctl_json_kbool(&j, "registered", e->registered);
         ctl_json_key(&j, "registered_at");
         if (e->registered_at_ms > 0) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consumers.h"
 #include "help.h"
 #include "json.h"
 #include "lockfile.h"
@@ -190,14 +191,6 @@ static void read_consumers(ctl_settings *s, struct svc *v, struct nats_memo *mem
     v->consumers_ok = true;
 }
 
-/* "registered", "stale" or "missing", as consumers list says. */
-static const char *consumer_state(const choreo_consumer_entry *e)
-{
-    if (e->registered)
-        return e->on_server ? "registered" : "missing";
-    return "stale";
-}
-
 /* ---- the relay ---------------------------------------------------------- */
 
 /* Milliseconds as "850 ms", "4.2 s", "3 min 5 s", "2 h 10 min", "3 d 4 h". */
@@ -328,21 +321,17 @@ static void print_consumer_rows(const struct svc *v)
     }
     printf("%-*s  %-*s  %-10s  %8s  %11s  %11s  %9s  %s\n", (int)wname, "CONSUMER", (int)wtype,
            "TYPE", "STATE", "PENDING", "ACK PENDING", "REDELIVERED", "DELIVERED", "READ NOW");
-    size_t stale = 0;
     for (size_t i = 0; i < v->nconsumers; i++) {
         const choreo_consumer_entry *e = &v->consumers[i];
-        stale += !e->registered;
         printf(INDENT "%-*s  %-*s  %-10s  ", (int)wname, e->name, (int)wtype, e->type,
-               consumer_state(e));
+               ctl_consumer_state(e));
         if (e->on_server)
             printf("%8" PRIu64 "  %11" PRIu64 "  %11" PRIu64 "  %9" PRIu64 "  %s\n", e->pending,
                    e->ack_pending, e->redelivered, e->delivered, e->waiting > 0 ? "yes" : "no");
         else
             printf("%8s  %11s  %11s  %9s  %s\n", "-", "-", "-", "-", "-");
     }
-    if (stale > 0)
-        printf(INDENT "%zu stale: no handler of the service reads %s; choreoctl consumers "
-               "delete NAME removes one\n", stale, stale == 1 ? "it" : "them");
+    ctl_consumer_notes(v->consumers, v->nconsumers, INDENT);
 }
 
 static void print_consumers(const struct svc *v)
@@ -513,7 +502,7 @@ static void json_consumers(ctl_json *j, const struct svc *v)
         ctl_json_object_begin(j);
         ctl_json_kstr(j, "name", e->name);
         ctl_json_kstr(j, "type", e->type);
-        ctl_json_kstr(j, "state", consumer_state(e));
+        ctl_json_kstr(j, "state", ctl_consumer_state(e));
         ctl_json_kbool(j, "registered", e->registered);
         ctl_json_kbool(j, "on_server", e->on_server);
         const char *keys[] = { "pending", "ack_pending", "redelivered", "delivered" };
