@@ -62,8 +62,10 @@ static const struct key keys[] = {
       "PostgreSQL: how long a starting service waits for its database to take "
       "connections (a server restarting or recovering) before it fails" },
     { "nats_user", K_SECRET, S(nats_user), NULL, 0, 0, NULL, "NATS user name" },
-    { "nats_password", K_SECRET, S(nats_password), NULL, 0, 0, NULL, "NATS password" },
-    { "nats_token", K_SECRET, S(nats_token), NULL, 0, 0, NULL, "NATS token" },
+    { "nats_password", K_SECRET, S(nats_password), NULL, 0, 0, NULL,
+      "NATS password (give it in the variable: a flag's value shows in ps)" },
+    { "nats_token", K_SECRET, S(nats_token), NULL, 0, 0, NULL,
+      "NATS token (give it in the variable: a flag's value shows in ps)" },
     { "nats_creds", K_STR, S(nats_creds), NULL, 0, 0, NULL, "NATS credentials file" },
     { "nats_nkey", K_STR, S(nats_nkey), NULL, 0, 0, NULL,
       "NATS user public nkey (U..., 56 characters), with nats_nkey_seed" },
