@@ -11,20 +11,36 @@ static const char *const scalar_names[] = {
     "string", "bytes", "bool", "i32", "i64", "u64", "f64", "timestamp", "list",
 };
 
-/* C and C++ keywords, and names that <stdbool.h> makes macros: a field may
- * not be called any of these since it becomes a struct member. */
-static const char *const reserved[] = {
+/* A field becomes a struct member, so it may not be called any of these:
+ * the keywords of C11, C23 and C++20, the GNU ones of gnu modes (asm,
+ * typeof), and the alternative tokens of C++ (and, or, ...). Names that
+ * start with '_' or a capital never pass as field names, so _Bool, _BitInt
+ * and the like need no entry. */
+static const char *const keywords[] = {
     "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool",
-    "break", "case", "catch", "char", "class", "compl", "const", "const_cast",
-    "constexpr", "continue", "decltype", "default", "delete", "do", "double",
+    "break", "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "co_await",
+    "co_return", "co_yield", "compl", "concept", "const", "const_cast", "consteval",
+    "constexpr", "constinit", "continue", "decltype", "default", "delete", "do", "double",
     "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float",
     "for", "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace",
     "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq", "private",
-    "protected", "public", "register", "reinterpret_cast", "restrict", "return", "short",
-    "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
+    "protected", "public", "register", "reinterpret_cast", "requires", "restrict", "return",
+    "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch",
     "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid",
-    "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t",
-    "while", "xor", "xor_eq", "errno", "assert",
+    "typename", "typeof", "typeof_unqual", "union", "unsigned", "using", "virtual", "void",
+    "volatile", "wchar_t", "while", "xor", "xor_eq",
+};
+
+/* Names that compile to something else where the generated code is used:
+ * macros of the headers it includes (errno, stdin, ...) or that gcc and
+ * clang predefine in gnu modes (unix, linux, i386, ...), and the type names
+ * its structs use, since in C++ a member of that name changes what the name
+ * means for the members after it. */
+static const char *const taken[] = {
+    "assert", "errno", "stdin", "stdout", "stderr",
+    "unix", "linux", "i386", "sun", "sparc", "mips",
+    "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t",
+    "size_t", "ptrdiff_t", "max_align_t",
 };
 
 static bool upper_camel(const char *s)
@@ -261,10 +277,10 @@ static void check_value(checker *c, const gen_field *f, const gen_type *t, const
     }
 }
 
-static bool is_reserved(const char *name)
+static bool in_list(const char *const *list, size_t n, const char *name)
 {
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-        if (strcmp(reserved[i], name) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
             return true;
     return false;
 }
@@ -284,8 +300,12 @@ static void check_fields(checker *c, gen_decl *d, size_t idx)
         else if (!snake_case(f->name))
             ERR(c, f->loc, "bad field name '%s': use snake_case ([a-z][a-z0-9_]*, no '__', "
                 "no trailing '_'), e.g. order_id", f->name);
-        else if (is_reserved(f->name))
+        else if (in_list(keywords, sizeof keywords / sizeof keywords[0], f->name))
             ERR(c, f->loc, "bad field name '%s': it is a C or C++ keyword; choose another "
+                "name", f->name);
+        else if (in_list(taken, sizeof taken / sizeof taken[0], f->name))
+            ERR(c, f->loc, "bad field name '%s': C compilers or headers define it (a macro "
+                "or a type name), so the generated struct would not compile; choose another "
                 "name", f->name);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(d->fields[j].name, f->name) == 0) {

@@ -226,6 +226,52 @@ Test(gen_schema, each_mistake_is_reported_at_its_file_line_and_column)
     }
 }
 
+/* Every name a struct member cannot have in C11, C23, C++20 or gnu modes,
+ * and the type names the generated structs use (C++ forbids a member that
+ * changes their meaning). */
+Test(gen_schema, field_names_that_would_not_compile_are_refused)
+{
+    static const char *const keywords[] = {
+        "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool",
+        "break", "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class",
+        "co_await", "co_return", "co_yield", "compl", "concept", "const", "const_cast",
+        "consteval", "constexpr", "constinit", "continue", "decltype", "default", "delete",
+        "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern",
+        "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable",
+        "namespace", "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or",
+        "or_eq", "private", "protected", "public", "register", "reinterpret_cast",
+        "requires", "restrict", "return", "short", "signed", "sizeof", "static",
+        "static_assert", "static_cast", "struct", "switch", "template", "this",
+        "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "typeof",
+        "typeof_unqual", "union", "unsigned", "using", "virtual", "void", "volatile",
+        "wchar_t", "while", "xor", "xor_eq",
+    };
+    static const char *const taken[] = {
+        "unix", "linux", "errno", "assert", "stdin", "stdout", "stderr", "int32_t",
+        "int64_t", "uint64_t", "uint8_t", "uint32_t", "size_t", "max_align_t",
+    };
+    for (size_t k = 0; k < 2; k++) {
+        const char *const *names = k ? taken : keywords;
+        size_t n = k ? sizeof taken / sizeof taken[0] : sizeof keywords / sizeof keywords[0];
+        for (size_t i = 0; i < n; i++) {
+            char text[128], want[256], buf[600];
+            snprintf(text, sizeof text, "event A v1 {\n  %s: i32\n}\n", names[i]);
+            snprintf(want, sizeof want,
+                     k ? "t.events:2:3: bad field name '%s': C compilers or headers define it "
+                         "(a macro or a type name), so the generated struct would not "
+                         "compile; choose another name"
+                       : "t.events:2:3: bad field name '%s': it is a C or C++ keyword; choose "
+                         "another name",
+                     names[i]);
+            gen_diags d;
+            gen_schema *s = parse(text, &d);
+            cr_expect_null(s, "field name %s was accepted", names[i]);
+            gen_schema_free(s);
+            cr_expect_str_eq(first(&d, buf, sizeof buf), want);
+        }
+    }
+}
+
 Test(gen_schema, several_mistakes_are_all_reported)
 {
     gen_diags d;
