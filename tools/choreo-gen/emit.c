@@ -89,17 +89,32 @@ void emit_tmpl(emitter *e, const char *t)
     }
 }
 
-bool gen_prefix_valid(const char *p)
+const char *gen_prefix_problem(const char *p)
 {
     size_t n = strlen(p);
-    if (n == 0 || n > 32 || !(p[0] >= 'a' && p[0] <= 'z') || p[n - 1] == '_')
-        return false;
-    for (size_t i = 0; i < n; i++) {
+    if (n == 0 || n > 32)
+        return "use 1 to 32 characters";
+    bool shape = p[0] >= 'a' && p[0] <= 'z' && p[n - 1] != '_';
+    for (size_t i = 0; i < n && shape; i++) {
         bool ok = (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_';
-        if (!ok || (p[i] == '_' && p[i + 1] == '_'))
-            return false;
+        shape = ok && !(p[i] == '_' && p[i + 1] == '_');
     }
-    return true;
+    if (!shape)
+        return "use lowercase letters and digits, starting with a letter, with single '_' "
+               "between words ([a-z][a-z0-9]*(_[a-z0-9]+)*), e.g. shop or my_shop";
+    /* Generated names are PREFIX_x and PREFIX_X: with this prefix they
+     * would share libchoreo's namespace (choreo_event, choreo_status,
+     * choreo_tx, CHOREO_OK, ...) and could clash with it. */
+    if (strcmp(p, "choreo") == 0 || strncmp(p, "choreo_", 7) == 0)
+        return "names starting with choreo_ are libchoreo's own (choreo_event, "
+               "choreo_status, choreo_tx, ...) and generated names would clash with them: "
+               "use a prefix of your own, such as the schema's or the service's name";
+    return NULL;
+}
+
+bool gen_prefix_valid(const char *p)
+{
+    return gen_prefix_problem(p) == NULL;
 }
 
 /* Writes "ret name(params)" + end, wrapping the parameters (separated by

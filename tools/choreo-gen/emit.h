@@ -19,7 +19,12 @@ void gen_buf_printf(gen_buf *b, const char *fmt, ...)
 #endif
     ;
 
-/* True for a valid C prefix: [a-z][a-z0-9]*(_[a-z0-9]+)*, at most 32 chars. */
+/* What is wrong with a prefix, as a phrase that says what to do, or NULL
+ * for a valid one: [a-z][a-z0-9]*(_[a-z0-9]+)*, at most 32 characters, and
+ * neither choreo nor starting with choreo_ (libchoreo's own names). */
+const char *gen_prefix_problem(const char *prefix);
+
+/* True when gen_prefix_problem finds nothing wrong. */
 bool gen_prefix_valid(const char *prefix);
 
 /* Generates the header and source text for schema s. `prefix` starts every

@@ -41,8 +41,10 @@ static const char usage_text[] =
     "Both languages are described in events/README.md.\n"
     "\n"
     "Options:\n"
-    "  -p, --prefix PREFIX      start of every generated name and of the file names,\n"
-    "                           [a-z][a-z0-9_]*, at most 32 characters\n"
+    "  -p, --prefix PREFIX      start of every generated name and of the file names:\n"
+    "                           [a-z][a-z0-9]*(_[a-z0-9]+)* (a letter first, single\n"
+    "                           '_' between words), at most 32 characters, and\n"
+    "                           not choreo nor choreo_... (libchoreo's own names)\n"
     "                           (default: the schema's file name without .events)\n"
     "  -o, --output-dir DIR     directory to write the two files into (default: .);\n"
     "                           each file is written whole or not at all\n"
@@ -204,13 +206,14 @@ static int generate(const char *schema_path, const char *prefix, const char *dir
             n -= 7;
         snprintf(derived, sizeof derived, "%.*s", (int)(n < 63 ? n : 63), base);
         prefix = derived;
-        if (!gen_prefix_valid(prefix))
-            return usage_error("the file name does not make a valid C prefix: "
-                               "choose one with --prefix (e.g. --prefix shop); got '%s'",
-                               prefix);
-    } else if (!gen_prefix_valid(prefix)) {
-        return usage_error("bad --prefix '%s': use [a-z][a-z0-9_]*, no '__', no trailing '_', "
-                           "at most 32 characters", prefix);
+        const char *why = gen_prefix_problem(prefix);
+        if (why)
+            return usage_error("the schema's file name gives the prefix '%s': %s; give the "
+                               "prefix with --prefix (e.g. --prefix shop)", prefix, why);
+    } else {
+        const char *why = gen_prefix_problem(prefix);
+        if (why)
+            return usage_error("bad --prefix '%s': %s", prefix, why);
     }
     int code = 0;
     gen_schema *s = load(schema_path, &code);

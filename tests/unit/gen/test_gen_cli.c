@@ -312,7 +312,32 @@ Test(gen_cli, usage_errors_exit_64)
     snprintf(odd, sizeof odd, "%s/my-shop.events", dir);
     write_text(odd, "");
     cr_assert_eq(run(out, sizeof out, odd, NULL), 64);
-    cr_assert(strstr(out, "choose one with --prefix"), "%s", out);
+    cr_assert(strstr(out, "the schema's file name gives the prefix 'my-shop': use lowercase "
+                          "letters"),
+              "%s", out);
+    cr_assert(strstr(out, "give the prefix with --prefix"), "%s", out);
+}
+
+/* Generated names would share libchoreo's (choreo_event, choreo_tx, ...). */
+Test(gen_cli, prefixes_of_libchoreos_names_are_refused)
+{
+    char dir[64], path[128], schema[512];
+    static char out[4096];
+    tmpdir(dir, sizeof dir);
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(run(out, sizeof out, "-p", "choreo", "-o", dir, schema, NULL), 64, "%s", out);
+    cr_assert(strstr(out, "bad --prefix 'choreo': names starting with choreo_ are libchoreo's "
+                          "own (choreo_event, choreo_status, choreo_tx, ...)"),
+              "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--prefix=choreo_shop", "-o", dir, schema, NULL), 64, "%s",
+                 out);
+    snprintf(path, sizeof path, "%s/choreo.events", dir);
+    write_text(path, "event A v1 {\n  x: i32\n}\n");
+    cr_assert_eq(run(out, sizeof out, "-o", dir, path, NULL), 64, "%s", out);
+    cr_assert(strstr(out, "the schema's file name gives the prefix 'choreo': names starting "
+                          "with choreo_ are libchoreo's own"),
+              "%s", out);
+    cr_assert_eq(count_entries(dir), 1, "nothing may be written");
 }
 
 Test(gen_cli, check_compat_exit_codes)

@@ -381,4 +381,21 @@ Test(gen_schema, prefixes_must_be_c_identifiers)
     cr_expect(!gen_prefix_valid("shop_"));
     cr_expect(!gen_prefix_valid("2shop"));
     cr_expect(!gen_prefix_valid("abcdefghijklmnopqrstuvwxyzabcdefg"));
+    cr_expect(gen_prefix_valid("choreography"));
+    cr_expect(gen_prefix_valid("my_choreo"));
+}
+
+/* Generated names would share libchoreo's (choreo_event, choreo_tx, ...). */
+Test(gen_schema, prefixes_of_libchoreos_names_are_refused_with_the_reason)
+{
+    static const char *const bad[] = {"choreo", "choreo_shop", "choreo_x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = gen_prefix_problem(bad[i]);
+        cr_expect_not_null(why, "prefix %s was accepted", bad[i]);
+        if (why)
+            cr_expect(strstr(why, "names starting with choreo_ are libchoreo's own"), "%s: %s",
+                      bad[i], why);
+    }
+    cr_expect_null(gen_prefix_problem("shop"));
+    cr_expect(strstr(gen_prefix_problem("shop_"), "[a-z][a-z0-9]*(_[a-z0-9]+)*"));
 }
