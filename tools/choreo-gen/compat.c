@@ -141,8 +141,8 @@ static void compare_fields(cmp *c, const gen_decl *od, const gen_decl *nd)
                    "consumers use its default)", what, od->name, of->name);
         else
             report(c, BREAKING, of->loc, "%s %s: required field '%s' was removed; consumers "
-                   "built from the old schema reject data without it (make it optional with "
-                   "a default first)", what, od->name, of->name);
+                   "built from the old schema reject data without it (keep it, or add a new "
+                   "event without it)", what, od->name, of->name);
     }
     for (size_t i = 0; i < nd->nfields; i++) {
         const gen_field *nf = &nd->fields[i];
@@ -188,8 +188,14 @@ static void compare_fields(cmp *c, const gen_decl *od, const gen_decl *nd)
                    "leave out an optional field, and consumers built from the new schema "
                    "would reject that data", what, nd->name, nf->name);
         } else if (!of->dflt && nf->dflt) {
-            report(c, COMPATIBLE, nf->loc, "%s %s: field '%s' became optional (generated "
-                   "encoders always write it)", what, nd->name, nf->name);
+            /* choreo's generated encoders write every field, but the schema
+             * is the contract of producers in any language, and one of them
+             * may now leave the field out: --check-consumer judges the same
+             * pair of declarations breaking. */
+            report(c, BREAKING, nf->loc, "%s %s: field '%s' became optional; producers may "
+                   "now leave it out, and consumers built from the old schema, which require "
+                   "it, would reject that data (keep it required, or add a new event)", what,
+                   nd->name, nf->name);
         } else if (of->dflt && nf->dflt && !same_value(of->dflt, nf->dflt)) {
             char va[120], vb[120];
             report(c, WARNING, nf->loc, "%s %s: default of field '%s' changed from %s to %s; "

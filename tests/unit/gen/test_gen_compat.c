@@ -30,8 +30,9 @@ static const compat_case cases[] = {
      "optional field 'coupon' was added"},
     {"remove_optional_field", 0, 0, 1, "compat/remove_optional_field.old.events:9: compatible",
      "optional field 'note' was removed"},
-    {"required_to_optional", 0, 0, 1, "compat/required_to_optional.new.events:15: compatible",
-     "field 'reason' became optional"},
+    {"required_to_optional", 1, 0, 0, "compat/required_to_optional.new.events:15: breaking",
+     "field 'reason' became optional; producers may now leave it out, and consumers built "
+     "from the old schema, which require it, would reject that data"},
     {"version_up", 0, 0, 1, "compat/version_up.new.events:6: compatible",
      "version raised from v1 to v2"},
     {"explicit_default_list_bound", 0, 0, 0, "", ""},
@@ -231,4 +232,30 @@ Test(gen_compat, a_consumer_check_runs_one_way)
     cr_expect(strstr(text, "event OrderCreated: required field 'amount_cents' is not declared "
                            "by the producer"), "%s", text);
     free(text);
+}
+
+/* A new schema where a required field became optional, read by a consumer
+ * built from the old one: a producer of the new schema, in any language,
+ * may leave the field out and the old consumer rejects that data. Both
+ * checks judge that pair of declarations the same way. */
+Test(gen_compat, both_checks_call_a_field_made_optional_breaking)
+{
+    char *text;
+    gen_compat_counts k = consumer_check("compat/required_to_optional.new.events",
+                                         "compat/required_to_optional.old.events", &text);
+    cr_expect_eq(k.breaking, 1, "%s", text);
+    free(text);
+    const char *dir = getenv("GEN_TEST_DIR");
+    cr_assert_not_null(dir);
+    char opath[512], npath[512];
+    snprintf(opath, sizeof opath, "%s/compat/required_to_optional.old.events", dir);
+    snprintf(npath, sizeof npath, "%s/compat/required_to_optional.new.events", dir);
+    gen_schema *o = load(opath), *n = load(npath);
+    FILE *devnull = fopen("/dev/null", "w");
+    cr_assert_not_null(devnull);
+    k = gen_compat_check(o, n, devnull);
+    fclose(devnull);
+    cr_expect_eq(k.breaking, 1);
+    gen_schema_free(o);
+    gen_schema_free(n);
 }
