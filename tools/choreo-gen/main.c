@@ -102,6 +102,17 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* An option given a second time, as `again` after `first` (two spellings
+ * of one option, or the same one): refused rather than letting the last
+ * win, since one of the two values would be ignored without a word. */
+static int given_twice(const char *first, const char *again)
+{
+    if (strcmp(first, again) == 0)
+        return usage_error("%s is given twice: give it once", again);
+    return usage_error("%s and %s are both given: they are the same option, give it once", first,
+                       again);
+}
+
 /* Loads a schema; exit code in *code when it returns NULL. */
 static gen_schema *load(const char *path, int *code)
 {
@@ -306,9 +317,10 @@ int main(int argc, char **argv)
     const char *prefix = NULL, *out = NULL, *schema = NULL, *pair[2] = {NULL, NULL};
     const char *pair_opt = NULL; /* --check-compat, --check-consumer or --nats-permissions */
     const char *out_opt = NULL;  /* the spelling -o was given with */
+    const char *prefix_opt = NULL; /* the spelling -p was given with */
     const char *perms_only = NULL; /* an option that goes with --nats-permissions only */
     gen_perms_opts po = {.subject_prefix = "choreo", .stream = "CHOREO"};
-    bool check_only = false;
+    bool check_only = false, subject_prefix_set = false, stream_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -333,27 +345,44 @@ int main(int argc, char **argv)
             puts("choreo-gen 0.1.0");
             return 0;
         } else if (IS("-p") || IS("--prefix")) {
+            const char *spelling = IS("-p") ? "-p" : "--prefix";
+            if (prefix_opt)
+                return given_twice(prefix_opt, spelling);
+            prefix_opt = spelling;
             TAKE();
             prefix = val;
         } else if (IS("-o") || IS("--output-dir") || IS("--output")) {
-            out_opt = IS("-o") ? "-o" : IS("--output") ? "--output" : "--output-dir";
+            const char *spelling = IS("-o") ? "-o" : IS("--output") ? "--output" : "--output-dir";
+            if (out_opt)
+                return given_twice(out_opt, spelling);
+            out_opt = spelling;
             TAKE();
             out = val;
         } else if (IS("--subject-prefix") || IS("--stream")) {
             bool is_prefix = IS("--subject-prefix");
+            bool *set = is_prefix ? &subject_prefix_set : &stream_set;
             perms_only = is_prefix ? "--subject-prefix" : "--stream";
+            if (*set)
+                return given_twice(perms_only, perms_only);
+            *set = true;
             TAKE();
             if (is_prefix)
                 po.subject_prefix = val;
             else
                 po.stream = val;
         } else if (IS("--no-users") && !val) {
+            if (po.no_users)
+                return given_twice(a, a);
             perms_only = a;
             po.no_users = true;
         } else if (IS("--private-inboxes") && !val) {
+            if (po.private_inboxes)
+                return given_twice(a, a);
             perms_only = a;
             po.private_inboxes = true;
         } else if (IS("--check") && !val) {
+            if (check_only)
+                return given_twice(a, a);
             check_only = true;
         } else if ((IS("--check-compat") || IS("--check-consumer") || IS("--nats-permissions")) &&
                    !val) {
@@ -364,7 +393,9 @@ int main(int argc, char **argv)
                                    perms      ? "SERVICES.services SCHEMA.events"
                                    : consumer ? "PRODUCER.events CONSUMER.events"
                                               : "OLD.events NEW.events");
-            if (pair_opt && strcmp(pair_opt, a) != 0)
+            if (pair_opt && strcmp(pair_opt, a) == 0)
+                return usage_error("%s is given twice: give it once, with one pair of files", a);
+            if (pair_opt)
                 return usage_error("%s", "give one of --check-compat, --check-consumer and "
                                          "--nats-permissions, not two");
             pair_opt = a;
@@ -400,11 +431,16 @@ int main(int argc, char **argv)
     if (out_opt && strcmp(out_opt, "--output") == 0)
         return usage_error("%s", "--output FILE goes with --nats-permissions; the C API is two "
                                  "files: give their directory with -o DIR (--output-dir DIR)");
-    if (pair_opt) {
-        if (schema || check_only)
-            return usage_error("%s takes exactly two files and no other mode", pair_opt);
+    if (pair_opt && (schema || check_only))
+        return usage_error("%s takes exactly two files and no other mode", pair_opt);
+    /* Checks write nothing: a prefix or a directory given with one would be
+     * ignored, so it is more likely a mistake than a wish. */
+    const char *mode = pair_opt ? pair_opt : check_only ? "--check" : NULL;
+    if (mode && (prefix_opt || out_opt))
+        return usage_error("%s only applies when generating code, and %s writes nothing: "
+                           "drop it", prefix_opt ? prefix_opt : out_opt, mode);
+    if (pair_opt)
         return check_pair(strcmp(pair_opt, "--check-consumer") == 0, pair[0], pair[1]);
-    }
     if (!schema)
         return usage_error("%s", "no schema file given");
     if (check_only) {

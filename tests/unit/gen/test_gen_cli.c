@@ -340,6 +340,66 @@ Test(gen_cli, prefixes_of_libchoreos_names_are_refused)
     cr_assert_eq(count_entries(dir), 1, "nothing may be written");
 }
 
+/* A second value, or an option the chosen mode does not use, would be
+ * ignored without a word: both are refused, naming the option. */
+Test(gen_cli, options_given_twice_or_without_effect_exit_64)
+{
+    char schema[512], dir[64], services[512], events[512];
+    static char out[4096];
+    tmpdir(dir, sizeof dir);
+    schema_path(schema, sizeof schema, "all_types.events");
+    schema_path(services, sizeof services, "perms/mini.services");
+    schema_path(events, sizeof events, "perms/mini.events");
+    /* S: a schema, D: a directory, V and E: a services file and its schema. */
+    static const struct {
+        const char *args[10];
+        const char *says;
+    } cases[] = {
+        {{"-p", "a", "-p", "b", "S"}, "-p is given twice: give it once"},
+        {{"-p", "a", "--prefix=b", "S"},
+         "-p and --prefix are both given: they are the same option, give it once"},
+        {{"-o", "D", "-o", "D", "S"}, "-o is given twice: give it once"},
+        {{"--output-dir", "D", "-o", "D", "S"}, "--output-dir and -o are both given"},
+        {{"--check-compat", "S", "S", "--check-compat", "S", "S"},
+         "--check-compat is given twice: give it once, with one pair of files"},
+        {{"--check-consumer", "S", "S", "--check-consumer", "S", "S"},
+         "--check-consumer is given twice"},
+        {{"--check", "--check", "S"}, "--check is given twice"},
+        {{"--nats-permissions", "V", "E", "--stream", "A", "--stream", "B"},
+         "--stream is given twice"},
+        {{"--nats-permissions", "V", "E", "--no-users", "--no-users"},
+         "--no-users is given twice"},
+        {{"--nats-permissions", "V", "E", "-o", "D", "--output", "D"},
+         "-o and --output are both given"},
+        {{"--check", "-p", "shop", "S"},
+         "-p only applies when generating code, and --check writes nothing: drop it"},
+        {{"--check", "--prefix", "Bad", "S"}, "--prefix only applies when generating code"},
+        {{"--check", "-o", "D", "S"}, "-o only applies when generating code"},
+        {{"--check-compat", "S", "S", "--prefix", "x"},
+         "--prefix only applies when generating code, and --check-compat writes nothing"},
+        {{"--check-consumer", "S", "S", "--output-dir", "D"},
+         "--output-dir only applies when generating code, and --check-consumer writes nothing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[16];
+        int argc = 0;
+        argv[argc++] = getenv("CHOREO_GEN");
+        for (size_t k = 0; k < 10 && cases[i].args[k]; k++) {
+            const char *a = cases[i].args[k];
+            argv[argc++] = strcmp(a, "S") == 0   ? schema
+                           : strcmp(a, "D") == 0 ? dir
+                           : strcmp(a, "V") == 0 ? services
+                           : strcmp(a, "E") == 0 ? events
+                                                 : (char *)a;
+        }
+        argv[argc] = NULL;
+        cr_expect_eq(run_argv(out, sizeof out, argv), 64, "case %zu: %s", i, out);
+        cr_expect(strstr(out, cases[i].says), "case %zu:\n got:  %s\nwant: %s", i, out,
+                  cases[i].says);
+    }
+    cr_assert_eq(count_entries(dir), 0, "nothing may be written");
+}
+
 Test(gen_cli, check_compat_exit_codes)
 {
     char out[8192], a[512], b[512], c[512];
