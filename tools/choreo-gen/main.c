@@ -118,21 +118,33 @@ static int given_twice(const char *first, const char *again)
                        again);
 }
 
-/* Loads a schema; exit code in *code when it returns NULL. */
-static gen_schema *load(const char *path, int *code)
+/* Whether path can be opened for reading as a file; says why not (exit
+ * status 3). `what` names the kind of file expected ("an events file"). */
+static int readable(const char *path, const char *what)
 {
     FILE *f = fopen(path, "rb");
     struct stat sb;
     bool dir = f && fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode);
     if (!f || dir) {
-        fprintf(stderr, "choreo-gen: cannot read %s: %s\n", path,
-                dir ? "it is a directory, not an events file" : strerror(errno));
+        if (dir)
+            fprintf(stderr, "choreo-gen: cannot read %s: it is a directory, not %s\n", path,
+                    what);
+        else
+            fprintf(stderr, "choreo-gen: cannot read %s: %s\n", path, strerror(errno));
         if (f)
             fclose(f);
-        *code = EXIT_IO;
-        return NULL;
+        return EXIT_IO;
     }
     fclose(f);
+    return 0;
+}
+
+/* Loads a schema; exit code in *code when it returns NULL. */
+static gen_schema *load(const char *path, int *code)
+{
+    *code = readable(path, "an events file");
+    if (*code)
+        return NULL;
     gen_diags diags;
     memset(&diags, 0, sizeof diags);
     gen_schema *s = gen_schema_load(path, &diags);
@@ -407,13 +419,11 @@ static int nats_permissions(const char *services_path, const char *schema_path,
     gen_schema *schema = load(schema_path, &code);
     if (!schema)
         return code;
-    FILE *f = fopen(services_path, "rb");
-    if (!f) {
-        fprintf(stderr, "choreo-gen: cannot read %s: %s\n", services_path, strerror(errno));
+    code = readable(services_path, "a services file");
+    if (code) {
         gen_schema_free(schema);
-        return EXIT_IO;
+        return code;
     }
-    fclose(f);
     gen_diags diags;
     memset(&diags, 0, sizeof diags);
     gen_services *s = gen_services_load(services_path, schema, &diags);
@@ -464,10 +474,10 @@ int main(int argc, char **argv)
             val = argv[++i];                                                 \
         }                                                                    \
     } while (0)
-        if (IS("-h") || IS("--help")) {
+        if ((IS("-h") || IS("--help")) && !val) {
             fputs(usage_text, stdout);
             return 0;
-        } else if (IS("-V") || IS("--version")) {
+        } else if ((IS("-V") || IS("--version")) && !val) {
             puts("choreo-gen 0.1.0");
             return 0;
         } else if (IS("-p") || IS("--prefix")) {

@@ -397,6 +397,10 @@ static void parse_decl(parser *p, gen_token kw)
             unsigned long long v = digits ? strtoull(p->cur.start + 1, NULL, 10) : 0;
             if (!digits) {
                 perr(p, p->cur.loc, "bad version %s: write v1, v2, ...", FOUND(p));
+            } else if (p->cur.len > 2 && p->cur.start[1] == '0') {
+                /* v01 and v1 would be two spellings of one version. */
+                perr(p, p->cur.loc, "bad version %s: write it without leading zeros, as v%llu",
+                     FOUND(p), v);
             } else if (v == 0 || v > 65535 || p->cur.len > 6) {
                 perr(p, p->cur.loc, "version %s is out of range: use v1 to v65535", FOUND(p));
             } else {

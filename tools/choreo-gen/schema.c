@@ -147,6 +147,12 @@ char *gen_read_text(const char *path, const char *what, size_t *len, gen_diags *
         return NULL;
     }
     buf[n] = '\0'; /* n < cap: the loop ends on a short read */
+    /* Some editors start UTF-8 files with a byte order mark. It says
+     * nothing in UTF-8, and the text is read as if it were not there. */
+    if (n >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+        n -= 3;
+        memmove(buf, buf + 3, n + 1);
+    }
     *len = n;
     return buf;
 }

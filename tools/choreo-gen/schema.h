@@ -176,7 +176,8 @@ size_t gen_schema_check(gen_schema *s, gen_diags *diags);
 size_t gen_edit_distance(const char *a, const char *b);
 
 /* Reads a whole file of at most 64 MiB into a malloc'd, NUL-terminated
- * buffer (the caller frees it) and its length into *len. `what` names the
+ * buffer (the caller frees it) and its length into *len, without the UTF-8
+ * byte order mark some editors put first. `what` names the
  * file in errors ("schema"); failures are added to diags at loc (path, 0, 0)
  * and return NULL. */
 char *gen_read_text(const char *path, const char *what, size_t *len, gen_diags *diags);

@@ -405,6 +405,34 @@ Test(gen_cli, io_errors_exit_3)
     cr_assert(strstr(out, "cannot create a file in /nonexistent/dir"), "%s", out);
     cr_assert_eq(run(out, sizeof out, "--check", "/tmp", NULL), 3, "%s", out);
     cr_assert(strstr(out, "cannot read /tmp: it is a directory, not an events file"), "%s", out);
+    char events[512];
+    schema_path(events, sizeof events, "perms/mini.events");
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", "/tmp", events, NULL), 3, "%s", out);
+    cr_assert(strstr(out, "cannot read /tmp: it is a directory, not a services file"), "%s",
+              out);
+}
+
+/* Some editors start UTF-8 files with a byte order mark; it means nothing
+ * in UTF-8 and is read as if it were not there. */
+Test(gen_cli, a_leading_byte_order_mark_is_ignored)
+{
+    char dir[64], path[128], services[128], events[512];
+    static char out[16384];
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bom.events", dir);
+    write_text(path, "\xef\xbb\xbf" "event A v1 {\n  x: i3\n}\n");
+    cr_assert_eq(run(out, sizeof out, "--check", path, NULL), 2, "%s", out);
+    char want[256];
+    snprintf(want, sizeof want, "%s:2:6: error: unknown type 'i3'; did you mean 'i32'?\n", path);
+    cr_assert_str_eq(out, want, "one error, at its place");
+    write_text(path, "\xef\xbb\xbf" "event A v1 {\n  x: i32\n}\n");
+    cr_assert_eq(run(out, sizeof out, "-o", dir, path, NULL), 0, "%s", out);
+    cr_assert(exists(dir, "bom_events.h"));
+    schema_path(events, sizeof events, "perms/mini.events");
+    snprintf(services, sizeof services, "%s/bom.services", dir);
+    write_text(services, "\xef\xbb\xbf" "service depot {\n  emits ParcelBooked\n}\n");
+    cr_assert_eq(run(out, sizeof out, "--nats-permissions", services, events, NULL), 0, "%s",
+                 out);
 }
 
 Test(gen_cli, usage_errors_exit_64)
@@ -415,6 +443,10 @@ Test(gen_cli, usage_errors_exit_64)
     cr_assert(strstr(out, "no schema file given"), "%s", out);
     cr_assert_eq(run(out, sizeof out, "--frobnicate", NULL), 64);
     cr_assert(strstr(out, "unknown option '--frobnicate'"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--help=x", NULL), 64);
+    cr_assert(strstr(out, "unknown option '--help=x'"), "%s", out);
+    cr_assert_eq(run(out, sizeof out, "--version=1", NULL), 64);
+    cr_assert(strstr(out, "unknown option '--version=1'"), "%s", out);
     cr_assert_eq(run(out, sizeof out, "--prefix", "Shop", schema, NULL), 64);
     cr_assert(strstr(out, "bad --prefix 'Shop'"), "%s", out);
     cr_assert_eq(run(out, sizeof out, "--prefix", NULL), 64);
