@@ -645,7 +645,7 @@ Test(permissions, only_the_listed_users_with_their_passwords_get_in, .timeout = 
     natsd_stop(&server, SIGTERM);
 }
 
-Test(permissions, the_operator_manages_consumers_and_republishes_but_reads_nothing,
+Test(permissions, the_operator_manages_consumers_republishes_and_reads_through_its_own,
      .timeout = 60)
 {
     char dir[256];
@@ -673,7 +673,25 @@ Test(permissions, the_operator_manages_consumers_and_republishes_but_reads_nothi
     jsPubAck_Destroy(pa);
     cr_assert_eq(js_DeleteConsumer(js, "CHOREO", "payment_StockReserved", NULL, NULL), NATS_OK);
 
-    /* It cannot make a consumer, nor listen to events as they pass. */
+    /* It reads the stream as choreoctl saga does, through a pull consumer
+     * of its own that is not durable. */
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "CHOREO";
+    natsSubscription *reader = NULL;
+    cr_assert_eq(js_PullSubscribe(&reader, js, "choreo.*.s1", NULL, NULL, &so, NULL), NATS_OK,
+                 "%s", errs_text());
+    natsMsgList got = { 0 };
+    cr_assert_eq(natsSubscription_FetchRequest(&got, reader,
+                                               &(jsFetchRequest){ .Batch = 1,
+                                                                  .Expires = 2000000000 }),
+                 NATS_OK);
+    cr_assert_eq(got.Count, 1);
+    natsMsgList_Destroy(&got);
+    natsSubscription_Destroy(reader);
+
+    /* It cannot make a durable consumer (one a service's could be), nor
+     * listen to events as they pass. */
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = "spy";
@@ -688,6 +706,48 @@ Test(permissions, the_operator_manages_consumers_and_republishes_but_reads_nothi
     cr_assert(server_refused("Permissions Violation for Subscription", "choreo.>"), "%s", errs_text());
     natsSubscription_Destroy(sub);
     hang_up(ctl, js);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A reload (SIGHUP) after the permissions changed keeps JetStream on: the
+ * launcher puts JetStream in the configuration, since nats-server 2.9
+ * reloading a file without it shuts JetStream down. And choreoctl, run as a
+ * user that may not read the stream, names the refusal instead of a
+ * timeout. */
+Test(permissions, a_reload_keeps_jetstream_and_choreoctl_names_a_refusal, .timeout = 90)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    generate(dir, "permissions.conf", NULL);
+    start_server(&server, dir, "permissions.conf", NULL);
+    cr_assert_eq(kill(server.pid, SIGHUP), 0);
+    support_sleep_ms(500);
+    choreo_service *payment = service_as(dir, "payment", server.url, "payment", NULL);
+    cr_assert_eq(choreo_service_on(payment, "StockReserved", count, &handled_other),
+                 CHOREO_OK);
+    cr_assert_eq(choreo_service_start(payment), CHOREO_OK, "after a reload: %s",
+                 choreo_last_error());
+    choreo_service_destroy(payment);
+
+    const char *bin = getenv("CHOREOCTL");
+    cr_assert(bin && *bin, "CHOREOCTL is not set: run this test through meson test");
+    char *envp[260];
+    support_env_without_choreo(envp, 255);
+    int n = 0;
+    while (envp[n])
+        n++;
+    envp[n++] = "CHOREO_NATS_USER=shop";
+    envp[n++] = "CHOREO_NATS_PASSWORD=pw-shop";
+    envp[n] = NULL;
+    char *argv[] = { (char *)bin, "--nats-url", server.url, "tail", NULL };
+    cr_assert_eq(support_run(dir, "tail", argv, envp), 1);
+    char err[4096], path[600];
+    path_fmt(path, sizeof path, "%s/tail.err", dir);
+    support_slurp(path, err, sizeof err);
+    cr_assert(strstr(err, "the server refused this NATS user an operation") &&
+                  strstr(err, "give the user that permission"),
+              "%s", err);
     natsd_stop(&server, SIGTERM);
 }
 

@@ -155,6 +155,12 @@ static void operator_publish(gen_buf *b, const gen_perms_opts *o)
     subject(b, "$JS.API.CONSUMER.NAMES.%s", S);
     subject(b, "$JS.API.CONSUMER.INFO.%s.*", S);
     subject(b, "$JS.API.CONSUMER.DELETE.%s.*", S);
+    note(b, "choreoctl saga and tail: a consumer of their own for the stream's events, its "
+            "pulls, acks and flow control");
+    subject(b, "$JS.API.CONSUMER.CREATE.%s", S);
+    subject(b, "$JS.API.CONSUMER.MSG.NEXT.%s.*", S);
+    subject(b, "$JS.ACK.%s.>", S);
+    subject(b, "$JS.FC.%s.>", S);
     note(b, "parked events, published again on their own subject: any type");
     subject(b, "%s.*.*", o->subject_prefix);
 }

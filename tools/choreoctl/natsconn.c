@@ -26,6 +26,20 @@ const char *ctl_nats_detail(natsStatus s)
     return end ? end + 3 : e;
 }
 
+const char *ctl_nats_why(const ctl_nats *n, natsStatus s)
+{
+    static _Thread_local char why[600];
+    const char *detail = NULL;
+    if (n->nc && natsConnection_GetLastError(n->nc, &detail) == NATS_NOT_PERMITTED) {
+        snprintf(why, sizeof why,
+                 "the server refused this NATS user an operation (%s): give the user that "
+                 "permission (choreo-gen --nats-permissions writes an operator's)",
+                 detail && detail[0] ? detail : "permissions violation");
+        return why;
+    }
+    return ctl_nats_detail(s);
+}
+
 /* nats_url for messages: the user and password of nats://u:p@h:4222 become ***. */
 static void redact(const char *urls, char *out, size_t cap)
 {
@@ -215,10 +229,23 @@ static bool tls_failure(natsStatus s)
            s == NATS_SECURE_CONNECTION_REQUIRED || strncmp(ctl_nats_detail(s), "SSL_", 4) == 0;
 }
 
-static void connect_failed(const ctl_nats *n, natsStatus s)
+/* A server that verifies clients and got no acceptable certificate drops
+ * the connection once the handshake is done (TLS 1.3): nats.c then reads
+ * nothing where it waited for the PONG of its connect. */
+static bool dropped_after_tls(natsStatus s)
+{
+    return s == NATS_PROTOCOL_ERROR && strstr(ctl_nats_detail(s), "got ''") != NULL;
+}
+
+static void connect_failed(const ctl_nats *n, natsStatus s, bool tls)
 {
     const char *detail = ctl_nats_detail(s);
-    if (auth_failure(s))
+    if (tls && dropped_after_tls(s))
+        ctl_error("%s: the NATS server at %s closed the connection right after the TLS "
+                  "handshake: it verifies clients and did not take this one's certificate: set "
+                  "--tls-cert and --tls-key (CHOREO_TLS_CERT, CHOREO_TLS_KEY) to a certificate "
+                  "and its key signed by a CA the server trusts", n->cmd, n->urls);
+    else if (auth_failure(s))
         ctl_error("%s: the NATS server at %s refused the login (%s): check --nats-user and "
                   "--nats-password, --nats-token, --nats-creds or --nats-nkey and "
                   "--nats-nkey-seed (or their CHOREO_* variables)", n->cmd, n->urls, detail);
@@ -256,7 +283,8 @@ int ctl_nats_open(ctl_nats *n, ctl_settings *s, const char *cmd, bool follow)
     if (rc != CTL_EXIT_OK)
         return rc;
     if (st != NATS_OK) {
-        connect_failed(n, st);
+        connect_failed(n, st, get(s, "tls_ca") || get(s, "tls_cert") ||
+                                  urls_want_tls(get(s, "nats_url")));
         return CTL_EXIT_FAIL;
     }
     jsOptions jo;
@@ -302,6 +330,6 @@ int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq)
                   "JetStream, or this user may not use its API", n->cmd, n->urls);
     else
         ctl_error("%s: cannot read stream %s on NATS at %s: %s", n->cmd, stream, n->urls,
-                  ctl_nats_detail(st));
+                  ctl_nats_why(n, st));
     return CTL_EXIT_FAIL;
 }

@@ -43,4 +43,9 @@ int ctl_nats_check_stream(ctl_nats *n, const char *stream, uint64_t *last_seq);
  * prefix, or the status' own text. */
 const char *ctl_nats_detail(natsStatus s);
 
+/* Why an operation on n failed with s: the server's refusal of the user,
+ * when that is what the connection last heard (a request the server
+ * refuses is otherwise seen only as a timeout), else ctl_nats_detail. */
+const char *ctl_nats_why(const ctl_nats *n, natsStatus s);
+
 #endif

@@ -343,7 +343,7 @@ static int run(ctl_settings *s, const struct tail_args *a)
         natsStatus st = js_SubscribeSync(&sub, n.js, filter, NULL, &so, &jerr);
         if (st != NATS_OK) {
             ctl_error("tail: cannot follow %s on stream %s at %s: %s", filter, stream, n.urls,
-                      ctl_nats_detail(st));
+                      ctl_nats_why(&n, st));
             rc = CTL_EXIT_FAIL;
         }
     }

@@ -174,7 +174,7 @@ int ctl_timeline_read_stream(ctl_timeline *t, ctl_nats *n)
     natsStatus st = js_PullSubscribe(&sub, n->js, t->filter, NULL, NULL, &so, &jerr);
     if (st != NATS_OK) {
         ctl_error("saga: cannot read %s from stream %s on NATS at %s: %s", t->filter, t->stream,
-                  n->urls, ctl_nats_detail(st));
+                  n->urls, ctl_nats_why(n, st));
         return CTL_EXIT_FAIL;
     }
     jsConsumerInfo *ci = NULL;
@@ -182,7 +182,7 @@ int ctl_timeline_read_stream(ctl_timeline *t, ctl_nats *n)
     int rc = CTL_EXIT_OK;
     if (st != NATS_OK) {
         ctl_error("saga: cannot count the events of %s in stream %s on NATS at %s: %s",
-                  t->filter, t->stream, n->urls, ctl_nats_detail(st));
+                  t->filter, t->stream, n->urls, ctl_nats_why(n, st));
         rc = CTL_EXIT_FAIL;
     } else {
         t->in_stream = ci->NumPending;

@@ -117,9 +117,40 @@ static char **broker_env(char *procs, size_t cap)
     return env;
 }
 
+/* Writes beside the configuration file config a file that includes it and
+ * turns JetStream on with its store, into out: nats-server 2.9 reloading
+ * (SIGHUP) a file without a jetstream block shuts JetStream down, even when
+ * the command line turned it on. An include names a file of the including
+ * file's directory. */
+static int wrap_config(const char *config, const char *store, char *out, size_t cap)
+{
+    const char *slash = strrchr(config, '/');
+    const char *name = slash ? slash + 1 : config;
+    if ((size_t)snprintf(out, cap, "%s.natsd", config) >= cap) {
+        fprintf(stderr, "natsd: the path of %s is too long\n", config);
+        return -1;
+    }
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "natsd: cannot write %s: %s\n", out, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fprintf(f, "# %s with JetStream on, so that a reload (SIGHUP) keeps it on.\n"
+               "include \"%s\"\njetstream {\n  store_dir: \"%s\"\n}\n",
+            name, name, store);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "natsd: cannot write %s: %s\n", out, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int spawn(natsd *d)
 {
-    char port[16], store[600], log[600];
+    char port[16], store[600], log[600], wrapped[600];
     snprintf(port, sizeof port, "%d", d->port ? d->port : -1);
     snprintf(store, sizeof store, "%s/js", d->dir);
     snprintf(log, sizeof log, "%s/nats-server.log", d->dir);
@@ -128,9 +159,12 @@ static int spawn(natsd *d)
     argv[n++] = natsd_binary();
     if (d->config[0]) {
         /* Flags given on the command line override the file's settings, so
-         * the address, port and store below hold with any configuration. */
+         * the address and port below hold with any configuration; the
+         * store is the wrapper's. */
+        if (wrap_config(d->config, store, wrapped, sizeof wrapped) != 0)
+            return -1;
         argv[n++] = "-c";
-        argv[n++] = d->config;
+        argv[n++] = wrapped;
     }
     argv[n++] = "-a";
     argv[n++] = "127.0.0.1";
@@ -144,9 +178,11 @@ static int spawn(natsd *d)
         argv[n++] = "--profile";
         argv[n++] = profile;
     }
-    argv[n++] = "-js";
-    argv[n++] = "-sd";
-    argv[n++] = store;
+    if (!d->config[0]) {
+        argv[n++] = "-js";
+        argv[n++] = "-sd";
+        argv[n++] = store;
+    }
     argv[n++] = "-l";
     argv[n++] = log;
     if (d->user[0]) {
