@@ -161,10 +161,12 @@ choreo_status choreo_admin_dead_get(choreo_admin *adm, int64_t id, choreo_dead_e
     rc = choreo__q_step(s);
     if (rc != SQLITE_ROW) {
         choreo__q_finalize(s);
+        char shown[1024];
+        choreo__store_display(adm->cfg->db, shown, sizeof shown);
         if (rc == SQLITE_DONE)
             return choreo__fail(CHOREO_ENOTFOUND,
                                 "no parked message with id %lld in %s: see choreoctl dead list",
-                                (long long)id, adm->cfg->db);
+                                (long long)id, shown);
         return choreo__store_error(adm->st, rc, "reading a parked message");
     }
     /* Everything that can fail comes first: the out-parameters are written
@@ -300,6 +302,10 @@ static choreo_status check_target(choreo_admin *adm, choreo_transport *tp,
                                            sizeof other);
     if (s != CHOREO_OK)
         return s;
+    /* Messages name the server and the database without their passwords. */
+    char urls[1024], shown[1024];
+    choreo__redact_urls(adm->cfg->nats_url, urls, sizeof urls);
+    choreo__store_display(adm->cfg->db, shown, sizeof shown);
     if (!exists)
         return choreo__fail(CHOREO_ENOTFOUND,
                             "the consumer %s that parked message %lld is not on stream %s of "
@@ -307,15 +313,14 @@ static choreo_status check_target(choreo_admin *adm, choreo_transport *tp,
                             "pass the service's own server (--nats-url) and stream (--stream); "
                             "if the consumer was deleted, start the service, which makes it "
                             "again, then retry",
-                            e->consumer, (long long)e->id, adm->cfg->stream, adm->cfg->nats_url);
+                            e->consumer, (long long)e->id, adm->cfg->stream, urls);
     if (other[0])
         return choreo__fail(CHOREO_ELOCKED,
                             "the consumer %s on stream %s of the NATS server at %s belongs to "
                             "another database (identity %s) than %s: the retry would be "
                             "applied there, not here. Pass the server of the service whose "
                             "database this is (--nats-url)",
-                            e->consumer, adm->cfg->stream, adm->cfg->nats_url, other,
-                            adm->cfg->db);
+                            e->consumer, adm->cfg->stream, urls, other, shown);
     return CHOREO_OK;
 }
 

@@ -334,9 +334,11 @@ choreo_status choreo_service_start(choreo_service *svc)
         }
     }
     svc->started = true;
+    char shown[1024];
+    choreo__store_display(svc->cfg->db, shown, sizeof shown);
     CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "service started",
-               "handlers=%d requests=%d db=%s stream=%s", svc->nroutes, svc->nrequests,
-               svc->cfg->db, svc->cfg->stream);
+               "handlers=%d requests=%d db=%s stream=%s", svc->nroutes, svc->nrequests, shown,
+               svc->cfg->stream);
     return CHOREO_OK;
 }
 

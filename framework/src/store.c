@@ -446,14 +446,13 @@ void choreo__store_display(const char *db, char *out, size_t cap)
         snprintf(out, cap, "%s", db);
         return;
     }
-    /* scheme://[user[:password]@]host[:port][/dbname][?parameters] */
+    /* scheme://[user[:password]@]host[:port][/dbname][?parameters]; the
+     * last @ ends the user and password, which may hold a / or a ? that
+     * was not percent-encoded. */
     const char *rest = strstr(db, "://") + 3;
-    size_t authority = strcspn(rest, "/?");
-    const char *at = NULL;
-    for (const char *p = rest; p < rest + authority; p++)
-        if (*p == '@')
-            at = p;
+    const char *at = strrchr(rest, '@');
     const char *host = at ? at + 1 : rest;
+    size_t authority = (size_t)(host - rest) + strcspn(host, "/?");
     const char *dbname = rest + authority;
     size_t used = 0;
     copy_cut(out, cap, &used, "postgresql://", 13);

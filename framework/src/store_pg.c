@@ -85,6 +85,7 @@ int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
 
 #else
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +300,43 @@ static choreo_status migrate(choreo_store *st, const char *where)
     return choreo__pg_commit(st);
 }
 
+/* A URL libpq would read otherwise than meant, or whose errors would quote
+ * its password: refused before it is tried. libpq ends the user and
+ * password at the first @, /, ? or #, so such a character in them sends the
+ * rest of the password on as the host's name, and it quotes a bad percent
+ * escape. A URL's options= would replace the session settings choreo gives
+ * (lock_timeout, synchronous_commit, read-only sessions). */
+static choreo_status url_defect(const char *url, char *where, size_t cap)
+{
+    choreo__store_display(url, where, cap);
+    const char *rest = strstr(url, "://");
+    rest = rest ? rest + 3 : url;
+    const char *at = strrchr(rest, '@');
+    for (const char *p = rest; at && p < at; p++)
+        if (*p == '@' || *p == '/' || *p == '?' || *p == '#')
+            return choreo__fail(CHOREO_ECONFIG,
+                                "setting db: the user name or password of the PostgreSQL URL %s "
+                                "holds a '%c', where libpq would end it: write it percent-encoded "
+                                "(%%40 for @, %%2F for /, %%3F for ?, %%23 for #)",
+                                where, *p);
+    for (const char *p = url; *p; p++)
+        if (*p == '%' && !(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])))
+            return choreo__fail(CHOREO_ECONFIG,
+                                "setting db: the PostgreSQL URL %s holds a %% that is not followed "
+                                "by two hex digits: write a %% itself as %%25",
+                                where);
+    const char *query = strchr(at ? at : rest, '?');
+    for (const char *p = query; p && *p; p = strchr(p + 1, '&'))
+        if (strncasecmp(p + 1, "options=", 8) == 0)
+            return choreo__fail(CHOREO_ECONFIG,
+                                "setting db: the PostgreSQL URL %s sets options=, which would "
+                                "replace the session settings choreo gives (lock_timeout, "
+                                "synchronous_commit): set what you need on the role or the "
+                                "database instead (ALTER ROLE ... SET ...)",
+                                where);
+    return CHOREO_OK;
+}
+
 /* Connects with the session settings in options; where gets the
  * database's name without the URL's password, for messages. A failed
  * connect notes whether the server answered and refused (a password, a
@@ -306,19 +344,9 @@ static choreo_status migrate(choreo_store *st, const char *where)
 static choreo_status pg_connect(choreo_store *st, const char *url, const char *options,
                                 char *where, size_t cap)
 {
-    /* libpq splits user:password@host at the first @, so a second one
-     * would send part of the password as the host's name, and libpq's
-     * messages would show it. */
-    const char *authority = strstr(url, "://");
-    authority = authority ? authority + 3 : url;
-    const char *first = memchr(authority, '@', strcspn(authority, "/?"));
-    if (first && memchr(first + 1, '@', strcspn(first + 1, "/?"))) {
-        choreo__store_display(url, where, cap);
-        return choreo__fail(CHOREO_ECONFIG,
-                            "setting db: the PostgreSQL URL %s has more than one @ before its "
-                            "host: write an @ in the user name or password as %%40",
-                            where);
-    }
+    choreo_status defect = url_defect(url, where, cap);
+    if (defect != CHOREO_OK)
+        return defect;
     choreo_status loaded = choreo__pq_load();
     if (loaded != CHOREO_OK)
         return loaded;

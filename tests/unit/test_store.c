@@ -29,6 +29,26 @@ Test(store, a_new_database_gets_the_current_schema)
     choreo__store_close(st);
 }
 
+/* A database is named in logs and errors without the user and password of
+ * its URL, also when the password holds a / or a ? that libpq would
+ * misread (such a URL is then refused, naming it so). */
+Test(store, a_database_is_shown_without_its_password)
+{
+    static const char *const cases[][2] = {
+        { "postgresql://bob:S3cret@10.0.0.3:5432/pay?sslmode=require",
+          "postgresql://10.0.0.3:5432/pay" },
+        { "postgres://bob:Pa/ss?w0rd@10.0.0.3/pay", "postgresql://10.0.0.3/pay" },
+        { "postgresql://bob:Pg@S3cret@10.0.0.3:1/shop", "postgresql://10.0.0.3:1/shop" },
+        { "postgresql://10.0.0.3/pay", "postgresql://10.0.0.3/pay" },
+        { "/var/lib/pay/pay.db", "/var/lib/pay/pay.db" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char shown[200];
+        choreo__store_display(cases[i][0], shown, sizeof shown);
+        cr_assert_str_eq(shown, cases[i][1], "%s", cases[i][0]);
+    }
+}
+
 Test(store, reopening_keeps_rows_and_does_not_migrate_twice)
 {
     char path[256];

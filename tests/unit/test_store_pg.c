@@ -159,9 +159,26 @@ Test(store_pg, a_url_with_an_at_sign_in_its_password_is_refused_without_showing_
                                          "full", 10, 5000),
                  CHOREO_ECONFIG);
     cr_assert_null(strstr(choreo_last_error(), "S3cret"), "%s", choreo_last_error());
-    cr_assert(strstr(choreo_last_error(), "postgresql://127.0.0.1:1/shop has more than one @") &&
+    cr_assert(strstr(choreo_last_error(), "postgresql://127.0.0.1:1/shop") &&
+                  strstr(choreo_last_error(), "holds a '@', where libpq would end it") &&
                   strstr(choreo_last_error(), "%40"),
               "%s", choreo_last_error());
+    /* The same for a / or a ? in the password, and a bad percent escape,
+     * which libpq quotes in its error. */
+    static const char *const bad[][2] = {
+        { "postgresql://bob:Pa/ss?w0rd@127.0.0.1:1/shop", "holds a '/'" },
+        { "postgresql://bob:Pass?w0rd@127.0.0.1:1/shop", "holds a '?'" },
+        { "postgresql://127.0.0.1:1/shop?user=bob&password=Secr%zzet", "not followed by two hex" },
+        { "postgresql://bob@127.0.0.1:1/shop?options=-c%20lock_timeout%3D0", "sets options=" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(choreo__store_open_wait(&st, bad[i][0], "full", 10, 5000), CHOREO_ECONFIG,
+                     "%s", bad[i][0]);
+        cr_assert(strstr(choreo_last_error(), bad[i][1]), "%s: %s", bad[i][0],
+                  choreo_last_error());
+        cr_assert_null(strstr(choreo_last_error(), "w0rd"), "%s", choreo_last_error());
+        cr_assert_null(strstr(choreo_last_error(), "zzet"), "%s", choreo_last_error());
+    }
 }
 
 Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
