@@ -649,13 +649,34 @@ static void last_retry_reason(choreo_service *svc, struct delivery *d)
             CHOREO_OK)
         snprintf(last, sizeof last, "(cannot read it: %s)", CHOREO_SAFE(choreo_last_error()));
     const char *why = d->retried == 0 ? "; no delivery before it ended in a retry (the process "
-                                        "stopped, or the batch could not commit, each time)"
+                                        "stopped, the database failed the event's writes, or "
+                                        "the batch could not commit, each time: the log says "
+                                        "which)"
                       : last[0]    ? "; the handler's last retry said: "
                                    : "; the handler's last retry gave no reason";
     snprintf(d->reason, sizeof d->reason,
              "delivered %lld times without success (max_deliver); the handler was not run on "
              "this last delivery%s%s",
              (long long)d->attempt, why, d->retried > 0 ? last : "");
+}
+
+/* A write of choreo's own for this event failed while the batch goes on (a
+ * revoked privilege, or on PostgreSQL a full disk, which fails the
+ * statement rather than the commit): said in the log, undone with the
+ * event's savepoint when one is open, and the event comes back after the
+ * retry backoff of its delivery, as from a batch that could not commit,
+ * instead of at once, which spent max_deliver in seconds. */
+static enum action store_failed(choreo_service *svc, const struct delivery *d, const char *what,
+                                bool in_savepoint, int64_t *nak_delay_ms)
+{
+    *nak_delay_ms = retry_delay_ms(svc, d->attempt);
+    CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "cannot write what choreo keeps of an event; it comes "
+               "back later", "consumer=%s event=%s saga=%s writing=\"%s\" attempt=%lld "
+               "delay_ms=%lld err=\"%s\"", d->rt->consumer, d->env.id, d->env.saga, what,
+               (long long)d->attempt, (long long)*nak_delay_ms, CHOREO_SAFE(choreo_last_error()));
+    if (in_savepoint)
+        choreo__store_rollback_to(svc->store);
+    return ACT_NAK;
 }
 
 /* Applies one event inside the open batch transaction: read it, claim it in
@@ -674,14 +695,12 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
 
     /* Stage 2: the inbox. A duplicate is acked without running anything. */
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
-        return ACT_NAK;
+        return store_failed(svc, &d, "a savepoint", false, nak_delay_ms);
     bool fresh = true, parked = false;
     if (!choreo__extras_skip_inbox(&svc->extras) &&
         choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh,
-                           &d.retried, &parked) != CHOREO_OK) {
-        choreo__store_rollback_to(svc->store);
-        return ACT_NAK;
-    }
+                           &d.retried, &parked) != CHOREO_OK)
+        return store_failed(svc, &d, "its inbox mark", true, nak_delay_ms);
     int route = (int)(rt - svc->routes);
     if (!fresh) {
         choreo__store_release(svc->store);
@@ -725,19 +744,15 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         return park(svc, &d, OUT_PARKED, t);
     }
     /* Forgotten with the mark's savepoint: undone when the handler retries. */
-    if (d.retried > 0 && choreo__inbox_settled(svc->store, rt->consumer, d.env.id) != CHOREO_OK) {
-        choreo__store_rollback_to(svc->store);
-        return ACT_NAK;
-    }
+    if (d.retried > 0 && choreo__inbox_settled(svc->store, rt->consumer, d.env.id) != CHOREO_OK)
+        return store_failed(svc, &d, "its retry count", true, nak_delay_ms);
 
     /* A retry published without choreoctl (or whose row choreoctl could not
      * mark) leaves no row saying parked once applied: undone with the
      * savepoint when the handler does not finish. */
     if (parked && choreo__dead_settle(svc->store, rt->consumer, d.env.id,
-                                      choreo__now_ms()) != CHOREO_OK) {
-        choreo__store_rollback_to(svc->store);
-        return ACT_NAK;
-    }
+                                      choreo__now_ms()) != CHOREO_OK)
+        return store_failed(svc, &d, "its parked row's status", true, nak_delay_ms);
 
     choreo_result res = run_handler(svc, &d, t);
     if (res == CHOREO_DONE) {

@@ -162,6 +162,59 @@ Test(failure, a_message_parked_after_max_deliver_says_why_its_last_retry_failed,
     natsd_stop(&w.server, SIGTERM);
 }
 
+/* ---- a failed write of choreo's own backs off ---- */
+
+static atomic_int applied_once;
+
+static choreo_result count_applied(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&applied_once, 1);
+    return CHOREO_DONE;
+}
+
+static bool applied_once_now(void *p)
+{
+    return atomic_load(&applied_once) >= 1;
+}
+
+/* A write of choreo's own that fails while the batch commits (a trigger
+ * refuses the inbox mark here, as a revoked privilege or a full PostgreSQL
+ * disk does) is logged, and the event comes back after the retry backoff,
+ * not at once: it keeps its deliveries for when the database works again,
+ * and is then applied. It used to come back every 100 ms without a word
+ * and be parked after max_deliver of them. */
+Test(failure, a_failed_inbox_mark_is_logged_and_backs_off, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    atomic_store(&applied_once, 0);
+    choreo_service *svc = worker(&w, "Mark", count_applied, "log_level=warn",
+                                 "retry_base_ms=300", "retry_cap_ms=300");
+    support_exec(w.dir, "worker",
+                 "CREATE TRIGGER no_marks BEFORE INSERT ON choreo_inbox"
+                 " BEGIN SELECT RAISE(ABORT, 'marks refused for this test'); END");
+    char log[600], text[65536];
+    snprintf(log, sizeof log, "%s/worker.log", w.dir);
+    int saved = support_stderr_to(log);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Mark", "s1", 1, NULL);
+    support_sleep_ms(1500);
+    support_exec(w.dir, "worker", "DROP TRIGGER no_marks");
+    bool applied = support_wait(applied_once_now, NULL, 15000);
+    uint64_t parked = support_stats(svc).parked;
+    choreo_service_destroy(svc);
+    support_stderr_back(saved);
+    support_slurp(log, text, sizeof text);
+    size_t warnings = support_count_of(text, "cannot write what choreo keeps of an event");
+    cr_assert(warnings >= 1 && strstr(text, "marks refused for this test") &&
+                  strstr(text, "writing=\"its inbox mark\""),
+              "the failed mark was not logged with its cause: %s", text);
+    cr_assert_leq(warnings, 8, "%zu deliveries in 1.5 s: no backoff", warnings);
+    cr_assert_eq(parked, 0, "the event was parked: %s", text);
+    cr_assert(applied, "never applied once the marks worked again: %s", text);
+    natsd_stop(&w.server, SIGTERM);
+}
+
 /* ---- a poison message does not hold up the others ---- */
 
 static atomic_int good_done;
