@@ -356,9 +356,26 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
     st->pg = pg;
     /* The session's settings go in the connection's parameters, so that a
      * connection made again (PQreset) has them too; the URL's own come
-     * last and win. */
-    const char *const keys[] = { "application_name", "options", "dbname", NULL };
-    const char *const values[] = { "choreo", options, url, NULL };
+     * last and win. A connect gives up after CHOREO_PG_CONNECT_TIMEOUT_S
+     * (libpq waits for ever on a server that takes the connection and never
+     * answers), and TCP keepalives on both sides find a peer whose machine
+     * is gone: the server then ends that session, and with it the relay
+     * lock a standby instance waits for. */
+    char connect_timeout[16];
+    snprintf(connect_timeout, sizeof connect_timeout, "%d", CHOREO_PG_CONNECT_TIMEOUT_S);
+    char all[400];
+    snprintf(all, sizeof all, "%s -c tcp_keepalives_idle=%d -c tcp_keepalives_interval=%d"
+             " -c tcp_keepalives_count=%d", options, CHOREO_PG_KEEPALIVE_IDLE_S,
+             CHOREO_PG_KEEPALIVE_INTERVAL_S, CHOREO_PG_KEEPALIVE_COUNT);
+    char idle[16], interval[16], count[16];
+    snprintf(idle, sizeof idle, "%d", CHOREO_PG_KEEPALIVE_IDLE_S);
+    snprintf(interval, sizeof interval, "%d", CHOREO_PG_KEEPALIVE_INTERVAL_S);
+    snprintf(count, sizeof count, "%d", CHOREO_PG_KEEPALIVE_COUNT);
+    const char *const keys[] = { "application_name", "options", "connect_timeout", "keepalives",
+                                 "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                 "dbname", NULL };
+    const char *const values[] = { "choreo", all, connect_timeout, "1", idle, interval, count,
+                                   url, NULL };
     pg->conn = PQconnectdbParams(keys, values, 1);
     if (!pg->conn)
         return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");

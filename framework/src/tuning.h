@@ -103,6 +103,15 @@
  * db_wait_ms). */
 #define CHOREO_DB_RETRY_MS 250
 
+/* PostgreSQL: a connect gives up after CHOREO_PG_CONNECT_TIMEOUT_S (then
+ * the open tries again until db_wait_ms is spent), and TCP keepalives on
+ * the client's and the server's side find a peer whose machine is gone
+ * after about idle + interval * count seconds: 25 s. */
+#define CHOREO_PG_CONNECT_TIMEOUT_S 5
+#define CHOREO_PG_KEEPALIVE_IDLE_S 10
+#define CHOREO_PG_KEEPALIVE_INTERVAL_S 5
+#define CHOREO_PG_KEEPALIVE_COUNT 3
+
 /* NATS connections: reconnect forever every CHOREO_NATS_RECONNECT_WAIT_MS,
  * keeping up to CHOREO_NATS_RECONNECT_BUF bytes of publishes meanwhile (the
  * relay's in-flight batches and acks); a connect or request gives up after

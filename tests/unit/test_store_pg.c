@@ -4,10 +4,14 @@
  * sends, a connection the server dropped, a commit the server turned into
  * a rollback, and blobs with every byte value. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "inbox.h"
@@ -179,6 +183,30 @@ Test(store_pg, a_url_with_an_at_sign_in_its_password_is_refused_without_showing_
         cr_assert_null(strstr(choreo_last_error(), "w0rd"), "%s", choreo_last_error());
         cr_assert_null(strstr(choreo_last_error(), "zzet"), "%s", choreo_last_error());
     }
+}
+
+/* A server that takes the connection and never answers (a frozen one,
+ * or something else on its port) fails the open after libpq's connect
+ * timeout and db_wait_ms, instead of blocking it for ever. */
+Test(store_pg, a_server_that_never_answers_fails_the_open_in_bounded_time, .timeout = 60)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 8), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char url[128];
+    snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/x", ntohs(a.sin_port));
+    choreo_store *st = NULL;
+    int64_t began = choreo__mono_us();
+    cr_assert_eq(choreo__store_open_wait(&st, url, "full", 10, 1000), CHOREO_ESTORE);
+    int64_t took_ms = (choreo__mono_us() - began) / 1000;
+    cr_assert_lt(took_ms, 20000, "the open took %lld ms", (long long)took_ms);
+    cr_assert(strstr(choreo_last_error(), "cannot connect to the PostgreSQL database"), "%s",
+              choreo_last_error());
+    close(fd);
 }
 
 Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
