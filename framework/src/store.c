@@ -210,6 +210,13 @@ choreo_status choreo__store_error(choreo_store *st, int rc, const char *what)
                             what, msg);
     if (primary == SQLITE_NOMEM)
         return choreo__fail(CHOREO_ENOMEM, "%s: %s is out of memory", what, engine);
+    if (st && st->engine == ENGINE_POSTGRES) /* rc is the SQLite-style code choreo maps it to */
+        return choreo__fail(CHOREO_ESTORE, "%s: %s%s", what, msg,
+                            strstr(msg, "permission denied")
+                                ? "; the database user lacks a privilege choreo needs: grant it "
+                                  "(GRANT CREATE ON SCHEMA public TO the user, for choreo's "
+                                  "tables), or make the user the database's owner"
+                                : "");
     return choreo__fail(CHOREO_ESTORE, "%s: %s (%s code %d)", what, msg, engine, rc);
 }
 

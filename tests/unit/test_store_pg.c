@@ -209,6 +209,31 @@ Test(store_pg, a_server_that_never_answers_fails_the_open_in_bounded_time, .time
     close(fd);
 }
 
+/* A user that may not create choreo's tables gets an error that says what
+ * to grant. */
+Test(store_pg, a_user_without_create_rights_is_told_what_to_grant)
+{
+    char path[256];
+    unit_db_path(path, sizeof path);
+    PGconn *c = PQconnectdb(getenv("CHOREO_TEST_PG"));
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "DROP ROLE IF EXISTS lowly; CREATE ROLE lowly LOGIN");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    /* postgresql://postgres@host:port/db becomes lowly@... */
+    char url[300];
+    const char *at = strchr(path, '@');
+    cr_assert_not_null(at);
+    snprintf(url, sizeof url, "postgresql://lowly%s", at);
+    choreo_store *st = NULL;
+    cr_assert_eq(choreo__store_open(&st, url, "full", 1000), CHOREO_ESTORE);
+    cr_assert(strstr(choreo_last_error(), "permission denied") &&
+                  strstr(choreo_last_error(), "GRANT CREATE ON SCHEMA public TO the user"),
+              "%s", choreo_last_error());
+    cr_assert_null(strstr(choreo_last_error(), "code"), "%s", choreo_last_error());
+}
+
 Test(store_pg, one_relay_holds_the_advisory_lock_until_its_connection_ends)
 {
     char path[256];
