@@ -807,7 +807,8 @@ choreo_status choreo__store_patient(choreo_store *st)
 
 bool choreo__store_retry_away(choreo_store *st, choreo_status s, int64_t until_us)
 {
-    if (s != CHOREO_ESTORE || st->engine != ENGINE_POSTGRES || choreo__mono_us() >= until_us)
+    if (s != CHOREO_ESTORE || st->engine != ENGINE_POSTGRES || !choreo__pg_away(st) ||
+        choreo__mono_us() >= until_us)
         return false;
     choreo__sleep_ms(CHOREO_DB_RETRY_MS);
     return true;

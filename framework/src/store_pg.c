@@ -39,6 +39,7 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
 void choreo__pg_close(choreo_store *st) { (void)st; }
 const char *choreo__pg_errmsg(choreo_store *st) { (void)st; return "no PostgreSQL support"; }
 const char *choreo__pg_conn_error(choreo_store *st) { (void)st; return NULL; }
+bool choreo__pg_away(choreo_store *st) { (void)st; return false; }
 choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what)
 {
     (void)st, (void)sql;
@@ -106,6 +107,7 @@ struct choreo_pg {
     bool note_outbox;
     bool in_tx;      /* between BEGIN and COMMIT or ROLLBACK */
     bool refused;    /* the server answered and refused the connection */
+    bool away;       /* the last failure: no answer from the server */
     char err[512];
 };
 
@@ -131,6 +133,7 @@ struct choreo_pgq {
  * which would split a log line or an error a tool prints. */
 static void set_err(struct choreo_pg *pg, const char *msg)
 {
+    pg->away = false;
     snprintf(pg->err, sizeof pg->err, "%s", msg && msg[0] ? msg : "unknown error");
     size_t n = strlen(pg->err);
     while (n > 0 && (pg->err[n - 1] == '\n' || pg->err[n - 1] == ' '))
@@ -178,6 +181,7 @@ static int fail_code(struct choreo_pg *pg, PGresult *res)
         rc = SQLITE_FULL;
     else if (!strcmp(state, "53200"))
         rc = SQLITE_NOMEM;
+    pg->away = rc == SQLITE_IOERR;
     recover(pg);
     return rc;
 }
@@ -477,6 +481,11 @@ void choreo__pg_close(choreo_store *st)
 const char *choreo__pg_errmsg(choreo_store *st)
 {
     return st->pg ? st->pg->err : "no connection";
+}
+
+bool choreo__pg_away(choreo_store *st)
+{
+    return st->pg && st->pg->away;
 }
 
 const char *choreo__pg_conn_error(choreo_store *st)

@@ -18,6 +18,9 @@ const char *choreo__pg_errmsg(choreo_store *st);
 /* The connection's own last error (a handler's statement on choreo_tx_pg),
  * NULL when there is none. */
 const char *choreo__pg_conn_error(choreo_store *st);
+/* Whether the last failure was the server's silence (a lost connection,
+ * no answer), which waiting may mend, rather than its refusal. */
+bool choreo__pg_away(choreo_store *st);
 /* Runs SQL without results; what names it in an error. */
 choreo_status choreo__pg_exec(choreo_store *st, const char *sql, const char *what);
 choreo_status choreo__pg_begin(choreo_store *st);

@@ -327,6 +327,30 @@ Test(store_pg, a_connection_the_server_dropped_fails_once_and_is_made_again)
     choreo__store_close(st);
 }
 
+/* Only the server's silence is waited out (a restart drops the
+ * connection): its refusal (a missing table) is returned at once, where it
+ * was retried for db_wait_ms as if the server were away. */
+Test(store_pg, only_the_servers_silence_is_waited_out)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    choreo_store *admin = open_again(path);
+    int64_t far = choreo__mono_us() + 60 * 1000000LL;
+    cr_assert_eq(choreo__store_exec(st, "SELECT * FROM no_such_table"), CHOREO_ESTORE);
+    cr_assert_not(choreo__store_retry_away(st, CHOREO_ESTORE, far),
+                  "a refusal was taken for the server's absence");
+    long long pid = unit_db_count(st, "SELECT pg_backend_pid()");
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", pid);
+    cr_assert_eq(unit_db_count(admin, sql), 1);
+    choreo__sleep_ms(100);
+    cr_assert_eq(choreo__store_exec(st, "SELECT 1"), CHOREO_ESTORE);
+    cr_assert(choreo__store_retry_away(st, CHOREO_ESTORE, far),
+              "a dropped connection was not waited out: %s", choreo_last_error());
+    choreo__store_close(admin);
+    choreo__store_close(st);
+}
+
 /* A batch whose connection the server dropped: the statements after the
  * drop run on a new connection, with no transaction open, and the commit
  * must fail rather than "commit" nothing (the batch is then redelivered). */
