@@ -237,15 +237,9 @@ void choreo__redact_urls(const char *urls, char *out, size_t cap)
 
 bool choreo__urls_want_tls(const char *urls)
 {
-    for (const char *p = urls; p && *p;) {
-        while (*p == ' ')
-            p++;
-        if (strncasecmp(p, "tls://", 6) == 0)
-            return true;
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
+    for (const char *p = urls; p && (p = strstr(p, "://")) != NULL; p += 3)
+        if (p - urls >= 3 && strncasecmp(p - 3, "tls", 3) == 0)
+            return true; /* no other part of a URL holds :// */
     return false;
 }
 

@@ -109,18 +109,12 @@ static const char *get(ctl_settings *s, const char *key)
     return choreo_config_get(s->cfg, key);
 }
 
-/* Whether one of the comma-separated URLs asks for TLS (tls://). */
-static bool urls_want_tls(const char *urls)
+/* Whether a URL of the list asks for TLS (tls://, any case). */
+static bool wants_tls(const char *urls)
 {
-    for (const char *p = urls; p && *p;) {
-        while (*p == ' ')
-            p++;
-        if (strncasecmp(p, "tls://", 6) == 0)
+    for (const char *p = urls; p && (p = strstr(p, "://")) != NULL; p += 3)
+        if (p - urls >= 3 && strncasecmp(p - 3, "tls", 3) == 0)
             return true;
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
     return false;
 }
 
@@ -144,7 +138,7 @@ static int set_security(ctl_nats *n, natsOptions *o, ctl_settings *s)
         return CTL_EXIT_USAGE;
     }
     const char *ca = get(s, "tls_ca"), *cert = get(s, "tls_cert"), *key = get(s, "tls_key");
-    if (!ca && !cert && !urls_want_tls(get(s, "nats_url")))
+    if (!ca && !cert && !wants_tls(get(s, "nats_url")))
         return CTL_EXIT_OK; /* nats.c ignores tls:// itself: it would talk in plain text */
     st = natsOptions_SetSecure(o, true);
     if (st == NATS_OK && ca && (st = natsOptions_LoadCATrustedCertificates(o, ca)) != NATS_OK) {
@@ -284,7 +278,7 @@ int ctl_nats_open(ctl_nats *n, ctl_settings *s, const char *cmd, bool follow)
         return rc;
     if (st != NATS_OK) {
         connect_failed(n, st, get(s, "tls_ca") || get(s, "tls_cert") ||
-                                  urls_want_tls(get(s, "nats_url")));
+                                  wants_tls(get(s, "nats_url")));
         return CTL_EXIT_FAIL;
     }
     jsOptions jo;
