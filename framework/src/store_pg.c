@@ -272,6 +272,23 @@ static choreo_status migrate(choreo_store *st, const char *where)
                             "INSERT INTO choreo_schema SELECT 0"
                             " WHERE NOT EXISTS (SELECT 1 FROM choreo_schema)",
                             "creating the schema version table");
+    /* A choreo_schema of another application's (other columns, or not one
+     * row) would be misread as a version and the migrations run wrong. */
+    char shape[160] = "";
+    if (s == CHOREO_OK)
+        s = pg_value(st,
+                     "SELECT (SELECT count(*) FROM choreo_schema) || ' ' || (SELECT"
+                     " string_agg(column_name || ':' || data_type, ' ' ORDER BY ordinal_position)"
+                     " FROM information_schema.columns WHERE table_name = 'choreo_schema'"
+                     " AND table_schema = current_schema())",
+                     "reading the schema version table", shape, sizeof shape);
+    if (s == CHOREO_OK && strcmp(shape, "1 version:integer") != 0)
+        s = choreo__fail(CHOREO_ESTORE,
+                         "database %s holds a table choreo_schema that is not choreo's (%s "
+                         "where choreo keeps one row, version:integer): give the service a "
+                         "database of its own, or a schema of its own (ALTER ROLE ... SET "
+                         "search_path)",
+                         where, shape);
     char value[24] = "0";
     if (s == CHOREO_OK)
         s = pg_value(st, "SELECT version FROM choreo_schema", "reading the schema version",

@@ -351,6 +351,27 @@ Test(store_pg, only_the_servers_silence_is_waited_out)
     choreo__store_close(st);
 }
 
+/* Another application's table named choreo_schema is not read as choreo's
+ * version (which ran the wrong migrations): the open says what is in the
+ * way. */
+Test(store_pg, a_choreo_schema_table_of_another_application_is_refused)
+{
+    char path[256];
+    unit_db_path(path, sizeof path);
+    PGconn *c = PQconnectdb(path);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "CREATE TABLE choreo_schema (name text, version text);"
+                            "INSERT INTO choreo_schema VALUES ('billing', '2.1')");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    choreo_store *st = NULL;
+    cr_assert_eq(choreo__store_open(&st, path, "full", 1000), CHOREO_ESTORE);
+    cr_assert(strstr(choreo_last_error(), "holds a table choreo_schema that is not choreo's") &&
+                  strstr(choreo_last_error(), "name:text version:text"),
+              "%s", choreo_last_error());
+}
+
 /* A batch whose connection the server dropped: the statements after the
  * drop run on a new connection, with no transaction open, and the commit
  * must fail rather than "commit" nothing (the batch is then redelivered). */
