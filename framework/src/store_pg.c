@@ -402,7 +402,10 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
         return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         PGPing ping = PQpingParams(keys, values, 1);
-        pg->refused = ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT;
+        /* A server without TLS under sslmode=require answers, but not to a
+         * ping that asks for TLS: that too will not change by waiting. */
+        pg->refused = (ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT) ||
+                      strstr(PQerrorMessage(pg->conn), "does not support SSL") != NULL;
     }
     if (PQhost(pg->conn) && PQhost(pg->conn)[0])
         snprintf(where, cap, "postgresql://%s:%s/%s", PQhost(pg->conn),

@@ -151,6 +151,16 @@ Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
     waited_ms = (choreo__mono_us() - began) / 1000;
     cr_assert_lt(waited_ms, 1000, "waited %lld ms for a database that does not exist",
                  (long long)waited_ms);
+    /* TLS asked of a server without it: an answer, not an absence. */
+    char tls[300];
+    unit_db_path(path, sizeof path);
+    snprintf(tls, sizeof tls, "%s?sslmode=require", path);
+    began = choreo__mono_us();
+    cr_assert_eq(choreo__store_open_wait(&st, tls, "full", 10, 5000), CHOREO_ESTORE);
+    waited_ms = (choreo__mono_us() - began) / 1000;
+    cr_assert_lt(waited_ms, 2000, "waited %lld ms for a server without TLS",
+                 (long long)waited_ms);
+    cr_assert(strstr(choreo_last_error(), "does not support SSL"), "%s", choreo_last_error());
 }
 
 /* libpq would take what follows a password's @ for the host, and name it
