@@ -656,7 +656,7 @@ static void last_retry_reason(choreo_service *svc, struct delivery *d)
                                    : "; the handler's last retry gave no reason";
     snprintf(d->reason, sizeof d->reason,
              "delivered %lld times without success (max_deliver); the handler was not run on "
-             "this last delivery%s%s",
+             "this last delivery%s%.200s",
              (long long)d->attempt, why, d->retried > 0 ? last : "");
 }
 

@@ -276,8 +276,9 @@ static int install(out_file *files, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         files[i].existed = access(files[i].path, F_OK) == 0;
-        snprintf(files[i].old, sizeof files[i].old, "%s.old", files[i].tmp);
-        files[i].has_old = files[i].existed && link(files[i].path, files[i].old) == 0;
+        bool fits = snprintf(files[i].old, sizeof files[i].old, "%s.old", files[i].tmp) <
+                    (int)sizeof files[i].old;
+        files[i].has_old = fits && files[i].existed && link(files[i].path, files[i].old) == 0;
     }
     for (size_t i = 0; i < n; i++) {
         if (rename(files[i].tmp, files[i].path) == 0) {
