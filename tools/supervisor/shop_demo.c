@@ -486,6 +486,13 @@ static void print_keep(const sup *s, const char *build, FILE *f)
                    "  export CHOREO_NATS_PASSWORD=$(sed -n 's/^%s_PASSWORD: \"\\(.*\\)\"$/\\1/p' "
                    "%s)\n",
                 secure.ca, SHOP_SECURE_CLIENT, SHOP_SECURE_CLIENT_INBOX, "SHOP", secure.config);
+    if (secure.config[0])
+        fprintf(f, "and choreoctl, in a shell of its own, the operator's user:\n"
+                   "  export CHOREO_TLS_CA=%s CHOREO_NATS_USER=" SHOP_SECURE_OPERATOR " "
+                   "CHOREO_NATS_INBOX_PREFIX=_INBOX_" SHOP_SECURE_OPERATOR "\n"
+                   "  export CHOREO_NATS_PASSWORD=$(sed -n "
+                   "'s/^CHOREOCTL_PASSWORD: \"\\(.*\\)\"$/\\1/p' %s)\n",
+                secure.ca, secure.config);
     fprintf(f, "Try:\n"
                "  %s/tools/shop/shop --nats-url %s place --user user-000 --product apple "
                "--qty 2 --wait\n"
