@@ -698,8 +698,9 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
         return store_failed(svc, &d, "a savepoint", false, nak_delay_ms);
     bool fresh = true, parked = false;
     if (!choreo__extras_skip_inbox(&svc->extras) &&
-        choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh,
-                           &d.retried, &parked) != CHOREO_OK)
+        (choreo__extras_mark_fail(&svc->extras) != CHOREO_OK ||
+         choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh,
+                            &d.retried, &parked) != CHOREO_OK))
         return store_failed(svc, &d, "its inbox mark", true, nak_delay_ms);
     int route = (int)(rt - svc->routes);
     if (!fresh) {

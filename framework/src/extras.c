@@ -94,6 +94,14 @@ choreo_status choreo__extras_disk_full(choreo_extras *x)
     return choreo__fail(CHOREO_ESTORE, "database or disk is full (injected fault disk_full)");
 }
 
+choreo_status choreo__extras_mark_fail(choreo_extras *x)
+{
+    if (!x->faults.any || !choreo__fault_mark_fail(&x->faults))
+        return CHOREO_OK;
+    return choreo__fail(CHOREO_ESTORE, "writing an inbox mark: permission denied (injected fault "
+                        "mark_fail)");
+}
+
 choreo_status choreo__extras_commit(choreo_extras *x, choreo_store *st)
 {
     choreo_status s = choreo__extras_disk_full(x);

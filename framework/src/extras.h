@@ -59,6 +59,10 @@ choreo_status choreo__extras_emit(choreo_extras *x, choreo_naive_list *naive, ch
  * CHOREO_OK otherwise. */
 choreo_status choreo__extras_disk_full(choreo_extras *x);
 
+/* Just before an event's inbox mark: CHOREO_ESTORE when the injected fault
+ * mark_fail fires (the mark fails, the batch goes on); CHOREO_OK otherwise. */
+choreo_status choreo__extras_mark_fail(choreo_extras *x);
+
 /* Commits st's open transaction, or rolls it back and fails as on a full
  * disk when choreo__extras_disk_full says so. */
 choreo_status choreo__extras_commit(choreo_extras *x, choreo_store *st);

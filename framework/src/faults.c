@@ -130,6 +130,7 @@ static choreo_status fault_item(choreo_faults *f, const char *name, const char *
         { "slow_handler", true, offsetof(choreo_faults, slow_handler) },
         { "slow_handler_ms", false, offsetof(choreo_faults, slow_handler_ms) },
         { "retry_until_last", true, offsetof(choreo_faults, retry_until_last) },
+        { "mark_fail", true, offsetof(choreo_faults, mark_fail) },
     };
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
         if (strcmp(items[i].name, name) != 0)
@@ -155,7 +156,8 @@ static choreo_status fault_item(choreo_faults *f, const char *name, const char *
     }
     return choreo__fail(CHOREO_ECONFIG,
                         "CHOREO_FAULTS: unknown fault \"%s\"; known faults: disk_full, "
-                        "disk_full_ms, slow_handler, slow_handler_ms, retry_until_last", name);
+                        "disk_full_ms, slow_handler, slow_handler_ms, retry_until_last, "
+                        "mark_fail", name);
 }
 
 choreo_status choreo__faults_load(choreo_faults *f)
@@ -203,6 +205,14 @@ bool choreo__fault_disk_full(choreo_faults *f)
     int64_t ms = draw(f->seed, &f->draws) < 0.5 ? 0 : f->disk_full_ms;
     atomic_store(&f->disk_full_until_us, now + ms * 1000);
     say_fired("fault", "disk_full");
+    return true;
+}
+
+bool choreo__fault_mark_fail(choreo_faults *f)
+{
+    if (f->mark_fail <= 0 || draw(f->seed, &f->draws) >= f->mark_fail)
+        return false;
+    say_fired("fault", "mark_fail");
     return true;
 }
 

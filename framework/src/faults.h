@@ -41,6 +41,7 @@ typedef struct choreo_faults {
     double slow_handler;           /* probability per handler call */
     int64_t slow_handler_ms;       /* how long a slow handler sleeps first */
     double retry_until_last;       /* share of events that get RETRY until their last run */
+    double mark_fail;              /* probability per inbox mark that it fails */
     atomic_int_fast64_t disk_full_until_us; /* monotonic end of the current episode */
     uint64_t seed;
     uint64_t pick_seed;            /* which events retry_until_last picks */
@@ -65,6 +66,11 @@ choreo_status choreo__faults_load(choreo_faults *f);
 /* At a commit: true when the commit must fail as on a full disk (an
  * episode is under way, or one starts now). Any thread. */
 bool choreo__fault_disk_full(choreo_faults *f);
+
+/* At an event's inbox mark: true when the mark must fail while the batch
+ * goes on and commits, as a revoked privilege or a full disk under
+ * PostgreSQL fail a statement. Dispatcher thread. */
+bool choreo__fault_mark_fail(choreo_faults *f);
 
 /* Before a handler runs: sleeps slow_handler_ms when that fault fires. */
 void choreo__fault_slow_handler(choreo_faults *f);

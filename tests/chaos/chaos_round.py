@@ -41,7 +41,8 @@ if faults:
     cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "1000",
            "--broker-interval-ms", "8000", "--crash-prob", "0.001", "--faults",
            "--disk-full-prob", "0.008", "--slow-handler-prob", "0.004",
-           "--retry-until-last-prob", "0.02", "--seed", "11", "--json"]
+           "--retry-until-last-prob", "0.02", "--mark-fail-prob", "0.005", "--seed", "11",
+           "--json"]
 else:
     # Each kill waits for its restart, so under ThreadSanitizer 20 s of load
     # can hold only 9 kills: --min-kills goes on killing after the last order
@@ -80,7 +81,8 @@ if r["error"]:
 if r["placed"] != r["sagas"]:
     problems.append(f"only {r['placed']} of {r['sagas']} orders were placed")
 if faults:
-    for key in ("disk_full_episodes", "slow_handlers", "retry_until_last", "last_delivery_kills"):
+    for key in ("disk_full_episodes", "slow_handlers", "retry_until_last", "last_delivery_kills",
+                "mark_failures"):
         if r[key] < 1:
             problems.append(f"{key} is {r[key]}: that fault never fired")
 else:
@@ -116,6 +118,7 @@ if faults:
     print(f"chaos round with faults ok: {r['sagas']} sagas, {r['disk_full_episodes']} disk full "
           f"episodes, {r['slow_handlers']} slow handlers, {r['retry_until_last']} events retried "
           f"until their last delivery, {r['last_delivery_kills']} last-delivery kills, "
+          f"{r['mark_failures']} failed inbox marks, "
           f"{r['parked']} parked, {r['parked_retried']} retried, {r['still_parked']} still parked; "
           f"nothing lost or doubled")
 else:

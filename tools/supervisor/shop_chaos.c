@@ -119,6 +119,9 @@ static const char USAGE_FAULTS[] =
     "  --slow-handler-ms MS       longer than --ack-wait-ms, so batches outlast it [1500]\n"
     "  --retry-until-last-prob P  share of events retried on every delivery before the\n"
     "                             last one on which the handler may run [0.01]\n"
+    "  --mark-fail-prob P         probability that an event's inbox mark fails while its\n"
+    "                             batch commits, as a revoked privilege or a full disk\n"
+    "                             under PostgreSQL fail a statement [0.002]\n"
     "  --last-delivery-kill-prob P  crash point last_delivery: before the commit of a\n"
     "                             batch holding an event on one of its last two\n"
     "                             deliveries [0.25]\n"
@@ -154,7 +157,7 @@ struct opts {
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
-        last_delivery_prob;
+        last_delivery_prob, mark_fail_prob;
     uint64_t seed;
     bool json, naive, faults, cluster;
     shop_style style;
@@ -171,7 +174,7 @@ static int service_of[PROCS];
 static bool faulty(const struct opts *o)
 {
     return o->disk_full_prob > 0 || o->slow_handler_prob > 0 || o->retry_until_last_prob > 0 ||
-           o->last_delivery_prob > 0;
+           o->last_delivery_prob > 0 || o->mark_fail_prob > 0;
 }
 
 /* Unexpected exits kept with their details (all are counted). */
@@ -216,7 +219,7 @@ struct tally {
     int db_locks;                 /* a service's SQLite database write-locked from outside */
     struct bad_exit bad[EXITS_KEPT];
     long crashpoints_fired, last_delivery_kills, disk_full_episodes, slow_handlers,
-        retry_until_last;
+        retry_until_last, mark_failures;
     long sanitizer_reports; /* AddressSanitizer, UBSan, LeakSanitizer, TSan in the logs */
     bool audited;
     long lost_events, lost_sagas, duplicated_events, duplicated_sagas, phantom_events, pending;
@@ -331,6 +334,7 @@ static bool parse_prob_flag(struct opts *o, const char *a, const char *v, bool *
         { "--disk-full-prob", offsetof(struct opts, disk_full_prob) },
         { "--slow-handler-prob", offsetof(struct opts, slow_handler_prob) },
         { "--retry-until-last-prob", offsetof(struct opts, retry_until_last_prob) },
+        { "--mark-fail-prob", offsetof(struct opts, mark_fail_prob) },
         { "--last-delivery-kill-prob", offsetof(struct opts, last_delivery_prob) },
     };
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
@@ -427,6 +431,7 @@ static void resolve(struct opts *o)
         { &o->slow_handler_prob, 0.001 },
         { &o->retry_until_last_prob, 0.01 },
         { &o->last_delivery_prob, 0.25 },
+        { &o->mark_fail_prob, 0.002 },
     };
     for (size_t k = 0; k < sizeof probs / sizeof probs[0]; k++)
         if (*probs[k].p < 0)
@@ -1174,6 +1179,7 @@ static void count_log_lines(const sup *s, struct tally *t)
         { "choreo: fault disk_full fired", offsetof(struct tally, disk_full_episodes) },
         { "choreo: fault slow_handler fired", offsetof(struct tally, slow_handlers) },
         { "choreo: fault retry_until_last fired", offsetof(struct tally, retry_until_last) },
+        { "choreo: fault mark_fail fired", offsetof(struct tally, mark_failures) },
         { "runtime error: ", offsetof(struct tally, sanitizer_reports) },
         { "ERROR: AddressSanitizer", offsetof(struct tally, sanitizer_reports) },
         { "ERROR: LeakSanitizer", offsetof(struct tally, sanitizer_reports) },
@@ -1451,7 +1457,8 @@ static void print_json(const struct outcome *r)
            "\"second_copies\": %d, \"second_copies_elsewhere\": %d, \"frozen_copies\": %d, "
            "\"second_copy_failures\": %d, \"db_locks\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
-           "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, ",
+           "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, "
+           "\"mark_failures\": %ld, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
@@ -1459,7 +1466,7 @@ static void print_json(const struct outcome *r)
            t->pauses, t->broker_pauses, t->consumers_deleted, t->second_copies,
            t->second_copies / 2, t->frozen_copies, t->second_copy_failures, t->db_locks,
            t->crashpoints_fired, t->last_delivery_kills,
-           t->disk_full_episodes, t->slow_handlers, t->retry_until_last);
+           t->disk_full_episodes, t->slow_handlers, t->retry_until_last, t->mark_failures);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
            "\"parked\": %ld, "
@@ -1542,9 +1549,9 @@ static void print_text(const struct outcome *r)
                t->bad[k].status, t->bad[k].phase);
     if (*r->faults || r->o->last_delivery_prob > 0)
         printf("  faults: %ld disk full episodes, %ld slow handlers, %ld events retried until "
-               "their last delivery, %ld last-delivery kills\n",
+               "their last delivery, %ld last-delivery kills, %ld failed inbox marks\n",
                t->disk_full_episodes, t->slow_handlers, t->retry_until_last,
-               t->last_delivery_kills);
+               t->last_delivery_kills, t->mark_failures);
     printf("  phases:");
     for (size_t k = 0; k < NPHASES; k++)
         printf(" %s %.1f s%s", PHASES[k], t->phase_s[k], k + 1 < NPHASES ? "," : "\n");
@@ -1886,6 +1893,8 @@ static void build_env(const struct opts *o, struct setup *u, struct envs *e)
     if (o->retry_until_last_prob > 0 && used < cap)
         used += (size_t)snprintf(f + used, cap - used, "retry_until_last=%g,",
                                  o->retry_until_last_prob);
+    if (o->mark_fail_prob > 0 && used < cap)
+        used += (size_t)snprintf(f + used, cap - used, "mark_fail=%g,", o->mark_fail_prob);
     if (used > 0 && used < cap)
         f[used - 1] = '\0'; /* the last comma */
     snprintf(u->faults_var, sizeof u->faults_var, "CHOREO_FAULTS=%s", f);
@@ -1919,7 +1928,8 @@ int main(int argc, char **argv)
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
                       .crash_prob = 0.0005, .disk_full_prob = -1, .slow_handler_prob = -1,
-                      .retry_until_last_prob = -1, .last_delivery_prob = -1, .seed = 1,
+                      .retry_until_last_prob = -1, .last_delivery_prob = -1,
+                      .mark_fail_prob = -1, .seed = 1,
                       .log_level = "warn" };
     int p = parse(argc, argv, &o);
     if (p)
