@@ -351,7 +351,9 @@ Test(ctl_status, status_reports_the_backlog_consumers_and_parked_messages_of_a_s
                              "due at "), "%s", r->out);
     consumer_row(r->out, "worker_Brittle", &b);
     cr_assert_str_eq(b.state, "stale");
-    cr_assert(strstr(r->out, "1 stale: no handler of the service's code as it last started reads it"), "%s", r->out);
+    cr_assert(strstr(r->out, "1 stale: no handler of the service's code as it last started "
+                             "reads it"),
+              "%s", r->out);
 
     /* Every database of a directory, and several --db in their order. */
     ctl(r, dir, "--nats-url", server.url, "status", "--dir", dir, "--json", NULL);

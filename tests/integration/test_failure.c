@@ -131,7 +131,8 @@ Test(failure, retry_delays_grow_as_configured_stop_at_the_cap_then_the_message_i
 static choreo_result retry_with_reason(choreo_tx *tx, const choreo_event *ev, void *user)
 {
     char reason[64];
-    snprintf(reason, sizeof reason, "the bank said no (run %d)", atomic_fetch_add(&attempts, 1) + 1);
+    snprintf(reason, sizeof reason, "the bank said no (run %d)",
+             atomic_fetch_add(&attempts, 1) + 1);
     choreo_tx_set_reason(tx, reason);
     return CHOREO_RETRY;
 }
