@@ -158,6 +158,9 @@ typedef enum choreo_log_level {
  *   stream_dup_window_s  stream duplicate window [120]
  *   stream_replicas    stream replicas [1]
  *   relay_scan_ms      relay's fallback scan period [500]
+ *   relay_lease_ms     PostgreSQL: the active relay's session silent this
+ *                      long (its instance frozen) is ended by the server,
+ *                      and another instance's relay takes over [10000]
  *   retry_base_ms      first RETRY redelivery delay [200]
  *   retry_cap_ms       longest RETRY redelivery delay [30000]; delays double
  *                      from the base up to the cap, with up to 25% jitter

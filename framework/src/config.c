@@ -98,6 +98,10 @@ static const struct key keys[] = {
     { "stream_replicas", K_INT, S(stream_replicas), "1", 1, 5, NULL, "stream replicas" },
     { "relay_scan_ms", K_INT, S(relay_scan_ms), "500", 10, 60000, NULL,
       "relay's fallback scan period, ms" },
+    { "relay_lease_ms", K_INT, S(relay_lease_ms), "10000", 1000, 3600000, NULL,
+      "PostgreSQL: how long the active relay's database session may stay silent (its "
+      "instance frozen or stalled) before the server ends it and another instance's relay "
+      "takes over, ms; at least twice relay_scan_ms plus 1000" },
     { "retry_base_ms", K_INT, S(retry_base_ms), "200", 1, 3600000, NULL,
       "first redelivery delay after RETRY, ms (doubles each attempt)" },
     { "retry_cap_ms", K_INT, S(retry_cap_ms), "30000", 1, 86400000, NULL,
@@ -479,11 +483,16 @@ void choreo_config_destroy(choreo_config *cfg)
     free(cfg);
 }
 
+/* Whether db names a PostgreSQL database (as the store reads it). */
+static bool on_postgres(const choreo_config *cfg)
+{
+    return cfg->db && (strncmp(cfg->db, "postgresql://", 13) == 0 ||
+                       strncmp(cfg->db, "postgres://", 11) == 0);
+}
+
 int choreo__config_lock_wait_ms(const choreo_config *cfg)
 {
-    bool pg = cfg->db && (strncmp(cfg->db, "postgresql://", 13) == 0 ||
-                          strncmp(cfg->db, "postgres://", 11) == 0);
-    return (int)(pg ? cfg->lock_timeout_ms : cfg->busy_timeout_ms);
+    return (int)(on_postgres(cfg) ? cfg->lock_timeout_ms : cfg->busy_timeout_ms);
 }
 
 choreo_config *choreo__config_clone(const choreo_config *src)
@@ -858,6 +867,13 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
                             "stream_max_age_s (%lld, 0 = unlimited), or 0 to keep inbox marks: "
                             "otherwise an event still in the stream could be applied twice",
                             (long long)cfg->inbox_retention_s, (long long)cfg->stream_max_age_s);
+    if (on_postgres(cfg) &&
+        cfg->relay_lease_ms < 2 * cfg->relay_scan_ms + 1000)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting relay_lease_ms (%lld) must be at least twice relay_scan_ms "
+                            "(%lld) plus 1000: an active relay that waits relay_scan_ms between "
+                            "rounds would otherwise lose its lease while it works",
+                            (long long)cfg->relay_lease_ms, (long long)cfg->relay_scan_ms);
     if (cfg->nats_token && cfg->nats_user)
         return choreo__fail(CHOREO_ECONFIG,
                             "settings nats_token and nats_user are exclusive: use one way to log in");

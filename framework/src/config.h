@@ -42,6 +42,7 @@ struct choreo_config {
     int64_t stream_dup_window_s;
     int64_t stream_replicas;
     int64_t relay_scan_ms;
+    int64_t relay_lease_ms;
     int64_t retry_base_ms;
     int64_t retry_cap_ms;
     int64_t outbox_retention_s;

@@ -128,6 +128,7 @@ struct choreo_relay {
     bool shared;
     bool active;
     bool said_standby;
+    bool said_no_lease;
     int claimed_in;
     int wake_fd;
 };
@@ -143,7 +144,13 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
     choreo_status s = choreo__store_open_wait(&r->st, svc->cfg->db, "normal",
                                               choreo__config_lock_wait_ms(svc->cfg),
                                               (int)svc->cfg->db_wait_ms);
+    /* On PostgreSQL, a frozen relay's transaction (a marking) would keep its
+     * session, and the relay lock, past relay_lease_ms (see relay_lease). */
+    if (s == CHOREO_OK)
+        s = choreo__store_idle_tx_limit(r->st, svc->cfg->relay_lease_ms);
     if (s != CHOREO_OK) {
+        if (r->st)
+            choreo__store_close(r->st);
         free(r);
         return s;
     }
@@ -698,6 +705,32 @@ static void maybe_prune(choreo_relay *r, int64_t *last_us)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "pruned old rows", "rows=%lld", (long long)deleted);
 }
 
+/* PostgreSQL: the lock lives as long as this relay's session, and a
+ * process that is frozen (stopped, or its host paused) keeps the session
+ * open while its machine answers. The session is therefore ended by the
+ * server once it has been silent for relay_lease_ms: an active relay runs
+ * a statement at least every relay_scan_ms (and every retry backoff), so
+ * only a stalled one goes that long. Its rows published but not marked are
+ * published again by the next relay and deduplicated; a frozen relay that
+ * resumes finds its session gone at its next statement and stands by. */
+static void relay_lease(choreo_relay *r)
+{
+    choreo_service *svc = r->svc;
+    bool supported = false;
+    if (choreo__store_idle_limit(r->st, svc->cfg->relay_lease_ms, &supported) != CHOREO_OK)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   "relay cannot limit its session's idle time: if this instance freezes, the "
+                   "others wait for it to resume or die", "err=\"%s\"",
+                   CHOREO_SAFE(choreo_last_error()));
+    else if (!supported && !r->said_no_lease) {
+        r->said_no_lease = true;
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   "the PostgreSQL server is older than 14 and cannot end a silent session: if "
+                   "this instance freezes, the other instances' outbox waits until it resumes or "
+                   "is killed", "pid=%d", (int)getpid());
+    }
+}
+
 /* PostgreSQL: whether this instance's relay is the active one, taking the
  * lock (and listening) when it can. Logs each change. */
 static bool relay_claim(choreo_relay *r)
@@ -733,6 +766,7 @@ static bool relay_claim(choreo_relay *r)
         r->cursor = 0;
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
                    "relay active: this instance publishes the shared outbox", "pid=%d", (int)getpid());
+        relay_lease(r);
     } else if (!r->said_standby) {
         r->said_standby = true;
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,

@@ -71,6 +71,14 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     if (s == CHOREO_OK)
         s = choreo__store_open_wait(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy,
                                     (int)svc->cfg->db_wait_ms);
+    /* On PostgreSQL, a frozen instance's open transaction would hold its
+     * rows (and the inbox marks of the events it was applying, which the
+     * other instances get again after ack_wait_ms) until it resumes: the
+     * server ends it after twice that. */
+    if (s == CHOREO_OK)
+        s = choreo__store_idle_tx_limit(svc->store, 2 * svc->cfg->ack_wait_ms);
+    if (s == CHOREO_OK)
+        s = choreo__store_idle_tx_limit(svc->cmd_store, 2 * svc->cfg->ack_wait_ms);
     if (s == CHOREO_OK)
         s = read_identity(svc);
     if (s == CHOREO_OK)

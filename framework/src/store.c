@@ -860,6 +860,19 @@ choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got)
     return choreo__pg_try_lock(st, key, got);
 }
 
+choreo_status choreo__store_idle_limit(choreo_store *st, int64_t ms, bool *supported)
+{
+    *supported = false;
+    if (st->engine != ENGINE_POSTGRES)
+        return choreo__fail(CHOREO_EINVAL, "an idle limit needs the PostgreSQL store");
+    return choreo__pg_idle_limit(st, ms, supported);
+}
+
+choreo_status choreo__store_idle_tx_limit(choreo_store *st, int64_t ms)
+{
+    return st->engine == ENGINE_POSTGRES ? choreo__pg_idle_tx_limit(st, ms) : CHOREO_OK;
+}
+
 choreo_status choreo__store_listen(choreo_store *st, const char *channel)
 {
     if (st->engine != ENGINE_POSTGRES)

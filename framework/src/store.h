@@ -228,6 +228,15 @@ choreo_status choreo__store_rollback_to(choreo_store *st);
 #define CHOREO_PG_OUTBOX_CHANNEL "choreo_outbox"
 choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got);
 choreo_status choreo__store_listen(choreo_store *st, const char *channel);
+/* PostgreSQL only: the server ends this session once it has been idle
+ * outside a transaction for ms, freeing its locks; supported is false on a
+ * server before 14, which has no such limit. */
+choreo_status choreo__store_idle_limit(choreo_store *st, int64_t ms, bool *supported);
+/* PostgreSQL: the server ends this session, rolling back its transaction,
+ * once the transaction has waited ms for its next statement (a frozen
+ * process holding row locks); kept for every new connection. Does nothing
+ * on SQLite, whose one process cannot be frozen apart from its readers. */
+choreo_status choreo__store_idle_tx_limit(choreo_store *st, int64_t ms);
 int choreo__store_socket(choreo_store *st);
 bool choreo__store_notified(choreo_store *st);
 /* Counts the store's connections to its server: it changes when a lost

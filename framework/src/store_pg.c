@@ -78,6 +78,16 @@ choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got)
     (void)key, (void)got;
     return choreo__pg_exec(st, "", "taking an advisory lock");
 }
+choreo_status choreo__pg_idle_limit(choreo_store *st, int64_t ms, bool *supported)
+{
+    (void)ms, (void)supported;
+    return choreo__pg_exec(st, "", "limiting a session's idle time");
+}
+choreo_status choreo__pg_idle_tx_limit(choreo_store *st, int64_t ms)
+{
+    (void)ms;
+    return choreo__pg_exec(st, "", "limiting a transaction's idle time");
+}
 int choreo__pg_socket(choreo_store *st) { (void)st; return -1; }
 bool choreo__pg_notified(choreo_store *st) { (void)st; return false; }
 void choreo__pg_note_outbox(choreo_store *st) { (void)st; }
@@ -108,6 +118,8 @@ struct choreo_pg {
     bool in_tx;      /* between BEGIN and COMMIT or ROLLBACK */
     bool refused;    /* the server answered and refused the connection */
     bool away;       /* the last failure: no answer from the server */
+    int64_t idle_tx_ms; /* the session's idle_in_transaction_session_timeout, or 0 */
+    char idle_tx_sql[80];
     char err[512];
 };
 
@@ -161,6 +173,8 @@ static void recover(struct choreo_pg *pg)
     PQreset(pg->conn);
     pg->session++;
     pg->note_outbox = false;
+    if (pg->idle_tx_ms > 0 && PQstatus(pg->conn) == CONNECTION_OK)
+        PQclear(PQexec(pg->conn, pg->idle_tx_sql)); /* failing, the next statement says why */
 }
 
 /* Maps a failed result to a SQLite result code and keeps its message. */
@@ -821,6 +835,34 @@ choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got)
     snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", (long long)key);
     choreo_status s = pg_value(st, sql, "taking the relay's advisory lock", value, sizeof value);
     *got = s == CHOREO_OK && value[0] == 't';
+    return s;
+}
+
+/* The server ends this session once a transaction of it has waited for its
+ * next statement for ms, rolling it back and freeing its row locks; set
+ * again on every new connection. */
+choreo_status choreo__pg_idle_tx_limit(choreo_store *st, int64_t ms)
+{
+    struct choreo_pg *pg = st->pg;
+    snprintf(pg->idle_tx_sql, sizeof pg->idle_tx_sql,
+             "SET idle_in_transaction_session_timeout = %lld", (long long)ms);
+    pg->idle_tx_ms = ms;
+    return choreo__pg_exec(st, pg->idle_tx_sql, "limiting a transaction's idle time");
+}
+
+/* The server ends this session once it has been idle outside a transaction
+ * for ms (idle_session_timeout, PostgreSQL 14 and later), and with it the
+ * session's advisory locks; a new connection does not inherit it. */
+choreo_status choreo__pg_idle_limit(choreo_store *st, int64_t ms, bool *supported)
+{
+    char sql[192], value[24] = "";
+    snprintf(sql, sizeof sql,
+             "SELECT CASE WHEN current_setting('server_version_num')::int >= 140000 THEN "
+             "set_config('idle_session_timeout', '%lld', false) ELSE '' END",
+             (long long)ms);
+    choreo_status s = pg_value(st, sql, "limiting the relay session's idle time", value,
+                               sizeof value);
+    *supported = s == CHOREO_OK && value[0] != '\0';
     return s;
 }
 

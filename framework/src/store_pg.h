@@ -44,6 +44,8 @@ const char *choreo__pg_value(struct choreo_pgq *q, int col, int *len);
 bool choreo__pg_is_null(struct choreo_pgq *q, int col);
 
 choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got);
+choreo_status choreo__pg_idle_limit(choreo_store *st, int64_t ms, bool *supported);
+choreo_status choreo__pg_idle_tx_limit(choreo_store *st, int64_t ms);
 int choreo__pg_socket(choreo_store *st);
 bool choreo__pg_notified(choreo_store *st);
 void choreo__pg_note_outbox(choreo_store *st);

@@ -2,8 +2,9 @@
  * tests/pg/with-postgres, which provides CHOREO_TEST_PG): the instances
  * share the durable consumer and the outbox, every event is applied exactly
  * once across them, one relay publishes at a time, and when the instance
- * whose relay is active is SIGKILLed mid-flow and started again, another
- * takes over and nothing stays unpublished. */
+ * whose relay is active is SIGKILLed mid-flow and started again, or frozen
+ * with SIGSTOP, another takes over and nothing stays unpublished. */
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,26 @@ static void create_db(const char *name, char *out, size_t cap)
     snprintf(out, cap, "%.*s/%s", (int)(slash - admin), admin, name);
 }
 
+/* With SCALEOUT_STALL set to "N:PATH", the first worker to apply event N
+ * creates PATH, writes its pid there and sleeps in the handler, its batch's
+ * transaction open with the event's inbox mark and its row. */
+static void maybe_stall(long long n)
+{
+    const char *stall = getenv("SCALEOUT_STALL");
+    char *path = NULL;
+    if (!stall || strtoll(stall, &path, 10) != n || *path != ':')
+        return;
+    int fd = open(path + 1, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return; /* another instance, or this one before: apply it now */
+    char pid[24];
+    int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    bool written = write(fd, pid, (size_t)len) == len;
+    close(fd);
+    if (written)
+        support_sleep_ms(5000);
+}
+
 /* worker: Work -> a row in applied (event, n, this process) + Done */
 static choreo_result on_work(choreo_tx *tx, const choreo_event *ev, void *user)
 {
@@ -44,6 +65,7 @@ static choreo_result on_work(choreo_tx *tx, const choreo_event *ev, void *user)
     PQclear(r);
     if (!ok)
         return CHOREO_RETRY;
+    maybe_stall(support_data_n(ev));
     return choreo_tx_emit(tx, "Done", 1, NULL, ev->data, ev->data_len, NULL) == CHOREO_OK
                ? CHOREO_DONE
                : CHOREO_RETRY;
@@ -62,8 +84,9 @@ static choreo_result on_done(choreo_tx *tx, const choreo_event *ev, void *user)
  * With go_fd >= 0 it waits for a byte on it before it starts: forked while
  * this process has no threads yet (ThreadSanitizer cannot follow a fork of
  * a threaded process), and started later. */
-static pid_t spawn_worker_on(const char *dir, const char *nats_url, const char *db,
-                             const char *tag, int go_fd)
+static pid_t spawn_worker_with(const char *dir, const char *nats_url, const char *db,
+                               const char *tag, int go_fd, const char *extra1,
+                               const char *extra2)
 {
     char log[600];
     snprintf(log, sizeof log, "%s/%s.log", dir, tag);
@@ -79,7 +102,7 @@ static pid_t spawn_worker_on(const char *dir, const char *nats_url, const char *
         char dbset[512];
         snprintf(dbset, sizeof dbset, "db=%s", db);
         choreo_config *cfg = support_config(dir, "worker", nats_url, dbset, "log_level=info",
-                                            NULL);
+                                            extra1, extra2, NULL);
         choreo_service *svc = NULL;
         if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
             choreo_service_on(svc, "Work", on_work, NULL) != CHOREO_OK ||
@@ -91,6 +114,12 @@ static pid_t spawn_worker_on(const char *dir, const char *nats_url, const char *
             pause();
     }
     return pid;
+}
+
+static pid_t spawn_worker_on(const char *dir, const char *nats_url, const char *db,
+                             const char *tag, int go_fd)
+{
+    return spawn_worker_with(dir, nats_url, db, tag, go_fd, NULL, NULL);
 }
 
 static pid_t spawn_worker(const char *dir, const char *nats_url, const char *db, const char *tag)
@@ -316,6 +345,138 @@ Test(scaleout, connections_the_database_drops_mid_flow_lose_and_double_nothing, 
     cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
     no_sanitizer_report(w.dir, "a");
     no_sanitizer_report(w.dir, "b");
+    kill(a, SIGKILL);
+    kill(b, SIGKILL);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+    choreo_service_destroy(w.src);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* The instance whose relay is active is frozen (SIGSTOP, as a paused host)
+ * mid-flow, with a batch open more often than not. Its session keeps the
+ * relay lock while its machine answers, so the server ends that session
+ * once it has been silent for relay_lease_ms, and the transaction it left
+ * open after twice ack_wait_ms: the other instance takes the relay over,
+ * applies what the frozen one held and publishes the outbox rows either
+ * committed, all while the first is still frozen. Continued, the first
+ * finds its session gone, stands by, and nothing was applied twice. */
+Test(scaleout, a_frozen_active_instance_loses_the_relay_and_its_rows_to_the_other, .timeout = 240)
+{
+    enum { N = 2000 };
+    struct world w;
+    world_up(&w, "freeze");
+    const char *dir = w.dir, *db = w.db;
+    const char *lease = "relay_lease_ms=2000", *ack = "ack_wait_ms=3000";
+    pid_t a = spawn_worker_with(dir, w.server.url, db, "a", -1, lease, ack);
+    struct log_arg a_active = { dir, "a", "relay active" };
+    cr_assert(support_wait(log_cond, &a_active, 15000), "instance a never became the relay");
+    pid_t b = spawn_worker_with(dir, w.server.url, db, "b", -1, lease, ack);
+    struct log_arg b_standby = { dir, "b", "relay standing by" };
+    cr_assert(support_wait(log_cond, &b_standby, 15000),
+              "instance b did not stand by while a held the relay lock");
+    source_up(&w);
+    bool frozen = false;
+    for (int i = 0; i < N; i += PER_TX) {
+        emit_work(&w, i);
+        if (!frozen && (support_pg_count(db, "SELECT COUNT(*) FROM applied") >= N / 5 ||
+                        i + PER_TX >= N)) {
+            cr_assert_eq(kill(a, SIGSTOP), 0);
+            frozen = true;
+        }
+        support_sleep_ms(30);
+    }
+    struct log_arg b_active = { dir, "b", "relay active" };
+    cr_assert(support_wait(log_cond, &b_active, 15000),
+              "instance b did not take the relay over from the frozen instance");
+    /* Everything, while a is still frozen: the Done events of rows either
+     * instance committed reach the source only through b's relay now. */
+    struct pg_arg applied = { db, "SELECT COUNT(DISTINCT event_id) FROM applied", N };
+    cr_assert(support_wait(pg_reaches, &applied, 90000),
+              "with a frozen, only %lld of %d events were applied",
+              support_pg_count(db, "SELECT COUNT(DISTINCT event_id) FROM applied"), N);
+    cr_assert(support_wait_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done", N, 60000),
+              "with a frozen, only %lld of %d Done events came back",
+              support_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done"), N);
+    cr_assert_eq(kill(a, SIGCONT), 0);
+    struct log_arg a_lost = { dir, "a", "relay lost its database connection" };
+    cr_assert(support_wait(log_cond, &a_lost, 15000),
+              "instance a, continued, did not find its relay session ended");
+    expect_exactly_once(&w, N);
+    char sql[2][96];
+    pid_t who[2] = { a, b };
+    for (int i = 0; i < 2; i++)
+        snprintf(sql[i], sizeof sql[i], "SELECT COUNT(*) FROM applied WHERE pid = %d", (int)who[i]);
+    cr_log_info("applied by a %lld, b %lld", support_pg_count(db, sql[0]),
+                support_pg_count(db, sql[1]));
+    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
+    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
+    no_sanitizer_report(dir, "a");
+    no_sanitizer_report(dir, "b");
+    kill(a, SIGKILL);
+    kill(b, SIGKILL);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+    choreo_service_destroy(w.src);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* An instance is frozen in the middle of a batch: its handler of one event
+ * waits with the transaction open, which holds that event's inbox mark and
+ * the marks of the batch's events before it. The other instance gets those
+ * events again after ack_wait_ms, and its marks would wait for the frozen
+ * transaction for as long as the freeze lasts (its events retried until
+ * parked); the server ends that transaction after twice ack_wait_ms, and
+ * every event is applied while the first is still frozen, once. */
+Test(scaleout, a_batch_a_frozen_instance_left_open_is_ended_and_applied_by_the_other,
+     .timeout = 240)
+{
+    enum { N = 1000 };
+    struct world w;
+    world_up(&w, "stall");
+    const char *dir = w.dir, *db = w.db;
+    char stall[600], pidfile[400];
+    snprintf(pidfile, sizeof pidfile, "%s/stalled.pid", dir);
+    snprintf(stall, sizeof stall, "%d:%s", N / 2, pidfile);
+    cr_assert_eq(setenv("SCALEOUT_STALL", stall, 1), 0);
+    const char *lease = "relay_lease_ms=2000", *ack = "ack_wait_ms=3000";
+    pid_t a = spawn_worker_with(dir, w.server.url, db, "a", -1, lease, ack);
+    pid_t b = spawn_worker_with(dir, w.server.url, db, "b", -1, lease, ack);
+    unsetenv("SCALEOUT_STALL");
+    struct log_arg up = { dir, NULL, "relay standing by" };
+    cr_assert(support_wait(standby_cond, &up, 15000), "neither instance stands by");
+    source_up(&w);
+    for (int i = 0; i < N; i += PER_TX) {
+        emit_work(&w, i);
+        support_sleep_ms(30);
+    }
+    pid_t stalled = 0;
+    for (int64_t t = 0; stalled == 0 && t < 60000; t += 50) {
+        FILE *f = fopen(pidfile, "r");
+        int pid = 0;
+        if (f && fscanf(f, "%d", &pid) == 1)
+            stalled = pid;
+        if (f)
+            fclose(f);
+        if (stalled == 0)
+            support_sleep_ms(50);
+    }
+    cr_assert(stalled == a || stalled == b, "no instance began event %d (pid %d)", N / 2,
+              (int)stalled);
+    cr_assert_eq(kill(stalled, SIGSTOP), 0);
+    struct pg_arg applied = { db, "SELECT COUNT(DISTINCT event_id) FROM applied", N };
+    cr_assert(support_wait(pg_reaches, &applied, 90000),
+              "with an instance frozen mid-batch, only %lld of %d events were applied",
+              support_pg_count(db, "SELECT COUNT(DISTINCT event_id) FROM applied"), N);
+    cr_assert(support_wait_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done", N, 60000),
+              "with an instance frozen mid-batch, only %lld of %d Done events came back",
+              support_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done"), N);
+    cr_assert_eq(kill(stalled, SIGCONT), 0);
+    expect_exactly_once(&w, N);
+    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
+    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
+    no_sanitizer_report(dir, "a");
+    no_sanitizer_report(dir, "b");
     kill(a, SIGKILL);
     kill(b, SIGKILL);
     waitpid(a, NULL, 0);

@@ -241,6 +241,26 @@ Test(config, retry_and_retention_settings_must_agree)
     choreo_config_destroy(c);
 }
 
+/* On PostgreSQL the relay's lease must outlast the wait between its rounds;
+ * on SQLite, where there is no lease, the two do not meet. */
+Test(config, the_relay_lease_must_outlast_two_scans_on_postgresql)
+{
+    choreo_config *c = fresh();
+    cr_assert_eq(choreo_config_set(c, "service", "s"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "db", "x.db"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "relay_scan_ms", "10000"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_set(c, "db", "postgresql://u@127.0.0.1/shop"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "relay_lease_ms (10000)") &&
+                  strstr(choreo_last_error(), "relay_scan_ms (10000)"),
+              "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_set(c, "relay_lease_ms", "21000"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_config_set(c, "relay_lease_ms", "999"), CHOREO_ECONFIG);
+    choreo_config_destroy(c);
+}
+
 /* A nats_url that can never connect is refused when set, not retried for
  * ever at start; a password in it is not shown. */
 Test(config, nats_urls_that_cannot_work_are_refused_when_set)
