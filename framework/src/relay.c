@@ -743,6 +743,7 @@ static bool relay_claim(choreo_relay *r)
                        "relay lost its database connection and with it the relay lock; "
                        "another instance may publish now", "pid=%d", (int)getpid());
         r->active = false;
+        atomic_store(&svc->stats.relay_active, false);
         r->nheld = 0; /* unmarked: published again by whichever relay, and deduplicated */
         r->cursor = 0;
         if (choreo__store_listen(r->st, CHOREO_PG_OUTBOX_CHANNEL) != CHOREO_OK) {
@@ -762,6 +763,7 @@ static bool relay_claim(choreo_relay *r)
     }
     if (got) {
         r->active = true;
+        atomic_store(&svc->stats.relay_active, true);
         r->said_standby = false;
         r->cursor = 0;
         CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
@@ -832,6 +834,8 @@ static void *relay_main(void *arg)
     choreo_relay *r = arg;
     choreo_service *svc = r->svc;
     int64_t backoff_ms = 0, last_prune_us = 0, last_count_us = 0;
+    if (!r->shared)
+        atomic_store(&svc->stats.relay_active, true); /* a SQLite outbox has one relay */
     while (!atomic_load(&svc->stop)) {
         if (r->shared && !relay_claim(r)) {
             relay_sleep(r, CHOREO_RELAY_STANDBY_MS, false);
@@ -886,6 +890,7 @@ static void *relay_main(void *arg)
     }
     if (!r->shared || r->active)
         mark_held(r);
+    atomic_store(&svc->stats.relay_active, false);
     return NULL;
 }
 

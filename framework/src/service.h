@@ -50,6 +50,7 @@ struct MHD_Daemon;
 struct choreo_stats_atomic {
     atomic_uint_fast64_t handled, duplicates, retried, parked, published, publish_errors,
         batches, outbox_pending;
+    atomic_bool relay_active; /* this instance's relay publishes the outbox */
 };
 
 struct choreo_service {

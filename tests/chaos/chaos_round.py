@@ -24,7 +24,11 @@ chaos_round.py SHOP_CHAOS_BINARY --postgres the first round with the payment ser
                                             on PostgreSQL in two instances (a private
                                             server), one of them killed at least
                                             three times, the server crashed or
-                                            restarted at least once
+                                            restarted at least once, the instance
+                                            whose relay is active frozen at least
+                                            twice past its relay lease (the other
+                                            must take over, and one relay be
+                                            active at the end)
 
 Fails on any lost or duplicated event, any broken invariant, any service exit
 the harness did not cause, or too little chaos (or too few faults) to prove
@@ -55,7 +59,8 @@ else:
            "--seed", "7", "--json"]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
-                "--postgres-interval-ms", "6000", "--min-instance-kills", "3"]
+                "--postgres-interval-ms", "6000", "--min-instance-kills", "3",
+                "--relay-freeze-interval-ms", "4000", "--min-relay-freezes", "2"]
 print("running:", " ".join(cmd), flush=True)
 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
 sys.stderr.write(proc.stderr[-6000:])
@@ -108,6 +113,11 @@ if postgres:
         problems.append(f"only {r['instance_kills']} kills of a payment instance (3 expected)")
     if r["postgres_restarts"] < 1:
         problems.append("the PostgreSQL server was never restarted")
+    if r["relay_freezes"] < 2 or r["relay_takeovers"] < 1:
+        problems.append(f"{r['relay_freezes']} freezes of the active relay's instance, "
+                        f"{r['relay_takeovers']} taken over (at least 2 and 1 expected)")
+    if r["relays_not_one"] != 0:
+        problems.append("a scaled service did not end with exactly one active relay")
 if proc.returncode != 0:
     problems.append(f"shop-chaos exited with {proc.returncode}")
 if r["ok"] is not (proc.returncode == 0):

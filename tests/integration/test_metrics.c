@@ -183,6 +183,7 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
         { "choreo_delivery_latency_seconds_count{service=\"m\",consumer=\"m_Undo\","
           "type=\"Undo\"}", 3 },
         { "choreo_nats_connected{service=\"m\"}", 1 },
+        { "choreo_relay_active{service=\"m\"}", 1 },
         { "choreo_publish_failures_total{service=\"m\"}", 0 },
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)

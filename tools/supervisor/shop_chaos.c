@@ -97,6 +97,12 @@ static const char USAGE_MORE[] =
     "                             NAME=postgres); a kill of one is an instance kill [1]\n"
     "  --postgres-interval-ms P   with a service on PostgreSQL: mean time between\n"
     "                             restarts of its server (SIGKILL or SIGINT) [15000]\n"
+    "  --relay-freeze-interval-ms F  with a service in several instances: mean time\n"
+    "                             between freezes (SIGSTOP) of the instance whose relay\n"
+    "                             is active, for its relay_lease_ms (set to 2000) and 1\n"
+    "                             to 3 s more while the chaos goes on; another\n"
+    "                             instance's relay must take over meanwhile [10000]\n"
+    "  --min-relay-freezes N      like --min-kills, for relay freezes [0]\n"
     "  --cluster                  a three-node NATS cluster instead of one nats-server\n"
     "                             (services get the three URLs and stream_replicas=3):\n"
     "                             every --broker-interval-ms a node is SIGKILLed (every\n"
@@ -153,7 +159,7 @@ struct opts {
     long sagas;
     int64_t duration_s, kill_ms, min_kills, min_instance_kills, min_pauses, restart_ms,
         broker_ms, postgres_ms, pause_ms, consumer_delete_ms, second_copy_ms, db_lock_ms,
-        quiet_s, deadline_ms;
+        quiet_s, deadline_ms, relay_freeze_ms, min_relay_freezes;
     int64_t ack_wait_ms, max_deliver, retry_base_ms, retry_cap_ms;
     int64_t disk_full_ms, slow_handler_ms;
     double crash_prob, disk_full_prob, slow_handler_prob, retry_until_last_prob,
@@ -211,6 +217,16 @@ struct tally {
     int instance_kills;           /* kills of an instance of a service with several */
     int postgres_restarts;        /* of the PostgreSQL server (a service on it) */
     int pauses, broker_pauses;    /* SIGSTOP ... SIGCONT, of a service or the broker */
+    int relay_freezes;            /* of the instance whose relay is active */
+    int relay_takeovers;          /* ... during which another instance's relay took over */
+    int relays_not_one;           /* scaled services without exactly one active relay at the
+                                   * end */
+    struct {
+        int i;                    /* the process frozen, while pid > 0 */
+        pid_t pid;
+        int64_t thaw_at, look_at;
+        bool taken_over;
+    } freeze;
     int consumers_deleted;        /* durable consumers deleted on the server */
     int second_copies;            /* second processes of a running one: every other on its
                                    * database, the rest on a new file of their own */
@@ -296,6 +312,8 @@ static bool parse_int_flag(struct opts *o, const char *a, const char *v, bool *k
         { "--min-kills", 0, 100000, offsetof(struct opts, min_kills) },
         { "--min-instance-kills", 0, 100000, offsetof(struct opts, min_instance_kills) },
         { "--min-pauses", 0, 100000, offsetof(struct opts, min_pauses) },
+        { "--min-relay-freezes", 0, 100000, offsetof(struct opts, min_relay_freezes) },
+        { "--relay-freeze-interval-ms", 100, 3600000, offsetof(struct opts, relay_freeze_ms) },
         { "--restart-delay-ms", 0, 600000, offsetof(struct opts, restart_ms) },
         { "--broker-interval-ms", 100, 3600000, offsetof(struct opts, broker_ms) },
         { "--postgres-interval-ms", 100, 3600000, offsetof(struct opts, postgres_ms) },
@@ -699,6 +717,10 @@ static void progress(const struct load_job *j, long n, const struct tally *t, in
 static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
 {
     int i = (int)(rnd() % (uint64_t)sup_service_count(s));
+    /* Not the instance frozen for its relay: its death would end its
+     * session, and the takeover would prove nothing about the freeze. */
+    if (t->freeze.pid > 0 && i == t->freeze.i)
+        i = (i + 1) % sup_service_count(s);
     if (sup_kill_service(s, i, SIGKILL) != 0)
         return -1;
     /* It may have died on its own just before the kill; then its status
@@ -760,12 +782,80 @@ static void pause_one(sup *s, struct tally *t)
     } else {
         pid = sup_service_pid(s, (int)(rnd() % (uint64_t)sup_service_count(s)));
     }
-    if (pid <= 0 || kill(pid, SIGSTOP) != 0)
-        return; /* not running just now (a node down, a service restarting) */
+    if (pid <= 0 || pid == t->freeze.pid || kill(pid, SIGSTOP) != 0)
+        return; /* not running just now (a node down, a service restarting), or frozen */
     sleep_ms(500 + (int64_t)(rnd() % 3501));
     kill(pid, SIGCONT);
     t->pauses++;
     t->broker_pauses += broker;
+}
+
+/* The relay_lease_ms of the services: a relay frozen this long loses the
+ * relay to another instance (PostgreSQL), and pauses of 0.5 to 4 s, of a
+ * service or of the broker (whose PubAcks a relay then waits for), pass it
+ * more often than not. */
+#define CHAOS_RELAY_LEASE_MS 2000
+
+/* Whether process i says its relay is the one publishing the outbox. */
+static bool relay_active(const sup *s, int i)
+{
+    static char text[262144];
+    char want[96];
+    snprintf(want, sizeof want, "\nchoreo_relay_active{service=\"%s\"} 1\n",
+             shop_service_names[service_of[i]]);
+    return sup_scrape(s, i, text, sizeof text) == 200 && strstr(text, want) != NULL;
+}
+
+/* Stops (SIGSTOP) the instance whose relay is active, of a service that
+ * runs several on one PostgreSQL database, as a host that froze: it keeps
+ * its connections and its relay lock while its machine answers, and the
+ * database must end its session after relay_lease_ms for another instance
+ * to take the relay over. The chaos goes on meanwhile; thaw_relay continues
+ * it relay_lease_ms and 1 to 3 s later. */
+static void freeze_relay(const struct opts *o, sup *s, struct tally *t)
+{
+    for (int i = 0; i < sup_service_count(s); i++) {
+        if (o->scale.instances[service_of[i]] < 2 || !relay_active(s, i))
+            continue;
+        pid_t pid = sup_service_pid(s, i);
+        if (pid <= 0 || kill(pid, SIGSTOP) != 0)
+            return;
+        t->freeze.i = i;
+        t->freeze.pid = pid;
+        t->freeze.thaw_at = now_ms() + CHAOS_RELAY_LEASE_MS + 1000 + (int64_t)(rnd() % 2001);
+        t->freeze.look_at = now_ms() + CHAOS_RELAY_LEASE_MS;
+        t->freeze.taken_over = false;
+        t->relay_freezes++;
+        return;
+    }
+}
+
+/* While an instance is frozen, looks every 250 ms from its lease on for
+ * another instance of its service whose relay is active (the frozen one,
+ * killed and started again meanwhile, counts as another). */
+static void watch_freeze(sup *s, struct tally *t)
+{
+    int64_t now = now_ms();
+    if (t->freeze.taken_over || now < t->freeze.look_at)
+        return;
+    t->freeze.look_at = now + 250;
+    int i = t->freeze.i;
+    for (int k = 0; k < sup_service_count(s) && !t->freeze.taken_over; k++)
+        if (service_of[k] == service_of[i] &&
+            (k != i || sup_service_pid(s, i) != t->freeze.pid) && relay_active(s, k))
+            t->freeze.taken_over = true;
+}
+
+/* Continues the frozen process (unless it was killed and started again
+ * meanwhile), counting the freeze as taken over if it was. */
+static void thaw_relay(sup *s, struct tally *t)
+{
+    t->freeze.look_at = 0; /* a last look: a pause elsewhere may have held up the loop */
+    watch_freeze(s, t);
+    t->relay_takeovers += t->freeze.taken_over;
+    if (sup_service_pid(s, t->freeze.i) == t->freeze.pid)
+        kill(t->freeze.pid, SIGCONT);
+    t->freeze.pid = 0;
 }
 
 /* Deletes one durable consumer of the stream, picked at random, on the
@@ -933,21 +1023,26 @@ static int lock_db(const struct opts *o, sup *s, struct tally *t, bool tty)
  * kill waits for its restart, which on a slow machine or a sanitized build
  * leaves fewer kills than the interval promises (under ThreadSanitizer, with
  * other tests beside it, a restart took about 4 s). */
-static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
+static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct tally *t,
+                      bool tty)
 {
     int64_t t0 = now_ms(), next_kill = t0 + around(o->kill_ms),
             next_broker = t0 + around(o->broker_ms), next_postgres = t0 + around(o->postgres_ms),
             next_pause = t0 + around(o->pause_ms),
             next_delete = t0 + around(o->consumer_delete_ms),
             next_copy = t0 + around(o->second_copy_ms), next_lock = t0 + around(o->db_lock_ms),
-            drawn = 0, placed_at = 0;
+            next_freeze = t0 + around(o->relay_freeze_ms), drawn = 0, placed_at = 0;
+    bool scaled = false;
+    for (int k = 0; k < SHOP_SERVICES; k++)
+        scaled = scaled || o->scale.instances[k] > 1;
     struct node_outage *down = &t->down;
     for (;;) {
         if (atomic_load(&j->done) && placed_at == 0)
             placed_at = now_ms();
         if (placed_at != 0 &&
             ((t->kills >= o->min_kills && t->instance_kills >= o->min_instance_kills &&
-              t->pauses >= o->min_pauses) ||
+              t->pauses >= o->min_pauses &&
+              (!scaled || t->relay_freezes >= o->min_relay_freezes) && t->freeze.pid == 0) ||
              now_ms() - placed_at > 3 * o->duration_s * 1000))
             break;
         if (interrupted || reap(s, t, tty) != 0)
@@ -981,6 +1076,15 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             pause_one(s, t);
             next_pause = now_ms() + around(o->pause_ms);
         }
+        if (t->freeze.pid > 0)
+            watch_freeze(s, t);
+        if (t->freeze.pid > 0 && now >= t->freeze.thaw_at) {
+            thaw_relay(s, t);
+            next_freeze = now_ms() + around(o->relay_freeze_ms);
+        } else if (scaled && t->freeze.pid == 0 && now >= next_freeze) {
+            freeze_relay(o, s, t);
+            next_freeze = now_ms() + around(o->relay_freeze_ms);
+        }
         if (now >= next_delete && down->node[0] < 0) {
             delete_consumer(s, t);
             next_delete = now_ms() + around(o->consumer_delete_ms);
@@ -1000,8 +1104,9 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
             next_lock = now_ms() + around(o->db_lock_ms);
         }
         /* The database of the services on PostgreSQL crashes or is
-         * restarted: every connection drops, open transactions roll back. */
-        if (now >= next_postgres && sup_postgres_pid(s) > 0) {
+         * restarted: every connection drops, open transactions roll back.
+         * Not while an instance is frozen for its relay (see kill_one). */
+        if (now >= next_postgres && sup_postgres_pid(s) > 0 && t->freeze.pid == 0) {
             if (sup_restart_postgres(s, rnd() % 2 ? SIGKILL : SIGINT) != 0)
                 return -1;
             t->postgres_restarts++;
@@ -1014,6 +1119,15 @@ static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally 
         sleep_ms(10);
     }
     return node_back(s, down);
+}
+
+/* The chaos loop, leaving no process frozen however it ends. */
+static int chaos(const struct opts *o, sup *s, struct load_job *j, struct tally *t, bool tty)
+{
+    int rc = chaos_loop(o, s, j, t, tty);
+    if (t->freeze.pid > 0)
+        thaw_relay(s, t);
+    return rc;
 }
 
 /* ---- reading the databases ---- */
@@ -1458,7 +1572,8 @@ static void print_json(const struct outcome *r)
            "\"second_copy_failures\": %d, \"db_locks\": %d, "
            "\"crashpoints_fired\": %ld, \"last_delivery_kills\": %ld, "
            "\"disk_full_episodes\": %ld, \"slow_handlers\": %ld, \"retry_until_last\": %ld, "
-           "\"mark_failures\": %ld, ",
+           "\"mark_failures\": %ld, \"relay_freezes\": %d, \"relay_takeovers\": %d, "
+           "\"relays_not_one\": %d, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
            t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
@@ -1466,7 +1581,8 @@ static void print_json(const struct outcome *r)
            t->pauses, t->broker_pauses, t->consumers_deleted, t->second_copies,
            t->second_copies / 2, t->frozen_copies, t->second_copy_failures, t->db_locks,
            t->crashpoints_fired, t->last_delivery_kills,
-           t->disk_full_episodes, t->slow_handlers, t->retry_until_last, t->mark_failures);
+           t->disk_full_episodes, t->slow_handlers, t->retry_until_last, t->mark_failures,
+           t->relay_freezes, t->relay_takeovers, t->relays_not_one);
     printf("\"lost\": %ld, \"lost_events\": %ld, \"pending\": %ld, \"unknown_orders\": %ld, "
            "\"duplicated\": %ld, \"duplicated_events\": %ld, \"phantom_events\": %ld, "
            "\"parked\": %ld, "
@@ -1539,6 +1655,11 @@ static void print_text(const struct outcome *r)
         printf("  instances of scaled services killed (SIGKILL): %d\n", t->instance_kills);
     if (t->postgres_restarts)
         printf("  PostgreSQL server restarts (SIGKILL or SIGINT): %d\n", t->postgres_restarts);
+    if (t->relay_freezes || t->relays_not_one)
+        printf("  instances frozen (SIGSTOP) while their relay was active: %d, taken over by "
+               "another instance meanwhile %d; services without one active relay at the end "
+               "%d\n",
+               t->relay_freezes, t->relay_takeovers, t->relays_not_one);
     if (t->sanitizer_reports > 0)
         printf("  sanitizer reports in the services' logs: %ld\n", t->sanitizer_reports);
     if (t->metrics_unanswered)
@@ -1767,6 +1888,27 @@ static void check(struct run *r)
                     status != 200 ? "no answer" : "not connected to NATS");
         }
     }
+    /* Each service in several instances has one active relay again: the
+     * one that took over from a frozen instance, or that instance, which
+     * found its session ended and stands by. */
+    for (int svc = 0; svc < SHOP_SERVICES; svc++) {
+        if (r->o->scale.instances[svc] < 2)
+            continue;
+        int active = 0;
+        for (int attempt = 0; attempt < 20; attempt++) { /* a takeover: lease and 0.5 s */
+            active = 0;
+            for (int i = 0; i < sup_service_count(r->s); i++)
+                active += service_of[i] == svc && relay_active(r->s, i);
+            if (active == 1)
+                break;
+            sleep_ms(500);
+        }
+        if (active != 1) {
+            r->t.relays_not_one++;
+            fprintf(stderr, "shop-chaos: %d instances of %s say their relay is active, not 1\n",
+                    active, shop_service_names[svc]);
+        }
+    }
 }
 
 static int run(const struct opts *o, sup *s, const struct envs *env, const char *choreoctl,
@@ -1794,7 +1936,8 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
                  t->lost_events == 0 && t->pending == 0 && t->unknown_orders == 0 &&
                  t->duplicated_events == 0 && t->phantom_events == 0 &&
                  t->retry_failures == 0 && t->second_copy_failures == 0 &&
-                 t->metrics_unanswered == 0 && atomic_load(&r.j.st.failed) == 0;
+                 t->metrics_unanswered == 0 && t->relays_not_one == 0 &&
+                 atomic_load(&r.j.st.failed) == 0;
     /* An exit the harness did not cause, or a sanitizer report, fails every
      * run, naive ones too. */
     bool ok = t->unexpected_exits == 0 && t->sanitizer_reports == 0 && !interrupted &&
@@ -1823,7 +1966,7 @@ static int run(const struct opts *o, sup *s, const struct envs *env, const char 
 /* Arguments and environments of the four services; everything a spec
  * points to lives here until the supervisor has copied it. */
 struct setup {
-    char ack[24], deadline[24], max_deliver[24], retry_base[24], retry_cap[24];
+    char ack[24], deadline[24], max_deliver[24], retry_base[24], retry_cap[24], lease[24];
     const char *args[3][20]; /* order, payment, the others */
     char points[640], points_repair[640], faults_var[300], seeds[SHOP_SERVICES][48];
     const char *env_chaos[SHOP_SERVICES][4], *env_repair[SHOP_SERVICES][4];
@@ -1856,6 +1999,7 @@ static void build_args(const struct opts *o, struct setup *u)
         add_arg(a, &n, "--max-deliver", u->max_deliver, sizeof u->max_deliver, o->max_deliver);
         add_arg(a, &n, "--retry-base-ms", u->retry_base, sizeof u->retry_base, o->retry_base_ms);
         add_arg(a, &n, "--retry-cap-ms", u->retry_cap, sizeof u->retry_cap, o->retry_cap_ms);
+        add_arg(a, &n, "--relay-lease-ms", u->lease, sizeof u->lease, CHAOS_RELAY_LEASE_MS);
         if (k < 2)
             add_arg(a, &n, "--deadline-ms", u->deadline, sizeof u->deadline, o->deadline_ms);
         if (o->style != SHOP_STYLE_CHOREOGRAPHY) {
@@ -1923,7 +2067,7 @@ int main(int argc, char **argv)
     struct opts o = { .sagas = 2000, .duration_s = -1, .kill_ms = 500, .restart_ms = 800,
                       .broker_ms = -1, .postgres_ms = 15000, .pause_ms = 6000,
                       .consumer_delete_ms = 15000, .second_copy_ms = 10000,
-                      .db_lock_ms = 8000,
+                      .db_lock_ms = 8000, .relay_freeze_ms = 10000,
                       .quiet_s = -1, .deadline_ms = 8000,
                       .ack_wait_ms = -1, .max_deliver = -1, .retry_base_ms = -1,
                       .retry_cap_ms = -1, .disk_full_ms = -1, .slow_handler_ms = -1,
