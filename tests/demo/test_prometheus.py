@@ -9,7 +9,8 @@ its HTTP API that:
   - every target is up;
   - the scraped saga counts, by outcome and reason, equal the demo's own
     summary (which the demo counts from the order database);
-  - every alert rule evaluates without error against the real series.
+  - every alert rule evaluates without error against the real series;
+  - each service has one active relay (choreo_relay_active).
 Stops Prometheus and the demo by PID in every case.
 
 usage: test_prometheus.py SHOP_DEMO BUILD_DIR SOURCE_DIR
@@ -157,6 +158,15 @@ def main():
                 fail("alert rules not all healthy: %s (of %d)" % (bad, len(rules_seen)))
             time.sleep(1)
         print("%d alert rules evaluate without error" % len(rules_seen), flush=True)
+
+        # Each of the four services (one process each, on SQLite) has one
+        # active relay, as ChoreoNoActiveRelay reads it.
+        active = {r["metric"]["service"]: float(r["value"][1])
+                  for r in query(base, "sum by (service) (choreo_relay_active)")}
+        if active != {name: 1.0 for name in active} or len(active) != len(targets):
+            fail("active relays by service: %s, expected 1 for each of %s"
+                 % (active, sorted(targets)))
+        print("one active relay in each service: %s" % sorted(active), flush=True)
     finally:
         for p in (prom, demo):
             if p and p.poll() is None:
