@@ -245,6 +245,36 @@ static void expect_exactly_once(struct world *w, int n)
     cr_assert_eq(support_count(w->dir, "source", "SELECT COUNT(*) FROM done"), n);
 }
 
+/* All n events applied and their Done events back at the source while
+ * what (a condition, for the message) holds. */
+static void all_through_while(struct world *w, int n, const char *what)
+{
+    struct pg_arg applied = { w->db, "SELECT COUNT(DISTINCT event_id) FROM applied", n };
+    cr_assert(support_wait(pg_reaches, &applied, 90000),
+              "with %s, only %lld of %d events were applied", what,
+              support_pg_count(w->db, "SELECT COUNT(DISTINCT event_id) FROM applied"), n);
+    cr_assert(support_wait_count(w->dir, "source", "SELECT COUNT(DISTINCT n) FROM done", n,
+                                 60000),
+              "with %s, only %lld of %d Done events came back", what,
+              support_count(w->dir, "source", "SELECT COUNT(DISTINCT n) FROM done"), n);
+}
+
+/* Instances a and b are still running, their logs hold no sanitizer
+ * report; then they, the source and the server are stopped. */
+static void both_ran_clean_then_down(struct world *w, pid_t a, pid_t b)
+{
+    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
+    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
+    no_sanitizer_report(w->dir, "a");
+    no_sanitizer_report(w->dir, "b");
+    kill(a, SIGKILL);
+    kill(b, SIGKILL);
+    waitpid(a, NULL, 0);
+    waitpid(b, NULL, 0);
+    choreo_service_destroy(w->src);
+    natsd_stop(&w->server, SIGTERM);
+}
+
 Test(scaleout, two_instances_apply_5000_events_once_through_a_kill_and_the_relay_fails_over,
      .timeout = 240)
 {
@@ -341,16 +371,7 @@ Test(scaleout, connections_the_database_drops_mid_flow_lose_and_double_nothing, 
     }
     cr_assert_eq(drops, 3);
     expect_exactly_once(&w, 3000);
-    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
-    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
-    no_sanitizer_report(w.dir, "a");
-    no_sanitizer_report(w.dir, "b");
-    kill(a, SIGKILL);
-    kill(b, SIGKILL);
-    waitpid(a, NULL, 0);
-    waitpid(b, NULL, 0);
-    choreo_service_destroy(w.src);
-    natsd_stop(&w.server, SIGTERM);
+    both_ran_clean_then_down(&w, a, b);
 }
 
 /* The instance whose relay is active is frozen (SIGSTOP, as a paused host)
@@ -391,13 +412,7 @@ Test(scaleout, a_frozen_active_instance_loses_the_relay_and_its_rows_to_the_othe
               "instance b did not take the relay over from the frozen instance");
     /* Everything, while a is still frozen: the Done events of rows either
      * instance committed reach the source only through b's relay now. */
-    struct pg_arg applied = { db, "SELECT COUNT(DISTINCT event_id) FROM applied", N };
-    cr_assert(support_wait(pg_reaches, &applied, 90000),
-              "with a frozen, only %lld of %d events were applied",
-              support_pg_count(db, "SELECT COUNT(DISTINCT event_id) FROM applied"), N);
-    cr_assert(support_wait_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done", N, 60000),
-              "with a frozen, only %lld of %d Done events came back",
-              support_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done"), N);
+    all_through_while(&w, N, "a frozen");
     cr_assert_eq(kill(a, SIGCONT), 0);
     struct log_arg a_lost = { dir, "a", "relay lost its database connection" };
     cr_assert(support_wait(log_cond, &a_lost, 15000),
@@ -409,16 +424,7 @@ Test(scaleout, a_frozen_active_instance_loses_the_relay_and_its_rows_to_the_othe
         snprintf(sql[i], sizeof sql[i], "SELECT COUNT(*) FROM applied WHERE pid = %d", (int)who[i]);
     cr_log_info("applied by a %lld, b %lld", support_pg_count(db, sql[0]),
                 support_pg_count(db, sql[1]));
-    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
-    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
-    no_sanitizer_report(dir, "a");
-    no_sanitizer_report(dir, "b");
-    kill(a, SIGKILL);
-    kill(b, SIGKILL);
-    waitpid(a, NULL, 0);
-    waitpid(b, NULL, 0);
-    choreo_service_destroy(w.src);
-    natsd_stop(&w.server, SIGTERM);
+    both_ran_clean_then_down(&w, a, b);
 }
 
 /* An instance is frozen in the middle of a batch: its handler of one event
@@ -464,23 +470,8 @@ Test(scaleout, a_batch_a_frozen_instance_left_open_is_ended_and_applied_by_the_o
     cr_assert(stalled == a || stalled == b, "no instance began event %d (pid %d)", N / 2,
               (int)stalled);
     cr_assert_eq(kill(stalled, SIGSTOP), 0);
-    struct pg_arg applied = { db, "SELECT COUNT(DISTINCT event_id) FROM applied", N };
-    cr_assert(support_wait(pg_reaches, &applied, 90000),
-              "with an instance frozen mid-batch, only %lld of %d events were applied",
-              support_pg_count(db, "SELECT COUNT(DISTINCT event_id) FROM applied"), N);
-    cr_assert(support_wait_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done", N, 60000),
-              "with an instance frozen mid-batch, only %lld of %d Done events came back",
-              support_count(dir, "source", "SELECT COUNT(DISTINCT n) FROM done"), N);
+    all_through_while(&w, N, "an instance frozen mid-batch");
     cr_assert_eq(kill(stalled, SIGCONT), 0);
     expect_exactly_once(&w, N);
-    cr_assert_eq(waitpid(a, NULL, WNOHANG), 0, "instance a exited");
-    cr_assert_eq(waitpid(b, NULL, WNOHANG), 0, "instance b exited");
-    no_sanitizer_report(dir, "a");
-    no_sanitizer_report(dir, "b");
-    kill(a, SIGKILL);
-    kill(b, SIGKILL);
-    waitpid(a, NULL, 0);
-    waitpid(b, NULL, 0);
-    choreo_service_destroy(w.src);
-    natsd_stop(&w.server, SIGTERM);
+    both_ran_clean_then_down(&w, a, b);
 }
