@@ -782,8 +782,8 @@ static void pause_one(sup *s, struct tally *t)
     } else {
         pid = sup_service_pid(s, (int)(rnd() % (uint64_t)sup_service_count(s)));
     }
-    if (pid <= 0 || pid == t->freeze.pid || kill(pid, SIGSTOP) != 0)
-        return; /* not running just now (a node down, a service restarting), or frozen */
+    if (pid <= 0 || kill(pid, SIGSTOP) != 0)
+        return; /* not running just now (a node down, a service restarting) */
     sleep_ms(500 + (int64_t)(rnd() % 3501));
     kill(pid, SIGCONT);
     t->pauses++;
@@ -1072,7 +1072,9 @@ static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct t
             t->broker_restarts++;
             next_broker = now_ms() + around(o->broker_ms);
         }
-        if (now >= next_pause && down->node[0] < 0) {
+        /* Not while an instance is frozen for its relay: a pause holds up
+         * this loop, and of the other instance, the takeover too. */
+        if (now >= next_pause && down->node[0] < 0 && t->freeze.pid == 0) {
             pause_one(s, t);
             next_pause = now_ms() + around(o->pause_ms);
         }
