@@ -473,6 +473,27 @@ static enum action park(choreo_service *svc, struct delivery *d, enum choreo_out
     return ACT_TERM;
 }
 
+/* Whether a delivery whose id the inbox has applied carries another event
+ * than the one applied (its type, saga or data differ): a producer that
+ * reused the id. Dropped as a duplicate, that event would be lost without a
+ * word; d->reason says why it is parked instead. A mark from before digests
+ * were kept, or a digest that cannot be read, counts as the same event. */
+static bool reused_id(choreo_service *svc, struct delivery *d, int64_t digest)
+{
+    int64_t applied = 0;
+    bool known = false;
+    if (choreo__inbox_digest_of(svc->store, d->rt->consumer, d->env.id, &applied, &known) !=
+            CHOREO_OK ||
+        !known || applied == digest)
+        return false;
+    snprintf(d->reason, sizeof d->reason,
+             "event id reused: this consumer already applied another event (a different type, "
+             "saga or data) under id %s, so this one cannot be applied; give every event a "
+             "new id in its producer, then drop this message (choreoctl dead drop)",
+             d->env.id);
+    return true;
+}
+
 enum verdict { GO, PARK, SKIP };
 
 /* What a rolled-back handler undoes besides its savepoint: the batch's
@@ -693,16 +714,22 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
     if (v == PARK)
         return park(svc, &d, OUT_PARKED, t);
 
-    /* Stage 2: the inbox. A duplicate is acked without running anything. */
+    /* Stage 2: the inbox. A duplicate is acked without running anything;
+     * another event under an applied one's id is parked. */
+    int64_t digest = choreo__inbox_digest(d.env.type, d.env.saga, d.env.data, d.env.data_len);
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return store_failed(svc, &d, "a savepoint", false, nak_delay_ms);
     bool fresh = true, parked = false;
     if (!choreo__extras_skip_inbox(&svc->extras) &&
         (choreo__extras_mark_fail(&svc->extras) != CHOREO_OK ||
-         choreo__inbox_mark(svc->store, rt->consumer, d.env.id, choreo__now_ms(), &fresh,
-                            &d.retried, &parked) != CHOREO_OK))
+         choreo__inbox_mark(svc->store, rt->consumer, d.env.id, digest, choreo__now_ms(),
+                            &fresh, &d.retried, &parked) != CHOREO_OK))
         return store_failed(svc, &d, "its inbox mark", true, nak_delay_ms);
     int route = (int)(rt - svc->routes);
+    if (!fresh && reused_id(svc, &d, digest)) {
+        choreo__store_release(svc->store);
+        return park(svc, &d, OUT_PARKED, t);
+    }
     if (!fresh) {
         choreo__store_release(svc->store);
         t->duplicates++;

@@ -19,15 +19,31 @@
 #include "inbox.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "status.h"
 
+int64_t choreo__inbox_digest(const char *type, const char *saga, const uint8_t *data,
+                             size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, 64 bits */
+    const uint8_t *parts[3] = { (const uint8_t *)type, (const uint8_t *)saga, data };
+    size_t lens[3] = { strlen(type) + 1, strlen(saga) + 1, len }; /* with the NULs between */
+    for (int p = 0; p < 3; p++)
+        for (size_t i = 0; i < lens[p]; i++) {
+            h ^= parts[p][i];
+            h *= 0x100000001b3ULL;
+        }
+    return (int64_t)h;
+}
+
 choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
-                                 int64_t now_ms, bool *fresh, int64_t *retried, bool *parked)
+                                 int64_t digest, int64_t now_ms, bool *fresh, int64_t *retried,
+                                 bool *parked)
 {
     choreo_q *s = choreo__store_stmt(st, STMT_INBOX_MARK,
-        "INSERT INTO choreo_inbox(consumer, event_id, processed_at)"
-        " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+        "INSERT INTO choreo_inbox(consumer, event_id, processed_at, digest)"
+        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
         " RETURNING (SELECT attempt FROM choreo_retries"
         "  WHERE consumer = ?1 AND event_id = ?2),"
         " CASE WHEN EXISTS (SELECT 1 FROM choreo_dead"
@@ -38,6 +54,7 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
     choreo__q_bind_text(s, 1, consumer, -1);
     choreo__q_bind_text(s, 2, event_id, -1);
     choreo__q_bind_int64(s, 3, now_ms);
+    choreo__q_bind_int64(s, 4, digest);
     int rc = choreo__q_step(s);
     *fresh = rc == SQLITE_ROW; /* a row comes back only when the mark was inserted */
     *retried = *fresh && !choreo__q_is_null(s, 0) ? choreo__q_int64(s, 0) : 0;
@@ -48,6 +65,26 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
     choreo__q_reset(s);
     if (rc != SQLITE_DONE)
         return choreo__store_error(st, rc, "writing an inbox mark");
+    return CHOREO_OK;
+}
+
+choreo_status choreo__inbox_digest_of(choreo_store *st, const char *consumer,
+                                      const char *event_id, int64_t *digest, bool *known)
+{
+    choreo_q *s = choreo__store_stmt(st, STMT_INBOX_DIGEST,
+        "SELECT digest FROM choreo_inbox WHERE consumer = ?1 AND event_id = ?2");
+    if (!s)
+        return CHOREO_ESTORE;
+    choreo__q_bind_text(s, 1, consumer, -1);
+    choreo__q_bind_text(s, 2, event_id, -1);
+    int rc = choreo__q_step(s);
+    *known = rc == SQLITE_ROW && !choreo__q_is_null(s, 0);
+    *digest = *known ? choreo__q_int64(s, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = choreo__q_step(s);
+    choreo__q_reset(s);
+    if (rc != SQLITE_DONE)
+        return choreo__store_error(st, rc, "reading an inbox mark's digest");
     return CHOREO_OK;
 }
 

@@ -5,14 +5,26 @@
 
 #include "store.h"
 
-/* Records (consumer, event_id) in the current transaction. *fresh is true
- * when it was not there before, false for a duplicate delivery. For a fresh
- * one, *retried gets the highest delivery on which its handler asked for a
- * retry (choreo__inbox_retried), 0 when none, and *parked (may be NULL)
- * whether the event is parked for this consumer in choreo_dead, or was
- * dropped there. */
+/* Records (consumer, event_id) with the event's digest in the current
+ * transaction. *fresh is true when it was not there before, false for a
+ * duplicate delivery. For a fresh one, *retried gets the highest delivery
+ * on which its handler asked for a retry (choreo__inbox_retried), 0 when
+ * none, and *parked (may be NULL) whether the event is parked for this
+ * consumer in choreo_dead, or was dropped there. */
 choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const char *event_id,
-                                 int64_t now_ms, bool *fresh, int64_t *retried, bool *parked);
+                                 int64_t digest, int64_t now_ms, bool *fresh, int64_t *retried,
+                                 bool *parked);
+
+/* The digest a mark keeps of its event: type, saga and data, so that a
+ * later delivery under the same id can be told from another event that
+ * reuses the id. */
+int64_t choreo__inbox_digest(const char *type, const char *saga, const uint8_t *data,
+                             size_t len);
+
+/* The digest kept with (consumer, event_id)'s mark; *known is false when
+ * there is no mark or it was written before digests were kept. */
+choreo_status choreo__inbox_digest_of(choreo_store *st, const char *consumer,
+                                      const char *event_id, int64_t *digest, bool *known);
 
 /* Keeps attempt as the highest delivery of the event on which its handler
  * asked for a retry, and the reason it gave ("" or NULL: none), in the

@@ -161,6 +161,10 @@ static const char *const migrations[] = {
     /* 10: why the handler last asked for a retry, which a park on the
      * max_deliver-th delivery (where the handler does not run) repeats. */
     "ALTER TABLE choreo_retries ADD COLUMN reason TEXT NOT NULL DEFAULT '';",
+    /* 11: a digest of each applied event's type, saga and data, so that an
+     * event that reuses an applied one's id with other content is parked
+     * rather than dropped as a duplicate (NULL on marks written before). */
+    "ALTER TABLE choreo_inbox ADD COLUMN digest INTEGER;",
 };
 
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

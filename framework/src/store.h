@@ -21,6 +21,7 @@ enum choreo_stmt {
     STMT_OUTBOX_PENDING,
     STMT_OUTBOX_DELETE,
     STMT_INBOX_MARK,
+    STMT_INBOX_DIGEST,
     STMT_RETRY_KEEP,
     STMT_RETRY_FORGET,
     STMT_RETRY_REASON,
@@ -83,7 +84,7 @@ typedef struct choreo_store {
 } choreo_store;
 
 /* The schema version this build migrates to. */
-#define CHOREO_SCHEMA_VERSION 10
+#define CHOREO_SCHEMA_VERSION 11
 /* The versions that added the tables readers look for, so that a reader
  * of an older database knows which of them it has. */
 #define CHOREO_SCHEMA_HANDLERS 4 /* choreo_consumers */

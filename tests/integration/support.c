@@ -115,7 +115,7 @@ bool support_wait_count(const char *dir, const char *name, const char *sql, long
 }
 
 void support_republish(const char *url, const char *dir, const char *name, const char *id,
-                       const char *msg_id)
+                       const char *as_id, const char *msg_id)
 {
     sqlite3 *db = open_db(dir, name, SQLITE_OPEN_READONLY);
     sqlite3_stmt *st;
@@ -125,9 +125,23 @@ void support_republish(const char *url, const char *dir, const char *name, const
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC); /* NULL binds NULL */
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "event %s is not in %s's outbox",
                  id ? id : "(any)", name);
+    int len = sqlite3_column_bytes(st, 1);
+    char *body = malloc((size_t)len + 1);
+    cr_assert_not_null(body);
+    memcpy(body, sqlite3_column_blob(st, 1), (size_t)len);
+    if (as_id) {
+        cr_assert(id && strlen(as_id) == strlen(id), "as_id must be as long as id");
+        size_t n = strlen(id);
+        char *at = NULL;
+        for (size_t i = 0; !at && i + n <= (size_t)len; i++)
+            at = memcmp(body + i, id, n) == 0 ? body + i : NULL;
+        cr_assert_not_null(at, "event %s's body does not hold its id", id);
+        memcpy(at, as_id, n);
+    }
     natsMsg *m;
-    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL,
-                                sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1)), NATS_OK);
+    cr_assert_eq(natsMsg_Create(&m, (const char *)sqlite3_column_text(st, 0), NULL, body, len),
+                 NATS_OK);
+    free(body);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
     support_js_publish(url, m);
     sqlite3_finalize(st);

@@ -43,9 +43,11 @@ void support_exec(const char *dir, const char *name, const char *sql);
 /* Publishes the outbox body of event id (NULL: the oldest row) from service
  * name's database on its subject again under the Nats-Msg-Id msg_id: the
  * stream keeps it as a new message, as a producer's repeat past the
- * duplicate window would be. */
+ * duplicate window would be. With as_id (not NULL, as long as id), the
+ * envelope's event id is replaced by as_id: another event under an id
+ * already used, as a producer that reuses ids would send. */
 void support_republish(const char *url, const char *dir, const char *name, const char *id,
-                       const char *msg_id);
+                       const char *as_id, const char *msg_id);
 
 /* Publishes m to JetStream on a connection of its own, asserting the
  * PubAck; destroys m. */

@@ -288,7 +288,7 @@ Test(lastdelivery, a_parked_event_that_comes_again_runs_only_when_an_operator_re
     support_emit(svc, "Job", "s1", 1, id);
     cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead", 1, 10000),
               "the rejected event was not parked");
-    support_republish(server.url, dir, "worker", id, "the-same-event-again");
+    support_republish(server.url, dir, "worker", id, NULL, "the-same-event-again");
     cr_assert(support_wait(copy_taken, svc, 10000), "the copy never reached the service");
     cr_assert_eq(atomic_load(&runs), 1, "the handler ran on a copy of a parked event");
     cr_assert_eq(support_stats(svc).duplicates, 1);

@@ -121,7 +121,7 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     support_expect_metric(port, H("m_Undo", "Undo", "done"), 3, 20000);
     support_emit(svc, "Work", fresh, 2, NULL);
     support_expect_metric(port, H("m_Work", "Work", "done"), 7, 20000);
-    support_republish(server.url, dir, "m", ids[2], "another-msg-id");
+    support_republish(server.url, dir, "m", ids[2], NULL, "another-msg-id");
     support_expect_metric(port, H("m_Work", "Work", "duplicate"), 1, 20000);
     request(server.url, "ok");
     request(server.url, "no");

@@ -217,7 +217,7 @@ Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60
 
     /* Same body (same event id) under another broker msg id: JetStream keeps
      * it, the inbox must drop it. */
-    support_republish(w.server.url, w.dir, "ord", NULL, "some-other-msg-id");
+    support_republish(w.server.url, w.dir, "ord", NULL, NULL, "some-other-msg-id");
     struct stat_arg d = { w.inv, 1 };
     cr_assert(support_wait(duplicates_reach, &d, 15000), "the republished event never arrived");
     cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 1);
@@ -225,6 +225,53 @@ Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60
     choreo_stats s;
     choreo_service_stats(w.inv, &s);
     cr_assert_eq(s.handled, 1);
+    world_down(&w);
+}
+
+static bool parked_reaches(void *p)
+{
+    struct stat_arg *a = p;
+    return support_stats(a->svc).parked >= a->want;
+}
+
+/* A producer that reuses an applied event's id for another event (other
+ * saga and data): the inbox used to drop it as a duplicate, and it was
+ * lost without a word. It is parked, saying why, and the event applied
+ * under that id stays applied once; a true repeat is still a duplicate. */
+Test(pipeline, another_event_under_an_applied_id_is_parked_not_dropped, .timeout = 60)
+{
+    struct world w;
+    world_up(&w);
+    w.inv = make_inv(&w, "log_level=warn");
+    w.ord = make_ord(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    char saga1[CHOREO_ID_SIZE], saga2[CHOREO_ID_SIZE], id1[CHOREO_ID_SIZE], id2[CHOREO_ID_SIZE];
+    choreo_saga_new(saga1);
+    choreo_saga_new(saga2);
+    support_emit(w.ord, "OrderCreated", saga1, 9, id1);
+    support_emit(w.ord, "OrderCreated", saga2, 10, id2);
+    struct count_arg done = { w.dir, "ord", "SELECT COUNT(*) FROM done", 2 };
+    cr_assert(support_wait(count_reaches, &done, 15000));
+
+    support_republish(w.server.url, w.dir, "ord", id2, id1, "reused-id");
+    struct stat_arg parked = { w.inv, 1 };
+    cr_assert(support_wait(parked_reaches, &parked, 15000),
+              "the event under a reused id was not parked (duplicates %llu)",
+              (unsigned long long)support_stats(w.inv).duplicates);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM choreo_dead WHERE event_id = '%s'"
+             " AND reason LIKE 'event id reused:%%' AND status = 'parked'", id1);
+    cr_assert_eq(support_count(w.dir, "inv", sql), 1);
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 2);
+
+    support_republish(w.server.url, w.dir, "ord", id1, NULL, "a-true-repeat");
+    struct stat_arg d = { w.inv, 1 };
+    cr_assert(support_wait(duplicates_reach, &d, 15000), "the repeat never arrived");
+    choreo_stats s = support_stats(w.inv);
+    cr_assert_eq(s.parked, 1, "a true repeat was parked");
+    cr_assert_eq(s.handled, 2);
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 2);
     world_down(&w);
 }
 

@@ -12,10 +12,10 @@ Test(inbox, second_mark_of_the_same_event_is_a_duplicate)
     choreo_store *st = unit_db_open(path, sizeof path);
     bool fresh = false;
     int64_t retried = 0;
-    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 1, &fresh, &retried, NULL),
+    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 0, 1, &fresh, &retried, NULL),
                  CHOREO_OK);
     cr_assert(fresh);
-    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 2, &fresh, &retried, NULL),
+    cr_assert_eq(choreo__inbox_mark(st, "pay_OrderCreated", "E1", 0, 2, &fresh, &retried, NULL),
                  CHOREO_OK);
     cr_assert_not(fresh);
     choreo__store_close(st);
@@ -27,8 +27,8 @@ Test(inbox, marks_are_per_consumer)
     choreo_store *st = unit_db_open(path, sizeof path);
     bool fresh = false;
     int64_t retried = 0;
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert(fresh, "another consumer of the same event is not a duplicate");
     choreo__store_close(st);
 }
@@ -41,10 +41,10 @@ Test(inbox, a_rolled_back_mark_does_not_count)
     int64_t retried = 0;
     cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
     cr_assert_eq(choreo__store_savepoint(st), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert_eq(choreo__store_rollback_to(st), CHOREO_OK);
     cr_assert_eq(choreo__store_commit(st), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 2, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 2, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert(fresh, "the handler's rollback must take the inbox mark with it");
     choreo__store_close(st);
 }
@@ -58,7 +58,7 @@ Test(inbox, a_retried_delivery_count_comes_back_with_the_next_mark)
     choreo_store *st = unit_db_open(path, sizeof path);
     bool fresh = false;
     int64_t retried = -1;
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert(fresh);
     cr_assert_eq(retried, 0);
     cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox"), CHOREO_OK);
@@ -70,12 +70,12 @@ Test(inbox, a_retried_delivery_count_comes_back_with_the_next_mark)
     cr_assert_str_eq(reason, "the bank said \"later\"", "the last retry's reason is kept");
     cr_assert_eq(choreo__inbox_retry_reason(st, "b", "E1", reason, sizeof reason), CHOREO_OK);
     cr_assert_str_eq(reason, "", "another consumer has none");
-    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert_eq(retried, 0, "another consumer's count");
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert(fresh);
     cr_assert_eq(retried, 3);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert_not(fresh);
     cr_assert_eq(retried, 0, "a duplicate reads no count");
     cr_assert_eq(choreo__store_begin(st), CHOREO_OK);
@@ -103,28 +103,28 @@ Test(inbox, a_fresh_mark_says_whether_the_event_is_parked_for_its_consumer)
     cr_assert_eq(choreo__dead_insert(st, &row, 5), CHOREO_OK, "%s", choreo_last_error());
     bool fresh = false, parked = false;
     int64_t retried = 0;
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert(fresh);
     cr_assert(parked, "E1 is parked for a");
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert_not(fresh);
     cr_assert_not(parked, "a duplicate reads nothing");
-    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "b", "E1", 0, 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert(fresh);
     cr_assert_not(parked, "parked for another consumer");
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E2", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E2", 0, 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert_not(parked, "another event");
     /* Dropped by an operator: never to run. Retried: it may run again. */
     cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox;"
                                         "UPDATE choreo_dead SET status = 'dropped'"),
                  CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert(fresh);
     cr_assert(parked, "a dropped message counts as parked");
     cr_assert_eq(choreo__store_exec(st, "DELETE FROM choreo_inbox;"
                                         "UPDATE choreo_dead SET status = 'retried'"),
                  CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 1, &fresh, &retried, &parked), CHOREO_OK);
+    cr_assert_eq(choreo__inbox_mark(st, "a", "E1", 0, 1, &fresh, &retried, &parked), CHOREO_OK);
     cr_assert(fresh);
     cr_assert_not(parked, "a retried message is not parked");
     choreo__store_close(st);

@@ -215,6 +215,7 @@ static const char *const undo[] = {
     "DROP INDEX choreo_dead_event;",
     "DROP TABLE choreo_identity;",
     "ALTER TABLE choreo_retries DROP COLUMN reason;",
+    "ALTER TABLE choreo_inbox DROP COLUMN digest;",
 };
 
 Test(store, an_older_schema_is_migrated_forward)

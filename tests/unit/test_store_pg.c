@@ -40,7 +40,8 @@ static void *second_instance(void *arg)
     struct racer *r = arg;
     r->s = choreo__store_begin(r->st);
     if (r->s == CHOREO_OK)
-        r->s = choreo__inbox_mark(r->st, "pay_OrderPlaced", "E1", 1, &r->fresh, &r->retried, NULL);
+        r->s = choreo__inbox_mark(r->st, "pay_OrderPlaced", "E1", 0, 1, &r->fresh, &r->retried,
+                                  NULL);
     r->first_was_done = atomic_load(r->first_done);
     choreo__store_commit(r->st);
     return NULL;
@@ -57,7 +58,7 @@ static void race(bool first_commits)
     bool fresh = false;
     int64_t retried = 0;
     cr_assert_eq(choreo__store_begin(a), CHOREO_OK);
-    cr_assert_eq(choreo__inbox_mark(a, "pay_OrderPlaced", "E1", 1, &fresh, &retried, NULL),
+    cr_assert_eq(choreo__inbox_mark(a, "pay_OrderPlaced", "E1", 0, 1, &fresh, &retried, NULL),
                  CHOREO_OK);
     cr_assert(fresh);
     pthread_t t;
@@ -399,11 +400,11 @@ Test(store_pg, a_transaction_open_when_the_connection_dropped_does_not_commit)
     choreo__sleep_ms(100);
     bool fresh = false;
     int64_t retried = 0;
-    cr_assert_neq(choreo__inbox_mark(st, "c", "E", 1, &fresh, &retried, NULL),
+    cr_assert_neq(choreo__inbox_mark(st, "c", "E", 0, 1, &fresh, &retried, NULL),
                   CHOREO_OK); /* the drop */
     /* Nothing more of the transaction runs, not on a new connection either,
      * where it would commit on its own. */
-    cr_assert_neq(choreo__inbox_mark(st, "c", "E2", 1, &fresh, &retried, NULL), CHOREO_OK);
+    cr_assert_neq(choreo__inbox_mark(st, "c", "E2", 0, 1, &fresh, &retried, NULL), CHOREO_OK);
     cr_assert_neq(choreo__store_commit(st), CHOREO_OK, "a lost transaction committed");
     cr_assert(strstr(choreo_last_error(), "connection to the server was lost"), "%s",
               choreo_last_error());
