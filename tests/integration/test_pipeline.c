@@ -73,6 +73,16 @@ static void world_up(struct world *w)
     setup_tables(w);
 }
 
+/* The world with both services made (logging warnings) and started. */
+static void world_running(struct world *w)
+{
+    world_up(w);
+    w->inv = make_inv(w, "log_level=warn");
+    w->ord = make_ord(w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w->inv), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(w->ord), CHOREO_OK, "%s", choreo_last_error());
+}
+
 static void world_down(struct world *w)
 {
     choreo_service_destroy(w->inv);
@@ -114,11 +124,7 @@ Test(pipeline, business_row_event_and_inbox_mark_commit_together_and_the_event_t
      .timeout = 60)
 {
     struct world w;
-    world_up(&w);
-    w.inv = make_inv(&w, "log_level=warn");
-    w.ord = make_ord(&w, "log_level=warn");
-    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    world_running(&w);
 
     char saga[CHOREO_ID_SIZE], id[CHOREO_ID_SIZE];
     choreo_saga_new(saga);
@@ -204,11 +210,7 @@ Test(pipeline, a_redelivery_after_a_kill_before_the_ack_is_applied_once, .timeou
 Test(pipeline, a_republish_with_the_same_event_id_is_applied_once, .timeout = 60)
 {
     struct world w;
-    world_up(&w);
-    w.inv = make_inv(&w, "log_level=warn");
-    w.ord = make_ord(&w, "log_level=warn");
-    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    world_running(&w);
     char saga[CHOREO_ID_SIZE];
     choreo_saga_new(saga);
     support_emit(w.ord, "OrderCreated", saga, 9, NULL);
@@ -241,11 +243,7 @@ static bool parked_reaches(void *p)
 Test(pipeline, another_event_under_an_applied_id_is_parked_not_dropped, .timeout = 60)
 {
     struct world w;
-    world_up(&w);
-    w.inv = make_inv(&w, "log_level=warn");
-    w.ord = make_ord(&w, "log_level=warn");
-    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
-    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    world_running(&w);
     char saga1[CHOREO_ID_SIZE], saga2[CHOREO_ID_SIZE], id1[CHOREO_ID_SIZE], id2[CHOREO_ID_SIZE];
     choreo_saga_new(saga1);
     choreo_saga_new(saga2);
