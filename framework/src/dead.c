@@ -26,19 +26,21 @@ choreo_status choreo__dead_insert(choreo_store *st, const choreo_dead_row *row, 
 }
 
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
-                                     int64_t except_id, bool *out)
+                                     const void *body, size_t body_len, int64_t except_id,
+                                     bool *out)
 {
     *out = false;
     if (!event_id)
         return CHOREO_OK;
     choreo_q *s = choreo__store_stmt(st, STMT_DEAD_IS_PARKED,
         "SELECT 1 FROM choreo_dead WHERE event_id = ?1 AND consumer = ?2 AND status = 'parked'"
-        " AND id <> ?3");
+        " AND id <> ?3 AND body = ?4");
     if (!s)
         return CHOREO_ESTORE;
     choreo__q_bind_text(s, 1, event_id, -1);
     choreo__q_bind_text(s, 2, consumer, -1);
     choreo__q_bind_int64(s, 3, except_id);
+    choreo__q_bind_blob(s, 4, body ? body : "", (int)body_len);
     int rc = choreo__q_step(s);
     choreo__q_reset(s);
     if (rc == SQLITE_ROW)

@@ -24,11 +24,14 @@ choreo_status choreo__dead_insert_from_outbox(choreo_store *st, int64_t seq, con
                                               const char *event_type, const char *reason,
                                               int64_t now_ms);
 
-/* Whether the consumer already has this event parked (a repeated delivery
- * of a message whose park committed but whose Term never reached the server),
- * in a row other than except_id (0: any row). */
+/* Whether the consumer already has this message parked (a repeated delivery
+ * of a message whose park committed but whose Term never reached the server):
+ * the event id and the same body, in a row other than except_id (0: any
+ * row). Another message under the same id (a producer that reused it) is
+ * not the same and gets a row of its own. */
 choreo_status choreo__dead_is_parked(choreo_store *st, const char *consumer, const char *event_id,
-                                     int64_t except_id, bool *out);
+                                     const void *body, size_t body_len, int64_t except_id,
+                                     bool *out);
 
 /* Marks retried, in the current transaction, the rows that still say the
  * consumer parked this event: a retry of it was applied. */

@@ -443,8 +443,8 @@ static enum action park(choreo_service *svc, struct delivery *d, enum choreo_out
      * is published before its row is marked retried. Parked again, the
      * event needs a row of its own, or it would show as retried. */
     bool already = false;
-    if (choreo__dead_is_parked(svc->store, row.consumer, row.event_id, d->retry_row,
-                               &already) != CHOREO_OK)
+    if (choreo__dead_is_parked(svc->store, row.consumer, row.event_id, row.body, row.body_len,
+                               d->retry_row, &already) != CHOREO_OK)
         return ACT_NAK;
     if (already)
         return ACT_TERM; /* parked before; its Term was lost to a crash or a stop */

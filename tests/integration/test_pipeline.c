@@ -263,13 +263,27 @@ Test(pipeline, another_event_under_an_applied_id_is_parked_not_dropped, .timeout
     cr_assert_eq(support_count(w.dir, "inv", sql), 1);
     cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 2);
 
+    /* A third event under the same id is not the one parked: a row of its
+     * own, not taken for a repeat of the parked one. */
+    char saga3[CHOREO_ID_SIZE], id3[CHOREO_ID_SIZE];
+    choreo_saga_new(saga3);
+    support_emit(w.ord, "OrderCreated", saga3, 11, id3);
+    done.want = 3;
+    cr_assert(support_wait(count_reaches, &done, 15000));
+    support_republish(w.server.url, w.dir, "ord", id3, id1, "reused-id-again");
+    parked.want = 2;
+    cr_assert(support_wait(parked_reaches, &parked, 15000),
+              "a second event under the reused id was not parked (parked %llu)",
+              (unsigned long long)support_stats(w.inv).parked);
+    cr_assert_eq(support_count(w.dir, "inv", sql), 2);
+
     support_republish(w.server.url, w.dir, "ord", id1, NULL, "a-true-repeat");
     struct stat_arg d = { w.inv, 1 };
     cr_assert(support_wait(duplicates_reach, &d, 15000), "the repeat never arrived");
     choreo_stats s = support_stats(w.inv);
-    cr_assert_eq(s.parked, 1, "a true repeat was parked");
-    cr_assert_eq(s.handled, 2);
-    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 2);
+    cr_assert_eq(s.parked, 2, "a true repeat was parked");
+    cr_assert_eq(s.handled, 3);
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM reserved"), 3);
     world_down(&w);
 }
 
