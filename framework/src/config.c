@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "store.h"
 #include "status.h"
 #include "store.h"
 
@@ -483,16 +484,9 @@ void choreo_config_destroy(choreo_config *cfg)
     free(cfg);
 }
 
-/* Whether db names a PostgreSQL database (as the store reads it). */
-static bool on_postgres(const choreo_config *cfg)
-{
-    return cfg->db && (strncmp(cfg->db, "postgresql://", 13) == 0 ||
-                       strncmp(cfg->db, "postgres://", 11) == 0);
-}
-
 int choreo__config_lock_wait_ms(const choreo_config *cfg)
 {
-    return (int)(on_postgres(cfg) ? cfg->lock_timeout_ms : cfg->busy_timeout_ms);
+    return (int)(choreo__store_is_postgres(cfg->db) ? cfg->lock_timeout_ms : cfg->busy_timeout_ms);
 }
 
 choreo_config *choreo__config_clone(const choreo_config *src)
@@ -867,8 +861,7 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
                             "stream_max_age_s (%lld, 0 = unlimited), or 0 to keep inbox marks: "
                             "otherwise an event still in the stream could be applied twice",
                             (long long)cfg->inbox_retention_s, (long long)cfg->stream_max_age_s);
-    if (on_postgres(cfg) &&
-        cfg->relay_lease_ms < 2 * cfg->relay_scan_ms + 1000)
+    if (choreo__store_is_postgres(cfg->db) && cfg->relay_lease_ms < 2 * cfg->relay_scan_ms + 1000)
         return choreo__fail(CHOREO_ECONFIG,
                             "setting relay_lease_ms (%lld) must be at least twice relay_scan_ms "
                             "(%lld) plus 1000: an active relay that waits relay_scan_ms between "

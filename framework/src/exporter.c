@@ -759,7 +759,7 @@ choreo_status choreo__sampler_start(choreo_service *svc)
     if (!svc->sampler_store) {
         choreo_status s = choreo__store_open_wait(&svc->sampler_store, svc->cfg->db, "normal",
                                                   (int)svc->cfg->busy_timeout_ms,
-                                                  (int)svc->cfg->db_wait_ms);
+                                                  (int)svc->cfg->db_wait_ms, 0);
         if (s != CHOREO_OK)
             return s;
     }

@@ -140,17 +140,14 @@ choreo_status choreo__relay_create(choreo_relay **out, choreo_service *svc)
         return choreo__fail(CHOREO_ENOMEM, "out of memory creating the relay");
     /* Marking rows published is safe to lose on power failure (the row is
      * then published again and deduplicated), so the relay's connection
-     * skips the fsync that synchronous=FULL would add to every batch. */
+     * skips the fsync that synchronous=FULL would add to every batch. On
+     * PostgreSQL, a frozen relay's transaction (a marking) would keep its
+     * session, and the relay lock, past relay_lease_ms (see relay_lease). */
     choreo_status s = choreo__store_open_wait(&r->st, svc->cfg->db, "normal",
                                               choreo__config_lock_wait_ms(svc->cfg),
-                                              (int)svc->cfg->db_wait_ms);
-    /* On PostgreSQL, a frozen relay's transaction (a marking) would keep its
-     * session, and the relay lock, past relay_lease_ms (see relay_lease). */
-    if (s == CHOREO_OK)
-        s = choreo__store_idle_tx_limit(r->st, svc->cfg->relay_lease_ms);
+                                              (int)svc->cfg->db_wait_ms,
+                                              (int)svc->cfg->relay_lease_ms);
     if (s != CHOREO_OK) {
-        if (r->st)
-            choreo__store_close(r->st);
         free(r);
         return s;
     }

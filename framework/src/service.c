@@ -65,20 +65,17 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
      * by every instance of the service. */
     bool shared = choreo__store_is_postgres(svc->cfg->db);
     s = shared ? CHOREO_OK : choreo__dblock_acquire(&svc->dblock, svc->cfg->db, svc->cfg->service);
-    if (s == CHOREO_OK)
-        s = choreo__store_open_wait(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy,
-                                    (int)svc->cfg->db_wait_ms);
-    if (s == CHOREO_OK)
-        s = choreo__store_open_wait(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy,
-                                    (int)svc->cfg->db_wait_ms);
     /* On PostgreSQL, a frozen instance's open transaction would hold its
      * rows (and the inbox marks of the events it was applying, which the
      * other instances get again after ack_wait_ms) until it resumes: the
      * server ends it after twice that. */
+    int idle_tx = (int)(2 * svc->cfg->ack_wait_ms);
     if (s == CHOREO_OK)
-        s = choreo__store_idle_tx_limit(svc->store, 2 * svc->cfg->ack_wait_ms);
+        s = choreo__store_open_wait(&svc->store, svc->cfg->db, svc->cfg->synchronous, busy,
+                                    (int)svc->cfg->db_wait_ms, idle_tx);
     if (s == CHOREO_OK)
-        s = choreo__store_idle_tx_limit(svc->cmd_store, 2 * svc->cfg->ack_wait_ms);
+        s = choreo__store_open_wait(&svc->cmd_store, svc->cfg->db, svc->cfg->synchronous, busy,
+                                    (int)svc->cfg->db_wait_ms, idle_tx);
     if (s == CHOREO_OK)
         s = read_identity(svc);
     if (s == CHOREO_OK)

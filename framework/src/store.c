@@ -338,11 +338,12 @@ static choreo_status open_sqlite(choreo_store *st, const char *path, const char 
 choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
                                  int busy_timeout_ms)
 {
-    return choreo__store_open_wait(out, path, synchronous, busy_timeout_ms, 0);
+    return choreo__store_open_wait(out, path, synchronous, busy_timeout_ms, 0, 0);
 }
 
 choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
-                                      const char *synchronous, int busy_timeout_ms, int wait_ms)
+                                      const char *synchronous, int busy_timeout_ms, int wait_ms,
+                                      int idle_tx_ms)
 {
     choreo_store *st = calloc(1, sizeof *st);
     if (!st)
@@ -350,7 +351,7 @@ choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
     choreo_status s;
     if (choreo__store_is_postgres(path)) {
         st->engine = ENGINE_POSTGRES;
-        s = choreo__pg_open(st, path, synchronous, busy_timeout_ms, wait_ms);
+        s = choreo__pg_open(st, path, synchronous, busy_timeout_ms, wait_ms, idle_tx_ms);
     } else {
         s = open_sqlite(st, path, synchronous, busy_timeout_ms);
     }
@@ -870,11 +871,6 @@ choreo_status choreo__store_idle_limit(choreo_store *st, int64_t ms, bool *suppo
     if (st->engine != ENGINE_POSTGRES)
         return choreo__fail(CHOREO_EINVAL, "an idle limit needs the PostgreSQL store");
     return choreo__pg_idle_limit(st, ms, supported);
-}
-
-choreo_status choreo__store_idle_tx_limit(choreo_store *st, int64_t ms)
-{
-    return st->engine == ENGINE_POSTGRES ? choreo__pg_idle_tx_limit(st, ms) : CHOREO_OK;
 }
 
 choreo_status choreo__store_listen(choreo_store *st, const char *channel)

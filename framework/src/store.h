@@ -108,9 +108,14 @@ const char *choreo__store_open_hint(const char *path);
 choreo_status choreo__store_open(choreo_store **out, const char *path, const char *synchronous,
                                  int busy_timeout_ms);
 /* The same, waiting up to wait_ms for a PostgreSQL server that does not
- * answer yet or is starting, shutting down or recovering (a restart). */
+ * answer yet or is starting, shutting down or recovering (a restart). With
+ * idle_tx_ms > 0, the PostgreSQL server ends the session, rolling back its
+ * transaction, once a transaction has waited that long for its next
+ * statement (a frozen process holding row locks); a connection made again
+ * keeps the limit. SQLite ignores it. */
 choreo_status choreo__store_open_wait(choreo_store **out, const char *path,
-                                      const char *synchronous, int busy_timeout_ms, int wait_ms);
+                                      const char *synchronous, int busy_timeout_ms, int wait_ms,
+                                      int idle_tx_ms);
 void choreo__store_close(choreo_store *st);
 
 /* The statement that gives a database its identity, run in the migration
@@ -233,11 +238,6 @@ choreo_status choreo__store_listen(choreo_store *st, const char *channel);
  * outside a transaction for ms, freeing its locks; supported is false on a
  * server before 14, which has no such limit. */
 choreo_status choreo__store_idle_limit(choreo_store *st, int64_t ms, bool *supported);
-/* PostgreSQL: the server ends this session, rolling back its transaction,
- * once the transaction has waited ms for its next statement (a frozen
- * process holding row locks); kept for every new connection. Does nothing
- * on SQLite, whose one process cannot be frozen apart from its readers. */
-choreo_status choreo__store_idle_tx_limit(choreo_store *st, int64_t ms);
 int choreo__store_socket(choreo_store *st);
 bool choreo__store_notified(choreo_store *st);
 /* Counts the store's connections to its server: it changes when a lost

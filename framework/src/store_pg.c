@@ -21,9 +21,9 @@
 #ifndef CHOREO_HAVE_PG
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms, int wait_ms)
+                              int busy_timeout_ms, int wait_ms, int idle_tx_ms)
 {
-    (void)st, (void)synchronous, (void)busy_timeout_ms, (void)wait_ms;
+    (void)st, (void)synchronous, (void)busy_timeout_ms, (void)wait_ms, (void)idle_tx_ms;
     return choreo__fail(CHOREO_ECONFIG,
                         "db names a PostgreSQL database (%.*s...) but this choreo was built "
                         "without PostgreSQL support: install libpq-dev and build again with "
@@ -34,7 +34,7 @@ choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int bu
                                        int *version)
 {
     (void)version;
-    return choreo__pg_open(st, url, "normal", busy_timeout_ms, 0);
+    return choreo__pg_open(st, url, "normal", busy_timeout_ms, 0, 0);
 }
 void choreo__pg_close(choreo_store *st) { (void)st; }
 const char *choreo__pg_errmsg(choreo_store *st) { (void)st; return "no PostgreSQL support"; }
@@ -83,11 +83,6 @@ choreo_status choreo__pg_idle_limit(choreo_store *st, int64_t ms, bool *supporte
     (void)ms, (void)supported;
     return choreo__pg_exec(st, "", "limiting a session's idle time");
 }
-choreo_status choreo__pg_idle_tx_limit(choreo_store *st, int64_t ms)
-{
-    (void)ms;
-    return choreo__pg_exec(st, "", "limiting a transaction's idle time");
-}
 int choreo__pg_socket(choreo_store *st) { (void)st; return -1; }
 bool choreo__pg_notified(choreo_store *st) { (void)st; return false; }
 void choreo__pg_note_outbox(choreo_store *st) { (void)st; }
@@ -118,8 +113,6 @@ struct choreo_pg {
     bool in_tx;      /* between BEGIN and COMMIT or ROLLBACK */
     bool refused;    /* the server answered and refused the connection */
     bool away;       /* the last failure: no answer from the server */
-    int64_t idle_tx_ms; /* the session's idle_in_transaction_session_timeout, or 0 */
-    char idle_tx_sql[80];
     char err[512];
 };
 
@@ -173,8 +166,6 @@ static void recover(struct choreo_pg *pg)
     PQreset(pg->conn);
     pg->session++;
     pg->note_outbox = false;
-    if (pg->idle_tx_ms > 0 && PQstatus(pg->conn) == CONNECTION_OK)
-        PQclear(PQexec(pg->conn, pg->idle_tx_sql)); /* failing, the next statement says why */
 }
 
 /* Maps a failed result to a SQLite result code and keeps its message. */
@@ -446,13 +437,16 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
 }
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms, int wait_ms)
+                              int busy_timeout_ms, int wait_ms, int idle_tx_ms)
 {
     bool durable = strcmp(synchronous, "full") == 0 || strcmp(synchronous, "extra") == 0;
-    char options[160], where[200];
-    snprintf(options, sizeof options,
-             "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
-             durable ? "on" : "off", busy_timeout_ms);
+    char options[224], where[200];
+    int n = snprintf(options, sizeof options,
+                     "-c synchronous_commit=%s -c lock_timeout=%d -c client_min_messages=warning",
+                     durable ? "on" : "off", busy_timeout_ms);
+    if (idle_tx_ms > 0) /* 0 leaves the role's or the server's own setting */
+        snprintf(options + n, sizeof options - (size_t)n,
+                 " -c idle_in_transaction_session_timeout=%d", idle_tx_ms);
     /* A server that does not answer, or is starting, shutting down or
      * recovering (also between the connect and the migration), leaves the
      * connection bad: the whole open is tried again every
@@ -836,18 +830,6 @@ choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got)
     choreo_status s = pg_value(st, sql, "taking the relay's advisory lock", value, sizeof value);
     *got = s == CHOREO_OK && value[0] == 't';
     return s;
-}
-
-/* The server ends this session once a transaction of it has waited for its
- * next statement for ms, rolling it back and freeing its row locks; set
- * again on every new connection. */
-choreo_status choreo__pg_idle_tx_limit(choreo_store *st, int64_t ms)
-{
-    struct choreo_pg *pg = st->pg;
-    snprintf(pg->idle_tx_sql, sizeof pg->idle_tx_sql,
-             "SET idle_in_transaction_session_timeout = %lld", (long long)ms);
-    pg->idle_tx_ms = ms;
-    return choreo__pg_exec(st, pg->idle_tx_sql, "limiting a transaction's idle time");
 }
 
 /* The server ends this session once it has been idle outside a transaction

@@ -9,7 +9,7 @@
 struct choreo_pgq;
 
 choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *synchronous,
-                              int busy_timeout_ms, int wait_ms);
+                              int busy_timeout_ms, int wait_ms, int idle_tx_ms);
 /* Connects without migrating; *version as choreo__store_open_readonly. */
 choreo_status choreo__pg_open_readonly(choreo_store *st, const char *url, int busy_timeout_ms,
                                        int *version);
@@ -45,7 +45,6 @@ bool choreo__pg_is_null(struct choreo_pgq *q, int col);
 
 choreo_status choreo__pg_try_lock(choreo_store *st, int64_t key, bool *got);
 choreo_status choreo__pg_idle_limit(choreo_store *st, int64_t ms, bool *supported);
-choreo_status choreo__pg_idle_tx_limit(choreo_store *st, int64_t ms);
 int choreo__pg_socket(choreo_store *st);
 bool choreo__pg_notified(choreo_store *st);
 void choreo__pg_note_outbox(choreo_store *st);

@@ -136,7 +136,7 @@ Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
     choreo_store *st = NULL;
     int64_t began = choreo__mono_us();
     cr_assert_eq(choreo__store_open_wait(&st, "postgresql://postgres@127.0.0.1:1/x", "full", 10,
-                                         1000),
+                                         1000, 0),
                  CHOREO_ESTORE);
     int64_t waited_ms = (choreo__mono_us() - began) / 1000;
     cr_assert_geq(waited_ms, 900, "gave up on a server that is away after %lld ms",
@@ -148,7 +148,7 @@ Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
     char *slash = strrchr(path, '/');
     snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "no_such_database");
     began = choreo__mono_us();
-    cr_assert_eq(choreo__store_open_wait(&st, path, "full", 10, 5000), CHOREO_ESTORE);
+    cr_assert_eq(choreo__store_open_wait(&st, path, "full", 10, 5000, 0), CHOREO_ESTORE);
     waited_ms = (choreo__mono_us() - began) / 1000;
     cr_assert_lt(waited_ms, 1000, "waited %lld ms for a database that does not exist",
                  (long long)waited_ms);
@@ -157,7 +157,7 @@ Test(store_pg, opening_waits_for_a_server_that_is_away_not_for_one_that_refuses)
     unit_db_path(path, sizeof path);
     snprintf(tls, sizeof tls, "%s?sslmode=require", path);
     began = choreo__mono_us();
-    cr_assert_eq(choreo__store_open_wait(&st, tls, "full", 10, 5000), CHOREO_ESTORE);
+    cr_assert_eq(choreo__store_open_wait(&st, tls, "full", 10, 5000, 0), CHOREO_ESTORE);
     waited_ms = (choreo__mono_us() - began) / 1000;
     cr_assert_lt(waited_ms, 2000, "waited %lld ms for a server without TLS",
                  (long long)waited_ms);
@@ -171,7 +171,7 @@ Test(store_pg, a_url_with_an_at_sign_in_its_password_is_refused_without_showing_
 {
     choreo_store *st = NULL;
     cr_assert_eq(choreo__store_open_wait(&st, "postgresql://bob:Pg@S3cret@127.0.0.1:1/shop",
-                                         "full", 10, 5000),
+                                         "full", 10, 5000, 0),
                  CHOREO_ECONFIG);
     cr_assert_null(strstr(choreo_last_error(), "S3cret"), "%s", choreo_last_error());
     cr_assert(strstr(choreo_last_error(), "postgresql://127.0.0.1:1/shop") &&
@@ -187,7 +187,7 @@ Test(store_pg, a_url_with_an_at_sign_in_its_password_is_refused_without_showing_
         { "postgresql://bob@127.0.0.1:1/shop?options=-c%20lock_timeout%3D0", "sets options=" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(choreo__store_open_wait(&st, bad[i][0], "full", 10, 5000), CHOREO_ECONFIG,
+        cr_assert_eq(choreo__store_open_wait(&st, bad[i][0], "full", 10, 5000, 0), CHOREO_ECONFIG,
                      "%s", bad[i][0]);
         cr_assert(strstr(choreo_last_error(), bad[i][1]), "%s: %s", bad[i][0],
                   choreo_last_error());
@@ -212,7 +212,7 @@ Test(store_pg, a_server_that_never_answers_fails_the_open_in_bounded_time, .time
     snprintf(url, sizeof url, "postgresql://postgres@127.0.0.1:%d/x", ntohs(a.sin_port));
     choreo_store *st = NULL;
     int64_t began = choreo__mono_us();
-    cr_assert_eq(choreo__store_open_wait(&st, url, "full", 10, 1000), CHOREO_ESTORE);
+    cr_assert_eq(choreo__store_open_wait(&st, url, "full", 10, 1000, 0), CHOREO_ESTORE);
     int64_t took_ms = (choreo__mono_us() - began) / 1000;
     cr_assert_lt(took_ms, 20000, "the open took %lld ms", (long long)took_ms);
     cr_assert(strstr(choreo_last_error(), "cannot connect to the PostgreSQL database"), "%s",
