@@ -192,6 +192,13 @@ static natsStatus set_servers(natsOptions *o, const char *urls)
 static choreo_status build_options(choreo_transport *tp, const choreo_config *cfg)
 {
     natsOptions *o = NULL;
+    /* nats.c spins up to 2,000 times on a taken lock by default before it
+     * sleeps. With the service's threads, the broker and the rest of the
+     * machine sharing a few cores, the spinning takes a core from the thread
+     * that holds the lock: open the library without it. Only the first open
+     * of a process counts, so an application that opened nats.c itself keeps
+     * its own count; a failure here is reported by natsOptions_Create. */
+    nats_Open(0);
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = set_servers(o, cfg->nats_url);

@@ -391,6 +391,7 @@ static int wait_ready(sup *s, struct child *c)
         return wait_instance(s, c);
     if (!s->nc) {
         natsOptions *o = NULL;
+        nats_Open(0); /* no spinning on nats.c's locks, as the services */
         natsStatus st = natsOptions_Create(&o);
         if (st == NATS_OK)
             st = set_servers(s, o);
