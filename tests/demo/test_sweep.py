@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tools/bench --sweep's program on two low rates: one demo per rate, a JSON
 summary whose points are paced (achieved near offered), and an SVG plot
-that parses, with both latency lines and the knee.
+that parses, with both latency lines and the knee; bad flags refused first.
 
     test_sweep.py SWEEP_PY SHOP_DEMO
 """
@@ -13,6 +13,17 @@ import xml.etree.ElementTree as ET
 
 sweep, demo = sys.argv[1], sys.argv[2]
 with tempfile.TemporaryDirectory() as d:
+    # Bad flags are refused with what to give, before any demo runs (a
+    # plot that cannot be written used to end a whole sweep in a traceback).
+    bad = [(["--seconds", "0"], "--seconds takes"), (["--seconds", "nan"], "--seconds takes"),
+           (["--rates", "60,x"], "--rates takes"), (["--rates", "0"], "at least 1"),
+           (["--svg", f"{d}/missing/sweep.svg"], "cannot write the plot"),
+           (["--svg", d], "cannot write the plot")]
+    for args, says in bad:
+        proc = subprocess.run([sys.executable, sweep, demo, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=20)
+        assert proc.returncode != 0 and says in proc.stderr, (args, proc.returncode, proc.stderr)
+        assert "Traceback" not in proc.stderr, (args, proc.stderr)
     svg = f"{d}/sweep.svg"
     proc = subprocess.run([sys.executable, sweep, demo, "--rates", "60,120", "--seconds", "2",
                            "--svg", svg, "--json"], stdout=subprocess.PIPE, text=True)

@@ -12,6 +12,7 @@ four times the p99 of the lowest rate: past it, sagas queue.
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -99,6 +100,14 @@ def main():
         sys.exit(f"sweep: --rates takes numbers separated by commas, not {a.rates!r}")
     if not rates or rates[0] < 1:
         sys.exit("sweep: the rates must be at least 1 per second")
+    if not (math.isfinite(a.seconds) and 0 < a.seconds <= 3600):
+        sys.exit(f"sweep: --seconds takes the seconds of orders at each rate, more than 0 "
+                 f"and at most 3600, not {a.seconds:g}")
+    # Found out before the sweep, not after it: where the plot goes.
+    where = os.path.dirname(os.path.abspath(a.svg))
+    if os.path.isdir(a.svg) or not os.path.isdir(where) or not os.access(where, os.W_OK):
+        sys.exit(f"sweep: cannot write the plot to {a.svg}: give --svg a file in a directory "
+                 f"that exists and is writable")
     points = []
     for r in rates:
         points.append(run(a.demo, r, a.seconds))
