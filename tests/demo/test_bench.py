@@ -61,6 +61,11 @@ for bad in ("-5", "many", "10x"):
     proc = subprocess.run([bench, "--demo-orders", bad], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=30)
     assert proc.returncode == 2 and "positive whole numbers" in proc.stderr, (bad, proc)
+# So is a synchronous setting it does not take (it used to start the
+# consumer with it, which said only "did not start").
+proc = subprocess.run([bench, "--synchronous", "fast"], stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True, timeout=30)
+assert proc.returncode == 2 and "--synchronous takes full or normal" in proc.stderr, proc
 
 # A demo that fails is shown: its own messages come before choreo-bench's
 # word, here a service that refuses an unknown CHOREO_ variable at start.

@@ -666,6 +666,11 @@ int main(int argc, char **argv)
                         "(--demo-orders may be 0)\n");
         return 2;
     }
+    if (strcmp(o.synchronous, "full") != 0 && strcmp(o.synchronous, "normal") != 0) {
+        fprintf(stderr, "choreo-bench: --synchronous takes full or normal, not \"%s\"\n",
+                o.synchronous);
+        return 2;
+    }
     umask(077); /* databases of business rows are private */
     if (strcmp(o.role, "consumer") == 0)
         return consumer_main(&o);
