@@ -9,6 +9,7 @@
  *
  *   choreo-scale-bench [--events N] [--accounts A] [--json]
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -219,14 +220,24 @@ int main(int argc, char **argv)
             o.json = true;
         } else if ((strcmp(argv[i], "--events") == 0 || strcmp(argv[i], "--accounts") == 0) &&
                    i + 1 < argc) {
-            long v = strtol(argv[i + 1], NULL, 10);
-            if (v < 1 || v > 10000000)
-                die(argv[i], "takes 1 to 10,000,000");
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(argv[i + 1], &end, 10);
+            if (errno || end == argv[i + 1] || *end || v < 1 || v > 10000000)
+                die(argv[i], "takes a whole number from 1 to 10,000,000");
             *(strcmp(argv[i], "--events") == 0 ? &o.events : &o.accounts) = v;
             i++;
         } else {
-            fprintf(stderr, "usage: choreo-scale-bench [--events N] [--accounts A] [--json]\n");
-            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+            bool help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+            if (!help)
+                fprintf(stderr, "choreo-scale-bench: %s %s\n", argv[i],
+                        strncmp(argv[i], "--events", 9) == 0 ||
+                                strncmp(argv[i], "--accounts", 11) == 0
+                            ? "needs a number"
+                            : "is not an option");
+            fprintf(help ? stdout : stderr,
+                    "usage: choreo-scale-bench [--events N] [--accounts A] [--json]\n");
+            return help ? 0 : 2;
         }
     }
     char dir[] = "/tmp/choreo-scale-XXXXXX", path[600];

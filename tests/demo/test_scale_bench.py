@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""tools/bench --scale's program on a tiny run: one instance against two of
+a payment-like service on a private PostgreSQL server, every figure a
+measurement (positive) and the ratio the quotient of the two; mistyped
+flags refused with their name before any server starts.
+
+    test_scale_bench.py CHOREO_SCALE_BENCH
+"""
+import json
+import subprocess
+import sys
+
+bench = sys.argv[1]
+for args, says in ((["--bogus"], "--bogus is not an option"),
+                   (["--events"], "--events needs a number"),
+                   (["--events", "10x"], "takes a whole number"),
+                   (["--accounts", "0"], "takes a whole number")):
+    proc = subprocess.run([bench, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=20)
+    assert proc.returncode != 0 and says in proc.stderr, (args, proc.returncode, proc.stderr)
+proc = subprocess.run([bench, "--help"], stdout=subprocess.PIPE, text=True, timeout=20)
+assert proc.returncode == 0 and "usage: choreo-scale-bench" in proc.stdout, proc
+
+proc = subprocess.run([bench, "--events", "300", "--accounts", "40", "--json"],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=100)
+if proc.returncode != 0:
+    sys.exit(f"FAIL: choreo-scale-bench exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+d = json.loads(proc.stdout.strip().splitlines()[-1])
+assert d["events"] == 300 and d["accounts"] == 40, d
+for key in ("one_instance_events_per_s", "two_instances_events_per_s", "two_to_one_ratio"):
+    assert isinstance(d.get(key), (int, float)) and d[key] > 0, (key, d)
+ratio = d["two_instances_events_per_s"] / d["one_instance_events_per_s"]
+assert abs(ratio - d["two_to_one_ratio"]) < 0.002, (ratio, d)
+print(f"scale bench ok: {d}")
