@@ -231,8 +231,7 @@ int main(int argc, char **argv)
             bool help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
             if (!help)
                 fprintf(stderr, "choreo-scale-bench: %s %s\n", argv[i],
-                        strncmp(argv[i], "--events", 9) == 0 ||
-                                strncmp(argv[i], "--accounts", 11) == 0
+                        strcmp(argv[i], "--events") == 0 || strcmp(argv[i], "--accounts") == 0
                             ? "needs a number"
                             : "is not an option");
             fprintf(help ? stdout : stderr,
