@@ -1169,7 +1169,8 @@ CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_bin(choreo_mp_reader *r, cons
  * left (each element needs at least one byte), so a lying header fails here. */
 CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_array(choreo_mp_reader *r, uint32_t *count);
 CHOREO_API CHOREO_WUR choreo_status choreo_mp_read_map(choreo_mp_reader *r, uint32_t *count);
-/* Skips one whole value, nested at most max_depth levels. */
+/* Skips one whole value, nested at most max_depth levels (and at most 1,000,
+ * whatever max_depth says: deeper input fails with CHOREO_EDECODE). */
 CHOREO_API CHOREO_WUR choreo_status choreo_mp_skip(choreo_mp_reader *r, int max_depth);
 
 /* A growable msgpack writer with a hard maximum size. Writes past the

@@ -305,6 +305,11 @@ static const char *url_defect(const char *u, size_t len)
 /* CHOREO_OK when every comma-separated URL of nats_url may work. */
 static choreo_status urls_valid(const char *origin, const char *value)
 {
+    if (value[strspn(value, " ,")] == '\0')
+        return choreo__fail(CHOREO_ECONFIG,
+                            "%s names no NATS server: write nats://host:port, such as "
+                            "nats://127.0.0.1:4222, several separated by commas",
+                            origin);
     for (const char *u = value; *u;) {
         while (*u == ' ')
             u++;
@@ -527,7 +532,7 @@ choreo_status choreo_config_set(choreo_config *cfg, const char *key, const char 
 
 const char *choreo_config_get(const choreo_config *cfg, const char *key)
 {
-    const struct key *k = find_key(key);
+    const struct key *k = key ? find_key(key) : NULL;
     if (!cfg || !k)
         return NULL;
     choreo_config *c = (choreo_config *)cfg;
@@ -546,9 +551,11 @@ choreo_status choreo_config_from_env(choreo_config *cfg)
     if (!cfg)
         return choreo__fail(CHOREO_EINVAL, "choreo_config_from_env: cfg is NULL");
     for (char **e = environ; *e; e++) {
-        if (strncmp(*e, "CHOREO_", 7) != 0 || strncmp(*e, "CHOREO_CRASH", 12) == 0 ||
-            strncmp(*e, "CHOREO_FAULTS=", 14) == 0)
-            continue; /* CHOREO_CRASHPOINTS, CHOREO_CRASH_SEED and CHOREO_FAULTS: faults.c */
+        /* faults.c reads these three; a misspelling of one is unknown here, as
+         * any other. */
+        if (strncmp(*e, "CHOREO_", 7) != 0 || strncmp(*e, "CHOREO_CRASHPOINTS=", 19) == 0 ||
+            strncmp(*e, "CHOREO_CRASH_SEED=", 18) == 0 || strncmp(*e, "CHOREO_FAULTS=", 14) == 0)
+            continue;
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;

@@ -276,7 +276,19 @@ choreo_status choreo_mp_read_map(choreo_mp_reader *r, uint32_t *count)
     return read_container(r, true, count);
 }
 
+/* choreo_mp_skip recurses once a level: a depth the caller gives beyond
+ * this would let a deeply nested input (a few bytes a level) overflow the
+ * stack of the thread that reads it. */
+#define MP_SKIP_DEPTH_MAX 1000
+
+static choreo_status skip(choreo_mp_reader *r, int max_depth);
+
 choreo_status choreo_mp_skip(choreo_mp_reader *r, int max_depth)
+{
+    return skip(r, max_depth < MP_SKIP_DEPTH_MAX ? max_depth : MP_SKIP_DEPTH_MAX);
+}
+
+static choreo_status skip(choreo_mp_reader *r, int max_depth)
 {
     const uint8_t *p;
     uint32_t n;
@@ -322,7 +334,7 @@ choreo_status choreo_mp_skip(choreo_mp_reader *r, int max_depth)
             return choreo__fail(CHOREO_EDECODE, "msgpack nesting is deeper than allowed");
         choreo_status s = read_container(r, map, &n);
         for (uint64_t i = 0; s == CHOREO_OK && i < (uint64_t)n * (map ? 2 : 1); i++)
-            s = choreo_mp_skip(r, max_depth - 1);
+            s = skip(r, max_depth - 1);
         return s;
     }
     case CHOREO_MP_INVALID:

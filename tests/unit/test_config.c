@@ -199,6 +199,29 @@ Test(config, environment_variables_apply_and_unknown_ones_are_errors)
     cr_assert_eq(choreo_config_from_env(c), CHOREO_ECONFIG);
     cr_assert(strstr(choreo_last_error(), "environment variable CHOREO_LOG_LEVEL"), "%s",
               choreo_last_error());
+    unsetenv("CHOREO_LOG_LEVEL");
+    /* The fault injection's own variables are read elsewhere; a misspelling
+     * of one is as unknown as any other. */
+    setenv("CHOREO_CRASHPOINTS", "", 1);
+    setenv("CHOREO_CRASH_SEED", "1", 1);
+    cr_assert_eq(choreo_config_from_env(c), CHOREO_OK, "%s", choreo_last_error());
+    const char *typos[] = { "CHOREO_CRASHPOINT", "CHOREO_CRASH_SEEDS", "CHOREO_FAULT" };
+    for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+        setenv(typos[i], "1", 1);
+        cr_expect_eq(choreo_config_from_env(c), CHOREO_ECONFIG, "%s", typos[i]);
+        cr_expect(strstr(choreo_last_error(), typos[i]), "%s", choreo_last_error());
+        unsetenv(typos[i]);
+    }
+    unsetenv("CHOREO_CRASHPOINTS");
+    unsetenv("CHOREO_CRASH_SEED");
+    choreo_config_destroy(c);
+}
+
+Test(config, get_with_no_key_or_no_config_gives_null)
+{
+    choreo_config *c = fresh();
+    cr_assert_null(choreo_config_get(c, NULL));
+    cr_assert_null(choreo_config_get(NULL, "service"));
     choreo_config_destroy(c);
 }
 
@@ -277,6 +300,8 @@ Test(config, nats_urls_that_cannot_work_are_refused_when_set)
         { "nats://[::1", "no closing ]" },
         { "nats://ho$t:4222", "host has a character" },
         { "nats://127.0.0.1:4222,nats://b:x", "\"nats://b:x\"" },
+        { ",", "names no NATS server" },
+        { " , ,", "names no NATS server" },
     };
     for (size_t k = 0; k < sizeof bad_urls / sizeof bad_urls[0]; k++) {
         choreo_config *c = fresh();

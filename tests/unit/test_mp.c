@@ -1,5 +1,7 @@
 /* The strict msgpack reader and the bounded writer. */
 #include <criterion/criterion.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "choreo.h"
@@ -122,6 +124,26 @@ Test(mp, skip_enforces_the_depth_limit)
     cr_assert(strstr(choreo_last_error(), "deeper"));
     r = reader(deep, sizeof deep);
     cr_assert_eq(choreo_mp_skip(&r, 64), CHOREO_OK);
+}
+
+/* Nesting costs a byte a level, so a few MiB nest millions deep: a depth
+ * given beyond what a thread's stack holds must still fail cleanly. */
+Test(mp, skip_fails_past_its_own_depth_cap_whatever_depth_is_given)
+{
+    size_t n = 8u << 20;
+    uint8_t *deep = malloc(n);
+    cr_assert_not_null(deep);
+    memset(deep, 0x91, n - 1);
+    deep[n - 1] = 0x01;
+    choreo_mp_reader r = reader(deep, n);
+    cr_assert_eq(choreo_mp_skip(&r, INT_MAX), CHOREO_EDECODE);
+    cr_assert(strstr(choreo_last_error(), "deeper"), "%s", choreo_last_error());
+    uint8_t ok[1001];
+    memset(ok, 0x91, sizeof ok - 1);
+    ok[sizeof ok - 1] = 0x01;
+    r = reader(ok, sizeof ok);
+    cr_assert_eq(choreo_mp_skip(&r, INT_MAX), CHOREO_OK, "1,000 levels are within the cap");
+    free(deep);
 }
 
 Test(mp, reserved_byte_is_invalid)
