@@ -619,8 +619,9 @@ CHOREO_API const char *choreo_service_name(const choreo_service *svc);
  * relay while it marks or prunes rows: after busy_timeout_ms it fails with
  * CHOREO_EBUSY. *out is written only on success. The command lock is held
  * until commit or rollback: finish the command promptly, on the thread that
- * began it, and do not begin a second one on that thread before (it would
- * deadlock). */
+ * began it. A second begin on that thread before then, or
+ * choreo_service_start while it is open, fails at once with CHOREO_ESTATE
+ * (either would wait on the thread's own lock). */
 CHOREO_API CHOREO_WUR choreo_status choreo_service_begin(choreo_service *svc,
                                                          choreo_tx **out);
 

@@ -276,6 +276,14 @@ choreo_status choreo_service_start(choreo_service *svc)
                             "service %s is already started: call choreo_service_stop and "
                             "choreo_service_wait before starting it again",
                             svc->cfg->service);
+    /* Starting writes to the database, which this thread's own open command
+     * holds: it would wait busy_timeout_ms on itself. */
+    if (atomic_load(&svc->cmd_owner) == (uintptr_t)pthread_self())
+        return choreo__fail(CHOREO_ESTATE,
+                            "choreo_service_start: this thread has a command of service %s "
+                            "open (choreo_service_begin); commit or roll it back before "
+                            "starting",
+                            svc->cfg->service);
     /* What the code registers, for choreoctl consumers to tell a stale
      * consumer (a handler renamed or removed) from a live one. */
     choreo_status rec = record_handlers(svc);

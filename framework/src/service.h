@@ -61,6 +61,10 @@ struct choreo_service {
     choreo_store *cmd_store;   /* commands from outside, under cmd_lock */
     int64_t db_id;             /* the database's identity, bound into its consumers */
     pthread_mutex_t cmd_lock;
+    /* The thread holding cmd_lock for an open command (0: none), so that the
+     * same thread beginning again or starting the service is told at once
+     * instead of waiting on itself. */
+    atomic_uintptr_t cmd_owner;
     choreo_transport *tp;
     choreo_relay *relay;
     choreo_queue queue;

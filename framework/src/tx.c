@@ -276,6 +276,12 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
         return choreo__fail(CHOREO_ESTATE,
                             "choreo_service_begin called on the dispatcher thread: a handler "
                             "already has a transaction, use the tx it was given");
+    if (atomic_load(&svc->cmd_owner) == (uintptr_t)pthread_self())
+        return choreo__fail(CHOREO_ESTATE,
+                            "choreo_service_begin: this thread already has a command open on "
+                            "service %s; commit or roll it back first (one command at a time "
+                            "per thread)",
+                            svc->cfg->service);
     choreo_tx *tx = calloc(1, sizeof *tx);
     if (!tx)
         return choreo__fail(CHOREO_ENOMEM, "out of memory beginning a command");
@@ -292,6 +298,7 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
         free(tx);
         return s;
     }
+    atomic_store(&svc->cmd_owner, (uintptr_t)pthread_self());
     tx->svc = svc;
     tx->st = svc->cmd_store;
     tx->command = true;
@@ -312,6 +319,7 @@ choreo_status choreo_tx_commit(choreo_tx *tx)
     choreo__clear_error();
     choreo_service *svc = tx->svc;
     choreo_status s = choreo__extras_commit(&svc->extras, tx->st);
+    atomic_store(&svc->cmd_owner, 0);
     pthread_mutex_unlock(&svc->cmd_lock);
     if (s == CHOREO_OK)
         choreo__metrics_commit(svc, &tx->mlog_own);
@@ -332,6 +340,7 @@ void choreo_tx_rollback(choreo_tx *tx)
     if (!tx || !tx->command)
         return;
     choreo__store_rollback(tx->st);
+    atomic_store(&tx->svc->cmd_owner, 0);
     pthread_mutex_unlock(&tx->svc->cmd_lock);
     choreo__outbox_copies_free(&tx->copies_own);
     choreo__naive_free(&tx->naive_own);

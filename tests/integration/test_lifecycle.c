@@ -217,6 +217,45 @@ Test(lifecycle, an_error_text_does_not_outlive_the_next_successful_call, .timeou
     natsd_stop(&server, SIGTERM);
 }
 
+/* A thread with a command open that begins another, or starts the
+ * service, is told so at once: both used to wait on the thread's own
+ * write lock (begin for ever, start for busy_timeout_ms, then blaming
+ * another process). Another thread's command is waited for, as before. */
+Test(lifecycle, a_thread_with_a_command_open_is_told_at_once_when_it_begins_or_starts,
+     .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "worker", server.url, "log_level=error",
+                                        "busy_timeout_ms=5000", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    choreo_tx *tx, *again;
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    int64_t t0 = support_mono_ms();
+    cr_assert_eq(choreo_service_begin(svc, &again), CHOREO_ESTATE);
+    cr_assert(strstr(choreo_last_error(), "already has a command open"), "%s",
+              choreo_last_error());
+    cr_assert_eq(choreo_service_start(svc), CHOREO_ESTATE);
+    cr_assert(strstr(choreo_last_error(), "commit or roll it back before starting"), "%s",
+              choreo_last_error());
+    cr_assert_lt(support_mono_ms() - t0, 1000, "the refusals waited %lld ms",
+                 (long long)(support_mono_ms() - t0));
+    cr_assert_eq(choreo_tx_emit(tx, "Fine", 1, "s1", NULL, 0, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK);
+    choreo_tx_rollback(tx);
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    choreo_tx_rollback(tx);
+    choreo_service_stop(svc);
+    cr_assert_eq(choreo_service_wait(svc), CHOREO_OK);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
 /* ---- a second instance on its own database file ---- */
 
 /* A child that calls choreo_service_start and then choreo_service_wait,
