@@ -72,7 +72,8 @@ typedef enum choreo_status {
     CHOREO_EDECODE = 10,    /* malformed msgpack or envelope */
     CHOREO_ESTATE = 11,     /* call not allowed in the object's current state */
     CHOREO_ENOTFOUND = 12,  /* the named thing does not exist */
-    CHOREO_ESTREAM = 13,    /* the stream exists with an incompatible setup */
+    CHOREO_ESTREAM = 13,    /* the stream exists with an incompatible setup, or another stream
+                             * takes its subjects */
     CHOREO_ETIMEOUT = 14,   /* an operation did not finish in time */
     CHOREO_EDUPLICATE = 15, /* already registered / already exists */
     CHOREO_ELOCKED = 16,    /* another process runs this service (its database or consumers) */

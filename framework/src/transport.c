@@ -425,6 +425,13 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
         }
         if (js_unavailable(jerr))
             return js_error(s, jerr, "creating the JetStream stream");
+        if (jerr == JSStreamSubjectOverlapErr)
+            return choreo__fail(CHOREO_ESTREAM,
+                                "cannot create stream %s: another stream of the server already "
+                                "takes subjects %s; set stream to that stream's name (the "
+                                "services of one system share one stream), or pick another "
+                                "prefix",
+                                cfg->stream, subject);
         /* Another service may have created it meanwhile: look again. */
     }
     return choreo__nats_error(NATS_ERR, "creating the JetStream stream");

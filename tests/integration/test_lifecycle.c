@@ -256,6 +256,46 @@ Test(lifecycle, a_thread_with_a_command_open_is_told_at_once_when_it_begins_or_s
     natsd_stop(&server, SIGTERM);
 }
 
+/* A stream setting that cannot fit the server's streams is refused at
+ * start with what to change: a name of its own over subjects another stream
+ * takes (it said only "NATS error ... subjects overlap"), and an existing
+ * stream that does not take the prefix's subjects. */
+Test(lifecycle, a_stream_that_cannot_take_the_prefix_is_refused_with_what_to_change,
+     .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "first", server.url, "log_level=error", NULL);
+    choreo_service *first = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(first), CHOREO_OK, "%s", choreo_last_error());
+
+    cfg = support_config(dir, "second", server.url, "log_level=error", "stream=OTHER", NULL);
+    choreo_service *second = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(second), CHOREO_ESTREAM, "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "cannot create stream OTHER: another stream") &&
+                  strstr(choreo_last_error(), "choreo.>") &&
+                  strstr(choreo_last_error(), "set stream to that stream's name"),
+              "%s", choreo_last_error());
+    choreo_service_destroy(second);
+
+    cfg = support_config(dir, "third", server.url, "log_level=error", "prefix=elsewhere", NULL);
+    choreo_service *third = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(third), CHOREO_ESTREAM, "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "does not cover subjects elsewhere.>"), "%s",
+              choreo_last_error());
+    choreo_service_destroy(third);
+
+    choreo_service_stop(first);
+    cr_assert_eq(choreo_service_wait(first), CHOREO_OK);
+    choreo_service_destroy(first);
+    natsd_stop(&server, SIGTERM);
+}
+
 /* ---- a second instance on its own database file ---- */
 
 /* A child that calls choreo_service_start and then choreo_service_wait,
