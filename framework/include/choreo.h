@@ -532,7 +532,14 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_on_request(choreo_service *sv
                                                               void *user);
 
 /* Sets the reply body (copied). Calling it again replaces the body. Only
- * from the request handler that was given reply, during that call. */
+ * from the request handler that was given reply, during that call.
+ * Returns CHOREO_ETOOBIG, keeping the body set before, when len is over the
+ * NATS server's max_payload (1 MiB unless the server sets it), which the
+ * reply could not be sent with: the handler can then set a short error
+ * answer instead, or return RETRY or REJECT. A reply whose publish fails
+ * after the commit all the same (a reconnect to a server with a lower
+ * limit) is logged at error level with the request's subject, and the
+ * requester times out. */
 CHOREO_API CHOREO_WUR choreo_status choreo_reply_set(choreo_reply *reply, const void *data,
                                                      size_t len);
 

@@ -22,6 +22,7 @@
 #include "exporter.h"
 #include "extras.h"
 #include "inbox.h"
+#include "nats_auth.h"
 #include "relay.h"
 #include "status.h"
 #include "trace.h"
@@ -816,6 +817,9 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     int route = (int)(rq - svc->requests);
     choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch, .route = -1,
                      .mlog = &svc->batch_mlog, .copies = &svc->batch_copies };
+    /* The limit choreo_reply_set holds the reply to, the one choreo_tx_emit
+     * holds events to: both connections go to the same servers. */
+    out->reply.max_len = atomic_load(&svc->max_payload);
     struct undo mark = undo_mark(svc);
     int64_t began = choreo__mono_us();
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
@@ -849,6 +853,22 @@ static int64_t redeliver_delay_ms(choreo_service *svc, natsMsg *msg)
     return retry_delay_ms(svc, attempt);
 }
 
+/* Publishes a request's reply after the commit. choreo_reply_set refused a
+ * reply over max_payload, but a reconnect to a server with a lower limit,
+ * or a closed connection, can still refuse it here: the handler's work is
+ * committed and the requester will only time out, so it is said. */
+static void send_reply(choreo_service *svc, natsMsg *msg, const choreo_reply *reply)
+{
+    natsStatus ns = natsConnection_Publish(svc->tp->nc, natsMsg_GetReply(msg), reply->data,
+                                           (int)reply->len);
+    if (ns != NATS_OK)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
+                   "cannot send a request's reply; the handler's work is committed and the "
+                   "requester will time out",
+                   "request=%s reply_bytes=%zu err=\"%s\"", natsMsg_GetSubject(msg), reply->len,
+                   CHOREO_SAFE(choreo__nats_detail(ns)));
+}
+
 static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool committed)
 {
     natsMsg *msg = it->msg;
@@ -856,8 +876,7 @@ static void finish(choreo_service *svc, choreo_item *it, struct outcome *o, bool
         /* After a failed commit no reply is sent: the requester times out and
          * retries with its idempotency key. */
         if (committed && o->act == ACT_REPLY)
-            natsConnection_Publish(svc->tp->nc, natsMsg_GetReply(msg), o->reply.data,
-                                   (int)o->reply.len);
+            send_reply(svc, msg, &o->reply);
         free(o->reply.data);
         o->reply.data = NULL;
     } else if (!committed) {

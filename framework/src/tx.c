@@ -352,6 +352,15 @@ choreo_status choreo_reply_set(choreo_reply *reply, const void *data, size_t len
 {
     if (!reply || (len > 0 && !data))
         return choreo__fail(CHOREO_EINVAL, "choreo_reply_set: reply is NULL or data is missing");
+    /* Refused here, where the handler can still answer with something
+     * smaller: after the commit a reply the client refuses is only lost. */
+    if (reply->max_len > 0 && (uint64_t)len > (uint64_t)reply->max_len)
+        return choreo__fail(CHOREO_ETOOBIG,
+                            "choreo_reply_set: a reply of %zu bytes is over the NATS server's "
+                            "max_payload of %lld: reply with less (a short error answer, or "
+                            "what the requester needs to fetch the rest), or raise max_payload "
+                            "in the server's configuration",
+                            len, (long long)reply->max_len);
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return choreo__fail(CHOREO_ENOMEM, "out of memory setting a reply");

@@ -28,6 +28,7 @@ struct choreo_tx {
 struct choreo_reply {
     uint8_t *data;
     size_t len;
+    int64_t max_len; /* the server's max_payload when the handler began; 0: not known */
 };
 
 /* The headers of an outbox row ("Key: value" lines), as the relay puts

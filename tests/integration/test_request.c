@@ -1,6 +1,9 @@
 /* Request/reply commands: the handler runs in a transaction on the
  * dispatcher thread, and the reply is sent only after the commit. */
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <nats/nats.h>
@@ -109,6 +112,60 @@ Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 6
     cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'later'"), 0);
     natsConnection_Destroy(nc);
     choreo_service_destroy(inv);
+    choreo_service_destroy(ord);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* A reply over the server's max_payload (1 MiB by default) cannot be sent
+ * after the commit: choreo_reply_set refuses it while the handler can still
+ * answer with a short error instead. */
+static atomic_int big_status = -1;
+static char big_error[512];
+
+static choreo_result big_answer(choreo_tx *tx, const void *req, size_t len, choreo_reply *reply,
+                                void *user)
+{
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO orders(body) VALUES ('big')", NULL, NULL, NULL);
+    size_t big = 2 * 1024 * 1024;
+    char *body = calloc(1, big);
+    if (!body)
+        return CHOREO_RETRY;
+    choreo_status s = choreo_reply_set(reply, body, big);
+    free(body);
+    snprintf(big_error, sizeof big_error, "%s", s == CHOREO_OK ? "" : choreo_last_error());
+    atomic_store(&big_status, (int)s);
+    if (s == CHOREO_ETOOBIG && choreo_reply_set(reply, "too big", 7) != CHOREO_OK)
+        return CHOREO_RETRY;
+    return CHOREO_DONE;
+}
+
+Test(request, a_reply_over_max_payload_is_refused_and_a_short_one_is_sent_instead, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
+    choreo_config *cfg = support_config(dir, "ord", server.url, NULL);
+    choreo_service *ord = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on_request(ord, "Big", big_answer, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(ord), CHOREO_OK, "%s", choreo_last_error());
+
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    natsMsg *reply = NULL;
+    natsStatus ns = natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.Big", "x", 5000);
+    cr_assert_eq(atomic_load(&big_status), CHOREO_ETOOBIG, "choreo_reply_set gave %d",
+                 atomic_load(&big_status));
+    cr_assert(strstr(big_error, "2097152 bytes") && strstr(big_error, "max_payload of 1048576"),
+              "the error names neither the size nor the limit: %s", big_error);
+    cr_assert_eq(ns, NATS_OK, "the short reply never came");
+    cr_assert_eq(natsMsg_GetDataLength(reply), 7);
+    cr_assert_eq(memcmp(natsMsg_GetData(reply), "too big", 7), 0);
+    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'big'"), 1);
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
     choreo_service_destroy(ord);
     natsd_stop(&server, SIGTERM);
 }
