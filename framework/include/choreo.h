@@ -301,6 +301,11 @@ typedef struct choreo_event {
  * since the transaction already holds the database's write lock. */
 typedef struct choreo_tx choreo_tx;
 
+/* What a handler returns. Any other value is a bug in the handler: it is
+ * logged at error level with the value and handled as RETRY (rolled back;
+ * an event is redelivered, and parked after max_deliver with a reason that
+ * names the value; a request gets no reply), so that a fixed handler,
+ * once deployed, applies what it returned wrongly for. */
 typedef enum choreo_result {
     CHOREO_DONE = 0,   /* commit business rows, emitted events and inbox mark */
     CHOREO_RETRY = 1,  /* transient: roll back, redeliver later */

@@ -589,8 +589,16 @@ static enum verdict read_delivery(choreo_service *svc, struct delivery *d)
     return GO;
 }
 
+/* Whether res is one of the three results a handler may return. */
+static bool known_result(choreo_result res)
+{
+    return res == CHOREO_DONE || res == CHOREO_RETRY || res == CHOREO_REJECT;
+}
+
 /* Stage 3: runs the handler in the open savepoint and keeps or undoes its
- * work. Returns the handler's result, RETRY when its work could not be kept. */
+ * work. Returns the handler's result, RETRY when its work could not be kept;
+ * a value that is none of the three comes back as it was, undone as a RETRY
+ * is, with a reason that names it. */
 static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct tally *t)
 {
     const choreo_envelope *env = &d->env;
@@ -633,6 +641,10 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     if (res == CHOREO_REJECT)
         snprintf(d->reason, sizeof d->reason, "handler returned REJECT%s%s",
                  tx.reason[0] ? ": " : "", tx.reason);
+    else if (!known_result(res))
+        snprintf(d->reason, sizeof d->reason,
+                 "handler returned %d, which is not CHOREO_DONE, CHOREO_RETRY or CHOREO_REJECT%s%s",
+                 (int)res, tx.reason[0] ? ": " : "", tx.reason);
     else
         snprintf(d->reason, sizeof d->reason, "%s", tx.reason);
     return res;
@@ -794,11 +806,18 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
     }
     if (res == CHOREO_REJECT)
         return park(svc, &d, OUT_REJECT, t);
+    /* Any other value is a bug in the handler. It is retried as a RETRY
+     * is, so that nothing is lost and a fixed handler, once deployed,
+     * applies the event; until then it ends parked with the reason. */
+    bool bug = res != CHOREO_RETRY;
     t->retried++;
     keep_retried(svc, &d);
     choreo__mlog_add(&svc->batch_mlog, ML_HANDLED, route, OUT_RETRY, 0);
     *nak_delay_ms = retry_delay_ms(svc, d.attempt);
-    CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "handler asked to retry",
+    CHOREO_LOG(&svc->log, bug ? CHOREO_LOG_ERROR : CHOREO_LOG_INFO,
+               bug ? "handler returned an unknown result; its work is rolled back and the event "
+                     "retried: fix the handler"
+                   : "handler asked to retry",
                "consumer=%s event=%s saga=%s trace=%.32s attempt=%lld delay_ms=%lld "
                "reason=\"%s\"",
                rt->consumer, d.env.id, d.env.saga, d.trace[0] ? d.trace + 3 : "-",
@@ -826,6 +845,16 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
                                &out->reply, rq->user);
     choreo__hist_observe(&svc->requests[route].m.duration, HIST_SECONDS,
                          choreo__mono_us() - began);
+    if (!known_result(res)) {
+        /* A bug in the handler: handled as a RETRY, which loses nothing. */
+        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
+                   "request handler returned an unknown result; its work is rolled back and "
+                   "no reply is sent: fix the handler",
+                   "request=%s reason=\"handler returned %d, which is not CHOREO_DONE, "
+                   "CHOREO_RETRY or CHOREO_REJECT\"",
+                   natsMsg_GetSubject(msg), (int)res);
+        res = CHOREO_RETRY;
+    }
     if (res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK) {
         t->emitted += tx.emitted;
         choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route, REQ_DONE, 0);

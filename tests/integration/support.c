@@ -616,3 +616,17 @@ size_t support_count_of(const char *text, const char *needle)
         n++;
     return n;
 }
+
+void support_line_with(const char *text, const char *needle, char *out, size_t cap)
+{
+    const char *at = strstr(text, needle);
+    out[0] = '\0';
+    if (!at)
+        return;
+    const char *begin = at;
+    while (begin > text && begin[-1] != '\n')
+        begin--;
+    const char *end = strchr(at, '\n');
+    size_t len = end ? (size_t)(end - begin) : strlen(begin);
+    snprintf(out, cap, "%.*s", (int)len, begin);
+}

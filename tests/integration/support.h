@@ -74,6 +74,10 @@ bool support_wait_file_has(const char *path, const char *needle, int timeout_ms)
 /* How many times needle occurs in text. */
 size_t support_count_of(const char *text, const char *needle);
 
+/* The first line of text that holds needle, copied into out (cut at
+ * cap - 1 bytes), or "" when none does. */
+void support_line_with(const char *text, const char *needle, char *out, size_t cap);
+
 /* Fills envp (cap entries, NULL-terminated) with this process's environment
  * less its CHOREO_* variables, for a program the test runs. */
 void support_env_without_choreo(char *envp[], int cap);

@@ -386,3 +386,80 @@ Test(handler, prepare_refuses_bad_sql_and_keeps_more_texts_than_it_caches, .time
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Returns a value that is not a choreo_result after writing a row and
+ * emitting: event n = 1 on every delivery, n = 2 only on its first, as a
+ * handler fixed and deployed again would. */
+static atomic_int bogus_calls;
+
+static choreo_result bogus(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    atomic_fetch_add(&bogus_calls, 1);
+    int64_t n = support_data_n(ev);
+    sqlite3_exec(choreo_tx_db(tx), n == 1 ? "INSERT INTO applied(n) VALUES (1)"
+                                          : "INSERT INTO applied(n) VALUES (2)",
+                 NULL, NULL, NULL);
+    if (choreo_tx_emit(tx, "Applied", 1, NULL, NULL, 0, NULL) != CHOREO_OK)
+        return CHOREO_REJECT;
+    return n == 1 || ev->attempt == 1 ? (choreo_result)42 : CHOREO_DONE;
+}
+
+/* A value other than DONE, RETRY or REJECT is a bug in the handler: said at
+ * error level with the value, undone and retried as a RETRY is (a fixed
+ * handler then applies the event once), and parked after max_deliver with
+ * a reason that names the value. */
+Test(handler, an_unknown_result_is_logged_as_an_error_retried_and_parked_naming_it, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "worker", "CREATE TABLE applied(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "worker", server.url, "max_deliver=3",
+                                        "retry_base_ms=50", "retry_cap_ms=50", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Bogus", bogus, NULL), CHOREO_OK);
+    char log[600], text[65536];
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    int saved = support_stderr_to(log);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    char stuck[CHOREO_ID_SIZE], fixed[CHOREO_ID_SIZE];
+    support_emit(svc, "Bogus", "s1", 1, stuck);
+    support_emit(svc, "Bogus", "s2", 2, fixed);
+    struct stat_arg parked = { svc, 1, 1 }, handled = { svc, 0, 1 };
+    bool was_parked = support_wait(stat_reaches, &parked, 15000);
+    bool was_handled = support_wait(stat_reaches, &handled, 15000);
+    choreo_stats s = support_stats(svc);
+    choreo_service_destroy(svc);
+    support_stderr_back(saved);
+    support_slurp(log, text, sizeof text);
+    cr_assert(was_parked && was_handled, "parked %d, handled %d: %s", was_parked, was_handled,
+              text);
+
+    const char *said = "handler returned 42, which is not CHOREO_DONE, CHOREO_RETRY or "
+                       "CHOREO_REJECT";
+    char line[2048];
+    support_line_with(text, said, line, sizeof line);
+    cr_assert(strstr(line, "level=error"), "no error line names the value: %s", text);
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM choreo_dead WHERE event_id = '%s' AND reason LIKE '%%%s%%'",
+             stuck, said);
+    cr_assert_eq(support_count(dir, "worker", sql), 1, "the parked reason does not name 42: %s",
+                 text);
+    /* The stuck one ran on each delivery but the last, and none of its work
+     * was kept; the fixed one's work was kept once. */
+    cr_assert_eq(atomic_load(&bogus_calls), 2 + 2);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied WHERE n = 1"), 0);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM applied WHERE n = 2"), 1);
+    cr_assert_eq(support_count(dir, "worker",
+                               "SELECT COUNT(*) FROM choreo_outbox WHERE subject LIKE "
+                               "'choreo.Applied.%'"), 1);
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM choreo_dead WHERE event_id = '%s'", fixed);
+    cr_assert_eq(support_count(dir, "worker", sql), 0);
+    cr_assert_eq(s.parked, 1);
+    cr_assert_eq(s.handled, 1);
+    cr_assert_eq(s.retried, 3);
+    natsd_stop(&server, SIGTERM);
+}

@@ -169,3 +169,50 @@ Test(request, a_reply_over_max_payload_is_refused_and_a_short_one_is_sent_instea
     choreo_service_destroy(ord);
     natsd_stop(&server, SIGTERM);
 }
+
+/* A request handler that returns a value that is not a choreo_result: a bug
+ * in it, handled as a RETRY (rolled back, no reply) and said at error level
+ * with the value. */
+static choreo_result bogus_answer(choreo_tx *tx, const void *req, size_t len,
+                                  choreo_reply *reply, void *user)
+{
+    sqlite3_exec(choreo_tx_db(tx), "INSERT INTO orders(body) VALUES ('bogus')", NULL, NULL, NULL);
+    (void)!choreo_reply_set(reply, "half", 4);
+    return (choreo_result)42;
+}
+
+Test(request, an_unknown_result_is_logged_as_an_error_and_rolled_back_without_a_reply,
+     .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
+    choreo_config *cfg = support_config(dir, "ord", server.url, NULL);
+    choreo_service *ord = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on_request(ord, "Bogus", bogus_answer, NULL), CHOREO_OK);
+    char log[600], text[65536];
+    snprintf(log, sizeof log, "%s/ord.log", dir);
+    int saved = support_stderr_to(log);
+    cr_assert_eq(choreo_service_start(ord), CHOREO_OK, "%s", choreo_last_error());
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    natsMsg *reply = NULL;
+    natsStatus ns = natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.Bogus", "x", 1000);
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+    choreo_service_destroy(ord);
+    support_stderr_back(saved);
+    support_slurp(log, text, sizeof text);
+    cr_assert_eq(ns, NATS_TIMEOUT, "an unknown result was answered");
+    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'bogus'"), 0);
+    const char *said = "handler returned 42, which is not CHOREO_DONE, CHOREO_RETRY or "
+                       "CHOREO_REJECT";
+    char line[2048];
+    support_line_with(text, said, line, sizeof line);
+    cr_assert(strstr(line, "level=error") && strstr(line, "request=choreo-rpc.ord.Bogus"),
+              "no error line names the value and the request: %s", text);
+    natsd_stop(&server, SIGTERM);
+}
