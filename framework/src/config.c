@@ -302,6 +302,17 @@ static const char *url_defect(const char *u, size_t len)
     return NULL;
 }
 
+/* Whether a db setting starts as a URL does (a scheme, then ":/") without
+ * being a PostgreSQL URL or a SQLite "file:" URI: a mistyped scheme, which
+ * SQLite would take as a path (and show its password in every message). */
+static bool mistyped_url(const char *db)
+{
+    const char *t = db + strspn(db, " \t\r\n"); /* blanks before it count as a typo */
+    size_t scheme = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    return scheme > 0 && strncmp(t + scheme, ":/", 2) == 0 &&
+           (t != db || (!choreo__store_is_postgres(t) && strncmp(t, "file:", 5) != 0));
+}
+
 /* CHOREO_OK when every comma-separated URL of nats_url may work. */
 static choreo_status urls_valid(const char *origin, const char *value)
 {
@@ -447,6 +458,15 @@ static choreo_status apply(choreo_config *cfg, const struct key *k, const char *
         return choreo__fail(CHOREO_ECONFIG, "%s: must not be empty", origin);
     if (strcmp(k->name, "nats_url") == 0 && urls_valid(origin, value) != CHOREO_OK)
         return CHOREO_ECONFIG;
+    if (strcmp(k->name, "db") == 0 && mistyped_url(value)) {
+        char shown[256];
+        choreo__store_display(value, shown, sizeof shown);
+        return choreo__fail(CHOREO_ECONFIG,
+                            "%s: \"%s\" is not a PostgreSQL URL: write "
+                            "postgresql://USER@HOST:PORT/DBNAME (or postgres://, with nothing "
+                            "before it), or give the path of a SQLite file",
+                            origin, shown);
+    }
     char *copy = strdup(value);
     if (!copy)
         return choreo__fail(CHOREO_ENOMEM, "out of memory setting %s", k->name);

@@ -455,7 +455,16 @@ void choreo__store_display(const char *db, char *out, size_t cap)
     if (!db)
         return;
     if (!choreo__store_is_postgres(db)) {
-        snprintf(out, cap, "%s", db);
+        /* A URL of a mistyped scheme (postgressql://, POSTGRESQL://) is a
+         * path to SQLite, and may carry a user and password: everything
+         * between the scheme and the last @ is hidden. */
+        const char *sep = strstr(db, ":/"), *at = strrchr(db, '@');
+        if (sep && at && at > sep) {
+            size_t keep = (size_t)(sep - db) + 1 + strspn(sep + 1, "/");
+            snprintf(out, cap, "%.*s***%s", (int)keep, db, at);
+        } else {
+            snprintf(out, cap, "%s", db);
+        }
         return;
     }
     /* scheme://[user[:password]@]host[:port][/dbname][?parameters]; the

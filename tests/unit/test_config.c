@@ -217,6 +217,32 @@ Test(config, environment_variables_apply_and_unknown_ones_are_errors)
     choreo_config_destroy(c);
 }
 
+/* A db of a mistyped scheme would be opened as a SQLite path, and every
+ * message would show its password: refused when set, without it. */
+Test(config, a_db_url_of_a_mistyped_scheme_is_refused_without_its_password)
+{
+    const char *typed[] = { "postgressql://alice:hunter2@127.0.0.1:1/db",
+                          "POSTGRESQL://alice:hunter2@h/db", "postgresql:/alice:hunter2@h/db",
+                          " postgresql://alice:hunter2@h/db", "mysql://alice:hunter2@h/db" };
+    for (size_t i = 0; i < sizeof typed / sizeof typed[0]; i++) {
+        choreo_config *c = fresh();
+        cr_expect_eq(choreo_config_set(c, "db", typed[i]), CHOREO_ECONFIG, "%s", typed[i]);
+        cr_expect(strstr(choreo_last_error(), "is not a PostgreSQL URL") &&
+                      strstr(choreo_last_error(), "***@") &&
+                      !strstr(choreo_last_error(), "hunter2"),
+                  "%s: %s", typed[i], choreo_last_error());
+        choreo_config_destroy(c);
+    }
+    const char *good[] = { "postgresql://alice:hunter2@h/db", "postgres://h/db", "/tmp/a.db",
+                           "file:/tmp/a.db", "relative/a:b.db", "/tmp/a:/b.db" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        choreo_config *c = fresh();
+        cr_expect_eq(choreo_config_set(c, "db", good[i]), CHOREO_OK, "%s: %s", good[i],
+                     choreo_last_error());
+        choreo_config_destroy(c);
+    }
+}
+
 Test(config, get_with_no_key_or_no_config_gives_null)
 {
     choreo_config *c = fresh();
