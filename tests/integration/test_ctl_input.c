@@ -191,6 +191,26 @@ Test(ctl_input, saga_svg_refuses_to_overwrite_a_database, .timeout = 120)
     cr_assert(strstr(r.err, "is a SQLite database"), "%s", r.err);
     cr_assert(still_a_database(dir, "other"), "saga --svg destroyed a SQLite file");
 
+    /* A database's companion files hold part of it (a live database's
+     * write-ahead log holds its last commits): refused too, the database
+     * read or any other. (The -shm file of the database read is SQLite's
+     * own to rewrite as saga reads it, so the test writes another's.) */
+    const char *companions[] = { "worker.db-wal", "worker.db.lock", "other.db-wal",
+                                 "other.db-shm", "other.db-journal" };
+    for (size_t i = 0; i < sizeof companions / sizeof companions[0]; i++) {
+        char path[700], kept[64];
+        snprintf(path, sizeof path, "%s/%s", dir, companions[i]);
+        support_write_file(path, "part of a database\n");
+        ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--db", db, "--svg", path, NULL);
+        cr_expect_eq(r.status, 1, "--svg onto %s: exit %d; stderr: %s", companions[i],
+                     r.status, r.err);
+        cr_expect(strstr(r.err, "belongs to the database"), "%s: %s", companions[i], r.err);
+        support_slurp(path, kept, sizeof kept);
+        cr_expect_str_eq(kept, "part of a database\n", "saga --svg overwrote %s",
+                         companions[i]);
+        unlink(path);
+    }
+
     /* Any other file is replaced, as before. */
     support_write_file(svg, "an older drawing\n");
     ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--db", db, "--svg", svg, NULL);

@@ -637,6 +637,24 @@ static int check_svg_path(const char *path, const ctl_db_list *dbs)
                   "give --svg a new file name, such as saga.svg", path);
         return CTL_EXIT_FAIL;
     }
+    /* A database's companions hold part of it: its write-ahead log (the
+     * last commits, not yet in the database file), the log's index, and
+     * choreo's lock record of the service running on it. */
+    static const char *const companions[] = { "-wal", "-shm", "-journal", ".lock" };
+    size_t len = strlen(path);
+    for (size_t i = 0; i < sizeof companions / sizeof companions[0]; i++) {
+        size_t n = strlen(companions[i]);
+        if (len <= n || strcmp(path + len - n, companions[i]) != 0)
+            continue;
+        char db[4096];
+        snprintf(db, sizeof db, "%.*s", (int)(len - n), path);
+        if (sqlite_file(db) || ctl_db_list_has(dbs, db)) {
+            ctl_error("saga: --svg %s belongs to the database %s (its %s file); writing the "
+                      "diagram would destroy part of it: give --svg a new file name, such as "
+                      "saga.svg", path, db, companions[i]);
+            return CTL_EXIT_FAIL;
+        }
+    }
     return CTL_EXIT_OK;
 }
 
