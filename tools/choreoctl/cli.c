@@ -156,8 +156,8 @@ static int positional(const char *cmd, unsigned allowed, const char *arg, ctl_ar
         return CTL_EXIT_USAGE;
     }
     if (!ctl_parse_id(arg, &a->id)) {
-        ctl_error("%s: invalid ID \"%s\": an ID is a positive whole number, as in the ID "
-                  "column of choreoctl dead list", cmd, arg);
+        ctl_error("%s: invalid ID \"%s\": an ID is a positive whole number of at most 19 "
+                  "digits, as in the ID column of choreoctl dead list", cmd, arg);
         return CTL_EXIT_USAGE;
     }
     return CTL_EXIT_OK;
