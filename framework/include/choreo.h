@@ -781,8 +781,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_saga_tcc(choreo_saga_def *def, const 
  * with tx. saga is the instance's id (choreo_saga_new); data and data_len
  * the msgpack map every command carries (data_len 0 for {}). Fails with
  * CHOREO_ENOTFOUND for an unknown definition and CHOREO_EDUPLICATE when an
- * instance with that saga id exists. Called by whoever holds tx (a command,
- * a handler, a request handler of the owning service). */
+ * instance with that saga id exists. On failure nothing of the start is
+ * left in tx, as with choreo_tx_emit, and tx can go on. Called by whoever
+ * holds tx (a command, a handler, a request handler of the owning
+ * service). */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_saga_start(choreo_tx *tx, const char *def,
                                                          const char *saga, const void *data,
                                                          size_t data_len);

@@ -814,6 +814,33 @@ choreo_result choreo__saga_on_event(choreo_tx *tx, const choreo_event *ev, void 
     return res;
 }
 
+/* Writes a new instance's row and first transition and sends its first
+ * stage; a failure may leave some of that written. */
+static choreo_status start_instance(choreo_tx *tx, const struct choreo_saga_def *d,
+                                    const char *saga, const void *data, size_t data_len)
+{
+    struct inst in;
+    memset(&in, 0, sizeof in);
+    snprintf(in.saga, sizeof in.saga, "%s", saga);
+    snprintf(in.definition, sizeof in.definition, "%s", d->name);
+    snprintf(in.state, sizeof in.state, "%s", d->initial);
+    memset(in.steps, '-', (size_t)d->nsteps);
+    in.started_ms = choreo__now_ms();
+    in.data = (uint8_t *)data;
+    in.data_len = data_len;
+    snprintf(in.note, sizeof in.note, "started");
+    choreo_status s = save(tx->st, &in, true);
+    if (s == CHOREO_OK)
+        s = transition(tx->st, &in, NULL, "");
+    if (s == CHOREO_OK)
+        s = start_stage(tx, d, &in, 0);
+    if (s == CHOREO_OK) {
+        describe(d, &in);
+        s = save(tx->st, &in, false);
+    }
+    return s;
+}
+
 choreo_status choreo_tx_saga_start(choreo_tx *tx, const char *def, const char *saga,
                                    const void *data, size_t data_len)
 {
@@ -835,24 +862,28 @@ choreo_status choreo_tx_saga_start(choreo_tx *tx, const char *def, const char *s
                             "choreo_tx_saga_start: saga id \"%.64s\" is not 1 to 64 characters "
                             "of A-Z a-z 0-9 _ -",
                             saga);
-    struct inst in;
-    memset(&in, 0, sizeof in);
-    snprintf(in.saga, sizeof in.saga, "%s", saga);
-    snprintf(in.definition, sizeof in.definition, "%s", d->name);
-    snprintf(in.state, sizeof in.state, "%s", d->initial);
-    memset(in.steps, '-', (size_t)d->nsteps);
-    in.started_ms = choreo__now_ms();
-    in.data = (uint8_t *)data;
-    in.data_len = data_len;
-    snprintf(in.note, sizeof in.note, "started");
-    choreo_status s = save(tx->st, &in, true);
+    /* The row is written before the commands that check the data, and a
+     * TCC group's later try can fail after its siblings' rows: a savepoint
+     * takes back whatever was written, as a failed choreo_tx_emit leaves
+     * nothing, so that the caller can correct the call and go on in the
+     * same transaction. On PostgreSQL it also lifts the abort that a
+     * failed statement (a saga id in use) puts on the transaction. */
+    choreo_tx_mark mark = choreo__tx_mark(tx);
+    choreo_status s = choreo__store_call_savepoint(tx->st);
+    if (s != CHOREO_OK)
+        return choreo__fail(s, "choreo_tx_saga_start: starting saga %s, instance %s: %s",
+                            d->name, saga, choreo_last_error());
+    s = start_instance(tx, d, saga, data, data_len);
     if (s == CHOREO_OK)
-        s = transition(tx->st, &in, NULL, "");
+        s = choreo__store_call_release(tx->st);
     if (s == CHOREO_OK)
-        s = start_stage(tx, d, &in, 0);
-    if (s == CHOREO_OK) {
-        describe(d, &in);
-        s = save(tx->st, &in, false);
-    }
-    return s;
+        return CHOREO_OK;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", choreo_last_error());
+    choreo__tx_undo(tx, mark);
+    bool undone = choreo__store_call_rollback_to(tx->st) == CHOREO_OK;
+    return choreo__fail(s, "choreo_tx_saga_start: starting saga %s, instance %s: %s%s", d->name,
+                        saga, why,
+                        undone ? "" : "; what it wrote could not be taken back: roll the "
+                                      "transaction back");
 }

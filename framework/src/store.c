@@ -849,6 +849,24 @@ choreo_status choreo__store_rollback_to(choreo_store *st)
     return choreo__store_release(st);
 }
 
+choreo_status choreo__store_call_savepoint(choreo_store *st)
+{
+    return step_done(st, STMT_CALL_SAVEPOINT, "SAVEPOINT choreo_call", "opening a savepoint");
+}
+
+choreo_status choreo__store_call_release(choreo_store *st)
+{
+    return step_done(st, STMT_CALL_RELEASE, "RELEASE SAVEPOINT choreo_call",
+                     "releasing a savepoint");
+}
+
+choreo_status choreo__store_call_rollback_to(choreo_store *st)
+{
+    choreo_status s = step_done(st, STMT_CALL_ROLLBACK_TO, "ROLLBACK TO SAVEPOINT choreo_call",
+                                "rolling back a savepoint");
+    return s == CHOREO_OK ? choreo__store_call_release(st) : s;
+}
+
 choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const char *sql,
                                    void (*fn)(const char *a, const char *b, int64_t count,
                                               void *user),

@@ -38,6 +38,9 @@ enum choreo_stmt {
     STMT_SAVEPOINT,
     STMT_RELEASE,
     STMT_ROLLBACK_TO,
+    STMT_CALL_SAVEPOINT,
+    STMT_CALL_RELEASE,
+    STMT_CALL_ROLLBACK_TO,
     STMT_OUTBOX_BACKLOG,
     STMT_OUTBOX_DELAYED,
     STMT_DEAD_PARKED_COUNTS,
@@ -225,6 +228,16 @@ bool choreo__store_retry_away(choreo_store *st, choreo_status s, int64_t until_u
 choreo_status choreo__store_savepoint(choreo_store *st);
 choreo_status choreo__store_release(choreo_store *st);
 choreo_status choreo__store_rollback_to(choreo_store *st);
+
+/* A savepoint of one call into choreo that must leave nothing behind when
+ * it fails (choreo_tx_saga_start), nested in whatever is open: a command's
+ * transaction, or an event's savepoint. Unlike the event's, these leave the
+ * program's prepared statements alone: its caller may be stepping one.
+ * call_rollback_to also ends the savepoint, and on PostgreSQL makes a
+ * transaction that a failed statement had aborted usable again. */
+choreo_status choreo__store_call_savepoint(choreo_store *st);
+choreo_status choreo__store_call_release(choreo_store *st);
+choreo_status choreo__store_call_rollback_to(choreo_store *st);
 
 /* PostgreSQL only (false or an error on SQLite): the session's advisory
  * lock `key` (held until released or the connection ends), LISTEN on a

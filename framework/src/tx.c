@@ -208,6 +208,31 @@ choreo_status choreo_tx_emit_at(choreo_tx *tx, int64_t at_ms, const char *type, 
     return emit(tx, at_ms, 0, type, version, saga, data, data_len, id_out);
 }
 
+choreo_tx_mark choreo__tx_mark(const choreo_tx *tx)
+{
+    return (choreo_tx_mark){
+        .naive = tx->naive ? tx->naive->n : 0,
+        .mlog = tx->mlog ? tx->mlog->n : 0,
+        .copies = tx->copies ? tx->copies->n : 0,
+        .emitted = tx->emitted,
+        .copies_incomplete = tx->copies && tx->copies->incomplete,
+    };
+}
+
+void choreo__tx_undo(choreo_tx *tx, choreo_tx_mark m)
+{
+    choreo__extras_rolled_back(tx->naive, m.naive);
+    if (tx->mlog)
+        choreo__mlog_truncate(tx->mlog, m.mlog);
+    if (tx->copies) {
+        choreo__outbox_copies_truncate(tx->copies, m.copies);
+        /* Truncating to none forgets that a copy was lost before the mark;
+         * the relay must still read that row from the table. */
+        tx->copies->incomplete = tx->copies->incomplete || m.copies_incomplete;
+    }
+    tx->emitted = m.emitted;
+}
+
 /* The unix milliseconds in a ULID saga id (choreo_saga_new), or -1. */
 static int64_t saga_start_ms(const char *saga)
 {

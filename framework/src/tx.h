@@ -25,6 +25,18 @@ struct choreo_tx {
     choreo_outbox_copies copies_own; /* the copies of a command transaction */
 };
 
+/* What emits add to a transaction besides their rows (naive events held
+ * for the commit, metric notes, outbox copies for the relay, the count
+ * that wakes it): marked before a savepoint, and forgotten back to the
+ * mark when the savepoint is rolled back. */
+typedef struct choreo_tx_mark {
+    int naive, mlog, copies, emitted;
+    bool copies_incomplete;
+} choreo_tx_mark;
+
+choreo_tx_mark choreo__tx_mark(const choreo_tx *tx);
+void choreo__tx_undo(choreo_tx *tx, choreo_tx_mark m);
+
 struct choreo_reply {
     uint8_t *data;
     size_t len;

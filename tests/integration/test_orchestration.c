@@ -659,3 +659,161 @@ Test(orchestration, instances_that_wait_show_in_the_metrics_by_phase, .timeout =
     down(&w);
     orch_metrics_port = 0;
 }
+
+/* ---- a start that fails --------------------------------------------------- */
+
+/* What tx holds of saga so far, read on tx's own connection: "instances
+ * transitions outbox rows". */
+static void trace_in(choreo_tx *tx, const char *saga, char *out, size_t cap)
+{
+    static const char *const sql[] = {
+        "SELECT COUNT(*) FROM choreo_saga_instances WHERE saga = ?1",
+        "SELECT COUNT(*) FROM choreo_saga_transitions WHERE saga = ?1",
+        "SELECT COUNT(*) FROM choreo_outbox WHERE subject LIKE '%.' || ?1",
+    };
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *q;
+        cr_assert_eq(sqlite3_prepare_v2(choreo_tx_db(tx), sql[i], -1, &q, NULL), SQLITE_OK);
+        sqlite3_bind_text(q, 1, saga, -1, SQLITE_STATIC);
+        cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+        n += (size_t)snprintf(out + n, cap - n, "%s%d", i ? " " : "", sqlite3_column_int(q, 0));
+        sqlite3_finalize(q);
+    }
+}
+
+Test(orchestration, a_start_that_fails_leaves_nothing_and_its_correction_runs, .timeout = 60)
+{
+    struct world w;
+    up(&w, 0);
+    choreo_tx *tx;
+    char held[32];
+    cr_assert_eq(choreo_service_begin(w.orch, &tx), CHOREO_OK, "%s", choreo_last_error());
+    /* Data that is not a map fails at the first command, after the
+     * instance's row was written: the row must go with the failure. */
+    cr_assert_eq(choreo_tx_saga_start(tx, "flow", "s-again", "\x01", 1), CHOREO_EINVAL);
+    cr_assert(strstr(choreo_last_error(), "starting saga flow, instance s-again: ") &&
+              strstr(choreo_last_error(), "data of DoA must be one msgpack map"), "%s",
+              choreo_last_error());
+    trace_in(tx, "s-again", held, sizeof held);
+    cr_assert_str_eq(held, "0 0 0");
+    /* The transaction goes on: the corrected start, and the program's own
+     * write after it. */
+    cr_assert_eq(choreo_tx_saga_start(tx, "flow", "s-again", "\x81\xa1n\x00", 4), CHOREO_OK,
+                 "%s", choreo_last_error());
+    trace_in(tx, "s-again", held, sizeof held);
+    cr_assert_str_eq(held, "1 1 1");
+    cr_assert_eq(sqlite3_exec(choreo_tx_db(tx), "INSERT INTO outcome(saga) VALUES ('mine')",
+                              NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+    wait_phase(w.dir, "s-again", "COMPLETED", 20000);
+    char work[512], path[1024];
+    work_of(w.dir, "s-again", work, sizeof work);
+    cr_assert_str_eq(work, "a action, b action, c action");
+    path_of(w.dir, "s-again", path, sizeof path);
+    cr_assert_str_eq(path, "STARTED (started); A (a done); B (b done); COMPLETED (c done)");
+    cr_assert_eq(support_count(w.dir, "orch", "SELECT COUNT(*) FROM outcome WHERE saga = 'mine'"),
+                 1);
+    down(&w);
+}
+
+/* Data (a map of one string) that fits svc's max_event_bytes in an event
+ * of saga's of type fits but not in one of type not, and its length: found
+ * by emitting both in transactions that are rolled back. */
+static void between(choreo_service *svc, const char *saga, const char *fits, const char *not,
+                    uint8_t *data, size_t *len)
+{
+    for (size_t n = 0; n < 512; n++) {
+        data[0] = 0x81, data[1] = 0xa1, data[2] = 'p', data[3] = 0xda;
+        data[4] = (uint8_t)(n >> 8), data[5] = (uint8_t)n;
+        memset(data + 6, 'p', n);
+        choreo_tx *tx;
+        cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+        bool a = choreo_tx_emit(tx, fits, 1, saga, data, n + 6, NULL) == CHOREO_OK;
+        bool b = choreo_tx_emit(tx, not, 1, saga, data, n + 6, NULL) == CHOREO_OK;
+        choreo_tx_rollback(tx);
+        if (a && !b) {
+            *len = n + 6;
+            return;
+        }
+    }
+    cr_assert_fail("no data fits %s and not %s", fits, not);
+}
+
+/* Records each try it gets, and the size of its data, in its table got. */
+static choreo_result on_try(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    (void)user;
+    char sql[200];
+    snprintf(sql, sizeof sql, "INSERT INTO got(type, saga, len) VALUES ('%s', '%s', %zu)",
+             ev->type, ev->saga, ev->data_len);
+    return sqlite3_exec(choreo_tx_db(tx), sql, NULL, NULL, NULL) == SQLITE_OK ? CHOREO_DONE
+                                                                             : CHOREO_RETRY;
+}
+
+Test(orchestration, a_tcc_start_whose_second_try_fails_leaves_the_first_unsent, .timeout = 60)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    support_exec(dir, "grp", "CREATE TABLE got(type TEXT, saga TEXT, len INT)");
+    choreo_config *cfg = support_config(dir, "grp", server.url, "max_event_bytes=512", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    char long_try[CHOREO_TYPE_MAX + 1];
+    snprintf(long_try, sizeof long_try, "Do%0*d", CHOREO_TYPE_MAX - 2, 0);
+    choreo_saga_def *d;
+    cr_assert_eq(choreo_service_saga(svc, "grp", "STARTED", NULL, NULL, &d), CHOREO_OK);
+    char g[2][7][32];
+    choreo_saga_step_spec group[2] = { spec("x", 60000, g[0]), spec("y", 60000, g[1]) };
+    group[1].command = long_try;
+    for (int i = 0; i < 2; i++) {
+        group[i].confirm = g[i][5];
+        group[i].confirmed = g[i][6];
+        cr_assert_eq(choreo_service_on(svc, group[i].command, on_try, NULL), CHOREO_OK);
+    }
+    cr_assert_eq(choreo_saga_tcc(d, "HELD", group, 2), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    /* A row published first, so that the relay's cursor is past 0 and it
+     * publishes the copies it is handed at a commit without reading them
+     * back. */
+    support_emit(svc, "Warmup", "w-1", 0, NULL);
+    cr_assert(support_wait_count(dir, "grp", "SELECT COUNT(*) FROM choreo_outbox WHERE"
+                                             " published_at IS NOT NULL", 1, 10000),
+              "the first row was never published");
+    uint8_t data[520];
+    size_t len = 0;
+    between(svc, "g-1", "DoX", long_try, data, &len);
+    choreo_tx *tx;
+    char held[32];
+    cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    /* x's try and its row go out, then y's is too large. */
+    cr_assert_eq(choreo_tx_saga_start(tx, "grp", "g-1", data, len), CHOREO_ETOOBIG);
+    cr_assert(strstr(choreo_last_error(), "starting saga grp, instance g-1: ") &&
+              strstr(choreo_last_error(), long_try), "%s", choreo_last_error());
+    trace_in(tx, "g-1", held, sizeof held);
+    cr_assert_str_eq(held, "0 0 0");
+    cr_assert_eq(choreo_tx_saga_start(tx, "grp", "g-1", "\x80", 1), CHOREO_OK, "%s",
+                 choreo_last_error());
+    cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
+    /* Each try is sent once, with the corrected start's data: the failed
+     * start's x went with its row, and from what the relay is handed at
+     * the commit. */
+    cr_assert(support_wait_count(dir, "grp", "SELECT COUNT(*) FROM got", 2, 10000),
+              "the tries never came");
+    cr_assert(support_wait_count(dir, "grp", "SELECT COUNT(*) FROM choreo_outbox WHERE"
+                                             " published_at IS NULL AND subject NOT LIKE"
+                                             " '%.ChoreoSagaTimeout.%'", 0, 10000),
+              "the outbox was not drained");
+    support_sleep_ms(500);
+    cr_assert_eq(support_count(dir, "grp", "SELECT COUNT(*) FROM got WHERE type = 'DoX'"), 1);
+    cr_assert_eq(support_count(dir, "grp", "SELECT COUNT(*) FROM got WHERE len = 1"), 2,
+                 "a try carried the failed start's data");
+    cr_assert_eq(support_count(dir, "grp", "SELECT COUNT(*) FROM choreo_saga_instances WHERE"
+                                           " saga = 'g-1' AND phase = 'RUNNING'"), 1);
+    cr_assert_eq(support_count(dir, "grp", "SELECT COUNT(*) FROM choreo_saga_transitions"), 1);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
