@@ -763,7 +763,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_service_saga(choreo_service *svc, con
                                                         choreo_saga_end_fn on_end, void *user,
                                                         choreo_saga_def **out);
 
-/* Appends a step; CHOREO_EINVAL names a missing or invalid field. */
+/* Appends a step; CHOREO_EINVAL names a missing or invalid field, or a
+ * type that clashes: a reply type that is another reply or a command of the
+ * definition (the orchestrator would take its own command for the reply),
+ * or a type beginning with "Choreo", which choreo keeps for its own. */
 CHOREO_API CHOREO_WUR choreo_status choreo_saga_step(choreo_saga_def *def,
                                                      const choreo_saga_step_spec *step);
 

@@ -247,26 +247,74 @@ static choreo_status take_step(const struct choreo_saga_def *d, const choreo_sag
     return CHOREO_OK;
 }
 
-/* Every reply type of a definition is distinct, and none is a command. */
+/* choreo's own event types begin with this (ChoreoSagaTimeout,
+ * ChoreoHoldDecided); a definition's may not. */
+#define RESERVED_PREFIX "Choreo"
+
+/* The types of a step by role. The orchestrator consumes the replies, the
+ * participants the commands. */
+enum { NROLES = 7 };
+static const char *const roles[NROLES] = { "command", "success", "failure", "compensate",
+                                           "compensated", "confirm", "confirmed" };
+static const bool is_reply[NROLES] = { false, true, true, false, true, false, true };
+
+static const char *type_in(const struct step *s, int role)
+{
+    const char *const t[NROLES] = { s->command, s->success, s->failure, s->compensate,
+                                    s->compensated, s->confirm, s->confirmed };
+    return t[role];
+}
+
+/* Every type of a definition is outside choreo's own, every reply type is
+ * distinct, and none is a command: the orchestrator handles each reply
+ * type, so a command that is also a reply would come back to it as that
+ * reply, and a reply of two meanings could not be told apart. */
 static choreo_status check_types(const struct choreo_saga_def *d, const struct step *add, int n)
 {
-    const char *seen[CHOREO_SAGA_STEPS_MAX * 4 + 4];
-    int ns = 0;
-    for (int k = 0; k < d->nsteps + n; k++) {
-        const struct step *s = k < d->nsteps ? &d->steps[k] : &add[k - d->nsteps];
-        const char *replies[] = { s->success, s->failure, s->compensated, s->confirmed };
-        for (int r = 0; r < 4; r++) {
-            if (!replies[r][0])
-                continue;
-            for (int j = 0; j < ns; j++)
-                if (strcmp(seen[j], replies[r]) == 0)
-                    return choreo__fail(CHOREO_EINVAL,
-                                        "saga %s: %s is the reply of two steps or outcomes; "
-                                        "each reply type must say one thing",
-                                        d->name, replies[r]);
-            seen[ns++] = replies[r];
+    int total = d->nsteps + n;
+#define STEP(k) ((k) < d->nsteps ? &d->steps[k] : &add[(k) - d->nsteps])
+    for (int k = 0; k < total; k++) {
+        for (int r = 0; r < NROLES; r++) {
+            const char *t = type_in(STEP(k), r);
+            if (strncmp(t, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
+                return choreo__fail(CHOREO_EINVAL,
+                                    "saga %s, step %s: %s %s begins with " RESERVED_PREFIX
+                                    ", which choreo keeps for its own event types (such as "
+                                    CHOREO_SAGA_TIMEOUT_TYPE "): give it another name",
+                                    d->name, STEP(k)->name, roles[r], t);
         }
     }
+    for (int k = 0; k < total; k++) {
+        for (int r = 0; r < NROLES; r++) {
+            const char *t = type_in(STEP(k), r);
+            if (!is_reply[r] || !t[0])
+                continue;
+            /* Each pair of replies once (the earlier one first), and the
+             * reply against every command. */
+            for (int j = 0; j < total; j++) {
+                for (int q = 0; q < NROLES; q++) {
+                    const char *u = type_in(STEP(j), q);
+                    bool earlier = j < k || (j == k && q < r);
+                    if ((is_reply[q] && !earlier) || strcmp(t, u) != 0)
+                        continue;
+                    if (is_reply[q])
+                        return choreo__fail(CHOREO_EINVAL,
+                                            "saga %s: %s is the reply of two steps or outcomes "
+                                            "(step %s's %s and step %s's %s); each reply type "
+                                            "must say one thing",
+                                            d->name, t, STEP(j)->name, roles[q], STEP(k)->name,
+                                            roles[r]);
+                    return choreo__fail(CHOREO_EINVAL,
+                                        "saga %s: %s is step %s's %s and also step %s's %s "
+                                        "reply, so the orchestrator would take its own command "
+                                        "for the reply: give the reply a type of its own",
+                                        d->name, t, STEP(j)->name, roles[q], STEP(k)->name,
+                                        roles[r]);
+                }
+            }
+        }
+    }
+#undef STEP
     return CHOREO_OK;
 }
 

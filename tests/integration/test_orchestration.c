@@ -817,3 +817,67 @@ Test(orchestration, a_tcc_start_whose_second_try_fails_leaves_the_first_unsent, 
     natsd_stop(&server, SIGTERM);
 }
 
+/* ---- types a definition cannot use ---------------------------------------- */
+
+struct clash {
+    const char *what;
+    choreo_saga_step_spec first; /* added first when it has a name */
+    choreo_saga_step_spec step;  /* refused */
+    bool tcc;                    /* step and a good x as a TCC group */
+    const char *says;
+};
+
+#define PAY(command_, success_) { .name = "pay", .command = command_, .success = success_, \
+                                  .failure = "PayFailed" }
+
+static const struct clash CLASHES[] = {
+    { "a command that is its own success", { 0 }, PAY("DoPay", "DoPay"), false,
+      "DoPay is step pay's command and also step pay's success reply" },
+    { "a command that is an earlier step's failure", PAY("DoPay", "PayDone"),
+      { .name = "ship", .command = "PayFailed", .success = "Shipped" }, false,
+      "PayFailed is step ship's command and also step pay's failure reply" },
+    { "a compensation that is its own reply", { 0 },
+      { .name = "pay", .command = "DoPay", .success = "PayDone", .compensate = "UndoPay",
+        .compensated = "UndoPay" }, false,
+      "UndoPay is step pay's compensate and also step pay's compensated reply" },
+    { "choreo's own timeout as a success", { 0 }, PAY("DoPay", "ChoreoSagaTimeout"), false,
+      "success ChoreoSagaTimeout begins with Choreo" },
+    { "choreo's own decision as a command", { 0 }, PAY("ChoreoHoldDecided", "PayDone"), false,
+      "command ChoreoHoldDecided begins with Choreo" },
+    { "a confirm reply that is the other try", { 0 },
+      { .name = "pay", .command = "DoPay", .success = "PayDone", .failure = "PayFailed",
+        .compensate = "UndoPay", .compensated = "PayUndone", .confirm = "ConfirmPay",
+        .confirmed = "DoX" }, true,
+      "DoX is step x's command and also step pay's confirmed reply" },
+};
+
+Test(orchestration, a_type_that_clashes_or_is_choreos_own_is_refused_naming_it, .timeout = 30)
+{
+    char dir[256];
+    support_tmpdir(dir, sizeof dir);
+    choreo_config *cfg = support_config(dir, "def", "nats://127.0.0.1:9", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    for (size_t i = 0; i < sizeof CLASHES / sizeof CLASHES[0]; i++) {
+        const struct clash *c = &CLASHES[i];
+        char name[16];
+        snprintf(name, sizeof name, "def%zu", i);
+        choreo_saga_def *d;
+        cr_assert_eq(choreo_service_saga(svc, name, "STARTED", NULL, NULL, &d), CHOREO_OK);
+        if (c->first.name)
+            cr_assert_eq(choreo_saga_step(d, &c->first), CHOREO_OK, "%s: %s", c->what,
+                         choreo_last_error());
+        char t[7][32];
+        choreo_saga_step_spec group[2] = { c->step, spec("x", 0, t) };
+        group[1].confirm = t[5];
+        group[1].confirmed = t[6];
+        choreo_status s = c->tcc ? choreo_saga_tcc(d, "HELD", group, 2)
+                                 : choreo_saga_step(d, &c->step);
+        cr_assert_eq(s, CHOREO_EINVAL, "%s: %s", c->what, choreo_status_str(s));
+        cr_assert(strstr(choreo_last_error(), c->says), "%s: %s", c->what, choreo_last_error());
+    }
+    /* A refused step took no type: the program may still handle it. */
+    cr_assert_eq(choreo_service_on(svc, "DoPay", on_undo, NULL), CHOREO_OK, "%s",
+                 choreo_last_error());
+    choreo_service_destroy(svc);
+}
