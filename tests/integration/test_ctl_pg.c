@@ -132,12 +132,18 @@ static void worker(struct world *w)
     cr_assert_eq(choreo_service_start(w->svc), CHOREO_OK, "%s", choreo_last_error());
 }
 
+/* Starts saga in a transaction that first tries a start with data that is
+ * not a map, and after its own start one with the same id: on PostgreSQL a
+ * failed statement aborts the transaction, and the failed starts must leave
+ * it usable and hold nothing of theirs. */
 static void start_flow(choreo_service *svc, const char *saga)
 {
     choreo_tx *tx;
     cr_assert_eq(choreo_service_begin(svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    cr_assert_eq(choreo_tx_saga_start(tx, "flow", saga, "\x01", 1), CHOREO_EINVAL);
     cr_assert_eq(choreo_tx_saga_start(tx, "flow", saga, NULL, 0), CHOREO_OK, "%s",
                  choreo_last_error());
+    cr_assert_eq(choreo_tx_saga_start(tx, "flow", saga, NULL, 0), CHOREO_EDUPLICATE);
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
 }
 
