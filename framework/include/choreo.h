@@ -943,7 +943,9 @@ typedef struct choreo_consumer_entry {
  * that service, and those the service registered when it last started on
  * this database, which may be missing from the server. service NULL means
  * the service recorded in the database (CHOREO_ENOTFOUND when it has never
- * started there). *out is an array of *n entries to free with free(), NULL
+ * started there); a service other than the recorded one fails with
+ * CHOREO_ECONFIG (the database is another service's), and one given for a
+ * database that records none is taken as given. *out is an array of *n entries to free with free(), NULL
  * when *n is 0; both are written only on success. Blocks on NATS as
  * choreo_admin_dead_retry does. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumers(choreo_admin *adm, const char *service,
@@ -953,9 +955,11 @@ CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumers(choreo_admin *adm, co
 /* Deletes the durable consumer name (as listed above) from the stream, with
  * its position and its unacknowledged deliveries; events stay in the stream.
  * Fails with CHOREO_ENOTFOUND when the service has no such consumer on the
- * server, and, unless force is set, with CHOREO_ESTATE when the consumer is
- * registered by the service's code (the service would create it anew at its
- * next start, from consumer_start) or a process is reading it now. */
+ * server, with CHOREO_ECONFIG for a service the database does not belong
+ * to (as above), and, unless force is set, with CHOREO_ESTATE when the
+ * consumer is registered by the service's code (the service would create it
+ * anew at its next start, from consumer_start) or a process is reading it
+ * now. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumer_delete(choreo_admin *adm,
                                                                  const char *service,
                                                                  const char *name, bool force);

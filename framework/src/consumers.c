@@ -88,26 +88,34 @@ static choreo_consumer_entry *entry(struct list *l, const char *name)
     return e;
 }
 
-/* The service recorded in the database, into out (size cap). */
-static choreo_status recorded_service(choreo_admin *adm, char *out, size_t cap)
+/* The service the database belongs to, into name (size cap): the one
+ * recorded at its last start. A service given must be that one: set
+ * against another service's record, every consumer of the given service
+ * would show as stale (none of its handlers is in this record) and could be
+ * deleted, losing its position. Given on a database that records none (from
+ * before the record, or no handler registered yet), it is taken as it is. */
+static choreo_status service_of(choreo_admin *adm, const char *service, char *name, size_t cap)
 {
-    choreo_q *s = NULL;
-    int rc = SQLITE_DONE; /* a database from before the record has none */
-    if (adm->schema >= CHOREO_SCHEMA_HANDLERS) {
-        rc = choreo__q_prepare(adm->st, "SELECT service FROM choreo_consumers LIMIT 1", &s);
-        if (rc != SQLITE_OK)
-            return choreo__store_error(adm->st, rc, "reading the registered handlers");
-        rc = choreo__q_step(s);
-    }
-    if (rc == SQLITE_ROW)
-        choreo__admin_copy_text(out, cap, s, 0);
-    choreo__q_finalize(s);
-    if (rc == SQLITE_ROW)
-        return CHOREO_OK;
-    if (rc != SQLITE_DONE)
-        return choreo__store_error(adm->st, rc, "reading the registered handlers");
+    char recorded[64];
+    choreo_status s = choreo_admin_service(adm, recorded, sizeof recorded);
+    if (s != CHOREO_OK)
+        return s;
     char shown[512];
     choreo__store_display(adm->cfg->db, shown, sizeof shown);
+    if (service && recorded[0] && strcmp(service, recorded) != 0)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "service %s was given, but database %s belongs to service %s (the "
+                            "handlers its code registered at its last start): pass service %s's "
+                            "database, or leave the service out",
+                            service, shown, recorded, service);
+    if (service) {
+        snprintf(name, cap, "%s", service);
+        return CHOREO_OK;
+    }
+    if (recorded[0]) {
+        snprintf(name, cap, "%s", recorded);
+        return CHOREO_OK;
+    }
     return choreo__fail(CHOREO_ENOTFOUND,
                         "database %s records no registered handlers (no choreo service with "
                         "handlers has started on it since choreo 0.1 recorded them): name the "
@@ -208,11 +216,7 @@ static int by_name(const void *a, const void *b)
 static choreo_status collect(choreo_admin *adm, const char *service, char *name, size_t cap,
                              choreo_transport **tp, struct list *l)
 {
-    choreo_status s = CHOREO_OK;
-    if (service)
-        snprintf(name, cap, "%s", service);
-    else
-        s = recorded_service(adm, name, cap);
+    choreo_status s = service_of(adm, service, name, cap);
     if (s == CHOREO_OK)
         s = add_registered(adm, name, l);
     if (s == CHOREO_OK)

@@ -88,9 +88,10 @@ static void slurp(const char *path, char *buf, size_t cap)
 
 /* Runs choreoctl with its output in files under dir. With a url, the
  * arguments start with --db dir/worker.db --nats-url url; the other
- * arguments follow, NULL-ended. CHOREO_* variables of the test's own
- * environment are not passed on, so that only the arguments count. */
-static void ctl(struct ctl_run *r, const char *dir, const char *url, ...)
+ * arguments follow. CHOREO_* variables of the test's own environment are
+ * not passed on, so that only the arguments count; env, when not NULL, is
+ * one "CHOREO_X=value" passed on instead. */
+static void ctl_v(struct ctl_run *r, const char *dir, const char *url, char *env, va_list ap)
 {
     const char *bin = getenv("CHOREOCTL");
     cr_assert(bin && *bin, "CHOREOCTL is not set: run this test through meson test");
@@ -107,16 +108,20 @@ static void ctl(struct ctl_run *r, const char *dir, const char *url, ...)
         argv[argc++] = "--nats-url";
         argv[argc++] = (char *)url;
     }
-    va_list ap;
-    va_start(ap, url);
     for (char *a; (a = va_arg(ap, char *)) != NULL;) {
         cr_assert_lt(argc, 31);
         argv[argc++] = a;
     }
-    va_end(ap);
     argv[argc] = NULL;
-    char *envp[256];
+    char *envp[257];
     support_env_without_choreo(envp, 256);
+    if (env) {
+        int n = 0;
+        while (envp[n])
+            n++;
+        envp[n++] = env;
+        envp[n] = NULL;
+    }
     posix_spawn_file_actions_t fa;
     cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
     cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 1, out_path,
@@ -135,6 +140,24 @@ static void ctl(struct ctl_run *r, const char *dir, const char *url, ...)
     cr_assert(WIFEXITED(st), "choreoctl died by signal %d; stderr: %s",
               WIFSIGNALED(st) ? WTERMSIG(st) : 0, r->err);
     r->status = WEXITSTATUS(st);
+}
+
+/* ctl_v with the arguments NULL-ended. */
+static void ctl(struct ctl_run *r, const char *dir, const char *url, ...)
+{
+    va_list ap;
+    va_start(ap, url);
+    ctl_v(r, dir, url, NULL, ap);
+    va_end(ap);
+}
+
+/* ctl with env ("CHOREO_X=value") in choreoctl's environment. */
+static void ctl_env(struct ctl_run *r, const char *dir, const char *url, char *env, ...)
+{
+    va_list ap;
+    va_start(ap, env);
+    ctl_v(r, dir, url, env, ap);
+    va_end(ap);
 }
 
 /* The choreo_dead row id of an event, or 0. */
@@ -574,6 +597,97 @@ Test(choreoctl, a_stale_consumer_is_listed_and_deleted, .timeout = 120)
               "%s", r.out);
     ctl(&r, dir, server.url, "consumers", "delete", "worker_Everything", "--force", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* Whether the stream has the durable consumer name. */
+static bool consumer_exists(const char *url, const char *name)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetConsumerInfo(&ci, js, "CHOREO", name, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    cr_assert(ns == NATS_OK || ns == NATS_NOT_FOUND, "consumer info of %s: %s", name,
+              natsStatus_GetText(ns));
+    return ns == NATS_OK;
+}
+
+/* A service named (--service, or CHOREO_SERVICE from the environment) that
+ * is not the one the database belongs to is refused with exit 2: set
+ * against another service's record, each of its consumers showed as stale,
+ * and delete took one, with its position, from a service that was stopped. */
+Test(choreoctl, a_service_the_database_does_not_belong_to_is_refused, .timeout = 120)
+{
+    char dir[256], payment_db[600];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    snprintf(payment_db, sizeof payment_db, "%s/payment.db", dir);
+    choreo_config *cfg = support_config(dir, "payment", server.url, NULL);
+    choreo_service *payment = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(payment, "StockReserved", steady, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_on(payment, "OrderCancelled", steady, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(payment), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_destroy(payment); /* stopped: nothing reads its consumers now */
+    run_worker_once(dir, server.url, "Fragile", NULL);
+
+    struct ctl_run r;
+    ctl(&r, dir, server.url, "--service", "payment", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 2, "exit %d; out: %s; err: %s", r.status, r.out, r.err);
+    cr_assert(strstr(r.err, "--service payment, but database") &&
+                  strstr(r.err, "worker.db belongs to service worker") &&
+                  strstr(r.err, "leave --service out"),
+              "%s", r.err);
+    cr_assert_null(strstr(r.out, "stale"), "%s", r.out);
+    ctl(&r, dir, server.url, "--service", "payment", "consumers", "delete",
+        "payment_StockReserved", NULL);
+    cr_assert_eq(r.status, 2, "exit %d; out: %s; err: %s", r.status, r.out, r.err);
+    ctl_env(&r, dir, server.url, "CHOREO_SERVICE=payment", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 2, "exit %d; out: %s; err: %s", r.status, r.out, r.err);
+    cr_assert(strstr(r.err, "from CHOREO_SERVICE") && strstr(r.err, "unset CHOREO_SERVICE"),
+              "%s", r.err);
+    ctl_env(&r, dir, server.url, "CHOREO_SERVICE=payment", "consumers", "delete",
+            "payment_StockReserved", NULL);
+    cr_assert_eq(r.status, 2, "exit %d; out: %s; err: %s", r.status, r.out, r.err);
+    ctl(&r, dir, server.url, "--service", "nope", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 2, "exit %d; out: %s; err: %s", r.status, r.out, r.err);
+    cr_assert(consumer_exists(server.url, "payment_StockReserved"));
+    cr_assert(consumer_exists(server.url, "payment_OrderCancelled"));
+
+    /* The service the database belongs to, given or not, is listed. */
+    ctl(&r, dir, NULL, "--db", payment_db, "--nats-url", server.url, "--service", "payment",
+        "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "payment_StockReserved") && !strstr(r.out, "stale"), "%s", r.out);
+    ctl_env(&r, dir, server.url, "CHOREO_SERVICE=worker", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "worker_Fragile"), "%s", r.out);
+    ctl(&r, dir, NULL, "--db", payment_db, "--nats-url", server.url, "--service", "payment",
+        "consumers", "delete", "payment_StockReserved", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "registered at its last start"), "%s", r.err);
+
+    /* A database that records no handlers (as one from before they were
+     * recorded) cannot tell: --service is taken as given, and its consumers
+     * are called stale only with a word on what that means here. */
+    support_exec(dir, "worker", "DELETE FROM choreo_consumers");
+    ctl(&r, dir, server.url, "--service", "payment", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "payment_StockReserved") &&
+                  strstr(r.out, "records no handlers of any service") &&
+                  strstr(r.out, "cannot tell which consumers of service payment"),
+              "%s", r.out);
+    cr_assert_null(strstr(r.out, "no handler of the service's code"), "%s", r.out);
+    ctl(&r, dir, server.url, "--service", "payment", "consumers", "list", "--json", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "records no handlers of any service"), "%s", r.err);
     natsd_stop(&server, SIGTERM);
 }
 

@@ -31,7 +31,8 @@ const char *ctl_consumer_state(const choreo_consumer_entry *e)
     return "stale";
 }
 
-void ctl_consumer_notes(const choreo_consumer_entry *list, size_t n, const char *indent)
+/* A paragraph per consumer with an odd filter. */
+static void odd_filter_notes(const choreo_consumer_entry *list, size_t n, const char *indent)
 {
     for (size_t i = 0; i < n; i++)
         if (list[i].on_server && !ctl_consumer_own_filter(&list[i]))
@@ -41,6 +42,11 @@ void ctl_consumer_notes(const choreo_consumer_entry *list, size_t n, const char 
                    indent, list[i].name,
                    list[i].subjects[0] ? list[i].subjects : "the whole stream", list[i].type,
                    list[i].type, list[i].name);
+}
+
+void ctl_consumer_notes(const choreo_consumer_entry *list, size_t n, const char *indent)
+{
+    odd_filter_notes(list, n, indent);
     size_t stale = 0;
     for (size_t i = 0; i < n; i++)
         stale += strcmp(ctl_consumer_state(&list[i]), "stale") == 0;
@@ -50,7 +56,28 @@ void ctl_consumer_notes(const choreo_consumer_entry *list, size_t n, const char 
                indent, stale, stale == 1 ? "it" : "them");
 }
 
-static void print_text(const choreo_consumer_entry *list, size_t n)
+/* What "stale" means when the database records no handlers: only that they
+ * are not recorded there, which holds as well for the consumers of a
+ * service whose database this is not. On stderr when stdout is JSON. */
+static void unrecorded_note(bool to_stderr, const char *service, const char *db)
+{
+    char note[CTL_DB_SHOWN_MAX * 2 + 512];
+    snprintf(note, sizeof note,
+             "database %s records no handlers of any service (no service with handlers has "
+             "started on it since choreo recorded them), so \"stale\" says only that: it "
+             "cannot tell which consumers of service %s its code reads. Check that %s is "
+             "service %s's database before deleting one",
+             db, service, db, service);
+    if (to_stderr)
+        ctl_error("%s", note);
+    else
+        printf("%s\n", note);
+}
+
+/* unrecorded: the database records no handlers, the service was named by
+ * hand (db is the database as shown). */
+static void print_text(const choreo_consumer_entry *list, size_t n, bool unrecorded,
+                       const char *service, const char *db)
 {
     if (n == 0) {
         printf("no durable consumers\n");
@@ -79,7 +106,12 @@ static void print_text(const choreo_consumer_entry *list, size_t n)
             putchar('\n'); /* the notes below, apart from the table */
             break;
         }
-    ctl_consumer_notes(list, n, "");
+    if (unrecorded) {
+        odd_filter_notes(list, n, "");
+        unrecorded_note(false, service, db);
+    } else {
+        ctl_consumer_notes(list, n, "");
+    }
 }
 
 static int print_json(const choreo_consumer_entry *list, size_t n)
@@ -133,6 +165,32 @@ static int failed(choreo_status st)
 {
     ctl_error("%s", choreo_last_error());
     return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+}
+
+/* Refuses a service given (--service or CHOREO_SERVICE) that is not the
+ * one the database records: set against another service's record, each of
+ * the given service's consumers shows as stale, and a delete would take one
+ * that service still reads, with its position. Sets *unrecorded when a
+ * service is given for a database that records none, which cannot be told
+ * from its own. */
+static int check_service(choreo_admin *adm, const char *cmd, const char *given,
+                         const char *shown, bool *unrecorded)
+{
+    char recorded[64];
+    if (choreo_admin_service(adm, recorded, sizeof recorded) != CHOREO_OK) {
+        ctl_error("%s: %s", cmd, choreo_last_error());
+        return CTL_EXIT_FAIL;
+    }
+    *unrecorded = given && !recorded[0];
+    if (!given || !recorded[0] || strcmp(given, recorded) == 0)
+        return CTL_EXIT_OK;
+    const char *env = getenv("CHOREO_SERVICE");
+    bool from_env = env && strcmp(env, given) == 0;
+    ctl_error("%s: --service %s%s, but database %s belongs to service %s: pass service %s's "
+              "database, or leave --service out%s to work on service %s's",
+              cmd, given, from_env ? " (from CHOREO_SERVICE in the environment)" : "", shown,
+              recorded, given, from_env ? " and unset CHOREO_SERVICE" : "", recorded);
+    return CTL_EXIT_USAGE;
 }
 
 struct args {
@@ -209,6 +267,14 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     /* Even a delete only reads the database: it deletes on the server. */
     if ((rc = ctl_admin_open(s, false, &adm)) != CTL_EXIT_OK)
         return rc;
+    char shown[CTL_DB_SHOWN_MAX];
+    choreo_db_display(choreo_config_get(s->cfg, "db"), shown, sizeof shown);
+    bool unrecorded = false;
+    rc = check_service(adm, cmd, service[0] ? service : NULL, shown, &unrecorded);
+    if (rc != CTL_EXIT_OK) {
+        choreo_admin_close(adm);
+        return rc;
+    }
     const char *svc = service[0] ? service : NULL;
     if (deleting) {
         choreo_status st = choreo_admin_consumer_delete(adm, svc, a.name, a.force);
@@ -220,12 +286,15 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
         choreo_consumer_entry *list = NULL;
         size_t n = 0;
         choreo_status st = choreo_admin_consumers(adm, svc, &list, &n);
-        if (st != CHOREO_OK)
+        if (st != CHOREO_OK) {
             rc = failed(st);
-        else if (a.json)
+        } else if (a.json) {
             rc = print_json(list, n);
-        else
-            print_text(list, n);
+            if (unrecorded && n > 0)
+                unrecorded_note(true, service, shown);
+        } else {
+            print_text(list, n, unrecorded, service, shown);
+        }
         free(list);
     }
     choreo_admin_close(adm);
