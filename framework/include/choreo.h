@@ -945,9 +945,9 @@ typedef struct choreo_consumer_entry {
  * the service recorded in the database (CHOREO_ENOTFOUND when it has never
  * started there); a service other than the recorded one fails with
  * CHOREO_ECONFIG (the database is another service's), and one given for a
- * database that records none is taken as given. *out is an array of *n entries to free with free(), NULL
- * when *n is 0; both are written only on success. Blocks on NATS as
- * choreo_admin_dead_retry does. */
+ * database that records none is taken as given. *out is an array of *n
+ * entries to free with free(), NULL when *n is 0; both are written only on
+ * success. Blocks on NATS as choreo_admin_dead_retry does. */
 CHOREO_API CHOREO_WUR choreo_status choreo_admin_consumers(choreo_admin *adm, const char *service,
                                                            choreo_consumer_entry **out,
                                                            size_t *n);
