@@ -830,9 +830,13 @@ static enum action apply_event(choreo_service *svc, natsMsg *msg, choreo_route *
 static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_request_route *rq,
                           struct outcome *out, struct tally *t)
 {
-    out->act = natsMsg_GetReply(msg) ? ACT_REPLY : ACT_NONE;
+    /* Without its savepoint the handler does not run: no reply, so that the
+     * requester times out and asks again rather than read an empty reply as
+     * done. */
+    out->act = ACT_NONE;
     if (choreo__store_savepoint(svc->store) != CHOREO_OK)
         return;
+    out->act = natsMsg_GetReply(msg) ? ACT_REPLY : ACT_NONE;
     int route = (int)(rq - svc->requests);
     choreo_tx tx = { .svc = svc, .st = svc->store, .naive = &svc->extras.batch, .route = -1,
                      .mlog = &svc->batch_mlog, .copies = &svc->batch_copies };
