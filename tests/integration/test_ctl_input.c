@@ -272,6 +272,26 @@ Test(ctl_input, a_flag_without_its_value_is_a_usage_error_naming_it, .timeout = 
     ctl(&r, dir, "--db", db, "dead", "list", "--status=--x", NULL);
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.err, "unknown status \"--x\""), "%s", r.err);
+
+    /* A flag of one value given twice is refused: the last one won
+     * silently. --type is the one meant to repeat. */
+    static const struct {
+        const char *args[6];
+        const char *says;
+    } twice[] = {
+        { { "tail", "--saga", "a", "--saga", "b" }, "--saga is given twice" },
+        { { "dead", "list", "--status", "parked", "--status=dropped" }, "--status is given twice" },
+        { { "sagas", "--limit", "1", "--limit", "2" }, "--limit is given twice" },
+        { { "saga", "s1", "--limit=1", "--limit", "2" }, "--limit is given twice" },
+    };
+    for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+        const char *const *a = twice[i].args;
+        ctl(&r, dir, "--db", db, "--nats-url", server.url, a[0], a[1], a[2], a[3], a[4], a[5],
+            NULL);
+        cr_expect_eq(r.status, 2, "%s: exit %d, stderr: %s", twice[i].says, r.status, r.err);
+        cr_expect(strstr(r.err, twice[i].says), "%s", r.err);
+        cr_expect_str_eq(r.out, "", "%s printed: %s", twice[i].says, r.out);
+    }
     natsd_stop(&server, SIGTERM);
 }
 

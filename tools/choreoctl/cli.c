@@ -213,12 +213,26 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
     return CTL_EXIT_OK;
 }
 
+/* Whether argv[i] gives the flag name ("--name" or "--name=..."). */
+static bool gives(const char *arg, const char *name, size_t n)
+{
+    return strncmp(arg, name, n) == 0 && (arg[n] == '=' || arg[n] == '\0');
+}
+
 const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing)
 {
     size_t n = strlen(name);
     const char *arg = argv[*i];
-    if (strncmp(arg, name, n) != 0 || (arg[n] != '=' && arg[n] != '\0'))
+    if (!gives(arg, name, n))
         return NULL;
+    /* A flag of one value given twice would keep the last silently, and
+     * the first may be the one meant. --type is the one that repeats. */
+    if (strcmp(name, "--type") != 0)
+        for (int k = 0; k < *i && strcmp(argv[k], "--") != 0; k++)
+            if (gives(argv[k], name, n)) {
+                ctl_error("%s is given twice: give it once", name);
+                exit(CTL_EXIT_USAGE);
+            }
     if (arg[n] == '=')
         return arg + n + 1;
     /* "--svg --json" forgot the file name: taking "--json" for it would

@@ -54,7 +54,8 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
  * moves to the value) or "--name=VALUE"; NULL when argv[*i] is another
  * flag, or when the value is missing, which sets *missing: none follows,
  * or what follows starts with "--" (the next flag; "--name=--x" gives such
- * a value). */
+ * a value). A flag other than --type given a second time ends choreoctl
+ * with a message and CTL_EXIT_USAGE. */
 const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing);
 
 /* An ID as the tables number their rows (dead list, review list): a
