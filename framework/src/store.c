@@ -221,6 +221,12 @@ choreo_status choreo__store_error(choreo_store *st, int rc, const char *what)
                                   "(GRANT CREATE ON SCHEMA public TO the user, for choreo's "
                                   "tables), or make the user the database's owner"
                                 : "");
+    if (primary == SQLITE_READONLY)
+        return choreo__fail(CHOREO_ESTORE,
+                            "%s: %s (%s code %d); this process may not write the database "
+                            "file, its -wal and -shm files or their directory: run it as the "
+                            "user the service runs as",
+                            what, msg, engine, rc);
     return choreo__fail(CHOREO_ESTORE, "%s: %s (%s code %d)", what, msg, engine, rc);
 }
 

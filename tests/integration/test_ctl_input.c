@@ -516,6 +516,38 @@ Test(ctl_input, a_database_this_user_may_not_open_names_the_permission, .timeout
     cr_assert(strstr(r.err, "this user may not write its directory"), "%s", r.err);
 }
 
+/* A change this user may not write (the file read-only to it) says so,
+ * not only SQLite's "attempt to write a readonly database". */
+Test(ctl_input, a_database_this_user_may_not_write_names_the_permission, .timeout = 60)
+{
+    char dir[256], db[600];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    atomic_store(&broken, true);
+    choreo_service *svc = start_worker(dir, server.url);
+    emit_published(svc, dir, "s1", 1, 1);
+    cr_assert(support_wait_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead WHERE "
+                                 "status = 'parked'", 1, 20000), "the event was not parked");
+    choreo_service_destroy(svc);
+    atomic_store(&broken, false);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    no_override = true;
+    cr_assert_eq(chmod(db, 0444), 0);
+    struct ctl_run r;
+    ctl(&r, dir, "--db", db, "dead", "drop", "1", NULL);
+    no_override = false;
+    cr_assert_eq(chmod(db, 0600), 0);
+    cr_assert_eq(r.status, 1, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.err, "may not write the database file") &&
+                  strstr(r.err, "run it as the user the service runs as"),
+              "%s", r.err);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead WHERE "
+                                              "status = 'parked'"),
+                 1, "the message was changed all the same");
+    natsd_stop(&server, SIGTERM);
+}
+
 Test(ctl_input, a_reused_pid_in_a_stale_lock_file_is_not_running, .timeout = 120)
 {
     char dir[256], db[600], lock[600], line[1024];
