@@ -6,9 +6,12 @@ flags refused with their name before any server starts.
 
     test_scale_bench.py CHOREO_SCALE_BENCH
 """
+import glob
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
 bench = sys.argv[1]
 for args, says in ((["--bogus"], "--bogus is not an option"),
@@ -21,10 +24,21 @@ for args, says in ((["--bogus"], "--bogus is not an option"),
 proc = subprocess.run([bench, "--help"], stdout=subprocess.PIPE, text=True, timeout=20)
 assert proc.returncode == 0 and "usage: choreo-scale-bench" in proc.stdout, proc
 
+# In a TMPDIR of its own, which the bench must leave empty (it kept its
+# databases, logs and stream in /tmp after every run).
+scratch = tempfile.mkdtemp(prefix="choreo-scale-test-")
+os.chmod(scratch, 0o755)  # PostgreSQL's server runs as its own user under it
+before = set(glob.glob("/tmp/choreo-scale-*"))
 proc = subprocess.run([bench, "--events", "300", "--accounts", "40", "--json"],
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=100)
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=100,
+                      env=dict(os.environ, TMPDIR=scratch))
 if proc.returncode != 0:
     sys.exit(f"FAIL: choreo-scale-bench exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+left = os.listdir(scratch)
+assert not left, f"choreo-scale-bench left {left} in {scratch}"
+made = set(glob.glob("/tmp/choreo-scale-*")) - before
+assert not made, f"choreo-scale-bench left {sorted(made)} in /tmp, not in its TMPDIR"
+os.rmdir(scratch)
 d = json.loads(proc.stdout.strip().splitlines()[-1])
 assert d["events"] == 300 and d["accounts"] == 40, d
 for key in ("one_instance_events_per_s", "two_instances_events_per_s", "two_to_one_ratio"):

@@ -239,9 +239,11 @@ int main(int argc, char **argv)
             return help ? 0 : 2;
         }
     }
-    char dir[] = "/tmp/choreo-scale-XXXXXX", path[600];
+    char dir[200], path[600];
+    if (natsd_tmp_path(dir, sizeof dir, "choreo-scale-XXXXXX") != 0)
+        die("TMPDIR is too long for the work directory", getenv("TMPDIR"));
     if (!mkdtemp(dir))
-        die("mkdtemp", dir);
+        die("cannot create a work directory (set TMPDIR to a writable one)", strerror(errno));
     natsd server;
     if (natsd_start(&server, dir, 0, NULL, NULL) != 0)
         die("nats-server", "did not start");
@@ -257,6 +259,9 @@ int main(int argc, char **argv)
     choreo_service_destroy(src);
     pgserver_stop(&pg);
     natsd_stop(&server, SIGTERM);
+    /* The databases, logs and stream are of no use once measured; a run
+     * that dies keeps them. */
+    natsd_remove_tree(dir);
     if (o.json)
         printf("{\"events\": %ld, \"accounts\": %ld, \"one_instance_events_per_s\": %.0f, "
                "\"two_instances_events_per_s\": %.0f, \"two_to_one_ratio\": %.3f}\n",
