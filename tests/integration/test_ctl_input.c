@@ -378,6 +378,12 @@ Test(ctl_input, a_wrong_stream_is_named_not_shown_as_missing_consumers, .timeout
               "%s", r.err);
     cr_assert_null(strstr(r.out, "missing"), "%s", r.out);
 
+    /* A wrong --prefix names the prefix, not the broker's words. */
+    ctl(&r, dir, "--db", db, "--nats-url", server.url, "--prefix", "nope", "saga", "s1", NULL);
+    cr_assert_eq(r.status, 1, "saga with a wrong --prefix: exit %d; out: %s", r.status, r.out);
+    cr_assert(strstr(r.err, "takes no subjects nope.*.s1") && strstr(r.err, "check --prefix"),
+              "%s", r.err);
+
     /* The server's URL is named without a password it holds (this server
      * asks for none, and takes the connection either way). */
     char secret_url[800];

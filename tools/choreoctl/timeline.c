@@ -172,6 +172,12 @@ int ctl_timeline_read_stream(ctl_timeline *t, ctl_nats *n)
     natsSubscription *sub = NULL;
     jsErrCode jerr = 0;
     natsStatus st = js_PullSubscribe(&sub, n->js, t->filter, NULL, NULL, &so, &jerr);
+    if (st != NATS_OK && jerr == JSConsumerFilterNotSubsetErr) {
+        ctl_error("saga: no events of saga %s in stream %s: the stream takes no subjects %s; "
+                  "check --prefix (and --stream) against the services' settings",
+                  t->saga, t->stream, t->filter);
+        return CTL_EXIT_FAIL;
+    }
     if (st != NATS_OK) {
         ctl_error("saga: cannot read %s from stream %s on NATS at %s: %s", t->filter, t->stream,
                   n->urls, ctl_nats_why(n, st));
