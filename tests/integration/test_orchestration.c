@@ -737,7 +737,7 @@ static void between(choreo_service *svc, const char *saga, const char *fits, con
             return;
         }
     }
-    cr_assert_fail("no data fits %s and not %s", fits, not);
+    cr_assert(false, "no data fits %s and not %s", fits, not);
 }
 
 /* Records each try it gets, and the size of its data, in its table got. */
