@@ -497,22 +497,14 @@ static bool reused_id(choreo_service *svc, struct delivery *d, int64_t digest)
 
 enum verdict { GO, PARK, SKIP };
 
-/* What a rolled-back handler undoes besides its savepoint: the batch's
- * naive events, metric notes and outbox copies made since the mark. */
-struct undo {
-    int naive, mlog, copies;
-};
-
-static struct undo undo_mark(const choreo_service *svc)
+/* A batch that did not commit forgets everything its handlers added
+ * besides rows: naive events, metric notes and outbox copies. (A single
+ * handler's work is undone to its tx's mark: choreo__tx_undo.) */
+static void forget_batch(choreo_service *svc)
 {
-    return (struct undo){ svc->extras.batch.n, svc->batch_mlog.n, svc->batch_copies.n };
-}
-
-static void undo_to(choreo_service *svc, struct undo m)
-{
-    choreo__extras_rolled_back(&svc->extras.batch, m.naive);
-    choreo__mlog_truncate(&svc->batch_mlog, m.mlog);
-    choreo__outbox_copies_truncate(&svc->batch_copies, m.copies);
+    choreo__extras_rolled_back(&svc->extras.batch, 0);
+    choreo__mlog_truncate(&svc->batch_mlog, 0);
+    choreo__outbox_copies_truncate(&svc->batch_copies, 0);
 }
 
 /* Stage 1: reads the delivery count and the envelope, and checks that this
@@ -612,7 +604,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     choreo_tx tx = { .svc = svc, .st = svc->store, .ev = &ev, .naive = &svc->extras.batch,
                      .route = (int)(rt - svc->routes), .mlog = &svc->batch_mlog,
                      .copies = &svc->batch_copies };
-    struct undo mark = undo_mark(svc);
+    choreo_tx_mark mark = choreo__tx_mark(&tx);
     choreo_result res;
     if (choreo__extras_before_handler(&svc->extras, env->id, d->attempt, svc->cfg->max_deliver)) {
         res = CHOREO_RETRY;
@@ -636,7 +628,7 @@ static choreo_result run_handler(choreo_service *svc, struct delivery *d, struct
     if (failure)
         snprintf(tx.reason, sizeof tx.reason, "no reason given; the database's last error: %s",
                  failure);
-    undo_to(svc, mark);
+    choreo__tx_undo(&tx, mark);
     choreo__store_rollback_to(svc->store);
     if (res == CHOREO_REJECT)
         snprintf(d->reason, sizeof d->reason, "handler returned REJECT%s%s",
@@ -843,7 +835,7 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
     /* The limit choreo_reply_set holds the reply to, the one choreo_tx_emit
      * holds events to: both connections go to the same servers. */
     out->reply.max_len = atomic_load(&svc->max_payload);
-    struct undo mark = undo_mark(svc);
+    choreo_tx_mark mark = choreo__tx_mark(&tx);
     int64_t began = choreo__mono_us();
     choreo_result res = rq->fn(&tx, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
                                &out->reply, rq->user);
@@ -864,7 +856,7 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
         choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route, REQ_DONE, 0);
         return;
     }
-    undo_to(svc, mark);
+    choreo__tx_undo(&tx, mark);
     choreo__store_rollback_to(svc->store);
     choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route,
                      res == CHOREO_REJECT ? REQ_REJECT : REQ_RETRY, 0);
@@ -1019,7 +1011,7 @@ static int run_part(choreo_service *svc, choreo_item *items, struct outcome *out
     }
     bool committed = s == CHOREO_OK;
     if (!committed)
-        undo_to(svc, (struct undo){ 0 });
+        forget_batch(svc);
     if (committed) {
         choreo__metrics_commit(svc, &svc->batch_mlog);
         atomic_fetch_add(&svc->stats.batches, 1);

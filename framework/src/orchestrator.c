@@ -258,12 +258,11 @@ static const char *const roles[NROLES] = { "command", "success", "failure", "com
                                            "compensated", "confirm", "confirmed" };
 static const bool is_reply[NROLES] = { false, true, true, false, true, false, true };
 
-static const char *type_in(const struct step *s, int role)
-{
-    const char *const t[NROLES] = { s->command, s->success, s->failure, s->compensate,
-                                    s->compensated, s->confirm, s->confirmed };
-    return t[role];
-}
+/* One type of a definition where it is used: by which step, in which role. */
+struct use {
+    const char *type, *step;
+    int role;
+};
 
 /* Every type of a definition is outside choreo's own, every reply type is
  * distinct, and none is a command: the orchestrator handles each reply
@@ -271,50 +270,45 @@ static const char *type_in(const struct step *s, int role)
  * reply, and a reply of two meanings could not be told apart. */
 static choreo_status check_types(const struct choreo_saga_def *d, const struct step *add, int n)
 {
-    int total = d->nsteps + n;
-#define STEP(k) ((k) < d->nsteps ? &d->steps[k] : &add[(k) - d->nsteps])
-    for (int k = 0; k < total; k++) {
+    struct use u[CHOREO_SAGA_STEPS_MAX * NROLES];
+    int nu = 0;
+    for (int k = 0; k < d->nsteps + n; k++) {
+        const struct step *s = k < d->nsteps ? &d->steps[k] : &add[k - d->nsteps];
+        const char *const t[NROLES] = { s->command, s->success, s->failure, s->compensate,
+                                        s->compensated, s->confirm, s->confirmed };
         for (int r = 0; r < NROLES; r++) {
-            const char *t = type_in(STEP(k), r);
-            if (strncmp(t, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
+            if (strncmp(t[r], RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
                 return choreo__fail(CHOREO_EINVAL,
                                     "saga %s, step %s: %s %s begins with " RESERVED_PREFIX
                                     ", which choreo keeps for its own event types (such as "
                                     CHOREO_SAGA_TIMEOUT_TYPE "): give it another name",
-                                    d->name, STEP(k)->name, roles[r], t);
+                                    d->name, s->name, roles[r], t[r]);
+            if (t[r][0])
+                u[nu++] = (struct use){ t[r], s->name, r };
         }
     }
-    for (int k = 0; k < total; k++) {
-        for (int r = 0; r < NROLES; r++) {
-            const char *t = type_in(STEP(k), r);
-            if (!is_reply[r] || !t[0])
+    /* Each reply against the replies before it and against every command. */
+    for (int a = 0; a < nu; a++) {
+        if (!is_reply[u[a].role])
+            continue;
+        for (int b = 0; b < nu; b++) {
+            if ((is_reply[u[b].role] && b >= a) || strcmp(u[a].type, u[b].type) != 0)
                 continue;
-            /* Each pair of replies once (the earlier one first), and the
-             * reply against every command. */
-            for (int j = 0; j < total; j++) {
-                for (int q = 0; q < NROLES; q++) {
-                    const char *u = type_in(STEP(j), q);
-                    bool earlier = j < k || (j == k && q < r);
-                    if ((is_reply[q] && !earlier) || strcmp(t, u) != 0)
-                        continue;
-                    if (is_reply[q])
-                        return choreo__fail(CHOREO_EINVAL,
-                                            "saga %s: %s is the reply of two steps or outcomes "
-                                            "(step %s's %s and step %s's %s); each reply type "
-                                            "must say one thing",
-                                            d->name, t, STEP(j)->name, roles[q], STEP(k)->name,
-                                            roles[r]);
-                    return choreo__fail(CHOREO_EINVAL,
-                                        "saga %s: %s is step %s's %s and also step %s's %s "
-                                        "reply, so the orchestrator would take its own command "
-                                        "for the reply: give the reply a type of its own",
-                                        d->name, t, STEP(j)->name, roles[q], STEP(k)->name,
-                                        roles[r]);
-                }
-            }
+            if (is_reply[u[b].role])
+                return choreo__fail(CHOREO_EINVAL,
+                                    "saga %s: %s is the reply of two steps or outcomes (step "
+                                    "%s's %s and step %s's %s); each reply type must say one "
+                                    "thing",
+                                    d->name, u[a].type, u[b].step, roles[u[b].role], u[a].step,
+                                    roles[u[a].role]);
+            return choreo__fail(CHOREO_EINVAL,
+                                "saga %s: %s is step %s's %s and also step %s's %s reply, so the "
+                                "orchestrator would take its own command for the reply: give "
+                                "the reply a type of its own",
+                                d->name, u[a].type, u[b].step, roles[u[b].role], u[a].step,
+                                roles[u[a].role]);
         }
     }
-#undef STEP
     return CHOREO_OK;
 }
 

@@ -119,6 +119,19 @@ Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 6
 /* A reply over the server's max_payload (1 MiB by default) cannot be sent
  * after the commit: choreo_reply_set refuses it while the handler can still
  * answer with a short error instead. */
+/* The service "ord" (its table orders made first) with one request
+ * handler, not started. */
+static choreo_service *orders_service(const char *dir, const char *url, const char *request,
+                                      choreo_request_fn fn)
+{
+    support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
+    choreo_config *cfg = support_config(dir, "ord", url, NULL);
+    choreo_service *ord = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on_request(ord, request, fn, NULL), CHOREO_OK);
+    return ord;
+}
+
 static atomic_int big_status = -1;
 static char big_error[512];
 
@@ -145,11 +158,7 @@ Test(request, a_reply_over_max_payload_is_refused_and_a_short_one_is_sent_instea
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
-    choreo_config *cfg = support_config(dir, "ord", server.url, NULL);
-    choreo_service *ord = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_on_request(ord, "Big", big_answer, NULL), CHOREO_OK);
+    choreo_service *ord = orders_service(dir, server.url, "Big", big_answer);
     cr_assert_eq(choreo_service_start(ord), CHOREO_OK, "%s", choreo_last_error());
 
     natsConnection *nc;
@@ -188,11 +197,7 @@ Test(request, an_unknown_result_is_logged_as_an_error_and_rolled_back_without_a_
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
-    support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
-    choreo_config *cfg = support_config(dir, "ord", server.url, NULL);
-    choreo_service *ord = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_on_request(ord, "Bogus", bogus_answer, NULL), CHOREO_OK);
+    choreo_service *ord = orders_service(dir, server.url, "Bogus", bogus_answer);
     char log[600], text[65536];
     snprintf(log, sizeof log, "%s/ord.log", dir);
     int saved = support_stderr_to(log);

@@ -263,6 +263,7 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     const char *given = choreo_config_get(s->cfg, "service");
     if (given)
         snprintf(service, sizeof service, "%s", given);
+    const char *svc = service[0] ? service : NULL;
     choreo_admin *adm = NULL;
     /* Even a delete only reads the database: it deletes on the server. */
     if ((rc = ctl_admin_open(s, false, &adm)) != CTL_EXIT_OK)
@@ -270,12 +271,11 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     char shown[CTL_DB_SHOWN_MAX];
     choreo_db_display(choreo_config_get(s->cfg, "db"), shown, sizeof shown);
     bool unrecorded = false;
-    rc = check_service(adm, cmd, service[0] ? service : NULL, shown, &unrecorded);
+    rc = check_service(adm, cmd, svc, shown, &unrecorded);
     if (rc != CTL_EXIT_OK) {
         choreo_admin_close(adm);
         return rc;
     }
-    const char *svc = service[0] ? service : NULL;
     if (deleting) {
         choreo_status st = choreo_admin_consumer_delete(adm, svc, a.name, a.force);
         if (st != CHOREO_OK)
