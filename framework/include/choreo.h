@@ -371,8 +371,8 @@ CHOREO_API const choreo_event *choreo_tx_event(const choreo_tx *tx);
 
 /* Records why the handler is about to return RETRY or REJECT (copied, at
  * most 255 bytes). It is logged, and a rejected message is parked with it:
- * "handler returned REJECT: <reason>". NULL clears it. Only event handlers'
- * reasons are used: in a request handler or a command it has no effect.
+ * "handler returned REJECT: <reason>". NULL clears it. A request handler's
+ * reason is only logged; in a command it has no effect.
  * Without one, a handler whose last database call failed gets that error
  * as its reason ("no reason given; the database's last error: ..."). */
 CHOREO_API void choreo_tx_set_reason(choreo_tx *tx, const char *reason);

@@ -841,7 +841,8 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
                                &out->reply, rq->user);
     choreo__hist_observe(&svc->requests[route].m.duration, HIST_SECONDS,
                          choreo__mono_us() - began);
-    if (!known_result(res)) {
+    bool bug = !known_result(res);
+    if (bug) {
         /* A bug in the handler: handled as a RETRY, which loses nothing. */
         CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR,
                    "request handler returned an unknown result; its work is rolled back and "
@@ -851,11 +852,26 @@ static void apply_request(choreo_service *svc, natsMsg *msg, const choreo_reques
                    natsMsg_GetSubject(msg), (int)res);
         res = CHOREO_RETRY;
     }
-    if (res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK) {
+    bool kept = res == CHOREO_DONE && choreo__store_release(svc->store) == CHOREO_OK;
+    if (kept) {
         t->emitted += tx.emitted;
         choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route, REQ_DONE, 0);
         return;
     }
+    if (res == CHOREO_DONE)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
+                   "a request's work could not be kept; it is rolled back and no reply is "
+                   "sent: the requester times out and asks again",
+                   "request=%s err=\"%s\"", natsMsg_GetSubject(msg),
+                   CHOREO_SAFE(choreo_last_error()));
+    else if (res == CHOREO_RETRY && !bug)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_INFO,
+                   "request handler asked to retry; its work is rolled back and no reply is "
+                   "sent: the requester times out and asks again",
+                   "request=%s reason=\"%s\"", natsMsg_GetSubject(msg), tx.reason);
+    else if (res == CHOREO_REJECT)
+        CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "request rejected; its work is rolled back",
+                   "request=%s reason=\"%s\"", natsMsg_GetSubject(msg), tx.reason);
     choreo__tx_undo(&tx, mark);
     choreo__store_rollback_to(svc->store);
     choreo__mlog_add(&svc->batch_mlog, ML_REQUEST, route,

@@ -46,6 +46,7 @@ static choreo_result not_now(choreo_tx *tx, const void *req, size_t len, choreo_
 {
     sqlite3_exec(choreo_tx_db(tx), "INSERT INTO orders(body) VALUES ('later')", NULL, NULL, NULL);
     (void)!choreo_reply_set(reply, "half", 4);
+    choreo_tx_set_reason(tx, "stock count in progress");
     return CHOREO_RETRY;
 }
 
@@ -69,6 +70,7 @@ Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 6
     support_exec(dir, "ord", "CREATE TABLE orders(body TEXT)");
     support_exec(dir, "inv", "CREATE TABLE seen(x)");
     choreo_config *cfg = support_config(dir, "ord", server.url, NULL);
+    cr_assert_eq(choreo_config_set(cfg, "log_level", "info"), CHOREO_OK);
     choreo_service *ord = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on_request(ord, "PlaceOrder", place_order, NULL), CHOREO_OK);
@@ -105,14 +107,24 @@ Test(request, a_command_commits_emits_and_replies_after_the_commit, .timeout = 6
     natsMsg_Destroy(reply);
 
     /* A command that asks to be retried rolls back and does not answer:
-     * the requester times out and asks again. */
+     * the requester times out and asks again. The service says so, with
+     * the handler's reason. */
+    char log[600], text[65536], line[2048];
+    snprintf(log, sizeof log, "%s/ord.log", dir);
+    int saved = support_stderr_to(log);
     reply = NULL;
-    cr_assert_eq(natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.NotNow", "x", 1000),
-                 NATS_TIMEOUT, "a RETRY was answered");
-    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'later'"), 0);
+    natsStatus ns = natsConnection_RequestString(&reply, nc, "choreo-rpc.ord.NotNow", "x", 1000);
     natsConnection_Destroy(nc);
     choreo_service_destroy(inv);
     choreo_service_destroy(ord);
+    support_stderr_back(saved);
+    cr_assert_eq(ns, NATS_TIMEOUT, "a RETRY was answered");
+    cr_assert_eq(support_count(dir, "ord", "SELECT COUNT(*) FROM orders WHERE body = 'later'"), 0);
+    support_slurp(log, text, sizeof text);
+    support_line_with(text, "request handler asked to retry", line, sizeof line);
+    cr_assert(strstr(line, "level=info") && strstr(line, "request=choreo-rpc.ord.NotNow") &&
+                  strstr(line, "reason=\"stock count in progress\""),
+              "no line says the request asked to retry, with its reason: %s", text);
     natsd_stop(&server, SIGTERM);
 }
 
