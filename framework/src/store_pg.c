@@ -92,6 +92,7 @@ int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
 #else
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,6 +364,23 @@ static choreo_status url_defect(const char *url, char *where, size_t cap)
     return CHOREO_OK;
 }
 
+/* Whether each of a URL's ports (a list for several hosts) is a number
+ * from 1 to 65535; libpq finds out only when it connects, after trying
+ * the server for everything else. */
+static bool ports_valid(const char *ports)
+{
+    for (const char *p = ports; p && *p; p += *p == ',') {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        bool empty = end == p; /* libpq takes an empty port as its default */
+        if (errno || (!empty && (v < 1 || v > 65535)) || (*end && *end != ','))
+            return false;
+        p = end;
+    }
+    return true;
+}
+
 /* Connects with the session settings in options; where gets the
  * database's name without the URL's password, for messages. A failed
  * connect notes whether the server answered and refused (a password, a
@@ -405,8 +423,9 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
     pg->conn = PQconnectdbParams(keys, values, 1);
     if (!pg->conn)
         return choreo__fail(CHOREO_ENOMEM, "out of memory connecting to PostgreSQL");
+    PGPing ping = PQPING_OK;
     if (PQstatus(pg->conn) != CONNECTION_OK) {
-        PGPing ping = PQpingParams(keys, values, 1);
+        ping = PQpingParams(keys, values, 1);
         /* A server without TLS under sslmode=require answers, but not to a
          * ping that asks for TLS: that too will not change by waiting. */
         pg->refused = (ping != PQPING_NO_RESPONSE && ping != PQPING_REJECT) ||
@@ -426,6 +445,12 @@ static choreo_status pg_connect(choreo_store *st, const char *url, const char *o
             snprintf(rest, sizeof rest, "%s", quoted + strlen(url));
             snprintf(quoted, sizeof pg->err - (size_t)(quoted - pg->err), "%s%s", where, rest);
         }
+        /* libpq did not try: a port, an option or a value it cannot use. */
+        if (ping == PQPING_NO_ATTEMPT || !ports_valid(PQport(pg->conn)))
+            return choreo__fail(CHOREO_ECONFIG,
+                                "setting db: the PostgreSQL URL %s cannot be used: %s; fix the "
+                                "URL (postgresql://user:password@host:port/database?option=value)",
+                                where, pg->err);
         return choreo__fail(CHOREO_ESTORE,
                             "cannot connect to the PostgreSQL database %s: %s; check that the "
                             "server runs and that the URL's host, port, user and database are "
@@ -459,7 +484,7 @@ choreo_status choreo__pg_open(choreo_store *st, const char *url, const char *syn
         choreo_status s = pg_connect(st, url, options, where, sizeof where);
         if (s == CHOREO_OK)
             s = migrate(st, where);
-        if (s == CHOREO_OK || !st->pg || !st->pg->conn ||
+        if (s == CHOREO_OK || s == CHOREO_ECONFIG || !st->pg || !st->pg->conn ||
             PQstatus(st->pg->conn) != CONNECTION_BAD || choreo__mono_us() >= until ||
             (st->pg->refused && refused_before))
             return s;

@@ -435,6 +435,19 @@ Test(ctl_pg, an_unreachable_server_and_a_foreign_database_are_refused_by_name, .
         cr_assert_str_eq(r->out, "");
     }
 
+    /* A URL libpq cannot use is a usage error, with libpq's reason. */
+    snprintf(url, sizeof url, "postgresql://postgres:" PASSWORD "@127.0.0.1:%d/x?sslmode=maybe",
+             port);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(cmds[i][0], "status") == 0)
+            continue; /* a survey of databases: a bad one among them is a failure */
+        ctl(r, dir, "--db", url, cmds[i][0], cmds[i][1], NULL);
+        cr_assert_eq(r->status, 2, "%s: %s", cmds[i][0], r->err);
+        cr_assert(strstr(r->err, "cannot be used: invalid sslmode value") &&
+                      !strstr(r->err, PASSWORD),
+                  "%s: %s", cmds[i][0], r->err);
+    }
+
     /* A database of the server that no service uses: refused, and still
      * without choreo's tables afterwards. */
     struct pgdb plain;

@@ -196,6 +196,30 @@ Test(store_pg, a_url_with_an_at_sign_in_its_password_is_refused_without_showing_
     }
 }
 
+/* A URL whose port or options libpq cannot use is a setting to fix, said
+ * with libpq's reason, not a server to wait for. */
+Test(store_pg, a_url_libpq_cannot_use_is_refused_at_once)
+{
+    static const char *const bad[][2] = {
+        { "postgresql://127.0.0.1:99999/shop", "invalid port number" },
+        { "postgresql://127.0.0.1:1,127.0.0.1:0/shop", "invalid port number" },
+        { "postgresql://127.0.0.1:1/shop?sslmode=bogus", "invalid sslmode value" },
+        { "postgresql://127.0.0.1:1/shop?colour=blue", "invalid URI query parameter" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        choreo_store *st = NULL;
+        int64_t began = choreo__mono_us();
+        cr_assert_eq(choreo__store_open_wait(&st, bad[i][0], "full", 10, 5000, 0), CHOREO_ECONFIG,
+                     "%s: %s", bad[i][0], choreo_last_error());
+        int64_t took_ms = (choreo__mono_us() - began) / 1000;
+        cr_assert_lt(took_ms, 1000, "%s: waited %lld ms", bad[i][0], (long long)took_ms);
+        cr_assert(strstr(choreo_last_error(), "cannot be used") &&
+                      strstr(choreo_last_error(), bad[i][1]) &&
+                      strstr(choreo_last_error(), "fix the URL"),
+                  "%s: %s", bad[i][0], choreo_last_error());
+    }
+}
+
 /* A server that takes the connection and never answers (a frozen one,
  * or something else on its port) fails the open after libpq's connect
  * timeout and db_wait_ms, instead of blocking it for ever. */

@@ -327,9 +327,10 @@ char *ctl_db_shown(const char *db)
 static int check_postgres(const ctl_settings *s, const char *db, char *why, size_t cap)
 {
     choreo_admin *adm = NULL;
-    if (ctl_open_readonly(s, db, &adm) != CHOREO_OK) {
+    choreo_status st = ctl_open_readonly(s, db, &adm);
+    if (st != CHOREO_OK) {
         snprintf(why, cap, "%s", choreo_last_error());
-        return CTL_EXIT_FAIL;
+        return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL; /* say, a malformed URL */
     }
     choreo_admin_close(adm);
     return CTL_EXIT_OK;
@@ -431,7 +432,7 @@ int ctl_admin_open(ctl_settings *s, bool writes, choreo_admin **adm)
                               : choreo_admin_open_readonly(adm, s->cfg);
     if (st != CHOREO_OK) {
         ctl_error("%s", choreo_last_error());
-        return CTL_EXIT_FAIL;
+        return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
     }
     return CTL_EXIT_OK;
 }

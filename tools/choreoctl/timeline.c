@@ -476,9 +476,10 @@ int ctl_timeline_read_db(ctl_timeline *t, const ctl_settings *s, const char *pat
     }
     t->ndbs++;
     choreo_admin *adm = NULL;
-    if (ctl_open_readonly(s, path, &adm) != CHOREO_OK) {
+    choreo_status st = ctl_open_readonly(s, path, &adm);
+    if (st != CHOREO_OK) {
         ctl_error("saga: %s", choreo_last_error());
-        return CTL_EXIT_FAIL;
+        return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
     }
     int rc = service_of(adm, db);
     if (rc == CTL_EXIT_OK)
