@@ -71,7 +71,7 @@ choreo_status choreo__admin_connect(choreo_admin *adm, choreo_transport **out)
     if (adm->cfg->connect_wait_ms == 0)
         adm->cfg->connect_wait_ms = 5000; /* an operator's command should not wait forever */
     atomic_bool never = false;
-    adm->watch = (choreo_nats_watch){ &adm->log, NULL };
+    adm->watch = (choreo_nats_watch){ &adm->log, NULL, false };
     return choreo__transport_connect(out, adm->cfg, &adm->watch, &never, false);
 }
 

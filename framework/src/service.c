@@ -45,7 +45,7 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
         return choreo__fail(CHOREO_ENOMEM, "out of memory creating a service");
     pthread_mutex_init(&svc->cmd_lock, NULL);
     choreo__metrics_init(&svc->metrics);
-    svc->watch = (choreo_nats_watch){ &svc->log, &svc->metrics };
+    svc->watch = (choreo_nats_watch){ &svc->log, &svc->metrics, false };
     svc->cfg = choreo__config_clone(cfg);
     if (!svc->cfg) {
         s = choreo__fail(CHOREO_ENOMEM, "out of memory copying the configuration");

@@ -105,7 +105,10 @@ static void on_disconnected(natsConnection *nc, void *closure)
         return; /* our own close at stop, not an outage */
     if (w->metrics)
         atomic_fetch_add(&w->metrics->nats_down, 1);
-    CHOREO_LOG(w->log, CHOREO_LOG_WARN, "disconnected from NATS; reconnecting", NULL);
+    CHOREO_LOG(w->log, w->second ? CHOREO_LOG_DEBUG : CHOREO_LOG_WARN,
+               w->second ? "the relay's connection to NATS was lost; reconnecting"
+                         : "disconnected from NATS; reconnecting",
+               NULL);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -113,7 +116,8 @@ static void on_reconnected(natsConnection *nc, void *closure)
     const choreo_nats_watch *w = closure;
     const choreo_logger *log = w->log;
     if (w->metrics) {
-        atomic_fetch_add(&w->metrics->reconnects, 1);
+        if (!w->second)
+            atomic_fetch_add(&w->metrics->reconnects, 1);
         if (atomic_fetch_sub(&w->metrics->nats_down, 1) <= 0)
             atomic_store(&w->metrics->nats_down, 0);
     }
@@ -121,7 +125,9 @@ static void on_reconnected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     char safe[256];
     choreo__redact_urls(url, safe, sizeof safe);
-    CHOREO_LOG(log, CHOREO_LOG_INFO, "reconnected to NATS", "url=%s", safe);
+    CHOREO_LOG(log, w->second ? CHOREO_LOG_DEBUG : CHOREO_LOG_INFO,
+               w->second ? "the relay's connection to NATS is back" : "reconnected to NATS",
+               "url=%s", safe);
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -316,9 +322,15 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
          * flush is a PING and its PONG, which cost a round of a row or two
          * more than the writes they save: those rounds go out on nc, where
          * every write is sent at once. */
+        tp->pub_watch = *tp->watch;
+        tp->pub_watch.second = true;
         natsOptions_SetSendAsap(tp->opts, false);
+        natsOptions_SetDisconnectedCB(tp->opts, on_disconnected, &tp->pub_watch);
+        natsOptions_SetReconnectedCB(tp->opts, on_reconnected, &tp->pub_watch);
         s = choreo__nats_connect(&tp->nc_pub, tp->opts, cfg);
         natsOptions_SetSendAsap(tp->opts, true);
+        natsOptions_SetDisconnectedCB(tp->opts, on_disconnected, (void *)tp->watch);
+        natsOptions_SetReconnectedCB(tp->opts, on_reconnected, (void *)tp->watch);
     }
     if (s != NATS_OK) {
         st = choreo__nats_error(s, "opening a JetStream context");

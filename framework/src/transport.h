@@ -16,6 +16,9 @@
 typedef struct choreo_nats_watch {
     const choreo_logger *log;
     choreo_metrics *metrics;
+    bool second; /* a second connection to the same servers (the relay's): its
+                  * outages count in the connection state only, not as
+                  * reconnections, and are logged at debug level */
 } choreo_nats_watch;
 
 typedef struct choreo_transport {
@@ -26,6 +29,7 @@ typedef struct choreo_transport {
                              * batch, and the relay's PubAcks */
     const choreo_logger *log;
     const choreo_nats_watch *watch;
+    choreo_nats_watch pub_watch; /* nc_pub's: watch, as its second connection */
     natsOptions *opts;
     /* nats.c runs connection callbacks on a thread of its own, from a queue
      * in which a connection's closed callback comes last: closing waits for
