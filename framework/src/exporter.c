@@ -513,6 +513,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned code, char *bod
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             code == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8"
                                                 : "text/plain; charset=utf-8");
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     enum MHD_Result ret = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     return ret;
@@ -526,7 +528,7 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
     (void)upload;
     (void)con_cls;
     choreo_service *svc = cls;
-    static char not_get[] = "choreo's metrics endpoint answers GET /metrics only\n";
+    static char not_get[] = "choreo's metrics endpoint answers GET and HEAD of /metrics only\n";
     static char not_found[] = "not found: choreo serves its metrics on /metrics\n";
     if (*upload_size) {
         *upload_size = 0;

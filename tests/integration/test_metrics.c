@@ -233,6 +233,7 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     cr_assert_eq(support_http(port, "GET", "/", text, sizeof text), 404);
     cr_assert(strstr(text, "/metrics"), "%s", text);
     cr_assert_eq(support_http(port, "POST", "/metrics", text, sizeof text), 405);
+    cr_assert(strstr(text, "GET and HEAD"), "%s", text);
     choreo_service_destroy(svc);
     cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), -1,
                  "the endpoint outlived its service");
