@@ -713,8 +713,14 @@ static void sample_store(choreo_service *svc)
               &m->running, &m->nrunning);
 }
 
-static void sample_lag(choreo_service *svc)
+/* Asks the broker for each consumer's lag, once the service has its
+ * JetStream context (not while it waits for its broker at start); returns
+ * whether it asked. */
+static bool sample_lag(choreo_service *svc)
 {
+    jsCtx *js = atomic_load(&svc->extras.js);
+    if (!js)
+        return false;
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = CHOREO_METRICS_JS_WAIT_MS;
@@ -722,7 +728,7 @@ static void sample_lag(choreo_service *svc)
         choreo_route *rt = &svc->routes[i];
         jsConsumerInfo *ci = NULL;
         jsErrCode jerr = 0;
-        if (js_GetConsumerInfo(&ci, svc->tp->js, svc->cfg->stream, rt->consumer, &jo, &jerr) !=
+        if (js_GetConsumerInfo(&ci, js, svc->cfg->stream, rt->consumer, &jo, &jerr) !=
             NATS_OK) {
             atomic_store(&rt->m.lag_known, false);
             continue;
@@ -733,6 +739,7 @@ static void sample_lag(choreo_service *svc)
         atomic_store(&rt->m.lag_known, true);
         jsConsumerInfo_Destroy(ci);
     }
+    return true;
 }
 
 static void *sampler_main(void *arg)
@@ -743,10 +750,8 @@ static void *sampler_main(void *arg)
     while (!atomic_load(&svc->stop)) {
         sample_store(svc);
         int64_t now = choreo__mono_us();
-        if (now >= lag_due) {
-            sample_lag(svc);
+        if (now >= lag_due && sample_lag(svc))
             lag_due = now + CHOREO_METRICS_LAG_SAMPLE_MS * 1000LL;
-        }
         for (int64_t slept = 0; slept < CHOREO_METRICS_SAMPLE_MS && !atomic_load(&svc->stop);
              slept += CHOREO_STOP_SLICE_MS)
             choreo__sleep_ms(CHOREO_STOP_SLICE_MS);

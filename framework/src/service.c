@@ -225,8 +225,11 @@ static void shut_down(choreo_service *svc)
 /* Connects and sets up everything start needs, in order. */
 static choreo_status set_up(choreo_service *svc)
 {
-    choreo_status s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->watch, &svc->stop,
-                                                true);
+    /* The database's gauges (the outbox waiting, parked messages) while
+     * the service still waits for its broker, too. */
+    choreo_status s = choreo__sampler_start(svc);
+    if (s == CHOREO_OK)
+        s = choreo__transport_connect(&svc->tp, svc->cfg, &svc->watch, &svc->stop, true);
     if (s == CHOREO_OK) {
         atomic_store(&svc->metrics.nats_down, 0);
         atomic_store(&svc->metrics.nats_up, true);
@@ -244,8 +247,6 @@ static choreo_status set_up(choreo_service *svc)
     }
     if (s == CHOREO_OK)
         s = choreo__dispatch_start(svc);
-    if (s == CHOREO_OK)
-        s = choreo__sampler_start(svc);
     return s;
 }
 

@@ -362,6 +362,8 @@ Test(metrics, nats_connected_follows_the_broker, .timeout = 90)
     support_start st;
     support_start_begin(&st, metered(dir, server.url, port));
     support_expect_metric(port, "choreo_nats_connected{service=\"m\"}", 0, 10000);
+    /* The database's gauges too, for an outbox that waits for the broker. */
+    support_expect_metric(port, "choreo_outbox_pending{service=\"m\"}", 0, 5000);
     cr_assert_eq(atomic_load(&st.result), -1, "start returned with no broker");
     cr_assert_eq(natsd_restart(&server), 0);
     cr_assert_eq(support_start_join(&st), CHOREO_OK, "%s", st.error);
