@@ -651,6 +651,7 @@ struct parked_acc {
     struct choreo_parked_row *rows;
     int n, cap;
     bool oom;
+    const char *service; /* parked messages: their consumers' service */
 };
 
 static void add_parked(const char *consumer, const char *type, int64_t count, void *user)
@@ -670,6 +671,27 @@ static void add_parked(const char *consumer, const char *type, int64_t count, vo
     snprintf(r->consumer, sizeof r->consumer, "%s", consumer);
     snprintf(r->type, sizeof r->type, "%s", type);
     r->count = count;
+}
+
+/* A count of parked messages, labelled with the type their consumer
+ * (<service>_<Type>) reads rather than the one their body names: a body
+ * that does not decode names none, and one that names any type it likes
+ * must not make a series of its own. The events the broker refused keep
+ * their type, one the service emitted. */
+static void add_parked_message(const char *consumer, const char *type, int64_t count,
+                               void *user)
+{
+    struct parked_acc *acc = user;
+    if (strcmp(consumer, CHOREO_OUTBOX_CONSUMER) != 0) {
+        size_t sl = strlen(acc->service);
+        bool own = strncmp(consumer, acc->service, sl) == 0 && consumer[sl] == '_';
+        type = own ? consumer + sl + 1 : "";
+    }
+    struct choreo_parked_row *last = acc->n ? &acc->rows[acc->n - 1] : NULL;
+    if (last && strcmp(last->consumer, consumer) == 0 && strcmp(last->type, type) == 0)
+        last->count += count; /* the rows come ordered by consumer */
+    else
+        add_parked(consumer, type, count, user);
 }
 
 /* Swaps a freshly read list into *list under the lock, or drops it. */
@@ -702,9 +724,10 @@ static void sample_store(choreo_service *svc)
         CHOREO_LOG(&svc->log, CHOREO_LOG_DEBUG, "metrics: cannot read the outbox backlog",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
     }
-    struct parked_acc acc = { 0 }, held = { 0 }, running = { 0 };
+    struct parked_acc acc = { .service = svc->cfg->service }, held = { 0 }, running = { 0 };
     swap_rows(m, &acc,
-              choreo__dead_parked_counts(svc->sampler_store, add_parked, &acc) == CHOREO_OK,
+              choreo__dead_parked_counts(svc->sampler_store, add_parked_message, &acc) ==
+                  CHOREO_OK,
               &m->parked, &m->nparked);
     swap_rows(m, &held, choreo__holds_waiting(svc->sampler_store, add_parked, &held) == CHOREO_OK,
               &m->held, &m->nheld);

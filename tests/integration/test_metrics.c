@@ -203,6 +203,17 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
                                       "consumer=\"m_Work\",type=\"Work\",le=\"+Inf\"}"),
                  10);
 
+    /* A body that does not decode is parked under its consumer's type, as
+     * the counter counts it: the body names no type, or any it likes. */
+    natsConnection *nc;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, server.url), NATS_OK);
+    cr_assert_eq(natsConnection_PublishString(nc, "choreo.Work.not-msgpack", "\xc1junk"), NATS_OK);
+    cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+    natsConnection_Destroy(nc);
+    support_expect_metric(port, "choreo_parked_messages{service=\"m\",consumer=\"m_Work\",type=\"Work\"}", 3,
+           10000);
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
+
     /* promtool, Prometheus's own checker, finds nothing to say. */
     char path[600], cmd[1200], out[4096];
     snprintf(path, sizeof path, "%s/metrics.txt", dir);
