@@ -632,7 +632,12 @@ choreo_status choreo__exporter_start(choreo_service *svc)
         return choreo__fail(CHOREO_ENOMEM, "cannot start the metrics endpoint on %s", addr);
     }
     snprintf(svc->metrics_bound, sizeof svc->metrics_bound, "%s", bound);
-    CHOREO_LOG(&svc->log, CHOREO_LOG_INFO, "metrics endpoint listening",
+    /* Port 0 lets the system choose: the log is the only place that says
+     * which, so it is said at every level but error. */
+    bool chosen = strcmp(strrchr(addr, ':'), ":0") == 0;
+    CHOREO_LOG(&svc->log, chosen ? CHOREO_LOG_WARN : CHOREO_LOG_INFO,
+               chosen ? "metrics endpoint listening on a port the system chose"
+                      : "metrics endpoint listening",
                "url=http://%s/metrics", bound);
     return CHOREO_OK;
 }

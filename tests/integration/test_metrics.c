@@ -297,6 +297,25 @@ Test(metrics, a_bad_or_taken_address_is_refused_with_its_name, .timeout = 60)
     cr_assert_eq(choreo_service_start(s2), CHOREO_ECONFIG);
     cr_assert(strstr(choreo_last_error(), "192.0.2.1:9464"), "%s", choreo_last_error());
     choreo_service_destroy(s2);
+
+    /* Port 0: the system chooses, and the log says which even at warn. */
+    char log[600], said[65536], line[2048];
+    snprintf(log, sizeof log, "%s/m3.log", dir);
+    c2 = support_config(dir, "m3", server.url, "metrics_addr=127.0.0.1:0", NULL);
+    s2 = support_service(c2);
+    choreo_config_destroy(c2);
+    int saved = support_stderr_to(log);
+    choreo_status started = choreo_service_start(s2);
+    support_stderr_back(saved);
+    cr_assert_eq(started, CHOREO_OK, "%s", choreo_last_error());
+    support_slurp(log, said, sizeof said);
+    support_line_with(said, "a port the system chose", line, sizeof line);
+    int chosen = 0;
+    const char *url = strstr(line, "url=http://127.0.0.1:");
+    cr_assert(url && sscanf(url, "url=http://127.0.0.1:%d/metrics", &chosen) == 1 && chosen > 0,
+              "no warn line names the port: %s", said);
+    cr_assert_eq(support_http(chosen, "GET", "/metrics", text, sizeof text), 200);
+    choreo_service_destroy(s2);
     natsd_stop(&server, SIGTERM);
 }
 
