@@ -127,11 +127,20 @@ def check_rule(engine_dir):
     print("ok: handler_loc rule %s" % loc, flush=True)
 
 
-def check_flags(engine):
+def check_flags(engine, build):
     p = subprocess.run([sys.executable, engine, "--orderz", "5"], capture_output=True, text=True)
     if p.returncode != 2 or "--orderz" not in p.stderr:
         fail("an unknown flag gave status %d and %r" % (p.returncode, p.stderr))
     print("ok: unknown flag refused", flush=True)
+    # A chart that cannot be written is refused before any run, not after
+    # all of them.
+    with tempfile.TemporaryDirectory(prefix="choreo-compare-test-") as tmp:
+        p = subprocess.run([sys.executable, engine, "--build-dir", build, "--orders", "5",
+                            "--svg", tmp],
+                           capture_output=True, text=True, timeout=60)
+    if p.returncode != 2 or "is a directory" not in p.stderr:
+        fail("--svg DIR gave status %d and %r" % (p.returncode, p.stderr))
+    print("ok: --svg of a directory refused", flush=True)
 
 
 def number(v):
@@ -206,7 +215,7 @@ def main():
     engine_dir = os.path.join(source, "tools", "compare.d")
     engine = os.path.join(engine_dir, "compare.py")
     check_rule(engine_dir)
-    check_flags(engine)
+    check_flags(engine, build)
     check_run(engine, build)
     print("PASS", flush=True)
 

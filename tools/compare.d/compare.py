@@ -115,8 +115,8 @@ def parse(argv):
         p.error("--orders takes 1 to 10000000, not %d" % o.orders)
     if o.runs < 1 or o.runs > 99:
         p.error("--runs takes 1 to 99, not %d" % o.runs)
-    if o.seed < 0:
-        p.error("--seed takes a number >= 0, not %d" % o.seed)
+    if o.seed < 0 or o.seed > 2**63 - 1:
+        p.error("--seed takes 0 to %d, not %d" % (2**63 - 1, o.seed))
     if o.sample_ms < 1 or o.sample_ms > 1000:
         p.error("--sample-ms takes 1 to 1000, not %g" % o.sample_ms)
     return o
@@ -319,9 +319,14 @@ def main(argv):
         print("tools/compare: no shop-demo in %s: build first (tools/compare does), or pass "
               "--build-dir" % o.build_dir, file=sys.stderr)
         return 2
-    if o.svg and not os.path.isdir(os.path.dirname(os.path.abspath(o.svg))):
-        print("tools/compare: --svg %s: no such directory" % o.svg, file=sys.stderr)
-        return 2
+    if o.svg:
+        where = os.path.dirname(os.path.abspath(o.svg))
+        why = ("is a directory: give a file name" if os.path.isdir(o.svg) else
+               "no such directory" if not os.path.isdir(where) else
+               "cannot write there" if not os.access(where, os.W_OK) else None)
+        if why:
+            print("tools/compare: --svg %s: %s" % (o.svg, why), file=sys.stderr)
+            return 2
     try:
         loc = handler_loc.measure(ROOT)
     except (OSError, handler_loc.ReadError) as e:
