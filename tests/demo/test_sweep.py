@@ -6,23 +6,34 @@ that parses, with both latency lines and the knee; bad flags refused first.
     test_sweep.py SWEEP_PY SHOP_DEMO
 """
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
 sweep, demo = sys.argv[1], sys.argv[2]
+# tools/bench's help names its benchmarks without building anything, and
+# --sweep and --scale are found anywhere among its flags.
+bench = os.path.join(os.path.dirname(os.path.abspath(sweep)), "..", "bench")
+proc = subprocess.run([bench, "--json", "--help"], stdout=subprocess.PIPE, text=True, timeout=20)
+assert proc.returncode == 0 and "--sweep" in proc.stdout and "--scale" in proc.stdout, proc
+proc = subprocess.run([bench, "--json", "--sweep", "--scale"], stderr=subprocess.PIPE, text=True,
+                      timeout=20)
+assert proc.returncode == 2 and "give one" in proc.stderr, (proc.returncode, proc.stderr)
 with tempfile.TemporaryDirectory() as d:
     # Bad flags are refused with what to give, before any demo runs (a
     # plot that cannot be written used to end a whole sweep in a traceback).
     bad = [(["--seconds", "0"], "--seconds takes"), (["--seconds", "nan"], "--seconds takes"),
-           (["--rates", "60,x"], "--rates takes"), (["--rates", "0"], "at least 1"),
+           (["--rates", "60,x"], "--rates takes"), (["--rates", "0"], "from 1 to 1000000"),
+           (["--rates", "60,2000000"], "from 1 to 1000000"),
+           (["--rates", "900000", "--seconds", "100"], "more than the 10000000 orders"),
            (["--svg", f"{d}/missing/sweep.svg"], "cannot write the plot"),
            (["--svg", d], "cannot write the plot")]
     for args, says in bad:
         proc = subprocess.run([sys.executable, sweep, demo, *args], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=20)
-        assert proc.returncode != 0 and says in proc.stderr, (args, proc.returncode, proc.stderr)
+        assert proc.returncode == 2 and says in proc.stderr, (args, proc.returncode, proc.stderr)
         assert "Traceback" not in proc.stderr, (args, proc.stderr)
     svg = f"{d}/sweep.svg"
     proc = subprocess.run([sys.executable, sweep, demo, "--rates", "60,120", "--seconds", "2",

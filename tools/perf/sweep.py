@@ -17,16 +17,34 @@ import subprocess
 import sys
 
 
+# What shop-demo takes.
+MAX_RATE, MAX_ORDERS = 1000000, 10000000
+
+
+def orders_at(rate, seconds):
+    return max(100, int(rate * seconds))
+
+
 def run(demo, rate, seconds):
-    orders = max(100, int(rate * seconds))
-    cmd = [demo, "--rate", str(rate), "--orders", str(orders), "--json"]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [demo, "--rate", str(rate), "--orders", str(orders_at(rate, seconds)), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        d = json.loads(proc.stdout.strip().splitlines()[-1])
+        out, err = proc.communicate()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the demo too: it stops its services and removes its
+        # work directory, which takes a moment; killing it would leave that.
+        try:
+            proc.wait(timeout=30)
+        except KeyboardInterrupt:
+            pass
+        print("sweep: interrupted", file=sys.stderr)
+        sys.exit(130)
+    try:
+        d = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         sys.exit(f"sweep: {' '.join(cmd)} gave no summary (exit {proc.returncode}):\n"
-                 f"{proc.stderr[-2000:]}")
-    return {"offered": rate, "orders": orders, "achieved": d["achieved_rate"],
+                 f"{err[-2000:]}")
+    return {"offered": rate, "orders": orders_at(rate, seconds), "achieved": d["achieved_rate"],
             "sustained": d["rate_sustained"], "late": d["late_orders"],
             "p50_ms": d["p50_ms"], "p99_ms": d["p99_ms"], "invariants_ok": d["invariants_ok"]}
 
@@ -87,26 +105,34 @@ def svg(points, knee_rate, path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("demo")
-    ap.add_argument("--rates", default="100,200,400,600,800,1000,1200,1500,2000")
-    ap.add_argument("--seconds", type=float, default=4)
-    ap.add_argument("--svg", default="sweep.svg")
-    ap.add_argument("--json", action="store_true")
+    ap = argparse.ArgumentParser(prog="sweep", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("demo", metavar="SHOP_DEMO", help="the shop-demo program to run")
+    ap.add_argument("--rates", default="100,200,400,600,800,1000,1200,1500,2000",
+                    help="offered sagas/s, separated by commas [%(default)s]")
+    ap.add_argument("--seconds", type=float, default=4,
+                    help="seconds of orders at each rate [%(default)s]")
+    ap.add_argument("--svg", default="sweep.svg", metavar="FILE",
+                    help="where the plot goes [%(default)s]")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
+    # Every flag is checked before the first demo runs (exit 2, as argparse).
     try:
         rates = sorted({int(r) for r in a.rates.split(",")})
     except ValueError:
-        sys.exit(f"sweep: --rates takes numbers separated by commas, not {a.rates!r}")
-    if not rates or rates[0] < 1:
-        sys.exit("sweep: the rates must be at least 1 per second")
+        ap.error(f"--rates takes whole numbers separated by commas, not {a.rates!r}")
+    if not rates or rates[0] < 1 or rates[-1] > MAX_RATE:
+        ap.error(f"--rates takes rates from 1 to {MAX_RATE} per second, not {a.rates!r}")
     if not (math.isfinite(a.seconds) and 0 < a.seconds <= 3600):
-        sys.exit(f"sweep: --seconds takes the seconds of orders at each rate, more than 0 "
+        ap.error(f"--seconds takes the seconds of orders at each rate, more than 0 "
                  f"and at most 3600, not {a.seconds:g}")
+    if orders_at(rates[-1], a.seconds) > MAX_ORDERS:
+        ap.error(f"{rates[-1]}/s for {a.seconds:g} s is more than the {MAX_ORDERS} orders "
+                 f"a demo takes: lower the rate or --seconds")
     # Found out before the sweep, not after it: where the plot goes.
     where = os.path.dirname(os.path.abspath(a.svg))
     if os.path.isdir(a.svg) or not os.path.isdir(where) or not os.access(where, os.W_OK):
-        sys.exit(f"sweep: cannot write the plot to {a.svg}: give --svg a file in a directory "
+        ap.error(f"cannot write the plot to {a.svg}: give --svg a file in a directory "
                  f"that exists and is writable")
     points = []
     for r in rates:
