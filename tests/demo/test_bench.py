@@ -8,9 +8,11 @@ the raw pipeline's of the same run. No figure is compared with a target.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 bench = sys.argv[1]
 cmd = [bench, "--events", "1000", "--per-tx", "100", "--latency-events", "50",
@@ -60,7 +62,26 @@ assert "demo_ratio" not in d and d["hop_events_per_s"] > 0, d
 for bad in ("-5", "many", "10x"):
     proc = subprocess.run([bench, "--demo-orders", bad], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=30)
-    assert proc.returncode == 2 and "positive whole numbers" in proc.stderr, (bad, proc)
+    assert proc.returncode == 2 and "--demo-orders takes a whole number from 0 to" in proc.stderr, \
+        (bad, proc)
+# So is a count out of range, before anything starts, with the range; one too
+# big for a long among them: it used to pass as LONG_MAX events, which the
+# consumer could not hold and the producer went on writing to disk for.
+scratch = tempfile.mkdtemp(prefix="choreo-bench-test-")
+for flag, top in (("events", 10000000), ("per-tx", 100000), ("latency-events", 1000000),
+                  ("latency-rate", 100000), ("metrics-pairs", 50), ("inbox-rows", 100000000),
+                  ("delayed-rows", 100000000), ("demo-orders", 10000000)):
+    for bad in ("99999999999999999999", str(top + 1)):
+        proc = subprocess.run([bench, "--demo-orders", "0", "--" + flag, bad, "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=10, env=dict(os.environ, TMPDIR=scratch))
+        says = f"--{flag} takes a whole number from "
+        assert proc.returncode == 2 and says in proc.stderr and f"to {top}," in proc.stderr, \
+            (flag, bad, proc)
+        assert not os.listdir(scratch), (flag, bad, os.listdir(scratch))
+os.rmdir(scratch)
+proc = subprocess.run([bench, "--help"], stdout=subprocess.PIPE, text=True, timeout=10)
+assert proc.returncode == 0 and "1 to 10000000" in proc.stdout, proc
 # So is a synchronous setting it does not take (it used to start the
 # consumer with it, which said only "did not start").
 proc = subprocess.run([bench, "--synchronous", "fast"], stdout=subprocess.PIPE,
@@ -84,3 +105,47 @@ for line in err.splitlines():
     if "logs and databases kept in " in line:
         shutil.rmtree(line.split("logs and databases kept in ", 1)[1].strip(), ignore_errors=True)
 print("bench shows a failed demo's messages")
+
+# A consumer that dies during a run ends it with a word and status 1 at once:
+# the producer went on emitting every event, and with a large count went on
+# writing to disk for as long as it had any. The run it kept is the test's.
+scratch = tempfile.mkdtemp(prefix="choreo-bench-test-")
+run = subprocess.Popen([bench, "--events", "10000000", "--per-tx", "1000", "--demo-orders", "0"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       env=dict(os.environ, TMPDIR=scratch), start_new_session=True)
+
+
+def children(pid):
+    kids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append((int(entry), cmdline))
+    return kids
+
+
+try:
+    deadline = time.monotonic() + 20
+    consumer = None
+    while consumer is None and time.monotonic() < deadline and run.poll() is None:
+        consumer = next((k for k, cmd in children(run.pid) if b"consumer" in cmd), None)
+        time.sleep(0.05)
+    assert consumer, "no consumer process appeared"
+    time.sleep(0.5)  # the producer is emitting now
+    os.kill(consumer, signal.SIGKILL)
+    err = run.communicate(timeout=10)[1]
+    assert run.returncode == 1, (run.returncode, err)
+    assert "consumer: ended during the run: it was killed by signal 9" in err, err
+    assert "kept in " + scratch in err, err
+finally:
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
+print("bench stops when its consumer dies")

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,9 +55,15 @@ static void sleep_us(int64_t us)
     }
 }
 
+/* The work directory while it exists, "" before and after: a run that
+ * dies keeps it, and says where. */
+static char work_dir[200];
+
 static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "choreo-bench: %s: %s\n", what, detail ? detail : "");
+    if (work_dir[0])
+        fprintf(stderr, "choreo-bench: its databases and stream are kept in %s\n", work_dir);
     exit(1);
 }
 
@@ -224,6 +231,8 @@ static int consumer_main(const struct opts *o)
         die("consumer config", choreo_last_error());
     struct consumer c = { .want = o->events };
     c.lat = calloc((size_t)o->events, sizeof *c.lat);
+    if (!c.lat)
+        die("consumer", "out of memory for the latencies");
     choreo_service *svc;
     if (choreo_service_create(&svc, cfg) != CHOREO_OK ||
         choreo_service_on(svc, o->type, on_bench, &c) != CHOREO_OK ||
@@ -257,8 +266,61 @@ static int consumer_main(const struct opts *o)
 
 struct child {
     pid_t pid;
-    FILE *out;
+    int out; /* read end of its stdout */
 };
+
+/* Waits for pid to end; its wait status. */
+static int reap(pid_t pid)
+{
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+}
+
+/* How a consumer that ended with wait status st ended, for a message. */
+static const char *how_ended(int st)
+{
+    static char text[96];
+    if (WIFSIGNALED(st))
+        snprintf(text, sizeof text, "it was killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else
+        snprintf(text, sizeof text, "it exited with status %d", WEXITSTATUS(st));
+    return text;
+}
+
+/* Dies when the consumer has ended: the producer would go on emitting into
+ * the stream, and its disk, for an answer that never comes. */
+static void check_consumer(const struct child *c)
+{
+    int st;
+    if (waitpid(c->pid, &st, WNOHANG) != c->pid)
+        return;
+    char why[160];
+    snprintf(why, sizeof why, "ended during the run: %s", how_ended(st));
+    die("consumer", why);
+}
+
+/* Reads a line of fd into line (without its newline, cut at cap - 1);
+ * false at the end of the output. A byte at a time: the lines are few and
+ * short, and nothing read past one is left in a buffer. */
+static bool read_line(int fd, char *line, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        char ch;
+        ssize_t n = read(fd, &ch, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || ch == '\n') {
+            line[len] = '\0';
+            return n == 1;
+        }
+        if (len + 1 < cap)
+            line[len++] = ch;
+    }
+}
 
 static struct child spawn_consumer(const struct opts *o, const char *db, const char *type,
                                    long events, const char *metrics_addr)
@@ -268,9 +330,15 @@ static struct child spawn_consumer(const struct opts *o, const char *db, const c
         die("pipe", strerror(errno));
     char n[32];
     snprintf(n, sizeof n, "%ld", events);
+    pid_t parent = getpid();
     pid_t pid = fork();
+    if (pid < 0)
+        die("consumer", strerror(errno));
     if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
+        /* It must not outlive a producer that dies (it waits 600 s). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent || dup2(fds[1], STDOUT_FILENO) < 0)
+            _exit(127);
         close(fds[0]);
         execl("/proc/self/exe", "choreo-bench", "--role", "consumer", "--url", o->url, "--db", db,
               "--type", type, "--events", n, "--synchronous", o->synchronous,
@@ -278,9 +346,14 @@ static struct child spawn_consumer(const struct opts *o, const char *db, const c
         _exit(127);
     }
     close(fds[1]);
-    struct child c = { pid, fdopen(fds[0], "r") };
+    struct child c = { pid, fds[0] };
     char line[256];
-    if (!fgets(line, sizeof line, c.out) || strncmp(line, "ready", 5) != 0)
+    if (!read_line(c.out, line, sizeof line)) {
+        char why[160];
+        snprintf(why, sizeof why, "did not start: %s", how_ended(reap(pid)));
+        die("consumer", why);
+    }
+    if (strncmp(line, "ready", 5) != 0)
         die("consumer", "did not start");
     return c;
 }
@@ -295,13 +368,18 @@ static struct result wait_consumer(struct child c)
 {
     struct result r = { 0 };
     char line[256];
-    if (!fgets(line, sizeof line, c.out) ||
-        sscanf(line, "handled=%ld last_us=%" SCNd64 " p50_us=%" SCNd64 " p99_us=%" SCNd64 " rss_kb=%ld",
+    bool said = read_line(c.out, line, sizeof line);
+    close(c.out);
+    int st = reap(c.pid);
+    if (!said) {
+        char why[160];
+        snprintf(why, sizeof why, "ended during the run: %s", how_ended(st));
+        die("consumer", why);
+    }
+    if (sscanf(line, "handled=%ld last_us=%" SCNd64 " p50_us=%" SCNd64 " p99_us=%" SCNd64
+                     " rss_kb=%ld",
                &r.handled, &r.last_us, &r.p50, &r.p99, &r.rss_kb) != 5)
         die("consumer", "no result");
-    fclose(c.out);
-    int st;
-    waitpid(c.pid, &st, 0);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         die("consumer", "did not handle every event in time");
     return r;
@@ -481,8 +559,10 @@ static double hop_run(const struct opts *o, const char *dir, const char *tag, bo
     if (metrics && pthread_create(&t, NULL, scrape_main, &sc) != 0)
         die("scraper", strerror(errno));
     int64_t start = now_us();
-    for (long done = 0; done < o->events; done += o->per_tx)
+    for (long done = 0; done < o->events; done += o->per_tx) {
+        check_consumer(&c);
         emit_batch(src, type, o->events - done < o->per_tx ? o->events - done : o->per_tx);
+    }
     struct result r = wait_consumer(c);
     if (metrics) {
         atomic_store(&sc.stop, true);
@@ -597,30 +677,40 @@ static void usage(FILE *f)
             "                    [--latency-rate R] [--synchronous full|normal]\n"
             "                    [--metrics-pairs P] [--data-scale] [--demo-orders N]\n"
             "                    [--json]\n"
-            "  --events N          events in the raw and the hop throughput runs [20000]\n"
-            "  --per-tx K          events the producer emits per transaction [100]\n"
-            "  --latency-events M  events in the paced latency run [1000]\n"
-            "  --latency-rate R    events per second in the latency run, one per transaction [500]\n"
+            "  --events N          events in the raw and the hop throughput runs,\n"
+            "                      1 to 10000000 [20000]\n"
+            "  --per-tx K          events the producer emits per transaction, 1 to 100000 [100]\n"
+            "  --latency-events M  events in the paced latency run, 1 to 1000000 [1000]\n"
+            "  --latency-rate R    events per second in the latency run, one per transaction,\n"
+            "                      1 to 100000 [500]\n"
             "  --synchronous S     SQLite synchronous setting of both services [full]\n"
             "  --metrics-pairs P   hop runs with metrics endpoints off and on, alternating, P\n"
-            "                      of each; their medians are compared [3]\n"
+            "                      of each, 1 to 50; their medians are compared [3]\n"
             "  --data-scale        also run the hop with the sink's inbox holding\n"
             "                      --inbox-rows old marks [10000000] and the source's outbox\n"
-            "                      --delayed-rows events not yet due [1000000], against empty\n"
-            "                      tables (inbox_10m_ratio, delayed_1m_ratio)\n"
-            "  --demo-orders N     orders of the shop demo run after the pipelines; its\n"
-            "                      events/s over the raw pipeline's is demo_ratio (0: not\n"
-            "                      run) [5000]\n"
+            "                      --delayed-rows events not yet due [1000000] (each 1 to\n"
+            "                      100000000), against empty tables (inbox_10m_ratio,\n"
+            "                      delayed_1m_ratio)\n"
+            "  --demo-orders N     orders of the shop demo run after the pipelines, 0 to\n"
+            "                      10000000; its events/s over the raw pipeline's is\n"
+            "                      demo_ratio (0: not run) [5000]\n"
             "  --json              print one JSON object\n");
 }
 
-/* A count given on the command line; -1, which every count refuses, when it
- * is not a whole number ("many", "10x"). */
-static long whole(const char *s)
+/* The value of a flag that takes a count, or exit status 2 naming the flag
+ * and its range. Out of range includes what strtol cannot hold: it gives
+ * LONG_MAX then (ERANGE), and a run of LONG_MAX events never ends. */
+static long count(const char *flag, const char *s, long min, long max)
 {
     char *end = NULL;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    return end == s || *end ? -1 : v;
+    if (end == s || *end || errno || v < min || v > max) {
+        fprintf(stderr, "choreo-bench: --%s takes a whole number from %ld to %ld, not \"%s\"\n",
+                flag, min, max, s);
+        exit(2);
+    }
+    return v;
 }
 
 int main(int argc, char **argv)
@@ -639,32 +729,25 @@ int main(int argc, char **argv)
         { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
     for (int c; (c = getopt_long(argc, argv, "h", longs, NULL)) != -1;) {
         switch (c) {
-        case 'n': o.events = whole(optarg); break;
-        case 'k': o.per_tx = whole(optarg); break;
-        case 'm': o.lat_events = whole(optarg); break;
-        case 'r': o.lat_rate = whole(optarg); break;
+        case 'n': o.events = count("events", optarg, 1, 10000000); break;
+        case 'k': o.per_tx = count("per-tx", optarg, 1, 100000); break;
+        case 'm': o.lat_events = count("latency-events", optarg, 1, 1000000); break;
+        case 'r': o.lat_rate = count("latency-rate", optarg, 1, 100000); break;
         case 's': o.synchronous = optarg; break;
         case 'j': o.json = true; break;
         case 'R': o.role = optarg; break;
         case 'u': o.url = optarg; break;
         case 'd': o.db = optarg; break;
         case 't': o.type = optarg; break;
-        case 'P': o.metrics_pairs = whole(optarg); break;
+        case 'P': o.metrics_pairs = count("metrics-pairs", optarg, 1, 50); break;
         case 'M': o.metrics_addr = optarg; break;
         case 'D': data_scale = true; break;
-        case 'I': o.inbox_rows = whole(optarg); break;
-        case 'L': o.delayed_rows = whole(optarg); break;
-        case 'O': o.demo_orders = whole(optarg); break;
+        case 'I': o.inbox_rows = count("inbox-rows", optarg, 1, 100000000); break;
+        case 'L': o.delayed_rows = count("delayed-rows", optarg, 1, 100000000); break;
+        case 'O': o.demo_orders = count("demo-orders", optarg, 0, 10000000); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
-    }
-    if (o.events < 1 || o.per_tx < 1 || o.lat_events < 1 || o.lat_rate < 1 ||
-        o.metrics_pairs < 1 || o.metrics_pairs > 50 || o.inbox_rows < 1 || o.delayed_rows < 1 ||
-        o.demo_orders < 0) {
-        fprintf(stderr, "choreo-bench: counts and rates must be positive whole numbers "
-                        "(--demo-orders may be 0)\n");
-        return 2;
     }
     if (strcmp(o.synchronous, "full") != 0 && strcmp(o.synchronous, "normal") != 0) {
         fprintf(stderr, "choreo-bench: --synchronous takes full or normal, not \"%s\"\n",
@@ -680,6 +763,7 @@ int main(int argc, char **argv)
         die("TMPDIR is too long for the work directory", getenv("TMPDIR"));
     if (!mkdtemp(dir))
         die("cannot create a work directory (set TMPDIR to a writable one)", strerror(errno));
+    snprintf(work_dir, sizeof work_dir, "%s", dir);
     char sd[256];
     snprintf(sd, sizeof sd, "%s/nats", dir);
     natsd server;
@@ -701,6 +785,7 @@ int main(int argc, char **argv)
     choreo_service *src = producer(&o, db_a, addr_a);
     int64_t gap = 1000000 / o.lat_rate, next = now_us();
     for (long i = 0; i < o.lat_events; i++) {
+        check_consumer(&c2);
         emit_batch(src, "BenchLat", 1);
         next += gap;
         int64_t wait = next - now_us();
@@ -753,6 +838,7 @@ int main(int argc, char **argv)
     /* The databases and the stream (about 170 MB with the defaults) are
      * of no use once measured. A run that dies keeps them. */
     natsd_remove_tree(dir);
+    work_dir[0] = '\0';
     /* The whole saga: the shop demo, with its own server, after this one
      * has stopped. */
     struct demo demo = { 0, 0 };
