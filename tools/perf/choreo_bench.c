@@ -13,6 +13,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -55,12 +56,79 @@ static void sleep_us(int64_t us)
     }
 }
 
+/* Waits for pid to end; its wait status. */
+static int reap(pid_t pid)
+{
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+}
+
+/* ---- stopping: on an error, or on SIGINT, SIGTERM or SIGHUP ---- */
+
 /* The work directory while it exists, "" before and after: a run that
- * dies keeps it, and says where. */
+ * dies keeps it, and says where; an interrupted one removes it. */
 static char work_dir[200];
+/* What else an interrupted run must stop or remove, while it is there. */
+static natsd *live_server;
+static pid_t live_consumer, live_demo;
+static char demo_errpath[600];
+
+/* The signal that came, 0 before: the run stops at its next check of it
+ * (atomic: the handler may run on any thread). */
+static atomic_int interrupted;
+
+static void on_signal(int sig)
+{
+    atomic_store(&interrupted, sig);
+}
+
+/* Stops an interrupted run: the processes it started, then its files, and
+ * exits with 128 + the signal, as a shell reports a process that the
+ * signal ended. _exit: the producer's threads, a scraper or the raw
+ * pipeline's consumer may still be running, and nothing is owed to
+ * stdout. Whichever thread comes second waits for the first to exit. */
+static _Noreturn void stop_interrupted(void)
+{
+    static atomic_flag stopping = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&stopping))
+        for (;;)
+            pause();
+    int sig = atomic_load(&interrupted);
+    if (live_consumer > 0) {
+        kill(live_consumer, SIGKILL);
+        reap(live_consumer);
+    }
+    if (live_demo > 0) { /* a demo stopped so removes its own directory */
+        kill(live_demo, SIGTERM);
+        reap(live_demo);
+    }
+    if (demo_errpath[0])
+        unlink(demo_errpath);
+    if (live_server)
+        natsd_stop(live_server, SIGKILL); /* what it stores is removed next */
+    if (work_dir[0])
+        natsd_remove_tree(work_dir);
+    fprintf(stderr, "choreo-bench: %s received; stopped what it started and removed its files\n",
+            sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+    _exit(128 + sig);
+}
+
+static void stop_if_interrupted(void)
+{
+    if (atomic_load(&interrupted))
+        stop_interrupted();
+}
 
 static void die(const char *what, const char *detail)
 {
+    /* A Ctrl-C reaches the consumer and nats-server too, and what fails
+     * because they have gone may fail a moment before this process sees
+     * its own SIGINT: an interruption, not an error. */
+    if (work_dir[0] && !atomic_load(&interrupted))
+        sleep_us(100000);
+    stop_if_interrupted();
     fprintf(stderr, "choreo-bench: %s: %s\n", what, detail ? detail : "");
     if (work_dir[0])
         fprintf(stderr, "choreo-bench: its databases and stream are kept in %s\n", work_dir);
@@ -101,9 +169,11 @@ static void *raw_consume(void *arg)
     jsErrCode jerr;
     if (js_PullSubscribe(&sub, rc->js, "rawbench.>", "rawbench", NULL, &so, &jerr) != NATS_OK)
         die("raw pull subscribe", nats_GetLastError(NULL));
-    while (atomic_load(&rc->got) < rc->want) {
+    while (atomic_load(&rc->got) < rc->want && !atomic_load(&interrupted)) {
         natsMsgList list = { 0 };
         natsStatus s = natsSubscription_Fetch(&list, sub, 256, 1000, NULL);
+        if (s != NATS_OK && s != NATS_TIMEOUT && atomic_load(&interrupted))
+            break; /* the main thread stops the run */
         if (s != NATS_OK && s != NATS_TIMEOUT)
             die("raw fetch", natsStatus_GetText(s));
         for (int i = 0; i < list.Count; i++)
@@ -147,6 +217,7 @@ static double raw_pipeline(const char *url, long n)
     memset(body, 'x', sizeof body);
     int64_t start = now_us();
     for (long i = 0; i < n; i++) {
+        stop_if_interrupted();
         natsMsg *m;
         char id[32];
         snprintf(id, sizeof id, "raw-%ld", i);
@@ -158,9 +229,11 @@ static double raw_pipeline(const char *url, long n)
     }
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = 30000;
-    js_PublishAsyncComplete(js, &po);
+    po.MaxWait = 1000; /* 30 s in all, a signal heard every second */
+    for (int s = 0; s < 30 && js_PublishAsyncComplete(js, &po) == NATS_TIMEOUT; s++)
+        stop_if_interrupted();
     pthread_join(t, NULL);
+    stop_if_interrupted();
     double rate = (double)n / ((double)(rc.done_us - start) / 1e6);
     js_DeleteStream(js, "RAWBENCH", NULL, NULL);
     jsCtx_Destroy(js);
@@ -269,15 +342,6 @@ struct child {
     int out; /* read end of its stdout */
 };
 
-/* Waits for pid to end; its wait status. */
-static int reap(pid_t pid)
-{
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return st;
-}
-
 /* How a consumer that ended with wait status st ended, for a message. */
 static const char *how_ended(int st)
 {
@@ -294,21 +358,30 @@ static const char *how_ended(int st)
  * the stream, and its disk, for an answer that never comes. */
 static void check_consumer(const struct child *c)
 {
+    stop_if_interrupted();
     int st;
     if (waitpid(c->pid, &st, WNOHANG) != c->pid)
         return;
     char why[160];
+    live_consumer = 0;
     snprintf(why, sizeof why, "ended during the run: %s", how_ended(st));
     die("consumer", why);
 }
 
 /* Reads a line of fd into line (without its newline, cut at cap - 1);
  * false at the end of the output. A byte at a time: the lines are few and
- * short, and nothing read past one is left in a buffer. */
+ * short, and nothing read past one is left in a buffer. Waits in steps of
+ * 100 ms, so that a signal, which may go to another thread, stops the run
+ * while the child works. */
 static bool read_line(int fd, char *line, size_t cap)
 {
     size_t len = 0;
     for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        stop_if_interrupted();
+        int ready = poll(&p, 1, 100);
+        if (ready == 0 || (ready < 0 && errno == EINTR))
+            continue;
         char ch;
         ssize_t n = read(fd, &ch, 1);
         if (n < 0 && errno == EINTR)
@@ -346,11 +419,14 @@ static struct child spawn_consumer(const struct opts *o, const char *db, const c
         _exit(127);
     }
     close(fds[1]);
+    live_consumer = pid;
     struct child c = { pid, fds[0] };
     char line[256];
     if (!read_line(c.out, line, sizeof line)) {
         char why[160];
-        snprintf(why, sizeof why, "did not start: %s", how_ended(reap(pid)));
+        int st = reap(pid);
+        live_consumer = 0;
+        snprintf(why, sizeof why, "did not start: %s", how_ended(st));
         die("consumer", why);
     }
     if (strncmp(line, "ready", 5) != 0)
@@ -371,6 +447,7 @@ static struct result wait_consumer(struct child c)
     bool said = read_line(c.out, line, sizeof line);
     close(c.out);
     int st = reap(c.pid);
+    live_consumer = 0;
     if (!said) {
         char why[160];
         snprintf(why, sizeof why, "ended during the run: %s", how_ended(st));
@@ -490,12 +567,22 @@ struct prefill {
     long inbox_rows, delayed_rows;
 };
 
+/* SQLite's progress handler: a fill of millions of rows takes a while,
+ * and ends at once when a signal came (die then stops the run). */
+static int sql_interrupted(void *unused)
+{
+    (void)unused;
+    return atomic_load(&interrupted) != 0;
+}
+
 /* Runs sql on the database file path, dying on an error. */
 static void sql_file(const char *path, const char *sql)
 {
     sqlite3 *db;
     char *err = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+    if (sqlite3_open(path, &db) == SQLITE_OK)
+        sqlite3_progress_handler(db, 100000, sql_interrupted, NULL);
+    if (sqlite3_errcode(db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
         die(path, err ? err : sqlite3_errmsg(db));
     sqlite3_close(db);
 }
@@ -627,43 +714,70 @@ static void print_tail(const char *path, const char *heading)
  * stderr goes to a temporary file, whose end is shown when it fails. */
 static struct demo run_demo(long orders)
 {
-    char self[512], cmd[1400];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
+    char self[512], prog[600], n[32];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0)
         die("demo", "cannot find this program's directory");
-    self[n] = '\0';
+    self[len] = '\0';
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    char errpath[600];
-    if (natsd_tmp_path(errpath, sizeof errpath, "choreo-bench-demo.XXXXXX") != 0)
+    snprintf(prog, sizeof prog, "%s/../supervisor/shop-demo", self);
+    snprintf(n, sizeof n, "%ld", orders);
+    if (natsd_tmp_path(demo_errpath, sizeof demo_errpath, "choreo-bench-demo.XXXXXX") != 0) {
+        demo_errpath[0] = '\0';
         die("TMPDIR is too long for the demo's messages", getenv("TMPDIR"));
-    int fd = mkstemp(errpath);
-    if (fd < 0)
-        die("demo: cannot create a file for the demo's messages", strerror(errno));
-    close(fd);
-    snprintf(cmd, sizeof cmd, "'%s/../supervisor/shop-demo' --orders %ld --json 2>'%s'", self,
-             orders, errpath);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        unlink(errpath);
-        die("demo", strerror(errno));
     }
+    int err = mkstemp(demo_errpath);
+    if (err < 0) {
+        demo_errpath[0] = '\0';
+        die("demo: cannot create a file for the demo's messages", strerror(errno));
+    }
+    int out[2];
+    if (pipe(out) != 0)
+        die("pipe", strerror(errno));
+    /* Its own process, not popen's shell: a signal to this program is
+     * passed on to it (see stop_interrupted). */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        die("demo", strerror(errno));
+    if (pid == 0) {
+        /* A demo that is stopped removes its own directory. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent || dup2(out[1], STDOUT_FILENO) < 0 ||
+            dup2(err, STDERR_FILENO) < 0)
+            _exit(127);
+        close(out[0]);
+        close(out[1]);
+        close(err);
+        execl(prog, "shop-demo", "--orders", n, "--json", (char *)NULL);
+        _exit(127);
+    }
+    live_demo = pid;
+    close(out[1]);
+    close(err);
     static char line[1 << 16];
-    char last[sizeof line] = "";
-    while (fgets(line, sizeof line, p))
+    static char last[sizeof line];
+    last[0] = '\0';
+    while (read_line(out[0], line, sizeof line))
         if (line[0] == '{')
             snprintf(last, sizeof last, "%s", line);
-    int rc = pclose(p);
+    close(out[0]);
+    int st = reap(pid);
+    live_demo = 0;
     struct demo d = { json_number(last, "sagas_per_s"), json_number(last, "events_per_s") };
-    bool ok = rc == 0 && d.sagas_per_s > 0 && d.events_per_s > 0 &&
+    bool ok = st == 0 && d.sagas_per_s > 0 && d.events_per_s > 0 &&
               strstr(last, "\"invariants_ok\": true");
     if (!ok) {
-        print_tail(errpath, "choreo-bench: the shop demo's last messages:");
+        print_tail(demo_errpath, "choreo-bench: the shop demo's last messages:");
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && !last[0])
+            fprintf(stderr, "choreo-bench: cannot run %s\n", prog);
         if (last[0])
-            fprintf(stderr, "choreo-bench: the shop demo's summary: %s", last);
+            fprintf(stderr, "choreo-bench: the shop demo's summary: %s\n", last);
     }
-    unlink(errpath);
+    unlink(demo_errpath);
+    demo_errpath[0] = '\0';
     if (!ok)
         die("demo", "the shop demo failed or its invariants did not hold (its messages are "
                     "above); run tools/demo to see it on its own");
@@ -757,6 +871,14 @@ int main(int argc, char **argv)
     umask(077); /* databases of business rows are private */
     if (strcmp(o.role, "consumer") == 0)
         return consumer_main(&o);
+    /* From here a signal stops the run with what it started, and removes
+     * its files; SA_RESTART, because the run's waits poll for it and the
+     * libraries' calls must not fail with EINTR meanwhile. */
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     char dir[200];
     if (natsd_tmp_path(dir, sizeof dir, "choreo-bench-XXXXXX") != 0)
@@ -769,6 +891,7 @@ int main(int argc, char **argv)
     natsd server;
     if (natsd_start(&server, sd, 0, NULL, NULL) != 0)
         die("nats-server", "could not start");
+    live_server = &server;
     o.url = server.url;
 
     /* The hop as a service runs it: metrics endpoints on, read every second. */
@@ -835,6 +958,7 @@ int main(int argc, char **argv)
 
     double raw_rate = raw_pipeline(server.url, o.events);
     natsd_stop(&server, SIGTERM);
+    live_server = NULL;
     /* The databases and the stream (about 170 MB with the defaults) are
      * of no use once measured. A run that dies keeps them. */
     natsd_remove_tree(dir);
