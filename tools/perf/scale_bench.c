@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +40,65 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* ---- stopping: on an error, or on SIGINT, SIGTERM or SIGHUP ---- */
+
+/* The work directory while it exists, "" before and after: a run that
+ * dies keeps it (and the PostgreSQL server's), an interrupted one removes
+ * them. */
+static char work_dir[200];
+/* What else an interrupted run must stop, while it is there. */
+static natsd *live_server;
+static pgserver pg;
+static pid_t workers[8];
+static int nworkers;
+
+/* The signal that came, 0 before: the run stops at its next check of it
+ * (atomic: the handler may run on any thread). */
+static atomic_int interrupted;
+
+static void on_signal(int sig)
+{
+    atomic_store(&interrupted, sig);
+}
+
+/* Stops an interrupted run: the instances, the PostgreSQL server (which
+ * removes its directory) and nats-server, then the work directory, and
+ * exits with 128 + the signal, as a shell reports a process that the
+ * signal ended. _exit: the producer's threads are still running, and
+ * nothing is owed to stdout. */
+static _Noreturn void stop_interrupted(void)
+{
+    int sig = atomic_load(&interrupted);
+    for (int i = 0; i < nworkers; i++) {
+        kill(workers[i], SIGKILL);
+        while (waitpid(workers[i], NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    pgserver_stop(&pg);
+    if (live_server)
+        natsd_stop(live_server, SIGKILL); /* what it stores is removed next */
+    if (work_dir[0])
+        natsd_remove_tree(work_dir);
+    fprintf(stderr, "choreo-scale-bench: %s received; stopped what it started and removed its "
+                    "files\n",
+            sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+    _exit(128 + sig);
+}
+
+static void stop_if_interrupted(void)
+{
+    if (atomic_load(&interrupted))
+        stop_interrupted();
+}
+
 static void die(const char *what, const char *detail)
 {
+    /* A Ctrl-C reaches the instances and both servers too, and what fails
+     * because they have gone may fail a moment before this process sees
+     * its own SIGINT: an interruption, not an error. */
+    if (work_dir[0] && !atomic_load(&interrupted))
+        usleep(100000);
+    stop_if_interrupted();
     fprintf(stderr, "choreo-scale-bench: %s: %s\n", what, detail ? detail : "");
     exit(1);
 }
@@ -100,6 +158,11 @@ static pid_t spawn_worker(const struct opts *o, const char *name, const char *ty
     if (pid != 0)
         return pid;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Not this program's handlers: a Ctrl-C, which reaches it too, ends
+     * it as it ends the rest (and the program stops it in any case). */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     if (getppid() != parent || !freopen(log, "a", stderr))
         _exit(1);
     choreo_config *cfg;
@@ -144,6 +207,7 @@ static void fill(choreo_service *src, const char *type, long n)
     static uint64_t emitted; /* by this producer, over the rounds */
     emitted += (uint64_t)n;
     for (long done = 0; done < n;) {
+        stop_if_interrupted();
         choreo_tx *tx;
         if (choreo_service_begin(src, &tx) != CHOREO_OK)
             die("begin", choreo_last_error());
@@ -157,6 +221,7 @@ static void fill(choreo_service *src, const char *type, long n)
             die("commit", choreo_last_error());
     }
     for (int waited = 0; waited < 120000; waited += 50) {
+        stop_if_interrupted();
         choreo_stats st;
         choreo_service_stats(src, &st);
         if (st.outbox_pending == 0 && st.published >= emitted)
@@ -167,13 +232,12 @@ static void fill(choreo_service *src, const char *type, long n)
 }
 
 /* One round: n events, k instances; returns events per second. */
-static double round_of(const struct opts *o, pgserver *pg, choreo_service *src, int k,
-                       const char *dir)
+static double round_of(const struct opts *o, choreo_service *src, int k, const char *dir)
 {
     char name[32], type[32], db[300], sql[200];
     snprintf(name, sizeof name, "pay%d", k);
     snprintf(type, sizeof type, "Pay%d", k);
-    if (pgserver_database(pg, name, db, sizeof db) != 0)
+    if (pgserver_database(&pg, name, db, sizeof db) != 0)
         die("database", name);
     pg_exec(db, "CREATE TABLE accounts(user_id TEXT PRIMARY KEY, balance BIGINT NOT NULL);"
                 "CREATE TABLE payments(event_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
@@ -183,15 +247,16 @@ static double round_of(const struct opts *o, pgserver *pg, choreo_service *src, 
              o->accounts - 1);
     pg_exec(db, sql);
     fill(src, type, o->events);
-    pid_t pids[8];
     for (int i = 0; i < k; i++) {
         char log[600];
         snprintf(log, sizeof log, "%s/%s-%d.log", dir, name, i + 1);
-        pids[i] = spawn_worker(o, name, type, db, log);
+        workers[i] = spawn_worker(o, name, type, db, log);
+        nworkers = i + 1;
     }
     PGconn *c = PQconnectdb(db);
     int64_t first = 0, last = 0;
     for (int64_t until = now_us() + 600 * 1000000LL; now_us() < until;) {
+        stop_if_interrupted();
         long applied = pg_count(c, "SELECT COUNT(*) FROM payments");
         if (applied > 0 && !first)
             first = now_us();
@@ -203,9 +268,10 @@ static double round_of(const struct opts *o, pgserver *pg, choreo_service *src, 
         usleep(2000);
     }
     PQfinish(c);
+    nworkers = 0; /* a signal now: they have PR_SET_PDEATHSIG */
     for (int i = 0; i < k; i++) {
-        kill(pids[i], SIGKILL);
-        waitpid(pids[i], NULL, 0);
+        kill(workers[i], SIGKILL);
+        waitpid(workers[i], NULL, 0);
     }
     if (!last)
         die("round", "the instances did not apply every event within 600 s");
@@ -235,33 +301,49 @@ int main(int argc, char **argv)
                             ? "needs a number"
                             : "is not an option");
             fprintf(help ? stdout : stderr,
-                    "usage: choreo-scale-bench [--events N] [--accounts A] [--json]\n");
+                    "usage: choreo-scale-bench [--events N] [--accounts A] [--json]\n"
+                    "  --events N    events in each round, 1 to 10,000,000 [20000]\n"
+                    "  --accounts A  accounts the payments take from, 1 to 10,000,000 [1000]\n"
+                    "  --json        print one JSON object\n");
             return help ? 0 : 2;
         }
     }
+    /* From here a signal stops the run with what it started, and removes
+     * its files and the PostgreSQL server's; SA_RESTART, because the run's
+     * waits poll for it and the libraries' calls must not fail with EINTR
+     * meanwhile. */
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     char dir[200], path[600];
     if (natsd_tmp_path(dir, sizeof dir, "choreo-scale-XXXXXX") != 0)
         die("TMPDIR is too long for the work directory", getenv("TMPDIR"));
     if (!mkdtemp(dir))
         die("cannot create a work directory (set TMPDIR to a writable one)", strerror(errno));
+    snprintf(work_dir, sizeof work_dir, "%s", dir);
     natsd server;
     if (natsd_start(&server, dir, 0, NULL, NULL) != 0)
         die("nats-server", "did not start");
+    live_server = &server;
     o.url = server.url;
-    pgserver pg;
     snprintf(path, sizeof path, "%s/postgres.log", dir);
     if (pgserver_start(&pg, path) != 0)
         die("PostgreSQL", "did not start");
+    stop_if_interrupted(); /* before a minute of rounds */
     snprintf(path, sizeof path, "%s/source.db", dir);
     choreo_service *src = producer(&o, path);
-    double one = round_of(&o, &pg, src, 1, dir);
-    double two = round_of(&o, &pg, src, 2, dir);
+    double one = round_of(&o, src, 1, dir);
+    double two = round_of(&o, src, 2, dir);
     choreo_service_destroy(src);
     pgserver_stop(&pg);
     natsd_stop(&server, SIGTERM);
+    live_server = NULL;
     /* The databases, logs and stream are of no use once measured; a run
      * that dies keeps them. */
     natsd_remove_tree(dir);
+    work_dir[0] = '\0';
     if (o.json)
         printf("{\"events\": %ld, \"accounts\": %ld, \"one_instance_events_per_s\": %.0f, "
                "\"two_instances_events_per_s\": %.0f, \"two_to_one_ratio\": %.3f}\n",
