@@ -18,6 +18,8 @@
 /* Set once in shop_service_main before any thread starts. */
 static shop_log_level log_level = SHOP_INFO;
 static char log_service[40] = "shop";
+/* shop_set_program's, "" when not set. */
+static char program[40];
 
 int64_t shop_now_us(void)
 {
@@ -295,12 +297,34 @@ bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, i
     errno = 0;
     long long v = s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || errno || v < min || v > max) {
-        fprintf(stderr, "%s: \"%s\" is not a whole number in %lld..%lld\n", flag, s ? s : "",
-                (long long)min, (long long)max);
+        fprintf(stderr, "%s%s%s: \"%s\" is not a whole number in %lld..%lld\n", program,
+                program[0] ? ": " : "", flag, s ? s : "", (long long)min, (long long)max);
         return false;
     }
     *out = (int64_t)v;
     return true;
+}
+
+void shop_set_program(const char *name)
+{
+    snprintf(program, sizeof program, "%s", name ? name : "");
+}
+
+bool shop_setting_valid(const char *prog, const char *flag, const char *value)
+{
+    /* Read as the services read their command line, so that the message
+     * is the one a service would give. */
+    char arg[300];
+    snprintf(arg, sizeof arg, "%s=%s", flag, value);
+    char *argv[] = { (char *)prog, arg, NULL };
+    int argc = 2;
+    choreo_config *cfg = NULL;
+    bool ok = choreo_config_create(&cfg) == CHOREO_OK &&
+              choreo_config_from_args(cfg, &argc, argv) == CHOREO_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s\n", prog, choreo_last_error());
+    choreo_config_destroy(cfg);
+    return ok;
 }
 
 /* Health check for supervisors: replies once the service's consumers and
@@ -405,6 +429,7 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
     int rc = 1;
     char db[300];
     snprintf(log_service, sizeof log_service, "%s", def->name);
+    snprintf(program, sizeof program, "shop-%s", def->name);
     snprintf(db, sizeof db, "%s.db", def->name);
     if (choreo_config_create(&cfg) != CHOREO_OK ||
         choreo_config_set(cfg, "service", def->name) != CHOREO_OK ||
@@ -422,8 +447,11 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
             goto out;
         }
     }
+    /* A bad command line exits 2, as the shop's tools do, so that a
+     * supervisor can tell it from a service that failed. */
     if (choreo_config_from_args(cfg, &argc, argv) != CHOREO_OK) {
         fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        rc = 2;
         goto out;
     }
     for (int i = 1; i < argc; i++) {
@@ -435,10 +463,13 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
         int r = style_flag(def->name, argc, argv, &i, &style);
         if (r == 0 && def->flag)
             r = def->flag(argc, argv, &i, def->user);
-        if (r < 0)
+        if (r < 0) {
+            rc = 2;
             goto out;
+        }
         if (r == 0) {
             fprintf(stderr, "shop-%s: unknown argument \"%s\" (see --help)\n", def->name, argv[i]);
+            rc = 2;
             goto out;
         }
     }

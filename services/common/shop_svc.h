@@ -146,10 +146,22 @@ typedef struct shop_service_def {
 
 /* The whole main() of a shop service, with the flags every service takes:
  * choreo's settings and --style choreography|orchestration|tcc. Returns the
- * process exit status. */
+ * process exit status: 0, 2 for a bad command line, 1 for any other
+ * failure. */
 int shop_service_main(const shop_service_def *def, int argc, char **argv);
 
-/* Parses a decimal int64 flag value in [min, max]; prints why on failure. */
+/* Parses a decimal int64 flag value in [min, max]; prints why on failure,
+ * after the name given to shop_set_program. */
 bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* The program's name ("shop-demo"), which shop_parse_i64's messages start
+ * with; shop_service_main sets it for a service. Copied. */
+void shop_set_program(const char *name);
+
+/* Whether value is one that the services take for choreo's flag (such as
+ * --synchronous or --log-level), by choreo's own rules: a program that
+ * passes the flag on to them checks it before starting anything. Prints
+ * why not after prog. */
+bool shop_setting_valid(const char *prog, const char *flag, const char *value);
 
 #endif

@@ -417,6 +417,9 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--build-dir") == 0) {
             o->build_dir = v;
         } else if (strcmp(a, "--log-level") == 0) {
+            /* Checked here rather than by services that exit at start. */
+            if (!shop_setting_valid("shop-chaos", a, v))
+                return 2;
             o->log_level = v;
         } else if (strcmp(a, "--store") == 0 || strcmp(a, "--instances") == 0) {
             if (shop_scale_flag(&o->scale, a, v, "shop-chaos") != 0)
@@ -2077,6 +2080,7 @@ int main(int argc, char **argv)
                       .retry_until_last_prob = -1, .last_delivery_prob = -1,
                       .mark_fail_prob = -1, .seed = 1,
                       .log_level = "warn" };
+    shop_set_program("shop-chaos");
     int p = parse(argc, argv, &o);
     if (p)
         return p == 1 ? 0 : 2;

@@ -225,6 +225,11 @@ static int parse(int argc, char **argv, struct opts *o)
      * commands, replies and ChoreoSagaTimeout. */
     if (shop_scale_check(&o->scale, "shop-demo") != 0)
         return 2;
+    /* Checked here, as the services would, rather than by a service that
+     * exits at start with its complaint in its log. */
+    if (!shop_setting_valid("shop-demo", "--synchronous", o->synchronous) ||
+        !shop_setting_valid("shop-demo", "--log-level", o->log_level))
+        return 2;
     if (o->secure && o->cluster) {
         fprintf(stderr, "shop-demo: --secure and --cluster do not go together yet: the "
                 "cluster's nodes have no TLS or users; drop one of them\n");
@@ -686,6 +691,7 @@ int main(int argc, char **argv)
     struct opts o = { .orders = 1000, .concurrency = 32, .window = 200, .seed = 1,
                       .deadline_ms = 1500, .synchronous = "full", .timeout_s = 120,
                       .log_level = "warn" };
+    shop_set_program("shop-demo");
     int p = parse(argc, argv, &o);
     if (p)
         return p == 1 ? 0 : 2;
