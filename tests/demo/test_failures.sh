@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# How shop-demo, shop-chaos and the shop services fail: a bad flag is
-# refused with exit status 2, a message that starts with the program's name
-# and nothing started.
+# How shop-demo, shop-chaos and the shop services fail: a bad flag or work
+# directory is refused with exit status 2, a message that starts with the
+# program's name and nothing started.
 #
 #   test_failures.sh BUILD_DIR
 set -uo pipefail
@@ -36,4 +36,11 @@ refused 'shop-order: --deadline-ms: "10x" is not a whole number' \
     "$build/services/order/shop-order" --deadline-ms 10x
 refused 'shop-order: unknown flag --bogus' "$build/services/order/shop-order" --bogus
 refused 'shop-points: unknown argument "extra"' "$build/services/points/shop-points" extra
-echo "ok: bad flags refused"
+# An earlier run's databases would count as this run's orders.
+mkdir "$dir/used" && touch "$dir/used/order.db" "$dir/afile"
+refused "shop-demo: --dir $dir/used already holds order.db" \
+    "$demo" --build-dir "$build" --dir "$dir/used"
+refused "pass an empty or new directory" "$chaos" --build-dir "$build" --dir "$dir/used"
+refused "shop-demo: --dir $dir/afile is not a directory" \
+    "$demo" --build-dir "$build" --dir "$dir/afile"
+echo "ok: bad flags and directories refused"

@@ -141,7 +141,8 @@ static const char USAGE_FAULTS[] =
     "\n"
     "Output and files:\n"
     "  --json                     print one JSON object on stdout\n"
-    "  --dir DIR                  work directory (kept) instead of a fresh one\n"
+    "  --dir DIR                  work directory (kept) instead of a fresh one; new or\n"
+    "                             empty, as the counts take all its databases hold\n"
     "  --build-dir DIR            where the services and choreoctl were built\n"
     "                             [this program's build]\n";
 
@@ -413,6 +414,14 @@ static int parse(int argc, char **argv, struct opts *o)
                 return 2;
             }
         } else if (strcmp(a, "--dir") == 0) {
+            /* The audit trails and counts of an earlier run there would be
+             * taken for this one's. */
+            char why[300];
+            if (sup_workdir_unused(v, why, sizeof why) != 0) {
+                fprintf(stderr, "shop-chaos: --dir %s %s: pass an empty or new directory\n", v,
+                        why);
+                return 2;
+            }
             o->dir = v;
         } else if (strcmp(a, "--build-dir") == 0) {
             o->build_dir = v;

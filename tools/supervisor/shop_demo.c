@@ -67,7 +67,8 @@ static const char USAGE[] =
     "  --deadline-ms MS    saga deadline of the order service; with orchestration\n"
     "                      and tcc the timeout of each step [1500]\n"
     "  --synchronous MODE  SQLite synchronous of the services: off|normal|full|extra [full]\n"
-    "  --dir DIR           work directory (kept) instead of a fresh temporary one\n"
+    "  --dir DIR           work directory (kept) instead of a fresh temporary one;\n"
+    "                      new or empty, as the summary counts all its databases hold\n"
     "  --build-dir DIR     where the service binaries were built [this program's build]\n"
     "  --timeout-s T       give up waiting for the sagas after T s [120]\n"
     "  --log-level L       log level of the services [warn]\n"
@@ -230,6 +231,13 @@ static int parse(int argc, char **argv, struct opts *o)
     if (!shop_setting_valid("shop-demo", "--synchronous", o->synchronous) ||
         !shop_setting_valid("shop-demo", "--log-level", o->log_level))
         return 2;
+    /* Each run counts what the databases hold: an earlier run's orders
+     * would be taken for this one's. */
+    char why[300];
+    if (o->dir && sup_workdir_unused(o->dir, why, sizeof why) != 0) {
+        fprintf(stderr, "shop-demo: --dir %s %s: pass an empty or new directory\n", o->dir, why);
+        return 2;
+    }
     if (o->secure && o->cluster) {
         fprintf(stderr, "shop-demo: --secure and --cluster do not go together yet: the "
                 "cluster's nodes have no TLS or users; drop one of them\n");

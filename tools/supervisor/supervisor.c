@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,47 @@ int sup_create(sup **out, const sup_options *opts)
     s->opt.workdir = s->workdir;
     *out = s;
     return 0;
+}
+
+int sup_workdir_unused(const char *dir, char *why, size_t cap)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(why, cap, "cannot be used: %s", strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, cap, "is not a directory");
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(why, cap, "cannot be read: %s", strerror(errno));
+        return -1;
+    }
+    char first[256] = "";
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        /* A database named first says most of what is there. */
+        size_t len = strlen(e->d_name), had = strlen(first);
+        bool db = len > 3 && strcmp(e->d_name + len - 3, ".db") == 0;
+        if (!n || (db && !(had > 3 && strcmp(first + had - 3, ".db") == 0)))
+            snprintf(first, sizeof first, "%s", e->d_name);
+        n++;
+    }
+    closedir(d);
+    if (n == 0)
+        return 0;
+    char more[40] = "";
+    if (n > 1)
+        snprintf(more, sizeof more, " and %ld more", n - 1);
+    snprintf(why, cap, "already holds %s%s, which a run there would take for its own", first,
+             more);
+    return -1;
 }
 
 /* A loopback port free now, below Linux's default range of ports for

@@ -84,6 +84,13 @@ typedef struct sup_service_spec {
 
 int sup_create(sup **out, const sup_options *opts);
 
+/* Whether dir can be given as a run's work directory: it does not exist
+ * yet (sup_create makes it) or is an empty directory. A directory holding
+ * an earlier run's databases would mix that run into this one. Returns 0,
+ * or -1 with why ("is not a directory", "already holds order.db and 12
+ * more, ...") written to why. */
+int sup_workdir_unused(const char *dir, char *why, size_t cap);
+
 /* Before the broker first starts: a nats-server configuration file for it
  * (TLS, users and their permissions), and the supervisor's own NATS
  * identity for its health checks: a user and password, the CA file that
