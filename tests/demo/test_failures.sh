@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How shop-demo, shop-chaos and the shop services fail: a bad flag or work
 # directory is refused with exit status 2, a message that starts with the
-# program's name and nothing started.
+# program's name and nothing started; a demo that fails says why, also in
+# its JSON.
 #
 #   test_failures.sh BUILD_DIR
 set -uo pipefail
@@ -43,4 +44,28 @@ refused "shop-demo: --dir $dir/used already holds order.db" \
 refused "pass an empty or new directory" "$chaos" --build-dir "$build" --dir "$dir/used"
 refused "shop-demo: --dir $dir/afile is not a directory" \
     "$demo" --build-dir "$build" --dir "$dir/afile"
-echo "ok: bad flags and directories refused"
+
+# json_field FILE EXPR: EXPR of the one JSON object the file holds (d).
+json_field() {
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# No nats-server: one JSON object on stdout all the same, saying so.
+rc=0
+CHOREO_NATS_SERVER=/nonexistent timeout 30 "$demo" --build-dir "$build" --orders 5 --json \
+    --dir "$dir/nonats" >"$dir/nonats.json" 2>"$dir/nonats.err" || rc=$?
+[ $rc -eq 1 ] || { cat "$dir/nonats.err"; fail "no nats-server: exit status $rc, expected 1"; }
+[ "$(json_field "$dir/nonats.json" 'd["ok"], "nats-server" in d["error"]')" = "(False, True)" ] ||
+    fail "no nats-server: the JSON does not say so: $(cat "$dir/nonats.json")"
+
+# Offered at 20 a second, 40 orders take 2 s: after --timeout-s 1 they are
+# not all placed, and that (not a violation) is why the run fails.
+rc=0
+timeout 60 "$demo" --build-dir "$build" --orders 40 --rate 20 --timeout-s 1 --deadline-ms 300 \
+    --json --dir "$dir/slow" >"$dir/slow.json" 2>"$dir/slow.err" || rc=$?
+[ $rc -eq 1 ] || { cat "$dir/slow.err"; fail "timeout: exit status $rc, expected 1"; }
+got=$(json_field "$dir/slow.json" \
+      'd["ok"], d["all_final"], d["violations"], " of 40 orders placed after 1 s" in d["error"]')
+[ "$got" = "(False, False, 0, True)" ] ||
+    fail "timeout: the JSON does not say why it failed: $(cat "$dir/slow.json")"
+echo "ok: bad flags and directories refused, failures reported"

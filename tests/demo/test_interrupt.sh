@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stopping the demo midway leaves nothing behind: shop-demo runs in a
 # process group of its own (setsid), is interrupted with SIGINT while
-# orders flow, must exit 130 within the stop grace, and no process of its
-# group (services, nats-server) may be left. Then the same with SIGKILL,
-# where PR_SET_PDEATHSIG must take the children down.
+# orders flow, must exit 130 within the stop grace and say so in its
+# --json output, and no process of its group (services, nats-server) may
+# be left. Then the same with SIGKILL, where PR_SET_PDEATHSIG must take the
+# children down.
 #
 #   test_interrupt.sh SHOP_DEMO BUILD_DIR
 set -uo pipefail
@@ -62,6 +63,11 @@ run() {
     if [ "$sig" = INT ]; then
         [ $rc -eq 130 ] || { cat "$dir/$name.err"; fail "$name: exit status $rc, expected 130"; }
         grep -q "stopped everything it started" "$dir/$name.err" || fail "$name: no stop message"
+        # --json: one object on stdout all the same, saying what happened.
+        python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] is False and d["error"] == "interrupted by SIGINT", d' "$dir/$name.out" ||
+            fail "$name: stdout is not one JSON object saying it was interrupted: $(cat "$dir/$name.out")"
     fi
     # Children die with their parent (PR_SET_PDEATHSIG) or are stopped by it;
     # give the kernel a moment to deliver, then nothing may be left.

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ static const char USAGE[] =
     "                      sends each step a command) or tcc (points, then stock and\n"
     "                      payment tried at once and confirmed or cancelled together)\n"
     "                      [choreography]\n"
-    "  --json              print one JSON object instead of the text summary\n"
+    "  --json              print one JSON object instead of the text summary (also\n"
+    "                      when the run fails: \"ok\": false and \"error\")\n"
     "  --keep              leave everything running afterwards, print how to talk\n"
     "                      to it, and stop it all on Ctrl-C or SIGTERM\n"
     "  --secure            TLS to nats-server (a CA and a certificate made with\n"
@@ -94,6 +96,44 @@ static void on_signal(int sig)
 {
     interrupted = sig;
     atomic_store(&stop_load, true);
+}
+
+/* Why the run failed, for the FAILED line and the JSON's "error": each
+ * reason found, in order, separated by "; ". Empty while none. */
+static char failure[600];
+/* The summary was printed: with --json, a failure after it needs no
+ * object of its own. */
+static bool summarized;
+
+static void failed(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+static void failed(const char *fmt, ...)
+{
+    size_t n = strlen(failure);
+    if (n > 0 && n + 2 < sizeof failure) {
+        memcpy(failure + n, "; ", 3);
+        n += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(failure + n, sizeof failure - n, fmt, ap);
+    va_end(ap);
+}
+
+/* s as a JSON string. */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (const char *p = s; *p; p++)
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if ((unsigned char)*p >= 0x20)
+            putchar(*p);
+    putchar('"');
 }
 
 struct opts {
@@ -359,6 +399,7 @@ static void *load_main(void *arg)
 struct result {
     shop_check_report rep;
     shop_review_stats review; /* what the demo's reviewer did */
+    bool final;   /* every saga placed was final in time */
     bool checked;
     int restarts;
     double wall_s;
@@ -371,10 +412,16 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
     const shop_check_report *c = &r->rep;
     double span_s = (double)(c->last_self_finished_us - c->first_created_us) / 1e6;
     int64_t self = c->orders - c->pending - c->by_reason[SHOP_REASON_DEADLINE];
-    printf("{\"style\": \"%s\", \"orders\": %ld, \"placed\": %ld, \"completed\": %lld, "
-           "\"cancelled\": %lld, \"pending\": %lld, \"by_reason\": {",
+    printf("{\"ok\": %s, \"error\": ", failure[0] ? "false" : "true");
+    if (failure[0])
+        json_str(failure);
+    else
+        printf("null");
+    printf(", \"style\": \"%s\", \"orders\": %ld, \"placed\": %ld, \"completed\": %lld, "
+           "\"cancelled\": %lld, \"pending\": %lld, \"all_final\": %s, \"by_reason\": {",
            shop_style_name(o->style), o->orders, atomic_load(&j->st.placed),
-           (long long)c->completed, (long long)c->cancelled, (long long)c->pending);
+           (long long)c->completed, (long long)c->cancelled, (long long)c->pending,
+           r->final ? "true" : "false");
     for (int i = 0; i < SHOP_REASON_COUNT; i++)
         printf("%s\"%s\": %lld", i ? ", " : "", shop_reason_name((shop_reason)i),
                (long long)c->by_reason[i]);
@@ -394,13 +441,8 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
     printf("\"invariants_ok\": %s, \"violations\": %zu, \"violation_samples\": [",
            r->checked && c->ok ? "true" : "false", c->nviolations);
     for (size_t i = 0; i < c->nkept && i < 10; i++) {
-        printf("%s\"", i ? ", " : "");
-        for (const char *p = c->violations[i]; *p; p++)
-            if (*p == '"' || *p == '\\')
-                printf("\\%c", *p);
-            else if ((unsigned char)*p >= 0x20)
-                putchar(*p);
-        putchar('"');
+        printf("%s", i ? ", " : "");
+        json_str(c->violations[i]);
     }
     printf("], \"sagas_per_s\": %.1f, \"p50_ms\": %.2f, \"p90_ms\": %.2f, \"p99_ms\": %.2f, "
            "\"max_ms\": %.2f, \"held_sagas\": %lld, \"held_p50_ms\": %.2f, "
@@ -435,10 +477,14 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            (long long)c->points_held);
     printf("\"idempotent_replays\": %ld, \"idempotent_replays_same\": %ld, "
            "\"requests_retried\": %ld, \"service_restarts\": %d, \"synchronous\": \"%s\", "
-           "\"secure\": %s, \"nats_nodes\": %d, \"workdir\": %s%s%s, \"metrics\": {",
+           "\"secure\": %s, \"nats_nodes\": %d, \"workdir\": ",
            j->st.replays, j->st.replays_same, atomic_load(&j->st.retried), r->restarts,
-           o->synchronous, o->secure ? "true" : "false", sup_nats_nodes(s), r->kept ? "\"" : "", r->kept ? sup_workdir(s) : "null",
-           r->kept ? "\"" : "");
+           o->synchronous, o->secure ? "true" : "false", sup_nats_nodes(s));
+    if (r->kept)
+        json_str(sup_workdir(s));
+    else
+        printf("null");
+    printf(", \"metrics\": {");
     for (int i = 0; i < sup_service_count(s); i++)
         printf("%s\"%s\": \"http://%s/metrics\"", i ? ", " : "", sup_service_name(s, i),
                sup_metrics_addr(s, i));
@@ -532,7 +578,8 @@ static void print_keep(const sup *s, const char *build, FILE *f)
 
 /* Waits until every placed order is final, showing progress on a terminal
  * and keeping the saga window's count fresh. Services that die are
- * restarted (and counted). Returns false on timeout or interruption. */
+ * restarted (and counted). Returns false on timeout, a service that does
+ * not start again (both said with failed()) or interruption. */
 static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct order_view *v,
                        int64_t t0_us, bool tty, int *restarts)
 {
@@ -554,8 +601,12 @@ static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct 
                         "see %s\n", sup_service_name(s, i), sup_service_exit_status(s, i),
                         sup_log_path(s, i));
                 (*restarts)++;
-                if (sup_start_service(s, i) != 0)
+                if (sup_start_service(s, i) != 0) {
+                    if (!interrupted)
+                        failed("%s exited and did not start again; see %s",
+                               sup_service_name(s, i), sup_log_path(s, i));
                     return false;
+                }
             }
         }
         bool loaded = atomic_load(&j->done);
@@ -572,8 +623,14 @@ static bool wait_final(const struct opts *o, sup *s, struct load_job *j, struct 
             return true;
         }
         if (now_us() > limit_us) {
-            fprintf(stderr, "\nshop-demo: %lld sagas still pending after %" PRId64 " s\n",
-                    (long long)v->pending, o->timeout_s);
+            const char *sagas = v->pending == 1 ? "saga" : "sagas";
+            if (!loaded)
+                failed("only %ld of %ld orders placed after %" PRId64 " s", placed, o->orders,
+                       o->timeout_s);
+            if (v->pending > 0 || loaded)
+                failed("%lld %s still not final after %" PRId64 " s", (long long)v->pending,
+                       sagas, o->timeout_s);
+            fprintf(stderr, "\nshop-demo: %s\n", failure);
             return false;
         }
         sleep_ms(10);
@@ -589,8 +646,26 @@ static void settle(sup *s, struct result *r)
     char err[512];
     r->checked = shop_check_wait(&p, true, 20000, &interrupted, &r->rep, err, sizeof err) ==
                  CHOREO_OK;
-    if (!r->checked)
+    if (!r->checked && !interrupted) {
         fprintf(stderr, "shop-demo: %s\n", err);
+        failed("the invariants could not be checked: %s", err);
+    }
+}
+
+/* What did not start, after sup_start_all failed (it said why on stderr). */
+static void start_failed(const sup *s)
+{
+    if (sup_broker_pid(s) <= 0) {
+        failed("nats-server did not start (see the messages on stderr)");
+        return;
+    }
+    for (int i = 0; i < sup_service_count(s); i++)
+        if (!sup_service_running(s, i)) {
+            failed("the %s service did not start; see %s", sup_service_name(s, i),
+                   sup_log_path(s, i));
+            return;
+        }
+    failed("the services did not start (see the messages on stderr)");
 }
 
 static int run(const struct opts *o, sup *s, const char *build, bool tty)
@@ -599,8 +674,11 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     if (!o->json)
         printf("choreo shop demo: %ld orders through order -> inventory -> payment -> points "
                "(%s)\n  work dir %s\n", o->orders, shop_style_name(o->style), sup_workdir(s));
-    if (sup_start_all(s) != 0)
+    if (sup_start_all(s) != 0) {
+        if (!interrupted)
+            start_failed(s);
         return 1;
+    }
     if (!o->json)
         printf("  nats-server %s and 4 services running (pids %d %d %d %d %d)\n", sup_url(s),
                (int)sup_broker_pid(s), (int)sup_service_pid(s, 0), (int)sup_service_pid(s, 1),
@@ -614,6 +692,7 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
                                   sec ? sec->ca : NULL,
                                   sec ? SHOP_SECURE_CLIENT_INBOX : NULL) != CHOREO_OK) {
         fprintf(stderr, "shop-demo: %s\n", shop_client_last_error());
+        failed("the shop client cannot connect: %s", shop_client_last_error());
         return 1;
     }
     shop_world w;
@@ -624,11 +703,13 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     atomic_init(&j.done, false);
     struct result r = { 0 };
     if (shop_world_plan(&w, o->orders, o->seed, run_name) != CHOREO_OK) {
+        failed("cannot plan the orders: out of memory");
         shop_client_destroy(c);
         return 1;
     }
     if (shop_world_seed(&w, c) != CHOREO_OK) {
         fprintf(stderr, "shop-demo: seeding failed: %s\n", shop_client_last_error());
+        failed("seeding failed: %s", shop_client_last_error());
         goto out;
     }
     struct order_view view = { 0 };
@@ -644,15 +725,18 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
     if (shop_reviewer_start(&reviewer, &ro) != CHOREO_OK) {
         fprintf(stderr, "shop-demo: the reviewer cannot open %s: %s\n", ro.db,
                 choreo_last_error());
+        failed("the reviewer cannot open %s: %s", ro.db, choreo_last_error());
         goto out;
     }
     pthread_t th;
     if (pthread_create(&th, NULL, load_main, &j) != 0) {
         shop_reviewer_stop(reviewer, NULL);
+        fprintf(stderr, "shop-demo: cannot start the thread that places the orders\n");
+        failed("cannot start the thread that places the orders");
         goto out;
     }
     int64_t t_load = now_us();
-    bool final = wait_final(o, s, &j, &view, t_load, tty, &r.restarts);
+    r.final = wait_final(o, s, &j, &view, t_load, tty, &r.restarts);
     shop_reviewer_stop(reviewer, &r.review);
     atomic_store(&stop_load, true);
     if (interrupted)
@@ -663,20 +747,35 @@ static int run(const struct opts *o, sup *s, const char *build, bool tty)
         printf("\n");
     if (interrupted)
         goto out;
-    if (!final)
+    if (!r.final)
         fprintf(stderr, "shop-demo: not every saga finished; checking what there is\n");
     settle(s, &r);
+    if (interrupted)
+        goto out;
     r.wall_s = (double)(now_us() - t0) / 1e6;
-    bool loaded = j.status == CHOREO_OK && atomic_load(&j.st.failed) == 0 &&
-                  j.st.replays_same == j.st.replays;
-    rc = final && loaded && r.checked && r.rep.ok ? 0 : 1;
+    if (j.status != CHOREO_OK)
+        failed("placing the orders failed: %s", choreo_status_str(j.status));
+    long refused = atomic_load(&j.st.failed);
+    if (refused > 0)
+        failed("%ld PlaceOrder request%s failed", refused, refused == 1 ? "" : "s");
+    if (j.st.replays_same != j.st.replays)
+        failed("%ld of %ld re-sent PlaceOrder keys did not return their first order",
+               j.st.replays - j.st.replays_same, j.st.replays);
+    if (r.checked && !r.rep.ok)
+        failed("%zu invariant violation%s", r.rep.nviolations,
+               r.rep.nviolations == 1 ? "" : "s");
+    /* Every failure above said why; an unknown one still fails. */
+    if (!r.final && !failure[0])
+        failed("not every saga is final");
+    rc = failure[0] ? 1 : 0;
     r.kept = o->keep || o->dir || rc != 0;
     if (o->json)
         print_json(o, s, &j, &r);
     else
         print_text(o, s, &j, &r);
+    summarized = true;
     if (rc != 0 && !o->json)
-        printf("\nFAILED: see the violations above and the logs in %s\n", sup_workdir(s));
+        printf("\nFAILED: %s; the logs are in %s\n", failure, sup_workdir(s));
     if (o->keep && !interrupted) {
         print_keep(s, build, o->json ? stderr : stdout);
         fflush(stdout);
@@ -692,6 +791,22 @@ out:
     shop_world_free(&w);
     shop_client_destroy(c);
     return rc;
+}
+
+/* With --json, a run that ends before its summary still prints one object,
+ * so that a caller reading stdout learns that it failed and why. */
+static void print_json_failure(const struct opts *o, const char *workdir)
+{
+    printf("{\"ok\": false, \"error\": ");
+    json_str(failure[0] ? failure : "failed (see the messages on stderr)");
+    printf(", \"style\": \"%s\", \"orders\": %ld, \"workdir\": ", shop_style_name(o->style),
+           o->orders);
+    if (workdir)
+        json_str(workdir);
+    else
+        printf("null");
+    printf("}\n");
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -715,8 +830,12 @@ int main(int argc, char **argv)
                        .metrics = true, .cluster = o.cluster,
                        .broker_profile_port = o.broker_profile_port, .cancel = &interrupted };
     sup *s = NULL;
-    if (sup_create(&s, &so) != 0)
+    if (sup_create(&s, &so) != 0) {
+        failed("cannot make the work directory (see the messages on stderr)");
+        if (o.json)
+            print_json_failure(&o, NULL);
         return 1;
+    }
     char deadline[32];
     snprintf(deadline, sizeof deadline, "%" PRId64, o.deadline_ms);
     /* --style goes to every service, but only when it is not the default
@@ -742,6 +861,9 @@ int main(int argc, char **argv)
         if (shop_secure_setup(&secure, sup_workdir(s), SHOP_CHOREO_GEN,
                               SHOP_EVENTS_DIR "/shop.events",
                               SHOP_EVENTS_DIR "/shop.services") != 0) {
+            failed("cannot set up TLS and the NATS users (see the messages on stderr)");
+            if (o.json)
+                print_json_failure(&o, o.dir);
             sup_destroy(s);
             return 1;
         }
@@ -759,6 +881,9 @@ int main(int argc, char **argv)
                                        .ping = true, .env = o.secure ? secure.envp[i] : NULL };
     }
     if (shop_scale_add(s, &o.scale, specs) != 0) {
+        failed("cannot set up the services (see the messages on stderr)");
+        if (o.json)
+            print_json_failure(&o, o.dir);
         sup_destroy(s);
         return 1;
     }
@@ -768,8 +893,15 @@ int main(int argc, char **argv)
     if (interrupted) {
         fprintf(stderr, "shop-demo: %s; stopped everything it started\n",
                 keeping ? "signal received" : "interrupted");
-        if (!keeping)
+        if (!keeping) {
             rc = 130;
+            /* What failed meanwhile (a start cut short, say) is the
+             * signal's doing. */
+            failure[0] = '\0';
+            failed("interrupted by %s", interrupted == SIGINT    ? "SIGINT"
+                                        : interrupted == SIGTERM ? "SIGTERM"
+                                                                 : "SIGHUP");
+        }
     }
     /* A fresh directory is removed after a clean or interrupted run, and
      * kept when asked for or when something failed, for its logs and
@@ -777,6 +909,8 @@ int main(int argc, char **argv)
     bool keep_dir = o.keep || (rc != 0 && rc != 130);
     if (keep_dir && !o.dir)
         fprintf(stderr, "shop-demo: logs and databases kept in %s\n", sup_workdir(s));
+    if (o.json && rc != 0 && !summarized)
+        print_json_failure(&o, keep_dir || o.dir ? sup_workdir(s) : NULL);
     sup_keep_workdir(s, keep_dir);
     sup_destroy(s);
     nats_CloseAndWait(SHOP_NATS_CLOSE_WAIT_MS);
