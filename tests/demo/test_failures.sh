@@ -2,14 +2,18 @@
 # How shop-demo, shop-chaos and the shop services fail: a bad flag or work
 # directory is refused with exit status 2, a message that starts with the
 # program's name and nothing started; a demo that fails says why, also in
-# its JSON.
+# its JSON; and Ctrl-C on shop-chaos is a stop, not services that crashed.
 #
 #   test_failures.sh BUILD_DIR
 set -uo pipefail
 build=$1
 demo=$build/tools/supervisor/shop-demo chaos=$build/tools/supervisor/shop-chaos
 dir=$(mktemp -d "${TMPDIR:-/tmp}/choreo-demo-fail-XXXXXX")
+pgid=
 cleanup() {
+    # Only the process group this test made, and only if something is left
+    # (which is already a failure).
+    [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -47,7 +51,9 @@ refused "shop-demo: --dir $dir/afile is not a directory" \
 
 # json_field FILE EXPR: EXPR of the one JSON object the file holds (d).
 json_field() {
-    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2]))' "$1" "$2"
 }
 
 # No nats-server: one JSON object on stdout all the same, saying so.
@@ -68,4 +74,47 @@ got=$(json_field "$dir/slow.json" \
       'd["ok"], d["all_final"], d["violations"], " of 40 orders placed after 1 s" in d["error"]')
 [ "$got" = "(False, False, 0, True)" ] ||
     fail "timeout: the JSON does not say why it failed: $(cat "$dir/slow.json")"
-echo "ok: bad flags and directories refused, failures reported"
+
+# Ctrl-C reaches the whole foreground group: the services stop (exit 0)
+# while shop-chaos may be busy elsewhere. shop-chaos is held stopped until
+# they did, so that it always finds them gone; their exits must not count
+# as unexpected. Launched as a shell would a foreground job: SIGINT not
+# ignored, a process group of its own.
+python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+os.execv(sys.argv[1], sys.argv[1:])' "$chaos" --build-dir "$build" --sagas 100000 --json \
+    --dir "$dir/chaos" >"$dir/chaos.json" 2>"$dir/chaos.err" &
+pgid=$!
+orders=0
+for _ in $(seq 1 600); do
+    orders=$(python3 -c "import sqlite3, sys
+try:
+    db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)
+    print(db.execute('SELECT COUNT(*) FROM orders').fetchone()[0])
+except Exception:
+    print(0)" "$dir/chaos/order.db")
+    [ "$orders" -ge 1 ] && break
+    kill -0 "$pgid" 2>/dev/null || { cat "$dir/chaos.err"; fail "shop-chaos died early"; }
+    sleep 0.1
+done
+[ "$orders" -ge 1 ] || { cat "$dir/chaos.err"; fail "shop-chaos placed no order within 60 s"; }
+kill -STOP "$pgid"
+kill -INT -- "-$pgid"
+for _ in $(seq 1 300); do
+    # Stopped shop-chaos reaps nobody: its children are gone when zombies.
+    [ "$(ps -o stat= -s "$pgid" | grep -vc '^[TZ]')" -eq 0 ] && break
+    sleep 0.1
+done
+kill -CONT "$pgid"
+rc=0
+wait "$pgid" || rc=$?
+[ $rc -eq 130 ] ||
+    { cat "$dir/chaos.err"; fail "shop-chaos: exit status $rc after SIGINT, expected 130"; }
+if grep -q UNEXPECTED "$dir/chaos.err"; then
+    cat "$dir/chaos.err"
+    fail "shop-chaos took the services' stop on Ctrl-C for unexpected exits"
+fi
+pgrep -g "$pgid" >/dev/null && fail "processes of shop-chaos are left after SIGINT"
+pgid=
+echo "ok: bad flags and directories refused, failures reported, Ctrl-C on shop-chaos"

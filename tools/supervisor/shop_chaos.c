@@ -601,7 +601,11 @@ static void unexpected(struct tally *t, const sup *s, int i, const char *status,
 }
 
 /* Judges a service that died on its own: a crash point is expected,
- * anything else fails the run. */
+ * anything else fails the run, except a stop once shop-chaos is
+ * interrupted: Ctrl-C on a terminal reaches the services too, and they
+ * exit (0, or 1 when it came while they started, or by the signal) before
+ * shop-chaos stops them, maybe a moment before it sees its own SIGINT. A
+ * crash is reported even then. */
 static void judge_exit(const sup *s, int i, struct tally *t, bool tty)
 {
     int st = sup_service_exit_status(s, i);
@@ -609,6 +613,13 @@ static void judge_exit(const sup *s, int i, struct tally *t, bool tty)
         t->crash_exits++;
         return;
     }
+    int sig = st != -1 && WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    bool stopped = (st != -1 && WIFEXITED(st)) || sig == SIGINT || sig == SIGTERM ||
+                   sig == SIGHUP;
+    if (stopped && !interrupted)
+        sleep_ms(100);
+    if (stopped && interrupted)
+        return;
     char what[48];
     describe_status(st, what, sizeof what);
     if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
