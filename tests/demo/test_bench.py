@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+import interrupting
+
 bench = sys.argv[1]
 cmd = [bench, "--events", "1000", "--per-tx", "100", "--latency-events", "50",
        "--latency-rate", "200", "--metrics-pairs", "1", "--demo-orders", "150", "--json"]
@@ -113,28 +115,12 @@ scratch = tempfile.mkdtemp(prefix="choreo-bench-test-")
 run = subprocess.Popen([bench, "--events", "10000000", "--per-tx", "1000", "--demo-orders", "0"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                        env=dict(os.environ, TMPDIR=scratch), start_new_session=True)
-
-
-def children(pid):
-    kids = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            kids.append((int(entry), cmdline))
-    return kids
-
-
 try:
     deadline = time.monotonic() + 20
     consumer = None
     while consumer is None and time.monotonic() < deadline and run.poll() is None:
-        consumer = next((k for k, cmd in children(run.pid) if b"consumer" in cmd), None)
+        consumer = next((k for k, cmd in interrupting.children(run.pid) if b"consumer" in cmd),
+                        None)
         time.sleep(0.05)
     assert consumer, "no consumer process appeared"
     time.sleep(0.5)  # the producer is emitting now
@@ -154,51 +140,17 @@ print("bench stops when its consumer dies")
 # to the bench alone: either stops the consumer and nats-server, removes the
 # work directory and exits 128 + the signal. It had no handler, and kept its
 # directory (tens of MB) in TMPDIR.
-
-
-def in_session(sid):
-    procs = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            procs.append(int(entry))
-    return procs
-
-
 for sig, to_group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
     scratch = tempfile.mkdtemp(prefix="choreo-bench-test-")
-    # SIGINT as a shell gives it, not ignored as for a background job.
-    run = subprocess.Popen([bench, "--events", "10000000", "--per-tx", "1000",
-                            "--demo-orders", "0"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ, TMPDIR=scratch), start_new_session=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run = interrupting.start([bench, "--events", "10000000", "--per-tx", "1000",
+                              "--demo-orders", "0"], scratch)
     try:
         deadline = time.monotonic() + 20
         while run.poll() is None and time.monotonic() < deadline and \
-                not any(b"consumer" in cmd for _, cmd in children(run.pid)):
+                not any(b"consumer" in cmd for _, cmd in interrupting.children(run.pid)):
             time.sleep(0.05)
         time.sleep(0.5)  # the producer is emitting now
-        assert run.poll() is None, (run.returncode, run.stderr.read())
-        if to_group:
-            os.killpg(run.pid, sig)
-        else:
-            os.kill(run.pid, sig)
-        err = run.communicate(timeout=15)[1]
-        assert run.returncode == 128 + sig, (sig, run.returncode, err)
-        assert "stopped what it started and removed its files" in err, err
-        assert not os.listdir(scratch), (sig, os.listdir(scratch), err)
-        for _ in range(20):  # what got SIGKILL may take a moment to go
-            left = in_session(run.pid)
-            if not left:
-                break
-            time.sleep(0.05)
-        assert not left, (sig, left)
-        os.rmdir(scratch)
+        interrupting.check_stopped(run, sig, to_group, scratch, 15)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

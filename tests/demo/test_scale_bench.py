@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+import interrupting
+
 bench = sys.argv[1]
 for args, says in ((["--bogus"], "--bogus is not an option"),
                    (["--events"], "--events needs a number"),
@@ -55,52 +57,20 @@ print(f"scale bench ok: {d}")
 # runs: either stops the instances and both servers, removes the work
 # directory and the PostgreSQL server's, and exits 128 + the signal. It had
 # no handler, and kept both directories.
-
-
-def session(sid):
-    procs = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            procs.append((int(entry), int(fields[1]), cmdline))
-    return procs
-
-
 for sig, to_group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
     scratch = tempfile.mkdtemp(prefix="choreo-scale-test-")
     os.chmod(scratch, 0o755)
-    # SIGINT as a shell gives it, not ignored as for a background job.
-    run = subprocess.Popen([bench, "--events", "20000", "--json"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ, TMPDIR=scratch), start_new_session=True,
-                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run = interrupting.start([bench, "--events", "20000", "--json"], scratch)
     try:
         if to_group:
             time.sleep(1)
         else:  # an instance is a fork of the bench
             deadline = time.monotonic() + 20
             while run.poll() is None and time.monotonic() < deadline and not any(
-                    ppid == run.pid and bench.encode() in cmd for _, ppid, cmd in session(run.pid)):
+                    ppid == run.pid and bench.encode() in cmd
+                    for _, ppid, cmd in interrupting.session(run.pid)):
                 time.sleep(0.05)
-        assert run.poll() is None, (run.returncode, run.stderr.read())
-        (os.killpg if to_group else os.kill)(run.pid, sig)
-        err = run.communicate(timeout=20)[1]
-        assert run.returncode == 128 + sig, (sig, run.returncode, err)
-        assert "stopped what it started and removed its files" in err, err
-        assert not os.listdir(scratch), (sig, os.listdir(scratch), err)
-        for _ in range(20):  # what got SIGKILL may take a moment to go
-            left = session(run.pid)
-            if not left:
-                break
-            time.sleep(0.05)
-        assert not left, (sig, left)
-        os.rmdir(scratch)
+        interrupting.check_stopped(run, sig, to_group, scratch, 20)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
