@@ -3,6 +3,7 @@
 signal, checked whole.
 """
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -60,3 +61,12 @@ def check_stopped(run, sig, to_group, scratch, timeout):
         time.sleep(0.05)
     assert not left, (sig, left)
     os.rmdir(scratch)
+
+
+def end(run, scratch):
+    """After a test of run, whatever it asserted: its session killed if it
+    still runs, and scratch removed."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    shutil.rmtree(scratch, ignore_errors=True)

@@ -130,10 +130,7 @@ try:
     assert "consumer: ended during the run: it was killed by signal 9" in err, err
     assert "kept in " + scratch in err, err
 finally:
-    if run.poll() is None:
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
-    shutil.rmtree(scratch, ignore_errors=True)
+    interrupting.end(run, scratch)
 print("bench stops when its consumer dies")
 
 # Ctrl-C (SIGINT to the process group, as a terminal sends it) and SIGTERM
@@ -152,8 +149,5 @@ for sig, to_group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
         time.sleep(0.5)  # the producer is emitting now
         interrupting.check_stopped(run, sig, to_group, scratch, 15)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        shutil.rmtree(scratch, ignore_errors=True)
+        interrupting.end(run, scratch)
 print("bench stops its children and removes its directory on SIGINT and SIGTERM")

@@ -9,7 +9,6 @@ flags refused with their name before any server starts.
 import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -72,8 +71,5 @@ for sig, to_group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
                 time.sleep(0.05)
         interrupting.check_stopped(run, sig, to_group, scratch, 20)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        shutil.rmtree(scratch, ignore_errors=True)
+        interrupting.end(run, scratch)
 print("scale bench stops everything and removes its directories on SIGINT and SIGTERM")
