@@ -116,5 +116,9 @@ if grep -q UNEXPECTED "$dir/chaos.err"; then
     fail "shop-chaos took the services' stop on Ctrl-C for unexpected exits"
 fi
 pgrep -g "$pgid" >/dev/null && fail "processes of shop-chaos are left after SIGINT"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] is False and d["error"] == "interrupted", d' "$dir/chaos.json" ||
+    fail "shop-chaos --json printed no object saying it was interrupted"
 pgid=
 echo "ok: bad flags and directories refused, failures reported, Ctrl-C on shop-chaos"

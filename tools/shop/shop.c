@@ -276,6 +276,7 @@ static const struct command {
 
 int main(int argc, char **argv)
 {
+    shop_set_program("shop");
     const char *url = getenv("CHOREO_NATS_URL");
     const char *prefix = getenv("CHOREO_PREFIX");
     const char *user = getenv("CHOREO_NATS_USER"), *ca = getenv("CHOREO_TLS_CA");

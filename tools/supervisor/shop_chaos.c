@@ -2154,6 +2154,8 @@ int main(int argc, char **argv)
     sup_stop_all(s);
     if (interrupted) {
         fprintf(stderr, "shop-chaos: interrupted; stopped everything it started\n");
+        if (o.json) /* a caller reading stdout learns that the run did not end */
+            printf("{\"ok\": false, \"error\": \"interrupted\"}\n");
         rc = 130;
     }
     bool keep = rc != 0 && rc != 130;
