@@ -2,7 +2,7 @@
 serves a CPU profile on that loopback port, tools/perf/pprof_top.py prints
 the broker's own functions from it (read from the URL, and from the file it
 saved), and the demo ends as usual. A port that
-is not a port, and the flag with --cluster, are refused.
+is not a port, one that is taken, and the flag with --cluster, are refused.
 
   test_broker_profile.py SHOP_DEMO BUILD_DIR PPROF_TOP
 """
@@ -34,6 +34,11 @@ def refused(args, words):
 refused(["--broker-profile-port", "0"], ["--broker-profile-port", "1..65535"])
 refused(["--broker-profile-port", "80x"], ["--broker-profile-port", "1..65535"])
 refused(["--broker-profile-port", "6061", "--cluster"], ["--broker-profile-port", "--cluster"])
+with socket.socket() as taken:  # the broker would only exit, its reason in its log
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    refused(["--broker-profile-port", str(port)], [f"127.0.0.1:{port} is taken"])
 
 with tempfile.TemporaryDirectory(prefix="choreo-broker-profile-") as tmp:
     port = free_port()

@@ -18,6 +18,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <nats/nats.h>
 
@@ -165,6 +168,24 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Whether a TCP port of 127.0.0.1 can be listened on now; errno says why
+ * not. */
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the broker does */
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return ok;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
     for (int i = 1; i < argc; i++) {
@@ -286,6 +307,13 @@ static int parse(int argc, char **argv, struct opts *o)
     if (o->broker_profile_port && o->cluster) {
         fprintf(stderr, "shop-demo: --broker-profile-port profiles one nats-server, not the "
                 "three of --cluster; drop one of them\n");
+        return 2;
+    }
+    /* The broker would only exit at start, its reason in its own log. */
+    if (o->broker_profile_port && !port_free(o->broker_profile_port)) {
+        fprintf(stderr, "shop-demo: --broker-profile-port %d: 127.0.0.1:%d is taken (%s); "
+                "give a free port\n", o->broker_profile_port, o->broker_profile_port,
+                strerror(errno));
         return 2;
     }
     if (o->secure && o->style != SHOP_STYLE_CHOREOGRAPHY) {
