@@ -45,17 +45,21 @@ Test(pq, a_sqlite_database_does_not_load_libpq_and_a_postgresql_url_does)
 }
 
 /* libpq quotes a URL it cannot read in its error, password and all: the
- * error choreo gives shows it without the user and password. */
+ * error choreo gives shows it without the user and password. Such a URL is
+ * a setting to fix; a server that does not answer is one to wait for. */
 Test(pq, a_url_libpq_cannot_read_is_shown_without_its_password)
 {
     const char *urls[] = { "postgresql://u:s3cret@[::1]x/db", "postgresql://u:s3cret@[::1",
                            "postgresql://u:s3cret@127.0.0.1:1/db" };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         choreo_store *pg = NULL;
-        cr_assert_eq(choreo__store_open(&pg, urls[i], "full", 1000), CHOREO_ESTORE);
+        bool readable = i == 2;
+        cr_assert_eq(choreo__store_open(&pg, urls[i], "full", 1000),
+                     readable ? CHOREO_ESTORE : CHOREO_ECONFIG, "%s", choreo_last_error());
         const char *why = choreo_last_error();
-        cr_assert(strstr(why, "cannot connect to the PostgreSQL database postgresql://"), "%s",
-                  why);
+        cr_assert(strstr(why, readable ? "cannot connect to the PostgreSQL database postgresql://"
+                                       : "the PostgreSQL URL postgresql://"),
+                  "%s", why);
         cr_assert_null(strstr(why, "s3cret"), "%s", why);
         cr_assert_null(strstr(why, "postgresql://:"), "a garbled URL: %s", why);
     }
