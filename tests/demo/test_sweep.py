@@ -16,7 +16,11 @@ sweep, demo = sys.argv[1], sys.argv[2]
 # tools/bench's help names its benchmarks without building anything, and
 # --sweep and --scale are found anywhere among its flags.
 bench = os.path.join(os.path.dirname(os.path.abspath(sweep)), "..", "bench")
-proc = subprocess.run([bench, "--json", "--help"], stdout=subprocess.PIPE, text=True, timeout=20)
+# The plain build's choreo-bench, which --help shows, with its own libraries:
+# not those of the build this test runs in (a sanitized one).
+plain = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+proc = subprocess.run([bench, "--json", "--help"], stdout=subprocess.PIPE, text=True, timeout=20,
+                      env=plain)
 assert proc.returncode == 0 and "--sweep" in proc.stdout and "--scale" in proc.stdout, proc
 proc = subprocess.run([bench, "--json", "--sweep", "--scale"], stderr=subprocess.PIPE, text=True,
                       timeout=20)
