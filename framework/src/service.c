@@ -279,7 +279,7 @@ choreo_status choreo_service_start(choreo_service *svc)
                             svc->cfg->service);
     /* Starting writes to the database, which this thread's own open command
      * holds: it would wait busy_timeout_ms on itself. */
-    if (atomic_load(&svc->cmd_owner) == (uintptr_t)pthread_self())
+    if (choreo__command_open_here(svc))
         return choreo__fail(CHOREO_ESTATE,
                             "choreo_service_start: this thread has a command of service %s "
                             "open (choreo_service_begin); commit or roll it back before "

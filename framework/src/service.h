@@ -108,4 +108,10 @@ struct choreo_service {
  * returns. */
 void choreo__service_fail(choreo_service *svc, choreo_status why);
 
+/* Whether the calling thread has a command of svc open (cmd_owner). */
+static inline bool choreo__command_open_here(choreo_service *svc)
+{
+    return atomic_load(&svc->cmd_owner) == (uintptr_t)pthread_self();
+}
+
 #endif

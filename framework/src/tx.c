@@ -301,7 +301,7 @@ choreo_status choreo_service_begin(choreo_service *svc, choreo_tx **out)
         return choreo__fail(CHOREO_ESTATE,
                             "choreo_service_begin called on the dispatcher thread: a handler "
                             "already has a transaction, use the tx it was given");
-    if (atomic_load(&svc->cmd_owner) == (uintptr_t)pthread_self())
+    if (choreo__command_open_here(svc))
         return choreo__fail(CHOREO_ESTATE,
                             "choreo_service_begin: this thread already has a command open on "
                             "service %s; commit or roll it back first (one command at a time "

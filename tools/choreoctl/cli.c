@@ -23,6 +23,11 @@ void ctl_error(const char *fmt, ...)
     va_end(ap);
 }
 
+int ctl_exit_of(choreo_status st)
+{
+    return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+}
+
 const ctl_own_flag ctl_own_flags[] = {
     { "--json", false },      { "--all", false },         { "--status", true },
     { "--force", false },     { "--help-settings", false }, { "--dir", true },
@@ -330,7 +335,7 @@ static int check_postgres(const ctl_settings *s, const char *db, char *why, size
     choreo_status st = ctl_open_readonly(s, db, &adm);
     if (st != CHOREO_OK) {
         snprintf(why, cap, "%s", choreo_last_error());
-        return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL; /* say, a malformed URL */
+        return ctl_exit_of(st);
     }
     choreo_admin_close(adm);
     return CTL_EXIT_OK;
@@ -432,7 +437,7 @@ int ctl_admin_open(ctl_settings *s, bool writes, choreo_admin **adm)
                               : choreo_admin_open_readonly(adm, s->cfg);
     if (st != CHOREO_OK) {
         ctl_error("%s", choreo_last_error());
-        return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+        return ctl_exit_of(st);
     }
     return CTL_EXIT_OK;
 }

@@ -28,6 +28,11 @@ enum ctl_exit {
 /* Prints "choreoctl: <message>" and a line break on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The exit status of a library call that failed with st: a setting the
+ * library refused (CHOREO_ECONFIG, such as a malformed database URL) is
+ * the command line's fault, anything else the operation's. */
+int ctl_exit_of(choreo_status st);
+
 /* What may follow a command's name. */
 enum ctl_opt {
     CTL_OPT_JSON = 1,   /* --json */

@@ -164,7 +164,7 @@ static int print_json(const choreo_consumer_entry *list, size_t n)
 static int failed(choreo_status st)
 {
     ctl_error("%s", choreo_last_error());
-    return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+    return ctl_exit_of(st);
 }
 
 /* Refuses a service given (--service or CHOREO_SERVICE) that is not the

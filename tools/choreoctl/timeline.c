@@ -479,7 +479,7 @@ int ctl_timeline_read_db(ctl_timeline *t, const ctl_settings *s, const char *pat
     choreo_status st = ctl_open_readonly(s, path, &adm);
     if (st != CHOREO_OK) {
         ctl_error("saga: %s", choreo_last_error());
-        return st == CHOREO_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+        return ctl_exit_of(st);
     }
     int rc = service_of(adm, db);
     if (rc == CTL_EXIT_OK)
