@@ -29,11 +29,12 @@ print("paced demo ok: offered 100/s, achieved %.1f/s, %d late, sustained %s, p50
                        d["p99_ms"]))
 PY
 
-# A deadline of 1 ms: nearly every saga ends at it, every one held for
-# review does (the reviewer is slower), so there are no held latencies to
-# rank, and the summary must still come, with every invariant checked (a
-# sort of that empty list failed the sanitized build, under a load that let
-# every saga run out of time).
+# A deadline of 1 ms: every saga held for review ends at it (the reviewer
+# is slower), so there are no held latencies to rank, and the summary must
+# still come, with every invariant checked (a sort of that empty list failed
+# the sanitized build, under a load that let every saga run out of time).
+# How many of the others finish inside 1 ms is the machine's business: a
+# fresh machine ended 13 of 30 at the deadline, this one most.
 rc=0
 "$demo" --build-dir "$build" --orders 30 --rate 100 --json --deadline-ms 1 \
     --dir "$dir/late" >"$dir/late.json" 2>"$dir/late.err" || rc=$?
@@ -42,7 +43,8 @@ python3 - "$dir/late.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["invariants_ok"] is True and d["placed"] == 30, d
-assert d["by_reason"]["deadline"] >= 15, d["by_reason"]
+assert d["by_reason"]["deadline"] >= 1, d["by_reason"]
+assert d["completed"] + d["cancelled"] == 30 and d["pending"] == 0, d
 assert d["held_sagas"] == 0 and d["held_p99_ms"] == 0, d
 print("deadline 1 ms: %d of 30 cancelled at their deadline, invariants hold"
       % d["by_reason"]["deadline"])
