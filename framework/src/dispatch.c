@@ -347,6 +347,33 @@ static void check_bound(choreo_service *svc, choreo_route *rt, struct puller_sta
     }
 }
 
+/* Stopping: hands back what arrived and was not queued. The pull requests
+ * still open at the server would go on taking events until the connection
+ * closes, and those would wait out their AckWait before the next instance
+ * saw them; so the subscription is drained first: once the server has its
+ * UNSUB it sends them nothing more, and what it sent before comes ahead of
+ * the flush's answer. With the broker away nothing can be handed back. */
+static void hand_back_in_flight(choreo_service *svc, choreo_route *rt)
+{
+    bool draining = natsConnection_Status(svc->tp->nc) == NATS_CONN_STATUS_CONNECTED &&
+                    natsSubscription_DrainTimeout(rt->pull.sub, CHOREO_STOP_DRAIN_MS) == NATS_OK;
+    int64_t until = choreo__mono_us() + CHOREO_STOP_DRAIN_MS * 1000;
+    for (;;) {
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, rt->pull.sub,
+                                                draining ? CHOREO_STOP_SLICE_MS : 0);
+        if (s == NATS_OK) {
+            const char *description = NULL;
+            if (!pull_status(m, &description))
+                hand_back(svc, m);
+            natsMsg_Destroy(m);
+            continue;
+        }
+        if (!draining || !natsSubscription_IsValid(rt->pull.sub) || choreo__mono_us() >= until)
+            return;
+    }
+}
+
 /* Keeps a pull request open at the consumer and queues the events that
  * answer it, the ones that arrived together in one go. */
 static void *fetch_main(void *arg)
@@ -386,14 +413,7 @@ static void *fetch_main(void *arg)
             enqueue(svc, rt, msgs, n);
         }
     }
-    /* Stopping: what arrived and was not queued is handed back. */
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, rt->pull.sub, 0) == NATS_OK) {
-        const char *description = NULL;
-        if (!pull_status(m, &description))
-            hand_back(svc, m);
-        natsMsg_Destroy(m);
-    }
+    hand_back_in_flight(svc, rt);
     return NULL;
 }
 

@@ -131,6 +131,10 @@
 
 /* Slices of the waits of threads that must notice a stop promptly. */
 #define CHOREO_STOP_SLICE_MS 50
+/* At a stop a fetch thread withdraws its pull requests' interest and hands
+ * back what the server sent them before it learnt so: a round trip to the
+ * broker, given this long at most. */
+#define CHOREO_STOP_DRAIN_MS 2000
 
 /* The metrics endpoint: connections served at once and how long an idle
  * one is kept; the sampler reads the backlog and the parked rows every
