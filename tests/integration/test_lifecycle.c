@@ -30,6 +30,31 @@ static bool wait_child(pid_t pid, int ms, int *status)
     return false;
 }
 
+/* Waits up to 20 s until the child blocks SIGINT and SIGTERM, which
+ * choreo_service_run does first: a signal sent before would kill it, which
+ * is not what these tests ask about (a loaded machine once took longer than
+ * their fixed pauses to get there). */
+static void wait_signals_blocked(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    unsigned long long want = (1ULL << (SIGINT - 1)) | (1ULL << (SIGTERM - 1));
+    for (int64_t until = support_mono_ms() + 20000; support_mono_ms() < until;
+         support_sleep_ms(10)) {
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "the child %d is gone", (int)pid);
+        char line[256];
+        unsigned long long blocked = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "SigBlk: %llx", &blocked) == 1)
+                break;
+        fclose(f);
+        if ((blocked & want) == want)
+            return;
+    }
+    cr_assert(false, "the child %d never reached choreo_service_run", (int)pid);
+}
+
 /* A JetStream context on a connection of its own to url. */
 static jsCtx *js_to(const char *url, natsConnection **nc)
 {
@@ -144,6 +169,7 @@ Test(lifecycle, a_second_sigterm_while_stopping_does_not_kill_the_service, .time
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     pid_t pid = spawn_run(dir, server.url, slow, 1, 3, NULL);
+    wait_signals_blocked(pid);
     support_sleep_ms(1000); /* the first slow handler is running */
     kill(pid, SIGTERM);
     support_sleep_ms(100);
@@ -162,6 +188,7 @@ Test(lifecycle, sigterm_stops_a_service_that_cannot_reach_nats, .timeout = 60)
     char url[64];
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", support_free_port());
     pid_t pid = spawn_run(dir, url, done, 1, 0, NULL);
+    wait_signals_blocked(pid);
     support_sleep_ms(1500); /* it is retrying the connection now */
     int64_t sent = support_mono_ms();
     kill(pid, SIGTERM);
@@ -171,6 +198,7 @@ Test(lifecycle, sigterm_stops_a_service_that_cannot_reach_nats, .timeout = 60)
     cr_assert_lt(support_mono_ms() - sent, 2000);
 
     pid = spawn_run(dir, url, done, 1, 0, NULL);
+    wait_signals_blocked(pid);
     support_sleep_ms(500);
     kill(pid, SIGINT);
     cr_assert(wait_child(pid, 5000, &status), "SIGINT was ignored while connecting");
@@ -184,6 +212,7 @@ Test(lifecycle, run_can_be_called_again_after_it_returned, .timeout = 60)
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     pid_t pid = spawn_run(dir, server.url, done, 2, 1, NULL);
+    wait_signals_blocked(pid);
     support_sleep_ms(800);
     kill(pid, SIGTERM);
     int status;
@@ -826,5 +855,81 @@ Test(lifecycle, events_waiting_at_a_stop_reach_the_next_start_without_waiting_fo
     cr_assert_eq(atomic_load(&slow_done), 30);
     cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_inbox"), 30);
     choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* Emits Job events 1, 2, ... from prod, one commit each, a few a
+ * millisecond, in a thread of its own until told to stop. */
+struct feeder {
+    choreo_service *prod;
+    atomic_bool stop;
+    atomic_int emitted;
+    pthread_t thread;
+};
+
+static void *feed_main(void *arg)
+{
+    struct feeder *f = arg;
+    for (int i = 1; !atomic_load(&f->stop); i++) {
+        char saga[16];
+        snprintf(saga, sizeof saga, "f%d", i);
+        support_emit(f->prod, "Job", saga, i, NULL);
+        atomic_store(&f->emitted, i);
+        if (i % 4 == 0)
+            support_sleep_ms(1);
+    }
+    return NULL;
+}
+
+/* Counts the Job events it handles in seen(n), at once. */
+static choreo_service *start_counter(const char *dir, const char *url)
+{
+    support_exec(dir, "worker", "CREATE TABLE IF NOT EXISTS seen(n INTEGER)");
+    choreo_config *cfg = support_config(dir, "worker", url, "ack_wait_ms=60000",
+                                        "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Job", count_seen, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    return svc;
+}
+
+/* Events the server sends to a stopping service's open pull requests after
+ * its fetch threads have taken their last look are handed back too: the
+ * service withdraws its interest and takes what was still on its way before
+ * it lets go of the connection. Before, such events sat in the closed
+ * subscription and came back only after their AckWait (60 s here): up to
+ * eight a stop. The worker stops and starts again twice, 2 s apart
+ * (more than the hand-back delay), while a producer publishes. */
+Test(lifecycle, events_sent_to_a_stopping_service_reach_the_next_start_without_waiting,
+     .timeout = 120)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_config *cfg = support_config(dir, "producer", server.url, "log_level=error", NULL);
+    struct feeder f = { .prod = support_service(cfg) };
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(f.prod), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service *worker = start_counter(dir, server.url);
+    cr_assert_eq(pthread_create(&f.thread, NULL, feed_main, &f), 0);
+    for (int round = 0; round < 2; round++) {
+        support_sleep_ms(2000);
+        choreo_service_destroy(worker);
+        worker = start_counter(dir, server.url);
+    }
+    support_sleep_ms(500);
+    atomic_store(&f.stop, true);
+    pthread_join(f.thread, NULL);
+    int n = atomic_load(&f.emitted);
+    bool all = support_wait_count(dir, "worker", "SELECT COUNT(DISTINCT n) FROM seen", n, 20000);
+    cr_assert(all, "%lld of %d events handled 20 s after the last was emitted: the rest wait "
+                   "for their AckWait",
+              support_count(dir, "worker", "SELECT COUNT(DISTINCT n) FROM seen"), n);
+    cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM seen"), n,
+                 "an event was applied twice");
+    choreo_service_destroy(worker);
+    choreo_service_destroy(f.prod);
     natsd_stop(&server, SIGTERM);
 }
