@@ -95,6 +95,8 @@ else:
         problems.append(f"only {r['kills']} kills (at least 10 expected)")
     if r["broker_restarts"] < 1:
         problems.append("nats-server was never restarted")
+    if r["graceful_restarts"] < 1:
+        problems.append("no service was restarted with SIGTERM")
     if r["pauses"] < 3 or r["broker_pauses"] < 1:
         problems.append(f"{r['pauses']} pauses, {r['broker_pauses']} of the broker "
                         "(at least 3 and 1 expected)")
@@ -134,5 +136,6 @@ if faults:
 else:
     print(f"chaos round ok: {r['sagas']} sagas, {r['kills']} kills "
           f"({r['instance_kills']} of an instance of a scaled service), "
+          f"{r['graceful_restarts']} restarts with SIGTERM, "
           f"{r['broker_restarts']} broker restarts, {r['crashpoints_fired']} crash points "
           f"fired, nothing lost or doubled")

@@ -1,8 +1,9 @@
 /* shop-chaos: the shop demo under fire (tools/chaos runs it). While orders
  * are placed at a steady pace, a chaos loop SIGKILLs random services and
- * restarts them, restarts nats-server now and then (SIGKILL or SIGTERM), and
- * the services run with crash points on and, when asked, injected faults (a
- * full disk, slow handlers, events that succeed only on their last delivery).
+ * restarts them, restarts others with SIGTERM as a deploy would, restarts
+ * nats-server now and then (SIGKILL or SIGTERM), and the services run with
+ * crash points on and, when asked, injected faults (a full disk, slow
+ * handlers, events that succeed only on their last delivery).
  * A reviewer decides the payments held for review throughout, straight on
  * the payment database, while the payment service is killed and restarted.
  * After the load it does what an operator would (restart the services
@@ -56,7 +57,8 @@ static const char USAGE[] =
     "Load and chaos:\n"
     "  --sagas N                  orders to place [2000]\n"
     "  --duration-s D             spread the orders over D s of chaos [sagas/50, at least 10]\n"
-    "  --kill-interval-ms K       mean time between service kills [500]\n"
+    "  --kill-interval-ms K       mean time between service kills [500]; a service is\n"
+    "                             also restarted with SIGTERM every 4 x K ms on average\n"
     "  --min-kills N              once every order is placed, go on killing until N\n"
     "                             kills in all (for at most 3 x D s more) [0]\n"
     "  --min-instance-kills N     the same for kills of an instance of a service\n"
@@ -212,6 +214,7 @@ struct tally {
     int64_t phase_since_ms;
     double phase_s[NPHASES];
     int kills, broker_restarts, crash_exits, unexpected_exits;
+    int graceful_restarts;        /* SIGTERM under load, exit 0, started again */
     int node_kills, leader_kills; /* --cluster */
     int quorum_losses;            /* --cluster: two of the three nodes down at once */
     int store_losses;             /* --cluster: a node restarted with its store deleted */
@@ -702,10 +705,25 @@ static int reap(sup *s, struct tally *t, bool tty)
     return 0;
 }
 
+/* Waits for service i, which has its SIGTERM, SIGKILLing it after the
+ * supervisor's grace, and judges how it went: exit status 0 (returns true),
+ * or a crash point that fired on the way out; still running after the
+ * grace, or any other exit, is a failure. */
+static bool judge_stop(sup *s, int i, struct tally *t, bool tty)
+{
+    sup_kill_service(s, i, 0);
+    int st = sup_service_exit_status(s, i);
+    if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return true;
+    if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && !crash_point_fired(s, i))
+        unexpected(t, s, i, "still running after SIGTERM and the grace", tty);
+    else
+        judge_exit(s, i, t, tty);
+    return false;
+}
+
 /* Stops every service with SIGTERM, as an operator would, and judges how
- * each went: exit status 0, or a crash point that fired on the way out. A
- * service still running after the supervisor's grace is SIGKILLed, and
- * that is a failure too. */
+ * each went (judge_stop). */
 static void stop_services(sup *s, struct tally *t, bool tty)
 {
     bool died[PROCS];
@@ -713,18 +731,9 @@ static void stop_services(sup *s, struct tally *t, bool tty)
     for (int i = 0; i < sup_service_count(s); i++)
         if (sup_service_running(s, i))
             kill(sup_service_pid(s, i), SIGTERM);
-    for (int i = 0; i < sup_service_count(s); i++) {
-        if (!sup_service_running(s, i))
-            continue;
-        sup_kill_service(s, i, 0); /* it has its SIGTERM: wait, then SIGKILL after the grace */
-        int st = sup_service_exit_status(s, i);
-        if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-            continue;
-        if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && !crash_point_fired(s, i))
-            unexpected(t, s, i, "still running after SIGTERM and the grace", tty);
-        else
-            judge_exit(s, i, t, tty);
-    }
+    for (int i = 0; i < sup_service_count(s); i++)
+        if (sup_service_running(s, i))
+            judge_stop(s, i, t, tty);
 }
 
 /* ---- chaos ---- */
@@ -755,6 +764,19 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
     } else
         judge_exit(s, i, t, tty);
     sleep_ms(o->restart_ms ? (int64_t)(rnd() % (uint64_t)(o->restart_ms + 1)) : 0);
+    return start_service(s, i, t, tty);
+}
+
+/* Restarts one service as a deploy would, under load: SIGTERM, which it
+ * must answer by finishing the batch in hand, handing back what it fetched
+ * and exiting 0 within the grace, then a start straight away. */
+static int restart_one(sup *s, struct tally *t, bool tty)
+{
+    int i = (int)(rnd() % (uint64_t)sup_service_count(s));
+    if ((t->freeze.pid > 0 && i == t->freeze.i) || !sup_service_running(s, i))
+        return 0;
+    kill(sup_service_pid(s, i), SIGTERM);
+    t->graceful_restarts += judge_stop(s, i, t, tty);
     return start_service(s, i, t, tty);
 }
 
@@ -1054,7 +1076,8 @@ static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct t
             next_pause = t0 + around(o->pause_ms),
             next_delete = t0 + around(o->consumer_delete_ms),
             next_copy = t0 + around(o->second_copy_ms), next_lock = t0 + around(o->db_lock_ms),
-            next_freeze = t0 + around(o->relay_freeze_ms), drawn = 0, placed_at = 0;
+            next_freeze = t0 + around(o->relay_freeze_ms),
+            next_restart = t0 + around(4 * o->kill_ms), drawn = 0, placed_at = 0;
     bool scaled = false;
     for (int k = 0; k < SHOP_SERVICES; k++)
         scaled = scaled || o->scale.instances[k] > 1;
@@ -1075,6 +1098,11 @@ static int chaos_loop(const struct opts *o, sup *s, struct load_job *j, struct t
             if (kill_one(o, s, t, tty) != 0)
                 return -1;
             next_kill = now_ms() + around(o->kill_ms);
+        }
+        if (now >= next_restart) {
+            if (restart_one(s, t, tty) != 0)
+                return -1;
+            next_restart = now_ms() + around(4 * o->kill_ms);
         }
         if (down->node[0] >= 0 && now >= down->back_at) {
             if (node_back(s, down) != 0)
@@ -1588,7 +1616,8 @@ static void print_json(const struct outcome *r)
     const struct opts *o = r->o;
     const struct tally *t = r->t;
     printf("{\"mode\": \"%s\", \"style\": \"%s\", \"ok\": %s, \"sagas\": %ld, \"placed\": %ld, "
-           "\"failed_requests\": %ld, \"kills\": %d, \"broker_restarts\": %d, "
+           "\"failed_requests\": %ld, \"kills\": %d, \"graceful_restarts\": %d, "
+           "\"broker_restarts\": %d, "
            "\"nats_nodes\": %d, \"node_kills\": %d, \"leader_kills\": %d, \"quorum_losses\": %d, "
            "\"store_losses\": %d, "
            "\"processes\": %d, \"instance_kills\": %d, \"postgres_restarts\": %d, "
@@ -1601,7 +1630,7 @@ static void print_json(const struct outcome *r)
            "\"relays_not_one\": %d, ",
            o->naive ? "naive" : "outbox", shop_style_name(o->style), r->ok ? "true" : "false",
            o->sagas, atomic_load(&r->j->st.placed), atomic_load(&r->j->st.failed), t->kills,
-           t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
+           t->graceful_restarts, t->broker_restarts, o->cluster ? 3 : 1, t->node_kills, t->leader_kills, t->quorum_losses,
            t->store_losses, sup_service_count(r->s), t->instance_kills, t->postgres_restarts,
            t->pauses, t->broker_pauses, t->consumers_deleted, t->second_copies,
            t->second_copies / 2, t->frozen_copies, t->second_copy_failures, t->db_locks,
@@ -1661,8 +1690,10 @@ static void print_text(const struct outcome *r)
     printf("\nchaos (%s delivery, %s): %ld sagas placed of %ld in %.1f s\n",
            r->o->naive ? "naive" : "outbox", shop_style_name(r->o->style),
            atomic_load(&r->j->st.placed), r->o->sagas, r->wall_s);
-    printf("  kills %d, broker restarts %d, crash points fired %ld, unexpected exits %d\n",
-           t->kills, t->broker_restarts, t->crashpoints_fired, t->unexpected_exits);
+    printf("  kills %d, restarts with SIGTERM %d, broker restarts %d, crash points fired %ld, "
+           "unexpected exits %d\n",
+           t->kills, t->graceful_restarts, t->broker_restarts, t->crashpoints_fired,
+           t->unexpected_exits);
     printf("  pauses (SIGSTOP, then SIGCONT 0.5 to 4 s later) %d, %d of them the broker's; "
            "durable consumers deleted %d\n",
            t->pauses, t->broker_pauses, t->consumers_deleted);
