@@ -767,19 +767,6 @@ static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
     return start_service(s, i, t, tty);
 }
 
-/* Restarts one service as a deploy would, under load: SIGTERM, which it
- * must answer by finishing the batch in hand, handing back what it fetched
- * and exiting 0 within the grace, then a start straight away. */
-static int restart_one(sup *s, struct tally *t, bool tty)
-{
-    int i = (int)(rnd() % (uint64_t)sup_service_count(s));
-    if ((t->freeze.pid > 0 && i == t->freeze.i) || !sup_service_running(s, i))
-        return 0;
-    kill(sup_service_pid(s, i), SIGTERM);
-    t->graceful_restarts += judge_stop(s, i, t, tty);
-    return start_service(s, i, t, tty);
-}
-
 /* SIGKILLs one NATS node: in every other outage the stream's leader, as the
  * monitoring endpoint names it (a random node when none is named). In the
  * second outage of every three a second node goes with it, and the cluster
@@ -841,14 +828,39 @@ static void pause_one(sup *s, struct tally *t)
  * more often than not. */
 #define CHAOS_RELAY_LEASE_MS 2000
 
+/* Whether process i's metrics give gauge the value 1. */
+static bool gauge_is_1(const sup *s, int i, const char *gauge)
+{
+    static char text[262144];
+    char want[128];
+    snprintf(want, sizeof want, "\n%s{service=\"%s\"} 1\n", gauge,
+             shop_service_names[service_of[i]]);
+    return sup_scrape(s, i, text, sizeof text) == 200 && strstr(text, want) != NULL;
+}
+
 /* Whether process i says its relay is the one publishing the outbox. */
 static bool relay_active(const sup *s, int i)
 {
-    static char text[262144];
-    char want[96];
-    snprintf(want, sizeof want, "\nchoreo_relay_active{service=\"%s\"} 1\n",
-             shop_service_names[service_of[i]]);
-    return sup_scrape(s, i, text, sizeof text) == 200 && strstr(text, want) != NULL;
+    return gauge_is_1(s, i, "choreo_relay_active");
+}
+
+/* Restarts one service as a deploy would, under load: SIGTERM, which it
+ * must answer by finishing the batch in hand, handing back what it fetched
+ * and exiting 0 within the grace, then a start straight away. Only one that
+ * is connected, so running choreo_service_run: before it, a shop service
+ * still sets up its schema (waiting for PostgreSQL while the harness has it
+ * down) with SIGTERM's default action, which ends it; and the first
+ * instance of a scaled service counts as started once either instance
+ * answers its Ping. */
+static int restart_one(sup *s, struct tally *t, bool tty)
+{
+    int i = (int)(rnd() % (uint64_t)sup_service_count(s));
+    if ((t->freeze.pid > 0 && i == t->freeze.i) || !sup_service_running(s, i) ||
+        !gauge_is_1(s, i, "choreo_nats_connected"))
+        return 0;
+    kill(sup_service_pid(s, i), SIGTERM);
+    t->graceful_restarts += judge_stop(s, i, t, tty);
+    return start_service(s, i, t, tty);
 }
 
 /* Stops (SIGSTOP) the instance whose relay is active, of a service that
