@@ -667,14 +667,14 @@ static choreo_result count_seen(choreo_tx *tx, const choreo_event *ev, void *use
 }
 
 /* A service "name" with a Thing handler that starts its new consumer at
- * start ("all", "new" or a time). */
+ * start ("all", "new" or a time); extra: one more setting, or NULL. */
 static choreo_service *start_reader(const char *dir, const char *url, const char *name,
-                                    const char *start)
+                                    const char *start, const char *extra)
 {
     support_exec(dir, name, "CREATE TABLE IF NOT EXISTS seen(n INTEGER)");
     char setting[96];
     snprintf(setting, sizeof setting, "consumer_start=%s", start);
-    choreo_config *cfg = support_config(dir, name, url, "log_level=error", setting, NULL);
+    choreo_config *cfg = support_config(dir, name, url, "log_level=error", setting, extra, NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Thing", count_seen, NULL), CHOREO_OK);
@@ -729,10 +729,10 @@ Test(lifecycle, consumer_start_chooses_where_a_new_consumer_begins, .timeout = 9
     snprintf(when, sizeof when, "%s.%03ldZ", stamp, now.tv_nsec / 1000000);
     support_sleep_ms(100);
 
-    choreo_service *fresh = start_reader(dir, server.url, "fresh", "new");
+    choreo_service *fresh = start_reader(dir, server.url, "fresh", "new", NULL);
     emit_things(prod, 4, 5);
-    choreo_service *all = start_reader(dir, server.url, "all", "all");
-    choreo_service *timed = start_reader(dir, server.url, "timed", when);
+    choreo_service *all = start_reader(dir, server.url, "all", "all", NULL);
+    choreo_service *timed = start_reader(dir, server.url, "timed", when, NULL);
     cr_assert(support_wait_count(dir, "all", "SELECT COUNT(*) FROM seen", 5, 10000),
               "all: the whole stream was not delivered");
     cr_assert(support_wait_count(dir, "fresh", "SELECT COUNT(*) FROM seen", 2, 10000),
@@ -751,7 +751,7 @@ Test(lifecycle, consumer_start_chooses_where_a_new_consumer_begins, .timeout = 9
     /* An existing consumer keeps its position whatever consumer_start says:
      * restarted with "all", fresh sees the next event only. */
     stop_reader(fresh);
-    fresh = start_reader(dir, server.url, "fresh", "all");
+    fresh = start_reader(dir, server.url, "fresh", "all", NULL);
     emit_things(prod, 6, 6);
     cr_assert(support_wait_count(dir, "fresh", "SELECT COUNT(*) FROM seen", 3, 10000));
     support_sleep_ms(500);
@@ -786,7 +786,7 @@ Test(lifecycle, a_start_time_is_never_moved_later, .timeout = 60)
     jsCtx *js;
     cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        choreo_service *svc = start_reader(dir, server.url, cases[i].name, cases[i].start);
+        choreo_service *svc = start_reader(dir, server.url, cases[i].name, cases[i].start, NULL);
         char durable[64];
         snprintf(durable, sizeof durable, "%s_Thing", cases[i].name);
         jsConsumerInfo *ci = NULL;
@@ -858,7 +858,7 @@ Test(lifecycle, events_waiting_at_a_stop_reach_the_next_start_without_waiting_fo
     natsd_stop(&server, SIGTERM);
 }
 
-/* Emits Job events 1, 2, ... from prod, one commit each, a few a
+/* Emits Thing events 1, 2, ... from prod, one commit each, a few a
  * millisecond, in a thread of its own until told to stop. */
 struct feeder {
     choreo_service *prod;
@@ -873,25 +873,12 @@ static void *feed_main(void *arg)
     for (int i = 1; !atomic_load(&f->stop); i++) {
         char saga[16];
         snprintf(saga, sizeof saga, "f%d", i);
-        support_emit(f->prod, "Job", saga, i, NULL);
+        support_emit(f->prod, "Thing", saga, i, NULL);
         atomic_store(&f->emitted, i);
         if (i % 4 == 0)
             support_sleep_ms(1);
     }
     return NULL;
-}
-
-/* Counts the Job events it handles in seen(n), at once. */
-static choreo_service *start_counter(const char *dir, const char *url)
-{
-    support_exec(dir, "worker", "CREATE TABLE IF NOT EXISTS seen(n INTEGER)");
-    choreo_config *cfg = support_config(dir, "worker", url, "ack_wait_ms=60000",
-                                        "log_level=error", NULL);
-    choreo_service *svc = support_service(cfg);
-    choreo_config_destroy(cfg);
-    cr_assert_eq(choreo_service_on(svc, "Job", count_seen, NULL), CHOREO_OK);
-    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
-    return svc;
 }
 
 /* Events the server sends to a stopping service's open pull requests after
@@ -916,12 +903,12 @@ Test(lifecycle, events_sent_to_a_stopping_service_reach_the_next_start_without_w
     struct feeder f = { .prod = support_service(cfg) };
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_start(f.prod), CHOREO_OK, "%s", choreo_last_error());
-    choreo_service *worker = start_counter(dir, server.url);
+    choreo_service *worker = start_reader(dir, server.url, "worker", "all", "ack_wait_ms=60000");
     cr_assert_eq(pthread_create(&f.thread, NULL, feed_main, &f), 0);
     for (int round = 0; round < 2; round++) {
         support_sleep_ms(2000);
         choreo_service_destroy(worker);
-        worker = start_counter(dir, server.url);
+        worker = start_reader(dir, server.url, "worker", "all", "ack_wait_ms=60000");
     }
     support_sleep_ms(500);
     atomic_store(&f.stop, true);
