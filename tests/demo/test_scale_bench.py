@@ -47,8 +47,13 @@ d = json.loads(proc.stdout.strip().splitlines()[-1])
 assert d["events"] == 300 and d["accounts"] == 40, d
 for key in ("one_instance_events_per_s", "two_instances_events_per_s", "two_to_one_ratio"):
     assert isinstance(d.get(key), (int, float)) and d[key] > 0, (key, d)
-ratio = d["two_instances_events_per_s"] / d["one_instance_events_per_s"]
-assert abs(ratio - d["two_to_one_ratio"]) < 0.002, (ratio, d)
+# The rates are printed rounded to whole events per second and the ratio
+# to three places, from the unrounded rates: it lies within what the
+# rounded rates allow (at 627 events/s a fixed 0.002 was 0.00001 from
+# failing a correct run).
+one, two = d["one_instance_events_per_s"], d["two_instances_events_per_s"]
+low, high = (two - 0.5) / (one + 0.5) - 0.0005, (two + 0.5) / (one - 0.5) + 0.0005
+assert low <= d["two_to_one_ratio"] <= high, (low, high, d)
 print(f"scale bench ok: {d}")
 
 # Ctrl-C (SIGINT to the process group, as a terminal sends it) a second in,
