@@ -66,6 +66,24 @@ def show_failure(label, t, out):
         print(f"   {line[:300]}", file=sys.stderr)
 
 
+def total(path):
+    passed = failed = 0
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 5:
+                passed += int(parts[3])
+                failed += int(parts[4])
+            else:
+                words = line.split()
+                if words and words[-1] == "PASS":
+                    passed += 1
+                elif words:  # "fuzz FAIL", "BUILD plain failed"
+                    failed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--total":
         sys.exit(total(sys.argv[2]))
