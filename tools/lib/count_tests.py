@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Counts executed tests for tools/test.
 
-count_tests.py TESTLOG.json LABEL   prints per-test lines LABEL, NAME, PASS|FAIL, p, f (tab-separated),
-                                    and the end of each failing test's output on stderr
+count_tests.py TESTLOG.json LABEL   prints per-test lines LABEL, NAME, PASS|FAIL, p, f
+                                    (tab-separated), and what each failing test printed of
+                                    its failure, on stderr
 count_tests.py --total SUMMARY      prints "N passed, N failed", exit 1 on failures
 
 A criterion executable counts as the tests it ran (its Synthesis line); any
@@ -46,7 +47,7 @@ def per_test(path, label):
 # it printed (a CI log) and its build directory is gone by the time someone
 # reads it: the lines that say what failed (criterion's assertions and
 # verdicts, a sanitizer's report line) and the last lines.
-MARKS = re.compile(r"\[(----|FAIL)\]|Assertion|CRASH|Timed out|ERROR: |runtime error|FAIL")
+MARKS = re.compile(r"\[----\]|FAIL|Assertion|CRASH|Timed out|ERROR: |runtime error")
 MARKED_LINES = 30
 TAIL_LINES = 40
 
