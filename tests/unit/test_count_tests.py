@@ -26,17 +26,24 @@ logs = [
     {"name": "demo_d", "result": "TIMEOUT", "returncode": -15, "duration": 120.0,
      "stdout": "", "stderr": "waiting for the broker\n"},
 ]
+
+
+def run(path, text, *args):
+    """The script with args after writing text to path."""
+    with open(path, "w") as f:
+        f.write(text)
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                          timeout=20)
+
+
 with tempfile.TemporaryDirectory() as tmp:
     testlog = os.path.join(tmp, "testlog.json")
-    with open(testlog, "w") as f:
-        f.writelines(json.dumps(t) + "\n" for t in logs)
-    run = subprocess.run([sys.executable, script, testlog, "plain"], capture_output=True,
-                         text=True, timeout=20)
-    assert run.returncode == 0, run
-    assert run.stdout.splitlines() == [
+    per_test = run(testlog, "".join(json.dumps(t) + "\n" for t in logs), testlog, "plain")
+    assert per_test.returncode == 0, per_test
+    assert per_test.stdout.splitlines() == [
         "plain\tunit_a\tPASS\t5\t0", "plain\tunit_b\tFAIL\t3\t1",
-        "plain\tdemo_c\tPASS\t1\t0", "plain\tdemo_d\tFAIL\t0\t1"], run.stdout
-    err = run.stderr
+        "plain\tdemo_c\tPASS\t1\t0", "plain\tdemo_d\tFAIL\t0\t1"], per_test.stdout
+    err = per_test.stderr
     assert "== plain: unit_b failed (FAIL, exit 1, 2 s, 63 lines of output)" in err, err
     assert "test_b.c:12: Assertion Failed" in err and "filler 59" in err, err
     assert "filler 10" not in err, err  # neither marked nor among the last 40 lines
@@ -44,14 +51,8 @@ with tempfile.TemporaryDirectory() as tmp:
     assert "unit_a" not in err and "demo_c" not in err, err
 
     summary = os.path.join(tmp, "summary.txt")
-    with open(summary, "w") as f:
-        f.write(run.stdout + "fuzz PASS\n")
-    total = subprocess.run([sys.executable, script, "--total", summary], capture_output=True,
-                           text=True, timeout=20)
+    total = run(summary, per_test.stdout + "fuzz PASS\n", "--total", summary)
     assert (total.returncode, total.stdout) == (1, "10 passed, 2 failed\n"), total
-    with open(summary, "w") as f:
-        f.write("plain\tunit_a\tPASS\t5\t0\nfuzz PASS\n")
-    total = subprocess.run([sys.executable, script, "--total", summary], capture_output=True,
-                           text=True, timeout=20)
+    total = run(summary, "plain\tunit_a\tPASS\t5\t0\nfuzz PASS\n", "--total", summary)
     assert (total.returncode, total.stdout) == (0, "6 passed, 0 failed\n"), total
 print("count_tests ok")
