@@ -422,12 +422,15 @@ static void render_rest(struct out *o, choreo_service *svc)
     series(o, svc, "choreo_jetstream_remade_total", "object", "consumer", NULL);
     put(o, "%llu\n", (unsigned long long)ld(&m->remade[1]));
     family(o, "choreo_relay_rows_total", "counter",
-           "Outbox rows the relay published: from the copies handed over at commit, or read "
-           "from the table.");
+           "Outbox rows the relay published: from the copies handed over at commit, read "
+           "from the table, or sent by the committing thread itself while the relay awaited "
+           "PubAcks or stood idle (committer).");
     series(o, svc, "choreo_relay_rows_total", "source", "commit", NULL);
     put(o, "%llu\n", (unsigned long long)ld(&m->relay_rows[0]));
     series(o, svc, "choreo_relay_rows_total", "source", "table", NULL);
     put(o, "%llu\n", (unsigned long long)ld(&m->relay_rows[1]));
+    series(o, svc, "choreo_relay_rows_total", "source", "committer", NULL);
+    put(o, "%llu\n", (unsigned long long)ld(&m->relay_rows[2]));
     family(o, "choreo_service_info", "gauge", "The service and the choreo version it runs.");
     series(o, svc, "choreo_service_info", "version", CHOREO_VERSION, NULL);
     put(o, "1\n");

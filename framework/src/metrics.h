@@ -95,7 +95,9 @@ typedef struct choreo_metrics {
     /* JetStream objects found gone from the server while the service ran
      * and made again: [0] the stream, [1] a durable consumer. */
     atomic_uint_fast64_t remade[2];
-    atomic_uint_fast64_t relay_rows[2]; /* rows published: [0] from copies, [1] read */
+    /* rows published: [0] from copies, [1] read, [2] sent by the committing
+     * thread through the relay's window */
+    atomic_uint_fast64_t relay_rows[3];
     /* When the dispatcher took up the work it is on (monotonic µs; 0 while
      * it waits for work). */
     atomic_int_fast64_t busy_since_us;

@@ -24,7 +24,9 @@
  *   tokens. Each publish has a token of its own, never used again, and its
  *   reply subject is <inbox>.<token>: a PubAck that comes after its round
  *   gave up waiting matches no entry of a later round and is dropped.
- * - Under lock (with the committing threads): wake, handed.
+ * - Under lock (with the committing threads): wake, handed, direct,
+ *   awaiting, direct_next; and while direct, batch[], nbatch, outstanding
+ *   and next_token, which committing threads then add to.
  * - A full batch's marking is deferred until the next batch is on the
  *   wire, so that SQLite and the broker work at the same time. Short ones
  *   (the outbox drained) are held for up to CHOREO_RELAY_MARK_DELAY_MS and
@@ -44,6 +46,23 @@
  * a copy lost to a crash or a stop is read from the table. On PostgreSQL
  * no copies are made (seqs do not follow commit order there), and the
  * cursor rewinds every round anyway.
+ *
+ * The window spares a committed row the hand-over to the relay thread.
+ * After a round, and while a round waits for its PubAcks, the relay opens
+ * it at direct_next, the seq after the last row it read or handed; a
+ * committing thread whose copies begin there, with no gap, sends them
+ * itself on the unbuffered connection (send_direct) and adds them to the
+ * batch, its PubAcks pending, and direct_next moves past them. Anything
+ * else (a gap, a delayed row, more than CHOREO_RELAY_ASAP_MAX rows, a full
+ * batch, a closed window) is handed over as before. The relay closes the
+ * window under the lock before it reads the table or takes copies, and
+ * when a round's answers are all in: so a row is sent by a committer or
+ * by the relay, never both, and in seq order on one connection (a round on
+ * the buffered connection is flushed before its window opens). Rows sent
+ * through the window since the last round make the next round, which only
+ * reads their PubAcks; its cursor becomes direct_next - 1. A failed round
+ * rewinds as any other; a crash after such a send is a crash after
+ * publish, before marking (the row goes out again, deduplicated).
  *
  * On PostgreSQL several instances share the outbox and one relay publishes
  * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
@@ -86,6 +105,7 @@ struct entry {
     char type[CHOREO_TYPE_MAX + 1];
     int64_t token; /* its reply subject is <inbox>.<token> */
     int state;
+    bool by_committer; /* sent through the window by a committing thread */
     char why[160]; /* REFUSED: the broker's reason */
 };
 
@@ -107,6 +127,12 @@ struct choreo_relay {
     struct entry batch[CHOREO_RELAY_BATCH];
     int nbatch;
     int outstanding;
+    /* The window (under lock): while direct, a committing thread sends the
+     * copies of its rows itself when they begin at direct_next; awaiting
+     * says the relay thread is reading PubAcks and sees them come. */
+    bool direct;
+    bool awaiting;
+    int64_t direct_next;
     natsSubscription *acks; /* <inbox>.*, on nc_pub */
     char inbox[96];
     int64_t next_token;
@@ -190,12 +216,14 @@ void choreo__relay_wake(choreo_relay *r)
         wake_with(r, NULL);
 }
 
+static bool send_direct(choreo_relay *r, choreo_outbox_copies *rows);
+
 void choreo__relay_hand(choreo_relay *r, choreo_outbox_copies *rows)
 {
-    if (r)
-        wake_with(r, rows);
-    else
+    if (!r)
         choreo__outbox_copies_truncate(rows, 0);
+    else if (!send_direct(r, rows))
+        wake_with(r, rows);
 }
 
 /* The batch entry of a PubAck's token (tokens rise along the batch), or
@@ -317,6 +345,21 @@ static void plan_aside(choreo_relay *r, int64_t seq, const char *type, const cha
              why);
 }
 
+/* Adds a published row to the batch, its PubAck pending. */
+static void add_entry(choreo_relay *r, const choreo_outbox_row *row, int64_t token,
+                      bool by_committer)
+{
+    struct entry *e = &r->batch[r->nbatch++];
+    e->seq = row->seq;
+    e->due_us = row->publish_at * 1000 > row->created_us ? row->publish_at * 1000
+                                                         : row->created_us;
+    type_of(row->subject, e->type, sizeof e->type);
+    e->token = token;
+    e->state = PENDING;
+    e->by_committer = by_committer;
+    r->outstanding++;
+}
+
 struct publish_ctx {
     choreo_relay *r;
     natsConnection *nc; /* nc_pub (flushed at the end of the round) or nc */
@@ -336,14 +379,7 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
         s = natsConnection_PublishMsg(pc->nc, m);
     natsMsg_Destroy(m);
     if (s == NATS_OK) {
-        struct entry *e = &r->batch[r->nbatch++];
-        e->seq = row->seq;
-        e->due_us = row->publish_at * 1000 > row->created_us ? row->publish_at * 1000
-                                                             : row->created_us;
-        type_of(row->subject, e->type, sizeof e->type);
-        e->token = token;
-        e->state = PENDING;
-        r->outstanding++;
+        add_entry(r, row, token, false);
         return true;
     }
     char why[256];
@@ -358,6 +394,50 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
     round_failed(r, s, why);
     pc->err = s;
     return false;
+}
+
+/* A committing thread sends the copies of its commit's rows itself, on the
+ * unbuffered connection, when the window is open and they begin at
+ * direct_next without a gap, none is delayed, there are at most
+ * CHOREO_RELAY_ASAP_MAX of them and the batch has room: the relay thread
+ * then only reads their PubAcks and marks them. Returns false when the
+ * rows are to be handed over as before; a row nats.c refuses closes the
+ * window, and all of them are handed over (the relay skips those sent). */
+static bool send_direct(choreo_relay *r, choreo_outbox_copies *rows)
+{
+    if (rows->incomplete || rows->n == 0 || rows->n > CHOREO_RELAY_ASAP_MAX)
+        return false;
+    int64_t now_ms = choreo__now_ms();
+    pthread_mutex_lock(&r->lock);
+    bool ok = r->direct && r->nbatch + rows->n <= CHOREO_RELAY_BATCH;
+    for (int i = 0; ok && i < rows->n; i++)
+        ok = rows->v[i].seq == r->direct_next + i && rows->v[i].publish_at <= now_ms;
+    int sent = 0;
+    for (; ok && sent < rows->n; sent++) {
+        const choreo_outbox_row *row = &rows->v[sent];
+        natsMsg *m = NULL;
+        char reply[128];
+        snprintf(reply, sizeof reply, "%s.%lld", r->inbox, (long long)r->next_token);
+        natsStatus s = make_msg(row, reply, &m);
+        if (s == NATS_OK)
+            s = natsConnection_PublishMsg(r->svc->tp->nc, m);
+        natsMsg_Destroy(m);
+        if (s != NATS_OK) {
+            r->direct = false;
+            break;
+        }
+        add_entry(r, row, r->next_token++, true);
+        r->direct_next++;
+    }
+    if (sent > 0 && !r->awaiting) {
+        r->wake = true;
+        pthread_cond_signal(&r->cond);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!ok || sent < rows->n)
+        return false;
+    choreo__outbox_copies_truncate(rows, 0);
+    return true;
 }
 
 static int by_seq(const void *a, const void *b)
@@ -428,29 +508,41 @@ static bool publish_handed(choreo_relay *r, struct publish_ctx *pc, int64_t *upt
  * cluster it has no leader just now) gets a status 503, which nats.c gives
  * as NATS_NO_RESPONDERS without the message, so without saying whose it
  * was: it answers one pending row, which one is not known, and the round
- * fails. */
+ * fails. While the window is open, rows committing threads send join the
+ * batch; it closes when every answer is in, or after
+ * CHOREO_RELAY_WINDOW_MS so that the round ends. */
 static void await_acks(choreo_relay *r)
 {
-    int64_t deadline = choreo__mono_us() + CHOREO_RELAY_ACK_WAIT_MS * 1000LL;
+    int64_t began = choreo__mono_us();
+    int64_t deadline = began + CHOREO_RELAY_ACK_WAIT_MS * 1000LL;
     natsStatus s = NATS_OK;
     int nobody = 0; /* publishes answered by no responders */
+    pthread_mutex_lock(&r->lock);
+    r->awaiting = true;
     while (r->outstanding > nobody) {
-        int64_t left_ms = (deadline - choreo__mono_us() + 999) / 1000;
+        int64_t now = choreo__mono_us();
+        if (now - began > CHOREO_RELAY_WINDOW_MS * 1000LL)
+            r->direct = false;
+        int64_t left_ms = (deadline - now + 999) / 1000;
         if (left_ms <= 0) {
             s = NATS_TIMEOUT;
             break;
         }
+        pthread_mutex_unlock(&r->lock);
         natsMsg *m = NULL;
         s = natsSubscription_NextMsg(&m, r->acks, left_ms);
-        if (s == NATS_OK) {
+        pthread_mutex_lock(&r->lock);
+        if (s == NATS_OK)
             take_ack(r, m);
-            natsMsg_Destroy(m);
-        } else if (s == NATS_NO_RESPONDERS) {
+        else if (s == NATS_NO_RESPONDERS)
             nobody++;
-        } else if (s != NATS_SLOW_CONSUMER) { /* that one only says some were dropped */
-            break;
-        }
+        natsMsg_Destroy(m);
+        if (s != NATS_OK && s != NATS_NO_RESPONDERS && s != NATS_SLOW_CONSUMER)
+            break; /* NATS_SLOW_CONSUMER only says some were dropped */
     }
+    r->direct = false;
+    r->awaiting = false;
+    pthread_mutex_unlock(&r->lock);
     if (r->outstanding == 0)
         return;
     for (int i = 0; i < r->nbatch; i++)
@@ -594,54 +686,93 @@ static void look_for_stream(choreo_relay *r, natsStatus cause)
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
 }
 
+/* Lets committing threads send the rows after seq `after` themselves
+ * (send_direct); the batch is spent. Only a SQLite outbox, whose seqs
+ * follow commit order, and only while the service runs. */
+static void open_window(choreo_relay *r, int64_t after)
+{
+    pthread_mutex_lock(&r->lock);
+    r->nbatch = 0;
+    r->outstanding = 0;
+    if (!r->shared && after > 0 && !atomic_load(&r->svc->stop)) {
+        r->direct_next = after + 1;
+        r->direct = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* One round: publish up to a batch of due rows, mark the previous batch
- * while JetStream works, then wait for this batch's acks. Returns the
- * number of rows read, or -1 when publishing failed. */
+ * while JetStream works, then wait for this batch's acks; rows committing
+ * threads sent through the window since the last round make a round of
+ * their own. Returns the number of rows read or sent, or -1 when
+ * publishing failed. */
 static int relay_round(choreo_relay *r)
 {
     choreo_service *svc = r->svc;
-    if (r->cursor &&
-        (r->shared || choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000))
-        rewind_cursor(r);
-    r->nbatch = 0;
-    r->outstanding = 0;
-    drop_late_acks(r);
+    pthread_mutex_lock(&r->lock);
+    bool sent_by_commits = r->nbatch > 0;
+    if (!sent_by_commits)
+        r->direct = false;
+    pthread_mutex_unlock(&r->lock);
     struct publish_ctx pc = { r, svc->tp->nc_pub, NATS_OK };
     choreo_status s = CHOREO_OK;
     int64_t handed_upto = 0;
-    r->from_table = !publish_handed(r, &pc, &handed_upto);
-    if (r->from_table)
-        s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, CHOREO_RELAY_BATCH,
-                               publish_row, &pc);
-    if (s != CHOREO_OK)
-        CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
-                   "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
-    int read = r->nbatch + r->naside;
-    if (r->nbatch == 0 && handed_upto && pc.err == NATS_OK) {
-        set_aside(r);
-        r->cursor = handed_upto; /* only delayed or refused rows were handed over */
-        return read;
-    }
-    if (r->nbatch == 0) {
-        set_aside(r);
-        bool ok = s == CHOREO_OK && pc.err == NATS_OK;
-        /* Nothing new: start from the top again, once what is held is due
-         * to be marked (rewinding marks it). */
-        if (!ok || r->nheld == 0 || mark_due(r))
+    bool windowed = sent_by_commits;
+    int read = 0;
+    if (sent_by_commits) {
+        r->from_table = false;
+    } else {
+        if (r->cursor &&
+            (r->shared || choreo__mono_us() - r->cursor_since_us > svc->cfg->relay_scan_ms * 1000))
             rewind_cursor(r);
-        return ok ? read : -1;
+        drop_late_acks(r);
+        r->from_table = !publish_handed(r, &pc, &handed_upto);
+        if (r->from_table)
+            s = choreo__outbox_due(r->st, choreo__now_ms(), r->cursor, CHOREO_RELAY_BATCH,
+                                   publish_row, &pc);
+        if (s != CHOREO_OK)
+            CHOREO_LOG(&svc->log, CHOREO_LOG_ERROR, "relay cannot read the outbox; retrying",
+                       "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
+        read = r->nbatch + r->naside;
+        if (r->nbatch == 0 && handed_upto && pc.err == NATS_OK) {
+            set_aside(r);
+            r->cursor = handed_upto; /* only delayed or refused rows were handed over */
+            open_window(r, r->cursor);
+            return read;
+        }
+        if (r->nbatch == 0) {
+            set_aside(r);
+            bool ok = s == CHOREO_OK && pc.err == NATS_OK;
+            /* Nothing new: start from the top again, once what is held is due
+             * to be marked (rewinding marks it). */
+            if (!ok || r->nheld == 0 || mark_due(r))
+                rewind_cursor(r);
+            open_window(r, ok ? r->cursor : 0);
+            return ok ? read : -1;
+        }
+        /* Sends what the buffered connection holds now; the PONG it waits
+         * for comes about when the PubAcks do. A round on nc is on the wire.
+         * Rows sent through the window come after it on nc: in seq order. */
+        if (pc.nc == svc->tp->nc_pub)
+            natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
+        if (s == CHOREO_OK && pc.err == NATS_OK && !r->shared) {
+            windowed = true;
+            pthread_mutex_lock(&r->lock);
+            r->direct_next = (handed_upto ? handed_upto : r->batch[r->nbatch - 1].seq) + 1;
+            r->direct = !atomic_load(&svc->stop);
+            pthread_mutex_unlock(&r->lock);
+        }
     }
-    /* Sends what the buffered connection holds now; the PONG it waits for
-     * comes about when the PubAcks do. A round on nc is on the wire. */
-    if (pc.nc == svc->tp->nc_pub)
-        natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
     if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))
         mark_held(r); /* earlier rounds' rows, while JetStream stores this batch */
-    await_acks(r);
-    int failed = 0;
+    await_acks(r); /* closes the window */
+    if (sent_by_commits)
+        read = r->nbatch;
+    int failed = 0, by_committers = 0;
     int64_t last_seq = 0;
     for (int i = 0; i < r->nbatch; i++) {
         struct entry *e = &r->batch[i];
+        by_committers += e->by_committer;
         if (e->state == ACKED) {
             if (r->nheld == 0)
                 r->held_since_us = choreo__mono_us();
@@ -661,6 +792,7 @@ static int relay_round(choreo_relay *r)
     if (failed > 0 || pc.err != NATS_OK) {
         int acked = r->nheld;
         rewind_cursor(r); /* the failed rows are read again from the start */
+        open_window(r, 0);
         atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)(failed ? failed : 1));
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
                    choreo__nats_electing(cause, svc->cfg)
@@ -672,15 +804,19 @@ static int relay_round(choreo_relay *r)
         return -1;
     }
     r->stream_look_at_us = 0;
-    atomic_fetch_add_explicit(&svc->metrics.relay_rows[r->from_table], (uint64_t)r->nbatch,
+    atomic_fetch_add_explicit(&svc->metrics.relay_rows[r->from_table],
+                              (uint64_t)(r->nbatch - by_committers), memory_order_relaxed);
+    atomic_fetch_add_explicit(&svc->metrics.relay_rows[2], (uint64_t)by_committers,
                               memory_order_relaxed);
     if (!r->cursor)
         r->cursor_since_us = choreo__mono_us();
-    r->cursor = handed_upto ? handed_upto : last_seq;
+    /* The window's rows follow the last one read or handed, without a gap. */
+    r->cursor = windowed ? r->direct_next - 1 : handed_upto ? handed_upto : last_seq;
     /* A short batch drained the outbox: what is held is marked once due,
      * here or when the relay wakes for it (relay_main). */
     if (read < CHOREO_RELAY_BATCH && mark_due(r))
         mark_held(r);
+    open_window(r, r->cursor);
     return read;
 }
 
@@ -885,6 +1021,14 @@ static void *relay_main(void *arg)
         }
         relay_sleep(r, wait_ms, backoff_ms == 0);
     }
+    /* Closes the window; what committing threads sent through it is
+     * answered and marked before the relay ends. */
+    pthread_mutex_lock(&r->lock);
+    r->direct = false;
+    bool sent = r->nbatch > 0;
+    pthread_mutex_unlock(&r->lock);
+    if (sent)
+        relay_round(r);
     if (!r->shared || r->active)
         mark_held(r);
     atomic_store(&svc->stats.relay_active, false);

@@ -94,6 +94,10 @@
  * span's rounds instead of one each, which the dispatcher would otherwise
  * meet as a taken write lock on every commit. */
 #define CHOREO_RELAY_MARK_DELAY_MS 50
+/* How long a round keeps its window open while it reads PubAcks: rows that
+ * committing threads send in that time join its batch; after it, the round
+ * ends once their answers are in. */
+#define CHOREO_RELAY_WINDOW_MS 50
 /* PostgreSQL: how often a standing-by relay asks for the relay lock, so the
  * longest a crashed active relay's outbox waits for another instance. */
 #define CHOREO_RELAY_STANDBY_MS 500

@@ -496,9 +496,16 @@ Test(pipeline, committed_rows_go_out_from_their_copies_and_rolled_back_ones_neve
     cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
     double copies = support_metric(text, "choreo_relay_rows_total{service=\"inv\",source=\"commit\"}");
     double table = support_metric(text, "choreo_relay_rows_total{service=\"inv\",source=\"table\"}");
-    cr_assert_eq(copies + table, 80, "%.0f from copies and %.0f read: 80 rows published", copies,
-                 table);
-    cr_expect_geq(copies, 40, "only %.0f of 80 rows published from their copies", copies);
+    double sent = support_metric(text,
+                                 "choreo_relay_rows_total{service=\"inv\",source=\"committer\"}");
+    cr_assert_eq(copies + table + sent, 80,
+                 "%.0f from copies, %.0f read and %.0f sent by committers: 80 rows published",
+                 copies, table, sent);
+    cr_expect_geq(copies + sent, 40, "only %.0f of 80 rows published from their copies",
+                  copies + sent);
+    /* Commits 5 ms apart find the relay idle or awaiting PubAcks: most of
+     * their rows go out through its window, sent by the committing thread. */
+    cr_expect_geq(sent, 20, "only %.0f of 80 rows sent by their committers", sent);
     world_down(&w);
 }
 
