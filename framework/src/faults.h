@@ -25,6 +25,8 @@ typedef enum choreo_crashpoint_id {
                                       * command not yet written */
     CP_ORCH_BETWEEN_COMPENSATIONS,   /* orchestrator: a compensation answered, the next one
                                       * written, not yet committed */
+    CP_AFTER_COMMITTER_SEND,         /* committing thread: rows sent through the relay's
+                                      * window, their PubAcks not read, rows not marked */
     CP_COUNT
 } choreo_crashpoint_id;
 

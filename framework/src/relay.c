@@ -434,6 +434,8 @@ static bool send_direct(choreo_relay *r, choreo_outbox_copies *rows)
         pthread_cond_signal(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
+    if (sent > 0)
+        choreo__extras_crash(&r->svc->extras, CP_AFTER_COMMITTER_SEND);
     if (!ok || sent < rows->n)
         return false;
     choreo__outbox_copies_truncate(rows, 0);

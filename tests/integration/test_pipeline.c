@@ -509,6 +509,53 @@ Test(pipeline, committed_rows_go_out_from_their_copies_and_rolled_back_ones_neve
     world_down(&w);
 }
 
+/* A service killed right after a committing thread sent its row through
+ * the relay's window, before the relay read the PubAck: the row is not
+ * marked, so the next process sends it again with the same id, and the
+ * repeat is dropped (by JetStream, or the consumer's inbox). The child
+ * emits every 2 ms until the crash point fires: its first event goes out
+ * by the relay, which then opens the window for the next. */
+Test(pipeline, a_service_killed_right_after_a_committer_sent_its_row_sends_it_again,
+     .timeout = 90)
+{
+    struct world w;
+    world_up(&w);
+    pid_t child = support_fork(); /* before any service's threads start here */
+    if (child == 0) {
+        setenv("CHOREO_CRASHPOINTS", "after_committer_send", 1);
+        choreo_service *ord = make_ord(&w, "log_level=error");
+        if (choreo_service_start(ord) != CHOREO_OK)
+            _exit(3);
+        for (int i = 0; i < 5000; i++) {
+            char saga[CHOREO_ID_SIZE];
+            choreo_saga_new(saga);
+            support_emit(ord, "OrderCreated", saga, i, NULL);
+            support_sleep_ms(2);
+        }
+        _exit(4); /* the crash point never fired */
+    }
+    w.inv = make_inv(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.inv), CHOREO_OK, "%s", choreo_last_error());
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the first order process should have died by its crash point (status %d)", status);
+    long long n = support_count(w.dir, "ord", "SELECT COUNT(*) FROM choreo_outbox");
+    cr_assert_geq(n, 2, "only %lld events committed before the crash", n);
+    cr_assert_geq(support_count(w.dir, "ord",
+                                "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NULL"),
+                  1, "the row sent at the crash must be unmarked");
+    w.ord = make_ord(&w, "log_level=warn");
+    cr_assert_eq(choreo_service_start(w.ord), CHOREO_OK, "%s", choreo_last_error());
+    expect_done_once(&w, n, 30000);
+    struct count_arg marked = { w.dir, "ord",
+        "SELECT COUNT(*) FROM choreo_outbox WHERE published_at IS NOT NULL", n };
+    cr_assert(support_wait(count_reaches, &marked, 10000), "rows left unmarked");
+    cr_assert_eq(support_count(w.dir, "inv", "SELECT COUNT(*) FROM choreo_outbox"), n,
+                 "each OrderCreated applied once, so one StockReserved each");
+    world_down(&w);
+}
+
 /* A row that another connection writes between two of the service's own
  * commits (an operator's tool, say) sits between their seqs: the copies of
  * the later commit do not follow the cursor, so the relay reads the table

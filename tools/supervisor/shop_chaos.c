@@ -2088,8 +2088,9 @@ static void build_env(const struct opts *o, struct setup *u, struct envs *e)
                        "CHOREO_CRASHPOINTS=after_commit_before_ack=%g,"
                        "after_commit_before_publish=%g,after_publish_before_mark=%g,"
                        "inside_batch=%g,inside_mark=%g,between_fetch_and_dispatch=%g,"
-                       "orchestrator_after_reply=%g,orchestrator_between_compensations=%g",
-                       p, p, p, p, p, p, p, p);
+                       "orchestrator_after_reply=%g,orchestrator_between_compensations=%g,"
+                       "after_committer_send=%g",
+                       p, p, p, p, p, p, p, p, p);
     snprintf(u->points_repair, sizeof u->points_repair, "%s", u->points);
     if (o->last_delivery_prob > 0 && len > 0 && (size_t)len < sizeof u->points)
         snprintf(u->points + len, sizeof u->points - (size_t)len, ",last_delivery=%g",
