@@ -360,6 +360,24 @@ static void add_entry(choreo_relay *r, const choreo_outbox_row *row, int64_t tok
     r->outstanding++;
 }
 
+/* Publishes one row with a reply subject of its own, on nc, and adds it to
+ * the batch on success. */
+static natsStatus send_row(choreo_relay *r, natsConnection *nc, const choreo_outbox_row *row,
+                           bool by_committer)
+{
+    natsMsg *m = NULL;
+    int64_t token = r->next_token++;
+    char reply[128];
+    snprintf(reply, sizeof reply, "%s.%lld", r->inbox, (long long)token);
+    natsStatus s = make_msg(row, reply, &m);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(nc, m);
+    natsMsg_Destroy(m);
+    if (s == NATS_OK)
+        add_entry(r, row, token, by_committer);
+    return s;
+}
+
 struct publish_ctx {
     choreo_relay *r;
     natsConnection *nc; /* nc_pub (flushed at the end of the round) or nc */
@@ -370,18 +388,9 @@ static bool publish_row(const choreo_outbox_row *row, void *user)
 {
     struct publish_ctx *pc = user;
     choreo_relay *r = pc->r;
-    natsMsg *m = NULL;
-    int64_t token = r->next_token++;
-    char reply[128];
-    snprintf(reply, sizeof reply, "%s.%lld", r->inbox, (long long)token);
-    natsStatus s = make_msg(row, reply, &m);
+    natsStatus s = send_row(r, pc->nc, row, false);
     if (s == NATS_OK)
-        s = natsConnection_PublishMsg(pc->nc, m);
-    natsMsg_Destroy(m);
-    if (s == NATS_OK) {
-        add_entry(r, row, token, false);
         return true;
-    }
     char why[256];
     const char *detail = nats_GetLastError(NULL);
     snprintf(why, sizeof why, "%s", detail && *detail ? detail : natsStatus_GetText(s));
@@ -414,19 +423,10 @@ static bool send_direct(choreo_relay *r, choreo_outbox_copies *rows)
         ok = rows->v[i].seq == r->direct_next + i && rows->v[i].publish_at <= now_ms;
     int sent = 0;
     for (; ok && sent < rows->n; sent++) {
-        const choreo_outbox_row *row = &rows->v[sent];
-        natsMsg *m = NULL;
-        char reply[128];
-        snprintf(reply, sizeof reply, "%s.%lld", r->inbox, (long long)r->next_token);
-        natsStatus s = make_msg(row, reply, &m);
-        if (s == NATS_OK)
-            s = natsConnection_PublishMsg(r->svc->tp->nc, m);
-        natsMsg_Destroy(m);
-        if (s != NATS_OK) {
+        if (send_row(r, r->svc->tp->nc, &rows->v[sent], true) != NATS_OK) {
             r->direct = false;
             break;
         }
-        add_entry(r, row, r->next_token++, true);
         r->direct_next++;
     }
     if (sent > 0 && !r->awaiting) {
@@ -688,18 +688,25 @@ static void look_for_stream(choreo_relay *r, natsStatus cause)
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
 }
 
-/* Lets committing threads send the rows after seq `after` themselves
- * (send_direct); the batch is spent. Only a SQLite outbox, whose seqs
- * follow commit order, and only while the service runs. */
+/* Under lock: lets committing threads send the rows after seq `after`
+ * themselves (send_direct). Only a SQLite outbox, whose seqs follow commit
+ * order, and only while the service runs. */
 static void open_window(choreo_relay *r, int64_t after)
 {
-    pthread_mutex_lock(&r->lock);
-    r->nbatch = 0;
-    r->outstanding = 0;
     if (!r->shared && after > 0 && !atomic_load(&r->svc->stop)) {
         r->direct_next = after + 1;
         r->direct = true;
     }
+}
+
+/* Ends a round: the batch is spent, and the window opens after `after`
+ * (0: stays closed). */
+static void end_round(choreo_relay *r, int64_t after)
+{
+    pthread_mutex_lock(&r->lock);
+    r->nbatch = 0;
+    r->outstanding = 0;
+    open_window(r, after);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -739,7 +746,7 @@ static int relay_round(choreo_relay *r)
         if (r->nbatch == 0 && handed_upto && pc.err == NATS_OK) {
             set_aside(r);
             r->cursor = handed_upto; /* only delayed or refused rows were handed over */
-            open_window(r, r->cursor);
+            end_round(r, r->cursor);
             return read;
         }
         if (r->nbatch == 0) {
@@ -749,7 +756,7 @@ static int relay_round(choreo_relay *r)
              * to be marked (rewinding marks it). */
             if (!ok || r->nheld == 0 || mark_due(r))
                 rewind_cursor(r);
-            open_window(r, ok ? r->cursor : 0);
+            end_round(r, ok ? r->cursor : 0);
             return ok ? read : -1;
         }
         /* Sends what the buffered connection holds now; the PONG it waits
@@ -757,11 +764,10 @@ static int relay_round(choreo_relay *r)
          * Rows sent through the window come after it on nc: in seq order. */
         if (pc.nc == svc->tp->nc_pub)
             natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
-        if (s == CHOREO_OK && pc.err == NATS_OK && !r->shared) {
-            windowed = true;
+        if (s == CHOREO_OK && pc.err == NATS_OK) {
             pthread_mutex_lock(&r->lock);
-            r->direct_next = (handed_upto ? handed_upto : r->batch[r->nbatch - 1].seq) + 1;
-            r->direct = !atomic_load(&svc->stop);
+            open_window(r, handed_upto ? handed_upto : r->batch[r->nbatch - 1].seq);
+            windowed = r->direct;
             pthread_mutex_unlock(&r->lock);
         }
     }
@@ -794,7 +800,7 @@ static int relay_round(choreo_relay *r)
     if (failed > 0 || pc.err != NATS_OK) {
         int acked = r->nheld;
         rewind_cursor(r); /* the failed rows are read again from the start */
-        open_window(r, 0);
+        end_round(r, 0);
         atomic_fetch_add(&svc->stats.publish_errors, (uint64_t)(failed ? failed : 1));
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
                    choreo__nats_electing(cause, svc->cfg)
@@ -818,7 +824,7 @@ static int relay_round(choreo_relay *r)
      * here or when the relay wakes for it (relay_main). */
     if (read < CHOREO_RELAY_BATCH && mark_due(r))
         mark_held(r);
-    open_window(r, r->cursor);
+    end_round(r, r->cursor);
     return read;
 }
 
