@@ -2,9 +2,11 @@
 /proc, and a run started as a terminal starts it and then stopped by a
 signal, checked whole.
 """
+import glob
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -42,6 +44,23 @@ def start(cmd, scratch):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, TMPDIR=scratch), start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_emitting(run, scratch, timeout=60):
+    """Waits until run's producer has committed events: an outbox row in a
+    source database under scratch (a loaded machine can take seconds to
+    start the consumer and the producer); True when it has."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.poll() is None:
+        for db in glob.glob(os.path.join(scratch, "*", "source-*.db")):
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+                    if con.execute("SELECT 1 FROM choreo_outbox LIMIT 1").fetchone():
+                        return True
+            except sqlite3.Error:
+                pass  # not created yet
+        time.sleep(0.05)
+    return False
 
 
 def check_stopped(run, sig, to_group, scratch, timeout):

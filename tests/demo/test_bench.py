@@ -123,7 +123,7 @@ try:
                         None)
         time.sleep(0.05)
     assert consumer, "no consumer process appeared"
-    time.sleep(0.5)  # the producer is emitting now
+    assert interrupting.wait_emitting(run, scratch), "the producer never emitted"
     os.kill(consumer, signal.SIGKILL)
     err = run.communicate(timeout=10)[1]
     assert run.returncode == 1, (run.returncode, err)
@@ -146,7 +146,7 @@ for sig, to_group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
         while run.poll() is None and time.monotonic() < deadline and \
                 not any(b"consumer" in cmd for _, cmd in interrupting.children(run.pid)):
             time.sleep(0.05)
-        time.sleep(0.5)  # the producer is emitting now
+        assert interrupting.wait_emitting(run, scratch), "the producer never emitted"
         interrupting.check_stopped(run, sig, to_group, scratch, 15)
     finally:
         interrupting.end(run, scratch)
