@@ -67,14 +67,17 @@ choreo_status choreo__crashpoints_load(choreo_crashpoints *cp)
             if (strcmp(names[i], tok) == 0)
                 id = i;
         if (id < 0) {
+            char known[512];
+            size_t len = 0;
+            for (int i = 0; i < CP_COUNT; i++) {
+                int n = snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "",
+                                 names[i]);
+                if (n > 0 && (size_t)n < sizeof known - len)
+                    len += (size_t)n;
+            }
             s = choreo__fail(CHOREO_ECONFIG,
-                             "CHOREO_CRASHPOINTS: unknown point \"%s\"; known points: "
-                             "after_commit_before_ack, after_commit_before_publish, "
-                             "after_publish_before_mark, inside_batch, inside_mark, "
-                             "between_fetch_and_dispatch, last_delivery, "
-                             "orchestrator_after_reply, orchestrator_between_compensations, "
-                             "after_committer_send",
-                             tok);
+                             "CHOREO_CRASHPOINTS: unknown point \"%s\"; known points: %s", tok,
+                             known);
             break;
         }
         cp->probability[id] = p;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "faults.h"
 
 static choreo_config *fresh(void)
 {
@@ -215,6 +216,28 @@ Test(config, environment_variables_apply_and_unknown_ones_are_errors)
     unsetenv("CHOREO_CRASHPOINTS");
     unsetenv("CHOREO_CRASH_SEED");
     choreo_config_destroy(c);
+}
+
+/* A mistyped crash point is refused with every point it could have meant,
+ * each name as the parser knows it, and the probabilities are checked. */
+Test(config, an_unknown_crash_point_is_refused_with_the_known_ones)
+{
+    choreo_crashpoints cp;
+    setenv("CHOREO_CRASHPOINTS", "inside_batch=0.5,after_comitter_send", 1);
+    cr_assert_eq(choreo__crashpoints_load(&cp), CHOREO_ECONFIG);
+    const char *e = choreo_last_error();
+    cr_expect(strstr(e, "unknown point \"after_comitter_send\""), "%s", e);
+    for (int i = 0; i < CP_COUNT; i++)
+        cr_expect(strstr(e, choreo__crashpoint_name((choreo_crashpoint_id)i)), "%s lacks %s", e,
+                  choreo__crashpoint_name((choreo_crashpoint_id)i));
+    setenv("CHOREO_CRASHPOINTS", "inside_batch=1.5", 1);
+    cr_expect_eq(choreo__crashpoints_load(&cp), CHOREO_ECONFIG);
+    cr_expect(strstr(choreo_last_error(), "probability of inside_batch"), "%s",
+              choreo_last_error());
+    setenv("CHOREO_CRASHPOINTS", "inside_batch=0.5,after_committer_send", 1);
+    cr_assert_eq(choreo__crashpoints_load(&cp), CHOREO_OK, "%s", choreo_last_error());
+    cr_expect(cp.any);
+    unsetenv("CHOREO_CRASHPOINTS");
 }
 
 /* A db of a mistyped scheme would be opened as a SQLite path, and every
