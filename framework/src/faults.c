@@ -67,14 +67,10 @@ choreo_status choreo__crashpoints_load(choreo_crashpoints *cp)
             if (strcmp(names[i], tok) == 0)
                 id = i;
         if (id < 0) {
-            char known[512];
-            size_t len = 0;
-            for (int i = 0; i < CP_COUNT; i++) {
-                int n = snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "",
-                                 names[i]);
-                if (n > 0 && (size_t)n < sizeof known - len)
-                    len += (size_t)n;
-            }
+            char known[512] = "";
+            for (int i = 0, len = 0; i < CP_COUNT && len < (int)sizeof known; i++)
+                len += snprintf(known + len, sizeof known - (size_t)len, "%s%s",
+                                i ? ", " : "", names[i]);
             s = choreo__fail(CHOREO_ECONFIG,
                              "CHOREO_CRASHPOINTS: unknown point \"%s\"; known points: %s", tok,
                              known);

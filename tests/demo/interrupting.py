@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from contextlib import closing
 
 
 def processes():
@@ -54,7 +55,8 @@ def wait_emitting(run, scratch, timeout=60):
     while time.monotonic() < deadline and run.poll() is None:
         for db in glob.glob(os.path.join(scratch, "*", "source-*.db")):
             try:
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+                with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
+                                             timeout=1)) as con:
                     if con.execute("SELECT 1 FROM choreo_outbox LIMIT 1").fetchone():
                         return True
             except sqlite3.Error:
