@@ -631,6 +631,55 @@ Test(ctl_saga, tail_goes_on_after_the_server_restarts_and_ends_while_it_is_away,
     choreo_service_destroy(svc);
 }
 
+/* tail ended right after a reconnect, while nats.c recreates its ordered
+ * consumer in a thread of its own (the consumer lived in the server's
+ * memory, so the restart lost it) and swaps in the new consumer's name:
+ * tail must read no freed name (the sanitized builds would report it), end
+ * cleanly, and leave no consumer behind. A consumer that a recreation makes
+ * after tail read the name has no subscriber once tail is gone, and the
+ * server drops it after 5 s, so the count is waited for; but in most rounds
+ * tail itself must have deleted its consumer, within 2 s. */
+Test(ctl_saga, tail_ended_right_after_a_reconnect_ends_cleanly_and_leaves_no_consumer,
+     .timeout = 240)
+{
+    char dir[256];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    choreo_service *svc = start(dir, server.url, "stock", NULL, NULL, NULL, NULL);
+    int deleted_by_tail = 0;
+    for (int round = 0; round < 4; round++) {
+        char tag[16], err[600];
+        snprintf(tag, sizeof tag, "r%d", round);
+        snprintf(err, sizeof err, "%s/%s.err", dir, tag);
+        pid_t tail = ctl_background(dir, tag, "--nats-url", server.url, "tail", NULL);
+        cr_assert(support_wait_file_has(err, "following", 20000), "tail %s did not start", tag);
+        natsd_stop(&server, SIGKILL);
+        cr_assert(support_wait_file_has(err, "lost the connection to NATS", 20000),
+                  "tail %s: no note of the loss", tag);
+        cr_assert_eq(natsd_restart(&server), 0);
+        cr_assert(support_wait_file_has(err, "connected to NATS at", 30000),
+                  "tail %s did not reconnect", tag);
+        cr_assert_eq(kill(tail, SIGTERM), 0);
+        int status = support_reap(tail, 15000);
+        char text[8192];
+        support_slurp(err, text, sizeof text);
+        cr_assert_eq(status, 0, "tail %s exited with %d after SIGTERM: %s", tag, status, text);
+        int left = -1;
+        int64_t t0 = support_mono_ms();
+        for (; support_mono_ms() - t0 < 15000; support_sleep_ms(200))
+            if ((left = ephemeral_consumers(server.url)) == 0)
+                break;
+        cr_assert_eq(left, 0, "tail %s left its consumer on the server", tag);
+        if (support_mono_ms() - t0 < 2000)
+            deleted_by_tail++;
+    }
+    cr_assert_geq(deleted_by_tail, 3, "tail deleted its consumer itself in %d rounds of 4",
+                  deleted_by_tail);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
 /* saga and tail log in with the settings' credentials, which
  * choreo_config_get would show only as "***": from flags and from the
  * CHOREO_* variables. A URL's password never appears in an error. */

@@ -317,6 +317,27 @@ static int follow(const struct tail_args *a, natsSubscription *sub, struct posit
     return CTL_EXIT_OK;
 }
 
+/* The name of the ordered consumer that sub reads through, copied; NULL
+ * when the server does not know it (its restart lost it, and nats.c makes a
+ * new one). tail deletes the consumer by this copy, not with
+ * natsSubscription_Unsubscribe: nats.c (3.4) reads the name there without
+ * the subscription's lock, while the thread in which it recreates an
+ * ordered consumer (after a reconnect, a missed heartbeat or a gap) frees
+ * it, so a tail ended just after a reconnect could read freed memory.
+ * natsSubscription_GetConsumerInfo copies the name under the lock. A
+ * consumer that a recreation still under way makes has no subscriber once
+ * tail is gone, and the server drops it after 5 s, as it does every
+ * ephemeral consumer left without one. */
+static char *consumer_name(natsSubscription *sub)
+{
+    jsConsumerInfo *ci = NULL;
+    char *name = NULL;
+    if (natsSubscription_GetConsumerInfo(&ci, sub, NULL, NULL) == NATS_OK && ci->Name)
+        name = strdup(ci->Name);
+    jsConsumerInfo_Destroy(ci);
+    return name;
+}
+
 static int run(ctl_settings *s, const struct tail_args *a)
 {
     const char *stream = choreo_config_get(s->cfg, "stream");
@@ -357,12 +378,16 @@ static int run(ctl_settings *s, const struct tail_args *a)
     /* From here on nothing waits for long, but a server that went away
      * mid-request must not keep the process: the alarm ends it. */
     alarm(SHUTDOWN_S);
+    char *consumer = NULL;
     if (sub && natsConnection_Status(n.nc) == NATS_CONN_STATUS_CONNECTED)
-        natsSubscription_Unsubscribe(sub); /* deletes the ephemeral consumer */
+        consumer = consumer_name(sub);
     else if (sub)
         fprintf(stderr, "choreoctl: tail: NATS at %s is away: its server drops tail's consumer "
                 "by itself once it is back\n", n.urls);
-    natsSubscription_Destroy(sub);
+    natsSubscription_Destroy(sub); /* unsubscribes; leaves the consumer */
+    if (consumer)
+        js_DeleteConsumer(n.js, stream, consumer, NULL, NULL);
+    free(consumer);
     ctl_nats_close(&n);
     return rc;
 }
