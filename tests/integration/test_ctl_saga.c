@@ -476,6 +476,16 @@ static int ephemeral_consumers(const char *url)
     return n;
 }
 
+/* Waits up to 15 s for the ephemeral consumers to be want; the last count. */
+static int wait_ephemeral_consumers(const char *url, int want)
+{
+    int n = -1;
+    for (int64_t t0 = support_mono_ms(); support_mono_ms() - t0 < 15000; support_sleep_ms(200))
+        if ((n = ephemeral_consumers(url)) == want)
+            break;
+    return n;
+}
+
 Test(ctl_saga, tail_prints_new_events_filters_them_and_leaves_no_consumer, .timeout = 120)
 {
     char dir[256];
@@ -622,11 +632,8 @@ Test(ctl_saga, tail_goes_on_after_the_server_restarts_and_ends_while_it_is_away,
      * when two overlap, the first one's consumer has no subscriber, and the
      * server drops it after 5 s. (Once in the sanitized suite, three tests at
      * once, two consumers were left here right after tail ended.) */
-    int left = -1;
-    for (int64_t t0 = support_mono_ms(); support_mono_ms() - t0 < 15000; support_sleep_ms(200))
-        if ((left = ephemeral_consumers(server.url)) == 1)
-            break;
-    cr_assert_eq(left, 1, "only the other tail's consumer is left");
+    cr_assert_eq(wait_ephemeral_consumers(server.url, 1), 1,
+                 "only the other tail's consumer is left");
 
     /* With the server gone for good, a signal still ends tail, promptly. */
     natsd_stop(&server, SIGTERM);
@@ -674,12 +681,9 @@ Test(ctl_saga, tail_ended_right_after_a_reconnect_ends_cleanly_and_leaves_no_con
         char text[8192];
         support_slurp(err, text, sizeof text);
         cr_assert_eq(status, 0, "tail %s exited with %d after SIGTERM: %s", tag, status, text);
-        int left = -1;
         int64_t t0 = support_mono_ms();
-        for (; support_mono_ms() - t0 < 15000; support_sleep_ms(200))
-            if ((left = ephemeral_consumers(server.url)) == 0)
-                break;
-        cr_assert_eq(left, 0, "tail %s left its consumer on the server", tag);
+        cr_assert_eq(wait_ephemeral_consumers(server.url, 0), 0,
+                     "tail %s left its consumer on the server", tag);
         if (support_mono_ms() - t0 < 2000)
             deleted_by_tail++;
     }
