@@ -29,6 +29,8 @@ chaos_round.py SHOP_CHAOS_BINARY --postgres the first round with the payment ser
                                             twice past its relay lease (the other
                                             must take over, and one relay be
                                             active at the end)
+... --seed N                                the round with seed N instead of its
+                                            own (7; 11 with --faults)
 
 Fails on any lost or duplicated event, any broken invariant, any service exit
 the harness did not cause, or too little chaos (or too few faults) to prove
@@ -41,6 +43,11 @@ import sys
 binary = sys.argv[1]
 faults = "--faults" in sys.argv[2:]
 postgres = "--postgres" in sys.argv[2:]
+# --seed N: the seed of the round's random schedule (each build of the
+# suite gives its own); without it, the round's usual one.
+seed = None
+if "--seed" in sys.argv[2:]:
+    seed = sys.argv[sys.argv.index("--seed") + 1]
 if faults:
     cmd = [binary, "--sagas", "300", "--duration-s", "15", "--kill-interval-ms", "1000",
            "--broker-interval-ms", "8000", "--crash-prob", "0.001", "--faults",
@@ -57,6 +64,8 @@ else:
            "--consumer-delete-interval-ms", "4000", "--second-copy-interval-ms", "4000",
            "--db-lock-interval-ms", "3000",
            "--seed", "7", "--json"]
+if seed is not None:
+    cmd[cmd.index("--seed") + 1] = seed
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
                 "--postgres-interval-ms", "6000", "--min-instance-kills", "3",
