@@ -219,9 +219,9 @@ CHOREO_API CHOREO_WUR choreo_status choreo_config_from_env(choreo_config *cfg);
  * the closest known flag, so that a typo such as --nats-ulr cannot leave a
  * setting at its default unnoticed; so is a flag that takes a value followed
  * by another known flag ("--service --db x.db": the value was forgotten;
- * "--key=--value" passes a value that starts with --). "--" stops flag
- * processing and is
- * itself left in argv. Values are copied; argv's strings are not changed,
+ * "--key=--value" passes a value that starts with --), and a setting given
+ * twice ("--db a.db --db=b.db": the last would win unnoticed). "--" stops
+ * flag processing and is itself left in argv. Values are copied; argv's strings are not changed,
  * only the order of the pointers. On failure *argc is unchanged, argv may be
  * partly reordered, and the flags before the bad one stay applied: report
  * the error and exit. */

@@ -762,6 +762,10 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
         return choreo__fail(CHOREO_EINVAL, "choreo_config_from_args: NULL argument");
     int out = 1;
     int i = 1;
+    /* A setting given twice is refused: the last would win silently, and
+     * the first may be the one meant (a --db of a script, a second pasted
+     * after it). */
+    const char *given[NKEYS] = { 0 };
     for (; i < *argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0)
@@ -802,6 +806,11 @@ choreo_status choreo_config_from_args(choreo_config *cfg, int *argc, char **argv
         }
         char flag[64], origin[96];
         flag_of(k->name, flag, sizeof flag);
+        /* The values are not shown: one may be a password. */
+        if (given[k - keys])
+            return choreo__fail(CHOREO_ECONFIG, "flag --%s is given twice: give it once",
+                                flag);
+        given[k - keys] = value;
         snprintf(origin, sizeof origin, "flag --%s", flag);
         choreo_status s = apply(cfg, k, value, origin);
         if (s != CHOREO_OK)

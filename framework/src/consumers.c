@@ -12,6 +12,38 @@
 #include "envelope.h"
 #include "status.h"
 
+/* A database holds one service's outbox, inbox and business rows. A service
+ * started on another's database (a mistyped db setting) would relay that
+ * service's events as its own and take its record over, so it is refused
+ * while the record names another service. */
+static choreo_status refuse_other_owner(choreo_store *st, const choreo_config *cfg)
+{
+    choreo_q *q = NULL;
+    int rc = choreo__q_prepare(st, "SELECT service FROM choreo_consumers WHERE service <> ?1"
+                                   " LIMIT 1", &q);
+    if (rc == SQLITE_OK) {
+        choreo__q_bind_text(q, 1, cfg->service, -1);
+        rc = choreo__q_step(q);
+    }
+    choreo_status s = CHOREO_OK;
+    if (rc == SQLITE_ROW) {
+        const char *owner = (const char *)choreo__q_text(q, 0);
+        char db[512];
+        choreo__store_display(cfg->db, db, sizeof db);
+        s = choreo__fail(CHOREO_ECONFIG,
+                         "database %s belongs to service %s (its handlers are recorded there): "
+                         "two services on one database would mix their outboxes, inboxes and "
+                         "consumers. Give service %s a database of its own; to rename service "
+                         "%s to %s on this database, remove the old name's record first: "
+                         "DELETE FROM choreo_consumers WHERE service = '%s'",
+                         db, owner, cfg->service, owner, cfg->service, owner);
+    } else if (rc != SQLITE_DONE) {
+        s = choreo__store_error(st, rc, "reading which service the database belongs to");
+    }
+    choreo__q_finalize(q);
+    return s;
+}
+
 choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cfg,
                                        const choreo_route *routes, int n, int64_t now_ms)
 {
@@ -20,6 +52,11 @@ choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cf
     choreo_status s = choreo__store_begin(st);
     if (s == CHOREO_OK)
         s = choreo__store_patient(st);
+    if (s != CHOREO_OK) {
+        choreo__store_rollback(st);
+        return s;
+    }
+    s = refuse_other_owner(st, cfg);
     if (s != CHOREO_OK) {
         choreo__store_rollback(st);
         return s;

@@ -2,11 +2,13 @@
  * relay, retry and prune the same outbox rows, so a service holds an
  * exclusive flock() on "<db>.lock" for its whole life, with its pid, name and
  * start time written in that file so that a second process can say who is in
- * the way. The kernel releases a flock when its holder exits or is killed. */
+ * the way. The kernel releases a flock when its holder exits or is killed.
+ * The lock sits beside the database's real file, whatever link names it. */
 #include "dblock.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +34,32 @@ struct holder {
     char started[32];
 };
 
+/* The lock file's path: beside the database's real file, so that a symbolic
+ * link to it (or to a directory on its way) leads to the same lock, as it
+ * leads SQLite to the same file and journal. A database not made yet is
+ * placed by its directory's real path. */
 static bool lock_path(const char *db, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s.lock", db);
+    char real[PATH_MAX];
+    const char *base = db;
+    if (strncmp(db, "file:", 5) == 0) {
+        /* a SQLite URI: locked by its text, as given */
+    } else if (realpath(db, real)) {
+        base = real;
+    } else if (errno == ENOENT) {
+        const char *slash = strrchr(db, '/');
+        char dir[PATH_MAX];
+        int n = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - db + (slash == db)), db)
+                      : snprintf(dir, sizeof dir, ".");
+        char rdir[PATH_MAX];
+        if (n > 0 && (size_t)n < sizeof dir && realpath(dir, rdir)) {
+            n = snprintf(real, sizeof real, "%s/%s", strcmp(rdir, "/") == 0 ? "" : rdir,
+                         slash ? slash + 1 : db);
+            if (n > 0 && (size_t)n < sizeof real)
+                base = real;
+        }
+    }
+    int n = snprintf(out, cap, "%s.lock", base);
     return n > 0 && (size_t)n < cap;
 }
 
@@ -139,6 +164,16 @@ choreo_status choreo__dblock_acquire(choreo_dblock **out, const char *db, const 
         return choreo__fail(CHOREO_ECONFIG,
                             "setting db: %s is a directory: give the database file's path "
                             "(a new file is created)", db);
+    /* SQLite names the journal after the path it was given, so under two
+     * names one database has two journals, and a crash under one name can
+     * corrupt it for the other; nor would this lock see the other name. */
+    if (stat(db, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink > 1)
+        return choreo__fail(CHOREO_ECONFIG,
+                            "setting db: %s has %lu names (hard links): a database under two "
+                            "names has two journals and two locks, and a crash can corrupt "
+                            "it; remove the other names (find / -samefile %s) or copy the "
+                            "database to a file of its own",
+                            db, (unsigned long)sb.st_nlink, db);
     /* Close-on-exec, so that a program the service starts does not hold
      * the lock after the service is gone. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -282,3 +282,126 @@ Test(dblock, a_new_database_is_private_and_an_open_one_is_reported, .timeout = 6
     choreo_service_destroy(svc);
     natsd_stop(&server, SIGTERM);
 }
+
+/* Another name for the database, by a symbolic link to the file or to a
+ * directory on its way, leads to the same lock: a second service object on
+ * it is refused (as a second process would be), also for a database the
+ * first has not written yet. */
+Test(dblock, a_database_named_through_a_symbolic_link_takes_the_same_lock)
+{
+    char dir[256], db[300], alias[300], lndir[300], via[320], fresh[320], fresh_via[330];
+    support_tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/order.db", dir);
+    snprintf(alias, sizeof alias, "%s/alias.db", dir);
+    snprintf(lndir, sizeof lndir, "%s/ln", dir);
+    snprintf(via, sizeof via, "%s/order.db", lndir);
+    cr_assert_eq(symlink("order.db", alias), 0);
+    cr_assert_eq(symlink(".", lndir), 0);
+    choreo_config *cfg = support_config(dir, "order", "nats://127.0.0.1:1", NULL);
+    choreo_service *a = support_service(cfg);
+    const char *names[] = { alias, via };
+    for (int i = 0; i < 2; i++) {
+        choreo_config *other = support_config(dir, "inventory", "nats://127.0.0.1:1", NULL);
+        cr_assert_eq(choreo_config_set(other, "db", names[i]), CHOREO_OK);
+        choreo_service *b = NULL;
+        cr_assert_eq(choreo_service_create(&b, other), CHOREO_ELOCKED, "%s: %s", names[i],
+                     choreo_last_error());
+        cr_assert(strstr(choreo_last_error(), "in use by service order"), "%s",
+                  choreo_last_error());
+        choreo_config_destroy(other);
+    }
+    choreo_service_destroy(a);
+
+    /* Not made yet: placed by its directory's real path. */
+    snprintf(fresh, sizeof fresh, "%s/fresh.db", dir);
+    snprintf(fresh_via, sizeof fresh_via, "%s/fresh.db", lndir);
+    unlink(fresh);
+    cr_assert_eq(choreo_config_set(cfg, "db", fresh_via), CHOREO_OK);
+    a = support_service(cfg);
+    choreo_config *other = support_config(dir, "inventory", "nats://127.0.0.1:1", NULL);
+    cr_assert_eq(choreo_config_set(other, "db", fresh), CHOREO_OK);
+    choreo_service *b = NULL;
+    cr_assert_eq(choreo_service_create(&b, other), CHOREO_ELOCKED, "%s", choreo_last_error());
+    choreo_config_destroy(other);
+    choreo_service_destroy(a);
+    choreo_config_destroy(cfg);
+}
+
+/* A database with a second name by a hard link is refused: SQLite would
+ * keep a journal per name, and a lock per name would let two processes in. */
+Test(dblock, a_database_with_a_hard_link_is_refused_by_name)
+{
+    char dir[256], db[300], hard[300];
+    support_tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/order.db", dir);
+    snprintf(hard, sizeof hard, "%s/hard.db", dir);
+    choreo_config *cfg = support_config(dir, "order", "nats://127.0.0.1:1", NULL);
+    choreo_service_destroy(support_service(cfg));
+    cr_assert_eq(link(db, hard), 0);
+    const char *names[] = { db, hard };
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(choreo_config_set(cfg, "db", names[i]), CHOREO_OK);
+        choreo_service *svc = NULL;
+        cr_assert_eq(choreo_service_create(&svc, cfg), CHOREO_ECONFIG, "%s", names[i]);
+        cr_assert(strstr(choreo_last_error(), "has 2 names (hard links)") &&
+                      strstr(choreo_last_error(), names[i]),
+                  "%s", choreo_last_error());
+    }
+    cr_assert_eq(unlink(hard), 0);
+    cr_assert_eq(choreo_config_set(cfg, "db", db), CHOREO_OK);
+    choreo_service_destroy(support_service(cfg));
+    choreo_config_destroy(cfg);
+}
+
+static choreo_result ignore(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    (void)tx, (void)ev, (void)user;
+    return CHOREO_DONE;
+}
+
+/* A service started on another service's database (a mistyped db setting)
+ * is refused at start, naming the owner and how to rename a service, and
+ * the owner's record stays; after the documented removal it starts. */
+Test(dblock, a_service_is_refused_on_another_services_database, .timeout = 60)
+{
+    char dir[256], db[300];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    snprintf(db, sizeof db, "%s/inventory.db", dir);
+    choreo_config *owner = support_config(dir, "inventory", server.url, NULL);
+    choreo_service *svc = support_service(owner);
+    cr_assert_eq(choreo_service_on(svc, "OrderCreated", ignore, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_stop(svc);
+    cr_assert_eq(choreo_service_wait(svc), CHOREO_OK);
+    choreo_service_destroy(svc);
+
+    choreo_config *cfg = support_config(dir, "order", server.url, NULL);
+    cr_assert_eq(choreo_config_set(cfg, "db", db), CHOREO_OK);
+    svc = support_service(cfg);
+    cr_assert_eq(choreo_service_on(svc, "StockReserved", ignore, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_ECONFIG, "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "belongs to service inventory") &&
+                  strstr(choreo_last_error(), "DELETE FROM choreo_consumers WHERE service = "
+                                              "'inventory'"),
+              "%s", choreo_last_error());
+    choreo_service_destroy(svc);
+    cr_assert_eq(support_count(dir, "inventory",
+                               "SELECT COUNT(*) FROM choreo_consumers WHERE service = 'inventory'"),
+                 1);
+    cr_assert_eq(support_count(dir, "inventory",
+                               "SELECT COUNT(*) FROM choreo_consumers WHERE service = 'order'"),
+                 0);
+
+    support_exec(dir, "inventory", "DELETE FROM choreo_consumers WHERE service = 'inventory'");
+    svc = support_service(cfg);
+    cr_assert_eq(choreo_service_on(svc, "StockReserved", ignore, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    choreo_service_stop(svc);
+    cr_assert_eq(choreo_service_wait(svc), CHOREO_OK);
+    choreo_service_destroy(svc);
+    choreo_config_destroy(cfg);
+    choreo_config_destroy(owner);
+    natsd_stop(&server, SIGTERM);
+}

@@ -107,6 +107,18 @@ Test(config, flag_errors_name_the_flag)
     argc = 4;
     cr_assert_eq(choreo_config_from_args(c, &argc, argv5), CHOREO_OK, "%s", choreo_last_error());
     cr_assert_str_eq(choreo_config_get(c, "nats_user"), "***"); /* set, and not shown */
+    /* A setting given twice, in either spelling: refused, its values not
+     * shown (one may be a password), rather than the last taken. */
+    char *argv6[] = { "prog", "--db", "a.db", "--db=b.db", NULL };
+    argc = 4;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv6), CHOREO_ECONFIG);
+    cr_assert_str_eq(choreo_last_error(), "flag --db is given twice: give it once");
+    char *argv7[] = { "prog", "--nats-password", "one", "--nats_password", "two", NULL };
+    argc = 5;
+    cr_assert_eq(choreo_config_from_args(c, &argc, argv7), CHOREO_ECONFIG);
+    cr_assert(strstr(choreo_last_error(), "--nats-password is given twice") &&
+                  !strstr(choreo_last_error(), "one") && !strstr(choreo_last_error(), "two"),
+              "%s", choreo_last_error());
     choreo_config_destroy(c);
 }
 

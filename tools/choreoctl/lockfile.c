@@ -1,6 +1,7 @@
 /* The lock file of a service's database. A running service holds an
- * exclusive flock() on "<db>.lock" for its whole life and has written its
- * pid, name and start time into it; it empties the file when it stops.
+ * exclusive flock() on "<db>.lock" (beside the real file, whatever link
+ * names it) for its whole life and has written its pid, name and start time
+ * into it; it empties the file when it stops.
  * Taking the lock to test it would, for that moment, keep the service from
  * starting, so the record is read instead: the service runs when the
  * process it names is alive and has the lock file open. A pid alone would
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +67,11 @@ static int has_open(long pid, int fd)
 void ctl_lock_read(const char *db, ctl_lock *out)
 {
     memset(out, 0, sizeof *out);
-    char path[4096], text[LOCK_TEXT_MAX], pid[24];
+    char path[4096], text[LOCK_TEXT_MAX], pid[24], real[PATH_MAX];
+    /* The service locks beside the database's real file, whatever link
+     * names it. */
+    if (strncmp(db, "file:", 5) != 0 && realpath(db, real))
+        db = real;
     int n = snprintf(path, sizeof path, "%s.lock", db);
     if (n < 0 || (size_t)n >= sizeof path)
         return;
