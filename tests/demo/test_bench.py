@@ -89,6 +89,10 @@ assert proc.returncode == 0 and "1 to 10000000" in proc.stdout, proc
 proc = subprocess.run([bench, "--synchronous", "fast"], stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, text=True, timeout=30)
 assert proc.returncode == 2 and "--synchronous takes full or normal" in proc.stderr, proc
+# And a word that is no flag, which it used to run without.
+proc = subprocess.run([bench, "--demo-orders", "0", "stray"], stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True, timeout=30)
+assert proc.returncode == 2 and '"stray" is not an option' in proc.stderr, proc
 
 # A demo that fails is shown: its own messages come before choreo-bench's
 # word, here a service that refuses an unknown CHOREO_ variable at start.

@@ -6,6 +6,7 @@ is not a port, one that is taken, and the flag with --cluster, are refused.
 
   test_broker_profile.py SHOP_DEMO BUILD_DIR PPROF_TOP
 """
+import gzip
 import json
 import os
 import socket
@@ -71,6 +72,20 @@ with tempfile.TemporaryDirectory(prefix="choreo-broker-profile-") as tmp:
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and again.stdout == top.stdout, (again.stderr,
                                                                       again.stdout)
+        # Damaged profiles: the real one cut short, and fields of the wrong
+        # wire type (a number where a sample or a string belongs), are
+        # refused by name, never with a traceback.
+        good = open(profile, "rb").read()
+        raw = gzip.decompress(good) if good[:2] == b"\x1f\x8b" else good
+        for i, data in enumerate((raw[:len(raw) // 2], b"\x20\x05", b"\x12\x02\x08\x01\x32\x01",
+                                  b"\x10\x07\x32\x03abc")):
+            bad = os.path.join(tmp, "bad%d.pprof" % i)
+            open(bad, "wb").write(data)
+            r = subprocess.run([sys.executable, pprof_top, bad], capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 1 and "Traceback" not in r.stderr and \
+                ("is not a pprof profile" in r.stderr or "has no samples" in r.stderr), \
+                (data[:20], r.returncode, r.stderr)
         assert run.wait(timeout=120) == 0, "shop-demo exited %s" % run.returncode
     finally:
         if run.poll() is None:

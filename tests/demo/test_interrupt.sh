@@ -3,8 +3,8 @@
 # process group of its own (setsid), is interrupted with SIGINT while
 # orders flow, must exit 130 within the stop grace and say so in its
 # --json output, and no process of its group (services, nats-server) may
-# be left. Then the same with SIGKILL, where PR_SET_PDEATHSIG must take the
-# children down.
+# be left; the same with SIGTERM (exit 143). Then the same with SIGKILL,
+# where PR_SET_PDEATHSIG must take the children down.
 #
 #   test_interrupt.sh SHOP_DEMO BUILD_DIR
 set -uo pipefail
@@ -60,13 +60,16 @@ run() {
     [ $gone -eq 1 ] || fail "$name: shop-demo still runs 30 s after SIG$sig"
     wait "$pid"
     local rc=$?
-    if [ "$sig" = INT ]; then
-        [ $rc -eq 130 ] || { cat "$dir/$name.err"; fail "$name: exit status $rc, expected 130"; }
+    if [ "$sig" != KILL ]; then
+        # As a shell reports a process the signal ended: 128 + its number.
+        local want=$((128 + $(kill -l "$sig")))
+        [ $rc -eq $want ] || { cat "$dir/$name.err"; fail "$name: exit status $rc, expected $want"; }
         grep -q "stopped everything it started" "$dir/$name.err" || fail "$name: no stop message"
         # --json: one object on stdout all the same, saying what happened.
         python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["ok"] is False and d["error"] == "interrupted by SIGINT", d' "$dir/$name.out" ||
+assert d["ok"] is False and d["error"] == "interrupted by SIG" + sys.argv[2], d' \
+            "$dir/$name.out" "$sig" ||
             fail "$name: stdout is not one JSON object saying it was interrupted: $(cat "$dir/$name.out")"
     fi
     # Children die with their parent (PR_SET_PDEATHSIG) or are stopped by it;
@@ -83,4 +86,5 @@ assert d["ok"] is False and d["error"] == "interrupted by SIGINT", d' "$dir/$nam
 }
 
 run INT sigint
+run TERM sigterm
 run KILL sigkill

@@ -49,3 +49,19 @@ assert d["held_sagas"] == 0 and d["held_p99_ms"] == 0, d
 print("deadline 1 ms: %d of 30 cancelled at their deadline, invariants hold"
       % d["by_reason"]["deadline"])
 PY
+
+# The text summary says the same: what was offered, what was placed, and
+# whether the rate held.
+rc=0
+"$demo" --build-dir "$build" --orders 20 --rate 100 --dir "$dir/text" >"$dir/text.out" \
+    2>"$dir/text.err" || rc=$?
+[ $rc -eq 0 ] || { cat "$dir/text.err" "$dir/text.out"; echo "FAIL: shop-demo exited $rc" >&2; exit 1; }
+grep -Eq '^pace +offered 100 orders/s, placed [0-9.]+/s, [0-9]+ sent over 100 ms late: (sustained|NOT sustained)' \
+    "$dir/text.out" || { cat "$dir/text.out"; echo "FAIL: no pace line in the text summary" >&2; exit 1; }
+
+# --window belongs to the closed loop: with --rate it is refused, not ignored.
+rc=0
+"$demo" --build-dir "$build" --orders 20 --rate 100 --window 3 >"$dir/both.out" 2>"$dir/both.err" || rc=$?
+[ $rc -eq 2 ] && grep -q -- "--window limits the sagas in flight of a closed loop" "$dir/both.err" ||
+    { cat "$dir/both.err"; echo "FAIL: --window with --rate: exit $rc" >&2; exit 1; }
+echo "text summary has its pace line; --window with --rate refused"

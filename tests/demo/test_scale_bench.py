@@ -20,11 +20,13 @@ import interrupting
 bench = sys.argv[1]
 for args, says in ((["--bogus"], "--bogus is not an option"),
                    (["--events"], "--events needs a number"),
-                   (["--events", "10x"], "takes a whole number"),
-                   (["--accounts", "0"], "takes a whole number")):
+                   (["--events", "10x"], '--events takes a whole number from 1 to 10,000,000, not "10x"'),
+                   (["--events", "0"], '--events takes a whole number from 1 to 10,000,000, not "0"'),
+                   (["--accounts", "0"], '--accounts takes a whole number')):
     proc = subprocess.run([bench, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, timeout=20)
-    assert proc.returncode != 0 and says in proc.stderr, (args, proc.returncode, proc.stderr)
+    # 2, as for every other wrong use of the command line.
+    assert proc.returncode == 2 and says in proc.stderr, (args, proc.returncode, proc.stderr)
 proc = subprocess.run([bench, "--help"], stdout=subprocess.PIPE, text=True, timeout=20)
 assert proc.returncode == 0 and "usage: choreo-scale-bench" in proc.stdout, proc
 

@@ -39,6 +39,13 @@ with tempfile.TemporaryDirectory() as d:
                               stderr=subprocess.PIPE, text=True, timeout=20)
         assert proc.returncode == 2 and says in proc.stderr, (args, proc.returncode, proc.stderr)
         assert "Traceback" not in proc.stderr, (args, proc.stderr)
+    # A SHOP_DEMO that is not a program: refused the same way.
+    for wrong in (f"{d}/no-such-demo", d):
+        proc = subprocess.run([sys.executable, sweep, wrong, "--rates", "60"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=20)
+        assert proc.returncode == 2 and "is not a program that can run" in proc.stderr, \
+            (wrong, proc.returncode, proc.stderr)
     svg = f"{d}/sweep.svg"
     proc = subprocess.run([sys.executable, sweep, demo, "--rates", "60,120", "--seconds", "2",
                            "--svg", svg, "--json"], stdout=subprocess.PIPE, text=True)

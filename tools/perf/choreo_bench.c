@@ -863,6 +863,11 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "choreo-bench: \"%s\" is not an option: every setting is a flag "
+                "(see --help)\n", argv[optind]);
+        return 2;
+    }
     if (strcmp(o.synchronous, "full") != 0 && strcmp(o.synchronous, "normal") != 0) {
         fprintf(stderr, "choreo-bench: --synchronous takes full or normal, not \"%s\"\n",
                 o.synchronous);

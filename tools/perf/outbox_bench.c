@@ -2,6 +2,8 @@
  * database with delayed rows (and optionally due ones) and prints the mean
  * time of next_due, pending and one due batch, as the relay calls them.
  *   choreo-outbox-bench [DELAYED [DUE [RUNS]]]   defaults 1000000 0 20 */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,40 @@
 #include "store.h"
 
 #define BATCH 256 /* rows per due call, as the relay reads them */
+#define ROWS_MAX 100000000L /* 100 million rows: about 20 GiB of database */
+#define RUNS_MAX 100000L
+
+static const char usage[] =
+    "usage: choreo-outbox-bench [DELAYED [DUE [RUNS]]]\n"
+    "\n"
+    "How the relay's outbox queries scale with unpublished rows: fills a fresh\n"
+    "SQLite database (in $TMPDIR, else /tmp; removed at the end, on Ctrl-C and\n"
+    "on SIGTERM) with DELAYED rows due in an hour and DUE rows due now, then\n"
+    "prints the mean time of the relay's three queries over RUNS rounds:\n"
+    "next_due, pending, and one batch of due rows.\n"
+    "\n"
+    "  DELAYED  rows due in an hour, 0 to 100000000 [1000000]\n"
+    "  DUE      rows due now, 0 to 100000000 [0]\n"
+    "  RUNS     rounds of the three queries, 1 to 100000 [20]\n";
+
+/* The database's files, for the signal handler to remove: unlink and rmdir
+ * are safe to call there. */
+static char dir[1024], path[1100], wal[1120], shm[1120];
+
+static void remove_files(void)
+{
+    unlink(path);
+    unlink(wal);
+    unlink(shm);
+    rmdir(dir);
+}
+
+static void on_signal(int sig)
+{
+    remove_files();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static double now_s(void)
 {
@@ -25,16 +61,19 @@ static void check(choreo_status s, const char *what)
 {
     if (s != CHOREO_OK) {
         fprintf(stderr, "outbox-bench: %s: %s\n", what, choreo_last_error());
+        remove_files();
         exit(1);
     }
 }
 
-static long parse(const char *s, const char *what)
+static long parse(const char *s, const char *what, long min, long max)
 {
     char *end = NULL;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0) {
-        fprintf(stderr, "outbox-bench: %s must be a whole number >= 0, not \"%s\"\n", what, s);
+    if (!*s || *end || errno == ERANGE || v < min || v > max) {
+        fprintf(stderr, "outbox-bench: %s takes a whole number from %ld to %ld, not \"%s\" "
+                "(see --help)\n", what, min, max, s);
         exit(2);
     }
     return v;
@@ -67,17 +106,30 @@ static bool count_row(const choreo_outbox_row *row, void *user)
 
 int main(int argc, char **argv)
 {
-    long delayed = argc > 1 ? parse(argv[1], "DELAYED") : 1000000;
-    long due = argc > 2 ? parse(argv[2], "DUE") : 0;
-    long runs = argc > 3 ? parse(argv[3], "RUNS") : 20;
-    if (runs < 1)
-        runs = 1;
-    char dir[] = "/tmp/choreo-outbox-bench-XXXXXX", path[128];
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc > 4) {
+        fprintf(stderr, "outbox-bench: too many arguments (%d); it takes DELAYED, DUE and RUNS "
+                "(see --help)\n", argc - 1);
+        return 2;
+    }
+    long delayed = argc > 1 ? parse(argv[1], "DELAYED", 0, ROWS_MAX) : 1000000;
+    long due = argc > 2 ? parse(argv[2], "DUE", 0, ROWS_MAX) : 0;
+    long runs = argc > 3 ? parse(argv[3], "RUNS", 1, RUNS_MAX) : 20;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/choreo-outbox-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
-        perror("outbox-bench: mkdtemp");
+        fprintf(stderr, "outbox-bench: cannot make a directory %s: %s\n", dir, strerror(errno));
         return 1;
     }
     snprintf(path, sizeof path, "%s/bench.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     choreo_store *st = NULL;
     check(choreo__store_open(&st, path, "off", 5000), "open");
     int64_t now = choreo__now_ms();
@@ -103,19 +155,16 @@ int main(int argc, char **argv)
         pending_s += c - b;
         due_s += d - c;
     }
-    printf("next_due  %10.3f ms   (next due in %lld ms)\n", next_s * 1000 / (double)runs,
-           (long long)(next - now));
+    if (next != INT64_MAX)
+        printf("next_due  %10.3f ms   (next due in %lld ms)\n", next_s * 1000 / (double)runs,
+               (long long)(next - now));
+    else
+        printf("next_due  %10.3f ms   (no row waiting)\n", next_s * 1000 / (double)runs);
     printf("pending   %10.3f ms   (%lld rows)\n", pending_s * 1000 / (double)runs,
            (long long)pending);
     printf("due       %10.3f ms   (%d rows of a batch of %d)\n", due_s * 1000 / (double)runs, got,
            BATCH);
     choreo__store_close(st);
-    char sidecar[160];
-    unlink(path);
-    snprintf(sidecar, sizeof sidecar, "%s-wal", path);
-    unlink(sidecar);
-    snprintf(sidecar, sizeof sidecar, "%s-shm", path);
-    unlink(sidecar);
-    rmdir(dir);
+    remove_files();
     return 0;
 }

@@ -65,37 +65,52 @@ def numbers(wire, value):
     return out
 
 
+def number(wire, value):
+    """A field that must be a single integer."""
+    if wire != 0:
+        raise ValueError("wire type %d where a number belongs" % wire)
+    return value
+
+
+def message(wire, value):
+    """A field that must be bytes: a message or a string."""
+    if wire != 2:
+        raise ValueError("wire type %d where a message or a string belongs" % wire)
+    return value
+
+
 def read_profile(data):
     """Samples as (location ids, values), locations as id -> function ids
-    (innermost first), functions as id -> name index, and the strings."""
+    (innermost first), functions as id -> name index, and the strings. A
+    field of the wrong wire type is a ValueError, as is any other defect."""
     samples, locations, functions, strings = [], {}, {}, []
-    for number, wire, value in fields(data):
-        if number == 2:  # Sample
+    for number_, wire, value in fields(data):
+        if number_ == 2:  # Sample
             ids, values = [], []
-            for n, w, v in fields(value):
+            for n, w, v in fields(message(wire, value)):
                 if n == 1:
                     ids += numbers(w, v)
                 elif n == 2:
                     values += numbers(w, v)
             samples.append((ids, values))
-        elif number == 4:  # Location
+        elif number_ == 4:  # Location
             lid, funcs = 0, []
-            for n, w, v in fields(value):
+            for n, w, v in fields(message(wire, value)):
                 if n == 1:
-                    lid = v
+                    lid = number(w, v)
                 elif n == 4:  # Line
-                    funcs += [fid for m, _, fid in fields(v) if m == 1]
+                    funcs += [number(mw, fid) for m, mw, fid in fields(message(w, v)) if m == 1]
             locations[lid] = funcs
-        elif number == 5:  # Function
+        elif number_ == 5:  # Function
             fid = name = 0
-            for n, w, v in fields(value):
+            for n, w, v in fields(message(wire, value)):
                 if n == 1:
-                    fid = v
+                    fid = number(w, v)
                 elif n == 2:
-                    name = v
+                    name = number(w, v)
             functions[fid] = name
-        elif number == 6:  # string_table
-            strings.append(value.decode("utf-8", "replace"))
+        elif number_ == 6:  # string_table
+            strings.append(message(wire, value).decode("utf-8", "replace"))
     return samples, locations, functions, strings
 
 

@@ -289,8 +289,11 @@ int main(int argc, char **argv)
             char *end = NULL;
             errno = 0;
             long v = strtol(argv[i + 1], &end, 10);
-            if (errno || end == argv[i + 1] || *end || v < 1 || v > 10000000)
-                die(argv[i], "takes a whole number from 1 to 10,000,000");
+            if (errno || end == argv[i + 1] || *end || v < 1 || v > 10000000) {
+                fprintf(stderr, "choreo-scale-bench: %s takes a whole number from 1 to "
+                        "10,000,000, not \"%s\"\n", argv[i], argv[i + 1]);
+                return 2;
+            }
             *(strcmp(argv[i], "--events") == 0 ? &o.events : &o.accounts) = v;
             i++;
         } else {

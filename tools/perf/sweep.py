@@ -129,6 +129,9 @@ def main():
     if orders_at(rates[-1], a.seconds) > MAX_ORDERS:
         ap.error(f"{rates[-1]}/s for {a.seconds:g} s is more than the {MAX_ORDERS} orders "
                  f"a demo takes: lower the rate or --seconds")
+    if not (os.path.isfile(a.demo) and os.access(a.demo, os.X_OK)):
+        ap.error(f"SHOP_DEMO {a.demo!r} is not a program that can run: give the path of "
+                 f"shop-demo (build/tools/supervisor/shop-demo; tools/bench --sweep finds it)")
     # Found out before the sweep, not after it: where the plot goes.
     where = os.path.dirname(os.path.abspath(a.svg))
     if os.path.isdir(a.svg) or not os.path.isdir(where) or not os.access(where, os.W_OK):

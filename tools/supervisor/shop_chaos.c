@@ -2201,9 +2201,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "shop-chaos: interrupted; stopped everything it started\n");
         if (o.json) /* a caller reading stdout learns that the run did not end */
             printf("{\"ok\": false, \"error\": \"interrupted\"}\n");
-        rc = 130;
+        rc = 128 + interrupted; /* as a shell reports a process a signal ended */
     }
-    bool keep = rc != 0 && rc != 130;
+    bool keep = rc != 0 && !interrupted;
     if (keep && !o.dir)
         fprintf(stderr, "shop-chaos: logs and databases kept in %s\n", sup_workdir(s));
     sup_keep_workdir(s, keep);

@@ -64,7 +64,7 @@ static const char USAGE[] =
     "                      (needs --store NAME=postgres) [1]\n"
     "  --concurrency C     PlaceOrder requests in flight at most [32]\n"
     "  --rate R            offer R orders per second, whether earlier ones finished\n"
-    "                      or not (open loop; the window is not used), and report\n"
+    "                      or not (open loop: not with --window), and report\n"
     "                      whether that rate was sustained [off]\n"
     "  --window W          sagas in flight at most (placed, not yet final; orders\n"
     "                      held for review do not count); 0 = no limit [200]\n"
@@ -188,6 +188,7 @@ static bool port_free(int port)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
+    bool window_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n;
@@ -223,6 +224,7 @@ static int parse(int argc, char **argv, struct opts *o)
             if (!shop_parse_i64(a, v, 0, 10000000, &n))
                 return 2;
             o->window = (long)n;
+            window_given = true;
             i++;
         } else if (strcmp(a, "--seed") == 0) {
             if (!shop_parse_i64(a, v, 0, INT64_MAX, &n))
@@ -297,6 +299,12 @@ static int parse(int argc, char **argv, struct opts *o)
     char why[300];
     if (o->dir && sup_workdir_unused(o->dir, why, sizeof why) != 0) {
         fprintf(stderr, "shop-demo: --dir %s %s: pass an empty or new directory\n", o->dir, why);
+        return 2;
+    }
+    if (window_given && o->rate > 0) {
+        fprintf(stderr, "shop-demo: --window limits the sagas in flight of a closed loop, "
+                "and --rate offers orders whether earlier ones finished or not: give one "
+                "of them\n");
         return 2;
     }
     if (o->secure && o->cluster) {
@@ -434,6 +442,25 @@ struct result {
     bool kept; /* the work directory outlives the run */
 };
 
+/* How the load went: the placements per second over the load and, when
+ * paced, whether the offered rate held (at most 1% of the orders sent over
+ * 100 ms late, and 95% of the rate placed). */
+struct pace {
+    double achieved;
+    long late;
+    bool sustained;
+};
+
+static struct pace pace_of(const struct opts *o, const struct load_job *j)
+{
+    struct pace p;
+    double load_s = (double)(j->st.ended_us - j->st.started_us) / 1e6;
+    p.achieved = load_s > 0 ? (double)atomic_load(&j->st.placed) / load_s : 0;
+    p.late = atomic_load(&j->st.late);
+    p.sustained = o->rate > 0 && p.late * 100 <= o->orders && p.achieved >= 0.95 * (double)o->rate;
+    return p;
+}
+
 static void print_json(const struct opts *o, const sup *s, const struct load_job *j,
                        const struct result *r)
 {
@@ -481,19 +508,13 @@ static void print_json(const struct opts *o, const sup *s, const struct load_job
            (long long)c->held_sagas, (double)c->held_p50_us / 1e3, (double)c->held_p99_us / 1e3,
            (double)c->held_max_us / 1e3, (long long)c->events,
            span_s > 0 ? (double)c->events / span_s : 0.0);
-    /* Paced: the placements per second over the load, and whether the
-     * offered rate held (at most 1% of the orders sent over 100 ms late,
-     * and 95% of the rate placed). */
-    double load_s = (double)(j->st.ended_us - j->st.started_us) / 1e6;
-    double achieved = load_s > 0 ? (double)atomic_load(&j->st.placed) / load_s : 0;
-    long late = atomic_load(&j->st.late);
+    struct pace p = pace_of(o, j);
     if (o->rate > 0)
         printf("\"offered_rate\": %" PRId64 ", \"achieved_rate\": %.1f, \"late_orders\": %ld, "
                "\"rate_sustained\": %s, ",
-               o->rate, achieved, late,
-               late * 100 <= o->orders && achieved >= 0.95 * (double)o->rate ? "true" : "false");
+               o->rate, p.achieved, p.late, p.sustained ? "true" : "false");
     else
-        printf("\"offered_rate\": null, \"achieved_rate\": %.1f, ", achieved);
+        printf("\"offered_rate\": null, \"achieved_rate\": %.1f, ", p.achieved);
     printf("\"deadline_ms\": %" PRId64 ", \"wall_s\": %.2f, \"stock\": {\"restocked\": %lld, "
            "\"available\": %lld, \"reserved\": %lld, \"sold\": %lld}, \"money_cents\": "
            "{\"deposited\": %lld, \"balance\": %lld, \"frozen\": %lld, \"spent\": %lld}, "
@@ -539,6 +560,14 @@ static void print_text(const struct opts *o, const sup *s, const struct load_job
            "%.0f events/s (%lld events)\n",
            span_s > 0 ? (double)self / span_s : 0.0, (long long)self, span_s,
            span_s > 0 ? (double)c->events / span_s : 0.0, (long long)c->events);
+    if (o->rate > 0) {
+        struct pace p = pace_of(o, j);
+        printf("pace        offered %" PRId64 " orders/s, placed %.1f/s, %ld sent over 100 ms "
+               "late: %s\n",
+               o->rate, p.achieved, p.late,
+               p.sustained ? "sustained"
+                           : "NOT sustained (wanted 95% of the rate placed and at most 1% late)");
+    }
     printf("latency     p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (placed -> final, "
            "straight through)\n",
            (double)c->p50_us / 1e3, (double)c->p90_us / 1e3, (double)c->p99_us / 1e3,
@@ -922,7 +951,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "shop-demo: %s; stopped everything it started\n",
                 keeping ? "signal received" : "interrupted");
         if (!keeping) {
-            rc = 130;
+            rc = 128 + interrupted; /* as a shell reports a process a signal ended */
             /* What failed meanwhile (a start cut short, say) is the
              * signal's doing. */
             failure[0] = '\0';
@@ -934,7 +963,7 @@ int main(int argc, char **argv)
     /* A fresh directory is removed after a clean or interrupted run, and
      * kept when asked for or when something failed, for its logs and
      * databases. */
-    bool keep_dir = o.keep || (rc != 0 && rc != 130);
+    bool keep_dir = o.keep || (rc != 0 && !interrupted);
     if (keep_dir && !o.dir)
         fprintf(stderr, "shop-demo: logs and databases kept in %s\n", sup_workdir(s));
     if (o.json && rc != 0 && !summarized)
