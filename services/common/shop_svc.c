@@ -291,6 +291,24 @@ choreo_result shop_reject(choreo_tx *tx, const char *fmt, ...)
     return CHOREO_REJECT;
 }
 
+int shop_flag_value(const char *flag, int argc, char **argv, int *i, const char **value)
+{
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], flag) != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s%s%s needs a value (see --help)\n", program, program[0] ? ": " : "",
+                flag);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
 bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end = NULL;
@@ -402,17 +420,9 @@ static void usage(const shop_service_def *def, const choreo_config *cfg, FILE *f
 static int style_flag(const char *name, int argc, char **argv, int *i, shop_style *style)
 {
     const char *v;
-    if (strncmp(argv[*i], "--style=", 8) == 0) {
-        v = argv[*i] + 8;
-    } else if (strcmp(argv[*i], "--style") == 0) {
-        if (*i + 1 >= argc) {
-            fprintf(stderr, "shop-%s: --style needs a value: %s\n", name, SHOP_STYLES);
-            return -1;
-        }
-        v = argv[++*i];
-    } else {
-        return 0;
-    }
+    int r = shop_flag_value("--style", argc, argv, i, &v);
+    if (r <= 0)
+        return r;
     if (!shop_style_parse(v, style)) {
         fprintf(stderr, "shop-%s: --style \"%s\" is not a saga style: use %s\n", name, v,
                 SHOP_STYLES);
@@ -433,8 +443,16 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
     snprintf(db, sizeof db, "%s.db", def->name);
     if (choreo_config_create(&cfg) != CHOREO_OK ||
         choreo_config_set(cfg, "service", def->name) != CHOREO_OK ||
-        choreo_config_set(cfg, "db", db) != CHOREO_OK || choreo_config_from_env(cfg) != CHOREO_OK) {
+        choreo_config_set(cfg, "db", db) != CHOREO_OK) {
         fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        goto out;
+    }
+    /* A bad setting, from the environment or the command line (below),
+     * exits 2, as the shop's tools do, so that a supervisor can tell it
+     * from a service that failed. */
+    if (choreo_config_from_env(cfg) != CHOREO_OK) {
+        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        rc = 2;
         goto out;
     }
     if (choreo_config_accept_flag(cfg, "--style", true) != CHOREO_OK) {
@@ -447,8 +465,6 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
             goto out;
         }
     }
-    /* A bad command line exits 2, as the shop's tools do, so that a
-     * supervisor can tell it from a service that failed. */
     if (choreo_config_from_args(cfg, &argc, argv) != CHOREO_OK) {
         fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
         rc = 2;
@@ -472,6 +488,13 @@ int shop_service_main(const shop_service_def *def, int argc, char **argv)
             rc = 2;
             goto out;
         }
+    }
+    /* Settings that do not go together (a retry base above its cap, a user
+     * without a password), as choreo_service_create would refuse them. */
+    if (choreo_config_validate(cfg) != CHOREO_OK) {
+        fprintf(stderr, "shop-%s: %s\n", def->name, choreo_last_error());
+        rc = 2;
+        goto out;
     }
     snprintf(log_service, sizeof log_service, "%s", choreo_config_get(cfg, "service"));
     const char *store = choreo_config_get(cfg, "db");

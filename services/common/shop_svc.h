@@ -150,6 +150,11 @@ typedef struct shop_service_def {
  * failure. */
 int shop_service_main(const shop_service_def *def, int argc, char **argv);
 
+/* The value of flag at argv[*i], given as "FLAG VALUE" (*i moves past it)
+ * or "FLAG=VALUE": 1 with *value set, 0 when argv[*i] is another flag, -1
+ * (said on stderr) when the value is missing. */
+int shop_flag_value(const char *flag, int argc, char **argv, int *i, const char **value);
+
 /* Parses a decimal int64 flag value in [min, max]; prints why on failure,
  * after the name given to shop_set_program. */
 bool shop_parse_i64(const char *flag, const char *s, int64_t min, int64_t max, int64_t *out);

@@ -435,15 +435,11 @@ static choreo_status register_handlers(choreo_service *svc, shop_style style, vo
 static int flag(int argc, char **argv, int *i, void *user)
 {
     struct order_svc *o = user;
-    if (strcmp(argv[*i], "--deadline-ms") != 0)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "shop-order: --deadline-ms needs a value\n");
-        return -1;
-    }
-    *i += 1;
-    return shop_parse_i64("--deadline-ms", argv[*i], 1, INT64_C(86400000), &o->deadline_ms) ? 1
-                                                                                          : -1;
+    const char *v;
+    int r = shop_flag_value("--deadline-ms", argc, argv, i, &v);
+    if (r <= 0)
+        return r;
+    return shop_parse_i64("--deadline-ms", v, 1, INT64_C(86400000), &o->deadline_ms) ? 1 : -1;
 }
 
 static void cleanup(void *user)

@@ -256,14 +256,11 @@ static choreo_status register_handlers(choreo_service *svc, shop_style style, vo
 static int flag(int argc, char **argv, int *i, void *user)
 {
     struct points_svc *p = user;
-    if (strcmp(argv[*i], "--default-cap") != 0)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "shop-points: --default-cap needs a value\n");
-        return -1;
-    }
-    *i += 1;
-    return shop_parse_i64("--default-cap", argv[*i], 0, INT64_MAX, &p->default_cap) ? 1 : -1;
+    const char *v;
+    int r = shop_flag_value("--default-cap", argc, argv, i, &v);
+    if (r <= 0)
+        return r;
+    return shop_parse_i64("--default-cap", v, 0, INT64_MAX, &p->default_cap) ? 1 : -1;
 }
 
 static void cleanup(void *user)

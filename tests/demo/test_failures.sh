@@ -41,6 +41,23 @@ refused 'shop-order: --deadline-ms: "10x" is not a whole number' \
     "$build/services/order/shop-order" --deadline-ms 10x
 refused 'shop-order: unknown flag --bogus' "$build/services/order/shop-order" --bogus
 refused 'shop-points: unknown argument "extra"' "$build/services/points/shop-points" extra
+# A service's own flags take FLAG=VALUE too, as choreo's do; a setting
+# given twice, a bad variable and settings that do not go together are
+# refused with 2 like any bad command line.
+refused 'shop-payment: --deadline-ms: "x" is not a whole number' \
+    "$build/services/payment/shop-payment" --deadline-ms=x
+refused 'shop-points: --default-cap needs a value' "$build/services/points/shop-points" --default-cap
+refused 'shop-order: flag --db is given twice: give it once' \
+    "$build/services/order/shop-order" --db "$dir/a.db" --db "$dir/b.db"
+refused 'shop-order: unknown environment variable CHOREO_NO_SUCH' \
+    env CHOREO_NO_SUCH=1 "$build/services/order/shop-order"
+refused 'shop-order: setting retry_cap_ms (100) is below retry_base_ms (5000)' \
+    "$build/services/order/shop-order" --retry-base-ms 5000 --retry-cap-ms 100
+[ ! -e "$dir/a.db" ] && [ ! -e "$dir/b.db" ] || fail "a refused service made a database"
+rc=0
+timeout 10 "$build/services/order/shop-order" --deadline-ms=5 --help >"$dir/out" 2>&1 || rc=$?
+[ $rc -eq 0 ] && grep -q "usage: shop-order" "$dir/out" ||
+    { cat "$dir/out"; fail "shop-order --deadline-ms=5 --help: exit status $rc"; }
 # An earlier run's databases would count as this run's orders.
 mkdir "$dir/used" && touch "$dir/used/order.db" "$dir/afile"
 refused "shop-demo: --dir $dir/used already holds order.db" \
