@@ -437,6 +437,12 @@ choreo_status choreo__transport_ensure_stream(choreo_transport *tp, const choreo
         }
         if (js_unavailable(jerr))
             return js_error(s, jerr, "creating the JetStream stream");
+        if (jerr == JSStreamReplicasNotSupportedErr)
+            return choreo__fail(CHOREO_ECONFIG,
+                                "cannot create stream %s with setting stream_replicas=%d: the "
+                                "server runs alone, not in a cluster, and keeps one copy; set "
+                                "stream_replicas=1, or give nats_url the servers of a cluster",
+                                cfg->stream, (int)cfg->stream_replicas);
         if (jerr == JSStreamSubjectOverlapErr)
             return choreo__fail(CHOREO_ESTREAM,
                                 "cannot create stream %s: another stream of the server already "

@@ -287,8 +287,9 @@ Test(lifecycle, a_thread_with_a_command_open_is_told_at_once_when_it_begins_or_s
 
 /* A stream setting that cannot fit the server's streams is refused at
  * start with what to change: a name of its own over subjects another stream
- * takes (it said only "NATS error ... subjects overlap"), and an existing
- * stream that does not take the prefix's subjects. */
+ * takes (it said only "NATS error ... subjects overlap"), an existing
+ * stream that does not take the prefix's subjects, and more replicas than a
+ * server running alone keeps. */
 Test(lifecycle, a_stream_that_cannot_take_the_prefix_is_refused_with_what_to_change,
      .timeout = 60)
 {
@@ -318,6 +319,18 @@ Test(lifecycle, a_stream_that_cannot_take_the_prefix_is_refused_with_what_to_cha
     cr_assert(strstr(choreo_last_error(), "does not cover subjects elsewhere.>"), "%s",
               choreo_last_error());
     choreo_service_destroy(third);
+
+    /* Three copies asked of a server that runs alone: the setting named. */
+    cfg = support_config(dir, "fourth", server.url, "log_level=error", "stream=REPLICATED",
+                         "prefix=replicated", "stream_replicas=3", NULL);
+    choreo_service *fourth = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(fourth), CHOREO_ECONFIG, "%s", choreo_last_error());
+    cr_assert(strstr(choreo_last_error(), "with setting stream_replicas=3: the server runs "
+                                          "alone") &&
+                  strstr(choreo_last_error(), "set stream_replicas=1"),
+              "%s", choreo_last_error());
+    choreo_service_destroy(fourth);
 
     choreo_service_stop(first);
     cr_assert_eq(choreo_service_wait(first), CHOREO_OK);
