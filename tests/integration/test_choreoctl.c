@@ -316,6 +316,14 @@ Test(choreoctl, wrong_usage_exits_2_and_failures_exit_1_with_a_message, .timeout
         { { "dead", "retry", "1", "--all" }, 2, "not both" },
         { { "dead", "show", "99" }, 1, "no message with ID 99" },
         { { "dead", "drop", "99" }, 1, "no message with ID 99" },
+        /* Names no consumer can have: refused before NATS is asked (none
+         * answers here), not reported as a consumer that is not there. */
+        { { "consumers", "delete", "" }, 2, "invalid consumer name \"\"" },
+        { { "consumers", "delete", "a.b" }, 2, "invalid consumer name \"a.b\"" },
+        { { "consumers", "delete", "*" }, 2, "invalid consumer name \"*\"" },
+        { { "consumers", "delete", ">" }, 2, "invalid consumer name \">\"" },
+        { { "consumers", "delete", "worker Fragile" }, 2, "invalid consumer name" },
+        { { "consumers", "delete", "worker/Fragile" }, 2, "invalid consumer name" },
         { { "dead", "list" }, 0, NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -329,9 +337,20 @@ Test(choreoctl, wrong_usage_exits_2_and_failures_exit_1_with_a_message, .timeout
                       "case %zu: not one line: %s", i, r.err);
         }
     }
+    /* A 255-byte name is the server's longest; one more byte is not a name. */
+    char longest[257];
+    memset(longest, 'x', 256);
+    longest[256] = '\0';
+    ctl(&r, dir, url, "consumers", "delete", longest, NULL);
+    cr_assert_eq(r.status, 2, "a 256-byte name: exit %d, stderr: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "1 to 255 bytes"), "%s", r.err);
+    longest[255] = '\0';
+    ctl(&r, dir, url, "consumers", "delete", longest, NULL);
+    cr_assert_eq(r.status, 1, "a 255-byte name is the server's to look for: %s", r.err);
     ctl(&r, dir, NULL, "dead", "list", NULL);
     cr_assert_eq(r.status, 2, "missing --db: exit %d", r.status);
-    cr_assert(strstr(r.err, "--db"), "%s", r.err);
+    cr_assert(strstr(r.err, "dead list: no database given") && strstr(r.err, "--db"), "%s",
+              r.err);
     ctl(&r, dir, NULL, "--db", "/nonexistent/choreo.db", "dead", "list", NULL);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.err, "/nonexistent/choreo.db"), "%s", r.err);
@@ -702,6 +721,48 @@ Test(choreoctl, a_mistyped_flag_is_refused_with_the_closest_one, .timeout = 60)
     ctl(&r, dir, NULL, "dead", "list", "--jsno", NULL);
     cr_assert_eq(r.status, 2, "%s", r.out);
     cr_assert(strstr(r.err, "unknown flag --jsno (did you mean --json?)"), "%s", r.err);
+}
+
+/* Every error of a command starts with its name, also the ones of opening
+ * its database: here a write lock another process holds past the busy
+ * timeout. */
+Test(choreoctl, the_errors_of_opening_the_database_name_the_command, .timeout = 60)
+{
+    char dir[256], db[600];
+    support_tmpdir(dir, sizeof dir);
+    choreo_config *cfg = support_config(dir, "worker", "nats://127.0.0.1:1", NULL);
+    choreo_service_destroy(support_service(cfg)); /* creates the choreo tables */
+    choreo_config_destroy(cfg);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK,
+                 "%s", sqlite3_errmsg(h));
+    static const struct {
+        const char *args[3];
+        const char *starts;
+    } cases[] = {
+        { { "dead", "drop", "1" }, "choreoctl: dead drop: " },
+        { { "dead", "retry", "1" }, "choreoctl: dead retry: " },
+        { { "review", "approve", "1" }, "choreoctl: review approve: " },
+    };
+    struct ctl_run r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const *a = cases[i].args;
+        ctl(&r, dir, NULL, "--db", db, "--busy-timeout-ms", "100", a[0], a[1], a[2], NULL);
+        cr_expect_eq(r.status, 1, "case %zu: exit %d, stderr: %s", i, r.status, r.err);
+        cr_expect(strncmp(r.err, cases[i].starts, strlen(cases[i].starts)) == 0 &&
+                      strstr(r.err, "locked"),
+                  "case %zu: %s", i, r.err);
+    }
+    sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(h);
+    ctl(&r, dir, NULL, "--db", db, "dead", "drop", "1", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "choreoctl: dead drop: no message with ID 1"), "%s", r.err);
+    ctl(&r, dir, NULL, "--db", "/nonexistent/choreo.db", "consumers", "list", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "choreoctl: consumers list: cannot open database"), "%s", r.err);
 }
 
 /* Starts the worker broken on a server of its own in a new dir, emits one

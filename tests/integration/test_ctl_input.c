@@ -1,10 +1,11 @@
 /* choreoctl against mistakes on its command line and in its surroundings,
  * run as the real binary (its path in CHOREOCTL, set by meson) beside a
  * real nats-server and a real service: an --svg that names a database, a
- * flag whose value is missing, several --db where one is meant, a wrong
- * --stream, NATS away during dead retry --all, a damaged database among
- * several, a lock file whose pid was reused, a server that stops
- * answering, and help that must say what the code does. */
+ * flag whose value is missing, several --db where one is meant, several
+ * --dir and --db where several are meant (and one too many, or an empty
+ * one), a wrong --stream, NATS away during dead retry --all, a damaged
+ * database among several or alone, a lock file whose pid was reused, a
+ * server that stops answering, and help that must say what the code does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -448,12 +449,24 @@ Test(ctl_input, retry_all_stops_at_the_first_failure_to_reach_nats, .timeout = 1
     cr_assert_eq(r.status, 1, "%s", r.out);
     cr_assert_eq(support_count_of(r.err, "stays parked"), 1, "NATS was tried more than once: %s",
                  r.err);
-    cr_assert(strstr(r.out, "Retried 0 of 3 parked messages") &&
-                  strstr(r.out, "2 were not tried"),
+    /* The counts add up: none retried, one failed, two not tried. */
+    cr_assert(strstr(r.out, "Retried 0 of 3 parked messages; 1 failed because NATS could not "
+                            "be reached (see the error above), so the remaining 2 were not "
+                            "tried: they stay parked.\n"),
               "%s", r.out);
     cr_assert_lt(took, 2500, "retry --all took %lld ms with NATS away", (long long)took);
     cr_assert_eq(support_count(dir, "worker", "SELECT COUNT(*) FROM choreo_dead WHERE "
                                "status = 'parked'"), 3);
+    /* With two parked, one is not tried: said in the singular. */
+    ctl(&r, dir, "--db", db, "dead", "drop", "3", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    ctl(&r, dir, "--db", db, "--nats-url", url, "--connect-wait-ms", "1000", "dead", "retry",
+        "--all", NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.out, "Retried 0 of 2 parked messages; 1 failed because NATS could not "
+                            "be reached (see the error above), so the remaining 1 was not "
+                            "tried: it stays parked.\n"),
+              "%s", r.out);
 }
 
 /* ---- status and a damaged database -------------------------------------- */
@@ -485,6 +498,127 @@ Test(ctl_input, status_prints_the_good_databases_beside_a_bad_one, .timeout = 12
     cr_assert_eq(support_count_of(r.out, "\"service\": "), 2, "%s", r.out);
     cr_assert(strstr(r.out, "\"outbox\": null") && strstr(r.out, "\"pending\": 0"), "%s",
               r.out);
+
+    /* No database readable at all: the text is only the errors, but JSON
+     * is still the object, with each database's error in it, for a script
+     * that reads stdout. */
+    char empty[600], err[8192];
+    snprintf(empty, sizeof empty, "%s/empty.db", dir);
+    support_write_file(empty, "");
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", empty, "--db", bad, NULL);
+    cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+    cr_assert_str_eq(r.out, "", "%s", r.out);
+    cr_assert(strstr(r.err, "empty.db") && strstr(r.err, "notadb.txt"), "%s", r.err);
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", empty, "--db", bad, "--json",
+        NULL);
+    cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "empty.db") && strstr(r.err, "notadb.txt"), "%s", r.err);
+    static const char all_bad[] =
+        "import json, sys\n"
+        "s = json.load(open(sys.argv[1]))['services']\n"
+        "assert [x['db'] for x in s] == [sys.argv[2], sys.argv[3]], s\n"
+        "assert all(x['outbox'] is None and x['relay']['state'] == 'unknown' for x in s), s\n"
+        "assert 'no table choreo_dead' in s[0]['errors'][0], s[0]\n"
+        "assert 'cannot read database' in s[1]['errors'][0], s[1]\n";
+    cr_assert(support_json_holds(dir, r.out, err, sizeof err, all_bad, empty, bad, NULL),
+              "the JSON is wrong: %s\n%s", err, r.out);
+    natsd_stop(&server, SIGTERM);
+}
+
+/* ---- several --dir and --db -------------------------------------------- */
+
+/* A service "name" with its database in dir/sub, which emitted one event of
+ * saga s1, stopped. The database's path in db. */
+static void service_in(const char *dir, const char *sub, const char *name, const char *url,
+                       char *db, size_t cap)
+{
+    char where[600];
+    snprintf(where, sizeof where, "%s/%s", dir, sub);
+    cr_assert_eq(mkdir(where, 0700), 0, "%s: %s", where, strerror(errno));
+    choreo_config *cfg = support_config(where, name, url, NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    support_emit(svc, "Fragile", "s1", 1, NULL);
+    cr_assert(support_wait_count(where, name, "SELECT COUNT(*) FROM choreo_outbox WHERE "
+                                 "published_at IS NOT NULL", 1, 20000),
+              "%s's event was not published", name);
+    choreo_service_destroy(svc);
+    int n = snprintf(db, cap, "%s/%s.db", where, name);
+    cr_assert(n > 0 && (size_t)n < cap, "the path of %s's database is too long", name);
+}
+
+Test(ctl_input, status_and_saga_read_every_dir_and_db_given, .timeout = 120)
+{
+    char dir[256], first[600], second[600], a[600], b[600], err[8192];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    service_in(dir, "a", "first", server.url, first, sizeof first);
+    service_in(dir, "b", "second", server.url, second, sizeof second);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    static const char both_status[] =
+        "import json, sys\n"
+        "s = json.load(open(sys.argv[1]))['services']\n"
+        "assert [(x['service'], x['db']) for x in s] == "
+        "[('first', sys.argv[2]), ('second', sys.argv[3])], s\n"
+        "assert all(x['errors'] == [] for x in s), s\n";
+    static const char both_saga[] =
+        "import json, sys\n"
+        "d = json.load(open(sys.argv[1]))['databases']\n"
+        "assert [(x['service'], x['path']) for x in d] == "
+        "[('first', sys.argv[2]), ('second', sys.argv[3])], d\n";
+    struct ctl_run r;
+    /* As --dir DIR, as --dir=DIR, and as --db FILE: each time both. */
+    ctl(&r, dir, "--nats-url", server.url, "status", "--dir", a, "--dir", b, "--json", NULL);
+    cr_assert_eq(r.status, 0, "two --dir: exit %d: %s", r.status, r.err);
+    cr_assert(support_json_holds(dir, r.out, err, sizeof err, both_status, first, second, NULL),
+              "%s\n%s", err, r.out);
+    ctl(&r, dir, "--nats-url", server.url, "status", "--db", first, "--db", second, "--json",
+        NULL);
+    cr_assert_eq(r.status, 0, "two --db: exit %d: %s", r.status, r.err);
+    cr_assert(support_json_holds(dir, r.out, err, sizeof err, both_status, first, second, NULL),
+              "%s\n%s", err, r.out);
+    ctl(&r, dir, "--nats-url", server.url, "saga", "s1", "--dir", a, "--dir=b", "--json", NULL);
+    cr_assert_eq(r.status, 0, "two --dir: exit %d: %s", r.status, r.err);
+    cr_assert(support_json_holds(dir, r.out, err, sizeof err, both_saga, first, "b/second.db",
+                                 NULL), "%s\n%s", err, r.out);
+    ctl(&r, dir, "--nats-url", server.url, "--db", first, "saga", "s1", "--db=b/second.db",
+        "--json", NULL);
+    cr_assert_eq(r.status, 0, "two --db: exit %d: %s", r.status, r.err);
+    cr_assert(support_json_holds(dir, r.out, err, sizeof err, both_saga, first, "b/second.db",
+                                 NULL), "%s\n%s", err, r.out);
+
+    /* 16 --dir are the most (the same directory, read once); 17 are refused. */
+    const char *d = "--dir=a";
+    ctl(&r, dir, "--nats-url", server.url, "status", d, d, d, d, d, d, d, d, d, d, d, d, d, d,
+        d, d, NULL);
+    cr_assert_eq(r.status, 0, "16 --dir: exit %d: %s", r.status, r.err);
+    cr_assert_eq(support_count_of(r.out, "service     first"), 1, "%s", r.out);
+    static const char *const cmds[][2] = { { "status", NULL }, { "saga", "s1" } };
+    /* Each command's first argument, then 17 --dir. */
+    for (size_t i = 0; i < 2; i++) {
+        const char *c = cmds[i][0], *id = cmds[i][1] ? cmds[i][1] : "--json";
+        ctl(&r, dir, "--nats-url", server.url, c, id, d, d, d, d, d, d, d, d, d, d, d, d, d, d,
+            d, d, d, NULL);
+        cr_assert_eq(r.status, 2, "%s with 17 --dir: exit %d: %s", c, r.status, r.err);
+        char want[64];
+        snprintf(want, sizeof want, "choreoctl: %s: more than 16 --dir flags", c);
+        cr_assert(strstr(r.err, want), "%s", r.err);
+        cr_assert_str_eq(r.out, "");
+        /* An empty --dir or --db is a mistake on the command line too. */
+        ctl(&r, dir, "--nats-url", server.url, c, id, "--dir", a, "--dir", "", NULL);
+        cr_assert_eq(r.status, 2, "%s --dir '': exit %d: %s", c, r.status, r.err);
+        snprintf(want, sizeof want, "choreoctl: %s: --dir is empty", c);
+        cr_assert(strstr(r.err, want), "%s", r.err);
+        ctl(&r, dir, "--nats-url", server.url, c, id, "--dir=", NULL);
+        cr_assert_eq(r.status, 2, "%s --dir=: exit %d: %s", c, r.status, r.err);
+        cr_assert(strstr(r.err, want), "%s", r.err);
+        ctl(&r, dir, "--nats-url", server.url, c, id, "--db", "", "--db", first, NULL);
+        cr_assert_eq(r.status, 2, "%s --db '': exit %d: %s", c, r.status, r.err);
+        cr_assert(strstr(r.err, "flag --db: must not be empty"), "%s", r.err);
+    }
     natsd_stop(&server, SIGTERM);
 }
 
@@ -630,6 +764,25 @@ Test(ctl_input, help_describes_what_the_commands_print_and_use, .timeout = 60)
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "REDELIVERED"), "status --help: %s", r.out);
     cr_assert(strstr(r.out, "redelivered, delivered"), "status --help: %s", r.out);
+
+    /* The limits of the repeatable flags are in the help of each command. */
+    ctl(&r, dir, "tail", "--help", NULL);
+    cr_assert_eq(r.status, 0);
+    line_with(r.out, "  --type TYPE ", line, sizeof line);
+    cr_assert(strstr(line, "repeatable, up to 32 times"), "tail --help: %s", line);
+    const char *t = "--type=Ping";
+    ctl(&r, dir, "tail", t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t,
+        t, t, t, t, t, t, t, t, t, NULL);
+    cr_assert_eq(r.status, 2, "33 --type: exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, "tail: more than 32 --type flags"), "%s", r.err);
+    static const char *const dir_cmds[][2] = { { "status", "--help" }, { "saga", "--help" } };
+    for (size_t i = 0; i < 2; i++) {
+        ctl(&r, dir, dir_cmds[i][0], dir_cmds[i][1], NULL);
+        cr_assert_eq(r.status, 0);
+        cr_assert(strstr(r.out, "repeatable, up to 16\n") || strstr(r.out, "up to 16 times"),
+                  "%s --help: %s", dir_cmds[i][0], r.out);
+        cr_assert(strstr(r.out, "up to 64 times"), "%s --help: %s", dir_cmds[i][0], r.out);
+    }
 
     ctl(&r, dir, "--help-settings", NULL);
     cr_assert_eq(r.status, 0);

@@ -29,11 +29,21 @@ int ctl_exit_of(choreo_status st)
 }
 
 const ctl_own_flag ctl_own_flags[] = {
-    { "--json", false },      { "--all", false },         { "--status", true },
-    { "--force", false },     { "--help-settings", false }, { "--dir", true },
-    { "--svg", true },        { "--limit", true },        { "--type", true },
-    { "--saga", true },       { "--from-start", false },  { "--state", true },
-    { "--note", true },       { "--by", true },
+    /* flag, takes a value, may repeat */
+    { "--json",           false, false },
+    { "--all",            false, false },
+    { "--status",         true,  false },
+    { "--force",          false, false },
+    { "--help-settings",  false, false },
+    { "--dir",            true,  true },
+    { "--svg",            true,  false },
+    { "--limit",          true,  false },
+    { "--type",           true,  true },
+    { "--saga",           true,  false },
+    { "--from-start",     false, false },
+    { "--state",          true,  false },
+    { "--note",           true,  false },
+    { "--by",             true,  false },
 };
 const size_t ctl_own_flag_count = sizeof ctl_own_flags / sizeof ctl_own_flags[0];
 
@@ -46,12 +56,34 @@ static bool own_flag_without_value(const char *arg, size_t len)
     return strncmp(arg, "--help", len) == 0 && len == 6;
 }
 
-void ctl_settings_prescan(ctl_settings *s, int argc, char **argv)
+/* Checks the value of a --db taken out of argv the way
+ * choreo_config_from_args checks the one left to it, so that each --db is
+ * refused with the same words ("flag --db: must not be empty"). */
+static int check_db_flag(char *flag, char *value)
+{
+    choreo_config *cfg = NULL;
+    char prog[] = "choreoctl";
+    char *args[] = { prog, flag, value, NULL };
+    int n = value ? 3 : 2;
+    choreo_status st = choreo_config_create(&cfg);
+    if (st == CHOREO_OK)
+        st = choreo_config_from_args(cfg, &n, args);
+    choreo_config_destroy(cfg);
+    if (st == CHOREO_OK)
+        return CTL_EXIT_OK;
+    const char *why = choreo_last_error();
+    ctl_error("%s%s", why, strstr(why, "--help") ? "" : " (see choreoctl --help)");
+    return ctl_exit_of(st);
+}
+
+int ctl_settings_prescan(ctl_settings *s, int *argc, char **argv)
 {
     s->nats_user = getenv("CHOREO_NATS_USER");
     s->nats_password = getenv("CHOREO_NATS_PASSWORD");
     s->nats_token = getenv("CHOREO_NATS_TOKEN");
-    for (int i = 1; i < argc; i++) {
+    /* The last --db that can be taken out, as argv[last .. last + span). */
+    int last = -1, span = 0, i = 1;
+    for (; i < *argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--") == 0)
             break;
@@ -60,9 +92,10 @@ void ctl_settings_prescan(ctl_settings *s, int argc, char **argv)
         const char *eq = strchr(arg, '=');
         size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
         const char *value = NULL;
+        int at = i;
         if (eq)
             value = eq + 1;
-        else if (!own_flag_without_value(arg, len) && i + 1 < argc)
+        else if (!own_flag_without_value(arg, len) && i + 1 < *argc)
             value = argv[++i];
         if (!value)
             continue;
@@ -73,6 +106,20 @@ void ctl_settings_prescan(ctl_settings *s, int argc, char **argv)
                 s->dbs[s->ndbs++] = value;
             else
                 s->too_many_dbs = true;
+            /* "--db --json" forgot the value: the library says so. */
+            if (!eq && strncmp(value, "--", 2) == 0)
+                continue;
+            /* Only the last is left in argv; the one before it goes now
+             * (the scan has passed it, so blanking it is safe). */
+            if (last >= 0) {
+                int rc = check_db_flag(argv[last], span == 2 ? argv[last + 1] : NULL);
+                if (rc != CTL_EXIT_OK)
+                    return rc;
+                for (int k = 0; k < span; k++)
+                    argv[last + k] = NULL;
+            }
+            last = at;
+            span = i - at + 1;
         } else if (len == 11 && strncmp(arg, "--nats-user", 11) == 0) {
             s->nats_user = value;
         } else if (len == 15 && strncmp(arg, "--nats-password", 15) == 0) {
@@ -81,6 +128,13 @@ void ctl_settings_prescan(ctl_settings *s, int argc, char **argv)
             s->nats_token = value;
         }
     }
+    int out = 1;
+    for (int k = 1; k < *argc; k++)
+        if (argv[k])
+            argv[out++] = argv[k];
+    *argc = out;
+    argv[out] = NULL;
+    return CTL_EXIT_OK;
 }
 
 int ctl_settings_check_nats(ctl_settings *s)
@@ -218,6 +272,15 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
     return CTL_EXIT_OK;
 }
 
+/* Whether ctl_own_flags marks the flag name as one that may repeat. */
+static bool repeats(const char *name)
+{
+    for (size_t i = 0; i < ctl_own_flag_count; i++)
+        if (strcmp(ctl_own_flags[i].flag, name) == 0)
+            return ctl_own_flags[i].repeats;
+    return false;
+}
+
 /* Whether argv[i] gives the flag name ("--name" or "--name=..."). */
 static bool gives(const char *arg, const char *name, size_t n)
 {
@@ -231,8 +294,8 @@ const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool
     if (!gives(arg, name, n))
         return NULL;
     /* A flag of one value given twice would keep the last silently, and
-     * the first may be the one meant. --type is the one that repeats. */
-    if (strcmp(name, "--type") != 0)
+     * the first may be the one meant; --dir and --type add up instead. */
+    if (!repeats(name))
         for (int k = 0; k < *i && strcmp(argv[k], "--") != 0; k++)
             if (gives(argv[k], name, n)) {
                 ctl_error("%s is given twice: give it once", name);
@@ -260,15 +323,15 @@ bool ctl_parse_count(const char *v, size_t max, size_t *out)
     return true;
 }
 
-int ctl_settings_check(ctl_settings *s)
+int ctl_settings_check(const char *cmd, ctl_settings *s)
 {
     if (s->env_error[0]) {
-        ctl_error("%s", s->env_error);
+        ctl_error("%s: %s", cmd, s->env_error);
         return CTL_EXIT_USAGE;
     }
     if (!choreo_config_get(s->cfg, "db")) {
-        ctl_error("no database given: pass --db FILE (the service's SQLite file) or --db "
-                  "postgresql://USER@HOST:PORT/DBNAME, or set CHOREO_DB");
+        ctl_error("%s: no database given: pass --db FILE (the service's SQLite file) or --db "
+                  "postgresql://USER@HOST:PORT/DBNAME, or set CHOREO_DB", cmd);
         return CTL_EXIT_USAGE;
     }
     /* choreoctl is not a service, but the library's checks of the other
@@ -276,11 +339,11 @@ int ctl_settings_check(ctl_settings *s)
      * they want a service name; it also names choreoctl in log lines. */
     if (!choreo_config_get(s->cfg, "service") &&
         choreo_config_set(s->cfg, "service", "choreoctl") != CHOREO_OK) {
-        ctl_error("%s", choreo_last_error());
+        ctl_error("%s: %s", cmd, choreo_last_error());
         return CTL_EXIT_FAIL;
     }
     if (choreo_config_validate(s->cfg) != CHOREO_OK) {
-        ctl_error("%s", choreo_last_error());
+        ctl_error("%s: %s", cmd, choreo_last_error());
         return CTL_EXIT_USAGE;
     }
     return CTL_EXIT_OK;
@@ -403,12 +466,12 @@ static int check_database(const ctl_settings *s, const char *db, char *why, size
 /* Refuses a path that is missing or is not a choreo database before
  * choreo_admin_open, which would create or migrate it: a typo in --db must
  * not leave a new database behind. */
-int ctl_check_database(const ctl_settings *s, const char *db)
+int ctl_check_database(const char *cmd, const ctl_settings *s, const char *db)
 {
     char why[CTL_DB_SHOWN_MAX + 512];
     int rc = check_database(s, db, why, sizeof why);
     if (rc != CTL_EXIT_OK)
-        ctl_error("%s", why);
+        ctl_error("%s: %s", cmd, why);
     return rc;
 }
 
@@ -426,19 +489,35 @@ int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **
     return -1;
 }
 
-int ctl_admin_open(ctl_settings *s, bool writes, choreo_admin **adm)
+int ctl_admin_open(const char *cmd, ctl_settings *s, bool writes, choreo_admin **adm)
 {
-    int rc = ctl_settings_check(s);
+    int rc = ctl_settings_check(cmd, s);
     if (rc == CTL_EXIT_OK)
-        rc = ctl_check_database(s, choreo_config_get(s->cfg, "db"));
+        rc = ctl_check_database(cmd, s, choreo_config_get(s->cfg, "db"));
     if (rc != CTL_EXIT_OK)
         return rc;
     choreo_status st = writes ? choreo_admin_open(adm, s->cfg)
                               : choreo_admin_open_readonly(adm, s->cfg);
     if (st != CHOREO_OK) {
-        ctl_error("%s", choreo_last_error());
+        ctl_error("%s: %s", cmd, choreo_last_error());
         return ctl_exit_of(st);
     }
+    return CTL_EXIT_OK;
+}
+
+int ctl_dir_add(const char *cmd, const char *v, const char **dirs, int *ndirs)
+{
+    if (!*v) {
+        ctl_error("%s: --dir is empty: give the directory that holds the services' databases "
+                  "(see choreoctl %s --help)", cmd, cmd);
+        return CTL_EXIT_USAGE;
+    }
+    if (*ndirs == CTL_DIR_MAX) {
+        ctl_error("%s: more than %d --dir flags: put the databases in fewer directories, or "
+                  "name them with --db", cmd, CTL_DIR_MAX);
+        return CTL_EXIT_USAGE;
+    }
+    dirs[(*ndirs)++] = v;
     return CTL_EXIT_OK;
 }
 

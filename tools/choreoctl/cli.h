@@ -59,8 +59,8 @@ int ctl_args_parse(const char *cmd, unsigned allowed, int argc, char **argv, ctl
  * moves to the value) or "--name=VALUE"; NULL when argv[*i] is another
  * flag, or when the value is missing, which sets *missing: none follows,
  * or what follows starts with "--" (the next flag; "--name=--x" gives such
- * a value). A flag other than --type given a second time ends choreoctl
- * with a message and CTL_EXIT_USAGE. */
+ * a value). A flag that ctl_own_flags does not mark as repeating, given a
+ * second time, ends choreoctl with a message and CTL_EXIT_USAGE. */
 const char *ctl_flag_value(const char *name, int argc, char **argv, int *i, bool *missing);
 
 /* An ID as the tables number their rows (dead list, review list): a
@@ -93,6 +93,7 @@ typedef struct ctl_settings {
 typedef struct ctl_own_flag {
     const char *flag;
     bool takes_value;
+    bool repeats; /* may be given more than once (--dir, --type); others only once */
 } ctl_own_flag;
 
 extern const ctl_own_flag ctl_own_flags[];
@@ -101,8 +102,15 @@ extern const size_t ctl_own_flag_count;
 /* Reads, before choreo_config_from_args reorders argv, every --db and the
  * NATS login flags (--nats-user, --nats-password, --nats-token, falling
  * back to CHOREO_NATS_USER, ...), with the precedence the settings have:
- * the last flag wins over the environment. It stops at "--". */
-void ctl_settings_prescan(ctl_settings *s, int argc, char **argv);
+ * the flag wins over the environment. It stops at "--".
+ * choreo_config_from_args refuses a setting given twice, but status and
+ * saga read several databases: every --db but the last is taken out of
+ * argv (*argc shrinks), its value checked as the library checks a db
+ * setting, and the last is left for choreo_config_from_args to set. A
+ * "--db" without a value that can be taken ("--db --json") stays for the
+ * library to refuse. Prints the problem and returns CTL_EXIT_USAGE, or
+ * returns CTL_EXIT_OK. */
+int ctl_settings_prescan(ctl_settings *s, int *argc, char **argv);
 
 /* Checks the settings of a command that reads the stream and needs no
  * database setting (saga, tail): no refused CHOREO_* variable, and
@@ -111,9 +119,9 @@ void ctl_settings_prescan(ctl_settings *s, int argc, char **argv);
 int ctl_settings_check_nats(ctl_settings *s);
 
 /* Checks the settings a command needs: no refused CHOREO_* variable, a db,
- * and credentials that go together. Prints the problem and returns
- * CTL_EXIT_USAGE, or returns CTL_EXIT_OK. */
-int ctl_settings_check(ctl_settings *s);
+ * and credentials that go together. Prints the problem after "<cmd>: " and
+ * returns CTL_EXIT_USAGE, or returns CTL_EXIT_OK. */
+int ctl_settings_check(const char *cmd, ctl_settings *s);
 
 /* The first word after a command that has subcommands (dead, consumers):
  * none is a usage error naming the choices ("list or delete"), and --help
@@ -127,14 +135,15 @@ int ctl_subcommand_intro(const char *cmd, const char *choices, int argc, char **
  * brings choreo's tables up to this build's version) when writes, else to
  * read only (choreo_admin_open_readonly), so that a command that only reads takes no
  * write lock and leaves the schema of a database an older service runs on
- * as it is. *adm on CTL_EXIT_OK only. */
-int ctl_admin_open(ctl_settings *s, bool writes, choreo_admin **adm);
+ * as it is. Each error it prints starts with "<cmd>: " ("dead drop: "), as
+ * the command's own do. *adm on CTL_EXIT_OK only. */
+int ctl_admin_open(const char *cmd, ctl_settings *s, bool writes, choreo_admin **adm);
 
 /* Refuses a database that is missing or is not a choreo database before
  * choreo_admin_open, which would create or migrate it: a SQLite path, or a
- * PostgreSQL URL (whose server must answer). Prints why and returns
- * CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
-int ctl_check_database(const ctl_settings *s, const char *db);
+ * PostgreSQL URL (whose server must answer). Prints why after "<cmd>: "
+ * and returns CTL_EXIT_FAIL, or returns CTL_EXIT_OK. */
+int ctl_check_database(const char *cmd, const ctl_settings *s, const char *db);
 
 /* Opens db (a choreo database, SQLite or PostgreSQL) to read it only
  * (choreo_admin_open_readonly) with the settings' busy_timeout_ms and
@@ -150,6 +159,12 @@ char *ctl_db_shown(const char *db);
 
 /* Most --dir flags one command takes. */
 #define CTL_DIR_MAX 16
+
+/* Appends the --dir value v to dirs[0..*ndirs) (CTL_DIR_MAX of them). An
+ * empty value would read no directory at all ("cannot read directory ")
+ * and more than CTL_DIR_MAX do not fit: both print why after "<cmd>: "
+ * and return CTL_EXIT_USAGE; else CTL_EXIT_OK. */
+int ctl_dir_add(const char *cmd, const char *v, const char **dirs, int *ndirs);
 
 /* The databases a command reads (saga, status): every --db given (or the
  * db setting), then every choreo database (*.db) of each --dir in name

@@ -161,10 +161,31 @@ static int print_json(const choreo_consumer_entry *list, size_t n)
 
 /* Says what went wrong in a choreo_admin_consumer* call; the status picks
  * the exit code. */
-static int failed(choreo_status st)
+static int failed(const char *cmd, choreo_status st)
 {
-    ctl_error("%s", choreo_last_error());
+    ctl_error("%s: %s", cmd, choreo_last_error());
     return ctl_exit_of(st);
+}
+
+/* The server's rule for a consumer's name (nats-server refuses any other
+ * when the consumer is made), so no consumer is named otherwise. */
+#define CONSUMER_NAME_MAX 255
+static const char consumer_name_banned[] = " \t\r\n\f.*>/\\";
+
+/* Refuses a name no consumer can have before NATS is asked: the answer
+ * would be "no consumer" of that name, as if it were a typo of one. */
+static int check_name(const char *cmd, const char *name)
+{
+    size_t len = strlen(name);
+    if (len > 0 && len <= CONSUMER_NAME_MAX && !name[strcspn(name, consumer_name_banned)])
+        return CTL_EXIT_OK;
+    char *shown = ctl_text_clean(name, len);
+    ctl_error("%s: invalid consumer name \"%s\": the server names a consumer with 1 to %d "
+              "bytes, none of them a space, tab or line break, '.', '*', '>', '/' or '\\'; "
+              "give a name from the CONSUMER column of choreoctl consumers list", cmd,
+              shown ? shown : "?", CONSUMER_NAME_MAX);
+    free(shown);
+    return CTL_EXIT_USAGE;
 }
 
 /* Refuses a service given (--service or CHOREO_SERVICE) that is not the
@@ -229,7 +250,7 @@ static int parse(const char *cmd, bool deleting, int argc, char **argv, struct a
                   "consumers list", cmd);
         return CTL_EXIT_USAGE;
     }
-    return CTL_EXIT_OK;
+    return deleting ? check_name(cmd, a->name) : CTL_EXIT_OK;
 }
 
 int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
@@ -266,7 +287,7 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     const char *svc = service[0] ? service : NULL;
     choreo_admin *adm = NULL;
     /* Even a delete only reads the database: it deletes on the server. */
-    if ((rc = ctl_admin_open(s, false, &adm)) != CTL_EXIT_OK)
+    if ((rc = ctl_admin_open(cmd, s, false, &adm)) != CTL_EXIT_OK)
         return rc;
     char shown[CTL_DB_SHOWN_MAX];
     choreo_db_display(choreo_config_get(s->cfg, "db"), shown, sizeof shown);
@@ -279,7 +300,7 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
     if (deleting) {
         choreo_status st = choreo_admin_consumer_delete(adm, svc, a.name, a.force);
         if (st != CHOREO_OK)
-            rc = failed(st);
+            rc = failed(cmd, st);
         else
             printf("deleted consumer %s; its events stay in the stream\n", a.name);
     } else {
@@ -287,7 +308,7 @@ int ctl_consumers_main(ctl_settings *s, int argc, char **argv)
         size_t n = 0;
         choreo_status st = choreo_admin_consumers(adm, svc, &list, &n);
         if (st != CHOREO_OK) {
-            rc = failed(st);
+            rc = failed(cmd, st);
         } else if (a.json) {
             rc = print_json(list, n);
             if (unrecorded && n > 0)

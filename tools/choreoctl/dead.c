@@ -396,10 +396,14 @@ static int cmd_retry(choreo_admin *adm, const ctl_args *a, const char *db)
         stop = unreachable(st);
     }
     free(list);
+    /* The counts add up to n: retried, failed (the last of them because
+     * NATS could not be reached), and not tried. */
     if (tried < n)
-        printf("Retried %zu of %zu parked messages; NATS could not be reached (see the error "
-               "above), so %zu were not tried: they stay parked.\n", tried - failed, n,
-               n - tried);
+        printf("Retried %zu of %zu parked messages; %zu failed%s because NATS could not be "
+               "reached (see the error%s above), so the remaining %zu %s not tried: %s "
+               "parked.\n", tried - failed, n, failed, failed == 1 ? "" : ", the last",
+               failed == 1 ? "" : "s", n - tried, n - tried == 1 ? "was" : "were",
+               n - tried == 1 ? "it stays" : "they stay");
     else if (n > 0)
         printf("Retried %zu of %zu parked messages%s.\n", n - failed, n,
                failed ? "; see the errors above" : "");
@@ -477,7 +481,7 @@ int ctl_dead_main(ctl_settings *s, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     choreo_admin *adm = NULL;
-    if ((rc = ctl_admin_open(s, sub->writes, &adm)) != CTL_EXIT_OK)
+    if ((rc = ctl_admin_open(sub->name, s, sub->writes, &adm)) != CTL_EXIT_OK)
         return rc;
     /* Messages name the database without the password a URL may hold. */
     char shown[CTL_DB_SHOWN_MAX];

@@ -50,8 +50,9 @@ static const char exit_text[] =
     "     (any more), NATS could not be reached or did not confirm the publish;\n"
     "     with retry --all, at least one retry failed\n"
     "  2  usage error: unknown command or flag, missing --db, an ID that is not a\n"
-    "     positive whole number, an invalid --state or --limit, an invalid setting\n"
-    "     or CHOREO_* variable\n";
+    "     positive whole number, a consumer name no consumer can have (empty, or\n"
+    "     with a space, '.', '*', '>', '/' or '\\'), an invalid --state or --limit,\n"
+    "     an invalid setting or CHOREO_* variable\n";
 
 void ctl_help_main(FILE *f)
 {
@@ -548,10 +549,11 @@ void ctl_help_saga(FILE *f)
     fputs("Arguments and flags:\n"
           "  SAGA_ID      the saga's id (1 to 64 of A-Z a-z 0-9 _ -)\n"
           "  --dir DIR    read every choreo database (*.db) in DIR, such as the work\n"
-          "               directory that shop-demo --keep leaves; repeatable\n"
+          "               directory that shop-demo --keep leaves; repeatable, up to 16\n"
+          "               times\n"
           "  --db FILE    read this service's database, a file or a postgresql:// URL;\n"
-          "               repeatable. Without --dir and --db, or CHOREO_DB, only the\n"
-          "               stream is read\n"
+          "               repeatable, up to 64 times. Without --dir and --db, or\n"
+          "               CHOREO_DB, only the stream is read\n"
           "  --json       one JSON object instead of text\n"
           "  --svg FILE   also draw the timeline into FILE as an SVG sequence diagram:\n"
           "               a lane per service, the events from top to bottom, an arrow\n"
@@ -593,8 +595,8 @@ void ctl_help_saga(FILE *f)
           "     reached or refused the login, a database cannot be read, a --dir holds\n"
           "     no choreo database, the --svg file is a database or cannot be written\n"
           "  2  usage error: a missing or invalid saga id, an unknown flag, a flag\n"
-          "     without its value (an empty --svg), an invalid setting or CHOREO_*\n"
-          "     variable\n",
+          "     without its value (an empty --svg or --dir), more than 16 --dir or 64\n"
+          "     --db, an invalid setting or CHOREO_* variable\n",
           f);
 }
 
@@ -622,8 +624,8 @@ void ctl_help_tail(FILE *f)
           "at choreoctl's " CTL_DEFAULT_PING_INTERVAL_MS " ms.\n"
           "\n"
           "Flags:\n"
-          "  --type TYPE     only events of this type; repeatable (one type is filtered\n"
-          "                  by the server, several by tail)\n"
+          "  --type TYPE     only events of this type; repeatable, up to 32 times (one\n"
+          "                  type is filtered by the server, several by tail)\n"
           "  --saga SAGA_ID  only this saga's events\n"
           "  --from-start    begin with the stream's first event instead of new ones\n"
           "  --json          one JSON object per line, with the keys seq, time, ts,\n"
@@ -644,8 +646,8 @@ void ctl_help_tail(FILE *f)
           "  0  ended by SIGINT or SIGTERM\n"
           "  1  NATS cannot be reached at the start or refused the login, no such\n"
           "     stream, the subscription ended, or ending took more than 10 s\n"
-          "  2  usage error: an invalid --type or --saga, an unknown flag, an invalid\n"
-          "     setting or CHOREO_* variable\n",
+          "  2  usage error: an invalid --type or --saga, more than 32 --type, an\n"
+          "     unknown flag, an invalid setting or CHOREO_* variable\n",
           f);
 }
 
@@ -704,14 +706,16 @@ void ctl_help_status(FILE *f)
           "When NATS cannot be reached or has no such stream, the consumers line says\n"
           "so and the rest is printed all the same, with exit status 1. So is a --db\n"
           "that is not a choreo database (missing or damaged): it is reported in its\n"
-          "place and the other databases are printed (given alone, only its error).\n"
+          "place and the other databases are printed (given alone, only its error on\n"
+          "stderr; with --json, the object is printed all the same, the error in its\n"
+          "errors).\n"
           "\n"
           "Flags:\n"
           "  --db FILE    a service's database, a file or a postgresql:// URL;\n"
-          "               repeatable (a settings flag: it may also stand before\n"
-          "               status, and CHOREO_DB gives one)\n"
+          "               repeatable, up to 64 times (a settings flag: it may also\n"
+          "               stand before status, and CHOREO_DB gives one)\n"
           "  --dir DIR    every choreo database (*.db) in DIR, such as the work directory\n"
-          "               that shop-demo --keep leaves; repeatable\n"
+          "               that shop-demo --keep leaves; repeatable, up to 16 times\n"
           "  --json       one JSON object instead of text\n"
           "  -h, --help   this text\n"
           "\n"
@@ -750,8 +754,8 @@ void ctl_help_status(FILE *f)
           "     reached or refused the login or has no such stream, a database is\n"
           "     locked or damaged, a --db is not a choreo database); the rest is\n"
           "     printed all the same. Also: a --dir without a choreo database\n"
-          "  2  usage error: no database given, an unknown flag, an invalid setting or\n"
-          "     CHOREO_* variable\n",
+          "  2  usage error: no database given, an empty --dir, more than 16 --dir or\n"
+          "     64 --db, an unknown flag, an invalid setting or CHOREO_* variable\n",
           f);
 }
 

@@ -89,8 +89,10 @@ int main(int argc, char **argv)
             goto done;
         }
     }
-    /* Before the settings parse reorders argv and keeps one --db only. */
-    ctl_settings_prescan(&s, argc, argv);
+    /* Before the settings parse reorders argv, which must hold one --db
+     * at most by then. */
+    if ((rc = ctl_settings_prescan(&s, &argc, argv)) != CTL_EXIT_OK)
+        goto done;
     if (choreo_config_from_args(s.cfg, &argc, argv) != CHOREO_OK) {
         const char *why = choreo_last_error();
         ctl_error("%s%s", why, strstr(why, "--help") ? "" : " (see choreoctl --help)");

@@ -55,11 +55,8 @@ static int parse(int argc, char **argv, struct saga_args *a)
         } else if (flags && strcmp(arg, "--json") == 0) {
             a->json = true;
         } else if (flags && (v = ctl_flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
-            if (a->ndirs == CTL_DIR_MAX) {
-                ctl_error("saga: more than %d --dir flags", CTL_DIR_MAX);
+            if (ctl_dir_add("saga", v, a->dirs, &a->ndirs) != CTL_EXIT_OK)
                 return CTL_EXIT_USAGE;
-            }
-            a->dirs[a->ndirs++] = v;
         } else if (flags && (v = ctl_flag_value("--svg", argc, argv, &i, &missing)) != NULL) {
             if (!*v) {
                 ctl_error("saga: --svg needs a file name (see choreoctl saga --help)");

@@ -281,7 +281,7 @@ int ctl_sagas_main(ctl_settings *s, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     choreo_admin *adm = NULL;
-    if ((rc = ctl_admin_open(s, false, &adm)) != CTL_EXIT_OK)
+    if ((rc = ctl_admin_open("sagas", s, false, &adm)) != CTL_EXIT_OK)
         return rc;
     /* Messages name the database without the password a URL may hold. */
     char shown[CTL_DB_SHOWN_MAX];

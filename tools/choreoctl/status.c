@@ -71,11 +71,8 @@ static int parse(int argc, char **argv, struct status_args *a)
         } else if (flags && strcmp(arg, "--json") == 0) {
             a->json = true;
         } else if (flags && (v = ctl_flag_value("--dir", argc, argv, &i, &missing)) != NULL) {
-            if (a->ndirs == CTL_DIR_MAX) {
-                ctl_error("status: more than %d --dir flags", CTL_DIR_MAX);
+            if (ctl_dir_add("status", v, a->dirs, &a->ndirs) != CTL_EXIT_OK)
                 return CTL_EXIT_USAGE;
-            }
-            a->dirs[a->ndirs++] = v;
         } else if (missing) {
             ctl_error("status: --dir needs a value (see choreoctl status --help)");
             return CTL_EXIT_USAGE;
@@ -708,8 +705,10 @@ static int run(ctl_settings *s, const struct status_args *a, const ctl_db_list *
 
 /* A --db that is not a choreo database is reported in its place, so that
  * the others are still shown; when there are no others, its error is all
- * there is to say. Returns CTL_EXIT_OK when one database can be read, or
- * prints why none can and returns CTL_EXIT_FAIL. */
+ * there is to say in text. (JSON still prints the object, with each
+ * database's error in it: a script reading stdout needs its input.)
+ * Returns CTL_EXIT_OK when one database can be read, or prints why none
+ * can and returns CTL_EXIT_FAIL. */
 static int check_readable(const ctl_db_list *dbs)
 {
     for (size_t i = 0; i < dbs->n; i++)
@@ -739,7 +738,7 @@ int ctl_status_main(ctl_settings *s, int argc, char **argv)
     }
     ctl_db_list dbs;
     rc = ctl_db_list_collect("status", s, a.dirs, a.ndirs, true, &dbs);
-    if (rc == CTL_EXIT_OK)
+    if (rc == CTL_EXIT_OK && !a.json)
         rc = check_readable(&dbs);
     if (rc == CTL_EXIT_OK)
         rc = run(s, &a, &dbs);
