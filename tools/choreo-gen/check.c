@@ -1,6 +1,8 @@
 /* Checks a parsed schema before any code is generated from it: names, types,
  * size bounds, defaults, record references, and the C identifiers the
- * generator will derive, so that generated code always compiles. */
+ * generator will derive (no two alike, none a header's type or macro), so
+ * that generated code compiles. The prefix is checked when it is known, by
+ * gen_prefix_problem. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +43,27 @@ static const char *const taken[] = {
     "unix", "linux", "i386", "sun", "sparc", "mips",
     "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t",
     "size_t", "ptrdiff_t", "max_align_t",
+    /* Macros of C11 headers a program may include beside the generated
+     * one: <complex.h> and <stdnoreturn.h>. Those of <stdalign.h>,
+     * <stdbool.h>, <assert.h> and <threads.h> (alignas, bool, true,
+     * static_assert, thread_local, ...) are C23 keywords, refused above,
+     * and I is not snake_case. */
+    "complex", "imaginary", "noreturn",
+    /* Macros POSIX headers define, in glibc, for members that sit inside
+     * unions (st_atime is st_atim.tv_sec, si_pid is _sifields._kill.si_pid),
+     * and h_errno and math_errhandling: each stands for an expression, which
+     * cannot be a member's name. */
+    "st_atime", "st_mtime", "st_ctime",
+    "sa_handler", "sa_sigaction",
+    "si_addr", "si_addr_lsb", "si_arch", "si_band", "si_call_addr", "si_fd", "si_int",
+    "si_lower", "si_overrun", "si_pid", "si_pkey", "si_ptr", "si_status", "si_stime",
+    "si_syscall", "si_timerid", "si_uid", "si_upper", "si_utime", "si_value",
+    "sigev_notify_attributes", "sigev_notify_function",
+    "h_addr", "h_errno", "math_errhandling",
+    "ifa_broadaddr", "ifa_dstaddr", "ifc_buf", "ifc_req", "ifr_addr", "ifr_bandwidth",
+    "ifr_broadaddr", "ifr_data", "ifr_dstaddr", "ifr_flags", "ifr_hwaddr", "ifr_ifindex",
+    "ifr_map", "ifr_metric", "ifr_mtu", "ifr_name", "ifr_netmask", "ifr_newname", "ifr_qlen",
+    "ifr_slave",
 };
 
 static bool upper_camel(const char *s)
@@ -166,7 +189,9 @@ static void check_type(checker *c, gen_type *t, size_t idx, bool in_list, int *d
     const gen_decl *self = &c->s->decls[idx];
     gen_decl *r = gen_schema_find(c->s, t->record_name);
     if (!r) {
-        const char *hint = suggest(c->s, t->record_name);
+        /* A suggestion compares the name with every record's: only worth
+         * it while the message is still shown. */
+        const char *hint = c->diags->n < GEN_DIAG_MAX ? suggest(c->s, t->record_name) : NULL;
         if (hint)
             ERR(c, t->loc, "unknown type '%s'; did you mean '%s'?", t->record_name, hint);
         else
@@ -189,6 +214,7 @@ static void check_type(checker *c, gen_type *t, size_t idx, bool in_list, int *d
         return;
     }
     t->record = r;
+    r->listed = r->listed || in_list;
     if (r->depth + 1 > *depth)
         *depth = r->depth + 1;
 }
@@ -209,6 +235,16 @@ static bool int_fits(const gen_value *v, gen_kind k, char *range, size_t size)
     }
 }
 
+/* Whether a number as written has a digit other than 0 before any
+ * exponent: 1e-400 does, 0.0e5 does not. */
+static bool nonzero_digits(const char *text)
+{
+    for (; *text && *text != 'e' && *text != 'E'; text++)
+        if (*text >= '1' && *text <= '9')
+            return true;
+    return false;
+}
+
 static void check_value(checker *c, const gen_field *f, const gen_type *t, const gen_value *v)
 {
     char tbuf[300], range[64];
@@ -219,6 +255,11 @@ static void check_value(checker *c, const gen_field *f, const gen_type *t, const
         if (v->kind != GEN_LIT_STRING) {
             ERR(c, v->loc, "default of field '%s' must be a string literal (\"...\") for %s",
                 f->name, tname);
+            return;
+        }
+        if (v->raw && t->kind == GEN_STRING) {
+            ERR(c, v->loc, "default of field '%s' uses \\x escapes, which are for bytes: a "
+                "string holds UTF-8 text; write the character, or \\uXXXX", f->name);
             return;
         }
         if (t->max && v->len > t->max)
@@ -243,6 +284,9 @@ static void check_value(checker *c, const gen_field *f, const gen_type *t, const
         if (!int_fits(v, t->kind, range, sizeof range))
             ERR(c, v->loc, "default %s of field '%s' is out of range for %s (%s)", v->text,
                 f->name, tname, range);
+        else if (v->neg && v->mag == 0)
+            ERR(c, v->loc, "default -0 of field '%s': an integer has no negative zero; "
+                "write it as 0", f->name);
         return;
     case GEN_F64:
         if (v->kind != GEN_LIT_INT && v->kind != GEN_LIT_FLOAT) {
@@ -251,6 +295,10 @@ static void check_value(checker *c, const gen_field *f, const gen_type *t, const
         }
         if (!isfinite(v->f))
             ERR(c, v->loc, "default %s of field '%s' is out of range for f64", v->text, f->name);
+        else if (v->f == 0 && nonzero_digits(v->text))
+            ERR(c, v->loc, "default %s of field '%s' is too small for f64: it would become 0 "
+                "(the smallest nonzero f64 is about 4.9e-324); write 0 if that is meant",
+                v->text, f->name);
         return;
     case GEN_LIST: {
         if (v->kind != GEN_LIT_LIST) {
@@ -292,6 +340,7 @@ static void check_fields(checker *c, gen_decl *d, size_t idx)
         ERR(c, d->loc, "%s %s has %zu fields, more than the limit of %d", what, d->name,
             d->nfields, GEN_FIELDS_MAX);
     int depth = 0;
+    gen_names *seen = gen_names_create(c->s->arena, d->nfields);
     for (size_t i = 0; i < d->nfields; i++) {
         gen_field *f = &d->fields[i];
         if (strlen(f->name) > GEN_FIELD_NAME_MAX)
@@ -307,13 +356,10 @@ static void check_fields(checker *c, gen_decl *d, size_t idx)
             ERR(c, f->loc, "bad field name '%s': C compilers or headers define it (a macro "
                 "or a type name), so the generated struct would not compile; choose another "
                 "name", f->name);
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(d->fields[j].name, f->name) == 0) {
-                ERR(c, f->loc, "duplicate field '%s' in %s %s (first at line %d)", f->name,
-                    what, d->name, d->fields[j].loc.line);
-                break;
-            }
-        }
+        size_t j = gen_names_put(seen, f->name, i);
+        if (j != SIZE_MAX)
+            ERR(c, f->loc, "duplicate field '%s' in %s %s (first at line %d)", f->name, what,
+                d->name, d->fields[j].loc.line);
         size_t before = c->errors;
         check_type(c, f->type, idx, false, &depth);
         if (f->dflt && c->errors == before)
@@ -326,12 +372,11 @@ static void check_fields(checker *c, gen_decl *d, size_t idx)
 }
 
 /* Every C identifier the generator derives from the schema, without the
- * prefix, so that two declarations can never produce the same name. */
-typedef struct ident {
-    char name[GEN_NAME_MAX * 2 + 32];
-    const gen_decl *owner;
-} ident;
-
+ * prefix, so that two declarations can never produce the same name. Each
+ * name maps to the index of the declaration that derives it first (past
+ * the last declaration for the generator's own names), in a table, so
+ * that a schema of many declarations is checked in time proportional to
+ * its size. */
 static void check_identifiers(checker *c)
 {
     static const char *const builtin[] = {
@@ -344,69 +389,79 @@ static void check_identifiers(checker *c)
                                              {"list_", ""}};
     static const char *const ev_fix[][2] = {{"emit_", ""}, {"emit_", "_after"}, {"emit_", "_at"},
                                             {"on_", ""}, {"", "_handler"}};
-    size_t cap = 0, n = 0;
-    for (size_t i = 0; i < c->s->ndecls; i++)
-        cap += 12;
-    ident *ids = gen_arena_alloc(c->s->arena, (cap + 16) * sizeof *ids);
-    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
-        snprintf(ids[n].name, sizeof ids[n].name, "%s", builtin[i]);
-        ids[n++].owner = NULL;
-    }
+    enum { NREC = sizeof rec_fix / sizeof rec_fix[0], NEV = sizeof ev_fix / sizeof ev_fix[0] };
+    const size_t builtins = sizeof builtin / sizeof builtin[0];
+    gen_arena *a = c->s->arena;
+    gen_names *ids = gen_names_create(a, builtins + c->s->ndecls * (NREC + NEV));
+    for (size_t i = 0; i < builtins; i++)
+        gen_names_put(ids, builtin[i], SIZE_MAX - 1 - i);
     for (size_t i = 0; i < c->s->ndecls; i++) {
         const gen_decl *d = &c->s->decls[i];
-        size_t first = n;
-        for (size_t k = 0; k < sizeof rec_fix / sizeof rec_fix[0]; k++) {
-            snprintf(ids[n].name, sizeof ids[n].name, "%s%s%s", rec_fix[k][0], d->snake,
-                     rec_fix[k][1]);
-            ids[n++].owner = d;
+        const char *mine[NREC + NEV];
+        size_t n = 0;
+        for (size_t k = 0; k < NREC + NEV && (k < NREC || d->is_event); k++) {
+            const char *const *fix = k < NREC ? rec_fix[k] : ev_fix[k - NREC];
+            char name[GEN_NAME_MAX * 2 + 32];
+            int len = snprintf(name, sizeof name, "%s%s%s", fix[0], d->snake, fix[1]);
+            mine[n++] = gen_arena_strndup(a, name, (size_t)len);
         }
-        for (size_t k = 0; d->is_event && k < sizeof ev_fix / sizeof ev_fix[0]; k++) {
-            snprintf(ids[n].name, sizeof ids[n].name, "%s%s%s", ev_fix[k][0], d->snake,
-                     ev_fix[k][1]);
-            ids[n++].owner = d;
-        }
-        bool reported = false;
-        for (size_t k = first; k < n && !reported; k++) {
-            for (size_t j = 0; j < first && !reported; j++) {
-                if (strcmp(ids[j].name, ids[k].name) != 0)
-                    continue;
-                reported = true;
-                if (ids[j].owner)
-                    ERR(c, d->loc, "%s %s clashes with %s %s (line %d): both generate the C "
-                        "name <prefix>_%s; rename one", d->is_event ? "event" : "record",
-                        d->name, ids[j].owner->is_event ? "event" : "record",
-                        ids[j].owner->name, ids[j].owner->loc.line, ids[k].name);
-                else
-                    ERR(c, d->loc, "%s %s would generate the C name <prefix>_%s, which "
-                        "choreo-gen uses itself; rename it", d->is_event ? "event" : "record",
-                        d->name, ids[k].name);
+        /* The first of this declaration's names that an earlier one
+         * derives too, if any: one report per declaration. */
+        for (size_t k = 0; k < n; k++) {
+            size_t j = gen_names_get(ids, mine[k]);
+            if (j == SIZE_MAX)
+                continue;
+            const char *what = d->is_event ? "event" : "record";
+            if (j < c->s->ndecls) {
+                const gen_decl *o = &c->s->decls[j];
+                ERR(c, d->loc, "%s %s clashes with %s %s (line %d): both generate the C "
+                    "name <prefix>_%s; rename one", what, d->name,
+                    o->is_event ? "event" : "record", o->name, o->loc.line, mine[k]);
+            } else {
+                ERR(c, d->loc, "%s %s would generate the C name <prefix>_%s, which "
+                    "choreo-gen uses itself; rename it", what, d->name, mine[k]);
             }
+            break;
         }
+        for (size_t k = 0; k < n; k++)
+            gen_names_put(ids, mine[k], i);
     }
+}
+
+/* Whether a declaration's C name ends in _t, as in Least8T (least8_t). */
+static bool ends_in_t(const char *snake)
+{
+    size_t n = strlen(snake);
+    return strcmp(snake, "t") == 0 || (n > 2 && strcmp(snake + n - 2, "_t") == 0);
 }
 
 size_t gen_schema_check(gen_schema *s, gen_diags *diags)
 {
     checker c = {s, diags, 0};
     char buf[GEN_NAME_MAX * 2 + 8];
+    s->by_name = gen_names_create(s->arena, s->ndecls);
     for (size_t i = 0; i < s->ndecls; i++) {
         gen_decl *d = &s->decls[i];
         const char *what = d->is_event ? "event" : "record";
+        d->snake = gen_snake(d->name, buf, sizeof buf);
+        d->snake = gen_arena_strndup(s->arena, d->snake, strlen(d->snake));
         if (strlen(d->name) > GEN_NAME_MAX)
             ERR(&c, d->loc, "%s name '%.20s...' is longer than %d characters", what, d->name,
                 GEN_NAME_MAX);
         else if (!upper_camel(d->name))
             ERR(&c, d->loc, "bad %s name '%s': use UpperCamel ASCII ([A-Z][A-Za-z0-9]*), "
                 "e.g. OrderCreated", what, d->name);
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(s->decls[j].name, d->name) == 0) {
-                ERR(&c, d->loc, "%s %s is already declared at line %d", what, d->name,
-                    s->decls[j].loc.line);
-                break;
-            }
-        }
-        d->snake = gen_arena_strndup(s->arena, gen_snake(d->name, buf, sizeof buf),
-                                     strlen(gen_snake(d->name, buf, sizeof buf)));
+        /* POSIX reserves names ending in _t for the types of its headers,
+         * and with a prefix such a name can be one of them: prefix int and
+         * record Least8T would declare int_least8_t. */
+        else if (ends_in_t(d->snake))
+            ERR(&c, d->loc, "bad %s name '%s': its C name <prefix>_%s ends in _t, as the type "
+                "names of system headers do (int_least8_t, size_t, ...), and could be one of "
+                "them; choose another name", what, d->name, d->snake);
+        size_t j = gen_names_put(s->by_name, d->name, i);
+        if (j != SIZE_MAX)
+            ERR(&c, d->loc, "%s %s is already declared at line %d", what, d->name,
+                s->decls[j].loc.line);
     }
     if (c.errors)
         return c.errors;

@@ -102,13 +102,32 @@ const char *gen_prefix_problem(const char *p)
     if (!shape)
         return "use lowercase letters and digits, starting with a letter, with single '_' "
                "between words ([a-z][a-z0-9]*(_[a-z0-9]+)*), e.g. shop or my_shop";
-    /* Generated names are PREFIX_x and PREFIX_X: with this prefix they
-     * would share libchoreo's namespace (choreo_event, choreo_status,
-     * choreo_tx, CHOREO_OK, ...) and could clash with it. */
-    if (strcmp(p, "choreo") == 0 || strncmp(p, "choreo_", 7) == 0)
-        return "names starting with choreo_ are libchoreo's own (choreo_event, "
-               "choreo_status, choreo_tx, ...) and generated names would clash with them: "
-               "use a prefix of your own, such as the schema's or the service's name";
+    /* Generated names are PREFIX_x and PREFIX_X: with these prefixes they
+     * would share the namespace of a library the generated code includes:
+     * libchoreo's (choreo_event, choreo_status, choreo_tx, CHOREO_OK, ...),
+     * SQLite's, which choreo.h includes (sqlite3_stmt, SQLITE_VERSION, ...),
+     * or C11's <stdatomic.h> (atomic_int, ...), and could clash with it. */
+    static const struct {
+        const char *word, *why;
+    } reserved[] = {
+        {"choreo", "names starting with choreo_ are libchoreo's own (choreo_event, "
+                   "choreo_status, choreo_tx, ...) and generated names would clash with them: "
+                   "use a prefix of your own, such as the schema's or the service's name"},
+        {"sqlite", "names starting with sqlite_ or SQLITE_ are SQLite's (SQLITE_VERSION, ...), "
+                   "which choreo.h includes, and generated names could clash with them: use a "
+                   "prefix of your own, such as the schema's or the service's name"},
+        {"sqlite3", "names starting with sqlite3_ are SQLite's (sqlite3_stmt, ...), which "
+                    "choreo.h includes, and generated names could clash with them: use a "
+                    "prefix of your own, such as the schema's or the service's name"},
+        {"atomic", "names starting with atomic_ are C11's <stdatomic.h> (atomic_int, ...), "
+                   "which the generated source includes, and generated names could clash with "
+                   "them: use a prefix of your own, such as the schema's or the service's name"},
+    };
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        size_t w = strlen(reserved[i].word);
+        if (strncmp(p, reserved[i].word, w) == 0 && (p[w] == '\0' || p[w] == '_'))
+            return reserved[i].why;
+    }
     return NULL;
 }
 

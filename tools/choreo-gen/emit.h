@@ -21,7 +21,8 @@ void gen_buf_printf(gen_buf *b, const char *fmt, ...)
 
 /* What is wrong with a prefix, as a phrase that says what to do, or NULL
  * for a valid one: [a-z][a-z0-9]*(_[a-z0-9]+)*, at most 32 characters, and
- * neither choreo nor starting with choreo_ (libchoreo's own names). */
+ * none of choreo, sqlite, sqlite3 and atomic, alone or followed by _...
+ * (the names of libchoreo, SQLite and <stdatomic.h>). */
 const char *gen_prefix_problem(const char *prefix);
 
 /* True when gen_prefix_problem finds nothing wrong. */

@@ -219,13 +219,7 @@ static void emit_decode(emitter *e, const gen_decl *d)
         char fname[GEN_NAME_MAX * 2 + 64];
         gen_type el = {.kind = GEN_RECORD, .record = (gen_decl *)d, .record_name = d->name};
         snprintf(fname, sizeof fname, "%s__%s__read_list", p, x);
-        bool listed = false;
-        for (size_t i = 0; i < e->s->ndecls; i++)
-            for (size_t j = 0; j < e->s->decls[i].nfields; j++) {
-                const gen_type *t = e->s->decls[i].fields[j].type;
-                listed = listed || (t->kind == GEN_LIST && t->elem->record == d);
-            }
-        if (listed)
+        if (d->listed)
             emit_list_reader(e, &el, fname);
     }
 }

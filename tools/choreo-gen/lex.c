@@ -59,12 +59,26 @@ static void pending_add(gen_lexer *lx, const char *s, size_t len)
     lx->pending[lx->pending_len] = '\0';
 }
 
-/* A comment runs to the end of the line; "# text" keeps "text". */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end);
+
+/* A comment runs to the end of the line; "# text" keeps "text". It may be
+ * copied into the generated header, so it must be UTF-8 as strings are: a
+ * header in some other encoding would be read as garbage, or refused, by
+ * the tools of those who include it. */
 static void lex_comment(gen_lexer *lx)
 {
     const char *s = lx->p + 1;
-    while (lx->p < lx->end && *lx->p != '\n')
-        advance_char(lx);
+    bool reported = false;
+    while (lx->p < lx->end && *lx->p != '\n') {
+        size_t k = utf8_seq((const unsigned char *)lx->p, (const unsigned char *)lx->end);
+        if (k == 0 && !reported) {
+            lex_error(lx, lx->loc, "comment is not valid UTF-8 (byte 0x%02x)",
+                      (unsigned char)*lx->p);
+            reported = true; /* once per comment: the rest is likely the same encoding */
+        }
+        for (size_t i = 0; i < (k ? k : 1); i++)
+            advance_char(lx);
+    }
     const char *e = lx->p;
     lx->line_has_comment = true;
     if (s < e && *s == ' ')
@@ -126,8 +140,11 @@ static size_t put_utf8(char *out, unsigned cp)
     return 3;
 }
 
-/* Lexes "..." with the escapes \" \\ \n \t \r and \uXXXX. The decoded text
- * is never longer than the source, so one buffer of that size holds it. */
+/* Lexes "..." with the escapes \" \\ \n \t \r, \uXXXX and \xNN. \uXXXX is a
+ * character, stored as its UTF-8 bytes; \xNN is one byte of any value,
+ * for bytes defaults (the checker refuses it in text, which must stay
+ * UTF-8). The decoded text is never longer than the source, so one buffer
+ * of that size holds it. */
 static void lex_string(gen_lexer *lx, gen_token *t)
 {
     const char *body = lx->p + 1;
@@ -178,6 +195,21 @@ static void lex_string(gen_lexer *lx, gen_token *t)
                 n += put_utf8(out + n, cp);
                 continue;
             }
+            if (e == 'x') {
+                int hi = lx->end - lx->p >= 3 ? hexval((unsigned char)lx->p[1]) : -1;
+                int lo = hi >= 0 ? hexval((unsigned char)lx->p[2]) : -1;
+                if (lo < 0) {
+                    lex_error(lx, here, "bad escape in string: \\x needs two hex digits");
+                    bad = true;
+                    advance_char(lx);
+                    continue;
+                }
+                for (int i = 0; i < 3; i++)
+                    advance_char(lx);
+                out[n++] = (char)(hi * 16 + lo);
+                t->raw = true;
+                continue;
+            }
             char v;
             switch (e) {
             case '"': v = '"'; break;
@@ -186,7 +218,8 @@ static void lex_string(gen_lexer *lx, gen_token *t)
             case 't': v = '\t'; break;
             case 'r': v = '\r'; break;
             default:
-                lex_error(lx, here, "bad escape in string: use \\\" \\\\ \\n \\t \\r or \\uXXXX");
+                lex_error(lx, here, "bad escape in string: use \\\" \\\\ \\n \\t \\r \\uXXXX, "
+                          "or \\xNN in bytes");
                 bad = true;
                 if (lx->p < lx->end && *lx->p != '\n')
                     advance_char(lx);
@@ -230,8 +263,14 @@ static void lex_number(gen_lexer *lx, gen_token *t)
         t->kind = T_BAD;
         return;
     }
+    const char *digits = lx->p;
     while (lx->p < lx->end && is_digit(*lx->p))
         advance_char(lx);
+    /* 010 and 10 would be two spellings of one number, and a C reader
+     * would take 010 for octal 8. */
+    size_t zeros = 0;
+    while (digits + zeros + 1 < lx->p && digits[zeros] == '0')
+        zeros++;
     if (lx->p < lx->end && *lx->p == '.') {
         is_float = true;
         advance_char(lx);
@@ -260,6 +299,13 @@ static void lex_number(gen_lexer *lx, gen_token *t)
         lex_error(lx, t->loc, "bad number: '%c' cannot follow digits", *lx->p);
         while (lx->p < lx->end && (is_alpha(*lx->p) || is_digit(*lx->p) || *lx->p == '.'))
             advance_char(lx);
+        t->kind = T_BAD;
+        return;
+    }
+    if (zeros) {
+        lex_error(lx, t->loc, "bad number %.*s: write it without leading zeros, as %.*s%.*s",
+                  (int)(lx->p - t->start), t->start, (int)(digits - t->start), t->start,
+                  (int)(lx->p - digits - zeros), digits + zeros);
         t->kind = T_BAD;
         return;
     }

@@ -17,6 +17,7 @@ typedef struct gen_token {
     gen_loc loc;
     const char *str;   /* T_STRING: decoded text (arena) */
     size_t str_len;
+    bool raw;          /* T_STRING: holds \xNN escapes, so maybe a NUL or not UTF-8 */
     const char *doc;   /* comment block on the lines just above, or NULL */
 } gen_token;
 

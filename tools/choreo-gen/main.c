@@ -45,7 +45,9 @@ static const char usage_text[] =
     "  -p, --prefix PREFIX      start of every generated name and of the file names:\n"
     "                           [a-z][a-z0-9]*(_[a-z0-9]+)* (a letter first, single\n"
     "                           '_' between words), at most 32 characters, and\n"
-    "                           not choreo nor choreo_... (libchoreo's own names)\n"
+    "                           none of choreo, sqlite, sqlite3, atomic, alone or\n"
+    "                           followed by _... (names of libchoreo, SQLite and\n"
+    "                           <stdatomic.h>, which the generated code includes)\n"
     "                           (default: the schema's file name without .events)\n"
     "  -o, --output-dir DIR     directory to write the two files into (default: .);\n"
     "                           both are replaced together or not at all\n"
@@ -449,6 +451,16 @@ static int nats_permissions(const char *services_path, const char *schema_path,
     return code;
 }
 
+/* The two files an option of a pair names, for usage errors. */
+static const char *pair_files(const char *opt)
+{
+    if (strcmp(opt, "--nats-permissions") == 0)
+        return "SERVICES.services SCHEMA.events";
+    if (strcmp(opt, "--check-consumer") == 0)
+        return "PRODUCER.events CONSUMER.events";
+    return "OLD.events NEW.events";
+}
+
 int main(int argc, char **argv)
 {
     const char *prefix = NULL, *out = NULL, *schema = NULL, *pair[2] = {NULL, NULL};
@@ -527,13 +539,8 @@ int main(int argc, char **argv)
             check_only = true;
         } else if ((IS("--check-compat") || IS("--check-consumer") || IS("--nats-permissions")) &&
                    !val) {
-            bool consumer = strcmp(a, "--check-consumer") == 0;
-            bool perms = strcmp(a, "--nats-permissions") == 0;
             if (i + 2 >= argc)
-                return usage_error("%s needs two files: %s", a,
-                                   perms      ? "SERVICES.services SCHEMA.events"
-                                   : consumer ? "PRODUCER.events CONSUMER.events"
-                                              : "OLD.events NEW.events");
+                return usage_error("%s needs two files: %s", a, pair_files(a));
             if (pair_opt && strcmp(pair_opt, a) == 0)
                 return usage_error("%s is given twice: give it once, with one pair of files", a);
             if (pair_opt)
@@ -558,6 +565,19 @@ int main(int argc, char **argv)
 #undef TAKE
     }
     bool perms = pair_opt && strcmp(pair_opt, "--nats-permissions") == 0;
+    /* An empty name is a mistake in a script (an unset variable, say), not
+     * a wish: as a directory it would put the files at the root, as a
+     * file it has no name to open. */
+    if (out && !*out)
+        return usage_error("bad %s '': give the %s", out_opt,
+                           perms ? "file to write (without the option, the permissions go to "
+                                         "standard output)"
+                                 : "directory to write into (. for the current one)");
+    if (pair_opt && (!*pair[0] || !*pair[1]))
+        return usage_error("%s needs two files: %s; one of the names given is empty", pair_opt,
+                           pair_files(pair_opt));
+    if (schema && !*schema)
+        return usage_error("%s", "the schema file name is empty: name a SCHEMA.events file");
     if (perms_only && !perms)
         return usage_error("%s goes with --nats-permissions only", perms_only);
     if (perms) {

@@ -202,6 +202,7 @@ static gen_value *parse_value(parser *p)
         v->kind = GEN_LIT_STRING;
         v->str = p->cur.str;
         v->len = p->cur.str_len;
+        v->raw = p->cur.raw;
         next(p);
         return v;
     case T_INT: {

@@ -1,6 +1,7 @@
 /* The schema model's services: the arena that owns a schema, diagnostics,
  * loading a file, and printing types and values the way schemas write them.
  * Reading the text itself is lex.c and parse.c; checking it is check.c. */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,57 +11,87 @@
 #include "schema.h"
 
 /* ------------------------------------------------------------------------ */
-/* Arena: every node and string of a schema, freed at once. */
+/* Arena: every node and string of a schema, freed at once. Small requests
+ * are carved from the current chunk; when it is full a new chunk takes its
+ * place, so a chunk is never left with more than a small request's worth
+ * unused. A large request gets a chunk of its own, linked behind the
+ * current one, which goes on serving small requests. */
 
-struct gen_arena {
-    struct gen_arena *next;
+typedef struct chunk {
+    struct chunk *next;
     size_t used, cap;
     _Alignas(16) unsigned char data[];
+} chunk;
+
+struct gen_arena {
+    chunk *cur; /* serves small requests; the others follow it */
 };
 
 #define ARENA_CHUNK 16384
+/* Requests above this get a chunk of their own. */
+#define ARENA_LARGE (ARENA_CHUNK / 4)
+
+static chunk *chunk_new(size_t cap)
+{
+    chunk *c = calloc(1, sizeof *c + cap);
+    if (!c) {
+        fputs("choreo-gen: out of memory\n", stderr);
+        abort();
+    }
+    c->cap = cap;
+    return c;
+}
 
 gen_arena *gen_arena_create(void)
 {
-    gen_arena *a = calloc(1, sizeof *a + ARENA_CHUNK);
+    gen_arena *a = calloc(1, sizeof *a);
     if (!a) {
         fputs("choreo-gen: out of memory\n", stderr);
         abort();
     }
-    a->cap = ARENA_CHUNK;
+    a->cur = chunk_new(ARENA_CHUNK);
     return a;
 }
 
 void gen_arena_destroy(gen_arena *a)
 {
-    while (a) {
-        gen_arena *next = a->next;
-        free(a);
-        a = next;
+    if (!a)
+        return;
+    for (chunk *c = a->cur; c;) {
+        chunk *next = c->next;
+        free(c);
+        c = next;
     }
+    free(a);
 }
 
 void *gen_arena_alloc(gen_arena *a, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
-    if (a->cap - a->used < size) {
-        /* A new chunk goes second in the chain so that the head keeps
-         * serving small requests. */
-        size_t cap = size > ARENA_CHUNK ? size : ARENA_CHUNK;
-        gen_arena *c = calloc(1, sizeof *c + cap);
-        if (!c) {
-            fputs("choreo-gen: out of memory\n", stderr);
-            abort();
+    chunk *c = a->cur;
+    if (c->cap - c->used < size) {
+        if (size > ARENA_LARGE) {
+            chunk *big = chunk_new(size);
+            big->used = size;
+            big->next = c->next;
+            c->next = big;
+            return big->data;
         }
-        c->cap = cap;
-        c->used = size;
-        c->next = a->next;
-        a->next = c;
-        return c->data;
+        c = chunk_new(ARENA_CHUNK);
+        c->next = a->cur;
+        a->cur = c;
     }
-    void *p = a->data + a->used;
-    a->used += size;
+    void *p = c->data + c->used;
+    c->used += size;
     return p;
+}
+
+size_t gen_arena_footprint(const gen_arena *a)
+{
+    size_t n = sizeof *a;
+    for (const chunk *c = a->cur; c; c = c->next)
+        n += sizeof *c + c->cap;
+    return n;
 }
 
 char *gen_arena_strndup(gen_arena *a, const char *s, size_t len)
@@ -174,8 +205,71 @@ void gen_schema_free(gen_schema *s)
         gen_arena_destroy(s->arena);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Name tables: open addressing with linear probing, at most half full. */
+
+struct gen_names {
+    const char **keys; /* NULL: a free slot */
+    size_t *vals;
+    size_t mask;       /* slots - 1, a power of two minus one */
+    size_t n, max;     /* names stored, and at most */
+};
+
+gen_names *gen_names_create(gen_arena *a, size_t max_names)
+{
+    size_t slots = 8;
+    while (slots < max_names * 2)
+        slots *= 2;
+    gen_names *t = gen_arena_alloc(a, sizeof *t);
+    t->keys = gen_arena_alloc(a, slots * sizeof *t->keys);
+    t->vals = gen_arena_alloc(a, slots * sizeof *t->vals);
+    t->mask = slots - 1;
+    t->max = max_names;
+    return t;
+}
+
+/* FNV-1a: names are short, and it spreads them well enough. */
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* The slot holding name, or the free slot where it would go. */
+static size_t name_slot(const gen_names *t, const char *name)
+{
+    size_t i = name_hash(name) & t->mask;
+    while (t->keys[i] && strcmp(t->keys[i], name) != 0)
+        i = (i + 1) & t->mask;
+    return i;
+}
+
+size_t gen_names_get(const gen_names *t, const char *name)
+{
+    size_t i = name_slot(t, name);
+    return t->keys[i] ? t->vals[i] : SIZE_MAX;
+}
+
+size_t gen_names_put(gen_names *t, const char *name, size_t val)
+{
+    size_t i = name_slot(t, name);
+    if (t->keys[i])
+        return t->vals[i];
+    assert(t->n < t->max); /* past it, the table could fill up and never find a free slot */
+    t->n++;
+    t->keys[i] = name;
+    t->vals[i] = val;
+    return SIZE_MAX;
+}
+
 gen_decl *gen_schema_find(const gen_schema *s, const char *name)
 {
+    if (s->by_name) {
+        size_t i = gen_names_get(s->by_name, name);
+        return i == SIZE_MAX ? NULL : &s->decls[i];
+    }
     for (size_t i = 0; i < s->ndecls; i++)
         if (strcmp(s->decls[i].name, name) == 0)
             return &s->decls[i];
@@ -220,6 +314,9 @@ const char *gen_value_str(const gen_value *v, char *buf, size_t size)
             if (c == '"' || c == '\\') {
                 buf[n++] = '\\';
                 buf[n++] = (char)c;
+            } else if (v->raw && (c < 0x20 || c >= 0x7f)) {
+                /* Written with \xNN: any byte, not necessarily UTF-8. */
+                n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
             } else if (c < 0x20 || c == 0x7f || comment_pair(v->str, i)) {
                 n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
             } else {

@@ -68,8 +68,10 @@ typedef enum gen_lit_kind {
 
 typedef struct gen_value {
     gen_lit_kind kind;
-    const char *str;  /* GEN_LIT_STRING: decoded bytes (NUL-terminated, no inner NUL) */
+    const char *str;  /* GEN_LIT_STRING: decoded bytes (NUL-terminated; UTF-8 without
+                       * an inner NUL unless raw) */
     size_t len;       /* GEN_LIT_STRING: byte length */
+    bool raw;         /* GEN_LIT_STRING: written with \xNN escapes (bytes only) */
     bool neg;         /* GEN_LIT_INT: written with a minus sign */
     uint64_t mag;     /* GEN_LIT_INT: magnitude */
     bool overflow;    /* GEN_LIT_INT: magnitude does not fit in 64 bits */
@@ -100,15 +102,18 @@ typedef struct gen_decl {
     gen_loc loc;
     gen_loc close_loc; /* where the closing brace is */
     int depth;         /* records: nesting depth, set by the checker */
+    bool listed;       /* records: some field is a list of it, set by the checker */
 } gen_decl;
 
 typedef struct gen_arena gen_arena;
+typedef struct gen_names gen_names;
 
 typedef struct gen_schema {
     const char *file; /* as given, used in diagnostics */
     gen_decl *decls;
     size_t ndecls;
-    gen_arena *arena; /* owns every node and string above */
+    gen_names *by_name; /* name -> index in decls (the first of a name); set by the checker */
+    gen_arena *arena;   /* owns every node and string above */
 } gen_schema;
 
 /* A diagnostic owns a copy of its file name: it outlives the schema. */
@@ -153,7 +158,9 @@ const char *gen_type_str(const gen_type *t, char *buf, size_t size);
 /* The schema spelling of a value, e.g. "a\"b" or [1, 2], into buf (at least
  * 16 bytes; long values are cut with "..."). Comment-safe: never holds a
  * pair of characters C reads specially in a comment (the end of one, the
- * start of one, a trigraph's "??"); those are written as \uXXXX escapes. */
+ * start of one, a trigraph's "??"); those are written as \uXXXX escapes.
+ * A string written with \xNN escapes shows its bytes outside printable
+ * ASCII as \xNN, since they need not be UTF-8. */
 const char *gen_value_str(const gen_value *v, char *buf, size_t size);
 
 /* The name of a scalar kind as written in schemas ("i32"). */
@@ -165,6 +172,22 @@ void *gen_arena_alloc(gen_arena *a, size_t size);
 char *gen_arena_strndup(gen_arena *a, const char *s, size_t len);
 gen_arena *gen_arena_create(void);
 void gen_arena_destroy(gen_arena *a);
+/* The bytes an arena has taken from the system, for tests of memory use. */
+size_t gen_arena_footprint(const gen_arena *a);
+
+/* A table from names to numbers, in an arena, holding up to the number of
+ * names it was created for: lookups take constant time, so that checking a
+ * schema of many declarations is not quadratic. It borrows the names: they
+ * must outlive it (arena strings do). */
+gen_names *gen_names_create(gen_arena *a, size_t max_names);
+
+/* The number stored for name, or SIZE_MAX when it has none. */
+size_t gen_names_get(const gen_names *t, const char *name);
+
+/* Stores val for name unless name has a number already. Returns that
+ * earlier number, or SIZE_MAX when val was stored. At most max_names
+ * names may be stored. */
+size_t gen_names_put(gen_names *t, const char *name, size_t val);
 
 /* Checks a parsed schema: names, types, defaults, bounds, C identifier
  * clashes. Resolves record references and fills snake names. Returns the

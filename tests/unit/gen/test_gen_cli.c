@@ -485,6 +485,91 @@ Test(gen_cli, prefixes_of_libchoreos_names_are_refused)
     cr_assert_eq(count_entries(dir), 1, "nothing may be written");
 }
 
+/* SQLite's names share the generated names' shape (choreo.h includes
+ * sqlite3.h): prefix sqlite3 and record Stmt would declare sqlite3_stmt. */
+Test(gen_cli, prefixes_of_sqlites_names_are_refused)
+{
+    char dir[64], path[128], schema[512];
+    static char out[4096];
+    tmpdir(dir, sizeof dir);
+    schema_path(schema, sizeof schema, "all_types.events");
+    cr_assert_eq(run(out, sizeof out, "-p", "sqlite", "-o", dir, schema, NULL), 64, "%s", out);
+    cr_assert(strstr(out, "bad --prefix 'sqlite': names starting with sqlite_ or SQLITE_ are "
+                          "SQLite's"),
+              "%s", out);
+    snprintf(path, sizeof path, "%s/sqlite3.events", dir);
+    write_text(path, "record Stmt {\n  x: i32\n}\n");
+    cr_assert_eq(run(out, sizeof out, "--check", path, NULL), 0, "%s", out);
+    cr_assert_eq(run(out, sizeof out, "-o", dir, path, NULL), 64, "%s", out);
+    cr_assert(strstr(out, "the schema's file name gives the prefix 'sqlite3': names starting "
+                          "with sqlite3_ are SQLite's"),
+              "%s", out);
+    cr_assert_eq(count_entries(dir), 1, "nothing may be written");
+}
+
+/* An empty name, from an unset variable in a script say, is wrong usage
+ * naming the option: as a directory it once put the files at the root
+ * ("" + "/x_events.h"), as a file it named none. */
+Test(gen_cli, empty_file_and_directory_names_are_usage_errors)
+{
+    char dir[64], schema[512], services[512], events[512];
+    static char out[4096];
+    tmpdir(dir, sizeof dir);
+    cr_assert_eq(chdir(dir), 0);
+    schema_path(schema, sizeof schema, "all_types.events");
+    schema_path(services, sizeof services, "perms/mini.services");
+    schema_path(events, sizeof events, "perms/mini.events");
+    /* S: a schema, V and E: a services file and its schema. */
+    static const struct {
+        const char *args[8];
+        const char *says;
+    } cases[] = {
+        {{"-p", "gen_cli_empty_o", "-o", "", "S"},
+         "bad -o '': give the directory to write into (. for the current one)"},
+        {{"-p", "gen_cli_empty_o", "--output-dir=", "S"},
+         "bad --output-dir '': give the directory to write into"},
+        {{"--nats-permissions", "V", "E", "-o", ""},
+         "bad -o '': give the file to write (without the option, the permissions go to "
+         "standard output)"},
+        {{"--nats-permissions", "V", "E", "--output="}, "bad --output '': give the file to write"},
+        {{"-p", "", "S"}, "bad --prefix '': use 1 to 32 characters"},
+        {{""}, "the schema file name is empty: name a SCHEMA.events file"},
+        {{"--check", ""}, "the schema file name is empty"},
+        {{"--", ""}, "the schema file name is empty"},
+        {{"--check-compat", "", "S"},
+         "--check-compat needs two files: OLD.events NEW.events; one of the names given is "
+         "empty"},
+        {{"--check-consumer", "S", ""},
+         "--check-consumer needs two files: PRODUCER.events CONSUMER.events; one of the names "
+         "given is empty"},
+        {{"--nats-permissions", "", "E"},
+         "--nats-permissions needs two files: SERVICES.services SCHEMA.events; one of the names "
+         "given is empty"},
+        {{"--nats-permissions", "V", "E", "--stream", ""}, "bad --stream ''"},
+        {{"--nats-permissions", "V", "E", "--subject-prefix="}, "bad --subject-prefix ''"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[12];
+        int argc = 0;
+        argv[argc++] = getenv("CHOREO_GEN");
+        for (size_t k = 0; k < 8 && cases[i].args[k]; k++) {
+            const char *a = cases[i].args[k];
+            argv[argc++] = strcmp(a, "S") == 0   ? schema
+                           : strcmp(a, "V") == 0 ? services
+                           : strcmp(a, "E") == 0 ? events
+                                                 : (char *)a;
+        }
+        argv[argc] = NULL;
+        cr_expect_eq(run_argv(out, sizeof out, argv), 64, "case %zu: %s", i, out);
+        cr_expect(strstr(out, cases[i].says), "case %zu:\n got:  %s\nwant: %s", i, out,
+                  cases[i].says);
+    }
+    static const char *const at_root[] = {"/gen_cli_empty_o_events.h", "/gen_cli_empty_o_events.c"};
+    for (size_t k = 0; k < 2; k++)
+        cr_expect(unlink(at_root[k]) != 0, "%s was written", at_root[k]);
+    cr_assert_eq(count_entries(dir), 0, "nothing may be written");
+}
+
 /* A second value, or an option the chosen mode does not use, would be
  * ignored without a word: both are refused, naming the option. */
 Test(gen_cli, options_given_twice_or_without_effect_exit_64)

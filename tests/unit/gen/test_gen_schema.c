@@ -1,6 +1,7 @@
 /* The schema reader of choreo-gen: what valid schemas turn into, and the
  * file:line:col and text of the error each kind of mistake produces. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,13 +87,33 @@ static const bad_case bad_cases[] = {
     {"event A v1 {\n  s: string = \"open\n}\n",
      "t.events:2:15: unterminated string: add the closing '\"' on the same line"},
     {"event A v1 {\n  s: string = \"\\q\"\n}\n",
-     "t.events:2:16: bad escape in string: use \\\" \\\\ \\n \\t \\r or \\uXXXX"},
+     "t.events:2:16: bad escape in string: use \\\" \\\\ \\n \\t \\r \\uXXXX, or \\xNN in "
+     "bytes"},
+    {"event A v1 {\n  b: bytes = \"\\x4\"\n}\n",
+     "t.events:2:15: bad escape in string: \\x needs two hex digits"},
     {"event A v1 {\n  s: string = \"\\u0000\"\n}\n",
      "t.events:2:16: bad escape in string: \\u0000 is not allowed (NUL and surrogates cannot "
      "be stored)"},
     {"event A v1 {\n  s: string = \"\xff\"\n}\n",
      "t.events:2:16: string is not valid UTF-8 (byte 0xff)"},
     {"event A v1 {\n  n: i32 = 12ab\n}\n", "t.events:2:12: bad number: 'a' cannot follow digits"},
+    /* A comment may be copied into the generated header: UTF-8 as strings. */
+    {"event A v1 {\n  n: i32 # caf\xe9\n}\n",
+     "t.events:2:15: comment is not valid UTF-8 (byte 0xe9)"},
+    {"# caf\xc3\xa9 \xc3(\n# and \xff\nevent A v1 {\n}\n",
+     "t.events:1:9: comment is not valid UTF-8 (byte 0xc3)"},
+    /* 010 and 10 would be two spellings of one number (and 010 octal to a C
+     * reader), as v01 and v1 are of one version. */
+    {"event A v1 {\n  n: i32 = 010\n}\n",
+     "t.events:2:12: bad number 010: write it without leading zeros, as 10"},
+    {"event A v1 {\n  n: i64 = -007\n}\n",
+     "t.events:2:12: bad number -007: write it without leading zeros, as -7"},
+    {"event A v1 {\n  f: f64 = 00.5e3\n}\n",
+     "t.events:2:12: bad number 00.5e3: write it without leading zeros, as 0.5e3"},
+    {"event A v1 {\n  s: string(064)\n}\n",
+     "t.events:2:13: bad number 064: write it without leading zeros, as 64"},
+    {"event A v1 {\n  l: list<i32> = [1, 00]\n}\n",
+     "t.events:2:22: bad number 00: write it without leading zeros, as 0"},
     {"event A v1 {\n  n: i32 @\n}\n", "t.events:2:10: unexpected character '@'"},
     {"event A v1 {\n  n\xc3\xa9: i32\n}\n",
      "t.events:2:4: unexpected byte 0xc3 (only ASCII is allowed outside strings and comments)"},
@@ -142,6 +163,20 @@ static const bad_case bad_cases[] = {
     {"event AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA v1 {\n}\n",
      "t.events:1:7: event name 'AAAAAAAAAAAAAAAAAAAA...' is longer than 64 characters"},
     {"event A v1 {\n}\nevent A v2 {\n}\n", "t.events:3:7: event A is already declared at line 1"},
+    /* With a prefix, a name ending in _t can be a system header's type:
+     * prefix int and Least8T give int_least8_t. */
+    {"record Least8T {\n}\n",
+     "t.events:1:8: bad record name 'Least8T': its C name <prefix>_least8_t ends in _t, as the "
+     "type names of system headers do (int_least8_t, size_t, ...), and could be one of them; "
+     "choose another name"},
+    {"event T v1 {\n}\n",
+     "t.events:1:7: bad event name 'T': its C name <prefix>_t ends in _t, as the type names of "
+     "system headers do (int_least8_t, size_t, ...), and could be one of them; choose another "
+     "name"},
+    {"event Size2T v1 {\n}\n",
+     "t.events:1:7: bad event name 'Size2T': its C name <prefix>_size2_t ends in _t, as the type "
+     "names of system headers do (int_least8_t, size_t, ...), and could be one of them; choose "
+     "another name"},
     {"event A v1 {\n  OrderId: string\n}\n",
      "t.events:2:3: bad field name 'OrderId': use snake_case ([a-z][a-z0-9_]*, no '__', no "
      "trailing '_'), e.g. order_id"},
@@ -198,6 +233,22 @@ static const bad_case bad_cases[] = {
      "t.events:2:12: default of field 'n' must be an integer for i32"},
     {"event A v1 {\n  f: f64 = 1e999\n}\n",
      "t.events:2:12: default 1e999 of field 'f' is out of range for f64"},
+    {"event A v1 {\n  f: f64 = 1e-400\n}\n",
+     "t.events:2:12: default 1e-400 of field 'f' is too small for f64: it would become 0 (the "
+     "smallest nonzero f64 is about 4.9e-324); write 0 if that is meant"},
+    {"event A v1 {\n  f: f64 = -0.0000001e-320\n}\n",
+     "t.events:2:12: default -0.0000001e-320 of field 'f' is too small for f64: it would become "
+     "0 (the smallest nonzero f64 is about 4.9e-324); write 0 if that is meant"},
+    {"event A v1 {\n  n: i32 = -0\n}\n",
+     "t.events:2:12: default -0 of field 'n': an integer has no negative zero; write it as 0"},
+    {"event A v1 {\n  n: u64 = -0\n}\n",
+     "t.events:2:12: default -0 of field 'n': an integer has no negative zero; write it as 0"},
+    {"event A v1 {\n  s: string = \"\\x41\"\n}\n",
+     "t.events:2:15: default of field 's' uses \\x escapes, which are for bytes: a string holds "
+     "UTF-8 text; write the character, or \\uXXXX"},
+    {"event A v1 {\n  l: list<string> = [\"a\", \"\\xe9\"]\n}\n",
+     "t.events:2:27: default of field 'l' uses \\x escapes, which are for bytes: a string holds "
+     "UTF-8 text; write the character, or \\uXXXX"},
     {"event A v1 {\n  f: f64 = true\n}\n",
      "t.events:2:12: default of field 'f' must be a number for f64"},
     {"event A v1 {\n  b: bool = 1\n}\n", "t.events:2:13: default of field 'b' must be true or false"},
@@ -253,6 +304,14 @@ Test(gen_schema, field_names_that_would_not_compile_are_refused)
     static const char *const taken[] = {
         "unix", "linux", "errno", "assert", "stdin", "stdout", "stderr", "int32_t",
         "int64_t", "uint64_t", "uint8_t", "uint32_t", "size_t", "max_align_t",
+        /* <complex.h>, <stdnoreturn.h> */
+        "complex", "imaginary", "noreturn",
+        /* glibc's macros for members inside unions: <sys/stat.h>, <signal.h>,
+         * <netdb.h>, <net/if.h>, <ifaddrs.h>; and <math.h>'s */
+        "st_atime", "st_mtime", "st_ctime", "si_pid", "si_uid", "si_addr", "si_status",
+        "si_value", "si_band", "si_fd", "si_int", "si_timerid", "sa_handler", "sa_sigaction",
+        "sigev_notify_function", "h_addr", "h_errno", "ifr_name", "ifr_flags", "ifa_dstaddr",
+        "ifc_buf", "math_errhandling",
     };
     for (size_t k = 0; k < 2; k++) {
         const char *const *names = k ? taken : keywords;
@@ -402,4 +461,105 @@ Test(gen_schema, prefixes_of_libchoreos_names_are_refused_with_the_reason)
     }
     cr_expect_null(gen_prefix_problem("shop"));
     cr_expect(strstr(gen_prefix_problem("shop_"), "[a-z][a-z0-9]*(_[a-z0-9]+)*"));
+}
+
+/* SQLite's names (choreo.h includes sqlite3.h) and C11's <stdatomic.h>
+ * (the generated source includes it) share the generated names' shape. */
+Test(gen_schema, prefixes_of_sqlite_and_stdatomic_names_are_refused_with_the_reason)
+{
+    static const struct {
+        const char *prefix, *says;
+    } bad[] = {
+        {"sqlite3", "names starting with sqlite3_ are SQLite's (sqlite3_stmt, ...)"},
+        {"sqlite3_x", "names starting with sqlite3_ are SQLite's"},
+        {"sqlite", "names starting with sqlite_ or SQLITE_ are SQLite's (SQLITE_VERSION, ...)"},
+        {"sqlite_shop", "names starting with sqlite_ or SQLITE_ are SQLite's"},
+        {"atomic", "names starting with atomic_ are C11's <stdatomic.h> (atomic_int, ...)"},
+        {"atomic_x", "names starting with atomic_ are C11's <stdatomic.h>"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = gen_prefix_problem(bad[i].prefix);
+        cr_expect_not_null(why, "prefix %s was accepted", bad[i].prefix);
+        if (why)
+            cr_expect(strstr(why, bad[i].says), "%s: %s", bad[i].prefix, why);
+    }
+    static const char *const good[] = {"sqlitex", "my_sqlite3", "sqlite4", "atomics", "int",
+                                       "uint", "int_least8"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_expect_null(gen_prefix_problem(good[i]), "prefix %s was refused", good[i]);
+}
+
+/* A bytes default is the UTF-8 bytes of its text, and \xNN adds any one
+ * byte, NUL included; shown again, such a value keeps its \xNN. */
+Test(gen_schema, bytes_defaults_hold_the_bytes_their_escapes_say)
+{
+    gen_diags d;
+    char buf[512];
+    gen_schema *s = parse("event A v1 {\n"
+                          "  b: bytes(5) = \"\\x00\\xffA\\u00e9\"\n"
+                          "  l: list<bytes> = [\"\\x7f\", \"*/\"]\n"
+                          "}\n",
+                          &d);
+    cr_assert_not_null(s, "%s", first(&d, buf, sizeof buf));
+    const gen_value *b = s->decls[0].fields[0].dflt;
+    cr_assert_eq(b->len, 5);
+    cr_assert(memcmp(b->str, "\x00\xff" "A\xc3\xa9", 5) == 0);
+    cr_assert_str_eq(gen_value_str(b, buf, sizeof buf), "\"\\x00\\xffA\\xc3\\xa9\"");
+    cr_assert_str_eq(gen_value_str(s->decls[0].fields[1].dflt, buf, sizeof buf),
+                     "[\"\\x7f\", \"*\\u002f\"]");
+    gen_schema_free(s);
+}
+
+/* What is refused is a literal whose value would change; these keep it. */
+Test(gen_schema, number_defaults_that_keep_their_value_are_accepted)
+{
+    gen_diags d;
+    char buf[512];
+    gen_schema *s = parse("event A v1 {\n"
+                          "  a: i32 = 0\n"
+                          "  b: f64 = -0\n"
+                          "  c: f64 = 0.0e-999\n"
+                          "  e: f64 = 1e-320\n"
+                          "  f: f64 = -0.05\n"
+                          "  g: f64 = 1e-05\n"
+                          "}\n",
+                          &d);
+    cr_assert_not_null(s, "%s", first(&d, buf, sizeof buf));
+    const gen_field *f = s->decls[0].fields;
+    cr_expect_eq(f[0].dflt->mag, 0);
+    cr_expect(f[1].dflt->f == 0 && signbit(f[1].dflt->f), "-0 is f64's negative zero");
+    cr_expect(f[2].dflt->f == 0);
+    cr_expect(f[3].dflt->f > 0, "a subnormal f64 is kept");
+    cr_expect(f[4].dflt->f == -0.05);
+    cr_expect(f[5].dflt->f == 1e-05);
+    gen_schema_free(s);
+}
+
+/* Checking compares names with a table, not each declaration with every
+ * other, and the arena does not leave most of its memory unused: a schema
+ * of many declarations takes time and memory in proportion (it took
+ * 78 KB and quadratic time per declaration). The timeout is far above
+ * what a sanitizer or valgrind build needs. */
+Test(gen_schema, many_declarations_are_checked_in_time_and_memory_in_proportion,
+     .timeout = 60)
+{
+    enum { N = 20000 };
+    static const char decl[] = "record R%d {\n  x: i32\n  y: list<R0> = []\n}\n"
+                               "event E%d v1 {\n  r: R%d\n  s: string = \"\"\n}\n";
+    size_t cap = N * (sizeof decl + 16), n = 0;
+    char *text = malloc(cap);
+    cr_assert_not_null(text);
+    n += (size_t)snprintf(text, cap, "record R0 {\n  x: i32\n}\n");
+    for (int i = 1; i < N; i++)
+        n += (size_t)snprintf(text + n, cap - n, decl, i, i, i);
+    gen_diags d;
+    char buf[512];
+    memset(&d, 0, sizeof d);
+    gen_schema *s = gen_schema_parse("t.events", text, n, &d);
+    free(text);
+    cr_assert_not_null(s, "%s", first(&d, buf, sizeof buf));
+    cr_assert_eq(s->ndecls, 2 * N - 1);
+    size_t per_decl = gen_arena_footprint(s->arena) / s->ndecls;
+    cr_expect_lt(per_decl, 4096, "%zu bytes per declaration", per_decl);
+    gen_schema_free(s);
 }
