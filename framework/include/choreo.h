@@ -221,10 +221,10 @@ CHOREO_API CHOREO_WUR choreo_status choreo_config_from_env(choreo_config *cfg);
  * by another known flag ("--service --db x.db": the value was forgotten;
  * "--key=--value" passes a value that starts with --), and a setting given
  * twice ("--db a.db --db=b.db": the last would win unnoticed). "--" stops
- * flag processing and is itself left in argv. Values are copied; argv's strings are not changed,
- * only the order of the pointers. On failure *argc is unchanged, argv may be
- * partly reordered, and the flags before the bad one stay applied: report
- * the error and exit. */
+ * flag processing and is itself left in argv. Values are copied; argv's
+ * strings are not changed, only the order of the pointers. On failure *argc
+ * is unchanged, argv may be partly reordered, and the flags before the bad
+ * one stay applied: report the error and exit. */
 CHOREO_API CHOREO_WUR choreo_status choreo_config_from_args(choreo_config *cfg,
                                                             int *argc,
                                                             char **argv);
