@@ -272,6 +272,15 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
     choreo__redact_urls(cfg->nats_url, urls, sizeof urls);
     int64_t began = choreo__mono_us();
     for (int attempt = 1;; attempt++) {
+        /* Each attempt within what is left of connect_wait_ms: a server
+         * that takes the connection and never speaks would hold an attempt
+         * for the whole connect timeout, past the limit. */
+        if (cfg->connect_wait_ms > 0) {
+            int64_t left = cfg->connect_wait_ms - (choreo__mono_us() - began) / 1000;
+            if (left > CHOREO_NATS_TIMEOUT_MS)
+                left = CHOREO_NATS_TIMEOUT_MS;
+            natsOptions_SetTimeout(tp->opts, left < 1 ? 1 : left);
+        }
         natsStatus s = choreo__nats_connect(&tp->nc, tp->opts, cfg);
         if (s == NATS_OK)
             break;
@@ -310,6 +319,8 @@ choreo_status choreo__transport_connect(choreo_transport **out, const choreo_con
             goto fail;
         }
     }
+    /* The next connection (the relay's) and the reconnects wait as usual. */
+    natsOptions_SetTimeout(tp->opts, CHOREO_NATS_TIMEOUT_MS);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = CHOREO_JS_API_WAIT_MS;

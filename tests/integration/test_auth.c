@@ -3,10 +3,15 @@
  * and never shows the secret (nor does the log or --help), nkey settings
  * that cannot work fail before connecting, and a missing server is
  * reported with what to do. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -73,6 +78,36 @@ Test(auth, a_missing_server_is_reported_with_what_to_do, .timeout = 60)
     cr_assert(strstr(choreo_last_error(), "no NATS server reachable"), "%s", choreo_last_error());
     cr_assert(strstr(choreo_last_error(), url), "%s", choreo_last_error());
     choreo_service_destroy(svc);
+}
+
+/* A port that takes connections and never speaks NATS (a metrics port,
+ * say): the start still gives up within connect_wait_ms, since each attempt
+ * waits only for what is left of it (an attempt used to wait its 2 s
+ * connect timeout whatever the limit, so 600 ms became 2 s). */
+Test(auth, a_port_that_never_speaks_nats_is_given_up_within_connect_wait_ms, .timeout = 60)
+{
+    char dir[256], url[64];
+    support_tmpdir(dir, sizeof dir);
+    int port = support_free_port();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "%s", strerror(errno));
+    cr_assert_eq(listen(fd, 16), 0); /* the kernel completes connections; no one answers */
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(dir, "lonely", url, "connect_wait_ms=600", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_ENOSERVER, "%s", choreo_last_error());
+    const char *after = strstr(choreo_last_error(), " after ");
+    cr_assert(after && strstr(choreo_last_error(), "no NATS server reachable"), "%s",
+              choreo_last_error());
+    long ms = strtol(after + 7, NULL, 10);
+    cr_assert(ms >= 600 && ms < 1500, "gave up after %ld ms, for connect_wait_ms=600: %s", ms,
+              choreo_last_error());
+    choreo_service_destroy(svc);
+    close(fd);
 }
 
 static bool published_one(void *svc)
