@@ -842,7 +842,11 @@ CHOREO_API CHOREO_WUR choreo_status choreo_tx_hold(choreo_tx *tx, const char *sa
 /* Ends the undecided holds of saga (NULL: the event's) of kind (NULL: any)
  * in tx, as when the saga is cancelled or reaches its deadline: their state
  * becomes "expired" with why (at most 255 bytes) as the note, and a later
- * decision is refused. *ended (may be NULL) gets how many. */
+ * decision is refused. *ended (may be NULL) gets how many. In a
+ * compensation behind choreo_tx_barrier, call it after the barrier: on a
+ * database several instances share, the action that made the hold may be
+ * committing in another instance, and the barrier waits for it, so only
+ * then is its hold seen and ended. */
 CHOREO_API CHOREO_WUR choreo_status choreo_tx_hold_end(choreo_tx *tx, const char *saga,
                                                        const char *kind, const char *why,
                                                        int *ended);

@@ -156,21 +156,25 @@ static bool give_back(struct payment_svc *p, shop_db db, const char *user_id, in
  * review), at most once and only if it was frozen; either way the
  * compensation is done when this returns CHOREO_DONE. A review nobody
  * decided ends here with its saga (why says how), so that a decision
- * given later is refused; it ends before the barrier is asked, since a
- * repeated compensation must find it ended too. */
+ * given later is refused. It ends after the barrier is asked, whatever the
+ * barrier says: on a database two instances share, an action that holds
+ * the step may be committing at this moment in the other instance, and
+ * the barrier's claim waits for that commit, after which the hold is seen
+ * (asked before, the hold was not there yet and stayed, waiting, on a
+ * cancelled order). */
 static choreo_result unfreeze(struct payment_svc *p, choreo_tx *tx, const char *order_id,
                               const char *why)
 {
     shop_db db = shop_tx_db(tx);
+    bool run;
+    if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_COMPENSATION, &run) !=
+        CHOREO_OK)
+        return CHOREO_RETRY;
     if (choreo_tx_hold_end(tx, order_id, REVIEW_KIND, why, NULL) != CHOREO_OK) {
         shop_log(SHOP_ERROR, "cannot end the payment's review", "order=%s err=\"%s\"", order_id,
                  choreo_last_error());
         return CHOREO_RETRY;
     }
-    bool run;
-    if (choreo_tx_barrier(tx, NULL, SHOP_STEP_FREEZE, CHOREO_BARRIER_COMPENSATION, &run) !=
-        CHOREO_OK)
-        return CHOREO_RETRY;
     if (!run)
         return CHOREO_DONE;
     char user_id[80], state[16];
