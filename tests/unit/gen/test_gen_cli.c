@@ -507,6 +507,30 @@ Test(gen_cli, prefixes_of_sqlites_names_are_refused)
     cr_assert_eq(count_entries(dir), 1, "nothing may be written");
 }
 
+/* The files a case of arguments names by letter: S a schema, D a
+ * directory, V and E a services file and its schema. */
+struct case_files {
+    const char *schema, *dir, *services, *events;
+};
+
+/* argv for choreo-gen from a case's arguments (at most max, NULL-ended
+ * early), the letters replaced by the files they stand for. */
+static void case_argv(char **argv, const char *const *args, size_t max,
+                      const struct case_files *f)
+{
+    int argc = 0;
+    argv[argc++] = getenv("CHOREO_GEN");
+    for (size_t k = 0; k < max && args[k]; k++) {
+        const char *a = args[k];
+        argv[argc++] = (char *)(strcmp(a, "S") == 0   ? f->schema
+                                : strcmp(a, "D") == 0 ? f->dir
+                                : strcmp(a, "V") == 0 ? f->services
+                                : strcmp(a, "E") == 0 ? f->events
+                                                      : a);
+    }
+    argv[argc] = NULL;
+}
+
 /* An empty name, from an unset variable in a script say, is wrong usage
  * naming the option: as a directory it once put the files at the root
  * ("" + "/x_events.h"), as a file it named none. */
@@ -548,18 +572,10 @@ Test(gen_cli, empty_file_and_directory_names_are_usage_errors)
         {{"--nats-permissions", "V", "E", "--stream", ""}, "bad --stream ''"},
         {{"--nats-permissions", "V", "E", "--subject-prefix="}, "bad --subject-prefix ''"},
     };
+    const struct case_files files = { schema, dir, services, events };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[12];
-        int argc = 0;
-        argv[argc++] = getenv("CHOREO_GEN");
-        for (size_t k = 0; k < 8 && cases[i].args[k]; k++) {
-            const char *a = cases[i].args[k];
-            argv[argc++] = strcmp(a, "S") == 0   ? schema
-                           : strcmp(a, "V") == 0 ? services
-                           : strcmp(a, "E") == 0 ? events
-                                                 : (char *)a;
-        }
-        argv[argc] = NULL;
+        case_argv(argv, cases[i].args, 8, &files);
         cr_expect_eq(run_argv(out, sizeof out, argv), 64, "case %zu: %s", i, out);
         cr_expect(strstr(out, cases[i].says), "case %zu:\n got:  %s\nwant: %s", i, out,
                   cases[i].says);
@@ -610,19 +626,10 @@ Test(gen_cli, options_given_twice_or_without_effect_exit_64)
         {{"--check-consumer", "S", "S", "--output-dir", "D"},
          "--output-dir only applies when generating code, and --check-consumer writes nothing"},
     };
+    const struct case_files files = { schema, dir, services, events };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[16];
-        int argc = 0;
-        argv[argc++] = getenv("CHOREO_GEN");
-        for (size_t k = 0; k < 10 && cases[i].args[k]; k++) {
-            const char *a = cases[i].args[k];
-            argv[argc++] = strcmp(a, "S") == 0   ? schema
-                           : strcmp(a, "D") == 0 ? dir
-                           : strcmp(a, "V") == 0 ? services
-                           : strcmp(a, "E") == 0 ? events
-                                                 : (char *)a;
-        }
-        argv[argc] = NULL;
+        case_argv(argv, cases[i].args, 10, &files);
         cr_expect_eq(run_argv(out, sizeof out, argv), 64, "case %zu: %s", i, out);
         cr_expect(strstr(out, cases[i].says), "case %zu:\n got:  %s\nwant: %s", i, out,
                   cases[i].says);
