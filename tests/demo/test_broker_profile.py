@@ -72,12 +72,12 @@ with tempfile.TemporaryDirectory(prefix="choreo-broker-profile-") as tmp:
                                capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and again.stdout == top.stdout, (again.stderr,
                                                                       again.stdout)
-        # Damaged profiles: the real one cut short, and fields of the wrong
+        # Damaged profiles: the real one with a last field that runs past its end, and fields of the wrong
         # wire type (a number where a sample or a string belongs), are
         # refused by name, never with a traceback.
         good = open(profile, "rb").read()
         raw = gzip.decompress(good) if good[:2] == b"\x1f\x8b" else good
-        for i, data in enumerate((raw[:len(raw) // 2], b"\x20\x05", b"\x12\x02\x08\x01\x32\x01",
+        for i, data in enumerate((raw + b"\x0a\x7f", b"\x20\x05", b"\x12\x02\x08\x01\x32\x01",
                                   b"\x10\x07\x32\x03abc")):
             bad = os.path.join(tmp, "bad%d.pprof" % i)
             open(bad, "wb").write(data)
