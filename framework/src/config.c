@@ -270,6 +270,9 @@ static const char *url_defect(const char *u, size_t len)
             host = p;
             break;
         }
+    const char *slash = memchr(host, '/', (size_t)(end - host));
+    if (slash)
+        return "a path follows its host (from its '/' on): a NATS server URL ends at its port";
     const char *port = NULL;
     if (host < end && *host == '[') {
         const char *close = memchr(host, ']', (size_t)(end - host));

@@ -2,18 +2,20 @@
 # How shop-demo, shop-chaos and the shop services fail: a bad flag or work
 # directory is refused with exit status 2, a message that starts with the
 # program's name and nothing started; a demo that fails says why, also in
-# its JSON; and Ctrl-C on shop-chaos is a stop, not services that crashed.
+# its JSON; Ctrl-C on shop-chaos is a stop, not services that crashed; and
+# the shop client says what failed once, with exit status 1.
 #
 #   test_failures.sh BUILD_DIR
 set -uo pipefail
 build=$1
 demo=$build/tools/supervisor/shop-demo chaos=$build/tools/supervisor/shop-chaos
 dir=$(mktemp -d "${TMPDIR:-/tmp}/choreo-demo-fail-XXXXXX")
-pgid=
+pgid= natsd=
 cleanup() {
     # Only the process group this test made, and only if something is left
     # (which is already a failure).
     [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null
+    [ -n "$natsd" ] && kill "$natsd" 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -138,4 +140,33 @@ d = json.load(open(sys.argv[1]))
 assert d["ok"] is False and d["error"] == "interrupted", d' "$dir/chaos.json" ||
     fail "shop-chaos --json printed no object saying it was interrupted"
 pgid=
-echo "ok: bad flags and directories refused, failures reported, Ctrl-C on shop-chaos"
+
+# The shop client against a broker with no shop service: a field over its
+# schema's limit and a service that never answers each fail with exit
+# status 1 and their error on one line of stderr.
+"${CHOREO_NATS_SERVER:-nats-server}" -a 127.0.0.1 -p -1 >"$dir/natsd.log" 2>&1 &
+natsd=$!
+port=
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+           "$dir/natsd.log")
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "$port" ] || { cat "$dir/natsd.log"; fail "nats-server did not listen within 10 s"; }
+shop_fails() {
+    local want=$1 rc=0
+    shift
+    timeout 30 "$build/tools/shop/shop" --nats-url "nats://127.0.0.1:$port" "$@" \
+        >"$dir/out" 2>"$dir/err" || rc=$?
+    [ $rc -eq 1 ] || { cat "$dir/err"; fail "shop $*: exit status $rc, expected 1"; }
+    [ "$(wc -l <"$dir/err")" -eq 1 ] && grep -qF -- "$want" "$dir/err" ||
+        { cat "$dir/err"; fail "shop $*: expected '$want' on one line of stderr"; }
+}
+shop_fails "shop: PlaceOrder: field 'product_id': string of 65 bytes is longer than the limit" \
+    place --user u --product "$(printf 'p%.0s' $(seq 1 65))" --qty 1
+shop_fails "is the inventory service running?" restock --product p --qty 1
+kill "$natsd"
+wait "$natsd" 2>/dev/null
+natsd=
+echo "ok: bad flags and directories refused, failures reported, Ctrl-C on shop-chaos, shop client errors"

@@ -80,6 +80,14 @@ static int need(const char *what)
     return 2;
 }
 
+/* Prints the shop client's last error; exit status 1. Each command prints
+ * its own failure, once. */
+static int client_failed(void)
+{
+    fprintf(stderr, "shop: %s\n", shop_client_last_error());
+    return 1;
+}
+
 static void unique_key(char *out, size_t cap, const char *what)
 {
     struct timespec ts;
@@ -91,10 +99,8 @@ static void unique_key(char *out, size_t cap, const char *what)
 static int print_status(shop_client *c, const char *id, const char *key)
 {
     shop_order_status st;
-    if (shop_client_get_order(c, id, key, &st) != CHOREO_OK) {
-        fprintf(stderr, "shop: %s\n", shop_client_last_error());
-        return 1;
-    }
+    if (shop_client_get_order(c, id, key, &st) != CHOREO_OK)
+        return client_failed();
     if (!st.found) {
         printf("no such order%s%s\n", st.detail[0] ? ": " : "", st.detail);
         return 1;
@@ -120,10 +126,8 @@ static int cmd_place(shop_client *c, const struct args *a)
     unique_key(key, sizeof key, "cli");
     const char *k = opt(a, "--key", key);
     shop_placed r;
-    if (shop_client_place(c, k, user, product, (int32_t)qty, amount, 5000, 10, &r) != CHOREO_OK) {
-        fprintf(stderr, "shop: %s\n", shop_client_last_error());
-        return 1;
-    }
+    if (shop_client_place(c, k, user, product, (int32_t)qty, amount, 5000, 10, &r) != CHOREO_OK)
+        return client_failed();
     if (strcmp(r.status, "REFUSED") == 0) {
         printf("refused: %s\n", r.error);
         return 1;
@@ -223,7 +227,7 @@ static int cmd_restock(shop_client *c, const struct args *a)
     if (!product || !num(a, "--qty", 0, 1, INT64_C(1000000000), &n) || n == 0)
         return need("restock needs --product and --qty");
     if (shop_client_restock(c, opt(a, "--ref", ref), product, n) != CHOREO_OK)
-        return 1;
+        return client_failed();
     printf("restocked %" PRId64 " x %s\n", n, product);
     return 0;
 }
@@ -238,7 +242,7 @@ static int cmd_deposit(shop_client *c, const struct args *a)
         return need("deposit needs --user and --amount");
     if (shop_client_deposit(c, opt(a, "--ref", ref), user, n, review != NULL,
                             review && strcmp(review, "yes") == 0) != CHOREO_OK)
-        return 1;
+        return client_failed();
     printf("deposited %" PRId64 " cents for %s\n", n, user);
     return 0;
 }
@@ -250,7 +254,7 @@ static int cmd_enroll(shop_client *c, const struct args *a)
     if (!user || !num(a, "--cap", INT64_C(1000000000), 0, INT64_MAX, &cap))
         return need("enroll needs --user");
     if (shop_client_enroll(c, user, cap, has(a, "--no-points")) != CHOREO_OK)
-        return 1;
+        return client_failed();
     printf("enrolled %s\n", user);
     return 0;
 }
@@ -318,13 +322,9 @@ int main(int argc, char **argv)
     if (shop_client_create_secure(&c, url && *url ? url : "nats://127.0.0.1:4222", prefix,
                                   user && *user ? user : NULL, getenv("CHOREO_NATS_PASSWORD"),
                                   ca && *ca ? ca : NULL, inbox && *inbox ? inbox : NULL) !=
-        CHOREO_OK) {
-        fprintf(stderr, "shop: %s\n", shop_client_last_error());
-        return 1;
-    }
+        CHOREO_OK)
+        return client_failed();
     int rc = cmd->fn(c, &a);
-    if (rc == 1 && shop_client_last_error()[0])
-        fprintf(stderr, "shop: %s\n", shop_client_last_error());
     shop_client_destroy(c);
     return rc;
 }
