@@ -52,7 +52,10 @@ static const char exit_text[] =
     "  2  usage error: unknown command or flag, missing --db, an ID that is not a\n"
     "     positive whole number, a consumer name no consumer can have (empty, or\n"
     "     with a space, '.', '*', '>', '/' or '\\'), an invalid --state or --limit,\n"
-    "     an invalid setting or CHOREO_* variable\n";
+    "     an invalid setting or CHOREO_* variable\n"
+    "A failure is said on standard error, starting \"choreoctl: COMMAND:\"; with\n"
+    "--json nothing is then printed on standard output, except by status, which\n"
+    "always prints its object, with each database's error in it.\n";
 
 void ctl_help_main(FILE *f)
 {
