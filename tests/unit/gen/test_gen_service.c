@@ -5,9 +5,11 @@
  * when the data does not decode. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "envelope.h"
 #include "gt_events.h"
@@ -15,13 +17,39 @@
 #include "service.h"
 #include "tx.h"
 
+/* The temp directories this test made, removed with their files when it
+ * ends. */
+static char made_dirs[4][200];
+static int n_made_dirs;
+
+static void remove_made_dirs(void)
+{
+    for (int i = 0; i < n_made_dirs; i++) {
+        DIR *d = opendir(made_dirs[i]);
+        for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+            char path[512];
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+                snprintf(path, sizeof path, "%s/%s", made_dirs[i], e->d_name) < (int)sizeof path)
+                unlink(path);
+        }
+        if (d)
+            closedir(d);
+        rmdir(made_dirs[i]);
+    }
+    n_made_dirs = 0;
+}
+
+TestSuite(gen_service, .fini = remove_made_dirs);
+
 /* A service named name on a new SQLite file, with key set to value when
  * key is not NULL. */
 static choreo_service *make_service_with(const char *name, const char *key, const char *value)
 {
     char dir[200], db[300];
     cr_assert_eq(natsd_tmp_path(dir, sizeof dir, "choreo-gen-XXXXXX"), 0, "TMPDIR is too long");
+    cr_assert_lt(n_made_dirs, 4, "a test makes at most 4 services");
     cr_assert_not_null(mkdtemp(dir));
+    memcpy(made_dirs[n_made_dirs++], dir, sizeof dir);
     snprintf(db, sizeof db, "%s/%s.db", dir, name);
     choreo_config *cfg;
     cr_assert_eq(choreo_config_create(&cfg), CHOREO_OK);
