@@ -270,9 +270,9 @@ static const char *url_defect(const char *u, size_t len)
             host = p;
             break;
         }
-    const char *slash = memchr(host, '/', (size_t)(end - host));
-    if (slash)
-        return "a path follows its host (from its '/' on): a NATS server URL ends at its port";
+    for (const char *p = host; p < end; p++)
+        if (*p == '/')
+            return "a path follows its host (from its '/' on): a NATS server URL ends at its port";
     const char *port = NULL;
     if (host < end && *host == '[') {
         const char *close = memchr(host, ']', (size_t)(end - host));
@@ -909,6 +909,10 @@ choreo_status choreo_config_validate(const choreo_config *cfg)
     if (cfg->nats_token && cfg->nats_user)
         return choreo__fail(CHOREO_ECONFIG,
                             "settings nats_token and nats_user are exclusive: use one way to log in");
+    if (cfg->nats_creds && (cfg->nats_user || cfg->nats_token))
+        return choreo__fail(CHOREO_ECONFIG,
+                            "settings nats_creds and %s are exclusive: use one way to log in",
+                            cfg->nats_user ? "nats_user" : "nats_token");
     return validate_nkey(cfg);
 }
 

@@ -285,8 +285,9 @@ static void render_outbox(struct out *o, choreo_service *svc)
            "Time from an outbox row's insert (a delayed row: its due time) to its PubAck.");
     hist(o, svc, "choreo_relay_latency_seconds", HIST_SECONDS, &m->relay, NULL, NULL, NULL, NULL);
     family(o, "choreo_relay_active", "gauge",
-           "1 when this instance's relay publishes the outbox: always on SQLite; on PostgreSQL "
-           "the one instance holding the relay lock, 0 on those standing by.");
+           "1 when this instance's relay publishes the outbox: on SQLite once the service has "
+           "reached NATS; on PostgreSQL the one instance holding the relay lock, 0 on those "
+           "standing by.");
     series(o, svc, "choreo_relay_active", NULL);
     put(o, "%d\n", atomic_load(&svc->stats.relay_active) ? 1 : 0);
     if (atomic_load(&m->outbox_known)) {

@@ -85,8 +85,9 @@ choreo_status choreo_service_create(choreo_service **out, const choreo_config *c
     struct stat db_stat;
     if (!shared && stat(svc->cfg->db, &db_stat) == 0 && (db_stat.st_mode & 077))
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN,
-                   "the database is readable by other users of this machine; it holds the "
-                   "business rows and every event: chmod 600 it (choreo creates new ones so)",
+                   "the database is open to other users of this machine (its group or others "
+                   "have a permission on it); it holds the business rows and every event: "
+                   "chmod 600 it (choreo creates new ones so)",
                    "db=%s mode=%04o", svc->cfg->db, (unsigned)(db_stat.st_mode & 07777));
     *out = svc;
     return CHOREO_OK;

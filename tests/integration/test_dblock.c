@@ -274,7 +274,7 @@ Test(dblock, a_new_database_is_private_and_an_open_one_is_reported, .timeout = 6
     choreo_config_destroy(cfg);
     support_stderr_back(saved);
     slurp(log, text, sizeof text);
-    cr_assert(strstr(text, "the database is readable by other users") && strstr(text, "mode=0644"),
+    cr_assert(strstr(text, "the database is open to other users") && strstr(text, "mode=0644"),
               "%s", text);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);

@@ -304,6 +304,40 @@ Test(config, validation_names_missing_and_conflicting_settings)
     choreo_config_destroy(c);
 }
 
+/* One way to log in to NATS: a user and password, a token or a credentials
+ * file (the nkey's own checks are in the auth integration tests). */
+Test(config, the_ways_to_log_in_are_exclusive)
+{
+    static const struct {
+        const char *set[3][2];
+        const char *want;
+    } cases[] = {
+        { { { "nats_user", "u" }, { "nats_password", "p" }, { "nats_token", "t" } },
+          "settings nats_token and nats_user are exclusive" },
+        { { { "nats_user", "u" }, { "nats_password", "p" }, { "nats_creds", "/x.creds" } },
+          "settings nats_creds and nats_user are exclusive" },
+        { { { "nats_token", "t" }, { "nats_creds", "/x.creds" }, { NULL, NULL } },
+          "settings nats_creds and nats_token are exclusive" },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        choreo_config *c = fresh();
+        cr_assert_eq(choreo_config_set(c, "service", "s"), CHOREO_OK);
+        cr_assert_eq(choreo_config_set(c, "db", "x.db"), CHOREO_OK);
+        for (int i = 0; i < 3 && cases[k].set[i][0]; i++)
+            cr_assert_eq(choreo_config_set(c, cases[k].set[i][0], cases[k].set[i][1]), CHOREO_OK);
+        cr_expect_eq(choreo_config_validate(c), CHOREO_ECONFIG, "case %zu", k);
+        cr_expect(strstr(choreo_last_error(), cases[k].want), "case %zu: %s", k,
+                  choreo_last_error());
+        choreo_config_destroy(c);
+    }
+    choreo_config *c = fresh();
+    cr_assert_eq(choreo_config_set(c, "service", "s"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "db", "x.db"), CHOREO_OK);
+    cr_assert_eq(choreo_config_set(c, "nats_creds", "/x.creds"), CHOREO_OK);
+    cr_assert_eq(choreo_config_validate(c), CHOREO_OK, "%s", choreo_last_error());
+    choreo_config_destroy(c);
+}
+
 Test(config, retry_and_retention_settings_must_agree)
 {
     choreo_config *c = fresh();

@@ -50,9 +50,10 @@ static const char exit_text[] =
     "     (any more), NATS could not be reached or did not confirm the publish;\n"
     "     with retry --all, at least one retry failed\n"
     "  2  usage error: unknown command or flag, missing --db, an ID that is not a\n"
-    "     positive whole number, a consumer name no consumer can have (empty, or\n"
-    "     with a space, '.', '*', '>', '/' or '\\'), an invalid --state or --limit,\n"
-    "     an invalid setting or CHOREO_* variable\n"
+    "     positive whole number, a consumer name no consumer can have (empty, over\n"
+    "     255 bytes, or with a space, tab or line break, '.', '*', '>', '/' or\n"
+    "     '\\'), a --service other than the one the database records, an invalid\n"
+    "     --state or --limit, an invalid setting or CHOREO_* variable\n"
     "A failure is said on standard error, starting \"choreoctl: COMMAND:\"; with\n"
     "--json nothing is then printed on standard output, except by status, which\n"
     "always prints its object, with each database's error in it.\n";
