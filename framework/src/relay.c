@@ -324,13 +324,19 @@ static natsStatus make_msg(const choreo_outbox_row *row, const char *reply, nats
     return NATS_OK;
 }
 
-/* The event type from a subject "<prefix>.<Type>.<saga>". */
+/* The event type from a subject "<prefix>.<Type>.<saga>": the token before
+ * the last, since the prefix may have dots of its own and the type and the
+ * saga have none. */
 static void type_of(const char *subject, char *out, size_t cap)
 {
-    const char *dot = strchr(subject, '.');
-    const char *start = dot ? dot + 1 : subject;
-    const char *end = strchr(start, '.');
-    size_t len = end ? (size_t)(end - start) : strlen(start);
+    const char *end = strrchr(subject, '.');
+    const char *start = subject;
+    if (!end)
+        end = subject + strlen(subject);
+    for (const char *p = subject; p < end; p++)
+        if (*p == '.')
+            start = p + 1;
+    size_t len = (size_t)(end - start);
     snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), start);
 }
 

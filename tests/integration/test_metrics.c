@@ -251,6 +251,46 @@ Test(metrics, the_counters_and_gauges_equal_what_the_service_did, .timeout = 120
     natsd_stop(&server, SIGTERM);
 }
 
+static choreo_result on_tick(choreo_tx *tx, const choreo_event *ev, void *user)
+{
+    (void)tx, (void)ev, (void)user;
+    return CHOREO_DONE;
+}
+
+/* A prefix may have dots of its own: the published events are counted under
+ * their type (the subject's token before the saga), not a word of the
+ * prefix. */
+Test(metrics, events_under_a_prefix_with_dots_are_counted_by_their_type, .timeout = 60)
+{
+    char dir[256], addr[64];
+    natsd server;
+    support_tmpdir(dir, sizeof dir);
+    support_server(&server, dir, NULL, NULL);
+    int port = support_free_port();
+    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
+    choreo_config *cfg = support_config(dir, "d", server.url, addr, "prefix=acme.shop",
+                                        "log_level=error", NULL);
+    choreo_service *svc = support_service(cfg);
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(svc, "Tick", on_tick, NULL), CHOREO_OK);
+    cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
+    for (int n = 0; n < 3; n++) {
+        char saga[CHOREO_ID_SIZE];
+        choreo_saga_new(saga);
+        support_emit(svc, "Tick", saga, n, NULL);
+    }
+    support_expect_metric(port, "choreo_events_handled_total{service=\"d\",consumer=\"d_Tick\","
+                          "type=\"Tick\",outcome=\"done\"}", 3, 20000);
+    support_expect_metric(port, "choreo_events_published_total{service=\"d\",type=\"Tick\"}", 3,
+                          5000);
+    static char text[131072];
+    cr_assert_eq(support_http(port, "GET", "/metrics", text, sizeof text), 200);
+    cr_assert_null(strstr(text, "type=\"shop\""), "a word of the prefix taken for a type:\n%s",
+                   text);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
+
 Test(metrics, a_bad_or_taken_address_is_refused_with_its_name, .timeout = 60)
 {
     choreo_config *cfg;
