@@ -18,8 +18,16 @@ d = json.load(open(sys.argv[1]))
 assert d["invariants_ok"] is True and d["placed"] == 200, d
 assert d["offered_rate"] == 100, d["offered_rate"]
 # Unpaced, 200 orders go out in well under a second (hundreds per second).
-assert 50 <= d["achieved_rate"] <= 105, "the orders were not paced: %s/s" % d["achieved_rate"]
+# How close to 100/s a loaded machine gets is its business (a sanitized
+# build beside three other tests placed 27.9/s): the summary must then say
+# the rate did not hold.
+assert 0 < d["achieved_rate"] <= 105, "the orders were not paced: %s/s" % d["achieved_rate"]
 assert isinstance(d["late_orders"], int) and isinstance(d["rate_sustained"], bool), d
+# (The JSON rounds the rate to 0.1: at 95.0 either answer is right.)
+if d["achieved_rate"] < 94.95 or d["late_orders"] > 2:
+    assert d["rate_sustained"] is False, ("the rate did not hold, yet it says it did", d)
+elif d["achieved_rate"] > 95.05:
+    assert d["rate_sustained"] is True, ("the rate held, yet it says it did not", d)
 # Every saga emits events (OrderCreated at least); the held-for-review sagas
 # have figures of their own, apart from the straight-through ones.
 assert d["events"] > d["placed"] and d["events_per_s"] > 0, d
