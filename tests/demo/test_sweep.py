@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tools/bench --sweep's program on two low rates: one demo per rate, a JSON
-summary whose points are paced (achieved near offered), and an SVG plot
+summary whose points are paced (never faster than offered), and an SVG plot
 that parses, with both latency lines and the knee; bad flags refused first.
 
     test_sweep.py SWEEP_PY SHOP_DEMO
@@ -55,7 +55,11 @@ with tempfile.TemporaryDirectory() as d:
     assert [p["offered"] for p in pts] == [60, 120], pts
     for p in pts:
         assert p["invariants_ok"] is True, p
-        assert 0.5 * p["offered"] <= p["achieved"] <= 1.05 * p["offered"], p
+        # Never faster than offered; how near it comes is the machine's
+        # business, and a point that fell short must say so.
+        assert 0 < p["achieved"] <= 1.05 * p["offered"], p
+        if p["achieved"] < 0.949 * p["offered"]:
+            assert p["sustained"] is False, p
         assert 0 < p["p50_ms"] <= p["p99_ms"], p
     root = ET.parse(svg).getroot()
     lines = [e for e in root.iter() if e.tag.endswith("polyline")]
