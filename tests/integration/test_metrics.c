@@ -64,14 +64,22 @@ static choreo_result on_echo(choreo_tx *tx, const void *req, size_t len, choreo_
     return len == 2 && memcmp(req, "ok", 2) == 0 ? CHOREO_DONE : CHOREO_REJECT;
 }
 
-static choreo_service *metered(const char *dir, const char *url, int port)
+/* A service named name whose metrics listen on port, with one more setting
+ * (NULL: none). */
+static choreo_service *with_metrics(const char *dir, const char *url, const char *name, int port,
+                                    const char *setting)
 {
     char addr[64];
     snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
-    choreo_config *cfg = support_config(dir, "m", url, addr, "log_level=error",
-                                        "retry_base_ms=50", NULL);
+    choreo_config *cfg = support_config(dir, name, url, addr, "log_level=error", setting, NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
+    return svc;
+}
+
+static choreo_service *metered(const char *dir, const char *url, int port)
+{
+    choreo_service *svc = with_metrics(dir, url, "m", port, "retry_base_ms=50");
     cr_assert_eq(choreo_service_on(svc, "Work", on_work, NULL), CHOREO_OK);
     cr_assert_eq(choreo_service_on(svc, "Undo", on_undo, NULL), CHOREO_OK);
     cr_assert_eq(choreo_service_on_request(svc, "Echo", on_echo, NULL), CHOREO_OK);
@@ -262,16 +270,12 @@ static choreo_result on_tick(choreo_tx *tx, const choreo_event *ev, void *user)
  * prefix. */
 Test(metrics, events_under_a_prefix_with_dots_are_counted_by_their_type, .timeout = 60)
 {
-    char dir[256], addr[64];
+    char dir[256];
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     int port = support_free_port();
-    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
-    choreo_config *cfg = support_config(dir, "d", server.url, addr, "prefix=acme.shop",
-                                        "log_level=error", NULL);
-    choreo_service *svc = support_service(cfg);
-    choreo_config_destroy(cfg);
+    choreo_service *svc = with_metrics(dir, server.url, "d", port, "prefix=acme.shop");
     cr_assert_eq(choreo_service_on(svc, "Tick", on_tick, NULL), CHOREO_OK);
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
     for (int n = 0; n < 3; n++) {
@@ -483,15 +487,12 @@ static bool busy_over_two_seconds(void *p)
  * grows while a handler does not return, and is 0 again once it has. */
 Test(metrics, dispatcher_busy_seconds_grows_while_a_handler_hangs, .timeout = 60)
 {
-    char dir[256], addr[64];
+    char dir[256];
     natsd server;
     support_tmpdir(dir, sizeof dir);
     support_server(&server, dir, NULL, NULL);
     int port = support_free_port();
-    snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", port);
-    choreo_config *cfg = support_config(dir, "h", server.url, addr, "log_level=error", NULL);
-    choreo_service *svc = support_service(cfg);
-    choreo_config_destroy(cfg);
+    choreo_service *svc = with_metrics(dir, server.url, "h", port, NULL);
     atomic_store(&hang_released, false);
     cr_assert_eq(choreo_service_on(svc, "Hang", hang, NULL), CHOREO_OK);
     cr_assert_eq(choreo_service_start(svc), CHOREO_OK, "%s", choreo_last_error());
