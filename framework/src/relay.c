@@ -330,12 +330,11 @@ static natsStatus make_msg(const choreo_outbox_row *row, const char *reply, nats
 static void type_of(const char *subject, char *out, size_t cap)
 {
     const char *end = strrchr(subject, '.');
-    const char *start = subject;
     if (!end)
         end = subject + strlen(subject);
-    for (const char *p = subject; p < end; p++)
-        if (*p == '.')
-            start = p + 1;
+    const char *start = end;
+    while (start > subject && start[-1] != '.')
+        start--;
     size_t len = (size_t)(end - start);
     snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), start);
 }

@@ -2,7 +2,6 @@
  * files it writes, its messages, and --help. $CHOREO_GEN names the program
  * and $GEN_TEST_DIR this folder (both set by meson). */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,30 +87,10 @@ static int run_tool(const char *var, char *out, size_t cap, ...)
 static char made_dirs[8][200];
 static int n_made_dirs;
 
-/* Removes path and, for a directory, what is in it (no link followed). */
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-            char sub[1024];
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) < (int)sizeof sub)
-                remove_tree(sub);
-        }
-        if (d)
-            closedir(d);
-    }
-    remove(path);
-}
-
 static void remove_made_dirs(void)
 {
     for (int i = 0; i < n_made_dirs; i++)
-        remove_tree(made_dirs[i]);
+        natsd_remove_tree(made_dirs[i]);
     n_made_dirs = 0;
 }
 

@@ -5,11 +5,9 @@
  * when the data does not decode. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "envelope.h"
 #include "gt_events.h"
@@ -17,25 +15,15 @@
 #include "service.h"
 #include "tx.h"
 
-/* The temp directories this test made, removed with their files when it
- * ends. */
+/* The temp directories this test made, removed with what is in them when
+ * it ends. */
 static char made_dirs[4][200];
 static int n_made_dirs;
 
 static void remove_made_dirs(void)
 {
-    for (int i = 0; i < n_made_dirs; i++) {
-        DIR *d = opendir(made_dirs[i]);
-        for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-            char path[512];
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-                snprintf(path, sizeof path, "%s/%s", made_dirs[i], e->d_name) < (int)sizeof path)
-                unlink(path);
-        }
-        if (d)
-            closedir(d);
-        rmdir(made_dirs[i]);
-    }
+    for (int i = 0; i < n_made_dirs; i++)
+        natsd_remove_tree(made_dirs[i]);
     n_made_dirs = 0;
 }
 
