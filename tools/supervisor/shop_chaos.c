@@ -745,10 +745,28 @@ static void progress(const struct load_job *j, long n, const struct tally *t, in
             (double)(now_ms() - t0) / 1e3);
 }
 
-/* SIGKILLs one service at random and restarts it after a random delay. */
+/* The first instance of a scaled service from i on, the frozen one left
+ * out; i itself when there is none. */
+static int instance_from(const struct opts *o, const sup *s, const struct tally *t, int i)
+{
+    int n = sup_service_count(s);
+    for (int k = 0; k < n; k++) {
+        int j = (i + k) % n;
+        if (o->scale.instances[service_of[j]] > 1 && !(t->freeze.pid > 0 && j == t->freeze.i))
+            return j;
+    }
+    return i;
+}
+
+/* SIGKILLs one service at random and restarts it after a random delay.
+ * Until there were --min-instance-kills, every other kill goes to an
+ * instance of a scaled service: left to the draw, with one instance of
+ * five frozen much of the time, a slow run of 17 kills had hit one once. */
 static int kill_one(const struct opts *o, sup *s, struct tally *t, bool tty)
 {
     int i = (int)(rnd() % (uint64_t)sup_service_count(s));
+    if (t->instance_kills < o->min_instance_kills && t->kills % 2 == 1)
+        i = instance_from(o, s, t, i);
     /* Not the instance frozen for its relay: its death would end its
      * session, and the takeover would prove nothing about the freeze. */
     if (t->freeze.pid > 0 && i == t->freeze.i)
