@@ -1,9 +1,10 @@
 /* Pruning keeps the framework tables bounded: published outbox rows, old
- * inbox marks and old barrier rows go in batches of a few hundred rows, each
- * batch its own short transaction, so that handlers and the relay never wait
- * long for the write lock. The inbox retention is checked against the
- * stream's real max age, so a mark or a barrier row is only forgotten once
- * no delivery of an event that could need it can arrive. */
+ * inbox marks, old barrier rows, ended orchestrated sagas and ended holds go
+ * in batches of a few hundred rows, each batch its own short transaction, so
+ * that handlers and the relay never wait long for the write lock. The inbox
+ * retention is checked against the stream's real max age, so a mark or a
+ * barrier row is only forgotten once no delivery of an event that could need
+ * it can arrive. */
 #include "prune.h"
 
 #include "status.h"
@@ -77,6 +78,19 @@ choreo_status choreo__prune(choreo_store *st, int64_t outbox_before_ms, int64_t 
                         "DELETE FROM choreo_saga_instances WHERE saga IN (SELECT saga FROM"
                         " choreo_saga_instances WHERE phase IN ('COMPLETED', 'FAILED')"
                         " AND updated_at < ?1 LIMIT ?2)",
+                        inbox_before_ms, stop, deleted);
+    /* Held steps that ended that long ago: decided and applied, ended with
+     * their saga, or past an expiry after which no decision is taken. A
+     * hold that waits for a decision stays, however old, and so does one
+     * decided and not yet applied; a decision event that comes later
+     * finds no hold and is ignored. */
+    if (s == CHOREO_OK && inbox_before_ms > 0)
+        s = prune_table(st, STMT_PRUNE_HOLDS,
+                        "DELETE FROM choreo_holds WHERE id IN (SELECT id FROM choreo_holds"
+                        " WHERE (state = 'expired' AND decided_at < ?1)"
+                        " OR (state IN ('approved', 'rejected') AND applied = 1"
+                        "     AND decided_at < ?1)"
+                        " OR (state = 'held' AND expires_at > 0 AND expires_at < ?1) LIMIT ?2)",
                         inbox_before_ms, stop, deleted);
     return s;
 }

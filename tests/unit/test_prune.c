@@ -1,7 +1,8 @@
 /* Pruning barrier rows: old ones go in batches, recent ones stay, and so do
  * those of a saga whose message is parked or was retried lately; ended
- * orchestrated instances go with their transitions, and old counts of
- * retried deliveries. */
+ * orchestrated instances go with their transitions, old counts of retried
+ * deliveries, and holds that ended; holds that wait for a decision, or for
+ * theirs to be applied, stay. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -203,5 +204,44 @@ Test(prune, counts_of_retried_deliveries_older_than_the_inbox_retention_go)
     cr_assert_eq(deleted, 1);
     cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_retries WHERE event_id = 'new'"),
                  1);
+    choreo__store_close(st);
+}
+
+/* A hold of saga in state, decided at `decided`, expiring at `expires`. */
+static void hold(choreo_store *st, const char *saga, const char *state, int applied,
+                 int64_t decided, int64_t expires)
+{
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO choreo_holds(saga, kind, reason, service, subject, event_id,"
+             " event_type, data, held_at, expires_at, state, decided_at, applied) VALUES"
+             " ('%s', 'refund', 'big', 'payment', 'choreo.ChoreoHoldDecided.%s', 'e', 'T',"
+             " " UNIT_BLOB80 ", 1, %lld, '%s', %lld, %d)",
+             saga, saga, (long long)expires, state, (long long)decided, applied);
+    cr_assert_eq(choreo__store_exec(st, sql), CHOREO_OK, "%s", choreo_last_error());
+}
+
+Test(prune, holds_that_ended_go_and_holds_waiting_for_a_decision_or_its_apply_stay)
+{
+    char path[256];
+    choreo_store *st = unit_db_open(path, sizeof path);
+    hold(st, "approved-applied-old", "approved", 1, CUTOFF - 1, 0);
+    hold(st, "rejected-applied-old", "rejected", 1, CUTOFF - 1, 0);
+    hold(st, "ended-old", "expired", 0, CUTOFF - 1, 0);
+    hold(st, "expiry-passed-old", "held", 0, 0, CUTOFF - 1);
+    hold(st, "approved-unapplied-old", "approved", 0, CUTOFF - 1, 0);
+    hold(st, "waiting-old", "held", 0, 0, 0);
+    hold(st, "expiry-to-come", "held", 0, 0, NOW + 1);
+    hold(st, "expiry-passed-new", "held", 0, 0, CUTOFF);
+    hold(st, "approved-applied-new", "approved", 1, CUTOFF, 0);
+    hold(st, "ended-new", "expired", 0, CUTOFF, 0);
+    int64_t deleted = 0;
+    cr_assert_eq(choreo__prune(st, 0, CUTOFF, &running, &deleted), CHOREO_OK, "%s",
+                 choreo_last_error());
+    cr_assert_eq(deleted, 4, "four ended holds, not %lld", (long long)deleted);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_holds WHERE saga LIKE '%-old'"
+                                   " AND saga NOT IN ('approved-unapplied-old', 'waiting-old')"),
+                 0);
+    cr_assert_eq(unit_db_count(st, "SELECT COUNT(*) FROM choreo_holds"), 6);
     choreo__store_close(st);
 }
