@@ -3,7 +3,8 @@
  * the admin API as choreoctl review does, resumes the step once (also when
  * given twice, and when given while the service is stopped); a decision
  * after the saga ended or after the hold's expiry is refused with the
- * reason. */
+ * reason; holds that ended are pruned with the inbox marks, and a hold that
+ * waits stays. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +56,17 @@ struct world {
     int port; /* the service's metrics endpoint */
     choreo_service *pay;
     choreo_admin *adm;
+    const char *const *settings; /* four more, NULL after the last, or NULL */
 };
 
 static choreo_service *payment(struct world *w)
 {
     char addr[64];
     snprintf(addr, sizeof addr, "metrics_addr=127.0.0.1:%d", w->port);
-    choreo_config *cfg = support_config(w->dir, "pay", w->server.url, addr, NULL);
+    static const char *const none[4];
+    const char *const *more = w->settings ? w->settings : none;
+    choreo_config *cfg = support_config(w->dir, "pay", w->server.url, addr, more[0], more[1],
+                                        more[2], more[3], NULL);
     choreo_service *svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(svc, "Charge", on_charge, NULL), CHOREO_OK);
@@ -71,8 +76,9 @@ static choreo_service *payment(struct world *w)
     return svc;
 }
 
-static void up(struct world *w)
+static void up_with(struct world *w, const char *const *settings)
 {
+    w->settings = settings;
     support_tmpdir(w->dir, sizeof w->dir);
     support_server(&w->server, w->dir, NULL, NULL);
     w->port = support_free_port();
@@ -84,6 +90,11 @@ static void up(struct world *w)
     choreo_config *cfg = support_config(w->dir, "pay", w->server.url, NULL);
     cr_assert_eq(choreo_admin_open(&w->adm, cfg), CHOREO_OK, "%s", choreo_last_error());
     choreo_config_destroy(cfg);
+}
+
+static void up(struct world *w)
+{
+    up_with(w, NULL);
 }
 
 static void down(struct world *w)
@@ -251,5 +262,35 @@ Test(holds, a_step_is_held_once_and_a_hold_needs_its_decision_function, .timeout
                  "%s", choreo_last_error());
     cr_assert_eq(choreo_tx_commit(tx), CHOREO_OK, "%s", choreo_last_error());
     cr_assert_neq(second, first);
+    down(&w);
+}
+
+/* With a short retention, the service's pruning deletes the holds that
+ * ended (carried on, ended with their saga, past their expiry) and keeps the
+ * one that waits for a person; the decision was carried out once. */
+Test(holds, ended_holds_are_pruned_and_a_waiting_one_stays, .timeout = 60)
+{
+    static const char *const retention[4] = { "stream_max_age_s=2", "inbox_retention_s=3",
+                                              "prune_interval_s=1", "stream_dup_window_s=1" };
+    struct world w;
+    up_with(&w, retention);
+    int64_t id = held(&w, "order-11", 500);
+    cr_assert_eq(choreo_admin_hold_decide(w.adm, id, true, NULL, "frank", NULL), CHOREO_OK, "%s",
+                 choreo_last_error());
+    cr_assert(support_wait_count(w.dir, "pay", "SELECT COUNT(*) FROM choreo_holds WHERE"
+                                               " applied = 1", 1, 10000));
+    held(&w, "order-12", 500);  /* waits for a person */
+    held(&w, "order-13", 1000); /* expires 300 ms after its event */
+    held(&w, "order-14", 500);
+    support_emit(w.pay, "Cancel", "order-14", 0, NULL);
+    cr_assert(support_wait_count(w.dir, "pay", "SELECT COUNT(*) FROM choreo_holds WHERE"
+                                               " state = 'expired'", 1, 10000));
+    cr_assert(support_wait_count(w.dir, "pay", "SELECT COUNT(*) FROM choreo_holds", 1, 20000),
+              "the holds that ended were not pruned (%lld rows left)",
+              support_count(w.dir, "pay", "SELECT COUNT(*) FROM choreo_holds"));
+    cr_assert_eq(support_count(w.dir, "pay", "SELECT COUNT(*) FROM choreo_holds WHERE"
+                                             " saga = 'order-12' AND state = 'held'"), 1);
+    cr_assert_eq(support_count(w.dir, "pay", "SELECT COUNT(*) FROM decided"), 1);
+    cr_assert_eq(outbox_of(&w, "Charged", "order-11"), 1);
     down(&w);
 }
