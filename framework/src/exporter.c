@@ -347,8 +347,8 @@ static void render_holds(struct out *o, choreo_service *svc)
 {
     choreo_metrics *m = &svc->metrics;
     family(o, "choreo_holds_waiting", "gauge",
-           "Steps held for a person's decision and not yet decided, by kind: choreoctl review "
-           "list.");
+           "Steps held for a person's decision that can still be decided (not decided, their "
+           "expiry not passed), by kind: choreoctl review list.");
     pthread_mutex_lock(&m->parked_lock);
     for (int i = 0; i < m->nheld; i++) {
         series(o, svc, "choreo_holds_waiting", "kind", m->held[i].type, NULL);
@@ -738,7 +738,9 @@ static void sample_store(choreo_service *svc)
               choreo__dead_parked_counts(svc->sampler_store, add_parked_message, &acc) ==
                   CHOREO_OK,
               &m->parked, &m->nparked);
-    swap_rows(m, &held, choreo__holds_waiting(svc->sampler_store, add_parked, &held) == CHOREO_OK,
+    swap_rows(m, &held,
+              choreo__holds_waiting(svc->sampler_store, choreo__now_ms(), add_parked, &held) ==
+                  CHOREO_OK,
               &m->held, &m->nheld);
     swap_rows(m, &running,
               choreo__sagas_running(svc->sampler_store, add_parked, &running) == CHOREO_OK,

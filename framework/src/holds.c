@@ -180,15 +180,27 @@ choreo_status choreo_service_on_decision(choreo_service *svc, const char *kind,
     return CHOREO_OK;
 }
 
-choreo_status choreo__holds_waiting(choreo_store *st,
+choreo_status choreo__holds_waiting(choreo_store *st, int64_t now_ms,
                                     void (*fn)(const char *unused, const char *kind,
                                                int64_t count, void *user),
                                     void *user)
 {
-    return choreo__store_counts(st, STMT_HOLD_COUNTS,
-                                "SELECT '', kind, COUNT(*) FROM choreo_holds WHERE state = 'held'"
-                                " GROUP BY kind ORDER BY kind",
-                                fn, user, "counting holds");
+    /* A hold whose expiry passed can no longer be decided
+     * (choreo_admin_hold_decide): it waits for nobody. */
+    choreo_q *s = choreo__store_stmt(st, STMT_HOLD_COUNTS,
+                                     "SELECT kind, COUNT(*) FROM choreo_holds WHERE state = 'held'"
+                                     " AND (expires_at = 0 OR expires_at > ?1)"
+                                     " GROUP BY kind ORDER BY kind");
+    if (!s)
+        return CHOREO_ESTORE;
+    choreo__q_bind_int64(s, 1, now_ms);
+    int rc;
+    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
+        const unsigned char *kind = choreo__q_text(s, 0);
+        fn("", kind ? (const char *)kind : "", choreo__q_int64(s, 1), user);
+    }
+    choreo__q_reset(s);
+    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "counting holds");
 }
 
 /* ---- the decision event ------------------------------------------------ */

@@ -21,9 +21,10 @@ typedef struct choreo_decision_route {
 /* The handler of ChoreoHoldDecided (user: the service). */
 choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void *user);
 
-/* Calls fn for each kind with undecided holds (in its second text; the
- * first is ""), with their count. */
-choreo_status choreo__holds_waiting(choreo_store *st,
+/* Calls fn for each kind with holds that can still be decided at now_ms
+ * (undecided, their expiry not passed), in its second text (the first is
+ * ""), with their count. */
+choreo_status choreo__holds_waiting(choreo_store *st, int64_t now_ms,
                                     void (*fn)(const char *unused, const char *kind,
                                                int64_t count, void *user),
                                     void *user);

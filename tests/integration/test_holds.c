@@ -203,6 +203,12 @@ Test(holds, a_decision_after_the_saga_ended_or_the_hold_expired_is_refused, .tim
     cr_assert(strstr(choreo_last_error(), "expired at"), "%s", choreo_last_error());
     support_sleep_ms(500);
     cr_assert_eq(support_count(w.dir, "pay", "SELECT COUNT(*) FROM decided"), 0);
+    /* Of the three holds, only one can still be decided, and the gauge of
+     * those waiting counts it alone once the sampler (every 2 s) saw it. */
+    held(&w, "order-6", 500);
+    support_sleep_ms(2500);
+    support_expect_metric(w.port, "choreo_holds_waiting{service=\"pay\",kind=\"payment-review\"}",
+                          1, 10000);
     down(&w);
 }
 
