@@ -247,11 +247,16 @@ static void read_row(choreo_q *s, struct hold_row *h, bool with_data)
     }
 }
 
-/* Reads hold id through st's cached statement; *found false when absent. */
+/* Reads hold id through st's cached statement; *found false when absent.
+ * On PostgreSQL the row stays locked until the transaction ends: a person's
+ * decision, the saga's end and the decision's apply (in any instance of
+ * the service) each wait for the one before to commit and read what it
+ * wrote. SQLite has one writer at a time from BEGIN on. */
 static choreo_status load(choreo_store *st, int64_t id, struct hold_row *h, bool *found)
 {
-    char sql[300];
-    snprintf(sql, sizeof sql, "SELECT %s FROM choreo_holds WHERE id = ?1", HOLD_COLUMNS);
+    char sql[320];
+    snprintf(sql, sizeof sql, "SELECT %s FROM choreo_holds WHERE id = ?1%s", HOLD_COLUMNS,
+             st->engine == ENGINE_POSTGRES ? " FOR UPDATE" : "");
     choreo_q *s = choreo__store_stmt(st, STMT_HOLD_GET, sql);
     if (!s)
         return CHOREO_ESTORE;
@@ -340,7 +345,8 @@ choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void 
     if (res != CHOREO_DONE)
         return res;
     choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_APPLIED,
-                                         "UPDATE choreo_holds SET applied = 1 WHERE id = ?1");
+                                     "UPDATE choreo_holds SET applied = 1 WHERE id = ?1"
+                                     " AND applied = 0");
     if (!s)
         return CHOREO_RETRY;
     choreo__q_bind_int64(s, 1, id);
@@ -348,6 +354,12 @@ choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void 
     choreo__q_reset(s);
     if (rc != SQLITE_DONE)
         return CHOREO_RETRY;
+    if (choreo__store_changes(tx->st) != 1) {
+        /* Applied meanwhile by another transaction: this one's effects of
+         * the decision are rolled back, and its redelivery is ignored. */
+        choreo_tx_set_reason(tx, "the hold's decision was applied by another transaction");
+        return CHOREO_RETRY;
+    }
     choreo__mlog_add(tx->mlog, ML_DECISION, route, approved ? 1 : 0, 0);
     return CHOREO_DONE;
 }
@@ -484,6 +496,13 @@ choreo_status choreo_admin_hold_decide(choreo_admin *adm, int64_t id, bool appro
         s = choreo__store_begin(adm->st);
     if (s != CHOREO_OK)
         return s;
+    /* A transaction of the service that holds the row (ending the saga's
+     * holds) is waited for, not failed on. */
+    s = choreo__store_patient(adm->st);
+    if (s != CHOREO_OK) {
+        choreo__store_rollback(adm->st);
+        return s;
+    }
     struct hold_row h = { 0 };
     bool found = false;
     s = load(adm->st, id, &h, &found);
@@ -522,8 +541,14 @@ choreo_status choreo_admin_hold_decide(choreo_admin *adm, int64_t id, bool appro
             rc = choreo__q_step(u);
             choreo__q_finalize(u);
         }
-        s = rc == SQLITE_DONE ? announce(adm->st, &h, approve, (size_t)adm->cfg->max_event_bytes)
-                              : choreo__store_error(adm->st, rc, "deciding a hold");
+        if (rc != SQLITE_DONE)
+            s = choreo__store_error(adm->st, rc, "deciding a hold");
+        else if (choreo__store_changes(adm->st) != 1)
+            s = choreo__fail(CHOREO_ESTATE, "hold %lld changed while it was being decided; "
+                             "nothing changed: look at it again (choreoctl review list --state "
+                             "all)", (long long)id);
+        else
+            s = announce(adm->st, &h, approve, (size_t)adm->cfg->max_event_bytes);
     }
     if (s == CHOREO_OK) {
         s = choreo__store_commit(adm->st);

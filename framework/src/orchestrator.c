@@ -419,13 +419,22 @@ static enum phase phase_of(const char *p)
     return FAILED;
 }
 
-/* Loads the instance; *found false when there is none. */
+#define SAGA_GET_SQL \
+    "SELECT definition, state, phase, pos, steps, epoch, failed_step, timed_out," \
+    " failure_type, failure_data, data, started_at FROM choreo_saga_instances" \
+    " WHERE saga = ?1"
+
+/* Loads the instance; *found false when there is none. On PostgreSQL two
+ * instances of the service apply events of one saga at once (its replies
+ * come through consumers of their own), and under READ COMMITTED both would
+ * read the row before either wrote it, the second write undoing the first:
+ * FOR UPDATE makes the second wait for the first's commit and read what it
+ * wrote. SQLite has one writer at a time from BEGIN on. */
 static choreo_status load(choreo_store *st, const char *saga, struct inst *in, bool *found)
 {
     choreo_q *s = choreo__store_stmt(st, STMT_SAGA_GET,
-        "SELECT definition, state, phase, pos, steps, epoch, failed_step, timed_out,"
-        " failure_type, failure_data, data, started_at FROM choreo_saga_instances"
-        " WHERE saga = ?1");
+                                     st->engine == ENGINE_POSTGRES ? SAGA_GET_SQL " FOR UPDATE"
+                                                                   : SAGA_GET_SQL);
     if (!s)
         return CHOREO_ESTORE;
     memset(in, 0, sizeof *in);

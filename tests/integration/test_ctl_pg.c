@@ -8,8 +8,13 @@
  * messages, report the status (text and JSON), the consumers, the sagas,
  * a saga's timeline and the holds, decide a hold, and never print the
  * password; a server that does not answer, and a database that is not a
- * service's, are refused by name and left as they are. */
+ * service's, are refused by name and left as they are. Two writers of one
+ * row meet: a decision and the end of its hold's saga, and a saga's
+ * transition and another transaction on its instance (as a second instance
+ * of the service would run); the second waits for the first and reads what
+ * it wrote. */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -91,11 +96,18 @@ static choreo_result on_decided(choreo_tx *tx, const choreo_hold_decision *d, vo
                           NULL) == CHOREO_OK ? CHOREO_DONE : CHOREO_RETRY;
 }
 
+/* While set, the step of "flow" waits (up to 10 s) before it runs. */
+static atomic_bool gate;
+static atomic_int do_a_runs;
+
 /* The step of "flow", behind the saga barrier. */
 static choreo_result on_do_a(choreo_tx *tx, const choreo_event *ev, void *user)
 {
     (void)ev;
     (void)user;
+    atomic_fetch_add(&do_a_runs, 1);
+    for (int i = 0; i < 1000 && atomic_load(&gate); i++)
+        support_sleep_ms(10);
     bool run = false;
     if (choreo_tx_barrier(tx, NULL, "a", CHOREO_BARRIER_ACTION, &run) != CHOREO_OK)
         return CHOREO_RETRY;
@@ -110,13 +122,14 @@ struct world {
     natsd server;
     struct pgdb db;
     choreo_service *svc;
+    const char *setting; /* one more for the worker, or NULL */
 };
 
 static void worker(struct world *w)
 {
     char dbset[600];
     snprintf(dbset, sizeof dbset, "db=%s", w->db.url);
-    choreo_config *cfg = support_config(w->dir, "worker", w->server.url, dbset, NULL);
+    choreo_config *cfg = support_config(w->dir, "worker", w->server.url, dbset, w->setting, NULL);
     w->svc = support_service(cfg);
     choreo_config_destroy(cfg);
     cr_assert_eq(choreo_service_on(w->svc, "Fragile", on_fragile, NULL), CHOREO_OK);
@@ -152,6 +165,7 @@ static void start_flow(choreo_service *svc, const char *saga)
  * "flow" (saga flow1); its outbox drained. */
 static void up(struct world *w, const char *name)
 {
+    memset(w, 0, sizeof *w);
     support_tmpdir(w->dir, sizeof w->dir);
     support_server(&w->server, w->dir, NULL, NULL);
     create_db(name, &w->db);
@@ -461,4 +475,117 @@ Test(ctl_pg, an_unreachable_server_and_a_foreign_database_are_refused_by_name, .
     cr_assert_eq(support_pg_count(plain.url, "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE "
                           "'choreo%'"), 0);
     free(r);
+}
+
+/* ---- two writers of one row ------------------------------------------------ */
+
+/* The worker alone on database name. */
+static void bare(struct world *w, const char *name, const char *setting)
+{
+    memset(w, 0, sizeof *w);
+    w->setting = setting;
+    support_tmpdir(w->dir, sizeof w->dir);
+    support_server(&w->server, w->dir, NULL, NULL);
+    create_db(name, &w->db);
+    atomic_store(&broken, false);
+    worker(w);
+}
+
+/* A connection of the test's own, in a transaction that ran sql. */
+static PGconn *writer(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    const char *steps[] = { "BEGIN", sql };
+    for (int i = 0; i < 2; i++) {
+        PGresult *r = PQexec(c, steps[i]);
+        cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", steps[i],
+                     PQerrorMessage(c));
+        PQclear(r);
+    }
+    return c;
+}
+
+static void commit(PGconn *c)
+{
+    PGresult *r = PQexec(c, "COMMIT");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "COMMIT: %s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+struct decide_job {
+    choreo_admin *adm;
+    int64_t id;
+    choreo_status status;
+    char err[512];
+    atomic_bool done;
+};
+
+static void *decide(void *arg)
+{
+    struct decide_job *j = arg;
+    j->status = choreo_admin_hold_decide(j->adm, j->id, true, NULL, "grace", NULL);
+    snprintf(j->err, sizeof j->err, "%s", j->status == CHOREO_OK ? "" : choreo_last_error());
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* The service ends the hold's saga in a transaction still open when a
+ * person decides: the decision waits for it, finds the hold ended, is
+ * refused with why, and no decision event goes out. */
+Test(ctl_pg, a_decision_that_meets_the_end_of_its_saga_waits_and_is_refused, .timeout = 120)
+{
+    struct world w;
+    bare(&w, "ctl_hold_race", NULL);
+    support_emit(w.svc, "Charge", "pay2", 500, NULL);
+    cr_assert(pg_wait_count(w.db.url, "SELECT COUNT(*) FROM choreo_holds", 1, 20000), "not held");
+    char dbset[600];
+    snprintf(dbset, sizeof dbset, "db=%s", w.db.url);
+    choreo_config *cfg = support_config(w.dir, "worker", w.server.url, dbset, NULL);
+    struct decide_job j = { .id = support_pg_count(w.db.url, "SELECT id FROM choreo_holds") };
+    cr_assert_eq(choreo_admin_open(&j.adm, cfg), CHOREO_OK, "%s", choreo_last_error());
+    choreo_config_destroy(cfg);
+    PGconn *c = writer(w.db.url, "UPDATE choreo_holds SET state = 'expired', decided_at = 1,"
+                                 " note = 'the saga ended' WHERE state = 'held'");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, decide, &j), 0);
+    support_sleep_ms(500);
+    cr_assert(!atomic_load(&j.done), "the decision did not wait for the transaction on its hold "
+              "(%s)", j.err);
+    commit(c);
+    pthread_join(t, NULL);
+    cr_assert_eq(j.status, CHOREO_ESTATE, "%s", j.err);
+    cr_assert(strstr(j.err, "can no longer be decided") && strstr(j.err, "the saga ended"), "%s",
+              j.err);
+    choreo_admin_close(j.adm);
+    cr_assert_eq(support_pg_count(w.db.url, "SELECT COUNT(*) FROM choreo_outbox WHERE subject"
+                                            " LIKE '%.ChoreoHoldDecided.%'"), 0);
+    down(&w);
+}
+
+/* A reply comes while another transaction holds the saga's instance (as
+ * another instance of the service applying another reply would): its
+ * transition waits for that commit and keeps what it wrote. */
+Test(ctl_pg, a_saga_transition_waits_for_another_writer_of_its_instance, .timeout = 120)
+{
+    struct world w;
+    atomic_store(&gate, true);
+    atomic_store(&do_a_runs, 0);
+    bare(&w, "ctl_saga_race", "lock_timeout_ms=5000");
+    start_flow(w.svc, "flow2");
+    for (int i = 0; i < 1000 && atomic_load(&do_a_runs) == 0; i++)
+        support_sleep_ms(10);
+    cr_assert(atomic_load(&do_a_runs) > 0, "the step of flow2 never ran");
+    PGconn *c = writer(w.db.url, "UPDATE choreo_saga_instances SET started_at = 12345"
+                                 " WHERE saga = 'flow2'");
+    atomic_store(&gate, false);
+    support_sleep_ms(500); /* ADone comes and waits for this transaction */
+    commit(c);
+    cr_assert(pg_wait_count(w.db.url, "SELECT COUNT(*) FROM choreo_saga_instances WHERE saga ="
+                            " 'flow2' AND phase = 'COMPLETED'", 1, 20000), "flow2 never ended");
+    cr_assert_eq(support_pg_count(w.db.url, "SELECT started_at FROM choreo_saga_instances WHERE"
+                                            " saga = 'flow2'"), 12345,
+                 "the transition wrote over what another transaction committed meanwhile");
+    down(&w);
 }
