@@ -52,6 +52,11 @@ choreo_status choreo__consumers_record(choreo_store *st, const choreo_config *cf
     choreo_status s = choreo__store_begin(st);
     if (s == CHOREO_OK)
         s = choreo__store_patient(st);
+    /* Two services started at once on one PostgreSQL database would each
+     * find no other's record and both start: one records at a time. */
+    if (s == CHOREO_OK)
+        s = choreo__store_xact_lock(st, CHOREO_PG_LOCK_CONSUMERS,
+                                    "waiting for another start's record of its handlers");
     if (s != CHOREO_OK) {
         choreo__store_rollback(st);
         return s;

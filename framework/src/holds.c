@@ -61,8 +61,17 @@ choreo_status choreo_tx_hold(choreo_tx *tx, const char *saga, const char *kind,
                             "choreo_tx_hold: service %s has no decision function for holds of "
                             "kind %s: register one with choreo_service_on_decision before start",
                             tx->svc->cfg->service, kind);
-    /* A step is held once: two holds of it would carry it on twice. */
+    /* A step is held once: two holds of it would carry it on twice. In a
+     * handler the event's inbox mark keeps a second copy of it out until
+     * this transaction ends; outside one, on PostgreSQL, two instances could
+     * both find no hold and both write one, so they take turns. */
     const choreo_event *ev = tx->ev;
+    if (!ev) {
+        choreo_status ls = choreo__store_xact_lock(tx->st, CHOREO_PG_LOCK_HOLDS,
+                                                   "waiting for another hold of a step");
+        if (ls != CHOREO_OK)
+            return ls;
+    }
     choreo_q *dup = choreo__store_stmt(tx->st, STMT_HOLD_DUPLICATE,
         "SELECT id FROM choreo_holds WHERE saga = ?1 AND kind = ?2 AND event_id = ?3"
         " AND state = 'held'");

@@ -620,8 +620,12 @@ static void mark_held(choreo_relay *r)
 }
 
 /* Moves one refused row from the outbox to choreo_dead in one transaction. */
-static choreo_status set_aside_one(choreo_relay *r, const struct aside *a)
+/* Moves the row to choreo_dead; *moved false when it was gone already: a
+ * relay that froze past its lease and woke on a new session may finish a
+ * round the active relay also read, and only one of them moves the row. */
+static choreo_status set_aside_one(choreo_relay *r, const struct aside *a, bool *moved)
 {
+    *moved = false;
     choreo_status s = choreo__store_begin(r->st);
     if (s != CHOREO_OK)
         return s;
@@ -629,11 +633,13 @@ static choreo_status set_aside_one(choreo_relay *r, const struct aside *a)
                                         choreo__now_ms());
     if (s == CHOREO_OK)
         s = choreo__outbox_delete(r->st, a->seq);
-    if (s != CHOREO_OK) {
+    if (s != CHOREO_OK || choreo__store_changes(r->st) != 1) {
         choreo__store_rollback(r->st);
         return s;
     }
-    return choreo__store_commit(r->st);
+    s = choreo__store_commit(r->st);
+    *moved = s == CHOREO_OK;
+    return s;
 }
 
 /* Sets aside the rows planned this round. A row that cannot be moved now is
@@ -642,12 +648,15 @@ static void set_aside(choreo_relay *r)
 {
     choreo_service *svc = r->svc;
     for (int i = 0; i < r->naside; i++) {
-        if (set_aside_one(r, &r->aside[i]) != CHOREO_OK) {
+        bool moved = false;
+        if (set_aside_one(r, &r->aside[i], &moved) != CHOREO_OK) {
             CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot set aside a refused row; "
                        "will try again", "seq=%lld err=\"%s\"", (long long)r->aside[i].seq,
                        CHOREO_SAFE(choreo_last_error()));
             continue;
         }
+        if (!moved)
+            continue;
         atomic_fetch_add(&svc->stats.parked, 1);
         atomic_fetch_add_explicit(
             &svc->metrics.types[choreo__metrics_type(&svc->metrics, r->aside[i].type)].set_aside,

@@ -898,6 +898,15 @@ choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got)
     return choreo__pg_try_lock(st, key, got);
 }
 
+choreo_status choreo__store_xact_lock(choreo_store *st, int64_t key, const char *what)
+{
+    if (st->engine != ENGINE_POSTGRES)
+        return CHOREO_OK;
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", (long long)key);
+    return choreo__pg_exec(st, sql, what);
+}
+
 choreo_status choreo__store_idle_limit(choreo_store *st, int64_t ms, bool *supported)
 {
     *supported = false;

@@ -246,7 +246,17 @@ choreo_status choreo__store_call_rollback_to(choreo_store *st);
  * (true when at least one arrived). A NOTIFY on the outbox channel is sent
  * by every commit whose transaction wrote outbox rows. */
 #define CHOREO_PG_OUTBOX_CHANNEL "choreo_outbox"
+/* Keys of choreo's transaction-scoped advisory locks (choreo__store_xact_lock):
+ * recording which service a database belongs to, and holding a step outside
+ * a handler. */
+#define CHOREO_PG_LOCK_CONSUMERS 0x63686f72656f02LL
+#define CHOREO_PG_LOCK_HOLDS 0x63686f72656f03LL
 choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got);
+/* On PostgreSQL waits (up to the transaction's lock_timeout) for the
+ * advisory lock `key`, held until the transaction ends: for a decision made
+ * on a read that no row lock or key protects. Nothing on SQLite, whose
+ * write transactions take turns from BEGIN on. */
+choreo_status choreo__store_xact_lock(choreo_store *st, int64_t key, const char *what);
 choreo_status choreo__store_listen(choreo_store *st, const char *channel);
 /* PostgreSQL only: the server ends this session once it has been idle
  * outside a transaction for ms, freeing its locks; supported is false on a

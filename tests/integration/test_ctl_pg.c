@@ -11,8 +11,9 @@
  * service's, are refused by name and left as they are. Two writers of one
  * row meet: a decision and the end of its hold's saga, and a saga's
  * transition and another transaction on its instance (as a second instance
- * of the service would run); the second waits for the first and reads what
- * it wrote. */
+ * of the service would run), two holds of one step outside a handler, and
+ * two services starting at once on one database; the second waits for the
+ * first and reads what it wrote. */
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "support.h"
 #include "support_pg.h"
@@ -479,6 +481,11 @@ Test(ctl_pg, an_unreachable_server_and_a_foreign_database_are_refused_by_name, .
 
 /* ---- two writers of one row ------------------------------------------------ */
 
+/* The keys of the advisory locks a service's start and a hold outside a
+ * handler take (0x63686f72656f02 and 03). */
+#define LOCK_CONSUMERS "27980850564263682"
+#define LOCK_HOLDS "27980850564263683"
+
 /* The worker alone on database name. */
 static void bare(struct world *w, const char *name, const char *setting)
 {
@@ -499,8 +506,8 @@ static PGconn *writer(const char *url, const char *sql)
     const char *steps[] = { "BEGIN", sql };
     for (int i = 0; i < 2; i++) {
         PGresult *r = PQexec(c, steps[i]);
-        cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", steps[i],
-                     PQerrorMessage(c));
+        cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", steps[i], PQerrorMessage(c));
         PQclear(r);
     }
     return c;
@@ -587,5 +594,111 @@ Test(ctl_pg, a_saga_transition_waits_for_another_writer_of_its_instance, .timeou
     cr_assert_eq(support_pg_count(w.db.url, "SELECT started_at FROM choreo_saga_instances WHERE"
                                             " saga = 'flow2'"), 12345,
                  "the transition wrote over what another transaction committed meanwhile");
+    down(&w);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Commits the connection half a second from now. */
+static void *commit_later(void *arg)
+{
+    PGconn *c = *(PGconn **)arg;
+    support_sleep_ms(500);
+    PGresult *r = PQexec(c, "COMMIT");
+    PQclear(r);
+    PQfinish(c);
+    return NULL;
+}
+
+struct start_job {
+    choreo_service *svc;
+    choreo_status status;
+    char err[1024];
+    atomic_bool done;
+};
+
+static void *start(void *arg)
+{
+    struct start_job *j = arg;
+    j->status = choreo_service_start(j->svc);
+    snprintf(j->err, sizeof j->err, "%s", j->status == CHOREO_OK ? "" : choreo_last_error());
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* Another service's start records its handlers (under the lock every
+ * start takes) while the worker starts on the same database: the worker
+ * waits for it, then sees the database is the other's and is refused. */
+Test(ctl_pg, a_service_starting_while_another_records_itself_waits_and_is_refused,
+     .timeout = 120)
+{
+    struct world w;
+    memset(&w, 0, sizeof w);
+    support_tmpdir(w.dir, sizeof w.dir);
+    support_server(&w.server, w.dir, NULL, NULL);
+    create_db("ctl_start_race", &w.db);
+    char dbset[600];
+    snprintf(dbset, sizeof dbset, "db=%s", w.db.url);
+    choreo_config *cfg = support_config(w.dir, "worker", w.server.url, dbset, NULL);
+    struct start_job j = { .svc = support_service(cfg) };
+    choreo_config_destroy(cfg);
+    cr_assert_eq(choreo_service_on(j.svc, "Fragile", on_fragile, NULL), CHOREO_OK);
+    /* The tables exist once a service opened the database. */
+    cr_assert(pg_wait_count(w.db.url, "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
+                            " 'choreo_consumers'", 1, 10000), "no choreo_consumers table");
+    PGconn *c = writer(w.db.url, "SELECT pg_advisory_xact_lock(" LOCK_CONSUMERS ")");
+    PGresult *r = PQexec(c, "INSERT INTO choreo_consumers(consumer, service, type, subjects,"
+                            " stream, registered_at) VALUES ('billing_Invoice', 'billing',"
+                            " 'Invoice', 'choreo.Invoice.*', 'CHOREO', 1)");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, start, &j), 0);
+    support_sleep_ms(1500);
+    cr_assert(!atomic_load(&j.done), "the start did not wait for the other one's record (%s)",
+              j.err);
+    commit(c);
+    pthread_join(t, NULL);
+    cr_assert_eq(j.status, CHOREO_ECONFIG, "%s", j.err);
+    cr_assert(strstr(j.err, "belongs to service billing"), "%s", j.err);
+    cr_assert_eq(support_pg_count(w.db.url, "SELECT COUNT(*) FROM choreo_consumers WHERE"
+                                            " service = 'worker'"), 0);
+    choreo_service_destroy(j.svc);
+    natsd_stop(&w.server, SIGTERM);
+}
+
+/* Outside a handler, a hold of a step that another transaction is holding
+ * (under the lock such holds take) waits for it and is refused as a second
+ * hold of the step. */
+Test(ctl_pg, a_second_hold_of_a_step_outside_a_handler_waits_and_is_refused, .timeout = 120)
+{
+    struct world w;
+    bare(&w, "ctl_hold_twice", "lock_timeout_ms=5000");
+    PGconn *c = writer(w.db.url, "SELECT pg_advisory_xact_lock(" LOCK_HOLDS ")");
+    PGresult *r = PQexec(c, "INSERT INTO choreo_holds(saga, kind, reason, service, subject,"
+                            " event_id, event_type, held_at, expires_at, state) VALUES ('pay3',"
+                            " 'payment-review', 'first', 'worker',"
+                            " 'choreo.ChoreoHoldDecided.pay3', '', '', 1, 0, 'held')");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    int64_t t0 = now_ms();
+    choreo_tx *tx;
+    cr_assert_eq(choreo_service_begin(w.svc, &tx), CHOREO_OK, "%s", choreo_last_error());
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, commit_later, &c), 0);
+    choreo_status st = choreo_tx_hold(tx, "pay3", "payment-review", "second", 0, NULL);
+    char err[512];
+    snprintf(err, sizeof err, "%s", choreo_last_error());
+    choreo_tx_rollback(tx);
+    pthread_join(t, NULL);
+    cr_assert_eq(st, CHOREO_EDUPLICATE, "%s", err);
+    cr_assert_geq(now_ms() - t0, 400, "the hold did not wait for the other one");
+    cr_assert_eq(support_pg_count(w.db.url, "SELECT COUNT(*) FROM choreo_holds WHERE saga ="
+                                            " 'pay3'"), 1);
     down(&w);
 }
