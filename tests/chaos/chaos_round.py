@@ -31,6 +31,9 @@ chaos_round.py SHOP_CHAOS_BINARY --postgres the first round with the payment ser
                                             active at the end)
 ... --seed N                                the round with seed N instead of its
                                             own (7; 11 with --faults)
+... --style STYLE                           the services run the saga in STYLE:
+                                            choreography (the default),
+                                            orchestration or tcc
 
 Fails on any lost or duplicated event, any broken invariant, any service exit
 the harness did not cause, or too little chaos (or too few faults) to prove
@@ -66,6 +69,8 @@ else:
            "--seed", "7", "--json"]
 if seed is not None:
     cmd[cmd.index("--seed") + 1] = seed
+if "--style" in sys.argv[2:]:
+    cmd[1:1] = ["--style", sys.argv[sys.argv.index("--style") + 1]]
 if postgres:
     cmd[1:1] = ["--store", "payment=postgres", "--instances", "payment=2",
                 "--postgres-interval-ms", "6000", "--min-instance-kills", "3",
