@@ -33,6 +33,14 @@ choreo_status choreo__admin_new(const choreo_config *cfg, choreo_admin **out)
     choreo__log_level_parse(adm->cfg->log_level, &adm->log.level);
     snprintf(adm->log.service, sizeof adm->log.service, "%s",
              adm->cfg->service ? adm->cfg->service : "choreoctl");
+    choreo_status s = choreo__crashpoints_load(&adm->crash);
+    if (s != CHOREO_OK) {
+        choreo_admin_close(adm);
+        return s;
+    }
+    if (adm->crash.any)
+        CHOREO_LOG(&adm->log, CHOREO_LOG_WARN, "crash points are on (testing only)",
+                   "spec=\"%s\"", CHOREO_SAFE(getenv("CHOREO_CRASHPOINTS")));
     *out = adm;
     return CHOREO_OK;
 }
@@ -382,6 +390,8 @@ choreo_status choreo_admin_dead_retry(choreo_admin *adm, int64_t id)
             s = republish(adm, tp, &e, body, len);
         free(body);
     }
+    if (s == CHOREO_OK)
+        choreo__crashpoint(&adm->crash, CP_RETRY_AFTER_PUBLISH);
     if (s == CHOREO_OK) {
         s = choreo__store_commit(adm->st);
         if (s != CHOREO_OK)

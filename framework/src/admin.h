@@ -4,6 +4,7 @@
 #define CHOREO_ADMIN_H
 
 #include "config.h"
+#include "faults.h"
 #include "log.h"
 #include "store.h"
 #include "transport.h"
@@ -15,6 +16,7 @@ struct choreo_admin {
     choreo_nats_watch watch;
     int schema;      /* the database's choreo schema version: older ones lack tables */
     bool readonly;   /* choreo_admin_open_readonly: nothing may be written */
+    choreo_crashpoints crash; /* CHOREO_CRASHPOINTS: retry_after_publish */
 };
 
 /* CHOREO_OK, or why a handle of choreo_admin_open_readonly may not do

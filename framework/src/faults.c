@@ -20,7 +20,7 @@ static const char *const names[CP_COUNT] = {
     "after_commit_before_ack", "after_commit_before_publish", "after_publish_before_mark",
     "inside_batch",            "inside_mark",                 "between_fetch_and_dispatch",
     "last_delivery",           "orchestrator_after_reply",    "orchestrator_between_compensations",
-    "after_committer_send",
+    "after_committer_send",    "retry_after_publish",
 };
 
 const char *choreo__crashpoint_name(choreo_crashpoint_id id)

@@ -3,7 +3,8 @@
  * once, as under SIGKILL (CHOREO_CRASHPOINTS). Faults make the process
  * misbehave the way a full disk or a slow or failing handler would
  * (CHOREO_FAULTS). Both are off unless those environment variables name
- * them; the normal path reaches them only through extras.h. */
+ * them; the normal path reaches them only through extras.h, and the admin
+ * handle's retry through its own copy. */
 #ifndef CHOREO_FAULTS_H
 #define CHOREO_FAULTS_H
 
@@ -27,6 +28,8 @@ typedef enum choreo_crashpoint_id {
                                       * written, not yet committed */
     CP_AFTER_COMMITTER_SEND,         /* committing thread: rows sent through the relay's
                                       * window, their PubAcks not read, rows not marked */
+    CP_RETRY_AFTER_PUBLISH,          /* choreoctl dead retry: the message published again,
+                                      * its row not yet marked retried */
     CP_COUNT
 } choreo_crashpoint_id;
 

@@ -961,3 +961,50 @@ Test(choreoctl, a_retry_for_a_consumer_of_another_type_is_reported, .timeout = 6
     cr_assert_eq(applied(dir, a), 1);
     natsd_stop(&server, SIGTERM);
 }
+
+/* choreoctl killed after it published a retry and before it marked the
+ * row (crash point retry_after_publish): the row still says parked, the
+ * service applies the message once and marks the row retried, and a retry
+ * after that is refused as already retried. */
+Test(choreoctl, a_retry_killed_before_its_mark_is_applied_once_and_settled, .timeout = 120)
+{
+    char dir[256], a[CHOREO_ID_SIZE];
+    natsd server;
+    choreo_service *svc = NULL;
+    long long id = park_one(dir, sizeof dir, &server, &svc, "saga-killed", a);
+    char id_text[24], db[600];
+    snprintf(id_text, sizeof id_text, "%lld", id);
+    snprintf(db, sizeof db, "%s/worker.db", dir);
+    char *envp[257];
+    support_env_without_choreo(envp, 255);
+    int n = 0;
+    while (envp[n])
+        n++;
+    envp[n++] = "CHOREO_CRASHPOINTS=retry_after_publish";
+    envp[n] = NULL;
+    pid_t pid = support_fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execle(getenv("CHOREOCTL"), "choreoctl", "--db", db, "--nats-url", server.url, "dead",
+               "retry", id_text, (char *)NULL, envp);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        cr_assert_eq(errno, EINTR);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+              "choreoctl was not killed at its crash point (status %d)", st);
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM applied", 1), "the retry was not applied");
+    cr_assert(wait_count(dir, "SELECT COUNT(*) FROM choreo_dead WHERE status = 'retried'", 1),
+              "the row still says parked");
+    struct ctl_run r;
+    ctl(&r, dir, server.url, "dead", "retry", id_text, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "was already retried"), "%s", r.err);
+    sleep_ms(300);
+    cr_assert_eq(applied(dir, a), 1);
+    choreo_service_destroy(svc);
+    natsd_stop(&server, SIGTERM);
+}
