@@ -97,5 +97,5 @@ choreo_status choreo__dead_parked_counts(choreo_store *st,
     return choreo__store_counts(st, STMT_DEAD_PARKED_COUNTS,
                                 "SELECT consumer, event_type, COUNT(*) FROM choreo_dead"
                                 " WHERE status = 'parked' GROUP BY 1, 2 ORDER BY 1, 2",
-                                fn, user, "counting parked messages");
+                                NULL, fn, user, "counting parked messages");
 }

@@ -196,20 +196,11 @@ choreo_status choreo__holds_waiting(choreo_store *st, int64_t now_ms,
 {
     /* A hold whose expiry passed can no longer be decided
      * (choreo_admin_hold_decide): it waits for nobody. */
-    choreo_q *s = choreo__store_stmt(st, STMT_HOLD_COUNTS,
-                                     "SELECT kind, COUNT(*) FROM choreo_holds WHERE state = 'held'"
-                                     " AND (expires_at = 0 OR expires_at > ?1)"
-                                     " GROUP BY kind ORDER BY kind");
-    if (!s)
-        return CHOREO_ESTORE;
-    choreo__q_bind_int64(s, 1, now_ms);
-    int rc;
-    while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
-        const unsigned char *kind = choreo__q_text(s, 0);
-        fn("", kind ? (const char *)kind : "", choreo__q_int64(s, 1), user);
-    }
-    choreo__q_reset(s);
-    return rc == SQLITE_DONE ? CHOREO_OK : choreo__store_error(st, rc, "counting holds");
+    return choreo__store_counts(st, STMT_HOLD_COUNTS,
+                                "SELECT '', kind, COUNT(*) FROM choreo_holds WHERE state = 'held'"
+                                " AND (expires_at = 0 OR expires_at > ?1)"
+                                " GROUP BY kind ORDER BY kind",
+                                &now_ms, fn, user, "counting holds");
 }
 
 /* ---- the decision event ------------------------------------------------ */
@@ -354,8 +345,7 @@ choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void 
     if (res != CHOREO_DONE)
         return res;
     choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_APPLIED,
-                                     "UPDATE choreo_holds SET applied = 1 WHERE id = ?1"
-                                     " AND applied = 0");
+                                         "UPDATE choreo_holds SET applied = 1 WHERE id = ?1");
     if (!s)
         return CHOREO_RETRY;
     choreo__q_bind_int64(s, 1, id);
@@ -363,12 +353,6 @@ choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void 
     choreo__q_reset(s);
     if (rc != SQLITE_DONE)
         return CHOREO_RETRY;
-    if (choreo__store_changes(tx->st) != 1) {
-        /* Applied meanwhile by another transaction: this one's effects of
-         * the decision are rolled back, and its redelivery is ignored. */
-        choreo_tx_set_reason(tx, "the hold's decision was applied by another transaction");
-        return CHOREO_RETRY;
-    }
     choreo__mlog_add(tx->mlog, ML_DECISION, route, approved ? 1 : 0, 0);
     return CHOREO_DONE;
 }
@@ -550,14 +534,8 @@ choreo_status choreo_admin_hold_decide(choreo_admin *adm, int64_t id, bool appro
             rc = choreo__q_step(u);
             choreo__q_finalize(u);
         }
-        if (rc != SQLITE_DONE)
-            s = choreo__store_error(adm->st, rc, "deciding a hold");
-        else if (choreo__store_changes(adm->st) != 1)
-            s = choreo__fail(CHOREO_ESTATE, "hold %lld changed while it was being decided; "
-                             "nothing changed: look at it again (choreoctl review list --state "
-                             "all)", (long long)id);
-        else
-            s = announce(adm->st, &h, approve, (size_t)adm->cfg->max_event_bytes);
+        s = rc == SQLITE_DONE ? announce(adm->st, &h, approve, (size_t)adm->cfg->max_event_bytes)
+                              : choreo__store_error(adm->st, rc, "deciding a hold");
     }
     if (s == CHOREO_OK) {
         s = choreo__store_commit(adm->st);

@@ -65,10 +65,10 @@
  * publish, before marking (the row goes out again, deduplicated).
  *
  * On PostgreSQL several instances share the outbox and one relay publishes
- * at a time: the one whose connection holds the advisory lock RELAY_LOCK.
- * The others stand by and try for it every CHOREO_RELAY_STANDBY_MS; the
- * server frees it when the holder's connection ends, so another instance
- * takes over within that time of a crash. Any instance's commit of outbox
+ * at a time: the one whose connection holds the advisory lock
+ * CHOREO_PG_LOCK_RELAY. The others stand by and try for it every
+ * CHOREO_RELAY_STANDBY_MS; the server frees it when the holder's connection
+ * ends, so another instance takes over within that time of a crash. Any instance's commit of outbox
  * rows NOTIFYs the active relay, which also still scans every
  * relay_scan_ms. Rows of several writers commit out of seq order, so there
  * the cursor is rewound every round (a row below it is never skipped). */
@@ -90,9 +90,6 @@
 #include "prune.h"
 #include "status.h"
 #include "tuning.h"
-
-/* The advisory lock of the active relay of a PostgreSQL database. */
-#define RELAY_LOCK 0x63686f72656f01LL
 
 /* JetStream's error code for a message larger than the stream allows. */
 #define JS_ERR_MESSAGE_TOO_BIG 10054
@@ -619,10 +616,10 @@ static void mark_held(choreo_relay *r)
     r->nheld = 0;
 }
 
-/* Moves one refused row from the outbox to choreo_dead in one transaction. */
-/* Moves the row to choreo_dead; *moved false when it was gone already: a
- * relay that froze past its lease and woke on a new session may finish a
- * round the active relay also read, and only one of them moves the row. */
+/* Moves one refused row from the outbox to choreo_dead in one transaction;
+ * *moved false when it was gone already: a relay that froze past its lease
+ * and woke on a new session may finish a round the active relay also read,
+ * and only one of them moves the row. */
 static choreo_status set_aside_one(choreo_relay *r, const struct aside *a, bool *moved)
 {
     *moved = false;
@@ -911,7 +908,7 @@ static bool relay_claim(choreo_relay *r)
     if (r->active)
         return true;
     bool got = false;
-    if (choreo__store_try_lock(r->st, RELAY_LOCK, &got) != CHOREO_OK) {
+    if (choreo__store_try_lock(r->st, CHOREO_PG_LOCK_RELAY, &got) != CHOREO_OK) {
         CHOREO_LOG(&svc->log, CHOREO_LOG_WARN, "relay cannot ask for the relay lock; retrying",
                    "err=\"%s\"", CHOREO_SAFE(choreo_last_error()));
         return false;

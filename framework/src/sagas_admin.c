@@ -142,5 +142,5 @@ choreo_status choreo__sagas_running(choreo_store *st,
                                 "SELECT definition, phase, COUNT(*) FROM choreo_saga_instances"
                                 " WHERE phase NOT IN ('COMPLETED', 'FAILED') GROUP BY 1, 2"
                                 " ORDER BY 1, 2",
-                                fn, user, "counting running sagas");
+                                NULL, fn, user, "counting running sagas");
 }

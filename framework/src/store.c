@@ -874,6 +874,7 @@ choreo_status choreo__store_call_rollback_to(choreo_store *st)
 }
 
 choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const char *sql,
+                                   const int64_t *arg,
                                    void (*fn)(const char *a, const char *b, int64_t count,
                                               void *user),
                                    void *user, const char *what)
@@ -881,6 +882,8 @@ choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const 
     choreo_q *s = choreo__store_stmt(st, id, sql);
     if (!s)
         return CHOREO_ESTORE;
+    if (arg)
+        choreo__q_bind_int64(s, 1, *arg);
     int rc;
     while ((rc = choreo__q_step(s)) == SQLITE_ROW) {
         const unsigned char *a = choreo__q_text(s, 0), *b = choreo__q_text(s, 1);

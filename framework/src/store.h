@@ -196,9 +196,10 @@ choreo_status choreo__store_error(choreo_store *st, int rc, const char *what);
 const char *choreo__store_last_failure(choreo_store *st);
 
 /* Runs sql (cached as statement id), whose rows are (text, text, count),
- * and calls fn for each row (NULL texts as ""); what names the query in
- * an error. */
+ * with *arg as ?1 unless arg is NULL, and calls fn for each row (NULL
+ * texts as ""); what names the query in an error. */
 choreo_status choreo__store_counts(choreo_store *st, enum choreo_stmt id, const char *sql,
+                                   const int64_t *arg,
                                    void (*fn)(const char *a, const char *b, int64_t count,
                                               void *user),
                                    void *user, const char *what);
@@ -246,9 +247,12 @@ choreo_status choreo__store_call_rollback_to(choreo_store *st);
  * (true when at least one arrived). A NOTIFY on the outbox channel is sent
  * by every commit whose transaction wrote outbox rows. */
 #define CHOREO_PG_OUTBOX_CHANNEL "choreo_outbox"
-/* Keys of choreo's transaction-scoped advisory locks (choreo__store_xact_lock):
- * recording which service a database belongs to, and holding a step outside
- * a handler. */
+/* The keys of choreo's advisory locks on a PostgreSQL database, all here so
+ * that none is taken twice: migrating the schema, the active relay (a
+ * session lock), recording which service the database belongs to, and
+ * holding a step outside a handler (choreo__store_xact_lock). */
+#define CHOREO_PG_LOCK_MIGRATION 0x63686f72656f00LL
+#define CHOREO_PG_LOCK_RELAY 0x63686f72656f01LL
 #define CHOREO_PG_LOCK_CONSUMERS 0x63686f72656f02LL
 #define CHOREO_PG_LOCK_HOLDS 0x63686f72656f03LL
 choreo_status choreo__store_try_lock(choreo_store *st, int64_t key, bool *got);

@@ -102,9 +102,6 @@ int choreo__pg_session(choreo_store *st) { (void)st; return 0; }
 #define BOOL_OID 16
 #define BYTEA_OID 17
 
-/* The advisory lock key that serialises migrations of one database. */
-#define MIGRATION_LOCK 0x63686f72656f00LL
-
 struct choreo_pg {
     PGconn *conn;
     int session;     /* bumped on every reconnect */
@@ -268,7 +265,7 @@ static choreo_status migrate(choreo_store *st, const char *where)
     if (s != CHOREO_OK)
         return s;
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", (long long)MIGRATION_LOCK);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", (long long)CHOREO_PG_LOCK_MIGRATION);
     s = choreo__pg_exec(st, "SET LOCAL lock_timeout = '60s'", "setting a lock wait");
     if (s == CHOREO_OK)
         s = choreo__pg_exec(st, sql, "locking the schema for migration");

@@ -256,11 +256,22 @@ void support_sleep_ms(int64_t ms)
 
 void support_env_without_choreo(char *envp[], int cap)
 {
+    support_env_with(envp, cap, NULL);
+}
+
+void support_env_with(char *envp[], int cap, char *const extra[])
+{
     extern char **environ;
+    int nextra = 0;
+    while (extra && extra[nextra])
+        nextra++;
+    cr_assert_lt(nextra, cap, "%d variables for an environment of %d", nextra, cap);
     int n = 0;
-    for (char **e = environ; *e && n < cap - 1; e++)
+    for (char **e = environ; *e && n < cap - 1 - nextra; e++)
         if (strncmp(*e, "CHOREO_", 7) != 0)
             envp[n++] = *e;
+    for (int i = 0; i < nextra; i++)
+        envp[n++] = extra[i];
     envp[n] = NULL;
 }
 

@@ -82,6 +82,10 @@ void support_line_with(const char *text, const char *needle, char *out, size_t c
  * less its CHOREO_* variables, for a program the test runs. */
 void support_env_without_choreo(char *envp[], int cap);
 
+/* The same, with the variables of extra ("NAME=value", NULL-ended) after
+ * them. */
+void support_env_with(char *envp[], int cap, char *const extra[]);
+
 /* A loopback TCP port that was free a moment ago, below the range the
  * kernel takes the local ports of outgoing connections from. */
 int support_free_port(void);

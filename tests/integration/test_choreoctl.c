@@ -114,14 +114,8 @@ static void ctl_v(struct ctl_run *r, const char *dir, const char *url, char *env
     }
     argv[argc] = NULL;
     char *envp[257];
-    support_env_without_choreo(envp, 256);
-    if (env) {
-        int n = 0;
-        while (envp[n])
-            n++;
-        envp[n++] = env;
-        envp[n] = NULL;
-    }
+    char *const extra[] = { env, NULL };
+    support_env_with(envp, 257, extra);
     posix_spawn_file_actions_t fa;
     cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
     cr_assert_eq(posix_spawn_file_actions_addopen(&fa, 1, out_path,
@@ -976,12 +970,8 @@ Test(choreoctl, a_retry_killed_before_its_mark_is_applied_once_and_settled, .tim
     snprintf(id_text, sizeof id_text, "%lld", id);
     snprintf(db, sizeof db, "%s/worker.db", dir);
     char *envp[257];
-    support_env_without_choreo(envp, 255);
-    int n = 0;
-    while (envp[n])
-        n++;
-    envp[n++] = "CHOREO_CRASHPOINTS=retry_after_publish";
-    envp[n] = NULL;
+    char *const crash[] = { "CHOREO_CRASHPOINTS=retry_after_publish", NULL };
+    support_env_with(envp, 257, crash);
     pid_t pid = support_fork();
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);

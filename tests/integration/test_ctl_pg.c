@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store.h"
 #include "support.h"
 #include "support_pg.h"
 
@@ -481,19 +482,20 @@ Test(ctl_pg, an_unreachable_server_and_a_foreign_database_are_refused_by_name, .
 
 /* ---- two writers of one row ------------------------------------------------ */
 
-/* The keys of the advisory locks a service's start and a hold outside a
- * handler take (0x63686f72656f02 and 03). */
-#define LOCK_CONSUMERS "27980850564263682"
-#define LOCK_HOLDS "27980850564263683"
-
-/* The worker alone on database name. */
-static void bare(struct world *w, const char *name, const char *setting)
+/* A server and database name for the worker, not started yet. */
+static void empty(struct world *w, const char *name, const char *setting)
 {
     memset(w, 0, sizeof *w);
     w->setting = setting;
     support_tmpdir(w->dir, sizeof w->dir);
     support_server(&w->server, w->dir, NULL, NULL);
     create_db(name, &w->db);
+}
+
+/* The worker alone on database name. */
+static void bare(struct world *w, const char *name, const char *setting)
+{
+    empty(w, name, setting);
     atomic_store(&broken, false);
     worker(w);
 }
@@ -638,10 +640,7 @@ Test(ctl_pg, a_service_starting_while_another_records_itself_waits_and_is_refuse
      .timeout = 120)
 {
     struct world w;
-    memset(&w, 0, sizeof w);
-    support_tmpdir(w.dir, sizeof w.dir);
-    support_server(&w.server, w.dir, NULL, NULL);
-    create_db("ctl_start_race", &w.db);
+    empty(&w, "ctl_start_race", NULL);
     char dbset[600];
     snprintf(dbset, sizeof dbset, "db=%s", w.db.url);
     choreo_config *cfg = support_config(w.dir, "worker", w.server.url, dbset, NULL);
@@ -651,7 +650,10 @@ Test(ctl_pg, a_service_starting_while_another_records_itself_waits_and_is_refuse
     /* The tables exist once a service opened the database. */
     cr_assert(pg_wait_count(w.db.url, "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
                             " 'choreo_consumers'", 1, 10000), "no choreo_consumers table");
-    PGconn *c = writer(w.db.url, "SELECT pg_advisory_xact_lock(" LOCK_CONSUMERS ")");
+    char lock[80];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)",
+             (long long)CHOREO_PG_LOCK_CONSUMERS);
+    PGconn *c = writer(w.db.url, lock);
     PGresult *r = PQexec(c, "INSERT INTO choreo_consumers(consumer, service, type, subjects,"
                             " stream, registered_at) VALUES ('billing_Invoice', 'billing',"
                             " 'Invoice', 'choreo.Invoice.*', 'CHOREO', 1)");
@@ -679,7 +681,10 @@ Test(ctl_pg, a_second_hold_of_a_step_outside_a_handler_waits_and_is_refused, .ti
 {
     struct world w;
     bare(&w, "ctl_hold_twice", "lock_timeout_ms=5000");
-    PGconn *c = writer(w.db.url, "SELECT pg_advisory_xact_lock(" LOCK_HOLDS ")");
+    char lock[80];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)",
+             (long long)CHOREO_PG_LOCK_HOLDS);
+    PGconn *c = writer(w.db.url, lock);
     PGresult *r = PQexec(c, "INSERT INTO choreo_holds(saga, kind, reason, service, subject,"
                             " event_id, event_type, held_at, expires_at, state) VALUES ('pay3',"
                             " 'payment-review', 'first', 'worker',"

@@ -146,13 +146,7 @@ static char *const *spawn_env;
 static pid_t spawn(char *const argv[], const char *out_path, const char *err_path)
 {
     static char *envp[256];
-    support_env_without_choreo(envp, 240);
-    int n = 0;
-    while (envp[n])
-        n++;
-    for (int i = 0; spawn_env && spawn_env[i] && n < 255; i++)
-        envp[n++] = spawn_env[i];
-    envp[n] = NULL;
+    support_env_with(envp, 256, spawn_env);
     /* The files exist before the child runs, for those polling them. */
     support_write_file(out_path, "");
     support_write_file(err_path, "");

@@ -733,13 +733,8 @@ Test(permissions, a_reload_keeps_jetstream_and_choreoctl_names_a_refusal, .timeo
     const char *bin = getenv("CHOREOCTL");
     cr_assert(bin && *bin, "CHOREOCTL is not set: run this test through meson test");
     char *envp[260];
-    support_env_without_choreo(envp, 255);
-    int n = 0;
-    while (envp[n])
-        n++;
-    envp[n++] = "CHOREO_NATS_USER=shop";
-    envp[n++] = "CHOREO_NATS_PASSWORD=pw-shop";
-    envp[n] = NULL;
+    char *const login[] = { "CHOREO_NATS_USER=shop", "CHOREO_NATS_PASSWORD=pw-shop", NULL };
+    support_env_with(envp, 260, login);
     char *argv[] = { (char *)bin, "--nats-url", server.url, "tail", NULL };
     cr_assert_eq(support_run(dir, "tail", argv, envp), 1);
     char err[4096], path[600];
