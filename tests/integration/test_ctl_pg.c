@@ -500,26 +500,35 @@ static void bare(struct world *w, const char *name, const char *setting)
     worker(w);
 }
 
-/* A connection of the test's own, in a transaction that ran sql. */
-static PGconn *writer(const char *url, const char *sql)
+/* Runs sql on c, asserting success. */
+static void must(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* A connection of the test's own, in a transaction that took the advisory
+ * lock `key` (unless 0), as choreo's own transactions take it, then ran
+ * sql. */
+static PGconn *writer(const char *url, int64_t key, const char *sql)
 {
     PGconn *c = PQconnectdb(url);
     cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    const char *steps[] = { "BEGIN", sql };
-    for (int i = 0; i < 2; i++) {
-        PGresult *r = PQexec(c, steps[i]);
-        cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-                  "%s: %s", steps[i], PQerrorMessage(c));
-        PQclear(r);
+    must(c, "BEGIN");
+    if (key) {
+        char lock[80];
+        snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", (long long)key);
+        must(c, lock);
     }
+    must(c, sql);
     return c;
 }
 
 static void commit(PGconn *c)
 {
-    PGresult *r = PQexec(c, "COMMIT");
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "COMMIT: %s", PQerrorMessage(c));
-    PQclear(r);
+    must(c, "COMMIT");
     PQfinish(c);
 }
 
@@ -555,7 +564,7 @@ Test(ctl_pg, a_decision_that_meets_the_end_of_its_saga_waits_and_is_refused, .ti
     struct decide_job j = { .id = support_pg_count(w.db.url, "SELECT id FROM choreo_holds") };
     cr_assert_eq(choreo_admin_open(&j.adm, cfg), CHOREO_OK, "%s", choreo_last_error());
     choreo_config_destroy(cfg);
-    PGconn *c = writer(w.db.url, "UPDATE choreo_holds SET state = 'expired', decided_at = 1,"
+    PGconn *c = writer(w.db.url, 0, "UPDATE choreo_holds SET state = 'expired', decided_at = 1,"
                                  " note = 'the saga ended' WHERE state = 'held'");
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, decide, &j), 0);
@@ -586,7 +595,7 @@ Test(ctl_pg, a_saga_transition_waits_for_another_writer_of_its_instance, .timeou
     for (int i = 0; i < 1000 && atomic_load(&do_a_runs) == 0; i++)
         support_sleep_ms(10);
     cr_assert(atomic_load(&do_a_runs) > 0, "the step of flow2 never ran");
-    PGconn *c = writer(w.db.url, "UPDATE choreo_saga_instances SET started_at = 12345"
+    PGconn *c = writer(w.db.url, 0, "UPDATE choreo_saga_instances SET started_at = 12345"
                                  " WHERE saga = 'flow2'");
     atomic_store(&gate, false);
     support_sleep_ms(500); /* ADone comes and waits for this transaction */
@@ -650,15 +659,10 @@ Test(ctl_pg, a_service_starting_while_another_records_itself_waits_and_is_refuse
     /* The tables exist once a service opened the database. */
     cr_assert(pg_wait_count(w.db.url, "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
                             " 'choreo_consumers'", 1, 10000), "no choreo_consumers table");
-    char lock[80];
-    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)",
-             (long long)CHOREO_PG_LOCK_CONSUMERS);
-    PGconn *c = writer(w.db.url, lock);
-    PGresult *r = PQexec(c, "INSERT INTO choreo_consumers(consumer, service, type, subjects,"
-                            " stream, registered_at) VALUES ('billing_Invoice', 'billing',"
-                            " 'Invoice', 'choreo.Invoice.*', 'CHOREO', 1)");
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
-    PQclear(r);
+    PGconn *c = writer(w.db.url, CHOREO_PG_LOCK_CONSUMERS,
+                       "INSERT INTO choreo_consumers(consumer, service, type, subjects, stream,"
+                       " registered_at) VALUES ('billing_Invoice', 'billing', 'Invoice',"
+                       " 'choreo.Invoice.*', 'CHOREO', 1)");
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, start, &j), 0);
     support_sleep_ms(1500);
@@ -681,16 +685,11 @@ Test(ctl_pg, a_second_hold_of_a_step_outside_a_handler_waits_and_is_refused, .ti
 {
     struct world w;
     bare(&w, "ctl_hold_twice", "lock_timeout_ms=5000");
-    char lock[80];
-    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)",
-             (long long)CHOREO_PG_LOCK_HOLDS);
-    PGconn *c = writer(w.db.url, lock);
-    PGresult *r = PQexec(c, "INSERT INTO choreo_holds(saga, kind, reason, service, subject,"
-                            " event_id, event_type, held_at, expires_at, state) VALUES ('pay3',"
-                            " 'payment-review', 'first', 'worker',"
-                            " 'choreo.ChoreoHoldDecided.pay3', '', '', 1, 0, 'held')");
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
-    PQclear(r);
+    PGconn *c = writer(w.db.url, CHOREO_PG_LOCK_HOLDS,
+                       "INSERT INTO choreo_holds(saga, kind, reason, service, subject, event_id,"
+                       " event_type, held_at, expires_at, state) VALUES ('pay3',"
+                       " 'payment-review', 'first', 'worker', 'choreo.ChoreoHoldDecided.pay3',"
+                       " '', '', 1, 0, 'held')");
     int64_t t0 = now_ms();
     choreo_tx *tx;
     cr_assert_eq(choreo_service_begin(w.svc, &tx), CHOREO_OK, "%s", choreo_last_error());
