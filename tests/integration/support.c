@@ -2,6 +2,7 @@
  * on a free port with its own store, and its services use SQLite files in
  * the test's own temp directory, so tests can run in parallel. */
 #include "support.h"
+#include "../scratch.h"
 
 #include <errno.h>
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "natsd.h"
+#include "../scratch.h"
 #include "store.h"
 
 #ifdef UNIT_PG

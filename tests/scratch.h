@@ -1,0 +1,47 @@
+/* A test program's scratch directory. Before the first test the runner
+ * makes one under TMPDIR and points TMPDIR at it, so that every directory
+ * the tests make (databases, streams, logs) is made in it. After the last
+ * test it is removed when every test passed, and kept, with its path on
+ * stderr, when one failed or crashed.
+ *
+ * Include it in one file of each test program: the hooks are functions of
+ * that program, named after the lines they are on. */
+#ifndef CHOREO_TESTS_SCRATCH_H
+#define CHOREO_TESTS_SCRATCH_H
+
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "natsd.h"
+
+static char scratch_dir[512];
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(scratch_dir, sizeof scratch_dir, "%s/choreo-tests-XXXXXX",
+                     tmp && *tmp ? tmp : "/tmp");
+    if (n <= 0 || (size_t)n >= sizeof scratch_dir || !mkdtemp(scratch_dir)) {
+        /* The tests then make their directories in TMPDIR itself, as before. */
+        fprintf(stderr, "tests: cannot make a scratch directory in %s; the tests' files stay "
+                        "there\n", tmp && *tmp ? tmp : "/tmp");
+        scratch_dir[0] = '\0';
+        return;
+    }
+    setenv("TMPDIR", scratch_dir, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    if (!scratch_dir[0])
+        return;
+    if (stats->tests_failed > 0 || stats->tests_crashed > 0)
+        fprintf(stderr, "tests: the failed tests' files are kept in %s\n", scratch_dir);
+    else
+        natsd_remove_tree(scratch_dir);
+}
+
+#endif
