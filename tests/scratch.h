@@ -4,13 +4,17 @@
  * test it is removed when every test passed, and kept, with its path on
  * stderr, when one failed or crashed.
  *
- * Include it in one file of each test program: the hooks are functions of
- * that program, named after the lines they are on. */
+ * Include it in one file of each test program: Criterion's hooks, and the
+ * functions the ThreadSanitizer build's runner calls instead, are functions
+ * of that program. */
 #ifndef CHOREO_TESTS_SCRATCH_H
 #define CHOREO_TESTS_SCRATCH_H
 
 #include <criterion/criterion.h>
+#ifndef CHOREO_TSAN_CRITERION_H
 #include <criterion/hooks.h>
+#endif
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,9 +22,8 @@
 
 static char scratch_dir[512];
 
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
+static void scratch_begin(void)
 {
-    (void)set;
     const char *tmp = getenv("TMPDIR");
     int n = snprintf(scratch_dir, sizeof scratch_dir, "%s/choreo-tests-XXXXXX",
                      tmp && *tmp ? tmp : "/tmp");
@@ -34,14 +37,37 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
     setenv("TMPDIR", scratch_dir, 1);
 }
 
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+static void scratch_end(bool failed)
 {
     if (!scratch_dir[0])
         return;
-    if (stats->tests_failed > 0 || stats->tests_crashed > 0)
+    if (failed)
         fprintf(stderr, "tests: the failed tests' files are kept in %s\n", scratch_dir);
     else
         natsd_remove_tree(scratch_dir);
 }
+
+#ifdef CHOREO_TSAN_CRITERION_H /* the ThreadSanitizer build's runner (tests/tsan) */
+void crshim_before_all(void)
+{
+    scratch_begin();
+}
+
+void crshim_after_all(bool failed)
+{
+    scratch_end(failed);
+}
+#else
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    scratch_begin();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    scratch_end(stats->tests_failed > 0 || stats->tests_crashed > 0);
+}
+#endif
 
 #endif

@@ -282,6 +282,10 @@ static int reap_one(struct running *run, int n, const struct options *o, struct 
     }
 }
 
+/* Defined by the test program or not at all. */
+extern void crshim_before_all(void) __attribute__((weak));
+extern void crshim_after_all(bool failed) __attribute__((weak));
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -296,6 +300,8 @@ int main(int argc, char **argv)
     struct running run[MAX_JOBS];
     int n = 0;
     struct tally tally = { 0 };
+    if (crshim_before_all)
+        crshim_before_all();
     for (struct crshim_test *t = first_test; t; t = t->next) {
         if (!selected(t, o.filter))
             continue;
@@ -320,5 +326,7 @@ int main(int argc, char **argv)
     }
     printf("[====] Synthesis: Tested: %d | Passing: %d | Failing: %d | Crashing: %d\n",
            tally.tested, tally.passing, tally.failing, tally.crashing);
+    if (crshim_after_all)
+        crshim_after_all(tally.passing != tally.tested);
     return tally.passing == tally.tested ? 0 : 1;
 }

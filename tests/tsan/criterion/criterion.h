@@ -27,6 +27,11 @@ struct crshim_test {
 /* Adds t to the tests of this executable; called by Test() before main. */
 void crshim_register(struct crshim_test *t);
 
+/* Called by the runner, when the test program defines them (tests/scratch.h
+ * does), before its first test and after its last. */
+void crshim_before_all(void);
+void crshim_after_all(bool failed);
+
 /* Reports a failed check: prints where, expr and the message (fmt and its
  * arguments; fmt may be ""), marks the test failed, and ends the test
  * process at once when fatal. Returns when ok. Callable from any thread. */
