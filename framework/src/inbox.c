@@ -82,7 +82,7 @@ choreo_status choreo__inbox_mark(choreo_store *st, const char *consumer, const c
         choreo__q_bind_text(s, 2, event_id, -1);
         rc = choreo__q_step(s);
     }
-    if (*fresh && rc == SQLITE_ROW) {
+    if (rc == SQLITE_ROW) { /* only a fresh mark's checks return a row */
         *retried = choreo__q_is_null(s, 0) ? 0 : choreo__q_int64(s, 0);
         if (parked)
             *parked = choreo__q_int64(s, 1) != 0;

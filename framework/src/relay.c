@@ -68,10 +68,11 @@
  * at a time: the one whose connection holds the advisory lock
  * CHOREO_PG_LOCK_RELAY. The others stand by and try for it every
  * CHOREO_RELAY_STANDBY_MS; the server frees it when the holder's connection
- * ends, so another instance takes over within that time of a crash. Any instance's commit of outbox
- * rows NOTIFYs the active relay, which also still scans every
- * relay_scan_ms. Rows of several writers commit out of seq order, so there
- * the cursor is rewound every round (a row below it is never skipped). */
+ * ends, so another instance takes over within that time of a crash. Any
+ * instance's commit of outbox rows NOTIFYs the active relay, which also
+ * still scans every relay_scan_ms. Rows of several writers commit out of seq
+ * order, so there the cursor is rewound every round (a row below it is
+ * never skipped). */
 #include "relay.h"
 
 #include <poll.h>

@@ -264,11 +264,10 @@ static choreo_status migrate(choreo_store *st, const char *where)
     choreo_status s = choreo__pg_begin(st);
     if (s != CHOREO_OK)
         return s;
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", (long long)CHOREO_PG_LOCK_MIGRATION);
     s = choreo__pg_exec(st, "SET LOCAL lock_timeout = '60s'", "setting a lock wait");
     if (s == CHOREO_OK)
-        s = choreo__pg_exec(st, sql, "locking the schema for migration");
+        s = choreo__store_xact_lock(st, CHOREO_PG_LOCK_MIGRATION,
+                                    "locking the schema for migration");
     if (s == CHOREO_OK)
         s = choreo__pg_exec(st,
                             "CREATE TABLE IF NOT EXISTS choreo_schema (version INTEGER NOT NULL);"
@@ -313,6 +312,7 @@ static choreo_status migrate(choreo_store *st, const char *where)
             s = choreo__pg_exec(st, identity, "giving the database its identity");
         }
         if (s == CHOREO_OK) {
+            char sql[64];
             snprintf(sql, sizeof sql, "UPDATE choreo_schema SET version = %d", v + 1);
             s = choreo__pg_exec(st, sql, "recording the schema version");
         }
