@@ -939,7 +939,13 @@ void choreo__transport_answer(choreo_transport *tp, natsMsg *msg, enum choreo_js
                        (long long)delay_ms * 1000000LL);
     else
         len = snprintf(body, sizeof body, "%s", what);
-    natsConnection_Publish(tp->nc, reply, body, len);
+    /* An ack holds nothing up, so it goes out on the buffered connection,
+     * where the acks of a batch leave in one write instead of a system call
+     * each (the broker then reads them in one too). An ack that never
+     * arrives, as a crash before the write, only brings the event again,
+     * and the inbox takes it as a duplicate. */
+    natsConnection *nc = a == JS_ACK && tp->nc_pub ? tp->nc_pub : tp->nc;
+    natsConnection_Publish(nc, reply, body, len);
 }
 
 choreo_status choreo__transport_refused(choreo_transport *tp)

@@ -22,11 +22,11 @@ typedef struct choreo_nats_watch {
 } choreo_nats_watch;
 
 typedef struct choreo_transport {
-    natsConnection *nc;     /* fetches, acks, requests, the relay's rounds of a few
+    natsConnection *nc;     /* fetches, naks, requests, the relay's rounds of a few
                              * rows: every write sent at once */
     jsCtx *js;
     natsConnection *nc_pub; /* the relay's larger rounds, buffered and flushed per
-                             * batch, and the relay's PubAcks */
+                             * batch, the relay's PubAcks, and the acks */
     const choreo_logger *log;
     const choreo_nats_watch *watch;
     choreo_nats_watch pub_watch; /* nc_pub's: watch, as its second connection */
@@ -143,9 +143,10 @@ choreo_status choreo__transport_consumer_restore(choreo_transport *tp, const cho
 natsStatus choreo__transport_pull(choreo_transport *tp, const choreo_puller *p, int64_t id,
                                   int batch, int64_t expires_ms);
 
-/* Answers a JetStream message on the main connection: acknowledged, handed
- * back for redelivery after delay_ms (0: at once), still being worked on,
- * or never to be delivered again. */
+/* Answers a JetStream message: acknowledged (on the buffered connection
+ * when the service has one), handed back for redelivery after delay_ms (0:
+ * at once), still being worked on, or never to be delivered again (these
+ * three on the main connection, at once). */
 enum choreo_js_answer { JS_ACK, JS_NAK, JS_IN_PROGRESS, JS_TERM };
 void choreo__transport_answer(choreo_transport *tp, natsMsg *msg, enum choreo_js_answer a,
                               int64_t delay_ms);
