@@ -738,7 +738,7 @@ static int relay_round(choreo_relay *r)
     struct publish_ctx pc = { r, svc->tp->nc_pub, NATS_OK };
     choreo_status s = CHOREO_OK;
     int64_t handed_upto = 0;
-    bool windowed = sent_by_commits;
+    bool windowed = sent_by_commits, marked = false;
     int read = 0;
     if (sent_by_commits) {
         r->from_table = false;
@@ -771,9 +771,18 @@ static int relay_round(choreo_relay *r)
             end_round(r, ok ? r->cursor : 0);
             return ok ? read : -1;
         }
-        /* Sends what the buffered connection holds now; the PONG it waits
-         * for comes about when the PubAcks do. A round on nc is on the wire.
-         * Rows sent through the window come after it on nc: in seq order. */
+        /* Earlier rounds' rows are marked while the broker stores what
+         * this round wrote so far (nats.c writes the buffer out whenever it
+         * fills, and its flusher thread the rest within a millisecond):
+         * marked after the flush, they waited for the broker's whole batch.
+         * Then the flush sends what the buffered connection still holds;
+         * the PONG it waits for comes about when the PubAcks do. A round
+         * on nc is on the wire. Rows sent through the window come after it
+         * on nc: in seq order. */
+        if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r)) {
+            mark_held(r);
+            marked = true;
+        }
         if (pc.nc == svc->tp->nc_pub)
             natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
         if (s == CHOREO_OK && pc.err == NATS_OK) {
@@ -783,7 +792,7 @@ static int relay_round(choreo_relay *r)
             pthread_mutex_unlock(&r->lock);
         }
     }
-    if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))
+    if (!marked && (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r)))
         mark_held(r); /* earlier rounds' rows, while JetStream stores this batch */
     await_acks(r); /* closes the window */
     if (sent_by_commits)
