@@ -140,7 +140,10 @@ static int serve(pgserver *p)
     snprintf(data, sizeof data, "%s/data", p->dir);
     snprintf(server, sizeof server, "%s/postgres", p->bin);
     snprintf(port, sizeof port, "%d", p->port);
-    const char *argv[] = { server, "-D", data, "-p", port, "-k", p->dir, "-c",
+    /* Every client connects over TCP to 127.0.0.1: no Unix-domain socket,
+     * whose path may hold at most 107 bytes, which the server's directory
+     * under a long TMPDIR passes (the server then refuses to start). */
+    const char *argv[] = { server, "-D", data, "-p", port, "-k", "", "-c",
                            "listen_addresses=127.0.0.1", "-c", "max_connections=200", NULL };
     char conninfo[200];
     snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
