@@ -24,13 +24,11 @@ static char scratch_dir[512];
 
 static void scratch_begin(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    int n = snprintf(scratch_dir, sizeof scratch_dir, "%s/choreo-tests-XXXXXX",
-                     tmp && *tmp ? tmp : "/tmp");
-    if (n <= 0 || (size_t)n >= sizeof scratch_dir || !mkdtemp(scratch_dir)) {
+    if (natsd_tmp_path(scratch_dir, sizeof scratch_dir, "choreo-tests-XXXXXX") != 0 ||
+        !mkdtemp(scratch_dir)) {
         /* The tests then make their directories in TMPDIR itself, as before. */
-        fprintf(stderr, "tests: cannot make a scratch directory in %s; the tests' files stay "
-                        "there\n", tmp && *tmp ? tmp : "/tmp");
+        fprintf(stderr, "tests: cannot make a scratch directory %s; the tests' files stay in "
+                        "TMPDIR\n", scratch_dir);
         scratch_dir[0] = '\0';
         return;
     }

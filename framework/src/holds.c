@@ -345,7 +345,7 @@ choreo_result choreo__hold_on_event(choreo_tx *tx, const choreo_event *ev, void 
     if (res != CHOREO_DONE)
         return res;
     choreo_q *s = choreo__store_stmt(tx->st, STMT_HOLD_APPLIED,
-                                         "UPDATE choreo_holds SET applied = 1 WHERE id = ?1");
+                                     "UPDATE choreo_holds SET applied = 1 WHERE id = ?1");
     if (!s)
         return CHOREO_RETRY;
     choreo__q_bind_int64(s, 1, id);

@@ -617,6 +617,15 @@ static void mark_held(choreo_relay *r)
     r->nheld = 0;
 }
 
+/* Marks the held rows when a round's worth are held or they have waited
+ * long enough; a mark leaves none held, so a second call in the same round
+ * does nothing. */
+static void mark_held_if_due(choreo_relay *r)
+{
+    if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r))
+        mark_held(r);
+}
+
 /* Moves one refused row from the outbox to choreo_dead in one transaction;
  * *moved false when it was gone already: a relay that froze past its lease
  * and woke on a new session may finish a round the active relay also read,
@@ -738,7 +747,7 @@ static int relay_round(choreo_relay *r)
     struct publish_ctx pc = { r, svc->tp->nc_pub, NATS_OK };
     choreo_status s = CHOREO_OK;
     int64_t handed_upto = 0;
-    bool windowed = sent_by_commits, marked = false;
+    bool windowed = sent_by_commits;
     int read = 0;
     if (sent_by_commits) {
         r->from_table = false;
@@ -779,10 +788,7 @@ static int relay_round(choreo_relay *r)
          * the PONG it waits for comes about when the PubAcks do. A round
          * on nc is on the wire. Rows sent through the window come after it
          * on nc: in seq order. */
-        if (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r)) {
-            mark_held(r);
-            marked = true;
-        }
+        mark_held_if_due(r);
         if (pc.nc == svc->tp->nc_pub)
             natsConnection_FlushTimeout(svc->tp->nc_pub, CHOREO_RELAY_ACK_WAIT_MS);
         if (s == CHOREO_OK && pc.err == NATS_OK) {
@@ -792,8 +798,7 @@ static int relay_round(choreo_relay *r)
             pthread_mutex_unlock(&r->lock);
         }
     }
-    if (!marked && (r->nheld >= CHOREO_RELAY_BATCH || mark_due(r)))
-        mark_held(r); /* earlier rounds' rows, while JetStream stores this batch */
+    mark_held_if_due(r); /* earlier rounds' rows, while JetStream stores this batch */
     await_acks(r); /* closes the window */
     if (sent_by_commits)
         read = r->nbatch;
